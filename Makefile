@@ -1,0 +1,50 @@
+# Waybill — the two commands a newcomer needs are `make run` and `make test`.
+# Every target creates .venv and installs the project into it on first use;
+# a second call with nothing changed installs nothing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.waybill-installed
+
+# Every package of the project, installed editable into one environment.
+PACKAGE_DIRS := contracts shared deploy/sandboxes $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.txt
+
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run demo test lint bench install clean
+
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): $(PACKAGE_FILES)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Waybill needs Python 3.11 or newer; run make with PYTHON=/path/to/python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(foreach d,$(PACKAGE_DIRS),-e '$(d)$(if $(filter shared,$(d)),[local])')
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install Waybill into it
+
+run: $(STAMP) ## Start Waybill locally: embedded NATS, services, sandboxes (Ctrl-C stops)
+	$(BIN)/waybill up
+
+demo: $(STAMP) ## A finite demo run that checks every order reached its end state
+	$(BIN)/waybill up --demo
+
+test: $(STAMP) ## Run the test suite (starts its own nats-server)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, mypy (strict on contracts/ and shared/), the contract compatibility check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/waybill contracts check
+
+bench: $(STAMP) ## Throughput benchmarks, side by side with baselines, reported as ratios
+	$(BIN)/python -m tests.bench
+
+clean: ## Remove .venv and local state
+	rm -rf $(VENV) .waybill .pytest_cache .mypy_cache .ruff_cache

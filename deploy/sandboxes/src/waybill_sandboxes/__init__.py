@@ -1,0 +1,1 @@
+"""Partner sandboxes for Waybill."""
