@@ -1,0 +1,1 @@
+"""Test helpers for Waybill and for services built on it (a pytest plugin)."""

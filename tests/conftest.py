@@ -1,0 +1,3 @@
+"""Test-suite wiring: the NATS fixtures come from the runtime's pytest plugin."""
+
+pytest_plugins = ["waybill_runtime.testing.pytest_plugin"]

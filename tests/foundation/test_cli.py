@@ -1,0 +1,42 @@
+"""Every `waybill` command answers --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from waybill_runtime.cli import build_parser
+
+COMMANDS = sorted(
+    name
+    for action in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
+    for name in getattr(action, "choices", {}) or {}
+)
+
+
+def test_the_foundation_commands_exist() -> None:
+    assert {"up", "run", "nats"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waybill_runtime", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: waybill" in result.stdout
+
+
+def test_running_an_unknown_service_names_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waybill_runtime", "run", "no-such-service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "unknown service 'no-such-service'" in result.stderr

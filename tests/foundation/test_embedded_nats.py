@@ -1,0 +1,234 @@
+"""The embedded nats-server: starts with JetStream, reports what goes wrong in one line,
+and never outlives its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from tests.foundation.processes import nats_servers_using, wait_until_no_nats_server
+
+WAYBILL = [sys.executable, "-m", "waybill_runtime"]
+
+
+def start_up(state_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `waybill up` on free ports; return the process and the printed client URL."""
+    proc = subprocess.Popen(
+        [
+            *WAYBILL,
+            "up",
+            "--port",
+            "0",
+            "--monitor-port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("NATS client URL:"):
+            return proc, line.split(":", 1)[1].strip()
+    proc.wait(timeout=30)
+    raise AssertionError(
+        f"waybill up printed no URL; stderr: {proc.stderr.read() if proc.stderr else ''}"
+    )
+
+
+@pytest.fixture
+def listening_socket() -> Iterator[int]:
+    """A port some other program is listening on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_up_serves_jetstream_and_leaves_no_server_behind(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    proc, url = start_up(tmp_path)
+    try:
+        assert nats_servers_using(tmp_path), "waybill up started no nats-server"
+        nc = await nats.connect(url, connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            info = await js.add_stream(name="ORDERS_PROBE", subjects=["probe.>"])
+            assert info.config.name == "ORDERS_PROBE"
+            ack = await js.publish("probe.one", b"hello")
+            assert ack.stream == "ORDERS_PROBE"
+        finally:
+            await nc.close()
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_exception_in_parent_leaves_no_server_behind(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+        options = EmbeddedNatsOptions(port=0, monitor_port=0, state_dir=Path({str(tmp_path)!r}))
+        with EmbeddedNats(options):
+            raise RuntimeError("parent failed")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "parent failed" in result.stderr
+    assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_killed_parent_takes_its_server_along(tmp_path: Path) -> None:
+    proc, _url = start_up(tmp_path)
+    assert nats_servers_using(tmp_path)
+    proc.kill()  # SIGKILL: no handler runs in the parent, the kernel must stop the child
+    proc.wait(timeout=10)
+    assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_nats_on_a_taken_port_fails_in_one_line(tmp_path: Path, listening_socket: int) -> None:
+    result = subprocess.run(
+        [*WAYBILL, "nats", "--port", str(listening_socket), "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"port {listening_socket}" in lines[0]
+    assert "already in use" in lines[0]
+    assert nats_servers_using(tmp_path) == []
+
+
+def test_missing_nats_server_binary_says_how_to_install_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*WAYBILL, "nats", "--port", "0", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WAYBILL_NATS_SERVER_BIN": str(tmp_path / "no-such-nats-server")},
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "nats-server binary not found" in lines[0]
+    assert "nats-server-bin" in lines[0]
+
+
+def test_unwritable_state_folder_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    state_dir = blocker / "state"
+    result = subprocess.run(
+        [*WAYBILL, "nats", "--port", "0", "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(state_dir) in lines[0]
+    assert "not writable" in lines[0]
+
+
+def test_unreachable_external_nats_is_named(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        result = subprocess.run(
+            [
+                *WAYBILL,
+                "up",
+                "--nats-url",
+                f"nats://127.0.0.1:{port}",
+                "--state-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot reach NATS at nats://127.0.0.1:{port}" in lines[0]
+
+
+def test_invalid_port_variable_is_named(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*WAYBILL, "nats", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WAYBILL_NATS_PORT": "forty-two"},
+    )
+    assert result.returncode != 0
+    assert "WAYBILL_NATS_PORT='forty-two' is not valid" in result.stderr
+
+
+def test_demo_run_round_trips_through_jetstream(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *WAYBILL,
+            "up",
+            "--demo",
+            "--port",
+            "0",
+            "--monitor-port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "JetStream round trip ok" in result.stdout
+    assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_restarted_server_keeps_its_store(tmp_path: Path) -> None:
+    import asyncio
+
+    from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+
+    async def publish_then_read(url: str, publish: bool) -> int:
+        nc = await nats.connect(url, connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            if publish:
+                await js.add_stream(name="KEEP", subjects=["keep.>"])
+                await js.publish("keep.one", b"1")
+            return (await js.stream_info("KEEP")).state.messages
+        finally:
+            await nc.close()
+
+    with EmbeddedNats(EmbeddedNatsOptions(port=0, monitor_port=0, state_dir=tmp_path)) as server:
+        assert asyncio.run(publish_then_read(server.client_url, True)) == 1
+        server.restart()
+        assert asyncio.run(publish_then_read(server.client_url, False)) == 1
