@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from waybill_runtime.cli import build_parser
 
 COMMANDS = sorted(

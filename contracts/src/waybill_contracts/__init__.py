@@ -1,1 +1,76 @@
-"""Waybill message contracts."""
+"""Waybill's message contracts: the logistics model, the messages, the envelope, the subject map.
+
+Install alone (``pip install waybill-contracts``; msgspec is the only
+dependency) to build a service that speaks Waybill::
+
+    from waybill_contracts import SubjectMap, decode, encode, new_context
+    from waybill_contracts.events import OrderReleased
+
+Message types live in :mod:`waybill_contracts.events`,
+:mod:`~waybill_contracts.commands` and :mod:`~waybill_contracts.queries`;
+the canonical structs in :mod:`waybill_contracts.model`.
+"""
+
+from __future__ import annotations
+
+from waybill_contracts.catalog import MESSAGE_TYPES, ce_type_for, message_type_for_ce_type
+from waybill_contracts.envelope import (
+    Decoded,
+    Encoded,
+    MessageContext,
+    decode,
+    encode,
+    fact_id,
+    new_context,
+    new_id,
+)
+from waybill_contracts.errors import (
+    ContractError,
+    InvalidHeader,
+    MalformedBody,
+    MissingHeader,
+    UnknownSubject,
+    UnknownType,
+)
+from waybill_contracts.messages import (
+    Command,
+    Event,
+    Message,
+    MessageKind,
+    QueryRequest,
+    QueryResponse,
+)
+from waybill_contracts.services import SERVICES, Service
+from waybill_contracts.subjects import KV_PURPOSES, Channel, StreamSpec, SubjectMap
+
+__all__ = [
+    "KV_PURPOSES",
+    "MESSAGE_TYPES",
+    "SERVICES",
+    "Channel",
+    "Command",
+    "ContractError",
+    "Decoded",
+    "Encoded",
+    "Event",
+    "InvalidHeader",
+    "MalformedBody",
+    "Message",
+    "MessageContext",
+    "MessageKind",
+    "MissingHeader",
+    "QueryRequest",
+    "QueryResponse",
+    "Service",
+    "StreamSpec",
+    "SubjectMap",
+    "UnknownSubject",
+    "UnknownType",
+    "ce_type_for",
+    "decode",
+    "encode",
+    "fact_id",
+    "message_type_for_ce_type",
+    "new_context",
+    "new_id",
+]

@@ -1,0 +1,246 @@
+"""Commands: "do this", each executed by exactly one service.
+
+Subjects are ``<prefix>.cmd.<owner>.<name>.v<major>``. Every command carries
+the key its owner uses to make the side effect happen once, however often
+the command is delivered.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from msgspec import Meta
+
+from waybill_contracts.messages import Command
+from waybill_contracts.model import (
+    Address,
+    BatchId,
+    Carrier,
+    LastPage,
+    NonNegative,
+    OdooPickingId,
+    OdooSaleOrderId,
+    Order,
+    OrderRef,
+    Page,
+    Parcel,
+    Party,
+    Product,
+    ServiceLevel,
+    Shipment,
+    ShipmentId,
+    TrackingNumber,
+    UtcDateTime,
+)
+from waybill_contracts.services import Service
+
+_WAREHOUSE = "warehouse"
+_CARRIER = "carrier"
+_ODOO = "odoo"
+
+
+# --- warehouse ----------------------------------------------------------------------
+
+
+class ReleaseToWarehouse(Command, frozen=True, kw_only=True):
+    """Create the outbound order in the warehouse system. Idempotent per order ref."""
+
+    owner: ClassVar[str] = _WAREHOUSE
+    service: ClassVar[Service] = Service.WMS_BRIDGE
+    name: ClassVar[str] = "release_order"
+
+    order: Annotated[Order, Meta(description="The order to fulfil.")]
+
+    def business_key(self) -> str:
+        return self.order.ref
+
+
+class CancelWarehouseOrder(Command, frozen=True, kw_only=True):
+    """Cancel the outbound order in the warehouse system (compensation)."""
+
+    owner: ClassVar[str] = _WAREHOUSE
+    service: ClassVar[Service] = Service.WMS_BRIDGE
+    name: ClassVar[str] = "cancel_order"
+
+    order_ref: OrderRef
+    reason: Annotated[str, Meta(min_length=1, description="Why, for the warehouse's records.")]
+
+    def business_key(self) -> str:
+        return self.order_ref
+
+
+class SyncProducts(Command, frozen=True, kw_only=True):
+    """Create or update one validated page of products in the warehouse system."""
+
+    owner: ClassVar[str] = _WAREHOUSE
+    service: ClassVar[Service] = Service.WMS_BRIDGE
+    name: ClassVar[str] = "sync_products"
+
+    batch_id: BatchId
+    page: Page
+    last_page: LastPage
+    products: Annotated[tuple[Product, ...], Meta(min_length=1, description="Products to sync.")]
+
+    def business_key(self) -> str:
+        return self.batch_id
+
+
+class SnapshotWarehouseInventory(Command, frozen=True, kw_only=True):
+    """Read stock levels from the warehouse and publish them as snapshot pages."""
+
+    owner: ClassVar[str] = _WAREHOUSE
+    service: ClassVar[Service] = Service.WMS_BRIDGE
+    name: ClassVar[str] = "snapshot_inventory"
+
+    snapshot_id: BatchId
+    warehouse: Annotated[str | None, Meta(description="Warehouse code; none = all.")] = None
+
+    def business_key(self) -> str:
+        return self.snapshot_id
+
+
+# --- carrier ------------------------------------------------------------------------
+
+
+class BookShipment(Command, frozen=True, kw_only=True):
+    """Rate, choose a carrier and buy a label. ``shipment_id`` keys the purchase."""
+
+    owner: ClassVar[str] = _CARRIER
+    service: ClassVar[Service] = Service.CARRIER_ROUTER
+    name: ClassVar[str] = "book_shipment"
+
+    shipment_id: ShipmentId
+    order_ref: OrderRef
+    recipient: Annotated[Party, Meta(description="Who receives it (carriers notify them).")]
+    ship_to: Annotated[Address, Meta(description="Delivery address.")]
+    parcels: Annotated[tuple[Parcel, ...], Meta(min_length=1, description="Parcels to ship.")]
+    service_level: Annotated[ServiceLevel, Meta(description="Promised speed.")] = (
+        ServiceLevel.STANDARD
+    )
+    warehouse: Annotated[str | None, Meta(description="Warehouse shipping from.")] = None
+    excluded_carriers: Annotated[
+        tuple[str, ...], Meta(description="Carriers not to use (failed or circuit open).")
+    ] = ()
+    deliver_by: Annotated[
+        UtcDateTime | None, Meta(description="Latest delivery the customer was promised.")
+    ] = None
+
+    def business_key(self) -> str:
+        return self.shipment_id
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
+class VoidShipment(Command, frozen=True, kw_only=True):
+    """Cancel a bought label with its carrier (compensation)."""
+
+    owner: ClassVar[str] = _CARRIER
+    service: ClassVar[Service] = Service.CARRIER_ROUTER
+    name: ClassVar[str] = "void_shipment"
+
+    shipment_id: ShipmentId
+    order_ref: OrderRef
+    carrier: Carrier
+    tracking_number: TrackingNumber
+    carrier_reference: Annotated[
+        str | None, Meta(description="The carrier's id of the purchase.")
+    ] = None
+    reason: Annotated[str, Meta(min_length=1, description="Why it is voided.")]
+
+    def business_key(self) -> str:
+        return self.shipment_id
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
+# --- Odoo ---------------------------------------------------------------------------
+
+
+class RecordShipmentInOdoo(Command, frozen=True, kw_only=True):
+    """Write the tracking ref on the picking, post a chatter note, validate it."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    name: ClassVar[str] = "record_shipment"
+
+    order_ref: OrderRef
+    odoo_picking_id: OdooPickingId
+    shipment: Annotated[Shipment, Meta(description="The booked shipment to record.")]
+    shipping_weight_kg: Annotated[
+        NonNegative | None, Meta(description="Total packed weight in kg, for the picking.")
+    ] = None
+    validate_picking: Annotated[
+        bool, Meta(description="Validate the picking (without backorder).")
+    ] = True
+
+    def business_key(self) -> str:
+        return self.order_ref
+
+
+class RecordDeliveryInOdoo(Command, frozen=True, kw_only=True):
+    """Tell Odoo the goods were delivered (chatter note on the picking)."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    name: ClassVar[str] = "record_delivery"
+
+    order_ref: OrderRef
+    odoo_picking_id: OdooPickingId
+    shipment_id: ShipmentId
+    tracking_number: TrackingNumber
+    delivered_at: Annotated[UtcDateTime, Meta(description="When the carrier delivered.")]
+
+    def business_key(self) -> str:
+        return self.order_ref
+
+
+class PostExceptionInOdoo(Command, frozen=True, kw_only=True):
+    """Put an ops exception in front of people in Odoo: an activity and a chatter note."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    name: ClassVar[str] = "post_exception"
+
+    exception_id: Annotated[str, Meta(min_length=1, description="The exception; keys the post.")]
+    order_ref: OrderRef
+    odoo_picking_id: OdooPickingId
+    odoo_sale_order_id: OdooSaleOrderId = None
+    summary: Annotated[str, Meta(min_length=1, description="Activity title.")]
+    detail: Annotated[str | None, Meta(description="Chatter note body.")] = None
+    assignee_login: Annotated[
+        str | None, Meta(description="Odoo login of the ops user; none = configured default.")
+    ] = None
+
+    def business_key(self) -> str:
+        return self.order_ref
+
+
+class SnapshotOdooInventory(Command, frozen=True, kw_only=True):
+    """Read stock levels from Odoo and publish them as snapshot pages."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    name: ClassVar[str] = "snapshot_inventory"
+
+    snapshot_id: BatchId
+    warehouse: Annotated[str | None, Meta(description="Warehouse code; none = all.")] = None
+
+    def business_key(self) -> str:
+        return self.snapshot_id
+
+
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    ReleaseToWarehouse,
+    CancelWarehouseOrder,
+    SyncProducts,
+    SnapshotWarehouseInventory,
+    BookShipment,
+    VoidShipment,
+    RecordShipmentInOdoo,
+    RecordDeliveryInOdoo,
+    PostExceptionInOdoo,
+    SnapshotOdooInventory,
+)
+"""Every command type, by owner."""

@@ -1,0 +1,88 @@
+"""Events: facts, named in the past tense, published by the service that saw them.
+
+Subjects are ``<prefix>.evt.<aggregate>.<name>.v<major>``; see
+:mod:`waybill_contracts.subjects`. The types live in one module per area
+(:mod:`.order`, :mod:`.stock`, :mod:`.shipping`) and are all importable from here.
+"""
+
+from __future__ import annotations
+
+from waybill_contracts.events.order import (
+    DeliveryRecordedInOdoo,
+    OrderCancelled,
+    OrderReleased,
+    ShipmentRecordedInOdoo,
+    WarehouseOrderAccepted,
+    WarehouseOrderCancelled,
+    WarehouseOrderPacked,
+    WarehouseOrderPicked,
+    WarehouseOrderShortPicked,
+)
+from waybill_contracts.events.shipping import (
+    ExceptionRaised,
+    MilestoneReached,
+    NotificationFailed,
+    NotificationSent,
+    ShipmentBooked,
+    ShipmentBookingFailed,
+    ShipmentVoided,
+)
+from waybill_contracts.events.stock import (
+    InventoryAdjusted,
+    InventoryReconciled,
+    InventorySnapshotTaken,
+    ProductsChanged,
+    ProductsSynced,
+)
+from waybill_contracts.messages import Event
+
+__all__ = [
+    "EVENT_TYPES",
+    "DeliveryRecordedInOdoo",
+    "Event",
+    "ExceptionRaised",
+    "InventoryAdjusted",
+    "InventoryReconciled",
+    "InventorySnapshotTaken",
+    "MilestoneReached",
+    "NotificationFailed",
+    "NotificationSent",
+    "OrderCancelled",
+    "OrderReleased",
+    "ProductsChanged",
+    "ProductsSynced",
+    "ShipmentBooked",
+    "ShipmentBookingFailed",
+    "ShipmentRecordedInOdoo",
+    "ShipmentVoided",
+    "WarehouseOrderAccepted",
+    "WarehouseOrderCancelled",
+    "WarehouseOrderPacked",
+    "WarehouseOrderPicked",
+    "WarehouseOrderShortPicked",
+]
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    OrderReleased,
+    OrderCancelled,
+    ShipmentRecordedInOdoo,
+    DeliveryRecordedInOdoo,
+    WarehouseOrderAccepted,
+    WarehouseOrderPicked,
+    WarehouseOrderShortPicked,
+    WarehouseOrderPacked,
+    WarehouseOrderCancelled,
+    InventoryAdjusted,
+    InventorySnapshotTaken,
+    InventoryReconciled,
+    ProductsChanged,
+    ProductsSynced,
+    ShipmentBooked,
+    ShipmentBookingFailed,
+    ShipmentVoided,
+    MilestoneReached,
+    NotificationSent,
+    NotificationFailed,
+    ExceptionRaised,
+)
+"""Every event type, in flow order."""

@@ -1,0 +1,316 @@
+"""A realistic example of every message type, one order's journey through the mesh.
+
+Used in the AsyncAPI export, in the documentation and by tests anywhere in
+Waybill that need a valid message without building one field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TypeVar, cast
+
+from waybill_contracts import commands as cmd
+from waybill_contracts import events as evt
+from waybill_contracts import queries as qry
+from waybill_contracts.catalog import not_in_catalog
+from waybill_contracts.messages import Message
+from waybill_contracts.model import (
+    Address,
+    Dimensions,
+    FulfilledLine,
+    InventorySystem,
+    Milestone,
+    MilestoneCode,
+    Money,
+    NotificationChannel,
+    Order,
+    OrderLine,
+    Parcel,
+    ParcelItem,
+    Party,
+    Priority,
+    Product,
+    ProductRejection,
+    Quantity,
+    ServiceLevel,
+    Shipment,
+    StockAdjustment,
+    StockDiscrepancy,
+    StockLevel,
+)
+
+M = TypeVar("M", bound=Message)
+
+EXAMPLE_TIME = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+"""When the example journey starts."""
+ORDER_REF = "WH/OUT/00042"
+SHIPMENT_ID = "shp-WH-OUT-00042-1"
+WMS_ORDER_ID = "WMS-778812"
+
+
+def _at(minutes: int) -> datetime:
+    return EXAMPLE_TIME + timedelta(minutes=minutes)
+
+
+def _units(value: str) -> Quantity:
+    return Quantity(value=Decimal(value), uom="Units")
+
+
+ADDRESS = Address(
+    name="Marie Jansen",
+    street="Keizersgracht 123",
+    postal_code="1015 CJ",
+    city="Amsterdam",
+    country_code="NL",
+)
+CUSTOMER = Party(
+    name="Marie Jansen",
+    email="marie@example.com",
+    phone="+31201234567",
+    locale="nl_NL",
+    odoo_partner_id=17,
+)
+ORDER = Order(
+    ref=ORDER_REF,
+    odoo_picking_id=42,
+    odoo_sale_order_id=40,
+    sale_order_ref="S00040",
+    customer=CUSTOMER,
+    ship_to=ADDRESS,
+    lines=(
+        OrderLine(sku="MUG-BLUE", name="Mug, blue", quantity=_units("2"), weight_kg=0.8),
+        OrderLine(sku="TEA-EARL", name="Earl Grey 250 g", quantity=_units("1"), weight_kg=0.25),
+    ),
+    service_level=ServiceLevel.EXPRESS,
+    promised_at=datetime(2025, 3, 16, 18, 0, tzinfo=UTC),
+    priority=Priority.NORMAL,
+    channel="web",
+    warehouse="AMS1",
+)
+PARCEL = Parcel(
+    reference="387123450000000424",
+    weight_kg=1.2,
+    dimensions=Dimensions(length_cm=30, width_cm=20, height_cm=15),
+    contents=(
+        ParcelItem(sku="MUG-BLUE", quantity=_units("2")),
+        ParcelItem(sku="TEA-EARL", quantity=_units("1")),
+    ),
+)
+SHIPMENT = Shipment(
+    shipment_id=SHIPMENT_ID,
+    order_ref=ORDER_REF,
+    carrier="dhl",
+    service="express",
+    tracking_number="JD014600003828",
+    label_ref="labels/shp-WH-OUT-00042-1.pdf",
+    cost=Money(amount=Decimal("7.58"), currency="EUR"),
+)
+MILESTONE = Milestone(
+    code=MilestoneCode.IN_TRANSIT,
+    raw_status="transit",
+    raw_detail="arrived_at_facility",
+    occurred_at=_at(50),
+    location="Utrecht hub",
+)
+PRODUCT = Product(sku="MUG-BLUE", barcode="8712345678906", name="Mug, blue", uom="Units")
+PICKED = (
+    FulfilledLine(sku="MUG-BLUE", ordered=_units("2"), fulfilled=_units("2")),
+    FulfilledLine(sku="TEA-EARL", ordered=_units("1"), fulfilled=_units("1")),
+)
+
+
+def _build() -> dict[type[Message], Message]:
+    messages: list[Message] = [
+        evt.OrderReleased(order=ORDER, released_at=_at(0)),
+        evt.OrderCancelled(order_ref=ORDER_REF, odoo_picking_id=42, cancelled_at=_at(5)),
+        evt.ShipmentRecordedInOdoo(
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            tracking_number=SHIPMENT.tracking_number,
+            picking_validated=True,
+            recorded_at=_at(22),
+        ),
+        evt.DeliveryRecordedInOdoo(order_ref=ORDER_REF, odoo_picking_id=42, recorded_at=_at(59)),
+        evt.WarehouseOrderAccepted(
+            order_ref=ORDER_REF, warehouse_order_id=WMS_ORDER_ID, accepted_at=_at(1)
+        ),
+        evt.WarehouseOrderPicked(
+            order_ref=ORDER_REF, warehouse_order_id=WMS_ORDER_ID, lines=PICKED, picked_at=_at(10)
+        ),
+        evt.WarehouseOrderShortPicked(
+            order_ref=ORDER_REF,
+            warehouse_order_id=WMS_ORDER_ID,
+            shortages=(FulfilledLine(sku="TEA-EARL", ordered=_units("1"), fulfilled=_units("0")),),
+            reported_at=_at(10),
+        ),
+        evt.WarehouseOrderPacked(
+            order_ref=ORDER_REF,
+            warehouse_order_id=WMS_ORDER_ID,
+            parcels=(PARCEL,),
+            packed_at=_at(15),
+        ),
+        evt.WarehouseOrderCancelled(
+            order_ref=ORDER_REF, warehouse_order_id=WMS_ORDER_ID, cancelled_at=_at(6)
+        ),
+        evt.InventoryAdjusted(
+            adjustment=StockAdjustment(
+                sku="MUG-BLUE", location="AMS1/A-01-3", delta=_units("-1"), reason="damaged"
+            ),
+            warehouse="AMS1",
+            adjusted_at=_at(3),
+        ),
+        evt.InventorySnapshotTaken(
+            snapshot_id="inv-2025-03-14-wms",
+            system=InventorySystem.WAREHOUSE,
+            page=1,
+            last_page=True,
+            levels=(StockLevel(sku="MUG-BLUE", location="AMS1/A-01-3", on_hand=_units("41")),),
+            taken_at=_at(0),
+        ),
+        evt.InventoryReconciled(
+            reconciliation_id="rec-2025-03-14",
+            odoo_snapshot_id="inv-2025-03-14-odoo",
+            warehouse_snapshot_id="inv-2025-03-14-wms",
+            skus_compared=2,
+            discrepancies=(
+                StockDiscrepancy(
+                    sku="MUG-BLUE",
+                    location="AMS1/A-01-3",
+                    odoo_on_hand=_units("42"),
+                    warehouse_on_hand=_units("41"),
+                ),
+            ),
+            reconciled_at=_at(2),
+        ),
+        evt.ProductsChanged(batch_id="prd-2025-03-14", page=1, last_page=True, products=(PRODUCT,)),
+        evt.ProductsSynced(
+            batch_id="prd-2025-03-14",
+            page=1,
+            accepted=0,
+            rejected=(ProductRejection(sku="MUG-BLUE", reason="barcode already in use"),),
+            synced_at=_at(1),
+        ),
+        evt.ShipmentBooked(shipment=SHIPMENT, booked_at=_at(20)),
+        evt.ShipmentBookingFailed(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            carriers_tried=("dhl", "postnl"),
+            reason="postnl: 503 Service Unavailable",
+            retryable=True,
+            failed_at=_at(20),
+        ),
+        evt.ShipmentVoided(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            carrier="dhl",
+            tracking_number=SHIPMENT.tracking_number,
+            refund=SHIPMENT.cost,
+            voided_at=_at(25),
+        ),
+        evt.MilestoneReached(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            carrier="dhl",
+            tracking_number=SHIPMENT.tracking_number,
+            milestone=MILESTONE,
+        ),
+        evt.NotificationSent(
+            notification_id="ntf-1",
+            order_ref=ORDER_REF,
+            channel=NotificationChannel.EMAIL,
+            template="shipped",
+            recipient="marie@example.com",
+            sent_at=_at(23),
+        ),
+        evt.NotificationFailed(
+            notification_id="ntf-1",
+            order_ref=ORDER_REF,
+            channel=NotificationChannel.EMAIL,
+            template="shipped",
+            reason="421 try again later",
+            attempts=1,
+            permanent=False,
+            failed_at=_at(23),
+        ),
+        evt.ExceptionRaised(
+            exception_id="exc-1",
+            order_ref=ORDER_REF,
+            stage="booking",
+            code="all_carriers_failed",
+            summary="No carrier could book WH/OUT/00042",
+            order_held=True,
+            raised_at=_at(21),
+        ),
+        cmd.ReleaseToWarehouse(order=ORDER),
+        cmd.CancelWarehouseOrder(order_ref=ORDER_REF, reason="cancelled in Odoo"),
+        cmd.SyncProducts(batch_id="prd-2025-03-14", page=1, last_page=True, products=(PRODUCT,)),
+        cmd.SnapshotWarehouseInventory(snapshot_id="inv-2025-03-14-wms", warehouse="AMS1"),
+        cmd.BookShipment(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            recipient=CUSTOMER,
+            ship_to=ADDRESS,
+            parcels=(PARCEL,),
+            service_level=ServiceLevel.EXPRESS,
+            warehouse="AMS1",
+        ),
+        cmd.VoidShipment(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            carrier="dhl",
+            tracking_number=SHIPMENT.tracking_number,
+            reason="order cancelled",
+        ),
+        cmd.RecordShipmentInOdoo(
+            order_ref=ORDER_REF, odoo_picking_id=42, shipment=SHIPMENT, shipping_weight_kg=1.2
+        ),
+        cmd.RecordDeliveryInOdoo(
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            shipment_id=SHIPMENT_ID,
+            tracking_number=SHIPMENT.tracking_number,
+            delivered_at=_at(58),
+        ),
+        cmd.PostExceptionInOdoo(
+            exception_id="exc-1",
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            odoo_sale_order_id=40,
+            summary="No carrier could book WH/OUT/00042",
+        ),
+        cmd.SnapshotOdooInventory(snapshot_id="inv-2025-03-14-odoo", warehouse="AMS1"),
+        qry.OrderStatusRequest(order_ref=ORDER_REF),
+        qry.OrderStatusResponse(
+            order_ref=ORDER_REF,
+            found=True,
+            stage="shipped",
+            shipment=SHIPMENT,
+            last_milestone=MILESTONE,
+            updated_at=_at(50),
+        ),
+        qry.PickingStatusRequest(order_ref=ORDER_REF, odoo_picking_id=42),
+        qry.PickingStatusResponse(
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            found=True,
+            state="done",
+            carrier_tracking_ref=SHIPMENT.tracking_number,
+            date_done=_at(22),
+        ),
+    ]
+    return {type(message): message for message in messages}
+
+
+EXAMPLES: Mapping[type[Message], Message] = MappingProxyType(_build())
+"""One example per message type."""
+
+
+def example_of(message_type: type[M]) -> M:
+    """The example message of a type; :class:`UnknownType` if it is not in the catalog."""
+    try:
+        return cast(M, EXAMPLES[message_type])
+    except (KeyError, TypeError):
+        raise not_in_catalog(message_type) from None

@@ -1,0 +1,191 @@
+"""A real SMTP server (aiosmtpd) that keeps every message for inspection.
+
+It runs in the caller's event loop, so tests need no threads. It can be
+taken down on demand: refuse connections outright, answer 421 (service not
+available) or 451 (try again later) — the failures a mail relay really has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import enum
+from collections import Counter
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+__all__ = ["CapturedMail", "SmtpMode", "SmtpSink"]
+
+
+class SmtpMode(enum.StrEnum):
+    """How the sink answers."""
+
+    UP = "up"
+    """Accept every message."""
+    REFUSE = "refuse"
+    """Nothing listens: connections are refused."""
+    UNAVAILABLE = "unavailable"
+    """421 at MAIL FROM: the service is shutting down (the client must retry later)."""
+    DEFER = "defer"
+    """451 at RCPT TO: a temporary local error (the client must retry later)."""
+
+
+class CapturedMail(msgspec.Struct, kw_only=True, frozen=True):
+    """One accepted message, parsed."""
+
+    mail_from: str
+    """Envelope sender (MAIL FROM)."""
+    rcpt_tos: list[str]
+    """Envelope recipients (RCPT TO)."""
+    from_: str = msgspec.field(name="from")
+    to: list[str]
+    subject: str
+    message_id: str | None
+    text: str | None
+    html: str | None
+    headers: dict[str, str]
+    received_at: datetime
+
+
+def _body(message: EmailMessage, subtype: str) -> str | None:
+    part = message.get_body(preferencelist=(subtype,))
+    if part is None or part.get_content_subtype() != subtype:
+        return None
+    content: str = part.get_content()
+    return content
+
+
+def parse_message(envelope: Envelope) -> CapturedMail:
+    """Turn what the SMTP session received into a :class:`CapturedMail`."""
+    raw = envelope.original_content or b""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)  # the "default" policy builds EmailMessage
+    return CapturedMail(
+        mail_from=envelope.mail_from or "",
+        rcpt_tos=list(envelope.rcpt_tos),
+        from_=str(message.get("From", "")),
+        to=[str(value) for value in message.get_all("To", [])],
+        subject=str(message.get("Subject", "")),
+        message_id=str(message["Message-ID"]) if message["Message-ID"] else None,
+        text=_body(message, "plain"),
+        html=_body(message, "html"),
+        headers={name: str(value) for name, value in message.items()},
+        received_at=datetime.now(UTC),
+    )
+
+
+class SmtpSink:
+    """An SMTP server on ``host:port`` (port 0 picks a free one) capturing messages.
+
+    Use ``async with SmtpSink() as sink:``; ``sink.messages`` fills as mail
+    arrives, ``sink.counters`` counts accepted and refused attempts.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.messages: list[CapturedMail] = []
+        self.counters: Counter[str] = Counter()
+        self.mode = SmtpMode.UP
+        self._server: asyncio.Server | None = None
+        self._arrived = asyncio.Event()
+
+    # -- aiosmtpd handler hooks -----------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.mode is SmtpMode.UNAVAILABLE:
+            self.counters["refused"] += 1
+            return "421 4.3.2 Service not available, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.mode is SmtpMode.DEFER:
+            self.counters["deferred"] += 1
+            return "451 4.3.0 Temporary local problem, try again later"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append(parse_message(envelope))
+        self.counters["accepted"] += 1
+        self._arrived.set()
+        return "250 Message accepted for delivery"
+
+    # -- running ------------------------------------------------------------------
+
+    async def start(self) -> SmtpSink:
+        """Start listening (again, on the same port after a restart)."""
+        if self._server is None:
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(
+                lambda: SMTP(self, hostname="waybill-sandbox"), self.host, self.port
+            )
+            self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening; sessions already open finish on their own."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def set_mode(self, mode: SmtpMode | str) -> None:
+        """Switch how the sink answers; ``refuse`` closes the port, the others reopen it."""
+        self.mode = SmtpMode(mode)
+        if self.mode is SmtpMode.REFUSE:
+            await self.stop()
+        else:
+            await self.start()
+
+    async def wait_for_messages(self, count: int, timeout_s: float = 10.0) -> list[CapturedMail]:
+        """Wait until at least ``count`` messages arrived."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.messages) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.messages
+
+    async def __aenter__(self) -> SmtpSink:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def summary(self) -> dict[str, Any]:
+        """State for the admin route."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "mode": self.mode,
+            "counters": dict(self.counters),
+            "messages": self.messages,
+        }

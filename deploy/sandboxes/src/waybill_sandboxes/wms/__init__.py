@@ -1,0 +1,6 @@
+"""Warehouse (WMS) sandbox: outbound orders over REST, lifecycle as signed webhooks."""
+
+from waybill_sandboxes.wms.records import OrderStatus, OutboundOrder, OutboundOrderRequest
+from waybill_sandboxes.wms.sandbox import WmsConfig, WmsSandbox
+
+__all__ = ["OrderStatus", "OutboundOrder", "OutboundOrderRequest", "WmsConfig", "WmsSandbox"]

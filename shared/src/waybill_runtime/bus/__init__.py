@@ -1,0 +1,1 @@
+"""The message bus: connection, provisioning, publishing, consuming, dead letters."""

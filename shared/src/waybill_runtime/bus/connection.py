@@ -1,0 +1,97 @@
+"""Connecting to NATS: retry the first connection, reconnect forever, say what is wrong.
+
+nats-py gives up on an initial connection after one round of the server
+list; a service started before its NATS (a normal event on Kubernetes) must
+instead wait for it, logging one line per attempt that names the URL and
+what to check. Once connected, reconnects are unlimited with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+log = logging.getLogger("waybill.bus")
+
+
+class ConnectionEvents:
+    """Callbacks nats-py calls on connection changes; other components subscribe to them."""
+
+    def __init__(self) -> None:
+        self.reconnected: list[Callable[[], Awaitable[None]]] = []
+        self.lame_duck = asyncio.Event()
+        self.closing = False  # set before a deliberate drain, so it is not reported as a loss
+
+    async def on_disconnected(self) -> None:
+        if not self.closing:
+            log.warning("disconnected from NATS; reconnecting")
+
+    async def on_reconnected(self) -> None:
+        log.info("reconnected to NATS")
+        for callback in self.reconnected:
+            await callback()
+
+    async def on_error(self, error: Exception) -> None:
+        log.warning("NATS connection error: %s", error or type(error).__name__)
+
+    async def on_lame_duck(self) -> None:
+        # The server is about to shut down and will move clients away; nats-py
+        # reconnects elsewhere by itself, consumers just keep fetching.
+        log.warning("NATS server entered lame-duck mode; clients will move to another server")
+        self.lame_duck.set()
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    credentials_file: str | None = None,
+    events: ConnectionEvents | None = None,
+    first_attempt_timeout_s: float = 5.0,
+    max_wait_between_attempts_s: float = 10.0,
+    stopping: asyncio.Event | None = None,
+) -> NatsClient:
+    """Connect to ``url``; retry the first connection until it works or ``stopping`` is set."""
+    events = events or ConnectionEvents()
+    delay = 0.5
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await nats.connect(
+                url,
+                name=name,
+                user_credentials=credentials_file,
+                connect_timeout=first_attempt_timeout_s,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                disconnected_cb=events.on_disconnected,
+                reconnected_cb=events.on_reconnected,
+                error_cb=events.on_error,
+                lame_duck_mode_cb=events.on_lame_duck,
+            )
+        except Exception as error:  # nats-py raises several unrelated types here
+            reason = str(error) or type(error).__name__
+            log.error(
+                "cannot reach NATS at %s (%s), attempt %d: retrying in %.0f s; "
+                "check NATS_URL and that the server is running",
+                url,
+                reason,
+                attempt,
+                delay,
+            )
+        if stopping is not None:
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            else:
+                raise asyncio.CancelledError("stopped before NATS was reachable")
+        else:
+            await asyncio.sleep(delay)
+        delay = min(delay * 2, max_wait_between_attempts_s)

@@ -1,0 +1,173 @@
+"""Idempotent provisioning of the streams, consumers and KV buckets a service declares.
+
+Every name comes from the subject map. Provisioning creates what is missing
+and accepts what already matches; a stream that exists with a different
+configuration is reported with the difference and left alone, because
+silently changing retention or storage under running services can lose
+messages. A service's own durable consumer is updated in place (its filter
+changes when the service starts handling a new message type).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from waybill_contracts import SubjectMap
+from waybill_runtime.errors import UserFacingError
+
+log = logging.getLogger("waybill.bus")
+
+DAY_S = 86_400.0
+
+
+class ProvisioningConflict(UserFacingError):
+    """A stream exists with a configuration other than the one Waybill declares."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamPolicy:
+    """Retention and durability settings for Waybill's streams (from the service settings)."""
+
+    events_max_age_s: float = 14 * DAY_S
+    dead_letters_max_age_s: float = 30 * DAY_S
+    # JetStream drops a message whose Nats-Msg-Id it saw within this window:
+    # the design asks for at least two minutes.
+    duplicate_window_s: float = 120.0
+    replicas: int = 1
+
+
+def stream_configs(subjects: SubjectMap, policy: StreamPolicy) -> list[StreamConfig]:
+    """The three streams of a Waybill installation: events, commands, dead letters."""
+    events, commands, dlq = subjects.events_stream, subjects.commands_stream, subjects.dlq_stream
+    common = {
+        "storage": StorageType.FILE,
+        "duplicate_window": policy.duplicate_window_s,
+        "num_replicas": policy.replicas,
+    }
+    return [
+        StreamConfig(
+            name=events.name,
+            subjects=list(events.subjects),
+            retention=RetentionPolicy.LIMITS,
+            max_age=policy.events_max_age_s,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=commands.name,
+            subjects=list(commands.subjects),
+            retention=RetentionPolicy.WORK_QUEUE,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=dlq.name,
+            subjects=list(dlq.subjects),
+            retention=RetentionPolicy.LIMITS,
+            max_age=policy.dead_letters_max_age_s,
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def _differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
+    checks: list[tuple[str, object, object]] = [
+        ("subjects", sorted(wanted.subjects or []), sorted(actual.subjects or [])),
+        ("retention", wanted.retention, actual.retention),
+        ("storage", wanted.storage, actual.storage),
+        ("duplicate_window", wanted.duplicate_window, actual.duplicate_window),
+        ("max_age", wanted.max_age or 0.0, actual.max_age or 0.0),
+        ("num_replicas", wanted.num_replicas, actual.num_replicas),
+    ]
+    return [
+        f"{name}: has {_show(got)}, Waybill expects {_show(want)}"
+        for name, want, got in checks
+        if want != got
+    ]
+
+
+def _show(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
+async def ensure_stream(js: JetStreamContext, wanted: StreamConfig) -> None:
+    """Create ``wanted`` if missing; raise :class:`ProvisioningConflict` if it differs."""
+    assert wanted.name is not None
+    try:
+        info = await js.stream_info(wanted.name)
+    except NotFoundError:
+        await js.add_stream(wanted)
+        log.info("created stream %s", wanted.name)
+        return
+    differences = _differences(wanted, info.config)
+    if differences:
+        raise ProvisioningConflict(
+            f"stream {wanted.name} exists with another configuration ({'; '.join(differences)}): "
+            "Waybill does not change existing streams; edit or recreate it deliberately"
+        )
+
+
+async def ensure_streams(js: JetStreamContext, subjects: SubjectMap, policy: StreamPolicy) -> None:
+    for config in stream_configs(subjects, policy):
+        await ensure_stream(js, config)
+
+
+async def ensure_bucket(
+    js: JetStreamContext, bucket: str, *, ttl_s: float | None = None, history: int = 1
+) -> KeyValue:
+    """Bind to KV bucket ``bucket``, creating it when missing."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        kv = await js.create_key_value(
+            KeyValueConfig(bucket=bucket, ttl=ttl_s, history=history, storage=StorageType.FILE)
+        )
+        log.info("created KV bucket %s", bucket)
+        return kv
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerPolicy:
+    """Flow control and redelivery for a service's durable pull consumers."""
+
+    max_ack_pending: int = 1000
+    max_deliver: int = 8
+    # How long the server waits for an ack before redelivering; a handler that
+    # runs longer keeps its message with in-progress acks.
+    ack_wait_s: float = 30.0
+
+
+async def ensure_consumer(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    filter_subjects: list[str],
+    policy: ConsumerPolicy,
+) -> None:
+    """Create or update the durable pull consumer ``durable`` on ``stream``."""
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        max_ack_pending=policy.max_ack_pending,
+        max_deliver=policy.max_deliver,
+        ack_wait=policy.ack_wait_s,
+        filter_subjects=sorted(filter_subjects) if len(filter_subjects) > 1 else None,
+        filter_subject=filter_subjects[0] if len(filter_subjects) == 1 else None,
+    )
+    # add_consumer on an existing durable updates its mutable fields
+    # (filters, limits); that is the service's own consumer, so this is safe.
+    await js.add_consumer(stream, config)

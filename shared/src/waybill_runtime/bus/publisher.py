@@ -1,0 +1,111 @@
+"""Publishing typed messages: context propagation, dedupe ids, trace context, publish acks.
+
+A message published while handling another inherits its correlation id and
+names it as its cause; a message that records a fact observed from outside
+(a webhook, a poll) carries an id derived from that fact, so JetStream drops
+the second observation (``Nats-Msg-Id`` = ``ce-id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nats.js.api import PubAck
+from nats.js.client import JetStreamContext
+
+from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
+from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.telemetry import send_span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outgoing:
+    """One message to publish, with what the publisher cannot work out by itself."""
+
+    message: Message
+    cause: MessageContext | None = None
+    fact_id: str | None = None
+    correlation_id: str | None = None
+
+
+class Publisher:
+    """Publishes messages of one service (its ``ce-source``) to JetStream."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        subjects: SubjectMap,
+        *,
+        service: str,
+        metrics: MetricsRegistry | None = None,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
+        self._js = js
+        self._subjects = subjects
+        self._service = service
+        self._source = f"waybill/{service}"
+        self._metrics = metrics
+        self._ack_timeout_s = ack_timeout_s
+
+    def _prepare(self, out: Outgoing) -> tuple[str, dict[str, str], bytes, MessageContext]:
+        context = new_context(
+            out.message,
+            source=self._source,
+            cause=out.cause,
+            correlation_id=out.correlation_id,
+            message_id=out.fact_id,
+        )
+        encoded = encode(out.message, context, self._subjects)
+        return encoded.subject, dict(encoded.headers), encoded.body, context
+
+    async def publish(
+        self,
+        message: Message,
+        *,
+        cause: MessageContext | None = None,
+        fact_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> MessageContext:
+        """Publish and wait for JetStream's ack; returns the context the message went out with.
+
+        A duplicate (same id within the stream's duplicate window) is acknowledged
+        by JetStream without being stored again, which is what makes re-observed
+        facts and redelivered handlers safe.
+        """
+        out = Outgoing(message=message, cause=cause, fact_id=fact_id, correlation_id=correlation_id)
+        subject, headers, body, context = self._prepare(out)
+        template = self._subjects.subject_template(subject)
+        with send_span(template, message_id=context.id, headers=headers):
+            await self._js.publish(subject, body, timeout=self._ack_timeout_s, headers=headers)
+        if self._metrics is not None:
+            self._metrics.published(template).inc()
+        return context
+
+    async def publish_many(self, batch: Sequence[Outgoing]) -> list[PubAck]:
+        """Pipelined bulk publish: all messages in flight at once, then every ack awaited.
+
+        Raises the first failure after all acks have settled; messages whose
+        ack did arrive are stored, so the caller can simply publish the whole
+        batch again (their ids make the repeats duplicates).
+        """
+        futures: list[asyncio.Future[PubAck]] = []
+        for out in batch:
+            subject, headers, body, context = self._prepare(out)
+            template = self._subjects.subject_template(subject)
+            with send_span(template, message_id=context.id, headers=headers):
+                futures.append(await self._js.publish_async(subject, body, headers=headers))
+        results = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), timeout=self._ack_timeout_s
+        )
+        acks: list[PubAck] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            acks.append(result)
+        if self._metrics is not None:
+            for out in batch:
+                subject = self._subjects.subject_for(type(out.message))
+                self._metrics.published(self._subjects.subject_template(subject)).inc()
+        return acks

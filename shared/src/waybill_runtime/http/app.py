@@ -1,0 +1,167 @@
+"""The HTTP face every service has: ``/healthz``, ``/readyz``, ``/metrics``, plus its own routes.
+
+Built by a factory (no module singletons): shared state sits on the app under
+typed ``web.AppKey``s, so tests build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from waybill_runtime.http.problem import ProblemError, problem_middleware
+from waybill_runtime.logs import mask_text
+from waybill_runtime.metrics import MetricsRegistry
+
+__all__ = [
+    "MAX_BODY_KEY",
+    "METRICS_KEY",
+    "READINESS_KEY",
+    "SERVICE_KEY",
+    "CheckResult",
+    "ProbeCheck",
+    "ReadinessCheck",
+    "create_http_app",
+]
+
+logger = logging.getLogger(__name__)
+
+# A readiness check that takes longer than this is as good as failed: the
+# kubelet's probe would time out anyway.
+READINESS_TIMEOUT_S = 2.0
+
+
+class CheckResult(msgspec.Struct, frozen=True):
+    """The answer of one readiness check."""
+
+    ok: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class ReadinessCheck(Protocol):
+    """Something the service needs before it can take work (NATS, consumers, a partner)."""
+
+    @property
+    def name(self) -> str:
+        """A short label shown in /readyz, e.g. ``nats``."""
+        ...
+
+    async def check(self) -> CheckResult:
+        """Whether the dependency is usable now."""
+        ...
+
+
+class ProbeCheck:
+    """A readiness check from a coroutine function returning a bool or a CheckResult."""
+
+    def __init__(self, name: str, probe: Callable[[], Awaitable[bool | CheckResult]]) -> None:
+        self.name = name
+        self._probe = probe
+
+    async def check(self) -> CheckResult:
+        answer = await self._probe()
+        return answer if isinstance(answer, CheckResult) else CheckResult(bool(answer))
+
+
+SERVICE_KEY = web.AppKey("waybill_service", str)
+METRICS_KEY = web.AppKey("waybill_metrics", MetricsRegistry)
+MAX_BODY_KEY = web.AppKey("waybill_max_body_bytes", int)
+READINESS_KEY: web.AppKey[tuple[ReadinessCheck, ...]] = web.AppKey("waybill_readiness")
+_READINESS_TIMEOUT_KEY = web.AppKey("waybill_readiness_timeout_s", float)
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(payload), status=status, content_type="application/json"
+    )
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    # Answering at all proves the event loop runs; that is what liveness means.
+    return _json({"status": "ok", "service": request.app[SERVICE_KEY]})
+
+
+async def _run_check(check: ReadinessCheck, timeout_s: float) -> dict[str, Any]:
+    name = str(getattr(check, "name", type(check).__name__))
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await check.check()
+    except TimeoutError:
+        result = CheckResult(False, f"no answer within {timeout_s:g} s")
+    except Exception as error:
+        logger.warning("readiness check %s failed: %s", name, error)
+        result = CheckResult(
+            False, f"check failed: {type(error).__name__}: {mask_text(str(error))}"
+        )
+    if not isinstance(result, CheckResult):
+        result = CheckResult(False, f"check returned {type(result).__name__}, not a CheckResult")
+    return {"name": name, "ok": result.ok, "detail": result.detail}
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    timeout_s = request.app[_READINESS_TIMEOUT_KEY]
+    results = await asyncio.gather(
+        *(_run_check(check, timeout_s) for check in request.app[READINESS_KEY])
+    )
+    ready = all(result["ok"] for result in results)
+    return _json(
+        {
+            "status": "ready" if ready else "not ready",
+            "service": request.app[SERVICE_KEY],
+            "checks": results,
+        },
+        status=200 if ready else 503,
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS_KEY].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+@web.middleware
+async def _body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Refuse a declared oversize body before anyone reads it; chunked bodies
+    # are cut off by aiohttp's client_max_size while being read.
+    limit = request.app[MAX_BODY_KEY]
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError(
+            413,
+            "Content Too Large",
+            f"the request body has {request.content_length} bytes; the limit is {limit} bytes",
+        )
+    return await handler(request)
+
+
+def create_http_app(
+    *,
+    service: str,
+    registry: MetricsRegistry,
+    readiness: Sequence[ReadinessCheck],
+    max_body_bytes: int = 1_048_576,
+    routes: Sequence[web.RouteDef] = (),
+    readiness_timeout_s: float = READINESS_TIMEOUT_S,
+) -> web.Application:
+    """Build the service's HTTP app: health, readiness, metrics and ``routes``."""
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    app = web.Application(
+        client_max_size=max_body_bytes, middlewares=[problem_middleware, _body_limit]
+    )
+    app[SERVICE_KEY] = service
+    app[METRICS_KEY] = registry
+    app[MAX_BODY_KEY] = max_body_bytes
+    app[READINESS_KEY] = tuple(readiness)
+    app[_READINESS_TIMEOUT_KEY] = readiness_timeout_s
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_routes(routes)
+    return app

@@ -1,0 +1,131 @@
+"""Effects on partners that happen once per business key, whatever is redelivered.
+
+Before calling a partner (buying a label, sending an email, writing to Odoo)
+the caller records its intent under a business key in a KV bucket; after the
+call it records the result. A redelivery then finds:
+
+- the result: the effect happened, the stored result is returned, nothing is called;
+- only the intent: an earlier attempt may or may not have reached the
+  partner. If the caller can look the effect up (``recover``, e.g. find the
+  label bought with our reference), its answer decides; otherwise an intent
+  younger than ``in_doubt_after_s`` means another worker may still be at it
+  (retry later), and an older one is taken as failed and the effect is made.
+
+The intent is written with compare-and-set, so two workers never both make
+the effect for one key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, Literal, TypeVar
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from waybill_runtime.outcomes import RetryLater
+
+T = TypeVar("T")
+
+
+class EffectRecord(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """What the bucket holds for one business key."""
+
+    state: Literal["intent", "done"]
+    at: float
+    result: T | None = None
+
+
+class EffectInProgress(RetryLater):
+    """Another attempt recorded its intent moments ago; ask again later."""
+
+
+def _kv_key(key: str) -> str:
+    # KV keys allow [-/_=.a-zA-Z0-9]; business keys (order refs such as
+    # "WH/OUT/00042") are mapped so they stay readable.
+    return "".join(c if c.isalnum() or c in "-_=." else f"_{ord(c):02x}" for c in key)
+
+
+class OnceOnly(Generic[T]):
+    """Runs effects at most once per key, storing their results (type ``T``)."""
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        result_type: type[T],
+        *,
+        in_doubt_after_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._kv = kv
+        self._record_type: type[EffectRecord[T]] = EffectRecord[result_type]  # type: ignore[valid-type]
+        self._decode = msgspec.json.Decoder(self._record_type).decode
+        self._encode = msgspec.json.Encoder().encode
+        self._in_doubt_after_s = in_doubt_after_s
+        self._clock = clock
+
+    async def result_of(self, key: str) -> T | None:
+        """The stored result of ``key``'s effect, if it completed."""
+        try:
+            entry = await self._kv.get(_kv_key(key))
+        except KeyNotFoundError:
+            return None
+        record = self._decode(entry.value or b"")
+        return record.result if record.state == "done" else None
+
+    async def run(
+        self,
+        key: str,
+        effect: Callable[[], Awaitable[T]],
+        *,
+        recover: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Make ``effect`` happen once for ``key`` and return its result."""
+        kv_key = _kv_key(key)
+        intent = self._encode(self._record_type(state="intent", at=self._clock()))
+        try:
+            revision = await self._kv.create(kv_key, intent)
+        except KeyWrongLastSequenceError:
+            resumed = await self._resume(kv_key, intent, recover)
+            if isinstance(resumed, _Known):
+                return resumed.value
+            revision = resumed
+        result = await effect()
+        done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
+        await self._kv.update(kv_key, done, last=revision)
+        return result
+
+    async def _resume(
+        self,
+        kv_key: str,
+        intent: bytes,
+        recover: Callable[[], Awaitable[T | None]] | None,
+    ) -> int | _Known[T]:
+        entry = await self._kv.get(kv_key)
+        record = self._decode(entry.value or b"")
+        assert entry.revision is not None
+        if record.state == "done":
+            return _Known(record.result)  # type: ignore[arg-type]
+        if recover is not None:
+            found = await recover()
+            if found is not None:
+                done = self._encode(self._record_type(state="done", at=self._clock(), result=found))
+                await self._kv.update(kv_key, done, last=entry.revision)
+                return _Known(found)
+        elif self._clock() - record.at < self._in_doubt_after_s:
+            raise EffectInProgress(f"effect {kv_key} is in progress elsewhere")
+        # Take over the intent; compare-and-set makes sure only one taker wins.
+        try:
+            revision: int = await self._kv.update(kv_key, intent, last=entry.revision)
+        except KeyWrongLastSequenceError:
+            raise EffectInProgress(f"effect {kv_key} was taken over by another attempt") from None
+        return revision
+
+
+class _Known(Generic[T]):
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value

@@ -1,0 +1,204 @@
+"""Prometheus metrics of one service instance: the standard message metrics and its own.
+
+Each :class:`MetricsRegistry` wraps its own ``CollectorRegistry`` rather than the
+process-wide default, so tests and several services in one process never
+collide. Metric children are bound once per consumer / subject template and
+cached, because they are touched for every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from waybill_runtime.outcomes import Outcome
+
+__all__ = ["HandlerMetrics", "MetricsRegistry"]
+
+# Handler durations range from a KV lookup (ms) to a carrier label purchase (s).
+DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class HandlerMetrics:
+    """The metrics of one consumer handling one subject template, bound and ready."""
+
+    __slots__ = (
+        "_failed",
+        "_failed_family",
+        "_labels",
+        "dead_lettered",
+        "duration",
+        "processed",
+        "retried",
+    )
+
+    def __init__(self, registry: MetricsRegistry, consumer: str, subject: str) -> None:
+        labels = (registry.service, consumer, subject)
+        self._labels = labels
+        self.processed: Counter = registry._processed.labels(*labels)
+        self.retried: Counter = registry._retried.labels(*labels)
+        self.dead_lettered: Counter = registry._dead_lettered.labels(*labels)
+        self.duration: Histogram = registry._duration.labels(*labels)
+        self._failed_family = registry._failed
+        self._failed: dict[str, Counter] = {}
+
+    def failed(self, error_type: str) -> Counter:
+        """The failure counter for one error type (cached: types are few)."""
+        child = self._failed.get(error_type)
+        if child is None:
+            child = self._failed[error_type] = self._failed_family.labels(*self._labels, error_type)
+        return child
+
+    def record(self, outcome: Outcome, duration_s: float, error_type: str | None = None) -> None:
+        """Count one delivery's final outcome and how long its handler took."""
+        self.duration.observe(duration_s)
+        if outcome is Outcome.ACK:
+            self.processed.inc()
+            return
+        self.failed(error_type or "unknown").inc()
+        if outcome is Outcome.RETRY:
+            self.retried.inc()
+        else:
+            self.dead_lettered.inc()
+
+
+class MetricsRegistry:
+    """The metrics of one service instance."""
+
+    def __init__(self, service: str, *, registry: CollectorRegistry | None = None) -> None:
+        self.service = service
+        self.collector_registry = registry if registry is not None else CollectorRegistry()
+        reg = self.collector_registry
+        handler_labels = ("service", "consumer", "subject")
+        self._processed = Counter(
+            "waybill_messages_processed_total",
+            "Messages whose handler succeeded (acknowledged).",
+            handler_labels,
+            registry=reg,
+        )
+        self._failed = Counter(
+            "waybill_messages_failed_total",
+            "Deliveries whose handler failed, by error type.",
+            (*handler_labels, "error_type"),
+            registry=reg,
+        )
+        self._retried = Counter(
+            "waybill_messages_retried_total",
+            "Deliveries handed back for a later retry.",
+            handler_labels,
+            registry=reg,
+        )
+        self._dead_lettered = Counter(
+            "waybill_messages_dead_lettered_total",
+            "Messages moved to the dead letter stream (invalid, permanent error or retries out).",
+            handler_labels,
+            registry=reg,
+        )
+        self._duration = Histogram(
+            "waybill_handler_duration_seconds",
+            "Time a handler took for one delivery.",
+            handler_labels,
+            buckets=DURATION_BUCKETS_S,
+            registry=reg,
+        )
+        self._pending = Gauge(
+            "waybill_consumer_pending_messages",
+            "Messages waiting for a consumer (consumer lag).",
+            ("service", "consumer"),
+            registry=reg,
+        )
+        self._published = Counter(
+            "waybill_messages_published_total",
+            "Messages published, by subject template.",
+            ("service", "subject"),
+            registry=reg,
+        )
+        self._handlers: dict[tuple[str, str], HandlerMetrics] = {}
+        self._pending_children: dict[str, Gauge] = {}
+        self._published_children: dict[str, Counter] = {}
+        self._own: dict[str, Counter | Gauge | Histogram] = {}
+
+    def handler(self, consumer: str, subject: str) -> HandlerMetrics:
+        """Metrics for ``consumer`` handling ``subject`` (a subject template, not a subject)."""
+        key = (consumer, subject)
+        metrics = self._handlers.get(key)
+        if metrics is None:
+            metrics = self._handlers[key] = HandlerMetrics(self, consumer, subject)
+        return metrics
+
+    def consumer_lag(self, consumer: str) -> Gauge:
+        """The pending-messages gauge of ``consumer``; set it from the consumer info."""
+        child = self._pending_children.get(consumer)
+        if child is None:
+            child = self._pending_children[consumer] = self._pending.labels(self.service, consumer)
+        return child
+
+    def published(self, subject: str) -> Counter:
+        """The published-messages counter of a subject template."""
+        child = self._published_children.get(subject)
+        if child is None:
+            child = self._published_children[subject] = self._published.labels(
+                self.service, subject
+            )
+        return child
+
+    def _existing(self, kind: type[M], name: str) -> M | None:
+        existing = self._own.get(name)
+        if existing is None:
+            return None
+        if not isinstance(existing, kind):
+            raise ValueError(
+                f"metric {name} already exists as a {type(existing).__name__.lower()}: "
+                "pick another name"
+            )
+        return existing
+
+    def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
+        """A service's own counter (the same object when asked twice)."""
+        existing = self._existing(Counter, name)
+        if existing is not None:
+            return existing
+        metric = Counter(name, documentation, labelnames, registry=self.collector_registry)
+        self._own[name] = metric
+        return metric
+
+    def gauge(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Gauge:
+        """A service's own gauge (the same object when asked twice)."""
+        existing = self._existing(Gauge, name)
+        if existing is not None:
+            return existing
+        metric = Gauge(name, documentation, labelnames, registry=self.collector_registry)
+        self._own[name] = metric
+        return metric
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        buckets: Sequence[float] = DURATION_BUCKETS_S,
+    ) -> Histogram:
+        """A service's own histogram (the same object when asked twice)."""
+        existing = self._existing(Histogram, name)
+        if existing is not None:
+            return existing
+        metric = Histogram(
+            name, documentation, labelnames, buckets=buckets, registry=self.collector_registry
+        )
+        self._own[name] = metric
+        return metric
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.collector_registry), CONTENT_TYPE_LATEST

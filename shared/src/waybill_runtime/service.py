@@ -1,0 +1,369 @@
+"""A Waybill service: its handlers, queries and hooks, and the lifecycle that runs them.
+
+A service module builds one :class:`Service`, registers handlers with
+``@service.handles(MessageType)`` and queries with ``@service.query(...)``,
+and exposes ``main = service.main`` for the ``waybill.services`` entry point.
+Everything else (connection, provisioning, consuming, dead letters, queries,
+HTTP, telemetry, graceful shutdown) is the same for every service and lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
+
+from waybill_contracts import Message, MessageKind, SubjectMap
+from waybill_runtime.bus.connection import ConnectionEvents, connect
+from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
+from waybill_runtime.bus.provisioning import (
+    ConsumerPolicy,
+    StreamPolicy,
+    ensure_bucket,
+    ensure_consumer,
+    ensure_streams,
+)
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.logs import configure_logging
+from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.queries import QueryService
+from waybill_runtime.settings import RuntimeSettings, load_settings
+from waybill_runtime.telemetry import configure_telemetry
+
+log = logging.getLogger("waybill.service")
+
+M = TypeVar("M", bound=Message)
+S = TypeVar("S", bound=RuntimeSettings)
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_STREAM_OF_KIND = {MessageKind.EVENT: "events", MessageKind.COMMAND: "commands"}
+
+
+@dataclass
+class Runtime(Generic[S]):
+    """What a running service's hooks and handlers can use."""
+
+    settings: S
+    subjects: SubjectMap
+    nc: NatsClient
+    js: JetStreamContext
+    publisher: Publisher
+    metrics: MetricsRegistry
+    buckets: dict[str, KeyValue] = field(default_factory=dict)
+    _once: dict[type[Any], OnceOnly[Any]] = field(default_factory=dict)
+
+    def once_only(self, result_type: type[Resp]) -> OnceOnly[Resp]:
+        """The effects-once helper for results of ``result_type`` (one per type, reused)."""
+        once = self._once.get(result_type)
+        if once is None:
+            once = self._once[result_type] = OnceOnly(self.buckets["idempotency"], result_type)
+        return once
+
+
+class Service(Generic[S]):
+    """The declaration of one service; :meth:`main` runs it."""
+
+    @overload
+    def __init__(
+        self: Service[RuntimeSettings],
+        name: str,
+        *,
+        description: str = "",
+        buckets: Sequence[str] = (),
+        bucket_ttl_s: float = 7 * 86_400.0,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings_type: type[S],
+        description: str = "",
+        buckets: Sequence[str] = (),
+        bucket_ttl_s: float = 7 * 86_400.0,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings_type: type[S] = RuntimeSettings,  # type: ignore[assignment]
+        description: str = "",
+        buckets: Sequence[str] = (),
+        bucket_ttl_s: float = 7 * 86_400.0,
+    ) -> None:
+        self.name = name
+        self.settings_type = settings_type
+        self.description = description
+        self.bucket_purposes = tuple(buckets)
+        self.bucket_ttl_s = bucket_ttl_s
+        self.handlers: dict[type[Message], Handler] = {}
+        self._queries: list[tuple[str, type[Any], type[Any], Callable[..., Awaitable[Any]]]] = []
+        self._contexts: list[
+            Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
+        ] = []
+        self._readiness: list[Callable[[Runtime[S]], ReadinessCheck]] = []
+        self._routes: list[Callable[[Runtime[S]], Sequence[web.RouteDef]]] = []
+
+    # -- declaration ------------------------------------------------------------
+
+    def handles(
+        self, message_type: type[M]
+    ) -> Callable[[Callable[[M, Any], Awaitable[None]]], Callable[[M, Any], Awaitable[None]]]:
+        """Register the handler of ``message_type`` (an event or a command)."""
+
+        def register(
+            handler: Callable[[M, Any], Awaitable[None]],
+        ) -> Callable[[M, Any], Awaitable[None]]:
+            if message_type in self.handlers:
+                raise ValueError(f"{self.name} already handles {message_type.__name__}")
+            self.handlers[message_type] = handler
+            return handler
+
+        return register
+
+    def query(
+        self, name: str, request_type: type[Req], response_type: type[Resp]
+    ) -> Callable[[Callable[[Req], Awaitable[Resp]]], Callable[[Req], Awaitable[Resp]]]:
+        """Register a query endpoint answered on ``subjects.query_subject(service, name)``."""
+
+        def register(handler: Callable[[Req], Awaitable[Resp]]) -> Callable[[Req], Awaitable[Resp]]:
+            self._queries.append((name, request_type, response_type, handler))
+            return handler
+
+        return register
+
+    def uses(
+        self, context: Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
+    ) -> Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]:
+        """Register a resource (partner client, poller) entered after provisioning, left on stop."""
+        self._contexts.append(context)
+        return context
+
+    def readiness(self, factory: Callable[[Runtime[S]], ReadinessCheck]) -> None:
+        """Add a readiness check of the service's own dependency (e.g. Odoo reachable)."""
+        self._readiness.append(factory)
+
+    def routes(self, factory: Callable[[Runtime[S]], Sequence[web.RouteDef]]) -> None:
+        """Add HTTP routes (webhooks, APIs) to the service's HTTP server."""
+        self._routes.append(factory)
+
+    # -- running ---------------------------------------------------------------
+
+    def main(self) -> int:
+        """Entry point of `waybill run <service>`: settings from the environment, signals."""
+        settings = load_settings(self.settings_type, service=self.name)
+        configure_logging(settings.service, settings.log_level)
+        configure_telemetry(settings.service)
+        try:
+            import uvloop
+
+            runner: Callable[[Awaitable[None]], None] = uvloop.run  # type: ignore[assignment]
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            runner = asyncio.run  # type: ignore[assignment]
+
+        async def until_signalled() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await self.serve(settings, stop)
+
+        runner(until_signalled())
+        return 0
+
+    async def serve(
+        self, settings: S, stop: asyncio.Event, *, ready: asyncio.Event | None = None
+    ) -> None:
+        """Run until ``stop`` is set, then shut down gracefully. Tests call this directly."""
+        subjects = SubjectMap(settings.subject_prefix)
+        metrics = MetricsRegistry(settings.service)
+        events = ConnectionEvents()
+        nc = await connect(
+            settings.nats_url,
+            name=settings.service,
+            credentials_file=settings.nats_credentials_file,
+            events=events,
+            stopping=stop,
+        )
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(_drain, nc, events)
+            js = nc.jetstream()
+            publisher = Publisher(js, subjects, service=settings.service, metrics=metrics)
+            runtime = Runtime(
+                settings=settings,
+                subjects=subjects,
+                nc=nc,
+                js=js,
+                publisher=publisher,
+                metrics=metrics,
+            )
+            await self._provision(runtime)
+            for context in self._contexts:
+                await stack.enter_async_context(context(runtime))
+            consumers = self._consumers(runtime)
+            for consumer in consumers:
+                events.reconnected.append(_stall_check(consumer))
+                consumer.start()
+            queries = await self._start_queries(runtime)
+            http_app = create_http_app(
+                service=settings.service,
+                registry=metrics,
+                readiness=[
+                    _NatsConnected(nc),
+                    _ConsumersBound(consumers),
+                    *(factory(runtime) for factory in self._readiness),
+                ],
+                max_body_bytes=settings.http_max_body_bytes,
+                routes=[route for factory in self._routes for route in factory(runtime)],
+            )
+            async with serve_http(http_app, settings.http_host, settings.http_port) as bound:
+                log.info(
+                    "%s %s started: http %s, consuming %d message types",
+                    settings.service,
+                    settings.version,
+                    bound.url,
+                    len(self.handlers),
+                )
+                if ready is not None:
+                    ready.set()
+                await stop.wait()
+                log.info(
+                    "stopping: finishing in-flight work (deadline %.0f s)",
+                    settings.shutdown_deadline_s,
+                )
+                cut_off = sum(
+                    await asyncio.gather(*(c.stop(settings.shutdown_deadline_s) for c in consumers))
+                )
+                if cut_off:
+                    log.warning(
+                        "%d message(s) were still running at the deadline; redelivered", cut_off
+                    )
+                await queries.stop(drain_timeout=settings.shutdown_deadline_s)
+
+    async def _provision(self, runtime: Runtime[S]) -> None:
+        settings, js, subjects = runtime.settings, runtime.js, runtime.subjects
+        await ensure_streams(js, subjects, StreamPolicy())
+        for purpose in ("idempotency", *self.bucket_purposes):
+            if purpose not in runtime.buckets:
+                runtime.buckets[purpose] = await ensure_bucket(
+                    js,
+                    subjects.kv_bucket(purpose),
+                    ttl_s=self.bucket_ttl_s if purpose == "idempotency" else None,
+                )
+        policy = ConsumerPolicy(
+            max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
+        )
+        for stream_key, types in self._types_by_stream().items():
+            stream = getattr(subjects, f"{stream_key}_stream").name
+            await ensure_consumer(
+                js,
+                stream=stream,
+                durable=subjects.durable(settings.service, stream_key),
+                filter_subjects=[subjects.subject_for(t) for t in types],
+                policy=policy,
+            )
+
+    def _types_by_stream(self) -> dict[str, list[type[Message]]]:
+        grouped: dict[str, list[type[Message]]] = {}
+        for message_type in self.handlers:
+            stream_key = _STREAM_OF_KIND.get(message_type.kind)
+            if stream_key is None:
+                raise ValueError(f"{message_type.__name__} is not an event or a command")
+            grouped.setdefault(stream_key, []).append(message_type)
+        return grouped
+
+    def _consumers(self, runtime: Runtime[S]) -> list[Consumer]:
+        settings, subjects = runtime.settings, runtime.subjects
+        options = ConsumerOptions(
+            concurrency=settings.consumer_concurrency,
+            fetch_batch=settings.fetch_batch,
+            fetch_timeout_s=settings.fetch_wait_s,
+            max_deliver=settings.max_deliver,
+            retry_backoff_s=tuple(settings.retry_backoff_s),
+        )
+        return [
+            Consumer(
+                js=runtime.js,
+                subjects=subjects,
+                service=settings.service,
+                stream=getattr(subjects, f"{stream_key}_stream").name,
+                durable=subjects.durable(settings.service, stream_key),
+                handlers={t: self.handlers[t] for t in types},
+                publisher=runtime.publisher,
+                options=options,
+                metrics=runtime.metrics,
+                runtime=runtime,
+            )
+            for stream_key, types in self._types_by_stream().items()
+        ]
+
+    async def _start_queries(self, runtime: Runtime[S]) -> QueryService:
+        settings = runtime.settings
+        queries = QueryService(
+            runtime.nc,
+            name=runtime.subjects.query_service_name(settings.service),
+            version=settings.version,
+            description=self.description,
+            metadata={"service": settings.service, "subject_prefix": runtime.subjects.prefix},
+        )
+        for name, request_type, response_type, handler in self._queries:
+            queries.endpoint(
+                name,
+                runtime.subjects.query_subject(settings.service, name),
+                request_type,
+                response_type,
+                handler,
+            )
+        await queries.start()
+        return queries
+
+
+def _stall_check(consumer: Consumer) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        consumer.check_soon()
+
+    return check
+
+
+async def _drain(nc: NatsClient, events: ConnectionEvents) -> None:
+    events.closing = True
+    with contextlib.suppress(Exception):
+        await nc.drain()
+
+
+@dataclass
+class _NatsConnected:
+    nc: NatsClient
+    name: str = "nats"
+
+    async def check(self) -> CheckResult:
+        connected = self.nc.is_connected
+        return CheckResult(ok=connected, detail="connected" if connected else "not connected")
+
+
+@dataclass
+class _ConsumersBound:
+    consumers: list[Consumer]
+    name: str = "consumers"
+
+    async def check(self) -> CheckResult:
+        unbound = [c.durable for c in self.consumers if not c.bound]
+        return CheckResult(
+            ok=not unbound,
+            detail="all bound" if not unbound else f"not bound: {', '.join(unbound)}",
+        )

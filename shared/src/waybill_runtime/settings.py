@@ -1,0 +1,425 @@
+"""Service settings read from environment variables and checked before anything starts.
+
+Each field of a settings struct is read from ``WAYBILL_<FIELD_NAME>`` (upper
+case); ``nats_url`` is read from the conventional ``NATS_URL``. Services
+subclass :class:`RuntimeSettings` and add their own fields under the same rule.
+Constraints live on the fields (``Annotated[..., msgspec.Meta(...)]``), so the
+checks, the error messages and :func:`describe_settings` all come from one place.
+
+A bad or missing value raises :class:`SettingsError` with one line naming the
+variable and what it expects, e.g.
+``WAYBILL_HTTP_PORT='abc' is not valid: expected an integer between 0 and 65535``.
+``OTEL_*`` variables belong to the OpenTelemetry SDK and are left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+import msgspec.inspect as mi
+
+from waybill_runtime.errors import UserFacingError
+
+__all__ = [
+    "LogLevel",
+    "RuntimeSettings",
+    "ServiceName",
+    "SettingInfo",
+    "SettingsError",
+    "describe_settings",
+    "env_var_name",
+    "load_settings",
+    "unknown_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+_PREFIX = "WAYBILL_"
+# Fields read from a conventional variable instead of WAYBILL_<NAME>.
+_STANDARD_NAMES = {"nats_url": "NATS_URL"}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+ServiceName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        max_length=63,
+        description="The service's name; used in message sources, consumer and dead-letter names",
+        extra={"expected": "a service name such as carrier-router (a-z, 0-9, - and _)"},
+    ),
+]
+
+
+class SettingsError(UserFacingError):
+    """A setting is missing or has a value the service cannot use."""
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings every Waybill service reads; services subclass it to add their own."""
+
+    service: ServiceName
+    nats_url: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^(nats|tls|ws|wss)://\S+$",
+            description="NATS server URL(s), comma-separated for a cluster",
+            extra={"expected": "a NATS URL such as nats://127.0.0.1:4222"},
+        ),
+    ] = "nats://127.0.0.1:4222"
+    subject_prefix: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+            description="First token(s) of every subject, so environments can share an account",
+            extra={"expected": "NATS subject tokens such as waybill or acme.staging"},
+        ),
+    ] = "waybill"
+    http_host: Annotated[
+        str, msgspec.Meta(min_length=1, description="Address the HTTP server listens on")
+    ] = "0.0.0.0"
+    http_port: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, le=65535, description="Port for /healthz, /readyz, /metrics; 0 = any free port"
+        ),
+    ] = 8080
+    state_dir: Annotated[
+        str, msgspec.Meta(min_length=1, description="Folder for local state (embedded runs)")
+    ] = ".waybill"
+    log_level: Annotated[LogLevel, msgspec.Meta(description="Lowest log level written")] = "INFO"
+    consumer_concurrency: Annotated[
+        int, msgspec.Meta(ge=1, le=10_000, description="Messages handled at the same time")
+    ] = 16
+    fetch_batch: Annotated[
+        int, msgspec.Meta(ge=1, le=10_000, description="Messages fetched per pull request")
+    ] = 64
+    fetch_wait_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            le=60,
+            description="Longest a pull request waits for messages; also bounds how long "
+            "stopping waits for the last fetch",
+        ),
+    ] = 1.0
+    max_ack_pending: Annotated[
+        int, msgspec.Meta(ge=1, description="Unacknowledged messages a consumer may hold")
+    ] = 1000
+    max_deliver: Annotated[
+        int, msgspec.Meta(ge=1, description="Deliveries before a message is dead-lettered")
+    ] = 8
+    retry_backoff_s: Annotated[
+        tuple[Annotated[float, msgspec.Meta(ge=0)], ...],
+        msgspec.Meta(min_length=1, description="Redelivery delays in seconds; the last repeats"),
+    ] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    shutdown_deadline_s: Annotated[
+        float, msgspec.Meta(gt=0, description="Seconds to finish in-flight work on shutdown")
+    ] = 25.0
+    nats_credentials_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="NATS .creds file of this service's user",
+            extra={"file": True, "expected": "the path of a .creds file (or empty for none)"},
+        ),
+    ] = None
+    http_max_body_bytes: Annotated[
+        int, msgspec.Meta(ge=1, description="Largest HTTP request body accepted")
+    ] = 1_048_576
+    version: Annotated[
+        str, msgspec.Meta(min_length=1, description="Version reported by the service")
+    ] = "0.1.0"
+
+
+class SettingInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One environment variable a settings struct reads (for READMEs and --help)."""
+
+    env_var: str
+    expected: str
+    required: bool
+    default: str | None
+    description: str
+
+
+class _BadValue(Exception):
+    """Internal: a text could not be read as the field's type."""
+
+
+def env_var_name(field_name: str) -> str:
+    """The environment variable a settings field is read from."""
+    return _STANDARD_NAMES.get(field_name, _PREFIX + field_name.upper())
+
+
+def _fields(cls: type[msgspec.Struct]) -> tuple[mi.Field, ...]:
+    info = mi.type_info(cls)
+    if not isinstance(info, mi.StructType):  # pragma: no cover - guarded by the type hint
+        raise TypeError(f"{cls!r} is not a msgspec Struct")
+    return info.fields
+
+
+# --- describing what a field expects -------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _bounds(t: mi.IntType | mi.FloatType) -> str:
+    low = f">= {_num(t.ge)}" if t.ge is not None else f"> {_num(t.gt)}" if t.gt is not None else ""
+    high = f"<= {_num(t.le)}" if t.le is not None else f"< {_num(t.lt)}" if t.lt is not None else ""
+    if t.ge is not None and t.le is not None:
+        return f" between {_num(t.ge)} and {_num(t.le)}"
+    parts = [part for part in (low, high) if part]
+    return " " + " and ".join(parts) if parts else ""
+
+
+def _expected(t: mi.Type) -> str:
+    """Plain words for what a value of type ``t`` must look like."""
+    if isinstance(t, mi.Metadata):
+        custom = (t.extra or {}).get("expected")
+        return str(custom) if custom else _expected(t.type)
+    if isinstance(t, mi.IntType):
+        return "an integer" + _bounds(t)
+    if isinstance(t, mi.FloatType):
+        return "a number" + _bounds(t)
+    if isinstance(t, mi.BoolType):
+        return "true or false"
+    if isinstance(t, mi.StrType):
+        if t.pattern:
+            return f"a text matching {t.pattern}"
+        return "a non-empty text" if t.min_length else "a text"
+    if isinstance(t, mi.LiteralType):
+        return "one of " + ", ".join(str(v) for v in t.values)
+    if isinstance(t, mi.EnumType):
+        return "one of " + ", ".join(str(member.value) for member in t.cls)
+    if isinstance(t, mi.VarTupleType | mi.ListType | mi.SetType | mi.FrozenSetType):
+        at_least = f" (at least {t.min_length})" if t.min_length else ""
+        return f"a comma-separated list{at_least}, each {_expected(t.item_type)}"
+    if isinstance(t, mi.TupleType):
+        return f"a comma-separated list of {len(t.item_types)} values"
+    if isinstance(t, mi.UnionType):
+        options = [_expected(x) for x in t.types if not isinstance(x, mi.NoneType)]
+        text = " or ".join(options)
+        return text + " (or empty for none)" if t.includes_none else text
+    return "a JSON value of the right shape"
+
+
+def _description(t: mi.Type) -> str:
+    if isinstance(t, mi.Metadata):
+        return str((t.extra_json_schema or {}).get("description", "")) or _description(t.type)
+    return ""
+
+
+def _is_file_setting(t: mi.Type) -> bool:
+    return isinstance(t, mi.Metadata) and bool((t.extra or {}).get("file"))
+
+
+# --- reading a value from text -----------------------------------------------------
+
+
+def _from_text(text: str, t: mi.Type) -> Any:
+    """Turn an environment variable's text into a value msgspec can validate."""
+    if isinstance(t, mi.Metadata):
+        return _from_text(text, t.type)
+    stripped = text.strip()
+    if isinstance(t, mi.UnionType):
+        if t.includes_none and not stripped:
+            return None
+        for option in t.types:
+            if isinstance(option, mi.NoneType):
+                continue
+            try:
+                return _from_text(text, option)
+            except _BadValue:
+                continue
+        raise _BadValue
+    if isinstance(t, mi.StrType):
+        return stripped
+    if isinstance(t, mi.BoolType):
+        lowered = stripped.lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise _BadValue
+    if isinstance(t, mi.IntType):
+        try:
+            return int(stripped)
+        except ValueError:
+            raise _BadValue from None
+    if isinstance(t, mi.FloatType):
+        try:
+            number = float(stripped)
+        except ValueError:
+            raise _BadValue from None
+        if not math.isfinite(number):
+            raise _BadValue
+        return number
+    if isinstance(t, mi.LiteralType):
+        return _literal_from_text(stripped, t)
+    if isinstance(t, mi.EnumType):
+        return _enum_from_text(stripped, t.cls)
+    if isinstance(t, mi.VarTupleType | mi.ListType | mi.SetType | mi.FrozenSetType):
+        return [_from_text(item, t.item_type) for item in _split(stripped)]
+    if isinstance(t, mi.TupleType):
+        items = _split(stripped)
+        if len(items) != len(t.item_types):
+            raise _BadValue
+        return [_from_text(item, kind) for item, kind in zip(items, t.item_types, strict=True)]
+    # Anything richer (dicts, structs, dates) is written as JSON or left for msgspec.
+    try:
+        return msgspec.json.decode(stripped)
+    except msgspec.DecodeError:
+        return stripped
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _literal_from_text(text: str, t: mi.LiteralType) -> Any:
+    for value in t.values:
+        if isinstance(value, str) and value.lower() == text.lower():
+            return value
+        if isinstance(value, int) and str(value) == text:
+            return value
+    raise _BadValue
+
+
+def _enum_from_text(text: str, cls: type[enum.Enum]) -> Any:
+    for member in cls:
+        if text.lower() in (str(member.value).lower(), member.name.lower()):
+            return member
+    raise _BadValue
+
+
+# --- loading ------------------------------------------------------------------------
+
+_ERROR_PATH = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Read and validate ``cls`` from ``environ`` (default: ``os.environ``).
+
+    ``overrides`` set fields directly (by field name) and win over the
+    environment; a string override is read like an environment value. An empty
+    variable counts as unset, except for optional fields where it means None.
+    Unknown ``WAYBILL_*`` variables are logged as a warning (likely typos).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    fields = _fields(cls)
+    names = {f.name for f in fields}
+    stray = sorted(set(overrides) - names)
+    if stray:
+        raise TypeError(f"{cls.__name__} has no setting(s) {', '.join(stray)}")
+
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}  # field -> how errors name its source
+    for f in fields:
+        var = env_var_name(f.name)
+        if f.name in overrides:
+            raw: Any = overrides[f.name]
+            labels[f.name] = f"{f.name}={raw!r}"
+        elif var in env and (env[var].strip() or _includes_none(f.type)):
+            raw = env[var]
+            labels[f.name] = f"{var}={raw!r}"
+        else:
+            if f.required:
+                raise SettingsError(f"{var} is required: set it to {_expected(f.type)}")
+            continue
+        try:
+            values[f.name] = _from_text(raw, f.type) if isinstance(raw, str) else raw
+        except _BadValue:
+            raise SettingsError(
+                f"{labels[f.name]} is not valid: expected {_expected(f.type)}"
+            ) from None
+
+    try:
+        settings = msgspec.convert(values, cls)
+    except msgspec.ValidationError as err:
+        raise _explain(err, {f.name: f for f in fields}, labels) from None
+
+    _check_files(settings, fields, labels)
+    _warn_about_unknown(cls, env)
+    return settings
+
+
+def _includes_none(t: mi.Type) -> bool:
+    if isinstance(t, mi.Metadata):
+        return _includes_none(t.type)
+    return isinstance(t, mi.UnionType) and t.includes_none
+
+
+def _explain(
+    err: msgspec.ValidationError, fields: Mapping[str, mi.Field], labels: Mapping[str, str]
+) -> SettingsError:
+    match = _ERROR_PATH.search(str(err))
+    name = match.group(1) if match else None
+    if name is not None and name in fields and name in labels:
+        return SettingsError(
+            f"{labels[name]} is not valid: expected {_expected(fields[name].type)}"
+        )
+    # A check across fields (a __post_init__ of a service's settings).
+    return SettingsError(f"settings are not valid: {err}")
+
+
+def _check_files(
+    settings: msgspec.Struct, fields: tuple[mi.Field, ...], labels: Mapping[str, str]
+) -> None:
+    for f in fields:
+        path = getattr(settings, f.name)
+        if _is_file_setting(f.type) and path is not None and not os.path.isfile(path):
+            source = labels.get(f.name, env_var_name(f.name))
+            raise SettingsError(
+                f"{source} is not valid: no such file; point it at an existing file or unset it"
+            )
+
+
+def unknown_settings(cls: type[msgspec.Struct], environ: Mapping[str, str]) -> list[str]:
+    """``WAYBILL_*`` variables in ``environ`` that ``cls`` does not read."""
+    known = {env_var_name(f.name) for f in _fields(cls)}
+    return sorted(var for var in environ if var.startswith(_PREFIX) and var not in known)
+
+
+def _warn_about_unknown(cls: type[msgspec.Struct], env: Mapping[str, str]) -> None:
+    # Compared without the prefix, so WAYBILL_NATS_URL suggests NATS_URL.
+    by_field = {f.name.upper(): env_var_name(f.name) for f in _fields(cls)}
+    for var in unknown_settings(cls, env):
+        close = difflib.get_close_matches(var.removeprefix(_PREFIX), list(by_field), n=1)
+        hint = f" (did you mean {by_field[close[0]]}?)" if close else ""
+        logger.warning("ignoring %s: %s does not read it%s", var, cls.__name__, hint)
+
+
+def describe_settings(cls: type[msgspec.Struct]) -> list[SettingInfo]:
+    """Every variable ``cls`` reads, with what it expects and its default."""
+    described = []
+    for f in _fields(cls):
+        default: str | None = None
+        if not f.required:
+            value = f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+            if isinstance(value, tuple | list | set | frozenset):
+                default = ",".join(
+                    f"{item:g}" if isinstance(item, float) else str(item) for item in value
+                )
+            else:
+                default = "" if value is None else str(value)
+        described.append(
+            SettingInfo(
+                env_var=env_var_name(f.name),
+                expected=_expected(f.type),
+                required=f.required,
+                default=default,
+                description=_description(f.type),
+            )
+        )
+    return described

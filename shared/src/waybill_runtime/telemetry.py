@@ -1,0 +1,277 @@
+"""Tracing: spans for publishing and processing messages, context carried in headers.
+
+Code here uses the OpenTelemetry API only. Without an SDK the API hands out
+non-recording spans that still pass an incoming ``traceparent`` on, so a trace
+stays whole across a service that records nothing. :func:`configure_telemetry`
+switches the SDK on from the standard ``OTEL_*`` variables when it is installed.
+
+Span names and attributes follow the messaging conventions: ``send <subject
+template>`` (PRODUCER) and ``process <subject template>`` (CONSUMER) with
+``messaging.system = nats``. Templates keep span names low-cardinality.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from waybill_runtime.logs import mask_text
+from waybill_runtime.outcomes import error_type_name
+
+__all__ = [
+    "configure_telemetry",
+    "extract_trace",
+    "get_tracer",
+    "inject_trace",
+    "process_span",
+    "send_span",
+]
+
+logger = logging.getLogger(__name__)
+
+_INSTRUMENTATION = "waybill"
+_SYSTEM = "nats"
+
+# Exporter name → (module, class, package to install) for OTEL_TRACES_EXPORTER.
+_OTLP_EXPORTERS = {
+    "grpc": (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "opentelemetry-exporter-otlp-proto-grpc",
+    ),
+    "http/protobuf": (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "opentelemetry-exporter-otlp-proto-http",
+    ),
+}
+
+
+def get_tracer(provider: TracerProvider | None = None) -> Tracer:
+    """Waybill's tracer, from ``provider`` or the global provider.
+
+    Without a provider the API returns a proxy that follows the global provider
+    even when it is set later, so the result may be kept.
+    """
+    return trace.get_tracer(_INSTRUMENTATION, tracer_provider=provider)
+
+
+def inject_trace(headers: dict[str, str], context: Context | None = None) -> None:
+    """Write the current (or ``context``'s) trace context into message headers."""
+    propagate.inject(headers, context=context)
+
+
+def extract_trace(headers: Mapping[str, str] | None) -> Context:
+    """The trace context carried by message headers (empty if there is none)."""
+    return propagate.extract(headers or {})
+
+
+def _record_failure(span: Span, error: Exception) -> None:
+    if not span.is_recording():
+        return
+    error_type = error_type_name(error)
+    span.set_attribute("error.type", error_type)
+    # Exception messages can quote customer data: mask before it leaves the process.
+    message = mask_text(str(error))
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"[:300]))
+    span.record_exception(
+        error,
+        attributes={
+            "exception.message": message,
+            "exception.stacktrace": mask_text("".join(traceback.format_exception(error))),
+        },
+    )
+
+
+@contextmanager
+def _messaging_span(
+    tracer: Tracer, name: str, kind: SpanKind, context: Context | None
+) -> Iterator[Span]:
+    # Exceptions are recorded by hand (masked) rather than by the API's defaults.
+    with tracer.start_as_current_span(
+        name, context=context, kind=kind, record_exception=False, set_status_on_exception=False
+    ) as span:
+        try:
+            yield span
+        except Exception as error:
+            _record_failure(span, error)
+            raise
+
+
+@contextmanager
+def send_span(
+    destination_template: str,
+    *,
+    message_id: str,
+    headers: dict[str, str],
+    conversation_id: str | None = None,
+    destination: str | None = None,
+    tracer: Tracer | None = None,
+) -> Iterator[Span]:
+    """A PRODUCER span ``send <template>`` around a publish; injects its context into ``headers``.
+
+    ``destination`` is the concrete subject when it differs from the template.
+    """
+    with _messaging_span(
+        tracer or get_tracer(), f"send {destination_template}", SpanKind.PRODUCER, None
+    ) as span:
+        if span.is_recording():
+            attributes: dict[str, Any] = {
+                "messaging.system": _SYSTEM,
+                "messaging.operation.name": "send",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": destination or destination_template,
+                "messaging.destination.template": destination_template,
+                "messaging.message.id": message_id,
+            }
+            if conversation_id is not None:
+                attributes["messaging.message.conversation_id"] = conversation_id
+            span.set_attributes(attributes)
+        inject_trace(headers)
+        yield span
+
+
+@contextmanager
+def process_span(
+    destination_template: str,
+    *,
+    message_id: str,
+    consumer_group: str,
+    parent_headers: Mapping[str, str] | None,
+    conversation_id: str | None = None,
+    destination: str | None = None,
+    tracer: Tracer | None = None,
+) -> Iterator[Span]:
+    """A CONSUMER span ``process <template>``, a child of the trace in ``parent_headers``.
+
+    An exception leaving the block sets ``error.type`` and an error status (with
+    personal data masked), then propagates.
+    """
+    parent = extract_trace(parent_headers)
+    with _messaging_span(
+        tracer or get_tracer(), f"process {destination_template}", SpanKind.CONSUMER, parent
+    ) as span:
+        if span.is_recording():
+            attributes: dict[str, Any] = {
+                "messaging.system": _SYSTEM,
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": destination or destination_template,
+                "messaging.destination.template": destination_template,
+                "messaging.message.id": message_id,
+                "messaging.consumer.group.name": consumer_group,
+            }
+            if conversation_id is not None:
+                attributes["messaging.message.conversation_id"] = conversation_id
+            span.set_attributes(attributes)
+        yield span
+
+
+def _wanted_exporters(environ: Mapping[str, str]) -> list[str]:
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    named = environ.get("OTEL_TRACES_EXPORTER", "").strip()
+    if named:
+        return [
+            n.strip().lower() for n in named.split(",") if n.strip().lower() not in ("", "none")
+        ]
+    if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        return ["otlp"]  # an endpoint alone means "send traces there"
+    return []
+
+
+def _otlp_exporter(environ: Mapping[str, str]) -> Any | None:
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol == "http/json":
+        protocol = "http/protobuf"  # the Python exporter speaks protobuf over HTTP
+    if protocol not in _OTLP_EXPORTERS:
+        logger.warning(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: use grpc or http/protobuf; "
+            "traces are not exported",
+            protocol,
+        )
+        return None
+    module_name, package = _OTLP_EXPORTERS[protocol]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        logger.warning(
+            "OTLP trace export is configured but %s is not installed: "
+            "pip install %s (traces are not exported until then)",
+            package,
+            package,
+        )
+        return None
+    return module.OTLPSpanExporter()
+
+
+def configure_telemetry(
+    service: str,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    set_global: bool = True,
+) -> TracerProvider | None:
+    """Switch on the OpenTelemetry SDK if the ``OTEL_*`` variables ask for it.
+
+    Tracing is on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``,
+    ``console``) or an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, and
+    ``OTEL_SDK_DISABLED`` is not ``true``. The resource's ``service.name`` is
+    ``OTEL_SERVICE_NAME`` or ``service``. Returns the SDK tracer provider (call
+    its ``shutdown()`` on exit to flush), or None when tracing stays off; a
+    missing package is reported in one log line naming what to install.
+    """
+    wanted = _wanted_exporters(environ)
+    if not wanted:
+        return None
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SimpleSpanProcessor,
+        )
+    except ImportError:
+        logger.warning(
+            "tracing is configured (OTEL_TRACES_EXPORTER=%s) but opentelemetry-sdk is not "
+            "installed: pip install opentelemetry-sdk opentelemetry-exporter-otlp",
+            ",".join(wanted),
+        )
+        return None
+
+    service_name = environ.get("OTEL_SERVICE_NAME", "").strip() or service
+    provider = SdkTracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporting = False
+    for name in wanted:
+        if name == "console":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            exporting = True
+        elif name == "otlp":
+            exporter = _otlp_exporter(environ)
+            if exporter is not None:
+                provider.add_span_processor(BatchSpanProcessor(exporter))
+                exporting = True
+        else:
+            logger.warning(
+                "OTEL_TRACES_EXPORTER names %r, which Waybill does not know: use otlp or console",
+                name,
+            )
+    if not exporting:
+        provider.shutdown()
+        return None
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return provider

@@ -1,0 +1,1 @@
+"""Tests of the waybill-contracts package and the `waybill contracts` commands."""

@@ -1,0 +1,71 @@
+"""A whole Waybill service in under 60 lines: settings, a handler with an
+effect made once, a published event, a query, a dead letter, its own route.
+
+Run it with `python -m tests.runtime.example_service` (settings from the
+environment: NATS_URL, WAYBILL_*); the runtime tests drive it in-process and
+as a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from waybill_contracts import fact_id
+from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_contracts.events import WarehouseOrderAccepted
+from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.outcomes import InvalidMessage
+from waybill_runtime.queries import QueryError
+from waybill_runtime.service import Runtime, Service
+from waybill_runtime.settings import RuntimeSettings
+
+
+class ExampleSettings(RuntimeSettings, frozen=True, kw_only=True):
+    warehouse: str = "AMS1"  # read from WAYBILL_WAREHOUSE
+    warehouse_latency_s: float = 0.0  # how long the pretend warehouse call takes
+
+
+service = Service("wms-bridge", settings_type=ExampleSettings, description="example bridge")
+warehouse_orders: dict[str, str] = {}  # stands in for the warehouse system: ref -> WMS id
+effects: list[str] = []  # every call "into the warehouse", for the tests to count
+
+
+@service.handles(ReleaseToWarehouse)
+async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    order, runtime = command.order, ctx.runtime
+    assert runtime is not None
+    if not order.lines:
+        raise InvalidMessage(f"order {order.ref} has no lines")  # dead letter, with reason
+
+    async def create_in_warehouse() -> str:
+        await asyncio.sleep(runtime.settings.warehouse_latency_s)
+        effects.append(order.ref)
+        return warehouse_orders.setdefault(order.ref, f"WMS-{len(warehouse_orders) + 1}")
+
+    wms_id = await runtime.once_only(str).run(f"wms-create:{order.ref}", create_in_warehouse)
+    accepted = WarehouseOrderAccepted(
+        order_ref=order.ref, warehouse_order_id=wms_id, accepted_at=ctx.envelope.time
+    )
+    await ctx.publish(accepted, fact_id=fact_id("accepted", order.ref))
+
+
+@service.query("order_status", OrderStatusRequest, OrderStatusResponse)
+async def order_status(request: OrderStatusRequest) -> OrderStatusResponse:
+    raise QueryError(404, f"order {request.order_ref} is not known here")
+
+
+@service.routes
+def routes(runtime: Runtime[ExampleSettings]) -> list[web.RouteDef]:
+    async def warehouse(request: web.Request) -> web.Response:
+        return web.json_response({"warehouse": runtime.settings.warehouse})
+
+    return [web.get("/warehouse", warehouse)]
+
+
+main = service.main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Delivery guarantees on a real nats-server: effects once, nothing lost on SIGTERM or restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.runtime import example_service
+from tests.runtime.bus_helpers import dead_letters, release_command, send, stream_count
+from waybill_contracts import SubjectMap
+from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_contracts.events import WarehouseOrderAccepted
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.local.embedded_nats import EmbeddedNats
+from waybill_runtime.outcomes import TransientError
+from waybill_runtime.queries import ask
+from waybill_runtime.service import Service
+from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.waiting import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_redelivered_message_makes_its_effect_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    effects: list[str] = []
+    attempts: list[int] = []
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        assert ctx.runtime is not None
+        attempts.append(ctx.attempt)
+
+        async def create_wms_order() -> str:
+            effects.append(command.order.ref)
+            return "WMS-77"
+
+        wms_id = await ctx.runtime.once_only(str).run(f"wms:{command.order.ref}", create_wms_order)
+        assert wms_id == "WMS-77"
+        if ctx.attempt == 1:
+            # The effect happened, then the service lost its ack: a redelivery follows.
+            raise TransientError("connection lost after the warehouse call")
+
+    async with running_service(
+        service, nats_url=nats_url, subject_prefix=nats_prefix, retry_backoff_s=(0.05,)
+    ):
+        await send(nc, SubjectMap(nats_prefix), release_command("WH/OUT/10"))
+
+        async def attempted() -> list[int]:
+            return attempts
+
+        await eventually(attempted, until=lambda a: len(a) == 2, what="the redelivery")
+    assert effects == ["WH/OUT/10"]
+
+
+async def test_two_messages_with_one_business_key_make_one_effect(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    example_service.effects.clear()
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(
+        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix
+    ):
+        await send(nc, subjects, release_command("WH/OUT/11"))
+        await send(nc, subjects, release_command("WH/OUT/11"))  # a second, distinct message
+        await eventually(
+            lambda: stream_count(nc, subjects.commands_stream.name),
+            until=lambda n: n == 0,
+            what="both commands to be acked",
+        )
+        events = await stream_count(nc, subjects.events_stream.name)
+    assert example_service.effects == ["WH/OUT/11"]
+    assert events == 1  # the accepted event's id is derived from the fact: one stored
+
+
+def _start_example(nats_url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "WAYBILL_SUBJECT_PREFIX": prefix,
+        "WAYBILL_HTTP_PORT": "0",
+        "WAYBILL_HTTP_HOST": "127.0.0.1",
+        "WAYBILL_WAREHOUSE_LATENCY_S": "0.05",
+        "WAYBILL_CONSUMER_CONCURRENCY": "8",
+        "WAYBILL_SHUTDOWN_DEADLINE_S": "10",
+        "WAYBILL_FETCH_WAIT_S": "0.2",
+    }
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.runtime.example_service"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_batch_loses_nothing(
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    accepted = subjects.subject_for(WarehouseOrderAccepted)
+    orders = [f"WH/OUT/{n:04d}" for n in range(300)]
+    log = tmp_path / "example.log"
+    first = _start_example(nats_url, nats_prefix, log)
+    try:
+        await eventually(
+            lambda: stream_count(nc, subjects.commands_stream.name, "nope.*"),
+            until=lambda _: nc.jetstream() is not None,
+            timeout_s=1,
+        )
+
+        # Wait for the service to provision its streams, then load the queue.
+        async def provisioned() -> bool:
+            try:
+                info = await nc.jetstream().consumer_info(
+                    subjects.commands_stream.name, subjects.durable("wms-bridge", "commands")
+                )
+            except Exception:
+                return False
+            return info is not None
+
+        await eventually(provisioned, what="the service to provision its consumer")
+        for ref in orders:
+            await send(nc, subjects, release_command(ref))
+        # SIGTERM once some, but not all, orders are through.
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name, accepted),
+            until=lambda n: n >= 20,
+            what="the first accepted orders",
+        )
+        first.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(first.wait, 60)
+        assert code == 0, log.read_text()
+        done_before_restart = await stream_count(nc, subjects.events_stream.name, accepted)
+        assert done_before_restart < len(orders), "SIGTERM came after the whole batch"
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = _start_example(nats_url, nats_prefix, log)
+    try:
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name, accepted),
+            until=lambda n: n == len(orders),
+            timeout_s=90,
+            what="every order accepted after the restart",
+        )
+        await eventually(
+            lambda: stream_count(nc, subjects.commands_stream.name),
+            until=lambda n: n == 0,
+            what="every command acked",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(second.wait, 60)
+    assert await dead_letters(nc, subjects) == []
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+async def test_consumption_resumes_after_a_nats_server_restart(
+    fresh_nats_server: EmbeddedNats, nats_prefix: str
+) -> None:
+    url = fresh_nats_server.client_url
+    subjects = SubjectMap(nats_prefix)
+    service = Service("wms-bridge")
+    processed: set[str] = set()
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        processed.add(command.order.ref)
+
+    async def processed_count() -> int:
+        return len(processed)
+
+    async with running_service(
+        service, nats_url=url, subject_prefix=nats_prefix, retry_backoff_s=(0.1,)
+    ):
+        client = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        try:
+            for n in range(50):
+                await send(client, subjects, release_command(f"WH/OUT/A{n}"))
+            await eventually(processed_count, until=lambda n: n == 50, what="the first 50")
+            await asyncio.to_thread(fresh_nats_server.restart)
+            await eventually(
+                lambda: asyncio.sleep(0, client.is_connected), what="the test client to reconnect"
+            )
+            for n in range(50):
+                await send(client, subjects, release_command(f"WH/OUT/B{n}"))
+            await eventually(
+                processed_count, until=lambda n: n == 100, timeout_s=60, what="all 100 orders"
+            )
+        finally:
+            await client.close()
+    assert len(processed) == 100
+
+
+async def test_a_service_answers_ping_with_its_name_and_version(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+    from waybill_runtime.queries import PingResponse, QueryError
+
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(
+        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix, version="1.2.3"
+    ):
+        name = subjects.query_service_name("wms-bridge")
+        reply = await nc.request(f"$SRV.PING.{name}", b"", timeout=5)
+        import msgspec
+
+        ping = msgspec.json.decode(reply.data, type=PingResponse)
+        assert ping.name == name
+        assert ping.version == "1.2.3"
+        with pytest.raises(QueryError) as refused:
+            await ask(
+                nc,
+                subjects.query_subject("wms-bridge", "order_status"),
+                OrderStatusRequest(order_ref="WH/OUT/404"),
+                OrderStatusResponse,
+                timeout=5,
+            )
+    assert refused.value.code == 404

@@ -1,0 +1,179 @@
+"""Handler outcomes on a real nats-server: ack, retry with backoff, dead letter, replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+
+from tests.runtime.bus_helpers import dead_letters, release_command, send, stream_count
+from waybill_contracts import SubjectMap
+from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_contracts.events import WarehouseOrderAccepted
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.bus.dead_letters import iter_dead_letters, replay
+from waybill_runtime.outcomes import PermanentError, TransientError
+from waybill_runtime.service import Service
+from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.waiting import eventually
+
+FAST_RETRIES: dict[str, Any] = {"retry_backoff_s": (0.05,), "max_deliver": 4}
+
+
+async def test_transient_failures_are_retried_and_the_message_processed_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    attempts: list[int] = []
+    processed: list[str] = []
+
+    @service.handles(ReleaseToWarehouse)
+    async def flaky(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        attempts.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise TransientError("warehouse answered 503")
+        processed.append(command.order.ref)
+
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(
+        service, nats_url=nats_url, subject_prefix=nats_prefix, **FAST_RETRIES
+    ):
+        await send(nc, subjects, release_command("WH/OUT/1"))
+
+        async def done() -> list[str]:
+            return processed
+
+        await eventually(done, what="the third attempt to succeed")
+        # Nothing is left to redeliver: the work-queue stream is empty once acked.
+        await eventually(
+            lambda: stream_count(nc, subjects.commands_stream.name),
+            until=lambda n: n == 0,
+            what="the acked command to leave the work queue",
+        )
+    assert attempts == [1, 2, 3]
+    assert processed == ["WH/OUT/1"]
+    assert await dead_letters(nc, subjects) == []
+
+
+async def test_bad_messages_are_dead_lettered_and_the_consumer_keeps_going(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    processed: list[str] = []
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        processed.append(command.order.ref)
+
+    subjects = SubjectMap(nats_prefix)
+    subject = subjects.subject_for(ReleaseToWarehouse)
+    js = nc.jetstream()
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        valid_id = await send(nc, subjects, release_command("WH/OUT/2"))
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-id": "garbage-1",
+            "ce-source": "waybill/orchestrator",
+            "ce-type": ReleaseToWarehouse.ce_type(),
+            "ce-time": "2026-11-27T08:00:00Z",
+            "content-type": "application/json",
+        }
+        await js.publish(subject, b"\x00not json{", headers=headers)
+        unknown = {**headers, "ce-id": "unknown-type-1", "ce-type": "io.waybill.cmd.nope.v1"}
+        await js.publish(subject, b"{}", headers=unknown)
+        await send(nc, subjects, release_command("WH/OUT/3"))
+
+        letters = await eventually(
+            lambda: dead_letters(nc, subjects),
+            until=lambda found: len(found) == 2,
+            what="two dead letters",
+        )
+
+        async def both_valid() -> list[str]:
+            return processed
+
+        await eventually(both_valid, until=lambda p: len(p) == 2, what="the valid messages")
+    assert sorted(processed) == ["WH/OUT/2", "WH/OUT/3"]
+    assert valid_id
+    by_id = {letter.original_headers["ce-id"]: letter for letter in letters}
+    garbage, unknown_type = by_id["garbage-1"], by_id["unknown-type-1"]
+    for letter in (garbage, unknown_type):
+        assert letter.service == "wms-bridge"
+        assert letter.reason == "invalid message"
+        assert letter.original_subject == subject
+        assert letter.attempts == 1
+    assert garbage.original_body == b"\x00not json{"
+    assert "nope" in unknown_type.error_message
+    assert garbage.error_message and garbage.error_message != unknown_type.error_message
+
+
+async def test_replay_puts_a_dead_letter_back_and_it_is_processed(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    warehouse_knows_sku = False
+    processed: list[str] = []
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        if not warehouse_knows_sku:
+            raise PermanentError("warehouse rejected the order: unknown SKU MUG-BLUE")
+        processed.append(command.order.ref)
+        await ctx.publish(
+            WarehouseOrderAccepted(
+                order_ref=command.order.ref,
+                warehouse_order_id="WMS-1",
+                accepted_at=ctx.envelope.time,
+            )
+        )
+
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        await send(nc, subjects, release_command("WH/OUT/4"))
+        letters = await eventually(
+            lambda: dead_letters(nc, subjects), until=lambda f: len(f) == 1, what="a dead letter"
+        )
+        assert letters[0].reason == "permanent error"
+        assert "unknown SKU" in letters[0].error_message
+
+        warehouse_knows_sku = True  # the operator fixed the product master
+        stored = [s async for s in iter_dead_letters(nc.jetstream(), subjects)]
+        assert len(stored) == 1
+        await replay(nc.jetstream(), subjects, stored[0])
+
+        async def done() -> list[str]:
+            return processed
+
+        await eventually(done, what="the replayed order to be processed")
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name),
+            until=lambda n: n == 1,
+            what="the accepted event",
+        )
+    assert processed == ["WH/OUT/4"]
+    assert await dead_letters(nc, subjects) == []  # replay removed it
+
+
+async def test_exhausted_retries_end_as_a_dead_letter(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    attempts: list[int] = []
+
+    @service.handles(ReleaseToWarehouse)
+    async def always_down(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        attempts.append(ctx.attempt)
+        raise TransientError("warehouse timed out")
+
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(
+        service, nats_url=nats_url, subject_prefix=nats_prefix, **FAST_RETRIES
+    ):
+        await send(nc, subjects, release_command("WH/OUT/5"))
+        letters = await eventually(
+            lambda: dead_letters(nc, subjects), until=lambda f: len(f) == 1, what="a dead letter"
+        )
+    assert attempts == [1, 2, 3, 4]
+    assert letters[0].reason == "retries exhausted"
+    assert letters[0].attempts == 4
+    assert "warehouse timed out" in letters[0].error_message

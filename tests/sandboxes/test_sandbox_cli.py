@@ -1,0 +1,159 @@
+"""`waybill sandbox wms|carriers|mail`: options, errors, and real foreground processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import smtplib
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from email.message import EmailMessage
+
+import aiohttp
+import pytest
+
+from waybill_runtime.cli import main as waybill_main
+from waybill_sandboxes.cli import main
+
+URL = re.compile(r"http://127\.0\.0\.1:\d+")
+
+
+def test_help_lists_every_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("wms", "carriers", "mail"):
+        assert re.search(rf"^\s+{name}\s", listed, re.MULTILINE), name
+
+
+@pytest.mark.parametrize("name", ["wms", "carriers", "mail"])
+def test_each_sandbox_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([name, "--help"]) == 0
+    assert "--host" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["wms", "--port", "70000"], "not a TCP port"),
+        (["wms", "--short-pick-rate", "2"], "not a probability"),
+        (["wms", "--stage-delay", "-1"], "negative"),
+        (["wms", "--delivery", "sometimes"], "invalid choice"),
+        (["carriers", "--purchase-rate", "fast"], "not a rate per second"),
+        (["mail", "--smtp-port", "http"], "not a port number"),
+        (["submarine"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_webhook_secret_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mail", "--secret", "whsec_!!!", "--port", "0", "--smtp-port", "0"]) == 2
+    assert "whsec_" in capsys.readouterr().err
+
+
+def test_a_taken_port_exits_2_saying_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        assert main(["wms", "--port", str(taken)]) == 2
+    assert "pick another port" in capsys.readouterr().err
+
+
+def test_waybill_sandbox_forwards_everything_including_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        waybill_main(["sandbox", "wms", "--help"])
+    assert exited.value.code == 0
+    assert "usage: waybill sandbox wms" in capsys.readouterr().out
+
+
+def test_waybill_sandbox_without_the_sandboxes_installed_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "waybill_sandboxes.cli", None)
+    with pytest.raises(SystemExit) as exited:
+        waybill_main(["sandbox", "wms"])
+    assert exited.value.code == 2
+    assert "pip install -e deploy/sandboxes" in capsys.readouterr().err
+
+
+@asynccontextmanager
+async def sandbox_process(*argv: str) -> AsyncIterator[tuple[list[str], str]]:
+    """Run ``python -m waybill_sandboxes ARGV``; yield its URLs and banner, then SIGTERM it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "waybill_sandboxes",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    banner: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while not banner or "stops" not in banner[-1]:
+                line = (await process.stdout.readline()).decode()
+                assert line, f"the sandbox exited early: {''.join(banner)}"
+                banner.append(line)
+        text = "".join(banner)
+        yield URL.findall(text), text
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            code = await process.wait()
+    assert code == 0
+
+
+async def test_wms_runs_in_the_foreground_and_stops_on_sigterm(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with sandbox_process("wms", "--port", "0", "--api-key", "k1") as (urls, banner):
+        assert "X-Api-Key: k1" in banner
+        async with http.get(f"{urls[0]}/api/v1/inventory/SKU", headers={"X-Api-Key": "k1"}) as r:
+            assert (await r.json())["sku"] == "SKU"
+
+
+async def test_carriers_run_on_two_ports_with_their_own_apis(
+    http: aiohttp.ClientSession,
+) -> None:
+    argv = ("carriers", "--easypost-port", "0", "--shippo-port", "0", "--shippo-key", "tok")
+    async with sandbox_process(*argv) as (urls, banner):
+        assert len(set(urls)) == 2
+        assert "ShippoToken tok" in banner
+        async with http.get(
+            f"{urls[1]}/tracks/usps/1", headers={"Authorization": "ShippoToken tok"}
+        ) as r:
+            assert (await r.json())["tracking_status"]["status"] == "UNKNOWN"
+        async with http.get(f"{urls[0]}/v2/trackers") as resp:
+            assert resp.status == 401
+
+
+async def test_mail_prints_smtp_address_and_secret_and_captures_mail(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with sandbox_process("mail", "--port", "0", "--smtp-port", "0") as (urls, banner):
+        smtp_port = int(re.findall(r"SMTP:\s+127\.0\.0\.1:(\d+)", banner)[0])
+        assert re.search(r"Webhook secret: whsec_\S+", banner)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@x.example", "b@x.example", "hi"
+        message.set_content("hello")
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+                client.send_message(message)
+
+        await asyncio.to_thread(send)
+        async with http.get(f"{urls[0]}/_sandbox/mail") as resp:
+            assert [m["subject"] for m in (await resp.json())["messages"]] == ["hi"]
