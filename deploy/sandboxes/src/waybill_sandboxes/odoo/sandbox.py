@@ -1,0 +1,234 @@
+"""The Odoo sandbox as one object: its database, users, faults, webhooks, and a Python admin API."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+from aiohttp import web
+
+from waybill_sandboxes.faults import Faults
+from waybill_sandboxes.odoo.env import Env, Records
+from waybill_sandboxes.odoo.inspection import OrderView, PickingView, order_view, picking_view
+from waybill_sandboxes.odoo.registry import Registry
+from waybill_sandboxes.odoo.seed import ADMIN_UID, place_order, seed_data
+from waybill_sandboxes.odoo.stock import cancel_orders
+from waybill_sandboxes.odoo.users import Credential, Credentials
+from waybill_sandboxes.odoo.versions import OdooVersion
+from waybill_sandboxes.odoo.webhooks import OdooWebhooks, default_rules
+
+
+class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How to build an Odoo sandbox."""
+
+    version: int = 17
+    db: str = "waybill"
+    seed: int = 1
+    customers: int = 5
+    products: int = 8
+    orders: int = 3
+    webhook_url: str | None = None  # where the automation rules POST (17+); None: recorded only
+
+
+class OdooSandbox:
+    """A stand-in Odoo 16-19 with demo data, fault injection and webhooks.
+
+    Serve :meth:`app` with :func:`waybill_sandboxes.server.serve`. The Python
+    API below creates and cancels orders and reads back what an integration
+    did; the same is available over HTTP under ``/_sandbox/odoo``.
+    """
+
+    def __init__(
+        self,
+        settings: OdooSettings | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings or OdooSettings()
+        self.version = OdooVersion(self.settings.version)
+        self.db = self.settings.db
+        self.registry = Registry(self.version, clock=clock)
+        self.credentials = Credentials()
+        for credential in seed_data(
+            self.registry,
+            self.settings.seed,
+            self.settings.customers,
+            self.settings.products,
+            self.settings.orders,
+        ):
+            self.credentials.add(credential)
+        self.faults = Faults(seed=self.settings.seed)
+        # Rules are installed after the seed, so demo data does not fire webhooks.
+        self.webhooks = OdooWebhooks(self.registry, url=self.settings.webhook_url)
+        if self.webhooks.supported:
+            self.webhooks.replace_rules(default_rules())
+        self._random = random.Random(self.settings.seed + 1)
+
+    # -------------------------------------------------------------- serving
+    def app(self) -> web.Application:
+        """The aiohttp app serving this sandbox (same as ``build_odoo_app(sandbox)``)."""
+        # Imported here: the app module builds on this one.
+        from waybill_sandboxes.odoo.app import build_odoo_app
+
+        return build_odoo_app(self)
+
+    def calls(self) -> dict[str, int]:
+        """Calls per operation (``stock.picking.write``, ``common.login``, ...), faulted or not."""
+        return self.faults.calls()
+
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until every webhook handed to delivery has an outcome."""
+        await self.webhooks.sender.drain(timeout_s)
+
+    # ------------------------------------------------------------------ users
+    @property
+    def admin(self) -> Credential:
+        """The ``admin`` user (may write): login, password, API key."""
+        return self.user("admin")
+
+    def user(self, login: str) -> Credential:
+        """A user's credential by login; KeyError when there is no such user."""
+        found = self.credentials.by_login(login)
+        if found is None:
+            raise KeyError(f"no Odoo sandbox user {login!r}")
+        return found
+
+    def add_user(
+        self, login: str, password: str | None = None, *, can_write: bool = True, name: str = ""
+    ) -> Credential:
+        """Create a user; ``can_write=False`` makes one that gets AccessError on changes."""
+        if not login or self.credentials.by_login(login) is not None:
+            raise ValueError(f"login {login!r} is empty or already taken")
+        [partner] = self.registry.create("res.partner", [{"name": name or login}], uid=ADMIN_UID)
+        [uid] = self.registry.create(
+            "res.users", [{"name": name or login, "login": login, "partner_id": partner}], ADMIN_UID
+        )
+        credential = Credential(
+            uid, login, password or secrets.token_urlsafe(12), secrets.token_hex(20), can_write
+        )
+        self.credentials.add(credential)
+        return credential
+
+    def set_can_write(self, login: str, can_write: bool) -> None:
+        """Allow or forbid a user's changes (AccessError when forbidden)."""
+        self.user(login).can_write = can_write
+
+    def expire_sessions(self) -> None:
+        """End every web session: the next ``/web/dataset/call_kw`` gets "Session Expired"."""
+        self.credentials.expire_sessions()
+
+    # ----------------------------------------------------------------- orders
+    def create_order(
+        self,
+        *,
+        customer_id: int | None = None,
+        lines: list[tuple[str, float]] | None = None,
+        client_order_ref: str | None = None,
+        carrier: str | None = None,
+    ) -> OrderView:
+        """Create and confirm a sale order; its delivery becomes ready (and fires the webhook).
+
+        ``lines`` are ``(SKU, quantity)``; missing values are picked from the
+        demo data (repeatably for a given seed).
+        """
+        registry = self.registry
+        customers = registry.search("res.partner", [("ref", "!=", False)])
+        if customer_id is None:
+            if not customers:
+                raise ValueError("the sandbox has no customers: seed some or pass customer_id")
+            customer_id = self._random.choice(customers)
+        if not registry.exists("res.partner", [customer_id]):
+            raise ValueError(f"no customer (res.partner) with id {customer_id}")
+        if lines is None:
+            products = registry.search("product.product", [])
+            if not products:
+                raise ValueError("the sandbox has no products: seed some or pass lines")
+            picked = [(p, float(self._random.randint(1, 5))) for p in self._random.sample(
+                products, k=min(2, len(products)))]  # fmt: skip
+        else:
+            picked = [(self._product_by_sku(sku), float(qty)) for sku, qty in lines]
+        carrier_id = None
+        if carrier is not None:
+            found = registry.search("delivery.carrier", [("name", "=", carrier)])
+            if not found:
+                raise ValueError(f"unknown carrier {carrier!r}")
+            carrier_id = found[0]
+        with registry.transaction():
+            order_id = place_order(
+                registry,
+                partner_id=customer_id,
+                lines=picked,
+                client_order_ref=client_order_ref or f"PO-{self._random.randrange(100000, 999999)}",
+                carrier_id=carrier_id,
+            )
+        return order_view(registry, order_id)
+
+    def _product_by_sku(self, sku: str) -> int:
+        found = self.registry.search("product.product", [("default_code", "=", sku)])
+        if not found:
+            raise ValueError(f"unknown product SKU {sku!r}")
+        return found[0]
+
+    def cancel_order(self, ref: str) -> OrderView:
+        """Cancel a sale order (and its open pickings), as a salesperson in Odoo would."""
+        order_id = self._order_id(ref)
+        with self.registry.transaction():
+            cancel_orders(Records(Env(self.registry, ADMIN_UID), "sale.order", (order_id,)))
+        return order_view(self.registry, order_id)
+
+    def order(self, ref: str) -> OrderView:
+        """A sale order by name (``S00001``) or id."""
+        return order_view(self.registry, self._order_id(ref))
+
+    def orders(self) -> list[OrderView]:
+        """Every sale order, oldest first."""
+        return [order_view(self.registry, i) for i in self.registry.all_ids("sale.order")]
+
+    def picking(self, ref: str) -> PickingView:
+        """A picking by name (``WH/OUT/00001``) or id: state, tracking ref, chatter, activities."""
+        return picking_view(self.registry, self._lookup("stock.picking", ref))
+
+    def pickings(self, state: str | None = None) -> list[PickingView]:
+        """Every picking (optionally in one state), oldest first."""
+        ids = self.registry.all_ids("stock.picking")
+        views = [picking_view(self.registry, i) for i in ids]
+        return [view for view in views if state is None or view.state == state]
+
+    def _order_id(self, ref: str) -> int:
+        return self._lookup("sale.order", ref)
+
+    def _lookup(self, model: str, ref: str | int) -> int:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            ids = self.registry.exists(model, [int(ref)])
+        else:
+            ids = self.registry.search(model, [("name", "=", ref)])
+        if not ids:
+            raise KeyError(f"no {model} {ref!r} in the Odoo sandbox")
+        return ids[0]
+
+    # ------------------------------------------------------------------ banner
+    def banner(self) -> str:
+        """What the CLI prints: URL placeholder, database, users and API keys."""
+        lines = [
+            f"Odoo {self.version.series} sandbox listening on {{url}}",
+            f"  database: {self.db}",
+        ]
+        for credential in self.credentials.all():
+            role = "read/write" if credential.can_write else "read only"
+            lines.append(
+                f"  user {credential.login!r} password {credential.password!r} "
+                f"API key {credential.api_key} ({role})"
+            )
+        if self.version.has_json2:
+            lines.append(
+                "  JSON-2: POST {url}/json/2/<model>/<method>"
+                " with 'Authorization: bearer <API key>'"
+            )
+        lines.append("  admin: {url}/_sandbox/odoo/info")
+        return "\n".join(lines)
+
+
+SANDBOX_KEY = web.AppKey("waybill_sandboxes.odoo.sandbox", OdooSandbox)

@@ -1,0 +1,349 @@
+"""Fields of the simulated Odoo models, per Odoo version.
+
+Only the models and fields an integration touches are simulated, with the
+names, types and selections real Odoo uses. Version differences (PARTNERS.md)
+live here: ``quantity_done`` vs ``quantity`` + ``picked``, the sale order
+``done`` state of 16 vs the ``locked`` flag of 17+, ``product_uom_id`` on sale
+order lines in 19, storable products as ``type="consu"`` + ``is_storable``
+from 18.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from waybill_sandboxes.odoo.versions import OdooVersion
+
+RELATIONAL_TYPES = frozenset({"many2one", "one2many", "many2many"})
+X2MANY_TYPES = frozenset({"one2many", "many2many"})
+# Fields the ORM maintains itself; writes to them are ignored as Odoo does.
+MAGIC_FIELDS = ("id", "display_name", "create_date", "create_uid", "write_date", "write_uid")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a model, described the way ``fields_get`` reports it."""
+
+    name: str
+    type: str
+    string: str
+    relation: str | None = None
+    # one2many: the field on the comodel pointing back (a many2one, or the
+    # integer ``res_id`` of mail.message / mail.activity)
+    inverse: str | None = None
+    # one2many onto mail.message / mail.activity: the comodel's field holding the model name
+    model_field: str | None = None
+    selection: tuple[tuple[str, str], ...] = ()
+    required: bool = False
+    default: Any = None
+    # computed from a many2one path, e.g. picking_type_code = picking_type_id.code
+    related: tuple[str, ...] = ()
+    computed: bool = False
+
+    @property
+    def stored(self) -> bool:
+        """Whether the registry keeps a value for this field on the record."""
+        return not (self.computed or self.related or self.type == "one2many")
+
+    def describe(self) -> dict[str, Any]:
+        """The ``fields_get`` entry for this field."""
+        info: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "string": self.string,
+            "required": self.required,
+            "readonly": self.computed or bool(self.related) or self.name in MAGIC_FIELDS,
+            "store": self.stored or self.type == "one2many",
+            "searchable": True,
+            "sortable": self.stored,
+            "manual": False,
+        }
+        if self.relation:
+            info["relation"] = self.relation
+        if self.type == "one2many" and self.inverse:
+            info["relation_field"] = self.inverse
+        if self.type == "selection":
+            info["selection"] = [list(option) for option in self.selection]
+        if self.related:
+            info["related"] = ".".join(self.related)
+        return info
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A simulated model: its technical name, label, fields and default order."""
+
+    name: str
+    description: str
+    fields: dict[str, Field]
+    order: str = "id"
+    rec_name: str = "name"
+    mail_thread: bool = False  # has chatter (message_post) and activities
+    writable: bool = True  # False for the technical models integrators only read
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _f(name: str, type_: str, string: str, **options: Any) -> Field:
+    return Field(name=name, type=type_, string=string, **options)
+
+
+def _m2o(name: str, string: str, relation: str, **options: Any) -> Field:
+    return Field(name=name, type="many2one", string=string, relation=relation, **options)
+
+
+def _o2m(name: str, string: str, relation: str, inverse: str, **options: Any) -> Field:
+    return Field(
+        name=name, type="one2many", string=string, relation=relation, inverse=inverse, **options
+    )
+
+
+def _sel(name: str, string: str, options: tuple[tuple[str, str], ...], **more: Any) -> Field:
+    return Field(name=name, type="selection", string=string, selection=options, **more)
+
+
+LANGUAGES = (
+    ("en_US", "English (US)"),
+    ("en_GB", "English (UK)"),
+    ("de_DE", "German / Deutsch"),
+    ("fr_FR", "French / Français"),
+    ("nl_NL", "Dutch / Nederlands"),
+)
+PICKING_STATES = (
+    ("draft", "Draft"),
+    ("waiting", "Waiting Another Operation"),
+    ("confirmed", "Waiting"),
+    ("assigned", "Ready"),
+    ("done", "Done"),
+    ("cancel", "Cancelled"),
+)
+MOVE_STATES = (
+    ("draft", "New"),
+    ("waiting", "Waiting Another Move"),
+    ("confirmed", "Waiting Availability"),
+    ("partially_available", "Partially Available"),
+    ("assigned", "Available"),
+    ("done", "Done"),
+    ("cancel", "Cancelled"),
+)
+PICKING_TYPE_CODES = (("incoming", "Receipt"), ("outgoing", "Delivery"), ("internal", "Internal"))
+
+
+def _sale_order_states(version: OdooVersion) -> tuple[tuple[str, str], ...]:
+    states = [("draft", "Quotation"), ("sent", "Quotation Sent"), ("sale", "Sales Order")]
+    if version.major == 16:
+        states.append(("done", "Locked"))
+    states.append(("cancel", "Cancelled"))
+    return tuple(states)
+
+
+def _product_types(version: OdooVersion) -> tuple[tuple[str, str], ...]:
+    if version.major >= 18:
+        return (("consu", "Goods"), ("service", "Service"), ("combo", "Combo"))
+    return (("consu", "Consumable"), ("service", "Service"), ("product", "Storable Product"))
+
+
+def _chatter_fields() -> list[Field]:
+    return [
+        _o2m("message_ids", "Messages", "mail.message", "res_id", model_field="model"),
+        _o2m("activity_ids", "Activities", "mail.activity", "res_id", model_field="res_model"),
+    ]
+
+
+def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict[str, Any]]]:
+    """(model, description, fields, options) for every simulated model."""
+    uom_field = version.order_line_uom_field
+    move_done: list[Field] = (
+        [_f("quantity_done", "float", "Quantity Done", default=0.0)]
+        if version.major == 16
+        else [
+            _f("quantity", "float", "Quantity", default=0.0),
+            _f("picked", "boolean", "Picked", default=False),
+        ]
+    )
+    product_storable = (
+        [_f("is_storable", "boolean", "Track Inventory", default=True)]
+        if version.major >= 18
+        else []
+    )
+    sale_locked = [] if version.major == 16 else [_f("locked", "boolean", "Locked", default=False)]
+    return [
+        ("res.country", "Country", [_f("name", "char", "Country Name", required=True),
+                                    _f("code", "char", "Country Code")], {}),
+        ("res.country.state", "Country state", [
+            _f("name", "char", "State Name", required=True), _f("code", "char", "State Code"),
+            _m2o("country_id", "Country", "res.country")], {}),
+        ("res.partner", "Contact", [
+            _f("name", "char", "Name", required=True), _f("ref", "char", "Reference"),
+            _f("is_company", "boolean", "Is a Company", default=False),
+            _sel("type", "Address Type", (("contact", "Contact"), ("invoice", "Invoice Address"),
+                                          ("delivery", "Delivery Address")), default="contact"),
+            _f("street", "char", "Street"), _f("street2", "char", "Street2"),
+            _f("zip", "char", "Zip"), _f("city", "char", "City"),
+            _m2o("state_id", "State", "res.country.state"),
+            _m2o("country_id", "Country", "res.country"),
+            _f("phone", "char", "Phone"), _f("email", "char", "Email"),
+            _sel("lang", "Language", LANGUAGES, default="en_US"),
+            _f("active", "boolean", "Active", default=True)],
+            {"order": "display_name, id desc"}),
+        ("res.users", "User", [
+            _f("name", "char", "Name", required=True), _f("login", "char", "Login", required=True),
+            _m2o("partner_id", "Related Partner", "res.partner"),
+            _sel("lang", "Language", LANGUAGES, default="en_US"),
+            _f("tz", "char", "Timezone", default="Europe/Brussels"),
+            _f("share", "boolean", "Share User", default=False),
+            _f("active", "boolean", "Active", default=True)], {"order": "name, login"}),
+        ("uom.uom", "Product Unit of Measure", [_f("name", "char", "Unit", required=True)], {}),
+        ("product.product", "Product", [
+            _f("name", "char", "Name", required=True),
+            _f("default_code", "char", "Internal Reference"), _f("barcode", "char", "Barcode"),
+            _sel("type", "Product Type", _product_types(version), default="consu"),
+            *product_storable,
+            _f("weight", "float", "Weight", default=0.0),
+            _f("volume", "float", "Volume", default=0.0),
+            _f("list_price", "float", "Sales Price", default=1.0),
+            _m2o("uom_id", "Unit", "uom.uom"),
+            _f("active", "boolean", "Active", default=True)],
+            {"order": "default_code, name, id"}),
+        ("stock.location", "Inventory Locations", [
+            _f("name", "char", "Location Name", required=True),
+            _f("complete_name", "char", "Full Location Name"),
+            _sel("usage", "Location Type", (("supplier", "Vendor"), ("view", "View"),
+                                            ("internal", "Internal"), ("customer", "Customer")),
+                 default="internal")], {"rec_name": "complete_name", "order": "complete_name, id"}),
+        ("stock.lot", "Lot/Serial", [
+            _f("name", "char", "Lot/Serial Number", required=True),
+            _m2o("product_id", "Product", "product.product", required=True)], {}),
+        ("stock.picking.type", "Picking Type", [
+            _f("name", "char", "Operation Type", required=True),
+            _sel("code", "Type of Operation", PICKING_TYPE_CODES, required=True),
+            _f("sequence_code", "char", "Sequence Prefix", required=True),
+            _m2o("default_location_src_id", "Default Source Location", "stock.location"),
+            _m2o("default_location_dest_id", "Default Destination Location", "stock.location")],
+            {}),
+        ("stock.quant", "Quants", [
+            _m2o("product_id", "Product", "product.product", required=True),
+            _m2o("location_id", "Location", "stock.location", required=True),
+            _m2o("lot_id", "Lot/Serial Number", "stock.lot"),
+            _f("quantity", "float", "Quantity", default=0.0),
+            _f("reserved_quantity", "float", "Reserved Quantity", default=0.0)],
+            {"rec_name": "product_id"}),
+        ("delivery.carrier", "Shipping Methods", [
+            _f("name", "char", "Delivery Method", required=True),
+            _sel("delivery_type", "Provider", (("fixed", "Fixed Price"),
+                                               ("base_on_rule", "Based on Rules")),
+                 default="fixed"),
+            _f("active", "boolean", "Active", default=True)], {}),
+        ("sale.order", "Sales Order", [
+            _f("name", "char", "Order Reference", default="New"),
+            _sel("state", "Status", _sale_order_states(version), default="draft"), *sale_locked,
+            _m2o("partner_id", "Customer", "res.partner", required=True),
+            _m2o("partner_invoice_id", "Invoice Address", "res.partner"),
+            _m2o("partner_shipping_id", "Delivery Address", "res.partner"),
+            _f("date_order", "datetime", "Order Date"),
+            _f("commitment_date", "datetime", "Delivery Date"),
+            _f("client_order_ref", "char", "Customer Reference"),
+            _o2m("order_line", "Order Lines", "sale.order.line", "order_id"),
+            _o2m("picking_ids", "Transfers", "stock.picking", "sale_id"),
+            _m2o("carrier_id", "Delivery Method", "delivery.carrier"),
+            *_chatter_fields()], {"order": "date_order desc, id desc", "mail_thread": True}),
+        ("sale.order.line", "Sales Order Line", [
+            _m2o("order_id", "Order Reference", "sale.order", required=True),
+            _f("name", "text", "Description"),
+            _m2o("product_id", "Product", "product.product"),
+            _f("product_uom_qty", "float", "Quantity", default=1.0),
+            _m2o(uom_field, "Unit of Measure", "uom.uom"),
+            _f("price_unit", "float", "Unit Price", default=0.0),
+            _f("qty_delivered", "float", "Delivery Quantity", default=0.0),
+            _sel("state", "Order Status", _sale_order_states(version),
+                 related=("order_id", "state"))], {"order": "order_id, id"}),
+        ("stock.picking", "Transfer", [
+            _f("name", "char", "Reference", default="/"), _f("origin", "char", "Source Document"),
+            _sel("state", "Status", PICKING_STATES, default="draft"),
+            _sel("priority", "Priority", (("0", "Normal"), ("1", "Urgent")), default="0"),
+            _m2o("picking_type_id", "Operation Type", "stock.picking.type", required=True),
+            _sel("picking_type_code", "Type of Operation", PICKING_TYPE_CODES,
+                 related=("picking_type_id", "code")),
+            _m2o("partner_id", "Contact", "res.partner"),
+            _m2o("location_id", "Source Location", "stock.location"),
+            _m2o("location_dest_id", "Destination Location", "stock.location"),
+            _f("scheduled_date", "datetime", "Scheduled Date"),
+            _f("date_done", "datetime", "Date of Transfer"),
+            _o2m("move_ids", "Stock Moves", "stock.move", "picking_id"),
+            _m2o("sale_id", "Sales Order", "sale.order"),
+            _m2o("backorder_id", "Back Order of", "stock.picking"),
+            _m2o("carrier_id", "Carrier", "delivery.carrier"),
+            _f("carrier_tracking_ref", "char", "Tracking Reference"),
+            _f("carrier_price", "float", "Shipping Cost", default=0.0),
+            _f("weight", "float", "Weight", default=0.0),
+            _f("shipping_weight", "float", "Weight for Shipping", default=0.0),
+            *_chatter_fields()],
+            {"order": "priority desc, scheduled_date, id desc", "mail_thread": True}),
+        ("stock.move", "Stock Move", [
+            _f("name", "char", "Description", required=True),
+            _m2o("picking_id", "Transfer", "stock.picking"),
+            _m2o("product_id", "Product", "product.product", required=True),
+            _f("product_uom_qty", "float", "Demand", default=0.0), *move_done,
+            _m2o("product_uom", "UoM", "uom.uom"),
+            _sel("state", "Status", MOVE_STATES, default="draft"),
+            _m2o("location_id", "Source Location", "stock.location"),
+            _m2o("location_dest_id", "Destination Location", "stock.location"),
+            _f("origin", "char", "Source Document"),
+            _m2o("sale_line_id", "Sale Line", "sale.order.line"),
+            _f("date", "datetime", "Date Scheduled")], {"order": "id"}),
+        ("mail.message.subtype", "Message subtypes", [
+            _f("name", "char", "Message Type", required=True),
+            _f("internal", "boolean", "Internal Only", default=False)], {}),
+        ("mail.message", "Message", [
+            _f("model", "char", "Related Document Model"),
+            _f("res_id", "many2one_reference", "Related Document ID"),
+            _f("subject", "char", "Subject"), _f("body", "html", "Contents", default=""),
+            _sel("message_type", "Type", (("email", "Incoming Email"), ("comment", "Comment"),
+                                          ("notification", "System notification"),
+                                          ("auto_comment", "Automated Targeted Notification"),
+                                          ("user_notification", "User Specific Notification")),
+                 default="comment"),
+            _m2o("subtype_id", "Subtype", "mail.message.subtype"),
+            _m2o("author_id", "Author", "res.partner"),
+            Field("partner_ids", "many2many", "Recipients", relation="res.partner"),
+            _f("date", "datetime", "Date")], {"order": "id desc", "rec_name": "subject"}),
+        ("mail.activity.type", "Activity Type", [_f("name", "char", "Name", required=True)], {}),
+        ("mail.activity", "Activity", [
+            _f("res_model", "char", "Related Document Model", required=True),
+            _f("res_id", "many2one_reference", "Related Document ID", required=True),
+            _m2o("activity_type_id", "Activity Type", "mail.activity.type"),
+            _f("summary", "char", "Summary"), _f("note", "html", "Note"),
+            _f("date_deadline", "date", "Due Date", required=True),
+            _m2o("user_id", "Assigned to", "res.users")],
+            {"order": "date_deadline, id", "rec_name": "summary"}),
+        ("ir.model", "Models", [
+            _f("model", "char", "Model", required=True), _f("name", "char", "Model Description")],
+            {"order": "model", "writable": False}),
+        ("ir.model.data", "Model Data", [
+            _f("name", "char", "External Identifier", required=True),
+            _f("module", "char", "Module", required=True),
+            _f("model", "char", "Model Name", required=True),
+            _f("res_id", "many2one_reference", "Record ID"),
+            _f("complete_name", "char", "Complete ID")],
+            {"order": "module, model, name", "rec_name": "complete_name", "writable": False}),
+    ]  # fmt: skip
+
+
+def _magic_fields() -> list[Field]:
+    return [
+        _f("id", "integer", "ID", computed=True),
+        _f("display_name", "char", "Display Name", computed=True),
+        _f("create_date", "datetime", "Created on"),
+        _m2o("create_uid", "Created by", "res.users"),
+        _f("write_date", "datetime", "Last Updated on"),
+        _m2o("write_uid", "Last Updated by", "res.users"),
+    ]
+
+
+def build_models(version: OdooVersion) -> dict[str, ModelSpec]:
+    """Every simulated model of this Odoo version, by technical name."""
+    models: dict[str, ModelSpec] = {}
+    for name, description, own_fields, options in _model_table(version):
+        fields = {f.name: f for f in [*_magic_fields(), *own_fields]}
+        models[name] = ModelSpec(name=name, description=description, fields=fields, **options)
+    return models

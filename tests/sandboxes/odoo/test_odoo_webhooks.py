@@ -1,0 +1,179 @@
+"""Automation-rule webhooks: the picking-ready and order-cancelled POSTs, as Odoo sends them."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.sandboxes.inbox import Inbox
+from tests.sandboxes.odoo.running import DB, running_odoo
+from waybill_sandboxes.odoo import OdooSandbox, OdooSettings, WebhookRule
+from waybill_sandboxes.server import RunningSandbox
+
+DATETIME = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
+async def test_a_delivery_becoming_ready_posts_the_documented_webhook_body(
+    inbox: tuple[Inbox, RunningSandbox],
+) -> None:
+    receiver, target = inbox
+    hook = f"{target.url}/odoo/9f2c-secret"
+    async with running_odoo(version=17, webhook_url=hook) as odoo:
+        order = odoo.sandbox.create_order(lines=[("WB-0001", 2), ("WB-0002", 1)])
+        [received] = await receiver.wait_for(1)
+        picking = odoo.sandbox.picking(order.pickings[0])
+        deliveries = odoo.sandbox.webhooks.deliveries()
+
+    raw = received.body.decode()
+    body: dict[str, Any] = json.loads(raw)
+    assert raw == json.dumps(body, sort_keys=True)  # keys sorted, Odoo's separators
+    assert received.path == "/odoo/9f2c-secret"
+    assert received.headers["Content-Type"] == "application/json"
+    assert not any(h.lower().startswith(("webhook-", "x-signature")) for h in received.headers)
+    assert body["_action"] == "Waybill: delivery ready(#1)"
+    assert body["_model"] == "stock.picking"
+    assert body["_id"] == body["id"] == picking.id
+    assert body["name"] == picking.name and body["origin"] == order.name
+    assert body["state"] == "assigned" and body["picking_type_code"] == "outgoing"
+    assert isinstance(body["partner_id"], int) and body["sale_id"] == order.id  # bare ids
+    assert body["move_ids"] == [m.id for m in picking.moves]  # x2many: id list
+    assert body["carrier_id"] is False  # empty values are false
+    for stamp in (body["scheduled_date"], body["write_date"]):
+        assert re.fullmatch(DATETIME, stamp), stamp
+    assert [d.outcome for d in deliveries] == ["delivered"]
+    assert deliveries[0].attempts == 1
+
+
+async def test_cancelling_an_order_over_json_rpc_posts_the_cancel_webhook(
+    inbox: tuple[Inbox, RunningSandbox], http: aiohttp.ClientSession
+) -> None:
+    receiver, target = inbox
+    async with running_odoo(version=19, webhook_url=f"{target.url}/hook") as odoo:
+        params = {
+            "service": "object",
+            "method": "execute_kw",
+            "args": [DB, 2, "admin", "sale.order", "action_cancel", [[2]]],
+        }
+        envelope = {"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}
+        async with http.post(f"{odoo.url}/jsonrpc", json=envelope) as response:
+            assert (await response.json())["result"] is True
+        [received] = await receiver.wait_for(1)
+
+    body = received.json()
+    assert body["_action"] == "Waybill: sale order cancelled(#2)"
+    assert (body["_model"], body["_id"], body["state"]) == ("sale.order", 2, "cancel")
+    assert body["picking_ids"] == [2]
+
+
+async def post_json_rpc(http: aiohttp.ClientSession, url: str, *args: Any) -> dict[str, Any]:
+    params = {"service": "object", "method": "execute_kw", "args": [DB, 2, "admin", *args]}
+    envelope = {"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}
+    async with http.post(f"{url}/jsonrpc", json=envelope) as response:
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+@pytest.mark.parametrize(("version", "premature"), [(17, True), (19, False)])
+async def test_odoo_17_sends_webhooks_for_changes_that_roll_back_and_19_does_not(
+    inbox: tuple[Inbox, RunningSandbox],
+    http: aiohttp.ClientSession,
+    version: int,
+    premature: bool,
+) -> None:
+    receiver, target = inbox
+    async with running_odoo(version=version, webhook_url=f"{target.url}/hook") as odoo:
+        uom = "product_uom_id" if version >= 19 else "product_uom"
+        line = {"product_id": 1, "product_uom_qty": 1, uom: 1}
+        quotation = await post_json_rpc(
+            http,
+            odoo.url,
+            "sale.order",
+            "create",
+            [{"partner_id": 6, "order_line": [(0, 0, line)]}],
+        )
+        # Confirming a fresh quotation with an already confirmed order fails as a whole.
+        failed = await post_json_rpc(
+            http, odoo.url, "sale.order", "action_confirm", [[quotation["result"], 1]]
+        )
+        assert failed["error"]["data"]["name"] == "odoo.exceptions.UserError"
+        assert odoo.sandbox.order(str(quotation["result"])).state == "draft"
+        later = odoo.sandbox.create_order()  # a real one, as a marker
+        received = await receiver.wait_for(2 if premature else 1)
+        marker = odoo.sandbox.picking(later.pickings[0])
+
+    bodies = [item.json() for item in received]
+    assert bodies[-1]["_id"] == marker.id
+    if premature:
+        assert bodies[0]["origin"] == "S00004"  # announced, then rolled back
+        assert bodies[0]["_id"] == marker.id  # ... and its id was handed out again
+    assert len(bodies) == (2 if premature else 1)
+
+
+async def test_a_failing_receiver_gets_one_attempt_and_no_retry(
+    inbox: tuple[Inbox, RunningSandbox],
+) -> None:
+    receiver, target = inbox
+    receiver.status = 500
+    async with running_odoo(version=18, webhook_url=f"{target.url}/hook") as odoo:
+        odoo.sandbox.create_order()
+        await receiver.wait_for(1)
+        await odoo.sandbox.settle()
+        [delivery] = odoo.sandbox.webhooks.deliveries()
+    assert (delivery.outcome, delivery.attempts, delivery.last_status) == ("failed", 1, 500)
+    assert len(receiver.received) == 1
+
+
+async def test_custom_rules_choose_model_trigger_domain_and_fields(
+    inbox: tuple[Inbox, RunningSandbox],
+) -> None:
+    receiver, target = inbox
+    async with running_odoo(version=17, webhook_url=f"{target.url}/hook") as odoo:
+        odoo.sandbox.webhooks.replace_rules(
+            [
+                WebhookRule(
+                    name="Tracking written",
+                    model="stock.picking",
+                    trigger_fields=["carrier_tracking_ref"],
+                    domain=[["carrier_tracking_ref", "!=", False]],
+                    fields=["carrier_tracking_ref"],
+                ),
+            ]
+        )
+        registry = odoo.sandbox.registry
+        registry.write("stock.picking", [1], {"origin": "ignored: not a trigger field"}, uid=2)
+        registry.write("stock.picking", [1], {"carrier_tracking_ref": False}, uid=2)
+        registry.write("stock.picking", [1], {"carrier_tracking_ref": "1Z1"}, uid=2)
+        [received] = await receiver.wait_for(1)
+    assert received.json() == {
+        "_action": "Tracking written(#3)",
+        "_id": 1,
+        "_model": "stock.picking",
+        "carrier_tracking_ref": "1Z1",
+        "id": 1,
+    }
+
+
+def test_bad_rules_are_refused_and_odoo_16_has_no_webhooks() -> None:
+    sandbox = OdooSandbox(OdooSettings(version=17, orders=0))
+    before = sandbox.webhooks.rules()
+    bad_rules = [
+        WebhookRule(name="x", model="no.model"),
+        WebhookRule(name="x", model="stock.picking", fields=["nope"]),
+        WebhookRule(name="x", model="stock.picking", trigger_fields=["nope"]),
+        WebhookRule(name="x", model="stock.picking", domain=[["nope", "=", 1]]),
+    ]
+    for rule in bad_rules:
+        with pytest.raises(ValueError, match=r"webhook rule|unknown model"):
+            sandbox.webhooks.replace_rules([WebhookRule(name="ok", model="sale.order"), rule])
+        assert sandbox.webhooks.rules() == before
+
+    old = OdooSandbox(OdooSettings(version=16, webhook_url="http://127.0.0.1:9/hook"))
+    assert old.webhooks.rules() == []
+    with pytest.raises(ValueError, match="Odoo 16 has no webhook action"):
+        old.webhooks.add_rule(WebhookRule(name="x", model="sale.order"))
+    old.create_order()
+    assert old.webhooks.deliveries() == []
