@@ -1,9 +1,6 @@
-"""A whole Waybill service in under 60 lines: settings, a handler with an
-effect made once, a published event, a query, a dead letter, its own route.
+"""A whole Waybill service: settings, an effect made once, an event, a query, a route.
 
-Run it with `python -m tests.runtime.example_service` (settings from the
-environment: NATS_URL, WAYBILL_*); the runtime tests drive it in-process and
-as a process.
+Run it with `python -m tests.runtime.example_service`; the runtime tests drive it.
 """
 
 from __future__ import annotations
@@ -11,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-
 from waybill_contracts import fact_id
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import InvalidMessage
 from waybill_runtime.queries import QueryError
@@ -24,13 +21,12 @@ from waybill_runtime.settings import RuntimeSettings
 
 
 class ExampleSettings(RuntimeSettings, frozen=True, kw_only=True):
-    warehouse: str = "AMS1"  # read from WAYBILL_WAREHOUSE
-    warehouse_latency_s: float = 0.0  # how long the pretend warehouse call takes
+    warehouse: str = "AMS1"  # WAYBILL_WAREHOUSE
+    warehouse_latency_s: float = 0.0  # WAYBILL_WAREHOUSE_LATENCY_S: the pretend call's duration
 
 
 service = Service("wms-bridge", settings_type=ExampleSettings, description="example bridge")
-warehouse_orders: dict[str, str] = {}  # stands in for the warehouse system: ref -> WMS id
-effects: list[str] = []  # every call "into the warehouse", for the tests to count
+effects: list[str] = []  # every pretend call into the warehouse, for the tests to count
 
 
 @service.handles(ReleaseToWarehouse)
@@ -38,12 +34,12 @@ async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
     order, runtime = command.order, ctx.runtime
     assert runtime is not None
     if not order.lines:
-        raise InvalidMessage(f"order {order.ref} has no lines")  # dead letter, with reason
+        raise InvalidMessage(f"order {order.ref} has no lines")  # dead letter, with the reason
 
     async def create_in_warehouse() -> str:
         await asyncio.sleep(runtime.settings.warehouse_latency_s)
         effects.append(order.ref)
-        return warehouse_orders.setdefault(order.ref, f"WMS-{len(warehouse_orders) + 1}")
+        return f"WMS-{order.ref}"
 
     wms_id = await runtime.once_only(str).run(f"wms-create:{order.ref}", create_in_warehouse)
     accepted = WarehouseOrderAccepted(
@@ -65,7 +61,5 @@ def routes(runtime: Runtime[ExampleSettings]) -> list[web.RouteDef]:
     return [web.get("/warehouse", warehouse)]
 
 
-main = service.main
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(service.main())

@@ -232,3 +232,43 @@ async def test_a_service_answers_ping_with_its_name_and_version(
                 timeout=5,
             )
     assert refused.value.code == 404
+
+
+async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    import aiohttp
+
+    from waybill_runtime.local.ports import free_port
+
+    port = free_port()
+    subjects = SubjectMap(nats_prefix)
+    async with (
+        running_service(
+            example_service.service,
+            nats_url=nats_url,
+            subject_prefix=nats_prefix,
+            http_port=port,
+            warehouse="RTM2",
+        ),
+        aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http,
+    ):
+        await send(nc, subjects, release_command("WH/OUT/20"))
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name),
+            until=lambda n: n == 1,
+            what="the accepted event",
+        )
+        async with http.get("/healthz") as health:
+            assert health.status == 200
+        async with http.get("/readyz") as ready:
+            assert ready.status == 200, await ready.text()
+        async with http.get("/metrics") as metrics:
+            text = await metrics.text()
+        async with http.get("/warehouse") as route:
+            assert await route.json() == {"warehouse": "RTM2"}
+        async with http.get("/no-such-page") as missing:
+            assert missing.status == 404
+            assert missing.content_type == "application/problem+json"
+    assert "waybill_messages_processed_total{" in text
+    assert "wms-bridge-commands" in text
