@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+
 from waybill_contracts import fact_id
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
-
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import InvalidMessage
 from waybill_runtime.queries import QueryError
