@@ -177,3 +177,77 @@ async def test_exhausted_retries_end_as_a_dead_letter(
     assert letters[0].reason == "retries exhausted"
     assert letters[0].attempts == 4
     assert "warehouse timed out" in letters[0].error_message
+
+
+async def test_a_service_can_watch_every_dead_letter(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    from waybill_runtime.bus.dead_letters import StoredDeadLetter
+
+    failing = Service("wms-bridge")
+
+    @failing.handles(ReleaseToWarehouse)
+    async def reject(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        raise PermanentError(f"order {command.order.ref} rejected")
+
+    watcher = Service("auditor")
+    seen: list[StoredDeadLetter] = []
+    attempts: list[int] = []
+
+    @watcher.handles_dead_letters
+    async def record(stored: StoredDeadLetter) -> None:
+        attempts.append(stored.sequence)
+        if len(attempts) == 1:
+            raise OSError("audit database locked")  # retried, not lost
+        seen.append(stored)
+
+    subjects = SubjectMap(nats_prefix)
+    settings: dict[str, Any] = {"nats_url": nats_url, "subject_prefix": nats_prefix}
+    async with (
+        running_service(failing, **settings, **FAST_RETRIES),
+        running_service(watcher, **settings, **FAST_RETRIES),
+    ):
+        await send(nc, subjects, release_command("WH/OUT/9"))
+
+        async def recorded() -> list[StoredDeadLetter]:
+            return seen
+
+        await eventually(recorded, what="the watcher to record the dead letter")
+    assert len(attempts) == 2
+    assert seen[0].letter.service == "wms-bridge"
+    assert "WH/OUT/9 rejected" in seen[0].letter.error_message
+
+
+async def test_handlers_reach_resources_their_service_provides(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from waybill_runtime.service import ResourceKey, Runtime
+
+    warehouse_key: ResourceKey[list[str]] = ResourceKey("warehouse")
+    service = Service("wms-bridge")
+    opened: list[str] = []
+
+    @service.uses
+    @contextlib.asynccontextmanager
+    async def warehouse(runtime: Runtime[Any]) -> AsyncIterator[None]:
+        runtime.provide(warehouse_key, opened)
+        opened.append("open")
+        yield
+        opened.append("closed")
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        assert ctx.runtime is not None
+        ctx.runtime.resource(warehouse_key).append(command.order.ref)
+
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        await send(nc, SubjectMap(nats_prefix), release_command("WH/OUT/12"))
+
+        async def calls() -> list[str]:
+            return opened
+
+        await eventually(calls, until=lambda c: "WH/OUT/12" in c, what="the handler's call")
+    assert opened == ["open", "WH/OUT/12", "closed"]

@@ -26,6 +26,7 @@ from nats.js.kv import KeyValue
 from waybill_contracts import Message, MessageKind, SubjectMap
 from waybill_runtime.bus.connection import ConnectionEvents, connect
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
+from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer, DeadLetterHandler
 from waybill_runtime.bus.provisioning import (
     ConsumerPolicy,
     StreamPolicy,
@@ -52,6 +53,16 @@ Resp = TypeVar("Resp")
 _STREAM_OF_KIND = {MessageKind.EVENT: "events", MessageKind.COMMAND: "commands"}
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResourceKey(Generic[T]):
+    """Names a resource that a ``uses`` factory provides to handlers (like aiohttp's AppKey)."""
+
+    name: str
+
+
 @dataclass
 class Runtime(Generic[S]):
     """What a running service's hooks and handlers can use."""
@@ -64,6 +75,21 @@ class Runtime(Generic[S]):
     metrics: MetricsRegistry
     buckets: dict[str, KeyValue] = field(default_factory=dict)
     _once: dict[type[Any], OnceOnly[Any]] = field(default_factory=dict)
+    _resources: dict[ResourceKey[Any], Any] = field(default_factory=dict)
+
+    def provide(self, key: ResourceKey[T], value: T) -> None:
+        """Make ``value`` (a partner client, a poller) available to handlers under ``key``."""
+        self._resources[key] = value
+
+    def resource(self, key: ResourceKey[T]) -> T:
+        """The resource provided under ``key``; a clear error if no ``uses`` factory provided it."""
+        try:
+            value: T = self._resources[key]
+        except KeyError:
+            raise LookupError(
+                f"no resource {key.name!r}: provide it from a service.uses(...) factory"
+            ) from None
+        return value
 
     def once_only(self, result_type: type[Resp]) -> OnceOnly[Resp]:
         """The effects-once helper for results of ``result_type`` (one per type, reused)."""
@@ -112,6 +138,7 @@ class Service(Generic[S]):
         self.bucket_purposes = tuple(buckets)
         self.bucket_ttl_s = bucket_ttl_s
         self.handlers: dict[type[Message], Handler] = {}
+        self.dead_letter_handler: DeadLetterHandler | None = None
         self._queries: list[tuple[str, type[Any], type[Any], Callable[..., Awaitable[Any]]]] = []
         self._contexts: list[
             Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
@@ -135,6 +162,13 @@ class Service(Generic[S]):
             return handler
 
         return register
+
+    def handles_dead_letters(self, handler: DeadLetterHandler) -> DeadLetterHandler:
+        """Register the handler of every dead letter (of every service): the auditor's view."""
+        if self.dead_letter_handler is not None:
+            raise ValueError(f"{self.name} already handles dead letters")
+        self.dead_letter_handler = handler
+        return handler
 
     def query(
         self, name: str, request_type: type[Req], response_type: type[Resp]
@@ -277,6 +311,14 @@ class Service(Generic[S]):
                 filter_subjects=[subjects.subject_for(t) for t in types],
                 policy=policy,
             )
+        if self.dead_letter_handler is not None:
+            await ensure_consumer(
+                js,
+                stream=subjects.dlq_stream.name,
+                durable=subjects.durable(settings.service, "dead-letters"),
+                filter_subjects=list(subjects.dlq_stream.subjects),
+                policy=policy,
+            )
 
     def _types_by_stream(self) -> dict[str, list[type[Message]]]:
         grouped: dict[str, list[type[Message]]] = {}
@@ -296,7 +338,7 @@ class Service(Generic[S]):
             max_deliver=settings.max_deliver,
             retry_backoff_s=tuple(settings.retry_backoff_s),
         )
-        return [
+        consumers = [
             Consumer(
                 js=runtime.js,
                 subjects=subjects,
@@ -311,6 +353,23 @@ class Service(Generic[S]):
             )
             for stream_key, types in self._types_by_stream().items()
         ]
+        if self.dead_letter_handler is not None:
+            consumers.append(
+                DeadLetterConsumer(
+                    js=runtime.js,
+                    subjects=subjects,
+                    service=settings.service,
+                    stream=subjects.dlq_stream.name,
+                    durable=subjects.durable(settings.service, "dead-letters"),
+                    handlers={},
+                    publisher=runtime.publisher,
+                    options=options,
+                    metrics=runtime.metrics,
+                    runtime=runtime,
+                    letter_handler=self.dead_letter_handler,
+                )
+            )
+        return consumers
 
     async def _start_queries(self, runtime: Runtime[S]) -> QueryService:
         settings = runtime.settings

@@ -1,16 +1,20 @@
-"""The local stack behind `waybill up`: embedded NATS (or an external one) and the services.
+"""The local stack behind `waybill up`: NATS, the partner sandboxes and the services.
 
 Every service runs as its own process, as it would in a container, so the
-local stack exercises the same process boundaries as a Kubernetes deployment.
+local stack crosses the same process boundaries as a Kubernetes deployment.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,10 +23,22 @@ from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
 from waybill_runtime.local.registry import installed_services
+from waybill_runtime.local.wiring import (
+    SANDBOX_MODULE,
+    ChildSpec,
+    LocalPorts,
+    LocalSecrets,
+    sandboxes,
+    service_environment,
+)
 
 
 class NatsUnreachableError(UserFacingError):
     """An external NATS URL that does not answer."""
+
+
+class StackStartError(UserFacingError):
+    """A process of the local stack did not come up."""
 
 
 def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
@@ -40,15 +56,46 @@ def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
         ) from None
 
 
+def sandboxes_installed() -> bool:
+    return importlib.util.find_spec(SANDBOX_MODULE) is not None
+
+
+def _wait_listening(host: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _wait_ready(url: str, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 @dataclass
 class LocalStack:
-    """NATS plus every installed service, each as a child process."""
+    """NATS, the sandboxes (when installed) and every installed service, as child processes."""
 
     nats_options: EmbeddedNatsOptions
     external_nats_url: str | None = None
     services: list[str] = field(default_factory=installed_services)
+    with_sandboxes: bool = field(default_factory=sandboxes_installed)
+    start_timeout_s: float = 60.0
     nats: EmbeddedNats | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    ports: LocalPorts | None = None
+    keys: LocalSecrets = field(default_factory=LocalSecrets)
 
     @property
     def nats_url(self) -> str:
@@ -61,6 +108,9 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.nats_options.state_dir / "logs"
 
+    def log_of(self, name: str) -> Path:
+        return self.log_dir / f"{name.replace(' ', '-')}.log"
+
     def start(self) -> None:
         if self.external_nats_url is not None:
             check_nats_reachable(self.external_nats_url)
@@ -68,15 +118,39 @@ class LocalStack:
             self.nats = EmbeddedNats(self.nats_options)
             self.nats.start()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "NATS_URL": self.nats_url}
+        self.ports = LocalPorts.allocate(self.services)
+        deadline = time.monotonic() + self.start_timeout_s
+        if self.with_sandboxes:
+            for spec in sandboxes(self.ports, self.keys):
+                self._spawn(spec)
+            for spec in sandboxes(self.ports, self.keys):
+                assert spec.listens_on is not None
+                if not _wait_listening(*spec.listens_on, deadline):
+                    raise StackStartError(
+                        f"the {spec.name} did not start; see {self.log_of(spec.name)}"
+                    )
+                self.urls.update(spec.urls)
         for name in self.services:
-            log = (self.log_dir / f"{name}.log").open("ab")
-            self.children[name] = child_process.spawn(
-                [sys.executable, "-m", "waybill_runtime", "run", name],
-                env={**env, "WAYBILL_SERVICE": name},
-                output=log,
+            env = {
+                "NATS_URL": self.nats_url,
+                "WAYBILL_STATE_DIR": str(self.nats_options.state_dir),
+                **service_environment(name, self.ports, self.keys),
+            }
+            argv = [sys.executable, "-m", "waybill_runtime", "run", name]
+            self._spawn(ChildSpec(name=name, argv=argv, env=env))
+        for name in self.services:
+            base = f"http://127.0.0.1:{self.ports.services[name]}"
+            if not _wait_ready(f"{base}/readyz", deadline):
+                raise StackStartError(
+                    f"service {name} did not become ready; see {self.log_of(name)}"
+                )
+            self.urls[f"service {name}"] = base
+
+    def _spawn(self, spec: ChildSpec) -> None:
+        with self.log_of(spec.name).open("ab") as log:
+            self.children[spec.name] = child_process.spawn(
+                spec.argv, env={**os.environ, **spec.env}, output=log
             )
-            log.close()  # the child holds its own descriptor
 
     def dead_children(self) -> list[str]:
         """Names of children that have exited (a running stack has none)."""
@@ -86,7 +160,7 @@ class LocalStack:
         return dead
 
     def stop(self) -> None:
-        # Services first (they drain into NATS), then NATS itself.
+        # Services and sandboxes first (services drain into NATS), then NATS.
         threads = [
             threading.Thread(target=child_process.stop, args=(proc,), daemon=True)
             for proc in self.children.values()
