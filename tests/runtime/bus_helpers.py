@@ -55,3 +55,14 @@ async def dead_letters(nc: NatsClient, subjects: SubjectMap) -> list[DeadLetter]
             continue
         letters.append(msgspec.json.decode(raw.data or b"", type=DeadLetter))
     return letters
+
+
+async def open_commands(nc: NatsClient, subjects: SubjectMap, service: str) -> int:
+    """Commands ``service`` has not settled yet: pending plus delivered but unacknowledged."""
+    try:
+        info = await nc.jetstream().consumer_info(
+            subjects.commands_stream.name, subjects.durable(service, "commands")
+        )
+    except NotFoundError:
+        return -1
+    return (info.num_pending or 0) + (info.num_ack_pending or 0)

@@ -14,7 +14,13 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime import example_service
-from tests.runtime.bus_helpers import dead_letters, release_command, send, stream_count
+from tests.runtime.bus_helpers import (
+    dead_letters,
+    open_commands,
+    release_command,
+    send,
+    stream_count,
+)
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
@@ -74,7 +80,7 @@ async def test_two_messages_with_one_business_key_make_one_effect(
         await send(nc, subjects, release_command("WH/OUT/11"))
         await send(nc, subjects, release_command("WH/OUT/11"))  # a second, distinct message
         await eventually(
-            lambda: stream_count(nc, subjects.commands_stream.name),
+            lambda: open_commands(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="both commands to be acked",
         )
@@ -115,23 +121,12 @@ async def test_sigterm_during_a_batch_loses_nothing(
     log = tmp_path / "example.log"
     first = _start_example(nats_url, nats_prefix, log)
     try:
-        await eventually(
-            lambda: stream_count(nc, subjects.commands_stream.name, "nope.*"),
-            until=lambda _: nc.jetstream() is not None,
-            timeout_s=1,
-        )
-
         # Wait for the service to provision its streams, then load the queue.
-        async def provisioned() -> bool:
-            try:
-                info = await nc.jetstream().consumer_info(
-                    subjects.commands_stream.name, subjects.durable("wms-bridge", "commands")
-                )
-            except Exception:
-                return False
-            return info is not None
-
-        await eventually(provisioned, what="the service to provision its consumer")
+        await eventually(
+            lambda: open_commands(nc, subjects, "wms-bridge"),
+            until=lambda n: n == 0,
+            what="the service to provision its consumer",
+        )
         for ref in orders:
             await send(nc, subjects, release_command(ref))
         # SIGTERM once some, but not all, orders are through.
@@ -157,7 +152,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
             what="every order accepted after the restart",
         )
         await eventually(
-            lambda: stream_count(nc, subjects.commands_stream.name),
+            lambda: open_commands(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="every command acked",
         )

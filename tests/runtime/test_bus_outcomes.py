@@ -6,7 +6,13 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
-from tests.runtime.bus_helpers import dead_letters, release_command, send, stream_count
+from tests.runtime.bus_helpers import (
+    dead_letters,
+    open_commands,
+    release_command,
+    send,
+    stream_count,
+)
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
@@ -46,7 +52,7 @@ async def test_transient_failures_are_retried_and_the_message_processed_once(
         await eventually(done, what="the third attempt to succeed")
         # Nothing is left to redeliver: the work-queue stream is empty once acked.
         await eventually(
-            lambda: stream_count(nc, subjects.commands_stream.name),
+            lambda: open_commands(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="the acked command to leave the work queue",
         )

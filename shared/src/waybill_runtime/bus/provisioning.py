@@ -43,6 +43,7 @@ class StreamPolicy:
     """Retention and durability settings for Waybill's streams (from the service settings)."""
 
     events_max_age_s: float = 14 * DAY_S
+    commands_max_age_s: float = 7 * DAY_S
     dead_letters_max_age_s: float = 30 * DAY_S
     # JetStream drops a message whose Nats-Msg-Id it saw within this window:
     # the design asks for at least two minutes.
@@ -66,10 +67,15 @@ def stream_configs(subjects: SubjectMap, policy: StreamPolicy) -> list[StreamCon
             max_age=policy.events_max_age_s,
             **common,  # type: ignore[arg-type]
         ),
+        # Limits, not work-queue, retention: each command still has one owner
+        # (the owner's durable consumer is filtered on its subjects), but the
+        # auditor must read every command too, and a work-queue stream allows
+        # no second consumer. Acked commands age out instead of vanishing.
         StreamConfig(
             name=commands.name,
             subjects=list(commands.subjects),
-            retention=RetentionPolicy.WORK_QUEUE,
+            retention=RetentionPolicy.LIMITS,
+            max_age=policy.commands_max_age_s,
             **common,  # type: ignore[arg-type]
         ),
         StreamConfig(
