@@ -73,3 +73,12 @@ async def test_periodic_work_keeps_running_after_a_failing_round() -> None:
     await asyncio.sleep(0.05)
     assert count >= 3
     assert len(rounds) == count  # stopped when the block ended
+
+
+def test_kv_keys_are_readable_and_one_to_one() -> None:
+    from waybill_runtime.idempotency import kv_key
+
+    assert kv_key("WH/OUT/00042") == "WH_2fOUT_2f00042"
+    assert kv_key("A/B") != kv_key("A_2fB")
+    assert kv_key("a.b") != kv_key("a_2eb")
+    assert all(c.isalnum() or c in "-=_" for c in kv_key("Zoë's order #1 ."))

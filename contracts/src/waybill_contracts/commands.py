@@ -214,6 +214,11 @@ class PostExceptionInOdoo(Command, frozen=True, kw_only=True):
     ] = None
 
     def business_key(self) -> str:
+        # Each exception is its own post: keyed by the exception, not the order,
+        # so a second exception on one order is never taken for a repeat.
+        return self.exception_id
+
+    def correlation_key(self) -> str:
         return self.order_ref
 
 

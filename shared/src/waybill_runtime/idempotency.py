@@ -17,6 +17,7 @@ the effect for one key.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
@@ -42,10 +43,18 @@ class EffectInProgress(RetryLater):
     """Another attempt recorded its intent moments ago; ask again later."""
 
 
-def _kv_key(key: str) -> str:
-    # KV keys allow [-/_=.a-zA-Z0-9]; business keys (order refs such as
-    # "WH/OUT/00042") are mapped so they stay readable.
-    return "".join(c if c.isalnum() or c in "-_=." else f"_{ord(c):02x}" for c in key)
+def kv_key(key: str) -> str:
+    """A business key (``WH/OUT/00042``) as a KV key: readable, and one-to-one.
+
+    KV keys allow only some characters, and dots separate subject tokens;
+    everything but letters, digits, ``-`` and ``=`` is written ``_xx`` (hex),
+    ``_`` itself included, so two business keys never share a KV key.
+    """
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-=") else _escape(c) for c in key)
+
+
+def _escape(char: str) -> str:
+    return "".join(f"_{byte:02x}" for byte in char.encode())
 
 
 class OnceOnly(Generic[T]):
@@ -69,7 +78,7 @@ class OnceOnly(Generic[T]):
     async def result_of(self, key: str) -> T | None:
         """The stored result of ``key``'s effect, if it completed."""
         try:
-            entry = await self._kv.get(_kv_key(key))
+            entry = await self._kv.get(kv_key(key))
         except KeyNotFoundError:
             return None
         record = self._decode(entry.value or b"")
@@ -83,27 +92,35 @@ class OnceOnly(Generic[T]):
         recover: Callable[[], Awaitable[T | None]] | None = None,
     ) -> T:
         """Make ``effect`` happen once for ``key`` and return its result."""
-        kv_key = _kv_key(key)
+        stored_key = kv_key(key)
         intent = self._encode(self._record_type(state="intent", at=self._clock()))
         try:
-            revision = await self._kv.create(kv_key, intent)
+            revision = await self._kv.create(stored_key, intent)
         except KeyWrongLastSequenceError:
-            resumed = await self._resume(kv_key, intent, recover)
+            resumed = await self._resume(stored_key, intent, recover)
             if isinstance(resumed, _Known):
                 return resumed.value
             revision = resumed
-        result = await effect()
+        try:
+            result = await effect()
+        except BaseException:
+            # This attempt is over: mark the intent as in doubt right away so the
+            # next delivery consults ``recover`` (or retries) without waiting.
+            released = self._encode(self._record_type(state="intent", at=0.0))
+            with contextlib.suppress(Exception):
+                await self._kv.update(stored_key, released, last=revision)
+            raise
         done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
-        await self._kv.update(kv_key, done, last=revision)
+        await self._kv.update(stored_key, done, last=revision)
         return result
 
     async def _resume(
         self,
-        kv_key: str,
+        stored_key: str,
         intent: bytes,
         recover: Callable[[], Awaitable[T | None]] | None,
     ) -> int | _Known[T]:
-        entry = await self._kv.get(kv_key)
+        entry = await self._kv.get(stored_key)
         record = self._decode(entry.value or b"")
         assert entry.revision is not None
         if record.state == "done":
@@ -112,15 +129,19 @@ class OnceOnly(Generic[T]):
             found = await recover()
             if found is not None:
                 done = self._encode(self._record_type(state="done", at=self._clock(), result=found))
-                await self._kv.update(kv_key, done, last=entry.revision)
+                await self._kv.update(stored_key, done, last=entry.revision)
                 return _Known(found)
-        elif self._clock() - record.at < self._in_doubt_after_s:
-            raise EffectInProgress(f"effect {kv_key} is in progress elsewhere")
+        # Not found (or no way to look): a young intent may belong to a call
+        # still under way elsewhere, whose effect is not visible yet.
+        if self._clock() - record.at < self._in_doubt_after_s:
+            raise EffectInProgress(f"effect {stored_key} is in progress elsewhere")
         # Take over the intent; compare-and-set makes sure only one taker wins.
         try:
-            revision: int = await self._kv.update(kv_key, intent, last=entry.revision)
+            revision: int = await self._kv.update(stored_key, intent, last=entry.revision)
         except KeyWrongLastSequenceError:
-            raise EffectInProgress(f"effect {kv_key} was taken over by another attempt") from None
+            raise EffectInProgress(
+                f"effect {stored_key} was taken over by another attempt"
+            ) from None
         return revision
 
 

@@ -1,4 +1,4 @@
-"""`waybill up`: the local stack in the foreground (what `make run` calls)."""
+"""`waybill up`: the local stack in the foreground (what `make run` and `make demo` call)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,43 @@ import argparse
 import asyncio
 
 from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats_options
+from waybill_runtime.errors import UserFacingError
+from waybill_runtime.local.demo import DemoEndpoints, DemoPlan, render_report, run_demo
 from waybill_runtime.local.foreground import until_stopped
 from waybill_runtime.local.smoke import jetstream_smoke_check
 from waybill_runtime.local.stack import LocalStack
+from waybill_runtime.local.trickle import trickle_orders
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "up",
-        help="start Waybill locally: embedded NATS and every service (Ctrl-C stops)",
+        help="start Waybill locally: embedded NATS, sandboxes, every service (Ctrl-C stops)",
         description=(
             "Start the local stack in the foreground: an embedded nats-server with JetStream "
-            "(or --nats-url for an external one) and every installed service as its own "
-            "process. Ctrl-C or SIGTERM stops everything."
+            "(or --nats-url for an external one), the partner sandboxes and every installed "
+            "service as its own process, with a trickle of demo orders. Ctrl-C or SIGTERM "
+            "stops everything."
         ),
     )
     add_embedded_nats_options(parser)
     parser.add_argument(
-        "--nats-url",
-        default=None,
-        help="use this NATS server instead of starting the embedded one",
+        "--nats-url", default=None, help="use this NATS server instead of starting the embedded one"
     )
     parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="finite run: start the stack, run the demo checks, stop; exit 0 only if all pass",
+        "--order-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="create a demo order in the Odoo sandbox this often (0: none; default 5)",
+    )
+    demo = parser.add_argument_group("demo (finite run that checks its outcome)")
+    demo.add_argument(
+        "--demo", action="store_true", help="run the demo scenario, print a summary, stop"
+    )
+    demo.add_argument("--orders", type=int, default=50, help="demo orders (default 50)")
+    demo.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds the demo may take (default 300)"
     )
     parser.set_defaults(handler=run_up)
 
@@ -43,12 +55,13 @@ def run_up(args: argparse.Namespace) -> int:
             print(f"NATS client URL:     {stack.nats_url}", flush=True)
             if stack.nats is not None:
                 print(f"NATS monitoring URL: {stack.nats.monitor_url}", flush=True)
-            for name in stack.children:
-                print(f"service {name:<16} log: {stack.log_dir / (name + '.log')}", flush=True)
-            if not stack.children:
-                print("services: none are installed yet", flush=True)
+            for name, url in stack.urls.items():
+                print(f"{name + ':':<21}{url}", flush=True)
+            print(f"logs:                {stack.log_dir}", flush=True)
             if args.demo:
-                return asyncio.run(jetstream_smoke_check(stack.nats_url))
+                return _demo(stack, args)
+            if stack.ports is not None and stack.with_sandboxes and args.order_every > 0:
+                trickle_orders(f"http://127.0.0.1:{stack.ports.odoo}", args.order_every, stop)
             print("Waybill is up. Ctrl-C stops everything.", flush=True)
             while not stop.wait(0.5):
                 dead = stack.dead_children()
@@ -58,3 +71,23 @@ def run_up(args: argparse.Namespace) -> int:
         finally:
             stack.stop()
     return 0
+
+
+def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
+    if not stack.services or stack.ports is None or not stack.with_sandboxes:
+        # Nothing to drive yet: prove at least that JetStream works end to end.
+        return asyncio.run(jetstream_smoke_check(stack.nats_url))
+    missing = {"odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"} - set(stack.services)
+    if missing:
+        raise UserFacingError(f"the demo needs the services {', '.join(sorted(missing))}")
+    endpoints = DemoEndpoints(
+        odoo=f"http://127.0.0.1:{stack.ports.odoo}",
+        wms=f"http://127.0.0.1:{stack.ports.wms}",
+        carrier_a=f"http://127.0.0.1:{stack.ports.carrier_a}",
+        nats_url=stack.nats_url,
+    )
+    plan = DemoPlan(orders=args.orders, timeout_s=args.timeout)
+    print(f"demo: {plan.orders} orders, carrier A down for the first part of the run", flush=True)
+    report = asyncio.run(run_demo(endpoints, plan))
+    print(render_report(report), flush=True)
+    return 0 if not report.unfinished else 1

@@ -160,8 +160,11 @@ class QueryService:
                     endpoint.subject, queue=endpoint.queue_group, cb=self._dispatcher(endpoint)
                 )
                 self._endpoint_subs.append(sub)
-            # Without this round trip a request sent right after start() could
-            # reach the server before the subscriptions and find no responders.
+            # Without a round trip a request sent right after start() could reach
+            # the server before the subscriptions and find no responders. nats-py
+            # writes the flush PING straight to the socket, possibly ahead of
+            # SUBs still in its write buffer: the second PING follows them.
+            await self._nc.flush()
             await self._nc.flush()
         except NatsError as failed:
             await self._unsubscribe(self._endpoint_subs + self._discovery_subs)

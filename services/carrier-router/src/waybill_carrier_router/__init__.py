@@ -1,0 +1,1 @@
+"""Waybill's carrier-router: books labels by rules and price, voids them, tracks shipments."""

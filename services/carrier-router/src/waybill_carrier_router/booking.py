@@ -1,0 +1,322 @@
+"""Booking a shipment: choose carriers, buy one label, never two, whatever is retried.
+
+One attempt (one delivery of ``BookShipment``):
+
+1. Settle earlier attempts. Every carrier a purchase was started with (the
+   ledger) is asked, by Waybill's reference, whether it sold a label. A label
+   found is the booking. A purchase that cannot be checked, or that another
+   worker may still be making, stops the attempt ("retry later"): buying
+   elsewhere then could buy twice.
+2. Screen the carriers by the rules and their health, ask the healthy ones for
+   quotes (at the same time), keep each one's cheapest fitting offer, and rank.
+3. Buy from the first offer; the intent is recorded (ledger, then effect-once
+   record) before the call. A purchase whose answer is lost (timeout, 5xx,
+   dropped connection) or that is refused is looked up by reference before
+   anything else happens. A carrier that did not sell a label → the next one.
+4. Nothing bought: if any carrier was only unwell, retry later, up to
+   ``max_attempts`` deliveries; then (or if every carrier said no) the booking
+   failed, ``retryable`` telling the orchestrator whether a later try may work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from waybill_carrier_router.carrier_failures import CarrierFailures
+from waybill_carrier_router.carriers.model import (
+    CarrierRefused,
+    CarrierUnavailable,
+    LabelFormat,
+    LabelPurchase,
+    RateOffer,
+    ShipmentSpec,
+)
+from waybill_carrier_router.fleet import CarrierFleet
+from waybill_carrier_router.ledger import BookingLedger
+from waybill_carrier_router.rules import RoutingRules
+from waybill_carrier_router.selection import ShipmentFacts, fitting_offer, rank, screen
+from waybill_contracts import fact_id
+from waybill_contracts.commands import BookShipment
+from waybill_contracts.model import Address, ServiceLevel, Shipment
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.outcomes import PermanentError, RetryLater, TransientError
+from waybill_runtime.resilience import KeyedLock
+
+__all__ = [
+    "Booked",
+    "NotBooked",
+    "PurchaseInDoubt",
+    "ShipmentBooker",
+    "carrier_reference_for",
+    "purchase_key",
+    "shipment_of",
+]
+
+_PLAIN_REFERENCE_MAX = 64
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A label was bought (now or by an earlier attempt)."""
+
+    purchase: LabelPurchase
+
+
+@dataclass(frozen=True)
+class NotBooked:
+    """No label could be bought; ``retryable`` says whether a later try may succeed."""
+
+    carriers_tried: tuple[str, ...]
+    reason: str
+    retryable: bool
+
+
+class PurchaseInDoubt(RetryLater):
+    """A label may have been bought at ``carrier`` and nobody can tell yet: buy nowhere else."""
+
+    def __init__(self, carrier: str, reason: str, *, delay_s: float | None = None) -> None:
+        super().__init__(f"{carrier}: {reason}", delay_s=delay_s)
+        self.carrier = carrier
+
+
+class _NotBought(Exception):
+    """The purchase failed and the lookup by reference confirmed no label was sold."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def carrier_reference_for(shipment_id: str) -> str:
+    """Waybill's reference stamped on a purchase: the shipment id, or a digest if it is long."""
+    if len(shipment_id) <= _PLAIN_REFERENCE_MAX and shipment_id.isprintable():
+        return shipment_id
+    return "wb-" + fact_id(shipment_id)
+
+
+def purchase_key(shipment_id: str, carrier: str) -> str:
+    """The effect-once key of buying ``shipment_id``'s label at ``carrier``."""
+    return f"label:{shipment_id}:{carrier}"
+
+
+def shipment_of(command: BookShipment, purchase: LabelPurchase) -> Shipment:
+    """The booked shipment as the contracts describe it."""
+    if purchase.service is None or purchase.cost is None:
+        raise PermanentError(f"purchase {purchase.carrier_reference} lacks its service or cost")
+    return Shipment(
+        shipment_id=command.shipment_id,
+        order_ref=command.order_ref,
+        carrier=purchase.carrier,
+        service=purchase.service,
+        tracking_number=purchase.tracking_number,
+        tracking_url=purchase.tracking_url,
+        label_ref=purchase.label_url,
+        carrier_reference=purchase.carrier_reference,
+        cost=purchase.cost,
+    )
+
+
+class ShipmentBooker:
+    """Books shipments with the fleet, by the rules, buying at most one label each."""
+
+    def __init__(
+        self,
+        *,
+        fleet: CarrierFleet,
+        rules: RoutingRules,
+        purchases: OnceOnly[LabelPurchase],
+        ledger: BookingLedger,
+        ship_from: Address,
+        label_format: LabelFormat = "PDF",
+        max_attempts: int = 5,
+        in_doubt_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fleet = fleet
+        self._rules = rules
+        self._purchases = purchases
+        self._ledger = ledger
+        self._ship_from = ship_from
+        self._label_format = label_format
+        self._max_attempts = max_attempts
+        self._in_doubt_s = in_doubt_s
+        self._clock = clock
+        self._locks = KeyedLock()
+
+    def spec_for(self, command: BookShipment) -> ShipmentSpec:
+        """What the carriers are asked to rate and label."""
+        return ShipmentSpec(
+            reference=carrier_reference_for(command.shipment_id),
+            ship_from=self._ship_from,
+            ship_to=command.ship_to,
+            recipient=command.recipient,
+            parcels=command.parcels,
+            label_format=self._label_format,
+        )
+
+    async def book(self, command: BookShipment, *, attempt: int) -> Booked | NotBooked:
+        """Book ``command``'s shipment; ``attempt`` counts its deliveries (from 1).
+
+        Raises :class:`RetryLater` while a retry may still succeed.
+        """
+        # One booking of a shipment at a time in this process; the ledger and
+        # compare-and-set guard against other replicas.
+        async with self._locks.hold(command.shipment_id):
+            try:
+                return await self._book(command, attempt)
+            except RetryLater as later:
+                # A purchase in doubt, or one another worker is making: at the bound,
+                # say so rather than let the bus dead-letter the command silently.
+                if attempt < self._max_attempts:
+                    raise
+                carrier = later.carrier if isinstance(later, PurchaseInDoubt) else None
+                return NotBooked((carrier,) if carrier else (), str(later), retryable=True)
+
+    async def _book(self, command: BookShipment, attempt: int) -> Booked | NotBooked:
+        spec = self.spec_for(command)
+        earlier = await self._earlier_purchase(command.shipment_id, spec.reference)
+        if earlier is not None:
+            return Booked(earlier)
+        facts = ShipmentFacts.of(command)
+        screening = screen(
+            self._rules,
+            facts,
+            enabled=self._fleet.enabled,
+            circuit_open=self._fleet.circuit_open,
+        )
+        if screening.nobody_allowed:
+            return NotBooked((), f"no carrier may carry it: {screening.explain()}", False)
+        failures = CarrierFailures()
+        for carrier in screening.circuit_open:
+            failures.unavailable(
+                carrier,
+                "circuit open after repeated failures",
+                retry_after_s=self._fleet.circuit_wait_s(carrier),
+            )
+        offers = await self._best_offers(screening.candidates, spec, facts.service_level, failures)
+        for offer in rank(offers, self._rules):
+            purchase = await self._buy(command.shipment_id, offer, spec, failures)
+            if purchase is not None:
+                return Booked(purchase)
+        if not failures.worth_retrying:
+            return NotBooked(tuple(failures.tried), failures.summary(), retryable=False)
+        if attempt < self._max_attempts:
+            raise RetryLater(
+                f"no carrier could book it yet: {failures.summary()}",
+                delay_s=failures.shortest_wait_s(),
+            )
+        return NotBooked(tuple(failures.tried), failures.summary(), retryable=True)
+
+    # -- step 1: what earlier attempts did ------------------------------------------------
+
+    async def _earlier_purchase(self, shipment_id: str, reference: str) -> LabelPurchase | None:
+        for entry in await self._ledger.attempts(shipment_id):
+            key = purchase_key(shipment_id, entry.carrier)
+            done = await self._purchases.result_of(key)
+            if done is not None:
+                return done.completed_with(entry.offer)
+            if entry.state == "settled":
+                continue
+            found = await self._look_up(entry.offer, reference)
+            if found is not None:
+
+                async def known(label: LabelPurchase = found) -> LabelPurchase:
+                    return label
+
+                return await self._purchases.run(key, known, recover=known)
+            waited = self._clock() - entry.started_at
+            if entry.state == "started" and waited < self._in_doubt_s:
+                raise PurchaseInDoubt(
+                    entry.carrier,
+                    f"a purchase started {waited:.0f} s ago has left no trace yet; "
+                    "it may still be under way",
+                    delay_s=self._in_doubt_s - waited,
+                )
+            await self._ledger.settled(shipment_id, entry.carrier)
+        return None
+
+    # -- step 2: quotes ------------------------------------------------------------------
+
+    async def _best_offers(
+        self,
+        carriers: tuple[str, ...],
+        spec: ShipmentSpec,
+        level: ServiceLevel,
+        failures: CarrierFailures,
+    ) -> list[RateOffer]:
+        async def quote(carrier: str) -> list[RateOffer] | Exception:
+            try:
+                return await self._fleet.quote(spec, carrier)
+            except (TransientError, PermanentError) as error:
+                return error
+
+        answers = await asyncio.gather(*(quote(carrier) for carrier in carriers))
+        best: list[RateOffer] = []
+        for carrier, answer in zip(carriers, answers, strict=True):
+            if isinstance(answer, Exception):
+                failures.record(carrier, answer)
+                continue
+            rule = self._rules.rule_for(carrier)
+            offer = fitting_offer(rule, level, answer) if rule is not None else None
+            if offer is None:
+                quoted = ", ".join(sorted({o.service for o in answer})) or "nothing"
+                failures.refused(carrier, f"quoted no service fit for {level.value} ({quoted})")
+            else:
+                best.append(offer)
+        return best
+
+    # -- step 3: buying ------------------------------------------------------------------
+
+    async def _buy(
+        self, shipment_id: str, offer: RateOffer, spec: ShipmentSpec, failures: CarrierFailures
+    ) -> LabelPurchase | None:
+        await self._ledger.started(shipment_id, offer)
+        try:
+            purchase = await self._purchases.run(
+                purchase_key(shipment_id, offer.carrier),
+                lambda: self._buy_or_find(offer, spec),
+                recover=lambda: self._look_up(offer, spec.reference),
+            )
+        except PurchaseInDoubt:
+            await self._ledger.ended(shipment_id, offer.carrier)
+            raise
+        except _NotBought as not_bought:
+            await self._ledger.settled(shipment_id, offer.carrier)
+            failures.record(offer.carrier, not_bought.error)
+            return None
+        except TransientError as error:
+            # Only errors after which no label can exist get here (429, could not
+            # connect, circuit open): the fleet never retries the others blindly.
+            await self._ledger.settled(shipment_id, offer.carrier)
+            failures.record(offer.carrier, error)
+            return None
+        await self._ledger.settled(shipment_id, offer.carrier)
+        return purchase.completed_with(offer)
+
+    async def _buy_or_find(self, offer: RateOffer, spec: ShipmentSpec) -> LabelPurchase:
+        try:
+            return await self._fleet.buy(offer, spec)
+        except CarrierUnavailable as error:
+            if not error.in_doubt:
+                raise
+            failure: Exception = error
+        except CarrierRefused as error:
+            # A refusal can hide an earlier success ("this shipment already has a
+            # label"): the lookup tells.
+            failure = error
+        found = await self._look_up(offer, spec.reference)
+        if found is not None:
+            return found
+        raise _NotBought(failure) from failure
+
+    async def _look_up(self, offer: RateOffer, reference: str) -> LabelPurchase | None:
+        try:
+            found = await self._fleet.find_purchase(offer.carrier, reference)
+        except (TransientError, PermanentError) as error:
+            raise PurchaseInDoubt(
+                offer.carrier, f"cannot check whether a label was bought ({error})"
+            ) from error
+        return found.completed_with(offer) if found is not None else None

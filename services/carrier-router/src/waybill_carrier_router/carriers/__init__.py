@@ -1,0 +1,35 @@
+"""Carrier clients behind one protocol: carrier A (EasyPost style), carrier B (Shippo style)."""
+
+from waybill_carrier_router.carriers.easypost import EasyPostClient
+from waybill_carrier_router.carriers.easypost_tracking import EasyPostWebhooks
+from waybill_carrier_router.carriers.model import (
+    BadTrackingPayload,
+    Carrier,
+    CarrierRateLimited,
+    CarrierRefused,
+    CarrierUnavailable,
+    LabelPurchase,
+    RateOffer,
+    ShipmentSpec,
+    TrackingReport,
+    TrackingWebhooks,
+)
+from waybill_carrier_router.carriers.shippo import ShippoClient
+from waybill_carrier_router.carriers.shippo_tracking import ShippoWebhooks
+
+__all__ = [
+    "BadTrackingPayload",
+    "Carrier",
+    "CarrierRateLimited",
+    "CarrierRefused",
+    "CarrierUnavailable",
+    "EasyPostClient",
+    "EasyPostWebhooks",
+    "LabelPurchase",
+    "RateOffer",
+    "ShipmentSpec",
+    "ShippoClient",
+    "ShippoWebhooks",
+    "TrackingReport",
+    "TrackingWebhooks",
+]

@@ -1,0 +1,78 @@
+"""The commands the carrier-router executes: book a shipment, void one.
+
+Booked and voided facts carry ids derived from the shipment, so a redelivered
+command that finds its work done announces the same fact again and JetStream
+keeps one copy. A booking failure is one fact per command message: a later
+BookShipment for the same shipment (the orchestrator trying again) may fail
+anew and say so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from waybill_carrier_router.booking import NotBooked, shipment_of
+from waybill_carrier_router.contract_check import checked
+from waybill_carrier_router.router import router_of
+from waybill_carrier_router.tracking_book import TrackedShipment
+from waybill_contracts import fact_id
+from waybill_contracts.commands import BookShipment, VoidShipment
+from waybill_contracts.events import ShipmentBooked, ShipmentBookingFailed, ShipmentVoided
+from waybill_runtime.bus.consumer import HandlerContext
+
+__all__ = ["book_shipment", "void_shipment"]
+
+
+async def book_shipment(command: BookShipment, ctx: HandlerContext) -> None:
+    """Buy one label for the shipment, or say why none could be bought."""
+    router = router_of(ctx.runtime)
+    bookings = router.metrics.counter(
+        "waybill_carrier_bookings_total", "Booking outcomes by carrier.", ("carrier", "outcome")
+    )
+    outcome = await router.booker.book(command, attempt=ctx.attempt)
+    if isinstance(outcome, NotBooked):
+        failed = ShipmentBookingFailed(
+            shipment_id=command.shipment_id,
+            order_ref=command.order_ref,
+            carriers_tried=outcome.carriers_tried,
+            reason=outcome.reason,
+            retryable=outcome.retryable,
+            failed_at=datetime.now(UTC),
+        )
+        await ctx.publish(
+            checked(failed),
+            fact_id=fact_id("shipment.booking_failed", command.shipment_id, ctx.message_id),
+        )
+        bookings.labels("none", "failed").inc()
+        return
+    purchase = outcome.purchase
+    booked = checked(
+        ShipmentBooked(shipment=shipment_of(command, purchase), booked_at=purchase.bought_at)
+    )
+    # Registered before it is announced, so the label's tracking webhooks find their order.
+    await router.tracking.register(
+        TrackedShipment(
+            shipment_id=command.shipment_id,
+            order_ref=command.order_ref,
+            carrier=purchase.carrier,
+            tracking_number=purchase.tracking_number,
+            carrier_reference=purchase.carrier_reference,
+            provider=purchase.provider,
+        )
+    )
+    await ctx.publish(booked, fact_id=fact_id("shipment.booked", command.shipment_id))
+    bookings.labels(purchase.carrier, "booked").inc()
+
+
+async def void_shipment(command: VoidShipment, ctx: HandlerContext) -> None:
+    """Void the shipment's label with its carrier."""
+    router = router_of(ctx.runtime)
+    receipt = await router.voider.void(command)
+    voided = ShipmentVoided(
+        shipment_id=command.shipment_id,
+        order_ref=command.order_ref,
+        carrier=command.carrier,
+        tracking_number=command.tracking_number,
+        voided_at=receipt.voided_at,
+    )
+    await ctx.publish(checked(voided), fact_id=fact_id("shipment.voided", command.shipment_id))

@@ -1,0 +1,96 @@
+"""The booking ledger: which carriers a shipment's label purchase was started with.
+
+The effect-once record of a purchase is kept per shipment *and carrier*, so on
+its own it cannot stop a retry from buying at carrier B while an earlier
+attempt may have bought at carrier A. The ledger closes that gap: before a
+purchase starts, the carrier and the offer are written here; once its outcome
+is known (bought, or surely not bought) the entry is settled. A later attempt
+first resolves every unsettled entry at its carrier before buying anywhere.
+
+An entry still ``started`` may belong to a worker that is buying right now (or
+crashed while buying); one that ``ended`` belongs to a call that is over, whose
+outcome a lookup at the carrier can settle at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+from nats.js.kv import KeyValue
+
+from waybill_carrier_router.carriers.model import RateOffer
+from waybill_carrier_router.kv_records import KvRecords
+
+__all__ = ["BookingLedger", "CarrierAttempt"]
+
+
+class CarrierAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One carrier a purchase was started with."""
+
+    carrier: str
+    offer: RateOffer
+    """What was being bought (a lookup may not repeat the service and price)."""
+    started_at: float
+    """Unix seconds."""
+    state: Literal["started", "ended", "settled"] = "started"
+    """started: the purchase call may be running; ended: it is over, outcome unknown;
+    settled: it is known whether a label was bought."""
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True):
+    attempts: tuple[CarrierAttempt, ...] = ()
+
+
+class BookingLedger:
+    """The ledger of every shipment, in a key-value bucket."""
+
+    def __init__(self, kv: KeyValue, *, clock: Callable[[], float] = time.time) -> None:
+        self._records = KvRecords(kv, _Record, prefix="booking")
+        self._clock = clock
+
+    async def attempts(self, shipment_id: str) -> tuple[CarrierAttempt, ...]:
+        """The carriers started with so far, in the order they were first tried."""
+        found = await self._records.get(self._records.key(shipment_id))
+        return found[0].attempts if found else ()
+
+    async def started(self, shipment_id: str, offer: RateOffer) -> None:
+        """Note that a purchase of ``offer`` is about to be made (before the call)."""
+        entry = CarrierAttempt(carrier=offer.carrier, offer=offer, started_at=self._clock())
+
+        def add(record: _Record | None) -> _Record:
+            kept = record.attempts if record else ()
+            if any(a.carrier == offer.carrier for a in kept):
+                kept = tuple(entry if a.carrier == offer.carrier else a for a in kept)
+            else:
+                kept = (*kept, entry)
+            return _Record(attempts=kept)
+
+        await self._records.change(self._records.key(shipment_id), add)
+
+    async def ended(self, shipment_id: str, carrier: str) -> None:
+        """Note that the purchase call at ``carrier`` is over, its outcome still unknown."""
+        await self._mark(shipment_id, carrier, "ended")
+
+    async def settled(self, shipment_id: str, carrier: str) -> None:
+        """Note that the purchase at ``carrier`` is known to have bought, or not bought."""
+        await self._mark(shipment_id, carrier, "settled")
+
+    async def _mark(
+        self, shipment_id: str, carrier: str, state: Literal["ended", "settled"]
+    ) -> None:
+        def mark(record: _Record | None) -> _Record | None:
+            if record is None or not any(
+                a.carrier == carrier and a.state != "settled" for a in record.attempts
+            ):
+                return None
+            return _Record(
+                attempts=tuple(
+                    msgspec.structs.replace(a, state=state) if a.carrier == carrier else a
+                    for a in record.attempts
+                )
+            )
+
+        await self._records.change(self._records.key(shipment_id), mark)

@@ -1,0 +1,126 @@
+"""Where each tracked shipment stands, keyed by carrier and tracking number.
+
+Written when a label is booked (the tracking number → shipment and order
+link a webhook needs) and moved forward by tracking reports, with
+compare-and-set so two replicas never move a shipment backwards. A milestone
+is stored first and announced after; the ``announced`` flag lets the next
+report announce it again if the publish failed in between (the message id,
+derived from the scan, keeps the bus from storing it twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from waybill_carrier_router.carriers.model import TrackingReport
+from waybill_carrier_router.kv_records import KvRecords
+from waybill_carrier_router.milestones import Progress, advance
+from waybill_contracts.model import Milestone
+from waybill_runtime.resilience import KeyedLock
+
+__all__ = ["Announce", "TrackedShipment", "TrackingBook", "TrackingOutcome"]
+
+
+class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
+    """A booked label and how far its shipment has come."""
+
+    shipment_id: str
+    order_ref: str
+    carrier: str
+    tracking_number: str
+    carrier_reference: str | None = None
+    provider: str | None = None
+    progress: Progress | None = None
+    announced: bool = True
+    """False between storing a new milestone and publishing it."""
+
+
+Announce = Callable[[TrackedShipment, Milestone], Awaitable[None]]
+"""Publishes one milestone of a tracked shipment."""
+
+
+@dataclass(frozen=True)
+class TrackingOutcome:
+    """What one tracking report changed."""
+
+    known: bool
+    """False when the tracking number belongs to no shipment the router booked."""
+    announced: tuple[Milestone, ...] = ()
+
+
+class TrackingBook:
+    """Tracked shipments in a key-value bucket."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._records = KvRecords(kv, TrackedShipment, prefix="tracking")
+        self._locks = KeyedLock()
+
+    def _key(self, carrier: str, tracking_number: str) -> str:
+        return self._records.key(carrier, tracking_number)
+
+    async def register(self, shipment: TrackedShipment) -> None:
+        """Start tracking a booked label (a second registration keeps the first)."""
+        # A second registration (a redelivered booking) finds the first and keeps it.
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self._records.put(
+                self._key(shipment.carrier, shipment.tracking_number), shipment, revision=None
+            )
+
+    async def find(self, carrier: str, tracking_number: str) -> TrackedShipment | None:
+        """The tracked shipment of a label, if the router booked it."""
+        found = await self._records.get(self._key(carrier, tracking_number))
+        return found[0] if found else None
+
+    async def record(
+        self, carrier: str, report: TrackingReport, announce: Announce
+    ) -> TrackingOutcome:
+        """Move the shipment forward by ``report``'s scans, oldest first, announcing each step."""
+        key = self._key(carrier, report.tracking_number)
+        # Within one process, reports for one label are applied one at a time, in
+        # arrival order; compare-and-set covers other replicas.
+        async with self._locks.hold(key):
+            tracked = await self.find(carrier, report.tracking_number)
+            if tracked is None:
+                return TrackingOutcome(known=False)
+            if tracked.progress is not None and not tracked.announced:
+                await self._announce(key, tracked, announce)
+            announced: list[Milestone] = []
+            for event in sorted(report.events, key=lambda e: e.occurred_at):
+                moved = await self._records.change(key, functools.partial(_moved, event=event))
+                if moved is not None:
+                    announced.append(await self._announce(key, moved, announce))
+            return TrackingOutcome(known=True, announced=tuple(announced))
+
+    async def _announce(self, key: str, tracked: TrackedShipment, announce: Announce) -> Milestone:
+        assert tracked.progress is not None
+        milestone = tracked.progress.milestone
+        await announce(tracked, milestone)
+
+        def mark(current: TrackedShipment | None) -> TrackedShipment | None:
+            if (
+                current is None
+                or current.announced
+                or current.progress is None
+                or current.progress.milestone != milestone
+            ):
+                return None  # someone moved it on meanwhile; their milestone is theirs to announce
+            return msgspec.structs.replace(current, announced=True)
+
+        await self._records.change(key, mark)
+        return milestone
+
+
+def _moved(current: TrackedShipment | None, *, event: Milestone) -> TrackedShipment | None:
+    if current is None:
+        return None
+    progress = advance(current.progress, event)
+    if progress is None:
+        return None
+    return msgspec.structs.replace(current, progress=progress, announced=False)

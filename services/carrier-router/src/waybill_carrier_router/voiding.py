@@ -1,0 +1,87 @@
+"""Voiding a bought label (compensation for a cancelled order), once per shipment.
+
+The carrier's id of the purchase comes from the command, else from what the
+router stored when it booked, else from a lookup by Waybill's reference.
+Both carriers treat a second void of one label as harmless, so a void whose
+answer was lost is simply made again. A carrier that refuses (the parcel was
+scanned already) makes the command fail for good: it lands in the dead-letter
+stream with the carrier's reason, for a person to handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from waybill_carrier_router.booking import carrier_reference_for
+from waybill_carrier_router.fleet import CarrierFleet
+from waybill_carrier_router.tracking_book import TrackingBook
+from waybill_contracts.commands import VoidShipment
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.outcomes import InvalidMessage, PermanentError
+
+__all__ = ["ShipmentVoider", "VoidReceipt"]
+
+
+class VoidReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What is remembered of a void."""
+
+    carrier_reference: str
+    voided_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ShipmentVoider:
+    """Voids labels with the fleet, once per shipment."""
+
+    def __init__(
+        self,
+        *,
+        fleet: CarrierFleet,
+        tracking: TrackingBook,
+        voids: OnceOnly[VoidReceipt],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._fleet = fleet
+        self._tracking = tracking
+        self._voids = voids
+        self._clock = clock
+
+    async def void(self, command: VoidShipment) -> VoidReceipt:
+        """Void ``command``'s label (or return the earlier void of it)."""
+        if not self._fleet.knows(command.carrier):
+            raise InvalidMessage(
+                f"cannot void {command.tracking_number}: {command.carrier!r} is not a carrier "
+                "the router books with"
+            )
+
+        async def void_at_carrier() -> VoidReceipt:
+            reference = await self._carrier_reference(command)
+            await self._fleet.void(command.carrier, reference)
+            return VoidReceipt(carrier_reference=reference, voided_at=self._clock())
+
+        # Voiding twice is harmless at the carrier, so an interrupted void is redone.
+        return await self._voids.run(
+            f"void:{command.shipment_id}", void_at_carrier, recover=void_at_carrier
+        )
+
+    async def _carrier_reference(self, command: VoidShipment) -> str:
+        if command.carrier_reference:
+            return command.carrier_reference
+        tracked = await self._tracking.find(command.carrier, command.tracking_number)
+        if tracked is not None and tracked.carrier_reference:
+            return tracked.carrier_reference
+        found = await self._fleet.find_purchase(
+            command.carrier, carrier_reference_for(command.shipment_id)
+        )
+        if found is None or found.tracking_number != command.tracking_number:
+            raise PermanentError(
+                f"{command.carrier} has no label {command.tracking_number} bought for "
+                f"shipment {command.shipment_id}: nothing to void"
+            )
+        return found.carrier_reference

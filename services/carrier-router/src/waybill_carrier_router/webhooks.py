@@ -1,0 +1,117 @@
+"""Tracking webhooks: ``POST /webhooks/carriers/<carrier>``, one route per carrier.
+
+Each carrier's own signature is checked first (bad or missing → 401 problem).
+The scans of the report move the shipment forward in time order, and each
+step is published as ``MilestoneReached`` with an id derived from the scan
+(tracking number, milestone, event time), so a repeated webhook adds nothing.
+A tracking number the router did not book (yet) is answered 503 with
+``Retry-After``: carriers retry, and the label's booking is usually a moment
+away from being stored. So is an update that cannot be stored or published
+right now (NATS unreachable): nothing is acknowledged that was not recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from waybill_carrier_router.carriers import BadTrackingPayload, TrackingWebhooks
+from waybill_carrier_router.contract_check import checked
+from waybill_carrier_router.router import CarrierRouter
+from waybill_carrier_router.tracking_book import TrackedShipment
+from waybill_contracts import fact_id
+from waybill_contracts.events import MilestoneReached
+from waybill_contracts.model import Milestone
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.http import ProblemError
+from waybill_runtime.outcomes import is_transient
+from waybill_runtime.signatures import SignatureError
+
+__all__ = ["RETRY_AFTER_S", "milestone_fact_id", "tracking_routes"]
+
+log = logging.getLogger("waybill.carrier_router.webhooks")
+
+RETRY_AFTER_S = 5
+"""Retry-After when an update cannot be taken now (unknown tracking number, NATS down)."""
+
+
+def milestone_fact_id(tracked: TrackedShipment, milestone: Milestone) -> str:
+    """The message id of a milestone: the same scan always gets the same id."""
+    return fact_id(
+        "shipment.milestone",
+        tracked.carrier,
+        tracked.tracking_number,
+        milestone.code.value,
+        milestone.occurred_at.isoformat(),
+    )
+
+
+def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.RouteDef]:
+    """One webhook route per carrier."""
+    webhooks = router.metrics.counter(
+        "waybill_carrier_webhooks_total",
+        "Tracking webhooks by carrier and outcome.",
+        ("carrier", "outcome"),
+    )
+
+    async def announce(tracked: TrackedShipment, milestone: Milestone) -> None:
+        reached = MilestoneReached(
+            shipment_id=tracked.shipment_id,
+            order_ref=tracked.order_ref,
+            carrier=tracked.carrier,
+            tracking_number=tracked.tracking_number,
+            milestone=milestone,
+        )
+        await publisher.publish(checked(reached), fact_id=milestone_fact_id(tracked, milestone))
+
+    def receiver(carrier: str, hooks: TrackingWebhooks) -> web.RouteDef:
+        async def receive(request: web.Request) -> web.Response:
+            body = await request.read()
+            try:
+                hooks.verify(request.headers, body)
+            except SignatureError as error:
+                webhooks.labels(carrier, "rejected").inc()
+                raise ProblemError(
+                    401, detail=f"the {carrier} webhook signature is not valid: {error}"
+                ) from None
+            try:
+                report = hooks.read(body)
+            except BadTrackingPayload as error:
+                webhooks.labels(carrier, "malformed").inc()
+                raise ProblemError(400, detail=str(error)) from None
+            if report is None:
+                webhooks.labels(carrier, "ignored").inc()
+                return web.json_response({"status": "ignored"})
+            try:
+                outcome = await router.tracking.record(carrier, report, announce)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                webhooks.labels(carrier, "deferred").inc()
+                log.warning("cannot record %s tracking now: %s", carrier, error)
+                raise ProblemError(
+                    503,
+                    detail="the tracking update cannot be recorded right now; send it again",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                ) from None
+            if not outcome.known:
+                webhooks.labels(carrier, "unknown").inc()
+                raise ProblemError(
+                    503,
+                    detail=f"tracking number {report.tracking_number} is not known to the "
+                    f"carrier-router (yet); send it again later",
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                )
+            webhooks.labels(carrier, "accepted").inc()
+            return web.json_response(
+                {
+                    "status": "accepted",
+                    "tracking_number": report.tracking_number,
+                    "announced": [m.code.value for m in outcome.announced],
+                }
+            )
+
+        return web.post(f"/webhooks/carriers/{carrier}", receive)
+
+    return [receiver(carrier, hooks) for carrier, hooks in router.webhooks.items()]

@@ -1,0 +1,91 @@
+"""The orchestrator's settings: stage deadlines, the deadline sweep, booking attempts.
+
+Every field is read from ``WAYBILL_<FIELD>`` (e.g. ``WAYBILL_DEADLINE_BOOKING_S``);
+the defaults suit a real warehouse and real carriers, tests set small values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from waybill_orchestrator.changes import Policy
+from waybill_orchestrator.stages import Stage
+from waybill_runtime.settings import RuntimeSettings
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
+    """Settings of the orchestrator (on top of the runtime's own)."""
+
+    deadline_in_warehouse_s: Annotated[
+        Seconds,
+        msgspec.Meta(
+            description="Longest an order may wait in one warehouse stage (released, accepted, "
+            "picked) before the release is re-sent, then escalated"
+        ),
+    ] = 1800.0
+    deadline_booking_s: Annotated[
+        Seconds, msgspec.Meta(description="Longest a label booking may take before re-sent")
+    ] = 600.0
+    deadline_recording_s: Annotated[
+        Seconds,
+        msgspec.Meta(description="Longest Odoo may take to record a shipment before re-sent"),
+    ] = 600.0
+    deadline_delivery_recording_s: Annotated[
+        Seconds,
+        msgspec.Meta(description="Longest Odoo may take to record a delivery before re-sent"),
+    ] = 600.0
+    deadline_cancelling_s: Annotated[
+        Seconds,
+        msgspec.Meta(
+            description="Longest the warehouse and carrier may take to confirm a cancellation"
+        ),
+    ] = 600.0
+    deadline_sweep_interval_s: Annotated[
+        Seconds, msgspec.Meta(description="How often the workflow bucket is checked for deadlines")
+    ] = 30.0
+    booking_attempts: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=10,
+            description="Bookings tried per order (a new shipment id each) while the carrier "
+            "router reports retryable failures",
+        ),
+    ] = 2
+    ops_assignee_login: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Odoo login that exception activities are assigned to; empty = the "
+            "gateway's default ops user"
+        ),
+    ] = None
+    workflow_write_attempts: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=1000,
+            description="Compare-and-set attempts on an order's state before the message is "
+            "retried later",
+        ),
+    ] = 25
+
+    def policy(self) -> Policy:
+        """The process rules these settings describe."""
+        in_warehouse = self.deadline_in_warehouse_s
+        return Policy(
+            deadlines_s={
+                Stage.IN_WAREHOUSE: in_warehouse,
+                Stage.ACCEPTED: in_warehouse,
+                Stage.PICKED: in_warehouse,
+                Stage.BOOKING: self.deadline_booking_s,
+                Stage.RECORDING: self.deadline_recording_s,
+                Stage.RECORDING_DELIVERY: self.deadline_delivery_recording_s,
+                Stage.CANCELLING: self.deadline_cancelling_s,
+            },
+            booking_attempts=self.booking_attempts,
+            ops_assignee_login=self.ops_assignee_login,
+        )

@@ -1,0 +1,81 @@
+"""The deadline sweep: finds orders late in their stage, and messages left unsent.
+
+Runs on every instance (`periodic.every`); instances racing on one order are
+kept apart by compare-and-set, and the loser sees the deadline already moved.
+The sweep also publishes outboxes a crashed instance left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from waybill_orchestrator.changes import DeadlineCheck
+from waybill_orchestrator.config import OrchestratorSettings
+from waybill_orchestrator.handlers import store_for
+from waybill_orchestrator.stages import FINAL, Stage
+from waybill_orchestrator.workflow import WorkflowStore
+from waybill_runtime.periodic import every
+from waybill_runtime.service import Runtime
+
+log = logging.getLogger("waybill.orchestrator")
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    orders: int = 0
+    late: int = 0
+    resent: int = 0
+    escalated: int = 0
+    flushed: int = 0
+    failed: int = 0
+
+
+async def sweep(store: WorkflowStore) -> SweepReport:
+    """Check every order once; a failure on one order does not stop the others."""
+    report = SweepReport()
+    for key in await store.keys():
+        report.orders += 1
+        try:
+            await _check(store, key, report)
+        except Exception as error:
+            report.failed += 1
+            log.warning("deadline check of %s failed (%s: %s)", key, type(error).__name__, error)
+    if report.late or report.flushed or report.failed:
+        log.info("deadline sweep: %s", report)
+    return report
+
+
+async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
+    state, revision = await store.read_key(key)
+    if state is None or revision is None:
+        return
+    if state.outbox:
+        report.flushed += 1
+        await store.send_pending(key, state, revision)
+    now = store.clock()
+    if state.stage in FINAL or state.deadline_at is None or now < state.deadline_at:
+        return
+    report.late += 1
+    decision = await store.apply(state.order_ref, DeadlineCheck(at=now))
+    if decision.changed and decision.state is not None:
+        if decision.state.stage == Stage.HELD:
+            report.escalated += 1
+        else:
+            report.resent += 1
+
+
+@contextlib.asynccontextmanager
+async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[None]:
+    """Sweep the workflow bucket every ``deadline_sweep_interval_s`` while the service runs."""
+    store = store_for(runtime)
+
+    async def work() -> None:
+        await sweep(store)
+
+    async with every(runtime.settings.deadline_sweep_interval_s, work, name="deadline sweep"):
+        yield

@@ -1,0 +1,54 @@
+"""The event handlers: every event about an order goes through the state machine.
+
+One handler serves every event type, because what an event does depends on
+the order's state, not on the handler: the state machine decides, the
+workflow store makes the decision stick and sends what it says.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from waybill_contracts.events import Event
+from waybill_orchestrator.changes import NotYet, Observed
+from waybill_orchestrator.config import OrchestratorSettings
+from waybill_orchestrator.instructions import MissingOrderData
+from waybill_orchestrator.process import order_ref_of
+from waybill_orchestrator.workflow import WorkflowStore
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.outcomes import PermanentError, RetryLater
+from waybill_runtime.service import Runtime
+
+log = logging.getLogger("waybill.orchestrator")
+
+WORKFLOW_BUCKET = "workflow"
+
+
+def store_for(runtime: Runtime[Any]) -> WorkflowStore:
+    """The workflow store of a running orchestrator."""
+    settings: OrchestratorSettings = runtime.settings
+    return WorkflowStore(
+        runtime.buckets[WORKFLOW_BUCKET],
+        runtime.publisher,
+        settings.policy(),
+        write_attempts=settings.workflow_write_attempts,
+    )
+
+
+async def on_order_event(event: Event, ctx: HandlerContext) -> None:
+    """Apply one event to its order; a fact about an order not seen yet is retried later."""
+    if ctx.runtime is None:  # pragma: no cover - the runtime always provides it
+        raise PermanentError("the orchestrator's handlers need the runtime")
+    store = store_for(ctx.runtime)
+    order_ref = order_ref_of(event)
+    happening = Observed(event=event, context=ctx.envelope, at=store.clock())
+    try:
+        decision = await store.apply(order_ref, happening)
+    except NotYet as error:
+        raise RetryLater(str(error)) from error
+    except MissingOrderData as error:
+        raise PermanentError(f"order {order_ref}: {error}") from error
+    stage = decision.state.stage if decision.state is not None else None
+    for note in decision.notes:
+        log.info("order %s (%s, stage %s): %s", order_ref, type(event).__name__, stage, note)

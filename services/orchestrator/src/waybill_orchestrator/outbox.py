@@ -1,0 +1,68 @@
+"""The messages a stored transition decided, kept with the state until they are published.
+
+Their ids are derived from the order, the transition's sequence number and
+the message itself, so publishing one again (after a crash, a redelivery, or
+by another instance reading the same state) is recognised as the same
+message: JetStream drops it within its duplicate window, and the adapters'
+business keys cover the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from waybill_contracts import Message, MessageContext, ce_type_for, fact_id
+from waybill_contracts import message_type_for_ce_type as _type_of
+from waybill_orchestrator.state import OrderState, PendingMessage
+
+_ENCODER = msgspec.json.Encoder()
+SOURCE = "orchestrator"
+
+
+def message_id_for(state: OrderState, message: Message) -> str:
+    """The id of ``message`` sent by transition ``state.seq`` of the order."""
+    return fact_id(
+        SOURCE, state.order_ref, state.seq, ce_type_for(type(message)), message.business_key()
+    )
+
+
+def pending(
+    state: OrderState, messages: Iterable[Message], cause: MessageContext | None
+) -> tuple[PendingMessage, ...]:
+    """``messages`` made ready to keep in ``state`` (which holds the transition's ``seq``)."""
+    correlation = cause.correlation_id if cause is not None else state.order_ref
+    return tuple(
+        PendingMessage(
+            message_id=message_id_for(state, message),
+            ce_type=ce_type_for(type(message)),
+            body=msgspec.Raw(_ENCODER.encode(message)),
+            cause=cause,
+            correlation_id=correlation,
+        )
+        for message in messages
+    )
+
+
+def with_pending(
+    state: OrderState, messages: Iterable[Message], cause: MessageContext | None
+) -> OrderState:
+    """``state`` with ``messages`` added to its outbox."""
+    added = pending(state, messages, cause)
+    if not added:
+        return state
+    return msgspec.structs.replace(state, outbox=(*state.outbox, *added))
+
+
+def message_of(entry: PendingMessage) -> Message:
+    """The typed message an outbox entry holds."""
+    message_type = _type_of(entry.ce_type)
+    return msgspec.json.decode(bytes(entry.body), type=message_type)
+
+
+def without(state: OrderState, sent: set[str]) -> OrderState:
+    """``state`` with the entries whose ids are in ``sent`` taken out of its outbox."""
+    return msgspec.structs.replace(
+        state, outbox=tuple(entry for entry in state.outbox if entry.message_id not in sent)
+    )

@@ -1,0 +1,285 @@
+"""The order-to-ship state machine: ``transition(state, happening, policy) -> Decision``.
+
+Pure: no clock, no I/O. The caller says when (``happening.at``), stores the
+new state, then sends ``decision.messages``. Events arriving late or twice
+never move an order backwards; they are ignored with a note saying why.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from waybill_contracts.events import (
+    DeliveryRecordedInOdoo,
+    Event,
+    MilestoneReached,
+    OrderCancelled,
+    OrderReleased,
+    ShipmentBooked,
+    ShipmentBookingFailed,
+    ShipmentRecordedInOdoo,
+    ShipmentVoided,
+    WarehouseOrderAccepted,
+    WarehouseOrderCancelled,
+    WarehouseOrderPacked,
+    WarehouseOrderPicked,
+    WarehouseOrderShortPicked,
+)
+from waybill_orchestrator import instructions, shipping
+from waybill_orchestrator.changes import (
+    BOOKING_FAILED,
+    SHORT_PICK,
+    WAREHOUSE_CANCELLED,
+    DeadlineCheck,
+    Decision,
+    Happening,
+    NotYet,
+    Observed,
+    Policy,
+    Problem,
+    flag,
+    hold,
+    ignore,
+    move,
+    then,
+    update,
+)
+from waybill_orchestrator.compensation import cancel, check_deadline, confirm
+from waybill_orchestrator.stages import Stage, handed_to_carrier
+from waybill_orchestrator.state import OrderState
+
+__all__ = [
+    "HANDLED_EVENTS",
+    "DeadlineCheck",
+    "Decision",
+    "Happening",
+    "NotYet",
+    "Observed",
+    "Policy",
+    "order_ref_of",
+    "transition",
+]
+
+HANDLED_EVENTS: tuple[type[Event], ...] = (
+    OrderReleased,
+    OrderCancelled,
+    WarehouseOrderAccepted,
+    WarehouseOrderPicked,
+    WarehouseOrderShortPicked,
+    WarehouseOrderPacked,
+    WarehouseOrderCancelled,
+    ShipmentBooked,
+    ShipmentBookingFailed,
+    ShipmentVoided,
+    ShipmentRecordedInOdoo,
+    MilestoneReached,
+    DeliveryRecordedInOdoo,
+)
+"""The events that drive an order."""
+
+_IN_WAREHOUSE = (Stage.IN_WAREHOUSE, Stage.ACCEPTED, Stage.PICKED)
+
+
+def order_ref_of(event: Event) -> str:
+    """The order an event is about."""
+    if isinstance(event, OrderReleased):
+        return event.order.ref
+    if isinstance(event, ShipmentBooked):
+        return event.shipment.order_ref
+    ref = getattr(event, "order_ref", None)
+    if not isinstance(ref, str):
+        raise TypeError(f"{type(event).__name__} does not concern one order")
+    return ref
+
+
+def transition(state: OrderState | None, happening: Happening, policy: Policy) -> Decision:
+    """What ``happening`` does to an order in ``state`` (None: never seen).
+
+    Raises :class:`NotYet` for a fact about an order (or a shipment) this
+    process has not seen yet, so the caller can ask again later.
+    """
+    if isinstance(happening, DeadlineCheck):
+        if state is None:
+            return ignore(None, "no such order")
+        return check_deadline(state, happening, policy)
+    event = happening.event
+    if isinstance(event, OrderReleased):
+        return _released(state, happening, event, policy)
+    if isinstance(event, OrderCancelled):
+        return cancel(state, happening, event, policy)
+    if state is None:
+        raise NotYet(f"order {order_ref_of(event)} has not been released here (yet)")
+    if state.stage != Stage.HELD:
+        return _advance(state, state.stage, happening, policy)
+    held = state.hold
+    assert held is not None
+    repeated_failure = held.code == BOOKING_FAILED and isinstance(event, ShipmentBookingFailed)
+    if held.resumable and not repeated_failure:
+        # The fact the order was held waiting for may have come after all: go on from there.
+        return _advance(state, held.held_from, happening, policy)
+    return _record_while_held(state, happening)
+
+
+def _record_while_held(state: OrderState, observed: Observed) -> Decision:
+    """Keep the facts a later cancellation needs; move nowhere until a person decides."""
+    assert state.hold is not None
+    event = observed.event
+    if isinstance(event, WarehouseOrderCancelled) and not state.warehouse_cancelled:
+        return update(
+            state, observed, note="warehouse cancelled the held order", warehouse_cancelled=True
+        )
+    if isinstance(event, ShipmentBooked) and state.shipment is None:
+        return update(
+            state, observed, note="label bought for the held order", shipment=event.shipment
+        )
+    return ignore(state, f"held for {state.hold.code}: waiting for a person")
+
+
+def _released(
+    state: OrderState | None, observed: Observed, event: OrderReleased, policy: Policy
+) -> Decision:
+    if state is not None:
+        return ignore(state, f"already known (stage {state.stage})")
+    order = event.order
+    first = OrderState(
+        order_ref=order.ref,
+        stage=Stage.IN_WAREHOUSE,
+        order=order,
+        odoo_picking_id=order.odoo_picking_id,
+        odoo_sale_order_id=order.odoo_sale_order_id,
+        created_at=observed.at,
+        updated_at=observed.at,
+        stage_since=observed.at,
+    )
+    started = move(first, Stage.IN_WAREHOUSE, observed, policy, note="released in Odoo")
+    assert started.state is not None
+    # The first step comes from nowhere: there was no stage before the release.
+    step = msgspec.structs.replace(started.state.timeline[0], from_stage=None)
+    created = msgspec.structs.replace(started.state, timeline=(step,))
+    return Decision(
+        state=created,
+        messages=(instructions.release(created),),
+        notes=started.notes,
+        changed=True,
+    )
+
+
+def _advance(state: OrderState, at: Stage, observed: Observed, policy: Policy) -> Decision:
+    """Apply a fact to an order whose process stands at stage ``at``."""
+    event = observed.event
+    if isinstance(event, WarehouseOrderAccepted):
+        if at != Stage.IN_WAREHOUSE:
+            return ignore(state, f"accepted comes late (stage {at})")
+        return move(
+            state,
+            Stage.ACCEPTED,
+            observed,
+            policy,
+            warehouse_order_id=event.warehouse_order_id,
+        )
+    if isinstance(event, WarehouseOrderPicked):
+        if at not in (Stage.IN_WAREHOUSE, Stage.ACCEPTED):
+            return ignore(state, f"picked comes late (stage {at})")
+        return move(
+            state, Stage.PICKED, observed, policy, warehouse_order_id=event.warehouse_order_id
+        )
+    if isinstance(event, WarehouseOrderPacked):
+        return _packed(state, at, observed, event, policy)
+    if isinstance(event, WarehouseOrderShortPicked):
+        return _short_picked(state, at, observed, event, policy)
+    if isinstance(event, WarehouseOrderCancelled):
+        return _warehouse_cancelled(state, at, observed, policy)
+    if isinstance(event, ShipmentBooked):
+        return shipping.booked(state, at, observed, event, policy)
+    if isinstance(event, ShipmentBookingFailed):
+        return shipping.booking_failed(state, at, observed, event, policy)
+    if isinstance(event, ShipmentVoided):
+        shipment = state.shipment
+        if at != Stage.CANCELLING or shipment is None or shipment.shipment_id != event.shipment_id:
+            return ignore(state, f"void of {event.shipment_id} not awaited")
+        return confirm(state, observed, policy, awaiting_void=False)
+    if isinstance(event, ShipmentRecordedInOdoo):
+        if at != Stage.RECORDING:
+            return ignore(state, f"shipment recorded in Odoo comes late (stage {at})")
+        shipped = move(state, Stage.SHIPPED, observed, policy)
+        assert shipped.state is not None
+        if shipped.state.delivered_at is None:
+            return shipped
+        # Delivered before Odoo had the shipment: record the delivery at once.
+        return then(shipped, shipping.record_delivery(shipped.state, observed, policy))
+    if isinstance(event, MilestoneReached):
+        return shipping.milestone(state, at, observed, event, policy)
+    if isinstance(event, DeliveryRecordedInOdoo):
+        if at != Stage.RECORDING_DELIVERY:
+            return ignore(state, f"delivery recorded in Odoo not awaited (stage {at})")
+        return move(state, Stage.DELIVERED, observed, policy)
+    return ignore(state, f"{type(event).__name__} does not drive orders")
+
+
+def _packed(
+    state: OrderState, at: Stage, observed: Observed, event: WarehouseOrderPacked, policy: Policy
+) -> Decision:
+    if at not in _IN_WAREHOUSE:
+        return ignore(state, f"packed comes late (stage {at})")
+    packed = msgspec.structs.replace(
+        state,
+        parcels=event.parcels,
+        booking_attempt=1,
+        warehouse_order_id=event.warehouse_order_id,
+    )
+    return move(
+        packed,
+        Stage.BOOKING,
+        observed,
+        policy,
+        messages=(instructions.book(packed),),
+        note=f"packed in {len(event.parcels)} parcel(s)",
+    )
+
+
+def _short_picked(
+    state: OrderState,
+    at: Stage,
+    observed: Observed,
+    event: WarehouseOrderShortPicked,
+    policy: Policy,
+) -> Decision:
+    skus = ", ".join(
+        f"{line.sku} ({line.fulfilled.value} of {line.ordered.value})" for line in event.shortages
+    )
+    if at in _IN_WAREHOUSE:
+        problem = Problem(
+            code=SHORT_PICK,
+            summary=f"Order {state.order_ref} was picked short: {skus}",
+            detail="The order is on hold until someone decides how to ship it.",
+            stage=at,
+        )
+        return hold(state, problem, observed, policy, resumable=False)
+    if at in (Stage.CANCELLING, Stage.CANCELLED):
+        return ignore(state, "short pick of a cancelled order")
+    # Packed already: the parcels hold what was picked, so the order ships short.
+    problem = Problem(
+        code=SHORT_PICK,
+        summary=f"Order {state.order_ref} ships short: {skus}",
+        detail="The short pick was reported after packing; the shipment goes on.",
+        stage=at,
+    )
+    return flag(state, problem, observed, policy)
+
+
+def _warehouse_cancelled(
+    state: OrderState, at: Stage, observed: Observed, policy: Policy
+) -> Decision:
+    if at == Stage.CANCELLING:
+        return confirm(state, observed, policy, awaiting_warehouse=False)
+    if at == Stage.CANCELLED or state.warehouse_cancelled:
+        return ignore(state, "warehouse cancellation already known")
+    if handed_to_carrier(at):
+        return ignore(state, f"warehouse cancelled an order already shipped (stage {at})")
+    problem = Problem(
+        code=WAREHOUSE_CANCELLED,
+        summary=f"The warehouse cancelled order {state.order_ref}",
+        detail="It was not cancelled in Odoo: release it again or cancel it there.",
+        stage=at,
+    )
+    return hold(state, problem, observed, policy, resumable=False, warehouse_cancelled=True)

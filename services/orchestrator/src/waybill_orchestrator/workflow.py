@@ -1,0 +1,164 @@
+"""Orders' states in the workflow bucket: read, decide, compare-and-set, then send.
+
+Two instances (or two handlers of one instance) may work on the same order
+at once. Each writes only on top of the revision it read; the loser of a race
+reads again and decides again, so no decision is ever made on stale state.
+Messages are sent only after their state is stored, and stay in the state's
+outbox until they are, so neither a retry nor a crash sends a command twice
+or loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from waybill_orchestrator import outbox
+from waybill_orchestrator.changes import Decision, Happening, Observed, Policy
+from waybill_orchestrator.process import transition
+from waybill_orchestrator.state import OrderState, decode_state, encode_state
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.idempotency import kv_key
+from waybill_runtime.outcomes import PermanentError, TransientError
+
+log = logging.getLogger("waybill.orchestrator")
+
+KEY_PREFIX = "order."
+"""Keys of order-to-ship states (other processes may share the bucket later)."""
+
+
+class UnreadableState(PermanentError):
+    """A stored state cannot be read (corrupt, or another order's): a person must look."""
+
+
+class StateKeptChanging(TransientError):
+    """Every compare-and-set attempt lost a race: try the message again later."""
+
+
+def utc_now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
+
+
+def key_for(order_ref: str) -> str:
+    """The bucket key of an order (refs such as ``WH/OUT/00042`` are escaped)."""
+    return KEY_PREFIX + kv_key(order_ref)
+
+
+class WorkflowStore:
+    """The order-to-ship states of one installation, and the sending of their messages."""
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        publisher: Publisher,
+        policy: Policy,
+        *,
+        write_attempts: int = 25,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._kv = kv
+        self._publisher = publisher
+        self._policy = policy
+        self._write_attempts = write_attempts
+        self.clock = clock
+
+    async def read(self, order_ref: str) -> tuple[OrderState | None, int | None]:
+        """The order's state and its revision; ``(None, None)`` for an order never seen."""
+        state, revision = await self._read_key(key_for(order_ref))
+        if state is not None and state.order_ref != order_ref:
+            raise UnreadableState(
+                f"key {key_for(order_ref)} holds order {state.order_ref}, not {order_ref}"
+            )
+        return state, revision
+
+    async def _read_key(self, key: str) -> tuple[OrderState | None, int | None]:
+        try:
+            entry = await self._kv.get(key)
+        except KeyNotFoundError:
+            return None, None
+        if entry.value is None:  # pragma: no cover - get() raises for deleted keys
+            return None, None
+        try:
+            return decode_state(entry.value), entry.revision
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            raise UnreadableState(f"workflow state {key} is unreadable: {error}") from None
+
+    async def keys(self) -> list[str]:
+        """Every order key in the bucket."""
+        try:
+            # nats-py's own key filter matches substrings; the prefix is checked here.
+            keys = await self._kv.keys()
+        except NoKeysError:
+            return []
+        return [key for key in keys if key.startswith(KEY_PREFIX)]
+
+    async def read_key(self, key: str) -> tuple[OrderState | None, int | None]:
+        """The state stored under ``key`` (as listed by :meth:`keys`)."""
+        return await self._read_key(key)
+
+    async def apply(self, order_ref: str, happening: Happening) -> Decision:
+        """Apply ``happening`` to the order, store the result, then send its messages.
+
+        Raises :class:`~waybill_orchestrator.changes.NotYet` when the order (or
+        the shipment) is not known yet, and :class:`StateKeptChanging` when
+        other writers won every race.
+        """
+        cause = happening.context if isinstance(happening, Observed) else None
+        key = key_for(order_ref)
+        for attempt in range(self._write_attempts):
+            state, revision = await self.read(order_ref)
+            decision = transition(state, happening, self._policy)
+            if decision.changed and decision.state is not None:
+                stored = outbox.with_pending(decision.state, decision.messages, cause)
+                try:
+                    revision = await self._write(key, stored, revision)
+                except KeyWrongLastSequenceError:
+                    # Someone else changed the order since we read it: decide again.
+                    await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                state = stored
+            if state is not None and state.outbox and revision is not None:
+                await self.send_pending(key, state, revision)
+            return decision
+        raise StateKeptChanging(
+            f"order {order_ref} changed under every one of {self._write_attempts} attempts"
+        )
+
+    async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
+        value = encode_state(state)
+        if revision is None:
+            return await self._kv.create(key, value)
+        return await self._kv.update(key, value, last=revision)
+
+    async def send_pending(self, key: str, state: OrderState, revision: int) -> None:
+        """Publish the state's outbox, then take what was sent out of it."""
+        sent: set[str] = set()
+        for entry in state.outbox:
+            await self._publisher.publish(
+                outbox.message_of(entry),
+                cause=entry.cause,
+                fact_id=entry.message_id,
+                correlation_id=entry.correlation_id,
+            )
+            sent.add(entry.message_id)
+        for _ in range(self._write_attempts):
+            try:
+                await self._kv.update(key, encode_state(outbox.without(state, sent)), last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                current, current_revision = await self._read_key(key)
+                if current is None or current_revision is None:
+                    return
+                state, revision = current, current_revision
+                if not any(entry.message_id in sent for entry in state.outbox):
+                    return
+        # Harmless: whoever reads the order next publishes these again under the same ids.
+        log.warning("order key %s: could not clear its outbox; it will be sent again", key)

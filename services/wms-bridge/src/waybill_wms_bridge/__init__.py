@@ -1,0 +1,3 @@
+"""Waybill's wms-bridge: the warehouse system (WMS) behind Waybill's commands and events."""
+
+__version__ = "0.1.0"

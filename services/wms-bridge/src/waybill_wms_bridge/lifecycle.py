@@ -1,0 +1,245 @@
+"""What a WMS order snapshot means in Waybill's words: the facts of every stage it reached.
+
+Webhooks and the reconciliation poll both hand an order snapshot to
+:func:`order_facts`, which returns one fact per stage the order has reached,
+oldest stage first. Each fact's id comes from the order ref and the stage, so
+the same stage seen by a webhook, a duplicate webhook and a poll is stored
+once, and a snapshot that arrives late (a "picked" webhook after "packed")
+can only repeat facts that already exist: it never adds a second "packed" or
+takes the order back.
+
+Times: ``accepted_at`` is the WMS's creation time and ``cancelled_at`` its
+cancellation time; picked/short-picked/packed carry the snapshot's
+``updated_at``, which is exact for the stage the snapshot is in and an upper
+bound for earlier stages recovered from a later snapshot.
+
+The WMS's ``shipped`` stage has no contract event (Waybill records a shipment
+when the carrier label is booked), so it yields nothing of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from waybill_contracts import Event, fact_id
+from waybill_contracts.events import (
+    InventoryAdjusted,
+    WarehouseOrderAccepted,
+    WarehouseOrderCancelled,
+    WarehouseOrderPacked,
+    WarehouseOrderPicked,
+    WarehouseOrderShortPicked,
+)
+from waybill_contracts.model import (
+    Dimensions,
+    FulfilledLine,
+    Parcel,
+    ParcelItem,
+    Quantity,
+    StockAdjustment,
+)
+from waybill_wms_bridge.wms_wire import (
+    OrderStatus,
+    WmsInventoryAdjustment,
+    WmsOrder,
+    WmsOrderLine,
+    WmsParcel,
+)
+
+__all__ = [
+    "OrderFacts",
+    "UnmappableWmsData",
+    "WarehouseFact",
+    "accepted_fact",
+    "cancelled_fact",
+    "inventory_fact",
+    "order_facts",
+    "stage_fact_id",
+]
+
+# Stages after picking finished, whatever its outcome.
+_PICKING_DONE = frozenset(
+    {OrderStatus.PICKED, OrderStatus.PACKED, OrderStatus.SHIPPED, OrderStatus.SHORT_PICKED}
+)
+_PACKED = frozenset({OrderStatus.PACKED, OrderStatus.SHIPPED})
+# The WMS reports no unit on parcel contents or adjustments; Odoo's default unit.
+_DEFAULT_UOM = "Units"
+
+
+class UnmappableWmsData(ValueError):
+    """The WMS sent something that cannot become a valid contract message (says what)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseFact:
+    """One fact to publish and the id derived from it (``Nats-Msg-Id``)."""
+
+    id: str
+    message: Event
+    stage: str
+    """What the fact is about, for logs: accepted, picked, packed, inventory..."""
+
+
+def stage_fact_id(order_ref: str, stage: str) -> str:
+    """The id of the fact "order ``order_ref`` reached ``stage``": the same on every sighting."""
+    return fact_id("wms-bridge", "warehouse_order", order_ref, stage)
+
+
+def _quantity(value: float, uom: str) -> Quantity:
+    # repr() gives the shortest text that reads back as the same float, so
+    # 2.0 becomes "2" and 0.1 stays "0.1" rather than 0.1000000000000000055...
+    number = Decimal(repr(float(value)))
+    if number == number.to_integral_value():
+        number = number.quantize(Decimal(1))
+    return Quantity(value=number, uom=uom or _DEFAULT_UOM)
+
+
+def _checked(message: Event, about: str) -> Event:
+    # Structs built in Python skip msgspec's constraint checks; a round trip
+    # applies them here, so bad WMS data is refused by the bridge rather than
+    # dead-lettered by every consumer.
+    try:
+        return msgspec.json.decode(msgspec.json.encode(message), type=type(message))
+    except msgspec.ValidationError as error:
+        raise UnmappableWmsData(f"{about}: {error}") from None
+
+
+def _fact(message: Event, order_ref: str, stage: str) -> WarehouseFact:
+    checked = _checked(message, f"the WMS data for {order_ref} ({stage}) is not valid")
+    return WarehouseFact(id=stage_fact_id(order_ref, stage), message=checked, stage=stage)
+
+
+def accepted_fact(
+    order_ref: str, warehouse_order_id: str, warehouse: str | None, accepted_at: datetime
+) -> WarehouseFact:
+    """The warehouse has the order (created now or found from before)."""
+    message = WarehouseOrderAccepted(
+        order_ref=order_ref,
+        warehouse_order_id=warehouse_order_id,
+        warehouse=warehouse or None,
+        accepted_at=accepted_at,
+    )
+    return _fact(message, order_ref, "accepted")
+
+
+def cancelled_fact(
+    order_ref: str, warehouse_order_id: str | None, cancelled_at: datetime
+) -> WarehouseFact:
+    """The warehouse order is cancelled (or never existed when the cancel came)."""
+    message = WarehouseOrderCancelled(
+        order_ref=order_ref, warehouse_order_id=warehouse_order_id, cancelled_at=cancelled_at
+    )
+    return _fact(message, order_ref, "cancelled")
+
+
+def _fulfilled(line: WmsOrderLine) -> FulfilledLine:
+    return FulfilledLine(
+        sku=line.sku,
+        ordered=_quantity(line.qty_ordered, line.uom),
+        fulfilled=_quantity(line.qty_picked, line.uom),
+    )
+
+
+def _parcel(parcel: WmsParcel, uom_of: dict[str, str]) -> Parcel:
+    sizes = (parcel.length_cm, parcel.width_cm, parcel.height_cm)
+    return Parcel(
+        reference=parcel.sscc,
+        weight_kg=parcel.weight_kg,
+        dimensions=(
+            Dimensions(length_cm=sizes[0], width_cm=sizes[1], height_cm=sizes[2])
+            if all(size > 0 for size in sizes)
+            else None  # not measured
+        ),
+        contents=tuple(
+            ParcelItem(sku=item.sku, quantity=_quantity(item.qty, uom_of.get(item.sku, "")))
+            for item in parcel.contents
+        ),
+    )
+
+
+def _picking_fact(order: WmsOrder) -> WarehouseFact:
+    ref, at = order.client_order_ref, order.updated_at
+    if order.short_picked or order.status == OrderStatus.SHORT_PICKED:
+        shortages = tuple(
+            _fulfilled(line) for line in order.lines if line.qty_picked < line.qty_ordered
+        )
+        if not shortages:
+            raise UnmappableWmsData(f"the WMS reports {ref} short-picked but no line is short")
+        short = WarehouseOrderShortPicked(
+            order_ref=ref, warehouse_order_id=order.order_id, shortages=shortages, reported_at=at
+        )
+        return _fact(short, ref, "short_picked")
+    picked = WarehouseOrderPicked(
+        order_ref=ref,
+        warehouse_order_id=order.order_id,
+        lines=tuple(_fulfilled(line) for line in order.lines),
+        picked_at=at,
+    )
+    return _fact(picked, ref, "picked")
+
+
+def _packing_fact(order: WmsOrder) -> WarehouseFact:
+    ref = order.client_order_ref
+    if not order.parcels:
+        raise UnmappableWmsData(f"the WMS reports {ref} packed but lists no parcels")
+    uom_of = {line.sku: line.uom for line in order.lines}
+    packed = WarehouseOrderPacked(
+        order_ref=ref,
+        warehouse_order_id=order.order_id,
+        parcels=tuple(_parcel(parcel, uom_of) for parcel in order.parcels),
+        packed_at=order.updated_at,
+    )
+    return _fact(packed, ref, "packed")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    """The facts read from one order snapshot, and why reading stopped early, if it did."""
+
+    facts: list[WarehouseFact]
+    problem: str | None = None
+    """Set when a stage could not be mapped (packed without parcels...); the facts before it
+    are still true and still published."""
+
+
+def order_facts(order: WmsOrder) -> OrderFacts:
+    """The facts of every stage ``order`` has reached, oldest stage first."""
+    ref = order.client_order_ref
+    facts: list[WarehouseFact] = []
+    try:
+        facts.append(accepted_fact(ref, order.order_id, order.warehouse, order.created_at))
+        if order.status in _PICKING_DONE:
+            facts.append(_picking_fact(order))
+        if order.status in _PACKED:
+            facts.append(_packing_fact(order))
+        if order.status == OrderStatus.CANCELLED:
+            cancelled_at = order.cancelled_at or order.updated_at
+            facts.append(cancelled_fact(ref, order.order_id, cancelled_at))
+    except UnmappableWmsData as error:
+        return OrderFacts(facts, str(error))
+    return OrderFacts(facts)
+
+
+def inventory_fact(
+    event_id: str, warehouse: str, adjustment: WmsInventoryAdjustment
+) -> WarehouseFact:
+    """A stock change the warehouse made on its own; its id comes from the WMS event id."""
+    message = InventoryAdjusted(
+        adjustment=StockAdjustment(
+            sku=adjustment.sku,
+            location=adjustment.location,
+            delta=_quantity(adjustment.delta, _DEFAULT_UOM),
+            reason=adjustment.reason_code,
+            reference=event_id,
+        ),
+        warehouse=warehouse or None,
+        adjusted_at=adjustment.adjusted_at,
+    )
+    checked = _checked(message, f"the WMS inventory adjustment {event_id} is not valid")
+    return WarehouseFact(
+        id=fact_id("wms-bridge", "inventory", event_id), message=checked, stage="inventory"
+    )

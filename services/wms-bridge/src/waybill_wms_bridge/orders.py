@@ -1,0 +1,162 @@
+"""Releasing orders to the warehouse and cancelling them, each effect made once per order ref.
+
+Release: the WMS is idempotent on the client order ref, and the bridge also
+records its intent under ``wms-release:<ref>`` (the runtime's ``OnceOnly``),
+so a redelivered command returns the stored answer without calling the WMS,
+and one whose earlier attempt died mid-call looks the order up by ref first.
+
+Cancel: a cancel that finds no order in the WMS stores a tombstone under the
+same key, so a release still waiting in its retries (the WMS was down) does
+not create the order afterwards. A cancel the WMS refuses because the goods
+are already packed or shipped is a :class:`PermanentError`: the contract has
+no "cancel refused" event, announcing "cancelled" would be false, and the
+dead letter puts the order in front of operations with the WMS's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import msgspec
+
+from waybill_contracts import MessageContext
+from waybill_contracts.model import Order
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.outcomes import PermanentError
+from waybill_wms_bridge.ledger import FactLedger
+from waybill_wms_bridge.lifecycle import accepted_fact, cancelled_fact
+from waybill_wms_bridge.wms_client import WmsClient, WmsConflict
+from waybill_wms_bridge.wms_wire import (
+    OrderStatus,
+    WmsLineRequest,
+    WmsOrder,
+    WmsOrderRequest,
+    WmsShipTo,
+)
+
+__all__ = ["ReleasedOrder", "WarehouseOrders", "order_request", "release_key"]
+
+log = logging.getLogger("waybill.wms_bridge.orders")
+
+
+class ReleasedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """What the bridge keeps about one release (the stored result of the effect)."""
+
+    order_id: str | None
+    """The WMS's id of the order; None when a cancel came before the WMS ever had it."""
+    warehouse: str = ""
+    created_at: datetime | None = None
+
+
+NEVER_RELEASED = ReleasedOrder(order_id=None)
+
+
+def release_key(order_ref: str) -> str:
+    """The idempotency key of releasing ``order_ref`` to the warehouse."""
+    return f"wms-release:{order_ref}"
+
+
+def _remember(order: WmsOrder) -> ReleasedOrder:
+    return ReleasedOrder(
+        order_id=order.order_id, warehouse=order.warehouse, created_at=order.created_at
+    )
+
+
+def order_request(order: Order, default_warehouse: str) -> WmsOrderRequest:
+    """The WMS outbound order for ``order``; the same order always gives the same request."""
+    address, customer = order.ship_to, order.customer
+    return WmsOrderRequest(
+        client_order_ref=order.ref,
+        warehouse=order.warehouse or default_warehouse,
+        ship_to=WmsShipTo(
+            name=address.name,
+            street1=address.street,
+            street2=address.street2 or "",
+            city=address.city,
+            postal_code=address.postal_code,
+            state=address.state or "",
+            country=address.country_code,
+            phone=customer.phone or "",
+            email=customer.email or "",
+        ),
+        lines=[
+            WmsLineRequest(
+                line_no=number, sku=line.sku, qty=float(line.quantity.value), uom=line.quantity.uom
+            )
+            for number, line in enumerate(order.lines, start=1)
+        ],
+        service_level=str(order.service_level),
+    )
+
+
+class WarehouseOrders:
+    """Executes the warehouse commands against the WMS and reports the facts."""
+
+    def __init__(
+        self,
+        client: WmsClient,
+        ledger: FactLedger,
+        once: OnceOnly[ReleasedOrder],
+        *,
+        default_warehouse: str,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._once = once
+        self._default_warehouse = default_warehouse
+
+    async def _look_up(self, order_ref: str) -> ReleasedOrder | None:
+        found = await self._client.find_order(order_ref)
+        return _remember(found) if found is not None else None
+
+    async def release(self, order: Order, *, cause: MessageContext | None = None) -> None:
+        """Create the WMS order for ``order`` once, then report it accepted."""
+        request = order_request(order, self._default_warehouse)
+
+        async def create() -> ReleasedOrder:
+            return _remember(await self._client.create_order(request))
+
+        released = await self._once.run(
+            release_key(order.ref), create, recover=lambda: self._look_up(order.ref)
+        )
+        if released.order_id is None or released.created_at is None:
+            log.info("order %s was cancelled before it reached the warehouse", order.ref)
+            await self._cancel_late_creation(order.ref)
+            return
+        fact = accepted_fact(order.ref, released.order_id, released.warehouse, released.created_at)
+        await self._ledger.publish(fact, cause=cause)
+
+    async def _cancel_late_creation(self, order_ref: str) -> None:
+        # A release whose create call was in flight when the cancel found no
+        # order may still have created it: take that order back out.
+        found = await self._client.find_order(order_ref)
+        if found is not None and found.status != OrderStatus.CANCELLED:
+            log.warning("cancelling %s, created in the WMS after it was cancelled", order_ref)
+            await self._client.cancel_order(found.order_id)
+
+    async def cancel(self, order_ref: str, *, cause: MessageContext | None = None) -> None:
+        """Cancel the WMS order of ``order_ref`` and report it cancelled."""
+
+        async def find_or_tombstone() -> ReleasedOrder:
+            return await self._look_up(order_ref) or NEVER_RELEASED
+
+        released = await self._once.run(
+            release_key(order_ref), find_or_tombstone, recover=lambda: self._look_up(order_ref)
+        )
+        if released.order_id is None:
+            log.info("order %s never reached the warehouse; nothing to cancel there", order_ref)
+            await self._ledger.publish(
+                cancelled_fact(order_ref, None, datetime.now(UTC)), cause=cause
+            )
+            return
+        try:
+            cancelled = await self._client.cancel_order(released.order_id)
+        except WmsConflict as refused:
+            raise PermanentError(
+                f"order {order_ref} can no longer be cancelled in the warehouse "
+                f"(WMS order {released.order_id}): {refused.detail}; "
+                "stop it in the warehouse by hand"
+            ) from refused
+        at = cancelled.cancelled_at or cancelled.updated_at
+        await self._ledger.publish(cancelled_fact(order_ref, cancelled.order_id, at), cause=cause)

@@ -1,0 +1,235 @@
+"""`make demo`: a finite order-to-ship run on the local stack that checks its own outcome.
+
+It drives the partner sandboxes through their admin APIs, as an operator
+with a test system would: creates orders in Odoo, takes carrier A down for
+the first part of the run, cancels a few orders while the warehouse holds
+them, forces one short pick, then waits until every order reached its
+expected end state in Odoo and prints a summary table. The exit code is 0
+only when every order got there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import nats
+from nats.aio.client import Client as NatsClient
+
+from waybill_contracts import SubjectMap
+from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_runtime.queries import QueryError, ask
+
+SKUS = [f"WB-{n:04d}" for n in range(1, 9)]
+
+
+@dataclass(frozen=True)
+class DemoEndpoints:
+    odoo: str
+    wms: str
+    carrier_a: str
+    nats_url: str
+    subject_prefix: str = "waybill"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    orders: int = 50
+    cancellations: int = 3
+    short_picks: int = 1
+    # Carrier A is down until this share of the orders has shipped.
+    carrier_a_down_until: float = 0.5
+    timeout_s: float = 300.0
+    seed: int = 7
+
+
+@dataclass
+class OrderOutcome:
+    ref: str
+    expected: str  # shipped | cancelled | held
+    state: str = "?"
+    carrier: str = ""
+    tracking: str = ""
+    reached: bool = False
+
+
+@dataclass
+class DemoReport:
+    outcomes: list[OrderOutcome] = field(default_factory=list)
+    carrier_a_restored_after: int = 0
+
+    @property
+    def unfinished(self) -> list[OrderOutcome]:
+        return [o for o in self.outcomes if not o.reached]
+
+
+def _ref_path(ref: str) -> str:
+    return quote(ref, safe="")
+
+
+async def _json(response: aiohttp.ClientResponse) -> Any:
+    if response.status >= 400:
+        raise RuntimeError(
+            f"{response.method} {response.url} -> {response.status}: {await response.text()}"
+        )
+    return await response.json()
+
+
+async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
+    rng = random.Random(plan.seed)
+    report = DemoReport()
+    subjects = SubjectMap(endpoints.subject_prefix)
+    async with aiohttp.ClientSession() as http:
+        nc = await nats.connect(endpoints.nats_url, connect_timeout=5)
+        try:
+            await _put_fault(http, endpoints.carrier_a, {"outage": True})
+            special = rng.sample(range(plan.orders), plan.cancellations + plan.short_picks)
+            to_cancel = set(special[: plan.cancellations])
+            to_short = set(special[plan.cancellations :])
+            for index in range(plan.orders):
+                lines = [
+                    {"sku": sku, "quantity": rng.randint(1, 3)}
+                    for sku in rng.sample(SKUS, rng.randint(1, 3))
+                ]
+                async with http.post(
+                    f"{endpoints.odoo}/_sandbox/odoo/orders", json={"lines": lines}
+                ) as r:
+                    order = await _json(r)
+                ref = order["pickings"][0]
+                expected = (
+                    "cancelled"
+                    if index in to_cancel
+                    else "held"
+                    if index in to_short
+                    else "shipped"
+                )
+                report.outcomes.append(OrderOutcome(ref=ref, expected=expected))
+                if expected != "shipped":
+                    # The warehouse keeps the order before picking, so the cancel or
+                    # the short pick happens at a known point of its life.
+                    await _post(
+                        http,
+                        f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}/hold",
+                        {"stage": "picked"},
+                    )
+                if expected == "held":
+                    await _post(
+                        http, f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}/short-pick", {}
+                    )
+                if expected == "cancelled":
+                    await _post(
+                        http,
+                        f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(order['name'])}/cancel",
+                        {},
+                    )
+            for outcome in report.outcomes:
+                if outcome.expected != "shipped":
+                    await _post(
+                        http,
+                        f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}/release",
+                        {},
+                    )
+            await _wait_for_end_states(http, nc, subjects, endpoints, plan, report)
+        finally:
+            await _clear_faults(http, endpoints.carrier_a)
+            await nc.close()
+    return report
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
+    async with http.post(url, json=body) as response:
+        await _json(response)
+
+
+async def _put_fault(http: aiohttp.ClientSession, base: str, plan: dict[str, Any]) -> None:
+    async with http.put(f"{base}/_sandbox/faults/*", json=plan) as response:
+        await _json(response)
+
+
+async def _clear_faults(http: aiohttp.ClientSession, base: str) -> None:
+    async with http.delete(f"{base}/_sandbox/faults") as response:
+        if response.status >= 400:
+            print(f"demo: could not clear carrier A faults ({response.status})")
+
+
+async def _wait_for_end_states(
+    http: aiohttp.ClientSession,
+    nc: NatsClient,
+    subjects: SubjectMap,
+    endpoints: DemoEndpoints,
+    plan: DemoPlan,
+    report: DemoReport,
+) -> None:
+    deadline = time.monotonic() + plan.timeout_s
+    carrier_a_down = True
+    while time.monotonic() < deadline:
+        for outcome in report.unfinished:
+            await _observe(http, nc, subjects, endpoints, outcome)
+        shipped = sum(1 for o in report.outcomes if o.reached and o.expected == "shipped")
+        if carrier_a_down and shipped >= plan.orders * plan.carrier_a_down_until:
+            await _clear_faults(http, endpoints.carrier_a)
+            carrier_a_down = False
+            report.carrier_a_restored_after = shipped
+        if not report.unfinished:
+            return
+        await asyncio.sleep(1.0)
+
+
+async def _observe(
+    http: aiohttp.ClientSession,
+    nc: NatsClient,
+    subjects: SubjectMap,
+    endpoints: DemoEndpoints,
+    outcome: OrderOutcome,
+) -> None:
+    async with http.get(f"{endpoints.odoo}/_sandbox/odoo/pickings/{_ref_path(outcome.ref)}") as r:
+        picking = await _json(r)
+    outcome.state = picking["state"]
+    outcome.tracking = picking.get("carrier_tracking_ref") or ""
+    if outcome.expected == "shipped":
+        outcome.reached = picking["state"] == "done" and bool(outcome.tracking)
+    elif outcome.expected == "cancelled":
+        outcome.reached = picking["state"] == "cancel" and bool(picking["messages"])
+    else:
+        outcome.reached = bool(picking["activities"]) and picking["state"] != "done"
+    if outcome.reached and outcome.expected == "shipped" and not outcome.carrier:
+        try:
+            status = await ask(
+                nc,
+                subjects.query_subject("orchestrator", "order_status"),
+                OrderStatusRequest(order_ref=outcome.ref),
+                OrderStatusResponse,
+                timeout=5,
+            )
+        except QueryError:
+            return
+        if status.shipment is not None:
+            outcome.carrier = status.shipment.carrier
+
+
+def render_report(report: DemoReport) -> str:
+    rows = [("order", "expected", "carrier", "tracking number", "end state", "ok")]
+    for o in report.outcomes:
+        rows.append(
+            (
+                o.ref,
+                o.expected,
+                o.carrier or "-",
+                o.tracking or "-",
+                o.state,
+                "yes" if o.reached else "NO",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    done = len(report.outcomes) - len(report.unfinished)
+    lines.append(f"\n{done} of {len(report.outcomes)} orders reached their expected end state")
+    if report.unfinished:
+        lines.append("not finished: " + ", ".join(o.ref for o in report.unfinished))
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+"""What the booker does with purchases an earlier, interrupted attempt left behind.
+
+A crash between recording the intent and recording the result leaves a ledger
+entry that says only "a purchase was started here". Fake carriers (the
+``Carrier`` protocol) and a real key-value bucket show each way it resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.services.carrier_router.harness import booking
+from waybill_carrier_router.booking import (
+    Booked,
+    NotBooked,
+    PurchaseInDoubt,
+    ShipmentBooker,
+    carrier_reference_for,
+)
+from waybill_carrier_router.carriers import LabelPurchase, RateOffer, ShipmentSpec, TrackingReport
+from waybill_carrier_router.fleet import CarrierFleet
+from waybill_carrier_router.ledger import BookingLedger
+from waybill_carrier_router.rules import CarrierRule, RoutingRules
+from waybill_contracts.examples import ADDRESS
+from waybill_contracts.model import ServiceLevel
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.resilience import CircuitBreakers, RateLimits, RetryPolicy
+
+STARTED_AT = 1_000.0
+
+
+class FakeCarrier:
+    """A carrier that sells one service at a fixed price and remembers what it sold."""
+
+    def __init__(self, code: str, price: str) -> None:
+        self.code = code
+        self.price = Decimal(price)
+        self.labels: dict[str, LabelPurchase] = {}
+        self.bought = 0
+
+    def offer(self) -> RateOffer:
+        return RateOffer(
+            carrier=self.code,
+            rate_id=f"rate-{self.code}",
+            carrier_shipment_id=f"shp-{self.code}",
+            service="ground",
+            amount=self.price,
+            currency="EUR",
+        )
+
+    def sell(self, reference: str) -> LabelPurchase:
+        self.bought += 1
+        label = LabelPurchase(
+            carrier=self.code,
+            carrier_reference=f"{self.code}-purchase-{self.bought}",
+            tracking_number=f"{self.code}-{self.bought}",
+            label_url=f"https://labels.example/{self.code}/{self.bought}",
+            bought_at=datetime(2025, 3, 14, tzinfo=UTC),
+        )
+        self.labels[reference] = label
+        return label
+
+    async def quote(self, spec: ShipmentSpec) -> list[RateOffer]:
+        return [self.offer()]
+
+    async def buy(self, offer: RateOffer, spec: ShipmentSpec) -> LabelPurchase:
+        return self.sell(spec.reference).completed_with(offer)
+
+    async def find_purchase(self, reference: str) -> LabelPurchase | None:
+        return self.labels.get(reference)
+
+    async def void(self, carrier_reference: str) -> None:
+        raise NotImplementedError
+
+    async def track(self, tracking_number: str, provider: str | None = None) -> TrackingReport:
+        raise NotImplementedError
+
+
+@dataclass
+class Setup:
+    cheap: FakeCarrier
+    dear: FakeCarrier
+    ledger: BookingLedger
+    now: list[float]
+
+    def booker(
+        self, purchases: OnceOnly[LabelPurchase], *, max_attempts: int = 5
+    ) -> ShipmentBooker:
+        fleet = CarrierFleet(
+            {"carrier-a": self.dear, "carrier-b": self.cheap},
+            enabled=("carrier-a", "carrier-b"),
+            breakers=CircuitBreakers(),
+            purchase_limits=RateLimits(100.0, 10),
+            retry=RetryPolicy(attempts=1),
+        )
+        services: dict[ServiceLevel, tuple[str, ...]] = {ServiceLevel.STANDARD: ("ground",)}
+        rules = RoutingRules(
+            carriers=(
+                CarrierRule(carrier="carrier-a", services=services),
+                CarrierRule(carrier="carrier-b", services=services),
+            )
+        )
+        return ShipmentBooker(
+            fleet=fleet,
+            rules=rules,
+            purchases=purchases,
+            ledger=self.ledger,
+            ship_from=ADDRESS,
+            max_attempts=max_attempts,
+            in_doubt_s=60.0,
+            clock=lambda: self.now[0],
+        )
+
+
+@pytest.fixture
+async def setup(
+    nc: NatsClient, nats_prefix: str
+) -> AsyncIterator[tuple[Setup, OnceOnly[LabelPurchase]]]:
+    js = nc.jetstream()
+    kv = await js.create_key_value(bucket=f"{nats_prefix}_idempotency")
+    now = [STARTED_AT]
+    ledger = BookingLedger(kv, clock=lambda: now[0])
+    yield (
+        Setup(FakeCarrier("carrier-b", "4.90"), FakeCarrier("carrier-a", "5.20"), ledger, now),
+        OnceOnly(kv, LabelPurchase),
+    )
+    await js.delete_key_value(f"{nats_prefix}_idempotency")
+
+
+async def test_purchase_started_moments_ago_without_a_trace_holds_the_booking(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    rig, purchases = setup
+    await rig.ledger.started("shp-1", rig.cheap.offer())  # then the worker crashed
+    rig.now[0] = STARTED_AT + 10
+    with pytest.raises(PurchaseInDoubt) as doubt:
+        await rig.booker(purchases).book(booking("shp-1"), attempt=1)
+    assert doubt.value.delay_s == pytest.approx(50.0)
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
+
+
+async def test_purchase_started_long_ago_without_a_trace_is_given_up_and_booking_goes_on(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    rig, purchases = setup
+    await rig.ledger.started("shp-2", rig.cheap.offer())
+    rig.now[0] = STARTED_AT + 61
+    outcome = await rig.booker(purchases).book(booking("shp-2"), attempt=1)
+    assert isinstance(outcome, Booked)
+    assert outcome.purchase.carrier == "carrier-b"
+    assert (rig.cheap.bought, rig.dear.bought) == (1, 0)
+
+
+async def test_label_an_interrupted_attempt_bought_is_the_booking(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    rig, purchases = setup
+    await rig.ledger.started("shp-3", rig.dear.offer())
+    sold = rig.dear.sell(carrier_reference_for("shp-3"))  # bought, then the worker crashed
+    rig.now[0] = STARTED_AT + 1
+    outcome = await rig.booker(purchases).book(booking("shp-3"), attempt=1)
+    assert isinstance(outcome, Booked)
+    assert outcome.purchase.tracking_number == sold.tracking_number
+    assert (outcome.purchase.service, outcome.purchase.cost) == ("ground", rig.dear.offer().cost)
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 1)  # nothing bought at the cheaper B
+    again = await rig.booker(purchases).book(booking("shp-3"), attempt=1)
+    assert again == outcome  # now remembered as done
+
+
+async def test_purchase_still_in_doubt_at_the_last_attempt_is_a_retryable_failure(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    rig, purchases = setup
+    await rig.ledger.started("shp-4", rig.cheap.offer())
+    outcome = await rig.booker(purchases, max_attempts=3).book(booking("shp-4"), attempt=3)
+    assert isinstance(outcome, NotBooked)
+    assert outcome.retryable is True
+    assert outcome.carriers_tried == ("carrier-b",)
+    assert "may still be under way" in outcome.reason
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 0)

@@ -1,0 +1,126 @@
+"""The tracking book on a real key-value bucket: registration, compare-and-set, re-announcing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.kv import KeyValue
+
+from waybill_carrier_router.carriers import TrackingReport
+from waybill_carrier_router.kv_records import KvRecords, kv_token
+from waybill_carrier_router.tracking_book import TrackedShipment, TrackingBook
+from waybill_contracts.model import Milestone, MilestoneCode
+
+T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+LABEL = TrackedShipment(
+    shipment_id="shp-1", order_ref="WH/OUT/1", carrier="carrier-b", tracking_number="TN1"
+)
+
+
+def report(*scans: tuple[MilestoneCode, int]) -> TrackingReport:
+    return TrackingReport(
+        tracking_number="TN1",
+        events=tuple(
+            Milestone(code=code, raw_status=code.value, occurred_at=T0 + timedelta(minutes=m))
+            for code, m in scans
+        ),
+    )
+
+
+class Announcer:
+    """Records announcements; fails the next ``failures`` of them."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.announced: list[MilestoneCode] = []
+
+    async def __call__(self, tracked: TrackedShipment, milestone: Milestone) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("NATS is away")
+        self.announced.append(milestone.code)
+
+
+@pytest.fixture
+async def kv(nc: NatsClient, nats_prefix: str) -> AsyncIterator[KeyValue]:
+    js = nc.jetstream()
+    bucket = await js.create_key_value(bucket=f"{nats_prefix}_watermarks")
+    yield bucket
+    await js.delete_key_value(f"{nats_prefix}_watermarks")
+
+
+async def test_second_registration_keeps_the_first(kv: KeyValue) -> None:
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    await book.register(msgspec.structs.replace(LABEL, order_ref="WH/OUT/other"))
+    assert await book.find("carrier-b", "TN1") == LABEL
+    assert await book.find("carrier-a", "TN1") is None  # tracking numbers are per carrier
+
+
+async def test_report_for_an_unregistered_label_is_unknown(kv: KeyValue) -> None:
+    announce = Announcer()
+    outcome = await TrackingBook(kv).record(
+        "carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), announce
+    )
+    assert (outcome.known, outcome.announced, announce.announced) == (False, (), [])
+
+
+async def test_milestone_whose_announcement_failed_is_announced_with_the_next_report(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    failing = Announcer(failures=1)
+    with pytest.raises(ConnectionError):
+        await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), failing)
+    stored = await book.find("carrier-b", "TN1")
+    assert stored is not None and stored.announced is False  # stored, not yet announced
+    announce = Announcer()
+    # The carrier retries the same webhook: the stored milestone goes out now.
+    outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), announce)
+    assert outcome.announced == ()
+    assert announce.announced == [MilestoneCode.IN_TRANSIT]
+    stored = await book.find("carrier-b", "TN1")
+    assert stored is not None and stored.announced is True
+
+
+async def test_report_scans_are_applied_oldest_first(kv: KeyValue) -> None:
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    announce = Announcer()
+    outcome = await book.record(
+        "carrier-b",
+        report(
+            (MilestoneCode.DELIVERED, 9),
+            (MilestoneCode.LABEL_CREATED, 1),
+            (MilestoneCode.IN_TRANSIT, 5),
+        ),
+        announce,
+    )
+    walk = [MilestoneCode.LABEL_CREATED, MilestoneCode.IN_TRANSIT, MilestoneCode.DELIVERED]
+    assert [m.code for m in outcome.announced] == walk
+    assert announce.announced == walk
+
+
+async def test_concurrent_writers_of_one_record_both_count(kv: KeyValue) -> None:
+    records = KvRecords(kv, int, prefix="counter")
+    key = records.key("WH/OUT/0042")
+
+    async def bump() -> None:
+        await records.change(key, lambda n: (n or 0) + 1)
+
+    await asyncio.gather(*(bump() for _ in range(5)))
+    found = await records.get(key)
+    assert found is not None and found[0] == 5
+
+
+def test_keys_stay_readable_when_they_can() -> None:
+    assert kv_token("EZ1000000001") == "EZ1000000001"
+    assert kv_token("WH/OUT/0042").startswith("h")
+    assert kv_token("WH/OUT/0042") == kv_token("WH/OUT/0042")
+    assert kv_token("a.b") != kv_token("a_b")

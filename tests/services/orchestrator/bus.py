@@ -1,0 +1,85 @@
+"""Helpers for the orchestrator's NATS tests: publish events as the adapters would, and
+read what the orchestrator stored on the command and event streams without consuming it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
+
+from waybill_contracts import (
+    Decoded,
+    Message,
+    StreamSpec,
+    SubjectMap,
+    decode,
+    encode,
+    new_context,
+)
+from waybill_runtime.testing.waiting import eventually
+
+
+async def publish(
+    nc: NatsClient, subjects: SubjectMap, message: Message, *, source: str = "wms-bridge"
+) -> str:
+    """Publish ``message`` with a fresh id, as its adapter would; returns the id."""
+    context = new_context(message, source=source)
+    encoded = encode(message, context, subjects)
+    await nc.jetstream().publish(encoded.subject, encoded.body, headers=dict(encoded.headers))
+    return context.id
+
+
+async def stored(nc: NatsClient, subjects: SubjectMap, stream: StreamSpec) -> list[Decoded]:
+    """Every message in ``stream``, oldest first, read by sequence (nothing is consumed).
+
+    The command stream is a work queue: a consumer would take the messages
+    away, ``get_msg`` only looks at them.
+    """
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(stream.name)
+    except NotFoundError:
+        return []
+    if info.state.messages == 0:
+        return []
+    found = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            raw = await js.get_msg(stream.name, seq)
+        except NotFoundError:
+            continue
+        found.append(decode(raw.subject or "", raw.headers, raw.data or b"", subjects))
+    return found
+
+
+async def commands(nc: NatsClient, subjects: SubjectMap) -> list[Decoded]:
+    return await stored(nc, subjects, subjects.commands_stream)
+
+
+async def events(nc: NatsClient, subjects: SubjectMap) -> list[Decoded]:
+    return await stored(nc, subjects, subjects.events_stream)
+
+
+def count_by_type(found: list[Decoded], order_ref: str | None = None) -> Counter[str]:
+    """How many messages of each type (about ``order_ref``, when given)."""
+    return Counter(
+        type(d.message).__name__
+        for d in found
+        if order_ref is None or d.context.correlation_id == order_ref
+    )
+
+
+async def wait_for_commands(
+    nc: NatsClient, subjects: SubjectMap, wanted: dict[str, int], *, order_ref: str | None = None
+) -> list[Decoded]:
+    """Wait until the command stream holds at least ``wanted`` (type name -> count)."""
+
+    async def probe() -> list[Decoded]:
+        return await commands(nc, subjects)
+
+    def enough(found: list[Decoded]) -> bool:
+        counts = count_by_type(found, order_ref)
+        return all(counts[name] >= n for name, n in wanted.items())
+
+    return await eventually(probe, until=enough, what=f"commands {wanted} for {order_ref}")

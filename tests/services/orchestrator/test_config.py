@@ -1,0 +1,49 @@
+"""The orchestrator's settings: read from WAYBILL_* variables, refused in one line when wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from waybill_orchestrator.config import OrchestratorSettings
+from waybill_orchestrator.stages import Stage
+from waybill_runtime.settings import SettingsError, load_settings
+
+
+def test_deadlines_and_attempts_come_from_the_environment() -> None:
+    settings = load_settings(
+        OrchestratorSettings,
+        environ={
+            "WAYBILL_SERVICE": "orchestrator",
+            "WAYBILL_DEADLINE_IN_WAREHOUSE_S": "90",
+            "WAYBILL_DEADLINE_BOOKING_S": "12.5",
+            "WAYBILL_BOOKING_ATTEMPTS": "3",
+            "WAYBILL_OPS_ASSIGNEE_LOGIN": "ops.lead",
+        },
+    )
+    policy = settings.policy()
+    assert policy.deadlines_s[Stage.PICKED] == 90.0
+    assert policy.deadlines_s[Stage.BOOKING] == 12.5
+    assert policy.deadlines_s[Stage.RECORDING] == 600.0
+    assert Stage.SHIPPED not in policy.deadlines_s and Stage.HELD not in policy.deadlines_s
+    assert (policy.booking_attempts, policy.ops_assignee_login) == (3, "ops.lead")
+
+
+def test_defaults_need_nothing_but_the_service_name() -> None:
+    settings = load_settings(OrchestratorSettings, environ={"WAYBILL_SERVICE": "orchestrator"})
+    assert settings.deadline_in_warehouse_s == 1800.0
+    assert settings.ops_assignee_login is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WAYBILL_DEADLINE_BOOKING_S", "0"),
+        ("WAYBILL_DEADLINE_SWEEP_INTERVAL_S", "soon"),
+        ("WAYBILL_BOOKING_ATTEMPTS", "0"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(
+            OrchestratorSettings, environ={"WAYBILL_SERVICE": "orchestrator", variable: value}
+        )

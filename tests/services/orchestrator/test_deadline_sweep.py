@@ -1,0 +1,124 @@
+"""The deadline sweep over the workflow bucket: re-send, escalate, relay unsent messages,
+and keep going past an order it cannot read. The clock is the test's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.services.orchestrator.bus import commands, count_by_type
+from tests.services.orchestrator.journey import DEADLINE_S, POLICY, T0, observe, packed, released
+from waybill_contracts import SubjectMap
+from waybill_contracts.queries import OrderStatusRequest
+from waybill_orchestrator import status
+from waybill_orchestrator.deadlines import sweep
+from waybill_orchestrator.stages import Stage
+from waybill_orchestrator.workflow import WorkflowStore, key_for
+from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.queries import QueryError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class DownPublisher:
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("nats unavailable")
+
+
+@pytest.fixture
+async def parts(nc: NatsClient, nats_prefix: str) -> AsyncIterator[tuple[SubjectMap, Any]]:
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    yield subjects, await ensure_bucket(js, subjects.kv_bucket("workflow"))
+
+
+def make_store(nc: NatsClient, subjects: SubjectMap, kv: Any, clock: Clock) -> WorkflowStore:
+    publisher = Publisher(nc.jetstream(), subjects, service="orchestrator")
+    return WorkflowStore(kv, publisher, POLICY, clock=clock)
+
+
+async def test_sweep_resends_at_the_first_deadline_and_escalates_at_the_second(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    store = make_store(nc, subjects, kv, clock)
+    await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
+    await store.apply("WH/OUT/2", observe(released("WH/OUT/2")))
+    await store.apply("WH/OUT/2", observe(packed("WH/OUT/2")))
+
+    quiet = await sweep(store)
+    assert (quiet.orders, quiet.late, quiet.resent) == (2, 0, 0)
+
+    clock.advance(DEADLINE_S + 1)
+    first = await sweep(store)
+    assert (first.late, first.resent, first.escalated) == (2, 2, 0)
+    counts = count_by_type(await commands(nc, subjects))
+    assert (counts["ReleaseToWarehouse"], counts["BookShipment"]) == (3, 2)
+
+    again = await sweep(store)  # same moment: the deadlines moved on
+    assert again.late == 0
+
+    clock.advance(DEADLINE_S + 1)
+    second = await sweep(store)
+    assert (second.late, second.escalated) == (2, 2)
+    for ref in ("WH/OUT/1", "WH/OUT/2"):
+        state, _ = await store.read(ref)
+        assert state is not None and state.stage == Stage.HELD
+    assert count_by_type(await commands(nc, subjects))["PostExceptionInOdoo"] == 2
+
+    clock.advance(10 * DEADLINE_S)
+    assert (await sweep(store)).late == 0  # held orders wait for a person, not a clock
+
+
+async def test_sweep_sends_what_a_crashed_instance_left_in_an_outbox(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    broken = WorkflowStore(kv, DownPublisher(), POLICY, clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await broken.apply("WH/OUT/1", observe(released("WH/OUT/1")))
+    report = await sweep(make_store(nc, subjects, kv, clock))
+    assert report.flushed == 1
+    assert count_by_type(await commands(nc, subjects)) == {"ReleaseToWarehouse": 1}
+
+
+async def test_sweep_goes_on_past_an_order_it_cannot_read(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    store = make_store(nc, subjects, kv, clock)
+    await kv.put(key_for("WH/OUT/0"), b"garbage")
+    await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
+    clock.advance(DEADLINE_S + 1)
+    report = await sweep(store)
+    assert (report.orders, report.failed, report.resent) == (2, 1, 1)
+
+
+async def test_status_of_an_unreadable_order_is_an_error_reply_naming_it(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    await kv.put(key_for("WH/OUT/0"), b"garbage")
+    with pytest.raises(QueryError) as refused:
+        await status.order_status(
+            make_store(nc, subjects, kv, Clock()), OrderStatusRequest(order_ref="WH/OUT/0")
+        )
+    assert refused.value.code == 500 and "unreadable" in refused.value.description

@@ -1,0 +1,270 @@
+"""The orchestrator as a running service on a real nats-server: events in, commands out
+on the command stream, exceptions on the event stream, the status query, PING, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.runtime.bus_helpers import dead_letters
+from tests.services.orchestrator.bus import (
+    commands,
+    count_by_type,
+    events,
+    publish,
+    wait_for_commands,
+)
+from tests.services.orchestrator.journey import (
+    accepted,
+    booked,
+    cancelled,
+    delivery_recorded,
+    milestone,
+    packed,
+    picked,
+    released,
+    shipment_recorded,
+    short_picked,
+    voided,
+    warehouse_cancelled,
+)
+from waybill_contracts import SubjectMap
+from waybill_contracts.events import Event, ExceptionRaised
+from waybill_contracts.model import MilestoneCode
+from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_orchestrator.app import build_service
+from waybill_runtime.bus.dead_letters import DeadLetter
+from waybill_runtime.errors import UserFacingError
+from waybill_runtime.queries import PingResponse, QueryError, QueryUnansweredError, ask
+from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.waiting import eventually
+
+PATIENCE = 10.0
+Start = Callable[..., Awaitable[SubjectMap]]
+
+
+@pytest.fixture
+async def orchestrator(nc: NatsClient, nats_url: str, nats_prefix: str) -> AsyncIterator[Start]:
+    """Start the orchestrator (settings overridable); stopped after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def start(**settings: Any) -> SubjectMap:
+            settings.setdefault("retry_backoff_s", (0.1,))
+            await stack.enter_async_context(
+                running_service(
+                    build_service(), nats_url=nats_url, subject_prefix=nats_prefix, **settings
+                )
+            )
+            subjects = SubjectMap(nats_prefix)
+            await answering(nc, subjects)
+            return subjects
+
+        yield start
+
+
+async def answering(nc: NatsClient, subjects: SubjectMap) -> None:
+    """Wait until the service answers queries.
+
+    nats-py's flush() can return before the server has seen subscriptions made
+    just before it (its PING overtakes them), so a request sent right after
+    start-up may find no responders for a moment.
+    """
+
+    async def answers() -> bool:
+        try:
+            await status(nc, subjects, "WH/OUT/PROBE")
+        except QueryUnansweredError:
+            return False
+        return True
+
+    await eventually(answers, what="the order_status endpoint to answer")
+
+
+async def status(nc: NatsClient, subjects: SubjectMap, ref: str) -> OrderStatusResponse:
+    return await ask(
+        nc,
+        subjects.query_subject("orchestrator", "order_status"),
+        OrderStatusRequest(order_ref=ref),
+        OrderStatusResponse,
+        timeout=PATIENCE,
+    )
+
+
+async def wait_for_stage(
+    nc: NatsClient, subjects: SubjectMap, ref: str, stage: str
+) -> OrderStatusResponse:
+    async def probe() -> OrderStatusResponse:
+        return await status(nc, subjects, ref)
+
+    return await eventually(probe, until=lambda s: s.stage == stage, what=f"{ref} {stage}")
+
+
+async def test_order_travels_from_release_to_delivered_sending_each_command_once(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1001"
+    steps: list[tuple[list[Event], dict[str, int]]] = [
+        ([released(ref)], {"ReleaseToWarehouse": 1}),
+        ([accepted(ref), picked(ref), packed(ref)], {"BookShipment": 1}),
+        ([booked(ref)], {"RecordShipmentInOdoo": 1}),
+        ([shipment_recorded(ref), milestone(MilestoneCode.DELIVERED, 58, ref)], {}),
+    ]
+    for sent, wanted in steps:
+        for event in sent:
+            await publish(nc, subjects, event)
+            await publish(nc, subjects, event)  # observed twice, with another id
+        if wanted:
+            await wait_for_commands(nc, subjects, wanted, order_ref=ref)
+    await wait_for_commands(nc, subjects, {"RecordDeliveryInOdoo": 1}, order_ref=ref)
+    await publish(nc, subjects, delivery_recorded(ref))
+    final = await wait_for_stage(nc, subjects, ref, "delivered")
+    assert final.found and not final.held
+    assert final.shipment == booked(ref).shipment
+    assert final.last_milestone is not None
+    assert final.last_milestone.code == MilestoneCode.DELIVERED
+    assert count_by_type(await commands(nc, subjects), ref) == {
+        "ReleaseToWarehouse": 1,
+        "BookShipment": 1,
+        "RecordShipmentInOdoo": 1,
+        "RecordDeliveryInOdoo": 1,
+    }
+
+
+async def test_short_pick_holds_the_order_raises_an_exception_and_posts_to_odoo(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1002"
+    await publish(nc, subjects, released(ref))
+    await wait_for_commands(nc, subjects, {"ReleaseToWarehouse": 1}, order_ref=ref)
+    await publish(nc, subjects, short_picked(ref))
+    [post] = [
+        d.message
+        for d in await wait_for_commands(nc, subjects, {"PostExceptionInOdoo": 1}, order_ref=ref)
+        if type(d.message).__name__ == "PostExceptionInOdoo"
+    ]
+    raised = [
+        d.message for d in await events(nc, subjects) if isinstance(d.message, ExceptionRaised)
+    ]
+    assert len(raised) == 1
+    assert raised[0].order_held and raised[0].code == "short_pick"
+    assert raised[0].exception_id == post.exception_id  # type: ignore[attr-defined]
+    held = await status(nc, subjects, ref)
+    assert held.stage == "held" and held.held
+    assert held.open_exceptions == (raised[0].summary,)
+
+
+async def test_cancellation_after_booking_cancels_voids_then_notes_it_in_odoo(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1003"
+    await publish(nc, subjects, released(ref))
+    await publish(nc, subjects, packed(ref))
+    await wait_for_commands(nc, subjects, {"BookShipment": 1}, order_ref=ref)
+    await publish(nc, subjects, booked(ref))
+    await wait_for_commands(nc, subjects, {"RecordShipmentInOdoo": 1}, order_ref=ref)
+    await publish(nc, subjects, cancelled(ref), source="odoo-gateway")
+    await wait_for_commands(
+        nc, subjects, {"CancelWarehouseOrder": 1, "VoidShipment": 1}, order_ref=ref
+    )
+    assert (await status(nc, subjects, ref)).stage == "cancelling"
+    await publish(nc, subjects, warehouse_cancelled(ref))
+    await publish(nc, subjects, voided(ref), source="carrier-router")
+    await wait_for_commands(nc, subjects, {"PostExceptionInOdoo": 1}, order_ref=ref)
+    assert (await wait_for_stage(nc, subjects, ref, "cancelled")).found
+
+
+async def test_stage_past_its_deadline_is_resent_once_then_escalated(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator(deadline_in_warehouse_s=0.3, deadline_sweep_interval_s=0.05)
+    ref = "WH/OUT/1004"
+    await publish(nc, subjects, released(ref), source="odoo-gateway")
+    found = await wait_for_commands(
+        nc, subjects, {"ReleaseToWarehouse": 2, "PostExceptionInOdoo": 1}, order_ref=ref
+    )
+    releases = [d for d in found if type(d.message).__name__ == "ReleaseToWarehouse"]
+    assert len(releases) == 2  # sent, re-sent once, then no more
+    assert releases[0].context.id != releases[1].context.id
+    assert releases[0].context.subject == releases[1].context.subject == ref
+    assert releases[1].context.causation_id is None  # the sweep re-sent it, not an event
+    held = await wait_for_stage(nc, subjects, ref, "held")
+    assert held.held and len(held.open_exceptions) == 1
+    raised = [
+        d.message for d in await events(nc, subjects) if isinstance(d.message, ExceptionRaised)
+    ]
+    assert [(e.code, e.order_held) for e in raised] == [("deadline_in_warehouse", True)]
+    # The late fact still lets the order go on.
+    await publish(nc, subjects, accepted(ref))
+    resumed = await wait_for_stage(nc, subjects, ref, "accepted")
+    assert not resumed.held and resumed.open_exceptions == ()
+    assert count_by_type(await commands(nc, subjects), ref)["ReleaseToWarehouse"] == 2
+
+
+async def test_order_status_of_an_unknown_order_is_not_found(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    answer = await status(nc, subjects, "WH/OUT/NOPE")
+    assert answer == OrderStatusResponse(order_ref="WH/OUT/NOPE", found=False)
+
+
+async def test_order_status_request_without_an_order_ref_is_a_bad_request(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+
+    class Empty(msgspec.Struct):
+        pass
+
+    with pytest.raises(QueryError) as refused:
+        await ask(
+            nc,
+            subjects.query_subject("orchestrator", "order_status"),
+            Empty(),
+            OrderStatusResponse,
+            timeout=PATIENCE,
+        )
+    assert refused.value.code == 400 and "order_ref" in refused.value.description
+
+
+async def test_ping_answers_with_the_orchestrators_name_and_version(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator(version="2.3.4")
+    name = subjects.query_service_name("orchestrator")
+    reply = await nc.request(f"$SRV.PING.{name}", b"", timeout=PATIENCE)
+    ping = msgspec.json.decode(reply.data, type=PingResponse)
+    assert (ping.name, ping.version) == (name, "2.3.4")
+
+
+async def test_event_for_an_order_never_released_is_retried_then_dead_lettered(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator(max_deliver=2)
+    await publish(nc, subjects, packed("WH/OUT/GHOST"))
+
+    async def letters() -> list[DeadLetter]:
+        return await dead_letters(nc, subjects)
+
+    [letter] = await eventually(letters, what="the dead letter")
+    assert letter.attempts == 2
+    assert "WH/OUT/GHOST" in letter.error_message
+    assert await commands(nc, subjects) == []
+
+
+async def test_one_service_object_refuses_to_run_twice_at_once(
+    nats_url: str, nats_prefix: str
+) -> None:
+    service = build_service()
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        with pytest.raises(UserFacingError, match="build_service"):
+            async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+                pass

@@ -1,0 +1,235 @@
+"""The workflow store on a real nats-server: compare-and-set under races, messages sent
+only after their state is stored, never twice, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from tests.services.orchestrator.bus import commands, count_by_type
+from tests.services.orchestrator.journey import (
+    POLICY,
+    REF,
+    booked,
+    cancelled,
+    observe,
+    packed,
+    released,
+    voided,
+    warehouse_cancelled,
+)
+from waybill_contracts import SubjectMap
+from waybill_contracts.events import Event
+from waybill_orchestrator.changes import NotYet
+from waybill_orchestrator.stages import Stage
+from waybill_orchestrator.state import encode_state
+from waybill_orchestrator.workflow import (
+    StateKeptChanging,
+    UnreadableState,
+    WorkflowStore,
+    key_for,
+)
+from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.outcomes import Outcome, classify
+
+
+@dataclass
+class Bus:
+    subjects: SubjectMap
+    kv: KeyValue
+    publisher: Publisher
+
+    def store(self, kv: Any = None, publisher: Any = None, **options: Any) -> WorkflowStore:
+        return WorkflowStore(kv or self.kv, publisher or self.publisher, POLICY, **options)
+
+
+@pytest.fixture
+async def bus(nc: NatsClient, nats_prefix: str) -> AsyncIterator[Bus]:
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    kv = await ensure_bucket(js, subjects.kv_bucket("workflow"))
+    yield Bus(subjects, kv, Publisher(js, subjects, service="orchestrator"))
+
+
+async def apply_all(store: WorkflowStore, *events: Event) -> None:
+    for event in events:
+        await store.apply(REF, observe(event))
+
+
+class RacingKV:
+    """Makes the next two readers both read before either may write: a guaranteed race."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self._barrier = asyncio.Barrier(2)
+        self._racing = True
+        self.conflicts = 0
+
+    async def get(self, key: str) -> Any:
+        entry = await self._kv.get(key)
+        if self._racing:
+            await self._barrier.wait()
+            self._racing = False
+        return entry
+
+    async def update(self, key: str, value: bytes, last: int) -> int:
+        try:
+            return await self._kv.update(key, value, last=last)
+        except KeyWrongLastSequenceError:
+            self.conflicts += 1
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
+class AlwaysOvertakenKV:
+    """Someone else always wrote first."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.writes = 0
+
+    async def create(self, key: str, value: bytes) -> int:
+        self.writes += 1
+        raise KeyWrongLastSequenceError()
+
+    update = create
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
+class DownPublisher:
+    """NATS refusing publishes (after the state was stored)."""
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("nats unavailable")
+
+
+async def test_apply_stores_the_state_then_sends_its_command(nc: NatsClient, bus: Bus) -> None:
+    store = bus.store()
+    decision = await store.apply(REF, observe(released()))
+    state, revision = await store.read(REF)
+    assert state is not None and revision is not None
+    assert state.stage == Stage.IN_WAREHOUSE == decision.state.stage  # type: ignore[union-attr]
+    assert state.outbox == ()  # sent, then taken out
+    [sent] = await commands(nc, bus.subjects)
+    assert type(sent.message).__name__ == "ReleaseToWarehouse"
+    assert sent.context.source == "waybill/orchestrator"
+    assert sent.context.correlation_id == REF
+
+
+async def test_redelivered_event_sends_nothing_again(nc: NatsClient, bus: Bus) -> None:
+    store = bus.store()
+    happening = observe(released())
+    await store.apply(REF, happening)
+    await store.apply(REF, happening)
+    await store.apply(REF, observe(released()))  # the same fact observed again, new id
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+
+
+async def test_racing_writers_each_decide_on_the_latest_state(nc: NatsClient, bus: Bus) -> None:
+    store = bus.store()
+    await apply_all(store, released(), packed(), booked(), cancelled())
+    racing = RacingKV(bus.kv)
+    first, second = bus.store(kv=racing), bus.store(kv=racing)
+    # Each confirmation alone leaves the cancellation half done; only the one
+    # decided on top of the other's write may complete it.
+    await asyncio.gather(
+        first.apply(REF, observe(warehouse_cancelled())), second.apply(REF, observe(voided()))
+    )
+    assert racing.conflicts >= 1
+    state, _ = await store.read(REF)
+    assert state is not None and state.stage == Stage.CANCELLED
+    assert state.cancellation is not None
+    assert not state.cancellation.awaiting_warehouse and not state.cancellation.awaiting_void
+    counts = count_by_type(await commands(nc, bus.subjects))
+    assert counts["PostExceptionInOdoo"] == 1
+    assert counts["VoidShipment"] == counts["CancelWarehouseOrder"] == 1
+
+
+async def test_two_releases_racing_create_the_order_once(nc: NatsClient, bus: Bus) -> None:
+    stores = [bus.store() for _ in range(4)]
+    await asyncio.gather(*(s.apply(REF, observe(released())) for s in stores))
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+    state, _ = await stores[0].read(REF)
+    assert state is not None and len(state.timeline) == 1
+
+
+async def test_a_state_overtaken_on_every_attempt_is_retried_later(bus: Bus) -> None:
+    overtaken = AlwaysOvertakenKV(bus.kv)
+    with pytest.raises(StateKeptChanging) as raised:
+        await bus.store(kv=overtaken, write_attempts=3).apply(REF, observe(released()))
+    assert overtaken.writes == 3
+    assert classify(raised.value).outcome is Outcome.RETRY
+
+
+async def test_messages_unsent_when_publishing_failed_are_sent_by_the_next_reader(
+    nc: NatsClient, bus: Bus
+) -> None:
+    with pytest.raises(ConnectionError):
+        await bus.store(publisher=DownPublisher()).apply(REF, observe(released()))
+    state, _ = await bus.store().read(REF)
+    assert state is not None and len(state.outbox) == 1  # decided, stored, not yet sent
+    assert await commands(nc, bus.subjects) == []
+    # The redelivery finds the event already applied, and sends what is pending.
+    await bus.store().apply(REF, observe(released()))
+    await bus.store().apply(REF, observe(released()))
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.outbox == ()
+
+
+async def test_sending_a_pending_message_twice_stores_it_once(nc: NatsClient, bus: Bus) -> None:
+    with pytest.raises(ConnectionError):
+        await bus.store(publisher=DownPublisher()).apply(REF, observe(released()))
+    store = bus.store()
+    state, revision = await store.read(REF)
+    assert state is not None and revision is not None
+    await store.send_pending(key_for(REF), state, revision)
+    await store.send_pending(key_for(REF), state, revision)  # e.g. another instance, same state
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+
+
+async def test_event_for_an_unknown_order_is_not_yet_and_stores_nothing(bus: Bus) -> None:
+    store = bus.store()
+    with pytest.raises(NotYet):
+        await store.apply(REF, observe(packed()))
+    assert await store.read(REF) == (None, None)
+
+
+async def test_corrupt_state_is_reported_not_overwritten(bus: Bus) -> None:
+    await bus.kv.put(key_for(REF), b'{"stage": 42')
+    with pytest.raises(UnreadableState, match="unreadable") as raised:
+        await bus.store().apply(REF, observe(packed()))
+    assert classify(raised.value).outcome is Outcome.DEAD_LETTER
+    assert (await bus.kv.get(key_for(REF))).value == b'{"stage": 42'
+
+
+async def test_state_of_another_order_under_the_key_is_refused(bus: Bus) -> None:
+    store = bus.store()
+    await store.apply("WH/OUT/7", observe(msgspec.structs.replace(released("WH/OUT/7"))))
+    other, _ = await store.read("WH/OUT/7")
+    assert other is not None
+    await bus.kv.put(key_for(REF), encode_state(other))
+    with pytest.raises(UnreadableState, match="holds order WH/OUT/7"):
+        await store.read(REF)
+
+
+async def test_keys_list_every_order_and_nothing_when_empty(bus: Bus) -> None:
+    store = bus.store()
+    assert await store.keys() == []
+    await store.apply(REF, observe(released()))
+    await store.apply("WH/OUT/7", observe(released("WH/OUT/7")))
+    assert sorted(await store.keys()) == sorted([key_for(REF), key_for("WH/OUT/7")])

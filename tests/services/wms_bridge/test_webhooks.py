@@ -1,0 +1,313 @@
+"""``POST /webhooks/wms``: signatures, malformed bodies, repeats and reordering.
+
+Most bodies come from a second, offline WMS sandbox walking an order through
+its stages: real webhook bodies for an order the bridge's own WMS does not
+have, so only the webhook path (never the poll) can produce its events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+import nats.errors
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from nats.aio.client import Client as NatsClient
+
+from tests.services.wms_bridge.harness import WEBHOOK_SECRET, signed_headers, wms_and_bridge
+from waybill_contracts.events import (
+    InventoryAdjusted,
+    WarehouseOrderAccepted,
+    WarehouseOrderPacked,
+    WarehouseOrderPicked,
+)
+from waybill_runtime.http import problem_middleware
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
+from waybill_sandboxes.wms import OutboundOrderRequest, WmsConfig, WmsSandbox
+from waybill_sandboxes.wms.records import STAGES
+from waybill_wms_bridge.ledger import FactLedger
+from waybill_wms_bridge.lifecycle import WarehouseFact
+from waybill_wms_bridge.webhooks import WmsWebhookReceiver
+
+WEBHOOK_LOG = "waybill.wms_bridge.webhooks"
+
+
+def offline_webhooks(ref: str) -> dict[str, bytes]:
+    """The webhook bodies a WMS sends for ``ref`` going accepted → shipped, by event type."""
+    wms = WmsSandbox(WmsConfig(seed=3))
+    request = msgspec.convert(
+        {
+            "client_order_ref": ref,
+            "ship_to": {
+                "name": "Marie Jansen",
+                "street1": "Keizersgracht 123",
+                "city": "Amsterdam",
+                "postal_code": "1015 CJ",
+                "country": "NL",
+            },
+            "lines": [{"sku": "MUG-BLUE", "qty": 2, "uom": "Units"}],
+        },
+        OutboundOrderRequest,
+    )
+    order, _ = wms.warehouse.create_order(request)
+    for stage in STAGES:  # accepted, picked, packed, shipped
+        wms.warehouse.advance(order.order_id, stage)
+    return {sent.event_type: sent.body.encode() for sent in wms.sent_webhooks()}
+
+
+async def test_a_webhook_signed_by_the_wms_is_accepted_and_recorded(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    bodies = offline_webhooks("WH/OUT/00030")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        status, answer = await rig.post_webhook(bodies["order.accepted"])
+        accepted = await rig.events(WarehouseOrderAccepted, "WH/OUT/00030")
+    assert status == 202
+    assert answer["new"] == 1
+    assert len(accepted) == 1
+
+
+def _tampered(body: bytes) -> tuple[bytes, dict[str, str]]:
+    headers = signed_headers(body)
+    return body.replace(b"MUG-BLUE", b"MUG-GOLD"), headers
+
+
+def _stale(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, timestamp=int(time.time()) - 3600)
+
+
+def _future(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, timestamp=int(time.time()) + 3600)
+
+
+def _wrong_secret(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, secret="not-" + WEBHOOK_SECRET)
+
+
+Forge = Callable[[bytes], tuple[bytes, dict[str, str]]]
+
+
+def _without(header: str) -> Forge:
+    def build(body: bytes) -> tuple[bytes, dict[str, str]]:
+        headers = signed_headers(body)
+        del headers[header]
+        return body, headers
+
+    return build
+
+
+def _not_hex(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, {**signed_headers(body), "X-WMS-Signature": "zz-not-hex"}
+
+
+def _signed_without_timestamp_binding(body: bytes) -> tuple[bytes, dict[str, str]]:
+    # HMAC of the body alone (another partner's scheme): must not pass for the WMS's.
+    from waybill_sandboxes.signing import hmac_sha256_hex
+
+    headers = signed_headers(body)
+    headers["X-WMS-Signature"] = hmac_sha256_hex(WEBHOOK_SECRET, body)
+    return body, headers
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(_tampered, id="tampered-body"),
+        pytest.param(_wrong_secret, id="wrong-secret"),
+        pytest.param(_stale, id="stale-timestamp"),
+        pytest.param(_future, id="future-timestamp"),
+        pytest.param(_without("X-WMS-Signature"), id="no-signature"),
+        pytest.param(_without("X-WMS-Timestamp"), id="no-timestamp"),
+        pytest.param(_not_hex, id="signature-not-hex"),
+        pytest.param(_signed_without_timestamp_binding, id="body-only-signature"),
+    ],
+)
+async def test_a_webhook_not_signed_by_the_wms_is_refused_with_401_and_one_log_line(
+    nc: NatsClient,
+    nats_url: str,
+    nats_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    forge: Forge,
+) -> None:
+    body, headers = forge(offline_webhooks("WH/OUT/00031")["order.packed"])
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        with caplog.at_level(logging.WARNING, logger=WEBHOOK_LOG):
+            status, problem = await rig.post_webhook(body, headers=headers)
+        stored = await rig.stored()
+    assert status == 401
+    assert problem["status"] == 401
+    assert "not signed by the WMS" in problem["detail"]
+    assert stored == []
+    refusals = [r for r in caplog.records if r.name == WEBHOOK_LOG]
+    assert len(refusals) == 1
+    assert "refused a WMS webhook" in refusals[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param(b"{not json", 400, id="not-json"),
+        pytest.param(b"", 400, id="empty"),
+        pytest.param(b"[1, 2]", 422, id="not-an-object"),
+        pytest.param(b'{"event_type": "order.picked", "data": {}}', 422, id="no-event-id"),
+        pytest.param(
+            b'{"event_id": "e1", "event_type": "order.picked", '
+            b'"occurred_at": "2025-03-14T09:30:00Z", "data": {"order_id": 7}}',
+            422,
+            id="data-not-an-order",
+        ),
+        pytest.param(
+            b'{"event_id": "e2", "event_type": "inventory.adjusted", '
+            b'"occurred_at": "2025-03-14T09:30:00Z", "data": {"sku": "A"}}',
+            422,
+            id="data-not-an-adjustment",
+        ),
+    ],
+)
+async def test_a_signed_but_malformed_webhook_is_refused_as_a_bad_request(
+    nc: NatsClient, nats_url: str, nats_prefix: str, body: bytes, status: int
+) -> None:
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        answered, problem = await rig.post_webhook(body)
+        stored = await rig.stored()
+    assert answered == status
+    assert problem["status"] == status
+    assert problem["detail"]
+    assert stored == []
+
+
+async def test_a_webhook_of_an_unknown_type_is_acknowledged_and_ignored(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    body = (
+        b'{"event_id": "e9", "event_type": "wave.released", '
+        b'"occurred_at": "2025-03-14T09:30:00Z", "warehouse": "WH1", "data": {"wave": 4}}'
+    )
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        status, answer = await rig.post_webhook(body)
+        stored = await rig.stored()
+    assert status == 202
+    assert answer["facts"] == 0
+    assert stored == []
+
+
+async def test_duplicate_webhooks_record_each_fact_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    bodies = offline_webhooks("WH/OUT/00032")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        answers = [await rig.post_webhook(bodies["order.picked"]) for _ in range(3)]
+        stored = [event for _id, event in await rig.stored()]
+    assert [(status, answer["new"]) for status, answer in answers] == [(202, 2), (202, 0), (202, 0)]
+    assert [type(event) for event in stored] == [WarehouseOrderAccepted, WarehouseOrderPicked]
+
+
+async def test_reordered_webhooks_record_each_stage_once_in_stage_order(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    bodies = offline_webhooks("WH/OUT/00033")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        news = []
+        for event_type in ("order.packed", "order.picked", "order.accepted", "order.packed"):
+            status, answer = await rig.post_webhook(bodies[event_type])
+            assert status == 202
+            news.append(answer["new"])
+        stored = [event for _id, event in await rig.stored()]
+    # The packed snapshot tells of every stage before it; the late ones add nothing.
+    assert news == [3, 0, 0, 0]
+    assert [type(event) for event in stored] == [
+        WarehouseOrderAccepted,
+        WarehouseOrderPicked,
+        WarehouseOrderPacked,
+    ]
+
+
+async def test_a_lone_shipped_webhook_recovers_every_earlier_stage(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    bodies = offline_webhooks("WH/OUT/00034")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        status, _ = await rig.post_webhook(bodies["order.shipped"])
+        stored = [event for _id, event in await rig.stored()]
+    assert status == 202
+    assert [type(event) for event in stored] == [
+        WarehouseOrderAccepted,
+        WarehouseOrderPicked,
+        WarehouseOrderPacked,
+    ]
+
+
+@pytest.mark.parametrize("mode", [DeliveryMode.DUPLICATE, DeliveryMode.REORDER])
+async def test_sandbox_repeating_or_reordering_webhooks_changes_nothing(
+    nc: NatsClient, nats_url: str, nats_prefix: str, mode: DeliveryMode
+) -> None:
+    refs = [f"WH/OUT/0004{n}" for n in range(4)]
+    policy = DeliveryPolicy(mode=mode, reorder_window_s=0.1)
+    async with wms_and_bridge(nc, nats_url, nats_prefix, wms={"delivery": policy}) as rig:
+        for ref in refs:
+            await rig.release(ref)
+        for ref in refs:
+            await rig.wait_for(WarehouseOrderPacked, ref)
+        await rig.wms.settle()
+        await rig.commands_settled()
+        stored = await rig.stored()
+    by_ref: dict[str, list[str]] = {}
+    for _id, event in stored:
+        by_ref.setdefault(event.business_key(), []).append(type(event).__name__)
+    expected = ["WarehouseOrderAccepted", "WarehouseOrderPicked", "WarehouseOrderPacked"]
+    assert {ref: sorted(names) for ref, names in by_ref.items()} == {
+        ref: sorted(expected) for ref in refs
+    }
+    assert len({message_id for message_id, _ in stored}) == len(stored)
+    if mode is DeliveryMode.DUPLICATE:
+        assert {w.deliveries for w in rig.wms.sent_webhooks()} == {2}
+
+
+async def test_an_inventory_adjustment_is_recorded_once_with_the_wms_event_as_reference(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    policy = DeliveryPolicy(mode=DeliveryMode.DUPLICATE)
+    async with wms_and_bridge(nc, nats_url, nats_prefix, wms={"delivery": policy}) as rig:
+        rig.wms.warehouse.adjust_inventory("MUG-BLUE", -3, "DAMAGED", "PICK-01")
+        await rig.wms.settle()
+        adjusted = await rig.wait_for(InventoryAdjusted)
+        await rig.wms.settle()
+        again = await rig.events(InventoryAdjusted)
+    sent = rig.wms.sent_webhooks("inventory.adjusted")
+    assert len(again) == 1
+    change = adjusted[0].adjustment
+    assert (change.sku, change.location, change.reason) == ("MUG-BLUE", "PICK-01", "DAMAGED")
+    assert change.delta.value == -3
+    assert change.reference == sent[0].event_id
+    assert adjusted[0].warehouse == "WH1"
+
+
+class _UnreachableLedger(FactLedger):
+    """A ledger whose NATS is away."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def publish_all(self, facts: list[WarehouseFact], *, cause: object = None) -> int:
+        raise nats.errors.TimeoutError
+
+
+async def test_a_webhook_whose_facts_cannot_be_stored_now_is_answered_503_to_be_sent_again() -> (
+    None
+):
+    receiver = WmsWebhookReceiver(
+        secret=WEBHOOK_SECRET, tolerance_s=300, ledger=_UnreachableLedger()
+    )
+    app = web.Application(middlewares=[problem_middleware])
+    app.add_routes(receiver.routes())
+    body = offline_webhooks("WH/OUT/00035")["order.accepted"]
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/webhooks/wms", data=body, headers=signed_headers(body))
+        problem = await response.json(content_type=None)
+    assert response.status == 503
+    assert response.headers["Retry-After"]
+    assert "send it again" in problem["detail"]
