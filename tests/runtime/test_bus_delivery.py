@@ -267,3 +267,35 @@ async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
             assert missing.content_type == "application/problem+json"
     assert "waybill_messages_processed_total{" in text
     assert "wms-bridge-commands" in text
+
+
+async def test_the_trace_of_the_handled_message_continues_in_what_it_publishes(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    from waybill_contracts import encode, new_context
+
+    subjects = SubjectMap(nats_prefix)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    command = release_command("WH/OUT/30")
+    context = new_context(
+        command,
+        source="orchestrator",
+        traceparent=f"00-{trace_id}-00f067aa0ba902b7-01",
+        tracestate="vendor=waybill",
+    )
+    encoded = encode(command, context, subjects)
+    async with running_service(
+        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix
+    ):
+        await nc.jetstream().publish(encoded.subject, encoded.body, headers=dict(encoded.headers))
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name),
+            until=lambda n: n == 1,
+            what="the accepted event",
+        )
+    info = await nc.jetstream().stream_info(subjects.events_stream.name)
+    stored = await nc.jetstream().get_msg(subjects.events_stream.name, info.state.last_seq)
+    headers = stored.headers or {}
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert headers["ce-causationid"] == context.id
+    assert headers["ce-correlationid"] == context.correlation_id

@@ -12,6 +12,7 @@ template>`` (PRODUCER) and ``process <subject template>`` (CONSUMER) with
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -22,7 +23,16 @@ from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 
 from waybill_runtime.logs import mask_text
 from waybill_runtime.outcomes import error_type_name
@@ -60,7 +70,34 @@ def get_tracer(provider: TracerProvider | None = None) -> Tracer:
     Without a provider the API returns a proxy that follows the global provider
     even when it is set later, so the result may be kept.
     """
+    if provider is None:
+        return _global_tracer()
     return trace.get_tracer(_INSTRUMENTATION, tracer_provider=provider)
+
+
+@functools.cache
+def _global_tracer() -> Tracer:
+    # A proxy: it follows the global provider even when that is set later.
+    return trace.get_tracer(_INSTRUMENTATION)
+
+
+def tracing_active() -> bool:
+    """Whether a tracer provider (the SDK) is installed; without one spans record nothing.
+
+    Per message this decides between real spans and the cheap path that only
+    passes the incoming trace context on (the publisher copies ``traceparent``
+    from the message being handled), which is what a no-op tracer would do
+    at a fraction of the cost. The API's own lookup reads the environment on
+    every call, so the installed provider is read directly when the API
+    exposes it.
+    """
+    provider = getattr(trace, "_TRACER_PROVIDER", _NOT_EXPOSED)
+    if provider is _NOT_EXPOSED:
+        return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+    return provider is not None
+
+
+_NOT_EXPOSED = object()
 
 
 def inject_trace(headers: dict[str, str], context: Context | None = None) -> None:
@@ -118,7 +155,12 @@ def send_span(
     """A PRODUCER span ``send <template>`` around a publish; injects its context into ``headers``.
 
     ``destination`` is the concrete subject when it differs from the template.
+    Without a tracer provider no span is made and ``headers`` keep the trace
+    context they already carry.
     """
+    if tracer is None and not tracing_active():
+        yield INVALID_SPAN
+        return
     with _messaging_span(
         tracer or get_tracer(), f"send {destination_template}", SpanKind.PRODUCER, None
     ) as span:
@@ -152,8 +194,12 @@ def process_span(
     """A CONSUMER span ``process <template>``, a child of the trace in ``parent_headers``.
 
     An exception leaving the block sets ``error.type`` and an error status (with
-    personal data masked), then propagates.
+    personal data masked), then propagates. Without a tracer provider no span
+    is made (the publisher passes the incoming trace context on by itself).
     """
+    if tracer is None and not tracing_active():
+        yield INVALID_SPAN
+        return
     parent = extract_trace(parent_headers)
     with _messaging_span(
         tracer or get_tracer(), f"process {destination_template}", SpanKind.CONSUMER, parent

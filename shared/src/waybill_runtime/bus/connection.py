@@ -12,8 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client as NatsClient
+
+from waybill_runtime.bus.client import WaybillNatsClient
 
 log = logging.getLogger("waybill.bus")
 
@@ -51,7 +52,7 @@ async def connect(
     name: str,
     credentials_file: str | None = None,
     events: ConnectionEvents | None = None,
-    first_attempt_timeout_s: float = 5.0,
+    first_attempt_timeout_s: int = 5,
     max_wait_between_attempts_s: float = 10.0,
     stopping: asyncio.Event | None = None,
 ) -> NatsClient:
@@ -62,7 +63,8 @@ async def connect(
     while True:
         attempt += 1
         try:
-            return await nats.connect(
+            client = WaybillNatsClient()
+            await client.connect(
                 url,
                 name=name,
                 user_credentials=credentials_file,
@@ -75,6 +77,7 @@ async def connect(
                 error_cb=events.on_error,
                 lame_duck_mode_cb=events.on_lame_duck,
             )
+            return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__
             log.error(

@@ -31,7 +31,7 @@ from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.logs import correlation_id_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
-from waybill_runtime.telemetry import process_span
+from waybill_runtime.telemetry import process_span, tracing_active
 
 if TYPE_CHECKING:
     from waybill_runtime.service import Runtime
@@ -173,8 +173,13 @@ class Consumer:
                     empty_fetches = 0
                 # Only ask for as many messages as there are free handler slots:
                 # the rest stay with the server for other replicas.
-                await self._slots.acquire()
-                free = 1
+                # Wait for half a batch of free slots (or all of them when the
+                # consumer is smaller): fewer, fuller pull requests under load.
+                wanted = max(1, min(self.options.fetch_batch, self.options.concurrency) // 2)
+                free = 0
+                while free < wanted:
+                    await self._slots.acquire()
+                    free += 1
                 while free < self.options.fetch_batch and not self._slots.locked():
                     await self._slots.acquire()
                     free += 1
@@ -281,12 +286,17 @@ class Consumer:
         template = self.subjects.subject_template(msg.subject)
         token = correlation_id_var.set(envelope.correlation_id)
         try:
-            with process_span(
-                template,
-                message_id=envelope.id,
-                consumer_group=self.durable,
-                parent_headers=msg.headers or {},
-            ):
+            span = (
+                process_span(
+                    template,
+                    message_id=envelope.id,
+                    consumer_group=self.durable,
+                    parent_headers=msg.headers or {},
+                )
+                if tracing_active()
+                else contextlib.nullcontext()
+            )
+            with span:
                 if handler is None:
                     # The consumer's filter let through a type this service does
                     # not handle: a deployment error that retrying cannot fix.

@@ -17,7 +17,7 @@ from nats.js.client import JetStreamContext
 
 from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.telemetry import send_span
+from waybill_runtime.telemetry import send_span, tracing_active
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,12 +50,17 @@ class Publisher:
         self._ack_timeout_s = ack_timeout_s
 
     def _prepare(self, out: Outgoing) -> tuple[str, dict[str, str], bytes, MessageContext]:
+        cause = out.cause
         context = new_context(
             out.message,
             source=self._source,
-            cause=out.cause,
+            cause=cause,
             correlation_id=out.correlation_id,
             message_id=out.fact_id,
+            # Carried on as is when no tracer provider makes a span of its own
+            # (send_span then overwrites them with the new span's context).
+            traceparent=cause.traceparent if cause is not None else None,
+            tracestate=cause.tracestate if cause is not None else None,
         )
         encoded = encode(out.message, context, self._subjects)
         return encoded.subject, dict(encoded.headers), encoded.body, context
@@ -77,7 +82,10 @@ class Publisher:
         out = Outgoing(message=message, cause=cause, fact_id=fact_id, correlation_id=correlation_id)
         subject, headers, body, context = self._prepare(out)
         template = self._subjects.subject_template(subject)
-        with send_span(template, message_id=context.id, headers=headers):
+        if tracing_active():
+            with send_span(template, message_id=context.id, headers=headers):
+                await self._js.publish(subject, body, timeout=self._ack_timeout_s, headers=headers)
+        else:
             await self._js.publish(subject, body, timeout=self._ack_timeout_s, headers=headers)
         if self._metrics is not None:
             self._metrics.published(template).inc()

@@ -1,0 +1,112 @@
+"""The auditor service: every event, command and dead letter into the audit trail; the API.
+
+``service`` is what `waybill run auditor` runs; :func:`build_service` makes
+another, independent declaration (tests start one per case).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from waybill_auditor.api import AuditApi
+from waybill_auditor.config import AuditorSettings
+from waybill_auditor.records import dead_letter_record, message_record
+from waybill_auditor.store import AuditStore
+from waybill_auditor.trail import AuditTrail, DatabaseWritable
+from waybill_contracts import MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.bus.dead_letters import StoredDeadLetter
+from waybill_runtime.http import ReadinessCheck
+from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.service import ResourceKey, Runtime, Service
+
+NAME = "auditor"
+
+TRAIL = ResourceKey[AuditTrail]("audit-trail")
+
+AUDITED_TYPES: tuple[type[Message], ...] = tuple(
+    t for t in MESSAGE_TYPES if t.kind in (MessageKind.EVENT, MessageKind.COMMAND)
+)
+"""Every event and command type of the contracts: the auditor sees them all."""
+
+
+async def on_message(message: Message, ctx: HandlerContext) -> None:
+    """Record one event or command (once, however often it is delivered)."""
+    runtime = ctx.runtime
+    if runtime is None:  # pragma: no cover - the runtime always provides it
+        raise RetryLater("the auditor is starting")
+    record = message_record(
+        message,
+        ctx.envelope,
+        subjects=runtime.subjects,
+        nats_subject=ctx.subject,
+        stream_sequence=ctx.stream_sequence,
+    )
+    await runtime.resource(TRAIL).record(record)
+
+
+def build_service() -> Service[AuditorSettings]:
+    """A new auditor declaration (run it with ``.main`` or ``.serve``)."""
+    service = Service(
+        NAME,
+        settings_type=AuditorSettings,
+        description="The audit trail: every event, command and dead letter; orders' stages",
+    )
+    for message_type in AUDITED_TYPES:
+        service.handles(message_type)(on_message)
+
+    # Dead-letter handlers get only the letter: the running instance's trail
+    # is bound here.
+    running: list[tuple[AuditTrail, SubjectMap]] = []
+
+    @service.handles_dead_letters
+    async def on_dead_letter(stored: StoredDeadLetter) -> None:
+        if not running:
+            raise RetryLater("the auditor is starting or stopping")
+        trail, subjects = running[0]
+        await trail.record(dead_letter_record(stored, subjects=subjects))
+
+    @service.uses
+    @contextlib.asynccontextmanager
+    async def audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[None]:
+        store = AuditStore(runtime.settings.database_path())
+        await store.open()
+        try:
+            trail = AuditTrail(store, runtime.metrics)
+            await trail.load_counts()
+            runtime.provide(TRAIL, trail)
+            running.append((trail, runtime.subjects))
+            try:
+                yield
+            finally:
+                running.remove((trail, runtime.subjects))
+        finally:
+            await store.close()
+
+    def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
+        return DatabaseWritable(runtime.resource(TRAIL).store)
+
+    service.readiness(database_writable)
+
+    def api_routes(runtime: Runtime[AuditorSettings]) -> list[web.RouteDef]:
+        settings = runtime.settings
+        api = AuditApi(
+            store=runtime.resource(TRAIL).store,
+            deadlines=settings.deadlines(),
+            mask=settings.mask_personal_data,
+        )
+        return api.routes()
+
+    service.routes(api_routes)
+
+    return service
+
+
+service = build_service()
+main = service.main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The auditor's settings: where the audit database lives, when an order counts as stuck.
+
+Every field is read from ``WAYBILL_<FIELD>`` (``WAYBILL_AUDIT_DB``,
+``WAYBILL_STUCK_AFTER_S``, ``WAYBILL_MASK_PERSONAL_DATA``) on top of the
+runtime's own settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, FINAL, Stage
+from waybill_runtime.settings import RuntimeSettings
+
+AUDIT_DB_FILE = Path("auditor") / "audit.sqlite"
+"""Where the database goes under the state folder when WAYBILL_AUDIT_DB is not set."""
+
+
+class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
+    """Settings of the auditor (on top of the runtime's own)."""
+
+    audit_db: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="SQLite file of the audit trail; empty = <WAYBILL_STATE_DIR>/"
+            "auditor/audit.sqlite",
+            extra={"expected": "a file path (its folder is created), or empty for the default"},
+        ),
+    ] = None
+    stuck_after_s: Annotated[
+        dict[Stage, Annotated[float, msgspec.Meta(gt=0)]],
+        msgspec.Meta(
+            description="Seconds an order may stay in a stage before it counts as stuck, as a "
+            'JSON object by stage, e.g. {"accepted": 3600}; stages not named keep their default',
+            extra={"expected": 'a JSON object of stage to seconds, e.g. {"accepted": 3600}'},
+        ),
+    ] = {}
+    mask_personal_data: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Mask names, emails, phones and addresses in what the HTTP API returns "
+            "(the database keeps the bodies as sent)"
+        ),
+    ] = True
+
+    def __post_init__(self) -> None:
+        final = sorted(stage.value for stage in self.stuck_after_s if stage in FINAL)
+        if final:
+            raise ValueError(
+                f"WAYBILL_STUCK_AFTER_S names final stage(s) {', '.join(final)}: an order "
+                "cannot be stuck in a final stage, remove them"
+            )
+
+    def database_path(self) -> Path:
+        """The audit database file these settings name."""
+        if self.audit_db:
+            return Path(self.audit_db)
+        return Path(self.state_dir) / AUDIT_DB_FILE
+
+    def deadlines(self) -> dict[Stage, float]:
+        """How long each stage may last before an order in it is stuck (defaults + overrides)."""
+        return {**DEFAULT_STUCK_AFTER_S, **self.stuck_after_s}

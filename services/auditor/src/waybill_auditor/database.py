@@ -1,0 +1,246 @@
+"""SQLite from asyncio: one thread per connection, jobs in order, writes committed in groups.
+
+sqlite3 blocks, and a connection belongs to the thread that opened it. Each
+:class:`SqliteThread` owns one connection in one thread and runs the jobs
+given to it one after the other, so the auditor's read-modify-write of an
+order never races another. The writer takes every job queued while it was
+busy into one transaction (each job in its own savepoint, so one failing job
+does not undo the others): one disk sync per group instead of one per message,
+which is what lets a single writer keep up with a busy bus.
+
+The schema is created and migrated when the writer opens the database; its
+version is kept in ``schema_version``. A database written by a newer auditor
+is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from waybill_runtime.errors import UserFacingError
+
+log = logging.getLogger("waybill.auditor")
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+BUSY_TIMEOUT_S = 10.0
+# How many queued jobs one transaction takes at most: bounds the work lost to
+# (and redone after) one failed commit.
+MAX_GROUP = 512
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the audit trail, orders' stages, the readiness heartbeat.
+    (
+        """
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('event', 'command', 'dead_letter')),
+            ce_type TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            order_ref TEXT,
+            correlation_id TEXT,
+            causation_id TEXT,
+            source TEXT NOT NULL,
+            time TEXT NOT NULL,
+            time_s REAL NOT NULL,
+            stream TEXT NOT NULL,
+            stream_sequence INTEGER NOT NULL,
+            nats_subject TEXT NOT NULL,
+            body BLOB NOT NULL,
+            original_id TEXT,
+            dl_service TEXT,
+            dl_consumer TEXT,
+            dl_reason TEXT,
+            dl_error_type TEXT,
+            dl_error_message TEXT,
+            dl_attempts INTEGER,
+            recorded_at_s REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX messages_by_order ON messages (order_ref) WHERE order_ref IS NOT NULL",
+        "CREATE INDEX messages_by_correlation ON messages (correlation_id)",
+        "CREATE INDEX messages_by_kind ON messages (kind, stream_sequence)",
+        """
+        CREATE TABLE orders (
+            order_ref TEXT PRIMARY KEY,
+            stage TEXT NOT NULL,
+            since TEXT NOT NULL,
+            since_s REAL NOT NULL,
+            facts BLOB NOT NULL,
+            messages INTEGER NOT NULL DEFAULT 0,
+            dead_letters INTEGER NOT NULL DEFAULT 0,
+            last_seen_s REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX orders_by_since ON orders (since_s, order_ref)",
+        "CREATE INDEX orders_by_stage ON orders (stage, since_s, order_ref)",
+        "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_s REAL NOT NULL)",
+    ),
+)
+"""Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class AuditDatabaseError(UserFacingError):
+    """The audit database cannot be opened or is not one this auditor can use."""
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Bring the schema to the newest version, one transaction per step; returns the version."""
+    current = _schema_version(conn)
+    if current > len(migrations):
+        raise AuditDatabaseError(
+            f"the audit database has schema version {current}, newer than this auditor's "
+            f"{len(migrations)}: run a newer auditor or point WAYBILL_AUDIT_DB at another file"
+        )
+    for version in range(current + 1, len(migrations) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in migrations[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("audit database migrated to schema version %d", version)
+    return len(migrations)
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the audit database at ``path`` in WAL mode, transactions by hand."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        if read_only:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise AuditDatabaseError(
+                    f"the audit database {path} cannot use write-ahead logging (mode {mode}): "
+                    "put it on a local file system"
+                )
+        # An audit row is acknowledged on the bus once committed: keep it through a crash.
+        conn.execute("PRAGMA synchronous = FULL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SqliteThread:
+    """One connection in one thread; ``run`` hands it a job and awaits the result."""
+
+    def __init__(
+        self,
+        open_connection: Callable[[], sqlite3.Connection],
+        *,
+        name: str,
+        writer: bool,
+    ) -> None:
+        self._open = open_connection
+        self._name = name
+        self._writer = writer
+        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def start(self) -> None:
+        """Open the connection in the thread; raises what opening raised."""
+        opened: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(opened,), name=self._name, daemon=True
+        )
+        self._thread.start()
+        await asyncio.wrap_future(opened)
+
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` with the connection, inside a transaction, and return its result."""
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError(f"{self._name} is not running")
+        done: Future[T] = Future()
+        self._jobs.put((job, done))
+        return await asyncio.wrap_future(done)
+
+    async def stop(self) -> None:
+        """Finish the queued jobs, close the connection, end the thread."""
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    # -- in the thread ---------------------------------------------------------
+
+    def _serve(self, opened: Future[None]) -> None:
+        try:
+            conn = self._open()
+        except BaseException as error:
+            opened.set_exception(error)
+            return
+        opened.set_result(None)
+        try:
+            stopping = False
+            while not stopping:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < MAX_GROUP:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    group.append(more)
+                self._run_group(conn, group)
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
+        live = [(job, done) for job, done in group if done.set_running_or_notify_cancel()]
+        if not live:
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE" if self._writer else "BEGIN")
+            for job, _ in live:
+                conn.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((True, job(conn)))
+                except Exception as error:
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append((False, error))
+                finally:
+                    conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except Exception as error:
+            # Nothing of this group is stored: every job fails with the reason.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for _, done in live:
+                done.set_exception(error)
+            return
+        for (_, done), (ok, value) in zip(live, outcomes, strict=True):
+            if ok:
+                done.set_result(value)
+            else:
+                done.set_exception(value)

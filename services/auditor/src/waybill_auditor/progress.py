@@ -1,0 +1,197 @@
+"""An order's stage from the messages seen about it, whatever order they arrive in.
+
+Pure: no clock, no I/O. Each message is reduced to an :class:`Observation`;
+observations are merged into the order's :class:`OrderFacts` with operations
+that do not care about arrival order (the furthest stage, the earliest or
+latest time of a fact); the stage is then derived from the facts alone. A
+late or repeated message therefore never moves an order backwards: the
+auditor consumes events and commands from two streams at once, so a command
+often arrives before the event that caused it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from waybill_auditor.stages import FINAL, Stage, rank
+from waybill_contracts import Message
+from waybill_contracts.commands import (
+    BookShipment,
+    RecordDeliveryInOdoo,
+    RecordShipmentInOdoo,
+    ReleaseToWarehouse,
+)
+from waybill_contracts.events import (
+    DeliveryRecordedInOdoo,
+    ExceptionRaised,
+    MilestoneReached,
+    OrderCancelled,
+    OrderReleased,
+    ShipmentBooked,
+    ShipmentRecordedInOdoo,
+    ShipmentVoided,
+    WarehouseOrderAccepted,
+    WarehouseOrderCancelled,
+    WarehouseOrderPacked,
+    WarehouseOrderPicked,
+)
+from waybill_contracts.model import MilestoneCode
+
+REACHES: dict[type[Message], Stage] = {
+    OrderReleased: Stage.RELEASED,
+    ReleaseToWarehouse: Stage.IN_WAREHOUSE,
+    WarehouseOrderAccepted: Stage.ACCEPTED,
+    WarehouseOrderPicked: Stage.PICKED,
+    WarehouseOrderPacked: Stage.PACKED,
+    BookShipment: Stage.BOOKING,
+    ShipmentBooked: Stage.BOOKED,
+    RecordShipmentInOdoo: Stage.RECORDING,
+    ShipmentRecordedInOdoo: Stage.SHIPPED,
+    RecordDeliveryInOdoo: Stage.RECORDING_DELIVERY,
+    DeliveryRecordedInOdoo: Stage.DELIVERED,
+}
+"""The main-line stage a message shows its order has reached (milestones aside)."""
+
+
+class Observation(msgspec.Struct, frozen=True, kw_only=True):
+    """What one message says about its order's progress."""
+
+    at: datetime
+    reached: Stage | None = None
+    held: bool = False
+    cancel_requested: bool = False
+    warehouse_cancelled: bool = False
+    booked_shipment: str | None = None
+    voided_shipment: str | None = None
+
+
+class OrderFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the auditor knows about an order's progress; merged, never overwritten."""
+
+    first_seen_at: datetime | None = None
+    furthest: Stage | None = None
+    furthest_at: datetime | None = None
+    held_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    warehouse_cancelled_at: datetime | None = None
+    booked: dict[str, datetime] = {}
+    voided: dict[str, datetime] = {}
+
+
+def order_ref_of(message: Message) -> str | None:
+    """The order a message is about, or None (product batches, stock, exceptions without one)."""
+    order = getattr(message, "order", None)
+    if order is not None and isinstance(getattr(order, "ref", None), str):
+        return str(order.ref)
+    shipment = getattr(message, "shipment", None)
+    if shipment is not None and isinstance(getattr(shipment, "order_ref", None), str):
+        return str(shipment.order_ref)
+    ref = getattr(message, "order_ref", None)
+    return ref if isinstance(ref, str) and ref else None
+
+
+def observe(message: Message, at: datetime) -> Observation:
+    """Reduce ``message`` (made at ``at``, its ce-time) to what it says about progress."""
+    reached = REACHES.get(type(message))
+    if isinstance(message, MilestoneReached) and message.milestone.code is MilestoneCode.DELIVERED:
+        # The carrier delivered; the orchestrator now asks Odoo to record it.
+        reached = Stage.RECORDING_DELIVERY
+    return Observation(
+        at=at,
+        reached=reached,
+        held=isinstance(message, ExceptionRaised) and message.order_held,
+        cancel_requested=isinstance(message, OrderCancelled),
+        warehouse_cancelled=isinstance(message, WarehouseOrderCancelled),
+        booked_shipment=(
+            message.shipment.shipment_id if isinstance(message, ShipmentBooked) else None
+        ),
+        voided_shipment=message.shipment_id if isinstance(message, ShipmentVoided) else None,
+    )
+
+
+def _earliest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate < current else current
+
+
+def _latest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current
+
+
+def _with_earliest(
+    times: dict[str, datetime], key: str | None, at: datetime
+) -> dict[str, datetime]:
+    if key is None:
+        return times
+    return {**times, key: _earliest(times.get(key), at)}
+
+
+def merge(facts: OrderFacts, seen: Observation) -> OrderFacts:
+    """``facts`` with ``seen`` added; merging in any order gives the same facts."""
+    furthest, furthest_at = facts.furthest, facts.furthest_at
+    if seen.reached is not None:
+        if furthest is None or rank(seen.reached) > rank(furthest):
+            furthest, furthest_at = seen.reached, seen.at
+        elif seen.reached == furthest:
+            # The stage was entered when it was first seen; a re-sent command does not reset it.
+            furthest_at = _earliest(furthest_at, seen.at)
+    return OrderFacts(
+        first_seen_at=_earliest(facts.first_seen_at, seen.at),
+        furthest=furthest,
+        furthest_at=furthest_at,
+        held_at=_latest(facts.held_at, seen.at) if seen.held else facts.held_at,
+        cancel_requested_at=(
+            _earliest(facts.cancel_requested_at, seen.at)
+            if seen.cancel_requested
+            else facts.cancel_requested_at
+        ),
+        warehouse_cancelled_at=(
+            _earliest(facts.warehouse_cancelled_at, seen.at)
+            if seen.warehouse_cancelled
+            else facts.warehouse_cancelled_at
+        ),
+        booked=_with_earliest(facts.booked, seen.booked_shipment, seen.at),
+        voided=_with_earliest(facts.voided, seen.voided_shipment, seen.at),
+    )
+
+
+def derive(facts: OrderFacts) -> tuple[Stage, datetime | None]:
+    """The stage ``facts`` put the order in, and since when (a ce-time)."""
+    furthest, furthest_at = facts.furthest, facts.furthest_at
+    if furthest is Stage.DELIVERED:
+        return Stage.DELIVERED, furthest_at
+    cancel_at = facts.cancel_requested_at
+    too_late_to_cancel = furthest is not None and rank(furthest) >= rank(Stage.SHIPPED)
+    if cancel_at is not None and not too_late_to_cancel:
+        return _cancellation(facts, cancel_at)
+    # Held after the order last moved on: a person must act. A later step
+    # forward (the awaited fact came after all) means the order resumed.
+    if facts.held_at is not None and (furthest_at is None or facts.held_at >= furthest_at):
+        return Stage.HELD, facts.held_at
+    if furthest is not None:
+        return furthest, furthest_at
+    return Stage.UNKNOWN, facts.first_seen_at
+
+
+def _cancellation(facts: OrderFacts, cancel_at: datetime) -> tuple[Stage, datetime]:
+    furthest = facts.furthest
+    reached_warehouse = furthest is not None and rank(furthest) >= rank(Stage.IN_WAREHOUSE)
+    warehouse_done = facts.warehouse_cancelled_at is not None or not reached_warehouse
+    labels_voided = set(facts.booked) <= set(facts.voided)
+    if not (warehouse_done and labels_voided):
+        return Stage.CANCELLING, cancel_at
+    done_at = max(
+        [cancel_at, *facts.voided.values()]
+        + ([facts.warehouse_cancelled_at] if facts.warehouse_cancelled_at is not None else [])
+    )
+    return Stage.CANCELLED, done_at
+
+
+def settle(
+    previous: Stage | None, previous_since: datetime | None, facts: OrderFacts
+) -> tuple[Stage, datetime | None]:
+    """The stage to record now: derived from ``facts``, except that final stages stay."""
+    if previous is not None and previous in FINAL:
+        return previous, previous_since
+    return derive(facts)

@@ -1,0 +1,131 @@
+"""What the auditor stores of each message: one :class:`AuditRecord` per event, command or
+dead letter, with the envelope's ids, where it sat on the bus, and its body."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from waybill_auditor.progress import Observation, observe, order_ref_of
+from waybill_contracts import ContractError, Message, MessageContext, MessageKind, SubjectMap
+from waybill_contracts import decode as decode_message
+from waybill_contracts.envelope import (
+    HEADER_CAUSATION_ID,
+    HEADER_CORRELATION_ID,
+    HEADER_ID,
+    HEADER_NATS_MSG_ID,
+    HEADER_SOURCE,
+    HEADER_SUBJECT,
+    HEADER_TYPE,
+)
+from waybill_runtime.bus.dead_letters import StoredDeadLetter, dead_letter_id
+
+DEAD_LETTER = "dead_letter"
+KINDS = (MessageKind.EVENT.value, MessageKind.COMMAND.value, DEAD_LETTER)
+
+_encode = msgspec.json.Encoder().encode
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the audit trail."""
+
+    id: str
+    """ce-id of an event or command; the dead letter's own id for a dead letter."""
+    kind: str
+    ce_type: str
+    subject: str
+    order_ref: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    source: str
+    time: datetime
+    """ce-time of an event or command; when the service gave up, for a dead letter."""
+    stream: str
+    stream_sequence: int
+    nats_subject: str
+    body: bytes
+    observation: Observation
+    original_id: str | None = None
+    dl_service: str | None = None
+    dl_consumer: str | None = None
+    dl_reason: str | None = None
+    dl_error_type: str | None = None
+    dl_error_message: str | None = None
+    dl_attempts: int | None = None
+
+
+def message_record(
+    message: Message,
+    envelope: MessageContext,
+    *,
+    subjects: SubjectMap,
+    nats_subject: str,
+    stream_sequence: int,
+) -> AuditRecord:
+    """The record of an event or command as it was delivered from its stream."""
+    kind = message.kind.value
+    stream = (
+        subjects.events_stream if message.kind is MessageKind.EVENT else subjects.commands_stream
+    )
+    return AuditRecord(
+        id=envelope.id,
+        kind=kind,
+        ce_type=envelope.type,
+        subject=envelope.subject,
+        order_ref=order_ref_of(message),
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+        source=envelope.source,
+        time=envelope.time,
+        stream=stream.name,
+        stream_sequence=stream_sequence,
+        nats_subject=nats_subject,
+        # The decoded body, encoded again: the same JSON the publisher sent for
+        # every field the contracts know.
+        body=_encode(message),
+        observation=observe(message, envelope.time),
+    )
+
+
+def dead_letter_record(stored: StoredDeadLetter, *, subjects: SubjectMap) -> AuditRecord:
+    """The record of a dead letter: why it failed, and the original's ids and body.
+
+    The original may be unreadable (that is often why it is a dead letter), so
+    its ids come from its headers, and its order from its body when that can
+    be read, else from its correlation id.
+    """
+    letter = stored.letter
+    headers = letter.original_headers
+    order_ref: str | None = None
+    try:
+        decoded = decode_message(letter.original_subject, headers, letter.original_body, subjects)
+    except ContractError:
+        decoded = None
+    if decoded is not None:
+        order_ref = order_ref_of(decoded.message)
+    correlation_id = headers.get(HEADER_CORRELATION_ID) or None
+    failed_at = letter.failed_at.astimezone(UTC)
+    return AuditRecord(
+        id=dead_letter_id(letter),
+        kind=DEAD_LETTER,
+        ce_type=headers.get(HEADER_TYPE, ""),
+        subject=headers.get(HEADER_SUBJECT, ""),
+        order_ref=order_ref or correlation_id,
+        correlation_id=correlation_id,
+        causation_id=headers.get(HEADER_CAUSATION_ID) or None,
+        source=headers.get(HEADER_SOURCE, ""),
+        time=failed_at,
+        stream=subjects.dlq_stream.name,
+        stream_sequence=stored.sequence,
+        nats_subject=letter.original_subject,
+        body=letter.original_body,
+        observation=Observation(at=failed_at),
+        original_id=headers.get(HEADER_ID) or headers.get(HEADER_NATS_MSG_ID) or None,
+        dl_service=letter.service,
+        dl_consumer=letter.consumer,
+        dl_reason=letter.reason,
+        dl_error_type=letter.error_type,
+        dl_error_message=letter.error_message,
+        dl_attempts=letter.attempts,
+    )

@@ -1,0 +1,77 @@
+"""Recording into the audit trail, with the metrics that count what it holds.
+
+``waybill_audit_rows{kind}`` counts the rows stored (events, commands, dead
+letters), ``waybill_audit_duplicates_total{kind}`` the redeliveries recognised,
+``waybill_audit_orders{stage}`` the orders in each stage.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from waybill_auditor.records import AuditRecord
+from waybill_auditor.store import AuditStore
+from waybill_runtime.http import CheckResult
+from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.outcomes import TransientError
+
+
+class AuditDatabaseBusy(TransientError):
+    """The database refused a write (locked, full, I/O): the message is redelivered later."""
+
+
+class DatabaseWritable:
+    """Readiness: the audit database takes a write now (one heartbeat row)."""
+
+    name = "audit-db"
+
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+
+    async def check(self) -> CheckResult:
+        try:
+            await self.store.heartbeat()
+        except Exception as error:
+            return CheckResult(False, f"{self.store.path} takes no writes: {error}")
+        return CheckResult(True, f"{self.store.path} takes writes")
+
+
+class AuditTrail:
+    """Records messages once each and keeps the audit metrics current."""
+
+    def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
+        self.store = store
+        self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
+        self._duplicates = metrics.counter(
+            "waybill_audit_duplicates_total",
+            "Messages delivered again that the audit trail already held.",
+            ("kind",),
+        )
+        self._orders = metrics.gauge(
+            "waybill_audit_orders", "Orders the auditor knows, by stage.", ("stage",)
+        )
+
+    async def load_counts(self) -> None:
+        """Set the gauges from the database (at start: it may hold earlier runs)."""
+        kinds, stages = await self.store.counts()
+        for kind, count in kinds.items():
+            self._rows.labels(kind).set(count)
+        for stage, count in stages.items():
+            self._orders.labels(stage.value).set(count)
+
+    async def record(self, record: AuditRecord) -> bool:
+        """Store ``record`` unless already stored; True when it was new."""
+        try:
+            recorded = await self.store.record(record)
+        except sqlite3.Error as error:
+            raise AuditDatabaseBusy(f"the audit database refused the write: {error}") from error
+        if not recorded.new:
+            self._duplicates.labels(record.kind).inc()
+            return False
+        self._rows.labels(record.kind).inc()
+        before, after = recorded.stage_before, recorded.stage_after
+        if after is not None and before != after:
+            if before is not None:
+                self._orders.labels(before.value).dec()
+            self._orders.labels(after.value).inc()
+        return True

@@ -1,0 +1,248 @@
+"""Delivering one notification over several channels, each made once, none blocking another.
+
+A notification goes out as independent *steps*: the email, and one webhook
+per subscribed endpoint. All steps of a message are tried together; a step
+that succeeds or fails for good is settled and skipped on every redelivery,
+and if any step has to wait (relay down, endpoint rate-limited) the message
+is retried later, after the shortest wait any provider asked for.
+
+Each attempt is a runtime :class:`~waybill_runtime.idempotency.OnceOnly`
+effect keyed by notification, channel and attempt number, so no redelivery,
+replica or restart sends it twice; a failed attempt moves the step to its
+next attempt number (a fresh key). Per step, a small record in the
+idempotency bucket keeps the attempt number, the earliest next try and the
+final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from waybill_contracts import fact_id
+from waybill_contracts.events import NotificationFailed, NotificationSent
+from waybill_contracts.model import NotificationChannel
+from waybill_notifier.attempts import EndpointGone, NotDelivered, Receipt, Undeliverable
+from waybill_notifier.notifications import Notification
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.idempotency import EffectInProgress, OnceOnly
+from waybill_runtime.outcomes import RetryLater
+
+__all__ = ["Deliveries", "Step", "StepRecord"]
+
+log = logging.getLogger("waybill.notifier")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One channel of one notification: the email, or the webhook to one endpoint."""
+
+    channel: NotificationChannel
+    channel_key: str
+    """Names the step within its notification: ``email`` or ``webhook.<endpoint key>``."""
+    send: Callable[[], Awaitable[Receipt]]
+    on_gone: Callable[[str], Awaitable[None]] | None = None
+    """Called with the reason when the provider says it is gone for good (HTTP 410)."""
+
+
+class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a step stands, across redeliveries."""
+
+    state: Literal["pending", "sent", "failed"] = "pending"
+    failures: int = 0
+    """Attempts that certainly failed; also the number of the next attempt."""
+    not_before: float | None = None
+    """Unix time before which the provider asked not to be tried again."""
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """A step that must be tried again, after ``delay_s`` when the provider said so."""
+
+    delay_s: float | None
+    reason: str
+
+
+_SETTLED = None  # a step that needs nothing more
+
+
+class Deliveries:
+    """Runs the steps of notifications, once each, and reports them as events."""
+
+    def __init__(
+        self,
+        ledger: KeyValue,
+        once: OnceOnly[Receipt],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._once = once
+        self._clock = clock
+        self._decode = msgspec.json.Decoder(StepRecord).decode
+        self._encode = msgspec.json.Encoder().encode
+
+    async def deliver(
+        self, notification: Notification, steps: Sequence[Step], ctx: HandlerContext
+    ) -> None:
+        """Run every step; raise :class:`RetryLater` while any of them has to wait."""
+        results = await asyncio.gather(
+            *(self._run(notification, step, ctx) for step in steps), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                # The other steps are settled or recorded; this one is retried.
+                raise result
+        waits = [result for result in results if isinstance(result, _Wait)]
+        if waits:
+            delays = [wait.delay_s for wait in waits]
+            delay = None if None in delays else min(d for d in delays if d is not None)
+            reasons = "; ".join(wait.reason for wait in waits)
+            raise RetryLater(
+                f"notification {notification.notification_id} waits for {len(waits)} of "
+                f"{len(steps)} channel(s): {reasons}",
+                delay_s=delay,
+            )
+
+    # -- one step ------------------------------------------------------------------
+
+    async def _run(
+        self, notification: Notification, step: Step, ctx: HandlerContext
+    ) -> _Wait | None:
+        key = f"notifier.step.{notification.notification_id}.{step.channel_key}"
+        record, revision = await self._read(key)
+        if record.state != "pending":
+            return _SETTLED
+        if record.not_before is not None and record.not_before > self._clock():
+            return _Wait(record.not_before - self._clock(), f"{step.channel_key} asked to wait")
+        attempt_key = f"{key}.a{record.failures}"
+        try:
+            receipt = await self._once.run(attempt_key, step.send)
+        except NotDelivered as error:
+            return await self._not_delivered(notification, step, ctx, key, record, revision, error)
+        except Undeliverable as error:
+            await self._undeliverable(notification, step, ctx, key, record, revision, error)
+            return _SETTLED
+        except EffectInProgress:
+            return _Wait(None, f"{step.channel_key} attempt under way elsewhere")
+        await ctx.publish(
+            NotificationSent(
+                notification_id=notification.notification_id,
+                order_ref=notification.order_ref,
+                channel=step.channel,
+                template=notification.kind.value,
+                recipient=receipt.recipient,
+                provider_message_id=receipt.provider_message_id,
+                sent_at=receipt.sent_at,
+            ),
+            fact_id=fact_id("notification-sent", notification.notification_id, step.channel_key),
+        )
+        # Recorded after the event: a crash in between repeats the event (same id), not the send.
+        await self._write(key, StepRecord(state="sent", failures=record.failures), revision)
+        return _SETTLED
+
+    async def _not_delivered(
+        self,
+        notification: Notification,
+        step: Step,
+        ctx: HandlerContext,
+        key: str,
+        record: StepRecord,
+        revision: int | None,
+        error: NotDelivered,
+    ) -> _Wait:
+        failures = record.failures + 1
+        delay = error.retry_after_s
+        updated = StepRecord(
+            failures=failures,
+            not_before=None if delay is None else self._clock() + delay,
+            last_error=str(error),
+        )
+        # Written before anything else: the next attempt gets a fresh once-only key.
+        await self._write(key, updated, revision)
+        log.warning(
+            "%s of notification %s not delivered on attempt %d: %s",
+            step.channel_key,
+            notification.notification_id,
+            failures,
+            error,
+        )
+        await ctx.publish(
+            _failed(notification, step, str(error), failures, permanent=False),
+            fact_id=fact_id(
+                "notification-failed", notification.notification_id, step.channel_key, failures
+            ),
+        )
+        return _Wait(delay, f"{step.channel_key}: {error}")
+
+    async def _undeliverable(
+        self,
+        notification: Notification,
+        step: Step,
+        ctx: HandlerContext,
+        key: str,
+        record: StepRecord,
+        revision: int | None,
+        error: Undeliverable,
+    ) -> None:
+        failures = record.failures + 1
+        if isinstance(error, EndpointGone) and step.on_gone is not None:
+            await step.on_gone(str(error))
+        log.error(
+            "%s of notification %s given up: %s",
+            step.channel_key,
+            notification.notification_id,
+            error,
+        )
+        await ctx.publish(
+            _failed(notification, step, str(error), failures, permanent=True),
+            fact_id=fact_id("notification-failed", notification.notification_id, step.channel_key),
+        )
+        await self._write(
+            key, StepRecord(state="failed", failures=failures, last_error=str(error)), revision
+        )
+
+    # -- the step records -------------------------------------------------------------
+
+    async def _read(self, key: str) -> tuple[StepRecord, int | None]:
+        try:
+            entry = await self._ledger.get(key)
+        except KeyNotFoundError:
+            return StepRecord(), None
+        if not entry.value:
+            return StepRecord(), entry.revision
+        return self._decode(entry.value), entry.revision
+
+    async def _write(self, key: str, record: StepRecord, revision: int | None) -> None:
+        # Compare-and-set: a concurrent delivery of the same message loses with
+        # KeyWrongLastSequenceError, which the runtime retries.
+        value = self._encode(record)
+        if revision is None:
+            await self._ledger.create(key, value)
+        else:
+            await self._ledger.update(key, value, last=revision)
+
+
+def _failed(
+    notification: Notification, step: Step, reason: str, attempts: int, *, permanent: bool
+) -> NotificationFailed:
+    return NotificationFailed(
+        notification_id=notification.notification_id,
+        order_ref=notification.order_ref,
+        channel=step.channel,
+        template=notification.kind.value,
+        reason=reason,
+        attempts=attempts,
+        permanent=permanent,
+        failed_at=datetime.now(UTC),
+    )

@@ -1,0 +1,151 @@
+"""The SMTP side: an email per notification, handed to the relay with aiosmtplib.
+
+Each email carries a Message-ID made from the notification id, so the same
+notification always has the same id, whichever attempt delivered it. A
+refusal (connection refused, 421, 451: later; 550: never) proves nothing was
+sent; see :mod:`waybill_notifier.attempts` for exchanges that break off.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+import aiosmtplib
+
+from waybill_notifier.attempts import NotDelivered, Receipt, Undeliverable
+from waybill_notifier.config import NotifierSettings
+from waybill_notifier.notifications import Notification
+from waybill_notifier.order_book import CustomerContact
+from waybill_notifier.rendering import RenderedEmail
+from waybill_runtime.logs import mask_email, mask_text
+from waybill_runtime.resilience import ConcurrencyLimit
+
+__all__ = ["Mailer", "message_id_for"]
+
+log = logging.getLogger("waybill.notifier.mail")
+
+
+def message_id_for(notification_id: str, mail_from: str) -> str:
+    """A stable Message-ID: the notification id at the sender's domain."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "waybill.localhost"
+    return f"<{notification_id}@{domain}>"
+
+
+def _one_line(text: str) -> str:
+    # A header value may not span lines; Odoo data could hold a line break.
+    return " ".join(text.split())
+
+
+class Mailer:
+    """Builds customer emails and sends them through the configured SMTP relay."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self._settings = settings
+        self._sender = parseaddr(settings.mail_from)[1]
+        self._connections = ConcurrencyLimit(settings.smtp_max_connections)
+
+    def compose(
+        self, notification: Notification, contact: CustomerContact, email: RenderedEmail
+    ) -> EmailMessage:
+        """The message for ``contact``; :class:`Undeliverable` when their address is unusable."""
+        if contact.email is None:
+            raise Undeliverable(f"order {contact.order_ref} has no customer email address")
+        try:
+            to = Address(display_name=_one_line(contact.name), addr_spec=contact.email)
+        except (ValueError, IndexError) as error:  # the email package raises both
+            raise Undeliverable(
+                f"the customer email address of order {contact.order_ref} is not valid "
+                f"({mask_text(str(error))})"
+            ) from None
+        message = EmailMessage()
+        message["From"] = self._settings.mail_from
+        message["To"] = to
+        message["Subject"] = _one_line(email.subject)
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = message_id_for(
+            notification.notification_id, self._settings.mail_from
+        )
+        # RFC 3834: an automatic message; well-behaved systems send no auto-replies to it.
+        message["Auto-Submitted"] = "auto-generated"
+        message["Content-Language"] = email.language
+        # For the people and tests that sort mail: no personal data in these.
+        message["X-Waybill-Notification-Id"] = notification.notification_id
+        message["X-Waybill-Notification-Kind"] = notification.kind.value
+        message["X-Waybill-Order-Ref"] = _one_line(notification.order_ref)
+        message.set_content(email.text)
+        message.add_alternative(email.html, subtype="html")
+        return message
+
+    async def send(self, message: EmailMessage) -> Receipt:
+        """Hand ``message`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
+        recipient = message["To"].addresses[0].addr_spec
+        settings = self._settings
+        async with self._connections:
+            smtp = aiosmtplib.SMTP(
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                timeout=settings.smtp_timeout_s,
+                start_tls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
+            try:
+                await _connect(smtp, settings)
+                await _transfer(smtp, message, recipient)
+            finally:
+                if smtp.is_connected:
+                    try:
+                        await smtp.quit()
+                    except (aiosmtplib.SMTPException, OSError):
+                        smtp.close()
+        log.info("email %s accepted for %s", message["Message-ID"], mask_email(recipient))
+        return Receipt(
+            recipient=recipient,
+            provider_message_id=str(message["Message-ID"]),
+            sent_at=datetime.now(UTC),
+        )
+
+
+async def _connect(smtp: aiosmtplib.SMTP, settings: NotifierSettings) -> None:
+    # Nothing is sent before MAIL FROM: every failure here proves the email is not out.
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        await smtp.connect()
+    except aiosmtplib.SMTPAuthenticationError as error:
+        # Wrong credentials are an operator's fix: the emails wait for it.
+        log.error("the SMTP relay %s refused our login (%s): check the credentials", where, error)
+        raise NotDelivered(f"SMTP relay {where} refused the login ({error.code})") from None
+    except (aiosmtplib.SMTPException, OSError) as error:
+        raise NotDelivered(
+            f"SMTP relay {where} unreachable: {mask_text(_describe(error))}"
+        ) from None
+
+
+async def _transfer(smtp: aiosmtplib.SMTP, message: EmailMessage, recipient: str) -> None:
+    masked = mask_email(recipient)
+    try:
+        await smtp.send_message(message)
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        codes = [refusal.code for refusal in error.recipients]
+        if codes and all(code >= 500 for code in codes):
+            raise Undeliverable(f"the relay refused {masked} for good ({codes[0]})") from None
+        raise NotDelivered(f"the relay deferred {masked} ({', '.join(map(str, codes))})") from None
+    except aiosmtplib.SMTPResponseException as error:
+        # A reply, even to DATA, means the relay did not take the message.
+        text = mask_text(f"SMTP {error.code} {error.message}")
+        if error.code >= 500:
+            raise Undeliverable(f"the relay refused the email for good: {text}") from None
+        raise NotDelivered(f"the relay deferred the email: {text}") from None
+    except (aiosmtplib.SMTPException, OSError) as error:
+        # Timed out or cut off mid-transaction: possibly queued already, but an
+        # email that may come twice beats one that never comes.
+        reason = f"SMTP transfer broke off, the relay may have it: {_describe(error)}"
+        raise NotDelivered(mask_text(reason)) from None
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

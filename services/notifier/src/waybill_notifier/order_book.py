@@ -1,0 +1,102 @@
+"""What the notifier remembers per order and per shipment, in the workflow KV bucket.
+
+Shipment events carry no customer: who to tell (name, email, language) and
+the order's sales channel come from the order released earlier, kept here
+under ``notifier.customer.<order>``. Only what notifications need is kept
+(no address, no phone). A carrier's tracking page, known from the booking,
+is kept under ``notifier.tracking.<shipment>`` for the milestone emails.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from waybill_contracts import fact_id
+from waybill_contracts.model import Order
+
+__all__ = ["CustomerContact", "OrderBook", "contact_of"]
+
+_PLAIN_KEY_TOKEN = re.compile(r"[A-Za-z0-9_=/-]{1,100}")
+
+
+def key_token(text: str) -> str:
+    """``text`` as one KV key token: itself when it can be (readable), else a digest."""
+    return text if _PLAIN_KEY_TOKEN.fullmatch(text) else "h" + fact_id(text)
+
+
+class CustomerContact(msgspec.Struct, frozen=True, kw_only=True):
+    """Who to tell about an order, and what the order is called for them."""
+
+    order_ref: str
+    order_label: str
+    """The name the customer knows the order by (the sale order's, else the picking's)."""
+    customer_reference: str | None = None
+    name: str
+    email: str | None = None
+    locale: str | None = None
+    channel: str | None = None
+    partner_id: int | None = None
+
+
+def contact_of(order: Order) -> CustomerContact:
+    """The part of a released order that notifications need."""
+    customer = order.customer
+    return CustomerContact(
+        order_ref=order.ref,
+        order_label=order.sale_order_ref or order.ref,
+        customer_reference=order.customer_reference,
+        name=customer.name,
+        email=(customer.email or "").strip() or None,
+        locale=customer.locale,
+        channel=order.channel,
+        partner_id=customer.odoo_partner_id,
+    )
+
+
+class _TrackingPage(msgspec.Struct, frozen=True):
+    url: str
+
+
+class OrderBook:
+    """Customer contacts per order and tracking pages per shipment."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self._encode = msgspec.json.Encoder().encode
+        self._decode_contact = msgspec.json.Decoder(CustomerContact).decode
+        self._decode_page = msgspec.json.Decoder(_TrackingPage).decode
+
+    async def remember(self, contact: CustomerContact) -> None:
+        """Keep (or refresh) an order's contact; the last release of an order wins."""
+        await self._kv.put(_contact_key(contact.order_ref), self._encode(contact))
+
+    async def contact(self, order_ref: str) -> CustomerContact | None:
+        """The contact of an order, or None while its release has not been seen."""
+        value = await self._get(_contact_key(order_ref))
+        return None if value is None else self._decode_contact(value)
+
+    async def remember_tracking_page(self, shipment_id: str, url: str) -> None:
+        await self._kv.put(_tracking_key(shipment_id), self._encode(_TrackingPage(url)))
+
+    async def tracking_page(self, shipment_id: str) -> str | None:
+        value = await self._get(_tracking_key(shipment_id))
+        return None if value is None else self._decode_page(value).url
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            entry = await self._kv.get(key)
+        except KeyNotFoundError:
+            return None
+        return entry.value or None
+
+
+def _contact_key(order_ref: str) -> str:
+    return f"notifier.customer.{key_token(order_ref)}"
+
+
+def _tracking_key(shipment_id: str) -> str:
+    return f"notifier.tracking.{key_token(shipment_id)}"

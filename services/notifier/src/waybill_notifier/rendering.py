@@ -1,0 +1,140 @@
+"""Customer emails from templates: a subject line, a text body and an HTML body.
+
+Templates are package data (``templates/<language>/<kind>.txt|.html``, plain
+:class:`string.Template` with ``$name`` placeholders), so an operator can
+read and change them without reading code. Optional lines (the tracking
+link, where the parcel was last seen, the carrier's note) are small
+fragments of their own, left out when there is nothing to say. Every value is
+HTML-escaped before it goes into an HTML template.
+
+Languages: subject lines exist for every language in ``subjects.json``;
+bodies for every language folder, English otherwise. A customer's locale
+``nl_NL`` tries ``nl_NL``, then ``nl``, then ``en``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from string import Template
+from urllib.parse import urlsplit
+
+import msgspec
+
+from waybill_notifier.notifications import Notification, NotificationKind
+from waybill_notifier.order_book import CustomerContact
+
+__all__ = ["FALLBACK_LANGUAGE", "RenderedEmail", "language_candidates", "render_email"]
+
+FALLBACK_LANGUAGE = "en"
+_TEMPLATES = resources.files("waybill_notifier") / "templates"
+
+
+class RenderedEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """An email ready to be put in an envelope."""
+
+    subject: str
+    text: str
+    html: str
+    language: str
+    """The language of the subject line."""
+
+
+def language_candidates(locale: str | None) -> list[str]:
+    """``nl_NL`` → ``["nl_NL", "nl", "en"]``; unknown or absent → ``["en"]``."""
+    found: list[str] = []
+    if locale:
+        normal = locale.strip().replace("-", "_")
+        language = normal.split("_", 1)[0].lower()
+        for candidate in (normal, language):
+            if candidate and candidate not in found:
+                found.append(candidate)
+    if FALLBACK_LANGUAGE not in found:
+        found.append(FALLBACK_LANGUAGE)
+    return found
+
+
+@cache
+def _subjects() -> Mapping[str, Mapping[str, str]]:
+    loaded: dict[str, dict[str, str]] = json.loads(
+        (_TEMPLATES / "subjects.json").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+@cache
+def _template(language: str, name: str) -> Template | None:
+    resource = _TEMPLATES / language / name
+    if not resource.is_file():
+        return None
+    return Template(resource.read_text(encoding="utf-8"))
+
+
+def _body_template(languages: list[str], name: str) -> tuple[str, Template]:
+    for language in languages:
+        template = _template(language, name)
+        if template is not None:
+            return language, template
+    raise LookupError(f"no template {name} for {languages}")  # en always exists
+
+
+def _safe_link(url: str | None) -> str | None:
+    # Only web pages become links: a carrier's "javascript:" URL would not.
+    if url and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return None
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _values(notification: Notification, contact: CustomerContact) -> dict[str, str]:
+    milestone = notification.milestone
+    return {
+        "customer_name": contact.name,
+        "order": contact.order_label,
+        "carrier": notification.carrier,
+        "tracking_number": notification.tracking_number,
+        "tracking_url": _safe_link(notification.tracking_url) or "",
+        "occurred_at": _when(notification.occurred_at),
+        "location": (milestone.location or "") if milestone else "",
+        "description": (milestone.description or "") if milestone else "",
+    }
+
+
+# Fragment placeholder -> the value that decides whether the fragment shows.
+_FRAGMENTS = {"tracking": "tracking_url", "location": "location", "note": "description"}
+
+
+def _render(
+    languages: list[str], kind: NotificationKind, suffix: str, values: Mapping[str, str]
+) -> str:
+    escape = html.escape if suffix == "html" else str
+    safe = {name: escape(value) for name, value in values.items()}
+    for fragment, needs in _FRAGMENTS.items():
+        if values[needs]:
+            safe[fragment] = _body_template(languages, f"{fragment}.{suffix}")[1].substitute(safe)
+        else:
+            safe[fragment] = ""
+    return _body_template(languages, f"{kind.value}.{suffix}")[1].substitute(safe)
+
+
+def render_email(notification: Notification, contact: CustomerContact) -> RenderedEmail:
+    """The subject, text and HTML of ``notification`` for the customer ``contact``."""
+    languages = language_candidates(contact.locale)
+    values = _values(notification, contact)
+    subjects = _subjects()
+    language = next((lang for lang in languages if lang in subjects), FALLBACK_LANGUAGE)
+    subject = Template(subjects[language][notification.kind.value]).substitute(values)
+    text = _render(languages, notification.kind, "txt", values)
+    content = _render(languages, notification.kind, "html", values)
+    layout_language, layout = _body_template(languages, "layout.html")
+    page = layout.substitute(
+        lang=html.escape(layout_language), subject=html.escape(subject), content=content
+    )
+    return RenderedEmail(subject=subject, text=text, html=page, language=language)

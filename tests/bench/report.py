@@ -1,0 +1,99 @@
+"""Turning rounds into the figures: medians, ratios to the baseline, a table, JSON."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import msgspec
+
+from tests.bench.machine import Machine
+
+# The issue's acceptance line: the runtime keeps at least this share of raw nats-py's rate.
+RUNTIME_TARGET = 0.90
+
+
+class StageFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One stage over all its rounds."""
+
+    key: str
+    name: str
+    rates: list[float]  # messages per second, one per round, in round order
+    cpu_us: list[float]  # this process's CPU per message, microseconds, per round
+    wall_s: list[float]  # start to drained, per round (includes the stage's start-up)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.cpu_us)
+
+
+class BenchReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a run measured, as written by ``--json``."""
+
+    machine: Machine
+    messages: int
+    rounds: int
+    stages: list[StageFigures]
+    baseline: str
+
+    def ratio(self, figures: StageFigures) -> float | None:
+        base = next((s for s in self.stages if s.key == self.baseline), None)
+        return figures.median / base.median if base is not None else None
+
+
+def table(report: BenchReport) -> str:
+    """The side-by-side table, the runtime's verdict and the machine."""
+    rows = [("stage", "msgs/s (median)", "ratio to raw", "CPU µs/msg", "rounds (msgs/s)")]
+    for figures in report.stages:
+        ratio = report.ratio(figures)
+        rows.append(
+            (
+                figures.name,
+                f"{figures.median:,.0f}",
+                f"{ratio:.2f}" if ratio is not None else "-",
+                f"{figures.median_cpu_us:,.0f}",
+                ", ".join(f"{rate:,.0f}" for rate in figures.rates),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i in (0, 4) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    runtime = next((s for s in report.stages if s.key == "runtime"), None)
+    runtime_ratio = report.ratio(runtime) if runtime is not None else None
+    if runtime_ratio is not None:
+        verdict = "meets" if runtime_ratio >= RUNTIME_TARGET else "is below"
+        lines.append("")
+        lines.append(
+            f"runtime / raw nats-py = {runtime_ratio:.2f}: {verdict} the "
+            f"{RUNTIME_TARGET:.2f} target"
+        )
+    m = report.machine
+    lines += [
+        "",
+        f"{report.messages:,} messages per round, {report.rounds} round(s) per stage, interleaved",
+        f"machine: {m.cpu}, {m.cores} cores, {m.memory_gb} GB, {m.os}",
+        f"software: {m.python} ({m.event_loop}), nats-server {m.nats_server}, "
+        + ", ".join(f"{name} {version}" for name, version in m.packages.items()),
+        f"date: {m.date}",
+    ]
+    return "\n".join(lines)
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    """The report with medians and ratios added, for comparing runs."""
+    document = msgspec.to_builtins(report)
+    for entry, figures in zip(document["stages"], report.stages, strict=True):
+        entry["median"] = figures.median
+        entry["median_cpu_us"] = figures.median_cpu_us
+        entry["ratio_to_baseline"] = report.ratio(figures)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(document)) + b"\n")

@@ -1,0 +1,215 @@
+"""The once-only steps of a notification, against a real KV bucket and scripted providers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.kv import KeyValue
+
+from tests.services.notifier.harness import shipment_booked
+from waybill_contracts import Message
+from waybill_contracts.events import NotificationFailed, NotificationSent
+from waybill_contracts.model import NotificationChannel
+from waybill_notifier.attempts import EndpointGone, NotDelivered, Receipt, Undeliverable
+from waybill_notifier.delivery import Deliveries, Step
+from waybill_notifier.notifications import from_shipment_booked
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.bus.provisioning import ensure_bucket
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.outcomes import RetryLater
+
+NOTIFICATION = from_shipment_booked(shipment_booked("WH/OUT/00500"))
+
+
+class Published:
+    """Stands in for a handler context: keeps what the steps publish."""
+
+    @property
+    def ctx(self) -> HandlerContext:
+        return cast(HandlerContext, self)
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Message, str | None]] = []
+
+    async def publish(self, message: Message, *, fact_id: str | None = None) -> None:
+        self.messages.append((message, fact_id))
+
+    def of(self, kind: type[Message]) -> list[Any]:
+        return [message for message, _ in self.messages if isinstance(message, kind)]
+
+
+class Provider:
+    """A provider that answers from a script, one entry per attempt, then accepts."""
+
+    def __init__(self, *script: Exception) -> None:
+        self.script = list(script)
+        self.calls = 0
+
+    async def send(self) -> Receipt:
+        self.calls += 1
+        if self.script:
+            raise self.script.pop(0)
+        return Receipt(recipient="someone", sent_at=datetime.now(UTC))
+
+
+def step(provider: Provider, key: str = "email", **extra: Any) -> Step:
+    channel = NotificationChannel.EMAIL if key == "email" else NotificationChannel.WEBHOOK
+    return Step(channel=channel, channel_key=key, send=provider.send, **extra)
+
+
+@pytest.fixture
+async def kv(nc: NatsClient) -> KeyValue:
+    return await ensure_bucket(nc.jetstream(), f"t{uuid.uuid4().hex[:10]}_idempotency")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def deliveries(kv: KeyValue, clock: Clock, in_doubt_after_s: float = 60.0) -> Deliveries:
+    once = OnceOnly(kv, Receipt, in_doubt_after_s=in_doubt_after_s, clock=clock)
+    return Deliveries(kv, once, clock=clock)
+
+
+async def attempt(run: Callable[[], Awaitable[None]]) -> RetryLater | None:
+    try:
+        await run()
+    except RetryLater as wait:
+        return wait
+    return None
+
+
+async def test_a_sent_step_is_never_sent_again(kv: KeyValue) -> None:
+    clock, ctx, provider = Clock(), Published(), Provider()
+    runner = deliveries(kv, clock)
+    for _ in range(3):
+        await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
+    assert provider.calls == 1
+    assert len(ctx.of(NotificationSent)) == 1
+
+
+async def test_a_failed_attempt_is_followed_by_a_fresh_one_at_once(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    provider = Provider(NotDelivered("relay down"), NotDelivered("relay down"))
+    runner = deliveries(kv, clock)
+    waits = [
+        await attempt(lambda: runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx))
+        for _ in range(3)
+    ]
+    assert [w is not None for w in waits] == [True, True, False]
+    assert waits[0] is not None and waits[0].delay_s is None  # the consumer's backoff applies
+    assert provider.calls == 3
+    assert [f.attempts for f in ctx.of(NotificationFailed)] == [1, 2]
+    assert len(ctx.of(NotificationSent)) == 1
+
+
+async def test_a_concurrent_delivery_of_the_same_notification_waits_instead_of_sending(
+    kv: KeyValue,
+) -> None:
+    clock, ctx = Clock(), Published()
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow_send() -> Receipt:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+        return Receipt(recipient="someone", sent_at=datetime.now(UTC))
+
+    email = Step(channel=NotificationChannel.EMAIL, channel_key="email", send=slow_send)
+    runner = deliveries(kv, clock)
+    first = asyncio.create_task(runner.deliver(NOTIFICATION, [email], ctx.ctx))
+    await asyncio.wait_for(started.wait(), timeout=30)
+    second = await attempt(lambda: runner.deliver(NOTIFICATION, [email], ctx.ctx))
+    release.set()
+    await first
+    assert second is not None and "under way" in str(second)
+    assert calls == 1
+    assert len(ctx.of(NotificationSent)) == 1
+
+
+async def test_retry_after_keeps_the_step_from_being_tried_before_its_time(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    provider = Provider(NotDelivered("429", retry_after_s=30))
+    runner = deliveries(kv, clock)
+
+    async def run() -> None:
+        await runner.deliver(NOTIFICATION, [step(provider, "webhook.e1")], ctx.ctx)
+
+    first = await attempt(run)
+    assert first is not None and first.delay_s == 30
+    clock.now += 10
+    early = await attempt(run)
+    assert early is not None and early.delay_s == pytest.approx(20)
+    assert provider.calls == 1
+    clock.now += 20
+    assert await attempt(run) is None
+    assert provider.calls == 2
+
+
+async def test_the_message_waits_for_the_shortest_wait_any_step_asked_for(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    slow = Provider(NotDelivered("429", retry_after_s=60))
+    quick = Provider(NotDelivered("503", retry_after_s=5))
+    runner = deliveries(kv, clock)
+    wait = await attempt(
+        lambda: runner.deliver(
+            NOTIFICATION, [step(slow, "webhook.a"), step(quick, "webhook.b")], ctx.ctx
+        )
+    )
+    assert wait is not None and wait.delay_s == 5
+
+
+async def test_one_step_failing_unexpectedly_does_not_stop_the_others(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    broken = Provider(RuntimeError("bug"))
+    fine = Provider()
+    runner = deliveries(kv, clock, in_doubt_after_s=0.0)
+    steps = [step(broken, "webhook.a"), step(fine, "email")]
+    with pytest.raises(RuntimeError):
+        await runner.deliver(NOTIFICATION, steps, ctx.ctx)
+    clock.now += 1
+    await runner.deliver(NOTIFICATION, steps, ctx.ctx)
+    assert (broken.calls, fine.calls) == (2, 1)
+    assert len(ctx.of(NotificationSent)) == 2
+
+
+async def test_a_gone_endpoint_is_reported_once_and_told_to_disable(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    provider = Provider(EndpointGone("HTTP 410"))
+    gone: list[str] = []
+
+    async def on_gone(reason: str) -> None:
+        gone.append(reason)
+
+    runner = deliveries(kv, clock)
+    for _ in range(2):
+        await runner.deliver(
+            NOTIFICATION,
+            [step(provider, "webhook.e1", on_gone=on_gone)],
+            ctx.ctx,
+        )
+    [failure] = ctx.of(NotificationFailed)
+    assert failure.permanent and failure.channel is NotificationChannel.WEBHOOK
+    assert gone == ["HTTP 410"]
+    assert provider.calls == 1
+
+
+async def test_an_undeliverable_step_settles_without_holding_the_message(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    provider = Provider(Undeliverable("550 no such user"))
+    runner = deliveries(kv, clock)
+    await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
+    [failure] = ctx.of(NotificationFailed)
+    assert failure.permanent and failure.reason == "550 no such user"
