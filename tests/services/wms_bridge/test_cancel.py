@@ -46,13 +46,14 @@ async def test_cancelling_an_order_in_the_warehouse_reports_it_cancelled(
     assert await rig.dead_letters() == []
 
 
-async def test_cancel_after_packing_is_dead_lettered_with_the_warehouse_reason(
+async def test_cancel_after_shipping_is_dead_lettered_with_the_warehouse_reason(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     ref = "WH/OUT/00011"
     async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
         await rig.release(ref)
         await rig.wait_for(WarehouseOrderPacked, ref)
+        await rig.wms.settle()  # the lifecycle ran to the end: the order has shipped
         await rig.send(cancel(ref))
         await rig.commands_settled()
         letters = await rig.dead_letters()

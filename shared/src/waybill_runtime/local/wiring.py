@@ -7,6 +7,8 @@ secrets are fresh for every run: nothing local is mistaken for a real key.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -61,6 +63,10 @@ class LocalSecrets:
     carrier_a_webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     carrier_b_api_key: str = field(default_factory=lambda: "shippo_test_" + secrets.token_hex(8))
     carrier_b_webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    # Standard Webhooks secret shared by the notifier and the mail sandbox's receiver.
+    outbound_webhook_secret: str = field(
+        default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
 
 
 LOCAL = "127.0.0.1"
@@ -121,6 +127,7 @@ def sandboxes(ports: LocalPorts, keys: LocalSecrets, *, odoo_version: int = 17) 
             argv=[
                 *run, "mail", "--host", LOCAL,
                 "--port", str(ports.mail_http), "--smtp-port", str(ports.smtp),
+                "--secret", keys.outbound_webhook_secret,
             ],
             listens_on=(LOCAL, ports.mail_http),
             urls={"Mail sink": f"{_url(ports.mail_http)}/_sandbox/mail, SMTP {LOCAL}:{ports.smtp}"},
@@ -161,6 +168,17 @@ def service_environment(name: str, ports: LocalPorts, keys: LocalSecrets) -> dic
         "notifier": {
             "WAYBILL_SMTP_HOST": LOCAL,
             "WAYBILL_SMTP_PORT": str(ports.smtp),
+            "WAYBILL_WEBHOOK_SUBSCRIPTIONS": json.dumps(
+                [
+                    {
+                        "name": "mail-sandbox",
+                        "url": f"{_url(ports.mail_http)}/webhooks",
+                        "secret": keys.outbound_webhook_secret,
+                    }
+                ]
+            ),
+            # Locally a provider outage should not delay mail by minutes.
+            "WAYBILL_RETRY_BACKOFF_S": "0.5,1,2,5",
         },
     }
     env.update(partners.get(name, {}))

@@ -41,7 +41,9 @@ DEFAULT_LOCATION = "PICK-01"
 #: GS1's own example company prefix: never a real company's.
 _GS1_COMPANY_PREFIX = "0614141"
 _CARTON_TARE_KG = 0.25
-_CANCELLABLE = (OrderStatus.RECEIVED, OrderStatus.ACCEPTED, OrderStatus.PICKED)
+# A packed order still stands in the warehouse and can be unpacked; once it
+# has shipped, the carrier has it.
+_CANCELLABLE = (OrderStatus.RECEIVED, OrderStatus.ACCEPTED, OrderStatus.PICKED, OrderStatus.PACKED)
 _OPEN = (OrderStatus.RECEIVED, OrderStatus.ACCEPTED)
 
 Emit = Callable[[str, Any], None]
@@ -185,7 +187,7 @@ class Warehouse:
         return sorted(found, key=lambda o: o.updated_at)
 
     def cancel(self, order_id: str) -> OutboundOrder:
-        """Cancel an order that is not packed yet; a second cancel is a no-op."""
+        """Cancel an order that has not shipped yet; a second cancel is a no-op."""
         order = self.order(order_id)
         outcome = "cancelled"
         try:
