@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
-from waybill_contracts import SubjectMap
 
+from waybill_contracts import SubjectMap
 from waybill_runtime.local.wiring import LocalPorts, LocalSecrets, service_environment
 from waybill_runtime.testing.services import running_service
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
