@@ -27,6 +27,7 @@ from waybill_sandboxes.wms import WmsConfig, WmsSandbox
 
 FLOW_SERVICES = ("odoo-gateway", "orchestrator", "wms-bridge", "carrier-router")
 NOTIFY_SERVICES = ("notifier", "auditor")
+ALL_SERVICES = FLOW_SERVICES + NOTIFY_SERVICES
 
 
 def _service_object(name: str) -> Any:
@@ -68,6 +69,7 @@ async def running_mesh(
     odoo_version: int = 17,
     service_settings: dict[str, dict[str, Any]] | None = None,
     wms_config: dict[str, Any] | None = None,
+    tracking_delays_s: tuple[float, float, float] = (0.05, 0.05, 0.05),
     tmp_state_dir: str | None = None,
 ) -> AsyncIterator[Mesh]:
     ports = LocalPorts.allocate(list(services))
@@ -97,7 +99,7 @@ async def running_mesh(
             webhook_secret=keys.carrier_a_webhook_secret,
             webhook_url=f"{router}/carrier-a",
             purchase_rate_per_s=0,
-            tracking_delays_s=[0.05, 0.05, 0.05],
+            tracking_delays_s=list(tracking_delays_s),
         )
     )
     carrier_b = ShippoSandbox(
@@ -106,7 +108,7 @@ async def running_mesh(
             webhook_secret=keys.carrier_b_webhook_secret,
             webhook_url=f"{router}/carrier-b",
             purchase_rate_per_s=0,
-            tracking_delays_s=[0.05, 0.05, 0.05],
+            tracking_delays_s=list(tracking_delays_s),
         )
     )
     mail = MailSandbox(smtp_port=ports.smtp, secret=keys.outbound_webhook_secret)
@@ -117,7 +119,7 @@ async def running_mesh(
         await stack.enter_async_context(serve(carrier_b.app(), port=ports.carrier_b))
         await stack.enter_async_context(serve(mail.app(), port=ports.mail_http))
         for name in services:
-            settings = settings_for(name, ports, keys)
+            settings = {"retry_backoff_s": (0.2, 0.5, 1.0), **settings_for(name, ports, keys)}
             if tmp_state_dir is not None:
                 settings["state_dir"] = tmp_state_dir
             settings.update((service_settings or {}).get(name, {}))
@@ -126,7 +128,6 @@ async def running_mesh(
                     _service_object(name),
                     nats_url=nats_url,
                     subject_prefix=prefix,
-                    retry_backoff_s=(0.2, 0.5, 1.0),
                     **settings,
                 )
             )

@@ -190,12 +190,17 @@ def test_invalid_port_variable_is_named(tmp_path: Path) -> None:
     assert "WAYBILL_NATS_PORT='forty-two' is not valid" in result.stderr
 
 
-def test_demo_run_round_trips_through_jetstream(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             *WAYBILL,
             "up",
             "--demo",
+            "--orders",
+            "6",
+            "--timeout",
+            "180",
             "--port",
             "0",
             "--monitor-port",
@@ -205,10 +210,10 @@ def test_demo_run_round_trips_through_jetstream(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
-    assert result.returncode == 0, result.stderr
-    assert "JetStream round trip ok" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 of 6 orders reached their expected end state" in result.stdout
     assert wait_until_no_nats_server(tmp_path) == []
 
 

@@ -85,6 +85,12 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
         wms=f"http://127.0.0.1:{stack.ports.wms}",
         carrier_a=f"http://127.0.0.1:{stack.ports.carrier_a}",
         nats_url=stack.nats_url,
+        mail=f"http://127.0.0.1:{stack.ports.mail_http}" if "notifier" in stack.services else None,
+        auditor=(
+            f"http://127.0.0.1:{stack.ports.services['auditor']}"
+            if "auditor" in stack.services
+            else None
+        ),
     )
     plan = DemoPlan(orders=args.orders, timeout_s=args.timeout)
     print(f"demo: {plan.orders} orders, carrier A down for the first part of the run", flush=True)

@@ -35,6 +35,9 @@ class DemoEndpoints:
     carrier_a: str
     nats_url: str
     subject_prefix: str = "waybill"
+    # Checked when the notifier / auditor run in the stack.
+    mail: str | None = None
+    auditor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class OrderOutcome:
     state: str = "?"
     carrier: str = ""
     tracking: str = ""
+    emails: int | None = None
+    audited: int | None = None
     reached: bool = False
 
 
@@ -91,6 +96,7 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
             special = rng.sample(range(plan.orders), plan.cancellations + plan.short_picks)
             to_cancel = set(special[: plan.cancellations])
             to_short = set(special[plan.cancellations :])
+            cancel_later: list[tuple[str, str]] = []
             for index in range(plan.orders):
                 lines = [
                     {"sku": sku, "quantity": rng.randint(1, 3)}
@@ -109,24 +115,24 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
                     else "shipped"
                 )
                 report.outcomes.append(OrderOutcome(ref=ref, expected=expected))
+                wms_order = f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}"
                 if expected != "shipped":
                     # The warehouse keeps the order before picking, so the cancel or
                     # the short pick happens at a known point of its life.
-                    await _post(
-                        http,
-                        f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}/hold",
-                        {"stage": "picked"},
-                    )
+                    await _post(http, f"{wms_order}/hold", {"stage": "picked"})
                 if expected == "held":
-                    await _post(
-                        http, f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}/short-pick", {}
-                    )
+                    await _post(http, f"{wms_order}/short-pick", {})
                 if expected == "cancelled":
-                    await _post(
-                        http,
-                        f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(order['name'])}/cancel",
-                        {},
-                    )
+                    cancel_later.append((ref, order["name"]))
+            # Cancel in Odoo once the warehouse has the order: compensation, not
+            # an order that never left Odoo.
+            for ref, sale_order in cancel_later:
+                await _wait_until_in_warehouse(http, endpoints.wms, ref, plan.timeout_s)
+                await _post(
+                    http,
+                    f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(sale_order)}/cancel",
+                    {},
+                )
             for outcome in report.outcomes:
                 if outcome.expected != "shipped":
                     await _post(
@@ -139,6 +145,19 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
             await _clear_faults(http, endpoints.carrier_a)
             await nc.close()
     return report
+
+
+async def _wait_until_in_warehouse(
+    http: aiohttp.ClientSession, wms: str, ref: str, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with http.get(f"{wms}/_sandbox/orders") as response:
+            known = await _json(response)
+        if any(o.get("client_order_ref") == ref for o in known["orders"]):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"order {ref} never reached the warehouse")
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
@@ -197,6 +216,13 @@ async def _observe(
         outcome.reached = picking["state"] == "cancel" and bool(picking["messages"])
     else:
         outcome.reached = bool(picking["activities"]) and picking["state"] != "done"
+    if outcome.reached and endpoints.auditor is not None:
+        outcome.audited = await _audited_messages(http, endpoints.auditor, outcome.ref)
+        outcome.reached = outcome.audited > 0
+    if outcome.reached and outcome.expected == "shipped" and endpoints.mail is not None:
+        outcome.emails = (await _shipped_emails(http, endpoints.mail)).get(outcome.ref, 0)
+        # Exactly one: a second email is as wrong as none.
+        outcome.reached = outcome.emails == 1
     if outcome.reached and outcome.expected == "shipped" and not outcome.carrier:
         try:
             status = await ask(
@@ -212,8 +238,34 @@ async def _observe(
             outcome.carrier = status.shipment.carrier
 
 
+async def _shipped_emails(http: aiohttp.ClientSession, mail: str) -> dict[str, int]:
+    """Shipped emails in the SMTP sink per order ref."""
+    async with http.get(f"{mail}/_sandbox/mail") as response:
+        summary = await _json(response)
+    counts: dict[str, int] = {}
+    for message in summary["messages"]:
+        headers = message.get("headers", {})
+        if headers.get("X-Waybill-Notification-Kind") == "shipped":
+            ref = headers.get("X-Waybill-Order-Ref", "")
+            counts[ref] = counts.get(ref, 0) + 1
+    return counts
+
+
+async def _audited_messages(http: aiohttp.ClientSession, auditor: str, ref: str) -> int:
+    """How many events and commands the auditor's timeline of ``ref`` lists (0 if none)."""
+    async with http.get(f"{auditor}/orders/{_ref_path(ref)}/timeline") as response:
+        if response.status == 404:
+            return 0
+        timeline = await _json(response)
+    return len(timeline["entries"])
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def render_report(report: DemoReport) -> str:
-    rows = [("order", "expected", "carrier", "tracking number", "end state", "ok")]
+    rows = [("order", "expected", "carrier", "tracking", "end state", "emails", "audited", "ok")]
     for o in report.outcomes:
         rows.append(
             (
@@ -222,6 +274,8 @@ def render_report(report: DemoReport) -> str:
                 o.carrier or "-",
                 o.tracking or "-",
                 o.state,
+                _count(o.emails),
+                _count(o.audited),
                 "yes" if o.reached else "NO",
             )
         )

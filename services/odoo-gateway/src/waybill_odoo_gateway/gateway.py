@@ -1,0 +1,169 @@
+"""The running gateway: its Odoo client, readers, publishers and background work, in one place.
+
+:func:`running_gateway` builds it for a started service and keeps, beside
+the handlers, three things going: a login keeper (so a rejected login is one
+clear line and a not-ready service, never a crash loop), the delivery poll,
+and the webhooks still being processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+
+from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
+from waybill_odoo_gateway.delivery_poll import DeliveryPoll
+from waybill_odoo_gateway.odoo_client import OdooClient, OdooHttpClient
+from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
+from waybill_odoo_gateway.odoo_json2 import Json2Odoo
+from waybill_odoo_gateway.odoo_jsonrpc import JsonRpcOdoo
+from waybill_odoo_gateway.odoo_values import text
+from waybill_odoo_gateway.order_facts import OrderFacts
+from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
+from waybill_runtime.outcomes import PermanentError
+from waybill_runtime.periodic import every
+from waybill_runtime.resilience import KeyedLock
+from waybill_runtime.service import Runtime
+
+__all__ = ["Gateway", "odoo_client_for", "running_gateway"]
+
+log = logging.getLogger("waybill.odoo")
+
+
+def odoo_client_for(settings: OdooGatewaySettings) -> OdooHttpClient:
+    """The client for the configured protocol."""
+    if settings.odoo_protocol == "json2":
+        return Json2Odoo(settings)
+    return JsonRpcOdoo(settings)
+
+
+@dataclass
+class Gateway:
+    """Everything the gateway's handlers, routes and queries share while it runs."""
+
+    settings: OdooGatewaySettings
+    odoo: OdooClient
+    reader: DeliveryReader
+    facts: OrderFacts
+    poll: DeliveryPoll
+    backlog: WebhookBacklog
+    checked: Counter
+    # Commands touching one picking run one at a time here, so two deliveries
+    # of the same command never both decide an effect is still to be made.
+    pickings: KeyedLock = field(default_factory=KeyedLock)
+    _users: dict[str, int | None] = field(default_factory=dict)
+    _carriers: dict[str, int] = field(default_factory=dict)
+
+    async def picking_for(self, picking_id: int, order_ref: str) -> Picking:
+        """The picking a command is about; a dead letter when Odoo has no such picking."""
+        picking = await self.reader.picking(picking_id)
+        if picking is None:
+            raise PermanentError(f"Odoo has no picking {picking_id} (order {order_ref})")
+        if picking.name != order_ref:
+            log.warning(
+                "command for order %s names Odoo picking %d, which is %s; going by the id",
+                order_ref,
+                picking_id,
+                picking.name,
+            )
+        return picking
+
+    async def user_id(self, login: str) -> int | None:
+        """The Odoo user id of ``login``; None when Odoo has no such active user."""
+        if self._users.get(login) is None:  # a user created later is found then
+            found = await self.odoo.call(
+                "res.users", "search", domain=[("login", "=", login)], limit=1
+            )
+            self._users[login] = found[0] if found else None
+        return self._users[login]
+
+    async def carrier_id(self, carrier: str) -> int | None:
+        """The Odoo delivery method for a carrier code: mapped by setting, else by name."""
+        if carrier in self._carriers:
+            return self._carriers[carrier]
+        mapped = self.settings.odoo_carrier_names.get(carrier)
+        names = [mapped] if mapped else [carrier, carrier.replace("_", " ").replace("-", " ")]
+        for name in dict.fromkeys(names):
+            found = await self.odoo.call(
+                "delivery.carrier", "search", domain=[("name", "=ilike", name)], limit=1
+            )
+            if found:
+                self._carriers[carrier] = found[0]
+                return int(found[0])
+        if mapped:
+            log.warning(
+                "WAYBILL_ODOO_CARRIER_NAMES maps %r to %r, which Odoo has no delivery method for",
+                carrier,
+                mapped,
+            )
+        return None
+
+
+async def keep_logged_in(odoo: OdooClient, retry_s: float) -> None:
+    """Log in now, and again whenever Odoo forgot us, every ``retry_s`` until it works.
+
+    The client logs each change of state once; failures here are only the
+    reason readiness says "not ready".
+    """
+    while True:
+        if odoo.uid is None:
+            try:
+                await odoo.connect()
+            except (OdooLoginRejected, OdooUnavailable):
+                pass  # the client logged it, once; readiness shows it
+            except Exception as failed:
+                log.warning("logging in to Odoo failed: %s: %s", type(failed).__name__, failed)
+        await asyncio.sleep(retry_s)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterator[Gateway]:
+    """Build the gateway for a started service; stop its background work on exit."""
+    settings = runtime.settings
+    odoo = odoo_client_for(settings)
+    reader = DeliveryReader(odoo)
+    marks = runtime.buckets["watermarks"]
+    facts = OrderFacts(odoo, reader, runtime.publisher, marks)
+    runtime.metrics.gauge(
+        "waybill_odoo_calls_in_flight",
+        "Calls to Odoo under way (at most WAYBILL_ODOO_MAX_IN_FLIGHT).",
+    ).set_function(lambda: odoo.in_flight)
+    checked = runtime.metrics.counter(
+        "waybill_odoo_records_checked_total",
+        "Odoo records re-read after a webhook or by the poll, by what they led to.",
+        ["source", "seen"],
+    )
+    poll = DeliveryPoll(
+        odoo, facts, marks, settings, count=lambda seen: checked.labels("poll", seen.value).inc()
+    )
+    backlog = WebhookBacklog(settings.odoo_webhook_backlog)
+    gateway = Gateway(settings, odoo, reader, facts, poll, backlog, checked)
+    if text(settings.odoo_webhook_token) is None:
+        log.warning(
+            "WAYBILL_ODOO_WEBHOOK_TOKEN is not set: Odoo webhooks are refused and new orders "
+            "are found by the poll only (every %g s)",
+            settings.odoo_poll_interval_s,
+        )
+    keeper = asyncio.create_task(
+        keep_logged_in(odoo, settings.odoo_login_retry_s), name="odoo login"
+    )
+    try:
+        async with every(
+            settings.odoo_poll_interval_s,
+            poll.poll_once,
+            name="odoo poll",
+            first_after_s=settings.odoo_poll_first_after_s,
+        ):
+            yield gateway
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await backlog.close(grace_s=min(5.0, settings.shutdown_deadline_s))
+        await odoo.close()

@@ -1,0 +1,71 @@
+"""Reading Odoo's wire values: many2one pairs, ``false`` for empty, datetimes as text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "ODOO_DATETIME",
+    "earlier",
+    "first_id",
+    "format_datetime",
+    "many2one_id",
+    "many2one_name",
+    "parse_datetime",
+    "text",
+]
+
+ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
+"""How Odoo writes datetimes on the wire: UTC, to the second, no zone."""
+
+
+def text(value: Any) -> str | None:
+    """A char field's value, None for Odoo's ``false`` or blank text."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def many2one_id(value: Any) -> int | None:
+    """The id of a many2one value: ``[7, "Name"]`` (read) or ``7`` (load=None); None if empty."""
+    if isinstance(value, list | tuple) and value:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def many2one_name(value: Any) -> str | None:
+    """The display name of a many2one read as ``[7, "Name"]``; None otherwise."""
+    if isinstance(value, list | tuple) and len(value) > 1 and isinstance(value[1], str):
+        return value[1]
+    return None
+
+
+def first_id(value: Any) -> int | None:
+    """A created record's id: an int over JSON-RPC, a list of ids over JSON-2."""
+    if isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An Odoo datetime (``"2025-03-14 09:30:00"``, UTC) as an aware datetime; None if empty."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value[:19], ODOO_DATETIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def format_datetime(moment: datetime) -> str:
+    """An aware datetime the way Odoo compares datetimes in domains (UTC text)."""
+    return moment.astimezone(UTC).strftime(ODOO_DATETIME)
+
+
+def earlier(value: str, seconds: float) -> str:
+    """The Odoo datetime ``seconds`` before ``value`` (unreadable values pass unchanged)."""
+    moment = parse_datetime(value)
+    return value if moment is None else format_datetime(moment - timedelta(seconds=seconds))

@@ -1,0 +1,107 @@
+"""Record shipment in Odoo: tracking ref and carrier on the picking, a chatter note, validation.
+
+Each of the three Odoo effects happens once per business key, however often
+the command is delivered: the runtime's effects-once record is written
+before each call, and when an earlier attempt left only its intent (it may
+or may not have reached Odoo), the picking is read back to decide (the
+tracking ref is there, the note exists, the picking is done) instead of
+repeating the effect.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+from waybill_contracts import fact_id
+from waybill_contracts.commands import RecordShipmentInOdoo
+from waybill_contracts.events import ShipmentRecordedInOdoo
+from waybill_contracts.model import Shipment
+from waybill_odoo_gateway.chatter import find_note, post_note
+from waybill_odoo_gateway.gateway import Gateway
+from waybill_odoo_gateway.picking_validation import validate_in_full
+from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.outcomes import PermanentError
+
+__all__ = ["record_shipment", "shipment_note"]
+
+
+def shipment_note(shipment: Shipment) -> str:
+    """The chatter note of a recorded shipment (HTML, every value escaped)."""
+    tracking = html.escape(shipment.tracking_number)
+    if shipment.tracking_url:
+        tracking = f'<a href="{html.escape(shipment.tracking_url)}">{tracking}</a>'
+    cost = f"{shipment.cost.amount} {shipment.cost.currency}"
+    return (
+        f"<p>Shipped with {html.escape(shipment.carrier)} ({html.escape(shipment.service)}): "
+        f"tracking number {tracking}. Label cost {html.escape(cost)}.</p>"
+    )
+
+
+async def record_shipment(
+    gateway: Gateway, command: RecordShipmentInOdoo, ctx: HandlerContext
+) -> None:
+    """Handle :class:`RecordShipmentInOdoo` and publish :class:`ShipmentRecordedInOdoo`."""
+    assert ctx.runtime is not None
+    runtime, shipment = ctx.runtime, command.shipment
+    tracking = shipment.tracking_number
+    async with gateway.pickings.hold(command.odoo_picking_id):
+        picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
+        if picking.state == "cancel":
+            raise PermanentError(
+                f"{picking.name} is cancelled in Odoo: shipment {shipment.shipment_id} "
+                f"(tracking {tracking}) was not recorded; void the label"
+            )
+
+        async def write_tracking() -> bool:
+            values: dict[str, Any] = {
+                "carrier_tracking_ref": tracking,
+                "carrier_price": float(shipment.cost.amount),
+            }
+            carrier_id = await gateway.carrier_id(shipment.carrier)
+            if carrier_id is not None:
+                values["carrier_id"] = carrier_id
+            if command.shipping_weight_kg is not None:
+                values["shipping_weight"] = command.shipping_weight_kg
+            await gateway.odoo.call("stock.picking", "write", [picking.id], vals=values)
+            return True
+
+        async def tracking_written() -> bool | None:
+            now = await gateway.reader.picking(picking.id)
+            return True if now is not None and now.tracking_ref == tracking else None
+
+        async def post_shipment_note() -> int:
+            return await post_note(gateway.odoo, picking.id, shipment_note(shipment))
+
+        async def note_posted() -> int | None:
+            return await find_note(gateway.odoo, picking.id, html.escape(tracking))
+
+        async def validate() -> bool:
+            return await validate_in_full(gateway.odoo, picking)
+
+        async def validated() -> bool | None:
+            now = await gateway.reader.picking(picking.id)
+            return True if now is not None and now.state == "done" else None
+
+        key = f"odoo:{picking.id}:{tracking}"
+        await runtime.once_only(bool).run(
+            f"{key}:tracking", write_tracking, recover=tracking_written
+        )
+        await runtime.once_only(int).run(f"{key}:note", post_shipment_note, recover=note_posted)
+        if command.validate_picking and picking.state != "done":
+            await runtime.once_only(bool).run(
+                f"odoo:{picking.id}:validate", validate, recover=validated
+            )
+        after = await gateway.reader.picking(picking.id)
+    recorded = ShipmentRecordedInOdoo(
+        order_ref=command.order_ref,
+        odoo_picking_id=picking.id,
+        tracking_number=tracking,
+        picking_validated=after is not None and after.state == "done",
+        recorded_at=datetime.now(UTC),
+    )
+    await ctx.publish(
+        recorded,
+        fact_id=fact_id("odoo", "stock.picking", picking.id, "shipment_recorded", tracking),
+    )

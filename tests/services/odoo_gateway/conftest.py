@@ -1,0 +1,24 @@
+"""Fixtures of the odoo-gateway tests: an Odoo sandbox served per test, in both protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.services.odoo_gateway.stage import OdooStage, odoo_stage
+
+
+@pytest.fixture(params=[(17, "jsonrpc"), (19, "json2")], ids=["odoo17-jsonrpc", "odoo19-json2"])
+async def stage(request: pytest.FixtureRequest) -> AsyncIterator[OdooStage]:
+    """A served Odoo sandbox without orders, once as 17 over JSON-RPC, once as 19 over JSON-2."""
+    version, protocol = request.param
+    async with odoo_stage(version=version, protocol=protocol) as running:
+        yield running
+
+
+@pytest.fixture
+async def stage17() -> AsyncIterator[OdooStage]:
+    """A served Odoo 17 sandbox without orders, spoken to over JSON-RPC."""
+    async with odoo_stage(version=17, protocol="jsonrpc") as running:
+        yield running

@@ -1,0 +1,217 @@
+"""Orders released and cancelled in Odoo become one event each, whatever mix of webhooks
+and polls saw them."""
+
+from __future__ import annotations
+
+from nats.aio.client import Client as NatsClient
+
+from tests.services.odoo_gateway.stage import (
+    OdooStage,
+    published,
+    published_with_context,
+    wait_for_events,
+)
+from waybill_contracts import SubjectMap, fact_id
+from waybill_contracts.events import OrderCancelled, OrderReleased
+from waybill_odoo_gateway.delivery_poll import WATERMARK_KEY
+from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
+
+LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0, max_attempts=1)
+
+
+async def test_ready_delivery_webhook_publishes_one_order_released_with_the_order(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order(("WB-0001", 2), ("WB-0003", 1))
+        await stage.sandbox.settle()
+        [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
+        await eventually(
+            lambda: stage.checked("webhook", "released"), until=lambda n: n == 1, what="webhook"
+        )
+    picking = stage.sandbox.picking(order.pickings[0])
+    sale = stage.sandbox.order(order.name)
+    assert released.order.ref == picking.name
+    assert released.order.odoo_picking_id == picking.id
+    assert released.order.odoo_sale_order_id == sale.id
+    assert released.order.sale_order_ref == sale.name
+    assert released.order.customer_reference == sale.client_order_ref
+    assert released.order.customer.name == picking.partner
+    assert [(line.sku, str(line.quantity.value)) for line in released.order.lines] == [
+        ("WB-0001", "2.0"),
+        ("WB-0003", "1.0"),
+    ]
+    assert all(line.weight_kg for line in released.order.lines)
+    assert len(released.order.ship_to.country_code) == 2
+    [stored] = await published_with_context(nc, nats_prefix, OrderReleased)
+    assert stored.context.id == fact_id("odoo", "stock.picking", picking.id, "released")
+    assert stored.context.source == "waybill/odoo-gateway"
+
+
+async def test_repeated_webhooks_and_polls_publish_the_order_once(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    subject = SubjectMap(nats_prefix).subject_for(OrderReleased)
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        order = stage.new_order()
+        await wait_for_events(nc, nats_prefix, OrderReleased)
+        picking = stage.sandbox.picking(order.pickings[0])
+        for _ in range(3):
+            assert await stage.post_webhook("stock.picking", picking.id) == 202
+        await eventually(
+            lambda: stage.checked("webhook", "already_known"),
+            until=lambda n: n >= 3,
+            what="the repeated webhooks to be checked",
+        )
+        await eventually(
+            lambda: stage.checked("poll", "already_known"),
+            until=lambda n: n >= 2,
+            what="two polls to see the released delivery",
+        )
+        # Not even a duplicate reached JetStream: the release marker stopped them.
+        assert await stage.publishes(subject) == 1
+    assert len(await published(nc, nats_prefix, OrderReleased)) == 1
+
+
+async def test_lost_webhook_is_made_up_for_by_the_poll(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        order = stage.new_order()
+        await stage.sandbox.settle()
+        [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
+        assert await stage.checked("webhook", "released") == 0
+    assert released.order.ref == order.pickings[0]
+    assert [w.outcome for w in stage.sandbox.webhooks.deliveries()] == ["dropped"]
+
+
+async def test_a_restarted_gateway_does_not_release_an_order_again(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    subject = SubjectMap(nats_prefix).subject_for(OrderReleased)
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order()
+        await wait_for_events(nc, nats_prefix, OrderReleased)
+    picking_id = stage.sandbox.picking(order.pickings[0]).id
+    # Forget the poll's watermark too, as after a long outage: only the marker remains.
+    kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("watermarks"))
+    await kv.delete(WATERMARK_KEY)
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        assert await stage.post_webhook("stock.picking", picking_id) == 202
+        await eventually(
+            lambda: stage.checked("poll", "already_known"),
+            until=lambda n: n >= 2,
+            what="the new gateway to poll the released delivery",
+        )
+        await eventually(
+            lambda: stage.checked("webhook", "already_known"),
+            until=lambda n: n == 1,
+            what="the replayed webhook to be checked",
+        )
+        assert await stage.publishes(subject) == 0
+    assert len(await published(nc, nats_prefix, OrderReleased)) == 1
+
+
+async def test_cancelled_sale_order_publishes_order_cancelled_once(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order()
+        await wait_for_events(nc, nats_prefix, OrderReleased)
+        stage.sandbox.cancel_order(order.name)
+        [cancelled] = await wait_for_events(nc, nats_prefix, OrderCancelled)
+        assert await stage.post_webhook("sale.order", order.id) == 202
+        await eventually(
+            lambda: stage.checked("webhook", "already_known"),
+            until=lambda n: n == 1,
+            what="the repeated cancellation webhook",
+        )
+    picking = stage.sandbox.picking(order.pickings[0])
+    assert cancelled.order_ref == picking.name
+    assert cancelled.odoo_picking_id == picking.id
+    assert cancelled.odoo_sale_order_id == order.id
+    assert cancelled.reason == f"sale order {order.name} was cancelled in Odoo"
+    assert len(await published(nc, nats_prefix, OrderCancelled)) == 1
+
+
+async def test_cancellation_without_webhook_is_found_by_the_poll(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        order = stage.new_order()
+        await wait_for_events(nc, nats_prefix, OrderReleased)
+        stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+        stage.sandbox.cancel_order(order.name)
+        [cancelled] = await wait_for_events(nc, nats_prefix, OrderCancelled)
+    assert cancelled.order_ref == order.pickings[0]
+
+
+async def test_delivery_cancelled_before_it_was_released_announces_nothing(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order()
+        stage.sandbox.cancel_order(order.name)
+        assert await stage.post_webhook("sale.order", order.id) == 202
+        await eventually(
+            lambda: stage.checked("webhook", "ignored"),
+            until=lambda n: n == 1,
+            what="the cancellation webhook to be checked",
+        )
+    assert await published(nc, nats_prefix, OrderCancelled) == []
+    assert await published(nc, nats_prefix, OrderReleased) == []
+
+
+async def test_premature_webhook_is_checked_again_until_the_delivery_is_ready(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    stage.sandbox.webhooks.replace_rules([])  # this test sends the webhook itself
+    registry = stage.sandbox.registry
+    async with stage.gateway(nats_url, nats_prefix, odoo_webhook_recheck_s=(0.5, 1.0, 2.0)):
+        order = stage.new_order()
+        picking_id = stage.sandbox.picking(order.pickings[0]).id
+        # As Odoo 17 does: the webhook leaves before the transaction making it ready commits.
+        registry.write("stock.picking", [picking_id], {"state": "confirmed"}, uid=2)
+        reads = stage.sandbox.calls().get("stock.picking.search_read", 0)
+        assert await stage.post_webhook("stock.picking", picking_id) == 202
+        await eventually(
+            lambda: _calls(stage, "stock.picking.search_read"),
+            until=lambda n: n > reads,
+            what="the gateway's first read",
+        )
+        registry.write("stock.picking", [picking_id], {"state": "assigned"}, uid=2)
+        [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
+    assert released.order.odoo_picking_id == picking_id
+
+
+async def test_delivery_without_an_address_is_skipped_and_the_poll_moves_on(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    sandbox = stage.sandbox
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    [nowhere] = sandbox.registry.create("res.partner", [{"name": "No Street Ltd"}], uid=2)
+    bad = sandbox.create_order(customer_id=nowhere, lines=[("WB-0001", 1)])
+    good = stage.new_order()
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
+        await eventually(
+            lambda: stage.checked("poll", "failed"), until=lambda n: n >= 1, what="the skip"
+        )
+    assert released.order.ref == good.pickings[0]
+    kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("watermarks"))
+    watermark = (await kv.get(WATERMARK_KEY)).value
+    assert watermark is not None
+    assert watermark.decode() >= sandbox.picking(bad.pickings[0]).write_date
+
+
+async def _calls(stage: OdooStage, operation: str) -> int:
+    return stage.sandbox.calls().get(operation, 0)

@@ -1,0 +1,271 @@
+"""Record shipment in Odoo: tracking ref, carrier, chatter note, validation; each once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.runtime.bus_helpers import dead_letters
+from tests.services.odoo_gateway.stage import (
+    OdooStage,
+    odoo_stage,
+    published,
+    send_command,
+    shipment_command,
+    wait_for_commands_done,
+    wait_for_events,
+)
+from waybill_contracts import SubjectMap
+from waybill_contracts.events import ShipmentRecordedInOdoo
+from waybill_odoo_gateway.chatter import post_note
+from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.gateway import odoo_client_for
+from waybill_odoo_gateway.shipment_recording import shipment_note
+from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.settings import load_settings
+from waybill_runtime.testing.waiting import eventually
+
+
+async def test_recorded_shipment_is_written_noted_and_validated_in_odoo(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order(("WB-0001", 2), ("WB-0002", 3))
+        picking = stage.sandbox.picking(order.pickings[0])
+        await send_command(nc, nats_prefix, shipment_command(picking, tracking="TRK-0001"))
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    after = stage.sandbox.picking(picking.name)
+    assert (after.state, after.carrier_tracking_ref, after.carrier) == (
+        "done",
+        "TRK-0001",
+        "Carrier A",
+    )
+    assert [(m.demand, m.done) for m in after.moves] == [(2.0, 2.0), (3.0, 3.0)]
+    [note] = after.messages
+    assert note.subtype == "Note" and note.message_type == "comment"
+    assert "TRK-0001" in note.body and "carrier-a" in note.body
+    assert stage.sandbox.order(order.name).pickings == [picking.name]  # no backorder
+    assert recorded.order_ref == picking.name
+    assert recorded.tracking_number == "TRK-0001"
+    assert recorded.picking_validated is True
+
+
+async def test_repeated_record_shipment_changes_odoo_once(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        command = shipment_command(picking)
+        for _ in range(3):  # three deliveries of one command, e.g. re-sent after a deadline
+            await send_command(nc, nats_prefix, command)
+        await wait_for_commands_done(nc, nats_prefix)
+    calls = stage.sandbox.calls()
+    assert calls["stock.picking.write"] == 1
+    assert calls["stock.picking.message_post"] == 1
+    assert calls["stock.picking.button_validate"] == 1
+    assert len(stage.sandbox.picking(picking.name).messages) == 1
+    assert len(await published(nc, nats_prefix, ShipmentRecordedInOdoo)) == 1
+
+
+async def test_lock_conflict_while_validating_is_retried_without_repeating_earlier_writes(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        # A lock conflict that outlived Odoo's own retries (409 on JSON-2).
+        stage.sandbox.registry.inject_lock_conflicts("stock.picking.button_validate", times=1)
+        await send_command(nc, nats_prefix, shipment_command(picking))
+        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    calls = stage.sandbox.calls()
+    assert calls["stock.picking.button_validate"] == 2
+    assert calls["stock.picking.write"] == 1
+    assert calls["stock.picking.message_post"] == 1
+    assert stage.sandbox.picking(picking.name).state == "done"
+
+
+async def test_commands_wait_while_odoo_is_down_and_complete_when_it_is_back(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix, max_deliver=100):
+        pickings = [stage.sandbox.picking(stage.new_order().pickings[0]) for _ in range(3)]
+        before = await _calls_during_outage(stage)
+        stage.sandbox.faults.set("*", outage=True)
+        for number, picking in enumerate(pickings):
+            await send_command(nc, nats_prefix, shipment_command(picking, f"TRK-DOWN-{number}"))
+        await eventually(
+            lambda: _calls_during_outage(stage),
+            until=lambda n: n >= before + 6,
+            what="the commands to be tried against the dead Odoo",
+        )
+        stage.sandbox.faults.clear()
+        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo, count=3)
+    for number, picking in enumerate(pickings):
+        after = stage.sandbox.picking(picking.name)
+        assert (after.state, after.carrier_tracking_ref) == ("done", f"TRK-DOWN-{number}")
+    assert await dead_letters(nc, SubjectMap(nats_prefix)) == []
+
+
+async def test_odoo_answering_503_is_waited_out(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix, max_deliver=100):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        stage.sandbox.faults.set("stock.picking.write", error_rate=1.0, times=3)
+        await send_command(nc, nats_prefix, shipment_command(picking))
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    assert stage.sandbox.calls()["stock.picking.write"] == 4
+    assert recorded.picking_validated is True
+
+
+async def test_odoo_16_delivery_is_validated_through_its_done_quantities(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with odoo_stage(version=16, protocol="jsonrpc") as stage:
+        picking = stage.sandbox.picking(stage.new_order(("WB-0004", 4)).pickings[0])
+        assert [m.done for m in picking.moves] == [0.0]  # 16 would open the immediate wizard
+        async with stage.gateway(nats_url, nats_prefix):
+            await send_command(nc, nats_prefix, shipment_command(picking))
+            await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        after = stage.sandbox.picking(picking.name)
+    assert after.state == "done"
+    assert [(m.demand, m.done) for m in after.moves] == [(4.0, 4.0)]
+
+
+async def test_carrier_code_is_mapped_to_the_configured_odoo_delivery_method(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix, odoo_carrier_names={"shippo": "Carrier B"}):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        await send_command(nc, nats_prefix, shipment_command(picking, carrier="shippo"))
+        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    assert stage.sandbox.picking(picking.name).carrier == "Carrier B"
+
+
+async def test_shipment_without_validation_leaves_the_picking_ready(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        command = msgspec.structs.replace(shipment_command(picking), validate_picking=False)
+        await send_command(nc, nats_prefix, command)
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    after = stage.sandbox.picking(picking.name)
+    assert (after.state, after.carrier_tracking_ref) == (
+        "assigned",
+        command.shipment.tracking_number,
+    )
+    assert recorded.picking_validated is False
+
+
+async def test_shipment_for_a_cancelled_delivery_is_dead_lettered_with_the_reason(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order()
+        picking = stage.sandbox.picking(order.pickings[0])
+        stage.sandbox.cancel_order(order.name)
+        await send_command(nc, nats_prefix, shipment_command(picking))
+        [letter] = await eventually(
+            lambda: dead_letters(nc, SubjectMap(nats_prefix)), what="the dead letter"
+        )
+    assert letter.reason == "permanent error"
+    assert f"{picking.name} is cancelled in Odoo" in letter.error_message
+    assert stage.sandbox.picking(picking.name).carrier_tracking_ref is None
+
+
+async def test_shipment_for_a_picking_odoo_does_not_have_is_dead_lettered(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        ghost = msgspec.structs.replace(shipment_command(picking), odoo_picking_id=9999)
+        await send_command(nc, nats_prefix, ghost)
+        [letter] = await eventually(
+            lambda: dead_letters(nc, SubjectMap(nats_prefix)), what="the dead letter"
+        )
+    assert "Odoo has no picking 9999" in letter.error_message
+
+
+async def test_write_odoo_refuses_is_dead_lettered_with_odoos_reason(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    reader = stage.sandbox.user("reader")  # may read, gets AccessError on any change
+    async with stage.gateway(
+        nats_url,
+        nats_prefix,
+        odoo_login="reader",
+        odoo_password=reader.password,
+        odoo_api_key=reader.api_key if stage.protocol == "json2" else None,
+    ):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        await send_command(nc, nats_prefix, shipment_command(picking))
+        [letter] = await eventually(
+            lambda: dead_letters(nc, SubjectMap(nats_prefix)), what="the dead letter"
+        )
+    assert letter.reason == "permanent error"
+    assert letter.attempts == 1
+    assert letter.error_message.startswith("Odoo refused: AccessError: You are not allowed")
+
+
+async def _calls_during_outage(stage: OdooStage) -> int:
+    return sum(stage.sandbox.calls().values())
+
+
+async def test_attempt_cut_off_after_writing_is_completed_without_writing_again(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        command = shipment_command(picking, tracking="TRK-CUT")
+        # An earlier attempt recorded its intents, reached Odoo, and died before
+        # recording the results (the keys are the handler's own).
+        settings = load_settings(
+            OdooGatewaySettings, environ={}, service="odoo-gateway", **stage.gateway_settings()
+        )
+        earlier = odoo_client_for(settings)
+        kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("idempotency"))
+        once: OnceOnly[Any] = OnceOnly(kv, object)
+
+        async def write_then_die() -> None:
+            await earlier.call(
+                "stock.picking", "write", [picking.id], vals={"carrier_tracking_ref": "TRK-CUT"}
+            )
+            raise ConnectionResetError("the worker died")
+
+        async def post_then_die() -> None:
+            await post_note(earlier, picking.id, shipment_note(command.shipment))
+            raise ConnectionResetError("the worker died")
+
+        for effect, suffix in ((write_then_die, "tracking"), (post_then_die, "note")):
+            with pytest.raises(ConnectionResetError):
+                await once.run(f"odoo:{picking.id}:TRK-CUT:{suffix}", effect)
+        await earlier.close()
+        await send_command(nc, nats_prefix, command)
+        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    calls = stage.sandbox.calls()
+    assert (calls["stock.picking.write"], calls["stock.picking.message_post"]) == (1, 1)
+    after = stage.sandbox.picking(picking.name)
+    assert (after.state, len(after.messages)) == ("done", 1)
+
+
+async def test_gateway_keeps_to_its_bound_on_calls_in_flight_to_odoo(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix, odoo_max_in_flight=2):
+        pickings = [stage.sandbox.picking(stage.new_order().pickings[0]) for _ in range(4)]
+        stage.sandbox.faults.set("*", latency_s=0.02)
+        for number, picking in enumerate(pickings):
+            await send_command(nc, nats_prefix, shipment_command(picking, f"TRK-BUSY-{number}"))
+        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo, count=4)
+    assert stage.meter.most == 2  # four commands at once, never more than two calls
