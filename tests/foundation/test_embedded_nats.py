@@ -15,7 +15,12 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.foundation.processes import nats_servers_using, wait_until_no_nats_server
+from tests.foundation.processes import (
+    nats_servers_using,
+    stack_processes,
+    wait_until_no_nats_server,
+    wait_until_stack_gone,
+)
 
 WAYBILL = [sys.executable, "-m", "waybill_runtime"]
 
@@ -74,12 +79,14 @@ async def test_up_serves_jetstream_and_leaves_no_server_behind(
             assert ack.stream == "ORDERS_PROBE"
         finally:
             await nc.close()
+        assert len(stack_processes(tmp_path)) > 1, "waybill up started no services"
         proc.send_signal(stop_signal)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     assert wait_until_no_nats_server(tmp_path) == []
+    assert wait_until_stack_gone(tmp_path) == []
 
 
 def test_exception_in_parent_leaves_no_server_behind(tmp_path: Path) -> None:
@@ -103,9 +110,10 @@ def test_exception_in_parent_leaves_no_server_behind(tmp_path: Path) -> None:
 def test_killed_parent_takes_its_server_along(tmp_path: Path) -> None:
     proc, _url = start_up(tmp_path)
     assert nats_servers_using(tmp_path)
-    proc.kill()  # SIGKILL: no handler runs in the parent, the kernel must stop the child
+    proc.kill()  # SIGKILL: no handler runs in the parent, the kernel must stop the children
     proc.wait(timeout=10)
     assert wait_until_no_nats_server(tmp_path) == []
+    assert wait_until_stack_gone(tmp_path) == []
 
 
 def test_nats_on_a_taken_port_fails_in_one_line(tmp_path: Path, listening_socket: int) -> None:

@@ -147,10 +147,11 @@ class LocalStack:
             self.urls[f"service {name}"] = base
 
     def _spawn(self, spec: ChildSpec) -> None:
+        # Every child knows the stack's state folder (which also marks the
+        # processes of one stack, for tests that look for leftovers).
+        env = {**os.environ, "WAYBILL_STATE_DIR": str(self.nats_options.state_dir), **spec.env}
         with self.log_of(spec.name).open("ab") as log:
-            self.children[spec.name] = child_process.spawn(
-                spec.argv, env={**os.environ, **spec.env}, output=log
-            )
+            self.children[spec.name] = child_process.spawn(spec.argv, env=env, output=log)
 
     def dead_children(self) -> list[str]:
         """Names of children that have exited (a running stack has none)."""
