@@ -19,7 +19,8 @@ from waybill_runtime.testing.streams import stored_messages
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.mail import SmtpMode
 
-pytestmark = pytest.mark.slow
+# Generous bounds for a hung run on a loaded machine; these are not performance limits.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 async def test_mail_down_for_a_while_delays_no_shipment_and_sends_each_email_once(

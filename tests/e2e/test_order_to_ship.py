@@ -30,7 +30,8 @@ from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.mail import Delivery
 
-pytestmark = pytest.mark.slow
+# Generous bounds for a hung run on a loaded machine; these are not performance limits.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 SKUS = [f"WB-{n:04d}" for n in range(1, 9)]
 

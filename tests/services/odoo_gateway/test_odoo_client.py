@@ -219,3 +219,15 @@ async def test_writes_to_one_record_never_overlap_while_others_proceed(
         )
     assert stage.meter.most_writes_on_one_record == 1
     assert stage.meter.most >= 2  # the two pickings were written at the same time
+
+
+async def test_a_read_on_a_dropped_connection_is_sent_again_once(stage: OdooStage) -> None:
+    async with client(stage) as odoo:
+        await odoo.connect()
+        stage.sandbox.faults.set("stock.picking.search_read", outage=True, times=1)
+        assert await odoo.call("stock.picking", "search_read", domain=[], fields=["name"]) == []
+        stage.sandbox.faults.set("stock.picking.write", outage=True, times=1)
+        with pytest.raises(OdooUnavailable, match="unreachable"):
+            await odoo.call("stock.picking", "write", [1], vals={"priority": "1"})
+    calls = stage.sandbox.calls()
+    assert (calls["stock.picking.search_read"], calls["stock.picking.write"]) == (2, 1)

@@ -262,8 +262,19 @@ class OdooHttpClient:
     ) -> Any:
         await self.connect()
         record_ids = None if ids is None else [int(i) for i in ids]
-        writes = () if record_ids is None or method in READ_METHODS else record_ids
+        reading = method in READ_METHODS
+        writes = () if record_ids is None or reading else record_ids
         async with self._holding(model, writes):
+            try:
+                return await self._execute(
+                    model, method, record_ids, dict(context or {}), arguments, timeout_s
+                )
+            except OdooUnavailable as down:
+                # A keep-alive connection the server (or a proxy) closed as we
+                # reused it: a read is safe to send again at once; a write is
+                # left to the message's redelivery, which checks what happened.
+                if not (reading and isinstance(down.__cause__, aiohttp.ClientConnectionError)):
+                    raise
             return await self._execute(
                 model, method, record_ids, dict(context or {}), arguments, timeout_s
             )
