@@ -199,6 +199,7 @@ def test_invalid_port_variable_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
     result = subprocess.run(
         [
