@@ -34,6 +34,9 @@ from waybill_sandboxes.server import serve
 
 M = TypeVar("M", bound=Message)
 
+# Bounds a hung request to the gateway, so a test fails naming it instead of hanging.
+PATIENCE = aiohttp.ClientTimeout(total=20)
+
 TOKEN = "webhook-token-0123456789abcdef"
 """The webhook path secret every test gateway is configured with."""
 
@@ -156,7 +159,7 @@ class OdooStage:
         """POST a webhook as Odoo would; returns the HTTP status."""
         url = f"{self.gateway_url}/webhooks/odoo/{token}"
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(timeout=PATIENCE) as session,
             session.post(url, json={"_model": model, "_id": record_id}) as answer,
         ):
             return answer.status
@@ -164,7 +167,7 @@ class OdooStage:
     async def metric(self, name: str, **labels: str) -> float:
         """The value of a counter of the running gateway (0 when it has no such sample)."""
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(timeout=PATIENCE) as session,
             session.get(f"{self.gateway_url}/metrics") as answer,
         ):
             text = await answer.text()
@@ -185,7 +188,7 @@ class OdooStage:
     async def ready(self) -> dict[str, Any]:
         """The gateway's /readyz answer."""
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(timeout=PATIENCE) as session,
             session.get(f"{self.gateway_url}/readyz") as answer,
         ):
             result: dict[str, Any] = await answer.json()

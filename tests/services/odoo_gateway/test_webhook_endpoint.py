@@ -7,14 +7,14 @@ from typing import Any
 import aiohttp
 from nats.aio.client import Client as NatsClient
 
-from tests.services.odoo_gateway.stage import TOKEN, OdooStage, published
+from tests.services.odoo_gateway.stage import PATIENCE, TOKEN, OdooStage, published
 from waybill_contracts.events import OrderReleased
 from waybill_runtime.testing.waiting import eventually
 
 
 async def _post(stage: OdooStage, path: str, **request: Any) -> tuple[int, str, Any]:
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(timeout=PATIENCE) as session,
         session.post(f"{stage.gateway_url}{path}", **request) as answer,
     ):
         body = await answer.json(content_type=None)

@@ -52,12 +52,7 @@ def run_up(args: argparse.Namespace) -> int:
     with until_stopped() as stop:
         stack.start()
         try:
-            print(f"NATS client URL:     {stack.nats_url}", flush=True)
-            if stack.nats is not None:
-                print(f"NATS monitoring URL: {stack.nats.monitor_url}", flush=True)
-            for name, url in stack.urls.items():
-                print(f"{name + ':':<21}{url}", flush=True)
-            print(f"logs:                {stack.log_dir}", flush=True)
+            _print_urls(stack)
             if args.demo:
                 return _demo(stack, args)
             if stack.ports is not None and stack.with_sandboxes and args.order_every > 0:
@@ -71,6 +66,24 @@ def run_up(args: argparse.Namespace) -> int:
         finally:
             stack.stop()
     return 0
+
+
+def _print_urls(stack: LocalStack) -> None:
+    """Where to look, aligned: NATS, each sandbox and service, the useful pages, the logs."""
+    lines = {"NATS client URL": stack.nats_url}
+    if stack.nats is not None:
+        lines["NATS monitoring URL"] = stack.nats.monitor_url
+    lines.update(stack.urls)
+    auditor = stack.urls.get("service auditor")
+    if auditor is not None:
+        lines["orders by stage"] = f"{auditor}/orders  (stuck ones: /orders?stuck=true)"
+    if stack.ports is not None and stack.with_sandboxes:
+        odoo = f"http://127.0.0.1:{stack.ports.odoo}"
+        lines["Odoo deliveries"] = f"{odoo}/_sandbox/odoo/pickings"
+    lines["logs"] = str(stack.log_dir)
+    width = max(len(name) for name in lines) + 2
+    for name, value in lines.items():
+        print(f"{name + ':':<{width}}{value}", flush=True)
 
 
 def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
