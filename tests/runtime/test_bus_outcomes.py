@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import (
@@ -257,3 +259,42 @@ async def test_handlers_reach_resources_their_service_provides(
 
         await eventually(calls, until=lambda c: "WH/OUT/12" in c, what="the handler's call")
     assert opened == ["open", "WH/OUT/12", "closed"]
+
+
+async def test_a_new_events_only_service_skips_the_history_it_was_deployed_onto(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    from waybill_contracts.events import WarehouseOrderAccepted
+    from waybill_contracts.examples import example_of
+
+    subjects = SubjectMap(nats_prefix)
+    historian = Service("orchestrator")  # provisions the streams, keeps history
+    mailer = Service("notifier", new_events_only=True)
+    seen: list[str] = []
+
+    @historian.handles(WarehouseOrderAccepted)
+    async def ignore(event: WarehouseOrderAccepted, ctx: HandlerContext) -> None:
+        return None
+
+    @mailer.handles(WarehouseOrderAccepted)
+    async def mail(event: WarehouseOrderAccepted, ctx: HandlerContext) -> None:
+        seen.append(event.order_ref)
+
+    old = msgspec.structs.replace(example_of(WarehouseOrderAccepted), order_ref="OLD/1")
+    new = msgspec.structs.replace(old, order_ref="NEW/1")
+    settings: dict[str, Any] = {"nats_url": nats_url, "subject_prefix": nats_prefix}
+    async with running_service(historian, **settings):
+        await send(nc, subjects, old)  # last week's event
+        await eventually(
+            lambda: stream_count(nc, subjects.events_stream.name), until=lambda n: n == 1
+        )
+    async with running_service(mailer, **settings):
+        await send(nc, subjects, new)
+
+        async def mailed() -> list[str]:
+            return seen
+
+        await eventually(mailed, what="the new event")
+    async with running_service(mailer, **settings):  # a restart keeps its place
+        await asyncio.sleep(0.3)
+    assert seen == ["NEW/1"]

@@ -110,6 +110,7 @@ class Service(Generic[S]):
         description: str = "",
         buckets: Sequence[str] = (),
         bucket_ttl_s: float = 7 * 86_400.0,
+        new_events_only: bool = False,
     ) -> None: ...
 
     @overload
@@ -121,6 +122,7 @@ class Service(Generic[S]):
         description: str = "",
         buckets: Sequence[str] = (),
         bucket_ttl_s: float = 7 * 86_400.0,
+        new_events_only: bool = False,
     ) -> None: ...
 
     def __init__(
@@ -131,8 +133,12 @@ class Service(Generic[S]):
         description: str = "",
         buckets: Sequence[str] = (),
         bucket_ttl_s: float = 7 * 86_400.0,
+        new_events_only: bool = False,
     ) -> None:
         self.name = name
+        # A service whose effects only make sense now (mail to customers) must
+        # not work through the events stream's history when first deployed.
+        self.new_events_only = new_events_only
         self.settings_type = settings_type
         self.description = description
         self.bucket_purposes = tuple(buckets)
@@ -310,6 +316,7 @@ class Service(Generic[S]):
                 durable=subjects.durable(settings.service, stream_key),
                 filter_subjects=[subjects.subject_for(t) for t in types],
                 policy=policy,
+                new_messages_only=self.new_events_only and stream_key == "events",
             )
         if self.dead_letter_handler is not None:
             await ensure_consumer(

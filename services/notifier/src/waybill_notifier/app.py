@@ -22,6 +22,9 @@ service = Service(
     settings_type=NotifierSettings,
     description="Tells customers and subscribed partners about their shipments",
     buckets=("workflow",),
+    # First deployed onto a running installation, the notifier must not mail
+    # customers about every shipment still in the events stream.
+    new_events_only=True,
 )
 service.uses(open_notifier)
 

@@ -162,12 +162,25 @@ async def ensure_consumer(
     durable: str,
     filter_subjects: list[str],
     policy: ConsumerPolicy,
+    new_messages_only: bool = False,
 ) -> None:
-    """Create or update the durable pull consumer ``durable`` on ``stream``."""
+    """Create or update the durable pull consumer ``durable`` on ``stream``.
+
+    ``new_messages_only`` applies when the consumer is created: it then starts
+    at the next message instead of the stream's history. A consumer's start
+    cannot change later, so an existing one keeps its own.
+    """
+    deliver = DeliverPolicy.NEW if new_messages_only else DeliverPolicy.ALL
+    try:
+        existing = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        pass
+    else:
+        deliver = existing.config.deliver_policy or deliver
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
+        deliver_policy=deliver,
         max_ack_pending=policy.max_ack_pending,
         max_deliver=policy.max_deliver,
         ack_wait=policy.ack_wait_s,
