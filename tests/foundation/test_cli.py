@@ -41,3 +41,27 @@ def test_running_an_unknown_service_names_it() -> None:
     )
     assert result.returncode != 0
     assert "unknown service 'no-such-service'" in result.stderr
+
+
+def test_every_installed_service_has_a_readme_and_builds_from_the_one_image_recipe() -> None:
+    from pathlib import Path
+
+    from waybill_runtime.local.registry import installed_services
+
+    repo = Path(__file__).resolve().parents[2]
+    recipe = (repo / "deploy" / "docker" / "Dockerfile").read_text()
+    assert "ARG SERVICE" in recipe and "services/${SERVICE}/" in recipe
+    services = installed_services()
+    assert set(services) >= {
+        "odoo-gateway",
+        "orchestrator",
+        "wms-bridge",
+        "carrier-router",
+        "notifier",
+        "auditor",
+    }
+    for name in services:
+        folder = repo / "services" / name
+        assert (folder / "pyproject.toml").is_file(), name
+        readme = (folder / "README.md").read_text()
+        assert "WAYBILL_" in readme, f"{name}'s README lists no environment variables"
