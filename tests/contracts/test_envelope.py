@@ -398,3 +398,22 @@ def test_input_outside_every_check_still_raises_only_a_contract_error() -> None:
     assert type(error) is ContractError
     assert "could not be read" in str(error)
     assert isinstance(error.__cause__, AttributeError)
+
+
+def test_validate_refuses_a_struct_built_in_python_that_breaks_a_constraint() -> None:
+    import msgspec
+    import pytest
+
+    from waybill_contracts import MalformedBody, validate
+    from waybill_contracts.events import ShipmentBooked
+    from waybill_contracts.examples import example_of
+
+    good = example_of(ShipmentBooked)
+    assert validate(good) == good
+    bad_money = msgspec.structs.replace(good.shipment.cost, currency="euro")  # ISO code expected
+    bad = msgspec.structs.replace(
+        good, shipment=msgspec.structs.replace(good.shipment, cost=bad_money)
+    )
+    with pytest.raises(MalformedBody) as refused:
+        validate(bad)
+    assert refused.value.field is not None and "currency" in refused.value.field

@@ -23,6 +23,7 @@ from waybill_contracts.envelope import (
     fact_id,
     new_context,
     new_id,
+    validate,
 )
 from waybill_contracts.errors import (
     ContractError,
@@ -73,4 +74,5 @@ __all__ = [
     "message_type_for_ce_type",
     "new_context",
     "new_id",
+    "validate",
 ]

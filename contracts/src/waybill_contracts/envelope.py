@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -83,6 +83,8 @@ class Decoded(NamedTuple):
 
 
 _ENCODER = msgspec.json.Encoder()
+
+M = TypeVar("M", bound=Message)
 _DECODERS: dict[type[Message], msgspec.json.Decoder[Message]] = {
     message_type: msgspec.json.Decoder(message_type) for message_type in catalog.MESSAGE_TYPES
 }
@@ -288,6 +290,25 @@ def _check_subject_carries(
 # by "missing required field `name`" is one level below that path.
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def validate(message: M) -> M:
+    """``message``, once it satisfies its contract's constraints; :class:`MalformedBody` if not.
+
+    msgspec checks constraints (lengths, patterns, ranges) when it decodes,
+    not when a struct is built in Python. An adapter that builds a message
+    from a partner's data calls this before publishing, so a bad value is
+    refused where it came in, naming the field, instead of being dead-lettered
+    by every consumer.
+    """
+    try:
+        checked: M = msgspec.json.decode(_ENCODER.encode(message), type=type(message))
+    except msgspec.ValidationError as error:
+        text = str(error)
+        raise MalformedBody(
+            f"{type(message).__name__} breaks its contract: {text}", field=_field_of(text)
+        ) from None
+    return checked
 
 
 def _field_of(error_text: str) -> str:

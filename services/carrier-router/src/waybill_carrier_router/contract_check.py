@@ -10,24 +10,17 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import msgspec
-
-from waybill_contracts import Message
+from waybill_contracts import ContractError, Message, validate
 from waybill_runtime.outcomes import PermanentError
 
 __all__ = ["checked"]
 
 M = TypeVar("M", bound=Message)
 
-_encode = msgspec.json.Encoder().encode
-
 
 def checked(message: M) -> M:
     """``message`` itself, once it is known to satisfy its contract's constraints."""
     try:
-        msgspec.json.decode(_encode(message), type=type(message))
-    except msgspec.ValidationError as error:
-        raise PermanentError(
-            f"{type(message).__name__} would break its contract: {error}"
-        ) from error
-    return message
+        return validate(message)
+    except ContractError as error:
+        raise PermanentError(str(error)) from error

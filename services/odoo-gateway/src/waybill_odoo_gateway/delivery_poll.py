@@ -18,6 +18,7 @@ from collections.abc import Callable
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from waybill_odoo_gateway.cancellation import raise_if_cancelled
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import PICKING_FIELDS, Picking, UnshippableOrder
 from waybill_odoo_gateway.odoo_client import OdooClient
@@ -61,6 +62,12 @@ class DeliveryPoll:
 
     async def poll_once(self) -> dict[Seen, int]:
         """One round: publish what changed since the watermark; returns what it saw."""
+        try:
+            return await self._round()
+        finally:
+            pass  # MUTATION
+
+    async def _round(self) -> dict[Seen, int]:
         try:
             await self._odoo.connect()
         except OdooLoginRejected:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
+from waybill_odoo_gateway.cancellation import raise_if_cancelled
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
 from waybill_odoo_gateway.delivery_poll import DeliveryPoll
@@ -119,6 +120,7 @@ async def keep_logged_in(odoo: OdooClient, retry_s: float) -> None:
                 pass  # the client logged it, once; readiness shows it
             except Exception as failed:
                 log.warning("logging in to Odoo failed: %s: %s", type(failed).__name__, failed)
+            raise_if_cancelled()
         await asyncio.sleep(retry_s)
 
 

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import msgspec
-
-from waybill_contracts import Event, fact_id
+from waybill_contracts import ContractError, Event, fact_id, validate
 from waybill_contracts.events import (
     InventoryAdjusted,
     WarehouseOrderAccepted,
@@ -103,8 +101,8 @@ def _checked(message: Event, about: str) -> Event:
     # applies them here, so bad WMS data is refused by the bridge rather than
     # dead-lettered by every consumer.
     try:
-        return msgspec.json.decode(msgspec.json.encode(message), type=type(message))
-    except msgspec.ValidationError as error:
+        return validate(message)
+    except ContractError as error:
         raise UnmappableWmsData(f"{about}: {error}") from None
 
 
