@@ -98,3 +98,26 @@ def test_the_fast_header_parser_reads_headers_exactly_as_nats_py_does() -> None:
     ]
     for raw in samples:
         assert WaybillNatsClient._parse_header_lines(raw) == Client._parse_header_lines(raw)
+
+
+async def test_a_task_that_swallows_its_cancellation_is_still_stopped() -> None:
+    from waybill_runtime.cancellation import cancel_and_wait
+
+    cancellations = 0
+
+    async def stubborn() -> None:
+        nonlocal cancellations
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancellations += 1
+                if cancellations == 1:
+                    continue  # what wait_for can do on Python 3.11: carry on
+                raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task, every_s=0.01), timeout=10)
+    assert task.done()
+    assert cancellations == 2

@@ -14,6 +14,8 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from waybill_runtime.cancellation import cancel_and_wait, raise_if_cancelled
+
 log = logging.getLogger("waybill.periodic")
 
 
@@ -34,6 +36,7 @@ async def every(
             await asyncio.sleep(delay)
             try:
                 await work()
+                raise_if_cancelled()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -46,6 +49,4 @@ async def every(
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

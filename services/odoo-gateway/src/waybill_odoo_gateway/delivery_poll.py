@@ -18,13 +18,13 @@ from collections.abc import Callable
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from waybill_odoo_gateway.cancellation import raise_if_cancelled
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import PICKING_FIELDS, Picking, UnshippableOrder
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooRefused
 from waybill_odoo_gateway.odoo_values import earlier, text
 from waybill_odoo_gateway.order_facts import OrderFacts, Seen
+from waybill_runtime.cancellation import raise_if_cancelled
 
 __all__ = ["WATERMARK_KEY", "DeliveryPoll"]
 
@@ -65,7 +65,7 @@ class DeliveryPoll:
         try:
             return await self._round()
         finally:
-            pass  # MUTATION
+            raise_if_cancelled()
 
     async def _round(self) -> dict[Seen, int]:
         try:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from waybill_odoo_gateway.cancellation import raise_if_cancelled
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
 from waybill_odoo_gateway.delivery_poll import DeliveryPoll
@@ -27,6 +26,7 @@ from waybill_odoo_gateway.odoo_jsonrpc import JsonRpcOdoo
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
 from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
+from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.periodic import every
 from waybill_runtime.resilience import KeyedLock

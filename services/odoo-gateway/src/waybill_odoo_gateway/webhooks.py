@@ -26,6 +26,7 @@ from aiohttp import web
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected
 from waybill_odoo_gateway.order_facts import Seen
+from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.http import ProblemError, read_json
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import PermanentError, TransientError
@@ -101,6 +102,7 @@ async def process_webhook(gateway: Gateway, hook: OdooWebhook) -> Seen:
                 failed,
             )
             return Seen.FAILED
+        raise_if_cancelled()  # the gateway is stopping: the poll takes over
         if seen is not Seen.NOT_READY:
             break
     return seen

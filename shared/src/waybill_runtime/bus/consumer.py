@@ -28,6 +28,7 @@ from nats.js.client import JetStreamContext
 from waybill_contracts import ContractError, Message, MessageContext, SubjectMap, decode
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.logs import correlation_id_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
@@ -139,16 +140,14 @@ class Consumer:
             _done, still = await asyncio.wait(pending, timeout=deadline_s)
             for task in still:
                 msg, _started = self._in_flight.get(task, (None, 0.0))
-                task.cancel()
                 cut_off += 1
                 if msg is not None:
                     with contextlib.suppress(Exception):
                         await msg.nak()
-            if still:
-                await asyncio.gather(*still, return_exceptions=True)
+            for task in still:
+                await cancel_and_wait(task)
         if self._keepalive is not None:
-            self._keepalive.cancel()
-            await asyncio.gather(self._keepalive, return_exceptions=True)
+            await cancel_and_wait(self._keepalive)
         self.bound = False
         return cut_off
 
@@ -183,6 +182,11 @@ class Consumer:
                 while free < self.options.fetch_batch and not self._slots.locked():
                     await self._slots.acquire()
                     free += 1
+                if self._stopping.is_set():
+                    # Stopped while waiting for slots: fetch nothing more.
+                    for _ in range(free):
+                        self._slots.release()
+                    break
                 try:
                     msgs = await sub.fetch(free, timeout=self.options.fetch_timeout_s)
                 except BaseException:
