@@ -298,3 +298,35 @@ async def test_a_new_events_only_service_skips_the_history_it_was_deployed_onto(
     async with running_service(mailer, **settings):  # a restart keeps its place
         await asyncio.sleep(0.3)
     assert seen == ["NEW/1"]
+
+
+async def test_stopping_honours_the_deadline_when_every_handler_hangs(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    started: list[str] = []
+    release_them = asyncio.Event()
+
+    @service.handles(ReleaseToWarehouse)
+    async def hang(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        started.append(command.order.ref)
+        await release_them.wait()  # a partner that never answers
+
+    subjects = SubjectMap(nats_prefix)
+    settings: dict[str, Any] = {
+        "nats_url": nats_url,
+        "subject_prefix": nats_prefix,
+        "consumer_concurrency": 2,
+        "shutdown_deadline_s": 0.5,
+    }
+    async with running_service(service, **settings):
+        for n in range(3):
+            await send(nc, subjects, release_command(f"WH/OUT/H{n}"))
+
+        async def hanging() -> list[str]:
+            return started
+
+        await eventually(hanging, until=lambda s: len(s) == 2, what="both slots taken")
+    # Leaving the block stopped the service although no handler ever returned;
+    # the cut-off messages go back to the server for redelivery.
+    assert await open_commands(nc, subjects, "wms-bridge") == 3

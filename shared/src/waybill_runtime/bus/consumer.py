@@ -133,7 +133,12 @@ class Consumer:
         """
         self._stopping.set()
         if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+            # A fetch under way ends by itself within its wait; a loop waiting
+            # for handler slots would wait for the handlers, so it is cancelled
+            # (the deadline below is what the handlers get).
+            done, _ = await asyncio.wait({self._task}, timeout=self.options.fetch_timeout_s + 1.0)
+            if not done:
+                await cancel_and_wait(self._task)
         pending = list(self._in_flight)
         cut_off = 0
         if pending:
