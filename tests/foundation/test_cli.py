@@ -65,3 +65,65 @@ def test_every_installed_service_has_a_readme_and_builds_from_the_one_image_reci
         assert (folder / "pyproject.toml").is_file(), name
         readme = (folder / "README.md").read_text()
         assert "WAYBILL_" in readme, f"{name}'s README lists no environment variables"
+
+
+def _run_service_briefly(
+    env: dict[str, str], seconds: float = 6.0
+) -> tuple[int | None, str, int | None]:
+    """Run the orchestrator for up to ``seconds``; then SIGTERM it.
+
+    Returns its exit code if it ended by itself (else None), its output, and
+    the exit code after SIGTERM (None if it ended by itself).
+    """
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waybill_runtime", "run", "orchestrator"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+    try:
+        output, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+        return None, output, proc.returncode
+    return proc.returncode, output, None
+
+
+def test_a_service_without_nats_says_where_it_looked_and_what_to_check() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        code, output, after_sigterm = _run_service_briefly(
+            {"NATS_URL": f"nats://127.0.0.1:{port}", "WAYBILL_HTTP_PORT": "0"}, seconds=4
+        )
+    assert code is None, "the service gave up instead of waiting for NATS"
+    assert after_sigterm == 0, "SIGTERM while waiting for NATS must end the service cleanly"
+    assert f"cannot reach NATS at nats://127.0.0.1:{port}" in output
+    assert "check NATS_URL" in output
+
+
+def test_a_service_whose_http_port_is_taken_says_which_setting_to_change(nats_url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code, output, _ = _run_service_briefly(
+            {
+                "NATS_URL": nats_url,
+                "WAYBILL_HTTP_HOST": "127.0.0.1",
+                "WAYBILL_HTTP_PORT": str(port),
+                "WAYBILL_SUBJECT_PREFIX": "portclash",
+            },
+            seconds=30,
+        )
+    assert code not in (None, 0)
+    assert f"port {port}" in output and "WAYBILL_HTTP_PORT" in output
+    assert "Traceback" not in output

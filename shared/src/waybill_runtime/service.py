@@ -24,7 +24,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from waybill_contracts import Message, MessageKind, SubjectMap
-from waybill_runtime.bus.connection import ConnectionEvents, connect
+from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer, DeadLetterHandler
 from waybill_runtime.bus.provisioning import (
@@ -232,14 +232,18 @@ class Service(Generic[S]):
         """Run until ``stop`` is set, then shut down gracefully. Tests call this directly."""
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
-        events = ConnectionEvents()
-        nc = await connect(
-            settings.nats_url,
-            name=settings.service,
-            credentials_file=settings.nats_credentials_file,
-            events=events,
-            stopping=stop,
-        )
+        events = ConnectionEvents(settings.nats_url)
+        try:
+            nc = await connect(
+                settings.nats_url,
+                name=settings.service,
+                credentials_file=settings.nats_credentials_file,
+                events=events,
+                stopping=stop,
+            )
+        except StoppedBeforeConnected as stopped:
+            log.info("%s", stopped)
+            return
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_drain, nc, events)
             js = nc.jetstream()
@@ -256,10 +260,6 @@ class Service(Generic[S]):
             for context in self._contexts:
                 await stack.enter_async_context(context(runtime))
             consumers = self._consumers(runtime)
-            for consumer in consumers:
-                events.reconnected.append(_stall_check(consumer))
-                consumer.start()
-            queries = await self._start_queries(runtime)
             http_app = create_http_app(
                 service=settings.service,
                 registry=metrics,
@@ -271,29 +271,33 @@ class Service(Generic[S]):
                 max_body_bytes=settings.http_max_body_bytes,
                 routes=[route for factory in self._routes for route in factory(runtime)],
             )
-            async with serve_http(http_app, settings.http_host, settings.http_port) as bound:
-                log.info(
-                    "%s %s started: http %s, consuming %d message types",
-                    settings.service,
-                    settings.version,
-                    bound.url,
-                    len(self.handlers),
-                )
-                if ready is not None:
-                    ready.set()
-                await stop.wait()
-                log.info(
-                    "stopping: finishing in-flight work (deadline %.0f s)",
-                    settings.shutdown_deadline_s,
-                )
-                cut_off = sum(
-                    await asyncio.gather(*(c.stop(settings.shutdown_deadline_s) for c in consumers))
-                )
-                if cut_off:
-                    log.warning(
-                        "%d message(s) were still running at the deadline; redelivered", cut_off
-                    )
-                await queries.stop(drain_timeout=settings.shutdown_deadline_s)
+            # HTTP first: a taken port stops the service before it takes any
+            # message, and health answers while consumers come up.
+            bound = await stack.enter_async_context(
+                serve_http(http_app, settings.http_host, settings.http_port)
+            )
+            for consumer in consumers:
+                events.reconnected.append(_stall_check(consumer))
+                consumer.start()
+            queries = await self._start_queries(runtime)
+            stack.push_async_callback(queries.stop, drain_timeout=settings.shutdown_deadline_s)
+            # Runs first when the stack unwinds, also on an error: stop fetching,
+            # let in-flight handlers finish within the deadline.
+            stack.push_async_callback(_stop_consumers, consumers, settings.shutdown_deadline_s)
+            log.info(
+                "%s %s started: http %s, consuming %d message types",
+                settings.service,
+                settings.version,
+                bound.url,
+                len(self.handlers),
+            )
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info(
+                "stopping: finishing in-flight work (deadline %.0f s)",
+                settings.shutdown_deadline_s,
+            )
 
     async def _provision(self, runtime: Runtime[S]) -> None:
         settings, js, subjects = runtime.settings, runtime.js, runtime.subjects
@@ -397,6 +401,12 @@ class Service(Generic[S]):
             )
         await queries.start()
         return queries
+
+
+async def _stop_consumers(consumers: list[Consumer], deadline_s: float) -> None:
+    cut_off = sum(await asyncio.gather(*(c.stop(deadline_s) for c in consumers)))
+    if cut_off:
+        log.warning("%d message(s) were still running at the deadline; redelivered", cut_off)
 
 
 def _stall_check(consumer: Consumer) -> Callable[[], Awaitable[None]]:

@@ -9,12 +9,15 @@ what to check. Once connected, reconnects are unlimited with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
 from waybill_runtime.bus.client import WaybillNatsClient
+from waybill_runtime.cancellation import cancel_and_wait
 
 log = logging.getLogger("waybill.bus")
 
@@ -22,7 +25,8 @@ log = logging.getLogger("waybill.bus")
 class ConnectionEvents:
     """Callbacks nats-py calls on connection changes; other components subscribe to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = "") -> None:
+        self.url = url
         self.reconnected: list[Callable[[], Awaitable[None]]] = []
         self.lame_duck = asyncio.Event()
         self.closing = False  # set before a deliberate drain, so it is not reported as a loss
@@ -37,7 +41,16 @@ class ConnectionEvents:
             await callback()
 
     async def on_error(self, error: Exception) -> None:
-        log.warning("NATS connection error: %s", error or type(error).__name__)
+        reason = str(error) or type(error).__name__
+        if isinstance(error, OSError):
+            # Nothing answers at the URL: say what to check, once per attempt.
+            log.warning(
+                "cannot reach NATS at %s (%s); retrying — check NATS_URL and that the server runs",
+                self.url,
+                reason,
+            )
+        else:
+            log.warning("NATS connection error: %s", reason)
 
     async def on_lame_duck(self) -> None:
         # The server is about to shut down and will move clients away; nats-py
@@ -57,14 +70,15 @@ async def connect(
     stopping: asyncio.Event | None = None,
 ) -> NatsClient:
     """Connect to ``url``; retry the first connection until it works or ``stopping`` is set."""
-    events = events or ConnectionEvents()
+    events = events or ConnectionEvents(url)
+    events.url = events.url or url
     delay = 0.5
     attempt = 0
     while True:
         attempt += 1
-        try:
-            client = WaybillNatsClient()
-            await client.connect(
+        client = WaybillNatsClient()
+        attempt_task = asyncio.ensure_future(
+            client.connect(
                 url,
                 name=name,
                 user_credentials=credentials_file,
@@ -77,6 +91,23 @@ async def connect(
                 error_cb=events.on_error,
                 lame_duck_mode_cb=events.on_lame_duck,
             )
+        )
+        # nats-py may keep retrying inside connect(); a stop request must still
+        # end the wait (SIGTERM while NATS is down exits at once).
+        waiters: set[asyncio.Future[Any]] = {attempt_task}
+        stop_wait = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
+        if stop_wait is not None:
+            waiters.add(stop_wait)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if stop_wait is not None and stop_wait.done() and not attempt_task.done():
+            await cancel_and_wait(attempt_task)
+            with contextlib.suppress(Exception):
+                await client.close()
+            raise StoppedBeforeConnected(f"stopped before NATS at {url} was reachable")
+        if stop_wait is not None:
+            stop_wait.cancel()
+        try:
+            attempt_task.result()
             return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__
@@ -94,7 +125,11 @@ async def connect(
             except TimeoutError:
                 pass
             else:
-                raise asyncio.CancelledError("stopped before NATS was reachable")
+                raise StoppedBeforeConnected(f"stopped before NATS at {url} was reachable")
         else:
             await asyncio.sleep(delay)
         delay = min(delay * 2, max_wait_between_attempts_s)
+
+
+class StoppedBeforeConnected(Exception):
+    """The service was asked to stop while it was still waiting for NATS."""
