@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import aiohttp
+
 from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats_options
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.demo import DemoEndpoints, DemoPlan, render_report, run_demo
@@ -107,6 +109,11 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
     )
     plan = DemoPlan(orders=args.orders, timeout_s=args.timeout)
     print(f"demo: {plan.orders} orders, carrier A down for the first part of the run", flush=True)
-    report = asyncio.run(run_demo(endpoints, plan))
+    try:
+        report = asyncio.run(run_demo(endpoints, plan))
+    except (RuntimeError, OSError, aiohttp.ClientError) as error:
+        print(f"demo: failed: {error}; see the logs in {stack.log_dir}", flush=True)
+        return 1
     print(render_report(report), flush=True)
-    return 0 if not report.unfinished else 1
+    complete = len(report.outcomes) == plan.orders and not report.unfinished
+    return 0 if complete else 1

@@ -45,8 +45,10 @@ class DemoPlan:
     orders: int = 50
     cancellations: int = 3
     short_picks: int = 1
-    # Carrier A is down until this share of the orders has shipped.
+    # Carrier A is down while this share of the orders (the first wave) ships.
     carrier_a_down_until: float = 0.5
+    # Pause after carrier A is back, so an open circuit tries it again.
+    carrier_a_recovery_s: float = 3.0
     timeout_s: float = 300.0
     seed: int = 7
 
@@ -55,6 +57,7 @@ class DemoPlan:
 class OrderOutcome:
     ref: str
     expected: str  # shipped | cancelled | held
+    sale_order: str = ""
     state: str = "?"
     carrier: str = ""
     tracking: str = ""
@@ -86,71 +89,86 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
 
 
 async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
+    """Two waves of orders: the first while carrier A is down, the second after it is back."""
     rng = random.Random(plan.seed)
     report = DemoReport()
     subjects = SubjectMap(endpoints.subject_prefix)
+    special = rng.sample(range(plan.orders), plan.cancellations + plan.short_picks)
+    expected_of = {i: "cancelled" for i in special[: plan.cancellations]}
+    expected_of.update({i: "held" for i in special[plan.cancellations :]})
+    first_wave = max(1, round(plan.orders * plan.carrier_a_down_until))
+    deadline = time.monotonic() + plan.timeout_s
     async with aiohttp.ClientSession() as http:
         nc = await nats.connect(endpoints.nats_url, connect_timeout=5)
         try:
             await _put_fault(http, endpoints.carrier_a, {"outage": True})
-            special = rng.sample(range(plan.orders), plan.cancellations + plan.short_picks)
-            to_cancel = set(special[: plan.cancellations])
-            to_short = set(special[plan.cancellations :])
-            cancel_later: list[tuple[str, str]] = []
-            for index in range(plan.orders):
-                lines = [
-                    {"sku": sku, "quantity": rng.randint(1, 3)}
-                    for sku in rng.sample(SKUS, rng.randint(1, 3))
+            for wave in (range(first_wave), range(first_wave, plan.orders)):
+                if time.monotonic() >= deadline:
+                    break  # out of time: the report names what did not finish
+                outcomes = [
+                    await _release_order(http, endpoints, rng, expected_of.get(i, "shipped"))
+                    for i in wave
                 ]
-                async with http.post(
-                    f"{endpoints.odoo}/_sandbox/odoo/orders", json={"lines": lines}
-                ) as r:
-                    order = await _json(r)
-                ref = order["pickings"][0]
-                expected = (
-                    "cancelled"
-                    if index in to_cancel
-                    else "held"
-                    if index in to_short
-                    else "shipped"
-                )
-                report.outcomes.append(OrderOutcome(ref=ref, expected=expected))
-                wms_order = f"{endpoints.wms}/_sandbox/orders/{_ref_path(ref)}"
-                if expected != "shipped":
-                    # The warehouse keeps the order before picking, so the cancel or
-                    # the short pick happens at a known point of its life.
-                    await _post(http, f"{wms_order}/hold", {"stage": "picked"})
-                if expected == "held":
-                    await _post(http, f"{wms_order}/short-pick", {})
-                if expected == "cancelled":
-                    cancel_later.append((ref, order["name"]))
-            # Cancel in Odoo once the warehouse has the order: compensation, not
-            # an order that never left Odoo.
-            for ref, sale_order in cancel_later:
-                await _wait_until_in_warehouse(http, endpoints.wms, ref, plan.timeout_s)
-                await _post(
-                    http,
-                    f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(sale_order)}/cancel",
-                    {},
-                )
-            for outcome in report.outcomes:
-                if outcome.expected != "shipped":
-                    await _post(
-                        http,
-                        f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}/release",
-                        {},
-                    )
-            await _wait_for_end_states(http, nc, subjects, endpoints, plan, report)
+                report.outcomes += outcomes
+                await _cancel_and_release(http, endpoints, outcomes, deadline)
+                await _wait_for_end_states(http, nc, subjects, endpoints, outcomes, deadline)
+                if wave.start == 0:
+                    await _clear_faults(http, endpoints.carrier_a)
+                    report.carrier_a_restored_after = len(outcomes)
+                    # An open circuit waits before it tries carrier A again.
+                    await asyncio.sleep(plan.carrier_a_recovery_s)
         finally:
             await _clear_faults(http, endpoints.carrier_a)
             await nc.close()
     return report
 
 
-async def _wait_until_in_warehouse(
-    http: aiohttp.ClientSession, wms: str, ref: str, timeout_s: float
+async def _release_order(
+    http: aiohttp.ClientSession, endpoints: DemoEndpoints, rng: random.Random, expected: str
+) -> OrderOutcome:
+    """Create a confirmed order in Odoo; arrange the warehouse for a cancel or a short pick."""
+    lines = [
+        {"sku": sku, "quantity": rng.randint(1, 3)} for sku in rng.sample(SKUS, rng.randint(1, 3))
+    ]
+    async with http.post(f"{endpoints.odoo}/_sandbox/odoo/orders", json={"lines": lines}) as r:
+        order = await _json(r)
+    outcome = OrderOutcome(ref=order["pickings"][0], expected=expected, sale_order=order["name"])
+    wms_order = f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}"
+    if expected != "shipped":
+        # The warehouse keeps the order before picking, so the cancel or the
+        # short pick happens at a known point of its life.
+        await _post(http, f"{wms_order}/hold", {"stage": "picked"})
+    if expected == "held":
+        await _post(http, f"{wms_order}/short-pick", {})
+    return outcome
+
+
+async def _cancel_and_release(
+    http: aiohttp.ClientSession,
+    endpoints: DemoEndpoints,
+    outcomes: list[OrderOutcome],
+    deadline: float,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
+    # Cancel in Odoo once the warehouse has the order: compensation, not an
+    # order that never left Odoo.
+    for outcome in outcomes:
+        if outcome.expected == "cancelled":
+            await _wait_until_in_warehouse(http, endpoints.wms, outcome.ref, deadline)
+            await _post(
+                http,
+                f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(outcome.sale_order)}/cancel",
+                {},
+            )
+    for outcome in outcomes:
+        if outcome.expected != "shipped":
+            await _post(
+                http, f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}/release", {}
+            )
+
+
+async def _wait_until_in_warehouse(
+    http: aiohttp.ClientSession, wms: str, ref: str, deadline: float
+) -> None:
     while time.monotonic() < deadline:
         async with http.get(f"{wms}/_sandbox/orders") as response:
             known = await _json(response)
@@ -181,20 +199,14 @@ async def _wait_for_end_states(
     nc: NatsClient,
     subjects: SubjectMap,
     endpoints: DemoEndpoints,
-    plan: DemoPlan,
-    report: DemoReport,
+    outcomes: list[OrderOutcome],
+    deadline: float,
 ) -> None:
-    deadline = time.monotonic() + plan.timeout_s
-    carrier_a_down = True
     while time.monotonic() < deadline:
-        for outcome in report.unfinished:
-            await _observe(http, nc, subjects, endpoints, outcome)
-        shipped = sum(1 for o in report.outcomes if o.reached and o.expected == "shipped")
-        if carrier_a_down and shipped >= plan.orders * plan.carrier_a_down_until:
-            await _clear_faults(http, endpoints.carrier_a)
-            carrier_a_down = False
-            report.carrier_a_restored_after = shipped
-        if not report.unfinished:
+        for outcome in outcomes:
+            if not outcome.reached:
+                await _observe(http, nc, subjects, endpoints, outcome)
+        if all(outcome.reached for outcome in outcomes):
             return
         await asyncio.sleep(1.0)
 

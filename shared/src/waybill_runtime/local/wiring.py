@@ -164,6 +164,8 @@ def service_environment(name: str, ports: LocalPorts, keys: LocalSecrets) -> dic
             "WAYBILL_CARRIER_B_URL": _url(ports.carrier_b),
             "WAYBILL_CARRIER_B_API_KEY": keys.carrier_b_api_key,
             "WAYBILL_CARRIER_B_WEBHOOK_SECRET": keys.carrier_b_webhook_secret,
+            # Locally a carrier that is back should be tried again soon.
+            "WAYBILL_CARRIER_CIRCUIT_RESET_S": "2",
         },
         "notifier": {
             "WAYBILL_SMTP_HOST": LOCAL,
