@@ -14,13 +14,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime import example_service
-from tests.runtime.bus_helpers import (
-    dead_letters,
-    open_commands,
-    release_command,
-    send,
-    stream_count,
-)
+from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
@@ -30,6 +24,7 @@ from waybill_runtime.outcomes import TransientError
 from waybill_runtime.queries import ask
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters, stream_count, unsettled
 from waybill_runtime.testing.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +75,7 @@ async def test_two_messages_with_one_business_key_make_one_effect(
         await send(nc, subjects, release_command("WH/OUT/11"))
         await send(nc, subjects, release_command("WH/OUT/11"))  # a second, distinct message
         await eventually(
-            lambda: open_commands(nc, subjects, "wms-bridge"),
+            lambda: unsettled(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="both commands to be acked",
         )
@@ -123,7 +118,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
     try:
         # Wait for the service to provision its streams, then load the queue.
         await eventually(
-            lambda: open_commands(nc, subjects, "wms-bridge"),
+            lambda: unsettled(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="the service to provision its consumer",
         )
@@ -152,7 +147,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
             what="every order accepted after the restart",
         )
         await eventually(
-            lambda: open_commands(nc, subjects, "wms-bridge"),
+            lambda: unsettled(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="every command acked",
         )

@@ -8,13 +8,7 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client as NatsClient
 
-from tests.runtime.bus_helpers import (
-    dead_letters,
-    open_commands,
-    release_command,
-    send,
-    stream_count,
-)
+from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
@@ -23,6 +17,7 @@ from waybill_runtime.bus.dead_letters import iter_dead_letters, replay
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters, stream_count, unsettled
 from waybill_runtime.testing.waiting import eventually
 
 FAST_RETRIES: dict[str, Any] = {"retry_backoff_s": (0.05,), "max_deliver": 4}
@@ -54,7 +49,7 @@ async def test_transient_failures_are_retried_and_the_message_processed_once(
         await eventually(done, what="the third attempt to succeed")
         # Nothing is left to redeliver: the work-queue stream is empty once acked.
         await eventually(
-            lambda: open_commands(nc, subjects, "wms-bridge"),
+            lambda: unsettled(nc, subjects, "wms-bridge"),
             until=lambda n: n == 0,
             what="the acked command to leave the work queue",
         )
@@ -329,4 +324,4 @@ async def test_stopping_honours_the_deadline_when_every_handler_hangs(
         await eventually(hanging, until=lambda s: len(s) == 2, what="both slots taken")
     # Leaving the block stopped the service although no handler ever returned;
     # the cut-off messages go back to the server for redelivery.
-    assert await open_commands(nc, subjects, "wms-bridge") == 3
+    assert await unsettled(nc, subjects, "wms-bridge") == 3

@@ -10,13 +10,14 @@ import sys
 
 from nats.aio.client import Client as NatsClient
 
-from tests.runtime.bus_helpers import dead_letters, release_command, send
+from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
 
 

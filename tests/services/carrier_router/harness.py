@@ -18,17 +18,17 @@ import aiohttp
 import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
 
-from tests.runtime.bus_helpers import dead_letters, send
+from tests.runtime.bus_helpers import send
 from waybill_carrier_router.app import service
-from waybill_contracts import Decoded, Event, Message, SubjectMap, decode
+from waybill_contracts import Decoded, Event, Message, SubjectMap
 from waybill_contracts.commands import BookShipment
 from waybill_contracts.examples import example_of
 from waybill_contracts.model import ServiceLevel
 from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters, settled, stored_in
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
 from waybill_sandboxes.server import serve
@@ -100,22 +100,7 @@ class Rig:
 
     async def stored(self) -> list[Decoded]:
         """Every event in the events stream, oldest first (nothing is consumed)."""
-        js = self.nc.jetstream()
-        stream = self.subjects.events_stream.name
-        try:
-            info = await js.stream_info(stream)
-        except NotFoundError:
-            return []
-        found: list[Decoded] = []
-        if info.state.messages == 0:
-            return found
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                raw = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            found.append(decode(raw.subject or "", raw.headers, raw.data or b"", self.subjects))
-        return found
+        return await stored_in(self.nc, self.subjects, self.subjects.events_stream)
 
     async def events(self, event_type: type[E], shipment_id: str | None = None) -> list[E]:
         """Stored events of one type (about one shipment when ``shipment_id`` is given)."""
@@ -153,15 +138,7 @@ class Rig:
 
     async def commands_settled(self) -> None:
         """Wait until the router has acknowledged every command (none pending or unacked)."""
-        js = self.nc.jetstream()
-        stream = self.subjects.commands_stream.name
-        durable = self.subjects.durable("carrier-router", "commands")
-
-        async def open_commands() -> int:
-            info = await js.consumer_info(stream, durable)
-            return (info.num_pending or 0) + (info.num_ack_pending or 0)
-
-        await eventually(open_commands, until=lambda n: n == 0, what="every command handled")
+        await settled(self.nc, self.subjects, "carrier-router")
 
     def purchases(self, reference: str) -> dict[str, int]:
         """Labels bought under ``reference``, per carrier (carriers with none left out)."""

@@ -16,10 +16,8 @@ from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
 
-from tests.runtime.bus_helpers import dead_letters
-from waybill_contracts import Event, Message, SubjectMap, decode, encode, new_context
+from waybill_contracts import Event, Message, SubjectMap, encode, new_context
 from waybill_contracts.events import (
     MilestoneReached,
     NotificationFailed,
@@ -32,6 +30,7 @@ from waybill_contracts.model import Milestone, MilestoneCode, NotificationChanne
 from waybill_notifier.app import service
 from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters, settled, stored_messages
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.mail import CapturedMail, Delivery, SmtpSink, WebhookReceiver
 from waybill_sandboxes.server import serve
@@ -122,26 +121,7 @@ class Rig:
 
     async def events(self, event_type: type[E]) -> list[E]:
         """Stored events of one type, oldest first."""
-        js = self.nc.jetstream()
-        stream = self.subjects.events_stream.name
-        try:
-            info = await js.stream_info(
-                stream, subjects_filter=self.subjects.subject_for(event_type)
-            )
-        except NotFoundError:
-            return []
-        found: list[E] = []
-        if info.state.messages == 0:
-            return found
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                raw = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            decoded = decode(raw.subject or "", raw.headers, raw.data or b"", self.subjects)
-            if isinstance(decoded.message, event_type):
-                found.append(decoded.message)
-        return found
+        return [event for event, _ in await stored_messages(self.nc, self.subjects, event_type)]
 
     async def sent(self, channel: NotificationChannel | None = None) -> list[NotificationSent]:
         return [
@@ -195,15 +175,7 @@ class Rig:
 
     async def settled(self) -> None:
         """Wait until the notifier has acknowledged every event (none pending or unacked)."""
-        js = self.nc.jetstream()
-        stream = self.subjects.events_stream.name
-        durable = self.subjects.durable(service.name, "events")
-
-        async def open_events() -> int:
-            info = await js.consumer_info(stream, durable)
-            return (info.num_pending or 0) + (info.num_ack_pending or 0)
-
-        await eventually(open_events, until=lambda n: n == 0, what="every event handled")
+        await settled(self.nc, self.subjects, service.name, "events")
 
     async def dead_letters(self) -> list[DeadLetter]:
         return await dead_letters(self.nc, self.subjects)

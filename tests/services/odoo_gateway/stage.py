@@ -20,13 +20,14 @@ from aiohttp.typedefs import Handler
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
-from tests.runtime.bus_helpers import open_commands, send
+from tests.runtime.bus_helpers import send
 from waybill_contracts import Decoded, Message, SubjectMap, decode
 from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.examples import example_of
 from waybill_odoo_gateway.app import build_service
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import settled
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings, build_odoo_app
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView
@@ -256,11 +257,7 @@ async def wait_for_events(
 
 async def wait_for_commands_done(nc: NatsClient, prefix: str) -> None:
     """Wait until the gateway settled every command sent (acknowledged or dead-lettered)."""
-    await eventually(
-        lambda: open_commands(nc, SubjectMap(prefix), "odoo-gateway"),
-        until=lambda left: left == 0,
-        what="every command to be handled",
-    )
+    await settled(nc, SubjectMap(prefix), "odoo-gateway")
 
 
 # --- commands the orchestrator would send -----------------------------------------------

@@ -8,7 +8,6 @@ import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.runtime.bus_helpers import dead_letters
 from tests.services.odoo_gateway.stage import (
     OdooStage,
     odoo_stage,
@@ -26,6 +25,7 @@ from waybill_odoo_gateway.gateway import odoo_client_for
 from waybill_odoo_gateway.shipment_recording import shipment_note
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.settings import load_settings
+from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 from collections import Counter
 
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
 
 from waybill_contracts import (
     Decoded,
     Message,
     StreamSpec,
     SubjectMap,
-    decode,
     encode,
     new_context,
 )
+from waybill_runtime.testing.streams import stored_in
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -31,26 +30,8 @@ async def publish(
 
 
 async def stored(nc: NatsClient, subjects: SubjectMap, stream: StreamSpec) -> list[Decoded]:
-    """Every message in ``stream``, oldest first, read by sequence (nothing is consumed).
-
-    The command stream is a work queue: a consumer would take the messages
-    away, ``get_msg`` only looks at them.
-    """
-    js = nc.jetstream()
-    try:
-        info = await js.stream_info(stream.name)
-    except NotFoundError:
-        return []
-    if info.state.messages == 0:
-        return []
-    found = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        try:
-            raw = await js.get_msg(stream.name, seq)
-        except NotFoundError:
-            continue
-        found.append(decode(raw.subject or "", raw.headers, raw.data or b"", subjects))
-    return found
+    """Every message in ``stream``, oldest first (nothing is consumed)."""
+    return await stored_in(nc, subjects, stream)
 
 
 async def commands(nc: NatsClient, subjects: SubjectMap) -> list[Decoded]:

@@ -11,7 +11,6 @@ import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.runtime.bus_helpers import dead_letters
 from tests.services.orchestrator.bus import (
     commands,
     count_by_type,
@@ -42,6 +41,7 @@ from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.queries import PingResponse, QueryError, QueryUnansweredError, ask
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
 
 PATIENCE = 10.0

@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
 
-from tests.runtime.bus_helpers import dead_letters, release_command, send
-from waybill_contracts import Event, Message, SubjectMap, decode
+from tests.runtime.bus_helpers import release_command, send
+from waybill_contracts import Event, Message, SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import dead_letters, settled, stored_in
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.server import serve
 from waybill_sandboxes.signing import wms_signature_headers
@@ -61,24 +61,8 @@ class Rig:
 
     async def stored(self) -> list[tuple[str, Event]]:
         """Every event in the events stream as ``(message id, event)``, oldest first."""
-        js = self.nc.jetstream()
-        stream = self.subjects.events_stream.name
-        try:
-            info = await js.stream_info(stream)
-        except NotFoundError:
-            return []
-        found: list[tuple[str, Event]] = []
-        if info.state.messages == 0:
-            return found
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                raw = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            decoded = decode(raw.subject or "", raw.headers, raw.data or b"", self.subjects)
-            assert isinstance(decoded.message, Event)
-            found.append((decoded.context.id, decoded.message))
-        return found
+        found = await stored_in(self.nc, self.subjects, self.subjects.events_stream)
+        return [(d.context.id, d.message) for d in found if isinstance(d.message, Event)]
 
     async def events(self, event_type: type[E], order_ref: str | None = None) -> list[E]:
         """Stored events of one type (about one order when ``order_ref`` is given)."""
@@ -108,15 +92,7 @@ class Rig:
 
     async def commands_settled(self) -> None:
         """Wait until the bridge has acknowledged every command (none pending or unacked)."""
-        js = self.nc.jetstream()
-        stream = self.subjects.commands_stream.name
-        durable = self.subjects.durable("wms-bridge", "commands")
-
-        async def open_commands() -> int:
-            info = await js.consumer_info(stream, durable)
-            return (info.num_pending or 0) + (info.num_ack_pending or 0)
-
-        await eventually(open_commands, until=lambda n: n == 0, what="every command handled")
+        await settled(self.nc, self.subjects, "wms-bridge")
 
     async def post_webhook(
         self,

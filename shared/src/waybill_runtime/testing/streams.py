@@ -1,58 +1,108 @@
-"""Reading what a test's services stored in JetStream, without disturbing them."""
+"""Reading what a test's services stored in JetStream, without disturbing them.
+
+Messages are read by sequence (``get_msg``): nothing is consumed, so the
+services' own consumers see exactly what they would without the test.
+"""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
+import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from waybill_contracts import Message, MessageContext, SubjectMap, decode
+from waybill_contracts import Decoded, Message, MessageContext, StreamSpec, SubjectMap, decode
+from waybill_runtime.bus.dead_letters import DeadLetter
+from waybill_runtime.testing.waiting import eventually
 
 M = TypeVar("M", bound=Message)
+
+
+async def _raw_messages(nc: NatsClient, stream: str) -> list[tuple[str, dict[str, str], bytes]]:
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return []
+    if info.state.messages == 0:
+        return []
+    found = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            raw = await js.get_msg(stream, seq)
+        except NotFoundError:
+            continue  # deleted (a replayed dead letter, say)
+        found.append((raw.subject or "", dict(raw.headers or {}), raw.data or b""))
+    return found
+
+
+async def stored_in(nc: NatsClient, subjects: SubjectMap, stream: StreamSpec) -> list[Decoded]:
+    """Every message in ``stream`` (events or commands), decoded, oldest first."""
+    return [
+        decode(subject, headers, body, subjects)
+        for subject, headers, body in await _raw_messages(nc, stream.name)
+    ]
 
 
 async def stored_messages(
     nc: NatsClient, subjects: SubjectMap, message_type: type[M]
 ) -> list[tuple[M, MessageContext]]:
-    """Every stored message of ``message_type``, oldest first, read by a throw-away consumer."""
+    """Every stored message of ``message_type`` with its context, oldest first."""
     subject = subjects.subject_for(message_type)
-    stream_name = _stream_of(subjects, subject)
+    stream = next(
+        s
+        for s in (subjects.events_stream, subjects.commands_stream)
+        if subject.startswith(s.subjects[0].removesuffix(">"))
+    )
+    return [
+        (d.message, d.context)
+        for d in await stored_in(nc, subjects, stream)
+        if isinstance(d.message, message_type)
+    ]
+
+
+async def dead_letters(nc: NatsClient, subjects: SubjectMap) -> list[DeadLetter]:
+    """Every dead letter stored, oldest first."""
+    return [
+        msgspec.json.decode(body, type=DeadLetter)
+        for _subject, _headers, body in await _raw_messages(nc, subjects.dlq_stream.name)
+    ]
+
+
+async def stream_count(nc: NatsClient, stream: str, subject: str | None = None) -> int:
+    """Messages stored in ``stream`` (on ``subject`` when given)."""
     js = nc.jetstream()
     try:
-        info = await js.stream_info(stream_name, subjects_filter=subject)
+        info = await js.stream_info(stream, subjects_filter=subject)
     except NotFoundError:
-        return []
-    if not sum((info.state.subjects or {}).values()):
-        return []
-    sub = await js.pull_subscribe(
-        subject,
-        durable=None,
-        stream=stream_name,
-        config=ConsumerConfig(
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL,
-            inactive_threshold=10.0,
-            mem_storage=True,
-        ),
-    )
-    found: list[tuple[M, MessageContext]] = []
+        return 0
+    if subject is None:
+        return info.state.messages
+    return sum((info.state.subjects or {}).values())
+
+
+async def unsettled(
+    nc: NatsClient, subjects: SubjectMap, service: str, stream_key: str = "commands"
+) -> int:
+    """Messages ``service`` has not settled on its ``stream_key`` consumer: pending plus unacked.
+
+    -1 while the consumer does not exist yet (the service has not provisioned).
+    """
+    stream = getattr(subjects, f"{stream_key}_stream").name
     try:
-        while True:
-            msgs = await sub.fetch(256, timeout=2.0)
-            for msg in msgs:
-                decoded = decode(msg.subject, msg.headers, msg.data, subjects)
-                assert isinstance(decoded.message, message_type)
-                found.append((decoded.message, decoded.context))
-            if not msgs or msgs[-1].metadata.num_pending == 0:
-                return found
-    finally:
-        await sub.unsubscribe()
+        info = await nc.jetstream().consumer_info(stream, subjects.durable(service, stream_key))
+    except NotFoundError:
+        return -1
+    return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
 
-def _stream_of(subjects: SubjectMap, subject: str) -> str:
-    for stream in (subjects.events_stream, subjects.commands_stream):
-        if subject.startswith(stream.subjects[0].removesuffix(">")):
-            return stream.name
-    raise ValueError(f"{subject} is in no Waybill stream")
+async def settled(
+    nc: NatsClient, subjects: SubjectMap, service: str, stream_key: str = "commands"
+) -> None:
+    """Wait until ``service`` has settled every message of its ``stream_key`` consumer."""
+    await eventually(
+        lambda: unsettled(nc, subjects, service, stream_key),
+        until=lambda n: n == 0,
+        what=f"{service} to settle every message of its {stream_key} consumer",
+    )
