@@ -18,16 +18,15 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NotFoundError
 
 from tests.runtime.bus_helpers import send
-from waybill_contracts import Decoded, Message, SubjectMap, decode
+from waybill_contracts import Decoded, Message, SubjectMap
 from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.examples import example_of
 from waybill_odoo_gateway.app import build_service
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
-from waybill_runtime.testing.streams import settled
+from waybill_runtime.testing.streams import settled, stored_in
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings, build_odoo_app
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView
@@ -225,23 +224,8 @@ async def published_with_context(
 ) -> list[Decoded]:
     """Every stored event of ``message_type`` with its envelope, oldest first."""
     subjects = SubjectMap(prefix)
-    js = nc.jetstream()
-    subject = subjects.subject_for(message_type)
-    try:
-        info = await js.stream_info(subjects.events_stream.name)
-    except NotFoundError:
-        return []
-    if info.state.messages == 0:
-        return []
-    found = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        try:
-            raw = await js.get_msg(subjects.events_stream.name, seq)
-        except NotFoundError:
-            continue
-        if raw.subject == subject:
-            found.append(decode(raw.subject, raw.headers, raw.data or b"", subjects))
-    return found
+    found = await stored_in(nc, subjects, subjects.events_stream)
+    return [d for d in found if isinstance(d.message, message_type)]
 
 
 async def wait_for_events(
