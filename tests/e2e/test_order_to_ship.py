@@ -25,6 +25,7 @@ from waybill_contracts.events import (
     ShipmentBooked,
     WarehouseOrderPacked,
 )
+from waybill_runtime.local.demo import SKUS
 from waybill_runtime.testing.streams import stored_messages
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -32,8 +33,6 @@ from waybill_sandboxes.mail import Delivery
 
 # Generous bounds for a hung run on a loaded machine; these are not performance limits.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
-
-SKUS = [f"WB-{n:04d}" for n in range(1, 9)]
 
 
 def release_orders(mesh: Mesh, count: int, *, seed: int = 3) -> list[str]:

@@ -24,7 +24,12 @@ from waybill_runtime.outcomes import TransientError
 from waybill_runtime.queries import ask
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
-from waybill_runtime.testing.streams import dead_letters, stream_count, unsettled
+from waybill_runtime.testing.streams import (
+    dead_letters,
+    stored_messages,
+    stream_count,
+    unsettled,
+)
 from waybill_runtime.testing.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -294,3 +299,27 @@ async def test_the_trace_of_the_handled_message_continues_in_what_it_publishes(
     assert headers["traceparent"].split("-")[1] == trace_id
     assert headers["ce-causationid"] == context.id
     assert headers["ce-correlationid"] == context.correlation_id
+
+
+async def test_bulk_publishing_stores_every_message_once_even_when_repeated(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    from waybill_contracts import fact_id
+    from waybill_runtime.bus.provisioning import StreamPolicy, ensure_streams
+    from waybill_runtime.bus.publisher import Outgoing, Publisher
+
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    publisher = Publisher(js, subjects, service="orchestrator")
+    batch = [
+        Outgoing(message=release_command(f"WH/OUT/P{n}"), fact_id=fact_id("bulk", n))
+        for n in range(50)
+    ]
+    acks = await publisher.publish_many(batch)
+    again = await publisher.publish_many(batch)  # a retry of the whole batch
+    assert len(acks) == 50 and not any(a.duplicate for a in acks)
+    assert all(a.duplicate for a in again)
+    stored = await stored_messages(nc, subjects, ReleaseToWarehouse)
+    assert [m.order.ref for m, _ in stored] == [f"WH/OUT/P{n}" for n in range(50)]
+    assert {ctx.source for _, ctx in stored} == {"waybill/orchestrator"}
