@@ -27,8 +27,8 @@ KINDS = (MessageKind.EVENT.value, MessageKind.COMMAND.value, DEAD_LETTER)
 _encode = msgspec.json.Encoder().encode
 
 
-class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of the audit trail."""
+class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the audit trail, as stored and as read back."""
 
     id: str
     """ce-id of an event or command; the dead letter's own id for a dead letter."""
@@ -45,7 +45,6 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     stream_sequence: int
     nats_subject: str
     body: bytes
-    observation: Observation
     original_id: str | None = None
     dl_service: str | None = None
     dl_consumer: str | None = None
@@ -53,6 +52,12 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     dl_error_type: str | None = None
     dl_error_message: str | None = None
     dl_attempts: int | None = None
+
+
+class AuditRecord(StoredMessage, frozen=True, kw_only=True):
+    """A row about to be stored, with what it tells about its order's progress."""
+
+    observation: Observation
 
 
 def message_record(

@@ -19,7 +19,7 @@ import msgspec
 
 from waybill_auditor.database import AuditDatabaseError, SqliteThread, connect, migrate
 from waybill_auditor.progress import OrderFacts, merge, settle
-from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord
+from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
 from waybill_contracts.envelope import format_time
 
@@ -32,31 +32,6 @@ _MESSAGE_COLUMNS = (
     "dl_reason, dl_error_type, dl_error_message, dl_attempts"
 )
 _ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
-
-
-class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """A row of the audit trail as read back."""
-
-    id: str
-    kind: str
-    ce_type: str
-    subject: str
-    order_ref: str | None
-    correlation_id: str | None
-    causation_id: str | None
-    source: str
-    time: datetime
-    stream: str
-    stream_sequence: int
-    nats_subject: str
-    body: bytes
-    original_id: str | None = None
-    dl_service: str | None = None
-    dl_consumer: str | None = None
-    dl_reason: str | None = None
-    dl_error_type: str | None = None
-    dl_error_message: str | None = None
-    dl_attempts: int | None = None
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 
 from waybill_auditor.masking import mask_personal_data
+from waybill_auditor.records import StoredMessage
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import OrderRow, StoredMessage
+from waybill_auditor.store import OrderRow
 from waybill_runtime.logs import mask_text
 
 
