@@ -121,9 +121,10 @@ class LocalStack:
         self.ports = LocalPorts.allocate(self.services)
         deadline = time.monotonic() + self.start_timeout_s
         if self.with_sandboxes:
-            for spec in sandboxes(self.ports, self.keys):
+            partners = sandboxes(self.ports, self.keys)
+            for spec in partners:
                 self._spawn(spec)
-            for spec in sandboxes(self.ports, self.keys):
+            for spec in partners:
                 assert spec.listens_on is not None
                 if not _wait_listening(*spec.listens_on, deadline):
                     raise StackStartError(
