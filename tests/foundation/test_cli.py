@@ -127,3 +127,20 @@ def test_a_service_whose_http_port_is_taken_says_which_setting_to_change(nats_ur
     assert code not in (None, 0)
     assert f"port {port}" in output and "WAYBILL_HTTP_PORT" in output
     assert "Traceback" not in output
+
+
+def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
+    from pathlib import Path
+
+    from waybill_runtime.cli.up import check_demo_possible
+    from waybill_runtime.errors import UserFacingError
+    from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions
+    from waybill_runtime.local.stack import LocalStack
+
+    options = EmbeddedNatsOptions(state_dir=Path("unused"))
+    everything = ["odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"]
+    check_demo_possible(LocalStack(options, services=everything, with_sandboxes=True))
+    with pytest.raises(UserFacingError, match="sandboxes"):
+        check_demo_possible(LocalStack(options, services=everything, with_sandboxes=False))
+    with pytest.raises(UserFacingError, match="carrier-router"):
+        check_demo_possible(LocalStack(options, services=everything[:3], with_sandboxes=True))

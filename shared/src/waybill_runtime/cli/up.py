@@ -11,7 +11,6 @@ from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.demo import DemoEndpoints, DemoPlan, render_report, run_demo
 from waybill_runtime.local.foreground import until_stopped
-from waybill_runtime.local.smoke import jetstream_smoke_check
 from waybill_runtime.local.stack import LocalStack
 from waybill_runtime.local.trickle import trickle_orders
 
@@ -51,6 +50,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_up(args: argparse.Namespace) -> int:
     stack = LocalStack(embedded_nats_options(args), external_nats_url=args.nats_url)
+    if args.demo:
+        check_demo_possible(stack)
     with until_stopped() as stop:
         stack.start()
         try:
@@ -88,13 +89,25 @@ def _print_urls(stack: LocalStack) -> None:
         print(f"{name + ':':<{width}}{value}", flush=True)
 
 
-def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
-    if not stack.services or stack.ports is None or not stack.with_sandboxes:
-        # Nothing to drive yet: prove at least that JetStream works end to end.
-        return asyncio.run(jetstream_smoke_check(stack.nats_url))
-    missing = {"odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"} - set(stack.services)
+DEMO_SERVICES = frozenset({"odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"})
+
+
+def check_demo_possible(stack: LocalStack) -> None:
+    """Refuse the demo before anything starts when what it drives is not installed."""
+    if not stack.with_sandboxes:
+        raise UserFacingError(
+            "the demo drives the partner sandboxes, which are not installed: "
+            "pip install -e deploy/sandboxes (make demo does)"
+        )
+    missing = DEMO_SERVICES - set(stack.services)
     if missing:
-        raise UserFacingError(f"the demo needs the services {', '.join(sorted(missing))}")
+        raise UserFacingError(
+            f"the demo needs the services {', '.join(sorted(missing))}, which are not installed"
+        )
+
+
+def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
+    assert stack.ports is not None
     endpoints = DemoEndpoints(
         odoo=f"http://127.0.0.1:{stack.ports.odoo}",
         wms=f"http://127.0.0.1:{stack.ports.wms}",
