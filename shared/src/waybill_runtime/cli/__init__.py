@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"waybill_runtime.cli.{name}")
-        except ModuleNotFoundError as missing:
-            if missing.name != f"waybill_runtime.cli.{name}":
-                raise
-            continue  # command group not built yet
-        module.register(subcommands)
+        importlib.import_module(f"waybill_runtime.cli.{name}").register(subcommands)
     return parser
 
 
