@@ -15,7 +15,7 @@ from nats.aio.client import Client as NatsClient
 
 from tests.runtime import example_service
 from tests.runtime.bus_helpers import release_command, send
-from waybill_contracts import SubjectMap
+from waybill_contracts import SubjectMap, fact_id
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
@@ -174,7 +174,13 @@ async def test_consumption_resumes_after_a_nats_server_restart(
 
     @service.handles(ReleaseToWarehouse)
     async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
-        processed.add(command.order.ref)
+        # Publishing too: the publisher's ack subscription must survive the restart.
+        ref = command.order.ref
+        accepted = WarehouseOrderAccepted(
+            order_ref=ref, warehouse_order_id=f"WMS-{ref}", accepted_at=ctx.envelope.time
+        )
+        await ctx.publish(accepted, fact_id=fact_id("accepted", ref))
+        processed.add(ref)
 
     async def processed_count() -> int:
         return len(processed)
@@ -196,9 +202,11 @@ async def test_consumption_resumes_after_a_nats_server_restart(
             await eventually(
                 processed_count, until=lambda n: n == 100, timeout_s=60, what="all 100 orders"
             )
+            events = await stream_count(client, subjects.events_stream.name)
         finally:
             await client.close()
     assert len(processed) == 100
+    assert events == 100
 
 
 async def test_a_service_answers_ping_with_its_name_and_version(
@@ -311,7 +319,7 @@ async def test_bulk_publishing_stores_every_message_once_even_when_repeated(
     subjects = SubjectMap(nats_prefix)
     js = nc.jetstream()
     await ensure_streams(js, subjects, StreamPolicy())
-    publisher = Publisher(js, subjects, service="orchestrator")
+    publisher = Publisher(nc, subjects, service="orchestrator")
     batch = [
         Outgoing(message=release_command(f"WH/OUT/P{n}"), fact_id=fact_id("bulk", n))
         for n in range(50)

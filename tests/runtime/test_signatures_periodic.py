@@ -84,22 +84,6 @@ def test_kv_keys_are_readable_and_one_to_one() -> None:
     assert all(c.isalnum() or c in "-=_" for c in kv_key("Zoë's order #1 ."))
 
 
-def test_the_fast_header_parser_reads_headers_exactly_as_nats_py_does() -> None:
-    from nats.aio.client import Client
-
-    from waybill_runtime.bus.client import WaybillNatsClient
-
-    samples = [
-        b"ce-id: abc\r\nce-type: io.waybill.order.released.v1\r\n\r\n",
-        b"Name:Value\r\nName2:\tTabbed \r\nbad name: x\r\nno-colon\r\n\r\n",
-        b"caf\xc3\xa9: v\r\nk: caf\xc3\xa9\r\nk2: \xff\xfe\r\n",
-        b"",
-        b"dup: 1\r\ndup: 2\r\n",
-    ]
-    for raw in samples:
-        assert WaybillNatsClient._parse_header_lines(raw) == Client._parse_header_lines(raw)
-
-
 async def test_a_task_that_swallows_its_cancellation_is_still_stopped() -> None:
     from waybill_runtime.cancellation import cancel_and_wait
 

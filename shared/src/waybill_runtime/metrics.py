@@ -138,7 +138,7 @@ class MetricsRegistry:
         return metrics
 
     def consumer_lag(self, consumer: str) -> Gauge:
-        """The pending-messages gauge of ``consumer``; set it from the consumer info."""
+        """The pending-messages gauge of ``consumer``; set from each delivery's ack subject."""
         child = self._pending_children.get(consumer)
         if child is None:
             child = self._pending_children[consumer] = self._pending.labels(self.service, consumer)

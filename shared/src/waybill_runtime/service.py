@@ -247,7 +247,7 @@ class Service(Generic[S]):
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_drain, nc, events)
             js = nc.jetstream()
-            publisher = Publisher(js, subjects, service=settings.service, metrics=metrics)
+            publisher = Publisher(nc, subjects, service=settings.service, metrics=metrics)
             runtime = Runtime(
                 settings=settings,
                 subjects=subjects,
@@ -351,6 +351,7 @@ class Service(Generic[S]):
         )
         consumers = [
             Consumer(
+                nc=runtime.nc,
                 js=runtime.js,
                 subjects=subjects,
                 service=settings.service,
@@ -367,6 +368,7 @@ class Service(Generic[S]):
         if self.dead_letter_handler is not None:
             consumers.append(
                 DeadLetterConsumer(
+                    nc=runtime.nc,
                     js=runtime.js,
                     subjects=subjects,
                     service=settings.service,

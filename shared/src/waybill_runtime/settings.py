@@ -111,8 +111,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
         msgspec.Meta(
             gt=0,
             le=60,
-            description="Longest a pull request waits for messages; also bounds how long "
-            "stopping waits for the last fetch",
+            description="Longest a pull request waits for messages; a consumer that hears "
+            "nothing for longer (plus a grace) re-subscribes",
         ),
     ] = 1.0
     max_ack_pending: Annotated[

@@ -48,7 +48,7 @@ async def parts(nc: NatsClient, nats_prefix: str) -> AsyncIterator[tuple[Subject
 
 
 def make_store(nc: NatsClient, subjects: SubjectMap, kv: Any, clock: Clock) -> WorkflowStore:
-    publisher = Publisher(nc.jetstream(), subjects, service="orchestrator")
+    publisher = Publisher(nc, subjects, service="orchestrator")
     return WorkflowStore(kv, publisher, POLICY, clock=clock)
 
 

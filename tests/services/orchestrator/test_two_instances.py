@@ -90,7 +90,7 @@ async def test_two_instances_on_one_prefix_never_corrupt_an_order(
         await publish_shuffled(nc, subjects, [delivery_recorded(ref) for ref in ORDERS])
 
         kv = await ensure_bucket(nc.jetstream(), subjects.kv_bucket("workflow"))
-        publisher = Publisher(nc.jetstream(), subjects, service="tests")
+        publisher = Publisher(nc, subjects, service="tests")
         store = WorkflowStore(kv, publisher, POLICY)
 
         async def stages() -> list[Stage | None]:

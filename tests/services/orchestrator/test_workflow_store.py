@@ -58,7 +58,7 @@ async def bus(nc: NatsClient, nats_prefix: str) -> AsyncIterator[Bus]:
     js = nc.jetstream()
     await ensure_streams(js, subjects, StreamPolicy())
     kv = await ensure_bucket(js, subjects.kv_bucket("workflow"))
-    yield Bus(subjects, kv, Publisher(js, subjects, service="orchestrator"))
+    yield Bus(subjects, kv, Publisher(nc, subjects, service="orchestrator"))
 
 
 async def apply_all(store: WorkflowStore, *events: Event) -> None:

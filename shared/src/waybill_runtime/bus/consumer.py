@@ -1,14 +1,15 @@
-"""A durable pull consumer that runs typed handlers: fetch, decode, handle, settle.
+"""A durable pull consumer that runs typed handlers: pull, decode, handle, settle.
 
 Per message the outcome is one of: the handler returned (ack); it asked for
 a retry or failed transiently (nak with a delay from the backoff schedule);
 the message is invalid or the failure permanent, or the retries ran out
 (dead letter, then term). Nothing is acked before its dead letter is stored.
 
-nats-py can stop receiving on a pull subscription after a server restart
-without raising; a watchdog re-creates the subscription when fetches keep
-coming back empty while the server says messages are pending, and after every
-reconnect.
+Pull requests are kept outstanding for the free handler slots and each
+message starts its handler as it arrives (:mod:`waybill_runtime.bus.pull`).
+Every request is answered within its expiry, so a consumer that hears
+nothing for longer has lost its requests or its subscription (nats-py can
+stop receiving after a server restart): it opens a new inbox and asks again.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from waybill_contracts import ContractError, Message, MessageContext, SubjectMap, decode
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.logs import correlation_id_var
 from waybill_runtime.metrics import MetricsRegistry
@@ -67,25 +69,35 @@ class HandlerContext:
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
 
 
+async def _nak_quietly(msg: Msg) -> None:
+    # If even the nak fails, the ack wait brings the message back.
+    with contextlib.suppress(Exception):
+        await msg.nak()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConsumerOptions:
-    """How one consumer fetches and how many messages it handles at once."""
+    """How one consumer pulls and how many messages it handles at once."""
 
     concurrency: int = 16
     fetch_batch: int = 64
+    # How long a pull request waits on the server for messages.
     fetch_timeout_s: float = 2.0
     max_deliver: int = 8
     retry_backoff_s: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     ack_wait_s: float = 30.0
-    # Consecutive empty fetches, while the server reports pending messages,
-    # before the subscription is considered dead and re-created.
-    stalled_fetches: int = 3
+
+    @property
+    def silence_limit_s(self) -> float:
+        """Silence, with requests outstanding, after which the inbox is taken for lost."""
+        return self.fetch_timeout_s + max(1.0, self.fetch_timeout_s / 2)
 
 
 @dataclass
 class Consumer:
     """Runs the handlers of one durable consumer of one stream."""
 
+    nc: Client
     js: JetStreamContext
     subjects: SubjectMap
     service: str
@@ -98,12 +110,16 @@ class Consumer:
     runtime: Runtime[Any] | None = None
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.options.concurrency)
         self._in_flight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
+        # Messages asked of the server and not yet delivered or given up.
+        self._requested = 0
+        # Ask again once at least this many slots are free: fewer, fuller requests.
+        self._wanted = max(1, min(self.options.fetch_batch, self.options.concurrency) // 2)
+        self._room = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._resubscribe = asyncio.Event()
-        self._check_now = False
-        self._delivered_at_last_check: int | None = None
+        self._inbox: PullInbox | None = None
+        # Naks of messages that arrived too late to start, awaited by stop().
+        self._handed_back: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self.bound = False
@@ -111,34 +127,32 @@ class Consumer:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._fetch_loop(), name=f"consume {self.durable}")
+        self._task = asyncio.create_task(self._pull_loop(), name=f"consume {self.durable}")
         self._keepalive = asyncio.create_task(
             self._keep_alive(), name=f"in-progress {self.durable}"
         )
 
     def check_soon(self) -> None:
-        """Called after a reconnect: check at the next empty fetch whether delivery stalled.
-
-        Re-subscribing blindly would strand the messages the server already sent
-        to the old subscription until their ack wait runs out.
-        """
-        self._check_now = True
+        """Called after a reconnect: look at once whether the requests are still answered."""
+        self._room.set()
 
     async def stop(self, deadline_s: float) -> int:
-        """Stop fetching, give in-flight handlers ``deadline_s`` to finish.
+        """Stop pulling, give in-flight handlers ``deadline_s`` to finish.
 
-        Handlers still running at the deadline are cancelled and their messages
-        nak'ed, so they are redelivered (here or to another replica). Returns
-        how many were cut off.
+        What the server delivers while stopping is nak'ed at once; handlers
+        still running at the deadline are cancelled and their messages nak'ed,
+        so they are redelivered (here or to another replica). Returns how
+        many were cut off.
         """
         self._stopping.set()
+        self._room.set()
         if self._task is not None:
-            # A fetch under way ends by itself within its wait; a loop waiting
-            # for handler slots would wait for the handlers, so it is cancelled
-            # (the deadline below is what the handlers get).
-            done, _ = await asyncio.wait({self._task}, timeout=self.options.fetch_timeout_s + 1.0)
-            if not done:
-                await cancel_and_wait(self._task)
+            await cancel_and_wait(self._task)
+        if self._inbox is not None:
+            with contextlib.suppress(Exception):
+                await self._inbox.close()
+        if self._handed_back:
+            await asyncio.wait(self._handed_back)
         pending = list(self._in_flight)
         cut_off = 0
         if pending:
@@ -156,117 +170,100 @@ class Consumer:
         self.bound = False
         return cut_off
 
-    # -- fetching --------------------------------------------------------------
+    # -- pulling ---------------------------------------------------------------
 
-    async def _subscribe(self) -> Any:
-        sub = await self.js.pull_subscribe_bind(self.durable, self.stream)
+    def _free(self) -> int:
+        return self.options.concurrency - len(self._in_flight) - self._requested
+
+    async def _open_inbox(self) -> PullInbox:
+        old, self._inbox = self._inbox, None
+        self._requested = 0
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+        inbox = PullInbox(
+            self.nc,
+            stream=self.stream,
+            durable=self.durable,
+            on_message=self._delivered,
+            on_ended=self._request_ended,
+        )
+        await inbox.open()
+        self._inbox = inbox
         self.bound = True
-        return sub
+        return inbox
 
-    async def _fetch_loop(self) -> None:
-        sub: Any = None
-        empty_fetches = 0
+    async def _pull_loop(self) -> None:
+        options = self.options
+        inbox: PullInbox | None = None
         while not self._stopping.is_set():
             try:
-                if sub is None or self._resubscribe.is_set():
-                    self._resubscribe.clear()
-                    if sub is not None:
-                        with contextlib.suppress(Exception):
-                            await sub.unsubscribe()
-                    sub = await self._subscribe()
-                    empty_fetches = 0
-                # Only ask for as many messages as there are free handler slots:
-                # the rest stay with the server for other replicas.
-                # Wait for half a batch of free slots (or all of them when the
-                # consumer is smaller): fewer, fuller pull requests under load.
-                wanted = max(1, min(self.options.fetch_batch, self.options.concurrency) // 2)
-                free = 0
-                while free < wanted:
-                    await self._slots.acquire()
-                    free += 1
-                while free < self.options.fetch_batch and not self._slots.locked():
-                    await self._slots.acquire()
-                    free += 1
-                if self._stopping.is_set():
-                    # Stopped while waiting for slots: fetch nothing more.
-                    for _ in range(free):
-                        self._slots.release()
-                    break
-                try:
-                    msgs = await sub.fetch(free, timeout=self.options.fetch_timeout_s)
-                except BaseException:
-                    for _ in range(free):
-                        self._slots.release()
-                    raise
-                for _ in range(free - len(msgs)):
-                    self._slots.release()
-                empty_fetches = 0
-                for msg in msgs:
-                    task = asyncio.create_task(self._handle(msg))
-                    self._in_flight[task] = (msg, time.monotonic())
-                    task.add_done_callback(self._finished)
-            except (nats.errors.TimeoutError, TimeoutError):
-                empty_fetches += 1
-                if self._check_now or empty_fetches >= self.options.stalled_fetches:
-                    empty_fetches = 0
-                    self._check_now = False
-                    await self._check_stalled()
+                if inbox is None:
+                    inbox = await self._open_inbox()
+                free = self._free()
+                if free >= self._wanted:
+                    if self._requested == 0:
+                        inbox.heard_at = time.monotonic()  # the silence starts now
+                    batch = min(free, options.fetch_batch)
+                    self._requested += batch
+                    await inbox.request(batch, expires_s=options.fetch_timeout_s)
+                    continue
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), timeout=options.fetch_timeout_s)
+                if self._requested > 0 and inbox.silent_for() > options.silence_limit_s:
+                    log.warning(
+                        "consumer %s heard nothing for %.1f s with %d message(s) requested; "
+                        "opening a new pull inbox",
+                        self.durable,
+                        inbox.silent_for(),
+                        self._requested,
+                    )
+                    inbox = None
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 if self._stopping.is_set():
                     break
                 log.warning(
-                    "fetch on consumer %s failed (%s: %s); re-subscribing",
+                    "pulling from consumer %s failed (%s: %s); trying again",
                     self.durable,
                     type(error).__name__,
                     error,
                 )
                 self.bound = False
-                sub = None
+                inbox = None
                 await self._pause(1.0)
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
-    async def _check_stalled(self) -> None:
-        """Empty fetches are normal when idle; with messages pending they may mean a dead one.
+    def _delivered(self, msg: Msg) -> None:
+        if self._requested > 0:
+            self._requested -= 1
+        if self._stopping.is_set():
+            # Too late to start: hand it straight back for redelivery.
+            handing_back = asyncio.create_task(_nak_quietly(msg))
+            self._handed_back.add(handing_back)
+            handing_back.add_done_callback(self._handed_back.discard)
+            return
+        task = asyncio.create_task(self._handle(msg))
+        self._in_flight[task] = (msg, time.monotonic())
+        task.add_done_callback(self._finished)
 
-        One look is not enough: messages published a moment ago are pending
-        and will come with the next fetch. Delivery has stalled only when the
-        server reports pending messages twice in a row and delivered none in
-        between.
-        """
-        try:
-            info = await self.js.consumer_info(self.stream, self.durable)
-        except Exception as error:
-            log.warning("cannot read consumer %s (%s)", self.durable, error)
-            return
-        pending = info.num_pending or 0
-        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-        if self.metrics is not None:
-            self.metrics.consumer_lag(self.durable).set(pending)
-        if pending == 0:
-            self._delivered_at_last_check = None
-            return
-        stalled = self._delivered_at_last_check == delivered
-        self._delivered_at_last_check = delivered
-        if stalled and (info.num_ack_pending or 0) < self.options.concurrency:
-            log.warning(
-                "consumer %s has %d pending messages but delivers none; re-subscribing",
-                self.durable,
-                pending,
-            )
-            self._delivered_at_last_check = None
-            self._resubscribe.set()
+    def _request_ended(self, undelivered: int | None) -> None:
+        if undelivered is None:
+            # The server did not say how many will not come: start counting afresh.
+            self._requested = 0
+        else:
+            self._requested = max(0, self._requested - undelivered)
+        self._room.set()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        if not self._room.is_set() and self._free() >= self._wanted:
+            self._room.set()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
-        self._slots.release()
 
     async def _keep_alive(self) -> None:
         """Tell the server that long-running handlers are still at work (no redelivery)."""
@@ -282,9 +279,11 @@ class Consumer:
     # -- handling --------------------------------------------------------------
 
     async def _handle(self, msg: Msg) -> None:
-        meta = msg.metadata
-        attempt = meta.num_delivered
+        delivery = delivery_of(msg)
+        attempt = delivery.attempt
         started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.consumer_lag(self.durable).set(delivery.pending)
         try:
             decoded = decode(msg.subject, msg.headers, msg.data, self.subjects)
         except ContractError as error:
@@ -314,7 +313,7 @@ class Consumer:
                     envelope=envelope,
                     subject=msg.subject,
                     attempt=attempt,
-                    stream_sequence=meta.sequence.stream,
+                    stream_sequence=delivery.stream_sequence,
                     publisher=self.publisher,
                     runtime=self.runtime,
                 )

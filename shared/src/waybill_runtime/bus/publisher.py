@@ -8,14 +8,13 @@ the second observation (``Nats-Msg-Id`` = ``ce-id``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nats.js.api import PubAck
-from nats.js.client import JetStreamContext
+from nats.aio.client import Client
 
 from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
+from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.telemetry import send_span, tracing_active
 
@@ -35,14 +34,14 @@ class Publisher:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         subjects: SubjectMap,
         *,
         service: str,
         metrics: MetricsRegistry | None = None,
         ack_timeout_s: float = 10.0,
     ) -> None:
-        self._js = js
+        self._acks = PublishAcks(nc)
         self._subjects = subjects
         self._service = service
         self._source = f"waybill/{service}"
@@ -84,36 +83,36 @@ class Publisher:
         template = self._subjects.subject_template(subject)
         if tracing_active():
             with send_span(template, message_id=context.id, headers=headers):
-                await self._js.publish(subject, body, timeout=self._ack_timeout_s, headers=headers)
+                await self._acks.publish(subject, body, headers, timeout_s=self._ack_timeout_s)
         else:
-            await self._js.publish(subject, body, timeout=self._ack_timeout_s, headers=headers)
+            await self._acks.publish(subject, body, headers, timeout_s=self._ack_timeout_s)
         if self._metrics is not None:
             self._metrics.published(template).inc()
         return context
 
-    async def publish_many(self, batch: Sequence[Outgoing]) -> list[PubAck]:
+    async def publish_many(self, batch: Sequence[Outgoing]) -> list[StoredAck]:
         """Pipelined bulk publish: all messages in flight at once, then every ack awaited.
 
         Raises the first failure after all acks have settled; messages whose
         ack did arrive are stored, so the caller can simply publish the whole
         batch again (their ids make the repeats duplicates).
         """
-        futures: list[asyncio.Future[PubAck]] = []
+        outbound: list[Outbound] = []
         for out in batch:
             subject, headers, body, context = self._prepare(out)
-            template = self._subjects.subject_template(subject)
-            with send_span(template, message_id=context.id, headers=headers):
-                futures.append(await self._js.publish_async(subject, body, headers=headers))
-        results = await asyncio.wait_for(
-            asyncio.gather(*futures, return_exceptions=True), timeout=self._ack_timeout_s
-        )
-        acks: list[PubAck] = []
+            # The span marks each message's making (its context goes out in the
+            # headers); the acks of the whole batch are awaited together below.
+            with send_span(
+                self._subjects.subject_template(subject), message_id=context.id, headers=headers
+            ):
+                outbound.append(Outbound(subject, body, headers))
+        results = await self._acks.publish_many(outbound, timeout_s=self._ack_timeout_s)
+        acks: list[StoredAck] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
             acks.append(result)
         if self._metrics is not None:
-            for out in batch:
-                subject = self._subjects.subject_for(type(out.message))
-                self._metrics.published(self._subjects.subject_template(subject)).inc()
+            for sent in outbound:
+                self._metrics.published(self._subjects.subject_template(sent.subject)).inc()
         return acks

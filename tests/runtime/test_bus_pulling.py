@@ -1,0 +1,229 @@
+"""The consumer's pull engine: bounded concurrency, idle expiries, lost inboxes, statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from tests.runtime.bus_helpers import release_command, send
+from waybill_contracts import SubjectMap
+from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
+from waybill_runtime.bus.provisioning import (
+    ConsumerPolicy,
+    StreamPolicy,
+    ensure_consumer,
+    ensure_streams,
+)
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.bus.pull import PullInbox, delivery_of
+from waybill_runtime.testing.waiting import eventually
+
+
+async def provision(nc: NatsClient, subjects: SubjectMap) -> str:
+    """The streams and wms-bridge's durable consumer of release commands; returns its name."""
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    durable = subjects.durable("wms-bridge", "commands")
+    await ensure_consumer(
+        js,
+        stream=subjects.commands_stream.name,
+        durable=durable,
+        filter_subjects=[subjects.subject_for(ReleaseToWarehouse)],
+        policy=ConsumerPolicy(),
+    )
+    return durable
+
+
+@asynccontextmanager
+async def consuming(
+    nc: NatsClient, subjects: SubjectMap, handler: Handler, options: ConsumerOptions
+) -> AsyncIterator[Consumer]:
+    """A started consumer of release commands on the commands stream, stopped afterwards."""
+    durable = await provision(nc, subjects)
+    js = nc.jetstream()
+    consumer = Consumer(
+        nc=nc,
+        js=js,
+        subjects=subjects,
+        service="wms-bridge",
+        stream=subjects.commands_stream.name,
+        durable=durable,
+        handlers={ReleaseToWarehouse: handler},
+        publisher=Publisher(nc, subjects, service="wms-bridge"),
+        options=options,
+    )
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(deadline_s=5)
+
+
+def counter(handled: list[str]) -> Callable[[], asyncio.Future[int]]:
+    async def count() -> int:
+        return len(handled)
+
+    return count  # type: ignore[return-value]
+
+
+async def test_a_consumer_never_runs_more_handlers_than_its_concurrency(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    running = 0
+    most = 0
+    handled: list[str] = []
+
+    async def slow(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        handled.append(command.order.ref)
+
+    await provision(nc, subjects)
+    for n in range(40):
+        await send(nc, subjects, release_command(f"WH/OUT/C{n}"))
+    options = ConsumerOptions(concurrency=3, fetch_batch=10, fetch_timeout_s=0.5)
+    async with consuming(nc, subjects, slow, options):
+        await eventually(counter(handled), until=lambda n: n == 40, what="all 40 handled")
+    assert most == 3
+    assert sorted(handled) == sorted(f"WH/OUT/C{n}" for n in range(40))
+
+
+async def test_an_idle_consumer_keeps_asking_and_takes_what_comes_later(
+    nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled: list[str] = []
+
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        handled.append(command.order.ref)
+
+    options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="waybill.bus"):
+        async with consuming(nc, subjects, record, options):
+            await asyncio.sleep(1.5)  # several requests expire unanswered by messages
+            for n in range(10):
+                await send(nc, subjects, release_command(f"WH/OUT/I{n}"))
+            await eventually(counter(handled), until=lambda n: n == 10, what="all 10 handled")
+    # Expiries are answered by the server: no inbox was taken for lost.
+    assert not [r for r in caplog.records if "heard nothing" in r.getMessage()]
+
+
+async def test_a_consumer_whose_inbox_goes_deaf_opens_a_new_one(
+    nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled: list[str] = []
+
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        handled.append(command.order.ref)
+
+    options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
+    with caplog.at_level(logging.WARNING, logger="waybill.bus"):
+        async with consuming(nc, subjects, record, options) as consumer:
+            await send(nc, subjects, release_command("WH/OUT/D0"))
+            await eventually(counter(handled), until=lambda n: n == 1, what="the first")
+            # What nats-py can do after a server restart: the subscription stays
+            # in place but nothing reaches it any more.
+            inbox = consumer._inbox
+            assert inbox is not None and inbox._sub is not None
+            await nc._send_command(f"UNSUB {inbox._sub._id}\r\n".encode())
+            await nc.flush()
+            for n in range(1, 6):
+                await send(nc, subjects, release_command(f"WH/OUT/D{n}"))
+            await eventually(counter(handled), until=lambda n: n == 6, what="all 6 handled")
+    assert [r for r in caplog.records if "heard nothing" in r.getMessage()]
+    assert sorted(handled) == [f"WH/OUT/D{n}" for n in range(6)]
+
+
+async def test_stopping_hands_back_what_was_delivered_but_not_handled(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled: list[str] = []
+
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        await asyncio.sleep(0.05)
+        handled.append(command.order.ref)
+
+    durable = await provision(nc, subjects)
+    for n in range(60):
+        await send(nc, subjects, release_command(f"WH/OUT/S{n}"))
+    options = ConsumerOptions(concurrency=8, fetch_batch=8, fetch_timeout_s=0.5)
+    async with consuming(nc, subjects, record, options):
+        await eventually(counter(handled), until=lambda n: n >= 8, what="some handled")
+    # Stopped mid-stream: nothing is left delivered-but-unsettled (it would
+    # wait out its ack wait); the rest is pending for the next consumer.
+    info = await nc.jetstream().consumer_info(subjects.commands_stream.name, durable)
+    assert info.num_ack_pending == 0
+    assert info.num_pending and info.num_pending > 0
+    async with consuming(nc, subjects, record, options):
+        await eventually(counter(handled), until=lambda n: n >= 60, what="the rest")
+    assert sorted(set(handled)) == sorted(f"WH/OUT/S{n}" for n in range(60))
+
+
+async def test_the_ack_subject_is_read_as_nats_py_reads_it() -> None:
+    replies = [
+        "$JS.ACK.ORDERS.wms-bridge-commands.3.1042.17.1795746692191475610.5",
+        "$JS.ACK.hub.ACCHASH.ORDERS.wms-bridge-commands.2.77.9.1795746692191475610.0.rnd",
+        "$JS.ACK.hub.ACCHASH.ORDERS.wms-bridge-commands.4.78.10.1795746692191475610.12",
+    ]
+    for reply in replies:
+        msg = Msg(None, subject="orders", reply=reply)  # type: ignore[arg-type]
+        meta = msg.metadata
+        assert delivery_of(msg) == (meta.num_delivered, meta.sequence.stream, meta.num_pending)
+
+
+class _Ended:
+    def __init__(self) -> None:
+        self.calls: list[int | None] = []
+
+    def __call__(self, undelivered: int | None) -> None:
+        self.calls.append(undelivered)
+
+
+def _status(code: str, description: str, **headers: str) -> Msg:
+    return Msg(
+        None,  # type: ignore[arg-type]
+        subject="_INBOX.abc.7-16",
+        reply="",
+        data=b"",
+        headers={"Status": code, "Description": description, **headers},
+    )
+
+
+async def test_the_end_of_each_pull_request_is_counted(caplog: pytest.LogCaptureFixture) -> None:
+    ended = _Ended()
+    delivered: list[Msg] = []
+    inbox = PullInbox(
+        None,  # type: ignore[arg-type]
+        stream="ORDERS",
+        durable="wms-bridge-commands",
+        on_message=delivered.append,
+        on_ended=ended,
+    )
+    with caplog.at_level(logging.WARNING, logger="waybill.bus"):
+        await inbox._receive(_status("100", "Idle Heartbeat"))
+        await inbox._receive(_status("408", "Request Timeout", **{"Nats-Pending-Messages": "5"}))
+        assert not caplog.records  # heartbeats and expiries are routine
+        await inbox._receive(_status("409", "Leadership Change", **{"Nats-Pending-Messages": "3"}))
+        await inbox._receive(_status("503", "No Responders"))
+        await inbox._receive(_status("409", "Consumer Deleted"))
+        await inbox._receive(Msg(None, subject="_INBOX.abc.1-1", data=b"stray"))  # type: ignore[arg-type]
+        await inbox._receive(Msg(None, subject="orders", reply="$JS.ACK.a.b.1.1.1.1.0"))  # type: ignore[arg-type]
+    assert ended.calls == [5, 3, 16, None]
+    assert len(delivered) == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("Leadership Change" in w for w in warnings)
+    assert any("Consumer Deleted" in w for w in warnings)
+    assert any("not from JetStream" in w for w in warnings)
