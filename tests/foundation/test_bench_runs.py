@@ -1,0 +1,58 @@
+"""`make bench` runs to completion: every stage drains its stream and reports a rate.
+
+Only that it runs and what it reports are checked; the figures themselves are
+never asserted (shared machines are noisy), they go into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench",
+            "--messages",
+            "300",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--stages",
+            "raw,runtime,faststream,raw-envelope",
+            "--json",
+            str(out),
+            "--timeout",
+            "90",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert [stage["key"] for stage in figures["stages"]] == [
+        "raw",
+        "runtime",
+        "faststream",
+        "raw-envelope",
+    ]
+    for stage in figures["stages"]:
+        assert len(stage["rates"]) == 1 and stage["rates"][0] > 0
+        assert stage["ratio_to_baseline"] == pytest.approx(
+            stage["median"] / figures["stages"][0]["median"]
+        )
+    assert "runtime / raw nats-py = " in result.stdout
