@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -66,11 +66,21 @@ async def consuming(
         await consumer.stop(deadline_s=5)
 
 
-def counter(handled: list[str]) -> Callable[[], asyncio.Future[int]]:
+def counter(handled: list[str]) -> Callable[[], Awaitable[int]]:
     async def count() -> int:
         return len(handled)
 
-    return count  # type: ignore[return-value]
+    return count
+
+
+def recorder() -> tuple[list[str], Handler]:
+    """A handler that records the order of each command it handles, and its record."""
+    handled: list[str] = []
+
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        handled.append(command.order.ref)
+
+    return handled, record
 
 
 async def test_a_consumer_never_runs_more_handlers_than_its_concurrency(
@@ -103,11 +113,7 @@ async def test_an_idle_consumer_keeps_asking_and_takes_what_comes_later(
     nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     subjects = SubjectMap(nats_prefix)
-    handled: list[str] = []
-
-    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
-        handled.append(command.order.ref)
-
+    handled, record = recorder()
     options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.2)
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
         async with consuming(nc, subjects, record, options):
@@ -123,11 +129,7 @@ async def test_a_consumer_whose_inbox_goes_deaf_opens_a_new_one(
     nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     subjects = SubjectMap(nats_prefix)
-    handled: list[str] = []
-
-    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
-        handled.append(command.order.ref)
-
+    handled, record = recorder()
     options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
         async with consuming(nc, subjects, record, options) as consumer:
@@ -162,11 +164,19 @@ async def test_stopping_hands_back_what_was_delivered_but_not_handled(
     options = ConsumerOptions(concurrency=8, fetch_batch=8, fetch_timeout_s=0.5)
     async with consuming(nc, subjects, record, options):
         await eventually(counter(handled), until=lambda n: n >= 8, what="some handled")
+
     # Stopped mid-stream: nothing is left delivered-but-unsettled (it would
     # wait out its ack wait); the rest is pending for the next consumer.
-    info = await nc.jetstream().consumer_info(subjects.commands_stream.name, durable)
-    assert info.num_ack_pending == 0
-    assert info.num_pending and info.num_pending > 0
+    # (The server applies acks and naks a moment after it receives them, hence
+    # the wait; a message left unsettled would stay so for its 30 s ack wait.)
+    async def consumer_state() -> tuple[int, int]:
+        info = await nc.jetstream().consumer_info(subjects.commands_stream.name, durable)
+        return info.num_ack_pending, info.num_pending
+
+    unacked, pending = await eventually(
+        consumer_state, until=lambda state: state[0] == 0, timeout_s=10, what="no unacked"
+    )
+    assert unacked == 0 and pending > 0
     async with consuming(nc, subjects, record, options):
         await eventually(counter(handled), until=lambda n: n >= 60, what="the rest")
     assert sorted(set(handled)) == sorted(f"WH/OUT/S{n}" for n in range(60))

@@ -45,6 +45,18 @@ def _checked_name(name: str) -> str:
     return stripped
 
 
+def _header_lines(headers: Mapping[str, str], *, replace_line_breaks: bool) -> list[str]:
+    lines = [_STATUS_LINE]
+    for name, value in headers.items():
+        checked = _checked_name(name)
+        if checked:
+            value = value.strip()
+            if replace_line_breaks:
+                value = value.translate(_LINE_BREAKS)
+            lines.append(f"{checked}: {value}\r\n")
+    return lines
+
+
 def header_block(headers: Mapping[str, str]) -> bytes:
     """The NATS header block for ``headers``, exactly as nats-py writes it.
 
@@ -52,20 +64,12 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     blank names are left out, values are stripped and their line breaks
     become spaces, so a value can never start a header of its own.
     """
-    lines = [_STATUS_LINE]
-    for name, value in headers.items():
-        checked = _checked_name(name)
-        if checked:
-            lines.append(f"{checked}: {value.strip()}\r\n")
+    lines = _header_lines(headers, replace_line_breaks=False)
     block = "".join(lines)
-    # Every line ends in exactly one CR LF, unless a value holds a line break.
+    # Every line ends in exactly one CR LF, unless a value holds a line break
+    # (rare: then the values are cleaned one by one).
     if block.count("\n") != len(lines) or block.count("\r") != len(lines):
-        lines = [_STATUS_LINE]
-        for name, value in headers.items():
-            checked = _checked_name(name)
-            if checked:
-                lines.append(f"{checked}: {value.strip().translate(_LINE_BREAKS)}\r\n")
-        block = "".join(lines)
+        block = "".join(_header_lines(headers, replace_line_breaks=True))
     return (block + "\r\n").encode()
 
 
