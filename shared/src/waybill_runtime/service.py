@@ -281,7 +281,7 @@ class Service(Generic[S]):
                 consumer.start()
             queries = await self._start_queries(runtime)
             stack.push_async_callback(queries.stop, drain_timeout=settings.shutdown_deadline_s)
-            # Runs first when the stack unwinds, also on an error: stop fetching,
+            # Runs first when the stack unwinds, also on an error: stop pulling,
             # let in-flight handlers finish within the deadline.
             stack.push_async_callback(_stop_consumers, consumers, settings.shutdown_deadline_s)
             log.info(

@@ -17,6 +17,8 @@ consumer then opens a new inbox (see :mod:`waybill_runtime.bus.consumer`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -104,11 +106,23 @@ class PullInbox:
         self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._receive)
         self.heard_at = time.monotonic()
 
-    async def close(self) -> None:
-        """Stop receiving; what the server sent before is still handed over (drain)."""
+    async def close(self, *, timeout_s: float = 5.0) -> None:
+        """Stop receiving; what the server sent before is still handed over (drain).
+
+        A drain needs a round trip to the server; while it is out of reach the
+        subscription is dropped after ``timeout_s`` instead (what it had been
+        sent comes back after its ack wait).
+        """
         sub, self._sub = self._sub, None
-        if sub is not None:
-            await sub.drain()  # type: ignore[no-untyped-call]
+        if sub is None:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await sub.drain()  # type: ignore[no-untyped-call]
+        except Exception as error:
+            log.warning("could not drain the pull inbox of %s (%s)", self._durable, error)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def request(self, batch: int, *, expires_s: float) -> None:
         """Ask for up to ``batch`` messages, for at most ``expires_s`` seconds."""
