@@ -196,10 +196,10 @@ async def test_the_ack_subject_is_read_as_nats_py_reads_it() -> None:
 
 class _Ended:
     def __init__(self) -> None:
-        self.calls: list[int | None] = []
+        self.calls: list[tuple[int | None, str | None]] = []
 
-    def __call__(self, undelivered: int | None) -> None:
-        self.calls.append(undelivered)
+    def __call__(self, undelivered: int | None, refusal: str | None) -> None:
+        self.calls.append((undelivered, refusal))
 
 
 def _status(code: str, description: str, **headers: str) -> Msg:
@@ -231,9 +231,46 @@ async def test_the_end_of_each_pull_request_is_counted(caplog: pytest.LogCapture
         await inbox._receive(_status("409", "Consumer Deleted"))
         await inbox._receive(Msg(None, subject="_INBOX.abc.1-1", data=b"stray"))  # type: ignore[arg-type]
         await inbox._receive(Msg(None, subject="orders", reply="$JS.ACK.a.b.1.1.1.1.0"))  # type: ignore[arg-type]
-    assert ended.calls == [5, 3, 16, None]
+    assert ended.calls == [
+        (5, None),
+        (3, "409 Leadership Change"),
+        (16, "503 no responders: the consumer does not exist or JetStream is unavailable"),
+        (None, "409 Consumer Deleted"),
+    ]
     assert len(delivered) == 1
     warnings = [r.getMessage() for r in caplog.records]
     assert any("Leadership Change" in w for w in warnings)
     assert any("Consumer Deleted" in w for w in warnings)
     assert any("not from JetStream" in w for w in warnings)
+
+
+async def test_a_consumer_deleted_under_a_service_is_reported_not_hammered(
+    nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled, record = recorder()
+    options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
+    with caplog.at_level(logging.WARNING, logger="waybill.bus"):
+        async with consuming(nc, subjects, record, options) as consumer:
+            await send(nc, subjects, release_command("WH/OUT/X0"))
+            await eventually(counter(handled), until=lambda n: n == 1, what="the first")
+            durable = subjects.durable("wms-bridge", "commands")
+            await nc.jetstream().delete_consumer(subjects.commands_stream.name, durable)
+
+            async def bound() -> bool:
+                return consumer.bound
+
+            await eventually(bound, until=lambda b: not b, what="readiness to drop")
+            await asyncio.sleep(2.0)
+            refusals = [r for r in caplog.records if "pull request for" in r.getMessage()]
+            # Asked again with a growing pause (0.5, 1, 2 s ...), not in a tight loop.
+            assert 1 <= len(refusals) <= 6
+            assert "the consumer does not exist" in refusals[-1].getMessage()
+            # An operator (or the next deployment) provisions it again: it resumes
+            # (from the start of the stream: a new consumer has no position).
+            await provision(nc, subjects)
+            await send(nc, subjects, release_command("WH/OUT/X1"))
+            await eventually(
+                counter(handled), until=lambda _: "WH/OUT/X1" in handled, what="the second"
+            )
+            assert consumer.bound

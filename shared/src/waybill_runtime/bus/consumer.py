@@ -69,6 +69,11 @@ class HandlerContext:
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
 
 
+def refusal_pause_s(refusals: int) -> float:
+    """How long to wait before asking again after ``refusals`` refused requests in a row."""
+    return min(0.5 * 2.0 ** min(refusals - 1, 10), 30.0)
+
+
 async def _nak_quietly(msg: Msg) -> None:
     # If even the nak fails, the ack wait brings the message back.
     with contextlib.suppress(Exception):
@@ -113,6 +118,8 @@ class Consumer:
         self._in_flight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         # Messages asked of the server and not yet delivered or given up.
         self._requested = 0
+        # Requests the server refused in a row (reset by a delivery or an expiry).
+        self._refusals = 0
         # Ask again once at least this many slots are free: fewer, fuller requests.
         self._wanted = max(1, min(self.options.fetch_batch, self.options.concurrency) // 2)
         self._room = asyncio.Event()
@@ -202,6 +209,14 @@ class Consumer:
                     inbox = await self._open_inbox()
                 free = self._free()
                 if free >= self._wanted:
+                    if self._refusals:
+                        # The server refused the last request(s) (the consumer was
+                        # deleted, JetStream is away): not ready, ask again later.
+                        self.bound = False
+                        await self._pause(refusal_pause_s(self._refusals))
+                        if self._stopping.is_set():
+                            break
+                    self.bound = True
                     if self._requested == 0:
                         inbox.heard_at = time.monotonic()  # the silence starts now
                     batch = min(free, options.fetch_batch)
@@ -236,6 +251,7 @@ class Consumer:
                 await self._pause(1.0)
 
     def _delivered(self, msg: Msg) -> None:
+        self._refusals = 0
         if self._requested > 0:
             self._requested -= 1
         if self._stopping.is_set():
@@ -248,12 +264,13 @@ class Consumer:
         self._in_flight[task] = (msg, time.monotonic())
         task.add_done_callback(self._finished)
 
-    def _request_ended(self, undelivered: int | None) -> None:
+    def _request_ended(self, undelivered: int | None, refusal: str | None) -> None:
         if undelivered is None:
             # The server did not say how many will not come: start counting afresh.
             self._requested = 0
         else:
             self._requested = max(0, self._requested - undelivered)
+        self._refusals = 0 if refusal is None else self._refusals + 1
         self._room.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:

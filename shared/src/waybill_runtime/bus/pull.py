@@ -72,13 +72,21 @@ class _NextRequest(msgspec.Struct, omit_defaults=True):
 _encode_request = msgspec.json.Encoder().encode
 
 
+def _refusal(status: str, headers: dict[str, str]) -> str:
+    if status == _NO_RESPONDERS:
+        # What the server says when the durable consumer (or JetStream) is not there.
+        return "503 no responders: the consumer does not exist or JetStream is unavailable"
+    return f"{status} {headers.get(_DESCRIPTION) or 'no description'}"
+
+
 class PullInbox:
     """One inbox of pull requests: sends them, routes what comes back.
 
     ``on_message`` gets every delivered message; ``on_ended`` gets the number
     of requested messages that will not come (a request expired or was
     refused), or ``None`` when the server did not say and the count of
-    outstanding requests can no longer be trusted.
+    outstanding requests can no longer be trusted, and, unless the request
+    simply expired, why the server ended it.
     """
 
     def __init__(
@@ -88,7 +96,7 @@ class PullInbox:
         stream: str,
         durable: str,
         on_message: Callable[[Msg], None],
-        on_ended: Callable[[int | None], None],
+        on_ended: Callable[[int | None, str | None], None],
         api_prefix: str = "$JS.API",
     ) -> None:
         self._nc = nc
@@ -147,20 +155,17 @@ class PullInbox:
             )
             return
         pending = headers.get(_PENDING_MESSAGES)
+        refusal = None
         if status != _TIMED_OUT:
-            log.warning(
-                "pull request for %s ended with status %s (%s)",
-                self._durable,
-                status,
-                headers.get(_DESCRIPTION, "no description"),
-            )
+            refusal = _refusal(status, headers)
+            log.warning("pull request for %s ended: %s", self._durable, refusal)
         if pending is not None and pending.isdigit():
-            self._on_ended(int(pending))
+            self._on_ended(int(pending), refusal)
         elif status == _NO_RESPONDERS and (batch := msg.subject.rpartition("-")[2]).isdigit():
             # Nobody took the request: none of it will come.
-            self._on_ended(int(batch))
+            self._on_ended(int(batch), refusal)
         else:
-            self._on_ended(None)
+            self._on_ended(None, refusal)
 
     def silent_for(self) -> float:
         """Seconds since the server last said anything to this inbox."""
