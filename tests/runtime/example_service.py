@@ -49,8 +49,11 @@ async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
 
 
 @service.query("order_status", OrderStatusRequest, OrderStatusResponse)
-async def order_status(request: OrderStatusRequest) -> OrderStatusResponse:
-    raise QueryError(404, f"order {request.order_ref} is not known here")
+async def order_status(
+    request: OrderStatusRequest, runtime: Runtime[ExampleSettings]
+) -> OrderStatusResponse:
+    where = runtime.settings.warehouse
+    raise QueryError(404, f"order {request.order_ref} is not known in warehouse {where}")
 
 
 @service.routes

@@ -235,6 +235,8 @@ async def test_a_service_answers_ping_with_its_name_and_version(
                 timeout=5,
             )
     assert refused.value.code == 404
+    # The handler was given the running service: it read the instance's settings.
+    assert "not known in warehouse AMS1" in refused.value.description
 
 
 async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(

@@ -15,7 +15,8 @@ from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import iter_dead_letters, replay
 from waybill_runtime.outcomes import PermanentError, TransientError
-from waybill_runtime.service import Service
+from waybill_runtime.service import Runtime, Service
+from waybill_runtime.settings import RuntimeSettings
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters, stream_count, unsettled
 from waybill_runtime.testing.waiting import eventually
@@ -198,7 +199,8 @@ async def test_a_service_can_watch_every_dead_letter(
     attempts: list[int] = []
 
     @watcher.handles_dead_letters
-    async def record(stored: StoredDeadLetter) -> None:
+    async def record(stored: StoredDeadLetter, runtime: Runtime[RuntimeSettings]) -> None:
+        assert runtime.settings.service == "auditor"
         attempts.append(stored.sequence)
         if len(attempts) == 1:
             raise OSError("audit database locked")  # retried, not lost
@@ -227,7 +229,7 @@ async def test_handlers_reach_resources_their_service_provides(
     import contextlib
     from collections.abc import AsyncIterator
 
-    from waybill_runtime.service import ResourceKey, Runtime
+    from waybill_runtime.service import ResourceKey
 
     warehouse_key: ResourceKey[list[str]] = ResourceKey("warehouse")
     service = Service("wms-bridge")

@@ -26,7 +26,8 @@ from nats.js.kv import KeyValue
 from waybill_contracts import Message, MessageKind, SubjectMap
 from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
-from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer, DeadLetterHandler
+from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
+from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.provisioning import (
     ConsumerPolicy,
     StreamPolicy,
@@ -99,6 +100,11 @@ class Runtime(Generic[S]):
         return once
 
 
+# A query or dead-letter handler: called with what it handles and the running service
+# (parameters: what it handles, the settings type, what it returns).
+RuntimeHandler = Callable[[Req, Runtime[S]], Awaitable[Resp]]
+
+
 class Service(Generic[S]):
     """The declaration of one service; :meth:`main` runs it."""
 
@@ -144,8 +150,8 @@ class Service(Generic[S]):
         self.bucket_purposes = tuple(buckets)
         self.bucket_ttl_s = bucket_ttl_s
         self.handlers: dict[type[Message], Handler] = {}
-        self.dead_letter_handler: DeadLetterHandler | None = None
-        self._queries: list[tuple[str, type[Any], type[Any], Callable[..., Awaitable[Any]]]] = []
+        self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None
+        self._queries: list[tuple[str, type[Any], type[Any], RuntimeHandler[Any, S, Any]]] = []
         self._contexts: list[
             Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
         ] = []
@@ -169,8 +175,13 @@ class Service(Generic[S]):
 
         return register
 
-    def handles_dead_letters(self, handler: DeadLetterHandler) -> DeadLetterHandler:
-        """Register the handler of every dead letter (of every service): the auditor's view."""
+    def handles_dead_letters(
+        self, handler: RuntimeHandler[StoredDeadLetter, S, None]
+    ) -> RuntimeHandler[StoredDeadLetter, S, None]:
+        """Register the handler of every dead letter (of every service): the auditor's view.
+
+        It is called with the stored letter and the running service's :class:`Runtime`.
+        """
         if self.dead_letter_handler is not None:
             raise ValueError(f"{self.name} already handles dead letters")
         self.dead_letter_handler = handler
@@ -178,10 +189,14 @@ class Service(Generic[S]):
 
     def query(
         self, name: str, request_type: type[Req], response_type: type[Resp]
-    ) -> Callable[[Callable[[Req], Awaitable[Resp]]], Callable[[Req], Awaitable[Resp]]]:
-        """Register a query endpoint answered on ``subjects.query_subject(service, name)``."""
+    ) -> Callable[[RuntimeHandler[Req, S, Resp]], RuntimeHandler[Req, S, Resp]]:
+        """Register a query endpoint answered on ``subjects.query_subject(service, name)``.
 
-        def register(handler: Callable[[Req], Awaitable[Resp]]) -> Callable[[Req], Awaitable[Resp]]:
+        The handler is called with the decoded request and the running
+        service's :class:`Runtime`, and returns the response.
+        """
+
+        def register(handler: RuntimeHandler[Req, S, Resp]) -> RuntimeHandler[Req, S, Resp]:
             self._queries.append((name, request_type, response_type, handler))
             return handler
 
@@ -379,7 +394,7 @@ class Service(Generic[S]):
                     options=options,
                     metrics=runtime.metrics,
                     runtime=runtime,
-                    letter_handler=self.dead_letter_handler,
+                    letter_handler=_bound_to(self.dead_letter_handler, runtime),
                 )
             )
         return consumers
@@ -399,10 +414,19 @@ class Service(Generic[S]):
                 runtime.subjects.query_subject(settings.service, name),
                 request_type,
                 response_type,
-                handler,
+                _bound_to(handler, runtime),
             )
         await queries.start()
         return queries
+
+
+def _bound_to(
+    handler: RuntimeHandler[Req, S, Resp], runtime: Runtime[S]
+) -> Callable[[Req], Awaitable[Resp]]:
+    async def call(argument: Req) -> Resp:
+        return await handler(argument, runtime)
+
+    return call
 
 
 async def _stop_consumers(consumers: list[Consumer], deadline_s: float) -> None:

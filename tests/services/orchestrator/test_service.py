@@ -38,7 +38,6 @@ from waybill_contracts.model import MilestoneCode
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator.app import build_service
 from waybill_runtime.bus.dead_letters import DeadLetter
-from waybill_runtime.errors import UserFacingError
 from waybill_runtime.queries import PingResponse, QueryError, QueryUnansweredError, ask
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
@@ -260,11 +259,19 @@ async def test_event_for_an_order_never_released_is_retried_then_dead_lettered(
     assert await commands(nc, subjects) == []
 
 
-async def test_one_service_object_refuses_to_run_twice_at_once(
-    nats_url: str, nats_prefix: str
+async def test_one_service_object_run_twice_answers_each_installation_from_its_own_state(
+    nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
+    # Query handlers are given the runtime they run in: two serves of one
+    # declaration (two prefixes here) never answer from each other's bucket.
     service = build_service()
-    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
-        with pytest.raises(UserFacingError, match="build_service"):
-            async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
-                pass
+    first, second = SubjectMap(nats_prefix), SubjectMap(f"{nats_prefix}b")
+    async with (
+        running_service(service, nats_url=nats_url, subject_prefix=first.prefix),
+        running_service(service, nats_url=nats_url, subject_prefix=second.prefix),
+    ):
+        await answering(nc, first)
+        await answering(nc, second)
+        await publish(nc, first, released("WH/OUT/TWICE"))
+        await wait_for_stage(nc, first, "WH/OUT/TWICE", "in_warehouse")
+        assert not (await status(nc, second, "WH/OUT/TWICE")).found

@@ -16,7 +16,7 @@ from waybill_auditor.config import AuditorSettings
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
-from waybill_contracts import MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.http import ReadinessCheck
@@ -58,16 +58,10 @@ def build_service() -> Service[AuditorSettings]:
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
 
-    # Dead-letter handlers get only the letter: the running instance's trail
-    # is bound here.
-    running: list[tuple[AuditTrail, SubjectMap]] = []
-
     @service.handles_dead_letters
-    async def on_dead_letter(stored: StoredDeadLetter) -> None:
-        if not running:
-            raise RetryLater("the auditor is starting or stopping")
-        trail, subjects = running[0]
-        await trail.record(dead_letter_record(stored, subjects=subjects))
+    async def on_dead_letter(stored: StoredDeadLetter, runtime: Runtime[AuditorSettings]) -> None:
+        record = dead_letter_record(stored, subjects=runtime.subjects)
+        await runtime.resource(TRAIL).record(record)
 
     @service.uses
     @contextlib.asynccontextmanager
@@ -78,11 +72,7 @@ def build_service() -> Service[AuditorSettings]:
             trail = AuditTrail(store, runtime.metrics)
             await trail.load_counts()
             runtime.provide(TRAIL, trail)
-            running.append((trail, runtime.subjects))
-            try:
-                yield
-            finally:
-                running.remove((trail, runtime.subjects))
+            yield
         finally:
             await store.close()
 

@@ -96,7 +96,9 @@ def build_service() -> Service[OdooGatewaySettings]:
         await post_exception(slot.now(), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
-    async def on_picking_status(request: PickingStatusRequest) -> PickingStatusResponse:
+    async def on_picking_status(
+        request: PickingStatusRequest, runtime: Runtime[OdooGatewaySettings]
+    ) -> PickingStatusResponse:
         gateway = slot.gateway
         if gateway is None:
             raise QueryError(503, "the gateway is stopping: ask again")
