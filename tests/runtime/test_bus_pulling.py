@@ -73,6 +73,16 @@ def counter(handled: list[str]) -> Callable[[], Awaitable[int]]:
     return count
 
 
+# A small consumer with short requests, for tests that watch it live.
+SMALL = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
+
+
+async def handle_one(nc: NatsClient, subjects: SubjectMap, handled: list[str], ref: str) -> None:
+    """Send a release for ``ref`` and wait until it is among the ``handled``."""
+    await send(nc, subjects, release_command(ref))
+    await eventually(counter(handled), until=lambda _: ref in handled, what=f"{ref} handled")
+
+
 def recorder() -> tuple[list[str], Handler]:
     """A handler that records the order of each command it handles, and its record."""
     handled: list[str] = []
@@ -130,11 +140,9 @@ async def test_a_consumer_whose_inbox_goes_deaf_opens_a_new_one(
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled, record = recorder()
-    options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
-        async with consuming(nc, subjects, record, options) as consumer:
-            await send(nc, subjects, release_command("WH/OUT/D0"))
-            await eventually(counter(handled), until=lambda n: n == 1, what="the first")
+        async with consuming(nc, subjects, record, SMALL) as consumer:
+            await handle_one(nc, subjects, handled, "WH/OUT/D0")
             # What nats-py can do after a server restart: the subscription stays
             # in place but nothing reaches it any more.
             inbox = consumer._inbox
@@ -249,11 +257,9 @@ async def test_a_consumer_deleted_under_a_service_is_reported_not_hammered(
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled, record = recorder()
-    options = ConsumerOptions(concurrency=4, fetch_batch=4, fetch_timeout_s=0.3)
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
-        async with consuming(nc, subjects, record, options) as consumer:
-            await send(nc, subjects, release_command("WH/OUT/X0"))
-            await eventually(counter(handled), until=lambda n: n == 1, what="the first")
+        async with consuming(nc, subjects, record, SMALL) as consumer:
+            await handle_one(nc, subjects, handled, "WH/OUT/X0")
             durable = subjects.durable("wms-bridge", "commands")
             await nc.jetstream().delete_consumer(subjects.commands_stream.name, durable)
 
@@ -269,8 +275,5 @@ async def test_a_consumer_deleted_under_a_service_is_reported_not_hammered(
             # An operator (or the next deployment) provisions it again: it resumes
             # (from the start of the stream: a new consumer has no position).
             await provision(nc, subjects)
-            await send(nc, subjects, release_command("WH/OUT/X1"))
-            await eventually(
-                counter(handled), until=lambda _: "WH/OUT/X1" in handled, what="the second"
-            )
+            await handle_one(nc, subjects, handled, "WH/OUT/X1")
             assert consumer.bound
