@@ -188,6 +188,14 @@ def test_missing_service_specific_setting_names_its_variable() -> None:
             "such as waybill or acme.staging",
         ),
         (
+            {"WAYBILL_STREAM_REPLICAS": "7"},
+            "WAYBILL_STREAM_REPLICAS='7' is not valid: expected an integer between 1 and 5",
+        ),
+        (
+            {"WAYBILL_DUPLICATE_WINDOW_S": "60"},
+            "WAYBILL_DUPLICATE_WINDOW_S='60' is not valid: expected a number between 120 and 86400",
+        ),
+        (
             {"WAYBILL_SERVICE": "Carrier Router"},
             "WAYBILL_SERVICE='Carrier Router' is not valid: expected a service name such as "
             "carrier-router (a-z, 0-9, - and _)",

@@ -29,6 +29,7 @@ from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.provisioning import (
+    DAY_S,
     ConsumerPolicy,
     StreamPolicy,
     ensure_bucket,
@@ -316,13 +317,14 @@ class Service(Generic[S]):
 
     async def _provision(self, runtime: Runtime[S]) -> None:
         settings, js, subjects = runtime.settings, runtime.js, runtime.subjects
-        await ensure_streams(js, subjects, StreamPolicy())
+        await ensure_streams(js, subjects, _stream_policy(settings))
         for purpose in ("idempotency", *self.bucket_purposes):
             if purpose not in runtime.buckets:
                 runtime.buckets[purpose] = await ensure_bucket(
                     js,
                     subjects.kv_bucket(purpose),
                     ttl_s=self.bucket_ttl_s if purpose == "idempotency" else None,
+                    replicas=settings.stream_replicas,
                 )
         policy = ConsumerPolicy(
             max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
@@ -418,6 +420,16 @@ class Service(Generic[S]):
             )
         await queries.start()
         return queries
+
+
+def _stream_policy(settings: RuntimeSettings) -> StreamPolicy:
+    return StreamPolicy(
+        events_max_age_s=settings.events_retention_days * DAY_S,
+        commands_max_age_s=settings.commands_retention_days * DAY_S,
+        dead_letters_max_age_s=settings.dead_letters_retention_days * DAY_S,
+        duplicate_window_s=settings.duplicate_window_s,
+        replicas=settings.stream_replicas,
+    )
 
 
 def _bound_to(

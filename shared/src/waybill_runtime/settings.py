@@ -121,6 +121,34 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: Annotated[
         int, msgspec.Meta(ge=1, description="Deliveries before a message is dead-lettered")
     ] = 8
+    stream_replicas: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=5,
+            description="Copies of each stream and KV bucket Waybill creates (3 on a "
+            "three-node NATS cluster)",
+        ),
+    ] = 1
+    events_retention_days: Annotated[
+        float, msgspec.Meta(gt=0, le=3650, description="Days the events stream keeps an event")
+    ] = 14.0
+    commands_retention_days: Annotated[
+        float, msgspec.Meta(gt=0, le=3650, description="Days the commands stream keeps a command")
+    ] = 7.0
+    dead_letters_retention_days: Annotated[
+        float,
+        msgspec.Meta(gt=0, le=3650, description="Days the dead-letter stream keeps a dead letter"),
+    ] = 30.0
+    duplicate_window_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=120,
+            le=86_400,
+            description="Seconds in which JetStream drops a repeated message id (two minutes "
+            "at least)",
+        ),
+    ] = 120.0
     retry_backoff_s: Annotated[
         tuple[Annotated[float, msgspec.Meta(ge=0)], ...],
         msgspec.Meta(min_length=1, description="Redelivery delays in seconds; the last repeats"),

@@ -23,7 +23,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from waybill_contracts import SubjectMap
@@ -36,6 +36,18 @@ DAY_S = 86_400.0
 
 class ProvisioningConflict(UserFacingError):
     """A stream exists with a configuration other than the one Waybill declares."""
+
+
+class ProvisioningRefused(UserFacingError):
+    """JetStream refused to create a stream or bucket (too many replicas, limits, no JetStream)."""
+
+
+def _refused(what: str, error: APIError, replicas: int) -> ProvisioningRefused:
+    return ProvisioningRefused(
+        f"JetStream refused to create {what} ({error.description or error}, code {error.code}): "
+        f"check WAYBILL_STREAM_REPLICAS={replicas} against the number of NATS servers, and the "
+        "account's JetStream limits"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +126,10 @@ async def ensure_stream(js: JetStreamContext, wanted: StreamConfig) -> None:
     try:
         info = await js.stream_info(wanted.name)
     except NotFoundError:
-        await js.add_stream(wanted)
+        try:
+            await js.add_stream(wanted)
+        except APIError as error:
+            raise _refused(f"stream {wanted.name}", error, wanted.num_replicas or 1) from None
         log.info("created stream %s", wanted.name)
         return
     differences = _differences(wanted, info.config)
@@ -131,15 +146,24 @@ async def ensure_streams(js: JetStreamContext, subjects: SubjectMap, policy: Str
 
 
 async def ensure_bucket(
-    js: JetStreamContext, bucket: str, *, ttl_s: float | None = None, history: int = 1
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    ttl_s: float | None = None,
+    history: int = 1,
+    replicas: int = 1,
 ) -> KeyValue:
     """Bind to KV bucket ``bucket``, creating it when missing."""
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
-        kv = await js.create_key_value(
-            KeyValueConfig(bucket=bucket, ttl=ttl_s, history=history, storage=StorageType.FILE)
+        config = KeyValueConfig(
+            bucket=bucket, ttl=ttl_s, history=history, storage=StorageType.FILE, replicas=replicas
         )
+        try:
+            kv = await js.create_key_value(config)
+        except APIError as error:
+            raise _refused(f"KV bucket {bucket}", error, replicas) from None
         log.info("created KV bucket %s", bucket)
         return kv
 
