@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from tests.runtime.bus_helpers import release_command, send
-from waybill_contracts import SubjectMap
+from waybill_contracts import SubjectMap, encode, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
 from waybill_runtime.bus.provisioning import (
@@ -277,3 +278,43 @@ async def test_a_consumer_deleted_under_a_service_is_reported_not_hammered(
             await provision(nc, subjects)
             await handle_one(nc, subjects, handled, "WH/OUT/X1")
             assert consumer.bound
+
+
+async def test_a_message_that_cannot_be_settled_is_reported(
+    nc: NatsClient, nats_url: str, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled, record = recorder()
+    consumer = Consumer(
+        nc=nc,
+        js=nc.jetstream(),
+        subjects=subjects,
+        service="wms-bridge",
+        stream=subjects.commands_stream.name,
+        durable="wms-bridge-commands",
+        handlers={ReleaseToWarehouse: record},
+        publisher=Publisher(nc, subjects, service="wms-bridge"),
+        options=SMALL,
+    )
+    # Delivered on a connection that is gone by the time the ack is sent.
+    gone = await nats.connect(nats_url)
+    await gone.close()
+    command = release_command("WH/OUT/L0")
+    encoded = encode(command, new_context(command, source="orchestrator"), subjects)
+    msg = Msg(
+        gone,
+        subject=encoded.subject,
+        reply="$JS.ACK.S.wms-bridge-commands.1.5.5.1795746692191475610.0",
+        data=encoded.body,
+        headers=dict(encoded.headers),
+    )
+    with caplog.at_level(logging.ERROR, logger="waybill.bus"):
+        consumer._delivered(msg)
+
+        async def settled() -> bool:
+            return not consumer._in_flight
+
+        await eventually(settled, what="the handler to finish")
+    assert handled == ["WH/OUT/L0"]
+    [line] = [r.getMessage() for r in caplog.records if "could not settle" in r.getMessage()]
+    assert encoded.subject in line and "redelivered after its ack wait" in line

@@ -274,7 +274,17 @@ class Consumer:
         self._room.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
+        msg, _started = self._in_flight.pop(task, (None, 0.0))
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Settling itself failed (the connection dropped during an ack, say):
+            # the server redelivers the message once its ack wait runs out.
+            log.error(
+                "could not settle %s on consumer %s (%s: %s); it is redelivered after its ack wait",
+                msg.subject if msg is not None else "a message",
+                self.durable,
+                type(error).__name__,
+                error,
+            )
         if not self._room.is_set() and self._free() >= self._wanted:
             self._room.set()
 
