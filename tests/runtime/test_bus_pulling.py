@@ -24,6 +24,7 @@ from waybill_runtime.bus.provisioning import (
 )
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.pull import PullInbox, delivery_of
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -44,7 +45,11 @@ async def provision(nc: NatsClient, subjects: SubjectMap) -> str:
 
 @asynccontextmanager
 async def consuming(
-    nc: NatsClient, subjects: SubjectMap, handler: Handler, options: ConsumerOptions
+    nc: NatsClient,
+    subjects: SubjectMap,
+    handler: Handler,
+    options: ConsumerOptions,
+    metrics: MetricsRegistry | None = None,
 ) -> AsyncIterator[Consumer]:
     """A started consumer of release commands on the commands stream, stopped afterwards."""
     durable = await provision(nc, subjects)
@@ -59,6 +64,7 @@ async def consuming(
         handlers={ReleaseToWarehouse: handler},
         publisher=Publisher(nc, subjects, service="wms-bridge"),
         options=options,
+        metrics=metrics,
     )
     consumer.start()
     try:
@@ -318,3 +324,36 @@ async def test_a_message_that_cannot_be_settled_is_reported(
     assert handled == ["WH/OUT/L0"]
     [line] = [r.getMessage() for r in caplog.records if "could not settle" in r.getMessage()]
     assert encoded.subject in line and "redelivered after its ack wait" in line
+
+
+async def test_consumer_lag_is_what_the_server_says_is_still_pending(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    metrics = MetricsRegistry("wms-bridge")
+    labels = {"service": "wms-bridge", "consumer": subjects.durable("wms-bridge", "commands")}
+    go_on = asyncio.Event()
+    seen_lag: list[float] = []
+
+    async def held(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        lag = metrics.collector_registry.get_sample_value(
+            "waybill_consumer_pending_messages", labels
+        )
+        assert lag is not None
+        seen_lag.append(lag)
+        await go_on.wait()
+
+    await provision(nc, subjects)
+    for n in range(5):
+        await send(nc, subjects, release_command(f"WH/OUT/G{n}"))
+    one_at_a_time = ConsumerOptions(concurrency=1, fetch_batch=1, fetch_timeout_s=0.3)
+    async with consuming(nc, subjects, held, one_at_a_time, metrics):
+
+        async def first_seen() -> int:
+            return len(seen_lag)
+
+        await eventually(first_seen, what="the first message")
+        assert seen_lag == [4.0]  # four more wait behind the first
+        go_on.set()
+        await eventually(first_seen, until=lambda n: n == 5, what="all five")
+    assert seen_lag == [4.0, 3.0, 2.0, 1.0, 0.0]
