@@ -13,14 +13,14 @@ how often the harness polls.
 from __future__ import annotations
 
 import asyncio
-import cProfile
+import contextlib
 import dataclasses
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
@@ -221,27 +221,31 @@ async def run_round(
     commands: Sequence[Command],
     *,
     timeout_s: float,
-    profiler: cProfile.Profile | None = None,
+    meter: contextlib.AbstractContextManager[Any] | None = None,
 ) -> RoundResult:
     """Provision, preload, then time ``stage`` from start until drained; always stop it.
 
-    A ``profiler`` is switched on for the consumption only (not the preload).
+    A ``meter`` (a profiler, a heap tracer) is on for the consumption only, not
+    the preload.
     """
     js = nc.jetstream()
     route = await stage.provision(js)
     await preload(js, route.input_subject, commands)
-    if profiler is not None:
-        profiler.enable()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    await stage.start()
+    metering = contextlib.ExitStack()
+    if meter is not None:
+        metering.enter_context(meter)
     try:
-        output = await wait_drained(nc, js, stage, route, len(commands), timeout_s=timeout_s)
-        wall = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
+        started, cpu_started = time.perf_counter(), time.process_time()
+        await stage.start()
+        try:
+            output = await wait_drained(nc, js, stage, route, len(commands), timeout_s=timeout_s)
+            wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
+        finally:
+            metering.close()
+            await stage.stop()
     finally:
-        if profiler is not None:
-            profiler.disable()
-        await stage.stop()
+        metering.close()  # also when start() failed; closing twice does nothing
     return RoundResult(
         messages=len(commands),
         span_s=(output.last_ns - output.first_ns) / 1e9,

@@ -21,6 +21,8 @@ class StageFigures(msgspec.Struct, frozen=True, kw_only=True):
     rates: list[float]  # messages per second, one per round, in round order
     cpu_us: list[float]  # this process's CPU per message, microseconds, per round
     wall_s: list[float]  # start to drained, per round (includes the stage's start-up)
+    # Peak Python heap growth during one traced, untimed round (None: not measured).
+    peak_heap_mib: float | None = None
 
     @property
     def median(self) -> float:
@@ -40,29 +42,50 @@ class BenchReport(msgspec.Struct, frozen=True, kw_only=True):
     stages: list[StageFigures]
     baseline: str
 
+    def _base(self) -> StageFigures | None:
+        return next((s for s in self.stages if s.key == self.baseline), None)
+
     def ratio(self, figures: StageFigures) -> float | None:
-        base = next((s for s in self.stages if s.key == self.baseline), None)
+        base = self._base()
         return figures.median / base.median if base is not None else None
+
+    def heap_ratio(self, figures: StageFigures) -> float | None:
+        base = self._base()
+        if base is None or not base.peak_heap_mib or figures.peak_heap_mib is None:
+            return None
+        return figures.peak_heap_mib / base.peak_heap_mib
 
 
 def table(report: BenchReport) -> str:
     """The side-by-side table, the runtime's verdict and the machine."""
-    rows = [("stage", "msgs/s (median)", "ratio to raw", "CPU µs/msg", "rounds (msgs/s)")]
+    rows = [
+        (
+            "stage",
+            "msgs/s (median)",
+            "ratio to raw",
+            "CPU µs/msg",
+            "peak heap MiB",
+            "heap ratio",
+            "rounds (msgs/s)",
+        )
+    ]
     for figures in report.stages:
-        ratio = report.ratio(figures)
+        ratio, heap_ratio = report.ratio(figures), report.heap_ratio(figures)
         rows.append(
             (
                 figures.name,
                 f"{figures.median:,.0f}",
                 f"{ratio:.2f}" if ratio is not None else "-",
                 f"{figures.median_cpu_us:,.0f}",
+                f"{figures.peak_heap_mib:,.1f}" if figures.peak_heap_mib is not None else "-",
+                f"{heap_ratio:.2f}" if heap_ratio is not None else "-",
                 ", ".join(f"{rate:,.0f}" for rate in figures.rates),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
-            cell.ljust(width) if i in (0, 4) else cell.rjust(width)
+            cell.ljust(width) if i in (0, 6) else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -96,4 +119,5 @@ def write_json(report: BenchReport, path: Path) -> None:
         entry["median"] = figures.median
         entry["median_cpu_us"] = figures.median_cpu_us
         entry["ratio_to_baseline"] = report.ratio(figures)
+        entry["heap_ratio_to_baseline"] = report.heap_ratio(figures)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(document)) + b"\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import importlib
@@ -34,6 +35,7 @@ from tests.bench.harness import (
     run_round,
 )
 from tests.bench.machine import describe
+from tests.bench.memory import HeapPeak
 from tests.bench.report import BenchReport, StageFigures, table, write_json
 
 # key -> (module, class); imported only when the stage runs.
@@ -106,6 +108,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=300.0,
         help="seconds a round may take before the run fails (default 300)",
     )
+    parser.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the extra, untimed round per stage that measures peak heap memory",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument(
         "--profile",
@@ -129,13 +137,13 @@ async def _one_round(
     key: str,
     commands: Sequence[Command],
     timeout_s: float,
-    profiler: cProfile.Profile | None = None,
+    meter: contextlib.AbstractContextManager[Any] | None = None,
 ) -> RoundResult:
     tag = f"{key[:2]}{uuid.uuid4().hex[:6]}"
     stage = factory(nc.connected_url.geturl(), tag)
     gc.collect()
     try:
-        result = await run_round(nc, stage, commands, timeout_s=timeout_s, profiler=profiler)
+        result = await run_round(nc, stage, commands, timeout_s=timeout_s, meter=meter)
     except StageFailed as error:
         raise StageFailed(f"{key}: {error}") from error
     except Exception as error:
@@ -171,6 +179,17 @@ async def bench(nats_url: str, args: argparse.Namespace) -> list[StageFigures]:
                     f"{result.cpu_us_per_message:>7,.0f} µs CPU/msg",
                     flush=True,
                 )
+        heaps: dict[str, float] = {}
+        if args.memory:
+            for key, factory in factories.items():
+                peak = HeapPeak()
+                await _one_round(nc, factory, key, commands, args.timeout, peak)
+                heaps[key] = peak.peak_mib
+                print(
+                    f"memory      {names[key]:<16} {len(commands):>7,} msgs "
+                    f"{peak.peak_mib:>9,.1f} MiB peak heap (traced round, not timed)",
+                    flush=True,
+                )
         if args.profile:
             await _profile(
                 nc,
@@ -187,6 +206,7 @@ async def bench(nats_url: str, args: argparse.Namespace) -> list[StageFigures]:
             rates=[r.rate for r in rounds[key]],
             cpu_us=[r.cpu_us_per_message for r in rounds[key]],
             wall_s=[r.wall_s for r in rounds[key]],
+            peak_heap_mib=heaps.get(key),
         )
         for key in args.stages
     ]
@@ -196,9 +216,7 @@ async def _profile(
     nc: Any, factory: StageFactory, args: argparse.Namespace, commands: Sequence[Command]
 ) -> None:
     profiler = cProfile.Profile()
-    result = await _one_round(
-        nc, factory, str(args.profile), commands, args.timeout, profiler=profiler
-    )
+    result = await _one_round(nc, factory, str(args.profile), commands, args.timeout, profiler)
     print(f"\nprofile of {args.profile} ({result.rate:,.0f} msgs/s under cProfile, not counted):")
     for order in ("tottime", "cumulative"):
         out = io.StringIO()

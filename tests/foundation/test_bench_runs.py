@@ -1,4 +1,4 @@
-"""`make bench` runs to completion: every stage drains its stream and reports a rate.
+"""`make bench` runs to completion: every stage drains its stream, reports a rate and memory.
 
 Only that it runs and what it reports are checked; the figures themselves are
 never asserted (shared machines are noisy), they go into docs/benchmarks.md.
@@ -52,6 +52,7 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
     ]
     for stage in figures["stages"]:
         assert len(stage["rates"]) == 1 and stage["rates"][0] > 0
+        assert stage["peak_heap_mib"] > 0 and stage["heap_ratio_to_baseline"] > 0
         assert stage["ratio_to_baseline"] == pytest.approx(
             stage["median"] / figures["stages"][0]["median"]
         )
