@@ -63,6 +63,18 @@ async def shipped_emails(mesh: Mesh) -> list[str]:
     ]
 
 
+async def settled_shipped_emails(mesh: Mesh, refs: list[str], *, timeout_s: float) -> list[str]:
+    """The shipped emails once there is one per order and a repeat would have come too."""
+    await eventually(
+        lambda: shipped_emails(mesh),
+        until=lambda sent: len(sent) >= len(refs),
+        timeout_s=timeout_s,
+        what="a shipped email per order",
+    )
+    await asyncio.sleep(1.0)  # anything sent twice would arrive now
+    return await shipped_emails(mesh)
+
+
 async def booked_webhooks(mesh: Mesh) -> list[Delivery]:
     """Verified shipment-booked webhooks the receiver got."""
     return [

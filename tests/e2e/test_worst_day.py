@@ -20,7 +20,7 @@ from tests.e2e.test_order_to_ship import (
     all_shipped,
     purchases_per_shipment,
     release_orders,
-    shipped_emails,
+    settled_shipped_emails,
 )
 from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.testing.waiting import eventually
@@ -54,14 +54,7 @@ async def test_a_nats_server_restart_mid_flow_loses_no_order_and_repeats_no_effe
             # Every service (each its own connection) noticed and came back.
             reconnected = [r for r in caplog.records if r.getMessage() == "reconnected to NATS"]
             assert len(reconnected) >= len(ALL_SERVICES)
-            emails = await eventually(
-                lambda: shipped_emails(mesh),
-                until=lambda sent: len(sent) >= len(refs),
-                timeout_s=120,
-                what="a shipped email per order",
-            )
-            await asyncio.sleep(1.0)  # anything sent twice would arrive now
-            emails = await shipped_emails(mesh)
+            emails = await settled_shipped_emails(mesh, refs, timeout_s=120)
             pickings = [mesh.odoo.picking(ref) for ref in refs]
     finally:
         await nc.close()
