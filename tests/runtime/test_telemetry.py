@@ -125,6 +125,35 @@ def test_a_message_published_while_processing_joins_the_same_trace(
     assert len({s.context.trace_id for s in exporter.get_finished_spans() if s.context}) == 1
 
 
+def test_a_message_sent_outside_processing_continues_the_trace_its_headers_carry(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    # A sweep re-sending an outbox entry, a webhook fact of a known order: no
+    # span is active, but the headers carry the cause's (or order's) trace.
+    cause: dict[str, str] = {}
+    with send_span(BOOK, message_id="m-1", headers=cause, tracer=tracer):
+        pass
+    outgoing = {"traceparent": cause["traceparent"]}
+    with send_span(BOOKED, message_id="m-2", headers=outgoing, tracer=tracer):
+        pass
+    spans = finished(exporter)
+    first, second = spans[f"send {BOOK}"], spans[f"send {BOOKED}"]
+    assert first.context is not None and second.context is not None
+    assert second.context.trace_id == first.context.trace_id
+    assert second.parent is not None and second.parent.span_id == first.context.span_id
+    assert outgoing["traceparent"] != cause["traceparent"]  # now names the new span
+
+
+def test_a_message_sent_with_no_trace_at_all_starts_one(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    headers: dict[str, str] = {}
+    with send_span(BOOKED, message_id="m-3", headers=headers, tracer=tracer):
+        pass
+    span = finished(exporter)[f"send {BOOKED}"]
+    assert span.parent is None and headers["traceparent"]
+
+
 def test_a_failing_handler_marks_the_span_with_error_type_and_masked_status(
     tracer: Tracer, exporter: InMemorySpanExporter
 ) -> None:

@@ -34,6 +34,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
+from waybill_contracts.envelope import HEADER_TRACEPARENT
 from waybill_runtime.logs import mask_text
 from waybill_runtime.outcomes import error_type_name
 
@@ -155,14 +156,20 @@ def send_span(
     """A PRODUCER span ``send <template>`` around a publish; injects its context into ``headers``.
 
     ``destination`` is the concrete subject when it differs from the template.
-    Without a tracer provider no span is made and ``headers`` keep the trace
-    context they already carry.
+    The span is a child of the active span (the message being processed) or,
+    when none is active (a sweep, a webhook), of the trace context ``headers``
+    already carry (the cause's, or the order's), so the message stays in its
+    order's trace. Without a tracer provider no span is made and ``headers``
+    keep the trace context they already carry.
     """
     if tracer is None and not tracing_active():
         yield INVALID_SPAN
         return
+    parent = None
+    if HEADER_TRACEPARENT in headers and not trace.get_current_span().get_span_context().is_valid:
+        parent = extract_trace(headers)
     with _messaging_span(
-        tracer or get_tracer(), f"send {destination_template}", SpanKind.PRODUCER, None
+        tracer or get_tracer(), f"send {destination_template}", SpanKind.PRODUCER, parent
     ) as span:
         if span.is_recording():
             attributes: dict[str, Any] = {
