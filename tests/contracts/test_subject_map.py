@@ -96,6 +96,7 @@ def test_consumer_bucket_and_dead_letter_names(subjects: SubjectMap) -> None:
         "waybill_workflow",
         "waybill_idempotency",
         "waybill_watermarks",
+        "waybill_traces",
     ]
     assert subjects.query_service_name("orchestrator") == "waybill-orchestrator"
 

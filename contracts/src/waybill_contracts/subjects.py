@@ -21,8 +21,8 @@ from waybill_contracts.messages import Command, Event, Message, QueryRequest, Qu
 from waybill_contracts.services import SERVICES, Service
 
 DEFAULT_PREFIX = "waybill"
-KV_PURPOSES: tuple[str, ...] = ("workflow", "idempotency", "watermarks")
-"""The key-value buckets: process state, idempotency keys, sync watermarks."""
+KV_PURPOSES: tuple[str, ...] = ("workflow", "idempotency", "watermarks", "traces")
+"""The key-value buckets: process state, idempotency keys, sync watermarks, each order's trace."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _INBOX_PREFIX = "_INBOX."

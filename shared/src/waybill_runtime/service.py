@@ -41,9 +41,10 @@ from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, s
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
 from waybill_runtime.settings import RuntimeSettings, load_settings
-from waybill_runtime.telemetry import configure_telemetry
+from waybill_runtime.telemetry import configure_telemetry, tracing_active
 
 log = logging.getLogger("waybill.service")
 
@@ -326,6 +327,16 @@ class Service(Generic[S]):
                     ttl_s=self.bucket_ttl_s if purpose == "idempotency" else None,
                     replicas=settings.stream_replicas,
                 )
+        if tracing_active():
+            # Each order's trace, kept as long as its events are.
+            traces = await ensure_bucket(
+                js,
+                subjects.kv_bucket("traces"),
+                ttl_s=settings.events_retention_days * DAY_S,
+                replicas=settings.stream_replicas,
+            )
+            runtime.buckets["traces"] = traces
+            runtime.publisher.order_traces = OrderTraces(traces)
         policy = ConsumerPolicy(
             max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
         )

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 
 from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
+from waybill_contracts.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE
 from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.order_traces import OrderTrace, OrderTraces
 from waybill_runtime.telemetry import send_span, tracing_active
 
 
@@ -40,8 +42,12 @@ class Publisher:
         service: str,
         metrics: MetricsRegistry | None = None,
         ack_timeout_s: float = 10.0,
+        order_traces: OrderTraces | None = None,
     ) -> None:
         self._acks = PublishAcks(nc)
+        # Facts observed from outside join their order's trace (with an SDK only);
+        # the service sets it once it has provisioned the bucket.
+        self.order_traces = order_traces
         self._subjects = subjects
         self._service = service
         self._source = f"waybill/{service}"
@@ -82,13 +88,34 @@ class Publisher:
         subject, headers, body, context = self._prepare(out)
         template = self._subjects.subject_template(subject)
         if tracing_active():
+            first_of_order = await self._join_order_trace(cause, context, headers)
             with send_span(template, message_id=context.id, headers=headers):
                 await self._acks.publish(subject, body, headers, timeout_s=self._ack_timeout_s)
+            if first_of_order and self.order_traces is not None:
+                trace = OrderTrace(headers[HEADER_TRACEPARENT], headers.get(HEADER_TRACESTATE))
+                await self.order_traces.remember(context.correlation_id, trace)
         else:
             await self._acks.publish(subject, body, headers, timeout_s=self._ack_timeout_s)
         if self._metrics is not None:
             self._metrics.published(template).inc()
         return context
+
+    async def _join_order_trace(
+        self, cause: MessageContext | None, context: MessageContext, headers: dict[str, str]
+    ) -> bool:
+        """Put the order's trace into ``headers`` for a fact without a cause.
+
+        True when the order has no trace yet: this message's becomes it.
+        """
+        if cause is not None or self.order_traces is None:
+            return False
+        known = await self.order_traces.trace_of(context.correlation_id)
+        if known is None:
+            return True
+        headers[HEADER_TRACEPARENT] = known.traceparent
+        if known.tracestate:
+            headers[HEADER_TRACESTATE] = known.tracestate
+        return False
 
     async def publish_many(self, batch: Sequence[Outgoing]) -> list[StoredAck]:
         """Pipelined bulk publish: all messages in flight at once, then every ack awaited.
