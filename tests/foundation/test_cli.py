@@ -144,3 +144,34 @@ def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
         check_demo_possible(LocalStack(options, services=everything, with_sandboxes=False))
     with pytest.raises(UserFacingError, match="carrier-router"):
         check_demo_possible(LocalStack(options, services=everything[:3], with_sandboxes=True))
+
+
+@pytest.mark.parametrize(
+    ("orders", "message"),
+    [("0", "0 is too few: a demo needs at least one order"), ("x", "'x' is not a whole number")],
+)
+def test_a_demo_order_count_that_makes_no_sense_is_refused_in_one_line(
+    orders: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "waybill_runtime", "up", "--demo", "--orders", orders],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("orders", "cancelled", "held"),
+    [(1, 0, 0), (2, 0, 1), (4, 1, 1), (6, 2, 1), (50, 3, 1), (500, 3, 1)],
+)
+def test_a_small_demo_cancels_and_holds_at_most_half_of_its_orders(
+    orders: int, cancelled: int, held: int
+) -> None:
+    from waybill_runtime.local.demo import DemoPlan
+
+    plan = DemoPlan.for_orders(orders)
+    assert (plan.orders, plan.cancellations, plan.short_picks) == (orders, cancelled, held)

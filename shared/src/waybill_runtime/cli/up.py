@@ -15,6 +15,16 @@ from waybill_runtime.local.stack import LocalStack
 from waybill_runtime.local.trickle import trickle_orders
 
 
+def _order_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is too few: a demo needs at least one order")
+    return count
+
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "up",
@@ -41,7 +51,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.add_argument(
         "--demo", action="store_true", help="run the demo scenario, print a summary, stop"
     )
-    demo.add_argument("--orders", type=int, default=50, help="demo orders (default 50)")
+    demo.add_argument(
+        "--orders", type=_order_count, default=50, help="demo orders, 1 or more (default 50)"
+    )
     demo.add_argument(
         "--timeout", type=float, default=300.0, help="seconds the demo may take (default 300)"
     )
@@ -120,7 +132,7 @@ def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
             else None
         ),
     )
-    plan = DemoPlan(orders=args.orders, timeout_s=args.timeout)
+    plan = DemoPlan.for_orders(args.orders, timeout_s=args.timeout)
     print(f"demo: {plan.orders} orders, carrier A down for the first part of the run", flush=True)
     try:
         report = asyncio.run(run_demo(endpoints, plan))

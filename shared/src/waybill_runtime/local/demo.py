@@ -52,6 +52,20 @@ class DemoPlan:
     timeout_s: float = 300.0
     seed: int = 7
 
+    @classmethod
+    def for_orders(cls, orders: int, *, timeout_s: float = 300.0) -> DemoPlan:
+        """A plan for ``orders`` orders: at most half of them cancelled or short-picked."""
+        if orders < 1:
+            raise ValueError(f"a demo needs at least one order, not {orders}")
+        short_picks = 1 if orders >= 2 else 0
+        cancellations = max(0, min(3, orders // 2 - short_picks))
+        return cls(
+            orders=orders,
+            cancellations=cancellations,
+            short_picks=short_picks,
+            timeout_s=timeout_s,
+        )
+
 
 @dataclass
 class OrderOutcome:
