@@ -147,14 +147,21 @@ def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("orders", "message"),
-    [("0", "0 is too few: a demo needs at least one order"), ("x", "'x' is not a whole number")],
+    ("arguments", "message"),
+    [
+        (["--demo", "--orders", "0"], "0 is too few: a demo needs at least one order"),
+        (["--demo", "--orders", "x"], "'x' is not a whole number"),
+        (["--demo", "--timeout", "-5"], "-5 is not 0 or more seconds"),
+        (["--demo", "--timeout", "0"], "0 seconds is too short"),
+        (["--order-every", "-1"], "-1 is not 0 or more seconds"),
+        (["--order-every", "soon"], "'soon' is not a number of seconds"),
+    ],
 )
-def test_a_demo_order_count_that_makes_no_sense_is_refused_in_one_line(
-    orders: str, message: str
+def test_up_options_that_make_no_sense_are_refused_in_one_line(
+    arguments: list[str], message: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "waybill_runtime", "up", "--demo", "--orders", orders],
+        [sys.executable, "-m", "waybill_runtime", "up", *arguments],
         capture_output=True,
         text=True,
         timeout=60,

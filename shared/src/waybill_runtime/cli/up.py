@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 
 import aiohttp
 
@@ -15,14 +16,35 @@ from waybill_runtime.local.stack import LocalStack
 from waybill_runtime.local.trickle import trickle_orders
 
 
-def _order_count(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        count = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not 0 or more seconds")
+    return seconds
+
+
+def _order_count(text: str) -> int:
+    count = _whole_number(text)
     if count < 1:
         raise argparse.ArgumentTypeError(f"{count} is too few: a demo needs at least one order")
     return count
+
+
+def _demo_timeout(text: str) -> float:
+    seconds = _seconds(text)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError("0 seconds is too short: give the demo time to run")
+    return seconds
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +64,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--order-every",
-        type=float,
+        type=_seconds,
         default=5.0,
         metavar="SECONDS",
         help="create a demo order in the Odoo sandbox this often (0: none; default 5)",
@@ -55,7 +77,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--orders", type=_order_count, default=50, help="demo orders, 1 or more (default 50)"
     )
     demo.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds the demo may take (default 300)"
+        "--timeout",
+        type=_demo_timeout,
+        default=300.0,
+        help="seconds the demo may take (default 300)",
     )
     parser.set_defaults(handler=run_up)
 
