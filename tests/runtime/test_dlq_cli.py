@@ -97,3 +97,18 @@ async def test_operators_list_and_replay_dead_letters_from_the_command_line(
         await eventually(done, until=lambda p: len(p) == 3, what="every replayed order")
     assert sorted(processed) == ["WH/OUT/1", "WH/OUT/2", "WH/OUT/3"]
     assert await dead_letters(nc, subjects) == []
+
+
+async def test_selections_that_make_no_sense_are_refused_in_one_line(
+    nats_url: str, nats_prefix: str
+) -> None:
+    for args, message in [
+        (("dlq", "list", "--seq", "-3"), "'-3' is not a sequence number"),
+        (("dlq", "replay", "--seq", "abc"), "'abc' is not a sequence number"),
+        (("dlq", "list", "--since", "yesterday"), "'yesterday' is not a time: use ISO 8601"),
+        (("dlq", "replay"), "nothing selected"),
+    ]:
+        result = await waybill(*args, nats_url=nats_url, prefix=nats_prefix)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

@@ -17,6 +17,14 @@ from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.stack import check_nats_reachable
 
 
+def _sequence(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a sequence number: use one `waybill dlq list` shows (1 or more)"
+        )
+    return int(text)
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -44,7 +52,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--since", type=_timestamp, help="only dead letters from this time on")
     parser.add_argument("--until", type=_timestamp, help="only dead letters up to this time")
-    parser.add_argument("--seq", type=int, help="only the dead letter with this sequence number")
+    parser.add_argument(
+        "--seq", type=_sequence, help="only the dead letter with this sequence number"
+    )
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
