@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -333,3 +334,42 @@ async def test_bulk_publishing_stores_every_message_once_even_when_repeated(
     stored = await stored_messages(nc, subjects, ReleaseToWarehouse)
     assert [m.order.ref for m, _ in stored] == [f"WH/OUT/P{n}" for n in range(50)]
     assert {ctx.source for _, ctx in stored} == {"waybill/orchestrator"}
+
+
+@pytest.mark.slow
+async def test_a_server_going_lame_duck_is_noticed_and_its_successor_consumed_from(
+    fresh_nats_server: EmbeddedNats, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a rolling upgrade of NATS does to each server: lame-duck mode (JetStream
+    # stops, clients are told to move), then a new server on the same store.
+    url = fresh_nats_server.client_url
+    subjects = SubjectMap(nats_prefix)
+    service = Service("wms-bridge")
+    processed: set[str] = set()
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+        processed.add(command.order.ref)
+
+    async def processed_count() -> int:
+        return len(processed)
+
+    caplog.set_level(logging.WARNING, logger="waybill.bus")
+    async with running_service(service, nats_url=url, subject_prefix=nats_prefix):
+        pid = fresh_nats_server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGUSR2)  # nats-server: enter lame-duck mode
+
+        async def lame_duck_logged() -> bool:
+            return any("lame-duck" in r.getMessage() for r in caplog.records)
+
+        await eventually(lame_duck_logged, what="the service to notice lame-duck mode")
+        # A lame duck lingers for its duration; the upgrade's next step replaces it.
+        await asyncio.to_thread(fresh_nats_server.restart, grace_s=1.0)
+        client = await nats.connect(url, max_reconnect_attempts=-1)
+        try:
+            for n in range(5):
+                await send(client, subjects, release_command(f"WH/OUT/L{n}"))
+            await eventually(processed_count, until=lambda n: n == 5, what="all 5 handled")
+        finally:
+            await client.close()

@@ -228,11 +228,11 @@ class EmbeddedNats:
             self._log.close()
             self._log = None
 
-    def restart(self) -> None:
-        """Stop and start again on the same ports and store (tests use this)."""
+    def restart(self, *, grace_s: float = 10.0) -> None:
+        """Stop (see :meth:`stop`) and start again on the same ports and store (tests use this)."""
         options = self.options
         port, monitor = self.port, self.monitor_port
-        self.stop()
+        self.stop(grace_s=grace_s)
         self.options = dataclasses.replace(options, port=port, monitor_port=monitor)
         try:
             self.start()
