@@ -294,7 +294,6 @@ class Service(Generic[S]):
                 serve_http(http_app, settings.http_host, settings.http_port)
             )
             for consumer in consumers:
-                events.reconnected.append(_stall_check(consumer))
                 consumer.start()
             queries = await self._start_queries(runtime)
             stack.push_async_callback(queries.stop, drain_timeout=settings.shutdown_deadline_s)
@@ -456,13 +455,6 @@ async def _stop_consumers(consumers: list[Consumer], deadline_s: float) -> None:
     cut_off = sum(await asyncio.gather(*(c.stop(deadline_s) for c in consumers)))
     if cut_off:
         log.warning("%d message(s) were still running at the deadline; redelivered", cut_off)
-
-
-def _stall_check(consumer: Consumer) -> Callable[[], Awaitable[None]]:
-    async def check() -> None:
-        consumer.check_soon()
-
-    return check
 
 
 async def _drain(nc: NatsClient, events: ConnectionEvents) -> None:

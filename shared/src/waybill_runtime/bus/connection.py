@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -27,8 +26,6 @@ class ConnectionEvents:
 
     def __init__(self, url: str = "") -> None:
         self.url = url
-        self.reconnected: list[Callable[[], Awaitable[None]]] = []
-        self.lame_duck = asyncio.Event()
         self.closing = False  # set before a deliberate drain, so it is not reported as a loss
 
     async def on_disconnected(self) -> None:
@@ -37,8 +34,6 @@ class ConnectionEvents:
 
     async def on_reconnected(self) -> None:
         log.info("reconnected to NATS")
-        for callback in self.reconnected:
-            await callback()
 
     async def on_error(self, error: Exception) -> None:
         reason = str(error) or type(error).__name__
@@ -56,7 +51,6 @@ class ConnectionEvents:
         # The server is about to shut down and will move clients away; nats-py
         # reconnects elsewhere by itself, consumers just keep fetching.
         log.warning("NATS server entered lame-duck mode; clients will move to another server")
-        self.lame_duck.set()
 
 
 async def connect(

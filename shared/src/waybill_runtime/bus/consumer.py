@@ -139,10 +139,6 @@ class Consumer:
             self._keep_alive(), name=f"in-progress {self.durable}"
         )
 
-    def check_soon(self) -> None:
-        """Called after a reconnect: look at once whether the requests are still answered."""
-        self._room.set()
-
     async def stop(self, deadline_s: float) -> int:
         """Stop pulling, give in-flight handlers ``deadline_s`` to finish.
 

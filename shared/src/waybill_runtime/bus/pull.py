@@ -64,7 +64,7 @@ def delivery_of(msg: Msg) -> Delivery:
     return Delivery(meta.num_delivered, meta.sequence.stream, meta.num_pending)
 
 
-class _NextRequest(msgspec.Struct, omit_defaults=True):
+class _NextRequest(msgspec.Struct):
     batch: int
     expires: int  # nanoseconds
 
@@ -97,11 +97,10 @@ class PullInbox:
         durable: str,
         on_message: Callable[[Msg], None],
         on_ended: Callable[[int | None, str | None], None],
-        api_prefix: str = "$JS.API",
     ) -> None:
         self._nc = nc
         self._durable = durable
-        self._next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._on_message = on_message
         self._on_ended = on_ended
         self._sub: Subscription | None = None
