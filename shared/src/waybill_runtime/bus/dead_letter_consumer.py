@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 
 from waybill_runtime.bus.consumer import Consumer
 from waybill_runtime.bus.dead_letters import DeadLetter, StoredDeadLetter
+from waybill_runtime.bus.pull import delivery_of
 from waybill_runtime.outcomes import backoff_delay
 
 log = logging.getLogger("waybill.bus")
@@ -34,29 +35,27 @@ class DeadLetterConsumer(Consumer):
 
     async def _handle(self, msg: Msg) -> None:
         assert self.letter_handler is not None
-        meta = msg.metadata
-        attempt = meta.num_delivered
+        delivery = delivery_of(msg)
+        attempt, sequence = delivery.attempt, delivery.stream_sequence
         try:
             letter = _decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.error(
                 "message %d on %s is not a dead letter: %s",
-                meta.sequence.stream,
+                sequence,
                 msg.subject,
                 error,
             )
             await msg.term()
             return
         try:
-            await self.letter_handler(
-                StoredDeadLetter(sequence=meta.sequence.stream, letter=letter)
-            )
+            await self.letter_handler(StoredDeadLetter(sequence=sequence, letter=letter))
         except Exception as error:
             if attempt < self.options.max_deliver:
                 delay = backoff_delay(attempt, self.options.retry_backoff_s)
                 log.warning(
                     "handling dead letter %d failed (%s: %s); retrying in %.1f s",
-                    meta.sequence.stream,
+                    sequence,
                     type(error).__name__,
                     error,
                     delay,
@@ -66,7 +65,7 @@ class DeadLetterConsumer(Consumer):
                 log.error(
                     "giving up on dead letter %d after %d attempts (%s: %s); it stays in the "
                     "dead-letter stream",
-                    meta.sequence.stream,
+                    sequence,
                     attempt,
                     type(error).__name__,
                     error,
