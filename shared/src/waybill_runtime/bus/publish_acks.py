@@ -90,15 +90,15 @@ class PublishAcks:
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._counter = 0
 
-    async def _reply_prefix(self) -> str:
-        if self._prefix is None:
-            async with self._listening:
-                if self._prefix is None:
-                    prefix = self._nc.new_inbox() + "."
-                    # nats-py re-subscribes after a reconnect; acks lost in a
-                    # disconnect end in a timeout, which callers retry.
-                    await self._nc.subscribe(prefix + "*", cb=self._on_reply)
-                    self._prefix = prefix
+    async def _listen(self) -> str:
+        # Once per publisher, on its first publish (hence the lock).
+        async with self._listening:
+            if self._prefix is None:
+                prefix = self._nc.new_inbox() + "."
+                # nats-py re-subscribes after a reconnect; acks lost in a
+                # disconnect end in a timeout, which callers retry.
+                await self._nc.subscribe(prefix + "*", cb=self._on_reply)
+                self._prefix = prefix
         return self._prefix
 
     async def _on_reply(self, msg: Msg) -> None:
@@ -124,7 +124,7 @@ class PublishAcks:
         self, subject: str, body: bytes, headers: dict[str, str], *, timeout_s: float
     ) -> StoredAck:
         """Publish one message and wait up to ``timeout_s`` for the stream to store it."""
-        prefix = await self._reply_prefix()
+        prefix = self._prefix or await self._listen()
         token, future = await self._send(subject, body, headers, prefix)
         timer = asyncio.get_running_loop().call_later(timeout_s, _expire, future)
         try:
@@ -138,7 +138,7 @@ class PublishAcks:
         self, batch: Sequence[Outbound], *, timeout_s: float
     ) -> list[StoredAck | BaseException]:
         """Publish all, then wait for every ack; each result is its ack or its error."""
-        prefix = await self._reply_prefix()
+        prefix = self._prefix or await self._listen()
         tokens: list[str] = []
         futures: list[asyncio.Future[Msg]] = []
         try:
