@@ -40,6 +40,7 @@ from waybill_contracts.messages import (
     MessageKind,
     QueryRequest,
     QueryResponse,
+    order_ref_of,
 )
 from waybill_contracts.services import SERVICES, Service
 from waybill_contracts.subjects import KV_PURPOSES, Channel, StreamSpec, SubjectMap
@@ -74,5 +75,6 @@ __all__ = [
     "message_type_for_ce_type",
     "new_context",
     "new_id",
+    "order_ref_of",
     "validate",
 ]

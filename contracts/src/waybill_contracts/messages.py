@@ -60,6 +60,22 @@ class Message(Record, frozen=True, kw_only=True):
         return self.business_key()
 
 
+def order_ref_of(message: Message) -> str | None:
+    """The order a message is about, or None (product batches, stock, exceptions without one).
+
+    Orders appear three ways in the contracts: a whole ``order`` (its ``ref``),
+    a ``shipment`` (its ``order_ref``), or an ``order_ref`` field.
+    """
+    order = getattr(message, "order", None)
+    if order is not None and isinstance(getattr(order, "ref", None), str):
+        return str(order.ref)
+    shipment = getattr(message, "shipment", None)
+    if shipment is not None and isinstance(getattr(shipment, "order_ref", None), str):
+        return str(shipment.order_ref)
+    ref = getattr(message, "order_ref", None)
+    return ref if isinstance(ref, str) and ref else None
+
+
 class Event(Message, frozen=True, kw_only=True):
     """A fact, named in the past tense, about an ``aggregate`` (order, shipment, ...)."""
 

@@ -16,11 +16,10 @@ from waybill_auditor.progress import (
     derive,
     merge,
     observe,
-    order_ref_of,
     settle,
 )
 from waybill_auditor.stages import MAIN_LINE, Stage, rank
-from waybill_contracts import Message
+from waybill_contracts import Message, order_ref_of
 from waybill_contracts.commands import (
     BookShipment,
     CancelWarehouseOrder,

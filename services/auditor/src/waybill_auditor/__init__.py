@@ -8,7 +8,7 @@ is the service.
 """
 
 from waybill_auditor.causal import causal_order
-from waybill_auditor.progress import Observation, OrderFacts, derive, merge, observe, order_ref_of
+from waybill_auditor.progress import Observation, OrderFacts, derive, merge, observe
 from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, FINAL, MAIN_LINE, Stage
 
 __all__ = [
@@ -22,5 +22,4 @@ __all__ = [
     "derive",
     "merge",
     "observe",
-    "order_ref_of",
 ]

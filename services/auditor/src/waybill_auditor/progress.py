@@ -80,18 +80,6 @@ class OrderFacts(msgspec.Struct, frozen=True, kw_only=True):
     voided: dict[str, datetime] = {}
 
 
-def order_ref_of(message: Message) -> str | None:
-    """The order a message is about, or None (product batches, stock, exceptions without one)."""
-    order = getattr(message, "order", None)
-    if order is not None and isinstance(getattr(order, "ref", None), str):
-        return str(order.ref)
-    shipment = getattr(message, "shipment", None)
-    if shipment is not None and isinstance(getattr(shipment, "order_ref", None), str):
-        return str(shipment.order_ref)
-    ref = getattr(message, "order_ref", None)
-    return ref if isinstance(ref, str) and ref else None
-
-
 def observe(message: Message, at: datetime) -> Observation:
     """Reduce ``message`` (made at ``at``, its ce-time) to what it says about progress."""
     reached = REACHES.get(type(message))

@@ -7,8 +7,15 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from waybill_auditor.progress import Observation, observe, order_ref_of
-from waybill_contracts import ContractError, Message, MessageContext, MessageKind, SubjectMap
+from waybill_auditor.progress import Observation, observe
+from waybill_contracts import (
+    ContractError,
+    Message,
+    MessageContext,
+    MessageKind,
+    SubjectMap,
+    order_ref_of,
+)
 from waybill_contracts import decode as decode_message
 from waybill_contracts.envelope import (
     HEADER_CAUSATION_ID,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from waybill_contracts import order_ref_of as contracts_order_ref_of
 from waybill_contracts.events import (
     DeliveryRecordedInOdoo,
     Event,
@@ -81,13 +82,9 @@ _IN_WAREHOUSE = (Stage.IN_WAREHOUSE, Stage.ACCEPTED, Stage.PICKED)
 
 
 def order_ref_of(event: Event) -> str:
-    """The order an event is about."""
-    if isinstance(event, OrderReleased):
-        return event.order.ref
-    if isinstance(event, ShipmentBooked):
-        return event.shipment.order_ref
-    ref = getattr(event, "order_ref", None)
-    if not isinstance(ref, str):
+    """The order an event is about; every event the orchestrator handles concerns one."""
+    ref = contracts_order_ref_of(event)
+    if ref is None:
         raise TypeError(f"{type(event).__name__} does not concern one order")
     return ref
 
