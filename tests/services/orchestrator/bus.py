@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import nats
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import (
@@ -15,8 +16,17 @@ from waybill_contracts import (
     encode,
     new_context,
 )
+from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.testing.streams import stored_in
 from waybill_runtime.testing.waiting import eventually
+
+
+async def unreachable_publisher(nats_url: str, subjects: SubjectMap) -> Publisher:
+    """The runtime's publisher on a connection that is gone: every publish fails as when
+    NATS refuses it (the workflow bucket, on the test's own connection, still works)."""
+    gone = await nats.connect(nats_url)
+    await gone.close()
+    return Publisher(gone, subjects, service="orchestrator")
 
 
 async def publish(

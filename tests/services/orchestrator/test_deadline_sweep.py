@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import ConnectionClosedError
 
-from tests.services.orchestrator.bus import commands, count_by_type
+from tests.services.orchestrator.bus import commands, count_by_type, unreachable_publisher
 from tests.services.orchestrator.journey import DEADLINE_S, POLICY, T0, observe, packed, released
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest
@@ -32,11 +33,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-class DownPublisher:
-    async def publish(self, *args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("nats unavailable")
 
 
 @pytest.fixture
@@ -87,12 +83,13 @@ async def test_sweep_resends_at_the_first_deadline_and_escalates_at_the_second(
 
 
 async def test_sweep_sends_what_a_crashed_instance_left_in_an_outbox(
-    nc: NatsClient, parts: tuple[SubjectMap, Any]
+    nc: NatsClient, nats_url: str, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
     clock = Clock()
-    broken = WorkflowStore(kv, DownPublisher(), POLICY, clock=clock)  # type: ignore[arg-type]
-    with pytest.raises(ConnectionError):
+    down = await unreachable_publisher(nats_url, subjects)
+    broken = WorkflowStore(kv, down, POLICY, clock=clock)
+    with pytest.raises(ConnectionClosedError):
         await broken.apply("WH/OUT/1", observe(released("WH/OUT/1")))
     report = await sweep(make_store(nc, subjects, kv, clock))
     assert report.flushed == 1

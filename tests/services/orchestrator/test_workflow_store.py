@@ -11,10 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import ConnectionClosedError
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from tests.services.orchestrator.bus import commands, count_by_type
+from tests.services.orchestrator.bus import commands, count_by_type, unreachable_publisher
 from tests.services.orchestrator.journey import (
     POLICY,
     REF,
@@ -110,13 +111,6 @@ class AlwaysOvertakenKV:
         return getattr(self._kv, name)
 
 
-class DownPublisher:
-    """NATS refusing publishes (after the state was stored)."""
-
-    async def publish(self, *args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("nats unavailable")
-
-
 async def test_apply_stores_the_state_then_sends_its_command(nc: NatsClient, bus: Bus) -> None:
     store = bus.store()
     decision = await store.apply(REF, observe(released()))
@@ -176,10 +170,11 @@ async def test_a_state_overtaken_on_every_attempt_is_retried_later(bus: Bus) -> 
 
 
 async def test_messages_unsent_when_publishing_failed_are_sent_by_the_next_reader(
-    nc: NatsClient, bus: Bus
+    nats_url: str, nc: NatsClient, bus: Bus
 ) -> None:
-    with pytest.raises(ConnectionError):
-        await bus.store(publisher=DownPublisher()).apply(REF, observe(released()))
+    down = await unreachable_publisher(nats_url, bus.subjects)
+    with pytest.raises(ConnectionClosedError):
+        await bus.store(publisher=down).apply(REF, observe(released()))
     state, _ = await bus.store().read(REF)
     assert state is not None and len(state.outbox) == 1  # decided, stored, not yet sent
     assert await commands(nc, bus.subjects) == []
@@ -191,9 +186,12 @@ async def test_messages_unsent_when_publishing_failed_are_sent_by_the_next_reade
     assert state is not None and state.outbox == ()
 
 
-async def test_sending_a_pending_message_twice_stores_it_once(nc: NatsClient, bus: Bus) -> None:
-    with pytest.raises(ConnectionError):
-        await bus.store(publisher=DownPublisher()).apply(REF, observe(released()))
+async def test_sending_a_pending_message_twice_stores_it_once(
+    nc: NatsClient, nats_url: str, bus: Bus
+) -> None:
+    down = await unreachable_publisher(nats_url, bus.subjects)
+    with pytest.raises(ConnectionClosedError):
+        await bus.store(publisher=down).apply(REF, observe(released()))
     store = bus.store()
     state, revision = await store.read(REF)
     assert state is not None and revision is not None
