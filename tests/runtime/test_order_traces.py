@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.services.orchestrator.journey import picked, released
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import OrderReleased, WarehouseOrderPicked
-from waybill_contracts.examples import example_of
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.order_traces import OrderTrace, OrderTraces
@@ -25,15 +24,6 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     """An SDK installed as the global tracer provider for this test only."""
     with recorded_spans() as exporter:
         yield exporter
-
-
-def released(ref: str) -> OrderReleased:
-    example = example_of(OrderReleased)
-    return msgspec.structs.replace(example, order=msgspec.structs.replace(example.order, ref=ref))
-
-
-def picked(ref: str) -> WarehouseOrderPicked:
-    return msgspec.structs.replace(example_of(WarehouseOrderPicked), order_ref=ref)
 
 
 async def traces_bucket(nc: NatsClient, subjects: SubjectMap) -> OrderTraces:
