@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.waybill-installed
 
 # Every package of the project, installed editable into one environment.
-PACKAGE_DIRS := contracts shared deploy/sandboxes $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PACKAGE_DIRS := contracts shared deploy/sandboxes deploy/demo $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.txt
 
 PYTEST_ARGS ?=

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from nats.js.client import JetStreamContext
 
@@ -32,7 +33,7 @@ def wms_bridge() -> Service[RuntimeSettings]:
     service: Service[RuntimeSettings] = Service(SERVICE)
 
     @service.handles(ReleaseToWarehouse)
-    async def release_to_warehouse(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release_to_warehouse(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         await ctx.publish(accept(command), fact_id=accepted_id(ctx.message_id))
 
     return service

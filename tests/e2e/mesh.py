@@ -1,7 +1,7 @@
 """The whole mesh in one test process: partner sandboxes and every Waybill service.
 
-Sandboxes and services are wired exactly as `waybill up` wires them (same
-ports plan, same settings: `waybill_runtime.local.wiring`), but run in-process
+Sandboxes and services are wired exactly as `waybill up` wires them (the same
+plan made from the declarations: `waybill_runtime.local.plan`), but run in-process
 so the tests can inspect the sandboxes directly and stay fast. The services
 are the real ones, on a real nats-server.
 """
@@ -9,15 +9,16 @@ are the real ones, on a real nats-server.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
-from waybill_runtime.local.wiring import LocalPorts, LocalSecrets, service_environment
+from waybill_runtime.local.plan import LocalPlan
+from waybill_runtime.local.registry import installed_sandboxes, load_services
 from waybill_runtime.testing.services import running_service
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
 from waybill_sandboxes.mail import MailSandbox
@@ -30,27 +31,11 @@ NOTIFY_SERVICES = ("notifier", "auditor")
 ALL_SERVICES = FLOW_SERVICES + NOTIFY_SERVICES
 
 
-def _service_object(name: str) -> Any:
-    module = importlib.import_module(f"waybill_{name.replace('-', '_')}.app")
-    return module.service
-
-
-def settings_for(name: str, ports: LocalPorts, keys: LocalSecrets) -> dict[str, Any]:
-    """The local stack's environment for ``name``, as settings overrides."""
-    overrides: dict[str, Any] = {}
-    for variable, value in service_environment(name, ports, keys).items():
-        if variable in ("WAYBILL_SERVICE",):
-            continue
-        overrides[variable.removeprefix("WAYBILL_").lower()] = value
-    return overrides
-
-
 @dataclass
 class Mesh:
     nc: NatsClient
     subjects: SubjectMap
-    ports: LocalPorts
-    keys: LocalSecrets
+    plan: LocalPlan
     odoo: OdooSandbox
     wms: WmsSandbox
     carrier_a: EasyPostSandbox
@@ -72,70 +57,64 @@ async def running_mesh(
     tracking_delays_s: tuple[float, float, float] = (0.05, 0.05, 0.05),
     tmp_state_dir: str | None = None,
 ) -> AsyncIterator[Mesh]:
-    ports = LocalPorts.allocate(list(services))
-    keys = LocalSecrets()
-    local = "http://127.0.0.1"
+    # The same plan `waybill up` makes: ports, secrets, who posts webhooks where.
+    plan = LocalPlan.make(load_services(list(services)), installed_sandboxes())
+    odoo_offer, wms_offer = plan.offered("odoo"), plan.offered("wms")
     odoo = OdooSandbox(
-        OdooSettings(
-            version=odoo_version,
-            orders=0,
-            webhook_url=f"{local}:{ports.services.get('odoo-gateway', 1)}/webhooks/odoo/"
-            f"{keys.odoo_webhook_token}",
-        )
+        OdooSettings(version=odoo_version, orders=0, webhook_url=plan.webhook_url("odoo"))
     )
     wms = WmsSandbox(
         WmsConfig(
-            api_key=keys.wms_api_key,
-            webhook_secret=keys.wms_webhook_secret,
-            webhook_url=f"{local}:{ports.services.get('wms-bridge', 1)}/webhooks/wms",
+            api_key=wms_offer["api_key"],
+            webhook_secret=wms_offer["webhook_secret"],
+            webhook_url=plan.webhook_url("wms"),
             stage_delays_s={"accepted": 0.01, "picked": 0.01, "packed": 0.01, "shipped": 0.01},
             **(wms_config or {}),
         )
     )
-    router = f"{local}:{ports.services.get('carrier-router', 1)}/webhooks/carriers"
-    carrier_a = EasyPostSandbox(
-        CarrierConfig(
-            api_key=keys.carrier_a_api_key,
-            webhook_secret=keys.carrier_a_webhook_secret,
-            webhook_url=f"{router}/carrier-a",
+
+    def carrier(partner: str) -> CarrierConfig:
+        offer = plan.offered(partner)
+        return CarrierConfig(
+            api_key=offer["api_key"],
+            webhook_secret=offer["webhook_secret"],
+            webhook_url=plan.webhook_url(partner),
             purchase_rate_per_s=0,
             tracking_delays_s=list(tracking_delays_s),
         )
+
+    carrier_a = EasyPostSandbox(carrier("carrier-a"))
+    carrier_b = ShippoSandbox(carrier("carrier-b"))
+    mail = MailSandbox(
+        smtp_port=int(plan.offered("smtp")["port"]),
+        secret=plan.offered("webhook-receiver")["secret"],
     )
-    carrier_b = ShippoSandbox(
-        CarrierConfig(
-            api_key=keys.carrier_b_api_key,
-            webhook_secret=keys.carrier_b_webhook_secret,
-            webhook_url=f"{router}/carrier-b",
-            purchase_rate_per_s=0,
-            tracking_delays_s=list(tracking_delays_s),
-        )
-    )
-    mail = MailSandbox(smtp_port=ports.smtp, secret=keys.outbound_webhook_secret)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(serve(odoo.app(), port=ports.odoo))
-        await stack.enter_async_context(serve(wms.app(), port=ports.wms))
-        await stack.enter_async_context(serve(carrier_a.app(), port=ports.carrier_a))
-        await stack.enter_async_context(serve(carrier_b.app(), port=ports.carrier_b))
-        await stack.enter_async_context(serve(mail.app(), port=ports.mail_http))
-        for name in services:
-            settings = {"retry_backoff_s": (0.2, 0.5, 1.0), **settings_for(name, ports, keys)}
+        for app, url in (
+            (odoo.app(), odoo_offer["url"]),
+            (wms.app(), wms_offer["url"]),
+            (carrier_a.app(), plan.offered("carrier-a")["url"]),
+            (carrier_b.app(), plan.offered("carrier-b")["url"]),
+            (mail.app(), plan.offered("webhook-receiver")["url"]),
+        ):
+            port = urlsplit(url).port
+            assert port is not None
+            await stack.enter_async_context(serve(app, port=port))
+        for name, service in plan.services.items():
+            settings: dict[str, Any] = {
+                "retry_backoff_s": (0.2, 0.5, 1.0),
+                **plan.service_settings(name),
+            }
             if tmp_state_dir is not None:
                 settings["state_dir"] = tmp_state_dir
             settings.update((service_settings or {}).get(name, {}))
             await stack.enter_async_context(
-                running_service(
-                    _service_object(name),
-                    nats_url=nats_url,
-                    subject_prefix=prefix,
-                    **settings,
-                )
+                running_service(service, nats_url=nats_url, subject_prefix=prefix, **settings)
             )
         yield Mesh(
             nc=nc,
             subjects=SubjectMap(prefix),
-            ports=ports,
-            keys=keys,
+            plan=plan,
             odoo=odoo,
             wms=wms,
             carrier_a=carrier_a,

@@ -62,7 +62,7 @@ async def test_the_audit_timeline_is_causal_and_stuck_orders_are_found(
         shipped, held = release_orders(mesh, 2, seed=5)
         mesh.wms.lifecycle.hold(held, "picked")  # the warehouse sits on this one
         await all_shipped(mesh, [shipped])
-        auditor = f"http://127.0.0.1:{mesh.ports.services['auditor']}"
+        auditor = mesh.plan.service_url("auditor")
         async with aiohttp.ClientSession() as http:
             stuck = await eventually(
                 lambda: _get(http, f"{auditor}/orders?stuck=true"),

@@ -25,7 +25,7 @@ from waybill_contracts.events import (
     ShipmentBooked,
     WarehouseOrderPacked,
 )
-from waybill_runtime.local.demo import SKUS
+from waybill_demo.scenario import SKUS
 from waybill_runtime.testing.streams import stored_messages
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -115,7 +115,7 @@ async def test_orders_ship_with_one_tracking_number_one_label_one_email_and_one_
         emails, hooks = await shipped_emails(mesh), await booked_webhooks(mesh)
     assert Counter(emails) == Counter({ref: 1 for ref in refs})
     assert len(hooks) == len(refs) and len({d.webhook_id for d in hooks}) == len(refs)
-    verifier = Webhook(mesh.keys.outbound_webhook_secret)
+    verifier = Webhook(mesh.plan.offered("webhook-receiver")["secret"])
     for delivery in hooks:
         verifier.verify(delivery.body, delivery.headers)  # raises if the signature is wrong
     tracking = [p.carrier_tracking_ref for p in pickings]

@@ -130,20 +130,16 @@ def test_a_service_whose_http_port_is_taken_says_which_setting_to_change(nats_ur
 
 
 def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
-    from pathlib import Path
-
-    from waybill_runtime.cli.up import check_demo_possible
+    from waybill_demo import DEMO
     from waybill_runtime.errors import UserFacingError
-    from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions
-    from waybill_runtime.local.stack import LocalStack
 
-    options = EmbeddedNatsOptions(state_dir=Path("unused"))
     everything = ["odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"]
-    check_demo_possible(LocalStack(options, services=everything, with_sandboxes=True))
+    sandboxes = ["odoo", "wms", "carriers", "mail"]
+    DEMO.check_possible(everything, sandboxes)
     with pytest.raises(UserFacingError, match="sandboxes"):
-        check_demo_possible(LocalStack(options, services=everything, with_sandboxes=False))
+        DEMO.check_possible(everything, [])
     with pytest.raises(UserFacingError, match="carrier-router"):
-        check_demo_possible(LocalStack(options, services=everything[:3], with_sandboxes=True))
+        DEMO.check_possible(everything[:3], sandboxes)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +174,7 @@ def test_up_options_that_make_no_sense_are_refused_in_one_line(
 def test_a_small_demo_cancels_and_holds_at_most_half_of_its_orders(
     orders: int, cancelled: int, held: int
 ) -> None:
-    from waybill_runtime.local.demo import DemoPlan
+    from waybill_demo.scenario import DemoPlan
 
     plan = DemoPlan.for_orders(orders)
     assert (plan.orders, plan.cancellations, plan.short_picks) == (orders, cancelled, held)

@@ -14,6 +14,7 @@ from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.declaration import Route
 from waybill_runtime.outcomes import InvalidMessage
 from waybill_runtime.queries import QueryError
 from waybill_runtime.service import Runtime, Service
@@ -25,14 +26,18 @@ class ExampleSettings(RuntimeSettings, frozen=True, kw_only=True):
     warehouse_latency_s: float = 0.0  # WAYBILL_WAREHOUSE_LATENCY_S: the pretend call's duration
 
 
-service = Service("wms-bridge", settings_type=ExampleSettings, description="example bridge")
+service = Service(
+    "wms-bridge",
+    settings_type=ExampleSettings,
+    description="example bridge",
+    routes=[Route("GET", "/warehouse", "operator", "which warehouse this is")],
+)
 effects: list[str] = []  # every pretend call into the warehouse, for the tests to count
 
 
 @service.handles(ReleaseToWarehouse)
-async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+async def release(command: ReleaseToWarehouse, ctx: HandlerContext[ExampleSettings]) -> None:
     order, runtime = command.order, ctx.runtime
-    assert runtime is not None
     if not order.lines:
         raise InvalidMessage(f"order {order.ref} has no lines")  # dead letter, with the reason
 

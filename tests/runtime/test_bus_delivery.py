@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -44,7 +45,7 @@ async def test_redelivered_message_makes_its_effect_once(
     attempts: list[int] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         assert ctx.runtime is not None
         attempts.append(ctx.attempt)
 
@@ -174,7 +175,7 @@ async def test_consumption_resumes_after_a_nats_server_restart(
     processed: set[str] = set()
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         # Publishing too: the publisher's ack subscription must survive the restart.
         ref = command.order.ref
         accepted = WarehouseOrderAccepted(
@@ -348,7 +349,7 @@ async def test_a_server_going_lame_duck_is_noticed_and_its_successor_consumed_fr
     processed: set[str] = set()
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         processed.add(command.order.ref)
 
     async def processed_count() -> int:

@@ -32,7 +32,7 @@ async def test_transient_failures_are_retried_and_the_message_processed_once(
     processed: list[str] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def flaky(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def flaky(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         attempts.append(ctx.attempt)
         if ctx.attempt < 3:
             raise TransientError("warehouse answered 503")
@@ -66,7 +66,7 @@ async def test_bad_messages_are_dead_lettered_and_the_consumer_keeps_going(
     processed: list[str] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         processed.append(command.order.ref)
 
     subjects = SubjectMap(nats_prefix)
@@ -119,7 +119,7 @@ async def test_replay_puts_a_dead_letter_back_and_it_is_processed(
     processed: list[str] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         if not warehouse_knows_sku:
             raise PermanentError("warehouse rejected the order: unknown SKU MUG-BLUE")
         processed.append(command.order.ref)
@@ -165,7 +165,7 @@ async def test_exhausted_retries_end_as_a_dead_letter(
     attempts: list[int] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def always_down(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def always_down(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         attempts.append(ctx.attempt)
         raise TransientError("warehouse timed out")
 
@@ -191,7 +191,7 @@ async def test_a_service_can_watch_every_dead_letter(
     failing = Service("wms-bridge")
 
     @failing.handles(ReleaseToWarehouse)
-    async def reject(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def reject(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         raise PermanentError(f"order {command.order.ref} rejected")
 
     watcher = Service("auditor")
@@ -235,18 +235,16 @@ async def test_handlers_reach_resources_their_service_provides(
     service = Service("wms-bridge")
     opened: list[str] = []
 
-    @service.uses
+    @service.resource(warehouse_key)
     @contextlib.asynccontextmanager
-    async def warehouse(runtime: Runtime[Any]) -> AsyncIterator[None]:
-        runtime.provide(warehouse_key, opened)
+    async def warehouse(runtime: Runtime[Any]) -> AsyncIterator[list[str]]:
         opened.append("open")
-        yield
+        yield opened
         opened.append("closed")
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
-        assert ctx.runtime is not None
-        ctx.runtime.resource(warehouse_key).append(command.order.ref)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
+        ctx.resource(warehouse_key).append(command.order.ref)
 
     async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
         await send(nc, SubjectMap(nats_prefix), release_command("WH/OUT/12"))
@@ -270,11 +268,11 @@ async def test_a_new_events_only_service_skips_the_history_it_was_deployed_onto(
     seen: list[str] = []
 
     @historian.handles(WarehouseOrderAccepted)
-    async def ignore(event: WarehouseOrderAccepted, ctx: HandlerContext) -> None:
+    async def ignore(event: WarehouseOrderAccepted, ctx: HandlerContext[Any]) -> None:
         return None
 
     @mailer.handles(WarehouseOrderAccepted)
-    async def mail(event: WarehouseOrderAccepted, ctx: HandlerContext) -> None:
+    async def mail(event: WarehouseOrderAccepted, ctx: HandlerContext[Any]) -> None:
         seen.append(event.order_ref)
 
     old = msgspec.structs.replace(example_of(WarehouseOrderAccepted), order_ref="OLD/1")
@@ -305,7 +303,7 @@ async def test_stopping_honours_the_deadline_when_every_handler_hangs(
     release_them = asyncio.Event()
 
     @service.handles(ReleaseToWarehouse)
-    async def hang(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def hang(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         started.append(command.order.ref)
         await release_them.wait()  # a partner that never answers
 

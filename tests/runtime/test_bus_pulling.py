@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import nats
 import pytest
@@ -25,6 +26,7 @@ from waybill_runtime.bus.provisioning import (
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.testing.services import bare_runtime
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -47,7 +49,7 @@ async def provision(nc: NatsClient, subjects: SubjectMap) -> str:
 async def consuming(
     nc: NatsClient,
     subjects: SubjectMap,
-    handler: Handler,
+    handler: Handler[Any],
     options: ConsumerOptions,
     metrics: MetricsRegistry | None = None,
 ) -> AsyncIterator[Consumer]:
@@ -63,6 +65,7 @@ async def consuming(
         durable=durable,
         handlers={ReleaseToWarehouse: handler},
         publisher=Publisher(nc, subjects, service="wms-bridge"),
+        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
         options=options,
         metrics=metrics,
     )
@@ -90,11 +93,11 @@ async def handle_one(nc: NatsClient, subjects: SubjectMap, handled: list[str], r
     await eventually(counter(handled), until=lambda _: ref in handled, what=f"{ref} handled")
 
 
-def recorder() -> tuple[list[str], Handler]:
+def recorder() -> tuple[list[str], Handler[Any]]:
     """A handler that records the order of each command it handles, and its record."""
     handled: list[str] = []
 
-    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         handled.append(command.order.ref)
 
     return handled, record
@@ -108,7 +111,7 @@ async def test_a_consumer_never_runs_more_handlers_than_its_concurrency(
     most = 0
     handled: list[str] = []
 
-    async def slow(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def slow(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         nonlocal running, most
         running += 1
         most = max(most, running)
@@ -169,7 +172,7 @@ async def test_stopping_hands_back_what_was_delivered_but_not_handled(
     subjects = SubjectMap(nats_prefix)
     handled: list[str] = []
 
-    async def record(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         await asyncio.sleep(0.05)
         handled.append(command.order.ref)
 
@@ -300,6 +303,7 @@ async def test_a_message_that_cannot_be_settled_is_reported(
         durable="wms-bridge-commands",
         handlers={ReleaseToWarehouse: record},
         publisher=Publisher(nc, subjects, service="wms-bridge"),
+        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
         options=SMALL,
     )
     # Delivered on a connection that is gone by the time the ack is sent.
@@ -335,7 +339,7 @@ async def test_consumer_lag_is_what_the_server_says_is_still_pending(
     go_on = asyncio.Event()
     seen_lag: list[float] = []
 
-    async def held(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def held(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         lag = metrics.collector_registry.get_sample_value(
             "waybill_consumer_pending_messages", labels
         )

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
@@ -41,7 +42,7 @@ async def test_operators_list_and_replay_dead_letters_from_the_command_line(
     processed: list[str] = []
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         if command.order.ref not in fixed:
             raise PermanentError(f"unknown SKU on {command.order.ref}")
         processed.append(command.order.ref)

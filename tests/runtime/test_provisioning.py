@@ -11,15 +11,16 @@ from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.provisioning import DAY_S, ProvisioningConflict, ProvisioningRefused
+from waybill_runtime.declaration import Bucket
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
 
 
 def bridge() -> Service[Any]:
-    service: Service[Any] = Service("wms-bridge", buckets=("watermarks",))
+    service: Service[Any] = Service("wms-bridge", buckets=(Bucket("watermarks"),))
 
     @service.handles(ReleaseToWarehouse)
-    async def release(command: ReleaseToWarehouse, ctx: HandlerContext) -> None:
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
         pass
 
     return service

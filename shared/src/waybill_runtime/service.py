@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, packages_distributions
+from importlib.metadata import version as package_version
 from typing import Any, Generic, TypeVar, overload
 
 from aiohttp import web
@@ -25,7 +27,7 @@ from nats.js.kv import KeyValue
 
 from waybill_contracts import Message, MessageKind, SubjectMap
 from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
-from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
+from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.provisioning import (
@@ -37,6 +39,15 @@ from waybill_runtime.bus.provisioning import (
     ensure_streams,
 )
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.declaration import (
+    Bucket,
+    Declaration,
+    Partner,
+    Route,
+    check_routes,
+    publishable_types,
+)
+from waybill_runtime.declaration import describe as describe_service
 from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
@@ -52,16 +63,21 @@ M = TypeVar("M", bound=Message)
 S = TypeVar("S", bound=RuntimeSettings)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+T = TypeVar("T")
 
 _STREAM_OF_KIND = {MessageKind.EVENT: "events", MessageKind.COMMAND: "commands"}
 
-
-T = TypeVar("T")
+IDEMPOTENCY_TTL_S = 7 * 86_400.0
+"""How long an effect's key is kept: longer than any redelivery of the message behind it."""
 
 
 @dataclass(frozen=True)
 class ResourceKey(Generic[T]):
-    """Names a resource that a ``uses`` factory provides to handlers (like aiohttp's AppKey)."""
+    """Names a resource of a running service, typed (like aiohttp's ``AppKey``).
+
+    Declared once at module level next to the resource's factory; handlers
+    reach the resource with ``ctx.resource(KEY)`` and get a ``T``.
+    """
 
     name: str
 
@@ -80,17 +96,13 @@ class Runtime(Generic[S]):
     _once: dict[type[Any], OnceOnly[Any]] = field(default_factory=dict)
     _resources: dict[ResourceKey[Any], Any] = field(default_factory=dict)
 
-    def provide(self, key: ResourceKey[T], value: T) -> None:
-        """Make ``value`` (a partner client, a poller) available to handlers under ``key``."""
-        self._resources[key] = value
-
     def resource(self, key: ResourceKey[T]) -> T:
-        """The resource provided under ``key``; a clear error if no ``uses`` factory provided it."""
+        """The resource opened under ``key``; a clear error if the service declares none."""
         try:
             value: T = self._resources[key]
         except KeyError:
             raise LookupError(
-                f"no resource {key.name!r}: provide it from a service.uses(...) factory"
+                f"no resource {key.name!r}: declare it with @service.resource({key.name!r} key)"
             ) from None
         return value
 
@@ -105,10 +117,25 @@ class Runtime(Generic[S]):
 # A query or dead-letter handler: called with what it handles and the running service
 # (parameters: what it handles, the settings type, what it returns).
 RuntimeHandler = Callable[[Req, Runtime[S]], Awaitable[Resp]]
+# What opens a resource of a running service and closes it after the drain.
+ResourceFactory = Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[T]]
+
+
+def _package_version(module: str) -> str:
+    """The version of the distribution that ships ``module`` (0.0.0 when not installed)."""
+    top = module.split(".", 1)[0]
+    for distribution in packages_distributions().get(top, ()):
+        with contextlib.suppress(PackageNotFoundError):
+            return package_version(distribution)
+    return "0.0.0"
 
 
 class Service(Generic[S]):
-    """The declaration of one service; :meth:`main` runs it."""
+    """The declaration of one service (:mod:`waybill_runtime.declaration`); :meth:`main` runs it.
+
+    The messages it handles come from its handlers; the events it may publish
+    and the commands it may send from the contracts; the rest is declared here.
+    """
 
     @overload
     def __init__(
@@ -116,8 +143,11 @@ class Service(Generic[S]):
         name: str,
         *,
         description: str = "",
-        buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        version: str | None = None,
+        buckets: Sequence[Bucket] = (),
+        partners: Sequence[Partner] = (),
+        routes: Sequence[Route] = (),
+        local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
     ) -> None: ...
 
@@ -128,8 +158,11 @@ class Service(Generic[S]):
         *,
         settings_type: type[S],
         description: str = "",
-        buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        version: str | None = None,
+        buckets: Sequence[Bucket] = (),
+        partners: Sequence[Partner] = (),
+        routes: Sequence[Route] = (),
+        local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
     ) -> None: ...
 
@@ -139,24 +172,36 @@ class Service(Generic[S]):
         *,
         settings_type: type[S] = RuntimeSettings,  # type: ignore[assignment]
         description: str = "",
-        buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        version: str | None = None,
+        buckets: Sequence[Bucket] = (),
+        partners: Sequence[Partner] = (),
+        routes: Sequence[Route] = (),
+        local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
     ) -> None:
         self.name = name
+        self.settings_type = settings_type
+        self.description = description
+        self.version = version or _package_version(settings_type.__module__)
+        # Every service keeps its effects' keys; a declared bucket of that purpose wins.
+        declared = {b.purpose: b for b in buckets}
+        self.buckets: tuple[Bucket, ...] = (
+            declared.pop("idempotency", Bucket("idempotency", ttl_s=IDEMPOTENCY_TTL_S)),
+            *declared.values(),
+        )
+        self.partners = tuple(partners)
+        self.declared_routes = tuple(routes)
+        # Settings for a local run only (`waybill up`, the test mesh): faster polls.
+        self.local_settings = dict(local_settings or {})
         # A service whose effects only make sense now (mail to customers) must
         # not work through the events stream's history when first deployed.
         self.new_events_only = new_events_only
-        self.settings_type = settings_type
-        self.description = description
-        self.bucket_purposes = tuple(buckets)
-        self.bucket_ttl_s = bucket_ttl_s
-        self.handlers: dict[type[Message], Handler] = {}
+        self.publishes, self.sends = publishable_types(name)
+        self.handlers: dict[type[Message], Handler[S]] = {}
         self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None
         self._queries: list[tuple[str, type[Any], type[Any], RuntimeHandler[Any, S, Any]]] = []
-        self._contexts: list[
-            Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
-        ] = []
+        self._resources: list[tuple[ResourceKey[Any], ResourceFactory[S, Any]]] = []
+        self._contexts: list[ResourceFactory[S, None]] = []
         self._readiness: list[Callable[[Runtime[S]], ReadinessCheck]] = []
         self._routes: list[Callable[[Runtime[S]], Sequence[web.RouteDef]]] = []
 
@@ -164,14 +209,23 @@ class Service(Generic[S]):
 
     def handles(
         self, message_type: type[M]
-    ) -> Callable[[Callable[[M, Any], Awaitable[None]]], Callable[[M, Any], Awaitable[None]]]:
-        """Register the handler of ``message_type`` (an event or a command)."""
+    ) -> Callable[
+        [Callable[[M, HandlerContext[S]], Awaitable[None]]],
+        Callable[[M, HandlerContext[S]], Awaitable[None]],
+    ]:
+        """Register the handler of ``message_type`` (an event or a command).
+
+        The handler is called with the message and a :class:`HandlerContext` of
+        this service's settings type; mypy refuses a handler typed otherwise.
+        """
 
         def register(
-            handler: Callable[[M, Any], Awaitable[None]],
-        ) -> Callable[[M, Any], Awaitable[None]]:
+            handler: Callable[[M, HandlerContext[S]], Awaitable[None]],
+        ) -> Callable[[M, HandlerContext[S]], Awaitable[None]]:
             if message_type in self.handlers:
                 raise ValueError(f"{self.name} already handles {message_type.__name__}")
+            if message_type.kind not in _STREAM_OF_KIND:
+                raise ValueError(f"{message_type.__name__} is not an event or a command")
             self.handlers[message_type] = handler
             return handler
 
@@ -204,20 +258,58 @@ class Service(Generic[S]):
 
         return register
 
-    def uses(
-        self, context: Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]
-    ) -> Callable[[Runtime[S]], contextlib.AbstractAsyncContextManager[None]]:
-        """Register a resource (partner client, poller) entered after provisioning, left on stop."""
-        self._contexts.append(context)
-        return context
+    def resource(
+        self, key: ResourceKey[T]
+    ) -> Callable[[ResourceFactory[S, T]], ResourceFactory[S, T]]:
+        """Register the factory of the resource ``key`` (a partner client, a store).
+
+        The factory is an async context manager taking the :class:`Runtime`: it
+        is entered once per running service after provisioning and before any
+        message is consumed, in declaration order (a later factory may use an
+        earlier resource), and left after consumers have drained, in reverse.
+        Handlers reach what it yields with ``ctx.resource(key)``.
+        """
+
+        def register(factory: ResourceFactory[S, T]) -> ResourceFactory[S, T]:
+            if any(known == key for known, _ in self._resources):
+                raise ValueError(f"{self.name} already has a resource {key.name!r}")
+            self._resources.append((key, factory))
+            return factory
+
+        return register
+
+    def runs(self, work: ResourceFactory[S, None]) -> ResourceFactory[S, None]:
+        """Register background work (a poll, a sweep) that runs while the service does.
+
+        Like a resource's factory, it is entered after the resources (so it
+        can use them) and left after consumers have drained; it yields nothing.
+        """
+        self._contexts.append(work)
+        return work
 
     def readiness(self, factory: Callable[[Runtime[S]], ReadinessCheck]) -> None:
-        """Add a readiness check of the service's own dependency (e.g. Odoo reachable)."""
+        """Add a readiness check of the service's own dependency (e.g. a partner reachable)."""
         self._readiness.append(factory)
 
     def routes(self, factory: Callable[[Runtime[S]], Sequence[web.RouteDef]]) -> None:
-        """Add HTTP routes (webhooks, APIs) to the service's HTTP server."""
+        """Add HTTP routes (webhooks, APIs); each must be one of the declared ``routes``."""
         self._routes.append(factory)
+
+    # -- what it is -----------------------------------------------------------------
+
+    def types_by_stream(self) -> dict[str, list[type[Message]]]:
+        """The handled message types by the stream they are read from (events, commands)."""
+        grouped: dict[str, list[type[Message]]] = {}
+        for message_type in self.handlers:
+            grouped.setdefault(_STREAM_OF_KIND[message_type.kind], []).append(message_type)
+        return grouped
+
+    def query_names(self) -> list[str]:
+        return [name for name, *_ in self._queries]
+
+    def describe(self, *, subject_prefix: str = "waybill") -> Declaration:
+        """This service's :class:`~waybill_runtime.declaration.Declaration`."""
+        return describe_service(self, subject_prefix=subject_prefix)
 
     # -- running ---------------------------------------------------------------
 
@@ -274,9 +366,13 @@ class Service(Generic[S]):
                 metrics=metrics,
             )
             await self._provision(runtime)
-            for context in self._contexts:
-                await stack.enter_async_context(context(runtime))
+            for key, factory in self._resources:
+                runtime._resources[key] = await stack.enter_async_context(factory(runtime))
+            for work in self._contexts:
+                await stack.enter_async_context(work(runtime))
             consumers = self._consumers(runtime)
+            routes = [route for factory in self._routes for route in factory(runtime)]
+            check_routes(self.name, self.declared_routes, routes)
             http_app = create_http_app(
                 service=settings.service,
                 registry=metrics,
@@ -286,7 +382,7 @@ class Service(Generic[S]):
                     *(factory(runtime) for factory in self._readiness),
                 ],
                 max_body_bytes=settings.http_max_body_bytes,
-                routes=[route for factory in self._routes for route in factory(runtime)],
+                routes=routes,
             )
             # HTTP first: a taken port stops the service before it takes any
             # message, and health answers while consumers come up.
@@ -318,12 +414,12 @@ class Service(Generic[S]):
     async def _provision(self, runtime: Runtime[S]) -> None:
         settings, js, subjects = runtime.settings, runtime.js, runtime.subjects
         await ensure_streams(js, subjects, _stream_policy(settings))
-        for purpose in ("idempotency", *self.bucket_purposes):
-            if purpose not in runtime.buckets:
-                runtime.buckets[purpose] = await ensure_bucket(
+        for bucket in self.buckets:
+            if bucket.purpose not in runtime.buckets:
+                runtime.buckets[bucket.purpose] = await ensure_bucket(
                     js,
-                    subjects.kv_bucket(purpose),
-                    ttl_s=self.bucket_ttl_s if purpose == "idempotency" else None,
+                    subjects.kv_bucket(bucket.purpose),
+                    ttl_s=bucket.ttl_s,
                     replicas=settings.stream_replicas,
                 )
         if tracing_active():
@@ -339,7 +435,7 @@ class Service(Generic[S]):
         policy = ConsumerPolicy(
             max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
         )
-        for stream_key, types in self._types_by_stream().items():
+        for stream_key, types in self.types_by_stream().items():
             stream = getattr(subjects, f"{stream_key}_stream").name
             await ensure_consumer(
                 js,
@@ -357,15 +453,6 @@ class Service(Generic[S]):
                 filter_subjects=list(subjects.dlq_stream.subjects),
                 policy=policy,
             )
-
-    def _types_by_stream(self) -> dict[str, list[type[Message]]]:
-        grouped: dict[str, list[type[Message]]] = {}
-        for message_type in self.handlers:
-            stream_key = _STREAM_OF_KIND.get(message_type.kind)
-            if stream_key is None:
-                raise ValueError(f"{message_type.__name__} is not an event or a command")
-            grouped.setdefault(stream_key, []).append(message_type)
-        return grouped
 
     def _consumers(self, runtime: Runtime[S]) -> list[Consumer]:
         settings, subjects = runtime.settings, runtime.subjects
@@ -390,7 +477,7 @@ class Service(Generic[S]):
                 metrics=runtime.metrics,
                 runtime=runtime,
             )
-            for stream_key, types in self._types_by_stream().items()
+            for stream_key, types in self.types_by_stream().items()
         ]
         if self.dead_letter_handler is not None:
             consumers.append(

@@ -29,6 +29,7 @@ import msgspec.inspect as mi
 from waybill_runtime.errors import UserFacingError
 
 __all__ = [
+    "SECRET",
     "LogLevel",
     "RuntimeSettings",
     "ServiceName",
@@ -49,6 +50,11 @@ _PREFIX = "WAYBILL_"
 _STANDARD_NAMES = {"nats_url": "NATS_URL"}
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+
+SECRET = msgspec.Meta(extra={"secret": True})
+"""Marks a setting as a credential, stacked on its other metadata:
+``Annotated[str, msgspec.Meta(description=...), SECRET]``. Declarations list
+it among the service's secrets and never print its default."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -179,6 +185,8 @@ class SettingInfo(msgspec.Struct, frozen=True, kw_only=True):
     required: bool
     default: str | None
     description: str
+    # A credential: never printed, never passed on a command line.
+    secret: bool = False
 
 
 class _BadValue(Exception):
@@ -252,6 +260,10 @@ def _description(t: mi.Type) -> str:
 
 def _is_file_setting(t: mi.Type) -> bool:
     return isinstance(t, mi.Metadata) and bool((t.extra or {}).get("file"))
+
+
+def _is_secret(t: mi.Type) -> bool:
+    return isinstance(t, mi.Metadata) and bool((t.extra or {}).get("secret"))
 
 
 # --- reading a value from text -----------------------------------------------------
@@ -448,6 +460,7 @@ def describe_settings(cls: type[msgspec.Struct]) -> list[SettingInfo]:
                 required=f.required,
                 default=default,
                 description=_description(f.type),
+                secret=_is_secret(f.type),
             )
         )
     return described

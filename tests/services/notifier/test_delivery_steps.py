@@ -31,8 +31,8 @@ class Published:
     """Stands in for a handler context: keeps what the steps publish."""
 
     @property
-    def ctx(self) -> HandlerContext:
-        return cast(HandlerContext, self)
+    def ctx(self) -> HandlerContext[Any]:
+        return cast(HandlerContext[Any], self)
 
     def __init__(self) -> None:
         self.messages: list[tuple[Message, str | None]] = []

@@ -19,8 +19,8 @@ from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
+from waybill_runtime.declaration import Route
 from waybill_runtime.http import ReadinessCheck
-from waybill_runtime.outcomes import RetryLater
 from waybill_runtime.service import ResourceKey, Runtime, Service
 
 NAME = "auditor"
@@ -33,19 +33,36 @@ AUDITED_TYPES: tuple[type[Message], ...] = tuple(
 """Every event and command type of the contracts: the auditor sees them all."""
 
 
-async def on_message(message: Message, ctx: HandlerContext) -> None:
+async def on_message(message: Message, ctx: HandlerContext[AuditorSettings]) -> None:
     """Record one event or command (once, however often it is delivered)."""
-    runtime = ctx.runtime
-    if runtime is None:  # pragma: no cover - the runtime always provides it
-        raise RetryLater("the auditor is starting")
     record = message_record(
         message,
         ctx.envelope,
-        subjects=runtime.subjects,
+        subjects=ctx.runtime.subjects,
         nats_subject=ctx.subject,
         stream_sequence=ctx.stream_sequence,
     )
-    await runtime.resource(TRAIL).record(record)
+    await ctx.resource(TRAIL).record(record)
+
+
+@contextlib.asynccontextmanager
+async def open_audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[AuditTrail]:
+    """The audit store of the running service, with its counts loaded; closed on stop."""
+    store = AuditStore(runtime.settings.database_path())
+    await store.open()
+    try:
+        trail = AuditTrail(store, runtime.metrics)
+        await trail.load_counts()
+        yield trail
+    finally:
+        await store.close()
+
+
+ROUTES = (
+    Route("GET", "/orders/{ref:.+}/timeline", "operator", "an order's timeline"),
+    Route("GET", "/orders", "operator", "orders by stage; stuck ones"),
+    Route("GET", "/dead-letters", "operator", "dead letters, newest first"),
+)
 
 
 def build_service() -> Service[AuditorSettings]:
@@ -54,6 +71,7 @@ def build_service() -> Service[AuditorSettings]:
         NAME,
         settings_type=AuditorSettings,
         description="The audit trail: every event, command and dead letter; orders' stages",
+        routes=ROUTES,
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
@@ -63,18 +81,7 @@ def build_service() -> Service[AuditorSettings]:
         record = dead_letter_record(stored, subjects=runtime.subjects)
         await runtime.resource(TRAIL).record(record)
 
-    @service.uses
-    @contextlib.asynccontextmanager
-    async def audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[None]:
-        store = AuditStore(runtime.settings.database_path())
-        await store.open()
-        try:
-            trail = AuditTrail(store, runtime.metrics)
-            await trail.load_counts()
-            runtime.provide(TRAIL, trail)
-            yield
-        finally:
-            await store.close()
+    service.resource(TRAIL)(open_audit_trail)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)

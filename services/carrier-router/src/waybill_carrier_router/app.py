@@ -8,16 +8,14 @@ Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
-from waybill_carrier_router.config import CarrierRouterSettings
+from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
 from waybill_carrier_router.handlers import book_shipment, void_shipment
-from waybill_carrier_router.router import open_router, router_of
+from waybill_carrier_router.router import ROUTER, CarrierRouter, open_router
 from waybill_carrier_router.webhooks import tracking_routes
 from waybill_contracts.commands import BookShipment, VoidShipment
+from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Runtime, Service
 
 __all__ = ["main", "service"]
@@ -26,22 +24,37 @@ service = Service(
     "carrier-router",
     settings_type=CarrierRouterSettings,
     description="Books labels by rules and price, voids them, turns tracking into milestones",
-    buckets=("watermarks",),
+    buckets=(Bucket("watermarks"),),
+    partners=tuple(
+        Partner(
+            carrier,
+            settings={
+                f"{setting}_url": "$url",
+                f"{setting}_api_key": "$api_key",
+                f"{setting}_webhook_secret": "$webhook_secret",
+            },
+            webhooks=f"/webhooks/carriers/{carrier}",
+        )
+        for carrier, setting in ((CARRIER_A, "carrier_a"), (CARRIER_B, "carrier_b"))
+    ),
+    routes=tuple(
+        Route("POST", f"/webhooks/carriers/{carrier}", "partner", "signed tracking webhooks")
+        for carrier in (CARRIER_A, CARRIER_B)
+    ),
+    # Locally a carrier that is back should be tried again soon.
+    local_settings={"carrier_circuit_reset_s": "2"},
 )
 service.handles(BookShipment)(book_shipment)
 service.handles(VoidShipment)(void_shipment)
 
 
-@service.uses
-@contextlib.asynccontextmanager
-async def _carriers(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[None]:
-    async with open_router(runtime):
-        yield
+service.resource(ROUTER)(open_router)
 
 
 @service.routes
 def _webhook_routes(runtime: Runtime[CarrierRouterSettings]) -> list[web.RouteDef]:
-    return tracking_routes(router_of(runtime), runtime.publisher)
+    router: CarrierRouter = runtime.resource(ROUTER)
+    return tracking_routes(router, runtime.publisher)
 
 
 main = service.main

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from waybill_carrier_router.rules import RoutingRules, load_rules
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["CARRIER_A", "CARRIER_B", "CarrierAccount", "CarrierRouterSettings"]
 
@@ -43,11 +43,14 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
         str, _URL, msgspec.Meta(description="Base URL of carrier A (EasyPost style, before /v2)")
     ] = "http://127.0.0.1:8071"
     carrier_a_api_key: Annotated[
-        str, msgspec.Meta(min_length=1, description="Carrier A API key (HTTP Basic user name)")
+        str,
+        msgspec.Meta(min_length=1, description="Carrier A API key (HTTP Basic user name)"),
+        SECRET,
     ] = "EZTK-sandbox"
     carrier_a_webhook_secret: Annotated[
         str,
         msgspec.Meta(min_length=1, description="HMAC key of carrier A's X-Hmac-Signature"),
+        SECRET,
     ] = "easypost-sandbox-secret"
     carrier_a_enabled: Annotated[
         bool, msgspec.Meta(description="Whether new shipments may be booked with carrier A")
@@ -58,10 +61,12 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
     carrier_b_api_key: Annotated[
         str,
         msgspec.Meta(min_length=1, description="Carrier B API token (Authorization: ShippoToken)"),
+        SECRET,
     ] = "shippo_test_sandbox"
     carrier_b_webhook_secret: Annotated[
         str,
         msgspec.Meta(min_length=1, description="HMAC key of carrier B's X-Shippo-Signature"),
+        SECRET,
     ] = "shippo-sandbox-secret"
     carrier_b_enabled: Annotated[
         bool, msgspec.Meta(description="Whether new shipments may be booked with carrier B")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from waybill_carrier_router.booking import NotBooked, shipment_of
+from waybill_carrier_router.config import CarrierRouterSettings
 from waybill_carrier_router.contract_check import checked
-from waybill_carrier_router.router import router_of
+from waybill_carrier_router.router import ROUTER
 from waybill_carrier_router.tracking_book import TrackedShipment
 from waybill_contracts import fact_id
 from waybill_contracts.commands import BookShipment, VoidShipment
@@ -23,9 +24,9 @@ from waybill_runtime.bus.consumer import HandlerContext
 __all__ = ["book_shipment", "void_shipment"]
 
 
-async def book_shipment(command: BookShipment, ctx: HandlerContext) -> None:
+async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouterSettings]) -> None:
     """Buy one label for the shipment, or say why none could be bought."""
-    router = router_of(ctx.runtime)
+    router = ctx.resource(ROUTER)
     bookings = router.metrics.counter(
         "waybill_carrier_bookings_total", "Booking outcomes by carrier.", ("carrier", "outcome")
     )
@@ -64,9 +65,9 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext) -> None:
     bookings.labels(purchase.carrier, "booked").inc()
 
 
-async def void_shipment(command: VoidShipment, ctx: HandlerContext) -> None:
+async def void_shipment(command: VoidShipment, ctx: HandlerContext[CarrierRouterSettings]) -> None:
     """Void the shipment's label with its carrier."""
-    router = router_of(ctx.runtime)
+    router = ctx.resource(ROUTER)
     receipt = await router.voider.void(command)
     voided = ShipmentVoided(
         shipment_id=command.shipment_id,

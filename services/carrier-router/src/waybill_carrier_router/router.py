@@ -1,9 +1,9 @@
 """The carrier-router's working parts, built from the settings for one running service.
 
 Built by :func:`open_router` when the service starts (after the buckets exist)
-and closed when it stops; handlers and webhook routes reach it through
-:func:`router_of`, keyed by the running service's :class:`Runtime`, so tests
-can run several instances side by side.
+and closed when it stops; it is the service's :data:`ROUTER` resource, which
+handlers reach with ``ctx.resource(ROUTER)``. Each running service has its
+own, so tests can run several instances side by side.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -34,9 +33,9 @@ from waybill_carrier_router.voiding import ShipmentVoider, VoidReceipt
 from waybill_contracts.model import Address
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.resilience import CircuitBreakers, CircuitState, RateLimits, RetryPolicy
-from waybill_runtime.service import Runtime
+from waybill_runtime.service import ResourceKey, Runtime
 
-__all__ = ["CarrierRouter", "open_router", "router_of"]
+__all__ = ["ROUTER", "CarrierRouter", "open_router"]
 
 log = logging.getLogger("waybill.carrier_router")
 
@@ -59,15 +58,8 @@ class CarrierRouter:
 _CLIENTS: dict[str, Callable[..., Carrier]] = {CARRIER_A: EasyPostClient, CARRIER_B: ShippoClient}
 """The API dialect each carrier speaks."""
 
-_running: dict[int, CarrierRouter] = {}
-
-
-def router_of(runtime: Runtime[Any] | None) -> CarrierRouter:
-    """The router of a running service (raises if it is not running)."""
-    router = _running.get(id(runtime)) if runtime is not None else None
-    if router is None:
-        raise RuntimeError("the carrier-router is not running in this runtime")
-    return router
+ROUTER = ResourceKey[CarrierRouter]("carrier-router")
+"""The running service's router (opened by :func:`open_router`)."""
 
 
 def _ship_from(settings: CarrierRouterSettings) -> Address:
@@ -96,7 +88,7 @@ def _circuit_watcher(metrics: MetricsRegistry) -> Callable[[str, CircuitState, C
 
 @contextlib.asynccontextmanager
 async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[CarrierRouter]:
-    """Build the router for ``runtime``, register it for :func:`router_of`, close it after."""
+    """Build the router for ``runtime``; its carrier clients are closed after."""
     settings = runtime.settings
     async with aiohttp.ClientSession() as session:
         carriers: dict[str, Carrier] = {
@@ -153,8 +145,4 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
             webhooks=webhooks,
             metrics=runtime.metrics,
         )
-        _running[id(runtime)] = router
-        try:
-            yield router
-        finally:
-            _running.pop(id(runtime), None)
+        yield router

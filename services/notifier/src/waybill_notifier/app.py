@@ -13,6 +13,7 @@ from waybill_contracts.events import MilestoneReached, OrderReleased, ShipmentBo
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.notifier import NOTIFIER, open_notifier
 from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.declaration import Bucket, Partner
 from waybill_runtime.service import Service
 
 __all__ = ["main", "service"]
@@ -21,33 +22,42 @@ service = Service(
     "notifier",
     settings_type=NotifierSettings,
     description="Tells customers and subscribed partners about their shipments",
-    buckets=("workflow",),
+    buckets=(Bucket("workflow"),),
+    partners=(
+        Partner("smtp", settings={"smtp_host": "$host", "smtp_port": "$port"}),
+        # Outbound Standard Webhooks go to whoever subscribes; locally, one receiver.
+        Partner(
+            "webhook-receiver",
+            settings={
+                "webhook_subscriptions": '[{"name": "$name", "url": "$url", "secret": "$secret"}]'
+            },
+        ),
+    ),
     # First deployed onto a running installation, the notifier must not mail
     # customers about every shipment still in the events stream.
     new_events_only=True,
+    # Locally a provider outage should not delay mail by minutes.
+    local_settings={"retry_backoff_s": "0.5,1,2,5"},
 )
-service.uses(open_notifier)
+service.resource(NOTIFIER)(open_notifier)
 
 
 @service.handles(OrderReleased)
-async def order_released(event: OrderReleased, ctx: HandlerContext) -> None:
+async def order_released(event: OrderReleased, ctx: HandlerContext[NotifierSettings]) -> None:
     """Remember the customer's contact and the order's channel."""
-    assert ctx.runtime is not None
-    await ctx.runtime.resource(NOTIFIER).order_released(event)
+    await ctx.resource(NOTIFIER).order_released(event)
 
 
 @service.handles(ShipmentBooked)
-async def shipment_booked(event: ShipmentBooked, ctx: HandlerContext) -> None:
+async def shipment_booked(event: ShipmentBooked, ctx: HandlerContext[NotifierSettings]) -> None:
     """Send the "shipped" email and webhooks."""
-    assert ctx.runtime is not None
-    await ctx.runtime.resource(NOTIFIER).shipment_booked(event, ctx)
+    await ctx.resource(NOTIFIER).shipment_booked(event, ctx)
 
 
 @service.handles(MilestoneReached)
-async def milestone_reached(event: MilestoneReached, ctx: HandlerContext) -> None:
+async def milestone_reached(event: MilestoneReached, ctx: HandlerContext[NotifierSettings]) -> None:
     """Out for delivery, delivered and exception: email and webhooks; others ignored."""
-    assert ctx.runtime is not None
-    await ctx.runtime.resource(NOTIFIER).milestone_reached(event, ctx)
+    await ctx.resource(NOTIFIER).milestone_reached(event, ctx)
 
 
 main = service.main

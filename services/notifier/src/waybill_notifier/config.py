@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["NotifierSettings"]
 
@@ -31,7 +31,9 @@ class NotifierSettings(RuntimeSettings, frozen=True, kw_only=True):
         str | None, msgspec.Meta(description="SMTP login, if the relay wants one")
     ] = None
     smtp_password: Annotated[
-        str | None, msgspec.Meta(description="SMTP password (a secret), with smtp_username")
+        str | None,
+        msgspec.Meta(description="SMTP password (a secret), with smtp_username"),
+        SECRET,
     ] = None
     smtp_starttls: Annotated[
         bool, msgspec.Meta(description="Upgrade the SMTP connection with STARTTLS (port 587)")
@@ -58,6 +60,8 @@ class NotifierSettings(RuntimeSettings, frozen=True, kw_only=True):
             '{"url", "secret", "channels", "partner_ids", "events", "name"}',
             extra={"expected": "a JSON list of subscriptions (see the README)"},
         ),
+        # Each subscription carries its signing secret.
+        SECRET,
     ] = "[]"
     webhook_subscriptions_file: Annotated[
         str | None,

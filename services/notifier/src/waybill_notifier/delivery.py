@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from nats.js.errors import KeyNotFoundError
@@ -93,7 +93,7 @@ class Deliveries:
         self._encode = msgspec.json.Encoder().encode
 
     async def deliver(
-        self, notification: Notification, steps: Sequence[Step], ctx: HandlerContext
+        self, notification: Notification, steps: Sequence[Step], ctx: HandlerContext[Any]
     ) -> None:
         """Run every step; raise :class:`RetryLater` while any of them has to wait."""
         results = await asyncio.gather(
@@ -117,7 +117,7 @@ class Deliveries:
     # -- one step ------------------------------------------------------------------
 
     async def _run(
-        self, notification: Notification, step: Step, ctx: HandlerContext
+        self, notification: Notification, step: Step, ctx: HandlerContext[Any]
     ) -> _Wait | None:
         key = f"notifier.step.{notification.notification_id}.{step.channel_key}"
         record, revision = await self._read(key)
@@ -155,7 +155,7 @@ class Deliveries:
         self,
         notification: Notification,
         step: Step,
-        ctx: HandlerContext,
+        ctx: HandlerContext[Any],
         key: str,
         record: StepRecord,
         revision: int | None,
@@ -189,7 +189,7 @@ class Deliveries:
         self,
         notification: Notification,
         step: Step,
-        ctx: HandlerContext,
+        ctx: HandlerContext[Any],
         key: str,
         record: StepRecord,
         revision: int | None,

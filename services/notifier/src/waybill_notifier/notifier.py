@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -64,7 +63,9 @@ class Notifier:
         """Keep the customer's contact and the order's channel for the shipment events."""
         await self.orders.remember(contact_of(event.order))
 
-    async def shipment_booked(self, event: ShipmentBooked, ctx: HandlerContext) -> None:
+    async def shipment_booked(
+        self, event: ShipmentBooked, ctx: HandlerContext[NotifierSettings]
+    ) -> None:
         """The "shipped" email and webhooks."""
         notification = from_shipment_booked(event)
         if notification.tracking_url:
@@ -73,7 +74,9 @@ class Notifier:
             )
         await self._notify(notification, ctx)
 
-    async def milestone_reached(self, event: MilestoneReached, ctx: HandlerContext) -> None:
+    async def milestone_reached(
+        self, event: MilestoneReached, ctx: HandlerContext[NotifierSettings]
+    ) -> None:
         """Out for delivery, delivered, exception; other milestones are not worth an email."""
         notification = from_milestone(event)
         if notification is None:
@@ -81,7 +84,9 @@ class Notifier:
             return
         await self._notify(notification, ctx)
 
-    async def _notify(self, notification: Notification, ctx: HandlerContext) -> None:
+    async def _notify(
+        self, notification: Notification, ctx: HandlerContext[NotifierSettings]
+    ) -> None:
         contact = await self.orders.contact(notification.order_ref)
         if contact is None:
             # The release and the shipment events travel separately: wait for it.
@@ -136,25 +141,22 @@ class Notifier:
 
 
 @contextlib.asynccontextmanager
-async def open_notifier(runtime: Runtime[Any]) -> AsyncIterator[None]:
+async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Notifier]:
     """Build the notifier for a running service (its HTTP session closes on stop)."""
-    settings: NotifierSettings = runtime.settings
+    settings = runtime.settings
     subscriptions = load_subscriptions(settings)
     user_agent = f"Waybill-Notifier/{settings.version}"
     async with aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session:
-        runtime.provide(
-            NOTIFIER,
-            Notifier(
-                settings=settings,
-                orders=OrderBook(runtime.buckets["workflow"]),
-                endpoints=EndpointRegistry(runtime.buckets["workflow"]),
-                subscriptions=subscriptions,
-                mailer=Mailer(settings),
-                webhooks=WebhookSender(
-                    session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
-                ),
-                deliveries=Deliveries(runtime.buckets["idempotency"], runtime.once_only(Receipt)),
+        notifier = Notifier(
+            settings=settings,
+            orders=OrderBook(runtime.buckets["workflow"]),
+            endpoints=EndpointRegistry(runtime.buckets["workflow"]),
+            subscriptions=subscriptions,
+            mailer=Mailer(settings),
+            webhooks=WebhookSender(
+                session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
             ),
+            deliveries=Deliveries(runtime.buckets["idempotency"], runtime.once_only(Receipt)),
         )
         log.info(
             "notifying by email through %s:%d and to %d webhook subscription(s)",
@@ -162,4 +164,4 @@ async def open_notifier(runtime: Runtime[Any]) -> AsyncIterator[None]:
             settings.smtp_port,
             len(subscriptions.entries),
         )
-        yield
+        yield notifier

@@ -6,9 +6,6 @@ need a service of their own (two replicas, say) call :func:`build_service`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from waybill_contracts.commands import (
@@ -18,42 +15,19 @@ from waybill_contracts.commands import (
 )
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
 from waybill_odoo_gateway.config import OdooGatewaySettings
-from waybill_odoo_gateway.gateway import Gateway, running_gateway
+from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.odoo_notes import post_exception, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.shipment_recording import record_shipment
-from waybill_odoo_gateway.webhooks import webhook_routes
+from waybill_odoo_gateway.webhooks import WEBHOOK_PATH, webhook_routes
 from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.http import CheckResult, ProbeCheck, ReadinessCheck
-from waybill_runtime.outcomes import RetryLater
-from waybill_runtime.queries import QueryError
 from waybill_runtime.service import Runtime, Service
 
 __all__ = ["SERVICE_NAME", "build_service", "main", "service"]
 
 SERVICE_NAME = "odoo-gateway"
-
-
-class _RunningGateway:
-    """Where the handlers of one service object find its gateway while it runs."""
-
-    def __init__(self) -> None:
-        self.gateway: Gateway | None = None
-
-    def now(self) -> Gateway:
-        if self.gateway is None:
-            # Handlers only run between start and stop; this is a stop race.
-            raise RetryLater("the gateway is stopping")
-        return self.gateway
-
-    @contextlib.asynccontextmanager
-    async def running(self, runtime: Runtime[OdooGatewaySettings]) -> AsyncIterator[None]:
-        async with running_gateway(runtime) as gateway:
-            self.gateway = gateway
-            try:
-                yield
-            finally:
-                self.gateway = None
 
 
 def build_service() -> Service[OdooGatewaySettings]:
@@ -62,47 +36,64 @@ def build_service() -> Service[OdooGatewaySettings]:
         SERVICE_NAME,
         settings_type=OdooGatewaySettings,
         description="Odoo webhooks and polling in; tracking, chatter, validation, to-dos out",
-        buckets=("watermarks",),
+        buckets=(Bucket("watermarks"),),
+        partners=(
+            Partner(
+                "odoo",
+                settings={
+                    "odoo_url": "$url",
+                    "odoo_db": "$db",
+                    "odoo_login": "$login",
+                    "odoo_password": "$password",
+                    "odoo_webhook_token": "$webhook_token",
+                },
+                webhooks=WEBHOOK_PATH.replace("{token}", "$webhook_token"),
+            ),
+        ),
+        routes=(Route("POST", WEBHOOK_PATH, "partner", "Odoo automation-rule webhooks"),),
+        # Locally the safety-net poll should find a missed order within seconds.
+        local_settings={"odoo_poll_interval_s": "10"},
     )
-    slot = _RunningGateway()
-    service.uses(slot.running)
+    service.resource(GATEWAY)(running_gateway)
 
     def odoo_ready(runtime: Runtime[OdooGatewaySettings]) -> ReadinessCheck:
+        odoo = runtime.resource(GATEWAY).odoo
+
         async def probe() -> CheckResult:
-            gateway = slot.gateway
-            if gateway is None:
-                return CheckResult(False, "the gateway is not running")
-            return CheckResult(gateway.odoo.ready, gateway.odoo.status)
+            return CheckResult(odoo.ready, odoo.status)
 
         return ProbeCheck("odoo", probe)
 
     service.readiness(odoo_ready)
 
     def routes(runtime: Runtime[OdooGatewaySettings]) -> list[web.RouteDef]:
-        return webhook_routes(slot.now(), runtime.metrics)
+        return webhook_routes(runtime.resource(GATEWAY), runtime.metrics)
 
     service.routes(routes)
 
     @service.handles(RecordShipmentInOdoo)
-    async def on_record_shipment(command: RecordShipmentInOdoo, ctx: HandlerContext) -> None:
-        await record_shipment(slot.now(), command, ctx)
+    async def on_record_shipment(
+        command: RecordShipmentInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await record_shipment(ctx.resource(GATEWAY), command, ctx)
 
     @service.handles(RecordDeliveryInOdoo)
-    async def on_record_delivery(command: RecordDeliveryInOdoo, ctx: HandlerContext) -> None:
-        await record_delivery(slot.now(), command, ctx)
+    async def on_record_delivery(
+        command: RecordDeliveryInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await record_delivery(ctx.resource(GATEWAY), command, ctx)
 
     @service.handles(PostExceptionInOdoo)
-    async def on_post_exception(command: PostExceptionInOdoo, ctx: HandlerContext) -> None:
-        await post_exception(slot.now(), command, ctx)
+    async def on_post_exception(
+        command: PostExceptionInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await post_exception(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(
         request: PickingStatusRequest, runtime: Runtime[OdooGatewaySettings]
     ) -> PickingStatusResponse:
-        gateway = slot.gateway
-        if gateway is None:
-            raise QueryError(503, "the gateway is stopping: ask again")
-        return await picking_status(gateway, request)
+        return await picking_status(runtime.resource(GATEWAY), request)
 
     return service
 

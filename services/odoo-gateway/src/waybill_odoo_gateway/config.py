@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["OdooGatewaySettings", "OdooProtocol"]
 
@@ -61,6 +61,7 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
     odoo_password: Annotated[
         str | None,
         msgspec.Meta(description="Password of the integration user (jsonrpc); secret"),
+        SECRET,
     ] = "admin"
     odoo_api_key: Annotated[
         str | None,
@@ -68,6 +69,7 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
             description="API key of the integration user: required for json2, preferred over "
             "the password for jsonrpc; secret"
         ),
+        SECRET,
     ] = None
     odoo_version: Annotated[
         Annotated[int, msgspec.Meta(ge=16, le=19)] | None,
@@ -97,6 +99,7 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
             "refused (the poll still finds every order); secret",
             extra={"expected": "a random text of at least 16 characters (or empty for none)"},
         ),
+        SECRET,
     ] = None
     odoo_webhook_networks: Annotated[
         tuple[str, ...],

@@ -30,9 +30,9 @@ from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.periodic import every
 from waybill_runtime.resilience import KeyedLock
-from waybill_runtime.service import Runtime
+from waybill_runtime.service import ResourceKey, Runtime
 
-__all__ = ["Gateway", "odoo_client_for", "running_gateway"]
+__all__ = ["GATEWAY", "Gateway", "odoo_client_for", "running_gateway"]
 
 log = logging.getLogger("waybill.odoo")
 
@@ -122,6 +122,10 @@ async def keep_logged_in(odoo: OdooClient, retry_s: float) -> None:
                 log.warning("logging in to Odoo failed: %s: %s", type(failed).__name__, failed)
             raise_if_cancelled()
         await asyncio.sleep(retry_s)
+
+
+GATEWAY = ResourceKey[Gateway]("odoo-gateway")
+"""The running service's gateway (opened by :func:`running_gateway`)."""
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from waybill_contracts import fact_id
 from waybill_contracts.commands import PostExceptionInOdoo, RecordDeliveryInOdoo
 from waybill_contracts.events import DeliveryRecordedInOdoo
 from waybill_odoo_gateway.chatter import find_note, post_note
+from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_values import first_id
 from waybill_runtime.bus.consumer import HandlerContext
@@ -46,10 +47,9 @@ def exception_note(command: PostExceptionInOdoo) -> str:
 
 
 async def record_delivery(
-    gateway: Gateway, command: RecordDeliveryInOdoo, ctx: HandlerContext
+    gateway: Gateway, command: RecordDeliveryInOdoo, ctx: HandlerContext[OdooGatewaySettings]
 ) -> None:
     """Handle :class:`RecordDeliveryInOdoo` and publish :class:`DeliveryRecordedInOdoo`."""
-    assert ctx.runtime is not None
     tracking = html.escape(command.tracking_number)
     async with gateway.pickings.hold(command.odoo_picking_id):
         picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
@@ -74,10 +74,9 @@ async def record_delivery(
 
 
 async def post_exception(
-    gateway: Gateway, command: PostExceptionInOdoo, ctx: HandlerContext
+    gateway: Gateway, command: PostExceptionInOdoo, ctx: HandlerContext[OdooGatewaySettings]
 ) -> None:
     """Handle :class:`PostExceptionInOdoo`: a chatter note and a to-do for the ops user."""
-    assert ctx.runtime is not None
     runtime = ctx.runtime
     async with gateway.pickings.hold(command.odoo_picking_id):
         picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)

@@ -19,6 +19,7 @@ from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.events import ShipmentRecordedInOdoo
 from waybill_contracts.model import Shipment
 from waybill_odoo_gateway.chatter import find_note, post_note
+from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.picking_validation import validate_in_full
 from waybill_runtime.bus.consumer import HandlerContext
@@ -40,10 +41,9 @@ def shipment_note(shipment: Shipment) -> str:
 
 
 async def record_shipment(
-    gateway: Gateway, command: RecordShipmentInOdoo, ctx: HandlerContext
+    gateway: Gateway, command: RecordShipmentInOdoo, ctx: HandlerContext[OdooGatewaySettings]
 ) -> None:
     """Handle :class:`RecordShipmentInOdoo` and publish :class:`ShipmentRecordedInOdoo`."""
-    assert ctx.runtime is not None
     runtime, shipment = ctx.runtime, command.shipment
     tracking = shipment.tracking_number
     async with gateway.pickings.hold(command.odoo_picking_id):

@@ -11,8 +11,9 @@ from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator import status
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.deadlines import deadline_sweeper
-from waybill_orchestrator.handlers import WORKFLOW_BUCKET, on_order_event, store_for
+from waybill_orchestrator.handlers import WORKFLOW, WORKFLOW_BUCKET, on_order_event, open_workflow
 from waybill_orchestrator.process import HANDLED_EVENTS
+from waybill_runtime.declaration import Bucket
 from waybill_runtime.service import Runtime, Service
 
 NAME = "orchestrator"
@@ -24,18 +25,19 @@ def build_service() -> Service[OrchestratorSettings]:
         NAME,
         settings_type=OrchestratorSettings,
         description="The order-to-ship process: decides what happens next to each order",
-        buckets=(WORKFLOW_BUCKET,),
+        buckets=(Bucket(WORKFLOW_BUCKET),),
     )
     for event_type in HANDLED_EVENTS:
         service.handles(event_type)(on_order_event)
 
-    service.uses(deadline_sweeper)
+    service.resource(WORKFLOW)(open_workflow)
+    service.runs(deadline_sweeper)
 
     @service.query("order_status", OrderStatusRequest, OrderStatusResponse)
     async def order_status(
         request: OrderStatusRequest, runtime: Runtime[OrchestratorSettings]
     ) -> OrderStatusResponse:
-        return await status.order_status(store_for(runtime), request)
+        return await status.order_status(runtime.resource(WORKFLOW), request)
 
     return service
 

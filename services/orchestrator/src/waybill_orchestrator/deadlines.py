@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from waybill_orchestrator.changes import DeadlineCheck
 from waybill_orchestrator.config import OrchestratorSettings
-from waybill_orchestrator.handlers import store_for
+from waybill_orchestrator.handlers import WORKFLOW
 from waybill_orchestrator.stages import FINAL, Stage
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.periodic import every
@@ -72,7 +72,7 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
 @contextlib.asynccontextmanager
 async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[None]:
     """Sweep the workflow bucket every ``deadline_sweep_interval_s`` while the service runs."""
-    store = store_for(runtime)
+    store = runtime.resource(WORKFLOW)
 
     async def work() -> None:
         await sweep(store)

@@ -7,8 +7,9 @@ workflow store makes the decision stick and sends what it says.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from collections.abc import AsyncIterator
 
 from waybill_contracts.events import Event
 from waybill_orchestrator.changes import NotYet, Observed
@@ -18,17 +19,21 @@ from waybill_orchestrator.process import order_ref_of
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError, RetryLater
-from waybill_runtime.service import Runtime
+from waybill_runtime.service import ResourceKey, Runtime
 
 log = logging.getLogger("waybill.orchestrator")
 
 WORKFLOW_BUCKET = "workflow"
 
+WORKFLOW = ResourceKey[WorkflowStore]("workflow")
+"""The running orchestrator's workflow store, built once (see :func:`open_workflow`)."""
 
-def store_for(runtime: Runtime[Any]) -> WorkflowStore:
-    """The workflow store of a running orchestrator."""
-    settings: OrchestratorSettings = runtime.settings
-    return WorkflowStore(
+
+@contextlib.asynccontextmanager
+async def open_workflow(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[WorkflowStore]:
+    """The workflow store of a running orchestrator, on its bucket."""
+    settings = runtime.settings
+    yield WorkflowStore(
         runtime.buckets[WORKFLOW_BUCKET],
         runtime.publisher,
         settings.policy(),
@@ -36,11 +41,9 @@ def store_for(runtime: Runtime[Any]) -> WorkflowStore:
     )
 
 
-async def on_order_event(event: Event, ctx: HandlerContext) -> None:
+async def on_order_event(event: Event, ctx: HandlerContext[OrchestratorSettings]) -> None:
     """Apply one event to its order; a fact about an order not seen yet is retried later."""
-    if ctx.runtime is None:  # pragma: no cover - the runtime always provides it
-        raise PermanentError("the orchestrator's handlers need the runtime")
-    store = store_for(ctx.runtime)
+    store = ctx.resource(WORKFLOW)
     order_ref = order_ref_of(event)
     happening = Observed(event=event, context=ctx.envelope, at=store.clock())
     try:

@@ -8,26 +8,42 @@ adjustments. ``waybill run wms-bridge`` starts it through :func:`main`.
 
 from __future__ import annotations
 
+from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse
+from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Service
-from waybill_wms_bridge.bridge import Bridges, WmsReadiness
+from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconciling
 from waybill_wms_bridge.config import WmsBridgeSettings
-from waybill_wms_bridge.handlers import register_handlers
+from waybill_wms_bridge.handlers import cancel_warehouse_order, release_to_warehouse
+from waybill_wms_bridge.webhooks import WEBHOOK_PATH
 
-__all__ = ["bridges", "main", "service"]
+__all__ = ["main", "service"]
 
 service = Service(
     "wms-bridge",
     settings_type=WmsBridgeSettings,
     description="Releases orders to the warehouse system and reports what the warehouse did",
-    buckets=("watermarks",),
+    buckets=(Bucket("watermarks"),),
+    partners=(
+        Partner(
+            "wms",
+            settings={
+                "wms_url": "$url",
+                "wms_api_key": "$api_key",
+                "wms_webhook_secret": "$webhook_secret",
+            },
+            webhooks=WEBHOOK_PATH,
+        ),
+    ),
+    routes=(Route("POST", WEBHOOK_PATH, "partner", "signed warehouse lifecycle webhooks"),),
+    # Locally a lost webhook should be made up for within seconds, not a minute.
+    local_settings={"wms_reconcile_interval_s": "10"},
 )
-bridges = Bridges()
-
-service.uses(bridges.open)
-service.uses(bridges.reconciling)
-service.routes(lambda runtime: bridges.of(runtime).webhooks.routes())
-service.readiness(lambda runtime: WmsReadiness(bridges.of(runtime).client))
-register_handlers(service, bridges)
+service.resource(BRIDGE)(open_bridge)
+service.runs(reconciling)
+service.routes(lambda runtime: runtime.resource(BRIDGE).webhooks.routes())
+service.readiness(lambda runtime: WmsReadiness(runtime.resource(BRIDGE).client))
+service.handles(ReleaseToWarehouse)(release_to_warehouse)
+service.handles(CancelWarehouseOrder)(cancel_warehouse_order)
 
 main = service.main
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["WmsBridgeSettings"]
 
@@ -23,13 +23,16 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = "http://127.0.0.1:8070"
     wms_api_key: Annotated[
-        str, msgspec.Meta(min_length=1, description="API key sent as X-Api-Key on every WMS call")
+        str,
+        msgspec.Meta(min_length=1, description="API key sent as X-Api-Key on every WMS call"),
+        SECRET,
     ]
     wms_webhook_secret: Annotated[
         str,
         msgspec.Meta(
             min_length=1, description="HMAC key the WMS signs its webhooks with (X-WMS-Signature)"
         ),
+        SECRET,
     ]
     wms_webhook_tolerance_s: Annotated[
         float,

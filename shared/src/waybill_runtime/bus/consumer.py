@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -34,24 +34,41 @@ from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.logs import correlation_id_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
+from waybill_runtime.settings import RuntimeSettings
 from waybill_runtime.telemetry import process_span, tracing_active
 
 if TYPE_CHECKING:
-    from waybill_runtime.service import Runtime
+    from waybill_runtime.service import ResourceKey, Runtime
 
 log = logging.getLogger("waybill.bus")
 
+S = TypeVar("S", bound=RuntimeSettings)
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
-class HandlerContext:
-    """What a handler knows about the message it handles, and how it answers."""
+class HandlerContext(Generic[S]):
+    """What a handler knows about the message it handles, and how it answers.
+
+    Generic over the service's settings type, so ``ctx.runtime.settings`` is
+    the service's own settings and a handler typed for another service's
+    context is refused by mypy.
+    """
 
     envelope: MessageContext
     subject: str
     attempt: int
     stream_sequence: int
     publisher: Publisher
-    runtime: Runtime[Any] | None = None
+    runtime: Runtime[S]
+
+    @property
+    def settings(self) -> S:
+        return self.runtime.settings
+
+    def resource(self, key: ResourceKey[T]) -> T:
+        """The service's resource ``key`` (see ``Service.resource``)."""
+        return self.runtime.resource(key)
 
     @property
     def message_id(self) -> str:
@@ -66,7 +83,8 @@ class HandlerContext:
         return await self.publisher.publish(message, cause=self.envelope, fact_id=fact_id)
 
 
-Handler = Callable[[Any, HandlerContext], Awaitable[None]]
+Handler = Callable[[Any, HandlerContext[S]], Awaitable[None]]
+"""A message handler of a service whose settings are ``S``."""
 
 
 def refusal_pause_s(refusals: int) -> float:
@@ -108,11 +126,11 @@ class Consumer:
     service: str
     stream: str
     durable: str
-    handlers: Mapping[type[Message], Handler]
+    handlers: Mapping[type[Message], Handler[Any]]
     publisher: Publisher
+    runtime: Runtime[Any]
     options: ConsumerOptions = field(default_factory=ConsumerOptions)
     metrics: MetricsRegistry | None = None
-    runtime: Runtime[Any] | None = None
 
     def __post_init__(self) -> None:
         self._in_flight: dict[asyncio.Task[None], tuple[Msg, float]] = {}

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
-
-import aiohttp
+import threading
+from collections.abc import Collection
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol
 
 from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats_options
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.local.demo import DemoEndpoints, DemoPlan, render_report, run_demo
 from waybill_runtime.local.foreground import until_stopped
+from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.stack import LocalStack
-from waybill_runtime.local.trickle import trickle_orders
+
+DEMO_GROUP = "waybill.demo"
+
+
+class LocalDemo(Protocol):
+    """What `waybill up` runs beside the stack (the ``waybill.demo`` entry point)."""
+
+    def check_possible(self, services: Collection[str], sandboxes: Collection[str]) -> None: ...
+
+    def trickle(self, plan: LocalPlan, every_s: float, stop: threading.Event) -> None: ...
+
+    def run(
+        self, plan: LocalPlan, nats_url: str, *, orders: int, timeout_s: float, log_dir: Path
+    ) -> int: ...
+
+
+def installed_demo() -> LocalDemo | None:
+    """The installed demo (the ``waybill-demo`` package), or None."""
+    for ep in entry_points(group=DEMO_GROUP):
+        demo: LocalDemo = ep.load()
+        return demo
+    return None
 
 
 def _whole_number(text: str) -> int:
@@ -67,7 +90,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=_seconds,
         default=5.0,
         metavar="SECONDS",
-        help="create a demo order in the Odoo sandbox this often (0: none; default 5)",
+        help="create a demo order this often (0: none; default 5)",
     )
     demo = parser.add_argument_group("demo (finite run that checks its outcome)")
     demo.add_argument(
@@ -87,16 +110,29 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_up(args: argparse.Namespace) -> int:
     stack = LocalStack(embedded_nats_options(args), external_nats_url=args.nats_url)
+    demo = installed_demo()
     if args.demo:
-        check_demo_possible(stack)
+        if demo is None:
+            raise UserFacingError(
+                "the demo is not installed: pip install -e deploy/demo (make demo does)"
+            )
+        demo.check_possible(stack.services, stack.sandboxes)
     with until_stopped() as stop:
         stack.start()
         try:
             _print_urls(stack)
+            assert stack.plan is not None
             if args.demo:
-                return _demo(stack, args)
-            if stack.ports is not None and stack.with_sandboxes and args.order_every > 0:
-                trickle_orders(f"http://127.0.0.1:{stack.ports.odoo}", args.order_every, stop)
+                assert demo is not None
+                return demo.run(
+                    stack.plan,
+                    stack.nats_url,
+                    orders=args.orders,
+                    timeout_s=args.timeout,
+                    log_dir=stack.log_dir,
+                )
+            if demo is not None and args.order_every > 0:
+                demo.trickle(stack.plan, args.order_every, stop)
             print("Waybill is up. Ctrl-C stops everything.", flush=True)
             while not stop.wait(0.5):
                 dead = stack.dead_children()
@@ -114,56 +150,7 @@ def _print_urls(stack: LocalStack) -> None:
     if stack.nats is not None:
         lines["NATS monitoring URL"] = stack.nats.monitor_url
     lines.update(stack.urls)
-    auditor = stack.urls.get("service auditor")
-    if auditor is not None:
-        lines["orders by stage"] = f"{auditor}/orders  (stuck ones: /orders?stuck=true)"
-    if stack.ports is not None and stack.with_sandboxes:
-        odoo = f"http://127.0.0.1:{stack.ports.odoo}"
-        lines["Odoo deliveries"] = f"{odoo}/_sandbox/odoo/pickings"
     lines["logs"] = str(stack.log_dir)
     width = max(len(name) for name in lines) + 2
     for name, value in lines.items():
         print(f"{name + ':':<{width}}{value}", flush=True)
-
-
-DEMO_SERVICES = frozenset({"odoo-gateway", "orchestrator", "wms-bridge", "carrier-router"})
-
-
-def check_demo_possible(stack: LocalStack) -> None:
-    """Refuse the demo before anything starts when what it drives is not installed."""
-    if not stack.with_sandboxes:
-        raise UserFacingError(
-            "the demo drives the partner sandboxes, which are not installed: "
-            "pip install -e deploy/sandboxes (make demo does)"
-        )
-    missing = DEMO_SERVICES - set(stack.services)
-    if missing:
-        raise UserFacingError(
-            f"the demo needs the services {', '.join(sorted(missing))}, which are not installed"
-        )
-
-
-def _demo(stack: LocalStack, args: argparse.Namespace) -> int:
-    assert stack.ports is not None
-    endpoints = DemoEndpoints(
-        odoo=f"http://127.0.0.1:{stack.ports.odoo}",
-        wms=f"http://127.0.0.1:{stack.ports.wms}",
-        carrier_a=f"http://127.0.0.1:{stack.ports.carrier_a}",
-        nats_url=stack.nats_url,
-        mail=f"http://127.0.0.1:{stack.ports.mail_http}" if "notifier" in stack.services else None,
-        auditor=(
-            f"http://127.0.0.1:{stack.ports.services['auditor']}"
-            if "auditor" in stack.services
-            else None
-        ),
-    )
-    plan = DemoPlan.for_orders(args.orders, timeout_s=args.timeout)
-    print(f"demo: {plan.orders} orders, carrier A down for the first part of the run", flush=True)
-    try:
-        report = asyncio.run(run_demo(endpoints, plan))
-    except (RuntimeError, OSError, aiohttp.ClientError) as error:
-        print(f"demo: failed: {error}; see the logs in {stack.log_dir}", flush=True)
-        return 1
-    print(render_report(report), flush=True)
-    complete = len(report.outcomes) == plan.orders and not report.unfinished
-    return 0 if complete else 1

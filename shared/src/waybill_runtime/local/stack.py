@@ -6,7 +6,6 @@ local stack crosses the same process boundaries as a Kubernetes deployment.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -15,22 +14,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
-from waybill_runtime.local.registry import installed_services
-from waybill_runtime.local.wiring import (
-    SANDBOX_MODULE,
-    ChildSpec,
-    LocalPorts,
-    LocalSecrets,
-    sandboxes,
-    service_environment,
-)
+from waybill_runtime.local.plan import ChildSpec, LocalPlan
+from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
+from waybill_runtime.service import Service
 
 
 class NatsUnreachableError(UserFacingError):
@@ -54,10 +49,6 @@ def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
             f"cannot reach NATS at {url} ({reason}): start a server there, fix the URL, "
             "or leave --nats-url out to use the embedded server"
         ) from None
-
-
-def sandboxes_installed() -> bool:
-    return importlib.util.find_spec(SANDBOX_MODULE) is not None
 
 
 def _wait_listening(host: str, port: int, deadline: float) -> bool:
@@ -88,14 +79,13 @@ class LocalStack:
 
     nats_options: EmbeddedNatsOptions
     external_nats_url: str | None = None
-    services: list[str] = field(default_factory=installed_services)
-    with_sandboxes: bool = field(default_factory=sandboxes_installed)
+    services: Mapping[str, Service[Any]] = field(default_factory=load_services)
+    sandboxes: Mapping[str, SandboxDeclaration] = field(default_factory=installed_sandboxes)
     start_timeout_s: float = 60.0
     nats: EmbeddedNats | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
-    ports: LocalPorts | None = None
-    keys: LocalSecrets = field(default_factory=LocalSecrets)
+    plan: LocalPlan | None = None
 
     @property
     def nats_url(self) -> str:
@@ -118,34 +108,33 @@ class LocalStack:
             self.nats = EmbeddedNats(self.nats_options)
             self.nats.start()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = LocalPorts.allocate(self.services)
+        self.plan = plan = LocalPlan.make(self.services, self.sandboxes)
         deadline = time.monotonic() + self.start_timeout_s
-        if self.with_sandboxes:
-            partners = sandboxes(self.ports, self.keys)
-            for spec in partners:
-                self._spawn(spec)
-            for spec in partners:
-                assert spec.listens_on is not None
-                if not _wait_listening(*spec.listens_on, deadline):
-                    raise StackStartError(
-                        f"the {spec.name} did not start; see {self.log_of(spec.name)}"
-                    )
-                self.urls.update(spec.urls)
+        partners = plan.sandbox_children()
+        for spec in partners:
+            self._spawn(spec)
+        for spec in partners:
+            assert spec.listens_on is not None
+            if not _wait_listening(*spec.listens_on, deadline):
+                raise StackStartError(
+                    f"the {spec.name} did not start; see {self.log_of(spec.name)}"
+                )
+        self.urls.update(plan.sandbox_pages())
         for name in self.services:
-            env = {
-                "NATS_URL": self.nats_url,
-                "WAYBILL_STATE_DIR": str(self.nats_options.state_dir),
-                **service_environment(name, self.ports, self.keys),
-            }
+            env = {"NATS_URL": self.nats_url, **plan.service_environment(name)}
             argv = [sys.executable, "-m", "waybill_runtime", "run", name]
             self._spawn(ChildSpec(name=name, argv=argv, env=env))
-        for name in self.services:
-            base = f"http://127.0.0.1:{self.ports.services[name]}"
+        for name, service in self.services.items():
+            base = plan.service_url(name)
             if not _wait_ready(f"{base}/readyz", deadline):
                 raise StackStartError(
                     f"service {name} did not become ready; see {self.log_of(name)}"
                 )
             self.urls[f"service {name}"] = base
+            # The pages a person reads (an API without path parameters), by their summary.
+            for route in service.declared_routes:
+                if route.audience == "operator" and route.method == "GET" and "{" not in route.path:
+                    self.urls[route.summary or route.path] = f"{base}{route.path}"
 
     def _spawn(self, spec: ChildSpec) -> None:
         # Every child knows the stack's state folder (which also marks the

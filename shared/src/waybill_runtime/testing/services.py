@@ -7,8 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from waybill_runtime.service import Service
-from waybill_runtime.settings import load_settings
+from nats.aio.client import Client as NatsClient
+
+from waybill_contracts import SubjectMap
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.service import Runtime, Service
+from waybill_runtime.settings import RuntimeSettings, load_settings
 
 
 @contextlib.asynccontextmanager
@@ -44,3 +49,17 @@ async def running_service(
     finally:
         stop.set()
         await task
+
+
+def bare_runtime(
+    nc: NatsClient, subjects: SubjectMap, *, service: str, publisher: Publisher | None = None
+) -> Runtime[RuntimeSettings]:
+    """A :class:`Runtime` on ``nc`` without a service around it, for tests of one consumer."""
+    return Runtime(
+        settings=load_settings(RuntimeSettings, environ={}, service=service),
+        subjects=subjects,
+        nc=nc,
+        js=nc.jetstream(),
+        publisher=publisher or Publisher(nc, subjects, service=service),
+        metrics=MetricsRegistry(service),
+    )

@@ -8,7 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from waybill_runtime.local.demo import SKUS
+from waybill_demo.scenario import SKUS
 
 
 def trickle_orders(

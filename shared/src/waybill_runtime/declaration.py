@@ -1,0 +1,256 @@
+"""What a service is, in one machine-readable place: the declaration.
+
+A :class:`~waybill_runtime.service.Service` is declared once, next to its
+code: its name, the messages it handles, the buckets it owns, the partners it
+talks to, its HTTP routes and its settings. The messages it may publish and
+the commands it may send come from the contracts (each event names its
+publishers, each command its senders), so they cannot drift from them.
+
+:func:`describe` turns a service into a :class:`Declaration`, a plain
+msgspec struct that `waybill services --json` prints and that everything
+generated from the services reads: the local stack's wiring, the test mesh,
+and (next) NATS permissions and Helm values. Nothing else may hard-code what
+a service consumes, publishes or needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from string import Template
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from waybill_contracts import MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_runtime.settings import describe_settings, env_var_name
+
+if TYPE_CHECKING:
+    from waybill_runtime.service import Service
+
+__all__ = [
+    "Bucket",
+    "Declaration",
+    "Partner",
+    "Route",
+    "RouteAudience",
+    "describe",
+    "publishable_types",
+]
+
+RouteAudience = Literal["partner", "operator", "probe"]
+"""Who calls a route: a partner's webhooks, people and their tools, or the platform."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A KV bucket the service owns, by purpose (the subject map names the bucket)."""
+
+    purpose: str
+    # None keeps entries until they are deleted; a bucket of personal data must expire.
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A system outside Waybill that the service talks to, and the settings pointing at it.
+
+    ``settings`` maps a setting of the service to a template of the values the
+    partner's side offers (``$url``, ``$api_key``, ...): a sandbox offers them
+    in a local run, an operator's secret store in production. ``webhooks`` is
+    the path (a template of the same values) the partner posts its webhooks to,
+    when it sends any.
+    """
+
+    name: str
+    settings: Mapping[str, str]
+    webhooks: str | None = None
+
+    def setting_values(self, offered: Mapping[str, str]) -> dict[str, str]:
+        """The service's settings for a partner that offers ``offered``."""
+        return {
+            name: _fill(template, offered, self.name) for name, template in self.settings.items()
+        }
+
+    def webhook_path(self, offered: Mapping[str, str]) -> str | None:
+        return None if self.webhooks is None else _fill(self.webhooks, offered, self.name)
+
+
+def _fill(template: str, offered: Mapping[str, str], partner: str) -> str:
+    try:
+        return Template(template).substitute(offered)
+    except KeyError as missing:
+        raise LookupError(
+            f"partner {partner} offers no value {missing.args[0]!r} (it offers "
+            f"{', '.join(sorted(offered)) or 'nothing'})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Route:
+    """An HTTP route of the service besides the probes every service has."""
+
+    method: str
+    path: str
+    audience: RouteAudience
+    summary: str = ""
+
+
+# -- the printable declaration --------------------------------------------------------
+
+
+class ConsumedMessage(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    subject: str
+    stream: str
+    durable: str
+
+
+class PublishedMessage(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    subject: str
+
+
+class OwnedBucket(msgspec.Struct, frozen=True, kw_only=True):
+    purpose: str
+    bucket: str
+    ttl_s: float | None
+
+
+class DeclaredPartner(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    settings: dict[str, str]
+    webhooks: str | None
+
+
+class DeclaredRoute(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    path: str
+    audience: str
+    summary: str
+
+
+class DeclaredSetting(msgspec.Struct, frozen=True, kw_only=True):
+    env_var: str
+    required: bool
+    default: str | None
+    secret: bool
+    description: str
+
+
+class Declaration(msgspec.Struct, frozen=True, kw_only=True):
+    """All the mesh needs to know about one service (what `waybill services --json` prints)."""
+
+    name: str
+    version: str
+    description: str
+    settings_type: str
+    consumes: list[ConsumedMessage]
+    consumes_dead_letters: bool
+    new_events_only: bool
+    publishes: list[PublishedMessage]
+    sends: list[PublishedMessage]
+    queries: list[str]
+    buckets: list[OwnedBucket]
+    partners: list[DeclaredPartner]
+    routes: list[DeclaredRoute]
+    ports: dict[str, int]
+    settings: list[DeclaredSetting]
+    secrets: list[str]
+
+
+def publishable_types(
+    service_name: str,
+) -> tuple[frozenset[type[Message]], frozenset[type[Message]]]:
+    """The events ``service_name`` may publish and the commands it may send, per the contracts."""
+    events = frozenset(
+        t for t in MESSAGE_TYPES
+        if t.kind is MessageKind.EVENT and service_name in getattr(t, "publishers", ())
+    )  # fmt: skip
+    commands = frozenset(
+        t for t in MESSAGE_TYPES
+        if t.kind is MessageKind.COMMAND and service_name in getattr(t, "senders", ())
+    )  # fmt: skip
+    return events, commands
+
+
+def _published(types: frozenset[type[Message]], subjects: SubjectMap) -> list[PublishedMessage]:
+    return sorted(
+        (PublishedMessage(type=t.ce_type(), subject=subjects.subject_for(t)) for t in types),
+        key=lambda m: m.type,
+    )
+
+
+def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Declaration:
+    """The declaration of ``service``, with subjects under ``subject_prefix``."""
+    subjects = SubjectMap(subject_prefix)
+    consumes = [
+        ConsumedMessage(
+            type=t.ce_type(),
+            subject=subjects.subject_for(t),
+            stream=getattr(subjects, f"{stream_key}_stream").name,
+            durable=subjects.durable(service.name, stream_key),
+        )
+        for stream_key, types in service.types_by_stream().items()
+        for t in types
+    ]
+    settings = [
+        DeclaredSetting(
+            env_var=info.env_var,
+            required=info.required,
+            default=None if info.secret else info.default,
+            secret=info.secret,
+            description=info.description,
+        )
+        for info in describe_settings(service.settings_type)
+    ]
+    http_port = next(
+        (int(s.default) for s in settings if s.env_var == env_var_name("http_port") and s.default),
+        0,
+    )
+    return Declaration(
+        name=service.name,
+        version=service.version,
+        description=service.description,
+        settings_type=f"{service.settings_type.__module__}.{service.settings_type.__qualname__}",
+        consumes=sorted(consumes, key=lambda c: c.type),
+        consumes_dead_letters=service.dead_letter_handler is not None,
+        new_events_only=service.new_events_only,
+        publishes=_published(service.publishes, subjects),
+        sends=_published(service.sends, subjects),
+        queries=sorted(service.query_names()),
+        buckets=[
+            OwnedBucket(purpose=b.purpose, bucket=subjects.kv_bucket(b.purpose), ttl_s=b.ttl_s)
+            for b in service.buckets
+        ],
+        partners=[
+            DeclaredPartner(name=p.name, settings=dict(p.settings), webhooks=p.webhooks)
+            for p in service.partners
+        ],
+        routes=[
+            DeclaredRoute(method=r.method, path=r.path, audience=r.audience, summary=r.summary)
+            for r in service.declared_routes
+        ],
+        ports={"http": http_port},
+        settings=settings,
+        secrets=[s.env_var for s in settings if s.secret],
+    )
+
+
+def check_routes(service_name: str, declared: Sequence[Route], served: Sequence[Any]) -> None:
+    """Refuse to serve a route the declaration does not name, or miss one it does.
+
+    The declaration is what NetworkPolicies, Helm values and the docs are made
+    from; a route served but not declared would be invisible to all of them.
+    """
+    wanted = {(r.method.upper(), r.path) for r in declared}
+    serving = {(str(r.method).upper(), str(r.path)) for r in served}
+    undeclared = sorted(serving - wanted)
+    missing = sorted(wanted - serving)
+    if undeclared or missing:
+        parts = []
+        if undeclared:
+            parts.append("serves undeclared " + ", ".join(f"{m} {p}" for m, p in undeclared))
+        if missing:
+            parts.append("declares but does not serve " + ", ".join(f"{m} {p}" for m, p in missing))
+        raise ValueError(f"{service_name} {'; '.join(parts)}: keep routes= in its Service true")
