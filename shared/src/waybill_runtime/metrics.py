@@ -24,7 +24,7 @@ from waybill_runtime.outcomes import Outcome
 
 __all__ = ["HandlerMetrics", "MetricsRegistry"]
 
-# Handler durations range from a KV lookup (ms) to a carrier label purchase (s).
+# Handler durations range from a KV lookup (ms) to a slow partner's answer (s).
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 M = TypeVar("M", Counter, Gauge, Histogram)

@@ -193,7 +193,7 @@ class Service(Generic[S]):
         self.declared_routes = tuple(routes)
         # Settings for a local run only (`waybill up`, the test mesh): faster polls.
         self.local_settings = dict(local_settings or {})
-        # A service whose effects only make sense now (mail to customers) must
+        # A service whose effects only make sense now (messages to customers) must
         # not work through the events stream's history when first deployed.
         self.new_events_only = new_events_only
         self.publishes, self.sends = publishable_types(name)

@@ -64,7 +64,7 @@ ServiceName = Annotated[
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
         max_length=63,
         description="The service's name; used in message sources, consumer and dead-letter names",
-        extra={"expected": "a service name such as carrier-router (a-z, 0-9, - and _)"},
+        extra={"expected": "a service name such as order-desk (a-z, 0-9, - and _)"},
     ),
 ]
 

@@ -27,7 +27,7 @@ REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """A message a service gave up on, with why."""
 
-    service: Annotated[str, msgspec.Meta(description="service that gave up, e.g. orchestrator")]
+    service: Annotated[str, msgspec.Meta(description="the service that gave up")]
     consumer: Annotated[str, msgspec.Meta(description="durable consumer the message came from")]
     reason: Annotated[
         str,

@@ -80,8 +80,8 @@ def stream_configs(subjects: SubjectMap, policy: StreamPolicy) -> list[StreamCon
             **common,  # type: ignore[arg-type]
         ),
         # Limits, not work-queue, retention: each command still has one owner
-        # (the owner's durable consumer is filtered on its subjects), but the
-        # auditor must read every command too, and a work-queue stream allows
+        # (the owner's durable consumer is filtered on its subjects), but an
+        # audit trail must read every command too, and a work-queue stream allows
         # no second consumer. Acked commands age out instead of vanishing.
         StreamConfig(
             name=commands.name,

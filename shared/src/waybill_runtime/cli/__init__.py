@@ -23,7 +23,7 @@ _COMMAND_MODULES = ("up", "run", "services", "nats", "contracts", "dlq", "sandbo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waybill",
-        description="Waybill: the integration mesh for logistics companies that run Odoo.",
+        description="Waybill: the integration mesh for logistics companies and their partners.",
     )
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:

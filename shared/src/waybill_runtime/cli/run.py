@@ -18,7 +18,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             f"Installed services: {', '.join(services) or 'none yet'}."
         ),
     )
-    parser.add_argument("service", help="the service to run, e.g. orchestrator")
+    parser.add_argument("service", help="the service to run (`waybill services` lists them)")
     parser.set_defaults(handler=run_service)
 
 
