@@ -54,7 +54,8 @@ def test_the_runtime_names_no_service_sandbox_or_partner_outside_docstrings() ->
     assert {"orchestrator", "odoo", "carrier-a"} <= names
     spellings = {variant for n in names for variant in (n, n.replace("-", "_"))}
     pattern = re.compile(
-        r"(?<![A-Za-z])(" + "|".join(sorted(map(re.escape, spellings), key=len, reverse=True))
+        r"(?<![A-Za-z])("
+        + "|".join(sorted(map(re.escape, spellings), key=len, reverse=True))
         + r")(?![A-Za-z])",
         re.IGNORECASE,
     )

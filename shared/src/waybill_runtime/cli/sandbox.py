@@ -46,4 +46,3 @@ def run_sandbox(args: argparse.Namespace) -> int:
         "the partner sandboxes are not installed: "
         "run `pip install -e deploy/sandboxes` (or `make install`)"
     )
-
