@@ -198,7 +198,7 @@ def test_missing_service_specific_setting_names_its_variable() -> None:
         (
             {"WAYBILL_SERVICE": "Carrier Router"},
             "WAYBILL_SERVICE='Carrier Router' is not valid: expected a service name such as "
-            "carrier-router (a-z, 0-9, - and _)",
+            "order-desk (a-z, 0-9, - and _)",
         ),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
