@@ -98,7 +98,9 @@ def test_the_local_plan_points_each_service_at_its_partners_sandbox() -> None:
     assert again.offered("wms")["api_key"] != wms["api_key"]
     # Every sandbox process is told its port and where its webhooks go.
     argv = {" ".join(child.argv) for child in plan.sandbox_children()}
-    assert any(plan.webhook_url("wms") in line for line in argv)
+    webhook_url = plan.webhook_url("wms")
+    assert webhook_url is not None
+    assert any(webhook_url in line for line in argv)
 
 
 def test_a_partner_setting_naming_a_value_the_partner_lacks_is_named() -> None:
