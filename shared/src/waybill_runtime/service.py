@@ -23,7 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from waybill_contracts import Message, MessageKind, SubjectMap
+from waybill_contracts import KV_TTL_S, Message, MessageKind, SubjectMap
 from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
@@ -117,7 +117,7 @@ class Service(Generic[S]):
         *,
         description: str = "",
         buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        bucket_ttl_s: float | None = None,
         new_events_only: bool = False,
     ) -> None: ...
 
@@ -129,7 +129,7 @@ class Service(Generic[S]):
         settings_type: type[S],
         description: str = "",
         buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        bucket_ttl_s: float | None = None,
         new_events_only: bool = False,
     ) -> None: ...
 
@@ -140,7 +140,7 @@ class Service(Generic[S]):
         settings_type: type[S] = RuntimeSettings,  # type: ignore[assignment]
         description: str = "",
         buckets: Sequence[str] = (),
-        bucket_ttl_s: float = 7 * 86_400.0,
+        bucket_ttl_s: float | None = None,
         new_events_only: bool = False,
     ) -> None:
         self.name = name
@@ -320,10 +320,17 @@ class Service(Generic[S]):
         await ensure_streams(js, subjects, _stream_policy(settings))
         for purpose in ("idempotency", *self.bucket_purposes):
             if purpose not in runtime.buckets:
+                # Each purpose's entries live as long as the contracts say (contacts
+                # are personal data, idempotency keys matter for days, ...);
+                # ``bucket_ttl_s`` still overrides the idempotency bucket's.
+                bucket = subjects.kv_bucket(purpose)  # refuses an unknown purpose by name
+                ttl_s = KV_TTL_S[purpose]
+                if purpose == "idempotency" and self.bucket_ttl_s is not None:
+                    ttl_s = self.bucket_ttl_s
                 runtime.buckets[purpose] = await ensure_bucket(
                     js,
-                    subjects.kv_bucket(purpose),
-                    ttl_s=self.bucket_ttl_s if purpose == "idempotency" else None,
+                    bucket,
+                    ttl_s=ttl_s,
                     replicas=settings.stream_replicas,
                 )
         if tracing_active():
