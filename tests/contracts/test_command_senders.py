@@ -61,6 +61,7 @@ def test_the_scan_sees_the_commands_the_orchestrator_sends() -> None:
         "RecordShipmentInOdoo",
         "RecordDeliveryInOdoo",
         "PostExceptionInOdoo",
+        "PostNoteInOdoo",
     } <= built
     assert commands_built_by(Service.AUDITOR) == set()
 
