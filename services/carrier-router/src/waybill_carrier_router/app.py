@@ -3,7 +3,7 @@
 In: ``BookShipment`` and ``VoidShipment`` commands; tracking webhooks on
 ``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``.
 Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
-``MilestoneReached``. See the README for settings and subjects.
+``ShipmentVoidRefused``, ``MilestoneReached``. See the README for settings and subjects.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ service = Service(
     "carrier-router",
     settings_type=CarrierRouterSettings,
     description="Books labels by rules and price, voids them, turns tracking into milestones",
-    buckets=("watermarks",),
+    buckets=("tracking", "watermarks"),
 )
 service.handles(BookShipment)(book_shipment)
 service.handles(VoidShipment)(void_shipment)
