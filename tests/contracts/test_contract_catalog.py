@@ -70,6 +70,9 @@ def test_the_catalog_covers_the_flows_of_the_design() -> None:
         # commands
         "ReleaseToWarehouse", "CancelWarehouseOrder", "BookShipment", "VoidShipment",
         "RecordShipmentInOdoo", "RecordDeliveryInOdoo", "PostExceptionInOdoo", "SyncProducts",
+        "PostNoteInOdoo",
+        # 1.1: the WMS's shipped stage, refused compensations
+        "WarehouseOrderShipped", "WarehouseOrderCancelRefused", "ShipmentVoidRefused",
         # queries
         "OrderStatusRequest", "OrderStatusResponse",
     }  # fmt: skip
@@ -88,6 +91,9 @@ def test_ce_type_follows_the_naming_rule_of_its_kind(message_type: type[Message]
         assert message_type.kind is MessageKind.COMMAND
         assert COMMAND_CE_TYPE.fullmatch(ce_type)
         assert isinstance(message_type.service, Service)
+        assert message_type.senders, f"{message_type.__name__} declares no sender"
+        assert all(isinstance(service, Service) for service in message_type.senders)
+        assert message_type.service not in message_type.senders  # nobody commands itself
     else:
         assert issubclass(message_type, QueryRequest | QueryResponse)
         assert message_type.kind is MessageKind.QUERY

@@ -38,11 +38,27 @@ def _fields(raw: dict[str, Any], struct: str) -> dict[str, Any]:
     return fields
 
 
-def test_the_committed_baseline_records_exactly_the_current_contracts() -> None:
+# What 1.1 adds to the committed 1.0 baseline (docs/contracts.md, changelog). The
+# baseline stays at the released 1.0 until 1.1 is cut; any other change must be
+# added here (and to the changelog) or recorded with `waybill contracts snapshot`.
+ADDED_SINCE_BASELINE = {
+    "message added: waybill.cmd.odoo.post_note.v1",
+    "message added: waybill.evt.shipment.void_refused.v1",
+    "message added: waybill.evt.warehouse_order.cancel_refused.v1",
+    "message added: waybill.evt.warehouse_order.shipped.v1",
+    "BookShipment.delivery_method: optional field added",
+    "RecordShipmentInOdoo.lines: optional field added",
+    "NotificationFailed.recipient: optional field added",
+    "Order.delivery_method: optional field added",
+}
+
+
+def test_the_current_contracts_are_the_committed_baseline_plus_only_additions() -> None:
     report = check()
     assert report.breaking == ()
-    assert report.additive == (), "run `waybill contracts snapshot` to record additive changes"
-    assert BASELINE_PATH.read_bytes() == snapshot_json(CURRENT)
+    assert set(report.additive) == ADDED_SINCE_BASELINE
+    if not ADDED_SINCE_BASELINE:
+        assert BASELINE_PATH.read_bytes() == snapshot_json(CURRENT)
 
 
 def test_identical_snapshots_are_compatible() -> None:

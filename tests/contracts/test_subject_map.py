@@ -8,6 +8,7 @@ import pytest
 
 from waybill_contracts import (
     KV_PURPOSES,
+    KV_TTL_S,
     MESSAGE_TYPES,
     SERVICES,
     MessageKind,
@@ -97,6 +98,8 @@ def test_consumer_bucket_and_dead_letter_names(subjects: SubjectMap) -> None:
         "waybill_idempotency",
         "waybill_watermarks",
         "waybill_traces",
+        "waybill_contacts",
+        "waybill_tracking",
     ]
     assert subjects.query_service_name("orchestrator") == "waybill-orchestrator"
 
@@ -139,6 +142,16 @@ def test_names_built_from_tokens_refuse_bad_tokens(
 ) -> None:
     with pytest.raises(ValueError, match=what):
         call(SubjectMap())
+
+
+def test_every_bucket_purpose_has_a_documented_ttl_and_personal_data_expires() -> None:
+    assert set(KV_TTL_S) == set(KV_PURPOSES)
+    assert all(ttl is None or ttl > 0 for ttl in KV_TTL_S.values())
+    # Customer contacts are personal data and tracking progress grows with every
+    # label: neither may be kept for ever.
+    assert KV_TTL_S["contacts"] is not None and KV_TTL_S["contacts"] <= 90 * 86_400
+    assert KV_TTL_S["tracking"] is not None
+    assert KV_TTL_S["workflow"] is None and KV_TTL_S["watermarks"] is None
 
 
 def test_an_unknown_bucket_purpose_is_refused_with_the_known_ones(subjects: SubjectMap) -> None:

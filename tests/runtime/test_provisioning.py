@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from waybill_contracts import SubjectMap
+from waybill_contracts import KV_TTL_S, SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.provisioning import DAY_S, ProvisioningConflict, ProvisioningRefused
@@ -54,6 +54,26 @@ async def test_streams_and_buckets_are_made_as_the_settings_say(
     assert {config.num_replicas for config in ages.values()} == {1}
     watermarks = await js.key_value(subjects.kv_bucket("watermarks"))
     assert (await watermarks.status()).bucket == subjects.kv_bucket("watermarks")
+
+
+async def test_each_bucket_is_made_with_the_ttl_of_its_purpose_from_the_contracts(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service: Service[Any] = Service(
+        "notifier", buckets=(Bucket("workflow"), Bucket("contacts"), Bucket("tracking"))
+    )
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        pass
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    ttl = {
+        purpose: (await (await js.key_value(subjects.kv_bucket(purpose))).status()).ttl
+        for purpose in ("idempotency", "workflow", "contacts", "tracking")
+    }
+    assert ttl["idempotency"] == pytest.approx(KV_TTL_S["idempotency"]) == pytest.approx(7 * DAY_S)
+    assert ttl["contacts"] == pytest.approx(KV_TTL_S["contacts"]) == pytest.approx(30 * DAY_S)
+    assert ttl["tracking"] == pytest.approx(KV_TTL_S["tracking"])
+    assert not ttl["workflow"]  # process state never expires
 
 
 async def test_a_stream_made_with_other_settings_is_reported_not_changed(

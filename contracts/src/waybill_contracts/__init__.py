@@ -8,7 +8,8 @@ dependency) to build a service that speaks Waybill::
 
 Message types live in :mod:`waybill_contracts.events`,
 :mod:`~waybill_contracts.commands` and :mod:`~waybill_contracts.queries`;
-the canonical structs in :mod:`waybill_contracts.model`.
+the canonical structs in :mod:`waybill_contracts.model`; the order stages in
+:mod:`waybill_contracts.stages`.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ from waybill_contracts.messages import (
     order_ref_of,
 )
 from waybill_contracts.services import SERVICES, Service
-from waybill_contracts.subjects import KV_PURPOSES, Channel, StreamSpec, SubjectMap
+from waybill_contracts.stages import OrderStage
+from waybill_contracts.subjects import KV_PURPOSES, KV_TTL_S, Channel, StreamSpec, SubjectMap
 
 __all__ = [
     "KV_PURPOSES",
+    "KV_TTL_S",
     "MESSAGE_TYPES",
     "SERVICES",
     "Channel",
@@ -61,6 +64,7 @@ __all__ = [
     "MessageContext",
     "MessageKind",
     "MissingHeader",
+    "OrderStage",
     "QueryRequest",
     "QueryResponse",
     "Service",

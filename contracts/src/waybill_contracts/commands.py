@@ -16,6 +16,7 @@ from waybill_contracts.model import (
     Address,
     BatchId,
     Carrier,
+    DeliveryMethod,
     LastPage,
     NonNegative,
     OdooPickingId,
@@ -25,6 +26,7 @@ from waybill_contracts.model import (
     Page,
     Parcel,
     Party,
+    PickedLine,
     Product,
     ServiceLevel,
     Shipment,
@@ -37,6 +39,10 @@ from waybill_contracts.services import Service
 _WAREHOUSE = "warehouse"
 _CARRIER = "carrier"
 _ODOO = "odoo"
+# The orchestrator decides what happens next (the design's rule): it sends every
+# command. SyncProducts and the two inventory snapshots are sent by nobody yet;
+# the batch flows that will send them belong to the orchestrator too.
+_ORCHESTRATOR: tuple[Service, ...] = (Service.ORCHESTRATOR,)
 
 
 # --- warehouse ----------------------------------------------------------------------
@@ -47,6 +53,7 @@ class ReleaseToWarehouse(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _WAREHOUSE
     service: ClassVar[Service] = Service.WMS_BRIDGE
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "release_order"
 
     order: Annotated[Order, Meta(description="The order to fulfil.")]
@@ -60,6 +67,7 @@ class CancelWarehouseOrder(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _WAREHOUSE
     service: ClassVar[Service] = Service.WMS_BRIDGE
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "cancel_order"
 
     order_ref: OrderRef
@@ -74,6 +82,7 @@ class SyncProducts(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _WAREHOUSE
     service: ClassVar[Service] = Service.WMS_BRIDGE
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "sync_products"
 
     batch_id: BatchId
@@ -90,6 +99,7 @@ class SnapshotWarehouseInventory(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _WAREHOUSE
     service: ClassVar[Service] = Service.WMS_BRIDGE
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "snapshot_inventory"
 
     snapshot_id: BatchId
@@ -107,6 +117,7 @@ class BookShipment(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _CARRIER
     service: ClassVar[Service] = Service.CARRIER_ROUTER
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "book_shipment"
 
     shipment_id: ShipmentId
@@ -124,6 +135,13 @@ class BookShipment(Command, frozen=True, kw_only=True):
     deliver_by: Annotated[
         UtcDateTime | None, Meta(description="Latest delivery the customer was promised.")
     ] = None
+    delivery_method: Annotated[
+        DeliveryMethod | None,
+        Meta(
+            description="The delivery method chosen in Odoo; the router's rules may derive "
+            "the service level and the carriers from it. Since 1.1."
+        ),
+    ] = None
 
     def business_key(self) -> str:
         return self.shipment_id
@@ -137,6 +155,7 @@ class VoidShipment(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _CARRIER
     service: ClassVar[Service] = Service.CARRIER_ROUTER
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "void_shipment"
 
     shipment_id: ShipmentId
@@ -163,6 +182,7 @@ class RecordShipmentInOdoo(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _ODOO
     service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "record_shipment"
 
     order_ref: OrderRef
@@ -174,6 +194,14 @@ class RecordShipmentInOdoo(Command, frozen=True, kw_only=True):
     validate_picking: Annotated[
         bool, Meta(description="Validate the picking (without backorder).")
     ] = True
+    lines: Annotated[
+        tuple[PickedLine, ...],
+        Meta(
+            description="What was picked and packed per order line. The picking is validated "
+            "only when this equals the demand; empty = not known, the whole demand ships "
+            "(as in 1.0). Since 1.1."
+        ),
+    ] = ()
 
     def business_key(self) -> str:
         return self.order_ref
@@ -184,6 +212,7 @@ class RecordDeliveryInOdoo(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _ODOO
     service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "record_delivery"
 
     order_ref: OrderRef
@@ -201,6 +230,7 @@ class PostExceptionInOdoo(Command, frozen=True, kw_only=True):
 
     owner: ClassVar[str] = _ODOO
     service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "post_exception"
 
     exception_id: Annotated[str, Meta(min_length=1, description="The exception; keys the post.")]
@@ -222,11 +252,46 @@ class PostExceptionInOdoo(Command, frozen=True, kw_only=True):
         return self.order_ref
 
 
+class PostNoteInOdoo(Command, frozen=True, kw_only=True):
+    """Post a plain chatter note on the order's picking: for the record, nobody to act."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
+    name: ClassVar[str] = "post_note"
+
+    note_id: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=256,
+            description="Id of this note; keys the post, so a redelivery posts it once.",
+        ),
+    ]
+    order_ref: OrderRef
+    odoo_picking_id: OdooPickingId
+    text: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=4000,
+            description="The note, as plain text (the gateway escapes it for Odoo's HTML).",
+        ),
+    ]
+
+    def business_key(self) -> str:
+        return self.note_id
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
 class SnapshotOdooInventory(Command, frozen=True, kw_only=True):
     """Read stock levels from Odoo and publish them as snapshot pages."""
 
     owner: ClassVar[str] = _ODOO
     service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
     name: ClassVar[str] = "snapshot_inventory"
 
     snapshot_id: BatchId
@@ -246,6 +311,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     RecordShipmentInOdoo,
     RecordDeliveryInOdoo,
     PostExceptionInOdoo,
+    PostNoteInOdoo,
     SnapshotOdooInventory,
 )
 """Every command type, by owner."""

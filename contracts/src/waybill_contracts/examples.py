@@ -19,6 +19,7 @@ from waybill_contracts.catalog import not_in_catalog
 from waybill_contracts.messages import Message
 from waybill_contracts.model import (
     Address,
+    DeliveryMethod,
     Dimensions,
     FulfilledLine,
     InventorySystem,
@@ -31,6 +32,7 @@ from waybill_contracts.model import (
     Parcel,
     ParcelItem,
     Party,
+    PickedLine,
     Priority,
     Product,
     ProductRejection,
@@ -73,6 +75,7 @@ CUSTOMER = Party(
     locale="nl_NL",
     odoo_partner_id=17,
 )
+DELIVERY_METHOD = DeliveryMethod(name="DHL Express", odoo_carrier_id=3)
 ORDER = Order(
     ref=ORDER_REF,
     odoo_picking_id=42,
@@ -81,14 +84,23 @@ ORDER = Order(
     customer=CUSTOMER,
     ship_to=ADDRESS,
     lines=(
-        OrderLine(sku="MUG-BLUE", name="Mug, blue", quantity=_units("2"), weight_kg=0.8),
-        OrderLine(sku="TEA-EARL", name="Earl Grey 250 g", quantity=_units("1"), weight_kg=0.25),
+        OrderLine(
+            sku="MUG-BLUE", name="Mug, blue", quantity=_units("2"), weight_kg=0.8, odoo_move_id=101
+        ),
+        OrderLine(
+            sku="TEA-EARL",
+            name="Earl Grey 250 g",
+            quantity=_units("1"),
+            weight_kg=0.25,
+            odoo_move_id=102,
+        ),
     ),
     service_level=ServiceLevel.EXPRESS,
     promised_at=datetime(2025, 3, 16, 18, 0, tzinfo=UTC),
     priority=Priority.NORMAL,
     channel="web",
     warehouse="AMS1",
+    delivery_method=DELIVERY_METHOD,
 )
 PARCEL = Parcel(
     reference="387123450000000424",
@@ -119,6 +131,10 @@ PRODUCT = Product(sku="MUG-BLUE", barcode="8712345678906", name="Mug, blue", uom
 PICKED = (
     FulfilledLine(sku="MUG-BLUE", ordered=_units("2"), fulfilled=_units("2")),
     FulfilledLine(sku="TEA-EARL", ordered=_units("1"), fulfilled=_units("1")),
+)
+PICKED_LINES = (
+    PickedLine(sku="MUG-BLUE", quantity=_units("2"), odoo_move_id=101),
+    PickedLine(sku="TEA-EARL", quantity=_units("1"), odoo_move_id=102),
 )
 
 
@@ -152,8 +168,17 @@ def _build() -> dict[type[Message], Message]:
             parcels=(PARCEL,),
             packed_at=_at(15),
         ),
+        evt.WarehouseOrderShipped(
+            order_ref=ORDER_REF, warehouse_order_id=WMS_ORDER_ID, lines=PICKED, shipped_at=_at(24)
+        ),
         evt.WarehouseOrderCancelled(
             order_ref=ORDER_REF, warehouse_order_id=WMS_ORDER_ID, cancelled_at=_at(6)
+        ),
+        evt.WarehouseOrderCancelRefused(
+            order_ref=ORDER_REF,
+            warehouse_order_id=WMS_ORDER_ID,
+            reason="order 'WH/OUT/00042' is already shipped: it can no longer be cancelled",
+            refused_at=_at(26),
         ),
         evt.InventoryAdjusted(
             adjustment=StockAdjustment(
@@ -210,6 +235,14 @@ def _build() -> dict[type[Message], Message]:
             refund=SHIPMENT.cost,
             voided_at=_at(25),
         ),
+        evt.ShipmentVoidRefused(
+            shipment_id=SHIPMENT_ID,
+            order_ref=ORDER_REF,
+            carrier="dhl",
+            tracking_number=SHIPMENT.tracking_number,
+            reason="dhl: refused (HTTP 422): label JD014600003828 was already scanned",
+            refused_at=_at(26),
+        ),
         evt.MilestoneReached(
             shipment_id=SHIPMENT_ID,
             order_ref=ORDER_REF,
@@ -234,6 +267,7 @@ def _build() -> dict[type[Message], Message]:
             attempts=1,
             permanent=False,
             failed_at=_at(23),
+            recipient="marie@example.com",
         ),
         evt.ExceptionRaised(
             exception_id="exc-1",
@@ -256,6 +290,7 @@ def _build() -> dict[type[Message], Message]:
             parcels=(PARCEL,),
             service_level=ServiceLevel.EXPRESS,
             warehouse="AMS1",
+            delivery_method=DELIVERY_METHOD,
         ),
         cmd.VoidShipment(
             shipment_id=SHIPMENT_ID,
@@ -265,7 +300,11 @@ def _build() -> dict[type[Message], Message]:
             reason="order cancelled",
         ),
         cmd.RecordShipmentInOdoo(
-            order_ref=ORDER_REF, odoo_picking_id=42, shipment=SHIPMENT, shipping_weight_kg=1.2
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            shipment=SHIPMENT,
+            shipping_weight_kg=1.2,
+            lines=PICKED_LINES,
         ),
         cmd.RecordDeliveryInOdoo(
             order_ref=ORDER_REF,
@@ -280,6 +319,13 @@ def _build() -> dict[type[Message], Message]:
             odoo_picking_id=42,
             odoo_sale_order_id=40,
             summary="No carrier could book WH/OUT/00042",
+        ),
+        cmd.PostNoteInOdoo(
+            note_id="note-WH/OUT/00042-cancelled",
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            text="Order WH/OUT/00042 cancelled: warehouse order cancelled. Reason: "
+            "cancelled in Odoo",
         ),
         cmd.SnapshotOdooInventory(snapshot_id="inv-2025-03-14-odoo", warehouse="AMS1"),
         qry.OrderStatusRequest(order_ref=ORDER_REF),

@@ -90,12 +90,17 @@ class Event(Message, frozen=True, kw_only=True):
 
 
 class Command(Message, frozen=True, kw_only=True):
-    """An instruction with exactly one owner; ``owner`` is the subject token (``carrier``)."""
+    """An instruction with exactly one owner (``service``) and declared ``senders``.
+
+    ``owner`` is the subject token (``carrier``).
+    """
 
     kind: ClassVar[MessageKind] = MessageKind.COMMAND
     owner: ClassVar[str]
     service: ClassVar[Service]
     """The one service that executes this command."""
+    senders: ClassVar[tuple[Service, ...]]
+    """The services that may send this command (the basis for NATS publish permissions)."""
 
     @classmethod
     def ce_type(cls) -> str:

@@ -200,6 +200,27 @@ class OrderLine(Record, frozen=True, kw_only=True):
     ] = None
 
 
+class DeliveryMethod(Record, frozen=True, kw_only=True):
+    """The delivery method chosen for an order in Odoo (a ``delivery.carrier``).
+
+    What the customer was sold ("DHL Express", "Standard delivery"), not the
+    carrier finally booked: the carrier-router's rules map it to a service
+    level and the carriers that keep it.
+    """
+
+    name: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=256,
+            description="The delivery method's name as configured in Odoo (e.g. DHL Express).",
+        ),
+    ]
+    odoo_carrier_id: Annotated[
+        PositiveInt | None, Meta(description="Odoo delivery.carrier id.")
+    ] = None
+
+
 class Order(Record, frozen=True, kw_only=True):
     """An outgoing order released for fulfilment: what to send, to whom, how fast."""
 
@@ -224,6 +245,12 @@ class Order(Record, frozen=True, kw_only=True):
         str | None, Meta(description="Sales channel the order came from (web, marketplace).")
     ] = None
     warehouse: Annotated[str | None, Meta(description="Code of the shipping warehouse.")] = None
+    delivery_method: Annotated[
+        DeliveryMethod | None,
+        Meta(
+            description="The delivery method chosen in Odoo (picking, else sale order). Since 1.1."
+        ),
+    ] = None
 
 
 class ParcelItem(Record, frozen=True, kw_only=True):
@@ -285,6 +312,18 @@ class FulfilledLine(Record, frozen=True, kw_only=True):
     ordered: Annotated[Quantity, Meta(description="Quantity ordered.")]
     fulfilled: Annotated[Quantity, Meta(description="Quantity actually picked.")]
     lot: Annotated[str | None, Meta(description="Lot or serial number, if tracked.")] = None
+
+
+class PickedLine(Record, frozen=True, kw_only=True):
+    """How much of one order line the warehouse picked and packed: what ships of it."""
+
+    sku: Sku
+    quantity: Annotated[
+        Quantity, Meta(description="Quantity picked to ship, in the order line's unit.")
+    ]
+    odoo_move_id: Annotated[
+        PositiveInt | None, Meta(description="Odoo stock.move id of the order line, if known.")
+    ] = None
 
 
 class StockAdjustment(Record, frozen=True, kw_only=True):

@@ -34,8 +34,8 @@ class OrderStatusResponse(QueryResponse, frozen=True, kw_only=True):
     stage: Annotated[
         str | None,
         Meta(
-            description="Process stage (released, in_warehouse, packed, booked, shipped, "
-            "delivered, cancelled, ...). Readers must accept stages they do not know."
+            description="Process stage: an OrderStage value (in_warehouse, booking, shipped, "
+            "delivered, held, cancelled, ...). Readers must accept stages they do not know."
         ),
     ] = None
     held: Annotated[bool, Meta(description="True when the order waits for a person.")] = False

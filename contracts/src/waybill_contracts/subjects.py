@@ -13,6 +13,8 @@ names; :meth:`SubjectMap.subject_template` only folds reply inboxes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from waybill_contracts import catalog
@@ -21,8 +23,33 @@ from waybill_contracts.messages import Command, Event, Message, QueryRequest, Qu
 from waybill_contracts.services import SERVICES, Service
 
 DEFAULT_PREFIX = "waybill"
-KV_PURPOSES: tuple[str, ...] = ("workflow", "idempotency", "watermarks", "traces")
-"""The key-value buckets: process state, idempotency keys, sync watermarks, each order's trace."""
+_DAY_S = 86_400.0
+KV_TTL_S: Mapping[str, float | None] = MappingProxyType(
+    {
+        # Process state: kept as long as the order matters; no expiry.
+        "workflow": None,
+        # Effects made once: a redelivery or re-sent command comes within days.
+        "idempotency": 7 * _DAY_S,
+        # Poll watermarks and "already announced" markers must outlive any edit.
+        "watermarks": None,
+        # Each order's trace context, as long as the events stream keeps events
+        # by default (the runtime uses the configured events retention).
+        "traces": 14 * _DAY_S,
+        # Customer contacts (personal data): long enough for an order to be
+        # delivered and notified, not forever.
+        "contacts": 30 * _DAY_S,
+        # Tracking progress per label: carriers report for weeks, returns included.
+        "tracking": 90 * _DAY_S,
+    }
+)
+"""Per key-value bucket purpose, how long an entry lives after its last write (None: for ever).
+
+The runtime creates each bucket with its purpose's TTL; a bucket that
+exists already keeps the limits it was created with.
+"""
+KV_PURPOSES: tuple[str, ...] = tuple(KV_TTL_S)
+"""The key-value buckets: process state, idempotency keys, sync watermarks, each order's
+trace, customer contacts, tracking progress."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _INBOX_PREFIX = "_INBOX."

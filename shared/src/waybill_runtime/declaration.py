@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from waybill_contracts import MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_contracts import KV_PURPOSES, KV_TTL_S, MESSAGE_TYPES, Message, MessageKind, SubjectMap
 from waybill_runtime.settings import describe_settings, env_var_name
 
 if TYPE_CHECKING:
@@ -44,11 +44,28 @@ RouteAudience = Literal["partner", "operator", "probe"]
 
 @dataclass(frozen=True)
 class Bucket:
-    """A KV bucket the service owns, by purpose (the subject map names the bucket)."""
+    """A KV bucket the service owns, by purpose (the subject map names the bucket).
+
+    Its entries live as long as the contracts say for the purpose (``KV_TTL_S``:
+    contacts are personal data, idempotency keys matter for days) unless
+    ``ttl_s`` says otherwise; None keeps them until they are deleted.
+    """
 
     purpose: str
-    # None keeps entries until they are deleted; a bucket of personal data must expire.
-    ttl_s: float | None = None
+    ttl_s: float | Literal["contract"] | None = "contract"
+
+    def __post_init__(self) -> None:
+        if self.purpose not in KV_PURPOSES:
+            raise ValueError(
+                f"no KV purpose {self.purpose!r}: the contracts know {', '.join(KV_PURPOSES)}"
+            )
+        if self.ttl_s == "contract":
+            object.__setattr__(self, "ttl_s", KV_TTL_S.get(self.purpose))
+
+    @property
+    def expires_after_s(self) -> float | None:
+        assert not isinstance(self.ttl_s, str)  # resolved in __post_init__
+        return self.ttl_s
 
 
 @dataclass(frozen=True)
@@ -220,7 +237,9 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
         sends=_published(service.sends, subjects),
         queries=sorted(service.query_names()),
         buckets=[
-            OwnedBucket(purpose=b.purpose, bucket=subjects.kv_bucket(b.purpose), ttl_s=b.ttl_s)
+            OwnedBucket(
+                purpose=b.purpose, bucket=subjects.kv_bucket(b.purpose), ttl_s=b.expires_after_s
+            )
             for b in service.buckets
         ],
         partners=[

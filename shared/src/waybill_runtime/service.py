@@ -67,9 +67,6 @@ T = TypeVar("T")
 
 _STREAM_OF_KIND = {MessageKind.EVENT: "events", MessageKind.COMMAND: "commands"}
 
-IDEMPOTENCY_TTL_S = 7 * 86_400.0
-"""How long an effect's key is kept: longer than any redelivery of the message behind it."""
-
 
 @dataclass(frozen=True)
 class ResourceKey(Generic[T]):
@@ -186,7 +183,7 @@ class Service(Generic[S]):
         # Every service keeps its effects' keys; a declared bucket of that purpose wins.
         declared = {b.purpose: b for b in buckets}
         self.buckets: tuple[Bucket, ...] = (
-            declared.pop("idempotency", Bucket("idempotency", ttl_s=IDEMPOTENCY_TTL_S)),
+            declared.pop("idempotency", Bucket("idempotency")),
             *declared.values(),
         )
         self.partners = tuple(partners)
@@ -419,7 +416,7 @@ class Service(Generic[S]):
                 runtime.buckets[bucket.purpose] = await ensure_bucket(
                     js,
                     subjects.kv_bucket(bucket.purpose),
-                    ttl_s=bucket.ttl_s,
+                    ttl_s=bucket.expires_after_s,
                     replicas=settings.stream_replicas,
                 )
         if tracing_active():

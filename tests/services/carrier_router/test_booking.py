@@ -12,8 +12,10 @@ from aiohttp import web
 from nats.aio.client import Client as NatsClient
 
 from tests.services.carrier_router.harness import booking, carriers_and_router
+from waybill_carrier_router.rules import DEFAULT_RULES, DeliveryMethodRule
+from waybill_contracts.commands import BookShipment
 from waybill_contracts.events import ShipmentBooked, ShipmentBookingFailed
-from waybill_contracts.model import ServiceLevel
+from waybill_contracts.model import DeliveryMethod, ServiceLevel
 from waybill_runtime.testing.waiting import eventually
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,6 +73,43 @@ async def test_rules_from_settings_keep_a_carrier_out_of_a_country(
         [to_nl] = await rig.wait_for(ShipmentBooked, "shp-nl")
         assert to_us.shipment.carrier == "carrier-a"  # B is cheaper but may not go to the US
         assert to_nl.shipment.carrier == "carrier-b"
+
+
+async def test_the_delivery_method_chosen_in_odoo_decides_service_level_and_carrier(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    rules = msgspec.structs.replace(
+        DEFAULT_RULES,
+        delivery_methods={
+            "Carrier A": DeliveryMethodRule(carriers=("carrier-a",)),
+            "Next Day Delivery": DeliveryMethodRule(service_level=ServiceLevel.NEXT_DAY),
+        },
+    )
+
+    def sold_as(shipment_id: str, method: str) -> BookShipment:
+        # Every booking asks for standard: Odoo's orders carry no service level.
+        return msgspec.structs.replace(
+            booking(shipment_id), delivery_method=DeliveryMethod(name=method, odoo_carrier_id=7)
+        )
+
+    carrier_rules = msgspec.json.encode(rules).decode()
+    async with carriers_and_router(nc, nats_url, nats_prefix, carrier_rules=carrier_rules) as rig:
+        for shipment_id, method in (
+            ("shp-dm-a", "Carrier A"),
+            ("shp-dm-fast", "next day delivery"),
+            ("shp-dm-other", "Pickup in store"),
+        ):
+            await rig.send(sold_as(shipment_id, method))
+        [only_a] = await rig.wait_for(ShipmentBooked, "shp-dm-a")
+        [fast] = await rig.wait_for(ShipmentBooked, "shp-dm-fast")
+        [other] = await rig.wait_for(ShipmentBooked, "shp-dm-other")
+    # Carrier B is cheaper for standard, but the customer bought Carrier A's method.
+    assert (only_a.shipment.carrier, only_a.shipment.service) == ("carrier-a", "GroundAdvantage")
+    assert (fast.shipment.carrier, fast.shipment.service) == ("carrier-a", "NextDayAir")
+    assert (other.shipment.carrier, other.shipment.service) == (
+        "carrier-b",
+        "usps_ground_advantage",
+    )
 
 
 @pytest.mark.parametrize("fault", [{"outage": True}, {"error_rate": 1.0}], ids=["outage", "503"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,35 @@ def test_rules_are_read_from_json_text() -> None:
     assert rule.max_weight_kg == 20
     assert rule.services == {ServiceLevel.STANDARD: ("usps_ground_advantage",)}
     assert rules.rule_for("carrier-a") is None
+
+
+def test_delivery_methods_are_read_with_their_level_and_carriers() -> None:
+    source = RULES_JSON[:-1] + (
+        ', "delivery_methods": {"Express": {"service_level": "express", '
+        '"carriers": ["carrier-b"]}, "Economy": {"service_level": "economy"}}}'
+    )
+    rules = load_rules(source, known_carriers=KNOWN)
+    express = rules.method_rule("EXPRESS ")
+    assert express is not None
+    assert (express.service_level, express.carriers) == (ServiceLevel.EXPRESS, ("carrier-b",))
+    assert rules.method_rule("Pickup") is None
+    assert load_rules(RULES_JSON, known_carriers=KNOWN).delivery_methods == {}
+
+
+@pytest.mark.parametrize(
+    ("methods", "complaint"),
+    [
+        ('{"Express": {"carriers": ["carrier-a"]}}', "'carrier-a', which has no carrier rule"),
+        ('{"Express": {}, "express": {}}', "list delivery method 'express' twice"),
+        ('{"Express": {"carriers": []}}', "are not valid"),
+        ('{"Express": {"level": "express"}}', "unknown field `level`"),
+    ],
+)
+def test_a_delivery_method_rule_that_cannot_work_is_refused_saying_why(
+    methods: str, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        load_rules(RULES_JSON[:-1] + f', "delivery_methods": {methods}}}', known_carriers=KNOWN)
 
 
 def test_rules_are_read_from_a_file(tmp_path: Path) -> None:

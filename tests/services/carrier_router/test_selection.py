@@ -9,14 +9,15 @@ import pytest
 
 from tests.services.carrier_router.harness import booking
 from waybill_carrier_router.carriers import RateOffer
-from waybill_carrier_router.rules import CarrierRule, RoutingRules
+from waybill_carrier_router.rules import CarrierRule, DeliveryMethodRule, RoutingRules
 from waybill_carrier_router.selection import (
     ShipmentFacts,
     fitting_offer,
     rank,
     screen,
 )
-from waybill_contracts.model import ServiceLevel
+from waybill_contracts.commands import BookShipment
+from waybill_contracts.model import DeliveryMethod, ServiceLevel
 
 STANDARD = ServiceLevel.STANDARD
 RULES = RoutingRules(
@@ -62,11 +63,45 @@ def offer(carrier: str, service: str, amount: str, days: int | None = None) -> R
 
 def test_facts_of_a_booking_add_up_every_parcel() -> None:
     command = booking("shp-1", country="BE", weight_kg=1.5, excluded=("carrier-a",))
-    assert ShipmentFacts.of(command) == ShipmentFacts(
+    assert ShipmentFacts.of(command, RULES) == ShipmentFacts(
         country="BE", weight_kg=1.5, service_level=STANDARD, excluded=frozenset({"carrier-a"})
     )
     two_parcels = msgspec.structs.replace(command, parcels=command.parcels * 2)
-    assert ShipmentFacts.of(two_parcels).weight_kg == pytest.approx(3.0)
+    assert ShipmentFacts.of(two_parcels, RULES).weight_kg == pytest.approx(3.0)
+
+
+METHOD_RULES = msgspec.structs.replace(
+    RULES,
+    delivery_methods={
+        "DHL Express": DeliveryMethodRule(
+            service_level=ServiceLevel.EXPRESS, carriers=("carrier-a",)
+        ),
+        "Economy": DeliveryMethodRule(service_level=ServiceLevel.ECONOMY),
+    },
+)
+
+
+def _with_method(name: str | None) -> BookShipment:
+    method = DeliveryMethod(name=name, odoo_carrier_id=3) if name else None
+    return msgspec.structs.replace(booking("shp-dm"), delivery_method=method)
+
+
+def test_the_delivery_method_sold_in_odoo_sets_the_service_level_and_the_carriers() -> None:
+    express = ShipmentFacts.of(_with_method("dhl express"), METHOD_RULES)  # any case
+    assert express.service_level is ServiceLevel.EXPRESS
+    assert express.method_carriers == frozenset({"carrier-a"})
+    screening = screen(METHOD_RULES, express, enabled=BOTH, circuit_open=healthy)
+    assert screening.candidates == ("carrier-a",)
+    assert screening.rejected == {"carrier-b": "does not carry delivery method 'dhl express'"}
+    economy = ShipmentFacts.of(_with_method("Economy"), METHOD_RULES)
+    assert (economy.service_level, economy.method_carriers) == (ServiceLevel.ECONOMY, None)
+
+
+@pytest.mark.parametrize("name", ["Pickup in store", None])
+def test_a_delivery_method_without_a_rule_or_none_changes_nothing(name: str | None) -> None:
+    facts_of = ShipmentFacts.of(_with_method(name), METHOD_RULES)
+    assert facts_of == ShipmentFacts.of(_with_method(None), RULES)
+    assert facts_of.service_level is STANDARD and facts_of.method_carriers is None
 
 
 def test_shipment_both_carriers_may_carry_has_both_as_candidates_in_rule_order() -> None:

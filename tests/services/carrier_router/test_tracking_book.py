@@ -49,9 +49,32 @@ class Announcer:
 @pytest.fixture
 async def kv(nc: NatsClient, nats_prefix: str) -> AsyncIterator[KeyValue]:
     js = nc.jetstream()
+    bucket = await js.create_key_value(bucket=f"{nats_prefix}_tracking")
+    yield bucket
+    await js.delete_key_value(f"{nats_prefix}_tracking")
+
+
+@pytest.fixture
+async def legacy(nc: NatsClient, nats_prefix: str) -> AsyncIterator[KeyValue]:
+    """The bucket 1.0 kept tracking progress in."""
+    js = nc.jetstream()
     bucket = await js.create_key_value(bucket=f"{nats_prefix}_watermarks")
     yield bucket
     await js.delete_key_value(f"{nats_prefix}_watermarks")
+
+
+async def test_a_label_registered_before_the_upgrade_is_moved_and_tracked_on(
+    kv: KeyValue, legacy: KeyValue
+) -> None:
+    await TrackingBook(legacy).register(LABEL)  # as the 1.0 router left it
+    book = TrackingBook(kv, legacy=legacy)
+    announce = Announcer()
+    outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), announce)
+    assert outcome.known and announce.announced == [MilestoneCode.IN_TRANSIT]
+    assert await TrackingBook(legacy).find("carrier-b", "TN1") is None  # moved, not copied
+    moved = await TrackingBook(kv).find("carrier-b", "TN1")
+    assert moved is not None and moved.shipment_id == LABEL.shipment_id
+    assert moved.progress is not None
 
 
 async def test_second_registration_keeps_the_first(kv: KeyValue) -> None:

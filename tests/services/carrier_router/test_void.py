@@ -1,4 +1,5 @@
-"""VoidShipment: the label is voided at its carrier once, and ShipmentVoided says so."""
+"""VoidShipment: the label is voided at its carrier once, and ShipmentVoided says so; a void
+the carrier refuses is announced as ShipmentVoidRefused."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from nats.aio.client import Client as NatsClient
 
 from tests.services.carrier_router.harness import QUICK_WALK, Rig, booking, carriers_and_router
 from waybill_contracts.commands import VoidShipment
-from waybill_contracts.events import MilestoneReached, ShipmentBooked, ShipmentVoided
+from waybill_contracts.events import (
+    MilestoneReached,
+    ShipmentBooked,
+    ShipmentVoided,
+    ShipmentVoidRefused,
+)
 from waybill_contracts.model import MilestoneCode, ServiceLevel, Shipment
 
 
@@ -109,7 +115,7 @@ async def test_void_of_a_label_never_bought_is_dead_lettered(
         assert await rig.events(ShipmentVoided) == []
 
 
-async def test_void_the_carrier_refuses_is_dead_lettered_with_its_reason(
+async def test_void_the_carrier_refuses_is_announced_as_refused_with_its_reason(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     async with carriers_and_router(
@@ -122,6 +128,18 @@ async def test_void_the_carrier_refuses_is_dead_lettered_with_its_reason(
             until=lambda found: any(m.milestone.code is MilestoneCode.IN_TRANSIT for m in found),
         )
         await rig.send(void_of(shipment))
-        [letter] = await rig.wait_for_dead_letters()
-        assert "already scanned" in letter.error_message
+        [refused] = await rig.wait_for(ShipmentVoidRefused, "shp-scanned")
+        await rig.send(void_of(shipment))  # asked again: refused again, announced once
+        await rig.commands_settled()
+        assert len(await rig.events(ShipmentVoidRefused, "shp-scanned")) == 1
+        assert rig.carrier_b.calls()["create_refund"] == 2
         assert await rig.events(ShipmentVoided) == []
+        assert await rig.dead_letters() == []
+    assert "already scanned" in refused.reason
+    assert (refused.order_ref, refused.carrier, refused.tracking_number) == (
+        shipment.order_ref,
+        "carrier-b",
+        shipment.tracking_number,
+    )
+    [purchase] = rig.carrier_b.purchases_for("shp-scanned")
+    assert purchase.voided is False

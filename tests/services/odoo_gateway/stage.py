@@ -11,6 +11,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
@@ -23,6 +24,7 @@ from tests.runtime.bus_helpers import send
 from waybill_contracts import Decoded, Message, SubjectMap
 from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.examples import example_of
+from waybill_contracts.model import PickedLine, Quantity
 from waybill_odoo_gateway.app import build_service
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
@@ -247,8 +249,25 @@ async def wait_for_commands_done(nc: NatsClient, prefix: str) -> None:
 # --- commands the orchestrator would send -----------------------------------------------
 
 
+def picked_lines(picking: PickingView, **short: float) -> tuple[PickedLine, ...]:
+    """What the warehouse picked of a sandbox picking: its demand, less ``short`` per SKU."""
+    return tuple(
+        PickedLine(
+            sku=move.product,
+            quantity=Quantity(
+                value=Decimal(str(move.demand - short.get(move.product, 0))), uom="Units"
+            ),
+            odoo_move_id=move.id,
+        )
+        for move in picking.moves
+    )
+
+
 def shipment_command(
-    picking: PickingView, tracking: str = "1Z999AA10123456784", carrier: str = "carrier-a"
+    picking: PickingView,
+    tracking: str = "1Z999AA10123456784",
+    carrier: str = "carrier-a",
+    lines: tuple[PickedLine, ...] = (),
 ) -> RecordShipmentInOdoo:
     """Record shipment for a sandbox picking, as the orchestrator sends it once booked."""
     shipment = msgspec.structs.replace(
@@ -264,6 +283,7 @@ def shipment_command(
         odoo_picking_id=picking.id,
         shipment=shipment,
         shipping_weight_kg=3.5,
+        lines=lines,
     )
 
 

@@ -13,7 +13,7 @@ from tests.services.odoo_gateway.stage import (
     wait_for_commands_done,
     wait_for_events,
 )
-from waybill_contracts.commands import PostExceptionInOdoo, RecordDeliveryInOdoo
+from waybill_contracts.commands import PostExceptionInOdoo, PostNoteInOdoo, RecordDeliveryInOdoo
 from waybill_contracts.events import DeliveryRecordedInOdoo
 from waybill_sandboxes.odoo.inspection import PickingView
 
@@ -70,6 +70,29 @@ async def test_exception_for_an_unknown_ops_user_goes_to_the_integration_user(
         await wait_for_commands_done(nc, nats_prefix)
     [todo] = stage.sandbox.picking(picking.name).activities
     assert todo.assigned_to == "admin"
+
+
+async def test_a_plain_note_is_posted_once_per_note_id_and_asks_nobody_to_act(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        for note_id in ("note-1", "note-1", "note-2"):
+            command = PostNoteInOdoo(
+                note_id=note_id,
+                order_ref=picking.name,
+                odoo_picking_id=picking.id,
+                text=f"Booking <failed> with carrier-a; booking again ({note_id})",
+            )
+            await send_command(nc, nats_prefix, command)
+        await wait_for_commands_done(nc, nats_prefix)
+    after = stage.sandbox.picking(picking.name)
+    assert [
+        sum(f"Reference: {n}" in m.body for m in after.messages) for n in ("note-1", "note-2")
+    ] == [1, 1]
+    assert {m.subtype for m in after.messages} == {"Note"}
+    assert "Booking &lt;failed&gt; with carrier-a" in after.messages[0].body  # escaped
+    assert after.activities == []
 
 
 async def test_recorded_delivery_is_noted_once_and_announced(

@@ -13,6 +13,7 @@ from tests.services.odoo_gateway.stage import (
 )
 from waybill_contracts import SubjectMap, fact_id
 from waybill_contracts.events import OrderCancelled, OrderReleased
+from waybill_contracts.model import DeliveryMethod
 from waybill_odoo_gateway.delivery_poll import WATERMARK_KEY
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -47,6 +48,33 @@ async def test_ready_delivery_webhook_publishes_one_order_released_with_the_orde
     [stored] = await published_with_context(nc, nats_prefix, OrderReleased)
     assert stored.context.id == fact_id("odoo", "stock.picking", picking.id, "released")
     assert stored.context.source == "waybill/odoo-gateway"
+
+
+async def test_the_delivery_method_comes_from_the_picking_else_from_its_sale_order(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    # Orders made before the gateway runs; the poll finds them all.
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    sandbox, registry = stage.sandbox, stage.sandbox.registry
+    on_picking = sandbox.create_order(lines=[("WB-0001", 1)], carrier="Carrier B")
+    on_sale_only = sandbox.create_order(lines=[("WB-0002", 1)], carrier="Carrier A")
+    without = sandbox.create_order(lines=[("WB-0003", 1)])
+    picking_id = sandbox.picking(on_sale_only.pickings[0]).id
+    with registry.transaction():
+        registry.write("stock.picking", [picking_id], {"carrier_id": False}, uid=2)
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        released = await wait_for_events(nc, nats_prefix, OrderReleased, 3)
+    method = {event.order.ref: event.order.delivery_method for event in released}
+
+    def carrier(name: str) -> DeliveryMethod:
+        [carrier_id] = registry.search("delivery.carrier", [("name", "=", name)])
+        return DeliveryMethod(name=name, odoo_carrier_id=carrier_id)
+
+    assert method == {
+        on_picking.pickings[0]: carrier("Carrier B"),
+        on_sale_only.pickings[0]: carrier("Carrier A"),
+        without.pickings[0]: None,
+    }
 
 
 async def test_repeated_webhooks_and_polls_publish_the_order_once(

@@ -1,16 +1,19 @@
-"""Validation when a customised Odoo still answers with a wizard action."""
+"""Validation when a customised Odoo still answers with a wizard action, and comparing what
+was picked with the demand."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from waybill_contracts.model import PickedLine, Quantity
 from waybill_odoo_gateway.deliveries import Picking
 from waybill_odoo_gateway.odoo_errors import OdooRefused
 from waybill_odoo_gateway.odoo_versions import OdooDialect
-from waybill_odoo_gateway.picking_validation import validate_in_full
+from waybill_odoo_gateway.picking_validation import compare_with_demand, validate_in_full
 
 BACKORDER_WIZARD = {
     "type": "ir.actions.act_window",
@@ -106,3 +109,46 @@ async def test_done_quantities_and_context_follow_the_odoo_version(
     assert written == writes
     [validation] = [c for c in odoo.calls if c[1] == "button_validate"]
     assert set(validation[3]["context"]) == context_keys
+
+
+def _line(sku: str, quantity: str, move_id: int | None) -> PickedLine:
+    return PickedLine(
+        sku=sku, quantity=Quantity(value=Decimal(quantity), uom="Units"), odoo_move_id=move_id
+    )
+
+
+MOVES = [
+    {"id": 11, "product_id": [1, "WB-0001"], "product_uom_qty": 2.0, "state": "assigned"},
+    {"id": 12, "product_id": [2, "WB-0002"], "product_uom_qty": 1.5, "state": "assigned"},
+]
+
+
+def test_picked_exactly_as_demanded_is_in_full_even_split_over_lines() -> None:
+    check = compare_with_demand(
+        MOVES, [_line("WB-0001", "1", 11), _line("WB-0001", "1", 11), _line("WB-0002", "1.5", 12)]
+    )
+    assert check.in_full and check.done == {11: 2.0, 12: 1.5}
+
+
+@pytest.mark.parametrize(
+    ("lines", "difference"),
+    [
+        ([_line("WB-0001", "2", 11)], "WB-0002: picked 0 of 1.5"),
+        ([_line("WB-0001", "3", 11), _line("WB-0002", "1.5", 12)], "WB-0001: picked 3 of 2"),
+        (
+            [_line("WB-0001", "2", 11), _line("WB-0002", "1.5", 12), _line("WB-0009", "1", None)],
+            "WB-0009: picked 1 (no Odoo move)",
+        ),
+        (
+            [_line("WB-0001", "2", 11), _line("WB-0002", "1.5", 99)],
+            "WB-0002: picked 1.5 (move 99)",
+        ),
+    ],
+    ids=["missing", "over", "no-move", "other-move"],
+)
+def test_anything_but_the_demand_is_a_difference_named_for_the_note(
+    lines: list[PickedLine], difference: str
+) -> None:
+    check = compare_with_demand(MOVES, lines)
+    assert not check.in_full
+    assert difference in check.differences

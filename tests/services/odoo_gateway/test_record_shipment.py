@@ -11,6 +11,7 @@ from nats.aio.client import Client as NatsClient
 from tests.services.odoo_gateway.stage import (
     OdooStage,
     odoo_stage,
+    picked_lines,
     published,
     send_command,
     shipment_command,
@@ -51,6 +52,44 @@ async def test_recorded_shipment_is_written_noted_and_validated_in_odoo(
     assert recorded.order_ref == picking.name
     assert recorded.tracking_number == "TRK-0001"
     assert recorded.picking_validated is True
+
+
+async def test_a_delivery_picked_as_demanded_is_validated(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order(("WB-0001", 2), ("WB-0002", 3)).pickings[0])
+        command = shipment_command(picking, tracking="TRK-FULL", lines=picked_lines(picking))
+        await send_command(nc, nats_prefix, command)
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    after = stage.sandbox.picking(picking.name)
+    assert after.state == "done" and recorded.picking_validated is True
+    assert [(m.demand, m.done) for m in after.moves] == [(2.0, 2.0), (3.0, 3.0)]
+    assert "Not validated" not in after.messages[0].body
+
+
+async def test_a_delivery_picked_short_is_recorded_with_its_picked_quantities_not_validated(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order(("WB-0001", 2), ("WB-0002", 3)).pickings[0])
+        lines = picked_lines(picking, **{"WB-0002": 1})
+        command = shipment_command(picking, tracking="TRK-SHORT", lines=lines)
+        await send_command(nc, nats_prefix, command)
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        await send_command(nc, nats_prefix, command)  # a repeat changes nothing more
+        await wait_for_commands_done(nc, nats_prefix)
+        events = await published(nc, nats_prefix, ShipmentRecordedInOdoo)
+    after = stage.sandbox.picking(picking.name)
+    # Left for a person to validate (and decide on a backorder), with what was picked.
+    assert (after.state, after.carrier_tracking_ref) == ("assigned", "TRK-SHORT")
+    assert [(m.demand, m.done) for m in after.moves] == [(2.0, 2.0), (3.0, 2.0)]
+    [note] = after.messages
+    assert "TRK-SHORT" in note.body and "Not validated" in note.body
+    assert "picked 2 of 3" in note.body
+    assert recorded.picking_validated is False
+    assert len(events) == 1
+    assert stage.sandbox.order(picking.origin or "").pickings == [picking.name]  # no backorder
 
 
 async def test_repeated_record_shipment_changes_odoo_once(

@@ -22,8 +22,10 @@ from waybill_contracts.events import (
     ShipmentBookingFailed,
     ShipmentRecordedInOdoo,
     ShipmentVoided,
+    ShipmentVoidRefused,
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
     WarehouseOrderShortPicked,
@@ -97,6 +99,10 @@ def warehouse_cancelled(ref: str = REF) -> WarehouseOrderCancelled:
     return msgspec.structs.replace(example_of(WarehouseOrderCancelled), order_ref=ref)
 
 
+def cancel_refused(ref: str = REF) -> WarehouseOrderCancelRefused:
+    return msgspec.structs.replace(example_of(WarehouseOrderCancelRefused), order_ref=ref)
+
+
 def booked(ref: str = REF, attempt: int = 1, tracking: str = "JD014600003828") -> ShipmentBooked:
     example = example_of(ShipmentBooked)
     shipment = msgspec.structs.replace(
@@ -123,8 +129,16 @@ def voided(ref: str = REF, attempt: int = 1) -> ShipmentVoided:
     )
 
 
-def shipment_recorded(ref: str = REF) -> ShipmentRecordedInOdoo:
-    return msgspec.structs.replace(example_of(ShipmentRecordedInOdoo), order_ref=ref)
+def void_refused(ref: str = REF, attempt: int = 1) -> ShipmentVoidRefused:
+    return msgspec.structs.replace(
+        example_of(ShipmentVoidRefused), order_ref=ref, shipment_id=shipment_id_for(ref, attempt)
+    )
+
+
+def shipment_recorded(ref: str = REF, *, validated: bool = True) -> ShipmentRecordedInOdoo:
+    return msgspec.structs.replace(
+        example_of(ShipmentRecordedInOdoo), order_ref=ref, picking_validated=validated
+    )
 
 
 def milestone(

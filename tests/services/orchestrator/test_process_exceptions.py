@@ -13,6 +13,7 @@ from tests.services.orchestrator.journey import (
     accepted,
     booked,
     booking_failed,
+    cancel_refused,
     cancelled,
     late,
     names,
@@ -24,6 +25,7 @@ from tests.services.orchestrator.journey import (
     shipment_recorded,
     short_picked,
     step,
+    void_refused,
     voided,
     warehouse_cancelled,
 )
@@ -31,6 +33,7 @@ from waybill_contracts.commands import (
     BookShipment,
     CancelWarehouseOrder,
     PostExceptionInOdoo,
+    PostNoteInOdoo,
     RecordShipmentInOdoo,
     ReleaseToWarehouse,
     VoidShipment,
@@ -52,10 +55,12 @@ def test_cancel_before_booking_cancels_the_warehouse_order_then_notes_it_in_odoo
     assert (command.order_ref, command.reason) == (REF, "duplicate order")
     done = step(decision.state, warehouse_cancelled())
     assert done.state is not None and done.state.stage == Stage.CANCELLED
+    # A note for the record, no to-do: nothing is left for anyone to do.
     [note] = done.messages
-    assert isinstance(note, PostExceptionInOdoo)
+    assert isinstance(note, PostNoteInOdoo)
     assert note.odoo_picking_id == released().order.odoo_picking_id
-    assert "cancelled" in note.summary and note.detail == "Reason: duplicate order"
+    assert note.note_id == f"cancel-{REF}"
+    assert "cancelled" in note.text and note.text.endswith("Reason: duplicate order")
 
 
 def test_cancel_after_booking_voids_the_label_with_the_booked_carrier_and_tracking() -> None:
@@ -76,8 +81,8 @@ def test_cancel_after_booking_voids_the_label_with_the_booked_carrier_and_tracki
     done = step(half.state, warehouse_cancelled())
     assert done.state is not None and done.state.stage == Stage.CANCELLED
     [note] = done.messages
-    assert isinstance(note, PostExceptionInOdoo)
-    assert shipment.tracking_number in note.summary
+    assert isinstance(note, PostNoteInOdoo)
+    assert shipment.tracking_number in note.text
 
 
 def test_cancel_while_booking_voids_the_label_that_arrives_afterwards() -> None:
@@ -91,14 +96,14 @@ def test_cancel_while_booking_voids_the_label_that_arrives_afterwards() -> None:
     assert label.state is not None
     done = step(label.state, voided())
     assert done.state is not None and done.state.stage == Stage.CANCELLED
-    assert names(done.messages) == ["PostExceptionInOdoo"]
+    assert names(done.messages) == ["PostNoteInOdoo"]
 
 
 def test_cancel_while_booking_completes_when_the_booking_fails() -> None:
     cancelling = run(released(), packed(), cancelled(), warehouse_cancelled())
     done = step(cancelling, booking_failed(retryable=True))
     assert done.state is not None and done.state.stage == Stage.CANCELLED
-    assert names(done.messages) == ["PostExceptionInOdoo"]
+    assert names(done.messages) == ["PostNoteInOdoo"]
 
 
 def test_cancel_before_the_release_was_seen_means_the_release_starts_nothing() -> None:
@@ -124,7 +129,75 @@ def test_cancel_of_an_order_the_warehouse_already_cancelled_completes_at_once() 
     assert held.stage == Stage.HELD
     decision = step(held, cancelled())
     assert decision.state is not None and decision.state.stage == Stage.CANCELLED
-    assert names(decision.messages) == ["PostExceptionInOdoo"]
+    assert names(decision.messages) == ["PostNoteInOdoo"]
+
+
+def test_a_cancel_the_warehouse_refuses_holds_the_order_for_a_person() -> None:
+    cancelling = run(released(), packed(), booked(), cancelled())
+    decision = step(cancelling, cancel_refused())
+    state = decision.state
+    assert state is not None and state.stage == Stage.HELD
+    assert state.hold is not None and state.hold.held_from == Stage.CANCELLING
+    assert not state.hold.resumable
+    event, post = decision.messages
+    assert isinstance(event, ExceptionRaised) and isinstance(post, PostExceptionInOdoo)
+    assert (event.code, event.order_held, event.stage) == (
+        "warehouse_cancel_refused",
+        True,
+        "cancelling",
+    )
+    assert "already shipped" in (event.detail or "")
+    assert state.cancellation is not None and not state.cancellation.awaiting_warehouse
+    # No deadline re-sends the refused cancel; the void still confirms while held.
+    assert step(state, DeadlineCheck(at=state.updated_at + timedelta(days=1))).messages == ()
+    confirmed = step(state, voided()).state
+    assert confirmed is not None and confirmed.stage == Stage.HELD
+    assert confirmed.cancellation is not None and not confirmed.cancellation.awaiting_void
+    assert not step(confirmed, cancelled()).changed
+
+
+def test_a_void_the_carrier_refuses_during_a_cancellation_holds_the_order() -> None:
+    cancelling = run(released(), packed(), booked(), cancelled(), warehouse_cancelled())
+    decision = step(cancelling, void_refused())
+    assert decision.state is not None and decision.state.stage == Stage.HELD
+    event, _post = decision.messages
+    assert isinstance(event, ExceptionRaised)
+    assert (event.code, event.order_held) == ("void_refused", True)
+    assert booked().shipment.tracking_number in event.summary
+
+
+def test_both_compensations_refused_raise_two_exceptions_and_hold_once() -> None:
+    held = run(released(), packed(), booked(), cancelled(), cancel_refused())
+    decision = step(held, void_refused())
+    assert decision.state is not None and decision.state.stage == Stage.HELD
+    assert decision.state.hold is not None
+    assert decision.state.hold.code == "warehouse_cancel_refused"
+    event, _post = decision.messages
+    assert isinstance(event, ExceptionRaised) and event.code == "void_refused"
+    assert not event.order_held  # held already, for the first refusal
+    assert [e.code for e in decision.state.open_exceptions] == [
+        "warehouse_cancel_refused",
+        "void_refused",
+    ]
+
+
+def test_a_refused_void_of_a_second_label_is_raised_and_the_order_goes_on() -> None:
+    state = run(released(), packed(), booking_failed(retryable=True), booked(attempt=2))
+    extra = step(state, booked(attempt=1, tracking="EXTRA1")).state
+    assert extra is not None
+    decision = step(extra, void_refused(attempt=1))
+    assert decision.state is not None and decision.state.stage == Stage.RECORDING
+    event, _post = decision.messages
+    assert isinstance(event, ExceptionRaised)
+    assert (event.code, event.order_held) == ("void_refused", False)
+
+
+def test_a_transfer_odoo_left_unvalidated_is_raised_and_the_order_ships_on() -> None:
+    decision = step(run(released(), packed(), booked()), shipment_recorded(validated=False))
+    assert decision.state is not None and decision.state.stage == Stage.SHIPPED
+    event, post = decision.messages
+    assert isinstance(event, ExceptionRaised) and isinstance(post, PostExceptionInOdoo)
+    assert (event.code, event.order_held) == ("picking_not_validated", False)
 
 
 # --- holds ----------------------------------------------------------------------------
@@ -149,9 +222,13 @@ def test_short_pick_holds_the_order_with_an_exception_and_an_odoo_activity() -> 
 
 def test_booking_failure_that_may_pass_books_again_under_a_new_shipment_id() -> None:
     decision = step(run(released(), packed()), booking_failed(retryable=True))
-    [command] = decision.messages
+    command, note = decision.messages
     assert isinstance(command, BookShipment)
     assert command.shipment_id == shipment_id_for(REF, 2) != shipment_id_for(REF, 1)
+    # People in Odoo see why the label is late; nobody has to act yet.
+    assert isinstance(note, PostNoteInOdoo)
+    assert note.note_id == f"rebook-{shipment_id_for(REF, 1)}"
+    assert "failed" in note.text and "attempt 2 of 2" in note.text
     assert decision.state is not None and decision.state.stage == Stage.BOOKING
     # The first attempt's failure, repeated, is not the current booking any more.
     assert not step(decision.state, booking_failed(retryable=True)).changed

@@ -3,6 +3,9 @@ duplicates and late events harmless, every transition on the timeline."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import msgspec
 import pytest
 
 from tests.services.orchestrator.journey import (
@@ -30,7 +33,8 @@ from waybill_contracts.commands import (
     RecordShipmentInOdoo,
     ReleaseToWarehouse,
 )
-from waybill_contracts.model import MilestoneCode
+from waybill_contracts.events import Event
+from waybill_contracts.model import FulfilledLine, MilestoneCode, ParcelItem, Quantity
 from waybill_orchestrator.changes import DeadlineCheck, NotYet
 from waybill_orchestrator.instructions import shipment_id_for
 from waybill_orchestrator.process import order_ref_of, transition
@@ -81,6 +85,8 @@ def test_book_shipment_is_built_from_the_order_and_the_packed_parcels() -> None:
     assert command.deliver_by == order.promised_at
     assert command.warehouse == order.warehouse
     assert command.parcels == packed().parcels
+    # What the customer chose in Odoo, for the router's rules.
+    assert command.delivery_method == order.delivery_method is not None
 
 
 def test_record_shipment_carries_the_booked_shipment_and_packed_weight() -> None:
@@ -91,6 +97,68 @@ def test_record_shipment_carries_the_booked_shipment_and_packed_weight() -> None
     assert command.shipment == event.shipment
     assert command.odoo_picking_id == released().order.odoo_picking_id
     assert command.shipping_weight_kg == pytest.approx(sum(p.weight_kg for p in packed().parcels))
+
+
+def _units(value: str) -> Quantity:
+    return Quantity(value=Decimal(value), uom="Units")
+
+
+def _lines(command: object) -> list[tuple[str, str, int | None]]:
+    assert isinstance(command, RecordShipmentInOdoo)
+    return [(line.sku, str(line.quantity.value), line.odoo_move_id) for line in command.lines]
+
+
+def _record_command(*events: Event) -> RecordShipmentInOdoo:
+    [command] = step(run(*events), booked()).messages
+    assert isinstance(command, RecordShipmentInOdoo)
+    return command
+
+
+def test_record_shipment_ships_what_was_packed_per_order_line() -> None:
+    # The example parcel holds the whole order: MUG-BLUE 2 (move 101), TEA-EARL 1 (move 102).
+    command = _record_command(released(), accepted(), picked(), packed())
+    assert _lines(command) == [("MUG-BLUE", "2", 101), ("TEA-EARL", "1", 102)]
+
+
+def test_record_shipment_ships_what_the_parcels_hold_when_packed_short() -> None:
+    short_parcel = msgspec.structs.replace(
+        packed().parcels[0], contents=(ParcelItem(sku="MUG-BLUE", quantity=_units("1")),)
+    )
+    short = msgspec.structs.replace(packed(), parcels=(short_parcel,))
+    command = _record_command(released(), accepted(), picked(), short)
+    assert _lines(command) == [("MUG-BLUE", "1", 101), ("TEA-EARL", "0", 102)]
+
+
+def test_without_parcel_contents_the_picked_lines_say_what_ships() -> None:
+    bare = msgspec.structs.replace(packed().parcels[0], contents=())
+    short_pick = msgspec.structs.replace(
+        picked(),
+        lines=(
+            FulfilledLine(sku="MUG-BLUE", ordered=_units("2"), fulfilled=_units("2")),
+            FulfilledLine(sku="TEA-EARL", ordered=_units("1"), fulfilled=_units("0")),
+        ),
+    )
+    no_contents = msgspec.structs.replace(packed(), parcels=(bare,))
+    command = _record_command(released(), accepted(), short_pick, no_contents)
+    assert _lines(command) == [("MUG-BLUE", "2", 101), ("TEA-EARL", "0", 102)]
+    # Neither contents nor a picked report: not known, the whole demand ships.
+    assert _record_command(released(), no_contents).lines == ()
+
+
+def test_one_sku_on_two_order_lines_fills_them_in_order_the_last_taking_the_rest() -> None:
+    order = released().order
+    mugs = order.lines[0]
+    twice = msgspec.structs.replace(
+        order, lines=(mugs, msgspec.structs.replace(mugs, odoo_move_id=103))
+    )
+    three = msgspec.structs.replace(
+        packed().parcels[0], contents=(ParcelItem(sku="MUG-BLUE", quantity=_units("3")),)
+    )
+    command = _record_command(
+        msgspec.structs.replace(released(), order=twice),
+        msgspec.structs.replace(packed(), parcels=(three,)),
+    )
+    assert _lines(command) == [("MUG-BLUE", "2", 101), ("MUG-BLUE", "1", 103)]
 
 
 def test_delivered_milestone_records_the_delivery_with_the_carriers_time() -> None:

@@ -21,6 +21,7 @@ from tests.services.orchestrator.bus import (
 from tests.services.orchestrator.journey import (
     accepted,
     booked,
+    cancel_refused,
     cancelled,
     delivery_recorded,
     milestone,
@@ -29,6 +30,7 @@ from tests.services.orchestrator.journey import (
     released,
     shipment_recorded,
     short_picked,
+    void_refused,
     voided,
     warehouse_cancelled,
 )
@@ -176,8 +178,40 @@ async def test_cancellation_after_booking_cancels_voids_then_notes_it_in_odoo(
     assert (await status(nc, subjects, ref)).stage == "cancelling"
     await publish(nc, subjects, warehouse_cancelled(ref))
     await publish(nc, subjects, voided(ref), source="carrier-router")
-    await wait_for_commands(nc, subjects, {"PostExceptionInOdoo": 1}, order_ref=ref)
+    await wait_for_commands(nc, subjects, {"PostNoteInOdoo": 1}, order_ref=ref)
     assert (await wait_for_stage(nc, subjects, ref, "cancelled")).found
+    assert count_by_type(await commands(nc, subjects), ref)["PostExceptionInOdoo"] == 0
+
+
+async def test_refused_cancel_and_void_hold_the_order_and_put_both_in_front_of_ops(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1005"
+    await publish(nc, subjects, released(ref))
+    await publish(nc, subjects, packed(ref))
+    await wait_for_commands(nc, subjects, {"BookShipment": 1}, order_ref=ref)
+    await publish(nc, subjects, booked(ref), source="carrier-router")
+    await publish(nc, subjects, cancelled(ref), source="odoo-gateway")
+    await wait_for_commands(
+        nc, subjects, {"CancelWarehouseOrder": 1, "VoidShipment": 1}, order_ref=ref
+    )
+    await publish(nc, subjects, cancel_refused(ref), source="wms-bridge")
+    await wait_for_commands(nc, subjects, {"PostExceptionInOdoo": 1}, order_ref=ref)
+    held = await wait_for_stage(nc, subjects, ref, "held")
+    assert held.held
+    await publish(nc, subjects, void_refused(ref), source="carrier-router")
+    await wait_for_commands(nc, subjects, {"PostExceptionInOdoo": 2}, order_ref=ref)
+    raised = [
+        d.message for d in await events(nc, subjects) if isinstance(d.message, ExceptionRaised)
+    ]
+    assert [(e.code, e.order_held) for e in raised if e.order_ref == ref] == [
+        ("warehouse_cancel_refused", True),
+        ("void_refused", False),
+    ]
+    assert len((await status(nc, subjects, ref)).open_exceptions) == 2
+    # Nothing cancelled for real: no note saying so.
+    assert count_by_type(await commands(nc, subjects), ref)["PostNoteInOdoo"] == 0
 
 
 async def test_stage_past_its_deadline_is_resent_once_then_escalated(

@@ -149,7 +149,7 @@ async def test_racing_writers_each_decide_on_the_latest_state(nc: NatsClient, bu
     assert state.cancellation is not None
     assert not state.cancellation.awaiting_warehouse and not state.cancellation.awaiting_void
     counts = count_by_type(await commands(nc, bus.subjects))
-    assert counts["PostExceptionInOdoo"] == 1
+    assert counts["PostNoteInOdoo"] == 1
     assert counts["VoidShipment"] == counts["CancelWarehouseOrder"] == 1
 
 

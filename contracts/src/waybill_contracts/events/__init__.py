@@ -14,8 +14,10 @@ from waybill_contracts.events.order import (
     ShipmentRecordedInOdoo,
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
 from waybill_contracts.events.shipping import (
@@ -26,6 +28,7 @@ from waybill_contracts.events.shipping import (
     ShipmentBooked,
     ShipmentBookingFailed,
     ShipmentVoided,
+    ShipmentVoidRefused,
 )
 from waybill_contracts.events.stock import (
     InventoryAdjusted,
@@ -54,11 +57,14 @@ __all__ = [
     "ShipmentBooked",
     "ShipmentBookingFailed",
     "ShipmentRecordedInOdoo",
+    "ShipmentVoidRefused",
     "ShipmentVoided",
     "WarehouseOrderAccepted",
+    "WarehouseOrderCancelRefused",
     "WarehouseOrderCancelled",
     "WarehouseOrderPacked",
     "WarehouseOrderPicked",
+    "WarehouseOrderShipped",
     "WarehouseOrderShortPicked",
 ]
 
@@ -71,7 +77,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WarehouseOrderPicked,
     WarehouseOrderShortPicked,
     WarehouseOrderPacked,
+    WarehouseOrderShipped,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     InventoryAdjusted,
     InventorySnapshotTaken,
     InventoryReconciled,
@@ -80,6 +88,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ShipmentBooked,
     ShipmentBookingFailed,
     ShipmentVoided,
+    ShipmentVoidRefused,
     MilestoneReached,
     NotificationSent,
     NotificationFailed,

@@ -170,3 +170,45 @@ class WarehouseOrderCancelled(Event, frozen=True, kw_only=True):
 
     def business_key(self) -> str:
         return self.order_ref
+
+
+class WarehouseOrderShipped(Event, frozen=True, kw_only=True):
+    """The goods left the warehouse (the WMS's own "shipped" stage).
+
+    A fact from the dock, not Waybill's shipped stage (that is Odoo recording
+    the booked shipment, :class:`ShipmentRecordedInOdoo`). Once it is seen the
+    warehouse can no longer cancel the order.
+    """
+
+    aggregate: ClassVar[str] = "warehouse_order"
+    name: ClassVar[str] = "shipped"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.WMS_BRIDGE,)
+
+    order_ref: OrderRef
+    warehouse_order_id: WarehouseOrderId
+    lines: Annotated[
+        tuple[FulfilledLine, ...],
+        Meta(description="What left per line (fulfilled = shipped quantity), if reported."),
+    ] = ()
+    shipped_at: Annotated[UtcDateTime, Meta(description="When the warehouse shipped it.")]
+
+    def business_key(self) -> str:
+        return self.order_ref
+
+
+class WarehouseOrderCancelRefused(Event, frozen=True, kw_only=True):
+    """The warehouse refused to cancel the order (it has shipped): a person must stop it."""
+
+    aggregate: ClassVar[str] = "warehouse_order"
+    name: ClassVar[str] = "cancel_refused"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.WMS_BRIDGE,)
+
+    order_ref: OrderRef
+    warehouse_order_id: Annotated[
+        str | None, Meta(description="The warehouse's id of the order, if known.")
+    ] = None
+    reason: Annotated[str, Meta(min_length=1, description="The warehouse's reason.")]
+    refused_at: Annotated[UtcDateTime, Meta(description="When the warehouse refused.")]
+
+    def business_key(self) -> str:
+        return self.order_ref

@@ -82,6 +82,27 @@ class ShipmentVoided(Event, frozen=True, kw_only=True):
         return self.order_ref
 
 
+class ShipmentVoidRefused(Event, frozen=True, kw_only=True):
+    """The carrier refused to void a label (already scanned): it stays bought and billed."""
+
+    aggregate: ClassVar[str] = "shipment"
+    name: ClassVar[str] = "void_refused"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.CARRIER_ROUTER,)
+
+    shipment_id: ShipmentId
+    order_ref: OrderRef
+    carrier: Carrier
+    tracking_number: TrackingNumber
+    reason: Annotated[str, Meta(min_length=1, description="The carrier's reason.")]
+    refused_at: Annotated[UtcDateTime, Meta(description="When the carrier refused.")]
+
+    def business_key(self) -> str:
+        return self.shipment_id
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
 class MilestoneReached(Event, frozen=True, kw_only=True):
     """A carrier reported tracking progress for a shipment."""
 
@@ -144,6 +165,13 @@ class NotificationFailed(Event, frozen=True, kw_only=True):
     attempts: Annotated[int, Meta(ge=1, description="Attempts made so far.")]
     permanent: Annotated[bool, Meta(description="True when no retry will follow.")]
     failed_at: Annotated[UtcDateTime, Meta(description="When the last attempt failed.")]
+    recipient: Annotated[
+        str | None,
+        Meta(
+            description="Address it was to go to (personal data); none when there was none "
+            "or the writer is older than 1.1."
+        ),
+    ] = None
 
     def business_key(self) -> str:
         return self.notification_id
@@ -161,7 +189,13 @@ class ExceptionRaised(Event, frozen=True, kw_only=True):
 
     exception_id: Annotated[str, Meta(min_length=1, description="Id of this exception.")]
     order_ref: Annotated[str | None, Meta(description="Order concerned, if any.")] = None
-    stage: Annotated[str, Meta(min_length=1, description="Process stage it arose in.")]
+    stage: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="Process stage it arose in: an OrderStage value (booking, ...).",
+        ),
+    ]
     code: Annotated[
         str, Meta(min_length=1, description="Machine-readable cause (all_carriers_failed, ...).")
     ]

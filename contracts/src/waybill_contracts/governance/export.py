@@ -194,6 +194,8 @@ def _operation(message_type: type[Message], channel_id: str, name: str) -> Json 
             "summary": _summary(message_type),
             "x-waybill-services": [str(message_type.service)],
         }
+        if issubclass(message_type, Command):
+            operation["x-waybill-senders"] = [str(service) for service in message_type.senders]
         if issubclass(message_type, QueryRequest):
             reply_id = f"{channel_id}.reply"
             reply_name = message_type.response_type.__name__

@@ -3,7 +3,7 @@
 In: ``BookShipment`` and ``VoidShipment`` commands; tracking webhooks on
 ``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``.
 Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
-``MilestoneReached``. See the README for settings and subjects.
+``ShipmentVoidRefused``, ``MilestoneReached``. See the README for settings and subjects.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ service = Service(
     "carrier-router",
     settings_type=CarrierRouterSettings,
     description="Books labels by rules and price, voids them, turns tracking into milestones",
-    buckets=(Bucket("watermarks"),),
+    buckets=(Bucket("tracking"), Bucket("watermarks")),
     partners=tuple(
         Partner(
             carrier,

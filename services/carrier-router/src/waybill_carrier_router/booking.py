@@ -180,7 +180,7 @@ class ShipmentBooker:
         earlier = await self._earlier_purchase(command.shipment_id, spec.reference)
         if earlier is not None:
             return Booked(earlier)
-        facts = ShipmentFacts.of(command)
+        facts = ShipmentFacts.of(command, self._rules)
         screening = screen(
             self._rules,
             facts,

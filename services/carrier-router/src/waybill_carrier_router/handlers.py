@@ -1,14 +1,15 @@
 """The commands the carrier-router executes: book a shipment, void one.
 
-Booked and voided facts carry ids derived from the shipment, so a redelivered
-command that finds its work done announces the same fact again and JetStream
-keeps one copy. A booking failure is one fact per command message: a later
+Booked, voided and void-refused facts carry ids derived from the shipment, so
+a redelivered command that finds its work done announces the same fact again
+and JetStream keeps one copy. A booking failure is one fact per command message: a later
 BookShipment for the same shipment (the orchestrator trying again) may fail
 anew and say so.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from waybill_carrier_router.booking import NotBooked, shipment_of
@@ -16,12 +17,20 @@ from waybill_carrier_router.config import CarrierRouterSettings
 from waybill_carrier_router.contract_check import checked
 from waybill_carrier_router.router import ROUTER
 from waybill_carrier_router.tracking_book import TrackedShipment
+from waybill_carrier_router.voiding import VoidRefusal
 from waybill_contracts import fact_id
 from waybill_contracts.commands import BookShipment, VoidShipment
-from waybill_contracts.events import ShipmentBooked, ShipmentBookingFailed, ShipmentVoided
+from waybill_contracts.events import (
+    ShipmentBooked,
+    ShipmentBookingFailed,
+    ShipmentVoided,
+    ShipmentVoidRefused,
+)
 from waybill_runtime.bus.consumer import HandlerContext
 
 __all__ = ["book_shipment", "void_shipment"]
+
+log = logging.getLogger("waybill.carrier_router")
 
 
 async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouterSettings]) -> None:
@@ -66,9 +75,29 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
 
 
 async def void_shipment(command: VoidShipment, ctx: HandlerContext[CarrierRouterSettings]) -> None:
-    """Void the shipment's label with its carrier."""
+    """Void the shipment's label with its carrier; a refusal is announced, not dead-lettered."""
     router = ctx.resource(ROUTER)
     receipt = await router.voider.void(command)
+    if isinstance(receipt, VoidRefusal):
+        log.warning(
+            "%s refused to void %s (shipment %s): %s",
+            command.carrier,
+            command.tracking_number,
+            command.shipment_id,
+            receipt.reason,
+        )
+        refused = ShipmentVoidRefused(
+            shipment_id=command.shipment_id,
+            order_ref=command.order_ref,
+            carrier=command.carrier,
+            tracking_number=command.tracking_number,
+            reason=receipt.reason,
+            refused_at=receipt.refused_at,
+        )
+        await ctx.publish(
+            checked(refused), fact_id=fact_id("shipment.void_refused", command.shipment_id)
+        )
+        return
     voided = ShipmentVoided(
         shipment_id=command.shipment_id,
         order_ref=command.order_ref,

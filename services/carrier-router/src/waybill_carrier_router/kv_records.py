@@ -64,6 +64,10 @@ class KvRecords(Generic[T]):
             return await self._kv.create(key, value)
         return await self._kv.update(key, value, last=revision)
 
+    async def delete(self, key: str) -> None:
+        """Delete the record (a no-op when there is none)."""
+        await self._kv.delete(key)
+
     async def change(self, key: str, decide: Callable[[T | None], T | None]) -> T | None:
         """Read, let ``decide`` return the new record (None: leave it as it is), write it with
         compare-and-set, and start over when someone else wrote first.

@@ -39,7 +39,8 @@ __all__ = ["ROUTER", "CarrierRouter", "open_router"]
 
 log = logging.getLogger("waybill.carrier_router")
 
-_WATERMARKS = "watermarks"
+_TRACKING = "tracking"
+_LEGACY_TRACKING = "watermarks"  # where 1.0 kept tracking progress; read to move it over
 _FIRST_RETRY_S = 0.2
 
 
@@ -125,7 +126,9 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
                 max_s=settings.carrier_retry_max_wait_s,
             ),
         )
-        tracking = TrackingBook(runtime.buckets[_WATERMARKS])
+        tracking = TrackingBook(
+            runtime.buckets[_TRACKING], legacy=runtime.buckets.get(_LEGACY_TRACKING)
+        )
         router = CarrierRouter(
             fleet=fleet,
             booker=ShipmentBooker(

@@ -13,6 +13,18 @@ Written as JSON (in ``WAYBILL_CARRIER_RULES`` or a file it names)::
 that keep that promise (a faster service keeps a slower promise too); a level a
 carrier does not list is one it does not serve. The order of ``carriers`` breaks
 price ties. Unknown keys are refused, so a typo cannot silently widen a rule.
+
+``delivery_methods`` (optional) says what each delivery method sold in Odoo
+promises, by its name there (compared without regard to case)::
+
+    "delivery_methods": {
+      "DHL Express": {"service_level": "express", "carriers": ["carrier-a"]},
+      "Economy": {"service_level": "economy"}
+    }
+
+A booking whose order has that delivery method is made at that service level
+(Odoo has no service level of its own, so the order's is only a default) and
+only with those carriers. A delivery method without an entry changes nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import msgspec
 
 from waybill_contracts.model import CountryCode, ServiceLevel
 
-__all__ = ["DEFAULT_RULES", "CarrierRule", "RoutingRules", "load_rules"]
+__all__ = ["DEFAULT_RULES", "CarrierRule", "DeliveryMethodRule", "RoutingRules", "load_rules"]
 
 ServiceCodes = Annotated[
     tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)
@@ -47,14 +59,33 @@ class CarrierRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Per service level, the carrier's service codes that keep that promise."""
 
 
+class DeliveryMethodRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What one Odoo delivery method promises."""
+
+    service_level: ServiceLevel | None = None
+    """The service level it sells; None keeps the booking's own."""
+    carriers: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] | None = None
+    """The only carriers that may carry it; None means any the carrier rules allow."""
+
+
 class RoutingRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The rules of every carrier the router may book with, in order of preference."""
 
     carriers: Annotated[tuple[CarrierRule, ...], msgspec.Meta(min_length=1)]
+    delivery_methods: dict[str, DeliveryMethodRule] = {}
+    """Odoo delivery method name → what it promises."""
 
     def rule_for(self, carrier: str) -> CarrierRule | None:
         """The rule of ``carrier``, if it has one."""
         return next((rule for rule in self.carriers if rule.carrier == carrier), None)
+
+    def method_rule(self, delivery_method: str) -> DeliveryMethodRule | None:
+        """The rule of an Odoo delivery method by its name (any case), if it has one."""
+        wanted = delivery_method.strip().casefold()
+        return next(
+            (rule for name, rule in self.delivery_methods.items() if name.casefold() == wanted),
+            None,
+        )
 
 
 def _services(
@@ -137,3 +168,14 @@ def _check_carriers(rules: RoutingRules, origin: str, known: Sequence[str]) -> N
         if rule.carrier in seen:
             raise ValueError(f"{origin} list carrier {rule.carrier!r} twice: keep one rule")
         seen.add(rule.carrier)
+    names: set[str] = set()
+    for name, method in rules.delivery_methods.items():
+        if name.strip().casefold() in names:
+            raise ValueError(f"{origin} list delivery method {name!r} twice (case aside)")
+        names.add(name.strip().casefold())
+        for carrier in method.carriers or ():
+            if carrier not in seen:
+                raise ValueError(
+                    f"{origin} let delivery method {name!r} go with {carrier!r}, which has no "
+                    f"carrier rule: use {' or '.join(sorted(seen))}"
+                )

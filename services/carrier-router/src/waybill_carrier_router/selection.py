@@ -3,8 +3,10 @@
 Two steps, because prices are only known after asking the carriers:
 
 1. :func:`screen` — which carriers the rules allow for this shipment
-   (enabled, not excluded, destination country, weight, service level) and
-   which of those are healthy (circuit not open). Only those are asked to quote.
+   (enabled, not excluded, the order's delivery method, destination country,
+   weight, service level) and which of those are healthy (circuit not open).
+   Only those are asked to quote. The delivery method chosen in Odoo may set
+   the service level too (see :mod:`waybill_carrier_router.rules`).
 2. :func:`fitting_offer` then :func:`rank` — per carrier the cheapest quote
    whose service keeps the promised service level, then every carrier's best
    offer cheapest first (ties: faster, then the rules' order). The router buys
@@ -33,14 +35,28 @@ class ShipmentFacts:
     weight_kg: float
     service_level: ServiceLevel
     excluded: frozenset[str] = frozenset()
+    delivery_method: str | None = None
+    """The Odoo delivery method, when the rules say which carriers may carry it."""
+    method_carriers: frozenset[str] | None = None
+    """The carriers that delivery method allows; None means any."""
 
     @classmethod
-    def of(cls, command: BookShipment) -> ShipmentFacts:
+    def of(cls, command: BookShipment, rules: RoutingRules) -> ShipmentFacts:
+        """The facts of a booking, with what its delivery method promises per ``rules``."""
+        method = command.delivery_method
+        promise = rules.method_rule(method.name) if method is not None else None
+        level = command.service_level
+        if promise is not None and promise.service_level is not None:
+            # Odoo has no service level: what the delivery method sold is the promise.
+            level = promise.service_level
+        carriers = promise.carriers if promise is not None else None
         return cls(
             country=command.ship_to.country_code,
             weight_kg=total_weight_kg(command.parcels),
-            service_level=command.service_level,
+            service_level=level,
             excluded=frozenset(command.excluded_carriers),
+            delivery_method=method.name if method is not None and carriers else None,
+            method_carriers=frozenset(carriers) if carriers else None,
         )
 
 
@@ -73,6 +89,8 @@ def why_not(rule: CarrierRule, facts: ShipmentFacts, enabled: Collection[str]) -
         return "is disabled by configuration"
     if rule.carrier in facts.excluded:
         return "was excluded by the booking request"
+    if facts.method_carriers is not None and rule.carrier not in facts.method_carriers:
+        return f"does not carry delivery method {facts.delivery_method!r}"
     if rule.countries is not None and facts.country not in rule.countries:
         return f"does not serve {facts.country}"
     if facts.country in rule.excluded_countries:

@@ -6,6 +6,11 @@ compare-and-set so two replicas never move a shipment backwards. A milestone
 is stored first and announced after; the ``announced`` flag lets the next
 report announce it again if the publish failed in between (the message id,
 derived from the scan, keeps the bus from storing it twice).
+
+The records live in the ``tracking`` bucket, whose entries expire (see the
+contracts' ``KV_TTL_S``). Up to contracts 1.0 they lived in ``watermarks``,
+which never expires: a label registered there before the upgrade is moved
+over the first time it is looked up, so its webhooks keep working.
 """
 
 from __future__ import annotations
@@ -58,8 +63,9 @@ class TrackingOutcome:
 class TrackingBook:
     """Tracked shipments in a key-value bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, legacy: KeyValue | None = None) -> None:
         self._records = KvRecords(kv, TrackedShipment, prefix="tracking")
+        self._legacy = KvRecords(legacy, TrackedShipment, prefix="tracking") if legacy else None
         self._locks = KeyedLock()
 
     def _key(self, carrier: str, tracking_number: str) -> str:
@@ -75,8 +81,23 @@ class TrackingBook:
 
     async def find(self, carrier: str, tracking_number: str) -> TrackedShipment | None:
         """The tracked shipment of a label, if the router booked it."""
-        found = await self._records.get(self._key(carrier, tracking_number))
+        key = self._key(carrier, tracking_number)
+        found = await self._records.get(key)
+        if found is None:
+            found = await self._move_from_legacy(key)
         return found[0] if found else None
+
+    async def _move_from_legacy(self, key: str) -> tuple[TrackedShipment, int] | None:
+        if self._legacy is None:
+            return None
+        old = await self._legacy.get(key)
+        if old is None:
+            return None
+        # Another replica moving it at the same time wrote the same record: keep theirs.
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self._records.put(key, old[0], revision=None)
+        await self._legacy.delete(key)
+        return await self._records.get(key)
 
     async def record(
         self, carrier: str, report: TrackingReport, announce: Announce

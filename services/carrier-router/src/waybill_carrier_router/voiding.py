@@ -4,25 +4,29 @@ The carrier's id of the purchase comes from the command, else from what the
 router stored when it booked, else from a lookup by Waybill's reference.
 Both carriers treat a second void of one label as harmless, so a void whose
 answer was lost is simply made again. A carrier that refuses (the parcel was
-scanned already) makes the command fail for good: it lands in the dead-letter
-stream with the carrier's reason, for a person to handle.
+scanned already) is a fact, not a failure of the command: the void ends in a
+:class:`VoidRefusal`, announced as ``ShipmentVoidRefused`` so the
+orchestrator puts it in front of a person. A label nobody bought (nothing to
+void) is a bad command and is dead-lettered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 
 from waybill_carrier_router.booking import carrier_reference_for
+from waybill_carrier_router.carriers.model import CarrierRefused
 from waybill_carrier_router.fleet import CarrierFleet
 from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_contracts.commands import VoidShipment
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.outcomes import InvalidMessage, PermanentError
 
-__all__ = ["ShipmentVoider", "VoidReceipt"]
+__all__ = ["ShipmentVoider", "VoidReceipt", "VoidRefusal"]
 
 
 class VoidReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +34,22 @@ class VoidReceipt(msgspec.Struct, frozen=True, kw_only=True):
 
     carrier_reference: str
     voided_at: datetime
+
+
+@dataclass(frozen=True)
+class VoidRefusal:
+    """The carrier answered no: the label stays bought (and billed)."""
+
+    reason: str
+    refused_at: datetime
+
+
+class _Refused(Exception):
+    """The carrier refused the void itself (not a lookup before it)."""
+
+    def __init__(self, refusal: VoidRefusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
 
 
 def _now() -> datetime:
@@ -52,8 +72,8 @@ class ShipmentVoider:
         self._voids = voids
         self._clock = clock
 
-    async def void(self, command: VoidShipment) -> VoidReceipt:
-        """Void ``command``'s label (or return the earlier void of it)."""
+    async def void(self, command: VoidShipment) -> VoidReceipt | VoidRefusal:
+        """Void ``command``'s label (or return the earlier void of it), or say the carrier won't."""
         if not self._fleet.knows(command.carrier):
             raise InvalidMessage(
                 f"cannot void {command.tracking_number}: {command.carrier!r} is not a carrier "
@@ -62,13 +82,20 @@ class ShipmentVoider:
 
         async def void_at_carrier() -> VoidReceipt:
             reference = await self._carrier_reference(command)
-            await self._fleet.void(command.carrier, reference)
+            try:
+                await self._fleet.void(command.carrier, reference)
+            except CarrierRefused as refused:
+                raise _Refused(VoidRefusal(str(refused), self._clock())) from refused
             return VoidReceipt(carrier_reference=reference, voided_at=self._clock())
 
-        # Voiding twice is harmless at the carrier, so an interrupted void is redone.
-        return await self._voids.run(
-            f"void:{command.shipment_id}", void_at_carrier, recover=void_at_carrier
-        )
+        # Voiding twice is harmless at the carrier, so an interrupted void is redone;
+        # a refused void leaves no result behind, so asking again asks the carrier again.
+        try:
+            return await self._voids.run(
+                f"void:{command.shipment_id}", void_at_carrier, recover=void_at_carrier
+            )
+        except _Refused as refused:
+            return refused.refusal
 
     async def _carrier_reference(self, command: VoidShipment) -> str:
         if command.carrier_reference:

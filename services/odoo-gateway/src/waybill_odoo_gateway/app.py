@@ -10,13 +10,14 @@ from aiohttp import web
 
 from waybill_contracts.commands import (
     PostExceptionInOdoo,
+    PostNoteInOdoo,
     RecordDeliveryInOdoo,
     RecordShipmentInOdoo,
 )
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
-from waybill_odoo_gateway.odoo_notes import post_exception, record_delivery
+from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.shipment_recording import record_shipment
 from waybill_odoo_gateway.webhooks import WEBHOOK_PATH, webhook_routes
@@ -88,6 +89,12 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: PostExceptionInOdoo, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await post_exception(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(PostNoteInOdoo)
+    async def on_post_note(
+        command: PostNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await post_plain_note(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(

@@ -14,7 +14,15 @@ from typing import Any
 
 import msgspec
 
-from waybill_contracts.model import Address, Order, OrderLine, Party, Priority, Quantity
+from waybill_contracts.model import (
+    Address,
+    DeliveryMethod,
+    Order,
+    OrderLine,
+    Party,
+    Priority,
+    Quantity,
+)
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_values import (
     many2one_id,
@@ -125,7 +133,7 @@ class DeliveryReader:
                 "sale.order",
                 "read",
                 [picking.sale_order_id],
-                fields=["name", "client_order_ref", "commitment_date", "partner_id"],
+                fields=["name", "client_order_ref", "commitment_date", "partner_id", "carrier_id"],
             )
             sale = sales[0] if sales else {}
         customer_id = many2one_id(sale.get("partner_id")) or ship_to_id
@@ -150,6 +158,11 @@ class DeliveryReader:
             lines=tuple(await self._lines(picking)),
             promised_at=parse_datetime(sale.get("commitment_date")),
             priority=Priority.URGENT if picking.row.get("priority") == "1" else Priority.NORMAL,
+            # The picking's method wins: it is what the warehouse ships with, and
+            # people change it there; the sale order's is what was sold.
+            delivery_method=await self._delivery_method(
+                picking.row.get("carrier_id") or sale.get("carrier_id")
+            ),
         )
         return _validated(order, picking.name)
 
@@ -216,6 +229,18 @@ class DeliveryReader:
             country_code=await self._code("res.country", many2one_id(partner.get("country_id")))
             or "",
         )
+
+    async def _delivery_method(self, carrier: Any) -> DeliveryMethod | None:
+        """The delivery method a ``carrier_id`` many2one names; None when it is empty."""
+        carrier_id = many2one_id(carrier)
+        if carrier_id is None:
+            return None
+        name = many2one_name(carrier)
+        if name is None:  # a bare id (some clients read many2one without the name)
+            rows = await self._odoo.call("delivery.carrier", "read", [carrier_id], fields=["name"])
+            name = text(rows[0].get("name")) if rows else None
+        # The contract allows 256 characters; a longer name must not stop the order.
+        return DeliveryMethod(name=name[:256], odoo_carrier_id=carrier_id) if name else None
 
     async def _code(self, model: str, record_id: int | None) -> str | None:
         if record_id is None:

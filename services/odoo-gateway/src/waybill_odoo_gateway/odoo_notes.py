@@ -1,10 +1,10 @@
-"""Telling the people in Odoo: a delivered shipment, an exception that needs a person.
+"""Telling the people in Odoo: a delivered shipment, a plain note, an exception for a person.
 
-Both leave a chatter note on the delivery; an exception also puts a to-do
+Each leaves a chatter note on the delivery; an exception also puts a to-do
 (``mail.mail_activity_data_todo``) on the ops user. Each note and activity is
-made once per business key (the delivery, the exception id); a redelivered
-command whose earlier attempt may have reached Odoo looks the note or
-activity up before making it again.
+made once per business key (the delivery, the note id, the exception id); a
+redelivered command whose earlier attempt may have reached Odoo looks the
+note or activity up before making it again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 from waybill_contracts import fact_id
-from waybill_contracts.commands import PostExceptionInOdoo, RecordDeliveryInOdoo
+from waybill_contracts.commands import PostExceptionInOdoo, PostNoteInOdoo, RecordDeliveryInOdoo
 from waybill_contracts.events import DeliveryRecordedInOdoo
 from waybill_odoo_gateway.chatter import find_note, post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
@@ -22,7 +22,7 @@ from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_values import first_id
 from waybill_runtime.bus.consumer import HandlerContext
 
-__all__ = ["exception_note", "post_exception", "record_delivery"]
+__all__ = ["exception_note", "plain_note", "post_exception", "post_plain_note", "record_delivery"]
 
 log = logging.getLogger("waybill.odoo.notes")
 
@@ -44,6 +44,27 @@ def exception_note(command: PostExceptionInOdoo) -> str:
         f"<p><b>Waybill exception</b>: {html.escape(command.summary)}</p>{detail}"
         f"<p>Reference: {html.escape(command.exception_id)}</p>"
     )
+
+
+def plain_note(command: PostNoteInOdoo) -> str:
+    """The chatter note of :class:`PostNoteInOdoo` (HTML); it names the note id for lookups."""
+    return f"<p>{html.escape(command.text)}</p><p>Reference: {html.escape(command.note_id)}</p>"
+
+
+async def post_plain_note(
+    gateway: Gateway, command: PostNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+) -> None:
+    """Handle :class:`PostNoteInOdoo`: one chatter note on the picking, nothing else."""
+    async with gateway.pickings.hold(command.odoo_picking_id):
+        picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
+
+        async def post() -> int:
+            return await post_note(gateway.odoo, picking.id, plain_note(command))
+
+        async def posted() -> int | None:
+            return await find_note(gateway.odoo, picking.id, html.escape(command.note_id))
+
+        await ctx.runtime.once_only(int).run(f"odoo:note:{command.note_id}", post, recover=posted)
 
 
 async def record_delivery(

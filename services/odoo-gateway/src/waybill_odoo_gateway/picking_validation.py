@@ -1,4 +1,4 @@
-"""Validating a delivery in Odoo, in full and without a backorder, on every version.
+"""Validating a delivery in Odoo without a backorder, on every version, when it ships in full.
 
 The done quantity lives in ``quantity_done`` on 16 and in ``quantity`` plus a
 ``picked`` flag from 17. ``button_validate`` opens a wizard instead of
@@ -7,44 +7,137 @@ validating when quantities are short (backorder) or, on 16, not filled in
 ``picking_ids_not_to_backorder`` (and ``skip_immediate`` on 16) skip them.
 Should a customised Odoo still answer with a wizard action, validation is
 tried once more with the wizard's own context, then given up to a person.
+
+What the warehouse picked (``RecordShipmentInOdoo.lines``) is compared with
+each move's demand first. Only a delivery picked exactly as demanded is
+validated: anything else needs a backorder decision (ship the rest later, or
+not), which is a person's to make in Odoo. For those the picked quantities
+are written as the done quantities, so the person finds them filled in, and
+the picking is left unvalidated.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from waybill_contracts.model import PickedLine
 from waybill_odoo_gateway.deliveries import Picking
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooRefused
+from waybill_odoo_gateway.odoo_values import many2one_name
 
-__all__ = ["validate_in_full"]
+__all__ = [
+    "PickedAgainstDemand",
+    "compare_with_demand",
+    "open_moves",
+    "record_picked",
+    "validate_in_full",
+]
 
 _SETTLED_MOVES = frozenset({"done", "cancel"})
 
+Move = dict[str, Any]
 
-async def validate_in_full(odoo: OdooClient, picking: Picking) -> bool:
-    """Mark every move done for its whole demand and validate the picking; returns True."""
-    dialect = odoo.dialect
-    done_field = dialect.move_done_field
+
+@dataclass(frozen=True)
+class PickedAgainstDemand:
+    """What was picked per open move, and where that differs from the move's demand."""
+
+    done: dict[int, float]
+    """Move id → quantity picked (the done quantity to write)."""
+    differences: tuple[str, ...]
+    """One line per difference, for the chatter note; empty when picked in full."""
+
+    @property
+    def in_full(self) -> bool:
+        """True when every open move was picked exactly as demanded."""
+        return not self.differences
+
+
+def _demand(move: Move) -> float:
+    return float(move.get("product_uom_qty") or 0.0)
+
+
+def _number(value: float | Decimal) -> str:
+    return f"{Decimal(str(value)).normalize():f}"
+
+
+def compare_with_demand(moves: Sequence[Move], lines: Sequence[PickedLine]) -> PickedAgainstDemand:
+    """Match the picked ``lines`` to the open ``moves`` by move id and compare with demand.
+
+    Lines are matched by ``odoo_move_id`` (the gateway puts it on every order
+    line it releases); a line without one, or naming a move the picking does
+    not have open, cannot be matched and counts as a difference.
+    """
+    by_move: dict[int, Decimal] = defaultdict(Decimal)
+    differences: list[str] = []
+    open_ids = {move["id"] for move in moves}
+    for line in lines:
+        if line.odoo_move_id is None or line.odoo_move_id not in open_ids:
+            where = f"move {line.odoo_move_id}" if line.odoo_move_id else "no Odoo move"
+            differences.append(f"{line.sku}: picked {_number(line.quantity.value)} ({where})")
+            continue
+        by_move[line.odoo_move_id] += line.quantity.value
+    for move in moves:
+        picked, demand = by_move.get(move["id"], Decimal(0)), _demand(move)
+        if picked != Decimal(str(demand)):
+            product = many2one_name(move.get("product_id")) or f"move {move['id']}"
+            differences.append(f"{product}: picked {_number(picked)} of {_number(demand)}")
+    done = {move["id"]: float(by_move.get(move["id"], Decimal(0))) for move in moves}
+    return PickedAgainstDemand(done=done, differences=tuple(differences))
+
+
+async def open_moves(odoo: OdooClient, picking: Picking) -> list[Move]:
+    """The picking's moves not done or cancelled, with product, demand and done quantity."""
     moves = await odoo.call(
         "stock.move",
         "read",
         picking.move_ids,
-        fields=["product_uom_qty", done_field, "state"],
+        fields=["product_id", "product_uom_qty", odoo.dialect.move_done_field, "state"],
     )
-    open_moves = [m for m in moves if m.get("state") not in _SETTLED_MOVES]
+    return [m for m in moves if m.get("state") not in _SETTLED_MOVES]
+
+
+async def _mark_done(
+    odoo: OdooClient, moves: Sequence[Move], quantity_of: Callable[[Move], float]
+) -> None:
+    dialect = odoo.dialect
+    done_field = dialect.move_done_field
     # One write per distinct quantity, not per move: fewer calls to a busy Odoo.
-    short: dict[float, list[int]] = defaultdict(list)
-    for move in open_moves:
-        demand = float(move.get("product_uom_qty") or 0.0)
-        if float(move.get(done_field) or 0.0) != demand:
-            short[demand].append(move["id"])
-    for demand, move_ids in short.items():
-        await odoo.call("stock.move", "write", move_ids, vals={done_field: demand})
-    if dialect.has_picked_flag and open_moves:
-        await odoo.call("stock.move", "write", [m["id"] for m in open_moves], vals={"picked": True})
-    context = dialect.validate_context(picking.id)
+    changed: dict[float, list[int]] = defaultdict(list)
+    for move in moves:
+        quantity = quantity_of(move)
+        if float(move.get(done_field) or 0.0) != quantity:
+            changed[quantity].append(move["id"])
+    for quantity, move_ids in changed.items():
+        await odoo.call("stock.move", "write", move_ids, vals={done_field: quantity})
+    picked = [m["id"] for m in moves if quantity_of(m) > 0]
+    if dialect.has_picked_flag and picked:
+        await odoo.call("stock.move", "write", picked, vals={"picked": True})
+
+
+async def record_picked(
+    odoo: OdooClient, check: PickedAgainstDemand, moves: Sequence[Move]
+) -> None:
+    """Write what was picked as the moves' done quantities; the picking is not validated."""
+    await _mark_done(odoo, moves, lambda move: check.done.get(move["id"], 0.0))
+
+
+async def validate_in_full(
+    odoo: OdooClient, picking: Picking, moves: Sequence[Move] | None = None
+) -> bool:
+    """Mark every open move done for its whole demand and validate the picking; returns True.
+
+    ``moves`` are the open moves when the caller has just read them.
+    """
+    if moves is None:
+        moves = await open_moves(odoo, picking)
+    await _mark_done(odoo, moves, _demand)
+    context = odoo.dialect.validate_context(picking.id)
     answer = await odoo.call("stock.picking", "button_validate", [picking.id], context=context)
     if isinstance(answer, dict):
         wizard_context = answer.get("context")

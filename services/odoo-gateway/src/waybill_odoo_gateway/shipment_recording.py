@@ -6,11 +6,18 @@ before each call, and when an earlier attempt left only its intent (it may
 or may not have reached Odoo), the picking is read back to decide (the
 tracking ref is there, the note exists, the picking is done) instead of
 repeating the effect.
+
+When the command says what was picked (``lines``) and that differs from the
+demand, the picking is not validated (that needs a backorder decision, a
+person's): the picked quantities are written as done, the note says what
+differs, and ``ShipmentRecordedInOdoo.picking_validated`` is false.
 """
 
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,23 +28,44 @@ from waybill_contracts.model import Shipment
 from waybill_odoo_gateway.chatter import find_note, post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
-from waybill_odoo_gateway.picking_validation import validate_in_full
+from waybill_odoo_gateway.picking_validation import (
+    Move,
+    PickedAgainstDemand,
+    compare_with_demand,
+    open_moves,
+    record_picked,
+    validate_in_full,
+)
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError
 
 __all__ = ["record_shipment", "shipment_note"]
 
+log = logging.getLogger("waybill.odoo.shipments")
 
-def shipment_note(shipment: Shipment) -> str:
-    """The chatter note of a recorded shipment (HTML, every value escaped)."""
+
+def shipment_note(shipment: Shipment, differences: Sequence[str] = ()) -> str:
+    """The chatter note of a recorded shipment (HTML, every value escaped).
+
+    ``differences`` are the lines picked otherwise than demanded: the note
+    then says the picking was left for a person to validate.
+    """
     tracking = html.escape(shipment.tracking_number)
     if shipment.tracking_url:
         tracking = f'<a href="{html.escape(shipment.tracking_url)}">{tracking}</a>'
     cost = f"{shipment.cost.amount} {shipment.cost.currency}"
-    return (
+    note = (
         f"<p>Shipped with {html.escape(shipment.carrier)} ({html.escape(shipment.service)}): "
         f"tracking number {tracking}. Label cost {html.escape(cost)}.</p>"
     )
+    if differences:
+        listed = "; ".join(html.escape(difference) for difference in differences)
+        note += (
+            f"<p>Not validated: the warehouse picked other quantities than the demand "
+            f"({listed}). The picked quantities are filled in; validate the transfer and "
+            "decide on a backorder.</p>"
+        )
+    return note
 
 
 async def record_shipment(
@@ -53,6 +81,13 @@ async def record_shipment(
                 f"{picking.name} is cancelled in Odoo: shipment {shipment.shipment_id} "
                 f"(tracking {tracking}) was not recorded; void the label"
             )
+        to_validate = command.validate_picking and picking.state != "done"
+        moves: list[Move] = []
+        picked: PickedAgainstDemand | None = None
+        if to_validate and command.lines:
+            moves = await open_moves(gateway.odoo, picking)
+            picked = compare_with_demand(moves, command.lines)
+        differences = picked.differences if picked is not None else ()
 
         async def write_tracking() -> bool:
             values: dict[str, Any] = {
@@ -72,13 +107,13 @@ async def record_shipment(
             return True if now is not None and now.tracking_ref == tracking else None
 
         async def post_shipment_note() -> int:
-            return await post_note(gateway.odoo, picking.id, shipment_note(shipment))
+            return await post_note(gateway.odoo, picking.id, shipment_note(shipment, differences))
 
         async def note_posted() -> int | None:
             return await find_note(gateway.odoo, picking.id, html.escape(tracking))
 
         async def validate() -> bool:
-            return await validate_in_full(gateway.odoo, picking)
+            return await validate_in_full(gateway.odoo, picking, moves or None)
 
         async def validated() -> bool | None:
             now = await gateway.reader.picking(picking.id)
@@ -89,7 +124,15 @@ async def record_shipment(
             f"{key}:tracking", write_tracking, recover=tracking_written
         )
         await runtime.once_only(int).run(f"{key}:note", post_shipment_note, recover=note_posted)
-        if command.validate_picking and picking.state != "done":
+        if to_validate and picked is not None and not picked.in_full:
+            # Writing absolute quantities is harmless to repeat: no once-only record.
+            await record_picked(gateway.odoo, picked, moves)
+            log.warning(
+                "%s not validated: picked otherwise than demanded (%s)",
+                picking.name,
+                "; ".join(differences),
+            )
+        elif to_validate:
             await runtime.once_only(bool).run(
                 f"odoo:{picking.id}:validate", validate, recover=validated
             )

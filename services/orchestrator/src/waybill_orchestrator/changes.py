@@ -173,6 +173,9 @@ SHORT_PICK = "short_pick"
 BOOKING_FAILED = "booking_failed"
 WAREHOUSE_CANCELLED = "warehouse_cancelled"
 CANCELLED_TOO_LATE = "cancelled_after_shipping"
+WAREHOUSE_CANCEL_REFUSED = "warehouse_cancel_refused"
+VOID_REFUSED = "void_refused"
+PICKING_NOT_VALIDATED = "picking_not_validated"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,12 +226,16 @@ def raise_problem(
     return exception_id, messages, changes
 
 
-def flag(state: OrderState, problem: Problem, happening: Happening, policy: Policy) -> Decision:
+def flag(
+    state: OrderState, problem: Problem, happening: Happening, policy: Policy, **changes: Any
+) -> Decision:
     """Raise an exception for ops; the order goes on (or stays) where it is."""
     if has_open(state, problem.code):
         return ignore(state, f"exception {problem.code} is already open")
-    _id, messages, changes = raise_problem(state, problem, happening, policy, held=False)
-    return update(state, happening, messages=messages, note=problem.summary, step=True, **changes)
+    _id, messages, raised = raise_problem(state, problem, happening, policy, held=False)
+    return update(
+        state, happening, messages=messages, note=problem.summary, step=True, **raised, **changes
+    )
 
 
 def hold(

@@ -3,7 +3,9 @@
 Cancellation before booking cancels the warehouse order; once a label exists
 (or may be bought any moment) the label is voided too; when every
 compensation is confirmed, a note goes to Odoo. Once the parcel is with the
-carrier it is too late, and ops are told instead.
+carrier it is too late, and ops are told instead. A compensation the partner
+refuses (the warehouse has shipped, the carrier scanned the label) holds the
+order for a person, with an exception for ops.
 
 A stage past its deadline re-sends its command once (same business key, so
 the adapter recognises it), and on the second expiry the order is held and
@@ -17,11 +19,17 @@ from typing import Any
 import msgspec
 
 from waybill_contracts import Message
-from waybill_contracts.events import OrderCancelled
+from waybill_contracts.events import (
+    OrderCancelled,
+    ShipmentVoidRefused,
+    WarehouseOrderCancelRefused,
+)
 from waybill_orchestrator import instructions
 from waybill_orchestrator.changes import (
     BOOKING_FAILED,
     CANCELLED_TOO_LATE,
+    VOID_REFUSED,
+    WAREHOUSE_CANCEL_REFUSED,
     DeadlineCheck,
     Decision,
     Observed,
@@ -154,12 +162,11 @@ def _complete_if_confirmed(
     done = ["warehouse order cancelled"]
     if state.shipment is not None:
         done.append(f"label {state.shipment.tracking_number} ({state.shipment.carrier}) voided")
-    note = instructions.odoo_note(
+    # For the record only: everything is undone, nobody has to act (no activity).
+    note = instructions.odoo_plain_note(
         state,
-        exception_id=instructions.cancellation_note_id(state.order_ref),
-        summary=f"Order {state.order_ref} cancelled: {'; '.join(done)}",
-        detail=f"Reason: {cancellation.reason}",
-        assignee_login=policy.ops_assignee_login,
+        note_id=instructions.cancellation_note_id(state.order_ref),
+        text=f"Order {state.order_ref} cancelled: {'; '.join(done)}. Reason: {cancellation.reason}",
     )
     finished = move(state, Stage.CANCELLED, observed, policy, messages=(note,), note="compensated")
     return Decision(
@@ -168,6 +175,53 @@ def _complete_if_confirmed(
         notes=so_far.notes + finished.notes,
         changed=True,
     )
+
+
+def warehouse_refused(
+    state: OrderState,
+    at: Stage,
+    observed: Observed,
+    event: WarehouseOrderCancelRefused,
+    policy: Policy,
+) -> Decision:
+    """The warehouse will not cancel: the goods are gone, a person must stop them."""
+    cancellation = state.cancellation
+    if at != Stage.CANCELLING or cancellation is None or not cancellation.awaiting_warehouse:
+        return ignore(state, "warehouse cancel refusal not awaited")
+    problem = Problem(
+        code=WAREHOUSE_CANCEL_REFUSED,
+        summary=f"The warehouse refused to cancel order {state.order_ref}",
+        detail=f"{event.reason}. The order is cancelled in Odoo: stop or recall the goods by hand.",
+        stage=Stage.CANCELLING,
+    )
+    # No longer awaited (the answer is in), so a deadline does not re-send it.
+    answered = msgspec.structs.replace(cancellation, awaiting_warehouse=False)
+    return hold(state, problem, observed, policy, resumable=False, cancellation=answered)
+
+
+def void_refused(
+    state: OrderState, at: Stage, observed: Observed, event: ShipmentVoidRefused, policy: Policy
+) -> Decision:
+    """The carrier will not void a label: it stays bought; ops must sort it out.
+
+    The label of a cancellation holds the order; any other (a second label
+    given back, a label bought after the cancellation) is raised for ops and
+    the order goes on.
+    """
+    problem = Problem(
+        code=VOID_REFUSED,
+        summary=f"{event.carrier} refused to void label {event.tracking_number} "
+        f"of order {state.order_ref}",
+        detail=f"{event.reason}. The label stays bought: intercept the parcel or claim the "
+        "label cost by hand.",
+        stage=effective_stage(state),
+    )
+    cancellation = state.cancellation
+    ours = state.shipment is not None and state.shipment.shipment_id == event.shipment_id
+    if at == Stage.CANCELLING and ours and cancellation is not None and cancellation.awaiting_void:
+        answered = msgspec.structs.replace(cancellation, awaiting_void=False)
+        return hold(state, problem, observed, policy, resumable=False, cancellation=answered)
+    return flag(state, problem, observed, policy)
 
 
 def stage_commands(state: OrderState) -> tuple[Message, ...]:

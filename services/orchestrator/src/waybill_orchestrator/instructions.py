@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from waybill_contracts.commands import (
     BookShipment,
     CancelWarehouseOrder,
     PostExceptionInOdoo,
+    PostNoteInOdoo,
     RecordDeliveryInOdoo,
     RecordShipmentInOdoo,
     ReleaseToWarehouse,
     VoidShipment,
 )
 from waybill_contracts.events import ExceptionRaised
-from waybill_contracts.model import Order, Shipment
+from waybill_contracts.model import FulfilledLine, Order, Parcel, PickedLine, Quantity, Shipment
 from waybill_orchestrator.state import OrderState
 
 _ID_LIMIT = 128
+NOTE_LIMIT = 4000
+"""Longest ``PostNoteInOdoo.text`` the contract allows."""
 _PLAIN_REF = re.compile(r"[A-Za-z0-9/]+")
 _NOT_READABLE = re.compile(r"[^A-Za-z0-9]+")
 
@@ -61,6 +66,11 @@ def cancellation_note_id(order_ref: str) -> str:
     return f"cancel-{order_ref}"
 
 
+def booking_retry_note_id(failed_shipment_id: str) -> str:
+    """The id keying the Odoo note that reports a failed booking being tried again."""
+    return f"rebook-{failed_shipment_id}"
+
+
 def order_of(state: OrderState) -> Order:
     """The released order; only a cancellation that overtook the release has none."""
     if state.order is None:
@@ -94,18 +104,65 @@ def book(state: OrderState) -> BookShipment:
         service_level=order.service_level,
         warehouse=order.warehouse,
         deliver_by=order.promised_at,
+        delivery_method=order.delivery_method,
     )
 
 
 def record_shipment(state: OrderState) -> RecordShipmentInOdoo:
-    """Write tracking and carrier on the picking, note it, validate it."""
+    """Write tracking and carrier on the picking, note it, validate it if shipped in full."""
     weight = sum(parcel.weight_kg for parcel in state.parcels) if state.parcels else None
     return RecordShipmentInOdoo(
         order_ref=state.order_ref,
         odoo_picking_id=state.odoo_picking_id,
         shipment=shipment_of(state),
         shipping_weight_kg=weight,
+        lines=picked_lines(state),
     )
+
+
+def _by_sku(quantities: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for sku, value in quantities:
+        totals[sku] = totals.get(sku, Decimal(0)) + value
+    return totals
+
+
+def _packed(parcels: Iterable[Parcel]) -> dict[str, Decimal]:
+    return _by_sku((item.sku, item.quantity.value) for p in parcels for item in p.contents)
+
+
+def _picked(lines: Iterable[FulfilledLine]) -> dict[str, Decimal]:
+    return _by_sku((line.sku, line.fulfilled.value) for line in lines)
+
+
+def picked_lines(state: OrderState) -> tuple[PickedLine, ...]:
+    """What ships of each order line: the packed parcels' contents, else what was picked.
+
+    What is packed is what leaves, so the parcels' contents win; a warehouse
+    that reports no contents is taken at its picked lines. Neither known:
+    empty, and the gateway ships the whole demand. A SKU on several order
+    lines fills them in order, the last one taking what is left over.
+    """
+    order = order_of(state)
+    left = _packed(state.parcels) or _picked(state.picked_lines)
+    if not left:
+        return ()
+    last_line_of = {line.sku: index for index, line in enumerate(order.lines)}
+    lines: list[PickedLine] = []
+    for index, line in enumerate(order.lines):
+        available = left.get(line.sku, Decimal(0))
+        taken = (
+            available if index == last_line_of[line.sku] else min(available, line.quantity.value)
+        )
+        left[line.sku] = available - taken
+        lines.append(
+            PickedLine(
+                sku=line.sku,
+                quantity=Quantity(value=taken, uom=line.quantity.uom),
+                odoo_move_id=line.odoo_move_id,
+            )
+        )
+    return tuple(lines)
 
 
 def record_delivery(state: OrderState) -> RecordDeliveryInOdoo:
@@ -156,6 +213,16 @@ def odoo_note(
         summary=summary,
         detail=detail,
         assignee_login=assignee_login,
+    )
+
+
+def odoo_plain_note(state: OrderState, *, note_id: str, text: str) -> PostNoteInOdoo:
+    """A chatter note on the order's picking, for the record: nobody needs to act."""
+    return PostNoteInOdoo(
+        note_id=note_id,
+        order_ref=state.order_ref,
+        odoo_picking_id=state.odoo_picking_id,
+        text=text[:NOTE_LIMIT],  # a partner's long reason must not make the note unreadable
     )
 
 

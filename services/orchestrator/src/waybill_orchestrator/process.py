@@ -20,8 +20,10 @@ from waybill_contracts.events import (
     ShipmentBookingFailed,
     ShipmentRecordedInOdoo,
     ShipmentVoided,
+    ShipmentVoidRefused,
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
     WarehouseOrderShortPicked,
@@ -29,6 +31,7 @@ from waybill_contracts.events import (
 from waybill_orchestrator import instructions, shipping
 from waybill_orchestrator.changes import (
     BOOKING_FAILED,
+    PICKING_NOT_VALIDATED,
     SHORT_PICK,
     WAREHOUSE_CANCELLED,
     DeadlineCheck,
@@ -45,7 +48,13 @@ from waybill_orchestrator.changes import (
     then,
     update,
 )
-from waybill_orchestrator.compensation import cancel, check_deadline, confirm
+from waybill_orchestrator.compensation import (
+    cancel,
+    check_deadline,
+    confirm,
+    void_refused,
+    warehouse_refused,
+)
 from waybill_orchestrator.stages import Stage, handed_to_carrier
 from waybill_orchestrator.state import OrderState
 
@@ -69,14 +78,21 @@ HANDLED_EVENTS: tuple[type[Event], ...] = (
     WarehouseOrderShortPicked,
     WarehouseOrderPacked,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     ShipmentBooked,
     ShipmentBookingFailed,
     ShipmentVoided,
+    ShipmentVoidRefused,
     ShipmentRecordedInOdoo,
     MilestoneReached,
     DeliveryRecordedInOdoo,
 )
-"""The events that drive an order."""
+"""The events that drive an order.
+
+``WarehouseOrderShipped`` is not among them: the orchestrator's shipped stage
+is Odoo holding the booked shipment, and a cancellation after the goods left
+the warehouse learns it from the warehouse's refusal
+(``WarehouseOrderCancelRefused``)."""
 
 _IN_WAREHOUSE = (Stage.IN_WAREHOUSE, Stage.ACCEPTED, Stage.PICKED)
 
@@ -114,11 +130,12 @@ def transition(state: OrderState | None, happening: Happening, policy: Policy) -
     if held.resumable and not repeated_failure:
         # The fact the order was held waiting for may have come after all: go on from there.
         return _advance(state, held.held_from, happening, policy)
-    return _record_while_held(state, happening)
+    return _record_while_held(state, happening, policy)
 
 
-def _record_while_held(state: OrderState, observed: Observed) -> Decision:
-    """Keep the facts a later cancellation needs; move nowhere until a person decides."""
+def _record_while_held(state: OrderState, observed: Observed, policy: Policy) -> Decision:
+    """Keep the facts a later cancellation (or the person) needs; move nowhere until a person
+    decides. A label the carrier will not void is raised for ops all the same."""
     assert state.hold is not None
     event = observed.event
     if isinstance(event, WarehouseOrderCancelled) and not state.warehouse_cancelled:
@@ -129,6 +146,18 @@ def _record_while_held(state: OrderState, observed: Observed) -> Decision:
         return update(
             state, observed, note="label bought for the held order", shipment=event.shipment
         )
+    cancellation = state.cancellation
+    if (
+        isinstance(event, ShipmentVoided)
+        and cancellation is not None
+        and event.shipment_id not in cancellation.voided
+    ):
+        voided = msgspec.structs.replace(
+            cancellation, awaiting_void=False, voided=(*cancellation.voided, event.shipment_id)
+        )
+        return update(state, observed, note="label voided for the held order", cancellation=voided)
+    if isinstance(event, ShipmentVoidRefused):
+        return void_refused(state, state.stage, observed, event, policy)
     return ignore(state, f"held for {state.hold.code}: waiting for a person")
 
 
@@ -178,7 +207,12 @@ def _advance(state: OrderState, at: Stage, observed: Observed, policy: Policy) -
         if at not in (Stage.IN_WAREHOUSE, Stage.ACCEPTED):
             return ignore(state, f"picked comes late (stage {at})")
         return move(
-            state, Stage.PICKED, observed, policy, warehouse_order_id=event.warehouse_order_id
+            state,
+            Stage.PICKED,
+            observed,
+            policy,
+            warehouse_order_id=event.warehouse_order_id,
+            picked_lines=event.lines,
         )
     if isinstance(event, WarehouseOrderPacked):
         return _packed(state, at, observed, event, policy)
@@ -190,6 +224,10 @@ def _advance(state: OrderState, at: Stage, observed: Observed, policy: Policy) -
         return shipping.booked(state, at, observed, event, policy)
     if isinstance(event, ShipmentBookingFailed):
         return shipping.booking_failed(state, at, observed, event, policy)
+    if isinstance(event, WarehouseOrderCancelRefused):
+        return warehouse_refused(state, at, observed, event, policy)
+    if isinstance(event, ShipmentVoidRefused):
+        return void_refused(state, at, observed, event, policy)
     if isinstance(event, ShipmentVoided):
         shipment = state.shipment
         if at != Stage.CANCELLING or shipment is None or shipment.shipment_id != event.shipment_id:
@@ -199,6 +237,17 @@ def _advance(state: OrderState, at: Stage, observed: Observed, policy: Policy) -
         if at != Stage.RECORDING:
             return ignore(state, f"shipment recorded in Odoo comes late (stage {at})")
         shipped = move(state, Stage.SHIPPED, observed, policy)
+        assert shipped.state is not None
+        if not event.picking_validated:
+            # The gateway left it for a person (picked otherwise than demanded).
+            problem = Problem(
+                code=PICKING_NOT_VALIDATED,
+                summary=f"Order {state.order_ref} shipped; its transfer in Odoo is not validated",
+                detail="The warehouse picked other quantities than the demand (see the note on "
+                "the transfer): validate it in Odoo and decide on a backorder.",
+                stage=Stage.SHIPPED,
+            )
+            shipped = then(shipped, flag(shipped.state, problem, observed, policy))
         assert shipped.state is not None
         if shipped.state.delivered_at is None:
             return shipped

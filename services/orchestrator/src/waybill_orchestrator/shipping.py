@@ -108,12 +108,19 @@ def booking_failed(
     tried = ", ".join(event.carriers_tried) or "none"
     if event.retryable and state.booking_attempt < policy.booking_attempts:
         again = msgspec.structs.replace(state, booking_attempt=state.booking_attempt + 1)
+        # People in Odoo see why the label is late, without a to-do: the process goes on.
+        note = instructions.odoo_plain_note(
+            again,
+            note_id=instructions.booking_retry_note_id(event.shipment_id),
+            text=f"Booking a label for {state.order_ref} failed (tried {tried}: {event.reason}); "
+            f"booking again (attempt {again.booking_attempt} of {policy.booking_attempts}).",
+        )
         return move(
             again,
             Stage.BOOKING,
             observed,
             policy,
-            messages=(instructions.book(again),),
+            messages=(instructions.book(again), note),
             note=f"booking failed ({event.reason}; tried {tried}); booking again",
         )
     problem = Problem(

@@ -12,7 +12,7 @@ from datetime import datetime
 import msgspec
 
 from waybill_contracts import MessageContext
-from waybill_contracts.model import Milestone, Order, Parcel, Shipment
+from waybill_contracts.model import FulfilledLine, Milestone, Order, Parcel, Shipment
 from waybill_orchestrator.stages import Stage
 
 
@@ -95,6 +95,8 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     deadline_resends: int = 0
     warehouse_order_id: str | None = None
     warehouse_cancelled: bool = False
+    picked_lines: tuple[FulfilledLine, ...] = ()
+    """What the warehouse reported picked, per SKU (when it reported picked in full)."""
     parcels: tuple[Parcel, ...] = ()
     booking_attempt: int = 0
     shipment: Shipment | None = None
