@@ -21,5 +21,5 @@ def register_handlers(service: Service[WmsBridgeSettings], bridges: Bridges) -> 
 
     @service.handles(CancelWarehouseOrder)
     async def cancel_warehouse_order(command: CancelWarehouseOrder, ctx: HandlerContext) -> None:
-        """Cancel the WMS order → WarehouseOrderCancelled (refused once packed: dead letter)."""
+        """Cancel the WMS order → WarehouseOrderCancelled, or WarehouseOrderCancelRefused."""
         await bridges.of(ctx.runtime).orders.cancel(command.order_ref, cause=ctx.envelope)
