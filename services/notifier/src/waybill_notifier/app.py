@@ -21,7 +21,8 @@ service = Service(
     "notifier",
     settings_type=NotifierSettings,
     description="Tells customers and subscribed partners about their shipments",
-    buckets=("workflow",),
+    # contacts (personal data) and tracking pages expire; workflow keeps disabled endpoints.
+    buckets=("workflow", "contacts", "tracking"),
     # First deployed onto a running installation, the notifier must not mail
     # customers about every shipment still in the events stream.
     new_events_only=True,

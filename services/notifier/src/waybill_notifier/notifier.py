@@ -114,7 +114,12 @@ class Notifier:
             )
             return await self.mailer.send(message)
 
-        return Step(channel=NotificationChannel.EMAIL, channel_key="email", send=send)
+        return Step(
+            channel=NotificationChannel.EMAIL,
+            channel_key="email",
+            send=send,
+            recipient=contact.email,
+        )
 
     def _webhook_step(
         self, notification: Notification, contact: CustomerContact, endpoint: Endpoint
@@ -132,6 +137,7 @@ class Notifier:
             channel_key=f"webhook.{endpoint.key}",
             send=send,
             on_gone=gone,
+            recipient=endpoint.label,
         )
 
 
@@ -146,7 +152,11 @@ async def open_notifier(runtime: Runtime[Any]) -> AsyncIterator[None]:
             NOTIFIER,
             Notifier(
                 settings=settings,
-                orders=OrderBook(runtime.buckets["workflow"]),
+                orders=OrderBook(
+                    contacts=runtime.buckets["contacts"],
+                    tracking=runtime.buckets["tracking"],
+                    legacy=runtime.buckets["workflow"],
+                ),
                 endpoints=EndpointRegistry(runtime.buckets["workflow"]),
                 subscriptions=subscriptions,
                 mailer=Mailer(settings),
