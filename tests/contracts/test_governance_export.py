@@ -9,7 +9,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from waybill_contracts import MESSAGE_TYPES, Message, SubjectMap, encode, new_context
+from waybill_contracts import MESSAGE_TYPES, Command, Message, SubjectMap, encode, new_context
 from waybill_contracts.examples import example_of
 from waybill_contracts.governance import asyncapi_document, export, message_schemas
 from waybill_contracts.messages import QueryResponse
@@ -119,6 +119,17 @@ def test_asyncapi_operation_references_all_resolve() -> None:
             refs += [reply["channel"]["$ref"], *(m["$ref"] for m in reply["messages"])]
         for ref in refs:
             assert _resolve(ASYNCAPI, ref) is not None
+
+
+def test_asyncapi_names_who_executes_and_who_sends_each_command() -> None:
+    operations = ASYNCAPI["operations"]
+    for message_type in MESSAGE_TYPES:
+        if issubclass(message_type, Command):
+            operation = operations[message_type.__name__]
+            assert operation["x-waybill-services"] == [str(message_type.service)]
+            assert operation["x-waybill-senders"] == [str(s) for s in message_type.senders]
+    assert operations["PostNoteInOdoo"]["x-waybill-senders"] == ["orchestrator"]
+    assert "x-waybill-senders" not in operations["OrderReleased"]
 
 
 def test_asyncapi_reflects_the_prefix() -> None:

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from nats.aio.client import Client as NatsClient
 
-from waybill_contracts import SubjectMap
+from waybill_contracts import Command, Event, Service, SubjectMap
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import stored_in
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
 from waybill_sandboxes.mail import MailSandbox
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings
@@ -122,3 +123,23 @@ async def running_mesh(
             mail=mail,
             services=list(services),
         )
+
+
+async def undeclared_senders(nc: NatsClient, subjects: SubjectMap) -> list[str]:
+    """Every stored command or event whose ``ce-source`` is not a declared sender or publisher.
+
+    What the services really put on the bus, checked against the contracts'
+    ``Command.senders`` and ``Event.publishers``: one line per offence.
+    """
+    found: list[str] = []
+    for stream in (subjects.commands_stream, subjects.events_stream):
+        for message, context in await stored_in(nc, subjects, stream):
+            service = Service(context.source.removeprefix("waybill/"))
+            declared: tuple[Service, ...] = ()
+            if isinstance(message, Command):
+                declared = message.senders
+            elif isinstance(message, Event):
+                declared = message.publishers
+            if service not in declared:
+                found.append(f"{service} sent {type(message).__name__}")
+    return sorted(set(found))

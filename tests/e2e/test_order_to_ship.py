@@ -18,14 +18,19 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.mesh import ALL_SERVICES, FLOW_SERVICES, Mesh, running_mesh
+from tests.e2e.mesh import ALL_SERVICES, FLOW_SERVICES, Mesh, running_mesh, undeclared_senders
 from waybill_contracts.events import (
     ExceptionRaised,
     MilestoneReached,
     ShipmentBooked,
+    ShipmentVoidRefused,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
 )
+from waybill_contracts.model import MilestoneCode
+from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_demo.scenario import SKUS
+from waybill_runtime.queries import ask
 from waybill_runtime.testing.streams import stored_messages
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -113,6 +118,8 @@ async def test_orders_ship_with_one_tracking_number_one_label_one_email_and_one_
         )
         await asyncio.sleep(1.0)  # anything sent twice would arrive now
         emails, hooks = await shipped_emails(mesh), await booked_webhooks(mesh)
+        # Every service sent only what the contracts say it may.
+        assert await undeclared_senders(nc, mesh.subjects) == []
     assert Counter(emails) == Counter({ref: 1 for ref in refs})
     assert len(hooks) == len(refs) and len({d.webhook_id for d in hooks}) == len(refs)
     verifier = Webhook(mesh.plan.offered("webhook-receiver")["secret"])
@@ -185,6 +192,62 @@ async def test_an_order_cancelled_after_booking_is_voided_cancelled_and_noted(
         mesh.wms.lifecycle.release(ref)
     assert mesh.odoo.picking(ref).state == "cancel"
     assert purchases_per_shipment(mesh).total() == 1
+
+
+async def test_a_cancel_too_late_for_warehouse_and_carrier_holds_the_order_for_ops(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    # The parcel leaves the warehouse and is scanned by the carrier at once, while
+    # Odoo refuses writes: the order is booked but not recorded, so it can still
+    # be cancelled in Waybill, and both compensations come too late.
+    async with running_mesh(nc, nats_url, nats_prefix) as mesh:
+        mesh.odoo.faults.set("stock.picking.write", outage=True)
+        order = mesh.odoo.create_order(lines=[("WB-0001", 2)])
+        ref = order.pickings[0]
+
+        async def gone_and_scanned() -> tuple[str | None, bool]:
+            wms_order = mesh.wms.warehouse.order_by_ref(ref)
+            reached = await stored_messages(nc, mesh.subjects, MilestoneReached)
+            scanned = any(
+                m.order_ref == ref and m.milestone.code is MilestoneCode.IN_TRANSIT
+                for m, _ in reached
+            )
+            return (wms_order.status if wms_order else None), scanned
+
+        await eventually(
+            gone_and_scanned,
+            until=lambda s: s == ("shipped", True),
+            what="the parcel shipped by the warehouse and scanned by the carrier",
+        )
+        mesh.odoo.cancel_order(order.name)
+
+        async def told() -> tuple[int, set[str]]:
+            raised = await stored_messages(nc, mesh.subjects, ExceptionRaised)
+            codes = {e.code for e, _ in raised if e.order_ref == ref}
+            return len(mesh.odoo.picking(ref).activities), codes
+
+        activities, codes = await eventually(
+            told,
+            until=lambda t: t[0] >= 2 and len(t[1]) >= 2,
+            what="both refusals raised and in Odoo",
+        )
+        refused_cancel = await stored_messages(nc, mesh.subjects, WarehouseOrderCancelRefused)
+        refused_void = await stored_messages(nc, mesh.subjects, ShipmentVoidRefused)
+        status = await ask(
+            nc,
+            mesh.subjects.query_subject("orchestrator", "order_status"),
+            OrderStatusRequest(order_ref=ref),
+            OrderStatusResponse,
+            timeout=10,
+        )
+        assert await undeclared_senders(nc, mesh.subjects) == []
+    assert codes == {"warehouse_cancel_refused", "void_refused"}
+    assert activities == 2
+    assert [e.order_ref for e, _ in refused_cancel] == [ref]
+    assert [e.order_ref for e, _ in refused_void] == [ref]
+    assert (status.stage, status.held) == ("held", True)
+    assert [c.outcome for c in mesh.wms.warehouse.cancellations] == ["refused"]
+    assert not any(p.voided for p in mesh.carrier_b.purchases + mesh.carrier_a.purchases)
 
 
 async def test_a_short_pick_holds_the_order_and_tells_operations_in_odoo(

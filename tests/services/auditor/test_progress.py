@@ -42,6 +42,7 @@ from waybill_contracts.events import (
     ShipmentVoided,
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
 )
@@ -242,6 +243,17 @@ def test_a_cancelled_held_order_is_cancelling_not_held() -> None:
     steps = [*happy_path()[:4], (held(), at(10)), *cancellation()]
 
     assert derive(fold(steps))[0] is Stage.CANCELLING
+
+
+def test_an_order_held_after_its_cancellation_waits_for_a_person() -> None:
+    # The warehouse refused the cancel; the orchestrator held the order for ops.
+    refused = (for_order(WarehouseOrderCancelRefused, REF), at(22))
+    steps = [*happy_path()[:7], *cancellation(), refused, (held(), at(23))]
+
+    assert derive(fold(steps)) == (Stage.HELD, at(23))
+    # The void confirmed meanwhile changes nothing: the goods are still out there.
+    later = [*steps, (for_order(ShipmentVoided, REF), at(24))]
+    assert derive(fold(later))[0] is Stage.HELD
 
 
 def test_a_final_stage_stays_whatever_arrives_after_it() -> None:

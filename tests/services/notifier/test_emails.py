@@ -195,6 +195,7 @@ async def test_a_customer_without_email_gets_no_email_but_the_webhook_still_goes
         await rig.settled()
     assert failure.channel is NotificationChannel.EMAIL
     assert "no customer email" in failure.reason
+    assert failure.recipient is None  # there was no address to go to
     assert rig.smtp.messages == []
     assert await rig.dead_letters() == []
 
@@ -234,6 +235,7 @@ async def test_a_mailbox_refused_for_good_is_reported_once_and_not_retried(
         failures = await rig.failed()
     assert failure.channel is NotificationChannel.EMAIL
     assert "550" in failure.reason
-    assert "nobody@example.com" not in failure.reason  # personal data stays out of events
+    assert "nobody@example.com" not in failure.reason  # masked: the reason is free text
+    assert failure.recipient == "nobody@example.com"  # as the contract says (personal data)
     assert len(failures) == 1
     assert rig.smtp.messages == []

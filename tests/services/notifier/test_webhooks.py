@@ -120,6 +120,7 @@ async def test_a_refusing_endpoint_is_given_up_after_one_attempt(
         await rig.wait_for_sent(1, NotificationChannel.WEBHOOK)
         await rig.settled()
     assert "HTTP 400" in failure.reason
+    assert failure.recipient is not None and failure.recipient.endswith("/webhooks")
     assert [d.answered for d in rig.receiver.deliveries] == [400, 204]
 
 

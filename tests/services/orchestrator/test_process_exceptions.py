@@ -181,6 +181,24 @@ def test_both_compensations_refused_raise_two_exceptions_and_hold_once() -> None
     ]
 
 
+def test_refusals_in_either_order_hold_once_and_raise_both() -> None:
+    cancelling = run(released(), packed(), booked(), cancelled())
+    first, second = (void_refused(), cancel_refused()), (cancel_refused(), void_refused())
+    for refusals in (first, second):
+        state = run(*refusals, state=cancelling)
+        assert state.stage == Stage.HELD and state.hold is not None
+        # Held by the first refusal; the second is raised beside it.
+        held_for = "void_refused" if refusals is first else "warehouse_cancel_refused"
+        assert state.hold.code == held_for
+        assert {e.code for e in state.open_exceptions} == {
+            "warehouse_cancel_refused",
+            "void_refused",
+        }
+        assert state.cancellation is not None
+        assert not state.cancellation.awaiting_warehouse
+        assert not state.cancellation.awaiting_void
+
+
 def test_a_refused_void_of_a_second_label_is_raised_and_the_order_goes_on() -> None:
     state = run(released(), packed(), booking_failed(retryable=True), booked(attempt=2))
     extra = step(state, booked(attempt=1, tracking="EXTRA1")).state

@@ -1,4 +1,4 @@
-"""Cancelling warehouse orders: cancelled, too late (dead letter), or before the WMS had it."""
+"""Cancelling warehouse orders: cancelled, too late (refused), or before the WMS had it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from waybill_contracts.commands import CancelWarehouseOrder
 from waybill_contracts.events import (
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
-    WarehouseOrderPacked,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
 )
 
 
@@ -46,24 +47,28 @@ async def test_cancelling_an_order_in_the_warehouse_reports_it_cancelled(
     assert await rig.dead_letters() == []
 
 
-async def test_cancel_after_shipping_is_dead_lettered_with_the_warehouse_reason(
+async def test_cancel_after_shipping_is_reported_refused_with_the_warehouse_reason(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     ref = "WH/OUT/00011"
     async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
         await rig.release(ref)
-        await rig.wait_for(WarehouseOrderPacked, ref)
+        await rig.wait_for(WarehouseOrderShipped, ref)
         await rig.wms.settle()  # the lifecycle ran to the end: the order has shipped
         await rig.send(cancel(ref))
+        [refused] = await rig.wait_for(WarehouseOrderCancelRefused, ref)
+        await rig.send(cancel(ref))  # asked again: refused again, reported once
         await rig.commands_settled()
         letters = await rig.dead_letters()
         cancelled = await rig.events(WarehouseOrderCancelled, ref)
-    assert cancelled == []
-    assert len(letters) == 1
-    assert letters[0].reason == "permanent error"
-    assert "can no longer be cancelled" in letters[0].error_message
-    assert ref in letters[0].error_message
-    assert [c.outcome for c in rig.wms.warehouse.cancellations] == ["refused"]
+        refusals = await rig.events(WarehouseOrderCancelRefused, ref)
+    order = rig.wms.warehouse.order_by_ref(ref)
+    assert order is not None and order.status == "shipped"
+    assert cancelled == [] and letters == []
+    assert len(refusals) == 1
+    assert "can no longer be cancelled" in refused.reason
+    assert refused.warehouse_order_id == order.order_id
+    assert [c.outcome for c in rig.wms.warehouse.cancellations] == ["refused", "refused"]
 
 
 async def test_cancel_before_the_warehouse_has_the_order_stops_a_later_release(

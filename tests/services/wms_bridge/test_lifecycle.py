@@ -14,6 +14,7 @@ from waybill_contracts.events import (
     WarehouseOrderCancelled,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
 from waybill_wms_bridge.lifecycle import inventory_fact, order_facts, stage_fact_id
@@ -64,7 +65,7 @@ def stages(order: WmsOrder) -> list[str]:
         ("accepted", ["accepted"]),
         ("picked", ["accepted", "picked"]),
         ("packed", ["accepted", "picked", "packed"]),
-        ("shipped", ["accepted", "picked", "packed"]),
+        ("shipped", ["accepted", "picked", "packed", "shipped"]),
         ("cancelled", ["accepted", "cancelled"]),
         ("on_a_truck_to_mars", ["accepted"]),
     ],
@@ -110,6 +111,26 @@ def test_a_short_pick_reports_only_the_short_lines_and_no_picked_fact() -> None:
     ]
     nothing = snapshot("short_picked", lines=[{**lines[0], "qty_picked": 0.0}])
     assert stages(nothing) == ["accepted", "short_picked"]
+
+
+def test_a_shipped_order_reports_the_shipped_quantities_and_time() -> None:
+    shipped_at = CREATED + timedelta(minutes=9)
+    lines = [
+        {"sku": "MUG-BLUE", "uom": "Units", "qty_ordered": 2.0, "qty_picked": 2.0,
+         "qty_shipped": 2.0},
+        {"sku": "TEA-EARL", "uom": "Units", "qty_ordered": 1.0, "qty_picked": 1.0,
+         "qty_shipped": 1.0},
+    ]  # fmt: skip
+    facts = order_facts(snapshot("shipped", lines=lines, shipped_at=shipped_at.isoformat()))
+    shipped = facts.facts[-1]
+    assert shipped.id == stage_fact_id("WH/OUT/00042", "shipped")
+    assert isinstance(shipped.message, WarehouseOrderShipped)
+    assert shipped.message.shipped_at == shipped_at
+    assert shipped.message.warehouse_order_id == "OO-000001"
+    assert [(line.sku, line.fulfilled.value) for line in shipped.message.lines] == [
+        ("MUG-BLUE", Decimal("2")),
+        ("TEA-EARL", Decimal("1")),
+    ]
 
 
 def test_packed_parcels_carry_sscc_weight_dimensions_and_contents() -> None:

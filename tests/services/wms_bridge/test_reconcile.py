@@ -60,7 +60,12 @@ async def test_reconciliation_recovers_every_stage_when_every_webhook_is_lost(
     kinds: dict[str, list[str]] = {}
     for _id, event in stored:
         kinds.setdefault(event.business_key(), []).append(type(event).__name__)
-    stages = ["WarehouseOrderAccepted", "WarehouseOrderPicked", "WarehouseOrderPacked"]
+    stages = [
+        "WarehouseOrderAccepted",
+        "WarehouseOrderPicked",
+        "WarehouseOrderPacked",
+        "WarehouseOrderShipped",
+    ]
     assert {ref: kinds[ref] for ref in refs} == {ref: stages for ref in refs}
     assert kinds[short][:2] == ["WarehouseOrderAccepted", "WarehouseOrderShortPicked"]
     assert "WarehouseOrderPicked" not in kinds[short]

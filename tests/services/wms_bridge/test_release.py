@@ -13,6 +13,7 @@ from waybill_contracts.events import (
     WarehouseOrderAccepted,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
 from waybill_contracts.model import Quantity
@@ -32,11 +33,12 @@ async def test_released_order_is_created_once_and_reported_accepted_picked_packe
     order = rig.wms.warehouse.order_by_ref("WH/OUT/00001")
     assert order is not None
     assert rig.wms.warehouse.creations["WH/OUT/00001"] == 1
-    # One event per stage, in the order the warehouse went through them; shipped has no event.
+    # One event per stage, in the order the warehouse went through them.
     assert [type(event) for event in stored] == [
         WarehouseOrderAccepted,
         WarehouseOrderPicked,
         WarehouseOrderPacked,
+        WarehouseOrderShipped,
     ]
     accepted, picked = stored[0], stored[1]
     assert isinstance(accepted, WarehouseOrderAccepted)

@@ -24,6 +24,7 @@ from waybill_contracts.events import (
     WarehouseOrderAccepted,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
 )
 from waybill_runtime.http import problem_middleware
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -238,6 +239,7 @@ async def test_a_lone_shipped_webhook_recovers_every_earlier_stage(
         WarehouseOrderAccepted,
         WarehouseOrderPicked,
         WarehouseOrderPacked,
+        WarehouseOrderShipped,
     ]
 
 
@@ -258,7 +260,12 @@ async def test_sandbox_repeating_or_reordering_webhooks_changes_nothing(
     by_ref: dict[str, list[str]] = {}
     for _id, event in stored:
         by_ref.setdefault(event.business_key(), []).append(type(event).__name__)
-    expected = ["WarehouseOrderAccepted", "WarehouseOrderPicked", "WarehouseOrderPacked"]
+    expected = [
+        "WarehouseOrderAccepted",
+        "WarehouseOrderPicked",
+        "WarehouseOrderPacked",
+        "WarehouseOrderShipped",
+    ]
     assert {ref: sorted(names) for ref, names in by_ref.items()} == {
         ref: sorted(expected) for ref in refs
     }

@@ -152,6 +152,10 @@ def derive(facts: OrderFacts) -> tuple[Stage, datetime | None]:
     cancel_at = facts.cancel_requested_at
     too_late_to_cancel = furthest is not None and rank(furthest) >= rank(Stage.SHIPPED)
     if cancel_at is not None and not too_late_to_cancel:
+        # Held after the cancellation: a compensation was refused (the goods left,
+        # the label was scanned), so the cancellation waits for a person.
+        if facts.held_at is not None and facts.held_at >= cancel_at:
+            return Stage.HELD, facts.held_at
         return _cancellation(facts, cancel_at)
     # Held after the order last moved on: a person must act. A later step
     # forward (the awaited fact came after all) means the order resumed.

@@ -22,7 +22,8 @@ service = Service(
     "notifier",
     settings_type=NotifierSettings,
     description="Tells customers and subscribed partners about their shipments",
-    buckets=(Bucket("workflow"),),
+    # contacts (personal data) and tracking pages expire; workflow keeps disabled endpoints.
+    buckets=(Bucket("workflow"), Bucket("contacts"), Bucket("tracking")),
     partners=(
         Partner("smtp", settings={"smtp_host": "$host", "smtp_port": "$port"}),
         # Outbound Standard Webhooks go to whoever subscribes; locally, one receiver.

@@ -52,6 +52,8 @@ class Step:
     send: Callable[[], Awaitable[Receipt]]
     on_gone: Callable[[str], Awaitable[None]] | None = None
     """Called with the reason when the provider says it is gone for good (HTTP 410)."""
+    recipient: str | None = None
+    """Where it goes (the customer's email, the endpoint's name), for NotificationFailed."""
 
 
 class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -245,4 +247,5 @@ def _failed(
         attempts=attempts,
         permanent=permanent,
         failed_at=datetime.now(UTC),
+        recipient=step.recipient,
     )

@@ -119,7 +119,12 @@ class Notifier:
             )
             return await self.mailer.send(message)
 
-        return Step(channel=NotificationChannel.EMAIL, channel_key="email", send=send)
+        return Step(
+            channel=NotificationChannel.EMAIL,
+            channel_key="email",
+            send=send,
+            recipient=contact.email,
+        )
 
     def _webhook_step(
         self, notification: Notification, contact: CustomerContact, endpoint: Endpoint
@@ -137,6 +142,7 @@ class Notifier:
             channel_key=f"webhook.{endpoint.key}",
             send=send,
             on_gone=gone,
+            recipient=endpoint.label,
         )
 
 
@@ -149,7 +155,11 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
     async with aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session:
         notifier = Notifier(
             settings=settings,
-            orders=OrderBook(runtime.buckets["workflow"]),
+            orders=OrderBook(
+                contacts=runtime.buckets["contacts"],
+                tracking=runtime.buckets["tracking"],
+                legacy=runtime.buckets["workflow"],
+            ),
             endpoints=EndpointRegistry(runtime.buckets["workflow"]),
             subscriptions=subscriptions,
             mailer=Mailer(settings),

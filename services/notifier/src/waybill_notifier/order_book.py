@@ -1,10 +1,16 @@
-"""What the notifier remembers per order and per shipment, in the workflow KV bucket.
+"""What the notifier remembers per order and per shipment, in KV buckets whose entries expire.
 
 Shipment events carry no customer: who to tell (name, email, language) and
-the order's sales channel come from the order released earlier, kept here
-under ``notifier.customer.<order>``. Only what notifications need is kept
-(no address, no phone). A carrier's tracking page, known from the booking,
-is kept under ``notifier.tracking.<shipment>`` for the milestone emails.
+the order's sales channel come from the order released earlier, kept in the
+``contacts`` bucket under ``notifier.customer.<order>``. Only what
+notifications need is kept (no address, no phone), and only for the
+contracts' ``contacts`` TTL: it is personal data. A carrier's tracking page,
+known from the booking, is kept in the ``tracking`` bucket under
+``notifier.tracking.<shipment>`` for the milestone emails.
+
+Up to contracts 1.0 both lived in the ``workflow`` bucket, which never
+expires. An entry still found there is moved to its bucket the first time it
+is read, so orders released before the upgrade are still notified.
 """
 
 from __future__ import annotations
@@ -64,34 +70,49 @@ class _TrackingPage(msgspec.Struct, frozen=True):
 class OrderBook:
     """Customer contacts per order and tracking pages per shipment."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(
+        self, *, contacts: KeyValue, tracking: KeyValue, legacy: KeyValue | None = None
+    ) -> None:
+        self._contacts = contacts
+        self._tracking = tracking
+        self._legacy = legacy
         self._encode = msgspec.json.Encoder().encode
         self._decode_contact = msgspec.json.Decoder(CustomerContact).decode
         self._decode_page = msgspec.json.Decoder(_TrackingPage).decode
 
     async def remember(self, contact: CustomerContact) -> None:
         """Keep (or refresh) an order's contact; the last release of an order wins."""
-        await self._kv.put(_contact_key(contact.order_ref), self._encode(contact))
+        await self._contacts.put(_contact_key(contact.order_ref), self._encode(contact))
 
     async def contact(self, order_ref: str) -> CustomerContact | None:
         """The contact of an order, or None while its release has not been seen."""
-        value = await self._get(_contact_key(order_ref))
+        value = await self._get(self._contacts, _contact_key(order_ref))
         return None if value is None else self._decode_contact(value)
 
     async def remember_tracking_page(self, shipment_id: str, url: str) -> None:
-        await self._kv.put(_tracking_key(shipment_id), self._encode(_TrackingPage(url)))
+        await self._tracking.put(_tracking_key(shipment_id), self._encode(_TrackingPage(url)))
 
     async def tracking_page(self, shipment_id: str) -> str | None:
-        value = await self._get(_tracking_key(shipment_id))
+        value = await self._get(self._tracking, _tracking_key(shipment_id))
         return None if value is None else self._decode_page(value).url
 
-    async def _get(self, key: str) -> bytes | None:
-        try:
-            entry = await self._kv.get(key)
-        except KeyNotFoundError:
-            return None
-        return entry.value or None
+    async def _get(self, kv: KeyValue, key: str) -> bytes | None:
+        value = await _value(kv, key)
+        if value is None and self._legacy is not None:
+            value = await _value(self._legacy, key)
+            if value is not None:
+                # Moved, not copied: what is left in the old bucket would never expire.
+                await kv.put(key, value)
+                await self._legacy.delete(key)
+        return value
+
+
+async def _value(kv: KeyValue, key: str) -> bytes | None:
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    return entry.value or None
 
 
 def _contact_key(order_ref: str) -> str:

@@ -178,15 +178,16 @@ def _complete_if_confirmed(
 
 
 def warehouse_refused(
-    state: OrderState,
-    at: Stage,
-    observed: Observed,
-    event: WarehouseOrderCancelRefused,
-    policy: Policy,
+    state: OrderState, observed: Observed, event: WarehouseOrderCancelRefused, policy: Policy
 ) -> Decision:
     """The warehouse will not cancel: the goods are gone, a person must stop them."""
     cancellation = state.cancellation
-    if at != Stage.CANCELLING or cancellation is None or not cancellation.awaiting_warehouse:
+    awaited = (
+        effective_stage(state) == Stage.CANCELLING
+        and cancellation is not None
+        and cancellation.awaiting_warehouse
+    )
+    if not awaited or cancellation is None:
         return ignore(state, "warehouse cancel refusal not awaited")
     problem = Problem(
         code=WAREHOUSE_CANCEL_REFUSED,
@@ -196,11 +197,11 @@ def warehouse_refused(
     )
     # No longer awaited (the answer is in), so a deadline does not re-send it.
     answered = msgspec.structs.replace(cancellation, awaiting_warehouse=False)
-    return hold(state, problem, observed, policy, resumable=False, cancellation=answered)
+    return _refused(state, problem, observed, policy, cancellation=answered)
 
 
 def void_refused(
-    state: OrderState, at: Stage, observed: Observed, event: ShipmentVoidRefused, policy: Policy
+    state: OrderState, observed: Observed, event: ShipmentVoidRefused, policy: Policy
 ) -> Decision:
     """The carrier will not void a label: it stays bought; ops must sort it out.
 
@@ -218,10 +219,30 @@ def void_refused(
     )
     cancellation = state.cancellation
     ours = state.shipment is not None and state.shipment.shipment_id == event.shipment_id
-    if at == Stage.CANCELLING and ours and cancellation is not None and cancellation.awaiting_void:
+    if (
+        ours
+        and effective_stage(state) == Stage.CANCELLING
+        and cancellation is not None
+        and cancellation.awaiting_void
+    ):
         answered = msgspec.structs.replace(cancellation, awaiting_void=False)
-        return hold(state, problem, observed, policy, resumable=False, cancellation=answered)
+        return _refused(state, problem, observed, policy, cancellation=answered)
     return flag(state, problem, observed, policy)
+
+
+def _refused(
+    state: OrderState,
+    problem: Problem,
+    observed: Observed,
+    policy: Policy,
+    *,
+    cancellation: Cancellation,
+) -> Decision:
+    """A compensation of a cancellation refused: hold the order; held already (the other
+    compensation was refused first), raise this one all the same."""
+    if state.stage == Stage.HELD:
+        return flag(state, problem, observed, policy, cancellation=cancellation)
+    return hold(state, problem, observed, policy, resumable=False, cancellation=cancellation)
 
 
 def stage_commands(state: OrderState) -> tuple[Message, ...]:

@@ -157,7 +157,9 @@ def _record_while_held(state: OrderState, observed: Observed, policy: Policy) ->
         )
         return update(state, observed, note="label voided for the held order", cancellation=voided)
     if isinstance(event, ShipmentVoidRefused):
-        return void_refused(state, state.stage, observed, event, policy)
+        return void_refused(state, observed, event, policy)
+    if isinstance(event, WarehouseOrderCancelRefused):
+        return warehouse_refused(state, observed, event, policy)
     return ignore(state, f"held for {state.hold.code}: waiting for a person")
 
 
@@ -225,9 +227,9 @@ def _advance(state: OrderState, at: Stage, observed: Observed, policy: Policy) -
     if isinstance(event, ShipmentBookingFailed):
         return shipping.booking_failed(state, at, observed, event, policy)
     if isinstance(event, WarehouseOrderCancelRefused):
-        return warehouse_refused(state, at, observed, event, policy)
+        return warehouse_refused(state, observed, event, policy)
     if isinstance(event, ShipmentVoidRefused):
-        return void_refused(state, at, observed, event, policy)
+        return void_refused(state, observed, event, policy)
     if isinstance(event, ShipmentVoided):
         shipment = state.shipment
         if at != Stage.CANCELLING or shipment is None or shipment.shipment_id != event.shipment_id:

@@ -2,8 +2,8 @@
 
 In: ``ReleaseToWarehouse`` and ``CancelWarehouseOrder`` commands, WMS webhooks
 on ``POST /webhooks/wms`` and a reconciliation poll. Out: warehouse-order
-events (accepted, picked, short-picked, packed, cancelled) and inventory
-adjustments. ``waybill run wms-bridge`` starts it through :func:`main`.
+events (accepted, picked, short-picked, packed, shipped, cancelled, cancel
+refused) and inventory adjustments. ``waybill run wms-bridge`` starts it through :func:`main`.
 """
 
 from __future__ import annotations

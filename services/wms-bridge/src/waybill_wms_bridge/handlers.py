@@ -20,5 +20,5 @@ async def release_to_warehouse(
 async def cancel_warehouse_order(
     command: CancelWarehouseOrder, ctx: HandlerContext[WmsBridgeSettings]
 ) -> None:
-    """Cancel the WMS order → WarehouseOrderCancelled (refused once packed: dead letter)."""
+    """Cancel the WMS order → WarehouseOrderCancelled or WarehouseOrderCancelRefused."""
     await ctx.resource(BRIDGE).orders.cancel(command.order_ref, cause=ctx.envelope)

@@ -13,8 +13,10 @@ cancellation time; picked/short-picked/packed carry the snapshot's
 ``updated_at``, which is exact for the stage the snapshot is in and an upper
 bound for earlier stages recovered from a later snapshot.
 
-The WMS's ``shipped`` stage has no contract event (Waybill records a shipment
-when the carrier label is booked), so it yields nothing of its own.
+The WMS's ``shipped`` stage is ``WarehouseOrderShipped`` (the goods left the
+dock, with the shipped quantities); Waybill's own shipped stage is Odoo
+recording the booked shipment, which this fact does not replace. A cancel the
+WMS refuses is ``WarehouseOrderCancelRefused``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from waybill_contracts.events import (
     InventoryAdjusted,
     WarehouseOrderAccepted,
     WarehouseOrderCancelled,
+    WarehouseOrderCancelRefused,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
 from waybill_contracts.model import (
@@ -53,6 +57,7 @@ __all__ = [
     "UnmappableWmsData",
     "WarehouseFact",
     "accepted_fact",
+    "cancel_refused_fact",
     "cancelled_fact",
     "inventory_fact",
     "order_facts",
@@ -134,11 +139,25 @@ def cancelled_fact(
     return _fact(message, order_ref, "cancelled")
 
 
-def _fulfilled(line: WmsOrderLine) -> FulfilledLine:
+def cancel_refused_fact(
+    order_ref: str, warehouse_order_id: str, reason: str, refused_at: datetime
+) -> WarehouseFact:
+    """The warehouse would not cancel the order (it has shipped)."""
+    message = WarehouseOrderCancelRefused(
+        order_ref=order_ref,
+        warehouse_order_id=warehouse_order_id,
+        reason=reason or "the warehouse refused the cancel",
+        refused_at=refused_at,
+    )
+    return _fact(message, order_ref, "cancel_refused")
+
+
+def _fulfilled(line: WmsOrderLine, done: float | None = None) -> FulfilledLine:
+    """``line`` with its picked quantity, or ``done`` (the shipped one) when given."""
     return FulfilledLine(
         sku=line.sku,
         ordered=_quantity(line.qty_ordered, line.uom),
-        fulfilled=_quantity(line.qty_picked, line.uom),
+        fulfilled=_quantity(line.qty_picked if done is None else done, line.uom),
     )
 
 
@@ -194,6 +213,17 @@ def _packing_fact(order: WmsOrder) -> WarehouseFact:
     return _fact(packed, ref, "packed")
 
 
+def _shipped_fact(order: WmsOrder) -> WarehouseFact:
+    ref = order.client_order_ref
+    shipped = WarehouseOrderShipped(
+        order_ref=ref,
+        warehouse_order_id=order.order_id,
+        lines=tuple(_fulfilled(line, line.qty_shipped) for line in order.lines),
+        shipped_at=order.shipped_at or order.updated_at,
+    )
+    return _fact(shipped, ref, "shipped")
+
+
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
     """The facts read from one order snapshot, and why reading stopped early, if it did."""
@@ -214,6 +244,8 @@ def order_facts(order: WmsOrder) -> OrderFacts:
             facts.append(_picking_fact(order))
         if order.status in _PACKED:
             facts.append(_packing_fact(order))
+        if order.status == OrderStatus.SHIPPED:
+            facts.append(_shipped_fact(order))
         if order.status == OrderStatus.CANCELLED:
             cancelled_at = order.cancelled_at or order.updated_at
             facts.append(cancelled_fact(ref, order.order_id, cancelled_at))

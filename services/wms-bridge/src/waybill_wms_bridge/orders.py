@@ -8,9 +8,9 @@ and one whose earlier attempt died mid-call looks the order up by ref first.
 Cancel: a cancel that finds no order in the WMS stores a tombstone under the
 same key, so a release still waiting in its retries (the WMS was down) does
 not create the order afterwards. A cancel the WMS refuses because the goods
-are already packed or shipped is a :class:`PermanentError`: the contract has
-no "cancel refused" event, announcing "cancelled" would be false, and the
-dead letter puts the order in front of operations with the WMS's reason.
+have already shipped is reported as ``WarehouseOrderCancelRefused`` with the
+WMS's reason (announcing "cancelled" would be false); the orchestrator puts
+the order in front of operations.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import msgspec
 from waybill_contracts import MessageContext
 from waybill_contracts.model import Order
 from waybill_runtime.idempotency import OnceOnly
-from waybill_runtime.outcomes import PermanentError
 from waybill_wms_bridge.ledger import FactLedger
-from waybill_wms_bridge.lifecycle import accepted_fact, cancelled_fact
+from waybill_wms_bridge.lifecycle import accepted_fact, cancel_refused_fact, cancelled_fact
 from waybill_wms_bridge.wms_client import WmsClient, WmsConflict
 from waybill_wms_bridge.wms_wire import (
     OrderStatus,
@@ -136,7 +135,7 @@ class WarehouseOrders:
             await self._client.cancel_order(found.order_id)
 
     async def cancel(self, order_ref: str, *, cause: MessageContext | None = None) -> None:
-        """Cancel the WMS order of ``order_ref`` and report it cancelled."""
+        """Cancel the WMS order of ``order_ref`` and report it cancelled, or refused."""
 
         async def find_or_tombstone() -> ReleasedOrder:
             return await self._look_up(order_ref) or NEVER_RELEASED
@@ -153,10 +152,16 @@ class WarehouseOrders:
         try:
             cancelled = await self._client.cancel_order(released.order_id)
         except WmsConflict as refused:
-            raise PermanentError(
-                f"order {order_ref} can no longer be cancelled in the warehouse "
-                f"(WMS order {released.order_id}): {refused.detail}; "
-                "stop it in the warehouse by hand"
-            ) from refused
+            log.warning(
+                "the WMS refused to cancel %s (order %s): %s",
+                order_ref,
+                released.order_id,
+                refused.detail,
+            )
+            fact = cancel_refused_fact(
+                order_ref, released.order_id, refused.detail, datetime.now(UTC)
+            )
+            await self._ledger.publish(fact, cause=cause)
+            return
         at = cancelled.cancelled_at or cancelled.updated_at
         await self._ledger.publish(cancelled_fact(order_ref, cancelled.order_id, at), cause=cause)

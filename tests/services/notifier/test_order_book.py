@@ -1,0 +1,70 @@
+"""Customer contacts and tracking pages live in buckets whose entries expire; the ones a 1.0
+notifier left in the workflow bucket are moved over when first needed."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import KeyNotFoundError
+
+from tests.services.notifier.harness import (
+    notifier_and_sinks,
+    notifier_running,
+    order_released,
+    shipment_booked,
+    shipment_id_of,
+    sinks,
+)
+from waybill_contracts import KV_TTL_S, SubjectMap
+from waybill_contracts.model import NotificationChannel
+from waybill_notifier.order_book import contact_of, key_token
+from waybill_runtime.bus.provisioning import ensure_bucket
+
+
+def contact_key(ref: str) -> str:
+    return f"notifier.customer.{key_token(ref)}"
+
+
+async def test_contacts_and_tracking_pages_are_kept_in_expiring_buckets_not_in_workflow(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    ref = "WH/OUT/00900"
+    subjects = SubjectMap(nats_prefix)
+    async with notifier_and_sinks(nc, nats_url, nats_prefix) as rig:
+        await rig.release(ref)
+        await rig.publish(shipment_booked(ref, tracking_url="https://track.example/TN9"))
+        await rig.wait_for_sent(1, NotificationChannel.EMAIL)
+        await rig.settled()
+    js = nc.jetstream()
+    contacts = await js.key_value(subjects.kv_bucket("contacts"))
+    tracking = await js.key_value(subjects.kv_bucket("tracking"))
+    workflow = await js.key_value(subjects.kv_bucket("workflow"))
+    stored = await contacts.get(contact_key(ref))
+    assert stored.value is not None and b"marie@example.com" in stored.value
+    page = await tracking.get(f"notifier.tracking.{key_token(shipment_id_of(ref))}")
+    assert page.value is not None and b"https://track.example/TN9" in page.value
+    with pytest.raises(KeyNotFoundError):
+        await workflow.get(contact_key(ref))
+    assert (await contacts.status()).ttl == pytest.approx(KV_TTL_S["contacts"])
+    assert (await tracking.status()).ttl == pytest.approx(KV_TTL_S["tracking"])
+
+
+async def test_a_contact_a_1_0_notifier_kept_in_workflow_is_moved_and_used(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    ref = "WH/OUT/00901"
+    subjects = SubjectMap(nats_prefix)
+    workflow = await ensure_bucket(nc.jetstream(), subjects.kv_bucket("workflow"))
+    released_before = order_released(ref, email="early@example.com")
+    await workflow.put(contact_key(ref), msgspec.json.encode(contact_of(released_before.order)))
+    async with sinks(nc, nats_prefix) as rig, notifier_running(rig, nats_url, nats_prefix):
+        # Only the booking comes now: the release was handled before the upgrade.
+        await rig.publish(shipment_booked(ref))
+        [sent] = await rig.wait_for_sent(1, NotificationChannel.EMAIL)
+        await rig.settled()
+    assert sent.recipient == "early@example.com"
+    with pytest.raises(KeyNotFoundError):
+        await workflow.get(contact_key(ref))
+    contacts = await nc.jetstream().key_value(subjects.kv_bucket("contacts"))
+    assert (await contacts.get(contact_key(ref))).value is not None
