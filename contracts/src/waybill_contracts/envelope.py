@@ -565,19 +565,31 @@ def validate(message: M) -> M:
     """``message``, once it satisfies its contract's constraints; :class:`MalformedBody` if not.
 
     msgspec checks constraints (lengths, patterns, ranges) when it decodes,
-    not when a struct is built in Python. An adapter that builds a message
-    from a partner's data calls this before publishing, so a bad value is
-    refused where it came in, naming the field, instead of being dead-lettered
-    by every consumer.
+    not when a struct is built in Python. The runtime's publisher checks
+    every message it sends (with :func:`check_body`, on the body it sends);
+    this is for code that wants the answer before it publishes.
     """
+    check_body(type(message), _ENCODER.encode(message))
+    return message
+
+
+def check_body(message_type: type[Message], body: bytes) -> None:
+    """:class:`MalformedBody` naming the field when ``body`` breaks ``message_type``'s contract.
+
+    ``body`` is the JSON :func:`encode` made of a message of that type: one
+    typed decode applies the constraints, with no second encode.
+    """
+    decoder = _DECODERS.get(message_type)
     try:
-        checked: M = msgspec.json.decode(_ENCODER.encode(message), type=type(message))
+        if decoder is None:
+            msgspec.json.decode(body, type=message_type)
+        else:
+            decoder.decode(body)
     except msgspec.ValidationError as error:
         text = str(error)
         raise MalformedBody(
-            f"{type(message).__name__} breaks its contract: {text}", field=_path_of(text) or "body"
+            f"{message_type.__name__} breaks its contract: {text}", field=_path_of(text) or "body"
         ) from None
-    return checked
 
 
 def _path_of(error_text: str) -> str:
