@@ -105,7 +105,7 @@ def test_headers_are_exactly_the_cloudevents_binary_set() -> None:
         "ce-subject": message.shipment.shipment_id,
         "ce-correlationid": message.shipment.order_ref,
         "ce-causationid": cause.id,
-        "content-type": "application/json",
+        "ce-datacontenttype": "application/json",
         "traceparent": TRACEPARENT,
         "tracestate": "a=b",
         "Nats-Msg-Id": context.id,
@@ -292,6 +292,7 @@ def test_a_message_without_headers_is_refused() -> None:
         ("ce-specversion", "0.3"),
         ("ce-time", "yesterday"),
         ("ce-time", "2025-03-14T09:30:00"),
+        ("ce-datacontenttype", "application/xml"),
         ("content-type", "application/xml"),
     ],
 )
@@ -311,7 +312,7 @@ def test_a_non_string_header_value_is_named() -> None:
 
 def test_content_type_with_parameters_is_accepted() -> None:
     subject, headers, body = _released()
-    headers["content-type"] = "application/json; charset=utf-8"
+    headers["ce-datacontenttype"] = "application/json; charset=utf-8"
     assert decode(subject, headers, body, SUBJECTS).message == example_of(OrderReleased)
 
 

@@ -84,9 +84,13 @@ def test_asyncapi_messages_are_the_contracts_with_cloudevents_headers() -> None:
         "ce-type",
         "ce-time",
     }
-    assert {"ce-correlationid", "ce-causationid", "traceparent", "Nats-Msg-Id"} <= set(
-        headers["properties"]
-    )
+    assert {
+        "ce-correlationid",
+        "ce-causationid",
+        "ce-datacontenttype",
+        "traceparent",
+        "Nats-Msg-Id",
+    } <= set(headers["properties"])
     for message_type in MESSAGE_TYPES:
         message = messages[message_type.__name__]
         ce_type = SUBJECTS.ce_type_for(message_type)

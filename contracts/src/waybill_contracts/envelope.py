@@ -1,33 +1,42 @@
-"""The envelope: CloudEvents 1.0 NATS binary-mode headers around a JSON body.
+"""The envelope: a typed message as a CloudEvent on NATS, following the NATS protocol binding.
 
 :func:`encode` turns a message and its context into what NATS sends
-(subject, headers, body); :func:`decode` turns what NATS delivered back into
-a typed message and its context. ``decode`` raises only
+(subject, headers, body): binary mode, every attribute a percent-encoded
+``ce-*`` header, the JSON body as the event's data. :func:`decode` turns
+what NATS delivered back into a typed message and its context; it also
+reads structured mode (``content-type: application/cloudevents+json``, the
+whole event in the body), header names in any case, and what Waybill wrote
+before it followed the binding to the letter (a bare ``content-type`` and
+raw header values, see :func:`_writes_raw_values`). ``decode`` raises only
 :class:`~waybill_contracts.errors.ContractError`, whatever arrives, so a
 consumer can dead-letter bad input instead of crashing.
 
 Both run on every message, so everything that can be prepared is prepared
-once at import: one JSON encoder, one typed decoder per message type.
+once at import: one JSON encoder, one typed decoder per message type, the
+``ce-type`` header of every type. The binding's value and name rules are in
+:mod:`waybill_contracts.binding`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import Meta
 
-from waybill_contracts import catalog
+from waybill_contracts import binding, catalog
 from waybill_contracts.errors import (
     ContractError,
     InvalidHeader,
     MalformedBody,
     MissingHeader,
+    UnknownType,
 )
 from waybill_contracts.messages import Message, QueryRequest
 from waybill_contracts.model import UtcDateTime
@@ -46,7 +55,9 @@ HEADER_TIME = "ce-time"
 HEADER_SUBJECT = "ce-subject"
 HEADER_CORRELATION_ID = "ce-correlationid"
 HEADER_CAUSATION_ID = "ce-causationid"
-HEADER_CONTENT_TYPE = "content-type"
+HEADER_DATA_CONTENT_TYPE = "ce-datacontenttype"
+HEADER_CONTENT_TYPE = binding.CONTENT_TYPE_HEADER
+"""Not written in binary mode; read to tell structured mode, and from messages of v1."""
 HEADER_TRACEPARENT = "traceparent"
 HEADER_TRACESTATE = "tracestate"
 HEADER_NATS_MSG_ID = "Nats-Msg-Id"
@@ -87,6 +98,11 @@ _ENCODER = msgspec.json.Encoder()
 M = TypeVar("M", bound=Message)
 _DECODERS: dict[type[Message], msgspec.json.Decoder[Message]] = {
     message_type: msgspec.json.Decoder(message_type) for message_type in catalog.MESSAGE_TYPES
+}
+# The ce-type header value of every message type, encoded once.
+_TYPE_HEADERS: dict[type[Message], str] = {
+    message_type: binding.encode_value(catalog.ce_type_for(message_type))
+    for message_type in catalog.MESSAGE_TYPES
 }
 
 
@@ -150,7 +166,12 @@ def format_time(moment: datetime) -> str:
 
 
 def encode(message: Message, context: MessageContext, subjects: SubjectMap) -> Encoded:
-    """The subject, CloudEvents headers and JSON body to publish ``message`` with."""
+    """The subject, CloudEvents headers (binary mode) and JSON body to publish ``message`` with.
+
+    Attribute values are percent-encoded as the binding says (values that
+    need none, the usual case, are sent as they are). ``Nats-Msg-Id`` is
+    the ``ce-id`` header exactly, so JetStream de-duplicates on the id.
+    """
     subject = subjects.subject_for(type(message))
     ce_type = catalog.ce_type_for(type(message))
     if context.type != ce_type:
@@ -158,24 +179,53 @@ def encode(message: Message, context: MessageContext, subjects: SubjectMap) -> E
             f"context type {context.type!r} does not match the message's {ce_type}",
             field=HEADER_TYPE,
         )
+    message_id, source, subject_key = context.id, context.source, context.subject
+    correlation_id, causation_id = context.correlation_id, context.causation_id
+    # One look at every value: Waybill's own ids and keys need no encoding.
+    if binding.needs_encoding(
+        f"{message_id}{source}{subject_key}{correlation_id}{causation_id or ''}"
+    ):
+        try:
+            message_id, source, subject_key, correlation_id = map(
+                binding.encode_value, (message_id, source, subject_key, correlation_id)
+            )
+            if causation_id is not None:
+                causation_id = binding.encode_value(causation_id)
+        except UnicodeEncodeError:
+            raise _not_unicode(context) from None
     headers = {
         HEADER_SPEC_VERSION: SPEC_VERSION,
-        HEADER_ID: context.id,
-        HEADER_SOURCE: context.source,
-        HEADER_TYPE: ce_type,
+        HEADER_ID: message_id,
+        HEADER_SOURCE: source,
+        HEADER_TYPE: _TYPE_HEADERS[type(message)],
         HEADER_TIME: format_time(context.time),
-        HEADER_SUBJECT: context.subject,
-        HEADER_CORRELATION_ID: context.correlation_id,
-        HEADER_CONTENT_TYPE: CONTENT_TYPE,
-        HEADER_NATS_MSG_ID: context.id,
+        HEADER_SUBJECT: subject_key,
+        HEADER_CORRELATION_ID: correlation_id,
+        HEADER_DATA_CONTENT_TYPE: CONTENT_TYPE,
+        HEADER_NATS_MSG_ID: message_id,
     }
-    if context.causation_id is not None:
-        headers[HEADER_CAUSATION_ID] = context.causation_id
+    if causation_id is not None:
+        headers[HEADER_CAUSATION_ID] = causation_id
+    # W3C trace context is not a CloudEvents attribute: its own format, sent as is.
     if context.traceparent is not None:
         headers[HEADER_TRACEPARENT] = context.traceparent
     if context.tracestate is not None:
         headers[HEADER_TRACESTATE] = context.tracestate
     return Encoded(subject, headers, _ENCODER.encode(message))
+
+
+def _not_unicode(context: MessageContext) -> InvalidHeader:
+    # Only a string holding a lone surrogate cannot be encoded: name the header.
+    for header, value in (
+        (HEADER_ID, context.id),
+        (HEADER_SOURCE, context.source),
+        (HEADER_SUBJECT, context.subject),
+        (HEADER_CORRELATION_ID, context.correlation_id),
+        (HEADER_CAUSATION_ID, context.causation_id or ""),
+    ):
+        if value.encode("utf-8", "replace").decode("utf-8") != value:
+            return InvalidHeader(f"{header} {value!r} is not valid Unicode text", field=header)
+    return InvalidHeader("the context holds text that is not valid Unicode")
 
 
 def decode(
@@ -195,6 +245,71 @@ def decode(
         raise ContractError(f"message could not be read: {error!r}") from error
 
 
+class _Attributes(msgspec.Struct, frozen=True):
+    """The CloudEvents attributes Waybill reads, by attribute name; None or "" when absent."""
+
+    specversion: str | None = None
+    id: str | None = None
+    source: str | None = None
+    type: str | None = None
+    time: str | None = None
+    subject: str | None = None
+    correlationid: str | None = None
+    causationid: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    datacontenttype: str | None = None
+
+
+# The headers of _Attributes' fields in binary mode, in field order (all but
+# datacontenttype, which decode checks on its own).
+_BINARY_HEADERS = (
+    HEADER_SPEC_VERSION,
+    HEADER_ID,
+    HEADER_SOURCE,
+    HEADER_TYPE,
+    HEADER_TIME,
+    HEADER_SUBJECT,
+    HEADER_CORRELATION_ID,
+    HEADER_CAUSATION_ID,
+    HEADER_TRACEPARENT,
+    HEADER_TRACESTATE,
+)
+# W3C trace context is not a CloudEvents attribute: never percent-decoded.
+_RAW_HEADERS = frozenset({HEADER_TRACEPARENT, HEADER_TRACESTATE})
+
+
+class _StructuredEvent(_Attributes, frozen=True):
+    """An event in the JSON event format; members Waybill does not read are ignored."""
+
+    data: msgspec.Raw = msgspec.Raw(b"")
+    data_base64: bytes | None = None
+
+
+_STRUCTURED_DECODER = msgspec.json.Decoder(_StructuredEvent)
+
+
+class _Mode(NamedTuple):
+    """How errors name what is wrong: a header in binary mode, a JSON member in structured mode."""
+
+    attribute_prefix: str
+    data_member: str
+    missing: type[ContractError]
+    invalid: type[ContractError]
+
+    def attribute(self, name: str) -> str:
+        return self.attribute_prefix + name
+
+    def data_field(self, path: str) -> str:
+        if not path:
+            return self.data_member
+        return f"{self.data_member}.{path}" if self.data_member != "body" else path
+
+
+_BINARY = _Mode(binding.ATTRIBUTE_PREFIX, "body", MissingHeader, InvalidHeader)
+_STRUCTURED = _Mode("", "data", MalformedBody, MalformedBody)
+
+
 def _decode(
     subject: str, headers: Mapping[str, str] | None, body: bytes, subjects: SubjectMap
 ) -> Decoded:
@@ -203,24 +318,126 @@ def _decode(
             f"message on {subject!r} has no headers: CloudEvents headers are required",
             field=HEADER_TYPE,
         )
-    ce_type = _required(headers, HEADER_TYPE)
-    message_type = catalog.message_type_for_ce_type(ce_type)
-    message_id = _required(headers, HEADER_ID)
-    spec_version = _required(headers, HEADER_SPEC_VERSION)
-    if spec_version != SPEC_VERSION:
-        raise InvalidHeader(
-            f"ce-specversion {spec_version!r} is not supported: expected {SPEC_VERSION}",
-            field=HEADER_SPEC_VERSION,
+    found = binding.binding_headers(headers)
+    content_type = found.get(HEADER_CONTENT_TYPE)
+    raw = False
+    if content_type is not None:  # structured mode, or a message of v1
+        content_type = _header(found, HEADER_CONTENT_TYPE, raw=True)
+        if binding.is_structured(content_type):
+            return _decode_structured(subject, found, content_type or "", body, subjects)
+        # In binary mode a content-type has no role of its own; one that is
+        # there must not contradict the JSON body all the same.
+        if content_type is not None and not _is_json(content_type):
+            raise InvalidHeader(
+                f"content-type {content_type!r} is not {CONTENT_TYPE}", field=HEADER_CONTENT_TYPE
+            )
+        raw = _writes_raw_values(found)
+    data_content_type = found.get(HEADER_DATA_CONTENT_TYPE)
+    if data_content_type is not None and data_content_type != CONTENT_TYPE:
+        data_content_type = _header(found, HEADER_DATA_CONTENT_TYPE, raw=False)
+        if data_content_type is not None and not _is_json(data_content_type):
+            raise InvalidHeader(
+                f"ce-datacontenttype {data_content_type!r} is not {CONTENT_TYPE}",
+                field=HEADER_DATA_CONTENT_TYPE,
+            )
+    try:
+        # One look at every value: Waybill's own messages need no decoding.
+        plain = raw or not binding.needs_decoding("".join(found.values()))
+    except TypeError:  # a value that is not a string: let _header name it
+        plain = False
+    if plain:
+        attributes = _Attributes(*map(found.get, _BINARY_HEADERS))
+    else:
+        attributes = _Attributes(
+            *(_header(found, name, raw or name in _RAW_HEADERS) for name in _BINARY_HEADERS)
         )
-    source = _required(headers, HEADER_SOURCE)
-    time = _parse_time(_required(headers, HEADER_TIME))
-    content_type = _optional(headers, HEADER_CONTENT_TYPE)
-    if content_type is not None and not _is_json(content_type):
+    return _decoded(subject, attributes, body, subjects, _BINARY)
+
+
+def _writes_raw_values(headers: Mapping[str, str]) -> bool:
+    """Whether the message comes from Waybill v1, which sent header values unencoded.
+
+    v1 sent the data content type as a bare ``content-type``; the binding
+    sends ``ce-datacontenttype``. Only that form is read raw, so a value of
+    v1 holding a ``%`` or a ``"`` reads back as it was written.
+    """
+    return HEADER_CONTENT_TYPE in headers and HEADER_DATA_CONTENT_TYPE not in headers
+
+
+def _header(headers: Mapping[str, str], name: str, raw: bool) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidHeader(f"header {name} must be a string, got {value!r}", field=name)
+    if not value:
+        return None
+    return value if raw else binding.decode_value(value, header=name)
+
+
+def _decode_structured(
+    subject: str,
+    headers: Mapping[str, str],
+    content_type: str,
+    body: bytes,
+    subjects: SubjectMap,
+) -> Decoded:
+    if binding.media_type(content_type) != binding.STRUCTURED_JSON:
         raise InvalidHeader(
-            f"content-type {content_type!r} is not {CONTENT_TYPE}", field=HEADER_CONTENT_TYPE
+            f"content-type {content_type!r}: of the structured formats only "
+            f"{binding.STRUCTURED_JSON} is read",
+            field=HEADER_CONTENT_TYPE,
         )
-    _check_subject_carries(subjects, subject, message_type, ce_type)
-    message = _decode_body(message_type, ce_type, body)
+    event = _read_json(
+        _STRUCTURED_DECODER, body, "the structured CloudEvent", lambda path: path or "body"
+    )
+    data_content_type = event.datacontenttype
+    if data_content_type and not _is_json(data_content_type):
+        raise MalformedBody(
+            f"datacontenttype {data_content_type!r} is not {CONTENT_TYPE}", field="datacontenttype"
+        )
+    if event.data_base64 is not None:
+        if event.data:
+            raise MalformedBody(
+                "the structured CloudEvent has both data and data_base64", field="data_base64"
+            )
+        data: bytes | msgspec.Raw = event.data_base64
+    elif event.data:
+        data = event.data
+    else:
+        raise MalformedBody("the structured CloudEvent has no data", field="data")
+    # Trace context in NATS headers is the transport's own and wins over the
+    # distributed-tracing extension members in the body.
+    traceparent = _header(headers, HEADER_TRACEPARENT, raw=True)
+    if traceparent is not None:
+        tracestate = _header(headers, HEADER_TRACESTATE, raw=True)
+        event = msgspec.structs.replace(event, traceparent=traceparent, tracestate=tracestate)
+    return _decoded(subject, event, data, subjects, _STRUCTURED)
+
+
+def _decoded(
+    subject: str,
+    attributes: _Attributes,
+    data: bytes | msgspec.Raw,
+    subjects: SubjectMap,
+    mode: _Mode,
+) -> Decoded:
+    ce_type, message_id, source = attributes.type, attributes.id, attributes.source
+    if not (ce_type and message_id and source and attributes.specversion and attributes.time):
+        raise _first_missing(attributes, mode)
+    try:
+        message_type = catalog.message_type_for_ce_type(ce_type)
+    except UnknownType as error:
+        raise UnknownType(str(error), field=mode.attribute("type")) from None
+    if attributes.specversion != SPEC_VERSION:
+        field = mode.attribute("specversion")
+        raise mode.invalid(
+            f"{field} {attributes.specversion!r} is not supported: expected {SPEC_VERSION}",
+            field=field,
+        )
+    time = _parse_time(attributes.time, mode)
+    _check_subject_carries(subjects, subject, message_type, ce_type, mode)
+    message = _read_json(_DECODERS[message_type], data, ce_type, mode.data_field)
     return Decoded(
         message,
         MessageContext(
@@ -228,50 +445,41 @@ def _decode(
             source=source,
             type=ce_type,
             time=time,
-            subject=_optional(headers, HEADER_SUBJECT) or message.business_key(),
-            correlation_id=(_optional(headers, HEADER_CORRELATION_ID) or message.correlation_key()),
-            causation_id=_optional(headers, HEADER_CAUSATION_ID),
-            traceparent=_optional(headers, HEADER_TRACEPARENT),
-            tracestate=_optional(headers, HEADER_TRACESTATE),
+            subject=attributes.subject or message.business_key(),
+            correlation_id=attributes.correlationid or message.correlation_key(),
+            causation_id=attributes.causationid or None,
+            traceparent=attributes.traceparent or None,
+            tracestate=attributes.tracestate or None,
         ),
     )
 
 
-def _optional(headers: Mapping[str, str], name: str) -> str | None:
-    # NATS header names are case-sensitive; the binding spells them in lower case.
-    value = headers.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidHeader(f"header {name} must be a string, got {value!r}", field=name)
-    return value or None
+def _first_missing(attributes: _Attributes, mode: _Mode) -> ContractError:
+    for attribute in ("type", "id", "specversion", "source", "time"):
+        if not getattr(attributes, attribute):
+            name = mode.attribute(attribute)
+            return mode.missing(f"required {name} is missing or empty", field=name)
+    raise AssertionError("no required attribute is missing")
 
 
-def _required(headers: Mapping[str, str], name: str) -> str:
-    value = _optional(headers, name)
-    if value is None:
-        raise MissingHeader(f"required header {name} is missing or empty", field=name)
-    return value
-
-
-def _parse_time(value: str) -> datetime:
+def _parse_time(value: str, mode: _Mode) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidHeader(
-            f"ce-time {value!r} is not an RFC 3339 timestamp", field=HEADER_TIME
-        ) from None
+        field = mode.attribute("time")
+        raise mode.invalid(f"{field} {value!r} is not an RFC 3339 timestamp", field=field) from None
     if moment.tzinfo is None:
-        raise InvalidHeader(f"ce-time {value!r} has no timezone offset", field=HEADER_TIME)
+        field = mode.attribute("time")
+        raise mode.invalid(f"{field} {value!r} has no timezone offset", field=field)
     return moment.astimezone(UTC)
 
 
 def _is_json(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() == CONTENT_TYPE
+    return binding.media_type(content_type) == CONTENT_TYPE
 
 
 def _check_subject_carries(
-    subjects: SubjectMap, subject: str, message_type: type[Message], ce_type: str
+    subjects: SubjectMap, subject: str, message_type: type[Message], ce_type: str, mode: _Mode
 ) -> None:
     # A subject of the map carries one type (a query subject: its request, or
     # the response on the way back). Inboxes and dead-letter subjects carry any.
@@ -280,10 +488,71 @@ def _check_subject_carries(
         return
     if issubclass(expected, QueryRequest) and expected.response_type is message_type:
         return
-    raise InvalidHeader(
+    raise mode.invalid(
         f"subject {subject} carries {catalog.ce_type_for(expected)}, not {ce_type}",
-        field=HEADER_TYPE,
+        field=mode.attribute("type"),
     )
+
+
+def attributes_of(headers: Mapping[str, str] | None, body: bytes) -> dict[str, str]:
+    """The CloudEvents attributes a message carries, by attribute name, as far as they can be read.
+
+    For tools that describe messages which may be broken (dead letters, the
+    audit trail): never raises. Binary mode: every ``ce-*`` header in any
+    case, decoded as the binding says (raw for messages of v1, whose
+    ``content-type`` counts as ``datacontenttype``); a value that does not
+    decode is kept as it came. Structured mode: the JSON event's members
+    other than the data, in their canonical string form.
+    """
+    if not isinstance(headers, Mapping):
+        return {}
+    try:
+        found = binding.binding_headers(headers)
+    except (ContractError, AttributeError):
+        found = {str(name).lower(): value for name, value in headers.items()}
+    content_type = found.get(HEADER_CONTENT_TYPE)
+    if isinstance(content_type, str) and binding.is_structured(content_type):
+        return _structured_attributes(body)
+    raw = _writes_raw_values(found)
+    attributes: dict[str, str] = {}
+    if raw and isinstance(content_type, str) and content_type:
+        attributes["datacontenttype"] = content_type
+    for name, value in found.items():
+        if not name.startswith(binding.ATTRIBUTE_PREFIX) or not isinstance(value, str) or not value:
+            continue
+        attribute = name.removeprefix(binding.ATTRIBUTE_PREFIX)
+        if not binding.is_attribute_name(attribute):
+            continue
+        if not raw:
+            # A value that does not decode is kept as it came: better than none.
+            with contextlib.suppress(ContractError):
+                value = binding.decode_value(value, header=name)
+        attributes[attribute] = value
+    return attributes
+
+
+def _structured_attributes(body: bytes) -> dict[str, str]:
+    try:
+        members = msgspec.json.decode(body)
+    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
+        return {}
+    if not isinstance(members, dict):
+        return {}
+    return {
+        name: _canonical(value)
+        for name, value in members.items()
+        if binding.is_attribute_name(name)
+        and name != "data"
+        and isinstance(value, str | int | bool)
+        and value != ""
+    }
+
+
+def _canonical(value: str | int | bool) -> str:
+    # The CloudEvents type system's canonical strings: Booleans in lower case.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 # msgspec reports where decoding failed as "... - at `$.path`"; the field named
@@ -296,39 +565,61 @@ def validate(message: M) -> M:
     """``message``, once it satisfies its contract's constraints; :class:`MalformedBody` if not.
 
     msgspec checks constraints (lengths, patterns, ranges) when it decodes,
-    not when a struct is built in Python. An adapter that builds a message
-    from a partner's data calls this before publishing, so a bad value is
-    refused where it came in, naming the field, instead of being dead-lettered
-    by every consumer.
+    not when a struct is built in Python. The runtime's publisher checks
+    every message it sends (with :func:`check_body`, on the body it sends);
+    this is for code that wants the answer before it publishes.
     """
+    check_body(type(message), _ENCODER.encode(message))
+    return message
+
+
+def check_body(message_type: type[Message], body: bytes) -> None:
+    """:class:`MalformedBody` naming the field when ``body`` breaks ``message_type``'s contract.
+
+    ``body`` is the JSON :func:`encode` made of a message of that type: one
+    typed decode applies the constraints, with no second encode.
+    """
+    decoder = _DECODERS.get(message_type)
     try:
-        checked: M = msgspec.json.decode(_ENCODER.encode(message), type=type(message))
+        if decoder is None:
+            msgspec.json.decode(body, type=message_type)
+        else:
+            decoder.decode(body)
     except msgspec.ValidationError as error:
         text = str(error)
         raise MalformedBody(
-            f"{type(message).__name__} breaks its contract: {text}", field=_field_of(text)
+            f"{message_type.__name__} breaks its contract: {text}", field=_path_of(text) or "body"
         ) from None
-    return checked
 
 
-def _field_of(error_text: str) -> str:
+def _path_of(error_text: str) -> str:
     at = _AT_PATH.search(error_text)
     path = at.group(1) if at else ""
     missing = _MISSING_FIELD.search(error_text)
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
-    return path or "body"
+    return path
 
 
-def _decode_body(message_type: type[Message], ce_type: str, body: bytes) -> Message:
+T = TypeVar("T")
+
+
+def _read_json(
+    decoder: msgspec.json.Decoder[T],
+    data: bytes | msgspec.Raw,
+    label: str,
+    field_for: Callable[[str], str],
+) -> T:
+    """``data`` decoded; :class:`MalformedBody` naming the field (``field_for`` of its path)."""
     try:
-        return _DECODERS[message_type].decode(body)
+        return decoder.decode(data)
     except msgspec.ValidationError as error:
-        field = _field_of(str(error))
-        raise MalformedBody(f"{ce_type} body is invalid at {field}: {error}", field=field) from None
+        field = field_for(_path_of(str(error)))
+        problem = f"is invalid at {field}: {error}"
     except msgspec.DecodeError as error:
-        raise MalformedBody(f"{ce_type} body is not JSON: {error}", field="body") from None
+        field, problem = field_for(""), f"is not JSON: {error}"
     except UnicodeDecodeError as error:
-        raise MalformedBody(f"{ce_type} body is not UTF-8: {error}", field="body") from None
+        field, problem = field_for(""), f"is not UTF-8: {error}"
     except TypeError as error:  # not bytes-like at all
-        raise MalformedBody(f"{ce_type} body is not bytes: {error}", field="body") from None
+        field, problem = field_for(""), f"is not bytes: {error}"
+    raise MalformedBody(f"{label} {field_for('')} {problem}", field=field)

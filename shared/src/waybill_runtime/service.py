@@ -353,7 +353,15 @@ class Service(Generic[S]):
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_drain, nc, events)
             js = nc.jetstream()
-            publisher = Publisher(nc, subjects, service=settings.service, metrics=metrics)
+            # The contracts say what this service may put on the bus; anything else
+            # is refused before it is sent (next: by NATS permissions too).
+            publisher = Publisher(
+                nc,
+                subjects,
+                service=settings.service,
+                metrics=metrics,
+                may_publish=self.publishes | self.sends,
+            )
             runtime = Runtime(
                 settings=settings,
                 subjects=subjects,

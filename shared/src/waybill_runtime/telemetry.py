@@ -34,7 +34,8 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-from waybill_contracts.envelope import HEADER_TRACEPARENT
+from waybill_contracts import MessageContext
+from waybill_contracts.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE
 from waybill_runtime.logs import mask_text
 from waybill_runtime.outcomes import error_type_name
 
@@ -45,6 +46,7 @@ __all__ = [
     "inject_trace",
     "process_span",
     "send_span",
+    "trace_headers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,20 @@ def inject_trace(headers: dict[str, str], context: Context | None = None) -> Non
 def extract_trace(headers: Mapping[str, str] | None) -> Context:
     """The trace context carried by message headers (empty if there is none)."""
     return propagate.extract(headers or {})
+
+
+def trace_headers(context: MessageContext) -> dict[str, str]:
+    """The W3C trace headers of a decoded message, in the spelling the propagator reads.
+
+    ``decode`` finds them in any case; the propagator looks for lower-case
+    names only, so a span's parent is taken from here, not from raw headers.
+    """
+    headers: dict[str, str] = {}
+    if context.traceparent:
+        headers[HEADER_TRACEPARENT] = context.traceparent
+        if context.tracestate:
+            headers[HEADER_TRACESTATE] = context.tracestate
+    return headers
 
 
 def _record_failure(span: Span, error: Exception) -> None:

@@ -4,6 +4,7 @@ once; dead letters with their reason; stuck orders found; the trail survives a r
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from tests.fixtures import v1_dead_letters
 from tests.services.auditor.journey import Journey, for_order, milestone, publish
 from waybill_auditor.app import build_service
 from waybill_contracts import MessageContext, SubjectMap, encode
@@ -223,6 +225,82 @@ async def test_dead_letters_are_recorded_with_their_reason(
     assert mine["error_type"] == "MalformedBody"
     assert mine["data"] == {"order_ref": 42}
     assert {d["service"] for d in by_order["dead_letters"]} == {"orchestrator", "auditor"}
+
+
+async def test_dead_letters_of_v1_and_of_odd_originals_are_recorded_alike(
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    ref = "SO/2024 Müller"
+    picked = for_order(WarehouseOrderPicked, ref)
+    context = Journey(ref).add(picked, start=datetime.now(UTC))
+    encoded = encode(
+        picked, msgspec.structs.replace(context, correlation_id=f"{ref} 100%"), subjects
+    )
+    shouting = {name.upper(): value for name, value in encoded.headers.items()}
+    structured = msgspec.json.encode(
+        {
+            "specversion": "1.0",
+            "id": "structured-1",
+            "source": "urn:partner:oms",
+            "type": context.type,
+            "time": context.time.isoformat(),
+            "correlationid": "order 7",
+            "data": msgspec.to_builtins(picked),
+        }
+    )
+    originals = [
+        (shouting, encoded.body),
+        ({"content-type": "application/cloudevents+json"}, structured),
+    ]
+    async with auditor(nats_url, nats_prefix, audit_db=str(tmp_path / "audit.sqlite")) as http:
+        js = nc.jetstream()
+        for recorded in v1_dead_letters():
+            await js.publish(
+                subjects.dlq_subject("wms-bridge"),
+                recorded["body"].encode(),
+                headers=recorded["headers"],
+            )
+        for sequence, (headers, body) in enumerate(originals, start=1):
+            letter = DeadLetter(
+                service="orchestrator",
+                consumer=subjects.durable("orchestrator", "events"),
+                reason="permanent error",
+                error_type="PermanentError",
+                error_message="no",
+                attempts=1,
+                failed_at=now_utc(),
+                original_subject=encoded.subject,
+                original_headers=headers,
+                original_body=body,
+                original_stream=subjects.events_stream.name,
+                original_sequence=sequence,
+            )
+            await write_dead_letter(js, subjects, letter)
+
+        async def letters() -> list[dict[str, Any]]:
+            _, body = await get(http, "/dead-letters")
+            return list(body["dead_letters"])
+
+        found = await eventually(letters, until=lambda found: len(found) == 4, what="4 letters")
+    by_id = {d["original_id"]: d for d in found}
+    v1_permanent = v1_dead_letters()[0]
+    old = by_id[json.loads(v1_permanent["body"])["original_headers"]["ce-id"]]
+    # v1 wrote header values raw: they are recorded as written.
+    assert (old["service"], old["reason"]) == ("wms-bridge", "permanent error")
+    assert (old["subject"], old["order_ref"]) == (ref, "WH/OUT/00042")
+    assert old["type"] == ReleaseToWarehouse.ce_type()
+    garbage = by_id["garbage-1"]
+    assert (garbage["reason"], garbage["source"]) == ("invalid message", "waybill/orchestrator")
+    # Header names of any case, values percent-encoded: read as the binding says.
+    odd = by_id[context.id]
+    assert (odd["subject"], odd["correlation_id"]) == (ref, f"{ref} 100%")
+    assert odd["order_ref"] == ref
+    assert odd["type"] == WarehouseOrderPicked.ce_type()
+    # A structured original: its attributes come from its body.
+    partner = by_id["structured-1"]
+    assert (partner["source"], partner["correlation_id"]) == ("urn:partner:oms", "order 7")
+    assert partner["order_ref"] == ref
 
 
 async def test_stages_only_move_forward_and_orders_past_their_deadline_are_stuck(

@@ -182,6 +182,44 @@ def _answer_slowly_after_buying(delay_s: float) -> object:
     return slow
 
 
+def _currency_in_words() -> object:
+    """The carrier names every currency in words: nothing an ISO 4217 code can hold."""
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: "dollars" if k == "currency" else rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(item) for item in value]
+        return value
+
+    @web.middleware
+    async def in_words(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if isinstance(response, web.Response) and response.content_type == "application/json":
+            body = response.body
+            if isinstance(body, bytes | bytearray):
+                response.body = msgspec.json.encode(rename(msgspec.json.decode(body)))
+        return response
+
+    return in_words
+
+
+async def test_a_carrier_answer_that_breaks_the_contract_is_dead_lettered_naming_the_field(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with carriers_and_router(
+        nc, nats_url, nats_prefix, innermost={"carrier-b": _currency_in_words()}
+    ) as rig:
+        await rig.send(booking("shp-odd-money"))
+        [letter] = await rig.wait_for_dead_letters()
+        await rig.commands_settled()
+        assert await rig.events(ShipmentBooked) == []  # nothing invalid reached the bus
+    assert letter.reason == "permanent error"
+    assert letter.attempts == 1  # refused for good: retrying cannot fix the carrier's data
+    assert "shipment.cost.currency" in letter.error_message
+    assert rig.purchases("shp-odd-money") == {"carrier-b": 1}
+
+
 async def test_purchase_whose_answer_is_lost_is_found_not_bought_again(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:

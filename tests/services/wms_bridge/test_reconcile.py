@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command
@@ -20,6 +21,7 @@ from waybill_contracts.events import (
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.wms import OutboundOrderRequest
+from waybill_sandboxes.wms.records import OrderStatus
 from waybill_wms_bridge.orders import order_request
 from waybill_wms_bridge.reconcile import WATERMARK_KEY, Watermark
 
@@ -154,3 +156,26 @@ async def test_an_order_the_wms_created_without_the_bridge_hearing_back_is_repor
         await rig.wait_for(WarehouseOrderPacked, ref)
     assert accepted[0].warehouse_order_id == created.order_id
     assert accepted[0].accepted_at == created.created_at.astimezone(UTC)
+
+
+async def test_an_order_whose_wms_values_break_the_contract_does_not_stop_the_poll(
+    nc: NatsClient, nats_url: str, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad, good = "WH/OUT/00080", "WH/OUT/00081"
+    async with wms_and_bridge(
+        nc, nats_url, nats_prefix, wms={"delivery": LOSE_EVERY_WEBHOOK}, **QUICK_POLLS
+    ) as rig:
+        rig.wms.lifecycle.hold(bad, "packed")
+        await rig.release(bad)
+        await rig.wait_for(WarehouseOrderPicked, bad)
+        order = rig.wms.warehouse.order_by_ref(bad)
+        assert order is not None
+        # Packed with a scale gone wrong, in one step (no poll can see it in between).
+        rig.wms.warehouse.advance(order.order_id, OrderStatus.PACKED)
+        order.parcels = [msgspec.structs.replace(p, weight_kg=-1.0) for p in order.parcels]
+        await rig.release(good)  # changed later: the poll reaches it after the bad one
+        await rig.wait_for(WarehouseOrderPacked, good)
+        assert await rig.events(WarehouseOrderPacked, bad) == []
+        assert await rig.dead_letters() == []
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconciling")]
+    assert refusals and all(bad in line and "weight_kg" in line for line in refusals)

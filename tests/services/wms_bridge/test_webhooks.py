@@ -227,6 +227,22 @@ async def test_reordered_webhooks_record_each_stage_once_in_stage_order(
     ]
 
 
+async def test_a_webhook_whose_values_break_the_contract_keeps_the_valid_facts_and_names_it(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    packed = msgspec.json.decode(offline_webhooks("WH/OUT/00035")["order.packed"])
+    packed["data"]["parcels"][0]["weight_kg"] = -1.0  # a scale that went wrong
+    body = msgspec.json.encode(packed)
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        status, problem = await rig.post_webhook(body)
+        stored = [event for _id, event in await rig.stored()]
+    assert status == 422
+    assert "parcels[0].weight_kg" in problem["detail"]
+    assert problem["event_id"] == packed["event_id"]
+    # What the snapshot says truly of earlier stages is stored; nothing invalid is.
+    assert [type(event) for event in stored] == [WarehouseOrderAccepted, WarehouseOrderPicked]
+
+
 async def test_a_lone_shipped_webhook_recovers_every_earlier_stage(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:

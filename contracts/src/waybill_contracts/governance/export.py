@@ -68,7 +68,7 @@ def _headers_schema() -> Json:
     text: Json = {"type": "string", "minLength": 1}
     return {
         "type": "object",
-        "description": "CloudEvents 1.0 NATS binding, binary mode.",
+        "description": "CloudEvents 1.0 NATS binding, binary mode; values percent-encoded.",
         "properties": {
             envelope.HEADER_SPEC_VERSION: {"type": "string", "const": envelope.SPEC_VERSION},
             envelope.HEADER_ID: {**text, "description": "Message id; equals Nats-Msg-Id."},
@@ -78,7 +78,7 @@ def _headers_schema() -> Json:
             envelope.HEADER_SUBJECT: {**text, "description": "Business key."},
             envelope.HEADER_CORRELATION_ID: {**text, "description": "Business transaction."},
             envelope.HEADER_CAUSATION_ID: {**text, "description": "ce-id of the cause."},
-            envelope.HEADER_CONTENT_TYPE: {"type": "string", "const": envelope.CONTENT_TYPE},
+            envelope.HEADER_DATA_CONTENT_TYPE: {"type": "string", "const": envelope.CONTENT_TYPE},
             envelope.HEADER_TRACEPARENT: {"type": "string", "description": "W3C traceparent."},
             envelope.HEADER_TRACESTATE: {"type": "string", "description": "W3C tracestate."},
             envelope.HEADER_NATS_MSG_ID: {**text, "description": "JetStream de-duplication."},

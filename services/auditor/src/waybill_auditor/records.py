@@ -14,18 +14,11 @@ from waybill_contracts import (
     MessageContext,
     MessageKind,
     SubjectMap,
+    binding,
     order_ref_of,
 )
 from waybill_contracts import decode as decode_message
-from waybill_contracts.envelope import (
-    HEADER_CAUSATION_ID,
-    HEADER_CORRELATION_ID,
-    HEADER_ID,
-    HEADER_NATS_MSG_ID,
-    HEADER_SOURCE,
-    HEADER_SUBJECT,
-    HEADER_TYPE,
-)
+from waybill_contracts.envelope import HEADER_NATS_MSG_ID, attributes_of
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, dead_letter_id
 
 DEAD_LETTER = "dead_letter"
@@ -104,8 +97,10 @@ def dead_letter_record(stored: StoredDeadLetter, *, subjects: SubjectMap) -> Aud
     """The record of a dead letter: why it failed, and the original's ids and body.
 
     The original may be unreadable (that is often why it is a dead letter), so
-    its ids come from its headers, and its order from its body when that can
-    be read, else from its correlation id.
+    its ids come from its CloudEvents attributes as far as they can be read
+    (any header case, percent-encoded or as v1 wrote them, structured mode),
+    and its order from its body when that can be read, else from its
+    correlation id.
     """
     letter = stored.letter
     headers = letter.original_headers
@@ -116,24 +111,27 @@ def dead_letter_record(stored: StoredDeadLetter, *, subjects: SubjectMap) -> Aud
         decoded = None
     if decoded is not None:
         order_ref = order_ref_of(decoded.message)
-    correlation_id = headers.get(HEADER_CORRELATION_ID) or None
+    attributes = attributes_of(headers, letter.original_body)
+    correlation_id = attributes.get("correlationid")
     failed_at = letter.failed_at.astimezone(UTC)
     return AuditRecord(
         id=dead_letter_id(letter),
         kind=DEAD_LETTER,
-        ce_type=headers.get(HEADER_TYPE, ""),
-        subject=headers.get(HEADER_SUBJECT, ""),
+        ce_type=attributes.get("type", ""),
+        subject=attributes.get("subject", ""),
         order_ref=order_ref or correlation_id,
         correlation_id=correlation_id,
-        causation_id=headers.get(HEADER_CAUSATION_ID) or None,
-        source=headers.get(HEADER_SOURCE, ""),
+        causation_id=attributes.get("causationid"),
+        source=attributes.get("source", ""),
         time=failed_at,
         stream=subjects.dlq_stream.name,
         stream_sequence=stored.sequence,
         nats_subject=letter.original_subject,
         body=letter.original_body,
         observation=Observation(at=failed_at),
-        original_id=headers.get(HEADER_ID) or headers.get(HEADER_NATS_MSG_ID) or None,
+        original_id=(
+            attributes.get("id") or binding.find_header(headers, HEADER_NATS_MSG_ID.lower()) or None
+        ),
         dl_service=letter.service,
         dl_consumer=letter.consumer,
         dl_reason=letter.reason,

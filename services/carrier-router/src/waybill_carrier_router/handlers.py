@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from waybill_carrier_router.booking import NotBooked, shipment_of
 from waybill_carrier_router.config import CarrierRouterSettings
-from waybill_carrier_router.contract_check import checked
 from waybill_carrier_router.router import ROUTER
 from waybill_carrier_router.tracking_book import TrackedShipment
 from waybill_carrier_router.voiding import VoidRefusal
@@ -50,15 +49,12 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
             failed_at=datetime.now(UTC),
         )
         await ctx.publish(
-            checked(failed),
-            fact_id=fact_id("shipment.booking_failed", command.shipment_id, ctx.message_id),
+            failed, fact_id=fact_id("shipment.booking_failed", command.shipment_id, ctx.message_id)
         )
         bookings.labels("none", "failed").inc()
         return
     purchase = outcome.purchase
-    booked = checked(
-        ShipmentBooked(shipment=shipment_of(command, purchase), booked_at=purchase.bought_at)
-    )
+    booked = ShipmentBooked(shipment=shipment_of(command, purchase), booked_at=purchase.bought_at)
     # Registered before it is announced, so the label's tracking webhooks find their order.
     await router.tracking.register(
         TrackedShipment(
@@ -94,9 +90,7 @@ async def void_shipment(command: VoidShipment, ctx: HandlerContext[CarrierRouter
             reason=receipt.reason,
             refused_at=receipt.refused_at,
         )
-        await ctx.publish(
-            checked(refused), fact_id=fact_id("shipment.void_refused", command.shipment_id)
-        )
+        await ctx.publish(refused, fact_id=fact_id("shipment.void_refused", command.shipment_id))
         return
     voided = ShipmentVoided(
         shipment_id=command.shipment_id,
@@ -105,4 +99,4 @@ async def void_shipment(command: VoidShipment, ctx: HandlerContext[CarrierRouter
         tracking_number=command.tracking_number,
         voided_at=receipt.voided_at,
     )
-    await ctx.publish(checked(voided), fact_id=fact_id("shipment.voided", command.shipment_id))
+    await ctx.publish(voided, fact_id=fact_id("shipment.voided", command.shipment_id))

@@ -17,7 +17,6 @@ import logging
 from aiohttp import web
 
 from waybill_carrier_router.carriers import BadTrackingPayload, TrackingWebhooks
-from waybill_carrier_router.contract_check import checked
 from waybill_carrier_router.router import CarrierRouter
 from waybill_carrier_router.tracking_book import TrackedShipment
 from waybill_contracts import fact_id
@@ -63,7 +62,7 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
             tracking_number=tracked.tracking_number,
             milestone=milestone,
         )
-        await publisher.publish(checked(reached), fact_id=milestone_fact_id(tracked, milestone))
+        await publisher.publish(reached, fact_id=milestone_fact_id(tracked, milestone))
 
     def receiver(carrier: str, hooks: TrackingWebhooks) -> web.RouteDef:
         async def receive(request: web.Request) -> web.Response:

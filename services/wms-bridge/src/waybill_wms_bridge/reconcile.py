@@ -28,6 +28,7 @@ import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from waybill_contracts import ContractError
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.lifecycle import order_facts
 from waybill_wms_bridge.wms_client import WmsClient
@@ -90,10 +91,15 @@ class Reconciler:
         try:
             for order in orders:  # oldest change first
                 found = order_facts(order)
-                recovered += await self._ledger.publish_all(found.facts)
-                if found.problem is not None:
+                problem = found.problem
+                try:
+                    recovered += await self._ledger.publish_all(found.facts)
+                except ContractError as error:
+                    # The publisher refused a fact, naming the field; those before it are stored.
+                    problem = f"the WMS data is not valid: {error}"
+                if problem is not None:
                     # Retrying cannot fix the WMS's data: say it loudly and move on.
-                    log.error("reconciling %s: %s", order.client_order_ref, found.problem)
+                    log.error("reconciling %s: %s", order.client_order_ref, problem)
                 if reached is None or order.updated_at > reached:
                     reached = order.updated_at
         finally:

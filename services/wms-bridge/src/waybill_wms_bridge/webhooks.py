@@ -21,6 +21,7 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from waybill_contracts import ContractError
 from waybill_runtime.http import ProblemError, read_json
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError, check_timestamp, verify_hmac_sha256
@@ -92,6 +93,14 @@ class WmsWebhookReceiver:
         facts, problem = self._facts(hook)
         try:
             new = await self._ledger.publish_all(facts)
+        except ContractError as error:
+            # The publisher refused a fact whose WMS values break the contract; the
+            # facts before it are stored. Sending the webhook again cannot fix it.
+            problem = f"the WMS data of {hook.event_type} is not valid: {error}"
+            log.error("WMS event %s only partly usable: %s", hook.event_id, problem)
+            raise ProblemError(
+                422, "Unprocessable Content", problem, event_id=hook.event_id
+            ) from None
         except Exception as error:
             if not is_transient(error):
                 raise

@@ -35,7 +35,7 @@ from waybill_runtime.logs import correlation_id_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
 from waybill_runtime.settings import RuntimeSettings
-from waybill_runtime.telemetry import process_span, tracing_active
+from waybill_runtime.telemetry import process_span, trace_headers, tracing_active
 
 if TYPE_CHECKING:
     from waybill_runtime.service import ResourceKey, Runtime
@@ -340,7 +340,7 @@ class Consumer:
                     template,
                     message_id=envelope.id,
                     consumer_group=self.durable,
-                    parent_headers=msg.headers or {},
+                    parent_headers=trace_headers(envelope),
                 )
                 if tracing_active()
                 else contextlib.nullcontext()

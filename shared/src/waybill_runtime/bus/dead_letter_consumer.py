@@ -12,19 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import msgspec
 from nats.aio.msg import Msg
 
 from waybill_runtime.bus.consumer import Consumer
-from waybill_runtime.bus.dead_letters import DeadLetter, StoredDeadLetter
+from waybill_runtime.bus.dead_letter_format import NotADeadLetter, read_dead_letter
+from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.pull import delivery_of
 from waybill_runtime.outcomes import backoff_delay
 
 log = logging.getLogger("waybill.bus")
 
 DeadLetterHandler = Callable[[StoredDeadLetter], Awaitable[None]]
-
-_decode = msgspec.json.Decoder(DeadLetter).decode
 
 
 @dataclass
@@ -38,8 +36,8 @@ class DeadLetterConsumer(Consumer):
         delivery = delivery_of(msg)
         attempt, sequence = delivery.attempt, delivery.stream_sequence
         try:
-            letter = _decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            letter = read_dead_letter(msg.headers, msg.data)
+        except NotADeadLetter as error:
             log.error(
                 "message %d on %s is not a dead letter: %s",
                 sequence,

@@ -4,7 +4,8 @@ A dead letter keeps the original subject, headers and body byte for byte,
 the error (type and message), the attempts made, the service and consumer
 that gave up, and when. It is published before the original message is
 terminated: if publishing fails, the original is redelivered instead, so no
-path loses a message.
+path loses a message. On the wire it is a CloudEvent
+(:mod:`waybill_runtime.bus.dead_letter_format`); letters of v1 are read too.
 """
 
 from __future__ import annotations
@@ -12,57 +13,43 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
 
 import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from waybill_contracts import SubjectMap
+from waybill_contracts import SubjectMap, binding
+from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID
+from waybill_runtime.bus.dead_letter_format import (
+    DeadLetter,
+    NotADeadLetter,
+    dead_letter_id,
+    dead_letter_message,
+    read_dead_letter,
+)
+
+__all__ = [
+    "REPLAYED_FROM_HEADER",
+    "DeadLetter",
+    "StoredDeadLetter",
+    "dead_letter_id",
+    "iter_dead_letters",
+    "now_utc",
+    "replay",
+    "subject_matches",
+    "write_dead_letter",
+]
 
 REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
-
-
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
-    """A message a service gave up on, with why."""
-
-    service: Annotated[str, msgspec.Meta(description="the service that gave up")]
-    consumer: Annotated[str, msgspec.Meta(description="durable consumer the message came from")]
-    reason: Annotated[
-        str,
-        msgspec.Meta(description="invalid message | permanent error | retries exhausted"),
-    ]
-    error_type: Annotated[str, msgspec.Meta(description="exception type, e.g. ContractError")]
-    error_message: Annotated[str, msgspec.Meta(description="what went wrong, one line")]
-    attempts: Annotated[int, msgspec.Meta(description="deliveries made, this one included")]
-    failed_at: Annotated[datetime, msgspec.Meta(description="when the service gave up (UTC)")]
-    original_subject: str
-    original_headers: dict[str, str] = {}
-    original_body: Annotated[bytes, msgspec.Meta(description="the body, byte for byte")] = b""
-    original_stream: str = ""
-    original_sequence: int = 0
-
-
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(DeadLetter).decode
-
-
-def dead_letter_id(letter: DeadLetter) -> str:
-    """Dedupe id: one dead letter per stored message, however often giving up is retried."""
-    return f"dlq:{letter.original_stream}:{letter.original_sequence}:{letter.attempts}"
 
 
 async def write_dead_letter(
     js: JetStreamContext, subjects: SubjectMap, letter: DeadLetter, *, timeout_s: float = 10.0
 ) -> None:
     """Publish ``letter`` to the service's dead-letter subject and wait for the ack."""
-    await js.publish(
-        subjects.dlq_subject(letter.service),
-        _encode(letter),
-        timeout=timeout_s,
-        headers={"Nats-Msg-Id": dead_letter_id(letter), "content-type": "application/json"},
-    )
+    headers, body = dead_letter_message(letter)
+    await js.publish(subjects.dlq_subject(letter.service), body, timeout=timeout_s, headers=headers)
 
 
 class StoredDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +90,11 @@ async def iter_dead_letters(
             raw = await js.get_msg(stream, sequence)
         except NotFoundError:
             return
-        yield StoredDeadLetter(sequence=sequence, letter=_decode(raw.data or b""))
+        try:
+            letter = read_dead_letter(raw.headers, raw.data or b"")
+        except NotADeadLetter:
+            return  # not written by Waybill; nothing to replay
+        yield StoredDeadLetter(sequence=sequence, letter=letter)
         return
     filter_subject = subjects.dlq_subject(service) if service else subjects.dlq_stream.subjects[0]
     config = ConsumerConfig(
@@ -125,8 +116,8 @@ async def iter_dead_letters(
                 return
             for msg in msgs:
                 try:
-                    letter = _decode(msg.data)
-                except msgspec.DecodeError:
+                    letter = read_dead_letter(msg.headers, msg.data)
+                except NotADeadLetter:
                     continue  # not written by Waybill; nothing to replay
                 if until is not None and letter.failed_at > until:
                     return
@@ -149,9 +140,16 @@ async def replay(
     idempotency still recognises the message.
     """
     letter = stored.letter
-    headers = dict(letter.original_headers)
-    original_id = headers.get("Nats-Msg-Id") or headers.get("ce-id") or "unknown"
-    headers["Nats-Msg-Id"] = f"{original_id}:replay:{stored.sequence}"
+    original = letter.original_headers
+    original_id = (
+        binding.find_header(original, HEADER_NATS_MSG_ID.lower())
+        or binding.find_header(original, HEADER_ID)
+        or "unknown"
+    )
+    # Whatever case the original spelled them in, these two are replaced.
+    replaced = {HEADER_NATS_MSG_ID.lower(), REPLAYED_FROM_HEADER.lower()}
+    headers = {name: value for name, value in original.items() if name.lower() not in replaced}
+    headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
     headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
     await js.publish(letter.original_subject, letter.original_body, headers=headers)
     if not keep:

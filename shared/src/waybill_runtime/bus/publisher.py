@@ -4,6 +4,14 @@ A message published while handling another inherits its correlation id and
 names it as its cause; a message that records a fact observed from outside
 (a webhook, a poll) carries an id derived from that fact, so JetStream drops
 the second observation (``Nats-Msg-Id`` = ``ce-id``).
+
+Nothing that breaks the contracts leaves: before anything is sent, each
+message's body is checked against its type's constraints (msgspec applies
+them only when decoding, so a struct built in Python from a partner's data
+can hold a 70-character code or a lower-case currency) and, when the
+publisher was given the types its service may publish, its type against
+that set. Either refusal is permanent for the consumer's outcome rules: a
+handler that tries is dead-lettered with the reason.
 """
 
 from __future__ import annotations
@@ -14,11 +22,16 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 
 from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
-from waybill_contracts.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE
+from waybill_contracts.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE, check_body
 from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTrace, OrderTraces
+from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.telemetry import send_span, tracing_active
+
+
+class NotAllowedToPublish(PermanentError):
+    """A service tried to publish a message type it does not declare; nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +56,9 @@ class Publisher:
         metrics: MetricsRegistry | None = None,
         ack_timeout_s: float = 10.0,
         order_traces: OrderTraces | None = None,
+        may_publish: frozenset[type[Message]] | None = None,
     ) -> None:
+        """``may_publish``: the message types this service may publish; None for any."""
         self._acks = PublishAcks(nc)
         # Facts observed from outside join their order's trace (with an SDK only);
         # the service sets it once it has provisioned the bucket.
@@ -53,8 +68,20 @@ class Publisher:
         self._source = f"waybill/{service}"
         self._metrics = metrics
         self._ack_timeout_s = ack_timeout_s
+        self._may_publish = may_publish
 
     def _prepare(self, out: Outgoing) -> tuple[str, dict[str, str], bytes, MessageContext]:
+        """Everything to send ``out`` with, once it is known that it may be sent.
+
+        :class:`NotAllowedToPublish` for a type outside ``may_publish``;
+        :class:`~waybill_contracts.MalformedBody` naming the field for a value
+        that breaks the contract (checked on the very body that is sent).
+        """
+        if self._may_publish is not None and type(out.message) not in self._may_publish:
+            raise NotAllowedToPublish(
+                f"{self._service} may not publish {type(out.message).__name__} "
+                f"({out.message.ce_type()}): it is not among the types the service declares"
+            )
         cause = out.cause
         context = new_context(
             out.message,
@@ -68,6 +95,7 @@ class Publisher:
             tracestate=cause.tracestate if cause is not None else None,
         )
         encoded = encode(out.message, context, self._subjects)
+        check_body(type(out.message), encoded.body)
         return encoded.subject, dict(encoded.headers), encoded.body, context
 
     async def publish(
@@ -122,7 +150,8 @@ class Publisher:
 
         Raises the first failure after all acks have settled; messages whose
         ack did arrive are stored, so the caller can simply publish the whole
-        batch again (their ids make the repeats duplicates).
+        batch again (their ids make the repeats duplicates). Every message is
+        checked before the first is sent: one refused message sends nothing.
         """
         outbound: list[Outbound] = []
         for out in batch:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from waybill_contracts import Decoded, Message, MessageContext, StreamSpec, SubjectMap, decode
+from waybill_runtime.bus.dead_letter_format import read_dead_letter
 from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.testing.waiting import eventually
 
@@ -65,8 +65,8 @@ async def stored_messages(
 async def dead_letters(nc: NatsClient, subjects: SubjectMap) -> list[DeadLetter]:
     """Every dead letter stored, oldest first."""
     return [
-        msgspec.json.decode(body, type=DeadLetter)
-        for _subject, _headers, body in await _raw_messages(nc, subjects.dlq_stream.name)
+        read_dead_letter(headers, body)
+        for _subject, headers, body in await _raw_messages(nc, subjects.dlq_stream.name)
     ]
 
 
