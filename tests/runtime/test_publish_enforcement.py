@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import MalformedBody, SubjectMap, fact_id
-from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_contracts.commands import BookShipment, ReleaseToWarehouse
 from waybill_contracts.events import ShipmentBooked, WarehouseOrderAccepted
 from waybill_contracts.examples import example_of
 from waybill_runtime.bus.consumer import HandlerContext
@@ -134,3 +134,26 @@ async def test_a_handler_publishing_a_broken_message_is_dead_lettered_with_the_f
     assert "warehouse_order_id" in letter.error_message
     assert letter.error_type == "waybill_contracts.errors.MalformedBody"
     assert await stream_count(nc, subjects.events_stream.name) == 0
+
+
+async def test_a_running_service_may_publish_only_what_its_declaration_allows(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+    # The contracts name the orchestrator, not the bridge, as the sender of bookings.
+    assert BookShipment not in service.sends
+    assert WarehouseOrderAccepted in service.publishes
+
+    @service.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
+        await ctx.publish(example_of(BookShipment))
+
+    subjects = SubjectMap(nats_prefix)
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix):
+        await send(nc, subjects, release_command("WH/OUT/4"))
+        [letter] = await eventually(
+            lambda: dead_letters(nc, subjects), until=lambda d: len(d) == 1, what="a dead letter"
+        )
+    assert letter.reason == "permanent error"
+    assert "wms-bridge" in letter.error_message and "BookShipment" in letter.error_message
+    assert await stream_count(nc, subjects.commands_stream.name) == 1  # the release only
