@@ -18,7 +18,7 @@ trap cleanup EXIT
 git clone --quiet "$root" "$work/waybill"
 cd "$work/waybill"
 make install >/dev/null
-.venv/bin/waybill new service parcel-desk --description "keeps a parcel desk's counts"
+.venv/bin/waybill new service dock-scheduler --description "plans dock slots for released orders"
 make lint
 make test PYTEST_ARGS="-q -p no:cacheprovider"
 
@@ -31,8 +31,8 @@ for _ in $(seq 1 180); do
   if ! kill -0 "$up_pid" 2>/dev/null; then break; fi
   sleep 1
 done
-if ! grep -q "^service parcel-desk: *http://" "$work/up.log"; then
-  echo "waybill up did not start parcel-desk:" >&2
+if ! grep -q "^service dock-scheduler: *http://" "$work/up.log"; then
+  echo "waybill up did not start dock-scheduler:" >&2
   cat "$work/up.log" >&2
   exit 1
 fi

@@ -35,7 +35,8 @@ def test_waybill_services_json_lists_every_service_with_what_it_does() -> None:
     result = waybill("services", "--json")
     assert result.returncode == 0, result.stderr
     by_name = {d["name"]: d for d in json.loads(result.stdout)}
-    assert set(by_name) == {
+    # The six of this repository (a scaffolded service may come on top).
+    assert set(by_name) >= {
         "odoo-gateway",
         "orchestrator",
         "wms-bridge",
