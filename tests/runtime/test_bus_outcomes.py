@@ -13,7 +13,8 @@ from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.bus.dead_letters import iter_dead_letters, replay
+from waybill_runtime.bus.dead_letters import iter_dead_letters
+from waybill_runtime.bus.replay import replay
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.service import Runtime, Service
 from waybill_runtime.settings import RuntimeSettings

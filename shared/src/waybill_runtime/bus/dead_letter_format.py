@@ -115,8 +115,16 @@ class NotADeadLetter(ValueError):
 
 
 def dead_letter_id(letter: DeadLetter) -> str:
-    """Dedupe id: one dead letter per stored message, however often giving up is retried."""
-    return f"dlq:{letter.original_stream}:{letter.original_sequence}:{letter.attempts}"
+    """Dedupe id: one dead letter per stored message and consumer that gave up on it.
+
+    The service and consumer are part of it: two services giving up on one
+    event leave two letters, while one consumer retrying its giving-up (the
+    term failed, say) leaves one.
+    """
+    return (
+        f"dlq:{letter.service}:{letter.consumer}:"
+        f"{letter.original_stream}:{letter.original_sequence}:{letter.attempts}"
+    )
 
 
 def dead_letter_message(letter: DeadLetter) -> tuple[dict[str, str], bytes]:

@@ -19,8 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from waybill_contracts import SubjectMap, binding
-from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID
+from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letter_format import (
     DeadLetter,
     NotADeadLetter,
@@ -30,18 +29,14 @@ from waybill_runtime.bus.dead_letter_format import (
 )
 
 __all__ = [
-    "REPLAYED_FROM_HEADER",
     "DeadLetter",
     "StoredDeadLetter",
     "dead_letter_id",
     "iter_dead_letters",
     "now_utc",
-    "replay",
     "subject_matches",
     "write_dead_letter",
 ]
-
-REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
 
 
 async def write_dead_letter(
@@ -123,37 +118,13 @@ async def iter_dead_letters(
                     return
                 if subject_filter and not subject_matches(letter.original_subject, subject_filter):
                     continue
+                if service is not None and letter.service != service:
+                    continue  # on the service's subject, but written by another
                 yield StoredDeadLetter(sequence=msg.metadata.sequence.stream, letter=letter)
             if msgs and msgs[-1].metadata.num_pending == 0:
                 return
     finally:
         await sub.unsubscribe()
-
-
-async def replay(
-    js: JetStreamContext, subjects: SubjectMap, stored: StoredDeadLetter, *, keep: bool = False
-) -> None:
-    """Put a dead-lettered message back on its original subject, then drop the dead letter.
-
-    The replay gets a fresh ``Nats-Msg-Id`` (the original id would be dropped as
-    a duplicate inside the stream's window) but keeps ``ce-id``, so handlers'
-    idempotency still recognises the message.
-    """
-    letter = stored.letter
-    original = letter.original_headers
-    original_id = (
-        binding.find_header(original, HEADER_NATS_MSG_ID.lower())
-        or binding.find_header(original, HEADER_ID)
-        or "unknown"
-    )
-    # Whatever case the original spelled them in, these two are replaced.
-    replaced = {HEADER_NATS_MSG_ID.lower(), REPLAYED_FROM_HEADER.lower()}
-    headers = {name: value for name, value in original.items() if name.lower() not in replaced}
-    headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
-    headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
-    await js.publish(letter.original_subject, letter.original_body, headers=headers)
-    if not keep:
-        await js.delete_msg(subjects.dlq_stream.name, stored.sequence)
 
 
 def now_utc() -> datetime:

@@ -1,0 +1,92 @@
+"""Replaying dead letters: only to Waybill event and command subjects, and on record.
+
+A dead letter is data anyone who can publish to the dead-letter stream can
+forge, and a replay publishes it with the operator's rights. So a letter is
+replayed only when its original subject is an event or command subject of
+the subject map and its ``ce-type`` is the type that subject carries;
+anything else (a ``$JS.API`` subject, a query, a reply inbox, a type that
+does not match) is refused with the reason (:class:`ReplayRefused`).
+
+The replayed message names the dead letter (``Waybill-Replayed-From``).
+"""
+
+from __future__ import annotations
+
+from nats.js.client import JetStreamContext
+
+from waybill_contracts import MessageKind, SubjectMap, binding
+from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID, attributes_of
+from waybill_runtime.bus.dead_letter_format import DeadLetter
+from waybill_runtime.bus.dead_letters import StoredDeadLetter
+
+__all__ = [
+    "REPLAYED_FROM_HEADER",
+    "ReplayRefused",
+    "refusal",
+    "replay",
+]
+
+REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
+"""On a replayed message: the dead letter's sequence in the dead-letter stream."""
+
+_REPLAYABLE = (MessageKind.EVENT, MessageKind.COMMAND)
+
+
+class ReplayRefused(Exception):
+    """This dead letter is not replayed; the text says why and what to do."""
+
+
+def refusal(subjects: SubjectMap, letter: DeadLetter) -> str | None:
+    """Why ``letter`` must not be replayed, or ``None`` when it may be."""
+    subject = letter.original_subject
+    message_type = subjects.find_message_type(subject)
+    if message_type is None or message_type.kind not in _REPLAYABLE:
+        return (
+            f"original subject {subject!r} is not an event or command subject of prefix "
+            f"{subjects.prefix!r}; only those are replayed (inspect it with `waybill dlq list`)"
+        )
+    expected = subjects.ce_type_for(message_type)
+    found = attributes_of(letter.original_headers, letter.original_body).get("type")
+    if found != expected:
+        return (
+            f"ce-type {found!r} does not match subject {subject!r}, which carries {expected!r}; "
+            "a forged or misrouted letter is not replayed"
+        )
+    return None
+
+
+async def replay(
+    js: JetStreamContext,
+    subjects: SubjectMap,
+    stored: StoredDeadLetter,
+    *,
+    keep: bool = False,
+) -> None:
+    """Put a dead-lettered message back on its original subject, then drop the dead letter.
+
+    :class:`ReplayRefused` (nothing published, the letter stays) when the
+    letter may not be replayed. The replay gets a fresh ``Nats-Msg-Id`` (the
+    original id would be dropped as a duplicate inside the stream's window)
+    but keeps ``ce-id``, so handlers' idempotency still recognises the message.
+    """
+    letter = stored.letter
+    reason = refusal(subjects, letter)
+    if reason is not None:
+        raise ReplayRefused(reason)
+    original = letter.original_headers
+    original_id = (
+        binding.find_header(original, HEADER_NATS_MSG_ID.lower())
+        or binding.find_header(original, HEADER_ID)
+        or "unknown"
+    )
+    # Whatever case the original spelled them in, these are replaced.
+    replaced = {
+        HEADER_NATS_MSG_ID.lower(),
+        REPLAYED_FROM_HEADER.lower(),
+    }
+    headers = {name: value for name, value in original.items() if name.lower() not in replaced}
+    headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
+    headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
+    await js.publish(letter.original_subject, letter.original_body, headers=headers)
+    if not keep:
+        await js.delete_msg(subjects.dlq_stream.name, stored.sequence)
