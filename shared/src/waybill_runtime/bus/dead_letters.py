@@ -25,6 +25,7 @@ from waybill_runtime.bus.dead_letter_format import (
     NotADeadLetter,
     dead_letter_id,
     dead_letter_message,
+    fit_within,
     read_dead_letter,
 )
 
@@ -40,11 +41,24 @@ __all__ = [
 
 
 async def write_dead_letter(
-    js: JetStreamContext, subjects: SubjectMap, letter: DeadLetter, *, timeout_s: float = 10.0
-) -> None:
-    """Publish ``letter`` to the service's dead-letter subject and wait for the ack."""
+    js: JetStreamContext,
+    subjects: SubjectMap,
+    letter: DeadLetter,
+    *,
+    max_payload: int | None = None,
+    timeout_s: float = 10.0,
+) -> DeadLetter:
+    """Publish ``letter`` to the service's dead-letter subject and wait for the ack.
+
+    With ``max_payload`` (the server's, ``nc.max_payload``) a letter that
+    would not fit is written with its body cut (:func:`fit_within`). Returns
+    the letter as written.
+    """
+    if max_payload is not None:
+        letter = fit_within(letter, max_payload)
     headers, body = dead_letter_message(letter)
     await js.publish(subjects.dlq_subject(letter.service), body, timeout=timeout_s, headers=headers)
+    return letter
 
 
 class StoredDeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,12 +7,15 @@ the subject map and its ``ce-type`` is the type that subject carries;
 anything else (a ``$JS.API`` subject, a query, a reply inbox, a type that
 does not match) is refused with the reason (:class:`ReplayRefused`).
 
-The replayed message names the dead letter (``Waybill-Replayed-From``).
+The replayed message names the dead letter (``Waybill-Replayed-From``). A
+letter whose body was cut to fit the server is replayed from the whole
+original, read from its stream.
 """
 
 from __future__ import annotations
 
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from waybill_contracts import MessageKind, SubjectMap, binding
 from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID, attributes_of
@@ -55,6 +58,21 @@ def refusal(subjects: SubjectMap, letter: DeadLetter) -> str | None:
     return None
 
 
+async def _whole_body(js: JetStreamContext, letter: DeadLetter) -> bytes:
+    if not letter.truncated:
+        return letter.original_body
+    try:
+        original = await js.get_msg(letter.original_stream, letter.original_sequence)
+    except NotFoundError:
+        raise ReplayRefused(
+            f"the letter holds only the first {len(letter.original_body)} of "
+            f"{letter.original_size} bytes and the original is no longer in stream "
+            f"{letter.original_stream} at sequence {letter.original_sequence}; it cannot be "
+            "replayed whole"
+        ) from None
+    return original.data or b""
+
+
 async def replay(
     js: JetStreamContext,
     subjects: SubjectMap,
@@ -73,6 +91,7 @@ async def replay(
     reason = refusal(subjects, letter)
     if reason is not None:
         raise ReplayRefused(reason)
+    body = await _whole_body(js, letter)
     original = letter.original_headers
     original_id = (
         binding.find_header(original, HEADER_NATS_MSG_ID.lower())
@@ -87,6 +106,6 @@ async def replay(
     headers = {name: value for name, value in original.items() if name.lower() not in replaced}
     headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
     headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
-    await js.publish(letter.original_subject, letter.original_body, headers=headers)
+    await js.publish(letter.original_subject, body, headers=headers)
     if not keep:
         await js.delete_msg(subjects.dlq_stream.name, stored.sequence)
