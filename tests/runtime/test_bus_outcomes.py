@@ -144,7 +144,7 @@ async def test_replay_puts_a_dead_letter_back_and_it_is_processed(
         warehouse_knows_sku = True  # the operator fixed the product master
         stored = [s async for s in iter_dead_letters(nc.jetstream(), subjects)]
         assert len(stored) == 1
-        await replay(nc.jetstream(), subjects, stored[0])
+        await replay(nc.jetstream(), subjects, stored[0], operator="test")
 
         async def done() -> list[str]:
             return processed

@@ -19,6 +19,7 @@ from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
+from waybill_runtime.bus.replay import replay_mark
 from waybill_runtime.declaration import Route
 from waybill_runtime.http import ReadinessCheck
 from waybill_runtime.service import ResourceKey, Runtime, Service
@@ -41,6 +42,7 @@ async def on_message(message: Message, ctx: HandlerContext[AuditorSettings]) -> 
         subjects=ctx.runtime.subjects,
         nats_subject=ctx.subject,
         stream_sequence=ctx.stream_sequence,
+        replay=replay_mark(ctx.headers),
     )
     await ctx.resource(TRAIL).record(record)
 

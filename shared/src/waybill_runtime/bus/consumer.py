@@ -61,6 +61,8 @@ class HandlerContext(Generic[S]):
     stream_sequence: int
     publisher: Publisher
     runtime: Runtime[S]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The message's NATS headers as they came (e.g. the marks of a replay)."""
 
     @property
     def settings(self) -> S:
@@ -357,6 +359,7 @@ class Consumer:
                     stream_sequence=delivery.stream_sequence,
                     publisher=self.publisher,
                     runtime=self.runtime,
+                    headers=msg.headers or {},
                 )
                 await handler(decoded.message, context)
         except asyncio.CancelledError:

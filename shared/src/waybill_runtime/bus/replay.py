@@ -7,32 +7,63 @@ the subject map and its ``ce-type`` is the type that subject carries;
 anything else (a ``$JS.API`` subject, a query, a reply inbox, a type that
 does not match) is refused with the reason (:class:`ReplayRefused`).
 
-The replayed message names the dead letter (``Waybill-Replayed-From``). A
-letter whose body was cut to fit the server is replayed from the whole
-original, read from its stream.
+The replayed message names the dead letter (``Waybill-Replayed-From``) and
+the operator who replayed it (``Waybill-Replayed-By``), which the auditor
+records in the order's timeline. A letter whose body was cut to fit the
+server is replayed from the whole original, read from its stream.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from typing import NamedTuple
+
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from waybill_contracts import MessageKind, SubjectMap, binding
+from waybill_contracts import ContractError, MessageKind, SubjectMap, binding
 from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID, attributes_of
 from waybill_runtime.bus.dead_letter_format import DeadLetter
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 
 __all__ = [
+    "REPLAYED_BY_HEADER",
     "REPLAYED_FROM_HEADER",
+    "ReplayMark",
     "ReplayRefused",
     "refusal",
     "replay",
+    "replay_mark",
 ]
 
 REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
 """On a replayed message: the dead letter's sequence in the dead-letter stream."""
+REPLAYED_BY_HEADER = "Waybill-Replayed-By"
+"""On a replayed message: the operator who replayed it (percent-encoded as ce- values are)."""
 
 _REPLAYABLE = (MessageKind.EVENT, MessageKind.COMMAND)
+
+
+class ReplayMark(NamedTuple):
+    """What a replayed message says about its replay."""
+
+    dead_letter: int
+    """The dead letter's sequence in the dead-letter stream."""
+    operator: str
+    """Who replayed it (``unknown`` for replays made before operators were named)."""
+
+
+def replay_mark(headers: Mapping[str, str]) -> ReplayMark | None:
+    """The replay a message's headers name, or ``None`` when it is not a replay."""
+    sequence = binding.find_header(headers, REPLAYED_FROM_HEADER.lower())
+    if sequence is None or not sequence.isdigit():
+        return None
+    operator = binding.find_header(headers, REPLAYED_BY_HEADER.lower()) or "unknown"
+    # Kept as it came when it does not decode: it still names someone.
+    with contextlib.suppress(ContractError):
+        operator = binding.decode_value(operator, header=REPLAYED_BY_HEADER)
+    return ReplayMark(dead_letter=int(sequence), operator=operator)
 
 
 class ReplayRefused(Exception):
@@ -78,9 +109,12 @@ async def replay(
     subjects: SubjectMap,
     stored: StoredDeadLetter,
     *,
+    operator: str,
     keep: bool = False,
 ) -> None:
     """Put a dead-lettered message back on its original subject, then drop the dead letter.
+
+    ``operator`` (who replays it) goes with the message, for the audit trail.
 
     :class:`ReplayRefused` (nothing published, the letter stays) when the
     letter may not be replayed. The replay gets a fresh ``Nats-Msg-Id`` (the
@@ -102,10 +136,12 @@ async def replay(
     replaced = {
         HEADER_NATS_MSG_ID.lower(),
         REPLAYED_FROM_HEADER.lower(),
+        REPLAYED_BY_HEADER.lower(),
     }
     headers = {name: value for name, value in original.items() if name.lower() not in replaced}
     headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
     headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
+    headers[REPLAYED_BY_HEADER] = binding.encode_value(operator)
     await js.publish(letter.original_subject, body, headers=headers)
     if not keep:
         await js.delete_msg(subjects.dlq_stream.name, stored.sequence)

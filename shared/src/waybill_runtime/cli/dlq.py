@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 from datetime import UTC, datetime
 
@@ -34,6 +35,30 @@ def _timestamp(text: str) -> datetime:
             f"{text!r} is not a time: use ISO 8601, e.g. 2026-11-27T08:00:00Z"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _operator(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 200 or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an operator name: use your name or login, printable, 1 to 200 "
+            "characters"
+        )
+    return name
+
+
+def default_operator() -> str:
+    """Who replays when ``--operator`` is not given: ``$WAYBILL_OPERATOR``, else the OS user."""
+    named = os.environ.get("WAYBILL_OPERATOR", "").strip()
+    if named:
+        return _operator(named)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise UserFacingError(
+            "cannot tell who is replaying (no OS user name): pass --operator NAME or set "
+            "WAYBILL_OPERATOR"
+        ) from None
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +111,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     _add_common(replaying)
     replaying.add_argument("--all", action="store_true", help="replay every dead letter")
+    replaying.add_argument(
+        "--operator",
+        type=_operator,
+        default=None,
+        help="who replays, recorded in the audit trail (default $WAYBILL_OPERATOR, else the "
+        "OS user)",
+    )
     replaying.add_argument(
         "--keep", action="store_true", help="leave the dead letters in the stream after replay"
     )
@@ -156,6 +188,11 @@ def run_replay(args: argparse.Namespace) -> int:
             "nothing selected: pass --seq, --subject, --service, --since/--until, or --all"
         )
 
+    try:
+        operator = args.operator or default_operator()
+    except argparse.ArgumentTypeError as error:
+        raise UserFacingError(f"WAYBILL_OPERATOR: {error}") from None
+
     async def replaying() -> int:
         nc, letters = await _select(args)
         refused = 0
@@ -168,7 +205,9 @@ def run_replay(args: argparse.Namespace) -> int:
                         if reason is not None:
                             raise ReplayRefused(reason)
                     else:
-                        await replay(nc.jetstream(), subjects, stored, keep=args.keep)
+                        await replay(
+                            nc.jetstream(), subjects, stored, operator=operator, keep=args.keep
+                        )
                 except ReplayRefused as error:
                     refused += 1
                     print(f"refused dead letter {stored.sequence}: {error}")
@@ -181,7 +220,10 @@ def run_replay(args: argparse.Namespace) -> int:
                         "try again with --seq"
                     )
                     continue
-                print(("would replay " if args.dry_run else "replayed ") + _describe(stored))
+                print(
+                    ("would replay " if args.dry_run else f"replayed (by {operator}) ")
+                    + _describe(stored)
+                )
         finally:
             await nc.close()
         done = len(letters) - refused
