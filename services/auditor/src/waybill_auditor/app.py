@@ -1,5 +1,9 @@
 """The auditor service: every event, command and dead letter into the audit trail; the API.
 
+It also turns JetStream's max-deliveries and terminated advisories into dead
+letters (:mod:`waybill_runtime.bus.advisories`): it watches everything
+already, so no message leaves a stream unrecorded while it runs.
+
 ``service`` is what `waybill run auditor` runs; :func:`build_service` makes
 another, independent declaration (tests start one per case).
 """
@@ -17,6 +21,7 @@ from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
+from waybill_runtime.bus.advisories import AdvisoryWatcher
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.replay import replay_mark
@@ -60,6 +65,17 @@ async def open_audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[A
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def watch_advisories(runtime: Runtime[AuditorSettings]) -> AsyncIterator[None]:
+    """Dead letters for messages no handler settled (JetStream's advisories), while running."""
+    watcher = AdvisoryWatcher(runtime.nc, runtime.js, runtime.subjects, runtime.metrics)
+    await watcher.start()
+    try:
+        yield
+    finally:
+        await watcher.stop()
+
+
 ROUTES = (
     Route("GET", "/orders/{ref:.+}/timeline", "operator", "an order's timeline"),
     Route("GET", "/orders", "operator", "orders by stage; stuck ones"),
@@ -84,6 +100,7 @@ def build_service() -> Service[AuditorSettings]:
         await runtime.resource(TRAIL).record(record)
 
     service.resource(TRAIL)(open_audit_trail)
+    service.runs(watch_advisories)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)
