@@ -17,6 +17,7 @@ from aiohttp import web
 
 from waybill_auditor.api import AuditApi
 from waybill_auditor.config import AuditorSettings
+from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
@@ -32,6 +33,7 @@ from waybill_runtime.service import ResourceKey, Runtime, Service
 NAME = "auditor"
 
 TRAIL = ResourceKey[AuditTrail]("audit-trail")
+COVERAGE = ResourceKey[ConsumerCoverage]("consumer-coverage")
 
 AUDITED_TYPES: tuple[type[Message], ...] = tuple(
     t for t in MESSAGE_TYPES if t.kind in (MessageKind.EVENT, MessageKind.COMMAND)
@@ -48,6 +50,7 @@ async def on_message(message: Message, ctx: HandlerContext[AuditorSettings]) -> 
         nats_subject=ctx.subject,
         stream_sequence=ctx.stream_sequence,
         replay=replay_mark(ctx.headers),
+        unconsumed=not await ctx.resource(COVERAGE).consumed(ctx.subject),
     )
     await ctx.resource(TRAIL).record(record)
 
@@ -76,6 +79,16 @@ async def watch_advisories(runtime: Runtime[AuditorSettings]) -> AsyncIterator[N
         await watcher.stop()
 
 
+@contextlib.asynccontextmanager
+async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[ConsumerCoverage]:
+    """What the other services' durable consumers take (the auditor's own do not count)."""
+    service = runtime.settings.service
+    own = frozenset(
+        runtime.subjects.durable(service, purpose) for purpose in ("events", "commands")
+    )
+    yield ConsumerCoverage(runtime.js, runtime.subjects, own=own)
+
+
 ROUTES = (
     Route("GET", "/orders/{ref:.+}/timeline", "operator", "an order's timeline"),
     Route("GET", "/orders", "operator", "orders by stage; stuck ones"),
@@ -93,6 +106,9 @@ def build_service() -> Service[AuditorSettings]:
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
+    # A message on a subject the contracts do not know comes to the auditor too,
+    # which dead-letters it ("invalid message"): reported, not left unread.
+    service.reads_whole_streams = True
 
     @service.handles_dead_letters
     async def on_dead_letter(stored: StoredDeadLetter, runtime: Runtime[AuditorSettings]) -> None:
@@ -100,6 +116,7 @@ def build_service() -> Service[AuditorSettings]:
         await runtime.resource(TRAIL).record(record)
 
     service.resource(TRAIL)(open_audit_trail)
+    service.resource(COVERAGE)(open_coverage)
     service.runs(watch_advisories)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
