@@ -130,6 +130,18 @@ async def test_two_services_giving_up_on_one_event_leave_two_letters(
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [row["letter"]["service"] for row in rows] == ["notifier"]
+    other = next(row["sequence"] for row in rows)
+    mismatched = await waybill(
+        "dlq",
+        "list",
+        "--service",
+        "wms-bridge",
+        "--seq",
+        str(other),
+        nats_url=nats_url,
+        prefix=nats_prefix,
+    )
+    assert "0 dead letter(s)" in mismatched.stdout, mismatched.stderr
 
     bad = await waybill("dlq", "list", "--service", "a.b", nats_url=nats_url, prefix=nats_prefix)
     assert bad.returncode != 0

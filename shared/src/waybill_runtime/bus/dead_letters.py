@@ -103,6 +103,8 @@ async def iter_dead_letters(
             letter = read_dead_letter(raw.headers, raw.data or b"")
         except NotADeadLetter:
             return  # not written by Waybill; nothing to replay
+        if service is not None and letter.service != service:
+            return
         yield StoredDeadLetter(sequence=sequence, letter=letter)
         return
     filter_subject = subjects.dlq_subject(service) if service else subjects.dlq_stream.subjects[0]
