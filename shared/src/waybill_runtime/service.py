@@ -193,9 +193,10 @@ class Service(Generic[S]):
         # A service whose effects only make sense now (messages to customers) must
         # not work through the events stream's history when first deployed.
         self.new_events_only = new_events_only
-        # A service that handles every type of a stream (the auditor) may read the
-        # whole stream: a message on a subject outside the contracts then reaches
-        # it, and fails to decode into a dead letter, instead of lying unread.
+        # A service that handles every type of a stream may read the whole
+        # stream: a message on a subject outside the contracts then reaches it
+        # (handled by its type, or dead-lettered if it does not decode) instead
+        # of lying unread.
         self.reads_whole_streams = False
         self.publishes, self.sends = publishable_types(name)
         self.handlers: dict[type[Message], Handler[S]] = {}

@@ -195,7 +195,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     async def replaying() -> int:
         nc, letters = await _select(args)
-        refused = 0
+        refused = failed = 0
         try:
             subjects = SubjectMap(args.prefix)
             for stored in letters:
@@ -213,7 +213,7 @@ def run_replay(args: argparse.Namespace) -> int:
                     print(f"refused dead letter {stored.sequence}: {error}")
                     continue
                 except (nats.errors.Error, OSError) as error:
-                    refused += 1
+                    failed += 1
                     print(
                         f"could not replay dead letter {stored.sequence} "
                         f"({type(error).__name__}: {error}); it stays in the dead-letter stream, "
@@ -226,11 +226,12 @@ def run_replay(args: argparse.Namespace) -> int:
                 )
         finally:
             await nc.close()
-        done = len(letters) - refused
+        done = len(letters) - refused - failed
         print(
             f"{done} dead letter(s) {'selected' if args.dry_run else 'replayed'}"
             + (f", {refused} refused" if refused else "")
+            + (f", {failed} failed" if failed else "")
         )
-        return 1 if refused else 0
+        return 1 if refused or failed else 0
 
     return asyncio.run(replaying())
