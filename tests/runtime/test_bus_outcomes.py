@@ -13,7 +13,8 @@ from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.bus.dead_letters import iter_dead_letters, replay
+from waybill_runtime.bus.dead_letters import iter_dead_letters
+from waybill_runtime.bus.replay import replay
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.service import Runtime, Service
 from waybill_runtime.settings import RuntimeSettings
@@ -143,7 +144,7 @@ async def test_replay_puts_a_dead_letter_back_and_it_is_processed(
         warehouse_knows_sku = True  # the operator fixed the product master
         stored = [s async for s in iter_dead_letters(nc.jetstream(), subjects)]
         assert len(stored) == 1
-        await replay(nc.jetstream(), subjects, stored[0])
+        await replay(nc.jetstream(), subjects, stored[0], operator="test")
 
         async def done() -> list[str]:
             return processed

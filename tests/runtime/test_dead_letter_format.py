@@ -23,6 +23,7 @@ from waybill_runtime.bus.dead_letter_format import (
     NotADeadLetter,
     dead_letter_id,
     dead_letter_message,
+    fit_within,
     read_dead_letter,
 )
 
@@ -180,3 +181,22 @@ def test_a_failure_text_that_is_not_valid_unicode_does_not_lose_the_letter() -> 
     headers, body = dead_letter_message(letter)
     binary_cloudevent(headers)
     assert read_dead_letter(headers, body).error_message == "bad byte ?"
+
+
+def test_a_letter_that_fits_is_kept_whole_and_one_that_does_not_is_cut_and_says_so() -> None:
+    headers, body = _waybill_original()
+    letter = _letter(headers, body)
+    assert fit_within(letter, 1024 * 1024) is letter
+    dl_headers, _ = dead_letter_message(letter)
+    assert "ce-deadlettertruncated" not in dl_headers
+
+    body += b" " * 20_000  # JSON may end in spaces
+    cut = fit_within(_letter(headers, body), 16_384)
+    assert cut.truncated and cut.original_size == len(body)
+    assert body.startswith(cut.original_body) and 0 < len(cut.original_body) < len(body)
+    cut_headers, cut_body = dead_letter_message(cut)
+    size = len(cut_body) + sum(len(k) + len(v) + 4 for k, v in cut_headers.items())
+    assert size <= 16_384
+    event = binary_cloudevent(cut_headers)
+    assert (event["deadlettertruncated"], event["deadlettersize"]) == ("true", str(len(body)))
+    assert read_dead_letter(cut_headers, cut_body) == cut

@@ -114,7 +114,9 @@ async def test_letters_of_v1_and_of_today_are_listed_watched_and_replayed(
             assert context.subject == ODD  # v1's raw header value, read as v1 wrote it
 
             # The v1 garbage goes back, fails again, and comes back as a CloudEvent.
-            again = await waybill("dlq", "replay", "--seq", "2", nats_url=url, prefix=PREFIX)
+            again = await waybill(
+                "dlq", "replay", "--seq", "2", "--operator", "Anna Ops", nats_url=url, prefix=PREFIX
+            )
             assert again.returncode == 0, again.stderr
             after = await eventually(
                 lambda: dead_letters(nc, subjects),
@@ -128,6 +130,7 @@ async def test_letters_of_v1_and_of_today_are_listed_watched_and_replayed(
                 **letters[1].original_headers,
                 "Nats-Msg-Id": "garbage-1:replay:2",
                 "Waybill-Replayed-From": "2",
+                "Waybill-Replayed-By": "Anna%20Ops",
             }
             event = binary_cloudevent(await _stored_headers(nc, subjects.dlq_stream.name, 4))
             assert (event["id"], event["deadletterreason"]) == ("garbage-1", "invalid message")

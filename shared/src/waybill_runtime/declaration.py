@@ -174,6 +174,8 @@ class Declaration(msgspec.Struct, frozen=True, kw_only=True):
     ports: dict[str, int]
     settings: list[DeclaredSetting]
     secrets: list[str]
+    reads_whole_streams: bool = False
+    """Its durables read the whole events/commands streams, not only the subjects it consumes."""
 
 
 def publishable_types(
@@ -233,6 +235,7 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
         consumes=sorted(consumes, key=lambda c: c.type),
         consumes_dead_letters=service.dead_letter_handler is not None,
         new_events_only=service.new_events_only,
+        reads_whole_streams=service.reads_whole_streams,
         publishes=_published(service.publishes, subjects),
         sends=_published(service.sends, subjects),
         queries=sorted(service.query_names()),

@@ -193,6 +193,11 @@ class Service(Generic[S]):
         # A service whose effects only make sense now (messages to customers) must
         # not work through the events stream's history when first deployed.
         self.new_events_only = new_events_only
+        # A service that handles every type of a stream may read the whole
+        # stream: a message on a subject outside the contracts then reaches it
+        # (handled by its type, or dead-lettered if it does not decode) instead
+        # of lying unread.
+        self.reads_whole_streams = False
         self.publishes, self.sends = publishable_types(name)
         self.handlers: dict[type[Message], Handler[S]] = {}
         self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None
@@ -441,12 +446,16 @@ class Service(Generic[S]):
             max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
         )
         for stream_key, types in self.types_by_stream().items():
-            stream = getattr(subjects, f"{stream_key}_stream").name
+            spec = getattr(subjects, f"{stream_key}_stream")
             await ensure_consumer(
                 js,
-                stream=stream,
+                stream=spec.name,
                 durable=subjects.durable(settings.service, stream_key),
-                filter_subjects=[subjects.subject_for(t) for t in types],
+                filter_subjects=(
+                    list(spec.subjects)
+                    if self.reads_whole_streams
+                    else [subjects.subject_for(t) for t in types]
+                ),
                 policy=policy,
                 new_messages_only=self.new_events_only and stream_key == "events",
             )

@@ -193,7 +193,9 @@ def test_a_failing_migration_step_leaves_the_version_where_it_was(tmp_path: Path
         with pytest.raises(sqlite3.OperationalError):
             migrate(conn, steps)
 
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        )
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert "ok" not in tables
     finally:

@@ -1,5 +1,9 @@
 """The auditor service: every event, command and dead letter into the audit trail; the API.
 
+It also turns JetStream's max-deliveries and terminated advisories into dead
+letters (:mod:`waybill_runtime.bus.advisories`): it watches everything
+already, so no message leaves a stream unrecorded while it runs.
+
 ``service`` is what `waybill run auditor` runs; :func:`build_service` makes
 another, independent declaration (tests start one per case).
 """
@@ -13,12 +17,15 @@ from aiohttp import web
 
 from waybill_auditor.api import AuditApi
 from waybill_auditor.config import AuditorSettings
+from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
+from waybill_runtime.bus.advisories import AdvisoryWatcher
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
+from waybill_runtime.bus.replay import replay_mark
 from waybill_runtime.declaration import Route
 from waybill_runtime.http import ReadinessCheck
 from waybill_runtime.service import ResourceKey, Runtime, Service
@@ -26,6 +33,7 @@ from waybill_runtime.service import ResourceKey, Runtime, Service
 NAME = "auditor"
 
 TRAIL = ResourceKey[AuditTrail]("audit-trail")
+COVERAGE = ResourceKey[ConsumerCoverage]("consumer-coverage")
 
 AUDITED_TYPES: tuple[type[Message], ...] = tuple(
     t for t in MESSAGE_TYPES if t.kind in (MessageKind.EVENT, MessageKind.COMMAND)
@@ -41,6 +49,8 @@ async def on_message(message: Message, ctx: HandlerContext[AuditorSettings]) -> 
         subjects=ctx.runtime.subjects,
         nats_subject=ctx.subject,
         stream_sequence=ctx.stream_sequence,
+        replay=replay_mark(ctx.headers),
+        unconsumed=not await ctx.resource(COVERAGE).consumed(ctx.subject),
     )
     await ctx.resource(TRAIL).record(record)
 
@@ -56,6 +66,27 @@ async def open_audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[A
         yield trail
     finally:
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def watch_advisories(runtime: Runtime[AuditorSettings]) -> AsyncIterator[None]:
+    """Dead letters for messages no handler settled (JetStream's advisories), while running."""
+    watcher = AdvisoryWatcher(runtime.nc, runtime.js, runtime.subjects, runtime.metrics)
+    await watcher.start()
+    try:
+        yield
+    finally:
+        await watcher.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[ConsumerCoverage]:
+    """What the other services' durable consumers take (the auditor's own do not count)."""
+    service = runtime.settings.service
+    own = frozenset(
+        runtime.subjects.durable(service, purpose) for purpose in ("events", "commands")
+    )
+    yield ConsumerCoverage(runtime.js, runtime.subjects, own=own)
 
 
 ROUTES = (
@@ -75,6 +106,9 @@ def build_service() -> Service[AuditorSettings]:
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
+    # A message on a subject the contracts do not know comes to the auditor too,
+    # which dead-letters it ("invalid message"): reported, not left unread.
+    service.reads_whole_streams = True
 
     @service.handles_dead_letters
     async def on_dead_letter(stored: StoredDeadLetter, runtime: Runtime[AuditorSettings]) -> None:
@@ -82,6 +116,8 @@ def build_service() -> Service[AuditorSettings]:
         await runtime.resource(TRAIL).record(record)
 
     service.resource(TRAIL)(open_audit_trail)
+    service.resource(COVERAGE)(open_coverage)
+    service.runs(watch_advisories)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)

@@ -86,6 +86,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX orders_by_stage ON orders (stage, since_s, order_ref)",
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_s REAL NOT NULL)",
     ),
+    # 2: replays (which dead letter, by whom) and messages no installed service consumes.
+    (
+        "ALTER TABLE messages ADD COLUMN replayed_from INTEGER",
+        "ALTER TABLE messages ADD COLUMN replayed_by TEXT",
+        "ALTER TABLE messages ADD COLUMN unconsumed INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 

@@ -20,6 +20,7 @@ from waybill_contracts import (
 from waybill_contracts import decode as decode_message
 from waybill_contracts.envelope import HEADER_NATS_MSG_ID, attributes_of
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, dead_letter_id
+from waybill_runtime.bus.replay import ReplayMark
 
 DEAD_LETTER = "dead_letter"
 KINDS = (MessageKind.EVENT.value, MessageKind.COMMAND.value, DEAD_LETTER)
@@ -52,6 +53,12 @@ class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
     dl_error_type: str | None = None
     dl_error_message: str | None = None
     dl_attempts: int | None = None
+    replayed_from: int | None = None
+    """For a replayed message: the dead letter's sequence it was replayed from."""
+    replayed_by: str | None = None
+    """For a replayed message: the operator who replayed it."""
+    unconsumed: bool = False
+    """No installed service but the auditor consumes this message's type."""
 
 
 class AuditRecord(StoredMessage, frozen=True, kw_only=True):
@@ -67,14 +74,28 @@ def message_record(
     subjects: SubjectMap,
     nats_subject: str,
     stream_sequence: int,
+    replay: ReplayMark | None = None,
+    unconsumed: bool = False,
 ) -> AuditRecord:
-    """The record of an event or command as it was delivered from its stream."""
+    """The record of an event or command as it was delivered from its stream.
+
+    A replayed message (``replay``) has the original's ``ce-id``, which the
+    trail holds already: it is recorded once more as the replay, with the
+    dead letter it came from, the operator and when the auditor saw it, and
+    tells nothing new about its order's progress.
+    """
     kind = message.kind.value
     stream = (
         subjects.events_stream if message.kind is MessageKind.EVENT else subjects.commands_stream
     )
+    observation = observe(message, envelope.time)
+    record_id, time = envelope.id, envelope.time
+    if replay is not None:
+        record_id = f"{envelope.id}:replay:{replay.dead_letter}"
+        time = datetime.now(UTC)
+        observation = Observation(at=time)
     return AuditRecord(
-        id=envelope.id,
+        id=record_id,
         kind=kind,
         ce_type=envelope.type,
         subject=envelope.subject,
@@ -82,14 +103,17 @@ def message_record(
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
         source=envelope.source,
-        time=envelope.time,
+        time=time,
         stream=stream.name,
         stream_sequence=stream_sequence,
         nats_subject=nats_subject,
         # The decoded body, encoded again: the same JSON the publisher sent for
         # every field the contracts know.
         body=_encode(message),
-        observation=observe(message, envelope.time),
+        observation=observation,
+        replayed_from=replay.dead_letter if replay is not None else None,
+        replayed_by=replay.operator if replay is not None else None,
+        unconsumed=unconsumed,
     )
 
 

@@ -29,7 +29,8 @@ _decode_facts = msgspec.json.Decoder(OrderFacts).decode
 _MESSAGE_COLUMNS = (
     "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, time_s, "
     "stream, stream_sequence, nats_subject, body, original_id, dl_service, dl_consumer, "
-    "dl_reason, dl_error_type, dl_error_message, dl_attempts"
+    "dl_reason, dl_error_type, dl_error_message, dl_attempts, replayed_from, replayed_by, "
+    "unconsumed"
 )
 _ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
 
@@ -75,6 +76,7 @@ def _message_from_row(row: sqlite3.Row) -> StoredMessage:
     values: dict[str, Any] = dict(row)
     values.pop("time_s", None)
     values["time"] = _parse_time(values["time"])
+    values["unconsumed"] = bool(values["unconsumed"])
     return StoredMessage(**values)
 
 
@@ -114,7 +116,7 @@ def _messages_of(
 def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Recorded:
     inserted = conn.execute(
         f"INSERT INTO messages ({_MESSAGE_COLUMNS}, recorded_at_s) "
-        "VALUES (" + ", ".join("?" * 22) + ") ON CONFLICT (id) DO NOTHING",
+        "VALUES (" + ", ".join("?" * 25) + ") ON CONFLICT (id) DO NOTHING",
         (
             record.id,
             record.kind,
@@ -137,6 +139,9 @@ def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Rec
             record.dl_error_type,
             record.dl_error_message,
             record.dl_attempts,
+            record.replayed_from,
+            record.replayed_by,
+            int(record.unconsumed),
             _time_s(now),
         ),
     ).rowcount

@@ -2,7 +2,9 @@
 
 ``waybill_audit_rows{kind}`` counts the rows stored (events, commands, dead
 letters), ``waybill_audit_duplicates_total{kind}`` the redeliveries recognised,
-``waybill_audit_orders{stage}`` the orders in each stage.
+``waybill_audit_orders{stage}`` the orders in each stage,
+``waybill_audit_unconsumed_total{type}`` the messages no service but the
+auditor consumes (:mod:`waybill_auditor.coverage`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class AuditTrail:
             "Messages delivered again that the audit trail already held.",
             ("kind",),
         )
+        self._unconsumed = metrics.counter(
+            "waybill_audit_unconsumed_total",
+            "Events and commands no service but the auditor consumes: stored, not acted on.",
+            ("type",),
+        )
         self._orders = metrics.gauge(
             "waybill_audit_orders", "Orders the auditor knows, by stage.", ("stage",)
         )
@@ -69,6 +76,8 @@ class AuditTrail:
             self._duplicates.labels(record.kind).inc()
             return False
         self._rows.labels(record.kind).inc()
+        if record.unconsumed:
+            self._unconsumed.labels(record.ce_type).inc()
         before, after = recorded.stage_before, recorded.stage_after
         if after is not None and before != after:
             if before is not None:

@@ -43,6 +43,12 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     stream_sequence: int
     data: Any
+    replayed_from: int | None = None
+    """A replay: the sequence of the dead letter it put back."""
+    replayed_by: str | None = None
+    """A replay: the operator who replayed it."""
+    unconsumed: bool = False
+    """No installed service but the auditor consumes this type."""
 
 
 class DeadLetterView(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +136,9 @@ def timeline_entry(message: StoredMessage, *, mask: bool) -> TimelineEntry:
         stream=message.stream,
         stream_sequence=message.stream_sequence,
         data=body_data(message.body, mask=mask),
+        replayed_from=message.replayed_from,
+        replayed_by=message.replayed_by,
+        unconsumed=message.unconsumed,
     )
 
 

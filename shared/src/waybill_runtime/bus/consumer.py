@@ -61,6 +61,8 @@ class HandlerContext(Generic[S]):
     stream_sequence: int
     publisher: Publisher
     runtime: Runtime[S]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The message's NATS headers as they came (e.g. the marks of a replay)."""
 
     @property
     def settings(self) -> S:
@@ -357,6 +359,7 @@ class Consumer:
                     stream_sequence=delivery.stream_sequence,
                     publisher=self.publisher,
                     runtime=self.runtime,
+                    headers=msg.headers or {},
                 )
                 await handler(decoded.message, context)
         except asyncio.CancelledError:
@@ -416,7 +419,11 @@ class Consumer:
             original_sequence=meta.sequence.stream,
         )
         try:
-            await write_dead_letter(self.js, self.subjects, letter)
+            # A message near the server's max_payload does not fit in a letter
+            # whole: the letter then keeps its start and points to the original.
+            letter = await write_dead_letter(
+                self.js, self.subjects, letter, max_payload=self.nc.max_payload
+            )
         except Exception as publish_error:
             # The dead letter is not stored: keep the original instead.
             log.error(
@@ -428,12 +435,18 @@ class Consumer:
                 await msg.nak(delay=backoff_delay(attempt, self.options.retry_backoff_s))
             return
         log.error(
-            "dead-lettered %s after %d attempt(s): %s (%s: %s)",
+            "dead-lettered %s after %d attempt(s): %s (%s: %s)%s",
             msg.subject,
             attempt,
             reason,
             letter.error_type,
             letter.error_message,
+            (
+                f"; body cut to {len(letter.original_body)} of {letter.original_size} bytes, "
+                f"the original is {letter.original_stream} #{letter.original_sequence}"
+                if letter.truncated
+                else ""
+            ),
         )
         if self.metrics is not None:
             self.metrics.handler(self.durable, self.subjects.subject_template(msg.subject)).record(

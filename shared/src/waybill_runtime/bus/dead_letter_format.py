@@ -18,7 +18,14 @@ runtime knows about the failure:
 ``deadletterstream``      the stream the original was stored in
 ``deadlettersequence``    its sequence there (Integer)
 ``deadletterheaders``     the original headers exactly (a JSON object)
+``deadlettertruncated``   ``true`` when the data is cut short (Boolean; only then)
+``deadlettersize``        the original body's size in bytes (Integer; only when cut)
 ========================  ===================================================
+
+A dead letter must fit the server's ``max_payload``: when the original body
+would not (:func:`fit_within`), the data keeps only its start, marked as
+truncated with the original size; the whole original stays in its stream at
+``deadletterstream``/``deadlettersequence``, where a replay reads it.
 
 The exact headers make a replay put back the very message that failed,
 whatever its shape (structured mode, headers of another case, no headers at
@@ -55,10 +62,12 @@ from waybill_contracts.envelope import (
 __all__ = [
     "DEAD_LETTER_TYPE",
     "EXTENSIONS",
+    "OPTIONAL_EXTENSIONS",
     "DeadLetter",
     "NotADeadLetter",
     "dead_letter_id",
     "dead_letter_message",
+    "fit_within",
     "read_dead_letter",
 ]
 
@@ -84,6 +93,12 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     original_body: Annotated[bytes, msgspec.Meta(description="the body, byte for byte")] = b""
     original_stream: str = ""
     original_sequence: int = 0
+    truncated: Annotated[
+        bool, msgspec.Meta(description="the body is only the start of the original's")
+    ] = False
+    original_size: Annotated[
+        int, msgspec.Meta(description="the original body's size in bytes, when truncated")
+    ] = 0
 
 
 EXTENSIONS: dict[str, str] = {
@@ -101,6 +116,16 @@ EXTENSIONS: dict[str, str] = {
 }
 """The extension attribute that carries each field of :class:`DeadLetter` but the body."""
 
+OPTIONAL_EXTENSIONS: dict[str, str] = {
+    "truncated": "deadlettertruncated",
+    "original_size": "deadlettersize",
+}
+"""Extension attributes present only when they say something (a truncated body)."""
+
+# Room kept under max_payload for what the size estimate does not count
+# (the protocol line, the truncation attributes themselves).
+_PAYLOAD_MARGIN = 1024
+
 # What marks a dead letter of this format (v1 letters have no ce- headers).
 _MARK = binding.ATTRIBUTE_PREFIX + EXTENSIONS["reason"]
 _TRACE_HEADERS = (HEADER_TRACEPARENT, HEADER_TRACESTATE)
@@ -115,8 +140,41 @@ class NotADeadLetter(ValueError):
 
 
 def dead_letter_id(letter: DeadLetter) -> str:
-    """Dedupe id: one dead letter per stored message, however often giving up is retried."""
-    return f"dlq:{letter.original_stream}:{letter.original_sequence}:{letter.attempts}"
+    """Dedupe id: one dead letter per stored message and consumer that gave up on it.
+
+    The service and consumer are part of it: two services giving up on one
+    event leave two letters, while one consumer retrying its giving-up (the
+    term failed, say) leaves one.
+    """
+    return (
+        f"dlq:{letter.service}:{letter.consumer}:"
+        f"{letter.original_stream}:{letter.original_sequence}:{letter.attempts}"
+    )
+
+
+def _message_size(headers: Mapping[str, str], body: bytes) -> int:
+    # NATS/1.0 line, "name: value" lines, the blank line, then the body.
+    lines = sum(len(name.encode()) + len(value.encode()) + 4 for name, value in headers.items())
+    return len(b"NATS/1.0\r\n") + lines + 2 + len(body)
+
+
+def fit_within(letter: DeadLetter, max_payload: int) -> DeadLetter:
+    """``letter``, or, when it would exceed ``max_payload`` bytes, the same with its body cut.
+
+    The cut letter says so (``truncated``, ``original_size``); the original
+    stays whole in its stream, which ``original_stream`` and
+    ``original_sequence`` point to.
+    """
+    headers, body = dead_letter_message(letter)
+    if _message_size(headers, body) + _PAYLOAD_MARGIN <= max_payload:
+        return letter
+    room = max(0, max_payload - _message_size(headers, b"") - 2 * _PAYLOAD_MARGIN)
+    return msgspec.structs.replace(
+        letter,
+        original_body=letter.original_body[:room],
+        truncated=True,
+        original_size=len(letter.original_body),
+    )
 
 
 def dead_letter_message(letter: DeadLetter) -> tuple[dict[str, str], bytes]:
@@ -146,7 +204,7 @@ def dead_letter_message(letter: DeadLetter) -> tuple[dict[str, str], bytes]:
 
 
 def _facts(letter: DeadLetter) -> dict[str, str]:
-    return {
+    facts = {
         EXTENSIONS["reason"]: letter.reason,
         EXTENSIONS["error_message"]: letter.error_message,
         EXTENSIONS["error_type"]: letter.error_type,
@@ -159,6 +217,10 @@ def _facts(letter: DeadLetter) -> dict[str, str]:
         EXTENSIONS["original_sequence"]: str(letter.original_sequence),
         EXTENSIONS["original_headers"]: _encode_headers(letter.original_headers).decode(),
     }
+    if letter.truncated:
+        facts[OPTIONAL_EXTENSIONS["truncated"]] = "true"
+        facts[OPTIONAL_EXTENSIONS["original_size"]] = str(letter.original_size)
+    return facts
 
 
 def _header_value(value: str) -> str:
@@ -195,6 +257,14 @@ def _read_cloudevent(headers: Mapping[str, str], body: bytes) -> DeadLetter:
             fields[field] = binding.decode_value(value, header=header)
         except ContractError as error:
             raise NotADeadLetter(str(error)) from None
+    for field, extension in OPTIONAL_EXTENSIONS.items():
+        header = binding.ATTRIBUTE_PREFIX + extension
+        value = binding.find_header(headers, header)
+        if value is not None:
+            try:
+                fields[field] = binding.decode_value(value, header=header)
+            except ContractError as error:
+                raise NotADeadLetter(str(error)) from None
     header = binding.ATTRIBUTE_PREFIX + EXTENSIONS["original_headers"]
     try:
         fields["original_headers"] = _decode_headers(str(fields["original_headers"]))
@@ -208,7 +278,7 @@ def _read_cloudevent(headers: Mapping[str, str], body: bytes) -> DeadLetter:
 
 def _named(error_text: str) -> str:
     # msgspec names the struct field ("- at `$.attempts`"): name its header instead.
-    for field, extension in EXTENSIONS.items():
+    for field, extension in (EXTENSIONS | OPTIONAL_EXTENSIONS).items():
         if f"`$.{field}`" in error_text:
             return binding.ATTRIBUTE_PREFIX + extension
     return "?"

@@ -19,37 +19,46 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from waybill_contracts import SubjectMap, binding
-from waybill_contracts.envelope import HEADER_ID, HEADER_NATS_MSG_ID
+from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letter_format import (
     DeadLetter,
     NotADeadLetter,
     dead_letter_id,
     dead_letter_message,
+    fit_within,
     read_dead_letter,
 )
 
 __all__ = [
-    "REPLAYED_FROM_HEADER",
     "DeadLetter",
     "StoredDeadLetter",
     "dead_letter_id",
     "iter_dead_letters",
     "now_utc",
-    "replay",
     "subject_matches",
     "write_dead_letter",
 ]
 
-REPLAYED_FROM_HEADER = "Waybill-Replayed-From"
-
 
 async def write_dead_letter(
-    js: JetStreamContext, subjects: SubjectMap, letter: DeadLetter, *, timeout_s: float = 10.0
-) -> None:
-    """Publish ``letter`` to the service's dead-letter subject and wait for the ack."""
+    js: JetStreamContext,
+    subjects: SubjectMap,
+    letter: DeadLetter,
+    *,
+    max_payload: int | None = None,
+    timeout_s: float = 10.0,
+) -> DeadLetter:
+    """Publish ``letter`` to the service's dead-letter subject and wait for the ack.
+
+    With ``max_payload`` (the server's, ``nc.max_payload``) a letter that
+    would not fit is written with its body cut (:func:`fit_within`). Returns
+    the letter as written.
+    """
+    if max_payload is not None:
+        letter = fit_within(letter, max_payload)
     headers, body = dead_letter_message(letter)
     await js.publish(subjects.dlq_subject(letter.service), body, timeout=timeout_s, headers=headers)
+    return letter
 
 
 class StoredDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +103,8 @@ async def iter_dead_letters(
             letter = read_dead_letter(raw.headers, raw.data or b"")
         except NotADeadLetter:
             return  # not written by Waybill; nothing to replay
+        if service is not None and letter.service != service:
+            return
         yield StoredDeadLetter(sequence=sequence, letter=letter)
         return
     filter_subject = subjects.dlq_subject(service) if service else subjects.dlq_stream.subjects[0]
@@ -123,37 +134,13 @@ async def iter_dead_letters(
                     return
                 if subject_filter and not subject_matches(letter.original_subject, subject_filter):
                     continue
+                if service is not None and letter.service != service:
+                    continue  # on the service's subject, but written by another
                 yield StoredDeadLetter(sequence=msg.metadata.sequence.stream, letter=letter)
             if msgs and msgs[-1].metadata.num_pending == 0:
                 return
     finally:
         await sub.unsubscribe()
-
-
-async def replay(
-    js: JetStreamContext, subjects: SubjectMap, stored: StoredDeadLetter, *, keep: bool = False
-) -> None:
-    """Put a dead-lettered message back on its original subject, then drop the dead letter.
-
-    The replay gets a fresh ``Nats-Msg-Id`` (the original id would be dropped as
-    a duplicate inside the stream's window) but keeps ``ce-id``, so handlers'
-    idempotency still recognises the message.
-    """
-    letter = stored.letter
-    original = letter.original_headers
-    original_id = (
-        binding.find_header(original, HEADER_NATS_MSG_ID.lower())
-        or binding.find_header(original, HEADER_ID)
-        or "unknown"
-    )
-    # Whatever case the original spelled them in, these two are replaced.
-    replaced = {HEADER_NATS_MSG_ID.lower(), REPLAYED_FROM_HEADER.lower()}
-    headers = {name: value for name, value in original.items() if name.lower() not in replaced}
-    headers[HEADER_NATS_MSG_ID] = f"{original_id}:replay:{stored.sequence}"
-    headers[REPLAYED_FROM_HEADER] = str(stored.sequence)
-    await js.publish(letter.original_subject, letter.original_body, headers=headers)
-    if not keep:
-        await js.delete_msg(subjects.dlq_stream.name, stored.sequence)
 
 
 def now_utc() -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
-from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters, replay
+from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters
+from waybill_runtime.bus.replay import ReplayRefused, refusal, replay
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.stack import check_nats_reachable
 
@@ -35,6 +37,30 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _operator(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 200 or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an operator name: use your name or login, printable, 1 to 200 "
+            "characters"
+        )
+    return name
+
+
+def default_operator() -> str:
+    """Who replays when ``--operator`` is not given: ``$WAYBILL_OPERATOR``, else the OS user."""
+    named = os.environ.get("WAYBILL_OPERATOR", "").strip()
+    if named:
+        return _operator(named)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise UserFacingError(
+            "cannot tell who is replaying (no OS user name): pass --operator NAME or set "
+            "WAYBILL_OPERATOR"
+        ) from None
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nats-url",
@@ -46,7 +72,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("WAYBILL_SUBJECT_PREFIX", "waybill"),
         help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
     )
-    parser.add_argument("--service", help="only dead letters of this service")
+    parser.add_argument(
+        "--service", help="only dead letters of this service (the one that gave up)"
+    )
     parser.add_argument(
         "--subject", help="only messages whose original subject matches (NATS wildcards * and >)"
     )
@@ -76,11 +104,20 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description=(
             "Publish the selected dead letters again on their original subjects, then remove "
             "them from the dead-letter stream. Select with --seq, --subject, --service and/or "
-            "--since/--until; with none of them nothing is replayed unless --all is given."
+            "--since/--until; with none of them nothing is replayed unless --all is given. "
+            "Only letters whose original is a Waybill event or command of its own ce-type are "
+            "replayed; any other is refused (one line each, exit status 1), the rest go on."
         ),
     )
     _add_common(replaying)
     replaying.add_argument("--all", action="store_true", help="replay every dead letter")
+    replaying.add_argument(
+        "--operator",
+        type=_operator,
+        default=None,
+        help="who replays, recorded in the audit trail (default $WAYBILL_OPERATOR, else the "
+        "OS user)",
+    )
     replaying.add_argument(
         "--keep", action="store_true", help="leave the dead letters in the stream after replay"
     )
@@ -96,6 +133,11 @@ async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDead
         subjects = SubjectMap(args.prefix)
     except ValueError as error:
         raise UserFacingError(f"--prefix {args.prefix!r} is not valid: {error}") from None
+    if args.service is not None:
+        try:
+            subjects.dlq_subject(args.service)
+        except ValueError as error:
+            raise UserFacingError(f"--service {args.service!r} is not valid: {error}") from None
     nc = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=0)
     letters = [
         stored
@@ -146,17 +188,50 @@ def run_replay(args: argparse.Namespace) -> int:
             "nothing selected: pass --seq, --subject, --service, --since/--until, or --all"
         )
 
+    try:
+        operator = args.operator or default_operator()
+    except argparse.ArgumentTypeError as error:
+        raise UserFacingError(f"WAYBILL_OPERATOR: {error}") from None
+
     async def replaying() -> int:
         nc, letters = await _select(args)
+        refused = failed = 0
         try:
             subjects = SubjectMap(args.prefix)
             for stored in letters:
-                if not args.dry_run:
-                    await replay(nc.jetstream(), subjects, stored, keep=args.keep)
-                print(("would replay " if args.dry_run else "replayed ") + _describe(stored))
+                try:
+                    if args.dry_run:
+                        reason = refusal(subjects, stored.letter)
+                        if reason is not None:
+                            raise ReplayRefused(reason)
+                    else:
+                        await replay(
+                            nc.jetstream(), subjects, stored, operator=operator, keep=args.keep
+                        )
+                except ReplayRefused as error:
+                    refused += 1
+                    print(f"refused dead letter {stored.sequence}: {error}")
+                    continue
+                except (nats.errors.Error, OSError) as error:
+                    failed += 1
+                    print(
+                        f"could not replay dead letter {stored.sequence} "
+                        f"({type(error).__name__}: {error}); it stays in the dead-letter stream, "
+                        "try again with --seq"
+                    )
+                    continue
+                print(
+                    ("would replay " if args.dry_run else f"replayed (by {operator}) ")
+                    + _describe(stored)
+                )
         finally:
             await nc.close()
-        print(f"{len(letters)} dead letter(s) {'selected' if args.dry_run else 'replayed'}")
-        return 0
+        done = len(letters) - refused - failed
+        print(
+            f"{done} dead letter(s) {'selected' if args.dry_run else 'replayed'}"
+            + (f", {refused} refused" if refused else "")
+            + (f", {failed} failed" if failed else "")
+        )
+        return 1 if refused or failed else 0
 
     return asyncio.run(replaying())

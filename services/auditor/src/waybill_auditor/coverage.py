@@ -1,0 +1,79 @@
+"""Which messages some service consumes: the durable consumers on the bus, not the declarations.
+
+A message no consumer but the auditor's reads is stored in its stream and
+otherwise ignored: a command whose owner is not deployed is work nobody
+does. The auditor flags such a message in the trail (``unconsumed``) and
+counts it (``waybill_audit_unconsumed_total{type}``).
+
+The truth is what runs: the durable consumers of the events and commands
+streams and their subject filters (an auditor deployed alone knows no other
+service's declaration). They are read again every :data:`REFRESH_S`, and at
+most every :data:`RECHECK_S` when a subject no consumer takes comes along
+(a service that has just started).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from nats.js.client import JetStreamContext
+
+from waybill_contracts import SubjectMap
+from waybill_runtime.bus.dead_letters import subject_matches
+
+log = logging.getLogger("waybill.auditor")
+
+REFRESH_S = 60.0
+RECHECK_S = 5.0
+
+
+class ConsumerCoverage:
+    """Answers "does a durable consumer other than the auditor's take this subject?"."""
+
+    def __init__(self, js: JetStreamContext, subjects: SubjectMap, *, own: frozenset[str]) -> None:
+        self.js, self.subjects, self.own = js, subjects, own
+        self._filters: tuple[str, ...] = ()
+        self._read_at = float("-inf")
+        self._warned: set[str] = set()
+
+    async def _read(self) -> None:
+        filters: list[str] = []
+        for stream in (self.subjects.events_stream, self.subjects.commands_stream):
+            for info in await self.js.consumers_info(stream.name):
+                config = info.config
+                if config.durable_name is None or config.durable_name in self.own:
+                    continue
+                wanted = config.filter_subjects or (
+                    [config.filter_subject] if config.filter_subject else list(stream.subjects)
+                )
+                filters.extend(wanted)
+        self._filters = tuple(filters)
+        self._read_at = time.monotonic()
+
+    def _covers(self, subject: str) -> bool:
+        return any(subject_matches(subject, pattern) for pattern in self._filters)
+
+    async def consumed(self, subject: str) -> bool:
+        """Whether some other durable consumer takes ``subject``; a failed look-up says yes."""
+        age = time.monotonic() - self._read_at
+        try:
+            if age > REFRESH_S or (age > RECHECK_S and not self._covers(subject)):
+                await self._read()
+        except Exception as error:
+            log.warning(
+                "cannot list the consumers (%s: %s); not judging %s",
+                type(error).__name__,
+                error,
+                subject,
+            )
+            return True
+        covered = self._covers(subject)
+        if not covered and subject not in self._warned:
+            self._warned.add(subject)
+            log.warning(
+                "no service consumes %s: its messages are only stored (deploy its consumer, or "
+                "stop publishing it)",
+                subject,
+            )
+        return covered
