@@ -146,6 +146,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
+        reads_whole_streams: bool = False,
     ) -> None: ...
 
     @overload
@@ -161,6 +162,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
+        reads_whole_streams: bool = False,
     ) -> None: ...
 
     def __init__(
@@ -175,6 +177,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
+        reads_whole_streams: bool = False,
     ) -> None:
         self.name = name
         self.settings_type = settings_type
@@ -197,7 +200,7 @@ class Service(Generic[S]):
         # stream: a message on a subject outside the contracts then reaches it
         # (handled by its type, or dead-lettered if it does not decode) instead
         # of lying unread.
-        self.reads_whole_streams = False
+        self.reads_whole_streams = reads_whole_streams
         self.publishes, self.sends = publishable_types(name)
         self.handlers: dict[type[Message], Handler[S]] = {}
         self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None

@@ -103,12 +103,12 @@ def build_service() -> Service[AuditorSettings]:
         settings_type=AuditorSettings,
         description="The audit trail: every event, command and dead letter; orders' stages",
         routes=ROUTES,
+        # A message on a subject the contracts do not know comes to the auditor too,
+        # which dead-letters it ("invalid message"): reported, not left unread.
+        reads_whole_streams=True,
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
-    # A message on a subject the contracts do not know comes to the auditor too,
-    # which dead-letters it ("invalid message"): reported, not left unread.
-    service.reads_whole_streams = True
 
     @service.handles_dead_letters
     async def on_dead_letter(stored: StoredDeadLetter, runtime: Runtime[AuditorSettings]) -> None:
