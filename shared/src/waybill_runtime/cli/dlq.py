@@ -8,13 +8,13 @@ import os
 from datetime import UTC, datetime
 
 import msgspec
-import nats
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters, replay
+from waybill_runtime.cli.identity import add_identity_options, connect_identity
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.local.stack import check_nats_reachable
+from waybill_runtime.security.permissions import OPERATOR
 
 
 def _sequence(text: str) -> int:
@@ -46,6 +46,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("WAYBILL_SUBJECT_PREFIX", "waybill"),
         help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
     )
+    add_identity_options(parser, OPERATOR)
     parser.add_argument("--service", help="only dead letters of this service")
     parser.add_argument(
         "--subject", help="only messages whose original subject matches (NATS wildcards * and >)"
@@ -91,12 +92,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDeadLetter]]:
-    check_nats_reachable(args.nats_url)
     try:
         subjects = SubjectMap(args.prefix)
     except ValueError as error:
         raise UserFacingError(f"--prefix {args.prefix!r} is not valid: {error}") from None
-    nc = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    nc = await connect_identity(args, args.nats_url)
     letters = [
         stored
         async for stored in iter_dead_letters(
