@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -46,6 +47,7 @@ from waybill_runtime.declaration import (
     publishable_types,
 )
 from waybill_runtime.declaration import describe as describe_service
+from waybill_runtime.errors import UserFacingError
 from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
@@ -422,14 +424,22 @@ class Service(Generic[S]):
         declaration = self.describe(subject_prefix=settings.subject_prefix)
         tracing = tracing_active()
         if settings.provision == "auto":
-            buckets = await provision_service(
-                js,
-                declaration,
-                subjects,
-                streams=stream_policy(settings),
-                consumers=consumer_policy(settings),
-                tracing=tracing,
-            )
+            try:
+                buckets = await provision_service(
+                    js,
+                    declaration,
+                    subjects,
+                    streams=stream_policy(settings),
+                    consumers=consumer_policy(settings),
+                    tracing=tracing,
+                )
+            except NatsTimeoutError:
+                # What a refused JetStream API request looks like to nats-py.
+                raise UserFacingError(
+                    "JetStream did not answer the provisioning requests (an identity without "
+                    "stream-admin rights is refused them): set WAYBILL_PROVISION=never and run "
+                    "`waybill provision` as the admin, or check that JetStream is enabled"
+                ) from None
         else:
             # Provisioned beforehand (`waybill provision`): this identity may only bind.
             buckets = await bind_service(js, declaration, subjects, tracing=tracing)

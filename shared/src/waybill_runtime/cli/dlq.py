@@ -12,7 +12,7 @@ from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters, replay
-from waybill_runtime.cli.identity import add_identity_options, connect_identity
+from waybill_runtime.cli.identity import add_identity_options, connected_identity
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.security.permissions import OPERATOR
 
@@ -91,12 +91,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     replaying.set_defaults(handler=run_replay)
 
 
-async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDeadLetter]]:
+async def _select(args: argparse.Namespace, nc: NatsClient) -> list[StoredDeadLetter]:
     try:
         subjects = SubjectMap(args.prefix)
     except ValueError as error:
         raise UserFacingError(f"--prefix {args.prefix!r} is not valid: {error}") from None
-    nc = await connect_identity(args, args.nats_url)
     letters = [
         stored
         async for stored in iter_dead_letters(
@@ -109,7 +108,7 @@ async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDead
             sequence=args.seq,
         )
     ]
-    return nc, letters
+    return letters
 
 
 def _describe(stored: StoredDeadLetter) -> str:
@@ -122,8 +121,8 @@ def _describe(stored: StoredDeadLetter) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     async def listing() -> int:
-        nc, letters = await _select(args)
-        await nc.close()
+        async with connected_identity(args, args.nats_url) as nc:
+            letters = await _select(args, nc)
         for stored in letters:
             if args.json:
                 print(msgspec.json.encode(stored).decode())
@@ -147,15 +146,13 @@ def run_replay(args: argparse.Namespace) -> int:
         )
 
     async def replaying() -> int:
-        nc, letters = await _select(args)
-        try:
+        async with connected_identity(args, args.nats_url) as nc:
+            letters = await _select(args, nc)
             subjects = SubjectMap(args.prefix)
             for stored in letters:
                 if not args.dry_run:
                     await replay(nc.jetstream(), subjects, stored, keep=args.keep)
                 print(("would replay " if args.dry_run else "replayed ") + _describe(stored))
-        finally:
-            await nc.close()
         print(f"{len(letters)} dead letter(s) {'selected' if args.dry_run else 'replayed'}")
         return 0
 

@@ -11,7 +11,9 @@ authorization needs none.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -61,7 +63,45 @@ def _credentials_file(args: argparse.Namespace) -> Path | None:
     return Path(env) if env else None
 
 
-async def connect_identity(args: argparse.Namespace, url: str) -> NatsClient:
+class _Refusals:
+    """The last permissions violation the server reported to the command's connection."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    async def record(self, error: Exception) -> None:
+        if "permissions violation" in str(error):
+            self.last = str(error).removeprefix("nats: ")
+
+
+@contextlib.asynccontextmanager
+async def connected_identity(args: argparse.Namespace, url: str) -> AsyncIterator[NatsClient]:
+    """A connection as the command's identity, closed after; a refused request says so.
+
+    nats-py reports a refused publish to the error callback and lets the request
+    time out; the timeout is turned into the server's reason, in one line.
+    """
+    refusals = _Refusals()
+    nc = await connect_identity(args, url, error_cb=refusals.record)
+    try:
+        yield nc
+    except nats.errors.TimeoutError:
+        if refusals.last is None:
+            raise
+        raise UserFacingError(
+            f"NATS refused a request of this command ({refusals.last}): run it as the "
+            f"{args.identity} identity (--nkey-seed-file with the {args.identity}'s seed)"
+        ) from None
+    finally:
+        await nc.close()
+
+
+async def connect_identity(
+    args: argparse.Namespace,
+    url: str,
+    *,
+    error_cb: Callable[[Exception], Awaitable[None]] | None = None,
+) -> NatsClient:
     """Connect to ``url`` as the command's identity; one-line errors for what the user can fix."""
     check_nats_reachable(url)
     seed, credentials = _seed_file(args), _credentials_file(args)
@@ -77,6 +117,7 @@ async def connect_identity(args: argparse.Namespace, url: str) -> NatsClient:
             nkeys_seed=str(seed) if seed is not None else None,
             user_credentials=str(credentials) if credentials is not None else None,
             inbox_prefix=inbox_prefix(args.identity),
+            **({"error_cb": error_cb} if error_cb is not None else {}),
         )
     except nats.errors.Error as error:
         if "authorization" in str(error).lower():

@@ -13,7 +13,7 @@ import asyncio
 import os
 
 from waybill_runtime.bus.provisioning import provision_mesh
-from waybill_runtime.cli.identity import add_identity_options, connect_identity
+from waybill_runtime.cli.identity import add_identity_options, connected_identity
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
@@ -53,11 +53,8 @@ def run_provision(args: argparse.Namespace) -> int:
     declarations = [s.describe(subject_prefix=settings.subject_prefix) for s in services.values()]
 
     async def provisioning() -> None:
-        nc = await connect_identity(args, args.nats_url)
-        try:
+        async with connected_identity(args, args.nats_url) as nc:
             await provision_mesh(nc.jetstream(), declarations, settings)
-        finally:
-            await nc.close()
 
     asyncio.run(provisioning())
     print(
