@@ -193,3 +193,26 @@ async def test_a_forged_command_from_a_service_that_may_not_send_it_is_refused_a
     finally:
         await nc.close()
         await admin.close()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_a_service_can_use_each_of_its_buckets_fully_as_itself(
+    secured_nats: SecuredNats, name: str
+) -> None:
+    await provision_all(secured_nats)
+    declaration = load_services([name])[name].describe(subject_prefix=secured_nats.prefix)
+    buckets = [b.bucket for b in declaration.buckets] + [secured_nats.subjects.kv_bucket("traces")]
+    nc, violations = await _connect(secured_nats, name)
+    try:
+        for bucket in buckets:
+            kv = await nc.jetstream().key_value(bucket)
+            await kv.put("probe", b"1")
+            entry = await kv.get("probe")
+            assert entry.value == b"1"
+            assert "probe" in await kv.keys()  # an ordered consumer of the bucket's stream
+            await kv.delete("probe")
+        await nc.flush()
+        await asyncio.sleep(0.2)  # a refusal would have come by now
+        assert violations.subjects == set()
+    finally:
+        await nc.close()

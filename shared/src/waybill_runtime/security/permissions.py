@@ -81,13 +81,14 @@ def _bucket_rights(bucket: str) -> list[str]:
     return [
         f"$KV.{bucket}.>",  # put, create, update, delete
         f"$JS.API.STREAM.INFO.{stream}",  # bind (js.key_value)
-        f"$JS.API.DIRECT.GET.{stream}.>",  # get (direct)
-        f"$JS.API.DIRECT.GET.{stream}",
-        f"$JS.API.STREAM.MSG.GET.{stream}",  # get (buckets without direct get)
+        # get: Waybill's buckets are made without direct get (provisioning),
+        # so reads go through the stream's message API.
+        f"$JS.API.STREAM.MSG.GET.{stream}",
         # keys() and watch(): an ordered consumer of the bucket's own stream,
         # and the flow-control replies it sends.
         f"$JS.API.CONSUMER.CREATE.{stream}",
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.*",  # keys() asks how many are pending
         f"$JS.API.CONSUMER.DELETE.{stream}.>",
         f"$JS.FC.{stream}.>",
     ]
