@@ -125,7 +125,7 @@ async def connect_identity(
             raise UserFacingError(
                 f"NATS at {url} refused the {args.identity} identity"
                 f"{f' from {used}' if used else ' (no credentials given)'}: pass its seed with "
-                "--nkey-seed-file (or WAYBILL_NATS_NKEY_SEED_FILE), or run from the folder "
-                "`waybill up` uses"
+                "--nkey-seed-file (or WAYBILL_NATS_NKEY_SEED_FILE), or point WAYBILL_STATE_DIR "
+                "at the state folder of `waybill up`"
             ) from None
         raise
