@@ -70,7 +70,13 @@ async def test_up_serves_jetstream_and_leaves_no_server_behind(
     proc, url = start_up(tmp_path)
     try:
         assert nats_servers_using(tmp_path), "waybill up started no nats-server"
-        nc = await nats.connect(url, connect_timeout=5)
+        # Identities are on: nobody connects without one; the admin's seed is in the state folder.
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(
+                url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0
+            )
+        admin_seed = tmp_path / "nats" / "identities" / "admin.nk"
+        nc = await nats.connect(url, connect_timeout=5, nkeys_seed=str(admin_seed))
         try:
             js = nc.jetstream()
             info = await js.add_stream(name="ORDERS_PROBE", subjects=["probe.>"])

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -31,12 +32,10 @@ from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, Han
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.provisioning import (
-    DAY_S,
-    ConsumerPolicy,
-    StreamPolicy,
-    ensure_bucket,
-    ensure_consumer,
-    ensure_streams,
+    bind_service,
+    consumer_policy,
+    provision_service,
+    stream_policy,
 )
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.declaration import (
@@ -48,12 +47,14 @@ from waybill_runtime.declaration import (
     publishable_types,
 )
 from waybill_runtime.declaration import describe as describe_service
+from waybill_runtime.errors import UserFacingError
 from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
+from waybill_runtime.security.permissions import inbox_prefix
 from waybill_runtime.settings import RuntimeSettings, load_settings
 from waybill_runtime.telemetry import configure_telemetry, tracing_active
 
@@ -352,6 +353,8 @@ class Service(Generic[S]):
                 settings.nats_url,
                 name=settings.service,
                 credentials_file=settings.nats_credentials_file,
+                nkey_seed_file=settings.nats_nkey_seed_file,
+                inbox_prefix=inbox_prefix(settings.service),
                 events=events,
                 stopping=stop,
             )
@@ -362,7 +365,7 @@ class Service(Generic[S]):
             stack.push_async_callback(_drain, nc, events)
             js = nc.jetstream()
             # The contracts say what this service may put on the bus; anything else
-            # is refused before it is sent (next: by NATS permissions too).
+            # is refused before it is sent (and, with identities on, by NATS too).
             publisher = Publisher(
                 nc,
                 subjects,
@@ -426,50 +429,32 @@ class Service(Generic[S]):
 
     async def _provision(self, runtime: Runtime[S]) -> None:
         settings, js, subjects = runtime.settings, runtime.js, runtime.subjects
-        await ensure_streams(js, subjects, _stream_policy(settings))
-        for bucket in self.buckets:
-            if bucket.purpose not in runtime.buckets:
-                runtime.buckets[bucket.purpose] = await ensure_bucket(
+        declaration = self.describe(subject_prefix=settings.subject_prefix)
+        tracing = tracing_active()
+        if settings.provision == "auto":
+            try:
+                buckets = await provision_service(
                     js,
-                    subjects.kv_bucket(bucket.purpose),
-                    ttl_s=bucket.expires_after_s,
-                    replicas=settings.stream_replicas,
+                    declaration,
+                    subjects,
+                    streams=stream_policy(settings),
+                    consumers=consumer_policy(settings),
+                    tracing=tracing,
                 )
-        if tracing_active():
-            # Each order's trace, kept as long as its events are.
-            traces = await ensure_bucket(
-                js,
-                subjects.kv_bucket("traces"),
-                ttl_s=settings.events_retention_days * DAY_S,
-                replicas=settings.stream_replicas,
-            )
-            runtime.buckets["traces"] = traces
-            runtime.publisher.order_traces = OrderTraces(traces)
-        policy = ConsumerPolicy(
-            max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
-        )
-        for stream_key, types in self.types_by_stream().items():
-            spec = getattr(subjects, f"{stream_key}_stream")
-            await ensure_consumer(
-                js,
-                stream=spec.name,
-                durable=subjects.durable(settings.service, stream_key),
-                filter_subjects=(
-                    list(spec.subjects)
-                    if self.reads_whole_streams
-                    else [subjects.subject_for(t) for t in types]
-                ),
-                policy=policy,
-                new_messages_only=self.new_events_only and stream_key == "events",
-            )
-        if self.dead_letter_handler is not None:
-            await ensure_consumer(
-                js,
-                stream=subjects.dlq_stream.name,
-                durable=subjects.durable(settings.service, "dead-letters"),
-                filter_subjects=list(subjects.dlq_stream.subjects),
-                policy=policy,
-            )
+            except NatsTimeoutError:
+                # What a refused JetStream API request looks like to nats-py.
+                raise UserFacingError(
+                    "JetStream did not answer the provisioning requests (an identity without "
+                    "stream-admin rights is refused them): set WAYBILL_PROVISION=never and run "
+                    "`waybill provision` as the admin, or check that JetStream is enabled"
+                ) from None
+        else:
+            # Provisioned beforehand (`waybill provision`): this identity may only bind.
+            buckets = await bind_service(js, declaration, subjects, tracing=tracing)
+        for purpose, kv in buckets.items():
+            runtime.buckets.setdefault(purpose, kv)
+        if "traces" in runtime.buckets:
+            runtime.publisher.order_traces = OrderTraces(runtime.buckets["traces"])
 
     def _consumers(self, runtime: Runtime[S]) -> list[Consumer]:
         settings, subjects = runtime.settings, runtime.subjects
@@ -534,16 +519,6 @@ class Service(Generic[S]):
             )
         await queries.start()
         return queries
-
-
-def _stream_policy(settings: RuntimeSettings) -> StreamPolicy:
-    return StreamPolicy(
-        events_max_age_s=settings.events_retention_days * DAY_S,
-        commands_max_age_s=settings.commands_retention_days * DAY_S,
-        dead_letters_max_age_s=settings.dead_letters_retention_days * DAY_S,
-        duplicate_window_s=settings.duplicate_window_s,
-        replicas=settings.stream_replicas,
-    )
 
 
 def _bound_to(

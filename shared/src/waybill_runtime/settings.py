@@ -169,6 +169,21 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             extra={"file": True, "expected": "the path of a .creds file (or empty for none)"},
         ),
     ] = None
+    nats_nkey_seed_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="NATS nkey seed file of this service's user (`waybill up` writes one "
+            "per service into its state folder)",
+            extra={"file": True, "expected": "the path of an nkey seed file (or empty for none)"},
+        ),
+    ] = None
+    provision: Annotated[
+        Literal["auto", "never"],
+        msgspec.Meta(
+            description="auto: create missing streams, buckets and durables at start (needs "
+            "stream-admin rights); never: only bind to them (`waybill provision` made them)"
+        ),
+    ] = "auto"
     http_max_body_bytes: Annotated[
         int, msgspec.Meta(ge=1, description="Largest HTTP request body accepted")
     ] = 1_048_576

@@ -50,7 +50,14 @@ class LocalDemo:
             trickle_orders(odoo, every_s, stop)
 
     def run(
-        self, plan: LocalPlan, nats_url: str, *, orders: int, timeout_s: float, log_dir: Path
+        self,
+        plan: LocalPlan,
+        nats_url: str,
+        *,
+        orders: int,
+        timeout_s: float,
+        log_dir: Path,
+        nkey_seed_file: str | None = None,
     ) -> int:
         """The finite scenario; prints its report and returns the exit code (0: all arrived)."""
         endpoints = DemoEndpoints(
@@ -58,6 +65,7 @@ class LocalDemo:
             wms=plan.offered("wms")["url"],
             carrier_a=plan.offered("carrier-a")["url"],
             nats_url=nats_url,
+            nkey_seed_file=nkey_seed_file,
             mail=(
                 f"http://{plan.host}:{plan.port('mail', 'http')}"
                 if "notifier" in plan.services and "mail" in plan.sandboxes

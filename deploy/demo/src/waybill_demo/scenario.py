@@ -24,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_runtime.queries import QueryError, ask
+from waybill_runtime.security.permissions import OPERATOR, inbox_prefix
 
 SKUS = [f"WB-{n:04d}" for n in range(1, 9)]
 
@@ -35,6 +36,8 @@ class DemoEndpoints:
     carrier_a: str
     nats_url: str
     subject_prefix: str = "waybill"
+    # The operator's seed when NATS identities are on (the demo only asks queries).
+    nkey_seed_file: str | None = None
     # Checked when the notifier / auditor run in the stack.
     mail: str | None = None
     auditor: str | None = None
@@ -113,7 +116,12 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
     first_wave = max(1, round(plan.orders * plan.carrier_a_down_until))
     deadline = time.monotonic() + plan.timeout_s
     async with aiohttp.ClientSession() as http:
-        nc = await nats.connect(endpoints.nats_url, connect_timeout=5)
+        nc = await nats.connect(
+            endpoints.nats_url,
+            connect_timeout=5,
+            nkeys_seed=endpoints.nkey_seed_file,
+            inbox_prefix=inbox_prefix(OPERATOR),
+        )
         try:
             await _put_fault(http, endpoints.carrier_a, {"outage": True})
             for wave in (range(first_wave), range(first_wave, plan.orders)):

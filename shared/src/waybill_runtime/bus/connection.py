@@ -20,6 +20,8 @@ from waybill_runtime.cancellation import cancel_and_wait
 
 log = logging.getLogger("waybill.bus")
 
+_NATS_PY_INBOX_PREFIX = "_INBOX"
+
 
 class ConnectionEvents:
     """Callbacks nats-py calls on connection changes; other components subscribe to them."""
@@ -58,6 +60,8 @@ async def connect(
     *,
     name: str,
     credentials_file: str | None = None,
+    nkey_seed_file: str | None = None,
+    inbox_prefix: str | None = None,
     events: ConnectionEvents | None = None,
     first_attempt_timeout_s: int = 5,
     max_wait_between_attempts_s: float = 10.0,
@@ -76,6 +80,10 @@ async def connect(
                 url,
                 name=name,
                 user_credentials=credentials_file,
+                nkeys_seed=nkey_seed_file,
+                # Replies come to the identity's own prefix, the only inboxes its
+                # permissions let it subscribe to (nats-py's default is _INBOX).
+                inbox_prefix=inbox_prefix or _NATS_PY_INBOX_PREFIX,
                 connect_timeout=first_attempt_timeout_s,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -105,14 +113,24 @@ async def connect(
             return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__
-            log.error(
-                "cannot reach NATS at %s (%s), attempt %d: retrying in %.0f s; "
-                "check NATS_URL and that the server is running",
-                url,
-                reason,
-                attempt,
-                delay,
-            )
+            if "authorization" in reason.lower():
+                log.error(
+                    "NATS at %s refused this identity (%s), attempt %d: retrying in %.0f s; "
+                    "check WAYBILL_NATS_NKEY_SEED_FILE or WAYBILL_NATS_CREDENTIALS_FILE",
+                    url,
+                    reason,
+                    attempt,
+                    delay,
+                )
+            else:
+                log.error(
+                    "cannot reach NATS at %s (%s), attempt %d: retrying in %.0f s; "
+                    "check NATS_URL and that the server is running",
+                    url,
+                    reason,
+                    attempt,
+                    delay,
+                )
         if stopping is not None:
             try:
                 await asyncio.wait_for(stopping.wait(), timeout=delay)

@@ -27,7 +27,9 @@ from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from waybill_contracts import SubjectMap
+from waybill_runtime.declaration import Declaration
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.settings import RuntimeSettings
 
 log = logging.getLogger("waybill.bus")
 
@@ -214,3 +216,151 @@ async def ensure_consumer(
     # add_consumer on an existing durable updates its mutable fields
     # (filters, limits); that is the service's own consumer, so this is safe.
     await js.add_consumer(stream, config)
+
+
+# -- everything one service declares ---------------------------------------------------
+
+
+class NotProvisioned(UserFacingError):
+    """A service that may not provision found a stream, bucket or durable missing."""
+
+
+def _by_durable(declaration: Declaration, subjects: SubjectMap) -> dict[tuple[str, str], list[str]]:
+    """The service's durables (stream, name) with the subjects each is filtered on."""
+    durables: dict[tuple[str, str], list[str]] = {}
+    whole = {s.name: list(s.subjects) for s in (subjects.events_stream, subjects.commands_stream)}
+    for consumed in declaration.consumes:
+        filters = durables.setdefault((consumed.stream, consumed.durable), [])
+        if declaration.reads_whole_streams:
+            # It handles every type there, and takes what no contract names too.
+            filters[:] = whole[consumed.stream]
+        else:
+            filters.append(consumed.subject)
+    if declaration.consumes_dead_letters:
+        key = (subjects.dlq_stream.name, subjects.durable(declaration.name, "dead-letters"))
+        durables[key] = list(subjects.dlq_stream.subjects)
+    return durables
+
+
+def _buckets(
+    declaration: Declaration, subjects: SubjectMap, *, tracing: bool, traces_ttl_s: float
+) -> dict[str, tuple[str, float | None]]:
+    """Purpose -> (bucket, ttl) of every bucket the service uses."""
+    buckets = {b.purpose: (b.bucket, b.ttl_s) for b in declaration.buckets}
+    if tracing:
+        # Each order's trace, kept as long as its events are.
+        buckets["traces"] = (subjects.kv_bucket("traces"), traces_ttl_s)
+    return buckets
+
+
+async def provision_service(
+    js: JetStreamContext,
+    declaration: Declaration,
+    subjects: SubjectMap,
+    *,
+    streams: StreamPolicy,
+    consumers: ConsumerPolicy,
+    tracing: bool,
+) -> dict[str, KeyValue]:
+    """Create (or accept) the streams, buckets and durables of one service; its buckets by purpose.
+
+    Needs stream-admin rights: `waybill provision` and services run with
+    WAYBILL_PROVISION=auto call it.
+    """
+    await ensure_streams(js, subjects, streams)
+    bound = {
+        purpose: await ensure_bucket(js, bucket, ttl_s=ttl_s, replicas=streams.replicas)
+        for purpose, (bucket, ttl_s) in _buckets(
+            declaration, subjects, tracing=tracing, traces_ttl_s=streams.events_max_age_s
+        ).items()
+    }
+    events = subjects.events_stream.name
+    for (stream, durable), filters in _by_durable(declaration, subjects).items():
+        await ensure_consumer(
+            js,
+            stream=stream,
+            durable=durable,
+            filter_subjects=filters,
+            policy=consumers,
+            new_messages_only=declaration.new_events_only and stream == events,
+        )
+    return bound
+
+
+async def bind_service(
+    js: JetStreamContext,
+    declaration: Declaration,
+    subjects: SubjectMap,
+    *,
+    tracing: bool,
+) -> dict[str, KeyValue]:
+    """Bind to the buckets and check the durables of one service, creating nothing.
+
+    What a service with WAYBILL_PROVISION=never does: it needs no stream-admin
+    rights, only those its permissions grant (bucket info, consumer info).
+    """
+    bound = {}
+    for purpose, (bucket, _) in _buckets(
+        declaration, subjects, tracing=tracing, traces_ttl_s=0.0
+    ).items():
+        try:
+            bound[purpose] = await js.key_value(bucket)
+        except BucketNotFoundError:
+            raise NotProvisioned(
+                f"KV bucket {bucket} does not exist and {declaration.name} may not create it: "
+                "run `waybill provision` (or set WAYBILL_PROVISION=auto with admin rights)"
+            ) from None
+    for stream, durable in _by_durable(declaration, subjects):
+        try:
+            await js.consumer_info(stream, durable)
+        except NotFoundError:
+            raise NotProvisioned(
+                f"durable consumer {durable} on stream {stream} does not exist and "
+                f"{declaration.name} may not create it: run `waybill provision` (or set "
+                "WAYBILL_PROVISION=auto with admin rights)"
+            ) from None
+    return bound
+
+
+def stream_policy(settings: RuntimeSettings) -> StreamPolicy:
+    """The streams' retention and replicas as the settings say."""
+    return StreamPolicy(
+        events_max_age_s=settings.events_retention_days * DAY_S,
+        commands_max_age_s=settings.commands_retention_days * DAY_S,
+        dead_letters_max_age_s=settings.dead_letters_retention_days * DAY_S,
+        duplicate_window_s=settings.duplicate_window_s,
+        replicas=settings.stream_replicas,
+    )
+
+
+def consumer_policy(settings: RuntimeSettings) -> ConsumerPolicy:
+    """The durables' flow control and redelivery as the settings say."""
+    return ConsumerPolicy(
+        max_ack_pending=settings.max_ack_pending, max_deliver=settings.max_deliver
+    )
+
+
+async def provision_mesh(
+    js: JetStreamContext,
+    declarations: list[Declaration],
+    settings: RuntimeSettings,
+    *,
+    tracing: bool = True,
+) -> None:
+    """Everything the services of ``declarations`` need, made with admin rights.
+
+    `waybill provision` and `waybill up` call it before services start with
+    WAYBILL_PROVISION=never. ``tracing`` makes the shared traces bucket too, so
+    OpenTelemetry can be switched on without another provisioning.
+    """
+    subjects = SubjectMap(settings.subject_prefix)
+    for declaration in declarations:
+        await provision_service(
+            js,
+            declaration,
+            subjects,
+            streams=stream_policy(settings),
+            consumers=consumer_policy(settings),
+            tracing=tracing,
+        )
+        log.info("provisioned %s", declaration.name)

@@ -17,7 +17,17 @@ from collections.abc import Sequence
 from waybill_runtime.errors import UserFacingError
 
 # Command modules, in the order `waybill --help` lists them.
-_COMMAND_MODULES = ("up", "run", "services", "new", "nats", "contracts", "dlq", "sandbox")
+_COMMAND_MODULES = (
+    "up",
+    "run",
+    "services",
+    "new",
+    "nats",
+    "provision",
+    "contracts",
+    "dlq",
+    "sandbox",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

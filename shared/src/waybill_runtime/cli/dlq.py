@@ -9,14 +9,15 @@ import os
 from datetime import UTC, datetime
 
 import msgspec
-import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters
 from waybill_runtime.bus.replay import ReplayRefused, refusal, replay
+from waybill_runtime.cli.identity import add_identity_options, connected_identity
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.local.stack import check_nats_reachable
+from waybill_runtime.security.permissions import OPERATOR
 
 
 def _sequence(text: str) -> int:
@@ -72,6 +73,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("WAYBILL_SUBJECT_PREFIX", "waybill"),
         help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
     )
+    add_identity_options(parser, OPERATOR)
     parser.add_argument(
         "--service", help="only dead letters of this service (the one that gave up)"
     )
@@ -127,8 +129,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     replaying.set_defaults(handler=run_replay)
 
 
-async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDeadLetter]]:
-    check_nats_reachable(args.nats_url)
+async def _select(args: argparse.Namespace, nc: NatsClient) -> list[StoredDeadLetter]:
     try:
         subjects = SubjectMap(args.prefix)
     except ValueError as error:
@@ -138,7 +139,6 @@ async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDead
             subjects.dlq_subject(args.service)
         except ValueError as error:
             raise UserFacingError(f"--service {args.service!r} is not valid: {error}") from None
-    nc = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=0)
     letters = [
         stored
         async for stored in iter_dead_letters(
@@ -151,7 +151,7 @@ async def _select(args: argparse.Namespace) -> tuple[NatsClient, list[StoredDead
             sequence=args.seq,
         )
     ]
-    return nc, letters
+    return letters
 
 
 def _describe(stored: StoredDeadLetter) -> str:
@@ -164,8 +164,8 @@ def _describe(stored: StoredDeadLetter) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     async def listing() -> int:
-        nc, letters = await _select(args)
-        await nc.close()
+        async with connected_identity(args, args.nats_url) as nc:
+            letters = await _select(args, nc)
         for stored in letters:
             if args.json:
                 print(msgspec.json.encode(stored).decode())
@@ -194,9 +194,9 @@ def run_replay(args: argparse.Namespace) -> int:
         raise UserFacingError(f"WAYBILL_OPERATOR: {error}") from None
 
     async def replaying() -> int:
-        nc, letters = await _select(args)
         refused = failed = 0
-        try:
+        async with connected_identity(args, args.nats_url) as nc:
+            letters = await _select(args, nc)
             subjects = SubjectMap(args.prefix)
             for stored in letters:
                 try:
@@ -224,8 +224,6 @@ def run_replay(args: argparse.Namespace) -> int:
                     ("would replay " if args.dry_run else f"replayed (by {operator}) ")
                     + _describe(stored)
                 )
-        finally:
-            await nc.close()
         done = len(letters) - refused - failed
         print(
             f"{done} dead letter(s) {'selected' if args.dry_run else 'replayed'}"

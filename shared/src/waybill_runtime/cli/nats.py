@@ -1,35 +1,111 @@
-"""`waybill nats`: the embedded nats-server alone, in the foreground."""
+"""`waybill nats`: the embedded nats-server alone, in the foreground; `waybill nats permissions`
+prints the authorization it runs with."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats_options
+import msgspec
+
+from waybill_contracts import SubjectMap
+from waybill_runtime.cli.options import (
+    add_embedded_nats_options,
+    embedded_nats_options,
+    subject_prefix_from_env,
+)
 from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.local.foreground import until_stopped
+from waybill_runtime.local.registry import load_services
+from waybill_runtime.local.secured_stack import provision_as_admin, secure_options
+from waybill_runtime.security.authorization import (
+    authorization_json,
+    mesh_identities,
+    render_authorization,
+)
+from waybill_runtime.security.mesh import identities_folder
+from waybill_runtime.security.nkeys_store import known_users
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "nats",
-        help="run the embedded nats-server (JetStream) alone",
+        help="run the embedded nats-server (JetStream) alone; `nats permissions` prints its users",
         description=(
             "Run the embedded nats-server with JetStream in the foreground and print its "
-            "client and monitoring URLs. Ctrl-C or SIGTERM stops it."
+            "client and monitoring URLs. Every installed service gets its own nkey user with "
+            "the permissions generated from its declaration (--no-auth turns that off), and "
+            "the streams, buckets and durables are provisioned as the admin. Ctrl-C or SIGTERM "
+            "stops it."
         ),
     )
     add_embedded_nats_options(parser)
     parser.set_defaults(handler=run_nats)
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=False)
+    permissions = actions.add_parser(
+        "permissions",
+        help="print the generated authorization block (server config) of every identity",
+        description=(
+            "Print the nats-server `authorization` block generated from the installed "
+            "services' declarations: one nkey user per service, the admin and the operator. "
+            "Public keys are those of the seeds in the state folder; identities without a "
+            "seed yet show a placeholder."
+        ),
+    )
+    permissions.add_argument("--json", action="store_true", help="print JSON, for tools")
+    permissions.add_argument(
+        "--subject-prefix",
+        default=None,
+        help="subject prefix (default $WAYBILL_SUBJECT_PREFIX or waybill)",
+    )
+    permissions.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS,  # keeps `waybill nats --state-dir X permissions` working
+        help="state folder whose seeds to read (default $WAYBILL_STATE_DIR or .waybill)",
+    )
+    permissions.set_defaults(handler=print_permissions)
+
+
+def print_permissions(args: argparse.Namespace) -> int:
+    prefix = args.subject_prefix or subject_prefix_from_env()
+    declarations = [s.describe(subject_prefix=prefix) for s in load_services().values()]
+    identities = mesh_identities(declarations, SubjectMap(prefix))
+    state_dir = embedded_nats_options(args).state_dir
+    users = known_users(identities_folder(state_dir), [i.name for i in identities])
+    if args.json:
+        encoded = msgspec.json.encode(authorization_json(identities, users))
+        sys.stdout.write(msgspec.json.format(encoded).decode() + "\n")
+    else:
+        sys.stdout.write(render_authorization(identities, users))
+    return 0
 
 
 def run_nats(args: argparse.Namespace) -> int:
-    server = EmbeddedNats(embedded_nats_options(args))
+    options = embedded_nats_options(args)
+    prefix = subject_prefix_from_env()
+    services = load_services() if not args.no_auth else {}
+    security = None
+    if not args.no_auth:
+        options, security = secure_options(options, services, prefix)
+    server = EmbeddedNats(options)
     with until_stopped() as stop:
         server.start()
         try:
+            if security is not None:
+                provision_as_admin(server.client_url, security, services, prefix)
             print(f"NATS client URL:     {server.client_url}", flush=True)
             print(f"NATS monitoring URL: {server.monitor_url}", flush=True)
             print(f"JetStream store:     {server.state_dir / 'nats' / 'jetstream'}", flush=True)
+            if security is not None:
+                folder = identities_folder(server.state_dir)
+                print(f"NATS identities:     {folder} (one seed per service, admin, operator)")
+                print(
+                    "  run a service as itself: WAYBILL_NATS_NKEY_SEED_FILE="
+                    f"{folder}/<service>.nk WAYBILL_PROVISION=never waybill run <service>",
+                    flush=True,
+                )
             while not stop.wait(0.5):
                 if not server.running():
                     print(

@@ -59,6 +59,11 @@ def add_embedded_nats_options(parser: argparse.ArgumentParser) -> None:
         help="folder for NATS data and local state (default $WAYBILL_STATE_DIR or .waybill)",
     )
     group.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="run NATS without authentication: no per-service identities or permissions",
+    )
+    group.add_argument(
         "--sync-always",
         action="store_true",
         help="fsync every JetStream write (durable across power loss, slower)",
@@ -78,3 +83,8 @@ def embedded_nats_options(args: argparse.Namespace) -> EmbeddedNatsOptions:
         state_dir=state_dir,
         sync_always=args.sync_always,
     )
+
+
+def subject_prefix_from_env() -> str:
+    """The subject prefix the services of a local run read (WAYBILL_SUBJECT_PREFIX)."""
+    return os.environ.get("WAYBILL_SUBJECT_PREFIX") or "waybill"

@@ -10,11 +10,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
-from waybill_runtime.cli.options import add_embedded_nats_options, embedded_nats_options
+from waybill_runtime.cli.options import (
+    add_embedded_nats_options,
+    embedded_nats_options,
+    subject_prefix_from_env,
+)
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.foreground import until_stopped
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.stack import LocalStack
+from waybill_runtime.security.permissions import OPERATOR
 
 DEMO_GROUP = "waybill.demo"
 
@@ -27,7 +32,14 @@ class LocalDemo(Protocol):
     def trickle(self, plan: LocalPlan, every_s: float, stop: threading.Event) -> None: ...
 
     def run(
-        self, plan: LocalPlan, nats_url: str, *, orders: int, timeout_s: float, log_dir: Path
+        self,
+        plan: LocalPlan,
+        nats_url: str,
+        *,
+        orders: int,
+        timeout_s: float,
+        log_dir: Path,
+        nkey_seed_file: str | None = None,
     ) -> int: ...
 
 
@@ -109,7 +121,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run_up(args: argparse.Namespace) -> int:
-    stack = LocalStack(embedded_nats_options(args), external_nats_url=args.nats_url)
+    stack = LocalStack(
+        embedded_nats_options(args),
+        external_nats_url=args.nats_url,
+        secure=not args.no_auth,
+        subject_prefix=subject_prefix_from_env(),
+    )
     demo = installed_demo()
     if args.demo:
         if demo is None:
@@ -130,6 +147,7 @@ def run_up(args: argparse.Namespace) -> int:
                     orders=args.orders,
                     timeout_s=args.timeout,
                     log_dir=stack.log_dir,
+                    nkey_seed_file=stack.operator_seed_file(),
                 )
             if demo is not None and args.order_every > 0:
                 demo.trickle(stack.plan, args.order_every, stop)
@@ -150,6 +168,9 @@ def _print_urls(stack: LocalStack) -> None:
     if stack.nats is not None:
         lines["NATS monitoring URL"] = stack.nats.monitor_url
     lines.update(stack.urls)
+    if stack.security is not None:
+        seeds = stack.security.seed_file(OPERATOR).parent
+        lines["NATS identities"] = f"{seeds} (on; --no-auth turns them off)"
     lines["logs"] = str(stack.log_dir)
     width = max(len(name) for name in lines) + 2
     for name, value in lines.items():

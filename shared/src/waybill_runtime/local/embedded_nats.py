@@ -57,6 +57,9 @@ class EmbeddedNatsOptions:
     max_memory_store: str = "256MB"
     max_file_store: str = "8GB"
     binary: Path | None = None
+    # An ``authorization { ... }`` block (waybill_runtime.security.authorization);
+    # None runs the server without authentication.
+    authorization: str | None = None
 
 
 def find_nats_server(explicit: Path | None = None) -> Path:
@@ -121,6 +124,8 @@ def render_config(
         *jetstream,
         "}",
     ]
+    if options.authorization is not None:
+        lines.append(options.authorization.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 

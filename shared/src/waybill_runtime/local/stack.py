@@ -25,6 +25,13 @@ from waybill_runtime.local import child_process
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
 from waybill_runtime.local.plan import ChildSpec, LocalPlan
 from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
+from waybill_runtime.local.secured_stack import (
+    identity_environment,
+    provision_as_admin,
+    secure_options,
+)
+from waybill_runtime.security.mesh import MeshSecurity
+from waybill_runtime.security.permissions import OPERATOR
 from waybill_runtime.service import Service
 
 
@@ -86,6 +93,11 @@ class LocalStack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     plan: LocalPlan | None = None
+    # Every service its own NATS identity (embedded server only; an external
+    # server's authorization is its operator's business).
+    secure: bool = True
+    subject_prefix: str = "waybill"
+    security: MeshSecurity | None = None
 
     @property
     def nats_url(self) -> str:
@@ -105,8 +117,15 @@ class LocalStack:
         if self.external_nats_url is not None:
             check_nats_reachable(self.external_nats_url)
         else:
-            self.nats = EmbeddedNats(self.nats_options)
+            options = self.nats_options
+            if self.secure:
+                options, self.security = secure_options(options, self.services, self.subject_prefix)
+            self.nats = EmbeddedNats(options)
             self.nats.start()
+            if self.security is not None:
+                provision_as_admin(
+                    self.nats.client_url, self.security, self.services, self.subject_prefix
+                )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan = LocalPlan.make(self.services, self.sandboxes)
         deadline = time.monotonic() + self.start_timeout_s
@@ -122,6 +141,8 @@ class LocalStack:
         self.urls.update(plan.sandbox_pages())
         for name in self.services:
             env = {"NATS_URL": self.nats_url, **plan.service_environment(name)}
+            if self.security is not None:
+                env.update(identity_environment(self.security, name))
             argv = [sys.executable, "-m", "waybill_runtime", "run", name]
             self._spawn(ChildSpec(name=name, argv=argv, env=env))
         for name, service in self.services.items():
@@ -163,3 +184,9 @@ class LocalStack:
         self.children.clear()
         if self.nats is not None:
             self.nats.stop()
+
+    def operator_seed_file(self) -> str | None:
+        """The operator's seed (for the demo and `waybill dlq`), when identities are on."""
+        if self.security is None:
+            return None
+        return str(self.security.seed_file(OPERATOR))

@@ -17,6 +17,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+from waybill_runtime.testing.secured import SecuredNats, start_secured_server
 
 
 def start_test_server(state_dir: object) -> EmbeddedNats:
@@ -71,3 +72,15 @@ def fresh_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredNats]:
+    """A nats-server of this test's own with authorization on: an nkey user per installed
+    service, the admin and the operator (permissions are generated for one subject prefix,
+    so tests do not share this server)."""
+    secured = start_secured_server(tmp_path_factory.mktemp("nats-secured"))
+    try:
+        yield secured
+    finally:
+        secured.server.stop()

@@ -1,0 +1,1 @@
+"""NATS identities and permissions: one nkey user per service, permissions from declarations."""
