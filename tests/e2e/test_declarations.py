@@ -58,7 +58,7 @@ async def test_every_service_consumes_and_publishes_what_its_declaration_says(
                 by_durable[(consumed.stream, consumed.durable)].add(consumed.subject)
             assert by_durable, f"{name} declares nothing it consumes"
             for (stream, durable), subjects in by_durable.items():
-                if declared[name].reads_whole_streams:  # the auditor: all, known or not
+                if declared[name].watches_mesh:  # the auditor: all, known or not
                     [spec] = [s for s in mesh.subjects.streams if s.name == stream]
                     subjects = set(spec.subjects)
                 assert await filter_subjects(nc, stream, durable) == subjects, durable

@@ -174,8 +174,10 @@ class Declaration(msgspec.Struct, frozen=True, kw_only=True):
     ports: dict[str, int]
     settings: list[DeclaredSetting]
     secrets: list[str]
-    reads_whole_streams: bool = False
-    """Its durables read the whole events/commands streams, not only the subjects it consumes."""
+    watches_mesh: bool = False
+    """It watches the whole mesh: its durables read the whole events/commands streams, it
+    records messages no handler settled (JetStream's advisories) as dead letters of the
+    service that gave up, and it may list every durable of those streams."""
 
 
 def publishable_types(
@@ -235,7 +237,7 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
         consumes=sorted(consumes, key=lambda c: c.type),
         consumes_dead_letters=service.dead_letter_handler is not None,
         new_events_only=service.new_events_only,
-        reads_whole_streams=service.reads_whole_streams,
+        watches_mesh=service.watches_mesh,
         publishes=_published(service.publishes, subjects),
         sends=_published(service.sends, subjects),
         queries=sorted(service.query_names()),

@@ -27,6 +27,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from waybill_contracts import Message, MessageKind, SubjectMap
+from waybill_runtime.bus.advisories import recording_unsettled
 from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
@@ -147,7 +148,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
-        reads_whole_streams: bool = False,
+        watches_mesh: bool = False,
     ) -> None: ...
 
     @overload
@@ -163,7 +164,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
-        reads_whole_streams: bool = False,
+        watches_mesh: bool = False,
     ) -> None: ...
 
     def __init__(
@@ -178,7 +179,7 @@ class Service(Generic[S]):
         routes: Sequence[Route] = (),
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
-        reads_whole_streams: bool = False,
+        watches_mesh: bool = False,
     ) -> None:
         self.name = name
         self.settings_type = settings_type
@@ -197,11 +198,12 @@ class Service(Generic[S]):
         # A service whose effects only make sense now (messages to customers) must
         # not work through the events stream's history when first deployed.
         self.new_events_only = new_events_only
-        # A service that handles every type of a stream may read the whole
-        # stream: a message on a subject outside the contracts then reaches it
-        # (handled by its type, or dead-lettered if it does not decode) instead
-        # of lying unread.
-        self.reads_whole_streams = reads_whole_streams
+        # The mesh's watcher (the audit trail): its durables read the whole streams,
+        # so a message on a subject outside the contracts reaches it (handled by its
+        # type, or dead-lettered if it does not decode) instead of lying unread; and
+        # it turns JetStream's advisories about messages no handler settled into
+        # dead letters, so nothing leaves a stream unrecorded.
+        self.watches_mesh = watches_mesh
         self.publishes, self.sends = publishable_types(name)
         self.handlers: dict[type[Message], Handler[S]] = {}
         self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None
@@ -386,6 +388,8 @@ class Service(Generic[S]):
                 runtime._resources[key] = await stack.enter_async_context(factory(runtime))
             for work in self._contexts:
                 await stack.enter_async_context(work(runtime))
+            if self.watches_mesh:
+                await stack.enter_async_context(recording_unsettled(runtime))
             consumers = self._consumers(runtime)
             routes = [route for factory in self._routes for route in factory(runtime)]
             check_routes(self.name, self.declared_routes, routes)

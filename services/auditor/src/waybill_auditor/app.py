@@ -22,7 +22,6 @@ from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
-from waybill_runtime.bus.advisories import AdvisoryWatcher
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.replay import replay_mark
@@ -69,17 +68,6 @@ async def open_audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[A
 
 
 @contextlib.asynccontextmanager
-async def watch_advisories(runtime: Runtime[AuditorSettings]) -> AsyncIterator[None]:
-    """Dead letters for messages no handler settled (JetStream's advisories), while running."""
-    watcher = AdvisoryWatcher(runtime.nc, runtime.js, runtime.subjects, runtime.metrics)
-    await watcher.start()
-    try:
-        yield
-    finally:
-        await watcher.stop()
-
-
-@contextlib.asynccontextmanager
 async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[ConsumerCoverage]:
     """What the other services' durable consumers take (the auditor's own do not count)."""
     service = runtime.settings.service
@@ -103,9 +91,10 @@ def build_service() -> Service[AuditorSettings]:
         settings_type=AuditorSettings,
         description="The audit trail: every event, command and dead letter; orders' stages",
         routes=ROUTES,
-        # A message on a subject the contracts do not know comes to the auditor too,
-        # which dead-letters it ("invalid message"): reported, not left unread.
-        reads_whole_streams=True,
+        # It reads the whole streams (a message on a subject the contracts do not
+        # know is dead-lettered, "invalid message": reported, not left unread) and
+        # records what no handler settled from JetStream's advisories.
+        watches_mesh=True,
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
@@ -117,7 +106,6 @@ def build_service() -> Service[AuditorSettings]:
 
     service.resource(TRAIL)(open_audit_trail)
     service.resource(COVERAGE)(open_coverage)
-    service.runs(watch_advisories)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)

@@ -20,8 +20,11 @@ while no watcher runs is not seen (see the runtime guide).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from nats.aio.client import Client
@@ -34,6 +37,9 @@ from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letter_format import DeadLetter, dead_letter_message, fit_within
 from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.metrics import MetricsRegistry
+
+if TYPE_CHECKING:
+    from waybill_runtime.service import Runtime
 
 __all__ = [
     "MAX_DELIVERIES_REASON",
@@ -225,3 +231,14 @@ class AdvisoryWatcher:
         )
         if self._recorded is not None:
             self._recorded.labels(letter.consumer, letter.reason).inc()
+
+
+@contextlib.asynccontextmanager
+async def recording_unsettled(runtime: Runtime[Any]) -> AsyncIterator[None]:
+    """Dead letters for messages no handler settled, while the service runs (the mesh's watcher)."""
+    watcher = AdvisoryWatcher(runtime.nc, runtime.js, runtime.subjects, runtime.metrics)
+    await watcher.start()
+    try:
+        yield
+    finally:
+        await watcher.stop()

@@ -231,7 +231,7 @@ def _by_durable(declaration: Declaration, subjects: SubjectMap) -> dict[tuple[st
     whole = {s.name: list(s.subjects) for s in (subjects.events_stream, subjects.commands_stream)}
     for consumed in declaration.consumes:
         filters = durables.setdefault((consumed.stream, consumed.durable), [])
-        if declaration.reads_whole_streams:
+        if declaration.watches_mesh:
             # It handles every type there, and takes what no contract names too.
             filters[:] = whole[consumed.stream]
         else:

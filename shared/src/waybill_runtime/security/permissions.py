@@ -126,17 +126,26 @@ def service_identity(
     for bucket in buckets:
         publish += _bucket_rights(bucket)
     prefix = inbox_prefix(declaration.name)
+    subscribe = [f"{prefix}.>", *_query_rights(declaration.name, subjects, declaration.queries)]
+    if declaration.watches_mesh:
+        publish += _watcher_rights(subjects)
+        subscribe += subjects.advisory_subjects()
     return Identity(
         name=declaration.name,
         role="service",
         inbox_prefix=prefix,
-        permissions=Permissions(
-            publish=_sorted(publish),
-            subscribe=_sorted(
-                [f"{prefix}.>", *_query_rights(declaration.name, subjects, declaration.queries)]
-            ),
-        ),
+        permissions=Permissions(publish=_sorted(publish), subscribe=_sorted(subscribe)),
     )
+
+
+def _watcher_rights(subjects: SubjectMap) -> list[str]:
+    # The mesh's watcher reads an unsettled message by its sequence, writes the
+    # dead letter of the service that gave up on it, and lists every durable to
+    # judge which messages nobody consumes.
+    rights = list(subjects.dlq_stream.subjects)
+    for stream in (subjects.events_stream.name, subjects.commands_stream.name):
+        rights += [f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.CONSUMER.LIST.{stream}"]
+    return rights
 
 
 def admin_identity() -> Identity:
