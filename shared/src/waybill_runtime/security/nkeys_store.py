@@ -62,6 +62,14 @@ def _new_seed() -> bytes:
     return bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
 
 
+def new_seed_file(path: Path) -> None:
+    """Write a new user seed to ``path``, which must not exist, readable by its owner only."""
+    # Created 0600 from the start: the seed is never readable by others.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(_new_seed() + b"\n")
+
+
 def ensure_users(folder: Path, names: list[str]) -> dict[str, NkeyUser]:
     """A seed for each of ``names`` in ``folder`` (kept if present), by name."""
     try:
@@ -76,10 +84,7 @@ def ensure_users(folder: Path, names: list[str]) -> dict[str, NkeyUser]:
     for name in names:
         path = seed_path(folder, name)
         if not path.exists():
-            # Created 0600 from the start: the seed is never readable by others.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(_new_seed() + b"\n")
+            new_seed_file(path)
         path.chmod(0o600)
         users[name] = NkeyUser(name=name, seed_file=path, public_key=public_key_of(path))
     return users
