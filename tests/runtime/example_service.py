@@ -30,7 +30,7 @@ service = Service(
     "wms-bridge",
     settings_type=ExampleSettings,
     description="example bridge",
-    routes=[Route("GET", "/warehouse", "operator", "which warehouse this is")],
+    routes=[Route("GET", "/warehouse", "operator", "which warehouse this is", role="viewer")],
 )
 effects: list[str] = []  # every pretend call into the warehouse, for the tests to count
 

@@ -49,7 +49,13 @@ from waybill_runtime.declaration import (
 )
 from waybill_runtime.declaration import describe as describe_service
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
+from waybill_runtime.http import (
+    CheckResult,
+    ReadinessCheck,
+    api_access,
+    create_http_app,
+    serve_http,
+)
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
@@ -347,6 +353,9 @@ class Service(Generic[S]):
         self, settings: S, stop: asyncio.Event, *, ready: asyncio.Event | None = None
     ) -> None:
         """Run until ``stop`` is set, then shut down gracefully. Tests call this directly."""
+        # Who may call its API is settled first: a protected route without a key
+        # source, or a key source that cannot be read, stops the service here.
+        access = api_access(settings, self.declared_routes)
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
         events = ConnectionEvents(settings.nats_url)
@@ -365,6 +374,7 @@ class Service(Generic[S]):
             return
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_drain, nc, events)
+            stack.push_async_callback(access.aclose)
             js = nc.jetstream()
             # The contracts say what this service may put on the bus; anything else
             # is refused before it is sent (and, with identities on, by NATS too).
@@ -403,6 +413,7 @@ class Service(Generic[S]):
                 ],
                 max_body_bytes=settings.http_max_body_bytes,
                 routes=routes,
+                access=access,
             )
             # HTTP first: a taken port stops the service before it takes any
             # message, and health answers while consumers come up.

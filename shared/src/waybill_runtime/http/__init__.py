@@ -1,4 +1,4 @@
-"""The HTTP side of a service: health, readiness, metrics, problem-details errors."""
+"""The HTTP side of a service: health, readiness, metrics, problem-details errors, API access."""
 
 from waybill_runtime.http.app import (
     MAX_BODY_KEY,
@@ -10,6 +10,7 @@ from waybill_runtime.http.app import (
     ReadinessCheck,
     create_http_app,
 )
+from waybill_runtime.http.auth import PRINCIPAL, ApiAccess, api_access, principal_of
 from waybill_runtime.http.problem import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
@@ -22,15 +23,19 @@ from waybill_runtime.http.server import BoundAddress, serve_http
 __all__ = [
     "MAX_BODY_KEY",
     "METRICS_KEY",
+    "PRINCIPAL",
     "PROBLEM_CONTENT_TYPE",
     "READINESS_KEY",
     "SERVICE_KEY",
+    "ApiAccess",
     "BoundAddress",
     "CheckResult",
     "ProbeCheck",
     "ProblemError",
     "ReadinessCheck",
+    "api_access",
     "create_http_app",
+    "principal_of",
     "problem_middleware",
     "problem_response",
     "read_json",

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from waybill_runtime.http.auth import ApiAccess
 from waybill_runtime.http.problem import ProblemError, problem_middleware
 from waybill_runtime.logs import mask_text
 from waybill_runtime.metrics import MetricsRegistry
@@ -148,12 +149,19 @@ def create_http_app(
     max_body_bytes: int = 1_048_576,
     routes: Sequence[web.RouteDef] = (),
     readiness_timeout_s: float = READINESS_TIMEOUT_S,
+    access: ApiAccess | None = None,
 ) -> web.Application:
-    """Build the service's HTTP app: health, readiness, metrics and ``routes``."""
+    """Build the service's HTTP app: health, readiness, metrics and ``routes``.
+
+    With ``access``, each of ``routes`` that declares a role answers only callers
+    whose bearer token grants it (:mod:`waybill_runtime.http.auth`).
+    """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    # Callers are checked before anything reads their body.
+    guard = [] if access is None else [access.middleware]
     app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[problem_middleware, _body_limit]
+        client_max_size=max_body_bytes, middlewares=[problem_middleware, *guard, _body_limit]
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = registry
@@ -163,5 +171,8 @@ def create_http_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_routes(routes)
+    if access is None:
+        app.router.add_routes(routes)
+    else:
+        access.add_routes(app.router, routes)
     return app

@@ -3,8 +3,10 @@
 Every process gets a free port on 127.0.0.1. Each service's partner
 settings are filled from what the sandbox standing in for that partner
 offers; each sandbox posts its webhooks to the path the service that owns
-the partner declares. Secrets are fresh for every run. Nothing here names a
-service or a sandbox: `waybill up` and the test mesh both run from this plan.
+the partner declares. Secrets are fresh for every run. Every service trusts
+the local API signing key (its JWKS, issuer and audience), so its protected
+routes answer the tokens `waybill up` prints. Nothing here names a service or
+a sandbox: `waybill up` and the test mesh both run from this plan.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from waybill_runtime.declaration import Partner
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.local.registry import SandboxDeclaration
+from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.service import Service
 from waybill_runtime.settings import env_var_name
 
@@ -43,6 +46,9 @@ class LocalPlan:
     sandbox_ports: dict[tuple[str, str], int] = field(default_factory=dict)
     service_ports: dict[str, int] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The key API tokens are signed with (None: services get no key source, and
+    # one with protected routes refuses to start).
+    api_keys: LocalApiKeys | None = None
 
     @classmethod
     def make(
@@ -51,11 +57,13 @@ class LocalPlan:
         sandboxes: Mapping[str, SandboxDeclaration],
         *,
         allocate: Callable[[], int] = free_port,
+        api_keys: LocalApiKeys | None = None,
     ) -> LocalPlan:
         """A plan with a free port for every listener and fresh secrets for every sandbox."""
         return cls(
             services=services,
             sandboxes=sandboxes,
+            api_keys=api_keys,
             sandbox_ports={
                 (sandbox.name, port): allocate()
                 for sandbox in sandboxes.values()
@@ -108,6 +116,8 @@ class LocalPlan:
         """Service ``name``'s settings in this stack, by field name, as text."""
         service = self.services[name]
         settings = {"http_host": self.host, "http_port": str(self.service_ports[name])}
+        if self.api_keys is not None:
+            settings.update(self.api_keys.settings())
         for partner in service.partners:
             settings.update(self._partner_settings(partner))
         settings.update(service.local_settings)
