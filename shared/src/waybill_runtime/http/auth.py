@@ -98,7 +98,9 @@ def _trace_id(request: web.Request) -> tuple[str, bool]:
 class ApiAccess:
     """The roles a service's routes need and the verifier of its callers' tokens."""
 
-    def __init__(self, *, service: str, routes: Sequence[Route], verifier: TokenVerifier | None):
+    def __init__(
+        self, *, service: str, routes: Sequence[Route], verifier: TokenVerifier | None
+    ) -> None:
         self.service = service
         self.verifier = verifier
         self._needed = {(r.method.upper(), r.path): r.role for r in routes if r.role is not None}

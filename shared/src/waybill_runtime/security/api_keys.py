@@ -258,7 +258,6 @@ class JwksUrl:
         self._tried_at: float | None = None  # last attempt, successful or not
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
-        self.reads = 0  # attempts, for the metrics and the tests
 
     async def key_for(self, kid: str | None) -> VerificationKey | None:
         if kid is None:
@@ -280,7 +279,6 @@ class JwksUrl:
             if self._tried_at is not None and now - self._tried_at < self._min_refresh_s:
                 return  # read moments ago (maybe by a request that waited on the lock)
             self._tried_at = now
-            self.reads += 1
             try:
                 keys = await self._fetch()
             except (aiohttp.ClientError, TimeoutError, OSError, ApiKeyError) as error:
