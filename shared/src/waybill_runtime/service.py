@@ -55,6 +55,7 @@ from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
+from waybill_runtime.security.fact_ids import fact_id_key
 from waybill_runtime.security.permissions import inbox_prefix
 from waybill_runtime.settings import RuntimeSettings, load_settings
 from waybill_runtime.telemetry import configure_telemetry, tracing_active
@@ -350,6 +351,7 @@ class Service(Generic[S]):
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
         events = ConnectionEvents(settings.nats_url)
+        fact_key = fact_id_key(settings)  # before connecting: a bad identity file says so first
         try:
             nc = await connect(
                 settings.nats_url,
@@ -374,6 +376,7 @@ class Service(Generic[S]):
                 service=settings.service,
                 metrics=metrics,
                 may_publish=self.publishes | self.sends,
+                fact_key=fact_key,
             )
             runtime = Runtime(
                 settings=settings,
