@@ -105,12 +105,21 @@ def _fill(template: str, offered: Mapping[str, str], partner: str) -> str:
 
 @dataclass(frozen=True)
 class Route:
-    """An HTTP route of the service besides the probes every service has."""
+    """An HTTP route of the service besides the probes every service has.
+
+    The optional types (msgspec structs, or any type msgspec describes) make
+    the service's OpenAPI document (:mod:`waybill_runtime.http.openapi`):
+    ``request`` the JSON body it reads (a partner's payload), ``response`` the
+    JSON it answers on success, ``query`` its query parameters, one per field.
+    """
 
     method: str
     path: str
     audience: RouteAudience
     summary: str = ""
+    request: Any = None
+    response: Any = None
+    query: type[msgspec.Struct] | None = None
 
 
 # -- the printable declaration --------------------------------------------------------

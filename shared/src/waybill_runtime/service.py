@@ -50,6 +50,7 @@ from waybill_runtime.declaration import (
 from waybill_runtime.declaration import describe as describe_service
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
+from waybill_runtime.http.openapi import openapi_document
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
@@ -320,6 +321,15 @@ class Service(Generic[S]):
         """This service's :class:`~waybill_runtime.declaration.Declaration`."""
         return describe_service(self, subject_prefix=subject_prefix)
 
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this service's HTTP API (served at ``/openapi.json``)."""
+        return openapi_document(
+            service=self.name,
+            version=self.version,
+            description=self.description,
+            routes=self.declared_routes,
+        )
+
     # -- running ---------------------------------------------------------------
 
     def main(self) -> int:
@@ -406,6 +416,7 @@ class Service(Generic[S]):
                 ],
                 max_body_bytes=settings.http_max_body_bytes,
                 routes=routes,
+                openapi=self.openapi(),
             )
             # HTTP first: a taken port stops the service before it takes any
             # message, and health answers while consumers come up.

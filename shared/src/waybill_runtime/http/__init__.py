@@ -1,4 +1,4 @@
-"""The HTTP side of a service: health, readiness, metrics, problem-details errors."""
+"""The HTTP side of a service: health, readiness, metrics, problem-details errors, OpenAPI."""
 
 from waybill_runtime.http.app import (
     MAX_BODY_KEY,
@@ -10,6 +10,7 @@ from waybill_runtime.http.app import (
     ReadinessCheck,
     create_http_app,
 )
+from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
@@ -22,6 +23,7 @@ from waybill_runtime.http.server import BoundAddress, serve_http
 __all__ = [
     "MAX_BODY_KEY",
     "METRICS_KEY",
+    "OPENAPI_PATH",
     "PROBLEM_CONTENT_TYPE",
     "READINESS_KEY",
     "SERVICE_KEY",
@@ -31,6 +33,7 @@ __all__ = [
     "ProblemError",
     "ReadinessCheck",
     "create_http_app",
+    "openapi_document",
     "problem_middleware",
     "problem_response",
     "read_json",
