@@ -132,5 +132,5 @@ def test_an_identity_file_gone_since_the_settings_were_read_is_named(tmp_path: P
     path.write_text("x")
     settings = _settings(nats_nkey_seed_file=str(path))
     path.unlink()
-    with pytest.raises(SettingsError, match="cannot read .*gone.nk"):
+    with pytest.raises(SettingsError, match=r"cannot read .*gone\.nk"):
         fact_id_key(settings)
