@@ -21,11 +21,11 @@ from waybill_contracts import SubjectMap, fact_id
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.outcomes import TransientError
 from waybill_runtime.queries import ask
 from waybill_runtime.service import Service
 from waybill_runtime.settings import env_var_name
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import (
     dead_letters,
@@ -174,7 +174,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
 
 @pytest.mark.slow
 async def test_consumption_resumes_after_a_nats_server_restart(
-    fresh_nats_server: EmbeddedNats, nats_prefix: str
+    fresh_nats_server: AuthenticatedServer, nats_prefix: str
 ) -> None:
     url = fresh_nats_server.client_url
     subjects = SubjectMap(nats_prefix)
@@ -357,7 +357,7 @@ async def test_bulk_publishing_stores_every_message_once_even_when_repeated(
 
 @pytest.mark.slow
 async def test_a_server_going_lame_duck_is_noticed_and_its_successor_consumed_from(
-    fresh_nats_server: EmbeddedNats, nats_prefix: str, caplog: pytest.LogCaptureFixture
+    fresh_nats_server: AuthenticatedServer, nats_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # What a rolling upgrade of NATS does to each server: lame-duck mode (JetStream
     # stops, clients are told to move), then a new server on the same store.

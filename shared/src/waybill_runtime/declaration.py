@@ -108,6 +108,11 @@ def _fill(template: str, offered: Mapping[str, str], partner: str) -> str:
 class Route:
     """An HTTP route of the service besides the probes every service has.
 
+    The optional types (msgspec structs, or any type msgspec describes) make
+    the service's OpenAPI document (:mod:`waybill_runtime.http.openapi`):
+    ``request`` the JSON body it reads (a partner's payload), ``response`` the
+    JSON it answers on success, ``query`` its query parameters, one per field.
+
     ``role`` is the least role a caller's bearer token must grant
     (:mod:`waybill_runtime.http.auth`): ``viewer`` to read, ``operator`` to act,
     ``admin`` for anything. Every route people call (audience ``operator``)
@@ -118,6 +123,9 @@ class Route:
     path: str
     audience: RouteAudience
     summary: str = ""
+    request: Any = None
+    response: Any = None
+    query: type[msgspec.Struct] | None = None
     role: Role | None = None
 
     def __post_init__(self) -> None:

@@ -56,11 +56,13 @@ from waybill_runtime.http import (
     create_http_app,
     serve_http,
 )
+from waybill_runtime.http.openapi import openapi_document
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
+from waybill_runtime.security.fact_ids import fact_id_key
 from waybill_runtime.security.permissions import inbox_prefix
 from waybill_runtime.settings import RuntimeSettings, load_settings
 from waybill_runtime.telemetry import configure_telemetry, tracing_active
@@ -325,6 +327,15 @@ class Service(Generic[S]):
         """This service's :class:`~waybill_runtime.declaration.Declaration`."""
         return describe_service(self, subject_prefix=subject_prefix)
 
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this service's HTTP API (served at ``/openapi.json``)."""
+        return openapi_document(
+            service=self.name,
+            version=self.version,
+            description=self.description,
+            routes=self.declared_routes,
+        )
+
     # -- running ---------------------------------------------------------------
 
     def main(self) -> int:
@@ -359,6 +370,7 @@ class Service(Generic[S]):
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
         events = ConnectionEvents(settings.nats_url)
+        fact_key = fact_id_key(settings)  # before connecting: a bad identity file says so first
         try:
             nc = await connect(
                 settings.nats_url,
@@ -384,6 +396,7 @@ class Service(Generic[S]):
                 service=settings.service,
                 metrics=metrics,
                 may_publish=self.publishes | self.sends,
+                fact_key=fact_key,
             )
             runtime = Runtime(
                 settings=settings,
@@ -413,6 +426,7 @@ class Service(Generic[S]):
                 ],
                 max_body_bytes=settings.http_max_body_bytes,
                 routes=routes,
+                openapi=self.openapi(),
                 access=access,
             )
             # HTTP first: a taken port stops the service before it takes any

@@ -253,6 +253,16 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             extra={"file": True, "expected": "the path of an nkey seed file (or empty for none)"},
         ),
     ] = None
+    fact_id_key: Annotated[
+        Annotated[str, msgspec.Meta(min_length=16)] | None,
+        msgspec.Meta(
+            description="Secret that keys the ids of observed facts, so no other client can "
+            "squat them (default: derived from this service's NATS seed; set it, the same "
+            "for every replica, to keep ids stable across key rotations)",
+            extra={"expected": "a random string of 16 characters or more"},
+        ),
+        SECRET,
+    ] = None
     provision: Annotated[
         Literal["auto", "never"],
         msgspec.Meta(

@@ -1,4 +1,5 @@
-"""The HTTP side of a service: health, readiness, metrics, problem-details errors, API access."""
+"""The HTTP side of a service: health, readiness, metrics, problem-details errors, OpenAPI,
+API access."""
 
 from waybill_runtime.http.app import (
     MAX_BODY_KEY,
@@ -11,6 +12,7 @@ from waybill_runtime.http.app import (
     create_http_app,
 )
 from waybill_runtime.http.auth import PRINCIPAL, ApiAccess, api_access, principal_of
+from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
@@ -23,6 +25,7 @@ from waybill_runtime.http.server import BoundAddress, serve_http
 __all__ = [
     "MAX_BODY_KEY",
     "METRICS_KEY",
+    "OPENAPI_PATH",
     "PRINCIPAL",
     "PROBLEM_CONTENT_TYPE",
     "READINESS_KEY",
@@ -35,6 +38,7 @@ __all__ = [
     "ReadinessCheck",
     "api_access",
     "create_http_app",
+    "openapi_document",
     "principal_of",
     "problem_middleware",
     "problem_response",

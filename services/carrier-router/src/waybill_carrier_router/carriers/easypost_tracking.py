@@ -19,7 +19,14 @@ from waybill_carrier_router.carriers.model import BadTrackingPayload, TrackingRe
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.signatures import SignatureError, verify_hmac_sha256
 
-__all__ = ["EASYPOST_MILESTONES", "EasyPostWebhooks", "Tracker", "TrackerList", "report_of"]
+__all__ = [
+    "EASYPOST_MILESTONES",
+    "EasyPostWebhooks",
+    "Tracker",
+    "TrackerEvent",
+    "TrackerList",
+    "report_of",
+]
 
 SIGNATURE_HEADER = "X-Hmac-Signature"
 _SIGNATURE_PREFIX = "hmac-sha256-hex="
@@ -67,12 +74,14 @@ class TrackerList(msgspec.Struct, kw_only=True):
     trackers: list[Tracker]
 
 
-class _Event(msgspec.Struct, kw_only=True):
+class TrackerEvent(msgspec.Struct, kw_only=True):
+    """A carrier A webhook: an Event whose ``result`` is a Tracker for ``tracker.*`` events."""
+
     description: str
     result: msgspec.Raw
 
 
-_decode_event = msgspec.json.Decoder(_Event).decode
+_decode_event = msgspec.json.Decoder(TrackerEvent).decode
 _decode_tracker = msgspec.json.Decoder(Tracker).decode
 
 
