@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ class DemoEndpoints:
     subject_prefix: str = "waybill"
     # The operator's seed when NATS identities are on (the demo only asks queries).
     nkey_seed_file: str | None = None
+    # The operator's TLS context when NATS runs with TLS (`waybill up --tls`).
+    tls: ssl.SSLContext | None = None
     # Checked when the notifier / auditor run in the stack.
     mail: str | None = None
     auditor: str | None = None
@@ -120,6 +123,7 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
             endpoints.nats_url,
             connect_timeout=5,
             nkeys_seed=endpoints.nkey_seed_file,
+            tls=endpoints.tls,
             inbox_prefix=inbox_prefix(OPERATOR),
         )
         try:

@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import ssl
+from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NatsClient
 
 from waybill_runtime.bus.client import WaybillNatsClient
 from waybill_runtime.cancellation import cancel_and_wait
+from waybill_runtime.security.tls import TlsFiles, client_context, explain_tls_failure
+
+if TYPE_CHECKING:
+    from waybill_runtime.settings import RuntimeSettings
 
 log = logging.getLogger("waybill.bus")
 
@@ -28,6 +33,7 @@ class ConnectionEvents:
 
     def __init__(self, url: str = "") -> None:
         self.url = url
+        self.tls: ssl.SSLContext | None = None  # the connection's context, to explain failures
         self.closing = False  # set before a deliberate drain, so it is not reported as a loss
 
     async def on_disconnected(self) -> None:
@@ -39,7 +45,10 @@ class ConnectionEvents:
 
     async def on_error(self, error: Exception) -> None:
         reason = str(error) or type(error).__name__
-        if isinstance(error, OSError):
+        explained = explain_tls_failure(error, self.url, tls=self.tls)
+        if explained is not None:
+            log.warning("%s", explained)
+        elif isinstance(error, OSError):
             # Nothing answers at the URL: say what to check, once per attempt.
             log.warning(
                 "cannot reach NATS at %s (%s); retrying — check NATS_URL and that the server runs",
@@ -62,6 +71,7 @@ async def connect(
     credentials_file: str | None = None,
     nkey_seed_file: str | None = None,
     inbox_prefix: str | None = None,
+    tls: ssl.SSLContext | None = None,
     events: ConnectionEvents | None = None,
     first_attempt_timeout_s: int = 5,
     max_wait_between_attempts_s: float = 10.0,
@@ -70,6 +80,7 @@ async def connect(
     """Connect to ``url``; retry the first connection until it works or ``stopping`` is set."""
     events = events or ConnectionEvents(url)
     events.url = events.url or url
+    events.tls = tls
     delay = 0.5
     attempt = 0
     while True:
@@ -81,6 +92,7 @@ async def connect(
                 name=name,
                 user_credentials=credentials_file,
                 nkeys_seed=nkey_seed_file,
+                tls=tls,
                 # Replies come to the identity's own prefix, the only inboxes its
                 # permissions let it subscribe to (nats-py's default is _INBOX).
                 inbox_prefix=inbox_prefix or _NATS_PY_INBOX_PREFIX,
@@ -113,7 +125,10 @@ async def connect(
             return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__
-            if "authorization" in reason.lower():
+            explained = explain_tls_failure(error, url, tls=tls)
+            if explained is not None:
+                log.error("%s (attempt %d, retrying in %.0f s)", explained, attempt, delay)
+            elif "authorization" in reason.lower():
                 log.error(
                     "NATS at %s refused this identity (%s), attempt %d: retrying in %.0f s; "
                     "check WAYBILL_NATS_NKEY_SEED_FILE or WAYBILL_NATS_CREDENTIALS_FILE",
@@ -141,6 +156,21 @@ async def connect(
         else:
             await asyncio.sleep(delay)
         delay = min(delay * 2, max_wait_between_attempts_s)
+
+
+def tls_context(settings: RuntimeSettings) -> ssl.SSLContext | None:
+    """The one SSLContext of a service's NATS connection (None: no TLS settings).
+
+    Raises a one-line :class:`~waybill_runtime.security.tls.TlsSettingsError`
+    naming the variable when the files are not a usable CA, certificate or key.
+    """
+    return client_context(
+        TlsFiles(
+            ca_file=settings.nats_tls_ca_file,
+            cert_file=settings.nats_tls_cert_file,
+            key_file=settings.nats_tls_key_file,
+        )
+    )
 
 
 class StoppedBeforeConnected(Exception):

@@ -24,6 +24,16 @@ from waybill_runtime.local.stack import check_nats_reachable
 from waybill_runtime.security.mesh import identities_folder
 from waybill_runtime.security.nkeys_store import seed_path
 from waybill_runtime.security.permissions import inbox_prefix
+from waybill_runtime.security.tls import (
+    CA_FILE_VAR,
+    CERT_FILE_VAR,
+    KEY_FILE_VAR,
+    LocalPki,
+    TlsFiles,
+    client_context,
+    explain_tls_failure,
+    tls_folder,
+)
 
 
 def add_identity_options(parser: argparse.ArgumentParser, identity: str) -> None:
@@ -43,6 +53,31 @@ def add_identity_options(parser: argparse.ArgumentParser, identity: str) -> None
         default=None,
         help="NATS .creds file instead of a seed (default $WAYBILL_NATS_CREDENTIALS_FILE)",
     )
+    tls = parser.add_argument_group("NATS TLS (for servers that require it)")
+    tls.add_argument(
+        "--tls-ca-file",
+        type=Path,
+        default=None,
+        help=(
+            f"CA that signed the server's certificate (default ${CA_FILE_VAR}, else "
+            "<state folder>/nats/tls/ca.pem when it exists)"
+        ),
+    )
+    tls.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        default=None,
+        help=(
+            f"client certificate for mutual TLS (default ${CERT_FILE_VAR}, else "
+            f"<state folder>/nats/tls/clients/{identity}.pem when it exists)"
+        ),
+    )
+    tls.add_argument(
+        "--tls-key-file",
+        type=Path,
+        default=None,
+        help=f"key of --tls-cert-file (default ${KEY_FILE_VAR}, else the local one)",
+    )
     parser.set_defaults(identity=identity)
 
 
@@ -61,6 +96,30 @@ def _credentials_file(args: argparse.Namespace) -> Path | None:
         return Path(args.credentials_file)
     env = os.environ.get("WAYBILL_NATS_CREDENTIALS_FILE")
     return Path(env) if env else None
+
+
+def _tls_files(args: argparse.Namespace) -> TlsFiles:
+    """Options, else the variables, else the local CA of `waybill up --tls` when it exists."""
+    pki = LocalPki(tls_folder(Path(os.environ.get("WAYBILL_STATE_DIR") or ".waybill")))
+
+    def pick(option: Path | None, var: str, local: Path) -> tuple[str | None, str]:
+        if option is not None:
+            return str(option), "--" + var.removeprefix("WAYBILL_NATS_").lower().replace("_", "-")
+        if os.environ.get(var):
+            return os.environ[var], var
+        return (str(local) if local.is_file() else None), str(local)
+
+    ca, ca_label = pick(args.tls_ca_file, CA_FILE_VAR, pki.ca_file)
+    cert, cert_label = pick(args.tls_cert_file, CERT_FILE_VAR, pki.client_cert_file(args.identity))
+    key, key_label = pick(args.tls_key_file, KEY_FILE_VAR, pki.client_key_file(args.identity))
+    return TlsFiles(
+        ca_file=ca,
+        cert_file=cert,
+        key_file=key,
+        ca_label=ca_label,
+        cert_label=cert_label,
+        key_label=key_label,
+    )
 
 
 class _Refusals:
@@ -108,6 +167,7 @@ async def connect_identity(
     for option, path in (("--nkey-seed-file", seed), ("--credentials-file", credentials)):
         if path is not None and not path.is_file():
             raise UserFacingError(f"{option} {path}: no such file; point it at an existing file")
+    tls = client_context(_tls_files(args))
     try:
         return await nats.connect(
             url,
@@ -117,9 +177,15 @@ async def connect_identity(
             nkeys_seed=str(seed) if seed is not None else None,
             user_credentials=str(credentials) if credentials is not None else None,
             inbox_prefix=inbox_prefix(args.identity),
+            tls=tls,
             **({"error_cb": error_cb} if error_cb is not None else {}),
         )
-    except nats.errors.Error as error:
+    except Exception as error:  # nats-py raises several unrelated types here
+        explained = explain_tls_failure(error, url, tls=tls)
+        if explained is not None:
+            raise UserFacingError(explained) from None
+        if not isinstance(error, nats.errors.Error):
+            raise
         if "authorization" in str(error).lower():
             used = seed or credentials
             raise UserFacingError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,12 +27,14 @@ from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOption
 from waybill_runtime.local.plan import ChildSpec, LocalPlan
 from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
 from waybill_runtime.local.secured_stack import (
+    LocalTls,
     identity_environment,
     provision_as_admin,
     secure_options,
+    tls_options,
 )
 from waybill_runtime.security.mesh import MeshSecurity
-from waybill_runtime.security.permissions import OPERATOR
+from waybill_runtime.security.permissions import ADMIN, OPERATOR
 from waybill_runtime.service import Service
 
 
@@ -98,6 +101,11 @@ class LocalStack:
     secure: bool = True
     subject_prefix: str = "waybill"
     security: MeshSecurity | None = None
+    # TLS on the embedded server (a local CA in the state folder); ``mtls``:
+    # the server verifies a client certificate, one per identity.
+    tls: bool = False
+    mtls: bool = False
+    local_tls: LocalTls | None = None
 
     @property
     def nats_url(self) -> str:
@@ -120,11 +128,17 @@ class LocalStack:
             options = self.nats_options
             if self.secure:
                 options, self.security = secure_options(options, self.services, self.subject_prefix)
+            if self.tls or self.mtls:
+                options, self.local_tls = tls_options(options, self.services, mutual=self.mtls)
             self.nats = EmbeddedNats(options)
             self.nats.start()
             if self.security is not None:
                 provision_as_admin(
-                    self.nats.client_url, self.security, self.services, self.subject_prefix
+                    self.nats.client_url,
+                    self.security,
+                    self.services,
+                    self.subject_prefix,
+                    tls=self.client_tls(ADMIN),
                 )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan = LocalPlan.make(self.services, self.sandboxes)
@@ -143,6 +157,8 @@ class LocalStack:
             env = {"NATS_URL": self.nats_url, **plan.service_environment(name)}
             if self.security is not None:
                 env.update(identity_environment(self.security, name))
+            if self.local_tls is not None:
+                env.update(self.local_tls.environment(name))
             argv = [sys.executable, "-m", "waybill_runtime", "run", name]
             self._spawn(ChildSpec(name=name, argv=argv, env=env))
         for name, service in self.services.items():
@@ -184,6 +200,10 @@ class LocalStack:
         self.children.clear()
         if self.nats is not None:
             self.nats.stop()
+
+    def client_tls(self, identity: str) -> ssl.SSLContext | None:
+        """The SSLContext ``identity`` connects to the embedded server with (None: no TLS)."""
+        return self.local_tls.context(identity) if self.local_tls is not None else None
 
     def operator_seed_file(self) -> str | None:
         """The operator's seed (for the demo and `waybill dlq`), when identities are on."""
