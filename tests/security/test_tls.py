@@ -3,7 +3,6 @@ mutual TLS, a service started with the TLS settings, and one-line errors for bad
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import stat
@@ -14,48 +13,37 @@ import nats
 import pytest
 
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
-from waybill_runtime.local.secured_stack import LocalTls, tls_options
+from waybill_runtime.security.local_ca import ensure_local_pki
 from waybill_runtime.security.tls import (
     TlsFiles,
     TlsSettingsError,
     client_context,
-    ensure_local_pki,
     explain_tls_failure,
 )
 from waybill_runtime.service import Service
 from waybill_runtime.settings import RuntimeSettings, SettingsError, load_settings
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.tls import TlsNats, start_tls_server
 
 
-def _server(state_dir: Path, *, mutual: bool) -> tuple[EmbeddedNats, LocalTls]:
-    options = EmbeddedNatsOptions(
-        port=0, monitor_port=0, state_dir=state_dir, server_name="waybill-tls-test"
+def _server(tmp_path_factory: pytest.TempPathFactory, *, mutual: bool) -> Iterator[TlsNats]:
+    started = start_tls_server(
+        tmp_path_factory.mktemp("nats-tls"), mutual=mutual, secure=False, identities=["tls-probe"]
     )
-    options, local_tls = tls_options(options, ["tls-probe"], mutual=mutual)
-    server = EmbeddedNats(options)
-    server.start()
-    return server, local_tls
+    try:
+        yield started
+    finally:
+        started.server.stop()
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, LocalTls]]:
-    server, local_tls = _server(tmp_path_factory.mktemp("nats-tls"), mutual=False)
-    try:
-        yield server, local_tls
-    finally:
-        server.stop()
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNats]:
+    yield from _server(tmp_path_factory, mutual=False)
 
 
 @pytest.fixture(scope="module")
-def mtls_server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[EmbeddedNats, LocalTls]]:
-    server, local_tls = _server(tmp_path_factory.mktemp("nats-mtls"), mutual=True)
-    try:
-        yield server, local_tls
-    finally:
-        server.stop()
+def mtls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNats]:
+    yield from _server(tmp_path_factory, mutual=True)
 
 
 async def _refused(url: str, **options: object) -> BaseException:
@@ -98,11 +86,11 @@ def test_the_local_ca_is_reused_and_its_keys_are_private(tmp_path: Path) -> None
 
 
 async def test_tls_server_accepts_a_client_with_the_ca_and_refuses_others(
-    tls_server: tuple[EmbeddedNats, LocalTls],
+    tls_server: TlsNats,
 ) -> None:
-    server, local_tls = tls_server
+    server = tls_server.server
     assert server.client_url.startswith("tls://")
-    probe_tls = local_tls.context("tls-probe")
+    probe_tls = tls_server.context("tls-probe")
     nc = await nats.connect(server.client_url, tls=probe_tls, connect_timeout=5)
     try:
         assert nc.is_connected
@@ -131,9 +119,9 @@ async def test_tls_server_accepts_a_client_with_the_ca_and_refuses_others(
 
 
 async def test_mtls_server_refuses_a_client_without_a_certificate(
-    mtls_server: tuple[EmbeddedNats, LocalTls],
+    mtls_server: TlsNats,
 ) -> None:
-    server, local_tls = mtls_server
+    server, local_tls = mtls_server.server, mtls_server.local_tls
     probe_tls = local_tls.context("tls-probe")
     nc = await nats.connect(server.client_url, tls=probe_tls, connect_timeout=5)
     try:
@@ -148,22 +136,10 @@ async def test_mtls_server_refuses_a_client_without_a_certificate(
     assert "WAYBILL_NATS_TLS_CERT_FILE" in explained, explained
 
 
-async def test_a_service_runs_with_the_tls_settings(
-    mtls_server: tuple[EmbeddedNats, LocalTls],
-) -> None:
-    server, local_tls = mtls_server
+async def test_a_service_runs_with_the_tls_settings(mtls_server: TlsNats) -> None:
     probe: Service[RuntimeSettings] = Service("tls-probe")
-    files = local_tls.files("tls-probe")
-    async with running_service(
-        probe,
-        nats_url=server.client_url,
-        subject_prefix="tlsprobe",
-        nats_tls_ca_file=files.ca_file,
-        nats_tls_cert_file=files.cert_file,
-        nats_tls_key_file=files.key_file,
-    ) as task:
-        await asyncio.sleep(0.2)
-        assert not task.done()
+    async with running_service(probe, **mtls_server.service_settings("tls-probe")):
+        assert mtls_server.tls_versions()["tls-probe"].startswith("1.")
 
 
 def test_bad_tls_settings_give_one_line_errors(tmp_path: Path) -> None:

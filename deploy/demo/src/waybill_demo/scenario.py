@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import nats
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_runtime.bus.client import connect_client
 from waybill_runtime.queries import QueryError, ask
 from waybill_runtime.security.permissions import OPERATOR, inbox_prefix
 
@@ -119,7 +119,7 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
     first_wave = max(1, round(plan.orders * plan.carrier_a_down_until))
     deadline = time.monotonic() + plan.timeout_s
     async with aiohttp.ClientSession() as http:
-        nc = await nats.connect(
+        nc = await connect_client(
             endpoints.nats_url,
             connect_timeout=5,
             nkeys_seed=endpoints.nkey_seed_file,

@@ -35,17 +35,24 @@ class ConnectionEvents:
         self.url = url
         self.tls: ssl.SSLContext | None = None  # the connection's context, to explain failures
         self.closing = False  # set before a deliberate drain, so it is not reported as a loss
+        self.connected = False
 
     async def on_disconnected(self) -> None:
+        self.connected = False
         if not self.closing:
             log.warning("disconnected from NATS; reconnecting")
 
     async def on_reconnected(self) -> None:
+        self.connected = True
         log.info("reconnected to NATS")
 
     async def on_error(self, error: Exception) -> None:
         reason = str(error) or type(error).__name__
-        explained = explain_tls_failure(error, self.url, tls=self.tls)
+        # A connection closed while connecting may be a server that wants a client
+        # certificate; one closed while connected is a server going away.
+        explained = explain_tls_failure(
+            error, self.url, tls=self.tls if not self.connected else None
+        )
         if explained is not None:
             log.warning("%s", explained)
         elif isinstance(error, OSError):
@@ -122,6 +129,7 @@ async def connect(
             stop_wait.cancel()
         try:
             attempt_task.result()
+            events.connected = True
             return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__

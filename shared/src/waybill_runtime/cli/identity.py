@@ -5,7 +5,8 @@ A command runs as one identity (``admin`` for `waybill provision`,
 ``--nkey-seed-file``, else ``$WAYBILL_NATS_NKEY_SEED_FILE``, else the seed the
 local stack keeps for that identity in the state folder (so commands work
 against `waybill up` and `waybill nats` without options); a server without
-authorization needs none.
+authorization needs none. Its TLS files come the same way: ``--tls-*-file``,
+else ``$WAYBILL_NATS_TLS_*``, else the local CA of `waybill up --tls`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 
+from waybill_runtime.bus.client import connect_client
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.stack import check_nats_reachable
+from waybill_runtime.security.local_ca import LocalPki, tls_folder
 from waybill_runtime.security.mesh import identities_folder
 from waybill_runtime.security.nkeys_store import seed_path
 from waybill_runtime.security.permissions import inbox_prefix
@@ -28,11 +31,9 @@ from waybill_runtime.security.tls import (
     CA_FILE_VAR,
     CERT_FILE_VAR,
     KEY_FILE_VAR,
-    LocalPki,
     TlsFiles,
     client_context,
     explain_tls_failure,
-    tls_folder,
 )
 
 
@@ -99,13 +100,22 @@ def _credentials_file(args: argparse.Namespace) -> Path | None:
 
 
 def _tls_files(args: argparse.Namespace) -> TlsFiles:
-    """Options, else the variables, else the local CA of `waybill up --tls` when it exists."""
+    """Options, else the variables, else the local CA of `waybill up --tls` when it exists.
+
+    Files asked for (options, variables) make the command insist on TLS; files
+    only found in the state folder are used when the server asks for TLS, so
+    the command still reaches a plaintext server started there later.
+    """
     pki = LocalPki(tls_folder(Path(os.environ.get("WAYBILL_STATE_DIR") or ".waybill")))
+    asked = False
 
     def pick(option: Path | None, var: str, local: Path) -> tuple[str | None, str]:
+        nonlocal asked
         if option is not None:
+            asked = True
             return str(option), "--" + var.removeprefix("WAYBILL_NATS_").lower().replace("_", "-")
         if os.environ.get(var):
+            asked = True
             return os.environ[var], var
         return (str(local) if local.is_file() else None), str(local)
 
@@ -119,6 +129,7 @@ def _tls_files(args: argparse.Namespace) -> TlsFiles:
         ca_label=ca_label,
         cert_label=cert_label,
         key_label=key_label,
+        required=asked,
     )
 
 
@@ -169,7 +180,7 @@ async def connect_identity(
             raise UserFacingError(f"{option} {path}: no such file; point it at an existing file")
     tls = client_context(_tls_files(args))
     try:
-        return await nats.connect(
+        return await connect_client(
             url,
             connect_timeout=5,
             allow_reconnect=False,
@@ -184,6 +195,11 @@ async def connect_identity(
         explained = explain_tls_failure(error, url, tls=tls)
         if explained is not None:
             raise UserFacingError(explained) from None
+        if isinstance(error, OSError):
+            raise UserFacingError(
+                f"NATS at {url} closed the connection while this command connected "
+                f"({error.strerror or error}): check the URL and the server's log"
+            ) from None
         if not isinstance(error, nats.errors.Error):
             raise
         if "authorization" in str(error).lower():

@@ -165,7 +165,10 @@ def run_nats(args: argparse.Namespace) -> int:
             print(f"JetStream store:     {server.state_dir / 'nats' / 'jetstream'}", flush=True)
             if local_tls is not None:
                 pki = local_tls.pki
-                print(f"NATS TLS CA:         {pki.ca_file} (clients: WAYBILL_NATS_TLS_CA_FILE)")
+                print(
+                    f"NATS TLS CA:         {pki.ca_file} (clients: WAYBILL_NATS_TLS_CA_FILE)",
+                    flush=True,
+                )
                 if local_tls.mutual:
                     print(
                         "  client certificates: WAYBILL_NATS_TLS_CERT_FILE="

@@ -63,7 +63,7 @@ class EmbeddedNatsOptions:
     # An ``authorization { ... }`` block (waybill_runtime.security.authorization);
     # None runs the server without authentication.
     authorization: str | None = None
-    # A ``tls { ... }`` block (waybill_runtime.security.tls.server_tls_block);
+    # A ``tls { ... }`` block (waybill_runtime.security.local_ca.server_tls_block);
     # None runs the server without TLS. Clients then connect with tls:// URLs.
     tls: str | None = None
 

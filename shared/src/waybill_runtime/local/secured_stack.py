@@ -9,20 +9,14 @@ import ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import nats
-
 from waybill_contracts import SubjectMap
+from waybill_runtime.bus.client import connect_client
 from waybill_runtime.bus.provisioning import provision_mesh
 from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions, prepare_state_dir
+from waybill_runtime.security.local_ca import LocalPki, ensure_local_pki, server_tls_block
 from waybill_runtime.security.mesh import MeshSecurity, secure_mesh
 from waybill_runtime.security.permissions import ADMIN, OPERATOR, inbox_prefix
-from waybill_runtime.security.tls import (
-    LocalPki,
-    TlsFiles,
-    client_context,
-    ensure_local_pki,
-    server_tls_block,
-)
+from waybill_runtime.security.tls import TlsFiles, client_context
 from waybill_runtime.service import Service
 from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
 
@@ -107,7 +101,7 @@ def provision_as_admin(
     declarations = [s.describe(subject_prefix=subject_prefix) for s in services.values()]
 
     async def provisioning() -> None:
-        nc = await nats.connect(
+        nc = await connect_client(
             url,
             nkeys_seed=str(security.seed_file(ADMIN)),
             inbox_prefix=inbox_prefix(ADMIN),

@@ -35,6 +35,13 @@ from waybill_runtime.local.secured_stack import (
 )
 from waybill_runtime.security.mesh import MeshSecurity
 from waybill_runtime.security.permissions import ADMIN, OPERATOR
+from waybill_runtime.security.tls import (
+    CA_FILE_VAR,
+    CERT_FILE_VAR,
+    KEY_FILE_VAR,
+    TlsFiles,
+    client_context,
+)
 from waybill_runtime.service import Service
 
 
@@ -202,8 +209,22 @@ class LocalStack:
             self.nats.stop()
 
     def client_tls(self, identity: str) -> ssl.SSLContext | None:
-        """The SSLContext ``identity`` connects to the embedded server with (None: no TLS)."""
-        return self.local_tls.context(identity) if self.local_tls is not None else None
+        """The SSLContext ``identity`` connects with (None: no TLS).
+
+        The local CA's with the embedded server; with an external one, the
+        ``WAYBILL_NATS_TLS_*`` files the services are given too.
+        """
+        if self.local_tls is not None:
+            return self.local_tls.context(identity)
+        if self.external_nats_url is None:
+            return None
+        return client_context(
+            TlsFiles(
+                ca_file=os.environ.get(CA_FILE_VAR) or None,
+                cert_file=os.environ.get(CERT_FILE_VAR) or None,
+                key_file=os.environ.get(KEY_FILE_VAR) or None,
+            )
+        )
 
     def operator_seed_file(self) -> str | None:
         """The operator's seed (for the demo and `waybill dlq`), when identities are on."""

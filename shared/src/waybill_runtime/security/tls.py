@@ -1,37 +1,31 @@
-"""TLS on the bus: the local CA and certificates of `waybill up --tls`, and a client's SSLContext.
+"""TLS on the bus, the client's side: its SSLContext, TLS never skipped, what a failure means.
 
-The local certificate authority lives in ``<state folder>/nats/tls``: ``ca.pem``
-and ``ca.key``, the server's ``server.pem`` / ``server.key`` and, with mutual
-TLS, one ``clients/<identity>.pem`` / ``.key`` per identity. Keys are written
-0600. Files that are present and still valid (signed by the CA, not about to
-expire, naming the server's hosts) are reused, so a client that trusts the CA
-keeps trusting it across runs.
+A client is given a CA and, for servers that verify clients, a certificate
+and key (``WAYBILL_NATS_TLS_*`` for a service, ``--tls-*-file`` for a
+command). nats-py turns a connection into TLS only when the server's INFO
+says ``tls_required``: a client with TLS settings, or with a ``tls://`` URL,
+would otherwise talk plaintext to a server that does not ask for TLS (or to
+something posing as it), and send its credentials in the clear.
+:func:`insist_on_tls` makes such a client use TLS whenever the server offers
+it and refuse the server when it does not, before anything is sent
+(:class:`waybill_runtime.bus.client.WaybillNatsClient` calls it).
+
+The local CA that `waybill up --tls` makes is
+:mod:`waybill_runtime.security.local_ca`.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import json
 import os
 import ssl
 import weakref
-from collections.abc import Iterable
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import nats.errors
 
 from waybill_runtime.errors import UserFacingError
-
-CA_DAYS = 3650
-LEAF_DAYS = 397
-# A certificate this close to its end is replaced rather than reused.
-RENEW_BEFORE = datetime.timedelta(days=30)
 
 CA_FILE_VAR = "WAYBILL_NATS_TLS_CA_FILE"
 CERT_FILE_VAR = "WAYBILL_NATS_TLS_CERT_FILE"
@@ -42,242 +36,25 @@ class TlsSettingsError(UserFacingError):
     """A CA, certificate or key file a client was given cannot be used."""
 
 
-def tls_folder(state_dir: Path) -> Path:
-    return state_dir / "nats" / "tls"
+class TlsNotOffered(nats.errors.Error, UserFacingError):
+    """A client that must use TLS met a server that offers none; nothing was sent to it.
 
-
-@dataclass(frozen=True)
-class LocalPki:
-    """The files of the local CA in ``folder``."""
-
-    folder: Path
-
-    @property
-    def ca_file(self) -> Path:
-        return self.folder / "ca.pem"
-
-    @property
-    def ca_key_file(self) -> Path:
-        return self.folder / "ca.key"
-
-    @property
-    def server_cert_file(self) -> Path:
-        return self.folder / "server.pem"
-
-    @property
-    def server_key_file(self) -> Path:
-        return self.folder / "server.key"
-
-    def client_cert_file(self, identity: str) -> Path:
-        return self.folder / "clients" / f"{identity}.pem"
-
-    def client_key_file(self, identity: str) -> Path:
-        return self.folder / "clients" / f"{identity}.key"
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` readable by the owner only (0600), replacing ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-def _key_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _load(cert_file: Path, key_file: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """The certificate and its key; ValueError when either is missing, unreadable or mismatched."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(str(error)) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError("not an EC key")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
-        raise ValueError("key does not match certificate")
-    if cert.not_valid_after_utc - RENEW_BEFORE < _now():
-        raise ValueError("expires soon")
-    return cert, key
-
-
-def _san(hosts: Iterable[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = []
-    for host in dict.fromkeys(hosts):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    return names
-
-
-def _ensure_ca(pki: LocalPki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    try:
-        cert, key = _load(pki.ca_file, pki.ca_key_file)
-        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return cert, key
-    except (ValueError, x509.ExtensionNotFound):
-        pass
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Waybill local CA")])
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_private(pki.ca_key_file, _key_bytes(key))
-    _write_public(pki.ca_file, cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
-
-
-def _ensure_leaf(
-    cert_file: Path,
-    key_file: Path,
-    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
-    *,
-    common_name: str,
-    hosts: Iterable[str] = (),
-    server: bool,
-) -> None:
-    ca_cert, ca_key = ca
-    wanted = _san(hosts)
-    try:
-        cert, _ = _load(cert_file, key_file)
-        cert.verify_directly_issued_by(ca_cert)
-        present = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-        if set(wanted) <= present:
-            return
-    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
-        pass
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.SubjectAlternativeName(wanted or [x509.DNSName(common_name)]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-    )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    _write_private(key_file, _key_bytes(key))
-    _write_public(cert_file, cert.public_bytes(serialization.Encoding.PEM))
-
-
-def ensure_local_pki(
-    state_dir: Path, *, hosts: Iterable[str], clients: Iterable[str] = ()
-) -> LocalPki:
-    """The local CA, a server certificate for ``hosts`` and a client certificate per identity.
-
-    Valid files already in the state folder are reused; anything missing,
-    unreadable, mismatched or about to expire is made anew (a new CA means new
-    certificates for everything it signs).
+    A :class:`nats.errors.Error`, so nats-py reports it like any failed
+    attempt (error callback, next server, reconnect).
     """
-    pki = LocalPki(tls_folder(state_dir))
-    pki.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ca = _ensure_ca(pki)
-    every_host = ["127.0.0.1", "localhost", *hosts]
-    _ensure_leaf(
-        pki.server_cert_file,
-        pki.server_key_file,
-        ca,
-        common_name="waybill-nats",
-        hosts=[h for h in every_host if h not in ("0.0.0.0", "::")],
-        server=True,
-    )
-    for identity in clients:
-        _ensure_leaf(
-            pki.client_cert_file(identity),
-            pki.client_key_file(identity),
-            ca,
-            common_name=identity,
-            server=False,
-        )
-    return pki
 
-
-def server_tls_block(pki: LocalPki, *, verify_clients: bool) -> str:
-    """The nats-server ``tls { ... }`` block; ``verify_clients`` asks every client for a cert."""
-    lines = [
-        "tls {",
-        f"  cert_file: {_quoted(pki.server_cert_file)}",
-        f"  key_file: {_quoted(pki.server_key_file)}",
-        f"  ca_file: {_quoted(pki.ca_file)}",
-        f"  verify: {'true' if verify_clients else 'false'}",
-        # The default (0.5 s) is short for a handshake on a busy laptop.
-        "  timeout: 5",
-        "}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _quoted(path: Path) -> str:
-    return json.dumps(str(path))
-
-
-# --- the client side ---------------------------------------------------------------
+    def __init__(self, message: str) -> None:
+        UserFacingError.__init__(self, message)
 
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """A client's CA, certificate and key files, and how errors name each (variable or option)."""
+    """A client's CA, certificate and key files, and how errors name each (variable or option).
+
+    ``required``: the client must use TLS (the files were asked for). False
+    for files a command only found in the state folder: then they are used
+    when the server asks for TLS, and a plaintext server stays reachable.
+    """
 
     ca_file: str | None = None
     cert_file: str | None = None
@@ -285,19 +62,27 @@ class TlsFiles:
     ca_label: str = CA_FILE_VAR
     cert_label: str = CERT_FILE_VAR
     key_label: str = KEY_FILE_VAR
+    required: bool = True
 
     @property
     def configured(self) -> bool:
         return any((self.ca_file, self.cert_file, self.key_file))
 
 
-# Contexts made by client_context that present a client certificate.
+# Contexts made by client_context that present a client certificate, and those
+# only used when the server asks for TLS (TlsFiles.required is False).
 _WITH_CERTIFICATE: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
+_IF_OFFERED: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
 
 
 def presents_certificate(context: ssl.SSLContext | None) -> bool:
     """Whether ``context`` (made by :func:`client_context`) presents a client certificate."""
     return context is not None and context in _WITH_CERTIFICATE
+
+
+def demands_tls(context: ssl.SSLContext | None) -> bool:
+    """Whether a client given ``context`` must use TLS (any context but a state-folder fallback)."""
+    return context is not None and context not in _IF_OFFERED
 
 
 def client_context(files: TlsFiles) -> ssl.SSLContext | None:
@@ -345,7 +130,46 @@ def client_context(files: TlsFiles) -> ssl.SSLContext | None:
                 f"are not a PEM certificate and its matching key ({error.reason or error})"
             ) from None
         _WITH_CERTIFICATE.add(context)
+    if not files.required:
+        _IF_OFFERED.add(context)
     return context
+
+
+def insist_on_tls(
+    info: MutableMapping[str, Any], *, url: str, scheme: str, context: ssl.SSLContext | None
+) -> None:
+    """Before CONNECT: make a client that must use TLS upgrade, or refuse the server.
+
+    ``info`` is the server's INFO, which nats-py reads next to decide whether
+    to start TLS: a client with a ``tls://`` URL or TLS settings
+    (:func:`demands_tls`) marks it ``tls_required`` when the server offers TLS
+    (``tls_available``: it also takes plaintext), and raises
+    :class:`TlsNotOffered` when the server has no TLS at all.
+    """
+    if scheme == "wss":  # TLS below the websocket, already there
+        return
+    why = (
+        "its URL is tls://"
+        if scheme == "tls"
+        else f"it has TLS settings ({CA_FILE_VAR} or --tls-ca-file and the like)"
+        if demands_tls(context)
+        else None
+    )
+    if why is None:
+        return
+    if scheme == "ws":
+        raise TlsNotOffered(
+            f"NATS at {url} is a plaintext websocket but this client must use TLS ({why}): "
+            "use a wss:// URL"
+        )
+    if info.get("tls_required") or info.get("tls_available"):
+        info["tls_required"] = True
+        return
+    raise TlsNotOffered(
+        f"NATS at {url} offers no TLS but this client must use TLS ({why}); nothing was sent: "
+        "turn TLS on in the server (`waybill up --tls`, or a tls block in its config), or, "
+        "for a server meant to be plaintext, use a nats:// URL without the TLS settings"
+    )
 
 
 def explain_tls_failure(
@@ -353,11 +177,19 @@ def explain_tls_failure(
 ) -> str | None:
     """One line saying what went wrong and what to do, when ``error`` is a TLS failure.
 
-    ``tls`` is the client's context: a server that verifies clients may just
-    close the connection after the handshake (TLS 1.3) when none is presented.
+    ``tls`` is the client's context while it connects (None once connected): a
+    server that verifies clients may just close the connection after the
+    handshake (TLS 1.3) when none, or an untrusted one, is presented.
     """
+    if isinstance(error, TlsNotOffered):
+        return str(error)
     text = str(error).lower()
-    closed = isinstance(error, ConnectionError) or "connection lost" in text or "eof" in text
+    # Closed by the other side once there (not refused: that is a server not running).
+    closed = (
+        isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError)
+        or "connection lost" in text
+        or "eof" in text
+    )
     if isinstance(error, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
         reason = getattr(error, "verify_message", None) or "certificate verify failed"
         return (
@@ -369,13 +201,18 @@ def explain_tls_failure(
         "certificate required" in text
         or "bad certificate" in text
         or "unknown ca" in text
-        or (tls is not None and closed and not presents_certificate(tls))
+        or (tls is not None and closed)
     ):
+        presented = (
+            "the one this client presented is not"
+            if presents_certificate(tls)
+            else "this client presented none"
+        )
         return (
             f"NATS at {url} refused the TLS connection: it requires a client certificate it "
-            f"trusts and this client presented none (or an untrusted one): set {CERT_FILE_VAR} "
-            f"and {KEY_FILE_VAR} (or --tls-cert-file and --tls-key-file); "
-            "`waybill up --mtls` writes one per identity in <state folder>/nats/tls/clients"
+            f"trusts and {presented}: set {CERT_FILE_VAR} and {KEY_FILE_VAR} (or --tls-cert-file "
+            "and --tls-key-file) to one its CA signed; `waybill up --mtls` writes one per "
+            "identity in <state folder>/nats/tls/clients"
         )
     if isinstance(error, ssl.SSLError) or "ssl" in text or "tls" in text:
         return (
