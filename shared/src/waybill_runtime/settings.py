@@ -190,8 +190,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_ca_file: Annotated[
         str | None,
         msgspec.Meta(
-            description="CA certificate (PEM) that signed the NATS server's certificate; set "
-            "it to connect over TLS (`waybill up --tls` writes <state folder>/nats/tls/ca.pem)",
+            description="CA certificate (PEM) that signed the NATS server's certificate; with "
+            "any TLS file set the service talks TLS only, whatever the URL's scheme "
+            "(`waybill up --tls` writes <state folder>/nats/tls/ca.pem)",
             extra={"file": True, "expected": "the path of a PEM CA file (or empty for none)"},
         ),
     ] = None
