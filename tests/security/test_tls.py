@@ -1,5 +1,6 @@
-"""TLS on the bus: the embedded server with the local CA, clients with and without it,
-mutual TLS, a service started with the TLS settings, and one-line errors for bad settings."""
+"""TLS on the bus: the embedded server with the local CA (identities on, as `waybill up
+--tls`), clients with and without the CA, mutual TLS, a service running as itself with the
+TLS settings, and one-line errors for bad settings."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.security.local_ca import ensure_local_pki
+from waybill_runtime.security.permissions import OPERATOR
 from waybill_runtime.security.tls import (
     TlsFiles,
     TlsSettingsError,
@@ -23,13 +25,16 @@ from waybill_runtime.security.tls import (
 from waybill_runtime.service import Service
 from waybill_runtime.settings import RuntimeSettings, SettingsError, load_settings
 from waybill_runtime.testing.services import running_service
-from waybill_runtime.testing.tls import TlsNats, start_tls_server
+from waybill_runtime.testing.tls import (
+    TlsNats,
+    connect_over_tls,
+    provision_over_tls,
+    start_tls_server,
+)
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory, *, mutual: bool) -> Iterator[TlsNats]:
-    started = start_tls_server(
-        tmp_path_factory.mktemp("nats-tls"), mutual=mutual, secure=False, identities=["tls-probe"]
-    )
+    started = start_tls_server(tmp_path_factory.mktemp("nats-tls"), mutual=mutual)
     try:
         yield started
     finally:
@@ -90,8 +95,7 @@ async def test_tls_server_accepts_a_client_with_the_ca_and_refuses_others(
 ) -> None:
     server = tls_server.server
     assert server.client_url.startswith("tls://")
-    probe_tls = tls_server.context("tls-probe")
-    nc = await nats.connect(server.client_url, tls=probe_tls, connect_timeout=5)
+    nc = await connect_over_tls(tls_server, OPERATOR)
     try:
         assert nc.is_connected
         await nc.flush()
@@ -122,8 +126,7 @@ async def test_mtls_server_refuses_a_client_without_a_certificate(
     mtls_server: TlsNats,
 ) -> None:
     server, local_tls = mtls_server.server, mtls_server.local_tls
-    probe_tls = local_tls.context("tls-probe")
-    nc = await nats.connect(server.client_url, tls=probe_tls, connect_timeout=5)
+    nc = await connect_over_tls(mtls_server, OPERATOR)
     try:
         await nc.flush()
     finally:
@@ -136,10 +139,11 @@ async def test_mtls_server_refuses_a_client_without_a_certificate(
     assert "WAYBILL_NATS_TLS_CERT_FILE" in explained, explained
 
 
-async def test_a_service_runs_with_the_tls_settings(mtls_server: TlsNats) -> None:
-    probe: Service[RuntimeSettings] = Service("tls-probe")
-    async with running_service(probe, **mtls_server.service_settings("tls-probe")):
-        assert mtls_server.tls_versions()["tls-probe"].startswith("1.")
+async def test_a_service_runs_as_itself_over_mutual_tls(mtls_server: TlsNats) -> None:
+    await provision_over_tls(mtls_server)
+    bridge: Service[RuntimeSettings] = Service("wms-bridge")
+    async with running_service(bridge, **mtls_server.service_settings("wms-bridge")):
+        assert mtls_server.tls_versions()["wms-bridge"].startswith("1.")
 
 
 def test_bad_tls_settings_give_one_line_errors(tmp_path: Path) -> None:

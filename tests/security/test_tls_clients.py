@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from waybill_runtime.bus.client import connect_client
+from waybill_runtime.bus.client import connect_client, shown_url
 from waybill_runtime.bus.connection import ConnectionEvents, connect
-from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
-from waybill_runtime.local.stack import LocalStack
+from waybill_runtime.errors import UserFacingError
+from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions
+from waybill_runtime.local.stack import LocalStack, check_nats_reachable
 from waybill_runtime.security.local_ca import ensure_local_pki
 from waybill_runtime.security.nkeys_store import new_seed_file
-from waybill_runtime.security.permissions import OPERATOR
+from waybill_runtime.security.permissions import OPERATOR, inbox_prefix
 from waybill_runtime.security.tls import (
     TlsFiles,
     TlsNotOffered,
@@ -30,8 +32,14 @@ from waybill_runtime.security.tls import (
 )
 from waybill_runtime.service import Service
 from waybill_runtime.settings import RuntimeSettings, load_settings
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.services import running_service
-from waybill_runtime.testing.tls import TlsNats, start_tls_server
+from waybill_runtime.testing.tls import (
+    TlsNats,
+    connect_over_tls,
+    provision_over_tls,
+    start_tls_server,
+)
 from waybill_runtime.testing.waiting import eventually
 
 ONE_ATTEMPT: dict[str, Any] = {
@@ -53,9 +61,7 @@ async def _ignore(error: Exception) -> None:
 @pytest.fixture(scope="module")
 def tls_or_plaintext(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNats]:
     """A server that offers TLS but also takes plaintext clients (``allow_non_tls``)."""
-    started = start_tls_server(
-        tmp_path_factory.mktemp("nats-tls-optional"), secure=False, also_plaintext=True
-    )
+    started = start_tls_server(tmp_path_factory.mktemp("nats-tls-optional"), also_plaintext=True)
     try:
         yield started
     finally:
@@ -66,12 +72,16 @@ async def test_tls_settings_or_a_tls_url_connect_over_tls_where_plaintext_would_
     tls_or_plaintext: TlsNats,
 ) -> None:
     server = tls_or_plaintext
-    ca = client_context(TlsFiles(ca_file=server.files("probe").ca_file))
+    ca = client_context(TlsFiles(ca_file=server.files(OPERATOR).ca_file))
     clients = [
-        await connect_client(server.plain_url, tls=ca, name="files-and-nats-url", **ONE_ATTEMPT),
-        await connect_client(server.url, tls=ca, name="tls-url", **ONE_ATTEMPT),
+        await connect_over_tls(
+            server, OPERATOR, url=server.plain_url, tls=ca, name="files-and-nats-url"
+        ),
+        await connect_over_tls(server, OPERATOR, tls=ca, name="tls-url"),
         # The same server takes a client that asks for nothing in plaintext.
-        await connect_client(server.plain_url, name="no-tls-settings", **ONE_ATTEMPT),
+        await connect_over_tls(
+            server, OPERATOR, url=server.plain_url, tls=None, name="no-tls-settings"
+        ),
     ]
     try:
         versions = server.tls_versions()
@@ -86,11 +96,12 @@ async def test_tls_settings_or_a_tls_url_connect_over_tls_where_plaintext_would_
 async def test_a_service_with_tls_files_and_a_nats_url_talks_tls(
     tls_or_plaintext: TlsNats,
 ) -> None:
-    probe: Service[RuntimeSettings] = Service("tls-files-probe")
-    settings = tls_or_plaintext.service_settings("tls-files-probe")
+    await provision_over_tls(tls_or_plaintext)
+    bridge: Service[RuntimeSettings] = Service("wms-bridge")
+    settings = tls_or_plaintext.service_settings("wms-bridge")
     settings["nats_url"] = tls_or_plaintext.plain_url
-    async with running_service(probe, **settings):
-        assert tls_or_plaintext.tls_versions()["tls-files-probe"].startswith("1.")
+    async with running_service(bridge, **settings):
+        assert tls_or_plaintext.tls_versions()["wms-bridge"].startswith("1.")
 
 
 @pytest.mark.parametrize(
@@ -102,10 +113,10 @@ async def test_a_service_with_tls_files_and_a_nats_url_talks_tls(
     ],
 )
 async def test_a_client_that_must_use_tls_refuses_a_server_without_it(
-    nats_server: EmbeddedNats, tmp_path: Path, scheme: str, with_files: bool, why: str
+    nats_server: AuthenticatedServer, tmp_path: Path, scheme: str, with_files: bool, why: str
 ) -> None:
     ca = local_ca(tmp_path) if with_files else None
-    url = nats_server.client_url.replace("nats://", f"{scheme}://", 1)
+    url = nats_server.bare_url.replace("nats://", f"{scheme}://", 1)
     context = client_context(TlsFiles(ca_file=ca))
     with pytest.raises(TlsNotOffered) as refused:
         await connect_client(url, tls=context, error_cb=_ignore, **ONE_ATTEMPT)
@@ -185,11 +196,11 @@ def test_who_insists_on_tls_and_how(tmp_path: Path) -> None:
 async def test_a_service_missing_a_tls_file_says_what_to_set_while_it_waits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, mutual: bool, with_ca: bool, told: str
 ) -> None:
-    server = start_tls_server(tmp_path, mutual=mutual, secure=False)
+    server = start_tls_server(tmp_path, mutual=mutual)
     probe: Service[RuntimeSettings] = Service("tls-waiting-probe")
     overrides: dict[str, Any] = {"nats_url": server.url, "subject_prefix": "tlswait"}
     if with_ca:
-        overrides["nats_tls_ca_file"] = server.files("probe").ca_file
+        overrides["nats_tls_ca_file"] = server.files(OPERATOR).ca_file
     settings = load_settings(RuntimeSettings, environ={}, service=probe.name, **overrides)
     stop = asyncio.Event()
     try:
@@ -213,14 +224,17 @@ async def test_a_service_missing_a_tls_file_says_what_to_set_while_it_waits(
 async def test_a_tls_connection_losing_its_server_blames_no_certificate_and_logs_no_noise(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = start_tls_server(tmp_path, secure=False)
+    server = start_tls_server(tmp_path)
+    assert server.security is not None
     events = ConnectionEvents(server.url)
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING):
         nc = await connect(
             server.url,
             name="tls-loss-probe",
-            tls=client_context(TlsFiles(ca_file=server.files("probe").ca_file)),
+            nkey_seed_file=str(server.security.seed_file(OPERATOR)),
+            inbox_prefix=inbox_prefix(OPERATOR),
+            tls=client_context(TlsFiles(ca_file=server.files(OPERATOR).ca_file)),
             events=events,
             stopping=stop,
         )
@@ -244,8 +258,9 @@ async def test_a_tls_connection_losing_its_server_blames_no_certificate_and_logs
 
 
 async def test_a_service_that_must_use_tls_waits_for_a_server_with_it_and_says_so(
-    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    nats_server: AuthenticatedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Given a URL with a password in it, as the suite's server hands out: never logged."""
     probe: Service[RuntimeSettings] = Service("tls-insisting-probe")
     settings = load_settings(
         RuntimeSettings,
@@ -266,7 +281,8 @@ async def test_a_service_that_must_use_tls_waits_for_a_server_with_it_and_says_s
         finally:
             stop.set()
             await serving
-    assert lines[0].startswith(f"NATS at {nats_server.client_url} offers no TLS")
+    assert lines[0].startswith(f"NATS at {nats_server.bare_url} offers no TLS")
+    assert "harness:" not in "".join(r.getMessage() for r in caplog.records)
     assert "WAYBILL_NATS_TLS_CA_FILE" in lines[0] and "\n" not in lines[0]
 
 
@@ -287,3 +303,18 @@ def test_waybill_up_with_an_external_server_gives_the_demo_the_tls_files_of_the_
     # The embedded server without --tls: no TLS, whatever the environment says.
     embedded = LocalStack(EmbeddedNatsOptions(state_dir=tmp_path), services={}, sandboxes={})
     assert embedded.client_tls(OPERATOR) is None
+
+
+def test_messages_name_a_nats_url_without_its_password() -> None:
+    assert (
+        shown_url("nats://harness:s3cret@127.0.0.1:4222, tls://u:p@nats.example:4443")
+        == "nats://127.0.0.1:4222,tls://nats.example:4443"
+    )
+    assert shown_url("tls://nats.example:4443") == "tls://nats.example:4443"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: nothing answers there
+        with pytest.raises(UserFacingError) as unreachable:
+            check_nats_reachable(f"nats://harness:s3cret@127.0.0.1:{port}")
+    assert f"cannot reach NATS at nats://127.0.0.1:{port} (" in str(unreachable.value)
+    assert "s3cret" not in str(unreachable.value)

@@ -37,7 +37,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import ParseResult
+from urllib.parse import ParseResult, urlparse
 
 import nkeys
 from nats.aio.client import Client, Srv
@@ -150,6 +150,14 @@ class _TcpTransport(TcpTransport):
 def _shown(uri: ParseResult) -> str:
     """``uri`` without a user or password, for messages."""
     return f"{uri.scheme}://{uri.netloc.rpartition('@')[2]}"
+
+
+def shown_url(url: str) -> str:
+    """A NATS URL (or a comma-separated list) without users or passwords, for messages."""
+    return ",".join(
+        _shown(urlparse(part)) if "://" in part and "@" in part else part
+        for part in (piece.strip() for piece in url.split(","))
+    )
 
 
 class WaybillNatsClient(Client):

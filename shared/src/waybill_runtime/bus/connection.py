@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NatsClient
 
-from waybill_runtime.bus.client import WaybillNatsClient
+from waybill_runtime.bus.client import WaybillNatsClient, shown_url
 from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.security.tls import TlsFiles, client_context, explain_tls_failure
 
@@ -32,7 +32,7 @@ class ConnectionEvents:
     """Callbacks nats-py calls on connection changes; other components subscribe to them."""
 
     def __init__(self, url: str = "") -> None:
-        self.url = url
+        self.url = shown_url(url)  # for messages: no user or password
         self.tls: ssl.SSLContext | None = None  # the connection's context, to explain failures
         self.closing = False  # set before a deliberate drain, so it is not reported as a loss
         self.connected = False
@@ -86,7 +86,8 @@ async def connect(
 ) -> NatsClient:
     """Connect to ``url``; retry the first connection until it works or ``stopping`` is set."""
     events = events or ConnectionEvents(url)
-    events.url = events.url or url
+    events.url = events.url or shown_url(url)
+    shown = events.url
     events.tls = tls
     delay = 0.5
     attempt = 0
@@ -124,7 +125,7 @@ async def connect(
             await cancel_and_wait(attempt_task)
             with contextlib.suppress(Exception):
                 await client.close()
-            raise StoppedBeforeConnected(f"stopped before NATS at {url} was reachable")
+            raise StoppedBeforeConnected(f"stopped before NATS at {shown} was reachable")
         if stop_wait is not None:
             stop_wait.cancel()
         try:
@@ -133,14 +134,14 @@ async def connect(
             return client
         except Exception as error:  # nats-py raises several unrelated types here
             reason = str(error) or type(error).__name__
-            explained = explain_tls_failure(error, url, tls=tls)
+            explained = explain_tls_failure(error, shown, tls=tls)
             if explained is not None:
                 log.error("%s (attempt %d, retrying in %.0f s)", explained, attempt, delay)
             elif "authorization" in reason.lower():
                 log.error(
                     "NATS at %s refused this identity (%s), attempt %d: retrying in %.0f s; "
                     "check WAYBILL_NATS_NKEY_SEED_FILE or WAYBILL_NATS_CREDENTIALS_FILE",
-                    url,
+                    shown,
                     reason,
                     attempt,
                     delay,
@@ -149,7 +150,7 @@ async def connect(
                 log.error(
                     "cannot reach NATS at %s (%s), attempt %d: retrying in %.0f s; "
                     "check NATS_URL and that the server is running",
-                    url,
+                    shown,
                     reason,
                     attempt,
                     delay,
@@ -160,7 +161,7 @@ async def connect(
             except TimeoutError:
                 pass
             else:
-                raise StoppedBeforeConnected(f"stopped before NATS at {url} was reachable")
+                raise StoppedBeforeConnected(f"stopped before NATS at {shown} was reachable")
         else:
             await asyncio.sleep(delay)
         delay = min(delay * 2, max_wait_between_attempts_s)

@@ -20,7 +20,7 @@ from pathlib import Path
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from waybill_runtime.bus.client import connect_client
+from waybill_runtime.bus.client import connect_client, shown_url
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.stack import check_nats_reachable
 from waybill_runtime.security.local_ca import LocalPki, tls_folder
@@ -192,12 +192,13 @@ async def connect_identity(
             **({"error_cb": error_cb} if error_cb is not None else {}),
         )
     except Exception as error:  # nats-py raises several unrelated types here
-        explained = explain_tls_failure(error, url, tls=tls)
+        shown = shown_url(url)
+        explained = explain_tls_failure(error, shown, tls=tls)
         if explained is not None:
             raise UserFacingError(explained) from None
         if isinstance(error, OSError):
             raise UserFacingError(
-                f"NATS at {url} closed the connection while this command connected "
+                f"NATS at {shown} closed the connection while this command connected "
                 f"({error.strerror or error}): check the URL and the server's log"
             ) from None
         if not isinstance(error, nats.errors.Error):
@@ -205,7 +206,7 @@ async def connect_identity(
         if "authorization" in str(error).lower():
             used = seed or credentials
             raise UserFacingError(
-                f"NATS at {url} refused the {args.identity} identity"
+                f"NATS at {shown} refused the {args.identity} identity"
                 f"{f' from {used}' if used else ' (no credentials given)'}: pass its seed with "
                 "--nkey-seed-file (or WAYBILL_NATS_NKEY_SEED_FILE), or point WAYBILL_STATE_DIR "
                 "at the state folder of `waybill up`"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from waybill_runtime.bus.client import shown_url
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
@@ -63,7 +64,7 @@ def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise NatsUnreachableError(
-            f"cannot reach NATS at {url} ({reason}): start a server there, fix the URL, "
+            f"cannot reach NATS at {shown_url(url)} ({reason}): start a server there, fix the URL, "
             "or leave --nats-url out to use the embedded server"
         ) from None
 

@@ -8,6 +8,8 @@ operator, for one subject prefix of the server's own), as with `waybill up`.
 
 Load the fixtures with ``pytest_plugins = ["waybill_runtime.testing.tls"]``:
 ``tls_nats`` (TLS, identities on) and ``mtls_nats`` (mutual TLS, identities on).
+A service started with :meth:`TlsNats.service_settings` runs as its own
+identity, over TLS, after :func:`provision_over_tls`.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.client import connect_client
+from waybill_runtime.bus.provisioning import provision_mesh
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.local.secured_stack import LocalTls, secure_options, tls_options
 from waybill_runtime.security.mesh import MeshSecurity
-from waybill_runtime.security.permissions import inbox_prefix
+from waybill_runtime.security.permissions import ADMIN, inbox_prefix
 from waybill_runtime.security.tls import TlsFiles
-from waybill_runtime.settings import env_var_name
+from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
 
 
 @dataclass
@@ -143,18 +146,31 @@ def start_tls_server(
 
 
 async def connect_over_tls(tls_nats: TlsNats, identity: str, **options: Any) -> NatsClient:
-    """A client connected over TLS as ``identity`` (its seed when identities are on)."""
+    """A client connected as ``identity`` (its seed when identities are on, its TLS files),
+    named after it; ``options`` go to nats-py (``url`` another URL of the server)."""
     if tls_nats.security is not None:
         options.setdefault("nkeys_seed", str(tls_nats.security.seed_file(identity)))
     options.setdefault("connect_timeout", 5)
     options.setdefault("max_reconnect_attempts", 5)
-    return await connect_client(
-        tls_nats.url,
-        tls=tls_nats.context(identity),
-        inbox_prefix=inbox_prefix(identity),
-        name=identity,
-        **options,
-    )
+    options.setdefault("name", identity)
+    options.setdefault("tls", tls_nats.context(identity))
+    url = options.pop("url", tls_nats.url)
+    return await connect_client(url, inbox_prefix=inbox_prefix(identity), **options)
+
+
+async def provision_over_tls(tls_nats: TlsNats) -> None:
+    """Streams, buckets and durables of every installed service, made as the admin over TLS."""
+    admin = await connect_over_tls(tls_nats, ADMIN)
+    try:
+        declarations = [
+            service.describe(subject_prefix=tls_nats.prefix) for service in load_services().values()
+        ]
+        settings = load_settings(
+            RuntimeSettings, environ={}, service=ADMIN, subject_prefix=tls_nats.prefix
+        )
+        await provision_mesh(admin.jetstream(), declarations, settings)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
