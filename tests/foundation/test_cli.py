@@ -67,6 +67,28 @@ def test_every_installed_service_has_a_readme_and_builds_from_the_one_image_reci
         assert "WAYBILL_" in readme, f"{name}'s README lists no environment variables"
 
 
+def test_every_service_readme_names_its_nats_identity_and_tls_settings() -> None:
+    """Every service reads them (RuntimeSettings): each README names each one."""
+    from pathlib import Path
+
+    from waybill_runtime.local.registry import installed_services
+    from waybill_runtime.settings import RuntimeSettings, describe_settings
+
+    repo = Path(__file__).resolve().parents[2]
+    nats_files = [
+        info.env_var
+        for info in describe_settings(RuntimeSettings)
+        if info.env_var.startswith("WAYBILL_NATS_") and info.env_var.endswith("_FILE")
+    ]
+    assert len(nats_files) == 5, nats_files
+    missing = {
+        name: [var for var in nats_files if f"`{var}`" not in readme]
+        for name in installed_services()
+        if (readme := (repo / "services" / name / "README.md").read_text())
+    }
+    assert {name: gaps for name, gaps in missing.items() if gaps} == {}
+
+
 def _run_service_briefly(
     env: dict[str, str], seconds: float = 6.0
 ) -> tuple[int | None, str, int | None]:
@@ -151,6 +173,11 @@ def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
         (["--demo", "--timeout", "0"], "0 seconds is too short"),
         (["--order-every", "-1"], "-1 is not 0 or more seconds"),
         (["--order-every", "soon"], "'soon' is not a number of seconds"),
+        (
+            ["--tls", "--nats-url", "nats://127.0.0.1:4222"],
+            "--tls and --mtls configure the embedded server: leave them out with --nats-url",
+        ),
+        (["--mtls", "--nats-url", "nats://127.0.0.1:4222"], "WAYBILL_NATS_TLS_CA_FILE"),
     ],
 )
 def test_up_options_that_make_no_sense_are_refused_in_one_line(

@@ -28,7 +28,12 @@ from nats.js.kv import KeyValue
 
 from waybill_contracts import Message, MessageKind, SubjectMap
 from waybill_runtime.bus.advisories import recording_unsettled
-from waybill_runtime.bus.connection import ConnectionEvents, StoppedBeforeConnected, connect
+from waybill_runtime.bus.connection import (
+    ConnectionEvents,
+    StoppedBeforeConnected,
+    connect,
+    tls_context,
+)
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
 from waybill_runtime.bus.dead_letter_consumer import DeadLetterConsumer
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
@@ -371,6 +376,7 @@ class Service(Generic[S]):
         metrics = MetricsRegistry(settings.service)
         events = ConnectionEvents(settings.nats_url)
         fact_key = fact_id_key(settings)  # before connecting: a bad identity file says so first
+        tls = tls_context(settings)
         try:
             nc = await connect(
                 settings.nats_url,
@@ -378,6 +384,7 @@ class Service(Generic[S]):
                 credentials_file=settings.nats_credentials_file,
                 nkey_seed_file=settings.nats_nkey_seed_file,
                 inbox_prefix=inbox_prefix(settings.service),
+                tls=tls,
                 events=events,
                 stopping=stop,
             )

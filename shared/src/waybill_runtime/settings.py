@@ -263,6 +263,30 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
         ),
         SECRET,
     ] = None
+    nats_tls_ca_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="CA certificate (PEM) that signed the NATS server's certificate; with "
+            "any TLS file set the service talks TLS only, whatever the URL's scheme "
+            "(`waybill up --tls` writes <state folder>/nats/tls/ca.pem)",
+            extra={"file": True, "expected": "the path of a PEM CA file (or empty for none)"},
+        ),
+    ] = None
+    nats_tls_cert_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Client certificate (PEM) for NATS servers that verify clients "
+            "(mutual TLS); needs WAYBILL_NATS_TLS_KEY_FILE",
+            extra={"file": True, "expected": "the path of a PEM certificate (or empty for none)"},
+        ),
+    ] = None
+    nats_tls_key_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Private key (PEM) of WAYBILL_NATS_TLS_CERT_FILE",
+            extra={"file": True, "expected": "the path of a PEM key file (or empty for none)"},
+        ),
+    ] = None
     provision: Annotated[
         Literal["auto", "never"],
         msgspec.Meta(
@@ -519,10 +543,16 @@ def _check_files(
 ) -> None:
     for f in fields:
         path = getattr(settings, f.name)
-        if _is_file_setting(f.type) and path is not None and not os.path.isfile(path):
-            source = labels.get(f.name, env_var_name(f.name))
+        if not _is_file_setting(f.type) or path is None:
+            continue
+        source = labels.get(f.name, env_var_name(f.name))
+        if not os.path.isfile(path):
             raise SettingsError(
                 f"{source} is not valid: no such file; point it at an existing file or unset it"
+            )
+        if not os.access(path, os.R_OK):
+            raise SettingsError(
+                f"{source} is not valid: this user cannot read the file; fix its permissions"
             )
 
 

@@ -8,6 +8,7 @@ it needs from it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Collection
 from datetime import timedelta
@@ -59,6 +60,7 @@ class LocalDemo:
         timeout_s: float,
         log_dir: Path,
         nkey_seed_file: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> int:
         """The finite scenario; prints its report and returns the exit code (0: all arrived)."""
         endpoints = DemoEndpoints(
@@ -67,6 +69,7 @@ class LocalDemo:
             carrier_a=plan.offered("carrier-a")["url"],
             nats_url=nats_url,
             nkey_seed_file=nkey_seed_file,
+            tls=tls,
             mail=(
                 f"http://{plan.host}:{plan.port('mail', 'http')}"
                 if "notifier" in plan.services and "mail" in plan.sandboxes

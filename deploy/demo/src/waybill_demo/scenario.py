@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import nats
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_runtime.bus.client import connect_client
 from waybill_runtime.queries import QueryError, ask
 from waybill_runtime.security.permissions import OPERATOR, inbox_prefix
 
@@ -38,6 +39,8 @@ class DemoEndpoints:
     subject_prefix: str = "waybill"
     # The operator's seed when NATS identities are on (the demo only asks queries).
     nkey_seed_file: str | None = None
+    # The operator's TLS context when NATS runs with TLS (`waybill up --tls`).
+    tls: ssl.SSLContext | None = None
     # Checked when the notifier / auditor run in the stack.
     mail: str | None = None
     auditor: str | None = None
@@ -118,10 +121,11 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
     first_wave = max(1, round(plan.orders * plan.carrier_a_down_until))
     deadline = time.monotonic() + plan.timeout_s
     async with aiohttp.ClientSession() as http:
-        nc = await nats.connect(
+        nc = await connect_client(
             endpoints.nats_url,
             connect_timeout=5,
             nkeys_seed=endpoints.nkey_seed_file,
+            tls=endpoints.tls,
             inbox_prefix=inbox_prefix(OPERATOR),
         )
         try:

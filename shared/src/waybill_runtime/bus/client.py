@@ -18,6 +18,12 @@ sign the server's nonce, but sends the public key it computed once at
 key and claim the old one. Here the key sent is always the one that signed,
 and a change of the file's key moves the connection to it
 (``force_reconnect``) while the server accepts both.
+
+And it never skips TLS it was asked for: nats-py starts TLS only when the
+server's INFO requires it, so a client with TLS settings or a ``tls://`` URL
+would talk plaintext to a server that merely offers TLS, or has none; here
+it upgrades, or refuses the server before sending anything
+(:func:`waybill_runtime.security.tls.insist_on_tls`).
 """
 
 from __future__ import annotations
@@ -28,12 +34,17 @@ import contextlib
 import logging
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import ParseResult, urlparse
 
 import nkeys
-from nats.aio.client import Client
+from nats.aio.client import Client, Srv
+from nats.aio.transport import TcpTransport
 from nats.errors import BadHeaderError, BadSubjectError
+
+from waybill_runtime.security.tls import insist_on_tls
 
 _CRLF = b"\r\n"
 _WHITESPACE = re.compile(r"\s")
@@ -105,8 +116,71 @@ def _public_key_in(path: str) -> str | None:
         pair.wipe()
 
 
+class _TcpTransport(TcpTransport):
+    """nats-py's TCP transport, whose stream knows when it has become TLS."""
+
+    async def connect_tls(
+        self,
+        uri: str | ParseResult,
+        ssl_context: ssl.SSLContext,
+        buffer_size: int,
+        connect_timeout: int,
+    ) -> None:
+        try:
+            await super().connect_tls(uri, ssl_context, buffer_size, connect_timeout)
+        except BaseException:
+            # The plaintext stream's socket went to the failed TLS layer, and that
+            # stream's close would never complete: nats-py would wait for it forever
+            # (no retry, no close). Drop the socket; the next attempt makes a new one.
+            if self._io_writer is not None:
+                self._io_writer.transport.abort()
+            self._io_reader = self._io_writer = None
+            raise
+        # nats-py upgrades with loop.start_tls, which never tells the new stream
+        # protocol that it runs over TLS (asyncio's StreamWriter.start_tls does):
+        # the protocol then answers the server's EOF as over plaintext, and asyncio
+        # logs "returning true from eof_received() has no effect when using ssl"
+        # at every close of every TLS connection.
+        writer = self._io_writer
+        replace_writer = getattr(getattr(writer, "_protocol", None), "_replace_writer", None)
+        if replace_writer is not None:
+            replace_writer(writer)
+
+
+def _shown(uri: ParseResult) -> str:
+    """``uri`` without a user or password, for messages."""
+    return f"{uri.scheme}://{uri.netloc.rpartition('@')[2]}"
+
+
+def shown_url(url: str) -> str:
+    """A NATS URL (or a comma-separated list) without users or passwords, for messages."""
+    return ",".join(
+        _shown(urlparse(part)) if "://" in part and "@" in part else part
+        for part in (piece.strip() for piece in url.split(","))
+    )
+
+
 class WaybillNatsClient(Client):
-    """nats-py's client with faster header writing and parsing."""
+    """nats-py's client with faster header writing and parsing, rotated seeds, TLS insisted on."""
+
+    # -- TLS -----------------------------------------------------------------
+
+    async def _connect_to_server(self, s: Srv) -> None:
+        await super()._connect_to_server(s)
+        # nats-py makes its TcpTransport here (replacing any set before, which
+        # is falsy until connected); ours differs only in connect_tls, next.
+        if type(self._transport) is TcpTransport:
+            self._transport.__class__ = _TcpTransport
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        # Every (re)connection passes here with initial_connection=True right
+        # before nats-py decides on TLS and sends CONNECT.
+        if initial_connection and self._current_server is not None:
+            uri = self._current_server.uri
+            insist_on_tls(info, url=_shown(uri), scheme=uri.scheme, context=self.options.get("tls"))
+        await super()._process_info(info, initial_connection)
+
+    # -- headers -------------------------------------------------------------
 
     async def _send_publish(
         self,
@@ -213,3 +287,19 @@ class WaybillNatsClient(Client):
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
         await super()._close(status, do_cbs)
+
+
+async def connect_client(servers: str | list[str], **options: Any) -> WaybillNatsClient:
+    """``nats.connect``, with :class:`WaybillNatsClient`: for commands and tools.
+
+    A failed connection is closed (nats-py leaves the socket of a refused
+    first attempt open when it may not reconnect).
+    """
+    client = WaybillNatsClient()
+    try:
+        await client.connect(servers, **options)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.close()
+        raise
+    return client

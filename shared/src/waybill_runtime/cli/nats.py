@@ -18,7 +18,7 @@ from waybill_runtime.cli.options import (
 from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.local.foreground import until_stopped
 from waybill_runtime.local.registry import load_services
-from waybill_runtime.local.secured_stack import provision_as_admin, secure_options
+from waybill_runtime.local.secured_stack import provision_as_admin, secure_options, tls_options
 from waybill_runtime.security.authorization import (
     authorization_json,
     mesh_identities,
@@ -26,6 +26,7 @@ from waybill_runtime.security.authorization import (
 )
 from waybill_runtime.security.mesh import identities_folder
 from waybill_runtime.security.nkeys_store import known_users
+from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.security.rotation import revoke, rotate
 
 
@@ -144,15 +145,37 @@ def run_nats(args: argparse.Namespace) -> int:
     security = None
     if not args.no_auth:
         options, security = secure_options(options, services, prefix)
+    local_tls = None
+    if args.tls or args.mtls:
+        options, local_tls = tls_options(options, load_services(), mutual=args.mtls)
     server = EmbeddedNats(options)
     with until_stopped() as stop:
         server.start()
         try:
             if security is not None:
-                provision_as_admin(server.client_url, security, services, prefix)
+                provision_as_admin(
+                    server.client_url,
+                    security,
+                    services,
+                    prefix,
+                    tls=local_tls.context(ADMIN) if local_tls is not None else None,
+                )
             print(f"NATS client URL:     {server.client_url}", flush=True)
             print(f"NATS monitoring URL: {server.monitor_url}", flush=True)
             print(f"JetStream store:     {server.state_dir / 'nats' / 'jetstream'}", flush=True)
+            if local_tls is not None:
+                pki = local_tls.pki
+                print(
+                    f"NATS TLS CA:         {pki.ca_file} (clients: WAYBILL_NATS_TLS_CA_FILE)",
+                    flush=True,
+                )
+                if local_tls.mutual:
+                    print(
+                        "  client certificates: WAYBILL_NATS_TLS_CERT_FILE="
+                        f"{pki.folder}/clients/<identity>.pem WAYBILL_NATS_TLS_KEY_FILE="
+                        f"{pki.folder}/clients/<identity>.key",
+                        flush=True,
+                    )
             if security is not None:
                 folder = identities_folder(server.state_dir)
                 print(f"NATS identities:     {folder} (one seed per service, admin, operator)")

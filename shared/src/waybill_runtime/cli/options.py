@@ -64,6 +64,18 @@ def add_embedded_nats_options(parser: argparse.ArgumentParser) -> None:
         help="run NATS without authentication: no per-service identities or permissions",
     )
     group.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve NATS over TLS with a local CA kept in <state folder>/nats/tls "
+        "(clients connect with tls:// and trust its ca.pem)",
+    )
+    group.add_argument(
+        "--mtls",
+        action="store_true",
+        help="TLS (implies --tls) where NATS also verifies client certificates; one is "
+        "issued per identity in <state folder>/nats/tls/clients",
+    )
+    group.add_argument(
         "--sync-always",
         action="store_true",
         help="fsync every JetStream write (durable across power loss, slower)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import ssl
 import threading
 from collections.abc import Collection
 from datetime import timedelta
@@ -42,6 +43,7 @@ class LocalDemo(Protocol):
         timeout_s: float,
         log_dir: Path,
         nkey_seed_file: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> int: ...
 
 
@@ -128,7 +130,14 @@ def run_up(args: argparse.Namespace) -> int:
         external_nats_url=args.nats_url,
         secure=not args.no_auth,
         subject_prefix=subject_prefix_from_env(),
+        tls=args.tls,
+        mtls=args.mtls,
     )
+    if (args.tls or args.mtls) and args.nats_url is not None:
+        raise UserFacingError(
+            "--tls and --mtls configure the embedded server: leave them out with --nats-url "
+            "and give the services WAYBILL_NATS_TLS_CA_FILE (and a client certificate) instead"
+        )
     demo = installed_demo()
     if args.demo:
         if demo is None:
@@ -151,6 +160,7 @@ def run_up(args: argparse.Namespace) -> int:
                     timeout_s=args.timeout,
                     log_dir=stack.log_dir,
                     nkey_seed_file=stack.operator_seed_file(),
+                    tls=stack.client_tls(OPERATOR),
                 )
             if demo is not None and args.order_every > 0:
                 demo.trickle(stack.plan, args.order_every, stop)
@@ -190,6 +200,9 @@ def _print_urls(stack: LocalStack) -> None:
         lines["NATS identities"] = f"{seeds} (on; --no-auth turns them off)"
     if stack.plan is not None and stack.plan.api_keys is not None:
         lines["API signing key"] = f"{stack.plan.api_keys.folder} (`waybill token` makes tokens)"
+    if stack.local_tls is not None:
+        mutual = ", client certificates required" if stack.local_tls.mutual else ""
+        lines["NATS TLS CA"] = f"{stack.local_tls.pki.ca_file} (TLS on{mutual})"
     lines["logs"] = str(stack.log_dir)
     width = max(len(name) for name in lines) + 2
     for name, value in lines.items():

@@ -63,6 +63,9 @@ class EmbeddedNatsOptions:
     # An ``authorization { ... }`` block (waybill_runtime.security.authorization);
     # None runs the server without authentication.
     authorization: str | None = None
+    # A ``tls { ... }`` block (waybill_runtime.security.local_ca.server_tls_block);
+    # None runs the server without TLS. Clients then connect with tls:// URLs.
+    tls: str | None = None
 
 
 def find_nats_server(explicit: Path | None = None) -> Path:
@@ -129,6 +132,8 @@ def render_config(
     ]
     if options.authorization is not None:
         lines.append(options.authorization.rstrip("\n"))
+    if options.tls is not None:
+        lines.append(options.tls.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
@@ -151,7 +156,8 @@ class EmbeddedNats:
 
     @property
     def client_url(self) -> str:
-        return f"nats://{self.options.host}:{self.port}"
+        scheme = "tls" if self.options.tls is not None else "nats"
+        return f"{scheme}://{self.options.host}:{self.port}"
 
     @property
     def monitor_url(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from waybill_runtime.bus.client import shown_url
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
 from waybill_runtime.local.embedded_nats import (
@@ -30,13 +32,22 @@ from waybill_runtime.local.embedded_nats import (
 from waybill_runtime.local.plan import ChildSpec, LocalPlan
 from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
 from waybill_runtime.local.secured_stack import (
+    LocalTls,
     identity_environment,
     provision_as_admin,
     secure_options,
+    tls_options,
 )
 from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.security.mesh import MeshSecurity
-from waybill_runtime.security.permissions import OPERATOR
+from waybill_runtime.security.permissions import ADMIN, OPERATOR
+from waybill_runtime.security.tls import (
+    CA_FILE_VAR,
+    CERT_FILE_VAR,
+    KEY_FILE_VAR,
+    TlsFiles,
+    client_context,
+)
 from waybill_runtime.service import Service
 
 
@@ -58,7 +69,7 @@ def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise NatsUnreachableError(
-            f"cannot reach NATS at {url} ({reason}): start a server there, fix the URL, "
+            f"cannot reach NATS at {shown_url(url)} ({reason}): start a server there, fix the URL, "
             "or leave --nats-url out to use the embedded server"
         ) from None
 
@@ -103,6 +114,11 @@ class LocalStack:
     secure: bool = True
     subject_prefix: str = "waybill"
     security: MeshSecurity | None = None
+    # TLS on the embedded server (a local CA in the state folder); ``mtls``:
+    # the server verifies a client certificate, one per identity.
+    tls: bool = False
+    mtls: bool = False
+    local_tls: LocalTls | None = None
 
     @property
     def nats_url(self) -> str:
@@ -125,11 +141,17 @@ class LocalStack:
             options = self.nats_options
             if self.secure:
                 options, self.security = secure_options(options, self.services, self.subject_prefix)
+            if self.tls or self.mtls:
+                options, self.local_tls = tls_options(options, self.services, mutual=self.mtls)
             self.nats = EmbeddedNats(options)
             self.nats.start()
             if self.security is not None:
                 provision_as_admin(
-                    self.nats.client_url, self.security, self.services, self.subject_prefix
+                    self.nats.client_url,
+                    self.security,
+                    self.services,
+                    self.subject_prefix,
+                    tls=self.client_tls(ADMIN),
                 )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan = LocalPlan.make(
@@ -152,6 +174,8 @@ class LocalStack:
             env = {"NATS_URL": self.nats_url, **plan.service_environment(name)}
             if self.security is not None:
                 env.update(identity_environment(self.security, name))
+            if self.local_tls is not None:
+                env.update(self.local_tls.environment(name))
             argv = [sys.executable, "-m", "waybill_runtime", "run", name]
             self._spawn(ChildSpec(name=name, argv=argv, env=env))
         for name, service in self.services.items():
@@ -193,6 +217,24 @@ class LocalStack:
         self.children.clear()
         if self.nats is not None:
             self.nats.stop()
+
+    def client_tls(self, identity: str) -> ssl.SSLContext | None:
+        """The SSLContext ``identity`` connects with (None: no TLS).
+
+        The local CA's with the embedded server; with an external one, the
+        ``WAYBILL_NATS_TLS_*`` files the services are given too.
+        """
+        if self.local_tls is not None:
+            return self.local_tls.context(identity)
+        if self.external_nats_url is None:
+            return None
+        return client_context(
+            TlsFiles(
+                ca_file=os.environ.get(CA_FILE_VAR) or None,
+                cert_file=os.environ.get(CERT_FILE_VAR) or None,
+                key_file=os.environ.get(KEY_FILE_VAR) or None,
+            )
+        )
 
     def operator_seed_file(self) -> str | None:
         """The operator's seed (for the demo and `waybill dlq`), when identities are on."""
