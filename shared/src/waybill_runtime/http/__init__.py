@@ -13,10 +13,14 @@ from waybill_runtime.http.app import (
 from waybill_runtime.http.problem import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
+    decode_json,
     problem_middleware,
     problem_response,
     read_json,
+    read_json_body,
+    require_json_content,
 )
+from waybill_runtime.http.redaction import loggable_path
 from waybill_runtime.http.server import BoundAddress, serve_http
 
 __all__ = [
@@ -31,8 +35,12 @@ __all__ = [
     "ProblemError",
     "ReadinessCheck",
     "create_http_app",
+    "decode_json",
+    "loggable_path",
     "problem_middleware",
     "problem_response",
     "read_json",
+    "read_json_body",
+    "require_json_content",
     "serve_http",
 ]
