@@ -30,6 +30,7 @@ from waybill_runtime.local.secured_stack import (
     provision_as_admin,
     secure_options,
 )
+from waybill_runtime.private_files import open_private, private_folder
 from waybill_runtime.security.mesh import MeshSecurity
 from waybill_runtime.security.permissions import OPERATOR
 from waybill_runtime.service import Service
@@ -126,7 +127,7 @@ class LocalStack:
                 provision_as_admin(
                     self.nats.client_url, self.security, self.services, self.subject_prefix
                 )
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(self.log_dir)
         self.plan = plan = LocalPlan.make(self.services, self.sandboxes)
         deadline = time.monotonic() + self.start_timeout_s
         partners = plan.sandbox_children()
@@ -161,7 +162,7 @@ class LocalStack:
         # Every child knows the stack's state folder (which also marks the
         # processes of one stack, for tests that look for leftovers).
         env = {**os.environ, "WAYBILL_STATE_DIR": str(self.nats_options.state_dir), **spec.env}
-        with self.log_of(spec.name).open("ab") as log:
+        with open_private(self.log_of(spec.name)) as log:
             self.children[spec.name] = child_process.spawn(spec.argv, env=env, output=log)
 
     def dead_children(self) -> list[str]:
