@@ -50,4 +50,4 @@ bench: $(STAMP) ## Throughput benchmarks, side by side with baselines, reported 
 	$(BIN)/python -m tests.bench
 
 clean: ## Remove .venv and local state
-	rm -rf $(VENV) .waybill .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .waybill .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 import waybill_contracts
 from waybill_contracts.governance import BASELINE_PATH, load_baseline, take_snapshot
 from waybill_runtime.cli import main
+from waybill_runtime.local.registry import load_services
 
 PACKAGE_DIR = Path(waybill_contracts.__file__).resolve().parent
 
@@ -181,6 +183,21 @@ def test_export_writes_schemas_and_asyncapi(
     document = msgspec.json.decode((tmp_path / "api" / "asyncapi.json").read_bytes())
     assert "staging.evt.order.released.v1" in {c["address"] for c in document["channels"].values()}
     assert (tmp_path / "api" / "schemas" / "io.waybill.order.released.v1.json").is_file()
+
+
+def test_export_writes_the_openapi_document_of_every_installed_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "contracts", "export", str(tmp_path / "api"))
+    assert code == 0
+    assert "OpenAPI documents" in out
+    services = load_services()
+    written = sorted(p.name for p in (tmp_path / "api" / "openapi").iterdir())
+    assert written == sorted(f"{name}.json" for name in services)
+    for name, service in services.items():
+        document = msgspec.json.decode((tmp_path / "api" / "openapi" / f"{name}.json").read_bytes())
+        assert document == service.openapi()
+        validate(document, cls=OpenAPIV31SpecValidator)
 
 
 def test_export_to_an_unwritable_place_is_a_one_line_error(

@@ -9,8 +9,10 @@ are the real ones, on a real nats-server.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 from waybill_contracts import Command, Event, Service, SubjectMap
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
+from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import stored_in
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
@@ -58,8 +61,15 @@ async def running_mesh(
     tracking_delays_s: tuple[float, float, float] = (0.05, 0.05, 0.05),
     tmp_state_dir: str | None = None,
 ) -> AsyncIterator[Mesh]:
-    # The same plan `waybill up` makes: ports, secrets, who posts webhooks where.
-    plan = LocalPlan.make(load_services(list(services)), installed_sandboxes())
+    # The same plan `waybill up` makes: ports, secrets, who posts webhooks where, the
+    # API signing key (in the test's state folder, or a folder of the mesh's own).
+    api_dir = contextlib.ExitStack()
+    state_dir = tmp_state_dir or api_dir.enter_context(tempfile.TemporaryDirectory())
+    plan = LocalPlan.make(
+        load_services(list(services)),
+        installed_sandboxes(),
+        api_keys=LocalApiKeys.ensure(Path(state_dir)),
+    )
     odoo_offer, wms_offer = plan.offered("odoo"), plan.offered("wms")
     odoo = OdooSandbox(
         OdooSettings(
@@ -96,6 +106,7 @@ async def running_mesh(
         secret=plan.offered("webhook-receiver")["secret"],
     )
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(api_dir)
         for app, url in (
             (odoo.app(), odoo_offer["url"]),
             (wms.app(), wms_offer["url"]),

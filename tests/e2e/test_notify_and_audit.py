@@ -20,6 +20,7 @@ from tests.e2e.test_order_to_ship import (
 )
 from waybill_contracts import MESSAGE_TYPES, MessageKind
 from waybill_runtime.testing.streams import stored_messages
+from waybill_runtime.testing.tokens import bearer
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.mail import SmtpMode
 
@@ -63,7 +64,8 @@ async def test_the_audit_timeline_is_causal_and_stuck_orders_are_found(
         mesh.wms.lifecycle.hold(held, "picked")  # the warehouse sits on this one
         await all_shipped(mesh, [shipped])
         auditor = mesh.plan.service_url("auditor")
-        async with aiohttp.ClientSession() as http:
+        assert mesh.plan.api_keys is not None
+        async with aiohttp.ClientSession(headers=bearer(mesh.plan.api_keys, "viewer")) as http:
             stuck = await eventually(
                 lambda: _get(http, f"{auditor}/orders?stuck=true"),
                 until=lambda page: held in [o["order_ref"] for o in page["orders"]],

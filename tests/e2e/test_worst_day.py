@@ -22,14 +22,14 @@ from tests.e2e.test_order_to_ship import (
     release_orders,
     settled_shipped_emails,
 )
-from waybill_runtime.local.embedded_nats import EmbeddedNats
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 async def test_a_nats_server_restart_mid_flow_loses_no_order_and_repeats_no_effect(
-    fresh_nats_server: EmbeddedNats,
+    fresh_nats_server: AuthenticatedServer,
     nats_prefix: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from aiohttp import web
 
 from waybill_contracts import fact_id
@@ -26,11 +27,25 @@ class ExampleSettings(RuntimeSettings, frozen=True, kw_only=True):
     warehouse_latency_s: float = 0.0  # WAYBILL_WAREHOUSE_LATENCY_S: the pretend call's duration
 
 
+class WarehouseAnswer(msgspec.Struct, frozen=True):
+    warehouse: str
+
+
 service = Service(
     "wms-bridge",
     settings_type=ExampleSettings,
     description="example bridge",
-    routes=[Route("GET", "/warehouse", "operator", "which warehouse this is")],
+    # The response type is what /openapi.json documents the route to answer.
+    routes=[
+        Route(
+            "GET",
+            "/warehouse",
+            "operator",
+            "which warehouse this is",
+            response=WarehouseAnswer,
+            role="viewer",
+        )
+    ],
 )
 effects: list[str] = []  # every pretend call into the warehouse, for the tests to count
 
@@ -64,7 +79,8 @@ async def order_status(
 @service.routes
 def routes(runtime: Runtime[ExampleSettings]) -> list[web.RouteDef]:
     async def warehouse(request: web.Request) -> web.Response:
-        return web.json_response({"warehouse": runtime.settings.warehouse})
+        answer = WarehouseAnswer(runtime.settings.warehouse)
+        return web.Response(body=msgspec.json.encode(answer), content_type="application/json")
 
     return [web.get("/warehouse", warehouse)]
 

@@ -21,10 +21,11 @@ from waybill_contracts import SubjectMap, fact_id
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.outcomes import TransientError
 from waybill_runtime.queries import ask
 from waybill_runtime.service import Service
+from waybill_runtime.settings import env_var_name
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import (
     dead_letters,
@@ -32,6 +33,7 @@ from waybill_runtime.testing.streams import (
     stream_count,
     unsettled,
 )
+from waybill_runtime.testing.tokens import api_keys, bearer, trusting
 from waybill_runtime.testing.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,12 +74,15 @@ async def test_redelivered_message_makes_its_effect_once(
 
 
 async def test_two_messages_with_one_business_key_make_one_effect(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     example_service.effects.clear()
     subjects = SubjectMap(nats_prefix)
     async with running_service(
-        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix
+        example_service.service,
+        nats_url=nats_url,
+        subject_prefix=nats_prefix,
+        **trusting(api_keys(tmp_path)),
     ):
         await send(nc, subjects, release_command("WH/OUT/11"))
         await send(nc, subjects, release_command("WH/OUT/11"))  # a second, distinct message
@@ -92,8 +97,10 @@ async def test_two_messages_with_one_business_key_make_one_effect(
 
 
 def _start_example(nats_url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    api = {env_var_name(k): v for k, v in api_keys(log.parent).settings().items()}
     env = {
         **os.environ,
+        **api,
         "NATS_URL": nats_url,
         "WAYBILL_SUBJECT_PREFIX": prefix,
         "WAYBILL_HTTP_PORT": "0",
@@ -167,7 +174,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
 
 @pytest.mark.slow
 async def test_consumption_resumes_after_a_nats_server_restart(
-    fresh_nats_server: EmbeddedNats, nats_prefix: str
+    fresh_nats_server: AuthenticatedServer, nats_prefix: str
 ) -> None:
     url = fresh_nats_server.client_url
     subjects = SubjectMap(nats_prefix)
@@ -212,14 +219,18 @@ async def test_consumption_resumes_after_a_nats_server_restart(
 
 
 async def test_a_service_answers_ping_with_its_name_and_version(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
     from waybill_runtime.queries import PingResponse, QueryError
 
     subjects = SubjectMap(nats_prefix)
     async with running_service(
-        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix, version="1.2.3"
+        example_service.service,
+        nats_url=nats_url,
+        subject_prefix=nats_prefix,
+        version="1.2.3",
+        **trusting(api_keys(tmp_path)),
     ):
         name = subjects.query_service_name("wms-bridge")
         reply = await nc.request(f"$SRV.PING.{name}", b"", timeout=5)
@@ -242,7 +253,7 @@ async def test_a_service_answers_ping_with_its_name_and_version(
 
 
 async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     import aiohttp
 
@@ -250,6 +261,7 @@ async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
 
     port = free_port()
     subjects = SubjectMap(nats_prefix)
+    keys = api_keys(tmp_path)
     async with (
         running_service(
             example_service.service,
@@ -257,6 +269,7 @@ async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
             subject_prefix=nats_prefix,
             http_port=port,
             warehouse="RTM2",
+            **trusting(keys),
         ),
         aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http,
     ):
@@ -272,8 +285,10 @@ async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
             assert ready.status == 200, await ready.text()
         async with http.get("/metrics") as metrics:
             text = await metrics.text()
-        async with http.get("/warehouse") as route:
+        async with http.get("/warehouse", headers=bearer(keys, "viewer")) as route:
             assert await route.json() == {"warehouse": "RTM2"}
+        async with http.get("/warehouse") as anonymous:
+            assert anonymous.status == 401
         async with http.get("/no-such-page") as missing:
             assert missing.status == 404
             assert missing.content_type == "application/problem+json"
@@ -282,7 +297,7 @@ async def test_a_running_service_serves_health_readiness_metrics_and_its_routes(
 
 
 async def test_the_trace_of_the_handled_message_continues_in_what_it_publishes(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     from waybill_contracts import encode, new_context
 
@@ -297,7 +312,10 @@ async def test_the_trace_of_the_handled_message_continues_in_what_it_publishes(
     )
     encoded = encode(command, context, subjects)
     async with running_service(
-        example_service.service, nats_url=nats_url, subject_prefix=nats_prefix
+        example_service.service,
+        nats_url=nats_url,
+        subject_prefix=nats_prefix,
+        **trusting(api_keys(tmp_path)),
     ):
         await nc.jetstream().publish(encoded.subject, encoded.body, headers=dict(encoded.headers))
         await eventually(
@@ -339,7 +357,7 @@ async def test_bulk_publishing_stores_every_message_once_even_when_repeated(
 
 @pytest.mark.slow
 async def test_a_server_going_lame_duck_is_noticed_and_its_successor_consumed_from(
-    fresh_nats_server: EmbeddedNats, nats_prefix: str, caplog: pytest.LogCaptureFixture
+    fresh_nats_server: AuthenticatedServer, nats_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # What a rolling upgrade of NATS does to each server: lame-duck mode (JetStream
     # stops, clients are told to move), then a new server on the same store.

@@ -19,9 +19,9 @@ from waybill_contracts import SubjectMap, encode, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.local import embedded_nats
-from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.service import Service
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.pytest_plugin import start_test_server
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
@@ -34,7 +34,7 @@ MAX_PAYLOAD = SEVEN_MB + 512
 
 
 @pytest.fixture
-def small_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedNats]:
+def small_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AuthenticatedServer]:
     render = embedded_nats.render_config
 
     def with_max_payload(*args: Any, **kwargs: Any) -> str:
@@ -59,7 +59,7 @@ def _large_command() -> ReleaseToWarehouse:
 
 
 async def test_a_message_too_large_to_dead_letter_whole_is_dead_lettered_cut_and_replayed_whole(
-    small_server: EmbeddedNats,
+    small_server: AuthenticatedServer,
 ) -> None:
     url = small_server.client_url
     subjects = SubjectMap(PREFIX)

@@ -17,10 +17,10 @@ from waybill_contracts import MessageContext, SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
-from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.service import Runtime, Service
 from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
@@ -36,7 +36,7 @@ async def _stored_headers(nc: NatsClient, stream: str, sequence: int) -> dict[st
 
 
 async def test_letters_of_v1_and_of_today_are_listed_watched_and_replayed(
-    fresh_nats_server: EmbeddedNats,
+    fresh_nats_server: AuthenticatedServer,
 ) -> None:
     url = fresh_nats_server.client_url
     subjects = SubjectMap(PREFIX)

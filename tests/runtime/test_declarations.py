@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
 from waybill_runtime.service import Runtime, Service
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.tokens import api_keys, trusting
 
 
 def waybill(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -57,8 +59,15 @@ def test_waybill_services_json_lists_every_service_with_what_it_does() -> None:
             "path": "/webhooks/wms",
             "audience": "partner",
             "summary": "signed warehouse lifecycle webhooks",
+            "role": None,
         }
     ]
+    # The routes people call name the role a caller's token must grant.
+    assert {r["path"]: r["role"] for r in by_name["auditor"]["routes"]} == {
+        "/orders/{ref:.+}/timeline": "viewer",
+        "/orders": "viewer",
+        "/dead-letters": "viewer",
+    }
     assert "WAYBILL_WMS_API_KEY" in bridge["secrets"]
     # A secret's default is never printed, even a sandbox's.
     printed = {s["env_var"]: s for s in bridge["settings"]}
@@ -128,21 +137,31 @@ def _service_with_routes(declared: list[Route]) -> Service[Any]:
 
 
 async def test_a_service_serving_a_route_it_does_not_declare_refuses_to_start(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="serves undeclared GET /hello"):
         async with running_service(
             _service_with_routes([]), nats_url=nats_url, subject_prefix=nats_prefix
         ):
             pass
-    declared = [Route("GET", "/hello", "operator"), Route("GET", "/bye", "operator")]
+    declared = [
+        Route("GET", "/hello", "operator", role="viewer"),
+        Route("GET", "/bye", "operator", role="viewer"),
+    ]
+    keys = api_keys(tmp_path)
     with pytest.raises(ValueError, match="declares but does not serve GET /bye"):
         async with running_service(
-            _service_with_routes(declared), nats_url=nats_url, subject_prefix=nats_prefix
+            _service_with_routes(declared),
+            nats_url=nats_url,
+            subject_prefix=nats_prefix,
+            **trusting(keys),
         ):
             pass
     async with running_service(
-        _service_with_routes(declared[:1]), nats_url=nats_url, subject_prefix=nats_prefix
+        _service_with_routes(declared[:1]),
+        nats_url=nats_url,
+        subject_prefix=nats_prefix,
+        **trusting(keys),
     ):
         bucket = SubjectMap(nats_prefix).kv_bucket("watermarks")
         info = await nc.jetstream().stream_info(f"KV_{bucket}")

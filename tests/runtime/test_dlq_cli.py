@@ -17,13 +17,14 @@ from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.service import Service
+from waybill_runtime.testing.authenticated import cli_environment
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
 
 
 async def waybill(*args: str, nats_url: str, prefix: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NATS_URL": nats_url, "WAYBILL_SUBJECT_PREFIX": prefix}
+    env = {**os.environ, **cli_environment(nats_url, prefix)}
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "waybill_runtime", *args],

@@ -11,14 +11,14 @@ from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
-from waybill_runtime.local.embedded_nats import EmbeddedNats
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.security.permissions import inbox_prefix
+from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.waiting import eventually
 
 
-def subscriptions_of(server: EmbeddedNats, connection_name: str) -> list[str]:
+def subscriptions_of(server: AuthenticatedServer, connection_name: str) -> list[str]:
     with urllib.request.urlopen(f"{server.monitor_url}/connz?subs=1", timeout=5) as response:
         connz = json.load(response)
     return [
@@ -30,7 +30,7 @@ def subscriptions_of(server: EmbeddedNats, connection_name: str) -> list[str]:
 
 
 async def test_every_subscription_of_a_running_service_is_its_own(
-    nats_server: EmbeddedNats, nc: NatsClient, nats_url: str, nats_prefix: str
+    nats_server: AuthenticatedServer, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     name = "wms-bridge"
     service = load_services([name])[name]
@@ -58,5 +58,5 @@ async def test_every_subscription_of_a_running_service_is_its_own(
     assert strays == []
 
 
-async def _subscriptions(server: EmbeddedNats, name: str) -> list[str]:
+async def _subscriptions(server: AuthenticatedServer, name: str) -> list[str]:
     return subscriptions_of(server, name)

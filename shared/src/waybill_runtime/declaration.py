@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from waybill_contracts import KV_PURPOSES, KV_TTL_S, MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_runtime.security.api_tokens import ROLES, Role
 from waybill_runtime.settings import describe_settings, env_var_name
 
 if TYPE_CHECKING:
@@ -105,12 +106,38 @@ def _fill(template: str, offered: Mapping[str, str], partner: str) -> str:
 
 @dataclass(frozen=True)
 class Route:
-    """An HTTP route of the service besides the probes every service has."""
+    """An HTTP route of the service besides the probes every service has.
+
+    The optional types (msgspec structs, or any type msgspec describes) make
+    the service's OpenAPI document (:mod:`waybill_runtime.http.openapi`):
+    ``request`` the JSON body it reads (a partner's payload), ``response`` the
+    JSON it answers on success, ``query`` its query parameters, one per field.
+
+    ``role`` is the least role a caller's bearer token must grant
+    (:mod:`waybill_runtime.http.auth`): ``viewer`` to read, ``operator`` to act,
+    ``admin`` for anything. Every route people call (audience ``operator``)
+    names one; a partner's webhooks keep their own signature checks and need none.
+    """
 
     method: str
     path: str
     audience: RouteAudience
     summary: str = ""
+    request: Any = None
+    response: Any = None
+    query: type[msgspec.Struct] | None = None
+    role: Role | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is not None and self.role not in ROLES:
+            raise ValueError(f"{self.method} {self.path}: no role {self.role!r}; use {ROLES}")
+        if self.audience == "operator" and self.role is None:
+            raise ValueError(
+                f"{self.method} {self.path} is called by people: declare the role it needs "
+                '(role="viewer" to read, "operator" to act, "admin")'
+            )
+        if self.audience == "probe" and self.role is not None:
+            raise ValueError(f"{self.method} {self.path} is a probe: probes stay open")
 
 
 # -- the printable declaration --------------------------------------------------------
@@ -145,6 +172,8 @@ class DeclaredRoute(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     audience: str
     summary: str
+    role: str | None = None
+    """The least role a caller's token must grant (None: no token, e.g. a partner's webhook)."""
 
 
 class DeclaredSetting(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,7 +281,9 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
             for p in service.partners
         ],
         routes=[
-            DeclaredRoute(method=r.method, path=r.path, audience=r.audience, summary=r.summary)
+            DeclaredRoute(
+                method=r.method, path=r.path, audience=r.audience, summary=r.summary, role=r.role
+            )
             for r in service.declared_routes
         ],
         ports={"http": http_port},

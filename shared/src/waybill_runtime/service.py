@@ -49,12 +49,20 @@ from waybill_runtime.declaration import (
 )
 from waybill_runtime.declaration import describe as describe_service
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.http import CheckResult, ReadinessCheck, create_http_app, serve_http
+from waybill_runtime.http import (
+    CheckResult,
+    ReadinessCheck,
+    api_access,
+    create_http_app,
+    serve_http,
+)
+from waybill_runtime.http.openapi import openapi_document
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
+from waybill_runtime.security.fact_ids import fact_id_key
 from waybill_runtime.security.permissions import inbox_prefix
 from waybill_runtime.settings import RuntimeSettings, load_settings, refuse_known_secrets
 from waybill_runtime.telemetry import configure_telemetry, tracing_active
@@ -319,6 +327,15 @@ class Service(Generic[S]):
         """This service's :class:`~waybill_runtime.declaration.Declaration`."""
         return describe_service(self, subject_prefix=subject_prefix)
 
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this service's HTTP API (served at ``/openapi.json``)."""
+        return openapi_document(
+            service=self.name,
+            version=self.version,
+            description=self.description,
+            routes=self.declared_routes,
+        )
+
     # -- running ---------------------------------------------------------------
 
     def main(self) -> int:
@@ -348,9 +365,13 @@ class Service(Generic[S]):
     ) -> None:
         """Run until ``stop`` is set, then shut down gracefully. Tests call this directly."""
         refuse_known_secrets(settings)
+        # Who may call its API is settled first: a protected route without a key
+        # source, or a key source that cannot be read, stops the service here.
+        access = api_access(settings, self.declared_routes)
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
         events = ConnectionEvents(settings.nats_url)
+        fact_key = fact_id_key(settings)  # before connecting: a bad identity file says so first
         try:
             nc = await connect(
                 settings.nats_url,
@@ -366,6 +387,7 @@ class Service(Generic[S]):
             return
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_drain, nc, events)
+            stack.push_async_callback(access.aclose)
             js = nc.jetstream()
             # The contracts say what this service may put on the bus; anything else
             # is refused before it is sent (and, with identities on, by NATS too).
@@ -375,6 +397,7 @@ class Service(Generic[S]):
                 service=settings.service,
                 metrics=metrics,
                 may_publish=self.publishes | self.sends,
+                fact_key=fact_key,
             )
             runtime = Runtime(
                 settings=settings,
@@ -404,6 +427,8 @@ class Service(Generic[S]):
                 ],
                 max_body_bytes=settings.http_max_body_bytes,
                 routes=routes,
+                openapi=self.openapi(),
+                access=access,
             )
             # HTTP first: a taken port stops the service before it takes any
             # message, and health answers while consumers come up.

@@ -216,6 +216,82 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_deadline_s: Annotated[
         float, msgspec.Meta(gt=0, description="Seconds to finish in-flight work on shutdown")
     ] = 25.0
+    # -- who may call the service's HTTP API (waybill_runtime.http.auth; docs/security.md)
+    api_jwks_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="JWKS file of the keys that sign API tokens (re-read when it changes); "
+            "`waybill up` writes one into its state folder",
+            extra={"file": True, "expected": "the path of a JWKS file (or empty for none)"},
+        ),
+    ] = None
+    api_jwks_url: Annotated[
+        Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] | None,
+        msgspec.Meta(
+            description="JWKS URL of the identity provider that signs API tokens (https; http "
+            "only on this machine)",
+            extra={"expected": "an https URL such as https://id.example.com/jwks (or empty)"},
+        ),
+    ] = None
+    api_hs256_secret_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="File holding a shared HS256 secret (32 bytes or more) for API tokens: "
+            "local use only, on a loopback WAYBILL_HTTP_HOST; use a JWKS elsewhere",
+            extra={"file": True, "expected": "the path of a secret file (or empty for none)"},
+        ),
+        SECRET,
+    ] = None
+    api_issuer: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The iss every API token must carry (required with a key source)",
+            extra={"expected": "the issuer of API tokens, e.g. https://id.example.com/"},
+        ),
+    ] = None
+    api_audience: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The aud every API token must carry (required with a key source)",
+            extra={"expected": "the audience of API tokens, e.g. waybill-api"},
+        ),
+    ] = None
+    api_revoked_jti_file: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="File of revoked token ids (jti), one a line (re-read when it "
+            "changes); with it, every token must carry a jti",
+            extra={"file": True, "expected": "the path of a text file (or empty for none)"},
+        ),
+    ] = None
+    api_roles_claim: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9_:/.-]+$",
+            description="Claim holding the caller's roles (viewer, operator, admin): a list "
+            "or a space-separated text",
+            extra={"expected": "a claim name such as roles"},
+        ),
+    ] = "roles"
+    api_leeway_s: Annotated[
+        float,
+        msgspec.Meta(ge=0, le=300, description="Clock skew allowed on exp, nbf and iat"),
+    ] = 30.0
+    api_jwks_refresh_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=1, le=86_400, description="Seconds the keys read from WAYBILL_API_JWKS_URL are kept"
+        ),
+    ] = 300.0
+    api_jwks_min_refresh_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=3600,
+            description="Least seconds between two reads of WAYBILL_API_JWKS_URL (a token with "
+            "an unknown kid reads it again, no more often than this)",
+        ),
+    ] = 30.0
     nats_credentials_file: Annotated[
         str | None,
         msgspec.Meta(
@@ -230,6 +306,16 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             "per service into its state folder)",
             extra={"file": True, "expected": "the path of an nkey seed file (or empty for none)"},
         ),
+    ] = None
+    fact_id_key: Annotated[
+        Annotated[str, msgspec.Meta(min_length=16)] | None,
+        msgspec.Meta(
+            description="Secret that keys the ids of observed facts, so no other client can "
+            "squat them (default: derived from this service's NATS seed; set it, the same "
+            "for every replica, to keep ids stable across key rotations)",
+            extra={"expected": "a random string of 16 characters or more"},
+        ),
+        SECRET,
     ] = None
     provision: Annotated[
         Literal["auto", "never"],

@@ -40,6 +40,7 @@ from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_let
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.queries.discovery import PingResponse
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.tokens import bearer, temporary_api_keys, trusting
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -47,15 +48,22 @@ from waybill_runtime.testing.waiting import eventually
 async def auditor(
     nats_url: str, prefix: str, **settings: Any
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """A running auditor and an HTTP session on its port."""
+    """A running auditor and an HTTP session on its port, calling as a viewer."""
     port = free_port()
-    async with (
-        running_service(
-            build_service(), nats_url=nats_url, subject_prefix=prefix, http_port=port, **settings
-        ),
-        aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http,
-    ):
-        yield http
+    with temporary_api_keys() as keys:
+        async with (
+            running_service(
+                build_service(),
+                nats_url=nats_url,
+                subject_prefix=prefix,
+                http_port=port,
+                **{**trusting(keys), **settings},
+            ),
+            aiohttp.ClientSession(
+                f"http://127.0.0.1:{port}", headers=bearer(keys, "viewer")
+            ) as http,
+        ):
+            yield http
 
 
 async def get(http: aiohttp.ClientSession, path: str, **params: str) -> tuple[int, Any]:

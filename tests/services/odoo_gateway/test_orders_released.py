@@ -15,16 +15,20 @@ from waybill_contracts import SubjectMap, fact_id
 from waybill_contracts.events import OrderCancelled, OrderReleased
 from waybill_contracts.model import DeliveryMethod
 from waybill_odoo_gateway.delivery_poll import WATERMARK_KEY
+from waybill_runtime.security.fact_ids import keyed_fact_id
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 
+FACT_ID_KEY = "the-gateway-fact-id-key"
 LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0, max_attempts=1)
 
 
 async def test_ready_delivery_webhook_publishes_one_order_released_with_the_order(
     stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
-    async with stage.gateway(nats_url, nats_prefix):
+    # The id of an observed fact is keyed with the gateway's secret (no other client
+    # can squat it): given here, so the test can compute it.
+    async with stage.gateway(nats_url, nats_prefix, fact_id_key=FACT_ID_KEY):
         order = stage.new_order(("WB-0001", 2), ("WB-0003", 1))
         await stage.sandbox.settle()
         [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
@@ -46,7 +50,8 @@ async def test_ready_delivery_webhook_publishes_one_order_released_with_the_orde
     assert all(line.weight_kg for line in released.order.lines)
     assert len(released.order.ship_to.country_code) == 2
     [stored] = await published_with_context(nc, nats_prefix, OrderReleased)
-    assert stored.context.id == fact_id("odoo", "stock.picking", picking.id, "released")
+    fact = fact_id("odoo", "stock.picking", picking.id, "released")
+    assert stored.context.id == keyed_fact_id(FACT_ID_KEY.encode(), fact)
     assert stored.context.source == "waybill/odoo-gateway"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Collection
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -72,6 +73,13 @@ class LocalDemo:
                 else None
             ),
             auditor=plan.service_url("auditor") if "auditor" in plan.services else None,
+            auditor_token=(
+                plan.api_keys.issue(
+                    "viewer", subject="demo", ttl=timedelta(seconds=timeout_s + 600)
+                ).token
+                if plan.api_keys is not None
+                else None
+            ),
         )
         scenario = DemoPlan.for_orders(orders, timeout_s=timeout_s)
         print(

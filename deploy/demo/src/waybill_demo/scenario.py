@@ -41,6 +41,8 @@ class DemoEndpoints:
     # Checked when the notifier / auditor run in the stack.
     mail: str | None = None
     auditor: str | None = None
+    # A viewer's API token for the auditor (the local signing key's).
+    auditor_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,9 @@ async def _observe(
     else:
         outcome.reached = bool(picking["activities"]) and picking["state"] != "done"
     if outcome.reached and endpoints.auditor is not None:
-        outcome.audited = await _audited_messages(http, endpoints.auditor, outcome.ref)
+        outcome.audited = await _audited_messages(
+            http, endpoints.auditor, outcome.ref, endpoints.auditor_token
+        )
         outcome.reached = outcome.audited > 0
     if outcome.reached and outcome.expected == "shipped" and endpoints.mail is not None:
         outcome.emails = (await _shipped_emails(http, endpoints.mail)).get(outcome.ref, 0)
@@ -285,9 +289,12 @@ async def _shipped_emails(http: aiohttp.ClientSession, mail: str) -> dict[str, i
     return counts
 
 
-async def _audited_messages(http: aiohttp.ClientSession, auditor: str, ref: str) -> int:
+async def _audited_messages(
+    http: aiohttp.ClientSession, auditor: str, ref: str, token: str | None
+) -> int:
     """How many events and commands the auditor's timeline of ``ref`` lists (0 if none)."""
-    async with http.get(f"{auditor}/orders/{_ref_path(ref)}/timeline") as response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.get(f"{auditor}/orders/{_ref_path(ref)}/timeline", headers=headers) as response:
         if response.status == 404:
             return 0
         timeline = await _json(response)

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from msgspec import UNSET, Meta, UnsetType
 
 from waybill_auditor.causal import causal_order
 from waybill_auditor.stages import Stage
@@ -43,6 +44,36 @@ MAX_LIMIT = 1000
 STAGES = ", ".join(stage.value for stage in Stage)
 
 _encode = msgspec.json.Encoder().encode
+
+# The query parameters, described for the OpenAPI document; the handlers allow these names.
+_Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")]
+_Cursor = Annotated[str, Meta(description="next_cursor of the previous page.")]
+_Stages = Annotated[str, Meta(description=f"Comma-separated stages: {STAGES}.")]
+_Stuck = Annotated[bool, Meta(description="Only orders in their stage longer than its deadline.")]
+_OfService = Annotated[str, Meta(description="Only the letters of this service.")]
+_AboutOrder = Annotated[str, Meta(description="Only the letters about this order.")]
+
+
+class OrdersQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The query parameters of ``GET /orders``."""
+
+    stage: _Stages | UnsetType = UNSET
+    stuck: _Stuck = False
+    limit: _Limit = DEFAULT_LIMIT
+    cursor: _Cursor | UnsetType = UNSET
+
+
+class DeadLettersQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The query parameters of ``GET /dead-letters``."""
+
+    service: _OfService | UnsetType = UNSET
+    order_ref: _AboutOrder | UnsetType = UNSET
+    limit: _Limit = DEFAULT_LIMIT
+    cursor: _Cursor | UnsetType = UNSET
+
+
+def _parameters(query: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(query.__struct_fields__)
 
 
 def utc_now() -> datetime:
@@ -181,7 +212,7 @@ class AuditApi:
 
     async def orders(self, request: web.Request) -> web.Response:
         """Orders by stage, optionally only the stuck ones, longest in their stage first."""
-        _only(request, frozenset({"stage", "stuck", "limit", "cursor"}))
+        _only(request, _parameters(OrdersQuery))
         limit = parse_limit(_single(request, "limit"))
         cursor_text = _single(request, "cursor")
         after = decode_cursor(cursor_text, _OrdersCursor) if cursor_text is not None else None
@@ -207,7 +238,7 @@ class AuditApi:
 
     async def dead_letters(self, request: web.Request) -> web.Response:
         """Dead letters of every service, newest first."""
-        _only(request, frozenset({"service", "order_ref", "limit", "cursor"}))
+        _only(request, _parameters(DeadLettersQuery))
         limit = parse_limit(_single(request, "limit"))
         cursor_text = _single(request, "cursor")
         before = decode_cursor(cursor_text, _Sequence) if cursor_text is not None else None

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from waybill_auditor.api import AuditApi
+from waybill_auditor.api import AuditApi, DeadLettersQuery, OrdersQuery
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
 from waybill_auditor.trail import AuditTrail, DatabaseWritable
+from waybill_auditor.views import DeadLettersPage, OrdersPage, Timeline
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
@@ -77,10 +78,34 @@ async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[Cons
     yield ConsumerCoverage(runtime.js, runtime.subjects, own=own)
 
 
+# Reading the trail (customers' names and addresses among it) needs a viewer's token.
 ROUTES = (
-    Route("GET", "/orders/{ref:.+}/timeline", "operator", "an order's timeline"),
-    Route("GET", "/orders", "operator", "orders by stage; stuck ones"),
-    Route("GET", "/dead-letters", "operator", "dead letters, newest first"),
+    Route(
+        "GET",
+        "/orders/{ref:.+}/timeline",
+        "operator",
+        "an order's timeline",
+        response=Timeline,
+        role="viewer",
+    ),
+    Route(
+        "GET",
+        "/orders",
+        "operator",
+        "orders by stage; stuck ones",
+        response=OrdersPage,
+        query=OrdersQuery,
+        role="viewer",
+    ),
+    Route(
+        "GET",
+        "/dead-letters",
+        "operator",
+        "dead letters, newest first",
+        response=DeadLettersPage,
+        query=DeadLettersQuery,
+        role="viewer",
+    ),
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from waybill_carrier_router.carriers import TrackerEvent, TrackWebhook
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
 from waybill_carrier_router.handlers import book_shipment, void_shipment
 from waybill_carrier_router.router import ROUTER, CarrierRouter, open_router
@@ -38,8 +39,14 @@ service = Service(
         for carrier, setting in ((CARRIER_A, "carrier_a"), (CARRIER_B, "carrier_b"))
     ),
     routes=tuple(
-        Route("POST", f"/webhooks/carriers/{carrier}", "partner", "signed tracking webhooks")
-        for carrier in (CARRIER_A, CARRIER_B)
+        Route(
+            "POST",
+            f"/webhooks/carriers/{carrier}",
+            "partner",
+            "signed tracking webhooks",
+            request=payload,
+        )
+        for carrier, payload in ((CARRIER_A, TrackerEvent), (CARRIER_B, TrackWebhook))
     ),
     # Locally a carrier that is back should be tried again soon.
     local_settings={"carrier_circuit_reset_s": "2"},

@@ -84,8 +84,9 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                     401, detail=f"the {carrier} webhook signature is not valid: {error}"
                 ) from None
             try:
-                report = hooks.read(body)
+                # The identity first: without it a replay could not be recognised.
                 identity = hooks.identity(body)
+                report = hooks.read(body)
             except BadTrackingPayload as error:
                 webhooks.labels(carrier, "malformed").inc()
                 raise ProblemError(400, detail=str(error)) from None

@@ -20,7 +20,7 @@ from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.shipment_recording import record_shipment
-from waybill_odoo_gateway.webhooks import WEBHOOK_PATH, webhook_routes
+from waybill_odoo_gateway.webhooks import WEBHOOK_PATH, OdooWebhook, webhook_routes
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.http import CheckResult, ProbeCheck, ReadinessCheck
@@ -51,7 +51,15 @@ def build_service() -> Service[OdooGatewaySettings]:
                 webhooks=WEBHOOK_PATH.replace("{token}", "$webhook_token"),
             ),
         ),
-        routes=(Route("POST", WEBHOOK_PATH, "partner", "Odoo automation-rule webhooks"),),
+        routes=(
+            Route(
+                "POST",
+                WEBHOOK_PATH,
+                "partner",
+                "Odoo automation-rule webhooks",
+                request=OdooWebhook,
+            ),
+        ),
         # Locally the safety-net poll should find a missed order within seconds.
         local_settings={"odoo_poll_interval_s": "10"},
     )

@@ -15,6 +15,7 @@ from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconci
 from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.handlers import cancel_warehouse_order, release_to_warehouse
 from waybill_wms_bridge.webhooks import WEBHOOK_PATH
+from waybill_wms_bridge.wms_wire import WmsWebhook
 
 __all__ = ["main", "service"]
 
@@ -34,7 +35,15 @@ service = Service(
             webhooks=WEBHOOK_PATH,
         ),
     ),
-    routes=(Route("POST", WEBHOOK_PATH, "partner", "signed warehouse lifecycle webhooks"),),
+    routes=(
+        Route(
+            "POST",
+            WEBHOOK_PATH,
+            "partner",
+            "signed warehouse lifecycle webhooks",
+            request=WmsWebhook,
+        ),
+    ),
     # Locally a lost webhook should be made up for within seconds, not a minute.
     local_settings={"wms_reconcile_interval_s": "10"},
 )

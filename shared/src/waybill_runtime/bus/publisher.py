@@ -27,6 +27,7 @@ from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTrace, OrderTraces
 from waybill_runtime.outcomes import PermanentError
+from waybill_runtime.security.fact_ids import keyed_fact_id
 from waybill_runtime.telemetry import send_span, tracing_active
 
 
@@ -57,8 +58,12 @@ class Publisher:
         ack_timeout_s: float = 10.0,
         order_traces: OrderTraces | None = None,
         may_publish: frozenset[type[Message]] | None = None,
+        fact_key: bytes | None = None,
     ) -> None:
-        """``may_publish``: the message types this service may publish; None for any."""
+        """``may_publish``: the message types this service may publish; None for any.
+        ``fact_key``: keys the ids of observed facts (see :mod:`waybill_runtime.security.fact_ids`).
+        """
+        self._fact_key = fact_key
         self._acks = PublishAcks(nc)
         # Facts observed from outside join their order's trace (with an SDK only);
         # the service sets it once it has provisioned the bucket.
@@ -88,7 +93,7 @@ class Publisher:
             source=self._source,
             cause=cause,
             correlation_id=out.correlation_id,
-            message_id=out.fact_id,
+            message_id=self._message_id(out.fact_id),
             # Carried on as is when no tracer provider makes a span of its own
             # (send_span then overwrites them with the new span's context).
             traceparent=cause.traceparent if cause is not None else None,
@@ -97,6 +102,11 @@ class Publisher:
         encoded = encode(out.message, context, self._subjects)
         check_body(type(out.message), encoded.body)
         return encoded.subject, dict(encoded.headers), encoded.body, context
+
+    def _message_id(self, fact_id: str | None) -> str | None:
+        if fact_id is None or self._fact_key is None:
+            return fact_id
+        return keyed_fact_id(self._fact_key, fact_id)
 
     async def publish(
         self,

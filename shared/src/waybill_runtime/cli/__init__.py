@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "provision",
     "contracts",
     "dlq",
+    "token",
     "sandbox",
 )
 

@@ -1,7 +1,8 @@
 """``waybill contracts``: export the contracts and check changes against the baseline.
 
 Argument parsing and printing only; the work is done by
-:mod:`waybill_contracts.governance`.
+:mod:`waybill_contracts.governance` (the messages) and
+:mod:`waybill_runtime.http.openapi` (each installed service's HTTP API).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import msgspec
+
 from waybill_contracts import SubjectMap, governance
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.local.registry import load_services
 
 EXIT_BREAKING = 1
 
@@ -27,9 +31,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
     export = commands.add_parser(
         "export",
-        help="write a JSON Schema per message and one AsyncAPI 3.0 document",
-        description="Write DIR/schemas/<ce-type>.json for every message type and "
-        "DIR/asyncapi.json describing every subject.",
+        help="write a JSON Schema per message, one AsyncAPI 3.0 document and an OpenAPI "
+        "3.1 document per service",
+        description="Write DIR/schemas/<ce-type>.json for every message type, "
+        "DIR/asyncapi.json describing every subject, and DIR/openapi/<service>.json for "
+        "every installed service's HTTP API (what it serves at /openapi.json).",
     )
     export.add_argument("directory", metavar="DIR", type=Path, help="where to write the files")
     export.add_argument(
@@ -80,13 +86,21 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserFacingError(f"{error}: pass a valid --prefix") from None
     directory: Path = args.directory
+    services = load_services()
     try:
         written = governance.export(directory, subjects)
+        (directory / "openapi").mkdir(exist_ok=True)
+        for name, service in services.items():
+            document = msgspec.json.format(msgspec.json.encode(service.openapi()), indent=2)
+            (directory / "openapi" / f"{name}.json").write_bytes(document + b"\n")
     except OSError as error:
         raise UserFacingError(
             f"cannot write to {directory}: {error.strerror}; choose a writable directory"
         ) from None
-    print(f"wrote {len(written) - 1} JSON Schemas and asyncapi.json to {directory}")
+    print(
+        f"wrote {len(written) - 1} JSON Schemas, asyncapi.json and {len(services)} OpenAPI "
+        f"documents (openapi/<service>.json) to {directory}"
+    )
     return 0
 
 

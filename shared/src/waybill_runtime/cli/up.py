@@ -6,6 +6,7 @@ import argparse
 import math
 import threading
 from collections.abc import Collection
+from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from waybill_runtime.local.stack import LocalStack
 from waybill_runtime.security.permissions import OPERATOR
 
 DEMO_GROUP = "waybill.demo"
+LOCAL_TOKEN_TTL = timedelta(hours=12)
 
 
 class LocalDemo(Protocol):
@@ -139,6 +141,7 @@ def run_up(args: argparse.Namespace) -> int:
         try:
             _print_urls(stack)
             assert stack.plan is not None
+            _print_api_tokens(stack.plan)
             if args.demo:
                 assert demo is not None
                 return demo.run(
@@ -162,6 +165,20 @@ def run_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_api_tokens(plan: LocalPlan) -> None:
+    """A viewer's and an operator's token for the APIs, printed once (never on a command line)."""
+    if plan.api_keys is None:
+        return
+    tokens = {
+        role: plan.api_keys.issue(role, subject=f"local-{role}", ttl=LOCAL_TOKEN_TTL)
+        for role in ("viewer", "operator")
+    }
+    hours = LOCAL_TOKEN_TTL.total_seconds() / 3600
+    print(f"API tokens (valid {hours:g} h; send as Authorization: Bearer <token>):", flush=True)
+    for role, issued in tokens.items():
+        print(f"  {role + ':':<10}{issued.token}", flush=True)
+
+
 def _print_urls(stack: LocalStack) -> None:
     """Where to look, aligned: NATS, each sandbox and service, the useful pages, the logs."""
     lines = {"NATS client URL": stack.nats_url}
@@ -171,6 +188,8 @@ def _print_urls(stack: LocalStack) -> None:
     if stack.security is not None:
         seeds = stack.security.seed_file(OPERATOR).parent
         lines["NATS identities"] = f"{seeds} (on; --no-auth turns them off)"
+    if stack.plan is not None and stack.plan.api_keys is not None:
+        lines["API signing key"] = f"{stack.plan.api_keys.folder} (`waybill token` makes tokens)"
     lines["logs"] = str(stack.log_dir)
     width = max(len(name) for name in lines) + 2
     for name, value in lines.items():

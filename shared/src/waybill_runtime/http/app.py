@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from waybill_runtime.http.auth import ApiAccess
+from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import ProblemError, problem_middleware
 from waybill_runtime.logs import mask_text
 from waybill_runtime.metrics import MetricsRegistry
@@ -79,6 +81,7 @@ METRICS_KEY = web.AppKey("waybill_metrics", MetricsRegistry)
 MAX_BODY_KEY = web.AppKey("waybill_max_body_bytes", int)
 READINESS_KEY: web.AppKey[tuple[ReadinessCheck, ...]] = web.AppKey("waybill_readiness")
 _READINESS_TIMEOUT_KEY = web.AppKey("waybill_readiness_timeout_s", float)
+_OPENAPI_KEY = web.AppKey("waybill_openapi", bytes)
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -129,6 +132,10 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[_OPENAPI_KEY], content_type="application/json")
+
+
 @web.middleware
 async def _body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     # Refuse a declared oversize body before anyone reads it; chunked bodies
@@ -151,20 +158,38 @@ def create_http_app(
     max_body_bytes: int = 1_048_576,
     routes: Sequence[web.RouteDef] = (),
     readiness_timeout_s: float = READINESS_TIMEOUT_S,
+    openapi: Mapping[str, Any] | None = None,
+    access: ApiAccess | None = None,
 ) -> web.Application:
-    """Build the service's HTTP app: health, readiness, metrics and ``routes``."""
+    """Build the service's HTTP app: health, readiness, metrics, ``openapi`` and ``routes``.
+
+    ``openapi`` is the service's OpenAPI document (``Service.openapi()``), served
+    at ``/openapi.json``; without it, a document of the probes alone. With
+    ``access``, each of ``routes`` that declares a role answers only callers
+    whose bearer token grants it (:mod:`waybill_runtime.http.auth`).
+    """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    # Callers are checked before anything reads their body.
+    guard = [] if access is None else [access.middleware]
     app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[problem_middleware, _body_limit]
+        client_max_size=max_body_bytes, middlewares=[problem_middleware, *guard, _body_limit]
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = registry
     app[MAX_BODY_KEY] = max_body_bytes
     app[READINESS_KEY] = tuple(readiness)
     app[_READINESS_TIMEOUT_KEY] = readiness_timeout_s
+    # Encoded once: the document is fixed for the life of the process.
+    app[_OPENAPI_KEY] = msgspec.json.encode(
+        openapi if openapi is not None else openapi_document(service=service)
+    )
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_routes(routes)
+    app.router.add_get(OPENAPI_PATH, _openapi)
+    if access is None:
+        app.router.add_routes(routes)
+    else:
+        access.add_routes(app.router, routes)
     return app

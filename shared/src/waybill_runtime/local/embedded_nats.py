@@ -179,15 +179,7 @@ class EmbeddedNats:
         ensure_port_free(host, self.port, what="NATS", option="--port")
         self.monitor_port = self.options.monitor_port or free_port(host)
         ensure_port_free(host, self.monitor_port, what="NATS monitoring", option="--monitor-port")
-        write_private(
-            self.config_path,
-            render_config(
-                self.options,
-                port=self.port,
-                monitor_port=self.monitor_port,
-                store=nats_dir / "jetstream",
-            ),
-        )
+        self._write_config()
         self._log = open_private(self.log_path)
         self._process = child_process.spawn(
             [str(binary), "--config", str(self.config_path)], output=self._log
@@ -241,11 +233,47 @@ class EmbeddedNats:
             self._log.close()
             self._log = None
 
-    def reload(self) -> None:
-        """Have the running server read its config file again (SIGHUP; same pid, no restart)."""
+    def _write_config(self) -> None:
+        text = render_config(
+            self.options,
+            port=self.port,
+            monitor_port=self.monitor_port,
+            store=self.state_dir / "nats" / "jetstream",
+        )
+        # Replaced whole, so a reload never reads a half-written file; owner only.
+        write_private(self.config_path, text)
+
+    def reload(self, *, timeout_s: float = 10.0) -> None:
+        """Have the running server read its config file again (SIGHUP; same pid, no restart).
+
+        Returns once the server reports the new config loaded, so a caller can
+        rely on what it changed (a new identity may connect, a removed one is cut).
+        """
         if self._process is None or self._process.poll() is not None:
             raise NatsStartError("nats-server is not running: nothing to reload")
+        loaded_before = self._config_load_time()
         self._process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while self._config_load_time() == loaded_before:
+            if time.monotonic() > deadline:
+                raise NatsStartError(
+                    f"nats-server did not reload its config within {timeout_s:.0f} s: "
+                    f"{self._last_log_line()} (full log: {self.log_path})"
+                )
+            time.sleep(0.02)
+
+    def _config_load_time(self) -> str | None:
+        try:
+            with urllib.request.urlopen(f"{self.monitor_url}/varz", timeout=1.0) as response:
+                return str(json.load(response).get("config_load_time"))
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def update_authorization(self, authorization: str | None) -> None:
+        """Run with other identities from now on: rewrite the config and reload it."""
+        self.options = dataclasses.replace(self.options, authorization=authorization)
+        self._write_config()
+        self.reload()
 
     def restart(self, *, grace_s: float = 10.0) -> None:
         """Stop (see :meth:`stop`) and start again on the same ports and store (tests use this)."""

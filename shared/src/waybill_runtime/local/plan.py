@@ -6,8 +6,10 @@ offers; each sandbox posts its webhooks to the path the service that owns
 the partner declares. Secrets are fresh for every run and reach every process
 through its environment, never its command line (which any local user can
 read in ``ps``). Services are told they run in a local stack
-(``WAYBILL_LOCAL_STACK``). Nothing here names a service or a sandbox:
-`waybill up` and the test mesh both run from this plan.
+(``WAYBILL_LOCAL_STACK``). Every service trusts the local API signing key
+(its JWKS, issuer and audience), so its protected routes answer the tokens
+`waybill up` prints. Nothing here names a service or a sandbox: `waybill up`
+and the test mesh both run from this plan.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from waybill_runtime.declaration import Partner
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.local.registry import SandboxDeclaration
+from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.service import Service
 from waybill_runtime.settings import env_var_name
 
@@ -46,6 +49,9 @@ class LocalPlan:
     sandbox_ports: dict[tuple[str, str], int] = field(default_factory=dict)
     service_ports: dict[str, int] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The key API tokens are signed with (None: services get no key source, and
+    # one with protected routes refuses to start).
+    api_keys: LocalApiKeys | None = None
 
     @classmethod
     def make(
@@ -54,11 +60,13 @@ class LocalPlan:
         sandboxes: Mapping[str, SandboxDeclaration],
         *,
         allocate: Callable[[], int] = free_port,
+        api_keys: LocalApiKeys | None = None,
     ) -> LocalPlan:
         """A plan with a free port for every listener and fresh secrets for every sandbox."""
         return cls(
             services=services,
             sandboxes=sandboxes,
+            api_keys=api_keys,
             sandbox_ports={
                 (sandbox.name, port): allocate()
                 for sandbox in sandboxes.values()
@@ -115,6 +123,8 @@ class LocalPlan:
             "http_port": str(self.service_ports[name]),
             "local_stack": "true",
         }
+        if self.api_keys is not None:
+            settings.update(self.api_keys.settings())
         for partner in service.partners:
             settings.update(self._partner_settings(partner))
         settings.update(service.local_settings)

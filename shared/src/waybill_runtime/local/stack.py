@@ -22,7 +22,11 @@ from urllib.parse import urlsplit
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
-from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+from waybill_runtime.local.embedded_nats import (
+    EmbeddedNats,
+    EmbeddedNatsOptions,
+    prepare_state_dir,
+)
 from waybill_runtime.local.plan import ChildSpec, LocalPlan
 from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
 from waybill_runtime.local.secured_stack import (
@@ -31,6 +35,7 @@ from waybill_runtime.local.secured_stack import (
     secure_options,
 )
 from waybill_runtime.private_files import open_private, private_folder
+from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.security.mesh import MeshSecurity
 from waybill_runtime.security.permissions import OPERATOR
 from waybill_runtime.service import Service
@@ -128,7 +133,11 @@ class LocalStack:
                     self.nats.client_url, self.security, self.services, self.subject_prefix
                 )
         private_folder(self.log_dir)
-        self.plan = plan = LocalPlan.make(self.services, self.sandboxes)
+        self.plan = plan = LocalPlan.make(
+            self.services,
+            self.sandboxes,
+            api_keys=LocalApiKeys.ensure(prepare_state_dir(self.nats_options.state_dir)),
+        )
         deadline = time.monotonic() + self.start_timeout_s
         partners = plan.sandbox_children()
         for spec in partners:

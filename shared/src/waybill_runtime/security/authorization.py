@@ -56,17 +56,35 @@ def _public_key(identity: Identity, users: Mapping[str, NkeyUser] | None) -> str
     return PLACEHOLDER_KEY.format(name=identity.name) if user is None else user.public_key
 
 
+def _credentials(
+    identity: Identity, users: Mapping[str, NkeyUser] | None, passwords: Mapping[str, str]
+) -> list[str]:
+    if identity.name in passwords:
+        return [
+            f"      user: {json.dumps(identity.name)}",
+            f"      password: {json.dumps(passwords[identity.name])}",
+        ]
+    return [f"      nkey: {json.dumps(_public_key(identity, users))}"]
+
+
 def render_authorization(
-    identities: Sequence[Identity], users: Mapping[str, NkeyUser] | None = None
+    identities: Sequence[Identity],
+    users: Mapping[str, NkeyUser] | None = None,
+    *,
+    passwords: Mapping[str, str] | None = None,
 ) -> str:
-    """The ``authorization { users: [...] }`` block for nats-server's config file."""
+    """The ``authorization { users: [...] }`` block for nats-server's config file.
+
+    Identities are nkey users, except those named in ``passwords`` (the test
+    suite's harness, which connects with a URL such as ``nats://user:pw@host``).
+    """
     lines = ["authorization {", "  users: ["]
     for identity in identities:
         permissions = identity.permissions
         lines += [
             f"    # {identity.role} {identity.name}; replies come to {identity.inbox_prefix}.>",
             "    {",
-            f"      nkey: {json.dumps(_public_key(identity, users))}",
+            *_credentials(identity, users, passwords or {}),
             "      permissions: {",
             "        publish: {",
             *_allow(permissions.publish, "        "),

@@ -175,7 +175,13 @@ def operator_identity(subjects: SubjectMap) -> Identity:
         f"$JS.API.CONSUMER.MSG.NEXT.{dlq}.*",
         f"$JS.API.CONSUMER.DELETE.{dlq}.*",
         f"$JS.ACK.{dlq}.>",
-        # Replay removes the replayed letter.
+        # Replay reads a letter by its sequence, and the original of a letter cut
+        # to fit (its pointer names the stream and sequence); then removes the letter.
+        f"$JS.API.STREAM.MSG.GET.{dlq}",
+        *(
+            f"$JS.API.STREAM.MSG.GET.{stream.name}"
+            for stream in (subjects.events_stream, subjects.commands_stream)
+        ),
         f"$JS.API.STREAM.MSG.DELETE.{dlq}",
         *(f"{subjects.prefix}.{kind}.>" for kind in ("evt", "cmd")),
         f"{subjects.prefix}.qry.>",

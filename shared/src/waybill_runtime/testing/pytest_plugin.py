@@ -1,5 +1,9 @@
 """pytest fixtures: a real nats-server with JetStream on a free port, never a fixed one.
 
+Authentication is on, as in production: the URLs the fixtures hand out carry
+the test harness's credentials, and services started with ``running_service``
+run as their own identities (see :mod:`waybill_runtime.testing.authenticated`).
+
 Load with ``pytest_plugins = ["waybill_runtime.testing.pytest_plugin"]`` in a
 conftest. One server serves the whole session; each test gets its own subject
 prefix (``nats_prefix``), which the subject map turns into its own streams and
@@ -11,30 +15,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+from waybill_runtime.testing.authenticated import AuthenticatedServer, start_authenticated_server
 from waybill_runtime.testing.secured import SecuredNats, start_secured_server
 
 
-def start_test_server(state_dir: object) -> EmbeddedNats:
-    """A nats-server on free ports with its store in ``state_dir``."""
-    from pathlib import Path
-
-    server = EmbeddedNats(
-        EmbeddedNatsOptions(
-            port=0, monitor_port=0, state_dir=Path(str(state_dir)), server_name="waybill-test"
-        )
-    )
-    server.start()
-    return server
+def start_test_server(state_dir: Path, *, name: str = "waybill-test") -> AuthenticatedServer:
+    """A nats-server on free ports with its store in ``state_dir``, authentication on."""
+    return start_authenticated_server(state_dir, server_name=name)
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthenticatedServer]:
     """One embedded nats-server for the whole test session."""
     server = start_test_server(tmp_path_factory.mktemp("nats-session"))
     try:
@@ -44,7 +41,8 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 
 
 @pytest.fixture
-def nats_url(nats_server: EmbeddedNats) -> str:
+def nats_url(nats_server: AuthenticatedServer) -> str:
+    """The session server's URL with the harness's credentials in it."""
     return nats_server.client_url
 
 
@@ -65,9 +63,11 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
 
 
 @pytest.fixture
-def fresh_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+def fresh_nats_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[AuthenticatedServer]:
     """A nats-server of this test's own, for tests that restart or stop it."""
-    server = start_test_server(tmp_path_factory.mktemp("nats-fresh"))
+    server = start_test_server(tmp_path_factory.mktemp("nats-fresh"), name="waybill-test-fresh")
     try:
         yield server
     finally:

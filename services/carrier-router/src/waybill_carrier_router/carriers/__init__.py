@@ -1,7 +1,7 @@
 """Carrier clients behind one protocol: carrier A (EasyPost style), carrier B (Shippo style)."""
 
 from waybill_carrier_router.carriers.easypost import EasyPostClient
-from waybill_carrier_router.carriers.easypost_tracking import EasyPostWebhooks
+from waybill_carrier_router.carriers.easypost_tracking import EasyPostWebhooks, TrackerEvent
 from waybill_carrier_router.carriers.model import (
     BadTrackingPayload,
     Carrier,
@@ -16,7 +16,7 @@ from waybill_carrier_router.carriers.model import (
     WebhookIdentity,
 )
 from waybill_carrier_router.carriers.shippo import ShippoClient
-from waybill_carrier_router.carriers.shippo_tracking import ShippoWebhooks
+from waybill_carrier_router.carriers.shippo_tracking import ShippoWebhooks, TrackWebhook
 
 __all__ = [
     "BadTrackingPayload",
@@ -31,6 +31,8 @@ __all__ = [
     "ShipmentSpec",
     "ShippoClient",
     "ShippoWebhooks",
+    "TrackWebhook",
+    "TrackerEvent",
     "TrackingReport",
     "TrackingWebhooks",
     "WebhookIdentity",

@@ -27,7 +27,14 @@ from waybill_carrier_router.carriers.model import (
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.signatures import SignatureError, verify_hmac_sha256
 
-__all__ = ["EASYPOST_MILESTONES", "EasyPostWebhooks", "Tracker", "TrackerList", "report_of"]
+__all__ = [
+    "EASYPOST_MILESTONES",
+    "EasyPostWebhooks",
+    "Tracker",
+    "TrackerEvent",
+    "TrackerList",
+    "report_of",
+]
 
 SIGNATURE_HEADER = "X-Hmac-Signature"
 _SIGNATURE_PREFIX = "hmac-sha256-hex="
@@ -75,7 +82,23 @@ class TrackerList(msgspec.Struct, kw_only=True):
     trackers: list[Tracker]
 
 
-class _Event(msgspec.Struct, kw_only=True):
+class TrackerEvent(msgspec.Struct, kw_only=True):
+    """A carrier A webhook: an Event whose ``result`` is a Tracker for ``tracker.*`` events."""
+
+    id: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="the Event's id: remembered for the replay window",
+        ),
+    ]
+    created_at: Annotated[
+        datetime,
+        msgspec.Meta(
+            description="when the Event was made: older than the replay window is refused"
+        ),
+    ]
     description: str
     result: msgspec.Raw
 
@@ -85,7 +108,7 @@ class _EventIdentity(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-_decode_event = msgspec.json.Decoder(_Event).decode
+_decode_event = msgspec.json.Decoder(TrackerEvent).decode
 _decode_identity = msgspec.json.Decoder(_EventIdentity).decode
 _decode_tracker = msgspec.json.Decoder(Tracker).decode
 
@@ -140,9 +163,11 @@ class EasyPostWebhooks:
     def identity(self, body: bytes) -> WebhookIdentity:
         try:
             event = _decode_identity(body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        except msgspec.ValidationError as error:
             raise BadTrackingPayload(
                 f"an EasyPost Event needs its id and created_at (a replay could not be "
                 f"recognised without them): {error}"
             ) from None
+        except msgspec.DecodeError as error:
+            raise BadTrackingPayload(f"not an EasyPost tracker event: {error}") from None
         return WebhookIdentity(id=event.id, created_at=as_utc(event.created_at))

@@ -17,7 +17,7 @@ from waybill_carrier_router.carriers.model import BadTrackingPayload, TrackingRe
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.signatures import SignatureError, check_timestamp, verify_hmac_sha256
 
-__all__ = ["SHIPPO_MILESTONES", "ShippoWebhooks", "Track", "report_of"]
+__all__ = ["SHIPPO_MILESTONES", "ShippoWebhooks", "Track", "TrackWebhook", "report_of"]
 
 SIGNATURE_HEADER = "X-Shippo-Signature"
 _RAW_MAX = 128
@@ -67,12 +67,14 @@ class Track(msgspec.Struct, kw_only=True):
     tracking_history: list[_Status] = msgspec.field(default_factory=list)
 
 
-class _Webhook(msgspec.Struct, kw_only=True):
+class TrackWebhook(msgspec.Struct, kw_only=True):
+    """A carrier B webhook: ``data`` is a Track for ``track_updated`` events."""
+
     event: str
     data: msgspec.Raw
 
 
-_decode_webhook = msgspec.json.Decoder(_Webhook).decode
+_decode_webhook = msgspec.json.Decoder(TrackWebhook).decode
 _decode_track = msgspec.json.Decoder(Track).decode
 
 
