@@ -1,7 +1,8 @@
 """A demo run of the local stack, as `make demo` runs it, looked at as a local attacker would:
 no secret on any process's command line (what `ps` shows every user), none of the run's
-secrets and none of the customers' names, emails, phones or streets in any log, and every
-file Waybill made readable by its owner only."""
+secrets (partner keys, webhook secrets, the Odoo token and password, nkey seeds, the API
+signing key and tokens) and none of the customers' names, emails, phones or streets in any
+log, and every file Waybill made readable by its owner only."""
 
 from __future__ import annotations
 
@@ -139,7 +140,13 @@ def test_a_demo_run_shows_no_secret_in_ps_and_logs_no_secret_or_personal_data(
 
     secrets = secrets_in(environments, secret_variables())
     secrets.update(seed.read_text().strip() for seed in (state / "nats" / "identities").iterdir())
-    assert len(secrets) >= 15  # keys, webhook secrets, the Odoo token and password, seeds
+    # The API signing key (its base64 body, line by line) and the tokens printed on the console.
+    pem = (state / "api" / "signing-key.pem").read_text().splitlines()
+    secrets.update(line for line in pem if line and not line.startswith("-----"))
+    tokens = [line.split()[-1] for line in printed if line.startswith(("  viewer:", "  operator:"))]
+    assert len(tokens) == 2
+    secrets.update(tokens)
+    assert len(secrets) >= 18  # keys, webhook secrets, the Odoo token and password, seeds...
     assert [secret for secret in secrets if any(secret in line for line in visible)] == []
 
     personal = {
