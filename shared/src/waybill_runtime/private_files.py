@@ -78,9 +78,9 @@ def open_private(path: Path, mode: str = "ab") -> IO[bytes]:
     return os.fdopen(descriptor, mode)
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str | bytes) -> None:
     """Replace ``path``'s content with ``text``, atomically, as a file only its owner reads."""
     temporary = path.with_name(path.name + ".tmp")
     with open_private(temporary, "wb") as file:
-        file.write(text.encode())
+        file.write(text.encode() if isinstance(text, str) else text)
     os.replace(temporary, path)
