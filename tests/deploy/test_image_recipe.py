@@ -4,15 +4,17 @@ configured port, labels itself, and declares a volume only for a service that ke
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from tests.deploy.dockerfile import DockerIgnore, Dockerfile, Stage, expand
+from tests.deploy.dockerfile import Dockerfile, DockerIgnore, Stage, expand
 from tests.deploy.image import ROOT, recipe, service_dirs
 from waybill_auditor.config import AuditorSettings
 from waybill_runtime.healthcheck import health_url
@@ -173,3 +175,16 @@ def test_the_entry_point_is_waybill_run_of_the_built_service(dockerfile: Dockerf
     scripts = tomllib.loads((ROOT / "shared" / "pyproject.toml").read_text())["project"]
     assert scripts["scripts"]["waybill"] == "waybill_runtime.cli:main"
     assert not runtime.all("CMD"), "a CMD would be taken as the service's name"
+
+
+def test_waybill_run_without_a_service_says_how_to_name_one() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "WAYBILL_SERVICE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "waybill_runtime", "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+    assert result.returncode != 0
+    assert "waybill run <service>, or set WAYBILL_SERVICE" in result.stderr
