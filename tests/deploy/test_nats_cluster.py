@@ -132,6 +132,7 @@ async def test_an_acknowledged_message_survives_losing_a_server(
                 data: bytes | None = (await admin.jetstream().get_msg(stream, ack.seq)).data
             except (TimeoutError, nats.errors.Error):
                 return None  # a new leader is being elected
+            return data
 
         assert await eventually(stored, timeout_s=60, what="the message after the loss") == body
 
