@@ -14,7 +14,17 @@ PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.t
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint bench install clean check-new-service
+.PHONY: help run demo test lint bench install clean check-new-service lock
+
+# What goes into a service image (deploy/docker/Dockerfile): Waybill's packages,
+# built from the context, and the third-party packages locked in IMAGE_LOCK.
+SERVICE_DIRS   := $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+IMAGE_DIRS     := contracts shared $(SERVICE_DIRS)
+IMAGE_PACKAGES := waybill-contracts waybill-runtime $(SERVICE_DIRS:services/%=waybill-%)
+IMAGE_LOCK     := deploy/docker/requirements.lock
+# The build backend alone, installed first: nkeys ships no wheel and is built
+# without build isolation, so its backend must come from the lock too.
+IMAGE_BUILD_LOCK := deploy/docker/requirements-build.lock
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +55,15 @@ lint: $(STAMP) ## ruff, mypy (strict on contracts/ and shared/), the contract co
 
 check-new-service: ## Scaffold a service in a fresh clone; make lint, make test and waybill up there
 	bash tests/acceptance/new_service_in_a_copy.sh
+
+lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); needs PyPI
+	printf '%s\n' $(IMAGE_DIRS:%=./%) | $(BIN)/uv pip compile - deploy/docker/requirements.in \
+		--universal --python-version 3.11 --generate-hashes --quiet \
+		--custom-compile-command 'make lock' \
+		$(IMAGE_PACKAGES:%=--no-emit-package %) --output-file $(IMAGE_LOCK)
+	echo setuptools | $(BIN)/uv pip compile - --constraint $(IMAGE_LOCK) \
+		--universal --python-version 3.11 --generate-hashes --quiet \
+		--custom-compile-command 'make lock' --output-file $(IMAGE_BUILD_LOCK)
 
 bench: $(STAMP) ## Throughput benchmarks, side by side with baselines, reported as ratios
 	$(BIN)/python -m tests.bench

@@ -1,5 +1,6 @@
 """`waybill nats`: the embedded nats-server alone, in the foreground; `waybill nats permissions`
-prints the authorization it runs with."""
+prints the authorization it runs with (or, with ``--helm``, the NATS chart's values for a
+cluster); `waybill nats identities` makes the nkey seeds of an installation."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from waybill_runtime.security.authorization import (
     render_authorization,
 )
 from waybill_runtime.security.mesh import identities_folder
-from waybill_runtime.security.nkeys_store import known_users
+from waybill_runtime.security.nats_chart import nkey_variable, render_values
+from waybill_runtime.security.nkeys_store import ensure_users, known_users
 from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.security.rotation import revoke, rotate
 
@@ -55,7 +57,16 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "seed yet show a placeholder."
         ),
     )
-    permissions.add_argument("--json", action="store_true", help="print JSON, for tools")
+    output = permissions.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON, for tools")
+    output.add_argument(
+        "--helm",
+        action="store_true",
+        help=(
+            "print values for the official NATS Helm chart: the accounts and users, public "
+            "keys read from the Secret waybill-nats-users (deploy/nats/accounts.yaml)"
+        ),
+    )
     permissions.add_argument(
         "--subject-prefix",
         default=None,
@@ -68,6 +79,24 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="state folder whose seeds to read (default $WAYBILL_STATE_DIR or .waybill)",
     )
     permissions.set_defaults(handler=print_permissions)
+    identities = actions.add_parser(
+        "identities",
+        help="make an nkey seed per identity and print their public keys, for a cluster's Secret",
+        description=(
+            "Make (or keep) an nkey seed for every identity of the installed services, the "
+            "admin and the operator in <state folder>/nats/identities, and print each public "
+            "key as WAYBILL_NKEY_<IDENTITY>=<key>: the contents of the Secret "
+            "waybill-nats-users that the NATS chart's values read (docs/deploy.md). Each seed "
+            "goes into a Secret of its own for the service, job or person that uses it."
+        ),
+    )
+    identities.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="folder to keep the seeds in (default $WAYBILL_STATE_DIR or .waybill)",
+    )
+    identities.set_defaults(handler=make_identities)
     rotate = actions.add_parser(
         "rotate",
         help="give an identity a new nkey without downtime (embedded server, state folder)",
@@ -130,11 +159,25 @@ def print_permissions(args: argparse.Namespace) -> int:
     identities = mesh_identities(declarations, SubjectMap(prefix))
     state_dir = embedded_nats_options(args).state_dir
     users = known_users(identities_folder(state_dir), [i.name for i in identities])
-    if args.json:
+    if args.helm:
+        sys.stdout.write(render_values(identities, prefix))
+    elif args.json:
         encoded = msgspec.json.encode(authorization_json(identities, users))
         sys.stdout.write(msgspec.json.format(encoded).decode() + "\n")
     else:
         sys.stdout.write(render_authorization(identities, users))
+    return 0
+
+
+def make_identities(args: argparse.Namespace) -> int:
+    prefix = subject_prefix_from_env()
+    declarations = [s.describe(subject_prefix=prefix) for s in load_services().values()]
+    names = [i.name for i in mesh_identities(declarations, SubjectMap(prefix))]
+    folder = identities_folder(embedded_nats_options(args).state_dir.expanduser().resolve())
+    users = ensure_users(folder, names)
+    for name in names:
+        print(f"{nkey_variable(name)}={users[name].public_key}")
+    print(f"nkey seeds of {', '.join(names)}: {folder}/<identity>.nk", file=sys.stderr)
     return 0
 
 
