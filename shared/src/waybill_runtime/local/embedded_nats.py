@@ -138,6 +138,47 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
+def last_log_line(log_path: Path) -> str:
+    """The last line a server wrote to ``log_path`` (for one-line start-up errors)."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no log output"
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes],
+    monitor_url: str,
+    log_path: Path,
+    *,
+    name: str,
+    timeout_s: float,
+) -> None:
+    """Return once the server's /healthz answers 200 (JetStream enabled and current);
+    a one-line error naming ``name`` when it exits or does not get there in time."""
+    url = f"{monitor_url}/healthz"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise NatsStartError(
+                f"{name} exited with code {process.returncode} during start-up: "
+                f"{last_log_line(log_path)} (full log: {log_path})"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise NatsStartError(
+                f"{name} did not become ready within {timeout_s:.0f} s: "
+                f"{last_log_line(log_path)} (full log: {log_path})"
+            )
+        time.sleep(0.05)
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream, started from a generated config.
 
@@ -199,35 +240,13 @@ class EmbeddedNats:
             raise
 
     def _wait_ready(self, timeout_s: float) -> None:
-        # /healthz answers 200 only once JetStream is enabled and current.
-        url = f"{self.monitor_url}/healthz"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise NatsStartError(
-                    f"nats-server exited with code {self._process.returncode} during start-up: "
-                    f"{self._last_log_line()} (full log: {self.log_path})"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise NatsStartError(
-                    f"nats-server did not become ready within {timeout_s:.0f} s: "
-                    f"{self._last_log_line()} (full log: {self.log_path})"
-                )
-            time.sleep(0.05)
+        assert self._process is not None
+        wait_healthy(
+            self._process, self.monitor_url, self.log_path, name="nats-server", timeout_s=timeout_s
+        )
 
     def _last_log_line(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return lines[-1] if lines else "no log output"
+        return last_log_line(self.log_path)
 
     def stop(self, *, grace_s: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``grace_s``). Safe to call twice."""

@@ -25,9 +25,6 @@ import datetime
 import ipaddress
 import json
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from waybill_runtime.local import child_process
-from waybill_runtime.local.embedded_nats import NatsStartError, find_nats_server
+from waybill_runtime.local.embedded_nats import find_nats_server, wait_healthy
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.security.local_ca import LocalPki, ensure_local_pki
 
@@ -331,32 +328,14 @@ class LocalNatsCluster:
 
     def _wait_healthy(self, node: _Node, timeout_s: float) -> None:
         # /healthz answers 200 once the server's JetStream is current with the cluster.
-        url = f"http://{HOST}:{node.addresses.monitor}/healthz"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert node.process is not None
-            if node.process.poll() is not None:
-                raise NatsStartError(
-                    f"{self.server_name(node.index)} exited with code "
-                    f"{node.process.returncode}: {self._last_line(node)} (log: {node.log_path})"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise NatsStartError(
-                    f"{self.server_name(node.index)} was not healthy within {timeout_s:.0f} s: "
-                    f"{self._last_line(node)} (log: {node.log_path})"
-                )
-            time.sleep(0.1)
-
-    @staticmethod
-    def _last_line(node: _Node) -> str:
-        lines = node.log_path.read_text(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "no log output"
+        assert node.process is not None
+        wait_healthy(
+            node.process,
+            f"http://{HOST}:{node.addresses.monitor}",
+            node.log_path,
+            name=self.server_name(node.index),
+            timeout_s=timeout_s,
+        )
 
     def stop_server(self, name: str, *, grace_s: float = 10.0) -> None:
         """Stop the replica called ``name`` (SIGTERM: lame duck, then exit), as a pod is."""
