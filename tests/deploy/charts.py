@@ -62,14 +62,12 @@ def vendored_copy(target: Path) -> Path:
 
 
 def render(chart_dir: Path, values: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The chart's rendered templates (path -> text), its values checked against its schema.
+    """The chart's rendered templates (path -> text), as `helm template` renders them.
 
-    Helm checks a release's values against values.schema.json before it renders
-    (install, upgrade, template): so does this, with the same SDK.
+    The SDK's render checks the values against values.schema.json first, as
+    `helm install` does: values the schema refuses raise HelmValuesError.
     """
     with helm.Chart.load(chart_dir) as chart:
-        merged = chart.merge_values(dict(values) if values is not None else None)
-        chart.validate_schema(merged)
         return chart.render(
             dict(values) if values is not None else None,
             name=RELEASE,

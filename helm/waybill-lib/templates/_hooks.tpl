@@ -65,7 +65,7 @@ spec:
             {{- end }}
             {{- include "waybill-lib.natsEnv" (dict "c" $c "seedFile" $p.identity.enabled "seedKey" $p.identity.seedKey) | nindent 12 }}
           resources:
-            {{- toYaml $p.resources | nindent 12 }}
+            {{- include "waybill-lib.resources" (dict "resources" $p.resources "what" (printf "%s provisioning" $c.name)) | nindent 12 }}
           securityContext:
             {{- toYaml $c.v.securityContext | nindent 12 }}
           volumeMounts:
@@ -103,7 +103,7 @@ spec:
       env:
         {{- include "waybill-lib.natsEnv" (dict "c" $c "seedFile" $t.identity.enabled "seedKey" $t.identity.seedKey) | nindent 8 }}
       resources:
-        {{- toYaml $t.resources | nindent 8 }}
+        {{- include "waybill-lib.resources" (dict "resources" $t.resources "what" (printf "%s test" $c.name)) | nindent 8 }}
       securityContext:
         {{- toYaml $c.v.securityContext | nindent 8 }}
       volumeMounts:

@@ -103,6 +103,20 @@
 {{- end }}
 {{- end -}}
 
+{{/* Resources of a container; refuses to render one without requests and limits. */}}
+{{- define "waybill-lib.resources" -}}
+{{- $r := .resources | default dict -}}
+{{- range $part := list "requests" "limits" }}
+{{- $section := index $r $part | default dict }}
+{{- range $amount := list "cpu" "memory" }}
+{{- if not (index $section $amount) }}
+{{- fail (printf "%s: resources.%s.%s is required (every Waybill container has requests and limits)" $.what $part $amount) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $r }}
+{{- end -}}
+
 {{/* Scheduling and security shared by every pod of the service. */}}
 {{- define "waybill-lib.podCommon" -}}
 {{- $c := . -}}
@@ -195,7 +209,7 @@ spec:
             seconds: {{ int $c.v.shutdown.preStopSleepSeconds }}
       {{- end }}
       resources:
-        {{- toYaml $c.v.resources | nindent 8 }}
+        {{- include "waybill-lib.resources" (dict "resources" $c.v.resources "what" $c.name) | nindent 8 }}
       securityContext:
         {{- toYaml $c.v.securityContext | nindent 8 }}
       volumeMounts:
