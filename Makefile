@@ -14,7 +14,7 @@ PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.t
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint bench install clean check-new-service
+.PHONY: help run demo test lint bench install clean check-new-service charts
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,10 @@ lint: $(STAMP) ## ruff, mypy (strict on contracts/ and shared/), the contract co
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/waybill contracts check
+
+charts: $(STAMP) ## Regenerate the charts' values from the declarations; vendor waybill-lib into each (offline)
+	$(BIN)/waybill helm values
+	$(BIN)/python -m tests.deploy.charts
 
 check-new-service: ## Scaffold a service in a fresh clone; make lint, make test and waybill up there
 	bash tests/acceptance/new_service_in_a_copy.sh

@@ -123,6 +123,13 @@ def objects_of(objects: list[Manifest], kind: str) -> Iterator[Manifest]:
     return (o for o in objects if o.get("kind") == kind)
 
 
+def pod_containers(o: Manifest) -> list[dict[str, Any]]:
+    """The containers of a Pod or of a workload's pod template."""
+    spec = o["spec"] if o["kind"] == "Pod" else o["spec"]["template"]["spec"]
+    containers: list[dict[str, Any]] = spec["containers"]
+    return containers
+
+
 if __name__ == "__main__":
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else HELM_DIR
     vendor_dependencies(folder)

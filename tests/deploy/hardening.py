@@ -40,26 +40,23 @@ def _name(o: Manifest) -> str:
     return f"{o.get('kind')}/{o.get('metadata', {}).get('name')}"
 
 
-def pod_spec(o: Manifest) -> Mapping[str, Any] | None:
+def pod_spec(o: Manifest) -> dict[str, Any] | None:
     """The pod spec of a workload object, wherever its kind keeps it."""
     kind = o.get("kind")
+    spec: dict[str, Any] | None = None
     if kind == "Pod":
-        return o.get("spec", {})
-    if kind == "CronJob":
-        return o.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template", {}).get(
-            "spec"
-        )
-    if kind in WORKLOAD_KINDS:
-        return o.get("spec", {}).get("template", {}).get("spec")
-    return None
+        spec = o.get("spec", {})
+    elif kind == "CronJob":
+        job = o.get("spec", {}).get("jobTemplate", {}).get("spec", {})
+        spec = job.get("template", {}).get("spec")
+    elif kind in WORKLOAD_KINDS:
+        spec = o.get("spec", {}).get("template", {}).get("spec")
+    return spec
 
 
 def _pod_labels(o: Manifest) -> Mapping[str, str]:
-    if o.get("kind") == "Pod":
-        return o.get("metadata", {}).get("labels", {})
-    labels: Mapping[str, str] = o.get("spec", {}).get("template", {}).get("metadata", {}).get(
-        "labels", {}
-    )
+    pod = o if o.get("kind") == "Pod" else o.get("spec", {}).get("template", {})
+    labels: Mapping[str, str] = pod.get("metadata", {}).get("labels", {})
     return labels
 
 

@@ -301,9 +301,7 @@ def _declared_schema(declared: DeclaredValues) -> Schema:
     }
 
 
-def service_chart_schema(
-    declared: DeclaredValues, settings: Sequence[DeclaredSetting]
-) -> Schema:
+def service_chart_schema(declared: DeclaredValues, settings: Sequence[DeclaredSetting]) -> Schema:
     """The values schema of one service's own chart."""
     properties = component_schema(
         settings=settings,

@@ -160,8 +160,6 @@ def declared_values(service: Service[Any]) -> DeclaredValues:
             if s.secret and s.env_var not in files and s.env_var not in CHART_SET
         },
         file_settings=sorted(files - CHART_SET),
-        consumer_defaults={
-            var: _default(declaration.settings, var) for var in _CONSUMER_LIMITS
-        },
+        consumer_defaults={var: _default(declaration.settings, var) for var in _CONSUMER_LIMITS},
         shutdown_deadline_s=float(_default(declaration.settings, "WAYBILL_SHUTDOWN_DEADLINE_S")),
     )

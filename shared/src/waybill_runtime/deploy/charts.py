@@ -26,7 +26,14 @@ from waybill_runtime.deploy.chart_values import DeclaredValues, declared_values,
 from waybill_runtime.deploy.yaml_text import yaml_lines
 from waybill_runtime.service import Service
 
-__all__ = ["LIBRARY", "UMBRELLA", "ChartFile", "chart_files", "stale_chart_files", "write_chart_files"]
+__all__ = [
+    "LIBRARY",
+    "UMBRELLA",
+    "ChartFile",
+    "chart_files",
+    "stale_chart_files",
+    "write_chart_files",
+]
 
 LIBRARY = "waybill-lib"
 UMBRELLA = "waybill"
@@ -123,7 +130,7 @@ def _read(path: Path) -> str | None:
 
 
 def chart_files(services: Mapping[str, Service[Any]], helm_dir: Path) -> list[ChartFile]:
-    """Every generated file for ``services``, keeping the hand-written parts found in ``helm_dir``."""
+    """Every generated file for ``services``; the hand-written parts come from ``helm_dir``."""
     files: list[ChartFile] = []
     umbrella: dict[str, list[str]] = {}
     schemas: dict[str, tuple[DeclaredValues, list[DeclaredSetting]]] = {}
@@ -136,7 +143,9 @@ def chart_files(services: Mapping[str, Service[Any]], helm_dir: Path) -> list[Ch
         files += [
             ChartFile(chart / "Chart.yaml", _chart_yaml(declared)),
             ChartFile(chart / "values.yaml", _values_text(own, declared)),
-            ChartFile(chart / "values.schema.json", _json(service_chart_schema(declared, settings))),
+            ChartFile(
+                chart / "values.schema.json", _json(service_chart_schema(declared, settings))
+            ),
             ChartFile(chart / "templates" / "service.yaml", _SERVICE_TEMPLATE),
             ChartFile(chart / "templates" / "NOTES.txt", _NOTES),
         ]
