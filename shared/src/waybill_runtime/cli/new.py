@@ -7,9 +7,16 @@ only parses the command line and says what was made and what to do next.
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
+from waybill_runtime.deploy.charts import LIBRARY, chart_files, write_chart_files
+from waybill_runtime.local.registry import load_services
 from waybill_runtime.scaffold import DEFAULT_DESCRIPTION, scaffold_service
+from waybill_runtime.service import Service
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +60,8 @@ def new_service(args: argparse.Namespace) -> int:
         print(f"  created  {path}")
     for path in done.changed:
         print(f"  changed  {path} (mypy_path and the strict module list)")
+    for path in _write_chart(root, done.name, done.package):
+        print(f"  wrote    {path} (its Helm chart; `waybill helm values`)")
     print(
         "\nNext steps:\n"
         "  make install             installs the new package (the Makefile finds services/*)\n"
@@ -63,3 +72,30 @@ def new_service(args: argparse.Namespace) -> int:
         "(docs/runtime.md, Adding a service)."
     )
     return 0
+
+
+def _service_from_sources(service_dir: Path, package: str) -> Service[Any]:
+    """The new service's declaration, imported from its sources (it is not installed yet).
+
+    Uninstalled, it knows no version of its own: it gets the one its pyproject
+    gives, which installing it will report.
+    """
+    src = service_dir / "src"
+    sys.path.insert(0, str(src))
+    try:
+        service: Service[Any] = importlib.import_module(f"{package}.app").service
+    finally:
+        sys.path.remove(str(src))
+    project = tomllib.loads((service_dir / "pyproject.toml").read_text(encoding="utf-8"))
+    service.version = str(project["project"]["version"])
+    return service
+
+
+def _write_chart(root: Path, name: str, package: str) -> list[Path]:
+    """Its chart under helm/ and its entry in the umbrella chart, as `waybill helm values` does."""
+    helm_dir = root / "helm"
+    if not (helm_dir / LIBRARY / "Chart.yaml").is_file():
+        return []
+    service = _service_from_sources(root / "services" / name, package)
+    files = chart_files({**load_services(), name: service}, helm_dir)
+    return [(helm_dir / path).relative_to(root) for path in write_chart_files(files, helm_dir)]

@@ -33,7 +33,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "answer. Exits 0 when at least --expect instances answered within --timeout."
         ),
     )
-    parser.add_argument("service", metavar="SERVICE", help="the service's name, e.g. orchestrator")
+    parser.add_argument(
+        "service", metavar="SERVICE", help="the service's name (`waybill services` lists them)"
+    )
     parser.add_argument(
         "--nats-url",
         default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),

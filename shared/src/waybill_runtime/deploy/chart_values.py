@@ -60,7 +60,8 @@ CHART_SET = frozenset(
 """Settings the chart sets itself (or never sets): not among a service's `settings`."""
 
 # The consumer limits `waybill provision` gives a service's durables: the service's
-# own defaults, which may differ from the runtime's (the notifier redelivers longer).
+# own defaults, which may differ from the runtime's (a service that waits for a slow
+# partner redelivers more often).
 _CONSUMER_LIMITS = ("WAYBILL_MAX_DELIVER", "WAYBILL_MAX_ACK_PENDING")
 
 
