@@ -66,7 +66,35 @@ def _env(container: Mapping[str, Any]) -> dict[str, str]:
 
 def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     wanted = selector.get("matchLabels", {})
-    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+    expressions = selector.get("matchExpressions", [])
+    if not wanted and not expressions:
+        return False
+    if not all(labels.get(k) == v for k, v in wanted.items()):
+        return False
+    for e in expressions:
+        value, present = labels.get(e["key"]), e["key"] in labels
+        match e["operator"]:
+            case "In":
+                ok = present and value in e["values"]
+            case "NotIn":
+                ok = not present or value not in e["values"]
+            case "Exists":
+                ok = present
+            case _:
+                ok = not present
+        if not ok:
+            return False
+    return True
+
+
+def _network_policies(o: Manifest, objects: list[Manifest]) -> list[Manifest]:
+    """The NetworkPolicies that select the pods of workload ``o``."""
+    labels = _pod_labels(o)
+    return [
+        p
+        for p in objects
+        if p.get("kind") == "NetworkPolicy" and _selects(p["spec"].get("podSelector", {}), labels)
+    ]
 
 
 def _container_rules(
@@ -147,14 +175,7 @@ def _companions(o: Manifest, objects: list[Manifest], facts: ServiceFacts) -> It
     }
     if o["kind"] == "Deployment" and ("Deployment", o["metadata"]["name"]) not in targets:
         yield f"{where} has no HorizontalPodAutoscaler or ScaledObject"
-    policies = [
-        p
-        for p in objects
-        if p.get("kind") == "NetworkPolicy" and _selects(p["spec"].get("podSelector", {}), labels)
-    ]
-    if not policies:
-        yield f"{where} has no NetworkPolicy"
-    for policy in policies:
+    for policy in _network_policies(o, objects):
         spec = policy["spec"]
         if set(spec.get("policyTypes", [])) != {"Ingress", "Egress"}:
             yield f"{_name(policy)} does not restrict both ingress and egress"
@@ -193,6 +214,19 @@ def violations(objects: list[Manifest], services: Mapping[str, ServiceFacts]) ->
         missing = [label for label in STANDARD_LABELS if label not in _pod_labels(o)]
         if missing:
             found.append(f"{where}: its pods lack labels {', '.join(missing)}")
+        if not _network_policies(o, objects):
+            found.append(f"{where} has no NetworkPolicy")
+        # The service's own controllers must not count its helper pods as its own.
+        for selecting in objects:
+            selector = (selecting.get("spec") or {}).get("selector")
+            if (
+                selecting is not o
+                and selecting.get("kind") in ("Deployment", "StatefulSet", "PodDisruptionBudget")
+                and isinstance(selector, dict)
+                and _selects(selector, _pod_labels(o))
+                and o.get("kind") not in SERVING_KINDS
+            ):
+                found.append(f"{where}: its pods are selected by {_name(selecting)}")
         if pod.get("automountServiceAccountToken") is not False:
             found.append(f"{where} mounts a service account token")
         if (pod.get("securityContext") or {}).get("runAsNonRoot") is not True:

@@ -55,6 +55,16 @@ def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container["env"]}
 
 
+def _service_policy(objects: list[Manifest]) -> Manifest:
+    """The NetworkPolicy of the service's own pods (the other one is its helpers')."""
+    (policy,) = [
+        p
+        for p in objects_of(objects, "NetworkPolicy")
+        if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "service"
+    ]
+    return policy
+
+
 # -- the rules bite ---------------------------------------------------------------------
 
 
@@ -132,7 +142,7 @@ def test_an_open_door_on_a_service_without_routes_fails_the_rules(
     charts_dir: Path, service_facts: dict[str, ServiceFacts]
 ) -> None:
     objects = copy.deepcopy(_objects(charts_dir, "orchestrator"))
-    (policy,) = objects_of(objects, "NetworkPolicy")
+    policy = _service_policy(objects)
     policy["spec"]["ingress"] = [{"ports": [{"port": "http"}]}]
     found = violations(objects, service_facts)
     assert any("lets anyone in" in line for line in found), found
@@ -149,6 +159,21 @@ def test_a_helper_pod_running_as_root_fails_the_rules(
     del spec["containers"][0]["securityContext"]
     found = violations(objects, service_facts)
     assert any("Job/wb-orchestrator-provision" in line and "root" in line for line in found)
+
+
+def test_helper_pods_are_not_counted_as_the_service_s_own(
+    charts_dir: Path, service_facts: dict[str, ServiceFacts]
+) -> None:
+    objects = copy.deepcopy(_objects(charts_dir, "orchestrator"))
+    (pod,) = objects_of(objects, "Pod")
+    # A test Pod labelled as one of the service's pods would join its PDB and Deployment.
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = "service"
+    found = violations(objects, service_facts)
+    assert any("its pods are selected by PodDisruptionBudget/wb-orchestrator" in f for f in found)
+    # One that no NetworkPolicy covers may reach anything.
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = "debug"
+    found = violations(objects, service_facts)
+    assert "Pod/wb-orchestrator-test-ping has no NetworkPolicy" in found
 
 
 # -- the schema and the render refuse bad values ----------------------------------------
@@ -219,7 +244,7 @@ def test_the_library_defaults_are_values_the_schema_accepts() -> None:
 def test_only_services_with_webhooks_or_api_routes_let_callers_in(charts_dir: Path) -> None:
     for name, service in load_services().items():
         declared = declared_values(service)
-        (policy,) = objects_of(_objects(charts_dir, name), "NetworkPolicy")
+        policy = _service_policy(_objects(charts_dir, name))
         ingress = policy["spec"]["ingress"]
         if declared.ingress:
             assert ingress == [{"ports": [{"port": "http", "protocol": "TCP"}]}], name

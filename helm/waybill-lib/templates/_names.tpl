@@ -29,15 +29,19 @@ Names and labels. Every template below takes the component context `$c`:
 {{- default .v.declared.version .v.image.tag -}}
 {{- end -}}
 
+{{/*
+The service's own pods. The component keeps its provisioning Job and test Pod
+(same name and instance) out of its Deployment, Service, PDB, HPA and spread.
+*/}}
 {{- define "waybill-lib.selectorLabels" -}}
 app.kubernetes.io/name: {{ default .name .v.nameOverride | quote }}
 app.kubernetes.io/instance: {{ .root.Release.Name | quote }}
+app.kubernetes.io/component: service
 {{- end -}}
 
 {{- define "waybill-lib.labels" -}}
 {{ include "waybill-lib.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "waybill-lib.version" . | trunc 63 | quote }}
-app.kubernetes.io/component: service
 app.kubernetes.io/part-of: waybill
 app.kubernetes.io/managed-by: {{ .root.Release.Service | quote }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | quote }}

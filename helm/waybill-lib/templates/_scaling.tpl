@@ -139,6 +139,34 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
     {{- end }}
+---
+# The provisioning Job and the test Pod: no callers, and only DNS and NATS to reach.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "waybill-lib.nameWith" (dict "c" $c "suffix" "helpers") }}
+  labels:
+    {{- include "waybill-lib.labels" $c | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {{ default $c.name $c.v.nameOverride | quote }}
+      app.kubernetes.io/instance: {{ $c.root.Release.Name | quote }}
+    matchExpressions:
+      - key: app.kubernetes.io/component
+        operator: In
+        values: [provisioning, test]
+  policyTypes: [Ingress, Egress]
+  ingress: []
+  egress:
+    {{- range $rule := list $np.dns $np.nats }}
+    - ports:
+        {{- toYaml $rule.ports | nindent 8 }}
+      {{- with $rule.to }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
