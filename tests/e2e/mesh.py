@@ -72,7 +72,12 @@ async def running_mesh(
     )
     odoo_offer, wms_offer = plan.offered("odoo"), plan.offered("wms")
     odoo = OdooSandbox(
-        OdooSettings(version=odoo_version, orders=0, webhook_url=plan.webhook_url("odoo"))
+        OdooSettings(
+            version=odoo_version,
+            orders=0,
+            webhook_url=plan.webhook_url("odoo"),
+            admin_password=odoo_offer["password"],
+        )
     )
     wms = WmsSandbox(
         WmsConfig(

@@ -170,6 +170,13 @@ def test_a_message_that_is_no_dead_letter_is_refused_with_the_reason() -> None:
         read_dead_letter(without_consumer, body)
     with pytest.raises(NotADeadLetter, match="ce-deadletterattempts"):
         read_dead_letter({**headers, "ce-deadletterattempts": "three"}, body)
+    # Numbers a forged letter could use to break whoever stores it (SQLite holds 64 bits).
+    for header in ("ce-deadletterattempts", "ce-deadlettersequence"):
+        for number in ("1" + "0" * 30, str(2**63), "-1"):
+            with pytest.raises(NotADeadLetter, match=header):
+                read_dead_letter({**headers, header: number}, body)
+    with pytest.raises(NotADeadLetter):
+        read_dead_letter(None, b'{"attempts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     with pytest.raises(NotADeadLetter, match="ce-deadletterheaders"):
         read_dead_letter({**headers, "ce-deadletterheaders": "%5B1%5D"}, body)
     with pytest.raises(NotADeadLetter, match="ce-deadletterreason"):

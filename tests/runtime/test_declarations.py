@@ -166,3 +166,20 @@ async def test_a_service_serving_a_route_it_does_not_declare_refuses_to_start(
         bucket = SubjectMap(nats_prefix).kv_bucket("watermarks")
         info = await nc.jetstream().stream_info(f"KV_{bucket}")
         assert info.config.max_age == 60  # the declared TTL
+
+
+def test_the_local_plan_hands_secrets_over_in_the_environment_never_on_a_command_line() -> None:
+    plan = LocalPlan.make(load_services(), installed_sandboxes())
+    secrets = [value for per_sandbox in plan.secrets.values() for value in per_sandbox.values()]
+    odoo_hook = plan.webhook_url("odoo")
+    assert odoo_hook is not None and len(secrets) >= 8
+    children = plan.sandbox_children()
+    command_lines = " ".join(" ".join(child.argv) for child in children)
+    assert [s for s in [*secrets, odoo_hook] if s in command_lines] == []
+    environments = " ".join(" ".join(child.env.values()) for child in children)
+    assert [s for s in [*secrets, odoo_hook] if s not in environments] == []
+    assert all(name.startswith("WAYBILL_SANDBOX_") for child in children for name in child.env)
+    # Services are told they run in a local stack, where the sandboxes' keys are allowed.
+    for name in plan.services:
+        assert plan.service_environment(name)["WAYBILL_LOCAL_STACK"] == "true"
+        assert plan.service_environment(name)["WAYBILL_HTTP_HOST"] == "127.0.0.1"

@@ -101,7 +101,7 @@ async def test_a_check_that_raises_counts_as_not_ready(make_client: MakeClient) 
     assert response.status == 503
     [check] = (await response.json())["checks"]
     assert check["ok"] is False
-    assert check["detail"] == "check failed: ConnectionRefusedError: odoo at 10.0.0.5 refused"
+    assert check["detail"] == "check failed: ConnectionRefusedError"  # the host only in the log
 
 
 async def test_a_check_that_hangs_counts_as_not_ready(make_client: MakeClient) -> None:

@@ -17,6 +17,7 @@ from waybill_runtime.http import (
     create_http_app,
     problem_response,
     read_json,
+    read_json_body,
 )
 from waybill_runtime.metrics import MetricsRegistry
 
@@ -61,6 +62,13 @@ async def moved(request: web.Request) -> web.Response:
     raise web.HTTPFound("/carriers")
 
 
+async def hook(request: web.Request) -> web.Response:
+    await read_json_body(request)
+    if request.match_info["token"] == "crash":
+        raise RuntimeError("the hook broke")
+    return web.json_response({"status": "accepted"})
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
     app = create_http_app(
@@ -74,6 +82,8 @@ async def client() -> AsyncIterator[Client]:
             web.get("/crash", crash),
             web.get("/busy", teapot),
             web.get("/old", moved),
+            web.post("/hooks/{token}", hook),
+            web.get("/orders/{ref}/lines/{api_key}", hook),
         ],
     )
     async with test_utils.TestClient(test_utils.TestServer(app)) as test_client:
@@ -229,3 +239,93 @@ def test_problem_error_defaults_its_title_from_the_status() -> None:
     error = ProblemError(422)
     assert error.title == HTTPStatus(422).phrase
     assert str(error) == f"422 {error.title}"
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("answered")]
+
+
+async def test_a_body_nested_deeper_than_64_levels_is_a_400_problem_in_one_line(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = b'{"order_ref": "SO042", "parcels": ' + b"[" * 65 + b"]" * 65 + b"}"
+    with caplog.at_level(logging.INFO, logger="waybill_runtime.http.problem"):
+        response = await client.post(
+            "/shipments", data=deep, headers={"Content-Type": "application/json"}
+        )
+    body = await problem(response, 400)
+    assert body["detail"] == "the body nests arrays or objects more than 64 levels deep"
+    [line] = refusals(caplog)
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == (
+        "answered 400 to POST /shipments from 127.0.0.1: "
+        "the body nests arrays or objects more than 64 levels deep"
+    )
+
+
+async def test_a_body_64_levels_deep_is_read_as_usual(client: Client) -> None:
+    response = await client.post(
+        "/hooks/t0k3n-abcdefghijklmnop",
+        data=b"[" * 64 + b"]" * 64,
+        headers={"Content-Type": "application/json"},
+    )
+    assert (response.status, await response.json()) == (200, {"status": "accepted"})
+
+
+async def test_each_refusal_is_logged_once_naming_what_was_wrong(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="waybill_runtime.http.problem"):
+        await client.post("/shipments", data="order=SO042")
+        await client.post("/shipments", json={"parcels": []})
+        await client.get("/nowhere")
+        await client.post("/refuse")
+    lines = [r.getMessage() for r in refusals(caplog)]
+    assert len(lines) == 4
+    assert lines[0].startswith("answered 415 to POST /shipments") and "text/plain" in lines[0]
+    assert lines[1].startswith("answered 422") and "#/order_ref" in lines[1]
+    assert lines[2] == "answered 404 to GET /nowhere from 127.0.0.1: there is nothing at /nowhere"
+    assert lines[3].endswith("SO042 was booked at 10:02")
+
+
+async def test_secrets_in_the_path_never_reach_the_log(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "t0k3n-abcdefghijklmnop"
+    with caplog.at_level(logging.INFO, logger="waybill_runtime.http.problem"):
+        refused = await client.post(f"/hooks/{secret}", data="x")  # 415
+        beside = await client.post(f"/hooks/{secret}/more", data="x")  # no such route: 404
+        crashed = await client.post(
+            "/hooks/crash", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        key = await client.get(f"/orders/SO042/lines/{secret}", data="x")
+    assert [refused.status, beside.status, crashed.status, key.status] == [415, 404, 500, 415]
+    # The caller hears back the path it sent; the log gets it redacted.
+    assert secret in (await beside.json(content_type=PROBLEM_CONTENT_TYPE))["detail"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 4
+    assert all(secret not in line for line in logged)
+    assert logged[0].startswith("answered 415 to POST /hooks/*** from")
+    assert logged[1] == (
+        "answered 404 to POST /hooks/***/more from 127.0.0.1: there is nothing at /hooks/***/more"
+    )
+    assert logged[2] == "unhandled error answering POST /hooks/***"
+    assert logged[3].startswith("answered 415 to GET /orders/SO042/lines/*** from")
+
+
+async def test_refused_credentials_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    async def locked(request: web.Request) -> web.Response:
+        raise ProblemError(401, detail="the signature does not match")
+
+    app = create_http_app(
+        service="wms-bridge",
+        registry=MetricsRegistry("wms-bridge"),
+        readiness=(),
+        routes=[web.post("/webhooks/wms", locked)],
+    )
+    async with test_utils.TestClient(test_utils.TestServer(app)) as test_client:
+        with caplog.at_level(logging.INFO, logger="waybill_runtime.http.problem"):
+            await problem(await test_client.post("/webhooks/wms"), 401)
+    [line] = refusals(caplog)
+    assert line.levelno == logging.WARNING
+    assert "the signature does not match" in line.getMessage()

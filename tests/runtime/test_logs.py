@@ -1,4 +1,5 @@
-"""JSON log lines carry service, trace and correlation ids, with personal data masked."""
+"""JSON log lines carry service, trace and correlation ids; personal data is treated by the
+policy (emails hashed, phones and names masked, addresses dropped) and secrets cut out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from waybill_runtime.logs import (
     PiiMaskingFilter,
+    SecretRedactingFilter,
     configure_logging,
     correlation_id_var,
     correlation_scope,
@@ -22,8 +24,11 @@ from waybill_runtime.logs import (
     mask_phone,
     mask_text,
 )
+from waybill_runtime.personal_data import hash_email
 
 log = logging.getLogger("waybill.test.logs")
+
+JANE = hash_email("jane.doe@example.com")
 
 
 @pytest.fixture
@@ -98,7 +103,7 @@ def test_exceptions_are_written_as_type_message_and_traceback(stream: io.StringI
         log.exception("booking failed")
     [line] = lines(stream)
     assert line["exception"]["type"] == "ValueError"
-    assert line["exception"]["message"] == "no carrier for j***@example.com"
+    assert line["exception"]["message"] == f"no carrier for {JANE}"
     assert "Traceback" in line["exception"]["traceback"]
     assert "jane.doe" not in json.dumps(line)
 
@@ -112,10 +117,10 @@ def test_values_json_cannot_encode_are_written_as_text(stream: io.StringIO) -> N
 def test_emails_and_phones_in_messages_are_masked(stream: io.StringIO) -> None:
     log.info("notify %s at %s", "jane.doe@example.com", "+44 20 7946 0958")
     [line] = lines(stream)
-    assert line["message"] == "notify j***@example.com at ***58"
+    assert line["message"] == f"notify {JANE} at ***58"
 
 
-def test_personal_data_extra_fields_are_masked(stream: io.StringIO) -> None:
+def test_personal_data_extra_fields_are_hashed_masked_or_dropped(stream: io.StringIO) -> None:
     log.info(
         "address checked",
         extra={
@@ -127,11 +132,26 @@ def test_personal_data_extra_fields_are_masked(stream: io.StringIO) -> None:
         },
     )
     [line] = lines(stream)
-    assert line["customer_email"] == "j***@example.com"
+    assert line["customer_email"] == JANE
     assert line["phone"] == "***78"
     assert line["recipient_name"] == "J*** D***"
-    assert line["street"] == "***"
+    assert "street" not in line  # addresses are dropped
     assert line["order_ref"] == "SO042"
+
+
+def test_personal_data_inside_structured_and_text_extras_is_treated_too(
+    stream: io.StringIO,
+) -> None:
+    log.info(
+        "checked",
+        extra={
+            "party": {"email": "jane.doe@example.com", "zip": "1011 AB", "city": "Amsterdam"},
+            "note": "customer asks to call +44 20 7946 0958",
+        },
+    )
+    [line] = lines(stream)
+    assert line["party"] == {"email": JANE, "city": "Amsterdam"}
+    assert line["note"] == "customer asks to call ***58"
 
 
 def test_text_mode_writes_readable_lines_with_the_same_ids(root_logger: logging.Logger) -> None:
@@ -140,7 +160,8 @@ def test_text_mode_writes_readable_lines_with_the_same_ids(root_logger: logging.
     with correlation_scope("SO7"):
         log.info("mail to %s sent", "jane@example.com", extra={"template": "shipped"})
     text = out.getvalue()
-    assert " INFO notifier waybill.test.logs: mail to j***@example.com sent" in text
+    jane = hash_email("jane@example.com")
+    assert f" INFO notifier waybill.test.logs: mail to {jane} sent" in text
     assert "correlation_id=SO7" in text
     assert "template=shipped" in text
 
@@ -170,10 +191,18 @@ def test_an_unknown_level_is_refused_with_the_choices() -> None:
 
 @pytest.mark.parametrize(
     ("value", "masked"),
-    [("jane.doe@example.com", "j***@example.com"), ("not-an-email", "***"), ("", "")],
+    [("jane.doe@example.com", JANE), (" Jane.Doe@Example.com ", JANE), ("", "")],
 )
-def test_mask_email(value: str, masked: str) -> None:
+def test_mask_email_hashes_the_whole_address(value: str, masked: str) -> None:
     assert mask_email(value) == masked
+
+
+def test_nothing_of_an_email_survives_masking_not_even_its_domain() -> None:
+    masked = mask_email("jane.doe@doe-family.example")
+    assert masked.startswith("email:") and len(masked) == len("email:") + 10
+    assert not {"jane", "doe", "family", "example", "@"} & set(masked.replace(":", " ").split())
+    assert "doe" not in masked and "@" not in masked
+    assert mask_email("john@doe-family.example") != masked
 
 
 @pytest.mark.parametrize(
@@ -207,7 +236,7 @@ def test_ids_dates_and_addresses_of_machines_are_not_mistaken_for_phones(text: s
         ("call +447911123456 now", "call ***56 now"),
         ("call 555-123-4567 now", "call ***67 now"),
         ("call (555) 123-4567", "call ***67"),
-        ("mail ops@carrier-a.example.com", "mail o***@carrier-a.example.com"),
+        ("mail ops@carrier-a.example.com", f"mail {hash_email('ops@carrier-a.example.com')}"),
     ],
 )
 def test_obvious_phones_and_emails_in_text_are_masked(text: str, masked: str) -> None:
@@ -224,4 +253,37 @@ def test_mask_field_masks_by_field_name_only() -> None:
 def test_the_masking_filter_can_be_used_on_its_own() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "to %s", ("jane@example.com",), None)
     assert PiiMaskingFilter().filter(record)
-    assert record.getMessage() == "to j***@example.com"
+    assert record.getMessage() == f"to {hash_email('jane@example.com')}"
+
+
+def test_secrets_are_cut_out_of_messages_extras_and_tracebacks(root_logger: logging.Logger) -> None:
+    out = io.StringIO()
+    configure_logging("wms-bridge", "INFO", stream=out, secrets=["wms-4420a49b15cd", "abc"])
+    try:
+        raise ConnectionError("http://wms/api?key=wms-4420a49b15cd refused")
+    except ConnectionError:
+        log.exception("calling with %s", "wms-4420a49b15cd", extra={"key": "wms-4420a49b15cd"})
+    [line] = lines(out)
+    assert "wms-4420a49b15cd" not in out.getvalue()
+    assert line["message"] == "calling with ***"
+    assert line["key"] == "***"
+    assert line["exception"]["message"] == "http://wms/api?key=*** refused"
+    assert "key=*** refused" in line["exception"]["traceback"]
+
+
+def test_short_values_are_not_taken_for_secrets() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "a cab", (), None)
+    assert SecretRedactingFilter(["abc", "ab"]).filter(record)
+    assert record.getMessage() == "a cab"
+
+
+def test_text_mode_tracebacks_are_redacted_too(root_logger: logging.Logger) -> None:
+    out = io.StringIO()
+    configure_logging("wms-bridge", "INFO", stream=out, json=False, secrets=["s3cr3t-value"])
+    try:
+        raise RuntimeError("token s3cr3t-value for jane@example.com")
+    except RuntimeError:
+        log.exception("failed")
+    text = out.getvalue()
+    assert "s3cr3t-value" not in text and "jane@example.com" not in text
+    assert "RuntimeError: token *** for email:" in text

@@ -309,8 +309,9 @@ async def test_handler_returning_the_wrong_type_replies_500(
         (b"{}", "order_ref"),
         (b'{"order_ref": SO042}', "malformed"),
         (b"[1, 2]", "object"),
+        (b'{"order_ref": "SO042", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "levels deep"),
     ],
-    ids=["wrong-type", "missing-field", "malformed-json", "not-an-object"],
+    ids=["wrong-type", "missing-field", "malformed-json", "not-an-object", "nested-too-deep"],
 )
 async def test_bad_request_body_replies_400_naming_the_problem(
     nc: NatsClient,

@@ -12,13 +12,18 @@ import pytest
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.settings import (
+    SECRET,
     RuntimeSettings,
     ServiceName,
     SettingsError,
     describe_settings,
     env_var_name,
+    known_secrets,
     load_settings,
+    refuse_known_secrets,
+    settings_dump,
     unknown_settings,
+    well_known_secrets,
 )
 
 BASE = {"WAYBILL_SERVICE": "carrier-router"}
@@ -305,3 +310,89 @@ def test_describe_settings_lists_every_variable_with_its_default() -> None:
     assert described["WAYBILL_LABEL_FORMAT"].default == "LabelFormat.PDF"
     assert not described["WAYBILL_SERVICE"].required
     assert describe_settings(RuntimeSettings)[0].required
+
+
+class PartnerSettings(RuntimeSettings, frozen=True, kw_only=True):
+    partner_api_key: Annotated[str, msgspec.Meta(min_length=1), SECRET] = "sandbox-key"
+    partner_webhook_secret: Annotated[
+        str, msgspec.Meta(min_length=1), SECRET, known_secrets("partner-sandbox-secret")
+    ]
+    partner_password: Annotated[str | None, SECRET] = None
+    partner_url: str = "http://127.0.0.1:8071"
+
+
+def partner(**env: str) -> PartnerSettings:
+    return load_settings(PartnerSettings, {**BASE, **env})
+
+
+def test_services_listen_on_this_machine_only_unless_told_otherwise() -> None:
+    assert load_settings(RuntimeSettings, BASE).http_host == "127.0.0.1"
+    opened = load_settings(RuntimeSettings, {**BASE, "WAYBILL_HTTP_HOST": "0.0.0.0"})
+    assert opened.http_host == "0.0.0.0"
+
+
+def test_a_secret_at_its_default_or_a_known_sandbox_value_is_refused_outside_a_local_stack() -> (
+    None
+):
+    settings = partner(WAYBILL_PARTNER_WEBHOOK_SECRET="partner-sandbox-secret")
+    assert well_known_secrets(settings) == [
+        "WAYBILL_PARTNER_API_KEY",
+        "WAYBILL_PARTNER_WEBHOOK_SECRET",
+    ]
+    with pytest.raises(SettingsError) as refused:
+        refuse_known_secrets(settings)
+    message = str(refused.value)
+    assert message.startswith(
+        "WAYBILL_PARTNER_API_KEY, WAYBILL_PARTNER_WEBHOOK_SECRET still hold a well-known "
+        "sandbox value"
+    )
+    assert "WAYBILL_LOCAL_STACK=true" in message
+    assert "sandbox-key" not in message  # the values themselves are not repeated
+
+
+def test_one_known_secret_is_named_alone() -> None:
+    settings = partner(
+        WAYBILL_PARTNER_WEBHOOK_SECRET="partner-sandbox-secret",
+        WAYBILL_PARTNER_API_KEY="live-key-9f2",
+    )
+    with pytest.raises(SettingsError) as refused:
+        refuse_known_secrets(settings)
+    assert str(refused.value).startswith("WAYBILL_PARTNER_WEBHOOK_SECRET still holds a")
+
+
+def test_real_secrets_are_accepted_anywhere() -> None:
+    settings = partner(
+        WAYBILL_PARTNER_API_KEY="live-key-9f2", WAYBILL_PARTNER_WEBHOOK_SECRET="whs-live-77a1"
+    )
+    assert well_known_secrets(settings) == []
+    refuse_known_secrets(settings)
+
+
+def test_sandbox_secrets_are_accepted_in_a_local_stack() -> None:
+    settings = partner(
+        WAYBILL_PARTNER_WEBHOOK_SECRET="partner-sandbox-secret", WAYBILL_LOCAL_STACK="true"
+    )
+    assert settings.local_stack is True
+    refuse_known_secrets(settings)
+
+
+def test_settings_shown_anywhere_show_no_secret() -> None:
+    settings = partner(
+        WAYBILL_PARTNER_API_KEY="live-key-9f2",
+        WAYBILL_PARTNER_WEBHOOK_SECRET="whs-live-77a1",
+    )
+    for shown in (repr(settings), str(settings), f"{settings!r}", str(settings_dump(settings))):
+        assert "live-key-9f2" not in shown and "whs-live-77a1" not in shown
+    dump = settings_dump(settings)
+    assert dump["WAYBILL_PARTNER_API_KEY"] == dump["WAYBILL_PARTNER_WEBHOOK_SECRET"] == "***"
+    assert dump["WAYBILL_PARTNER_PASSWORD"] is None  # an unset secret shows as unset
+    assert dump["WAYBILL_PARTNER_URL"] == "http://127.0.0.1:8071"
+    assert "partner_url='http://127.0.0.1:8071'" in repr(settings)
+    assert repr(settings).startswith("PartnerSettings(service='carrier-router', ")
+
+
+def test_the_secret_values_are_what_the_log_must_cut_out() -> None:
+    settings = partner(
+        WAYBILL_PARTNER_API_KEY="live-key-9f2", WAYBILL_PARTNER_WEBHOOK_SECRET="whs-live-77a1"
+    )
+    assert sorted(settings.secret_values()) == ["live-key-9f2", "whs-live-77a1"]

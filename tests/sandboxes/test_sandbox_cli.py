@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import smtplib
@@ -11,12 +12,13 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
+from typing import Any
 
 import aiohttp
 import pytest
 
 from waybill_runtime.cli import main as waybill_main
-from waybill_sandboxes.cli import main
+from waybill_sandboxes.cli import build_parser, main
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
@@ -91,8 +93,11 @@ def test_waybill_sandbox_without_the_sandboxes_installed_says_what_to_do(
 
 
 @asynccontextmanager
-async def sandbox_process(*argv: str) -> AsyncIterator[tuple[list[str], str]]:
-    """Run ``python -m waybill_sandboxes ARGV``; yield its URLs and banner, then SIGTERM it."""
+async def sandbox_process(
+    *argv: str, env: dict[str, str] | None = None, last: str = "stops"
+) -> AsyncIterator[tuple[list[str], str]]:
+    """Run ``python -m waybill_sandboxes ARGV`` (with ``env`` added to the environment);
+    yield its URLs and banner (up to a line with ``last``), then SIGTERM it."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -100,12 +105,13 @@ async def sandbox_process(*argv: str) -> AsyncIterator[tuple[list[str], str]]:
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None
     banner: list[str] = []
     try:
         async with asyncio.timeout(30):
-            while not banner or "stops" not in banner[-1]:
+            while not banner or last not in banner[-1]:
                 line = (await process.stdout.readline()).decode()
                 assert line, f"the sandbox exited early: {''.join(banner)}"
                 banner.append(line)
@@ -126,6 +132,69 @@ async def test_wms_runs_in_the_foreground_and_stops_on_sigterm(
         assert "X-Api-Key: k1" in banner
         async with http.get(f"{urls[0]}/api/v1/inventory/SKU", headers={"X-Api-Key": "k1"}) as r:
             assert (await r.json())["sku"] == "SKU"
+
+
+async def test_secrets_from_the_environment_are_used_and_never_printed(
+    http: aiohttp.ClientSession,
+) -> None:
+    env = {
+        "WAYBILL_SANDBOX_WMS_API_KEY": "wms-env-key-5d1c",
+        "WAYBILL_SANDBOX_WMS_WEBHOOK_SECRET": "wms-env-secret-77ab",
+    }
+    async with sandbox_process("wms", "--port", "0", env=env) as (urls, banner):
+        headers = {"X-Api-Key": "wms-env-key-5d1c"}
+        async with http.get(f"{urls[0]}/api/v1/inventory/SKU", headers=headers) as r:
+            assert r.status == 200
+    assert "wms-env-key-5d1c" not in banner and "wms-env-secret-77ab" not in banner
+    assert "X-Api-Key: (from $WAYBILL_SANDBOX_WMS_API_KEY)" in banner
+    assert "Webhook secret: (from $WAYBILL_SANDBOX_WMS_WEBHOOK_SECRET)" in banner
+
+
+async def test_carrier_and_mail_secrets_from_the_environment_stay_out_of_the_banner() -> None:
+    env = {
+        "WAYBILL_SANDBOX_CARRIER_A_API_KEY": "EZTKenv0001",
+        "WAYBILL_SANDBOX_CARRIER_A_WEBHOOK_SECRET": "a-env-secret-0001",
+        "WAYBILL_SANDBOX_CARRIER_B_API_KEY": "shippo_test_env0001",
+        "WAYBILL_SANDBOX_CARRIER_B_WEBHOOK_SECRET": "b-env-secret-0001",
+        "WAYBILL_SANDBOX_MAIL_WEBHOOK_SECRET": "whsec_" + "QUFB" * 8,
+    }
+    argv = ("carriers", "--easypost-port", "0", "--shippo-port", "0")
+    async with sandbox_process(*argv, env=env) as (_urls, carriers):
+        pass
+    async with sandbox_process("mail", "--port", "0", "--smtp-port", "0", env=env) as (_, mail):
+        pass
+    assert [value for value in env.values() if value in carriers + mail] == []
+    assert carriers.count("(from $WAYBILL_SANDBOX_CARRIER_") == 4
+    assert "Webhook secret: (from $WAYBILL_SANDBOX_MAIL_WEBHOOK_SECRET)" in mail
+
+
+def test_the_odoo_webhook_url_and_its_token_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "http://127.0.0.1:9/webhooks/odoo/tok-0123456789abcdef"
+    monkeypatch.setenv("WAYBILL_SANDBOX_ODOO_WEBHOOK_URL", url)
+    args = build_parser().parse_args(["odoo"])
+    assert args.webhook_url == url
+
+
+async def test_an_odoo_admin_password_from_the_environment_replaces_admin_and_is_not_shown(
+    http: aiohttp.ClientSession,
+) -> None:
+    env = {"WAYBILL_SANDBOX_ODOO_ADMIN_PASSWORD": "odoo-env-pw-31c9"}
+    argv = ("odoo", "--port", "0", "--orders", "0")
+    async with sandbox_process(*argv, env=env, last="/_sandbox/odoo/info") as (urls, banner):
+
+        async def login(password: str) -> Any:
+            call = {"service": "common", "method": "login", "args": ["waybill", "admin", password]}
+            payload = {"jsonrpc": "2.0", "method": "call", "params": call, "id": 1}
+            async with http.post(f"{urls[0]}/jsonrpc", json=payload) as answer:
+                return (await answer.json())["result"]
+
+        assert await login("odoo-env-pw-31c9") == 2
+        assert await login("admin") is False
+    assert "odoo-env-pw-31c9" not in banner and "password 'ops'" not in banner
+    assert not re.search(r"API key [0-9a-f]{40}", banner)
+    assert "passwords and API keys not shown" in banner
 
 
 async def test_carriers_run_on_two_ports_with_their_own_apis(

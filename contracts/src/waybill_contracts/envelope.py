@@ -534,7 +534,7 @@ def attributes_of(headers: Mapping[str, str] | None, body: bytes) -> dict[str, s
 def _structured_attributes(body: bytes) -> dict[str, str]:
     try:
         members = msgspec.json.decode(body)
-    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, TypeError, UnicodeDecodeError, RecursionError):
         return {}
     if not isinstance(members, dict):
         return {}
@@ -620,6 +620,8 @@ def _read_json(
         field, problem = field_for(""), f"is not JSON: {error}"
     except UnicodeDecodeError as error:
         field, problem = field_for(""), f"is not UTF-8: {error}"
+    except RecursionError:  # a document nested deeper than the decoder's stack
+        field, problem = field_for(""), "is nested too deeply to be read"
     except TypeError as error:  # not bytes-like at all
         field, problem = field_for(""), f"is not bytes: {error}"
     raise MalformedBody(f"{label} {field_for('')} {problem}", field=field)

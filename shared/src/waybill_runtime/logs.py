@@ -5,19 +5,18 @@ trace id (from the current OpenTelemetry span) and the correlation id (the
 order the message is about, set by the bus in :data:`correlation_id_var`), so
 one order can be followed across services in the log store as in the traces.
 
-Personal data (emails, phone numbers, names, addresses) is masked before a line
-is written: obvious emails and phone numbers anywhere in the text, and extra
-fields whose names say they hold personal data.
+Personal data is treated by the policy of :mod:`waybill_runtime.personal_data`
+before a line is written (emails hashed, phones and names masked, addresses
+dropped), and the service's secrets are cut out of every line.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -25,9 +24,21 @@ from typing import Any, TextIO
 import msgspec
 from opentelemetry import trace
 
+from waybill_runtime.personal_data import (
+    DROP,
+    MASK,
+    log_field,
+    mask_email,
+    mask_field,
+    mask_name,
+    mask_phone,
+    mask_text,
+)
+
 __all__ = [
     "JsonFormatter",
     "PiiMaskingFilter",
+    "SecretRedactingFilter",
     "TextFormatter",
     "configure_logging",
     "correlation_id_var",
@@ -45,109 +56,91 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 """The business transaction (normally the order ref) of the message being processed."""
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_MASK = "***"
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "taskName",
+    "_redacted_error",
 }
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# International numbers ("+44 20 7946 0958", "+447911123456") and grouped
-# national ones ("(555) 123-4567", "030 1234 5678"). Plain digit runs are left
-# alone: in a logistics log they are order, shipment and tracking numbers.
-_PHONE = re.compile(
-    r"(?<![\w+])"
-    r"(?:\+\d[\d \-()]{6,}\d"  # international
-    r"|\(?\d{2,4}\)?[ \-]\d{2,4}[ \-]\d{2,5}(?:[ \-]\d{2,5})?)"  # grouped national
-    r"(?!\w)"
-)
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-# Extra fields holding personal data, by exact name or by suffix.
-_PII_EMAIL = ("email",)
-_PII_PHONE = ("phone", "mobile")
-_PII_NAME = ("customer_name", "contact_name", "partner_name", "recipient_name", "full_name")
-_PII_ADDRESS = ("street", "street2", "address", "zip")
+_SECRET_MIN_LENGTH = 6  # shorter values would mask ordinary words
 
 
-def mask_email(value: str) -> str:
-    """``jane.doe@example.com`` → ``j***@example.com`` (the domain helps debugging)."""
-    local, at, domain = value.strip().rpartition("@")
-    if not at or not local or not domain:
-        return _MASK if value else ""
-    return f"{local[0]}{_MASK}@{domain}"
-
-
-def mask_phone(value: str) -> str:
-    """``+44 20 7946 0958`` → ``***58``: the last two digits tell numbers apart."""
-    digits = re.sub(r"\D", "", value)
-    if len(digits) < 4:
-        return _MASK if value else ""
-    return _MASK + digits[-2:]
-
-
-def mask_name(value: str) -> str:
-    """``Jane Doe`` → ``J*** D***``."""
-    return " ".join(word[0] + _MASK for word in value.split())
-
-
-def _mask_phone_match(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = sum(ch.isdigit() for ch in text)
-    international = text.startswith("+")
-    if _ISO_DATE.match(text) or not (8 if international else 9) <= digits <= 15:
-        return text
-    return mask_phone(text)
-
-
-def mask_text(text: str) -> str:
-    """Mask obvious emails and phone numbers anywhere in a free text."""
-    if "@" in text:
-        text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE.sub(_mask_phone_match, text)
-
-
-def _pii_kind(key: str) -> str | None:
-    lowered = key.lower()
-    for kind, names in (
-        ("email", _PII_EMAIL),
-        ("phone", _PII_PHONE),
-        ("name", _PII_NAME),
-        ("address", _PII_ADDRESS),
-    ):
-        if any(lowered == name or lowered.endswith("_" + name) for name in names):
-            return kind
-    return None
-
-
-def mask_field(key: str, value: Any) -> Any:
-    """Mask ``value`` if the field name ``key`` says it is personal data."""
-    kind = _pii_kind(key)
-    if kind is None or value is None:
-        return value
-    if not isinstance(value, str):
-        return _MASK
-    if kind == "email":
-        return mask_email(value)
-    if kind == "phone":
-        return mask_phone(value)
-    if kind == "name":
-        return mask_name(value)
-    return _MASK
+def _log_value(key: str, value: Any, depth: int = 0) -> Any:
+    """An extra field's value as the personal-data policy lets it into a line."""
+    judged = log_field(key, value)
+    if judged is not value or depth > 8:
+        return judged
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        kept = {k: _log_value(str(k), v, depth + 1) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not DROP}
+    if isinstance(value, list | tuple):
+        return [_log_value(key, item, depth + 1) for item in value]
+    return value
 
 
 class PiiMaskingFilter(logging.Filter):
-    """Masks personal data in a record's message and in its personal-data extra fields."""
+    """Applies the personal-data policy to a record: its message and its extra fields.
+
+    Emails and phone numbers in the message are hashed and masked; extra
+    fields are judged by name (see :mod:`waybill_runtime.personal_data`):
+    addresses are dropped, the rest masked.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = mask_text(record.getMessage())
         record.args = None
         for key, value in list(record.__dict__.items()):
             if key not in _RECORD_ATTRIBUTES:
-                record.__dict__[key] = mask_field(key, value)
+                judged = _log_value(key, value)
+                if judged is DROP:
+                    del record.__dict__[key]
+                else:
+                    record.__dict__[key] = judged
+        return True
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Replaces every occurrence of the given secret values in a record by ``***``.
+
+    The service's own credentials (the settings marked secret) are known at
+    start; whatever path they take into a line (an exception quoting a URL, a
+    partner echoing a key), they are cut out of the message, the extra fields
+    and the traceback before it is written.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted(
+            {s for s in secrets if len(s) >= _SECRET_MIN_LENGTH}, key=len, reverse=True
+        )
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                record.__dict__[key] = self.redact(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Format the traceback now, redacted; the formatter then uses the text.
+            record.exc_text = self.redact(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            )
+            error = record.exc_info[1]
+            record.__dict__["_redacted_error"] = self.redact(str(error))
         return True
 
 
@@ -209,8 +202,8 @@ class JsonFormatter(logging.Formatter):
             error = record.exc_info[1]
             entry["exception"] = {
                 "type": type(error).__name__,
-                "message": mask_text(str(error)),
-                "traceback": mask_text(self.formatException(record.exc_info)),
+                "message": mask_text(record.__dict__.get("_redacted_error", str(error))),
+                "traceback": mask_text(record.exc_text or self.formatException(record.exc_info)),
             }
         if record.stack_info:
             entry["stack"] = record.stack_info
@@ -252,7 +245,8 @@ class TextFormatter(logging.Formatter):
         parts.extend(f"{key}={value}" for key, value in _extras(record).items())
         line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            shown = mask_text(record.exc_text) if record.exc_text else None
+            line += "\n" + (shown or self.formatException(record.exc_info))
         return line
 
 
@@ -270,10 +264,16 @@ def _level_number(level: str | int) -> int:
 
 
 def configure_logging(
-    service: str, level: str | int, *, stream: TextIO | None = None, json: bool = True
+    service: str,
+    level: str | int,
+    *,
+    stream: TextIO | None = None,
+    json: bool = True,
+    secrets: Iterable[str] = (),
 ) -> logging.Handler:
     """Send all logging to ``stream`` (default stderr) as JSON lines (or text), masked.
 
+    ``secrets`` (the service's credentials) are cut out of every line.
     Calling it again replaces the handler it installed before. Returns the
     handler, for callers that want to remove it again.
     """
@@ -283,6 +283,7 @@ def configure_logging(
         root.removeHandler(old)
     handler = _WaybillHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter(service) if json else TextFormatter(service))
+    handler.addFilter(SecretRedactingFilter(secrets))
     handler.addFilter(PiiMaskingFilter())
     root.addHandler(handler)
     root.setLevel(number)

@@ -69,7 +69,7 @@ from waybill_runtime.order_traces import OrderTraces
 from waybill_runtime.queries import QueryService
 from waybill_runtime.security.fact_ids import fact_id_key
 from waybill_runtime.security.permissions import inbox_prefix
-from waybill_runtime.settings import RuntimeSettings, load_settings
+from waybill_runtime.settings import RuntimeSettings, load_settings, refuse_known_secrets
 from waybill_runtime.telemetry import configure_telemetry, tracing_active
 
 log = logging.getLogger("waybill.service")
@@ -346,7 +346,7 @@ class Service(Generic[S]):
     def main(self) -> int:
         """Entry point of `waybill run <service>`: settings from the environment, signals."""
         settings = load_settings(self.settings_type, service=self.name)
-        configure_logging(settings.service, settings.log_level)
+        configure_logging(settings.service, settings.log_level, secrets=settings.secret_values())
         configure_telemetry(settings.service)
         try:
             import uvloop
@@ -369,6 +369,7 @@ class Service(Generic[S]):
         self, settings: S, stop: asyncio.Event, *, ready: asyncio.Event | None = None
     ) -> None:
         """Run until ``stop`` is set, then shut down gracefully. Tests call this directly."""
+        refuse_known_secrets(settings)
         # Who may call its API is settled first: a protected route without a key
         # source, or a key source that cannot be read, stops the service here.
         access = api_access(settings, self.declared_routes)

@@ -10,6 +10,12 @@ A bad or missing value raises :class:`SettingsError` with one line naming the
 variable and what it expects, e.g.
 ``WAYBILL_HTTP_PORT='abc' is not valid: expected an integer between 0 and 65535``.
 ``OTEL_*`` variables belong to the OpenTelemetry SDK and are left alone.
+
+Settings marked :data:`SECRET` are never shown: a settings struct's ``repr``
+and :func:`settings_dump` print ``***`` for them. A secret still holding a
+well-known value (its published default, or one of the sandboxes' keys named
+with :func:`known_secrets`) stops a service at start unless it runs in a
+local stack (``WAYBILL_LOCAL_STACK=true``, which `waybill up` sets).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from waybill_runtime.errors import UserFacingError
 
 __all__ = [
     "SECRET",
+    "SHOWN_FOR_SECRETS",
     "LogLevel",
     "RuntimeSettings",
     "ServiceName",
@@ -37,8 +44,12 @@ __all__ = [
     "SettingsError",
     "describe_settings",
     "env_var_name",
+    "known_secrets",
     "load_settings",
+    "refuse_known_secrets",
+    "settings_dump",
     "unknown_settings",
+    "well_known_secrets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +66,19 @@ SECRET = msgspec.Meta(extra={"secret": True})
 """Marks a setting as a credential, stacked on its other metadata:
 ``Annotated[str, msgspec.Meta(description=...), SECRET]``. Declarations list
 it among the service's secrets and never print its default."""
+
+SHOWN_FOR_SECRETS = "***"
+"""What a settings dump or ``repr`` shows instead of a secret's value."""
+
+
+def known_secrets(*values: str) -> msgspec.Meta:
+    """Marks the public values a secret setting must not hold outside a local stack.
+
+    Stacked after :data:`SECRET`: ``Annotated[str, ..., SECRET, known_secrets("wms-sandbox-key")]``.
+    A secret's own non-empty default counts as known without being named here.
+    """
+    return msgspec.Meta(extra={"known_values": values})
+
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -76,6 +100,23 @@ class SettingsError(UserFacingError):
 class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Settings every Waybill service reads; services subclass it to add their own."""
 
+    def __repr__(self) -> str:
+        # Secrets never reach a log line or a traceback through a repr.
+        shown = ", ".join(f"{name}={value!r}" for name, value in _shown_values(self).items())
+        return f"{type(self).__name__}({shown})"
+
+    def secret_values(self) -> list[str]:
+        """The credentials these settings hold, for the log to cut out of every line.
+
+        The settings marked secret; a service whose secrets sit inside a richer
+        setting (a JSON list of endpoints) adds them by overriding this.
+        """
+        return [
+            value
+            for f in _fields(type(self))
+            if _is_secret(f.type) and isinstance(value := getattr(self, f.name), str) and value
+        ]
+
     service: ServiceName
     nats_url: Annotated[
         str,
@@ -94,8 +135,13 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = "waybill"
     http_host: Annotated[
-        str, msgspec.Meta(min_length=1, description="Address the HTTP server listens on")
-    ] = "0.0.0.0"
+        str,
+        msgspec.Meta(
+            min_length=1,
+            description="Address the HTTP server listens on: this machine only unless told "
+            "otherwise (0.0.0.0 for every interface, as a container in Kubernetes needs)",
+        ),
+    ] = "127.0.0.1"
     http_port: Annotated[
         int,
         msgspec.Meta(
@@ -105,6 +151,14 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     state_dir: Annotated[
         str, msgspec.Meta(min_length=1, description="Folder for local state (embedded runs)")
     ] = ".waybill"
+    local_stack: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true only in a stack on one machine against the partner sandboxes "
+            "(`waybill up` and the test mesh set it): the sandboxes' well-known secrets are "
+            "allowed there, and refused at start anywhere else"
+        ),
+    ] = False
     log_level: Annotated[LogLevel, msgspec.Meta(description="Lowest log level written")] = "INFO"
     consumer_concurrency: Annotated[
         int, msgspec.Meta(ge=1, le=10_000, description="Messages handled at the same time")
@@ -569,6 +623,56 @@ def _warn_about_unknown(cls: type[msgspec.Struct], env: Mapping[str, str]) -> No
         close = difflib.get_close_matches(var.removeprefix(_PREFIX), list(by_field), n=1)
         hint = f" (did you mean {by_field[close[0]]}?)" if close else ""
         logger.warning("ignoring %s: %s does not read it%s", var, cls.__name__, hint)
+
+
+def _shown_values(settings: msgspec.Struct) -> dict[str, Any]:
+    return {
+        f.name: SHOWN_FOR_SECRETS
+        if _is_secret(f.type) and getattr(settings, f.name) not in (None, "")
+        else getattr(settings, f.name)
+        for f in _fields(type(settings))
+    }
+
+
+def settings_dump(settings: msgspec.Struct) -> dict[str, Any]:
+    """Every setting by its environment variable, secrets shown as ``***`` (for logs, support)."""
+    return {env_var_name(name): value for name, value in _shown_values(settings).items()}
+
+
+def _known_values(f: mi.Field) -> frozenset[str]:
+    known: set[str] = set()
+    if isinstance(f.type, mi.Metadata):
+        known.update(str(v) for v in (f.type.extra or {}).get("known_values", ()))
+    if not f.required and f.default is not msgspec.NODEFAULT and isinstance(f.default, str):
+        known.add(f.default)
+    known.discard("")
+    return frozenset(known)
+
+
+def well_known_secrets(settings: msgspec.Struct) -> list[str]:
+    """The variables of the secrets in ``settings`` that hold a well-known (sandbox) value."""
+    return [
+        env_var_name(f.name)
+        for f in _fields(type(settings))
+        if _is_secret(f.type) and getattr(settings, f.name) in _known_values(f)
+    ]
+
+
+def refuse_known_secrets(settings: RuntimeSettings) -> None:
+    """Stop a service that would run with a sandbox's well-known secret outside a local stack.
+
+    "Locally" means ``WAYBILL_LOCAL_STACK=true``: `waybill up` and the test
+    mesh set it for services that talk to the partner sandboxes on one machine.
+    """
+    if settings.local_stack:
+        return
+    named = well_known_secrets(settings)
+    if named:
+        raise SettingsError(
+            f"{', '.join(named)} still hold{'s' if len(named) == 1 else ''} a well-known sandbox "
+            "value: set the real credentials (or leave an unused one empty), or set "
+            "WAYBILL_LOCAL_STACK=true when this runs on one machine against the sandboxes"
+        )
 
 
 def describe_settings(cls: type[msgspec.Struct]) -> list[SettingInfo]:

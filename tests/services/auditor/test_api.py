@@ -3,25 +3,29 @@ and a problem for every bad request."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import SUBJECTS, dead_letter, record_of
-from waybill_auditor.api import AuditApi
+from waybill_auditor.api import AuditApi, encode_cursor
 from waybill_auditor.records import dead_letter_record
 from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, Stage
 from waybill_auditor.store import AuditStore
 from waybill_contracts import MessageContext
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.http import PROBLEM_CONTENT_TYPE, create_http_app
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.personal_data import hash_email
 
 REF = "WH/OUT/00042"
 NOW = T0 + timedelta(hours=1)
@@ -141,7 +145,8 @@ async def test_personal_data_is_masked_in_what_the_api_shows(
     order = body["entries"][0]["data"]["order"]
     sent = for_order(OrderReleased, REF).order
     assert sent.customer.email is not None
-    assert order["customer"]["email"] == sent.customer.email[0] + "***@example.com"
+    assert order["customer"]["email"] == hash_email(sent.customer.email)
+    assert sent.customer.email.split("@")[1] not in text  # not even the domain
     assert order["customer"]["name"] == " ".join(w[0] + "***" for w in sent.customer.name.split())
     assert order["ship_to"]["street"] == "***"
     assert sent.customer.email not in text
@@ -275,3 +280,80 @@ async def test_dead_letters_are_listed_newest_first_in_pages(
 @pytest.mark.parametrize("query", ["cursor=xyz", "limit=-1", "order=WH/OUT/1"])
 async def test_a_bad_dead_letters_query_is_a_400_problem(http: Client, query: str) -> None:
     await problem(await http.get(f"/dead-letters?{query}"), 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "position"),
+    [
+        ("/dead-letters", 10**30),
+        ("/dead-letters", 2**63),
+        ("/dead-letters", -1),
+        ("/dead-letters", 1.5),
+        ("/orders", ["2025-03-14T09:00:00Z", "WH/OUT/" + "9" * 600]),
+        ("/orders", ["2025-03-14T09:00:00Z", 10**30]),
+        ("/orders", "[" * 5_000),
+    ],
+)
+async def test_a_cursor_out_of_range_is_a_400_problem_not_a_500(
+    store: AuditStore, http: Client, path: str, position: Any
+) -> None:
+    await store.record(dead_letter_record(dead_letter(1), subjects=SUBJECTS))
+    cursor = (
+        encode_cursor(position)
+        if not isinstance(position, str)
+        else base64.urlsafe_b64encode(position.encode()).decode()
+    )
+
+    body = await problem(await http.get(path, params={"cursor": cursor}), 400)
+
+    assert body["invalid_params"][0]["name"] == "cursor"
+
+
+def poisoned(sequence: int, body: bytes, ref: str = REF) -> StoredDeadLetter:
+    """A dead letter about ``ref`` whose original body is ``body``."""
+    letter = dead_letter(sequence, ref=ref)
+    return StoredDeadLetter(
+        sequence=sequence, letter=msgspec.structs.replace(letter.letter, original_body=body)
+    )
+
+
+POISON = {
+    "nested": b"[" * 100_000 + b"]" * 100_000,
+    "not-utf8": b'\xff\xfe {"name": "Jane Doe", "note": "jane.doe@example.com +44 20 7946 0958"',
+    "cut-short": b'{"order": {"customer": {"name": "Jane Doe", "email": "jane.doe@exa',
+    "cut-in-street": b'{"ship_to": {"name": "Jane Doe", "street": "12 Baker Str',
+    "huge-number": b'{"attempts": 1' + b"0" * 5000 + b"}",
+}
+
+
+async def test_poisoned_dead_letters_render_escaped_and_masked_never_a_500(
+    store: AuditStore, http: Client
+) -> None:
+    for sequence, body in enumerate(POISON.values(), start=1):
+        await store.record(dead_letter_record(poisoned(sequence, body), subjects=SUBJECTS))
+
+    timeline = await http.get(f"/orders/{REF}/timeline")
+    listed = await http.get("/dead-letters")
+    about = await http.get("/dead-letters", params={"order_ref": REF})
+
+    assert (timeline.status, listed.status, about.status) == (200, 200, 200)
+    letters = (await listed.json())["dead_letters"]
+    assert len(letters) == len(POISON) == len((await timeline.json())["dead_letters"])
+    shown = {letter["dlq_sequence"]: letter["data"] for letter in letters}
+    assert all(isinstance(data, str) for data in shown.values())  # shown as text
+    assert shown[1].startswith("[[[[")
+    assert shown[2].startswith('\\xff\\xfe {"name": "J*** D***"')
+    text = await listed.text() + await timeline.text()
+    for personal in ("Jane Doe", "jane.doe", "example.com", "7946", "Baker"):
+        assert personal not in text
+    assert hash_email("jane.doe@example.com") in shown[2]
+
+
+async def test_poisoned_bodies_are_shown_as_they_are_when_masking_is_off(
+    store: AuditStore,
+) -> None:
+    await store.record(dead_letter_record(poisoned(1, POISON["cut-short"]), subjects=SUBJECTS))
+    async with client_for(store, mask=False) as http:
+        listed = await (await http.get("/dead-letters")).json()
+
+    assert listed["dead_letters"][0]["data"] == POISON["cut-short"].decode()

@@ -14,8 +14,8 @@ from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command, send
 from tests.runtime.test_dlq_cli import waybill
-from tests.services.auditor.test_service import auditor, timeline
-from waybill_contracts import SubjectMap
+from tests.services.auditor.test_service import auditor, get, timeline
+from waybill_contracts import SubjectMap, encode, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.provisioning import ConsumerPolicy, ensure_consumer
@@ -167,3 +167,55 @@ REFS = ("WH/OUT/HUNG", "WH/OUT/TERM", "WH/OUT/BAD")
 def _ref_of(body: bytes) -> str:
     ref: str = json.loads(body)["order"]["ref"]
     return ref
+
+
+async def test_poisoned_messages_become_dead_letters_the_api_shows_escaped_never_a_500(
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    """Anyone who may publish a command can send a body built to break the readers: nested
+    100,000 levels deep, cut short, with a number no float holds. Each becomes a dead letter
+    of every consumer that reads it (the bridge and the auditor itself), tagged with the
+    order; the order's timeline and /dead-letters still answer, masked."""
+    subjects = SubjectMap(nats_prefix)
+    bridge = Service("wms-bridge")
+
+    @bridge.handles(ReleaseToWarehouse)
+    async def release(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
+        return None
+
+    ref = "WH/OUT/66"
+    poisons = [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"extra": ' + b"[" * 100_000 + b"]" * 100_000 + b', "order": {}}',
+        b'{"order": {"ref": "WH/OUT/66", "customer": {"name": "Jane Doe", "email": "jane.doe@',
+        b'{"order": {"ref": "WH/OUT/66", "lines": [{"qty": 1e999}]}}',
+    ]
+    settings: dict[str, Any] = {"nats_url": nats_url, "subject_prefix": nats_prefix}
+    async with (
+        auditor(nats_url, nats_prefix, audit_db=str(tmp_path / "audit.sqlite")) as http,
+        running_service(bridge, **settings),
+    ):
+        command = release_command(ref)
+        for body in poisons:
+            # Real envelope headers (each its own message id), a body built to break readers.
+            encoded = encode(command, new_context(command, source="orchestrator"), subjects)
+            await nc.jetstream().publish(encoded.subject, body, headers=dict(encoded.headers))
+        letters = await eventually(
+            lambda: dead_letters(nc, subjects), until=lambda d: len(d) == 8, what="8 letters"
+        )
+        assert {letter.reason for letter in letters} == {"invalid message"}
+
+        async def trail() -> dict[str, Any]:
+            return await timeline(http, ref)
+
+        shown_trail = await eventually(trail, until=lambda t: len(t.get("dead_letters", [])) == 8)
+        listed_status, listed = await get(http, "/dead-letters")
+        about_status, about = await get(http, "/dead-letters", order_ref=ref)
+    assert (listed_status, about_status) == (200, 200)
+    assert len(listed["dead_letters"]) == len(about["dead_letters"]) == 8
+    assert {letter["service"] for letter in listed["dead_letters"]} == {"wms-bridge", "auditor"}
+    shown = sorted(letter["data"] for letter in shown_trail["dead_letters"])
+    assert all(isinstance(data, str) for data in shown)
+    assert [data[:2] for data in shown] == ["[[", "[["] + ['{"'] * 6
+    everything = json.dumps([shown_trail, listed])
+    assert "Jane Doe" not in everything and "jane.doe" not in everything

@@ -367,3 +367,46 @@ async def test_times_are_kept_in_utc_to_the_microsecond(store: AuditStore) -> No
     order = await store.order(ref)
     assert stored.time == moment
     assert order is not None and order.since == moment
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_the_database_and_its_wal_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "auditor" / "audit.sqlite"
+    store = AuditStore(path)
+    await store.open()
+    try:
+        await store.record(released("WH/OUT/1"))
+        made = sorted(p.name for p in path.parent.iterdir())
+        modes = {p.name: _mode(p) for p in path.parent.iterdir()}
+    finally:
+        await store.close()
+    assert "audit.sqlite-wal" in made
+    assert set(modes.values()) == {0o600}
+    assert _mode(path.parent) == _mode(tmp_path / "state") == 0o700
+
+
+def _left_open(folder: Path) -> tuple[Path, Path]:
+    """A database and WAL an older version left readable by everyone, in a folder of 0755."""
+    folder.chmod(0o755)  # a folder someone named: left as it is
+    path, wal = folder / "audit.sqlite", folder / "audit.sqlite-wal"
+    for file in (path, wal):
+        file.touch()
+        file.chmod(0o644)
+    return path, wal
+
+
+async def test_a_database_left_open_to_others_is_tightened_on_start(tmp_path: Path) -> None:
+    path, wal = _left_open(tmp_path)
+    store = AuditStore(path)
+    await store.open()
+    try:
+        modes = (_mode(path), _mode(wal))
+    finally:
+        await store.close()
+    assert modes == (0o600, 0o600)
+    assert _mode(tmp_path) == 0o755

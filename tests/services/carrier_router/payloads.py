@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 
 def easypost_event(
-    *details: tuple[str, str | None, str], description: str = "tracker.updated"
+    *details: tuple[str, str | None, str],
+    description: str = "tracker.updated",
+    event_id: str | None = None,
+    created_at: datetime | None = None,
 ) -> bytes:
-    """An EasyPost Event whose Tracker has ``(status, status_detail, datetime)`` details."""
+    """An EasyPost Event whose Tracker has ``(status, status_detail, datetime)`` details,
+    with its own id, made now unless ``created_at`` says otherwise."""
     tracker = {
         "id": "trk_1",
         "object": "Tracker",
@@ -28,7 +34,15 @@ def easypost_event(
             for status, detail, moment in details
         ],
     }
-    return msgspec.json.encode({"object": "Event", "description": description, "result": tracker})
+    return msgspec.json.encode(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "Event",
+            "description": description,
+            "result": tracker,
+            "created_at": created_at or datetime.now(UTC),
+        }
+    )
 
 
 def shippo_track(*history: tuple[str, str | None, str | None]) -> bytes:

@@ -39,6 +39,7 @@ async def endpoint() -> AsyncIterator[Callable[[Exception], Any]]:
                 voider=cast(Any, None),
                 tracking=cast(Any, FailingBook(error)),
                 webhooks={"carrier-b": ShippoWebhooks(B_SECRET)},
+                replays=cast(Any, None),  # carrier B signs a timestamp: no ids kept
                 metrics=MetricsRegistry("carrier-router"),
             )
             app = create_http_app(

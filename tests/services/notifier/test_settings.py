@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,3 +61,24 @@ def test_unusable_values_are_refused_with_what_to_fix(
 ) -> None:
     with pytest.raises(SettingsError, match=complaint):
         load(environ)
+
+
+def test_every_signing_secret_and_the_smtp_password_are_known_to_the_log_redaction(
+    tmp_path: Path,
+) -> None:
+    mounted = tmp_path / "subscriptions.json"
+    mounted.write_text('[{"url": "https://b.example/hook", "secret": "whsec_from_file"}]')
+    settings = load(
+        {
+            "WAYBILL_SMTP_USERNAME": "relay-user",
+            "WAYBILL_SMTP_PASSWORD": "relay-password",
+            "WAYBILL_WEBHOOK_SUBSCRIPTIONS": '[{"url": "https://a.example/hook", '
+            '"secret": "whsec_inline"}]',
+            "WAYBILL_WEBHOOK_SUBSCRIPTIONS_FILE": str(mounted),
+        }
+    )
+    secrets = settings.secret_values()
+    assert {"relay-password", "whsec_inline", "whsec_from_file"} <= set(secrets)
+    assert "relay-user" not in secrets
+    shown = repr(settings)
+    assert "relay-password" not in shown and "whsec_inline" not in shown

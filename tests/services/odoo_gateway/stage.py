@@ -136,6 +136,8 @@ class OdooStage:
             "odoo_poll_first_after_s": None,
             "odoo_login_retry_s": 0.2,
             "retry_backoff_s": (0.1, 0.2),
+            # The sandbox's admin password is a well-known one: allowed on this machine only.
+            "local_stack": True,
         }
         settings.update(overrides)
         return settings

@@ -29,7 +29,7 @@ class ScriptedOdoo:
         self.dialect = OdooDialect(major)
         self.uid = 2
         self.ready = True
-        self.status = "scripted"
+        self.status = self.public_status = "scripted"
         self.calls: list[tuple[str, str, Any, dict[str, Any]]] = []
         self._answers = validate_answers
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
+import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.odoo_gateway.stage import PATIENCE, TOKEN, OdooStage, published
@@ -132,3 +134,34 @@ async def test_webhook_is_answered_before_a_slow_odoo_is_read(
     assert status == 202
     assert released_at_answer == []
     assert [event.order.odoo_picking_id for event in released] == [picking_id]
+
+
+async def test_hostile_webhook_bodies_are_4xx_and_the_token_never_reaches_the_log(
+    stage17: OdooStage, nats_url: str, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hook = f"/webhooks/odoo/{TOKEN}"
+    async with stage17.gateway(nats_url, nats_prefix):
+        deep = await _post(
+            stage17,
+            hook,
+            data=b'{"_model": "stock.picking", "_id": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000,
+            headers={"Content-Type": "application/json"},
+        )
+        text = await _post(stage17, hook, data=b"_model=stock.picking&_id=1")
+        plain = await _post(
+            stage17, hook, data=b'{"_model": "stock.picking", "_id": 1}',
+            headers={"Content-Type": "text/plain"},
+        )  # fmt: skip
+        beside = await _post(stage17, f"{hook}/extra", json={"_model": "stock.picking", "_id": 1})
+        still = await stage17.post_webhook("stock.picking", 1)
+    assert (deep[0], deep[2]["status"]) == (400, 400)
+    assert "levels deep" in deep[2]["detail"]
+    assert [text[0], plain[0], beside[0], still] == [415, 415, 404, 202]
+    logged = "\n".join(
+        f"{record.getMessage()} {record.exc_text or ''}" for record in caplog.records
+    )
+    assert TOKEN not in logged
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("answered")]
+    assert len(refusals) == 4
+    assert all("/webhooks/odoo/***" in line for line in refusals)

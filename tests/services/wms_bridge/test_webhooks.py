@@ -35,6 +35,7 @@ from waybill_wms_bridge.lifecycle import WarehouseFact
 from waybill_wms_bridge.webhooks import WmsWebhookReceiver
 
 WEBHOOK_LOG = "waybill.wms_bridge.webhooks"
+REFUSAL_LOG = "waybill_runtime.http.problem"
 
 
 def offline_webhooks(ref: str) -> dict[str, bytes]:
@@ -136,16 +137,18 @@ async def test_a_webhook_not_signed_by_the_wms_is_refused_with_401_and_one_log_l
 ) -> None:
     body, headers = forge(offline_webhooks("WH/OUT/00031")["order.packed"])
     async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
-        with caplog.at_level(logging.WARNING, logger=WEBHOOK_LOG):
+        with caplog.at_level(logging.INFO):
             status, problem = await rig.post_webhook(body, headers=headers)
         stored = await rig.stored()
     assert status == 401
     assert problem["status"] == 401
     assert "not signed by the WMS" in problem["detail"]
     assert stored == []
-    refusals = [r for r in caplog.records if r.name == WEBHOOK_LOG]
+    refusals = [r for r in caplog.records if r.name in (WEBHOOK_LOG, REFUSAL_LOG)]
     assert len(refusals) == 1
-    assert "refused a WMS webhook" in refusals[0].getMessage()
+    assert refusals[0].levelno == logging.WARNING
+    assert refusals[0].getMessage().startswith("answered 401 to POST /webhooks/wms from ")
+    assert "not signed by the WMS" in refusals[0].getMessage()
 
 
 @pytest.mark.parametrize(
@@ -179,6 +182,46 @@ async def test_a_signed_but_malformed_webhook_is_refused_as_a_bad_request(
     assert problem["status"] == status
     assert problem["detail"]
     assert stored == []
+
+
+async def test_a_signed_webhook_sent_as_text_plain_is_refused_with_415_in_one_line(
+    nc: NatsClient, nats_url: str, nats_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = offline_webhooks("WH/OUT/00032")["order.packed"]
+    headers = {**signed_headers(body), "Content-Type": "text/plain"}
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        with caplog.at_level(logging.INFO):
+            status, problem = await rig.post_webhook(body, headers=headers)
+        stored = await rig.stored()
+    assert (status, problem["status"]) == (415, 415)
+    assert "text/plain" in problem["detail"]
+    assert stored == []
+    [line] = [r.getMessage() for r in caplog.records if r.name in (WEBHOOK_LOG, REFUSAL_LOG)]
+    assert line.startswith("answered 415 to POST /webhooks/wms") and "text/plain" in line
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="arrays"),
+        pytest.param(
+            b'{"event_id": "e1", "event_type": "order.picked", "occurred_at": '
+            b'"2025-03-14T09:30:00Z", "data": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+            id="objects-in-data",
+        ),
+    ],
+)
+async def test_a_signed_webhook_nested_100000_levels_deep_is_a_400_not_a_crash(
+    nc: NatsClient, nats_url: str, nats_prefix: str, body: bytes
+) -> None:
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        status, problem = await rig.post_webhook(body)
+        stored = await rig.stored()
+        accepted, _ = await rig.post_webhook(offline_webhooks("WH/OUT/00033")["order.accepted"])
+    assert (status, problem["status"]) == (400, 400)
+    assert "more than 64 levels deep" in problem["detail"]
+    assert stored == []
+    assert accepted == 202  # still serving
 
 
 async def test_a_webhook_of_an_unknown_type_is_acknowledged_and_ignored(

@@ -3,11 +3,18 @@
 Each prints its URLs and credentials so an integrator can point their own
 scripts at it, and stops on Ctrl-C or SIGTERM. The Odoo subcommand lives
 with the Odoo sandbox (``waybill_sandboxes.odoo.cli``).
+
+Secrets are read from the environment first (``WAYBILL_SANDBOX_*``, see
+:data:`~waybill_sandboxes.declarations.SECRET_ENV`): that is how the local
+stack hands them over, since a command line is visible to every local user.
+A secret that came from the environment is not printed (the banner may end in
+a log file); one given as an option or left at its default is.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
+from waybill_sandboxes.declarations import SECRET_ENV
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.mail import MailSandbox
 from waybill_sandboxes.server import run_apps_forever
@@ -67,6 +75,19 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{value} is not a probability: use 0 to 1")
     return value
+
+
+def secret_default(name: str, fallback: str | None) -> str | None:
+    """A secret option's default: its environment variable (``SECRET_ENV[name]``) when set."""
+    return os.environ.get(SECRET_ENV[name]) or fallback
+
+
+def shown_secret(name: str, value: str | None) -> str:
+    """``value`` for a banner, unless it came from the environment (then only where from)."""
+    variable = SECRET_ENV[name]
+    if value and os.environ.get(variable) == value:
+        return f"(from ${variable})"
+    return value or ""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -124,10 +145,16 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
     )
     _add_common(parser)
     parser.add_argument("--port", type=port, default=8070, help="TCP port (default 8070)")
-    parser.add_argument("--api-key", default="wms-sandbox-key", help="expected X-Api-Key")
+    parser.add_argument(
+        "--api-key",
+        default=secret_default("wms.api_key", "wms-sandbox-key"),
+        help=f"expected X-Api-Key (or ${SECRET_ENV['wms.api_key']})",
+    )
     parser.add_argument("--webhook-url", default=None, help="where lifecycle webhooks go")
     parser.add_argument(
-        "--webhook-secret", default="wms-sandbox-secret", help="HMAC key of X-WMS-Signature"
+        "--webhook-secret",
+        default=secret_default("wms.webhook_secret", "wms-sandbox-secret"),
+        help=f"HMAC key of X-WMS-Signature (or ${SECRET_ENV['wms.webhook_secret']})",
     )
     parser.add_argument("--warehouse", default="WH1", help="warehouse code (default WH1)")
     parser.add_argument(
@@ -159,9 +186,10 @@ def _run_wms(args: argparse.Namespace) -> int:
         return "\n".join(
             [
                 "Waybill WMS sandbox",
-                f"  API:            {url}/api/v1  (header X-Api-Key: {config.api_key})",
+                f"  API:            {url}/api/v1  "
+                f"(header X-Api-Key: {shown_secret('wms.api_key', config.api_key)})",
                 f"  Webhooks to:    {config.webhook_url or 'nowhere yet: PUT /_sandbox/webhook'}",
-                f"  Webhook secret: {config.webhook_secret}",
+                f"  Webhook secret: {shown_secret('wms.webhook_secret', config.webhook_secret)}",
                 '  Signature:      X-WMS-Signature = hex HMAC-SHA256 of "<X-WMS-Timestamp>.<body>"',
                 f"  Admin:          {url}/_sandbox/orders  {url}/_sandbox/faults",
                 "Ctrl-C stops it.",
@@ -186,16 +214,27 @@ def _register_carriers(subparsers: Subparsers[Any]) -> None:
     _add_common(parser)
     parser.add_argument("--easypost-port", type=port, default=8071, help="Carrier A port")
     parser.add_argument("--shippo-port", type=port, default=8072, help="Carrier B port")
-    parser.add_argument("--easypost-key", default="EZTK-sandbox", help="Carrier A API key")
-    parser.add_argument("--shippo-key", default="shippo_test_sandbox", help="Carrier B token")
+    for option, name, fallback, what in (
+        ("--easypost-key", "carrier-a.api_key", "EZTK-sandbox", "Carrier A API key"),
+        ("--shippo-key", "carrier-b.api_key", "shippo_test_sandbox", "Carrier B token"),
+        (
+            "--easypost-webhook-secret",
+            "carrier-a.webhook_secret",
+            "easypost-sandbox-secret",
+            "Carrier A HMAC key",
+        ),
+        (
+            "--shippo-webhook-secret",
+            "carrier-b.webhook_secret",
+            "shippo-sandbox-secret",
+            "Carrier B HMAC key",
+        ),
+    ):
+        parser.add_argument(
+            option, default=secret_default(name, fallback), help=f"{what} (or ${SECRET_ENV[name]})"
+        )
     parser.add_argument("--easypost-webhook-url", default=None, help="Carrier A tracking hooks")
     parser.add_argument("--shippo-webhook-url", default=None, help="Carrier B tracking hooks")
-    parser.add_argument(
-        "--easypost-webhook-secret", default="easypost-sandbox-secret", help="Carrier A HMAC key"
-    )
-    parser.add_argument(
-        "--shippo-webhook-secret", default="shippo-sandbox-secret", help="Carrier B HMAC key"
-    )
     parser.add_argument(
         "--tracking-delay", type=seconds, default=2.0, help="seconds between tracking scans"
     )
@@ -233,13 +272,19 @@ def _run_carriers(args: argparse.Namespace) -> int:
         return "\n".join(
             [
                 f"{carrier_a.display_name}",
-                f"  API:            {urls[0]}/v2  (HTTP Basic, user {a.api_key}, no password)",
+                f"  API:            {urls[0]}/v2  (HTTP Basic, user "
+                f"{shown_secret('carrier-a.api_key', a.api_key)}, no password)",
                 f"  Webhooks to:    {a.webhook_url or 'nowhere yet: PUT /_sandbox/webhook'}",
-                f"  Webhook secret: {a.webhook_secret}  (X-Hmac-Signature: hmac-sha256-hex=...)",
+                "  Webhook secret: "
+                f"{shown_secret('carrier-a.webhook_secret', a.webhook_secret)}  "
+                "(X-Hmac-Signature: hmac-sha256-hex=...)",
                 f"{carrier_b.display_name}",
-                f"  API:            {urls[1]}  (Authorization: ShippoToken {b.api_key})",
+                f"  API:            {urls[1]}  "
+                f"(Authorization: ShippoToken {shown_secret('carrier-b.api_key', b.api_key)})",
                 f"  Webhooks to:    {b.webhook_url or 'nowhere yet: PUT /_sandbox/webhook'}",
-                f"  Webhook secret: {b.webhook_secret}  (X-Shippo-Signature: t=...,v1=...)",
+                "  Webhook secret: "
+                f"{shown_secret('carrier-b.webhook_secret', b.webhook_secret)}  "
+                "(X-Shippo-Signature: t=...,v1=...)",
                 "Ctrl-C stops them.",
             ]
         )
@@ -264,7 +309,10 @@ def _register_mail(subparsers: Subparsers[Any]) -> None:
     parser.add_argument("--smtp-port", type=port, default=8025, help="SMTP port (default 8025)")
     parser.add_argument("--port", type=port, default=8073, help="HTTP port (default 8073)")
     parser.add_argument(
-        "--secret", default=None, help="Standard Webhooks secret, whsec_... (default: a new one)"
+        "--secret",
+        default=secret_default("mail.webhook_secret", None),
+        help="Standard Webhooks secret, whsec_... "
+        f"(or ${SECRET_ENV['mail.webhook_secret']}; default: a new one)",
     )
     parser.set_defaults(handler=_run_mail)
 
@@ -282,7 +330,7 @@ def _run_mail(args: argparse.Namespace) -> int:
                 "Waybill mail sandbox",
                 f"  SMTP:           {sandbox.smtp.host}:{sandbox.smtp.port}  (no auth, no TLS)",
                 f"  Webhook URL:    {urls[0]}/webhooks",
-                f"  Webhook secret: {sandbox.receiver.secret}",
+                f"  Webhook secret: {shown_secret('mail.webhook_secret', sandbox.receiver.secret)}",
                 f"  Admin:          {urls[0]}/_sandbox/mail  {urls[0]}/_sandbox/deliveries",
                 "Ctrl-C stops it.",
             ]

@@ -6,7 +6,9 @@ sandbox stands in for one or more partners (``odoo``, ``carrier-a``, ...):
 the partner names the services' declarations use. For each partner it
 *offers* values (``url``, ``api_key``, ``webhook_secret``, ...) that the
 services' partner settings are filled from, and it is told where to post
-its webhooks.
+its webhooks. Secrets (keys, webhook secrets, a webhook URL holding a token)
+reach the sandbox process through its environment (:data:`SECRET_ENV`), never
+its command line, which every local user can read in ``ps``.
 
 This package does not depend on Waybill's runtime: the plan it is handed is
 described by the :class:`LocalPlan` protocol below, and the runtime's plan
@@ -22,7 +24,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["SANDBOXES", "LocalPlan", "SandboxDeclaration"]
+__all__ = ["SANDBOXES", "SECRET_ENV", "LocalPlan", "SandboxDeclaration"]
+
+SECRET_ENV = {
+    "odoo.webhook_url": "WAYBILL_SANDBOX_ODOO_WEBHOOK_URL",
+    "odoo.admin_password": "WAYBILL_SANDBOX_ODOO_ADMIN_PASSWORD",
+    "wms.api_key": "WAYBILL_SANDBOX_WMS_API_KEY",
+    "wms.webhook_secret": "WAYBILL_SANDBOX_WMS_WEBHOOK_SECRET",
+    "carrier-a.api_key": "WAYBILL_SANDBOX_CARRIER_A_API_KEY",
+    "carrier-a.webhook_secret": "WAYBILL_SANDBOX_CARRIER_A_WEBHOOK_SECRET",
+    "carrier-b.api_key": "WAYBILL_SANDBOX_CARRIER_B_API_KEY",
+    "carrier-b.webhook_secret": "WAYBILL_SANDBOX_CARRIER_B_WEBHOOK_SECRET",
+    "mail.webhook_secret": "WAYBILL_SANDBOX_MAIL_WEBHOOK_SECRET",
+}
+"""The environment variables the sandbox commands read their secrets from (the command-line
+options stay for a person at a terminal)."""
 
 
 class LocalPlan(Protocol):
@@ -52,17 +68,22 @@ class SandboxDeclaration:
     ports: tuple[str, ...]
     """Named ports it listens on; the first is waited for before the services start."""
     arguments: Callable[[LocalPlan], list[str]]
-    """Its arguments after ``python -m waybill_sandboxes``."""
+    """Its arguments after ``python -m waybill_sandboxes`` (never a secret)."""
     offers: Callable[[LocalPlan], dict[str, dict[str, str]]]
     """Per partner, the values the services' partner settings are made from."""
     pages: Callable[[LocalPlan], dict[str, str]] = lambda plan: {}
     """What to print for a person to look at."""
     new_secrets: Callable[[], dict[str, str]] = dict
     """Fresh secrets for one run: nothing local is ever mistaken for a real key."""
+    secret_environment: Callable[[LocalPlan], dict[str, str]] = lambda plan: {}
+    """Its secrets, by the :data:`SECRET_ENV` variable the sandbox reads each from."""
     module: str = field(default="waybill_sandboxes")
 
     def argv(self, plan: LocalPlan) -> list[str]:
         return [sys.executable, "-m", self.module, self.name, *self.arguments(plan)]
+
+    def environment(self, plan: LocalPlan) -> dict[str, str]:
+        return self.secret_environment(plan)
 
 
 def _url(plan: LocalPlan, sandbox: str, port: str) -> str:
@@ -85,7 +106,7 @@ def _odoo_offers(plan: LocalPlan) -> dict[str, dict[str, str]]:
             "url": _url(plan, "odoo", "http"),
             "db": "waybill",
             "login": "admin",
-            "password": "admin",
+            "password": plan.secret("odoo", "admin_password"),
             "webhook_token": plan.secret("odoo", "webhook_token"),
         }
     }
@@ -101,8 +122,16 @@ def _odoo_arguments(plan: LocalPlan) -> list[str]:
         ODOO_VERSION,
         "--orders",
         "0",
-        *_webhook_args("--webhook-url", plan.webhook_url("odoo")),
     ]
+
+
+def _odoo_environment(plan: LocalPlan) -> dict[str, str]:
+    environment = {SECRET_ENV["odoo.admin_password"]: plan.secret("odoo", "admin_password")}
+    # The URL ends in the gateway's secret token: it is a secret itself.
+    url = plan.webhook_url("odoo")
+    if url is not None:
+        environment[SECRET_ENV["odoo.webhook_url"]] = url
+    return environment
 
 
 ODOO = SandboxDeclaration(
@@ -110,11 +139,15 @@ ODOO = SandboxDeclaration(
     title="Odoo sandbox",
     partners=("odoo",),
     ports=("http",),
-    new_secrets=lambda: {"webhook_token": secrets.token_urlsafe(16)},
+    new_secrets=lambda: {
+        "webhook_token": secrets.token_urlsafe(16),
+        "admin_password": secrets.token_urlsafe(12),
+    },
     offers=_odoo_offers,
     arguments=_odoo_arguments,
+    secret_environment=_odoo_environment,
     pages=lambda plan: {
-        "Odoo sandbox": f"{_url(plan, 'odoo', 'http')}  (db waybill, admin/admin)",
+        "Odoo sandbox": f"{_url(plan, 'odoo', 'http')}  (db waybill, user admin)",
         "Odoo deliveries": f"{_url(plan, 'odoo', 'http')}/_sandbox/odoo/pickings",
     },
 )
@@ -128,10 +161,6 @@ def _wms_arguments(plan: LocalPlan) -> list[str]:
         plan.host,
         "--port",
         str(plan.port("wms", "http")),
-        "--api-key",
-        plan.secret("wms", "api_key"),
-        "--webhook-secret",
-        plan.secret("wms", "webhook_secret"),
         *_webhook_args("--webhook-url", plan.webhook_url("wms")),
         "--stage-delay",
         "1",
@@ -155,6 +184,10 @@ WMS = SandboxDeclaration(
         }
     },
     arguments=_wms_arguments,
+    secret_environment=lambda plan: {
+        SECRET_ENV["wms.api_key"]: plan.secret("wms", "api_key"),
+        SECRET_ENV["wms.webhook_secret"]: plan.secret("wms", "webhook_secret"),
+    },
     pages=lambda plan: {"WMS sandbox": _url(plan, "wms", "http")},
 )
 
@@ -182,14 +215,6 @@ def _carrier_arguments(plan: LocalPlan) -> list[str]:
         str(plan.port("carriers", CARRIER_A)),
         "--shippo-port",
         str(plan.port("carriers", CARRIER_B)),
-        "--easypost-key",
-        plan.secret("carriers", f"{CARRIER_A}.api_key"),
-        "--shippo-key",
-        plan.secret("carriers", f"{CARRIER_B}.api_key"),
-        "--easypost-webhook-secret",
-        plan.secret("carriers", f"{CARRIER_A}.webhook_secret"),
-        "--shippo-webhook-secret",
-        plan.secret("carriers", f"{CARRIER_B}.webhook_secret"),
         *_webhook_args("--easypost-webhook-url", plan.webhook_url(CARRIER_A)),
         *_webhook_args("--shippo-webhook-url", plan.webhook_url(CARRIER_B)),
         "--tracking-delay",
@@ -210,6 +235,11 @@ CARRIERS = SandboxDeclaration(
     },
     offers=_carrier_offers,
     arguments=_carrier_arguments,
+    secret_environment=lambda plan: {
+        SECRET_ENV[f"{carrier}.{name}"]: plan.secret("carriers", f"{carrier}.{name}")
+        for carrier in (CARRIER_A, CARRIER_B)
+        for name in ("api_key", "webhook_secret")
+    },
     pages=lambda plan: {
         "Carrier A sandbox": _url(plan, "carriers", CARRIER_A),
         "Carrier B sandbox": _url(plan, "carriers", CARRIER_B),
@@ -238,8 +268,6 @@ def _mail_arguments(plan: LocalPlan) -> list[str]:
         str(plan.port("mail", "http")),
         "--smtp-port",
         str(plan.port("mail", "smtp")),
-        "--secret",
-        plan.secret("mail", "webhook_secret"),
     ]
 
 
@@ -254,6 +282,9 @@ MAIL = SandboxDeclaration(
     },
     offers=_mail_offers,
     arguments=_mail_arguments,
+    secret_environment=lambda plan: {
+        SECRET_ENV["mail.webhook_secret"]: plan.secret("mail", "webhook_secret")
+    },
     pages=lambda plan: {
         "Mail sink": f"{_url(plan, 'mail', 'http')}/_sandbox/mail, "
         f"SMTP {plan.host}:{plan.port('mail', 'smtp')}"

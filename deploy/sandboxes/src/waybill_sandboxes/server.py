@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -97,9 +97,9 @@ def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Runni
     return RunningSandbox(app, host=host, port=port)
 
 
-async def wait_for_stop_signal() -> None:
-    """Return when the process gets SIGINT or SIGTERM (Ctrl-C, ``kill``)."""
-    stop = asyncio.Event()
+@contextlib.contextmanager
+def _stop_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT or SIGTERM while the block runs."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -109,19 +109,32 @@ async def wait_for_stop_signal() -> None:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
             continue
     try:
-        await stop.wait()
+        yield
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
 
 
+async def wait_for_stop_signal() -> None:
+    """Return when the process gets SIGINT or SIGTERM (Ctrl-C, ``kill``)."""
+    stop = asyncio.Event()
+    with _stop_signals(stop):
+        await stop.wait()
+
+
 async def _serve_until_stopped(
     apps: Sequence[tuple[web.Application, int]], host: str, banner: Callable[[list[str]], str]
 ) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        urls = [(await stack.enter_async_context(serve(app, host, port))).url for app, port in apps]
-        print(banner(urls), flush=True)
-        await wait_for_stop_signal()
+    # Signals are handled before the banner says the sandbox is up: whoever reads
+    # the banner and stops the sandbox at once gets a clean stop, not a kill.
+    stop = asyncio.Event()
+    with _stop_signals(stop):
+        async with contextlib.AsyncExitStack() as stack:
+            urls = [
+                (await stack.enter_async_context(serve(app, host, port))).url for app, port in apps
+            ]
+            print(banner(urls), flush=True)
+            await stop.wait()
 
 
 def run_apps_forever(

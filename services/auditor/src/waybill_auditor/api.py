@@ -150,7 +150,7 @@ def encode_cursor(position: Any) -> str:
     return base64.urlsafe_b64encode(_encode(position)).decode().rstrip("=")
 
 
-def decode_cursor(text: str, type_: type[Any]) -> Any:
+def decode_cursor(text: str, type_: Any) -> Any:
     """The position in a cursor made by :func:`encode_cursor`; 400 when it is not one."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -161,9 +161,13 @@ def decode_cursor(text: str, type_: type[Any]) -> Any:
         ) from None
 
 
+# What a cursor may hold: a stream sequence SQLite can compare, an order ref of a sane size.
+_Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class _OrdersCursor(msgspec.Struct, array_like=True, frozen=True):
     since: datetime
-    order_ref: str
+    order_ref: Annotated[str, msgspec.Meta(max_length=512)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,7 +241,7 @@ class AuditApi:
         _only(request, _parameters(DeadLettersQuery))
         limit = parse_limit(_single(request, "limit"))
         cursor_text = _single(request, "cursor")
-        before = decode_cursor(cursor_text, int) if cursor_text is not None else None
+        before = decode_cursor(cursor_text, _Sequence) if cursor_text is not None else None
         rows, more = page_of(
             await self.store.dead_letters(
                 service=_single(request, "service"),

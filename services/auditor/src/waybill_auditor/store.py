@@ -22,6 +22,7 @@ from waybill_auditor.progress import OrderFacts, merge, settle
 from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
 from waybill_contracts.envelope import format_time
+from waybill_runtime.private_files import private_folder, touch_private
 
 _encode_facts = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(OrderFacts).decode
@@ -198,7 +199,14 @@ class AuditStore:
 
     def _open_writer(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Customers' data: readable by the auditor's user only (SQLite gives its
+            # journal and WAL files the database's permissions).
+            private_folder(self.path.parent, tighten=False)
+            touch_private(self.path)
+            for companion in ("-wal", "-shm", "-journal"):
+                left = self.path.with_name(self.path.name + companion)
+                if left.exists():
+                    touch_private(left)
             conn = connect(self.path)
         except (OSError, sqlite3.Error) as error:
             raise AuditDatabaseError(

@@ -8,11 +8,12 @@ from typing import Any
 
 import msgspec
 
-from waybill_auditor.masking import mask_personal_data
+from waybill_auditor.masking import mask_personal_data, mask_unreadable_text
 from waybill_auditor.records import StoredMessage
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import OrderRow
-from waybill_runtime.logs import mask_text
+from waybill_runtime.json_input import decode_bounded
+from waybill_runtime.personal_data import mask_text
 
 
 class OrderView(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,11 +99,17 @@ class DeadLettersPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def body_data(body: bytes, *, mask: bool) -> Any:
-    """A stored body as JSON (masked), or as text when it is not JSON."""
+    """A stored body as JSON (masked); as text (masked) when it cannot be shown as JSON.
+
+    Any body renders: one that is not JSON, not UTF-8 (bytes escaped as
+    ``\\xff``), or nested absurdly deep is shown as a string, which the
+    response's JSON encoding escapes. A poisoned record never fails the page.
+    """
     try:
-        data: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        data = body.decode("utf-8", errors="replace")
+        data: Any = decode_bounded(body, msgspec.json.decode)
+    except msgspec.DecodeError:  # not JSON, or too deep (JsonTooDeep)
+        text = body.decode("utf-8", errors="backslashreplace")
+        return mask_unreadable_text(text) if mask else text
     return mask_personal_data(data) if mask else data
 
 

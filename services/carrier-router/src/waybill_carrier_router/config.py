@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from waybill_carrier_router.rules import RoutingRules, load_rules
+from waybill_contracts import KV_TTL_S
 from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["CARRIER_A", "CARRIER_B", "CarrierAccount", "CarrierRouterSettings"]
@@ -118,6 +119,16 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
         float,
         msgspec.Meta(gt=0, description="Largest clock difference accepted on a signed timestamp"),
     ] = 300.0
+    carrier_webhook_replay_window_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=60,
+            le=KV_TTL_S["idempotency"] or 7 * 86_400,
+            description="How old a carrier A webhook may be (by its signed created_at), and "
+            "how long its id is remembered so the same one is not acted on twice; its "
+            "signature has no timestamp",
+        ),
+    ] = 86_400.0
     booking_max_attempts: Annotated[
         int,
         msgspec.Meta(

@@ -28,6 +28,7 @@ from waybill_carrier_router.carriers import (
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
 from waybill_carrier_router.fleet import CarrierFleet
 from waybill_carrier_router.ledger import BookingLedger
+from waybill_carrier_router.replay_guard import ReplayGuard
 from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_carrier_router.voiding import ShipmentVoider, VoidReceipt
 from waybill_contracts.model import Address
@@ -53,6 +54,7 @@ class CarrierRouter:
     voider: ShipmentVoider
     tracking: TrackingBook
     webhooks: Mapping[str, TrackingWebhooks]
+    replays: ReplayGuard
     metrics: MetricsRegistry
 
 
@@ -146,6 +148,11 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
             ),
             tracking=tracking,
             webhooks=webhooks,
+            replays=ReplayGuard(
+                runtime.buckets["idempotency"],
+                window_s=settings.carrier_webhook_replay_window_s,
+                tolerance_s=settings.carrier_webhook_tolerance_s,
+            ),
             metrics=runtime.metrics,
         )
         yield router

@@ -1,6 +1,11 @@
 """Tracking webhooks: ``POST /webhooks/carriers/<carrier>``, one route per carrier.
 
-Each carrier's own signature is checked first (bad or missing → 401 problem).
+The body must be declared JSON (else 415) and nest at most a few dozen levels
+(else 400) before anything reads it. Each carrier's own signature is checked
+next (bad or missing → 401 problem); carrier A's, which has no timestamp, is
+completed by its Event's id and creation time (see
+:mod:`waybill_carrier_router.replay_guard`): a stale one is 401, one taken in
+before is answered 200 ``duplicate`` and not acted on again.
 The scans of the report move the shipment forward in time order, and each
 step is published as ``MilestoneReached`` with an id derived from the scan
 (tracking number, milestone, event time), so a repeated webhook adds nothing.
@@ -23,7 +28,7 @@ from waybill_contracts import fact_id
 from waybill_contracts.events import MilestoneReached
 from waybill_contracts.model import Milestone
 from waybill_runtime.bus.publisher import Publisher
-from waybill_runtime.http import ProblemError
+from waybill_runtime.http import ProblemError, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError
 
@@ -66,7 +71,11 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
 
     def receiver(carrier: str, hooks: TrackingWebhooks) -> web.RouteDef:
         async def receive(request: web.Request) -> web.Response:
-            body = await request.read()
+            try:
+                body = await read_json_body(request)
+            except ProblemError:
+                webhooks.labels(carrier, "malformed").inc()
+                raise
             try:
                 hooks.verify(request.headers, body)
             except SignatureError as error:
@@ -75,15 +84,32 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                     401, detail=f"the {carrier} webhook signature is not valid: {error}"
                 ) from None
             try:
+                # The identity first: without it a replay could not be recognised.
+                identity = hooks.identity(body)
                 report = hooks.read(body)
             except BadTrackingPayload as error:
                 webhooks.labels(carrier, "malformed").inc()
                 raise ProblemError(400, detail=str(error)) from None
-            if report is None:
-                webhooks.labels(carrier, "ignored").inc()
-                return web.json_response({"status": "ignored"})
+            if identity is not None:
+                try:
+                    router.replays.check_fresh(identity)
+                except SignatureError as stale:
+                    webhooks.labels(carrier, "rejected").inc()
+                    raise ProblemError(
+                        401, detail=f"the {carrier} webhook is refused: {stale}"
+                    ) from None
             try:
+                if identity is not None and await router.replays.taken_before(carrier, identity):
+                    webhooks.labels(carrier, "duplicate").inc()
+                    return web.json_response({"status": "duplicate", "id": identity.id})
+                if report is None:
+                    webhooks.labels(carrier, "ignored").inc()
+                    if identity is not None:
+                        await router.replays.remember(carrier, identity)
+                    return web.json_response({"status": "ignored"})
                 outcome = await router.tracking.record(carrier, report, announce)
+                if outcome.known and identity is not None:
+                    await router.replays.remember(carrier, identity)
             except Exception as error:
                 if not is_transient(error):
                     raise

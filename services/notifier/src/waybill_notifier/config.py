@@ -6,7 +6,9 @@ Every field is read from ``WAYBILL_<FIELD>``; the defaults fit the local stack
 
 from __future__ import annotations
 
+import contextlib
 from email.utils import parseaddr
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -90,6 +92,26 @@ class NotifierSettings(RuntimeSettings, frozen=True, kw_only=True):
         tuple[_Seconds, ...],
         msgspec.Meta(min_length=1, description="Redelivery delays in seconds; the last repeats"),
     ] = (1.0, 5.0, 30.0, 120.0, 300.0, 900.0, 1800.0)
+
+    def secret_values(self) -> list[str]:
+        """The settings marked secret, and each subscription's own signing secret."""
+        found = super().secret_values()
+        texts = [self.webhook_subscriptions]
+        if self.webhook_subscriptions_file:
+            with contextlib.suppress(OSError):
+                texts.append(Path(self.webhook_subscriptions_file).read_text(encoding="utf-8"))
+        for text in texts:
+            try:
+                entries = msgspec.json.decode(text.strip() or "[]")
+            except msgspec.DecodeError:
+                continue  # reported when the subscriptions are loaded
+            if isinstance(entries, list):
+                found += [
+                    entry["secret"]
+                    for entry in entries
+                    if isinstance(entry, dict) and isinstance(entry.get("secret"), str)
+                ]
+        return found
 
     def __post_init__(self) -> None:
         if "@" not in parseaddr(self.mail_from)[1]:

@@ -48,6 +48,16 @@ READ_METHODS = frozenset(
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
+def _public_reason(down: OdooUnavailable) -> str:
+    """Why Odoo cannot be used, in words /readyz may show anyone."""
+    cause = down.__cause__
+    if isinstance(cause, PartnerTimeout):
+        return "Odoo is not answering"
+    if isinstance(cause, aiohttp.ClientError | OSError):
+        return "Odoo is unreachable"
+    return "Odoo is not usable (the log says why)"
+
+
 class OdooClient(Protocol):
     """Calls into one Odoo database as the integration user."""
 
@@ -68,7 +78,12 @@ class OdooClient(Protocol):
 
     @property
     def status(self) -> str:
-        """One line saying whether Odoo is usable, and if not why."""
+        """One line saying whether Odoo is usable, and if not why (for the log)."""
+        ...
+
+    @property
+    def public_status(self) -> str:
+        """The same in words anyone may read: no URL, database or login."""
         ...
 
     async def connect(self) -> None:
@@ -132,7 +147,9 @@ class OdooHttpClient:
         self._uid: int | None = None
         self._reachable = False
         self._status = f"not connected to Odoo at {self.url} yet"
+        self._public_status = "not connected to Odoo yet"
         self._logged_in_status = ""
+        self._logged_in_public = ""
         if settings.odoo_timeout_s <= ODOO_OWN_RETRIES_S:
             log.warning(
                 "WAYBILL_ODOO_TIMEOUT_S=%g is not above %g s, the time Odoo may spend retrying "
@@ -162,37 +179,51 @@ class OdooHttpClient:
         return self._status
 
     @property
+    def public_status(self) -> str:
+        """The status for /readyz, which answers anyone: no URL, database or login."""
+        return self._public_status
+
+    @property
     def in_flight(self) -> int:
         """Calls to Odoo under way right now."""
         return self._in_flight.in_flight
 
-    def _set_status(self, reachable: bool, status: str, failure: bool = False) -> None:
+    def _set_status(
+        self, reachable: bool, status: str, public: str, *, failure: bool = False
+    ) -> None:
         # Logged on change only: a login retried every 30 s must not fill the log.
         changed = status != self._status
-        self._reachable, self._status = reachable, status
+        self._reachable, self._status, self._public_status = reachable, status, public
         if changed:
             if failure:
                 log.error("%s", status)
             else:
                 log.info("%s", status)
 
-    def login_rejected(self) -> OdooLoginRejected:
-        """The one-line error for credentials Odoo refuses."""
-        check = (
+    def _credentials_hint(self) -> str:
+        return (
             "WAYBILL_ODOO_API_KEY"
             if self.protocol == "json2"
             else "WAYBILL_ODOO_LOGIN/PASSWORD (or WAYBILL_ODOO_API_KEY)"
         )
+
+    def login_rejected(self) -> OdooLoginRejected:
+        """The one-line error for credentials Odoo refuses."""
         return OdooLoginRejected(
             f"Odoo at {self.url} rejected login {self.settings.odoo_login!r} for db "
-            f"{self.settings.odoo_db!r}: check {check}"
+            f"{self.settings.odoo_db!r}: check {self._credentials_hint()}"
         )
 
     def forget_login(self) -> OdooLoginRejected:
         """Odoo refused our credentials mid-way (password changed): log in again later."""
         self._uid = None
         rejected = self.login_rejected()
-        self._set_status(True, str(rejected), failure=True)
+        self._set_status(
+            True,
+            str(rejected),
+            f"Odoo rejected the login: check {self._credentials_hint()}",
+            failure=True,
+        )
         return rejected
 
     # -- connecting -------------------------------------------------------------
@@ -211,11 +242,19 @@ class OdooHttpClient:
             except OdooLoginRejected:
                 raise self.forget_login() from None
             except OdooUnavailable as down:
-                self._set_status(False, f"Odoo at {self.url} is not usable: {down}", failure=True)
+                self._set_status(
+                    False,
+                    f"Odoo at {self.url} is not usable: {down}",
+                    _public_reason(down),
+                    failure=True,
+                )
                 raise
             except Exception as failed:  # a refusal or server error while logging in
                 self._set_status(
-                    True, f"Odoo at {self.url} failed the login: {failed}", failure=True
+                    True,
+                    f"Odoo at {self.url} failed the login: {failed}",
+                    "the login to Odoo failed (the log says why)",
+                    failure=True,
                 )
                 raise
             self._uid = uid
@@ -224,7 +263,8 @@ class OdooHttpClient:
                 f"{self.settings.odoo_db!r} as {self.settings.odoo_login!r} (uid {uid}, "
                 f"{self.protocol})"
             )
-            self._set_status(True, self._logged_in_status)
+            self._logged_in_public = f"logged in to Odoo {self.dialect.series} ({self.protocol})"
+            self._set_status(True, self._logged_in_status, self._logged_in_public)
 
     def _check_protocol(self) -> None:
         major = self.dialect.major
@@ -318,12 +358,18 @@ class OdooHttpClient:
                 )
             except PartnerTimeout as slow:
                 self._set_status(
-                    False, f"Odoo at {self.url} is not answering: {slow}", failure=True
+                    False,
+                    f"Odoo at {self.url} is not answering: {slow}",
+                    "Odoo is not answering",
+                    failure=True,
                 )
                 raise OdooUnavailable(str(slow)) from slow
             except (aiohttp.ClientError, OSError) as trouble:
                 self._set_status(
-                    False, f"Odoo at {self.url} is unreachable: {_describe(trouble)}", failure=True
+                    False,
+                    f"Odoo at {self.url} is unreachable: {_describe(trouble)}",
+                    "Odoo is unreachable",
+                    failure=True,
                 )
                 raise OdooUnavailable(
                     f"Odoo at {self.url} is unreachable ({what}): {_describe(trouble)}"
@@ -332,10 +378,13 @@ class OdooHttpClient:
         if self.is_retryable_status(answer.status) and not odoo_spoke:
             # A proxy's 502 or a 503 page: Odoo itself is not answering.
             self._set_status(
-                False, f"Odoo at {self.url} answers HTTP {answer.status}", failure=True
+                False,
+                f"Odoo at {self.url} answers HTTP {answer.status}",
+                f"Odoo answers HTTP {answer.status}",
+                failure=True,
             )
         elif not self._reachable and self._uid is not None:
-            self._set_status(True, self._logged_in_status)
+            self._set_status(True, self._logged_in_status, self._logged_in_public)
         return answer
 
     async def _post(self, path: str, payload: Any, headers: Mapping[str, str] | None) -> RawAnswer:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from waybill_runtime.settings import SECRET, RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings, known_secrets
 
 __all__ = ["WmsBridgeSettings"]
 
@@ -26,6 +26,7 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
         str,
         msgspec.Meta(min_length=1, description="API key sent as X-Api-Key on every WMS call"),
         SECRET,
+        known_secrets("wms-sandbox-key"),  # `waybill sandbox wms`'s own
     ]
     wms_webhook_secret: Annotated[
         str,
@@ -33,6 +34,7 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
             min_length=1, description="HMAC key the WMS signs its webhooks with (X-WMS-Signature)"
         ),
         SECRET,
+        known_secrets("wms-sandbox-secret"),
     ]
     wms_webhook_tolerance_s: Annotated[
         float,

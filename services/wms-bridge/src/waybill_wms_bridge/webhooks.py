@@ -1,9 +1,11 @@
 """``POST /webhooks/wms``: the WMS's signed lifecycle and inventory webhooks, as events.
 
-The WMS signs ``"{X-WMS-Timestamp}.{raw body}"`` with HMAC-SHA256 (lower-case
-hex in ``X-WMS-Signature``). A missing, wrong or tampered signature, or a
-timestamp outside the tolerance (a replay), is answered 401 with one log line.
-A body that is not JSON is 400, one of the wrong shape 422. Every order event
+A body not declared JSON is answered 415, an empty one or one nested absurdly
+deep 400, before anything else. The WMS signs ``"{X-WMS-Timestamp}.{raw body}"``
+with HMAC-SHA256 (lower-case hex in ``X-WMS-Signature``). A missing, wrong or
+tampered signature, or a timestamp outside the tolerance (a replay), is
+answered 401. A body that is not JSON is 400, one of the wrong shape 422. Each
+refusal is logged in one line by the runtime. Every order event
 carries the order as it is now, which is mapped to the facts of every stage it
 reached (see :mod:`waybill_wms_bridge.lifecycle`); repeats, reordering and
 overlaps with the poll all end as one stored event per fact. When the facts
@@ -22,7 +24,7 @@ import msgspec
 from aiohttp import web
 
 from waybill_contracts import ContractError
-from waybill_runtime.http import ProblemError, read_json
+from waybill_runtime.http import ProblemError, decode_json, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError, check_timestamp, verify_hmac_sha256
 from waybill_wms_bridge.ledger import FactLedger
@@ -78,18 +80,17 @@ class WmsWebhookReceiver:
 
     async def receive(self, request: web.Request) -> web.Response:
         """Handle one webhook: 202 when its facts are recorded (or it needs none)."""
-        body = await request.read()
+        body = await read_json_body(request)
         try:
             self.verify(request.headers, body)
         except SignatureError as refused:
-            log.warning("refused a WMS webhook from %s: %s", request.remote, refused)
             raise ProblemError(
                 401,
                 "Unauthorized",
                 f"the webhook is not signed by the WMS: {refused}",
                 headers={"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'},
             ) from None
-        hook = await read_json(request, WmsWebhook)
+        hook = decode_json(body, WmsWebhook)
         facts, problem = self._facts(hook)
         try:
             new = await self._ledger.publish_all(facts)

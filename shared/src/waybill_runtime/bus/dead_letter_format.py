@@ -58,6 +58,7 @@ from waybill_contracts.envelope import (
     attributes_of,
     format_time,
 )
+from waybill_runtime.json_input import decode_bounded
 
 __all__ = [
     "DEAD_LETTER_TYPE",
@@ -75,6 +76,11 @@ DEAD_LETTER_TYPE = "io.waybill.deadletter.v1"
 """The ``type`` of a dead letter whose original had none."""
 
 
+# Counts and sequences fit a signed 64-bit integer (what JetStream and SQLite store): a
+# larger one in a forged dead letter is refused as not a dead letter.
+_MAX_INT64 = 2**63 - 1
+
+
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """A message a service gave up on, with why."""
 
@@ -86,18 +92,23 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     ]
     error_type: Annotated[str, msgspec.Meta(description="exception type, e.g. ContractError")]
     error_message: Annotated[str, msgspec.Meta(description="what went wrong, one line")]
-    attempts: Annotated[int, msgspec.Meta(description="deliveries made, this one included")]
+    attempts: Annotated[
+        int, msgspec.Meta(ge=0, le=_MAX_INT64, description="deliveries made, this one included")
+    ]
     failed_at: Annotated[datetime, msgspec.Meta(description="when the service gave up (UTC)")]
     original_subject: str
     original_headers: dict[str, str] = {}
     original_body: Annotated[bytes, msgspec.Meta(description="the body, byte for byte")] = b""
     original_stream: str = ""
-    original_sequence: int = 0
+    original_sequence: Annotated[int, msgspec.Meta(ge=0, le=_MAX_INT64)] = 0
     truncated: Annotated[
         bool, msgspec.Meta(description="the body is only the start of the original's")
     ] = False
     original_size: Annotated[
-        int, msgspec.Meta(description="the original body's size in bytes, when truncated")
+        int,
+        msgspec.Meta(
+            ge=0, le=_MAX_INT64, description="the original body's size in bytes, when truncated"
+        ),
     ] = 0
 
 
@@ -239,7 +250,7 @@ def read_dead_letter(headers: Mapping[str, str] | None, body: bytes) -> DeadLett
     if headers is not None and binding.find_header(headers, _MARK) is not None:
         return _read_cloudevent(headers, body)
     try:
-        return _decode_v1(body)
+        return decode_bounded(body, _decode_v1)
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as error:
         raise NotADeadLetter(
             f"neither a {_MARK} header nor a dead letter of v1 in the body: {error}"
@@ -267,7 +278,9 @@ def _read_cloudevent(headers: Mapping[str, str], body: bytes) -> DeadLetter:
                 raise NotADeadLetter(str(error)) from None
     header = binding.ATTRIBUTE_PREFIX + EXTENSIONS["original_headers"]
     try:
-        fields["original_headers"] = _decode_headers(str(fields["original_headers"]))
+        fields["original_headers"] = decode_bounded(
+            str(fields["original_headers"]), _decode_headers
+        )
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise NotADeadLetter(f"{header} is not a JSON object of strings: {error}") from None
     try:

@@ -16,10 +16,14 @@ from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
+    decode_json,
     problem_middleware,
     problem_response,
     read_json,
+    read_json_body,
+    require_json_content,
 )
+from waybill_runtime.http.redaction import loggable_path
 from waybill_runtime.http.server import BoundAddress, serve_http
 
 __all__ = [
@@ -38,10 +42,14 @@ __all__ = [
     "ReadinessCheck",
     "api_access",
     "create_http_app",
+    "decode_json",
+    "loggable_path",
     "openapi_document",
     "principal_of",
     "problem_middleware",
     "problem_response",
     "read_json",
+    "read_json_body",
+    "require_json_content",
     "serve_http",
 ]

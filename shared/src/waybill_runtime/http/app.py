@@ -1,7 +1,11 @@
 """The HTTP face every service has: ``/healthz``, ``/readyz``, ``/metrics``, plus its own routes.
 
 Built by a factory (no module singletons): shared state sits on the app under
-typed ``web.AppKey``s, so tests build as many apps as they like.
+typed ``web.AppKey``s, so tests build as many apps as they like. The probes
+answer anyone, so they tell nothing a stranger could use: a readiness check's
+detail is a short public text (where and as whom a service connects belongs in
+its log), and a check that fails with an exception shows only the exception's
+type.
 """
 
 from __future__ import annotations
@@ -99,13 +103,12 @@ async def _run_check(check: ReadinessCheck, timeout_s: float) -> dict[str, Any]:
     except TimeoutError:
         result = CheckResult(False, f"no answer within {timeout_s:g} s")
     except Exception as error:
-        logger.warning("readiness check %s failed: %s", name, error)
-        result = CheckResult(
-            False, f"check failed: {type(error).__name__}: {mask_text(str(error))}"
-        )
+        # The message may name hosts, databases or users: it goes to the log only.
+        logger.warning("readiness check %s failed: %s: %s", name, type(error).__name__, error)
+        result = CheckResult(False, f"check failed: {type(error).__name__}")
     if not isinstance(result, CheckResult):
         result = CheckResult(False, f"check returned {type(result).__name__}, not a CheckResult")
-    return {"name": name, "ok": result.ok, "detail": result.detail}
+    return {"name": name, "ok": result.ok, "detail": mask_text(result.detail)}
 
 
 async def _readyz(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 Handlers raise :class:`ProblemError`; :func:`problem_middleware` turns it, the
 errors aiohttp raises itself (404, 405, 413, ...) and unexpected exceptions into
 problem bodies. An unexpected exception is logged in full and answered with a
-plain 500: no traceback or exception text leaves the service.
+plain 500: no traceback or exception text leaves the service. Every 4xx answer
+is logged in one line naming what was wrong, with secrets in the path redacted.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from waybill_runtime.http.redaction import loggable_path
+from waybill_runtime.json_input import MAX_DEPTH, JsonTooDeep, check_depth, decode_bounded
+
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "ProblemError",
+    "decode_json",
     "problem_middleware",
     "problem_response",
     "read_json",
+    "read_json_body",
+    "require_json_content",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,24 +121,45 @@ def _detail_for(request: web.Request, error: web.HTTPException) -> str | None:
     return text if text and text != f"{error.status}: {error.reason}" else None
 
 
+def _log_refusal(request: web.Request, status: int, detail: str | None) -> None:
+    """One line per 4xx answer: who was refused, where, and why (secrets in the path redacted)."""
+    path = loggable_path(request)
+    reason = detail or _title(status)
+    if path != request.path:
+        reason = reason.replace(request.path, path)
+    level = logging.WARNING if status in (401, 403) else logging.INFO
+    logger.log(
+        level,
+        "answered %d to %s %s from %s: %s",
+        status,
+        request.method,
+        path,
+        request.remote or "?",
+        reason,
+    )
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error of the wrapped handlers with a problem-details body."""
     try:
         return await handler(request)
     except ProblemError as problem:
+        if 400 <= problem.status < 500:
+            _log_refusal(request, problem.status, problem.detail)
         return problem.response()
     except web.HTTPException as error:
         if error.status < 400 or error.content_type == PROBLEM_CONTENT_TYPE:
             raise  # redirects and the like, or already a problem
         kept = {name: error.headers[name] for name in _KEPT_HEADERS if name in error.headers}
-        return problem_response(
-            error.status, _title(error.status), _detail_for(request, error), headers=kept
-        )
+        detail = _detail_for(request, error)
+        if error.status < 500:
+            _log_refusal(request, error.status, detail)
+        return problem_response(error.status, _title(error.status), detail, headers=kept)
     except asyncio.CancelledError:
         raise
     except Exception:
-        logger.exception("unhandled error answering %s %s", request.method, request.path)
+        logger.exception("unhandled error answering %s %s", request.method, loggable_path(request))
         return problem_response(
             500,
             _title(500),
@@ -170,12 +198,8 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(type_)
 
 
-async def read_json(request: web.Request, type_: type[T]) -> T:
-    """Decode the request's JSON body into ``type_``, or answer with a problem.
-
-    415 when the body is not JSON, 413 when it is over the size limit, 400 when
-    it is not valid JSON, 422 (naming the field) when it does not fit ``type_``.
-    """
+def require_json_content(request: web.Request) -> None:
+    """415 unless the request declares a JSON body (``application/json`` or ``*+json``)."""
     media_type = request.content_type
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise ProblemError(
@@ -183,11 +207,49 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
             "Unsupported Media Type",
             f"send the body as application/json (got {media_type or 'no content type'})",
         )
+
+
+async def read_json_body(request: web.Request, *, max_depth: int = MAX_DEPTH) -> bytes:
+    """The raw body of a JSON request, checked before anyone decodes it.
+
+    415 when it is not declared JSON, 413 when it is over the size limit, 400
+    when it is empty or nests deeper than ``max_depth``. Webhooks that verify a
+    signature of the raw bytes read them here.
+    """
+    require_json_content(request)
     body = await request.read()
     if not body.strip():
         raise ProblemError(400, "Bad Request", "the request has no body: send a JSON document")
     try:
-        decoded: T = _decoder(cast(Any, type_)).decode(body)
+        check_depth(body, limit=max_depth)
+    except JsonTooDeep as too_deep:
+        raise _too_deep(too_deep.limit) from None
+    return body
+
+
+def _too_deep(limit: int) -> ProblemError:
+    return ProblemError(
+        400, "Bad Request", f"the body nests arrays or objects more than {limit} levels deep"
+    )
+
+
+async def read_json(request: web.Request, type_: type[T]) -> T:
+    """Decode the request's JSON body into ``type_``, or answer with a problem.
+
+    415 when the body is not JSON, 413 when it is over the size limit, 400 when
+    it is not valid JSON or nested too deep, 422 (naming the field) when it
+    does not fit ``type_``.
+    """
+    return decode_json(await read_json_body(request), type_)
+
+
+def decode_json(body: bytes, type_: type[T]) -> T:
+    """Decode a body :func:`read_json_body` returned into ``type_``, or raise the problem
+    :func:`read_json` would (for webhooks that check a signature of the raw bytes first)."""
+    try:
+        decoded: T = decode_bounded(body, _decoder(cast(Any, type_)).decode)
+    except JsonTooDeep as too_deep:
+        raise _too_deep(too_deep.limit) from None
     except msgspec.ValidationError as error:
         raise _validation_problem(error) from None
     except msgspec.DecodeError as error:

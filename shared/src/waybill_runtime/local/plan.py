@@ -3,10 +3,13 @@
 Every process gets a free port on 127.0.0.1. Each service's partner
 settings are filled from what the sandbox standing in for that partner
 offers; each sandbox posts its webhooks to the path the service that owns
-the partner declares. Secrets are fresh for every run. Every service trusts
-the local API signing key (its JWKS, issuer and audience), so its protected
-routes answer the tokens `waybill up` prints. Nothing here names a service or
-a sandbox: `waybill up` and the test mesh both run from this plan.
+the partner declares. Secrets are fresh for every run and reach every process
+through its environment, never its command line (which any local user can
+read in ``ps``). Services are told they run in a local stack
+(``WAYBILL_LOCAL_STACK``). Every service trusts the local API signing key
+(its JWKS, issuer and audience), so its protected routes answer the tokens
+`waybill up` prints. Nothing here names a service or a sandbox: `waybill up`
+and the test mesh both run from this plan.
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ class LocalPlan:
     def service_settings(self, name: str) -> dict[str, str]:
         """Service ``name``'s settings in this stack, by field name, as text."""
         service = self.services[name]
-        settings = {"http_host": self.host, "http_port": str(self.service_ports[name])}
+        settings = {
+            "http_host": self.host,
+            "http_port": str(self.service_ports[name]),
+            "local_stack": "true",
+        }
         if self.api_keys is not None:
             settings.update(self.api_keys.settings())
         for partner in service.partners:
@@ -133,11 +140,13 @@ class LocalPlan:
     # -- the processes ----------------------------------------------------------------
 
     def sandbox_children(self) -> list[ChildSpec]:
-        """One process per sandbox; each is waited for on its first port."""
+        """One process per sandbox (secrets in its environment); each is waited for on its
+        first port."""
         return [
             ChildSpec(
                 name=sandbox.title,
                 argv=sandbox.argv(self),
+                env=sandbox.environment(self),
                 listens_on=(self.host, self.port(sandbox.name, sandbox.ports[0])),
             )
             for sandbox in self.sandboxes.values()

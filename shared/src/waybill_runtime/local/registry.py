@@ -64,6 +64,10 @@ class SandboxDeclaration(Protocol):
 
     def argv(self, plan: Any) -> list[str]: ...
 
+    def environment(self, plan: Any) -> dict[str, str]:
+        """Its environment: the secrets and secret-bearing URLs, kept off its command line."""
+        ...
+
 
 def installed_services() -> list[str]:
     """Names of the installed services, sorted."""

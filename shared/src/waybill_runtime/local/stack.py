@@ -38,6 +38,7 @@ from waybill_runtime.local.secured_stack import (
     secure_options,
     tls_options,
 )
+from waybill_runtime.private_files import open_private, private_folder
 from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.security.mesh import MeshSecurity
 from waybill_runtime.security.permissions import ADMIN, OPERATOR
@@ -153,7 +154,7 @@ class LocalStack:
                     self.subject_prefix,
                     tls=self.client_tls(ADMIN),
                 )
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(self.log_dir)
         self.plan = plan = LocalPlan.make(
             self.services,
             self.sandboxes,
@@ -194,7 +195,7 @@ class LocalStack:
         # Every child knows the stack's state folder (which also marks the
         # processes of one stack, for tests that look for leftovers).
         env = {**os.environ, "WAYBILL_STATE_DIR": str(self.nats_options.state_dir), **spec.env}
-        with self.log_of(spec.name).open("ab") as log:
+        with open_private(self.log_of(spec.name)) as log:
             self.children[spec.name] = child_process.spawn(spec.argv, env=env, output=log)
 
     def dead_children(self) -> list[str]:

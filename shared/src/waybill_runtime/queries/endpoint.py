@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 
+from waybill_runtime.json_input import decode_bounded
 from waybill_runtime.queries.discovery import EndpointInfo, EndpointStats
 from waybill_runtime.queries.errors import (
     BAD_REQUEST,
@@ -106,7 +107,7 @@ class QueryEndpoint(Generic[Req, Resp]):
 
     async def _answer(self, nc: Client, msg: Msg) -> None:
         try:
-            request = self._decoder.decode(msg.data or _EMPTY_REQUEST)
+            request = decode_bounded(msg.data or _EMPTY_REQUEST, self._decoder.decode)
         except (msgspec.ValidationError, msgspec.DecodeError) as bad:
             # msgspec's message names the field and the expected type
             # ("Expected `int`, got `str` - at `$.lines`") and holds no internals.

@@ -22,8 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.private_files import write_private
 from waybill_runtime.security.api_tokens import Role
 
 __all__ = [
@@ -79,18 +78,6 @@ def public_jwk(public: Ed25519PublicKey) -> dict[str, str]:
     return {**members, "kid": kid, "alg": "EdDSA", "use": "sig"}
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically with ``data``, readable by its owner only from the start."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:  # mkstemp makes it 0600
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class IssuedToken:
     """A signed token and what it says."""
@@ -121,7 +108,7 @@ class LocalApiKeys:
             if not keys.signing_key_file.exists():
                 keys._new_signing_key(keep_trusted=False)
             if not keys.revoked_file.exists():
-                _write_private(keys.revoked_file, _REVOKED_HEADER.encode())
+                write_private(keys.revoked_file, _REVOKED_HEADER.encode())
         except OSError as error:
             raise LocalKeyError(
                 f"cannot prepare the API key folder {keys.folder} ({error.strerror or error}): "
@@ -190,7 +177,7 @@ class LocalApiKeys:
 
     def _write_jwks(self, keys: list[dict[str, Any]]) -> None:
         document = json.dumps({"keys": keys}, indent=2) + "\n"
-        _write_private(self.jwks_file, document.encode())
+        write_private(self.jwks_file, document.encode())
 
     def _new_signing_key(self, *, keep_trusted: bool) -> str:
         key = Ed25519PrivateKey.generate()
@@ -202,7 +189,7 @@ class LocalApiKeys:
         jwk = public_jwk(key.public_key())
         # The JWKS first: a token of the new key must never meet a JWKS without it.
         self._write_jwks([*(self.trusted() if keep_trusted else []), jwk])
-        _write_private(self.signing_key_file, pem)
+        write_private(self.signing_key_file, pem)
         return jwk["kid"]
 
     # -- what people do with them ---------------------------------------------------------
@@ -284,4 +271,4 @@ class LocalApiKeys:
         existing = self.revoked_file.read_bytes() if self.revoked_file.exists() else b""
         if existing and not existing.endswith(b"\n"):
             existing += b"\n"
-        _write_private(self.revoked_file, existing + token_id.encode() + b"\n")
+        write_private(self.revoked_file, existing + token_id.encode() + b"\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 import nkeys
 
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.private_files import private_folder
 
 _SEED_SUFFIX = ".nk"
 
@@ -73,8 +74,7 @@ def new_seed_file(path: Path) -> None:
 def ensure_users(folder: Path, names: list[str]) -> dict[str, NkeyUser]:
     """A seed for each of ``names`` in ``folder`` (kept if present), by name."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        private_folder(folder)
     except OSError as error:
         raise SeedFileError(
             f"cannot prepare the nkey folder {folder} ({error.strerror or error}): choose "

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local.embedded_nats import PID_FILE_NAME
+from waybill_runtime.private_files import write_private
 from waybill_runtime.security.mesh import identities_folder
 from waybill_runtime.security.nkeys_store import new_seed_file, public_key_of, seed_path
 
@@ -121,9 +122,7 @@ class RunningServer:
         return sum(1 for c in connz.get("connections", []) if c.get("authorized_user") == key)
 
     def write_config(self, text: str) -> None:
-        temporary = self.config_path.with_name(self.config_path.name + ".tmp")
-        temporary.write_text(text)
-        os.replace(temporary, self.config_path)
+        write_private(self.config_path, text)
 
 
 def running_server(state_dir: Path) -> RunningServer | None:

@@ -86,16 +86,18 @@ async def connect_as(
     )
 
 
+async def provision_installed(admin: NatsClient, prefix: str) -> None:
+    """Streams, buckets and durables of every installed service under ``prefix``, made on
+    ``admin`` (a connection with the admin's rights)."""
+    declarations = [service.describe(subject_prefix=prefix) for service in load_services().values()]
+    settings = load_settings(RuntimeSettings, environ={}, service=ADMIN, subject_prefix=prefix)
+    await provision_mesh(admin.jetstream(), declarations, settings)
+
+
 async def provision_all(secured: SecuredNats) -> None:
     """Streams, buckets and durables of every installed service, made as the admin."""
     admin = await connect_as(secured, ADMIN)
     try:
-        declarations = [
-            service.describe(subject_prefix=secured.prefix) for service in load_services().values()
-        ]
-        settings = load_settings(
-            RuntimeSettings, environ={}, service=ADMIN, subject_prefix=secured.prefix
-        )
-        await provision_mesh(admin.jetstream(), declarations, settings)
+        await provision_installed(admin, secured.prefix)
     finally:
         await admin.close()

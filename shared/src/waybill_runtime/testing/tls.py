@@ -29,14 +29,14 @@ from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.client import connect_client
-from waybill_runtime.bus.provisioning import provision_mesh
 from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.local.secured_stack import LocalTls, secure_options, tls_options
 from waybill_runtime.security.mesh import MeshSecurity
 from waybill_runtime.security.permissions import ADMIN, inbox_prefix
 from waybill_runtime.security.tls import TlsFiles
-from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
+from waybill_runtime.settings import env_var_name
+from waybill_runtime.testing.secured import provision_installed
 
 
 @dataclass
@@ -162,13 +162,7 @@ async def provision_over_tls(tls_nats: TlsNats) -> None:
     """Streams, buckets and durables of every installed service, made as the admin over TLS."""
     admin = await connect_over_tls(tls_nats, ADMIN)
     try:
-        declarations = [
-            service.describe(subject_prefix=tls_nats.prefix) for service in load_services().values()
-        ]
-        settings = load_settings(
-            RuntimeSettings, environ={}, service=ADMIN, subject_prefix=tls_nats.prefix
-        )
-        await provision_mesh(admin.jetstream(), declarations, settings)
+        await provision_installed(admin, tls_nats.prefix)
     finally:
         await admin.close()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from waybill_sandboxes.cli import port
+from waybill_sandboxes.cli import port, secret_default
+from waybill_sandboxes.declarations import SECRET_ENV
 from waybill_sandboxes.odoo.app import build_odoo_app
 from waybill_sandboxes.odoo.sandbox import OdooSandbox, OdooSettings
 from waybill_sandboxes.odoo.versions import SUPPORTED_VERSIONS
@@ -54,9 +56,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--orders", type=_count, default=3, help="confirmed demo orders, each with a ready delivery"
     )
     parser.add_argument(
+        "--admin-password",
+        default=secret_default("odoo.admin_password", None),
+        help="the admin's password instead of 'admin' (with a fresh API key), "
+        f"or ${SECRET_ENV['odoo.admin_password']}; then no credential is printed",
+    )
+    parser.add_argument(
         "--webhook-url",
-        default=None,
-        help="where automation-rule webhooks go (Odoo 17+): delivery ready, order cancelled",
+        # A URL ending in the receiver's secret token: read from the environment first.
+        default=secret_default("odoo.webhook_url", None),
+        help="where automation-rule webhooks go (Odoo 17+): delivery ready, order cancelled "
+        f"(or ${SECRET_ENV['odoo.webhook_url']})",
     )
     parser.set_defaults(handler=run_odoo_sandbox)
 
@@ -71,6 +81,7 @@ def run_odoo_sandbox(args: argparse.Namespace) -> int:
         products=args.products,
         orders=args.orders,
         webhook_url=args.webhook_url,
+        admin_password=args.admin_password,
     )
     try:
         sandbox = OdooSandbox(settings)
@@ -78,7 +89,14 @@ def run_odoo_sandbox(args: argparse.Namespace) -> int:
         print(f"waybill sandbox odoo: error: {invalid}", file=sys.stderr)
         return 2
     try:
-        run_forever(build_odoo_app(sandbox), args.host, args.port, sandbox.banner())
+        # Credentials handed over in the environment are not printed: the banner may
+        # end in a log file (`waybill up` writes one per process).
+        from_environment = (
+            bool(args.admin_password)
+            and os.environ.get(SECRET_ENV["odoo.admin_password"]) == args.admin_password
+        )
+        banner = sandbox.banner(credentials=not from_environment)
+        run_forever(build_odoo_app(sandbox), args.host, args.port, banner)
     except OSError as cannot_listen:
         print(f"waybill sandbox odoo: error: {cannot_listen.strerror}", file=sys.stderr)
         return 2

@@ -31,6 +31,8 @@ class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
     products: int = 8
     orders: int = 3
     webhook_url: str | None = None  # where the automation rules POST (17+); None: recorded only
+    # The admin's password instead of the well-known "admin" (with a fresh API key too).
+    admin_password: str | None = None
 
 
 class OdooSandbox:
@@ -59,6 +61,9 @@ class OdooSandbox:
             self.settings.products,
             self.settings.orders,
         ):
+            if credential.login == "admin" and self.settings.admin_password:
+                credential.password = self.settings.admin_password
+                credential.api_key = secrets.token_hex(20)
             self.credentials.add(credential)
         self.faults = Faults(seed=self.settings.seed)
         # Rules are installed after the seed, so demo data does not fire webhooks.
@@ -210,17 +215,24 @@ class OdooSandbox:
         return ids[0]
 
     # ------------------------------------------------------------------ banner
-    def banner(self) -> str:
-        """What the CLI prints: URL placeholder, database, users and API keys."""
+    def banner(self, *, credentials: bool = True) -> str:
+        """What the CLI prints: URL placeholder, database, users and (unless told not to)
+        their passwords and API keys."""
         lines = [
             f"Odoo {self.version.series} sandbox listening on {{url}}",
             f"  database: {self.db}",
         ]
         for credential in self.credentials.all():
             role = "read/write" if credential.can_write else "read only"
+            secret = (
+                f" password {credential.password!r} API key {credential.api_key}"
+                if credentials
+                else ""
+            )
+            lines.append(f"  user {credential.login!r}{secret} ({role})")
+        if not credentials:
             lines.append(
-                f"  user {credential.login!r} password {credential.password!r} "
-                f"API key {credential.api_key} ({role})"
+                "  passwords and API keys not shown (the admin's came from the environment)"
             )
         if self.version.has_json2:
             lines.append(

@@ -13,6 +13,7 @@ from waybill_carrier_router.carriers.model import (
     ShipmentSpec,
     TrackingReport,
     TrackingWebhooks,
+    WebhookIdentity,
 )
 from waybill_carrier_router.carriers.shippo import ShippoClient
 from waybill_carrier_router.carriers.shippo_tracking import ShippoWebhooks, TrackWebhook
@@ -34,4 +35,5 @@ __all__ = [
     "TrackerEvent",
     "TrackingReport",
     "TrackingWebhooks",
+    "WebhookIdentity",
 ]

@@ -4,7 +4,9 @@ A webhook is an Event (``tracker.created`` / ``tracker.updated``) whose
 ``result`` is the whole Tracker, history included, so a lost webhook is made
 up for by the next one. The body is signed ``X-Hmac-Signature:
 hmac-sha256-hex=<hex HMAC-SHA256 of the raw body>`` with the webhook secret
-NFKD-normalised, as EasyPost does; there is no timestamp to check.
+NFKD-normalised, as EasyPost does. The signature has no timestamp, so the
+Event's own (signed) ``id`` and ``created_at`` stand in for one: see
+:mod:`waybill_carrier_router.replay_guard`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
-from waybill_carrier_router.carriers.model import BadTrackingPayload, TrackingReport, as_utc
+from waybill_carrier_router.carriers.model import (
+    BadTrackingPayload,
+    TrackingReport,
+    WebhookIdentity,
+    as_utc,
+)
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.signatures import SignatureError, verify_hmac_sha256
 
@@ -77,11 +85,31 @@ class TrackerList(msgspec.Struct, kw_only=True):
 class TrackerEvent(msgspec.Struct, kw_only=True):
     """A carrier A webhook: an Event whose ``result`` is a Tracker for ``tracker.*`` events."""
 
+    id: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="the Event's id: remembered for the replay window",
+        ),
+    ]
+    created_at: Annotated[
+        datetime,
+        msgspec.Meta(
+            description="when the Event was made: older than the replay window is refused"
+        ),
+    ]
     description: str
     result: msgspec.Raw
 
 
+class _EventIdentity(msgspec.Struct, kw_only=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    created_at: datetime
+
+
 _decode_event = msgspec.json.Decoder(TrackerEvent).decode
+_decode_identity = msgspec.json.Decoder(_EventIdentity).decode
 _decode_tracker = msgspec.json.Decoder(Tracker).decode
 
 
@@ -131,3 +159,15 @@ class EasyPostWebhooks:
             return report_of(_decode_tracker(event.result))
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             raise BadTrackingPayload(f"not an EasyPost tracker event: {error}") from None
+
+    def identity(self, body: bytes) -> WebhookIdentity:
+        try:
+            event = _decode_identity(body)
+        except msgspec.ValidationError as error:
+            raise BadTrackingPayload(
+                f"an EasyPost Event needs its id and created_at (a replay could not be "
+                f"recognised without them): {error}"
+            ) from None
+        except msgspec.DecodeError as error:
+            raise BadTrackingPayload(f"not an EasyPost tracker event: {error}") from None
+        return WebhookIdentity(id=event.id, created_at=as_utc(event.created_at))

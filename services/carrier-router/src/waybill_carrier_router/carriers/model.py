@@ -149,6 +149,13 @@ class BadTrackingPayload(ValueError):
     """A tracking webhook whose body is not what the carrier sends."""
 
 
+class WebhookIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """What makes a webhook recognisable when it is sent again: its id and when it was made."""
+
+    id: str
+    created_at: datetime
+
+
 # --- what a carrier client offers -------------------------------------------------------
 
 
@@ -190,6 +197,11 @@ class TrackingWebhooks(Protocol):
 
     def read(self, body: bytes) -> TrackingReport | None:
         """The tracking report in ``body``; None for event types that are not tracking."""
+        ...
+
+    def identity(self, body: bytes) -> WebhookIdentity | None:
+        """The signed id and creation time of a webhook whose signature has no timestamp,
+        so a replay can be recognised; None when the signature carries its own timestamp."""
         ...
 
 
