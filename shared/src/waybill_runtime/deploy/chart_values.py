@@ -55,6 +55,9 @@ CHART_SET = frozenset(
         # A shared HS256 secret only works on a loopback address (docs/security.md):
         # never in a cluster, where the service listens on 0.0.0.0.
         "WAYBILL_API_HS256_SECRET_FILE",
+        # Only a stack on one machine against the sandboxes may accept their well-known
+        # secrets; a cluster never is one.
+        "WAYBILL_LOCAL_STACK",
     }
 )
 """Settings the chart sets itself (or never sets): not among a service's `settings`."""
