@@ -14,7 +14,7 @@ PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.t
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint bench install clean check-new-service lock
+.PHONY: help run demo test lint bench install clean check-new-service lock charts
 
 # What goes into a service image (deploy/docker/Dockerfile): Waybill's packages,
 # built from the context, and the third-party packages locked in IMAGE_LOCK.
@@ -52,6 +52,10 @@ lint: $(STAMP) ## ruff, mypy (strict on contracts/ and shared/), the contract co
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/waybill contracts check
+
+charts: $(STAMP) ## Regenerate the charts' values from the declarations; vendor waybill-lib into each (offline)
+	$(BIN)/waybill helm values
+	$(BIN)/python -m tests.deploy.charts
 
 check-new-service: ## Scaffold a service in a fresh clone; make lint, make test and waybill up there
 	bash tests/acceptance/new_service_in_a_copy.sh

@@ -36,8 +36,14 @@ def final_chain(dockerfile: Dockerfile, **build_args: str) -> list[Stage]:
 
 
 def tracked_files(folder: str) -> list[str]:
+    """What the build context holds under ``folder``: committed files and new ones git would
+    take (a service just scaffolded), but not what .gitignore leaves out (local state)."""
     listed = subprocess.run(
-        ["git", "ls-files", "--", folder], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", folder],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [line for line in listed.stdout.splitlines() if line]
 

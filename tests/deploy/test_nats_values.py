@@ -18,8 +18,8 @@ from waybill_runtime.security.authorization import mesh_identities
 from waybill_runtime.security.nats_chart import (
     SYSTEM_PASSWORD_VAR,
     USERS_SECRET,
+    mesh_values,
     nkey_variable,
-    render_values,
 )
 from waybill_runtime.testing.nats_cluster import load_values
 
@@ -28,8 +28,7 @@ ACCOUNTS = ROOT / "deploy" / "nats" / "accounts.yaml"
 
 
 def generated_accounts() -> str:
-    declarations = [s.describe(subject_prefix="waybill") for s in load_services().values()]
-    return render_values(mesh_identities(declarations, SubjectMap("waybill")), "waybill")
+    return mesh_values(load_services().values(), "waybill")
 
 
 def test_the_committed_accounts_are_what_the_generator_writes() -> None:

@@ -143,6 +143,14 @@ def test_a_scaffolded_service_passes_lint_and_its_tests_and_starts_as_waybill_up
     assert '"services/parcel-desk/src",' in pyproject and '"waybill_parcel_desk.*",' in pyproject
     entry = (copy / "services" / "parcel-desk" / "pyproject.toml").read_text()
     assert 'parcel-desk = "waybill_parcel_desk.app:service"' in entry
+    # Its Helm chart, and its entry in the umbrella's, generated from its declaration.
+    assert "helm/parcel-desk/values.yaml" in created
+    assert 'name: "parcel-desk"' in (copy / "helm" / "parcel-desk" / "values.yaml").read_text()
+    assert "  parcel-desk:\n" in (copy / "helm" / "waybill" / "values.yaml").read_text()
+    # Its NATS user in the cluster's values, so a cluster from deploy/nats admits it.
+    assert "deploy/nats/accounts.yaml" in created
+    accounts = (copy / "deploy" / "nats" / "accounts.yaml").read_text()
+    assert "<< $WAYBILL_NKEY_PARCEL_DESK >>" in accounts
 
     # make lint, on what is new (ruff over everything: it is quick).
     _run([str(BIN / "ruff"), "check", "."], cwd=copy)

@@ -26,8 +26,10 @@ _COMMAND_MODULES = (
     "provision",
     "contracts",
     "dlq",
+    "ping",
     "token",
     "sandbox",
+    "helm",
 )
 
 

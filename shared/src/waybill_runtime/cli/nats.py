@@ -26,7 +26,7 @@ from waybill_runtime.security.authorization import (
     render_authorization,
 )
 from waybill_runtime.security.mesh import identities_folder
-from waybill_runtime.security.nats_chart import nkey_variable, render_values
+from waybill_runtime.security.nats_chart import mesh_values, nkey_variable
 from waybill_runtime.security.nkeys_store import ensure_users, known_users
 from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.security.rotation import revoke, rotate
@@ -155,13 +155,14 @@ def revoke_identity(args: argparse.Namespace) -> int:
 
 def print_permissions(args: argparse.Namespace) -> int:
     prefix = args.subject_prefix or subject_prefix_from_env()
+    if args.helm:
+        sys.stdout.write(mesh_values(load_services().values(), prefix))
+        return 0
     declarations = [s.describe(subject_prefix=prefix) for s in load_services().values()]
     identities = mesh_identities(declarations, SubjectMap(prefix))
     state_dir = embedded_nats_options(args).state_dir
     users = known_users(identities_folder(state_dir), [i.name for i in identities])
-    if args.helm:
-        sys.stdout.write(render_values(identities, prefix))
-    elif args.json:
+    if args.json:
         encoded = msgspec.json.encode(authorization_json(identities, users))
         sys.stdout.write(msgspec.json.format(encoded).decode() + "\n")
     else:

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from waybill_contracts import SubjectMap
+from waybill_runtime.security.authorization import mesh_identities
 from waybill_runtime.security.permissions import Identity
+
+if TYPE_CHECKING:
+    from waybill_runtime.service import Service
 
 __all__ = [
     "MESH_ACCOUNT",
@@ -33,6 +38,7 @@ __all__ = [
     "SYSTEM_PASSWORD_VAR",
     "USERS_SECRET",
     "chart_values",
+    "mesh_values",
     "nkey_variable",
     "render_values",
 ]
@@ -132,3 +138,10 @@ def render_values(identities: Sequence[Identity], subject_prefix: str) -> str:
         f"# Secret {USERS_SECRET} (`waybill nats identities` writes its contents).",
     ]
     return "\n".join([*header, *_yaml(chart_values(identities), 0)]) + "\n"
+
+
+def mesh_values(services: Iterable[Service[Any]], subject_prefix: str) -> str:
+    """The values for ``services``' mesh: what ``deploy/nats/accounts.yaml`` holds."""
+    declarations = [s.describe(subject_prefix=subject_prefix) for s in services]
+    identities = mesh_identities(declarations, SubjectMap(subject_prefix))
+    return render_values(identities, subject_prefix)
