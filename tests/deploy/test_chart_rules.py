@@ -22,6 +22,7 @@ import yaml
 from tests.deploy.charts import (
     HELM_DIR,
     LIBRARY,
+    RELEASE,
     UMBRELLA,
     Manifest,
     manifests,
@@ -257,13 +258,16 @@ def test_only_services_with_webhooks_or_api_routes_let_callers_in(charts_dir: Pa
 def test_secrets_are_read_from_secrets_and_files_from_mounts(charts_dir: Path) -> None:
     for name, service in load_services().items():
         declared = declared_values(service)
-        objects = _objects(charts_dir, name, production_values(name))
+        values = production_values(name)
+        objects = _objects(charts_dir, name, values)
         container = _service_container(_workload(objects))
         env = _env(container)
+        # The example's Secret, or the chart's default name for one it does not name.
+        secret = values.get("secrets", {}).get("existingSecret") or f"{RELEASE}-{name}-secrets"
         for var, setting in declared.secret_settings.items():
             ref = env[var]["valueFrom"]["secretKeyRef"]
             assert ref == {
-                "name": f"waybill-{name}-secrets",
+                "name": secret,
                 "key": var,
                 "optional": not setting.required,
             }, var

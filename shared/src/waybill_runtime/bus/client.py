@@ -253,6 +253,12 @@ class WaybillNatsClient(Client):
 
         self._signature_cb = sign_and_claim
 
+    def _setup_server_pool(self, connect_url: str | list[str]) -> None:
+        # NATS_URL names a cluster as one comma-separated string; nats-py takes only a list.
+        if isinstance(connect_url, str):
+            connect_url = [s.strip() for s in connect_url.split(",") if s.strip()]
+        super()._setup_server_pool(connect_url)
+
     async def connect(self, *args: Any, **kwargs: Any) -> None:
         await super().connect(*args, **kwargs)
         if self._nkeys_seed and not self._nkeys_seed_str and self._seed_watch is None:

@@ -66,7 +66,8 @@ def new_service(args: argparse.Namespace) -> int:
     for path in done.changed:
         print(f"  changed  {path} (mypy_path and the strict module list)")
     service = _service_from_sources(root / "services" / done.name, done.package)
-    services = {**load_services(), done.name: service}
+    # In name order, as `load_services` gives them once the new one is installed.
+    services = dict(sorted({**load_services(), done.name: service}.items()))
     for path in _write_chart(root, services):
         print(f"  wrote    {path} (its Helm chart; `waybill helm values`)")
     if _write_nats_accounts(root, services):

@@ -61,18 +61,30 @@ class StackStartError(UserFacingError):
 
 
 def check_nats_reachable(url: str, *, timeout_s: float = 3.0) -> None:
-    """Fail in one line when nothing accepts connections at ``url``."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or 4222
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise NatsUnreachableError(
-            f"cannot reach NATS at {shown_url(url)} ({reason}): start a server there, fix the URL, "
-            "or leave --nats-url out to use the embedded server"
-        ) from None
+    """Fail in one line when nothing accepts connections at ``url``.
+
+    ``url`` may name several servers of a cluster, comma-separated (as NATS_URL
+    does): one that answers is enough, as it is for the client.
+    """
+    reasons = []
+    for server in (s.strip() for s in url.split(",") if s.strip()):
+        parts = urlsplit(server if "://" in server else f"nats://{server}")
+        try:
+            host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        except ValueError:
+            raise NatsUnreachableError(
+                f"{shown_url(server)} is not a NATS URL (its port is not a number): write "
+                "nats://host:port, several separated by commas"
+            ) from None
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return
+        except OSError as error:
+            reasons.append(error.strerror or type(error).__name__)
+    raise NatsUnreachableError(
+        f"cannot reach NATS at {shown_url(url)} ({'; '.join(reasons) or 'no server named'}): "
+        "start a server there, fix the URL, or leave --nats-url out to use the embedded server"
+    )
 
 
 def _wait_listening(host: str, port: int, deadline: float) -> bool:

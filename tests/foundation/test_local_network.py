@@ -1,5 +1,6 @@
-"""Free ports for the local stack's listeners: never one an outgoing connection may take first,
-never the same one twice, never one something listens on."""
+"""The local stack's network checks: free ports for its listeners (never one an outgoing
+connection may take first, never the same one twice, never one something listens on), and
+whether NATS answers at a URL (one server or a cluster's list)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from waybill_runtime.local import ports
 from waybill_runtime.local.ports import free_port
+from waybill_runtime.local.stack import NatsUnreachableError, check_nats_reachable
 
 
 def _ephemeral_low() -> int:
@@ -45,3 +47,19 @@ def test_without_room_below_the_ephemeral_range_the_os_picks(
     port = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", port))  # it really was free
+
+
+def test_a_cluster_url_is_reachable_when_one_of_its_servers_is() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        up = server.getsockname()[1]
+        down = free_port()
+        check_nats_reachable(f"tls://127.0.0.1:{down},tls://127.0.0.1:{up}")
+        with pytest.raises(NatsUnreachableError, match=f"127.0.0.1:{down}"):
+            check_nats_reachable(f"nats://127.0.0.1:{down}, nats://127.0.0.1:{free_port()}")
+
+
+def test_a_url_whose_port_is_not_a_number_is_named() -> None:
+    with pytest.raises(NatsUnreachableError, match="nats://host:port, several separated by"):
+        check_nats_reachable("nats://127.0.0.1:42x2")
