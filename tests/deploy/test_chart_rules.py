@@ -32,8 +32,10 @@ from tests.deploy.charts import (
     render,
 )
 from tests.deploy.hardening import ServiceFacts, pod_spec, violations
+from tests.deploy.test_nats_values import ACCOUNTS
 from waybill_runtime.deploy import declared_values
 from waybill_runtime.local.registry import load_services
+from waybill_runtime.security.nats_chart import MESH_ACCOUNT
 
 
 def _objects(charts_dir: Path, chart: str, values: dict[str, Any] | None = None) -> list[Manifest]:
@@ -327,6 +329,10 @@ def test_keda_scales_on_the_lag_of_the_service_s_own_durables(charts_dir: Path) 
         (f"ACME_{c.stream_suffix}", c.durable) for c in declared.consumers
     ]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "wb-orchestrator"
+    # KEDA reads the lag from the account deploy/nats keeps the mesh's streams in.
+    accounts = yaml.safe_load(ACCOUNTS.read_text())["config"]["merge"]["accounts"]
+    assert MESH_ACCOUNT in accounts
+    assert {t["account"] for t in lag} == {MESH_ACCOUNT}
 
 
 def test_provisioning_is_an_idempotent_hook_job_as_the_admin(charts_dir: Path) -> None:

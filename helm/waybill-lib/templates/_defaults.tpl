@@ -152,7 +152,8 @@ keda:
   cooldownPeriod: 120
   lagThreshold: 100
   natsServerMonitoringEndpoint: nats-headless:8222
-  account: $G
+  # The NATS account of the mesh's streams: deploy/nats puts them in WAYBILL.
+  account: WAYBILL
   useHttps: false
   targetCPUUtilizationPercentage: 75
 topologySpread:
