@@ -125,6 +125,9 @@ def _container_rules(
         for amount in ("cpu", "memory"):
             if not (resources.get(part) or {}).get(amount):
                 yield f"{name} has no {part}.{amount}"
+    for entry in container.get("env", []) or []:
+        if "secretKeyRef" in (entry.get("valueFrom") or {}):
+            yield f"{name} reads {entry['name']} from a Secret into its environment (mount it)"
     volumes = {v["name"]: v for v in pod.get("volumes", []) or []}
     tmp = [m for m in container.get("volumeMounts", []) or [] if m.get("mountPath") == "/tmp"]
     if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):

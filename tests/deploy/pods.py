@@ -81,15 +81,19 @@ class ClusterObjects:
     def files(self, kind: str, volume: Mapping[str, Any]) -> dict[str, str]:
         """What a Secret or ConfigMap volume shows: path in the mount -> text."""
         name = volume["secretName"] if kind == "secret" else volume["name"]
-        source = self._source(kind, name)
+        # An optional volume shows what there is: no object, or a key it lacks, is no error.
+        optional = bool(volume.get("optional"))
+        known = self.secrets if kind == "secret" else self.config_maps
+        source = known.get(name, {}) if optional else self._source(kind, name)
         items = volume.get("items")
         if items is None:
             return dict(source)
         shown = {}
         for item in items:
-            if item["key"] not in source:
+            if item["key"] in source:
+                shown[item["path"]] = source[item["key"]]
+            elif not optional:
                 raise PodSpecError(f"{kind} {name!r} has no key {item['key']!r}")
-            shown[item["path"]] = source[item["key"]]
         return shown
 
 

@@ -99,6 +99,15 @@ def _loopback_host(o: Manifest) -> None:
     _env(_service_container(o))["WAYBILL_HTTP_HOST"]["value"] = "127.0.0.1"
 
 
+def _secret_in_env(o: Manifest) -> None:
+    _service_container(o)["env"].append(
+        {
+            "name": "WAYBILL_FACT_ID_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "wb-orchestrator-secrets", "key": "k"}},
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("mutate", "complaint"),
     [
@@ -110,6 +119,7 @@ def _loopback_host(o: Manifest) -> None:
         (_short_grace, "terminationGracePeriodSeconds 20 <= drain deadline 25 s"),
         (_writable_root, "writable root filesystem"),
         (_loopback_host, "does not set WAYBILL_HTTP_HOST=0.0.0.0"),
+        (_secret_in_env, "reads WAYBILL_FACT_ID_KEY from a Secret into its environment"),
     ],
     ids=lambda p: p.__name__.strip("_") if callable(p) else "",
 )
@@ -266,20 +276,21 @@ def test_secrets_are_read_from_secrets_and_files_from_mounts(charts_dir: Path) -
         env = _env(container)
         # The example's Secret, or the chart's default name for one it does not name.
         secret = values.get("secrets", {}).get("existingSecret") or f"{RELEASE}-{name}-secrets"
-        for var, setting in declared.secret_settings.items():
-            ref = env[var]["valueFrom"]["secretKeyRef"]
-            assert ref == {
-                "name": secret,
-                "key": var,
-                "optional": not setting.required,
-            }, var
-        assert all("value" not in env[var] for var in declared.secret_settings)
+        # Secret settings are files named after their variables, never environment.
+        assert not set(declared.secret_settings) & set(env)
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        folder = env["WAYBILL_SECRETS_DIR"]["value"]
+        assert mounts[folder]["readOnly"]
+        volumes = {v["name"]: v for v in pod_spec(_workload(objects))["volumes"]}  # type: ignore[index]
+        mounted = volumes[mounts[folder]["name"]]["secret"]
+        assert mounted["secretName"] == secret and mounted["optional"] is True
+        assert mounted["items"] == [
+            {"key": var, "path": var} for var in sorted(declared.secret_settings)
+        ]
         seed = env["WAYBILL_NATS_NKEY_SEED_FILE"]["value"]
         ca = env["WAYBILL_NATS_TLS_CA_FILE"]["value"]
         for path in (seed, ca):
             assert str(Path(path).parent) in mounts and mounts[str(Path(path).parent)]["readOnly"]
-        volumes = {v["name"]: v for v in pod_spec(_workload(objects))["volumes"]}  # type: ignore[index]
         identity = volumes[mounts[str(Path(seed).parent)]["name"]]["secret"]
         assert identity["secretName"] == f"waybill-{name}-nats"
         assert identity["items"] == [{"key": "nkey.seed", "path": "nkey.seed"}]

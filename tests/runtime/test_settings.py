@@ -396,3 +396,64 @@ def test_the_secret_values_are_what_the_log_must_cut_out() -> None:
         WAYBILL_PARTNER_API_KEY="live-key-9f2", WAYBILL_PARTNER_WEBHOOK_SECRET="whs-live-77a1"
     )
     assert sorted(settings.secret_values()) == ["live-key-9f2", "whs-live-77a1"]
+
+
+# -- secret settings from a mounted Secret (WAYBILL_SECRETS_DIR) -------------------------
+
+
+class MountedSecretSettings(RuntimeSettings, frozen=True, kw_only=True):
+    partner_api_key: Annotated[str | None, SECRET] = None
+    partner_webhook_secret: Annotated[str | None, SECRET] = None
+    partner_url: str = "https://partner.example.com"
+
+
+def _mounted(folder: Path, files: dict[str, str]) -> dict[str, str]:
+    folder.mkdir()
+    # What the kubelet writes beside the keys: its own bookkeeping, never a setting.
+    (folder / "..data").mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return {**BASE, "WAYBILL_SECRETS_DIR": str(folder)}
+
+
+def test_secret_settings_come_from_the_files_named_after_them(tmp_path: Path) -> None:
+    env = _mounted(tmp_path / "secrets", {"WAYBILL_PARTNER_API_KEY": "k-123456789\n"})
+    settings = load_settings(MountedSecretSettings, env)
+    assert settings.partner_api_key == "k-123456789"  # the file's trailing newline is not it
+    assert settings.partner_webhook_secret is None  # no file: unset, as an optional key
+
+
+def test_the_variable_wins_over_the_file(tmp_path: Path) -> None:
+    env = _mounted(tmp_path / "secrets", {"WAYBILL_PARTNER_API_KEY": "from-file"})
+    env["WAYBILL_PARTNER_API_KEY"] = "from-env"
+    assert load_settings(MountedSecretSettings, env).partner_api_key == "from-env"
+
+
+def test_a_file_that_names_no_secret_setting_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only secrets come from files: a plain setting named by a file is not read from it.
+    env = _mounted(tmp_path / "secrets", {"WAYBILL_PARTNER_URL": "https://evil.example.com"})
+    with caplog.at_level(logging.WARNING, logger="waybill_runtime.settings"):
+        settings = load_settings(MountedSecretSettings, env)
+    assert settings.partner_url == "https://partner.example.com"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("WAYBILL_PARTNER_URL" in w and "no secret setting" in w for w in warnings)
+    assert not any("..data" in w for w in warnings)
+
+
+def test_a_missing_folder_or_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    message = error_for(
+        MountedSecretSettings, {**BASE, "WAYBILL_SECRETS_DIR": str(tmp_path / "no")}
+    )
+    assert "WAYBILL_SECRETS_DIR=" in message and "no such folder" in message
+    env = _mounted(tmp_path / "secrets", {"WAYBILL_PARTNER_API_KEY": ""})
+    (tmp_path / "secrets" / "WAYBILL_PARTNER_API_KEY").write_bytes(b"\xff\xfe")
+    message = error_for(MountedSecretSettings, env)
+    assert "WAYBILL_PARTNER_API_KEY" in message and "cannot be read" in message
+
+
+def test_a_bad_secret_from_a_file_is_named_without_its_value(tmp_path: Path) -> None:
+    env = _mounted(tmp_path / "secrets", {"WAYBILL_FACT_ID_KEY": "short-secret"})
+    message = error_for(MountedSecretSettings, env)
+    assert "WAYBILL_FACT_ID_KEY (the file" in message and "short-secret" not in message

@@ -47,9 +47,9 @@ nats:
     mutual: false
     certKey: tls.crt
     keyKey: tls.key
-# Env-only secret settings (WAYBILL_FACT_ID_KEY and the partners' credentials the
-# declaration lists under declared.secretSettings), read with secretKeyRef from one
-# Secret whose keys are the variable names (or `keys` maps a variable to a key).
+# Secret settings (WAYBILL_FACT_ID_KEY and the partners' credentials the declaration
+# lists under declared.secretSettings) from one Secret whose keys are the variable names
+# (or `keys` maps a variable to a key), mounted as files (WAYBILL_SECRETS_DIR), never env.
 # existingSecret names it (default <fullname>-secrets); `values` makes the chart create it.
 secrets:
   existingSecret: ""

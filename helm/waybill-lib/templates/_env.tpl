@@ -5,6 +5,7 @@ tls: /etc/waybill/nats/tls
 jwks: /etc/waybill/api/jwks
 revokedJti: /etc/waybill/api/revoked-jti
 files: /etc/waybill/files
+secrets: /etc/waybill/secrets
 {{- end -}}
 
 {{/*
@@ -79,14 +80,11 @@ workload (waybill-lib.serviceEnv).
 - name: {{ $var }}
   value: {{ printf "%s/%s/%s" $paths.files ($var | lower | replace "_" "-") $file.key | quote }}
 {{- end }}
-{{- $secretName := include "waybill-lib.secretsName" $c }}
-{{- range $var, $declared := $c.v.declared.secretSettings }}
-- name: {{ $var }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secretName | quote }}
-      key: {{ default $var (get $c.v.secrets.keys $var) | quote }}
-      optional: {{ not $declared.required }}
+{{- if $c.v.declared.secretSettings }}
+{{- /* Secrets are files, never environment (which `kubectl describe`, crash dumps and
+       child processes may show): the service reads each from the mounted Secret. */}}
+- name: WAYBILL_SECRETS_DIR
+  value: {{ $paths.secrets | quote }}
 {{- end }}
 {{- if $c.v.otel.enabled }}
 - name: OTEL_SERVICE_NAME

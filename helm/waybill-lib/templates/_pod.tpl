@@ -54,6 +54,21 @@
       - key: {{ $c.v.api.revokedJti.key | quote }}
         path: {{ $c.v.api.revokedJti.key | quote }}
 {{- end }}
+{{- with $c.v.declared.secretSettings }}
+{{/* One file per secret setting, named after its variable (WAYBILL_SECRETS_DIR). Optional:
+     a key the Secret lacks leaves its setting unset, and a required one missing is named
+     by the service itself when it starts, in one log line. */}}
+- name: secrets
+  secret:
+    secretName: {{ include "waybill-lib.secretsName" $c | quote }}
+    defaultMode: 0440
+    optional: true
+    items:
+{{- range $var := keys . | sortAlpha }}
+      - key: {{ default $var (get $c.v.secrets.keys $var) | quote }}
+        path: {{ $var | quote }}
+{{- end }}
+{{- end }}
 {{- range $var := keys $c.v.secretFiles | sortAlpha }}
 {{- $file := get $c.v.secretFiles $var }}
 - name: {{ printf "file-%s" ($var | lower | replace "_" "-") | trunc 63 | trimSuffix "-" }}
@@ -93,6 +108,11 @@
 {{- if and $c.v.declared.protectedRoutes $c.v.api.revokedJti.existingConfigMap }}
 - name: api-revoked-jti
   mountPath: {{ $paths.revokedJti }}
+  readOnly: true
+{{- end }}
+{{- if $c.v.declared.secretSettings }}
+- name: secrets
+  mountPath: {{ $paths.secrets }}
   readOnly: true
 {{- end }}
 {{- range $var := keys $c.v.secretFiles | sortAlpha }}

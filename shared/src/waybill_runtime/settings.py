@@ -27,6 +27,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -57,6 +58,7 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S", bound=msgspec.Struct)
 
 _PREFIX = "WAYBILL_"
+SECRETS_DIR_VAR = _PREFIX + "SECRETS_DIR"
 # Fields read from a conventional variable instead of WAYBILL_<NAME>.
 _STANDARD_NAMES = {"nats_url": "NATS_URL"}
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -307,6 +309,15 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             extra={"file": True, "expected": "the path of an nkey seed file (or empty for none)"},
         ),
     ] = None
+    secrets_dir: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Folder of files named after this service's secret settings' variables "
+            "(a mounted Kubernetes Secret); each file gives its setting unless the variable "
+            "itself is set",
+            extra={"expected": "the path of a folder (or empty for none)"},
+        ),
+    ] = None
     fact_id_key: Annotated[
         Annotated[str, msgspec.Meta(min_length=16)] | None,
         msgspec.Meta(
@@ -544,6 +555,7 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
 
     values: dict[str, Any] = {}
     labels: dict[str, str] = {}  # field -> how errors name its source
+    from_files = _secrets_from_folder(cls, env)
     for f in fields:
         var = env_var_name(f.name)
         if f.name in overrides:
@@ -552,6 +564,9 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
         elif var in env and (env[var].strip() or _includes_none(f.type)):
             raw = env[var]
             labels[f.name] = f"{var}={raw!r}"
+        elif var in from_files:
+            raw, path = from_files[var]
+            labels[f.name] = f"{var} (the file {path})"
         else:
             if f.required:
                 raise SettingsError(f"{var} is required: set it to {_expected(f.type)}")
@@ -571,6 +586,47 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
     _check_files(settings, fields, labels)
     _warn_about_unknown(cls, env)
     return settings
+
+
+def _secrets_from_folder(
+    cls: type[msgspec.Struct], env: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """The secret settings given as files in WAYBILL_SECRETS_DIR: variable -> (text, path).
+
+    Kubernetes mounts a Secret as a folder with one file per key, so each
+    secret setting comes from the file named after its variable; a file that
+    is not there leaves its setting unset (optional keys of the Secret).
+    """
+    folder = env.get(SECRETS_DIR_VAR, "").strip()
+    if not folder:
+        return {}
+    root = Path(folder)
+    if not root.is_dir():
+        raise SettingsError(
+            f"{SECRETS_DIR_VAR}={folder!r} is not valid: no such folder; point it at the folder "
+            "the service's Secret is mounted in, or unset it"
+        )
+    secret_vars = {env_var_name(f.name) for f in _fields(cls) if _is_secret(f.type)}
+    found: dict[str, tuple[str, str]] = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue  # a Secret volume's own bookkeeping (..data and its timestamped folder)
+        if entry.name not in secret_vars:
+            logger.warning(
+                "ignoring %s: %s reads no secret setting of that name", entry, cls.__name__
+            )
+            continue
+        try:
+            text = entry.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise SettingsError(
+                f"{entry} (from {SECRETS_DIR_VAR}) cannot be read ({reason}): fix its "
+                "permissions or its content (UTF-8 text)"
+            ) from None
+        # A file written with `echo` or an editor ends with a newline that is not the secret.
+        found[entry.name] = (text.rstrip("\r\n"), str(entry))
+    return found
 
 
 def _includes_none(t: mi.Type) -> bool:

@@ -42,7 +42,8 @@ CHART_SET = frozenset(
         "WAYBILL_HTTP_PORT",
         "WAYBILL_PROVISION",
         "WAYBILL_STATE_DIR",
-        # Files the chart mounts from Secrets and ConfigMaps (nats.*, api.*).
+        # Files the chart mounts from Secrets and ConfigMaps (nats.*, api.*, secrets).
+        "WAYBILL_SECRETS_DIR",
         "WAYBILL_NATS_NKEY_SEED_FILE",
         "WAYBILL_NATS_TLS_CA_FILE",
         "WAYBILL_NATS_TLS_CERT_FILE",
