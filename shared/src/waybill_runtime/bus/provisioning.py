@@ -11,6 +11,7 @@ changes when the service starts handling a new message type).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nats.js.api import (
@@ -29,7 +30,7 @@ from nats.js.kv import KeyValue
 from waybill_contracts import SubjectMap
 from waybill_runtime.declaration import Declaration
 from waybill_runtime.errors import UserFacingError
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
 
 log = logging.getLogger("waybill.bus")
 
@@ -340,18 +341,43 @@ def consumer_policy(settings: RuntimeSettings) -> ConsumerPolicy:
     )
 
 
+# The settings a service's durables are made with, which a service may default differently.
+CONSUMER_LIMIT_SETTINGS = (env_var_name("max_deliver"), env_var_name("max_ack_pending"))
+
+
+def declared_consumer_policy(
+    declaration: Declaration, environ: Mapping[str, str]
+) -> ConsumerPolicy:
+    """The limits of a service's durables: what ``environ`` sets, else the service's own defaults.
+
+    A service may default them differently from the runtime (the notifier, which
+    waits out slow webhook endpoints, redelivers 40 times, not 8); provisioning
+    for it must not fall back to the runtime's.
+    """
+    limits = {
+        s.env_var: s.default
+        for s in declaration.settings
+        if s.env_var in CONSUMER_LIMIT_SETTINGS and s.default is not None
+    }
+    limits.update({v: environ[v] for v in CONSUMER_LIMIT_SETTINGS if environ.get(v, "").strip()})
+    return consumer_policy(load_settings(RuntimeSettings, limits, service=declaration.name))
+
+
 async def provision_mesh(
     js: JetStreamContext,
     declarations: list[Declaration],
     settings: RuntimeSettings,
     *,
+    environ: Mapping[str, str] | None = None,
     tracing: bool = True,
 ) -> None:
     """Everything the services of ``declarations`` need, made with admin rights.
 
     `waybill provision` and `waybill up` call it before services start with
-    WAYBILL_PROVISION=never. ``tracing`` makes the shared traces bucket too, so
-    OpenTelemetry can be switched on without another provisioning.
+    WAYBILL_PROVISION=never. Each service's durables get its own consumer
+    limits unless ``environ`` sets them (:func:`declared_consumer_policy`).
+    ``tracing`` makes the shared traces bucket too, so OpenTelemetry can be
+    switched on without another provisioning.
     """
     subjects = SubjectMap(settings.subject_prefix)
     for declaration in declarations:
@@ -360,7 +386,7 @@ async def provision_mesh(
             declaration,
             subjects,
             streams=stream_policy(settings),
-            consumers=consumer_policy(settings),
+            consumers=declared_consumer_policy(declaration, environ or {}),
             tracing=tracing,
         )
         log.info("provisioned %s", declaration.name)

@@ -27,7 +27,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "Create or check, as the admin identity, the streams, KV buckets and durable "
             "consumers of every installed service (or of the ones named), so the services "
             "can run without stream-admin rights (WAYBILL_PROVISION=never). Retention, "
-            "replicas and consumer limits come from the WAYBILL_* settings."
+            "replicas and consumer limits come from the WAYBILL_* settings; each service's "
+            "durables keep its own consumer limits unless they are set."
         ),
     )
     parser.add_argument("names", nargs="*", metavar="SERVICE", help="only these services")
@@ -54,7 +55,7 @@ def run_provision(args: argparse.Namespace) -> int:
 
     async def provisioning() -> None:
         async with connected_identity(args, args.nats_url) as nc:
-            await provision_mesh(nc.jetstream(), declarations, settings)
+            await provision_mesh(nc.jetstream(), declarations, settings, environ=os.environ)
 
     asyncio.run(provisioning())
     print(

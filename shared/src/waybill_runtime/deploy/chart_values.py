@@ -16,6 +16,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from waybill_contracts import SubjectMap
+from waybill_runtime.bus.provisioning import CONSUMER_LIMIT_SETTINGS
 from waybill_runtime.declaration import Declaration, DeclaredSetting
 from waybill_runtime.service import Service
 from waybill_runtime.settings import env_var_name
@@ -62,11 +63,6 @@ CHART_SET = frozenset(
     }
 )
 """Settings the chart sets itself (or never sets): not among a service's `settings`."""
-
-# The consumer limits `waybill provision` gives a service's durables: the service's
-# own defaults, which may differ from the runtime's (a service that waits for a slow
-# partner redelivers more often).
-_CONSUMER_LIMITS = ("WAYBILL_MAX_DELIVER", "WAYBILL_MAX_ACK_PENDING")
 
 
 class Consumer(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -165,6 +161,8 @@ def declared_values(service: Service[Any]) -> DeclaredValues:
             if s.secret and s.env_var not in files and s.env_var not in CHART_SET
         },
         file_settings=sorted(files - CHART_SET),
-        consumer_defaults={var: _default(declaration.settings, var) for var in _CONSUMER_LIMITS},
+        consumer_defaults={
+            var: _default(declaration.settings, var) for var in CONSUMER_LIMIT_SETTINGS
+        },
         shutdown_deadline_s=float(_default(declaration.settings, "WAYBILL_SHUTDOWN_DEADLINE_S")),
     )
