@@ -114,3 +114,14 @@ async def test_selections_that_make_no_sense_are_refused_in_one_line(
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+async def test_a_prefix_with_nothing_provisioned_is_named_not_a_traceback(
+    nats_url: str, nats_prefix: str
+) -> None:
+    for args in (("dlq", "list"), ("dlq", "replay", "--all")):
+        result = await waybill(*args, nats_url=nats_url, prefix=nats_prefix)
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr, result.stderr
+        assert f"no dead-letter stream under prefix {nats_prefix}" in result.stderr, result.stderr
+        assert "waybill provision" in result.stderr

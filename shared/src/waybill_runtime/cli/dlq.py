@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import msgspec
 import nats.errors
 from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters
@@ -139,6 +140,14 @@ async def _select(args: argparse.Namespace, nc: NatsClient) -> list[StoredDeadLe
             subjects.dlq_subject(args.service)
         except ValueError as error:
             raise UserFacingError(f"--service {args.service!r} is not valid: {error}") from None
+    try:
+        await nc.jetstream().stream_info(subjects.dlq_stream.name)
+    except NotFoundError:
+        raise UserFacingError(
+            f"no dead-letter stream under prefix {args.prefix} ({subjects.dlq_stream.name}): "
+            "nothing was provisioned there; check --prefix (WAYBILL_SUBJECT_PREFIX) or run "
+            "`waybill provision`"
+        ) from None
     letters = [
         stored
         async for stored in iter_dead_letters(
