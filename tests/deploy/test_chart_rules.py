@@ -292,7 +292,8 @@ def test_secrets_are_read_from_secrets_and_files_from_mounts(charts_dir: Path) -
         for path in (seed, ca):
             assert str(Path(path).parent) in mounts and mounts[str(Path(path).parent)]["readOnly"]
         identity = volumes[mounts[str(Path(seed).parent)]["name"]]["secret"]
-        assert identity["secretName"] == f"waybill-{name}-nats"
+        seed_secret = values.get("nats", {}).get("identity", {}).get("existingSecret")
+        assert identity["secretName"] == (seed_secret or f"{RELEASE}-{name}-nats")
         assert identity["items"] == [{"key": "nkey.seed", "path": "nkey.seed"}]
     notifier = _service_container(
         _workload(_objects(charts_dir, "notifier", production_values("notifier")))

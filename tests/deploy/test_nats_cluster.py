@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,12 @@ from waybill_contracts.events import OrderReleased
 from waybill_runtime.bus.client import connect_client
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.security.authorization import mesh_identities
-from waybill_runtime.security.nats_chart import SYSTEM_PASSWORD_VAR, USERS_SECRET, nkey_variable
+from waybill_runtime.security.nats_chart import (
+    SYSTEM_PASSWORD_VAR,
+    USERS_SECRET,
+    nkey_variable,
+    system_password,
+)
 from waybill_runtime.security.nkeys_store import NkeyUser, ensure_users
 from waybill_runtime.security.permissions import ADMIN, inbox_prefix
 from waybill_runtime.security.tls import TlsFiles, client_context
@@ -46,7 +50,7 @@ def identities(tmp_path: Path) -> dict[str, NkeyUser]:
 @pytest.fixture
 def cluster(tmp_path: Path, identities: dict[str, NkeyUser]) -> Iterator[LocalNatsCluster]:
     users_secret = {nkey_variable(n): u.public_key for n, u in identities.items()}
-    users_secret[SYSTEM_PASSWORD_VAR] = secrets.token_urlsafe(16)
+    users_secret[SYSTEM_PASSWORD_VAR] = system_password(tmp_path / "identities")
     local = LocalNatsCluster(
         load_values(NATS_VALUES, ACCOUNTS), tmp_path / "cluster", {USERS_SECRET: users_secret}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -88,3 +89,29 @@ def test_the_values_ask_for_three_servers_file_storage_and_tls() -> None:
 def test_the_values_say_how_streams_are_replicated() -> None:
     assert "WAYBILL_STREAM_REPLICAS=3" in NATS_VALUES.read_text()
     assert "WAYBILL_STREAM_REPLICAS=3" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_waybill_nats_identities_writes_the_users_secret_once(tmp_path: Path) -> None:
+    """Its output is the Secret waybill-nats-users as an env file: a public key per identity
+    and the system user's password, which nats-server can read as a string (a value starting
+    with a digit stops the server), the same on every run."""
+
+    def run() -> dict[str, str]:
+        command = ["nats", "identities", "--state-dir", str(tmp_path / "install")]
+        printed = subprocess.run(
+            [sys.executable, "-m", "waybill_runtime", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={"PATH": "/usr/bin:/bin", "WAYBILL_SUBJECT_PREFIX": "waybill"},
+        )
+        return dict(line.split("=", 1) for line in printed.stdout.splitlines())
+
+    first = run()
+    declarations = [s.describe(subject_prefix="waybill") for s in load_services().values()]
+    identities = mesh_identities(declarations, SubjectMap("waybill"))
+    assert set(first) == {nkey_variable(i.name) for i in identities} | {SYSTEM_PASSWORD_VAR}
+    assert all(first[nkey_variable(i.name)].startswith("U") for i in identities)
+    assert first[SYSTEM_PASSWORD_VAR][0].isalpha() and len(first[SYSTEM_PASSWORD_VAR]) >= 32
+    assert run() == first

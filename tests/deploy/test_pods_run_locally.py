@@ -42,7 +42,12 @@ from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
 from waybill_runtime.security.authorization import mesh_identities
 from waybill_runtime.security.local_api_keys import LocalApiKeys
-from waybill_runtime.security.nats_chart import SYSTEM_PASSWORD_VAR, USERS_SECRET, nkey_variable
+from waybill_runtime.security.nats_chart import (
+    SYSTEM_PASSWORD_VAR,
+    USERS_SECRET,
+    nkey_variable,
+    system_password,
+)
 from waybill_runtime.security.nkeys_store import NkeyUser, ensure_users
 from waybill_runtime.security.permissions import ADMIN, OPERATOR
 from waybill_runtime.security.tls import TlsFiles, client_context
@@ -68,7 +73,7 @@ def identities(tmp_path: Path) -> dict[str, NkeyUser]:
 @pytest.fixture
 def cluster(tmp_path: Path, identities: dict[str, NkeyUser]) -> Iterator[LocalNatsCluster]:
     users_secret = {nkey_variable(n): u.public_key for n, u in identities.items()}
-    users_secret[SYSTEM_PASSWORD_VAR] = secrets.token_urlsafe(16)
+    users_secret[SYSTEM_PASSWORD_VAR] = system_password(tmp_path / "identities")
     local = LocalNatsCluster(
         nats_values(NATS_VALUES, ACCOUNTS), tmp_path / "nats", {USERS_SECRET: users_secret}
     )

@@ -26,7 +26,12 @@ from waybill_runtime.security.authorization import (
     render_authorization,
 )
 from waybill_runtime.security.mesh import identities_folder
-from waybill_runtime.security.nats_chart import mesh_values, nkey_variable
+from waybill_runtime.security.nats_chart import (
+    SYSTEM_PASSWORD_VAR,
+    mesh_values,
+    nkey_variable,
+    system_password,
+)
 from waybill_runtime.security.nkeys_store import ensure_users, known_users
 from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.security.rotation import revoke, rotate
@@ -178,6 +183,7 @@ def make_identities(args: argparse.Namespace) -> int:
     users = ensure_users(folder, names)
     for name in names:
         print(f"{nkey_variable(name)}={users[name].public_key}")
+    print(f"{SYSTEM_PASSWORD_VAR}={system_password(folder)}")
     print(f"nkey seeds of {', '.join(names)}: {folder}/<identity>.nk", file=sys.stderr)
     return 0
 

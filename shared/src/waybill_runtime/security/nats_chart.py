@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waybill_contracts import SubjectMap
+from waybill_runtime.private_files import private_folder, write_private
 from waybill_runtime.security.authorization import mesh_identities
 from waybill_runtime.security.permissions import Identity
 
@@ -41,6 +44,7 @@ __all__ = [
     "mesh_values",
     "nkey_variable",
     "render_values",
+    "system_password",
 ]
 
 MESH_ACCOUNT = "WAYBILL"
@@ -48,6 +52,23 @@ SYSTEM_ACCOUNT = "SYS"
 SYSTEM_USER = "sys"
 USERS_SECRET = "waybill-nats-users"
 SYSTEM_PASSWORD_VAR = "WAYBILL_NATS_SYS_PASSWORD"
+SYSTEM_PASSWORD_FILE = "sys.password"
+
+
+def system_password(identities_folder: Path) -> str:
+    """The password of the system account's user, made once in the identities folder.
+
+    The servers read it from their environment as a config value, and nats-server
+    parses such a value: one starting with a digit is taken for a number and the
+    server refuses to start ("Expected a digit"). So it starts with letters.
+    """
+    path = identities_folder / SYSTEM_PASSWORD_FILE
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    password = "sys" + secrets.token_hex(24)
+    private_folder(identities_folder)
+    write_private(path, password + "\n")
+    return password
 
 
 def nkey_variable(identity: str) -> str:
