@@ -20,6 +20,8 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from waybill_runtime.testing.nats_cluster import merged
+
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / "helm"
 LIBRARY = "waybill-lib"
@@ -106,17 +108,7 @@ def production_values(chart: str) -> dict[str, Any]:
         return values
     component = dict(values.get("components", {}).get(chart, {}))
     component.pop("enabled", None)
-    return deep_merge(values.get("default", {}), component)
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    return merged(values.get("default", {}), component)
 
 
 def objects_of(objects: list[Manifest], kind: str) -> Iterator[Manifest]:

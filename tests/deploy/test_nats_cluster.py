@@ -9,53 +9,24 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
 
-from tests.deploy.test_nats_values import ACCOUNTS, NATS_VALUES
+from tests.deploy.conftest import CLUSTER_PREFIX
 from tests.services.auditor.journey import for_order
 from waybill_contracts import SubjectMap, encode, new_context
 from waybill_contracts.events import OrderReleased
 from waybill_runtime.bus.client import connect_client
-from waybill_runtime.local.registry import load_services
-from waybill_runtime.security.authorization import mesh_identities
-from waybill_runtime.security.nats_chart import (
-    SYSTEM_PASSWORD_VAR,
-    USERS_SECRET,
-    nkey_variable,
-    system_password,
-)
-from waybill_runtime.security.nkeys_store import NkeyUser, ensure_users
+from waybill_runtime.security.nkeys_store import NkeyUser
 from waybill_runtime.security.permissions import ADMIN, inbox_prefix
 from waybill_runtime.security.tls import TlsFiles, client_context
-from waybill_runtime.testing.nats_cluster import LocalNatsCluster, load_values
+from waybill_runtime.testing.nats_cluster import LocalNatsCluster
 from waybill_runtime.testing.waiting import eventually
 
-PREFIX = "waybill"  # the prefix deploy/nats/accounts.yaml is generated for
-
-
-@pytest.fixture
-def identities(tmp_path: Path) -> dict[str, NkeyUser]:
-    """A seed per identity, as `waybill nats identities` makes them for an installation."""
-    declarations = [s.describe(subject_prefix=PREFIX) for s in load_services().values()]
-    names = [i.name for i in mesh_identities(declarations, SubjectMap(PREFIX))]
-    return ensure_users(tmp_path / "identities", names)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, identities: dict[str, NkeyUser]) -> Iterator[LocalNatsCluster]:
-    users_secret = {nkey_variable(n): u.public_key for n, u in identities.items()}
-    users_secret[SYSTEM_PASSWORD_VAR] = system_password(tmp_path / "identities")
-    local = LocalNatsCluster(
-        load_values(NATS_VALUES, ACCOUNTS), tmp_path / "cluster", {USERS_SECRET: users_secret}
-    )
-    with local:
-        yield local
+PREFIX = CLUSTER_PREFIX
 
 
 async def _connect(cluster: LocalNatsCluster, user: NkeyUser) -> NatsClient:

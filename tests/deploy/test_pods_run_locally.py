@@ -26,59 +26,30 @@ import pytest
 
 from tests.deploy.charts import (
     UMBRELLA,
-    deep_merge,
     load_values,
     manifests,
     objects_of,
     production_values,
     render,
 )
+from tests.deploy.conftest import CLUSTER_PREFIX
 from tests.deploy.pods import ClusterObjects, LocalPod
-from tests.deploy.test_nats_values import ACCOUNTS, NATS_VALUES
-from waybill_contracts import SubjectMap
 from waybill_demo.scenario import DemoEndpoints, DemoPlan, run_demo
 from waybill_runtime.local import child_process
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
-from waybill_runtime.security.authorization import mesh_identities
 from waybill_runtime.security.local_api_keys import LocalApiKeys
-from waybill_runtime.security.nats_chart import (
-    SYSTEM_PASSWORD_VAR,
-    USERS_SECRET,
-    nkey_variable,
-    system_password,
-)
-from waybill_runtime.security.nkeys_store import NkeyUser, ensure_users
+from waybill_runtime.security.nkeys_store import NkeyUser
 from waybill_runtime.security.permissions import ADMIN, OPERATOR
 from waybill_runtime.security.tls import TlsFiles, client_context
 from waybill_runtime.settings import env_var_name
-from waybill_runtime.testing.nats_cluster import LocalNatsCluster, client_url_list
-from waybill_runtime.testing.nats_cluster import load_values as nats_values
+from waybill_runtime.testing.nats_cluster import LocalNatsCluster, client_url_list, merged
 
-PREFIX = "waybill"  # production.yaml's WAYBILL_SUBJECT_PREFIX, and deploy/nats's accounts
+PREFIX = CLUSTER_PREFIX
 NAME_LABEL = "app.kubernetes.io/name"
 # What the plan tells a service about itself rather than its partners: the chart says these.
 CHART_OWNED = {env_var_name(s) for s in ("service", "http_host", "http_port", "local_stack")}
 API_SETTINGS = ("api_jwks_file", "api_issuer", "api_audience", "api_revoked_jti_file")
-
-
-@pytest.fixture
-def identities(tmp_path: Path) -> dict[str, NkeyUser]:
-    """A seed per identity, as `waybill nats identities` makes them for an installation."""
-    declarations = [s.describe(subject_prefix=PREFIX) for s in load_services().values()]
-    names = [i.name for i in mesh_identities(declarations, SubjectMap(PREFIX))]
-    return ensure_users(tmp_path / "identities", names)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, identities: dict[str, NkeyUser]) -> Iterator[LocalNatsCluster]:
-    users_secret = {nkey_variable(n): u.public_key for n, u in identities.items()}
-    users_secret[SYSTEM_PASSWORD_VAR] = system_password(tmp_path / "identities")
-    local = LocalNatsCluster(
-        nats_values(NATS_VALUES, ACCOUNTS), tmp_path / "nats", {USERS_SECRET: users_secret}
-    )
-    with local:
-        yield local
 
 
 @pytest.fixture
@@ -176,7 +147,7 @@ def _installation(
         },
         "components": components,
     }
-    values = deep_merge(production_values(UMBRELLA), here)
+    values = merged(production_values(UMBRELLA), here)
     # The partners are the sandboxes: each service's partner settings are what its sandbox
     # offers, in place of the example's (its SMTP login, its Odoo's protocol).
     for service, component in components.items():
