@@ -1,0 +1,66 @@
+"""The local stack `waybill up` starts, with the partner sandboxes in the benchmark profile.
+
+Each service is its own process, as in a container, so the CPU and memory of
+each can be read apart (a one-process mesh would mix them, and would share one
+event loop and one GIL between services that never share them in production).
+The sandboxes are put in their benchmark profile through the setting every
+sandbox command reads (``WAYBILL_SANDBOX_PROFILE``): no simulated warehouse or
+tracking time, no purchase limit, concurrent webhooks; so what is measured is
+Waybill, not the stand-ins' waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions
+from waybill_runtime.local.stack import LocalStack
+from waybill_runtime.security.permissions import ADMIN
+from waybill_sandboxes.profile import PROFILE_ENV, SandboxProfile
+
+NATS_SERVER = "nats-server"
+
+
+@contextlib.contextmanager
+def benchmark_stack() -> Iterator[LocalStack]:
+    """A started local stack in a temporary state folder; stopped on exit."""
+    previous = os.environ.get(PROFILE_ENV)
+    # The stack's children inherit this process's environment (see LocalStack._spawn).
+    os.environ[PROFILE_ENV] = SandboxProfile.BENCHMARK.value
+    try:
+        with tempfile.TemporaryDirectory(prefix="waybill-bench-e2e-") as state_dir:
+            stack = LocalStack(
+                nats_options=EmbeddedNatsOptions(
+                    port=0,
+                    monitor_port=0,
+                    state_dir=Path(state_dir),
+                    server_name="waybill-bench-e2e",
+                )
+            )
+            try:
+                stack.start()
+                yield stack
+            finally:
+                stack.stop()
+    finally:
+        if previous is None:
+            os.environ.pop(PROFILE_ENV, None)
+        else:
+            os.environ[PROFILE_ENV] = previous
+
+
+def process_ids(stack: LocalStack) -> dict[str, int]:
+    """Every process of the stack by name: services, sandboxes and nats-server."""
+    pids = {name: process.pid for name, process in stack.children.items()}
+    if stack.nats is not None and stack.nats.pid is not None:
+        pids[NATS_SERVER] = stack.nats.pid
+    return pids
+
+
+def admin_seed_file(stack: LocalStack) -> str | None:
+    """The admin identity's seed, to read streams and consumers (None: no identities)."""
+    return None if stack.security is None else str(stack.security.seed_file(ADMIN))
