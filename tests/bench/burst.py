@@ -87,11 +87,73 @@ def _get_json(url: str) -> dict[str, object]:
     return document
 
 
+MOST_PER_LINE = 3
+"""The largest quantity of a burst's order line."""
+
+
+async def _json_rpc(http: aiohttp.ClientSession, url: str, service: str, *args: object) -> object:
+    body = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "params": {"service": service, "method": args[0], "args": list(args[1:])},
+        "id": 1,
+    }
+    async with http.post(f"{url}/jsonrpc", json=body) as response:
+        answer = await response.json()
+    if "error" in answer:
+        raise BurstFailed(f"Odoo refused {args[0]}: {answer['error'].get('message')}")
+    return answer.get("result")
+
+
+async def restock(odoo_url: str, password: str, orders: int) -> None:
+    """Enough stock in Odoo for every order of the burst, put in over Odoo's JSON-RPC.
+
+    The demo stock ships a few hundred orders; an order Odoo cannot reserve is never
+    released, which would read as a lost order.
+    """
+    db, login = "waybill", "admin"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        uid = await _json_rpc(http, odoo_url, "common", "login", db, login, password)
+        quants = await _json_rpc(
+            http,
+            odoo_url,
+            "object",
+            "execute_kw",
+            db,
+            uid,
+            password,
+            "stock.quant",
+            "search_read",
+            [[]],
+            {"fields": ["id", "quantity"]},
+        )
+        assert isinstance(quants, list)
+        for quant in quants:
+            quantity = float(quant["quantity"]) + orders * MOST_PER_LINE
+            await _json_rpc(
+                http,
+                odoo_url,
+                "object",
+                "execute_kw",
+                db,
+                uid,
+                password,
+                "stock.quant",
+                "write",
+                [[quant["id"]], {"quantity": quantity}],
+            )
+
+
 async def create_orders(odoo_url: str, count: int, *, seed: int) -> None:
     """Create ``count`` confirmed orders in the Odoo sandbox, a few requests at a time."""
     rng = random.Random(seed)
     bodies = [
-        {"lines": [{"sku": sku, "quantity": rng.randint(1, 3)} for sku in rng.sample(SKUS, 2)]}
+        {
+            "lines": [
+                {"sku": sku, "quantity": rng.randint(1, MOST_PER_LINE)}
+                for sku in rng.sample(SKUS, 2)
+            ]
+        }
         for _ in range(count)
     ]
     gate = asyncio.Semaphore(16)
@@ -108,6 +170,16 @@ async def create_orders(odoo_url: str, count: int, *, seed: int) -> None:
 async def _count(js: JetStreamContext, stream: str, subject: str) -> int:
     info = await js.stream_info(stream, subjects_filter=subject)
     return sum((info.state.subjects or {}).values())
+
+
+async def _stored_by_subject(js: JetStreamContext, subjects: SubjectMap) -> str:
+    """How many of each event and command are stored: where the stalled orders stopped."""
+    counts: dict[str, int] = {}
+    for stream in (subjects.events_stream, subjects.commands_stream, subjects.dlq_stream):
+        info = await js.stream_info(stream.name, subjects_filter=">")
+        counts.update(info.state.subjects or {})
+    prefix = f"{subjects.prefix}."
+    return ", ".join(f"{s.removeprefix(prefix)} {n}" for s, n in sorted(counts.items()))
 
 
 async def _unfinished(js: JetStreamContext, subjects: SubjectMap) -> int:
@@ -140,7 +212,8 @@ async def wait_finished(
         elif time.monotonic() - last_progress > stall_s:
             raise BurstFailed(
                 f"no progress for {stall_s:.0f} s: {seen[0]} of {orders} shipments and "
-                f"{seen[1]} deliveries recorded in Odoo, {seen[2]} messages not yet consumed"
+                f"{seen[1]} deliveries recorded in Odoo, {seen[2]} messages not yet consumed; "
+                f"stored so far: {await _stored_by_subject(js, subjects)}"
             )
         await asyncio.sleep(0.5)
 

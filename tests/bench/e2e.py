@@ -26,6 +26,7 @@ from tests.bench.burst import (
     create_orders,
     outcome,
     percentile,
+    restock,
     wait_finished,
 )
 from tests.bench.mesh_stack import NATS_SERVER, admin_seed_file, benchmark_stack, process_ids
@@ -63,7 +64,9 @@ async def _burst(stack: LocalStack, orders: int, seed: int) -> BurstFigures:
     try:
         js = nc.jetstream()
         pids = process_ids(stack)
-        odoo_url = stack.plan.offered("odoo")["url"]
+        odoo = stack.plan.offered("odoo")
+        odoo_url = odoo["url"]
+        await restock(odoo_url, odoo["password"], orders)
         carriers = [stack.plan.offered(p)["url"] for p in ("carrier-a", "carrier-b")]
         before_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
         before_cpu = cpu_of(pids)
