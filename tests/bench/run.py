@@ -295,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds=args.rounds,
         stages=figures,
         baseline=BASELINE,
+        bursts=bursts,
     )
     print()
     print(table(report))
