@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +34,17 @@ SERVICE_SETTINGS = {
 }
 
 
+FAILED_LOGS = Path(".waybill") / "bench-e2e-logs"
+"""Where the logs of a stack whose burst failed are kept (the state folder is temporary)."""
+
+
 @contextlib.contextmanager
 def benchmark_stack() -> Iterator[LocalStack]:
-    """A started local stack in a temporary state folder; stopped on exit."""
+    """A started local stack in a temporary state folder; stopped on exit.
+
+    When the burst fails, every process's log is copied to :data:`FAILED_LOGS`
+    first, so the reason can be read after the folder is gone.
+    """
     changed = {PROFILE_ENV: SandboxProfile.BENCHMARK.value, **SERVICE_SETTINGS}
     previous = {name: os.environ.get(name) for name in changed}
     # The stack's children inherit this process's environment (see LocalStack._spawn).
@@ -53,6 +62,11 @@ def benchmark_stack() -> Iterator[LocalStack]:
             try:
                 stack.start()
                 yield stack
+            except BaseException:
+                shutil.rmtree(FAILED_LOGS, ignore_errors=True)
+                shutil.copytree(stack.log_dir, FAILED_LOGS, dirs_exist_ok=True)
+                print(f"the stack's logs are kept in {FAILED_LOGS}", flush=True)
+                raise
             finally:
                 stack.stop()
     finally:
