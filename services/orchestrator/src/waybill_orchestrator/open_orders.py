@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import contextlib
 
+from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 STATE_PREFIX = "order."
 """Keys of order-to-ship states (other processes may share the bucket later)."""
 
 INDEX_PREFIX = "open."
 """Keys of the open-orders index: ``open.`` + the state key without its prefix."""
+
+KV_OPERATION = KV_OP
+REMOVED = frozenset({KV_DEL, KV_PURGE})
+"""The header and values JetStream KV marks a removed key with."""
+
+LISTING_TIMEOUT_S = 10.0
+"""Longest wait for the next index entry the server counted: a bound for a lost
+connection, never reached while the server answers."""
 
 
 def index_key(state_key: str) -> str:
@@ -55,15 +64,31 @@ class OpenOrders:
         await self._kv.purge(index_key(state_key))
 
     async def state_keys(self) -> list[str]:
-        """The state keys of every indexed order (only index keys cross the wire)."""
-        # A watch on the index's subjects only: the server filters, and no value is sent.
-        watcher = await self._kv.watch(INDEX_PREFIX + ">", ignore_deletes=True, meta_only=True)
+        """The state keys of every indexed order (only index keys cross the wire, no values)."""
+        status = await self._kv.status()
+        bucket_subjects = f"$KV.{status.bucket}."
+        js = self._kv._js  # the bucket's own JetStream context (nats-py names it privately)
+        # An ordered consumer of the index's subjects, the last message of each, headers
+        # only. nats-py's own watch() may end its listing before entries already on the
+        # way (it decides from a count taken while they are in flight), so the messages
+        # to read are counted here from the server's view: delivered plus pending.
+        subscription = await js.subscribe(
+            bucket_subjects + INDEX_PREFIX + ">",
+            stream=status.stream_info.config.name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            headers_only=True,
+        )
         keys: list[str] = []
         try:
-            async for entry in watcher:
-                if entry is None:  # the end of what is stored now
-                    break
-                keys.append(state_key(entry.key))
+            info = await subscription.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+            expected = (info.num_pending or 0) + (delivered or 0)
+            for _ in range(expected):
+                msg = await subscription.next_msg(timeout=LISTING_TIMEOUT_S)
+                if (msg.headers or {}).get(KV_OPERATION) in REMOVED:
+                    continue  # an order taken out of the index: its purge marker
+                keys.append(state_key(msg.subject.removeprefix(bucket_subjects)))
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it untyped
+            await subscription.unsubscribe()
         return keys
