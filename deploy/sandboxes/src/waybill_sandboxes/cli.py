@@ -99,6 +99,10 @@ def shown_secret(name: str, value: str | None) -> str:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--seed", type=int, default=None, help="seed for repeatable randomness")
+
+
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    # Only the sandboxes with simulated delays or limits (the WMS, the carriers) have one.
     parser.add_argument(
         "--profile",
         type=SandboxProfile,
@@ -188,6 +192,7 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
         "--short-pick-rate", type=probability, default=0.0, help="share of orders picked short"
     )
     _add_delivery(parser, "lifecycle")
+    _add_profile(parser)
     parser.set_defaults(handler=_run_wms)
 
 
@@ -270,6 +275,7 @@ def _register_carriers(subparsers: Subparsers[Any]) -> None:
         help="label purchases per second per key before 429 (0: unlimited)",
     )
     _add_delivery(parser, "tracking")
+    _add_profile(parser)
     parser.set_defaults(handler=_run_carriers)
 
 
