@@ -69,7 +69,7 @@ lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); need
 		--universal --python-version 3.11 --generate-hashes --quiet \
 		--custom-compile-command 'make lock' --output-file $(IMAGE_BUILD_LOCK)
 
-bench: $(STAMP) ## Throughput benchmarks, side by side with baselines, reported as ratios
+bench: $(STAMP) ## Benchmarks: the bus beside baselines as ratios; bursts of orders through the local stack, CPU per order per process
 	$(BIN)/python -m tests.bench
 
 clean: ## Remove .venv and local state

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from tests.bench.e2e import BurstFigures
 from tests.bench.machine import Machine
 
 # The acceptance line: the runtime keeps at least this share of raw nats-py's rate.
@@ -41,6 +42,8 @@ class BenchReport(msgspec.Struct, frozen=True, kw_only=True):
     rounds: int
     stages: list[StageFigures]
     baseline: str
+    # The end-to-end stage's bursts, smallest first (empty: not run).
+    bursts: list[BurstFigures] = msgspec.field(default_factory=list)
 
     def _base(self) -> StageFigures | None:
         return next((s for s in self.stages if s.key == self.baseline), None)
@@ -120,4 +123,7 @@ def write_json(report: BenchReport, path: Path) -> None:
         entry["median_cpu_us"] = figures.median_cpu_us
         entry["ratio_to_baseline"] = report.ratio(figures)
         entry["heap_ratio_to_baseline"] = report.heap_ratio(figures)
+    for entry, burst in zip(document["bursts"], report.bursts, strict=True):
+        entry["services_cpu_ms_per_order"] = burst.services_cpu_ms
+        entry["orders_per_s"] = burst.outcome.orders_per_s
     path.write_bytes(msgspec.json.format(msgspec.json.encode(document)) + b"\n")

@@ -26,6 +26,8 @@ from typing import Any
 
 import nats
 
+from tests.bench.burst import BurstFailed
+from tests.bench.e2e import DEFAULT_BURSTS, e2e_table, run_bursts
 from tests.bench.harness import (
     Command,
     RoundResult,
@@ -74,6 +76,15 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _burst_list(text: str) -> list[int]:
+    sizes = [_at_least(0)(part.strip()) for part in text.split(",") if part.strip()]
+    if sizes == [0]:
+        return []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("burst sizes are whole numbers of orders, 1 or more")
+    return sorted(sizes)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench",
@@ -113,6 +124,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         dest="memory",
         action="store_false",
         help="skip the extra, untimed round per stage that measures peak heap memory",
+    )
+    parser.add_argument(
+        "--e2e-orders",
+        type=_burst_list,
+        default=list(DEFAULT_BURSTS),
+        help="burst sizes of the end-to-end stage, comma-separated, smallest first "
+        f"(default {','.join(map(str, DEFAULT_BURSTS))}; e.g. 100,300,1000; 0 skips the stage)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument(
@@ -266,15 +284,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             server.stop()
         machine = describe(find_nats_server(), loop_name)
+    try:
+        bursts = run_bursts(args.e2e_orders, runner)
+    except (BurstFailed, UserFacingError) as error:
+        print(f"bench: the end-to-end stage failed: {error}", file=sys.stderr)
+        return 1
     report = BenchReport(
         machine=machine,
         messages=args.messages,
         rounds=args.rounds,
         stages=figures,
         baseline=BASELINE,
+        bursts=bursts,
     )
     print()
     print(table(report))
+    if bursts:
+        runtime = next((f for f in figures if f.key == "runtime"), None)
+        print()
+        print("end to end: the local stack, sandboxes in the benchmark profile, orders as a burst")
+        print(e2e_table(bursts, runtime.median_cpu_us if runtime is not None else None))
     if args.json is not None:
         write_json(report, args.json)
         print(f"results written to {args.json}")

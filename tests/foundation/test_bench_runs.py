@@ -1,4 +1,5 @@
-"""`make bench` runs to completion: every stage drains its stream, reports a rate and memory.
+"""`make bench` runs to completion: every stage drains its stream, reports a rate and memory;
+the end-to-end stage ships every order of each burst and reports each process's cost.
 
 Only that it runs and what it reports are checked; the figures themselves are
 never asserted (shared machines are noisy), they go into docs/benchmarks.md.
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+SERVICES = {"odoo-gateway", "orchestrator", "wms-bridge", "carrier-router", "notifier", "auditor"}
 
 
 @pytest.mark.slow
@@ -36,11 +38,13 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
             str(out),
             "--timeout",
             "90",
+            "--e2e-orders",
+            "12,4",
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
@@ -57,3 +61,15 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
             stage["median"] / figures["stages"][0]["median"]
         )
     assert "runtime / raw nats-py = " in result.stdout
+    # Smallest burst first, each on its own stack, every order shipped and done in Odoo.
+    assert [burst["outcome"]["orders"] for burst in figures["bursts"]] == [4, 12]
+    for burst in figures["bursts"]:
+        orders = burst["outcome"]["orders"]
+        assert burst["outcome"]["done_in_odoo"] == orders
+        assert len(burst["outcome"]["to_label_s"]) == orders
+        assert burst["outcome"]["duplicate_labels"] == 0
+        assert set(burst["services"]) == SERVICES
+        assert all(burst["cpu_ms_per_order"][name] > 0 for name in burst["services"])
+        assert burst["cpu_ms_per_order"]["nats-server"] > 0
+        assert burst["stream_messages_per_order"] > 0 and burst["kv_writes_per_order"] > 0
+    assert "services' CPU per order, 12 vs 4 orders: " in result.stdout

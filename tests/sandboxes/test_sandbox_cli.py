@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from waybill_runtime.cli import main as waybill_main
+from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.cli import build_parser, main
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+")
@@ -229,3 +230,46 @@ async def test_mail_prints_smtp_address_and_secret_and_captures_mail(
         await asyncio.to_thread(send)
         async with http.get(f"{urls[0]}/_sandbox/mail") as resp:
             assert [m["subject"] for m in (await resp.json())["messages"]] == ["hi"]
+
+
+async def test_the_benchmark_profile_from_the_environment_takes_the_stage_delays_off(
+    http: aiohttp.ClientSession,
+) -> None:
+    # 60 s per stage would keep the order from shipping for four minutes; the profile,
+    # set the way the local stack sets it, makes the options' delay not apply.
+    argv = ("wms", "--port", "0", "--api-key", "k1", "--stage-delay", "60")
+    env = {"WAYBILL_SANDBOX_PROFILE": "benchmark"}
+    async with sandbox_process(*argv, env=env) as (urls, _banner):
+        headers = {"X-Api-Key": "k1"}
+        order = {
+            "client_order_ref": "SO-BENCH-1",
+            "ship_to": {
+                "name": "B. Baker",
+                "street1": "1 Quay",
+                "city": "Hull",
+                "postal_code": "HU1 1AA",
+                "country": "GB",
+            },
+            "lines": [{"sku": "CRATE", "qty": 1}],
+        }
+        async with http.post(f"{urls[0]}/api/v1/outbound-orders", json=order, headers=headers) as r:
+            assert r.status == 201
+            order_id = (await r.json())["order_id"]
+
+        async def status() -> str:
+            url = f"{urls[0]}/api/v1/outbound-orders/{order_id}"
+            async with http.get(url, headers=headers) as r:
+                return str((await r.json())["status"])
+
+        # The bound is for a hung test, far below a single stage's delay.
+        await eventually(status, until=lambda s: s == "shipped", what="the order shipped")
+
+
+def test_an_unknown_profile_in_the_environment_is_refused_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from waybill_sandboxes.profile import profile_from_env
+
+    monkeypatch.setenv("WAYBILL_SANDBOX_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="standard, benchmark"):
+        profile_from_env()

@@ -200,8 +200,11 @@ class OdooStage:
 
 
 @contextlib.asynccontextmanager
-async def odoo_stage(*, version: int, protocol: str, **settings: Any) -> AsyncIterator[OdooStage]:
-    """Serve a fresh sandbox whose webhooks go to a gateway port chosen now."""
+async def odoo_stage(
+    *, version: int, protocol: str, middlewares: tuple[Any, ...] = (), **settings: Any
+) -> AsyncIterator[OdooStage]:
+    """Serve a fresh sandbox whose webhooks go to a gateway port chosen now (``middlewares``:
+    aiohttp middlewares of the test's, around every request the sandbox answers)."""
     port = free_port()
     webhook_url = f"http://127.0.0.1:{port}/webhooks/odoo/{TOKEN}"
     options: dict[str, Any] = {"orders": 0, "webhook_url": webhook_url}
@@ -210,6 +213,7 @@ async def odoo_stage(*, version: int, protocol: str, **settings: Any) -> AsyncIt
     meter = CallMeter()
     app = build_odoo_app(sandbox)
     app.middlewares.append(meter.middleware())
+    app.middlewares.extend(middlewares)
     async with serve(app) as running:
         yield OdooStage(sandbox, running.url, protocol, port, meter)
 

@@ -12,11 +12,20 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import ConnectionClosedError
 
 from tests.services.orchestrator.bus import commands, count_by_type, unreachable_publisher
-from tests.services.orchestrator.journey import DEADLINE_S, POLICY, T0, observe, packed, released
+from tests.services.orchestrator.journey import (
+    DEADLINE_S,
+    POLICY,
+    T0,
+    happy_path,
+    observe,
+    packed,
+    released,
+)
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest
 from waybill_orchestrator import status
-from waybill_orchestrator.deadlines import sweep
+from waybill_orchestrator.deadlines import index_open_orders, sweep
+from waybill_orchestrator.open_orders import index_key
 from waybill_orchestrator.stages import Stage
 from waybill_orchestrator.workflow import WorkflowStore, key_for
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
@@ -102,11 +111,82 @@ async def test_sweep_goes_on_past_an_order_it_cannot_read(
     subjects, kv = parts
     clock = Clock()
     store = make_store(nc, subjects, kv, clock)
-    await kv.put(key_for("WH/OUT/0"), b"garbage")
+    await store.apply("WH/OUT/0", observe(released("WH/OUT/0")))
+    await kv.put(key_for("WH/OUT/0"), b"garbage")  # an open order's state, broken
     await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
     clock.advance(DEADLINE_S + 1)
     report = await sweep(store)
     assert (report.orders, report.failed, report.resent) == (2, 1, 1)
+
+
+class CountingReads:
+    """The workflow bucket, counting which keys' values are read (``get``)."""
+
+    def __init__(self, kv: Any) -> None:
+        self._kv = kv
+        self.reads: list[str] = []
+
+    async def get(self, key: str) -> Any:
+        self.reads.append(key)
+        return await self._kv.get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
+async def test_the_sweep_reads_only_the_open_orders_states(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    counted = CountingReads(kv)
+    store = make_store(nc, subjects, counted, clock)
+    finished = [f"WH/OUT/{n}" for n in range(1, 6)]
+    for ref in finished:
+        for event in happy_path(ref):
+            await store.apply(ref, observe(event))
+    await store.apply("WH/OUT/9", observe(released("WH/OUT/9")))
+    assert {(await store.read(ref))[0].stage for ref in finished} == {Stage.DELIVERED}  # type: ignore[union-attr]
+
+    counted.reads.clear()
+    report = await sweep(store)
+
+    assert report.orders == 1
+    assert counted.reads == [key_for("WH/OUT/9")]
+    assert len(await store.keys()) == 6  # the finished orders are still stored
+
+
+async def test_orders_stored_before_the_index_are_indexed_once_then_swept(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    store = make_store(nc, subjects, kv, clock)
+    await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
+    for event in happy_path("WH/OUT/2"):
+        await store.apply("WH/OUT/2", observe(event))
+    # As an orchestrator before the index left them: states, no index keys.
+    await kv.purge(index_key(key_for("WH/OUT/1")))
+    assert (await sweep(store)).orders == 0
+
+    assert await index_open_orders(store) == 1  # the open one; the delivered one is not
+    assert await index_open_orders(store) == 0
+    clock.advance(DEADLINE_S + 1)
+    report = await sweep(store)
+    assert (report.orders, report.resent) == (1, 1)
+
+
+async def test_a_finished_order_left_in_the_index_by_a_crash_is_dropped_from_it(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    store = make_store(nc, subjects, kv, Clock())
+    for event in happy_path("WH/OUT/3"):
+        await store.apply("WH/OUT/3", observe(event))
+    await store.open_orders.add(key_for("WH/OUT/3"))  # the removal that a crash skipped
+
+    assert (await sweep(store)).orders == 1
+    assert (await sweep(store)).orders == 0
 
 
 async def test_status_of_an_unreadable_order_is_an_error_reply_naming_it(

@@ -33,6 +33,7 @@ from waybill_orchestrator.changes import NotYet
 from waybill_orchestrator.stages import Stage
 from waybill_orchestrator.state import encode_state
 from waybill_orchestrator.workflow import (
+    KEY_PREFIX,
     StateKeptChanging,
     UnreadableState,
     WorkflowStore,
@@ -95,17 +96,21 @@ class RacingKV:
 
 
 class AlwaysOvertakenKV:
-    """Someone else always wrote first."""
+    """Someone else always wrote the order's state first (the open-orders index is left be)."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
         self.writes = 0
 
     async def create(self, key: str, value: bytes) -> int:
+        if not key.startswith(KEY_PREFIX):
+            return await self._kv.create(key, value)
         self.writes += 1
         raise KeyWrongLastSequenceError()
 
-    update = create
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.writes += 1
+        raise KeyWrongLastSequenceError()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kv, name)

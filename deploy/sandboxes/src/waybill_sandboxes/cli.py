@@ -25,6 +25,12 @@ from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSan
 from waybill_sandboxes.declarations import SECRET_ENV
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.mail import MailSandbox
+from waybill_sandboxes.profile import (
+    BENCHMARK_WEBHOOK_CONCURRENCY,
+    PROFILE_ENV,
+    SandboxProfile,
+    profile_from_env,
+)
 from waybill_sandboxes.server import run_apps_forever
 from waybill_sandboxes.wms import WmsConfig, WmsSandbox
 from waybill_sandboxes.wms.records import STAGES
@@ -95,6 +101,24 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed for repeatable randomness")
 
 
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    # Only the sandboxes with simulated delays or limits (the WMS, the carriers) have one.
+    parser.add_argument(
+        "--profile",
+        type=SandboxProfile,
+        choices=list(SandboxProfile),
+        default=None,
+        help="standard (the options as given) or benchmark (no delays, no purchase limit, "
+        f"concurrent webhooks; overrides those options); default ${PROFILE_ENV} or standard",
+    )
+
+
+def _benchmark(args: argparse.Namespace) -> bool:
+    # The option wins; the environment is how the local stack sets every sandbox at once.
+    profile = args.profile if args.profile is not None else profile_from_env()
+    return bool(profile is SandboxProfile.BENCHMARK)
+
+
 def _add_delivery(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--delivery",
@@ -111,7 +135,11 @@ def _add_delivery(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _policy(args: argparse.Namespace) -> DeliveryPolicy:
-    return DeliveryPolicy(mode=DeliveryMode(args.delivery), drop_rate=args.drop_rate)
+    return DeliveryPolicy(
+        mode=DeliveryMode(args.delivery),
+        drop_rate=args.drop_rate,
+        concurrency=BENCHMARK_WEBHOOK_CONCURRENCY if _benchmark(args) else 1,
+    )
 
 
 def _serve(
@@ -164,11 +192,13 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
         "--short-pick-rate", type=probability, default=0.0, help="share of orders picked short"
     )
     _add_delivery(parser, "lifecycle")
+    _add_profile(parser)
     parser.set_defaults(handler=_run_wms)
 
 
 def _run_wms(args: argparse.Namespace) -> int:
-    delays = {} if args.stage_delay is None else {s.value: args.stage_delay for s in STAGES}
+    stage_delay = 0.0 if _benchmark(args) else args.stage_delay
+    delays = {} if stage_delay is None else {s.value: stage_delay for s in STAGES}
     config = WmsConfig(
         api_key=args.api_key,
         webhook_url=args.webhook_url,
@@ -245,17 +275,20 @@ def _register_carriers(subparsers: Subparsers[Any]) -> None:
         help="label purchases per second per key before 429 (0: unlimited)",
     )
     _add_delivery(parser, "tracking")
+    _add_profile(parser)
     parser.set_defaults(handler=_run_carriers)
 
 
 def _run_carriers(args: argparse.Namespace) -> int:
+    benchmark = _benchmark(args)
+
     def config(key: str, url: str | None, secret: str) -> CarrierConfig:
         return CarrierConfig(
             api_key=key,
             webhook_url=url,
             webhook_secret=secret,
-            purchase_rate_per_s=args.purchase_rate,
-            tracking_delays_s=[args.tracking_delay],
+            purchase_rate_per_s=0 if benchmark else args.purchase_rate,
+            tracking_delays_s=[0.0 if benchmark else args.tracking_delay],
             delivery=_policy(args),
             seed=args.seed,
         )

@@ -60,6 +60,10 @@ class DeliveryPolicy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """First retry delay; doubles at each further attempt."""
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     """Per-POST timeout."""
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """Events being delivered at once. 1 (the default) sends one at a time, in order, as
+    many partners do; more is how a busy partner's sender keeps up under a burst (events
+    may then arrive out of order, which receivers must bear anyway)."""
 
 
 class SentWebhook(msgspec.Struct, kw_only=True):
@@ -83,7 +87,7 @@ Signer = Callable[[bytes], dict[str, str]]
 
 
 class WebhookSender:
-    """Queues events and POSTs them one at a time to ``url``.
+    """Queues events and POSTs them to ``url``, ``policy.concurrency`` at a time.
 
     ``sign(body)`` returns the signature headers; it is called for every
     attempt so timestamps are fresh, as a real partner's are. Call
@@ -107,6 +111,7 @@ class WebhookSender:
         self._queue: asyncio.Queue[SentWebhook] = asyncio.Queue()
         self._session: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def configure(self, *, url: str | None = None, policy: DeliveryPolicy | None = None) -> None:
         """Change the target URL and/or the policy; applies to events not yet sent."""
@@ -127,6 +132,10 @@ class WebhookSender:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        for task in self._in_flight:
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self._in_flight.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -152,13 +161,24 @@ class WebhookSender:
                 batch += await self._gather_more(self.policy.reorder_window_s)
                 batch.reverse()
             for record in batch:
-                try:
-                    await self._deliver(record)
-                except Exception as error:  # keep the worker alive whatever happens
-                    _log.exception("webhook %s could not be delivered", record.event_id)
-                    record.outcome, record.last_error = "failed", repr(error)
-                finally:
-                    self._queue.task_done()
+                if self.policy.concurrency == 1:
+                    await self._deliver_one(record)
+                    continue
+                # Read at every event, so a policy changed while sending applies at once.
+                while len(self._in_flight) >= self.policy.concurrency:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.create_task(self._deliver_one(record))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver_one(self, record: SentWebhook) -> None:
+        try:
+            await self._deliver(record)
+        except Exception as error:  # keep the worker alive whatever happens
+            _log.exception("webhook %s could not be delivered", record.event_id)
+            record.outcome, record.last_error = "failed", repr(error)
+        finally:
+            self._queue.task_done()
 
     async def _gather_more(self, window_s: float) -> list[SentWebhook]:
         gathered: list[SentWebhook] = []

@@ -81,16 +81,20 @@ class DeliveryPoll:
             domain.append(("write_date", ">", earlier(since, self._settings.odoo_poll_overlap_s)))
         seen: dict[Seen, int] = {}
         newest = since
-        page_size, offset = self._settings.odoo_poll_page_size, 0
+        page_size = self._settings.odoo_poll_page_size
+        after: list[object] = []
         while True:
+            # Each page starts after the last row of the one before, never at an offset:
+            # pickings of earlier pages that leave the result meanwhile (validated by a
+            # write-back) would shift an offset past rows never seen, and the watermark
+            # would then move past those for good.
             rows = await self._odoo.call(
                 "stock.picking",
                 "search_read",
-                domain=domain,
+                domain=domain + after,
                 fields=PICKING_FIELDS,
                 order="write_date asc, id asc",
                 limit=page_size,
-                offset=offset,
             )
             for row in rows:
                 picking = Picking.from_row(row)
@@ -102,7 +106,14 @@ class DeliveryPoll:
                     newest = written
             if len(rows) < page_size:
                 break
-            offset += page_size
+            last_written, last_id = rows[-1].get("write_date"), rows[-1].get("id")
+            after = [
+                "|",
+                ("write_date", ">", last_written),
+                "&",
+                ("write_date", "=", last_written),
+                ("id", ">", last_id),
+            ]
         if newest is not None and newest != since:
             await self._advance(newest)
         if seen.get(Seen.RELEASED) or seen.get(Seen.CANCELLED):

@@ -2,7 +2,9 @@
 
 Runs on every instance (`periodic.every`); instances racing on one order are
 kept apart by compare-and-set, and the loser sees the deadline already moved.
-The sweep also publishes outboxes a crashed instance left behind.
+The sweep also publishes outboxes a crashed instance left behind. It reads
+the open orders only (the index of :mod:`waybill_orchestrator.open_orders`):
+finished orders cannot be late, and the bucket keeps them all.
 """
 
 from __future__ import annotations
@@ -35,10 +37,28 @@ class SweepReport:
     failed: int = 0
 
 
-async def sweep(store: WorkflowStore) -> SweepReport:
-    """Check every order once; a failure on one order does not stop the others."""
-    report = SweepReport()
+async def index_open_orders(store: WorkflowStore) -> int:
+    """Index every open order of the bucket that is not indexed; returns how many were.
+
+    Orders stored before the index existed are found this way, once per instance
+    start: the one time the sweep's work depends on the bucket's whole history.
+    """
+    indexed = set(await store.open_keys())
+    added = 0
     for key in await store.keys():
+        if key in indexed:
+            continue
+        state, _ = await store.read_key(key)
+        if state is not None and state.stage not in FINAL:
+            await store.open_orders.add(key)
+            added += 1
+    return added
+
+
+async def sweep(store: WorkflowStore) -> SweepReport:
+    """Check every open order once; a failure on one order does not stop the others."""
+    report = SweepReport()
+    for key in await store.open_keys():
         report.orders += 1
         try:
             await _check(store, key, report)
@@ -53,12 +73,16 @@ async def sweep(store: WorkflowStore) -> SweepReport:
 async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
     state, revision = await store.read_key(key)
     if state is None or revision is None:
-        return
+        return  # indexed, its first state not yet written (or never, after a crash)
     if state.outbox:
         report.flushed += 1
         await store.send_pending(key, state, revision)
+    if state.stage in FINAL:
+        # Finished while a crash kept its index key from being removed.
+        await store.open_orders.remove(key)
+        return
     now = store.clock()
-    if state.stage in FINAL or state.deadline_at is None or now < state.deadline_at:
+    if state.deadline_at is None or now < state.deadline_at:
         return
     report.late += 1
     decision = await store.apply(state.order_ref, DeadlineCheck(at=now))
@@ -74,7 +98,15 @@ async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncItera
     """Sweep the workflow bucket every ``deadline_sweep_interval_s`` while the service runs."""
     store = runtime.resource(WORKFLOW)
 
+    indexed = False
+
     async def work() -> None:
+        nonlocal indexed
+        if not indexed:
+            added = await index_open_orders(store)
+            if added:
+                log.info("indexed %d open orders stored before the open-orders index", added)
+            indexed = True
         await sweep(store)
 
     async with every(runtime.settings.deadline_sweep_interval_s, work, name="deadline sweep"):

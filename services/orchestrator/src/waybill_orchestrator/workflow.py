@@ -22,7 +22,9 @@ from nats.js.kv import KeyValue
 
 from waybill_orchestrator import outbox
 from waybill_orchestrator.changes import Decision, Happening, Observed, Policy
+from waybill_orchestrator.open_orders import STATE_PREFIX, OpenOrders
 from waybill_orchestrator.process import transition
+from waybill_orchestrator.stages import FINAL
 from waybill_orchestrator.state import OrderState, decode_state, encode_state
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
@@ -30,7 +32,7 @@ from waybill_runtime.outcomes import PermanentError, TransientError
 
 log = logging.getLogger("waybill.orchestrator")
 
-KEY_PREFIX = "order."
+KEY_PREFIX = STATE_PREFIX
 """Keys of order-to-ship states (other processes may share the bucket later)."""
 
 
@@ -69,6 +71,7 @@ class WorkflowStore:
         self._policy = policy
         self._write_attempts = write_attempts
         self.clock = clock
+        self.open_orders = OpenOrders(kv)
 
     async def read(self, order_ref: str) -> tuple[OrderState | None, int | None]:
         """The order's state and its revision; ``(None, None)`` for an order never seen."""
@@ -91,8 +94,12 @@ class WorkflowStore:
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             raise UnreadableState(f"workflow state {key} is unreadable: {error}") from None
 
+    async def open_keys(self) -> list[str]:
+        """The keys of the orders not yet in a final stage (and perhaps a few just finished)."""
+        return await self.open_orders.state_keys()
+
     async def keys(self) -> list[str]:
-        """Every order key in the bucket."""
+        """Every order key in the bucket, finished orders too."""
         try:
             # nats-py's own key filter matches substrings; the prefix is checked here.
             keys = await self._kv.keys()
@@ -135,8 +142,14 @@ class WorkflowStore:
     async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
         value = encode_state(state)
         if revision is None:
-            return await self._kv.create(key, value)
-        return await self._kv.update(key, value, last=revision)
+            # Indexed before its first state exists, so no crash leaves an open order unindexed.
+            await self.open_orders.add(key)
+            written = await self._kv.create(key, value)
+        else:
+            written = await self._kv.update(key, value, last=revision)
+        if state.stage in FINAL:
+            await self.open_orders.remove(key)
+        return written
 
     async def send_pending(self, key: str, state: OrderState, revision: int) -> None:
         """Publish the state's outbox, then take what was sent out of it."""

@@ -31,6 +31,7 @@ from waybill_runtime.local.embedded_nats import (
 )
 from waybill_runtime.local.plan import ChildSpec, LocalPlan
 from waybill_runtime.local.registry import SandboxDeclaration, installed_sandboxes, load_services
+from waybill_runtime.local.restarts import RestartSchedule
 from waybill_runtime.local.secured_stack import (
     LocalTls,
     identity_environment,
@@ -120,6 +121,9 @@ class LocalStack:
     start_timeout_s: float = 60.0
     nats: EmbeddedNats | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each child was started, so a crashed one can be started again the same way.
+    specs: dict[str, ChildSpec] = field(default_factory=dict)
+    restarts: RestartSchedule = field(default_factory=RestartSchedule)
     urls: dict[str, str] = field(default_factory=dict)
     plan: LocalPlan | None = None
     # Every service its own NATS identity (embedded server only; an external
@@ -207,15 +211,39 @@ class LocalStack:
         # Every child knows the stack's state folder (which also marks the
         # processes of one stack, for tests that look for leftovers).
         env = {**os.environ, "WAYBILL_STATE_DIR": str(self.nats_options.state_dir), **spec.env}
-        with open_private(self.log_of(spec.name)) as log:
+        with open_private(self.log_of(spec.name)) as log:  # appended to: a restart keeps the past
             self.children[spec.name] = child_process.spawn(spec.argv, env=env, output=log)
+        self.specs[spec.name] = spec
+        self.restarts.started(spec.name, time.monotonic())
 
-    def dead_children(self) -> list[str]:
-        """Names of children that have exited (a running stack has none)."""
-        dead = [name for name, proc in self.children.items() if proc.poll() is not None]
-        if self.nats is not None and not self.nats.running():
-            dead.append("nats-server")
-        return dead
+    def supervise(self) -> list[str]:
+        """Start crashed sandboxes and services again, after growing pauses; what happened.
+
+        Returns one line per crash found and per restart made. nats-server is not
+        restarted here (a new one would need the same ports and store): its death
+        is reported by :meth:`nats_stopped` and stops the stack.
+        """
+        said = []
+        now = time.monotonic()
+        for name, process in list(self.children.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            if not self.restarts.waiting(name):
+                pause = self.restarts.crashed(name, now)
+                said.append(
+                    f"{name} stopped unexpectedly (exit {code}); starting it again in "
+                    f"{pause:g} s; see {self.log_of(name)}"
+                )
+            elif self.restarts.due(name, now):
+                crashes = self.restarts.crashes(name)
+                self._spawn(self.specs[name])
+                said.append(f"{name} started again ({crashes} crash(es) in a row)")
+        return said
+
+    def nats_stopped(self) -> bool:
+        """True when the embedded nats-server has exited."""
+        return self.nats is not None and not self.nats.running()
 
     def stop(self) -> None:
         # Services and sandboxes first (services drain into NATS), then NATS.
