@@ -46,7 +46,25 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = True
 
+    trace_url_template: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Link from an order's page to its trace in a tracing UI: a URL with "
+            "{trace_id}, e.g. http://127.0.0.1:16686/trace/{trace_id} (Jaeger) or "
+            "https://grafana.example/explore?...{trace_id}...; empty = no link",
+            extra={"expected": "an http(s) URL containing {trace_id}"},
+        ),
+    ] = None
+
     def __post_init__(self) -> None:
+        template = self.trace_url_template
+        if template and (
+            "{trace_id}" not in template or not template.startswith(("http://", "https://"))
+        ):
+            raise ValueError(
+                f"WAYBILL_TRACE_URL_TEMPLATE={template!r} is not a trace link: give an http(s) "
+                "URL containing {trace_id}"
+            )
         final = sorted(stage.value for stage in self.stuck_after_s if stage in FINAL)
         if final:
             raise ValueError(

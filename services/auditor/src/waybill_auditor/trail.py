@@ -13,6 +13,7 @@ import sqlite3
 
 from waybill_auditor.records import AuditRecord
 from waybill_auditor.store import AuditStore
+from waybill_auditor.tower.live import LiveFeed, Update
 from waybill_runtime.http import CheckResult
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import TransientError
@@ -43,6 +44,8 @@ class AuditTrail:
 
     def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
         self.store = store
+        self.feed = LiveFeed()
+        """New rows, as they are stored, for the control tower's open pages."""
         self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
         self._duplicates = metrics.counter(
             "waybill_audit_duplicates_total",
@@ -83,4 +86,7 @@ class AuditTrail:
             if before is not None:
                 self._orders.labels(before.value).dec()
             self._orders.labels(after.value).inc()
+        self.feed.announce(
+            Update(kind=record.kind, type=record.ce_type, order_ref=record.order_ref, stage=after)
+        )
         return True
