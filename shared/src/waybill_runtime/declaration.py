@@ -226,6 +226,9 @@ class Declaration(msgspec.Struct, frozen=True, kw_only=True):
     """It watches the whole mesh: its durables read the whole events/commands streams, it
     records messages no handler settled (JetStream's advisories) as dead letters of the
     service that gave up, and it may list every durable of those streams."""
+    replays_dead_letters: bool = False
+    """It replays dead letters for operators: it may publish any event or command, read a
+    dead letter and the original it points to, and delete the letter."""
 
 
 def publishable_types(
@@ -286,6 +289,7 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
         consumes_dead_letters=service.dead_letter_handler is not None,
         new_events_only=service.new_events_only,
         watches_mesh=service.watches_mesh,
+        replays_dead_letters=service.replays_dead_letters,
         publishes=_published(service.publishes, subjects),
         sends=_published(service.sends, subjects),
         queries=sorted(service.query_names()),

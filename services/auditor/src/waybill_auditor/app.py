@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import msgspec
 from aiohttp import web
 
 from waybill_auditor.api import AuditApi, DeadLettersQuery, OrdersQuery
@@ -20,6 +21,16 @@ from waybill_auditor.config import AuditorSettings
 from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.store import AuditStore
+from waybill_auditor.tower.actions import (
+    ACTIONS,
+    ORDER_ACTION_KINDS,
+    REPLAY_PATH,
+    RESOLVE_PATH,
+    OperatorActions,
+    OrderActionForm,
+    ReplayForm,
+    ResolveForm,
+)
 from waybill_auditor.tower.pages import PREFIX, ControlTower
 from waybill_auditor.tower.signin import (
     SIGN_IN,
@@ -124,6 +135,12 @@ def _page(path: str, summary: str) -> Route:
     )
 
 
+# The operator actions: forms posted from the pages, each sending one command.
+def _action(path: str, summary: str, form: type[msgspec.Struct]) -> Route:
+    """An operator action: a form post that sends one command; operators only."""
+    return Route("POST", path, "operator", summary, request=form, role="operator", form=True)
+
+
 # The control tower's pages: people at a browser (viewers read; operators act, see actions).
 TOWER_ROUTES = (
     _page(PREFIX, "the control tower"),
@@ -148,6 +165,12 @@ TOWER_ROUTES = (
         "the stylesheet and script",
         answers="text/plain",
     ),
+    *(
+        _action(f"{ACTIONS}/{kind.slug}", kind.label.lower(), OrderActionForm)
+        for kind in ORDER_ACTION_KINDS
+    ),
+    _action(RESOLVE_PATH, "resolve an exception", ResolveForm),
+    _action(REPLAY_PATH, "replay a dead letter", ReplayForm),
     Route("GET", SIGN_IN, "public", "the local sign-in page", answers="text/html"),
     Route("POST", SIGN_IN, "public", "sign in with a pasted token", request=SignInForm, form=True),
     Route("POST", SIGN_OUT, "public", "sign out", request=SignOutForm, form=True),
@@ -165,6 +188,8 @@ def build_service() -> Service[AuditorSettings]:
         # know is dead-lettered, "invalid message": reported, not left unread) and
         # records what no handler settled from JetStream's advisories.
         watches_mesh=True,
+        # Operators replay dead letters from the control tower: the auditor does it.
+        replays_dead_letters=True,
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
@@ -198,7 +223,10 @@ def build_service() -> Service[AuditorSettings]:
             trace_url_template=settings.trace_url_template,
             js=runtime.js,
         )
-        return [*api.routes(), *tower.routes(), *sign_in_routes()]
+        actions = OperatorActions(
+            publisher=runtime.publisher, js=runtime.js, subjects=runtime.subjects
+        )
+        return [*api.routes(), *tower.routes(), *actions.routes(), *sign_in_routes()]
 
     service.routes(api_routes)
 

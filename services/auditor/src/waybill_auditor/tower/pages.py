@@ -29,6 +29,7 @@ from waybill_auditor.insight import (
 from waybill_auditor.partners import BY_SLUG, PARTNERS
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
+from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
 from waybill_auditor.tower.actions import order_actions
 from waybill_auditor.tower.lag import consumer_lag
 from waybill_auditor.tower.live import LiveFeed, event_stream
@@ -69,6 +70,14 @@ def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
             raise _bad(name, f"{name} is given {len(values)} times: give it once")
         single[name] = values[0]
     return single
+
+
+def _done(asked: Mapping[str, str]) -> str | None:
+    # Which action was just sent (after the redirect of its form), for the notice.
+    done = asked.get("done")
+    if done is not None and done not in DONE:
+        raise _bad("done", f"done is one of {', '.join(sorted(DONE))}")
+    return done
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +186,7 @@ class ControlTower:
 
     async def order(self, request: web.Request) -> web.Response:
         """One order: stage, actions, the whole timeline, its dead letters."""
-        _query(request, frozenset())
+        asked = _query(request, frozenset({"done"}))
         ref = request.match_info["ref"]
         row, messages, letters = await self.store.timeline(ref)
         if row is None and not messages and not letters:
@@ -211,12 +220,13 @@ class ControlTower:
                 "trace_id": trace_id,
                 "trace_url": trace_url,
                 "actions": order_actions(view, entries, self.subjects),
+                "done": _done(asked),
             },
         )
 
     async def dead_letters(self, request: web.Request) -> web.Response:
         """Dead letters, newest first; of one service with ``?service=``."""
-        asked = _query(request, frozenset({"service"}))
+        asked = _query(request, frozenset({"service", "done"}))
         service = asked.get("service") or None
         if service is not None and len(service) > 64:
             raise _bad("service", "service is not a service name (64 characters at most)")
@@ -230,6 +240,7 @@ class ControlTower:
                 "service": service,
                 "letters": [dead_letter_view(m, mask=self.mask) for m in rows[:PAGE_SIZE]],
                 "more": len(rows) > PAGE_SIZE,
+                "done": _done(asked),
             },
         )
 

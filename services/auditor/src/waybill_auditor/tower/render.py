@@ -12,6 +12,7 @@ import jinja2
 import msgspec
 from aiohttp import web
 
+from waybill_auditor.tower.actions import new_action_id
 from waybill_runtime.http.auth import PRINCIPAL
 from waybill_runtime.http.browser import credential_of, csrf_token
 
@@ -66,6 +67,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(duration=duration, moment=moment, pretty=pretty_json, path=path_part)
+    # Each action form drawn gets its own id: sending it twice is one action.
+    env.globals["new_action_id"] = new_action_id
     return env
 
 
