@@ -206,6 +206,8 @@ async def test_retry_cancel_shipment_and_resolve_are_commands_the_orchestrator_c
             until=lambda s: bool(s.select("form[action='/tower/actions/resolve-exception']")),
             what="the exception to resolve",
         )
+        # The shipment is cancelled: the page no longer offers to cancel it.
+        assert not soup.select("form[action='/tower/actions/cancel-shipment']")
         fields = form_of(soup, "/tower/actions/resolve-exception")
         status, _, problem = await post(
             operator, "/tower/actions/resolve-exception", {**fields, "note": ""}

@@ -8,6 +8,7 @@ from tests.services.orchestrator.journey import (
     REF,
     accepted,
     at,
+    booked,
     booking_failed,
     packed,
     picked,
@@ -15,8 +16,14 @@ from tests.services.orchestrator.journey import (
     run,
 )
 from waybill_contracts import new_context
-from waybill_contracts.commands import BookShipment, PostNoteInOdoo, ReleaseToWarehouse
+from waybill_contracts.commands import (
+    BookShipment,
+    PostNoteInOdoo,
+    ReleaseToWarehouse,
+    VoidShipment,
+)
 from waybill_contracts.operations import (
+    CancelOrderShipment,
     OrderAction,
     ReleaseHeldOrder,
     ResolveException,
@@ -93,3 +100,12 @@ def test_resolving_the_holding_exception_releases_the_order_and_notes_it_in_odoo
         ),
     )
     assert not unknown.changed
+
+
+def test_a_cancelled_shipment_is_not_cancelled_twice() -> None:
+    state = run(released(), accepted(), picked(), packed(), booked())
+    first = act(state, CancelOrderShipment(action_id="c1", operator="lee", order_ref=REF))
+    assert first.state is not None and first.state.stage == Stage.HELD
+    assert isinstance(first.messages[0], VoidShipment)
+    again = act(first.state, CancelOrderShipment(action_id="c2", operator="lee", order_ref=REF))
+    assert not again.changed

@@ -130,6 +130,8 @@ def _cancel_shipment(state: OrderState, requested: Requested, policy: Policy) ->
         return ignore(state, "the order has no booked shipment to cancel")
     if handed_to_carrier(state.stage) or state.stage in FINAL or state.cancellation is not None:
         return ignore(state, f"too late to cancel the shipment (stage {state.stage})")
+    if state.hold is not None and state.hold.code == SHIPMENT_CANCELLED:
+        return ignore(state, f"shipment {shipment.shipment_id} is cancelled already")
     action = requested.command
     problem = Problem(
         code=SHIPMENT_CANCELLED,

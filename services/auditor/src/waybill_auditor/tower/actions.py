@@ -147,6 +147,21 @@ def _open_exceptions(
     return list(found.values())
 
 
+def _label_standing(entries: Sequence[TimelineEntry], subjects: SubjectMap) -> bool:
+    # A label was bought, and no one cancelled the shipment since (entries are in causal order).
+    booked, cancelled = (
+        subjects.ce_type_for(ShipmentBooked),
+        subjects.ce_type_for(CancelOrderShipment),
+    )
+    standing = False
+    for entry in entries:
+        if entry.type == booked:
+            standing = True
+        elif entry.type == cancelled:
+            standing = False
+    return standing
+
+
 def order_actions(
     order: OrderView | None, entries: Sequence[TimelineEntry], subjects: SubjectMap
 ) -> list[dict[str, Any]]:
@@ -174,9 +189,8 @@ def order_actions(
         offer(RELEASE)
     elif order.stage not in (Stage.CANCELLING, Stage.UNKNOWN):
         offer(RETRY)
-    booked = subjects.ce_type_for(ShipmentBooked)
-    if order.stage in (Stage.BOOKED, Stage.RECORDING, Stage.HELD) and any(
-        e.type == booked for e in entries
+    if order.stage in (Stage.BOOKED, Stage.RECORDING, Stage.HELD) and _label_standing(
+        entries, subjects
     ):
         offer(CANCEL_SHIPMENT, "Why (sent to the carrier with the void)")
     for exception in _open_exceptions(entries, subjects):
