@@ -20,6 +20,7 @@ from waybill_auditor.api import AuditApi, DeadLettersQuery, OrdersQuery
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
+from waybill_auditor.retention import retention_sweeper
 from waybill_auditor.store import AuditStore
 from waybill_auditor.tower.actions import (
     ACTIONS,
@@ -39,7 +40,7 @@ from waybill_auditor.tower.signin import (
     SignOutForm,
     sign_in_routes,
 )
-from waybill_auditor.trail import AuditTrail, DatabaseWritable
+from waybill_auditor.trail import TRAIL, AuditTrail, DatabaseWritable
 from waybill_auditor.views import DeadLettersPage, OrdersPage, Timeline
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
@@ -51,7 +52,6 @@ from waybill_runtime.service import ResourceKey, Runtime, Service
 
 NAME = "auditor"
 
-TRAIL = ResourceKey[AuditTrail]("audit-trail")
 COVERAGE = ResourceKey[ConsumerCoverage]("consumer-coverage")
 
 AUDITED_TYPES: tuple[type[Message], ...] = tuple(
@@ -201,6 +201,7 @@ def build_service() -> Service[AuditorSettings]:
 
     service.resource(TRAIL)(open_audit_trail)
     service.resource(COVERAGE)(open_coverage)
+    service.runs(retention_sweeper)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)

@@ -46,6 +46,14 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = True
 
+    audit_retention_days: Annotated[
+        float | None,
+        msgspec.Meta(
+            description="Forget messages older than this many days, and orders nothing new was "
+            "seen about for as long (checked hourly); empty = keep everything",
+            extra={"expected": "a number of days above 0, e.g. 90, or empty"},
+        ),
+    ] = None
     trace_url_template: Annotated[
         str | None,
         msgspec.Meta(
@@ -57,6 +65,12 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
     ] = None
 
     def __post_init__(self) -> None:
+        days = self.audit_retention_days
+        if days is not None and days <= 0:
+            raise ValueError(
+                f"WAYBILL_AUDIT_RETENTION_DAYS={days:g} is not a retention: give a number of days "
+                "above 0, or leave it empty to keep everything"
+            )
         template = self.trace_url_template
         if template and (
             "{trace_id}" not in template or not template.startswith(("http://", "https://"))

@@ -254,6 +254,10 @@ class AuditStore:
 
         return await self._writer.run(job)
 
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` on the writer's connection, in a transaction (maintenance: retention)."""
+        return await self._writer.run(job)
+
     async def heartbeat(self) -> None:
         """Write one row: proves the database takes writes now."""
 
