@@ -67,6 +67,7 @@ async def test_a_held_order_appears_among_stuck_orders_without_a_reload(
         await page.goto("/tower")
         await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         await expect(page.locator("tr.stuck-order")).to_have_count(0)
+        await expect(page.locator("body[data-live-state=open]")).to_have_count(1)
         # The page's live stream is open; now the WMS's trouble holds an order (hours ago).
         now = datetime.now(UTC)
         cause = await send(

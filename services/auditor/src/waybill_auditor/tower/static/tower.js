@@ -42,7 +42,13 @@
   events.addEventListener("update", schedule);
   events.addEventListener("resync", schedule);
   events.onerror = function () {
+    document.body.setAttribute("data-live-state", "reconnecting");
     if (status) { status.hidden = false; status.textContent = "Live updates paused; reconnecting…"; }
   };
-  events.onopen = function () { if (status) status.hidden = true; };
+  events.onopen = function () {
+    if (status) status.hidden = true;
+    document.body.setAttribute("data-live-state", "open");
+    // What landed between drawing the page and (re)connecting came with no event: catch up.
+    schedule();
+  };
 })();
