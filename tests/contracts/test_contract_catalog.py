@@ -27,6 +27,7 @@ from waybill_contracts import (
 )
 from waybill_contracts.catalog import _index_by_ce_type
 from waybill_contracts.examples import EXAMPLES, example_of
+from waybill_contracts.operations import OrderAction
 
 EVENT_CE_TYPE = re.compile(r"io\.waybill\.[a-z][a-z_]*\.[a-z][a-z_]*\.v[1-9][0-9]*")
 COMMAND_CE_TYPE = re.compile(r"io\.waybill\.cmd\.[a-z][a-z_]*\.[a-z][a-z_]*\.v[1-9][0-9]*")
@@ -35,7 +36,8 @@ QUERY_CE_TYPE = re.compile(
 )
 
 
-_BASES = {Message, Event, Command, QueryRequest, QueryResponse}
+# OrderAction: the fields every operator action shares; not a message of its own.
+_BASES = {Message, Event, Command, QueryRequest, QueryResponse, OrderAction}
 
 
 def _message_types_defined_in_the_package() -> set[type]:

@@ -50,6 +50,11 @@ ADDED_SINCE_BASELINE = {
     "RecordShipmentInOdoo.lines: optional field added",
     "NotificationFailed.recipient: optional field added",
     "Order.delivery_method: optional field added",
+    # The control tower's operator actions (issue 17).
+    "message added: waybill.cmd.orders.retry_stage.v1",
+    "message added: waybill.cmd.orders.release_hold.v1",
+    "message added: waybill.cmd.orders.cancel_shipment.v1",
+    "message added: waybill.cmd.orders.resolve_exception.v1",
 }
 
 

@@ -50,6 +50,9 @@ class FuzzReport:
     """What one fuzz run called, and what the service answered."""
 
     operations: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
+    """Operations answering an endless stream (server-sent events): not fuzzed (each call
+    would wait for its timeout); their own tests read them."""
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def answered(self, operation: str) -> set[int]:
@@ -77,6 +80,12 @@ def _strategies(
     return strategies
 
 
+def _streams(operation: APIOperation[Any, Any, Any, Any]) -> bool:
+    # An event stream never ends: every fuzzed call would wait for its timeout.
+    ok = operation.definition.raw.get("responses", {}).get("200", {})
+    return "text/event-stream" in ok.get("content", {})
+
+
 def fuzz_service(
     base_url: str,
     *,
@@ -102,6 +111,9 @@ def fuzz_service(
             raise result.err()  # an operation schemathesis cannot read: the document is wrong
         operation = result.ok()
         report.operations.append(operation.label)
+        if _streams(operation):
+            report.streams.append(operation.label)
+            continue
         signer = (signers or {}).get(operation.path)
         sign = st.sampled_from([_signing(signer), None]) if signer else st.just(None)
 

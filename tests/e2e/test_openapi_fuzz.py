@@ -98,6 +98,7 @@ async def test_no_service_answers_a_server_error_or_off_its_schema(
     # The known path values and the signatures took requests past the lookups and the
     # signature checks, to the handlers' own input checks.
     assert 200 in reports["auditor"].answered("GET /orders/{ref}/timeline")
+    assert reports["auditor"].streams == ["GET /tower/live"]
     assert reports["odoo-gateway"].answered("POST /webhooks/odoo/{token}") >= {404, 422}
     assert reports["wms-bridge"].answered("POST /webhooks/wms") >= {401, 202}
     for carrier in ("carrier-a", "carrier-b"):

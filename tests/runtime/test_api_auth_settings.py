@@ -177,7 +177,7 @@ def test_a_jwks_file_with_keys_starts_with_them(jwks_file: Path) -> None:
             'GET /orders is called by people: declare the role it needs (role="viewer" to '
             'read, "operator" to act, "admin")',
         ),
-        (lambda: Route("GET", "/ping", "probe", role="viewer"), "probes stay open"),
+        (lambda: Route("GET", "/ping", "probe", role="viewer"), "probe route: those stay open"),
         (lambda: Route("GET", "/orders", "operator", role="root"), "no role 'root'"),  # type: ignore[arg-type]
     ],
     ids=["people without a role", "probe with a role", "unknown role"],

@@ -34,6 +34,7 @@ from waybill_contracts.model import (
     TrackingNumber,
     UtcDateTime,
 )
+from waybill_contracts.operations import OPERATOR_COMMAND_TYPES
 from waybill_contracts.services import Service
 
 _WAREHOUSE = "warehouse"
@@ -313,5 +314,6 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     PostExceptionInOdoo,
     PostNoteInOdoo,
     SnapshotOdooInventory,
+    *OPERATOR_COMMAND_TYPES,
 )
-"""Every command type, by owner."""
+"""Every command type, by owner (operator actions: :mod:`waybill_contracts.operations`)."""

@@ -14,6 +14,7 @@ from typing import TypeVar, cast
 
 from waybill_contracts import commands as cmd
 from waybill_contracts import events as evt
+from waybill_contracts import operations as ops
 from waybill_contracts import queries as qry
 from waybill_contracts.catalog import not_in_catalog
 from waybill_contracts.messages import Message
@@ -328,6 +329,20 @@ def _build() -> dict[type[Message], Message]:
             "cancelled in Odoo",
         ),
         cmd.SnapshotOdooInventory(snapshot_id="inv-2025-03-14-odoo", warehouse="AMS1"),
+        ops.RetryOrderStage(action_id="act-1", operator="dana", order_ref=ORDER_REF),
+        ops.ReleaseHeldOrder(
+            action_id="act-2", operator="dana", order_ref=ORDER_REF, note="carrier back up"
+        ),
+        ops.CancelOrderShipment(
+            action_id="act-3", operator="dana", order_ref=ORDER_REF, note="wrong carrier"
+        ),
+        ops.ResolveException(
+            action_id="act-4",
+            operator="dana",
+            order_ref=ORDER_REF,
+            exception_id="exc-1",
+            note="Customer called; address confirmed",
+        ),
         qry.OrderStatusRequest(order_ref=ORDER_REF),
         qry.OrderStatusResponse(
             order_ref=ORDER_REF,

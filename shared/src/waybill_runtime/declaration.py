@@ -39,8 +39,9 @@ __all__ = [
     "publishable_types",
 ]
 
-RouteAudience = Literal["partner", "operator", "probe"]
-"""Who calls a route: a partner's webhooks, people and their tools, or the platform."""
+RouteAudience = Literal["partner", "operator", "probe", "public"]
+"""Who calls a route: a partner's webhooks, people and their tools, the platform, or anyone
+(what a browser needs before signing in: a sign-in page, a stylesheet; it tells nothing)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,12 @@ class Route:
     (:mod:`waybill_runtime.http.auth`): ``viewer`` to read, ``operator`` to act,
     ``admin`` for anything. Every route people call (audience ``operator``)
     names one; a partner's webhooks keep their own signature checks and need none.
+
+    Pages for people's browsers: ``answers`` is the media type of the success
+    answer (``text/html``, ``text/event-stream``); ``form`` says the body is an
+    HTML form (``request`` then describes its fields) and the success answer a
+    303 redirect; ``sign_in`` is where a browser without a token is sent
+    (a GET page), instead of a bare 401.
     """
 
     method: str
@@ -127,8 +134,18 @@ class Route:
     response: Any = None
     query: type[msgspec.Struct] | None = None
     role: Role | None = None
+    answers: str = "application/json"
+    form: bool = False
+    sign_in: str | None = None
 
     def __post_init__(self) -> None:
+        if self.form and self.method.upper() != "POST":
+            raise ValueError(f"{self.method} {self.path}: only a POST takes a form")
+        if self.sign_in is not None and (self.method.upper() != "GET" or self.role is None):
+            raise ValueError(
+                f"{self.method} {self.path}: only a GET page that needs a role sends "
+                "browsers to a sign-in page"
+            )
         if self.role is not None and self.role not in ROLES:
             raise ValueError(f"{self.method} {self.path}: no role {self.role!r}; use {ROLES}")
         if self.audience == "operator" and self.role is None:
@@ -136,8 +153,10 @@ class Route:
                 f"{self.method} {self.path} is called by people: declare the role it needs "
                 '(role="viewer" to read, "operator" to act, "admin")'
             )
-        if self.audience == "probe" and self.role is not None:
-            raise ValueError(f"{self.method} {self.path} is a probe: probes stay open")
+        if self.audience in ("probe", "public") and self.role is not None:
+            raise ValueError(
+                f"{self.method} {self.path} is a {self.audience} route: those stay open"
+            )
 
 
 # -- the printable declaration --------------------------------------------------------
@@ -207,6 +226,9 @@ class Declaration(msgspec.Struct, frozen=True, kw_only=True):
     """It watches the whole mesh: its durables read the whole events/commands streams, it
     records messages no handler settled (JetStream's advisories) as dead letters of the
     service that gave up, and it may list every durable of those streams."""
+    replays_dead_letters: bool = False
+    """It replays dead letters for operators: it may publish any event or command, read a
+    dead letter and the original it points to, and delete the letter."""
 
 
 def publishable_types(
@@ -267,6 +289,7 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
         consumes_dead_letters=service.dead_letter_handler is not None,
         new_events_only=service.new_events_only,
         watches_mesh=service.watches_mesh,
+        replays_dead_letters=service.replays_dead_letters,
         publishes=_published(service.publishes, subjects),
         sends=_published(service.sends, subjects),
         queries=sorted(service.query_names()),

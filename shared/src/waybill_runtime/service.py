@@ -162,6 +162,7 @@ class Service(Generic[S]):
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
         watches_mesh: bool = False,
+        replays_dead_letters: bool = False,
     ) -> None: ...
 
     @overload
@@ -178,6 +179,7 @@ class Service(Generic[S]):
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
         watches_mesh: bool = False,
+        replays_dead_letters: bool = False,
     ) -> None: ...
 
     def __init__(
@@ -193,6 +195,7 @@ class Service(Generic[S]):
         local_settings: Mapping[str, str] | None = None,
         new_events_only: bool = False,
         watches_mesh: bool = False,
+        replays_dead_letters: bool = False,
     ) -> None:
         self.name = name
         self.settings_type = settings_type
@@ -217,6 +220,10 @@ class Service(Generic[S]):
         # it turns JetStream's advisories about messages no handler settled into
         # dead letters, so nothing leaves a stream unrecorded.
         self.watches_mesh = watches_mesh
+        # It puts dead letters back on their original subjects when an operator asks
+        # (the control tower's replay): it may publish any event or command, read a
+        # letter and its original, and delete the letter, as `waybill dlq replay` may.
+        self.replays_dead_letters = replays_dead_letters
         self.publishes, self.sends = publishable_types(name)
         self.handlers: dict[type[Message], Handler[S]] = {}
         self.dead_letter_handler: RuntimeHandler[StoredDeadLetter, S, None] | None = None

@@ -13,14 +13,34 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import msgspec
 from aiohttp import web
 
 from waybill_auditor.api import AuditApi, DeadLettersQuery, OrdersQuery
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
+from waybill_auditor.retention import retention_sweeper
 from waybill_auditor.store import AuditStore
-from waybill_auditor.trail import AuditTrail, DatabaseWritable
+from waybill_auditor.tower.actions import (
+    ACTIONS,
+    ORDER_ACTION_KINDS,
+    REPLAY_PATH,
+    RESOLVE_PATH,
+    OperatorActions,
+    OrderActionForm,
+    ReplayForm,
+    ResolveForm,
+)
+from waybill_auditor.tower.pages import PREFIX, ControlTower
+from waybill_auditor.tower.signin import (
+    SIGN_IN,
+    SIGN_OUT,
+    SignInForm,
+    SignOutForm,
+    sign_in_routes,
+)
+from waybill_auditor.trail import TRAIL, AuditTrail, DatabaseWritable
 from waybill_auditor.views import DeadLettersPage, OrdersPage, Timeline
 from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
 from waybill_runtime.bus.consumer import HandlerContext
@@ -32,7 +52,6 @@ from waybill_runtime.service import ResourceKey, Runtime, Service
 
 NAME = "auditor"
 
-TRAIL = ResourceKey[AuditTrail]("audit-trail")
 COVERAGE = ResourceKey[ConsumerCoverage]("consumer-coverage")
 
 AUDITED_TYPES: tuple[type[Message], ...] = tuple(
@@ -109,17 +128,68 @@ ROUTES = (
 )
 
 
+def _page(path: str, summary: str) -> Route:
+    """A page of the control tower: HTML for viewers; a browser without a token signs in."""
+    return Route(
+        "GET", path, "operator", summary, answers="text/html", role="viewer", sign_in=SIGN_IN
+    )
+
+
+# The operator actions: forms posted from the pages, each sending one command.
+def _action(path: str, summary: str, form: type[msgspec.Struct]) -> Route:
+    """An operator action: a form post that sends one command; operators only."""
+    return Route("POST", path, "operator", summary, request=form, role="operator", form=True)
+
+
+# The control tower's pages: people at a browser (viewers read; operators act, see actions).
+TOWER_ROUTES = (
+    _page(PREFIX, "the control tower"),
+    _page(f"{PREFIX}/stuck", "stuck orders"),
+    _page(PREFIX + "/orders/{ref:.+}", "an order's page"),
+    _page(f"{PREFIX}/dead-letters", "dead letters"),
+    _page(f"{PREFIX}/partners", "partner health"),
+    _page(PREFIX + "/partners/{slug}", "one partner"),
+    _page(f"{PREFIX}/search", "search orders"),
+    Route(
+        "GET",
+        f"{PREFIX}/live",
+        "operator",
+        "live updates (server-sent events)",
+        answers="text/event-stream",
+        role="viewer",
+    ),
+    Route(
+        "GET",
+        PREFIX + "/static/{name}",
+        "public",
+        "the stylesheet and script",
+        answers="text/plain",
+    ),
+    *(
+        _action(f"{ACTIONS}/{kind.slug}", kind.label.lower(), OrderActionForm)
+        for kind in ORDER_ACTION_KINDS
+    ),
+    _action(RESOLVE_PATH, "resolve an exception", ResolveForm),
+    _action(REPLAY_PATH, "replay a dead letter", ReplayForm),
+    Route("GET", SIGN_IN, "public", "the local sign-in page", answers="text/html"),
+    Route("POST", SIGN_IN, "public", "sign in with a pasted token", request=SignInForm, form=True),
+    Route("POST", SIGN_OUT, "public", "sign out", request=SignOutForm, form=True),
+)
+
+
 def build_service() -> Service[AuditorSettings]:
     """A new auditor declaration (run it with ``.main`` or ``.serve``)."""
     service = Service(
         NAME,
         settings_type=AuditorSettings,
         description="The audit trail: every event, command and dead letter; orders' stages",
-        routes=ROUTES,
+        routes=ROUTES + TOWER_ROUTES,
         # It reads the whole streams (a message on a subject the contracts do not
         # know is dead-lettered, "invalid message": reported, not left unread) and
         # records what no handler settled from JetStream's advisories.
         watches_mesh=True,
+        # Operators replay dead letters from the control tower: the auditor does it.
+        replays_dead_letters=True,
     )
     for message_type in AUDITED_TYPES:
         service.handles(message_type)(on_message)
@@ -131,6 +201,7 @@ def build_service() -> Service[AuditorSettings]:
 
     service.resource(TRAIL)(open_audit_trail)
     service.resource(COVERAGE)(open_coverage)
+    service.runs(retention_sweeper)
 
     def database_writable(runtime: Runtime[AuditorSettings]) -> ReadinessCheck:
         return DatabaseWritable(runtime.resource(TRAIL).store)
@@ -144,7 +215,19 @@ def build_service() -> Service[AuditorSettings]:
             deadlines=settings.deadlines(),
             mask=settings.mask_personal_data,
         )
-        return api.routes()
+        tower = ControlTower(
+            store=runtime.resource(TRAIL).store,
+            feed=runtime.resource(TRAIL).feed,
+            subjects=runtime.subjects,
+            deadlines=settings.deadlines(),
+            mask=settings.mask_personal_data,
+            trace_url_template=settings.trace_url_template,
+            js=runtime.js,
+        )
+        actions = OperatorActions(
+            publisher=runtime.publisher, js=runtime.js, subjects=runtime.subjects
+        )
+        return [*api.routes(), *tower.routes(), *actions.routes(), *sign_in_routes()]
 
     service.routes(api_routes)
 

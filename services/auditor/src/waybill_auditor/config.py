@@ -46,7 +46,39 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = True
 
+    audit_retention_days: Annotated[
+        float | None,
+        msgspec.Meta(
+            description="Forget messages older than this many days, and orders nothing new was "
+            "seen about for as long (checked hourly); empty = keep everything",
+            extra={"expected": "a number of days above 0, e.g. 90, or empty"},
+        ),
+    ] = None
+    trace_url_template: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Link from an order's page to its trace in a tracing UI: a URL with "
+            "{trace_id}, e.g. http://127.0.0.1:16686/trace/{trace_id} (Jaeger) or "
+            "https://grafana.example/explore?...{trace_id}...; empty = no link",
+            extra={"expected": "an http(s) URL containing {trace_id}"},
+        ),
+    ] = None
+
     def __post_init__(self) -> None:
+        days = self.audit_retention_days
+        if days is not None and days <= 0:
+            raise ValueError(
+                f"WAYBILL_AUDIT_RETENTION_DAYS={days:g} is not a retention: give a number of days "
+                "above 0, or leave it empty to keep everything"
+            )
+        template = self.trace_url_template
+        if template and (
+            "{trace_id}" not in template or not template.startswith(("http://", "https://"))
+        ):
+            raise ValueError(
+                f"WAYBILL_TRACE_URL_TEMPLATE={template!r} is not a trace link: give an http(s) "
+                "URL containing {trace_id}"
+            )
         final = sorted(stage.value for stage in self.stuck_after_s if stage in FINAL)
         if final:
             raise ValueError(

@@ -92,6 +92,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN replayed_by TEXT",
         "ALTER TABLE messages ADD COLUMN unconsumed INTEGER NOT NULL DEFAULT 0",
     ),
+    # 3: the trace each message belongs to (the control tower links to it), and reads by time
+    # (the control tower's throughput and partner figures over the last hour).
+    (
+        "ALTER TABLE messages ADD COLUMN trace_id TEXT",
+        "CREATE INDEX messages_by_time ON messages (time_s)",
+    ),
 )
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 

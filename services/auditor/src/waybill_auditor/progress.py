@@ -38,6 +38,7 @@ from waybill_contracts.events import (
     WarehouseOrderPicked,
 )
 from waybill_contracts.model import MilestoneCode
+from waybill_contracts.operations import ReleaseHeldOrder
 
 REACHES: dict[type[Message], Stage] = {
     OrderReleased: Stage.RELEASED,
@@ -61,6 +62,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
     reached: Stage | None = None
     held: bool = False
+    resumed: bool = False
+    """An operator released the held order (the control tower's ``ReleaseHeldOrder``)."""
     cancel_requested: bool = False
     warehouse_cancelled: bool = False
     booked_shipment: str | None = None
@@ -74,6 +77,7 @@ class OrderFacts(msgspec.Struct, frozen=True, kw_only=True):
     furthest: Stage | None = None
     furthest_at: datetime | None = None
     held_at: datetime | None = None
+    resumed_at: datetime | None = None
     cancel_requested_at: datetime | None = None
     warehouse_cancelled_at: datetime | None = None
     booked: dict[str, datetime] = {}
@@ -90,6 +94,7 @@ def observe(message: Message, at: datetime) -> Observation:
         at=at,
         reached=reached,
         held=isinstance(message, ExceptionRaised) and message.order_held,
+        resumed=isinstance(message, ReleaseHeldOrder),
         cancel_requested=isinstance(message, OrderCancelled),
         warehouse_cancelled=isinstance(message, WarehouseOrderCancelled),
         booked_shipment=(
@@ -129,6 +134,7 @@ def merge(facts: OrderFacts, seen: Observation) -> OrderFacts:
         furthest=furthest,
         furthest_at=furthest_at,
         held_at=_latest(facts.held_at, seen.at) if seen.held else facts.held_at,
+        resumed_at=_latest(facts.resumed_at, seen.at) if seen.resumed else facts.resumed_at,
         cancel_requested_at=(
             _earliest(facts.cancel_requested_at, seen.at)
             if seen.cancel_requested
@@ -160,7 +166,12 @@ def derive(facts: OrderFacts) -> tuple[Stage, datetime | None]:
     # Held after the order last moved on: a person must act. A later step
     # forward (the awaited fact came after all) means the order resumed.
     if facts.held_at is not None and (furthest_at is None or facts.held_at >= furthest_at):
-        return Stage.HELD, facts.held_at
+        resumed_at = facts.resumed_at
+        if resumed_at is None or resumed_at < facts.held_at:
+            return Stage.HELD, facts.held_at
+        # An operator released it: back where it stopped, the clock restarted.
+        if furthest is not None:
+            return furthest, resumed_at
     if furthest is not None:
         return furthest, furthest_at
     return Stage.UNKNOWN, facts.first_seen_at

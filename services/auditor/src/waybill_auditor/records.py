@@ -3,6 +3,7 @@ dead letter, with the envelope's ids, where it sat on the bus, and its body."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import msgspec
@@ -18,7 +19,7 @@ from waybill_contracts import (
     order_ref_of,
 )
 from waybill_contracts import decode as decode_message
-from waybill_contracts.envelope import HEADER_NATS_MSG_ID, attributes_of
+from waybill_contracts.envelope import HEADER_NATS_MSG_ID, HEADER_TRACEPARENT, attributes_of
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, dead_letter_id
 from waybill_runtime.bus.replay import ReplayMark
 
@@ -59,6 +60,19 @@ class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
     """For a replayed message: the operator who replayed it."""
     unconsumed: bool = False
     """No installed service but the auditor consumes this message's type."""
+    trace_id: str | None = None
+    """The W3C trace id the message travelled in (from its ``traceparent``), if any."""
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id a W3C ``traceparent`` names; None when absent, malformed or all zeros."""
+    found = _TRACEPARENT.match(traceparent.strip().lower()) if traceparent else None
+    if found is None or set(found["trace"]) == {"0"}:
+        return None
+    return found["trace"]
 
 
 class AuditRecord(StoredMessage, frozen=True, kw_only=True):
@@ -114,6 +128,7 @@ def message_record(
         replayed_from=replay.dead_letter if replay is not None else None,
         replayed_by=replay.operator if replay is not None else None,
         unconsumed=unconsumed,
+        trace_id=trace_id_of(envelope.traceparent),
     )
 
 
@@ -162,4 +177,5 @@ def dead_letter_record(stored: StoredDeadLetter, *, subjects: SubjectMap) -> Aud
         dl_error_type=letter.error_type,
         dl_error_message=letter.error_message,
         dl_attempts=letter.attempts,
+        trace_id=trace_id_of(binding.find_header(headers, HEADER_TRACEPARENT)),
     )

@@ -9,11 +9,11 @@ disagree after a crash.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,16 +24,18 @@ from waybill_auditor.stages import Stage
 from waybill_contracts.envelope import format_time
 from waybill_runtime.private_files import private_folder, touch_private
 
+T = TypeVar("T")
+
 _encode_facts = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(OrderFacts).decode
 
-_MESSAGE_COLUMNS = (
+MESSAGE_COLUMNS = (
     "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, time_s, "
     "stream, stream_sequence, nats_subject, body, original_id, dl_service, dl_consumer, "
     "dl_reason, dl_error_type, dl_error_message, dl_attempts, replayed_from, replayed_by, "
-    "unconsumed"
+    "unconsumed, trace_id"
 )
-_ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
+ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,7 +75,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _message_from_row(row: sqlite3.Row) -> StoredMessage:
+def message_from_row(row: sqlite3.Row) -> StoredMessage:
     values: dict[str, Any] = dict(row)
     values.pop("time_s", None)
     values["time"] = _parse_time(values["time"])
@@ -81,7 +83,7 @@ def _message_from_row(row: sqlite3.Row) -> StoredMessage:
     return StoredMessage(**values)
 
 
-def _order_from_row(row: sqlite3.Row) -> OrderRow:
+def order_from_row(row: sqlite3.Row) -> OrderRow:
     return OrderRow(
         order_ref=row["order_ref"],
         stage=Stage(row["stage"]),
@@ -94,9 +96,9 @@ def _order_from_row(row: sqlite3.Row) -> OrderRow:
 
 def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
     row = conn.execute(
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
     ).fetchone()
-    return _order_from_row(row) if row is not None else None
+    return order_from_row(row) if row is not None else None
 
 
 def _messages_of(
@@ -107,17 +109,17 @@ def _messages_of(
     # "+kind" keeps SQLite off the kind index (which would scan every event):
     # the order and correlation indexes find an order's few rows.
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
         "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
         (*kinds, order_ref, order_ref),
     ).fetchall()
-    return [_message_from_row(row) for row in rows]
+    return [message_from_row(row) for row in rows]
 
 
 def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Recorded:
     inserted = conn.execute(
-        f"INSERT INTO messages ({_MESSAGE_COLUMNS}, recorded_at_s) "
-        "VALUES (" + ", ".join("?" * 25) + ") ON CONFLICT (id) DO NOTHING",
+        f"INSERT INTO messages ({MESSAGE_COLUMNS}, recorded_at_s) "
+        "VALUES (" + ", ".join("?" * 26) + ") ON CONFLICT (id) DO NOTHING",
         (
             record.id,
             record.kind,
@@ -143,6 +145,7 @@ def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Rec
             record.replayed_from,
             record.replayed_by,
             int(record.unconsumed),
+            record.trace_id,
             _time_s(now),
         ),
     ).rowcount
@@ -251,6 +254,10 @@ class AuditStore:
 
         return await self._writer.run(job)
 
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` on the writer's connection, in a transaction (maintenance: retention)."""
+        return await self._writer.run(job)
+
     async def heartbeat(self) -> None:
         """Write one row: proves the database takes writes now."""
 
@@ -264,6 +271,10 @@ class AuditStore:
         await self._writer.run(job)
 
     # -- reading ---------------------------------------------------------------
+
+    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` on the reader's connection (one snapshot): for read-only queries."""
+        return await self._reader.run(job)
 
     async def order(self, order_ref: str) -> OrderRow | None:
         """The order's stage row, or None if no message about it was recorded."""
@@ -314,11 +325,11 @@ class AuditStore:
             clauses.append("(since_s, order_ref) > (?, ?)")
             params.extend((_time_s(chosen.after[0]), chosen.after[1]))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
+        sql = f"SELECT {ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
         params.append(chosen.limit + 1)
 
         def job(conn: sqlite3.Connection) -> list[OrderRow]:
-            return [_order_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            return [order_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._reader.run(job)
 
@@ -342,13 +353,13 @@ class AuditStore:
                 clauses.append(clause)
                 params.extend([value] * clause.count("?"))
         sql = (
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
             "ORDER BY stream_sequence DESC LIMIT ?"
         )
         params.append(limit + 1)
 
         def job(conn: sqlite3.Connection) -> list[StoredMessage]:
-            return [_message_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            return [message_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._reader.run(job)
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import sqlite3
 
 from waybill_auditor.records import AuditRecord
+from waybill_auditor.stages import Stage
 from waybill_auditor.store import AuditStore
+from waybill_auditor.tower.live import LiveFeed, Update
 from waybill_runtime.http import CheckResult
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import TransientError
+from waybill_runtime.service import ResourceKey
 
 
 class AuditDatabaseBusy(TransientError):
@@ -43,6 +46,8 @@ class AuditTrail:
 
     def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
         self.store = store
+        self.feed = LiveFeed()
+        """New rows, as they are stored, for the control tower's open pages."""
         self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
         self._duplicates = metrics.counter(
             "waybill_audit_duplicates_total",
@@ -63,8 +68,9 @@ class AuditTrail:
         kinds, stages = await self.store.counts()
         for kind, count in kinds.items():
             self._rows.labels(kind).set(count)
-        for stage, count in stages.items():
-            self._orders.labels(stage.value).set(count)
+        # Every stage, so one emptied since (retention) reads 0, not its old count.
+        for stage in Stage:
+            self._orders.labels(stage.value).set(stages.get(stage, 0))
 
     async def record(self, record: AuditRecord) -> bool:
         """Store ``record`` unless already stored; True when it was new."""
@@ -83,4 +89,11 @@ class AuditTrail:
             if before is not None:
                 self._orders.labels(before.value).dec()
             self._orders.labels(after.value).inc()
+        self.feed.announce(
+            Update(kind=record.kind, type=record.ce_type, order_ref=record.order_ref, stage=after)
+        )
         return True
+
+
+TRAIL = ResourceKey[AuditTrail]("audit-trail")
+"""The running auditor's trail (opened in :mod:`waybill_auditor.app`)."""

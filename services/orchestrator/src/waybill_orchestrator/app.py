@@ -7,11 +7,18 @@ they never corrupt an order's state).
 
 from __future__ import annotations
 
+from waybill_contracts.operations import ORDER_ACTIONS
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator import status
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.deadlines import deadline_sweeper
-from waybill_orchestrator.handlers import WORKFLOW, WORKFLOW_BUCKET, on_order_event, open_workflow
+from waybill_orchestrator.handlers import (
+    WORKFLOW,
+    WORKFLOW_BUCKET,
+    on_operator_action,
+    on_order_event,
+    open_workflow,
+)
 from waybill_orchestrator.process import HANDLED_EVENTS
 from waybill_runtime.declaration import Bucket
 from waybill_runtime.service import Runtime, Service
@@ -29,6 +36,9 @@ def build_service() -> Service[OrchestratorSettings]:
     )
     for event_type in HANDLED_EVENTS:
         service.handles(event_type)(on_order_event)
+    # What operators ask from the control tower (the auditor sends it on their behalf).
+    for action_type in ORDER_ACTIONS:
+        service.handles(action_type)(on_operator_action)
 
     service.resource(WORKFLOW)(open_workflow)
     service.runs(deadline_sweeper)

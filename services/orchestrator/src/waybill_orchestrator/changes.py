@@ -17,6 +17,7 @@ import msgspec
 
 from waybill_contracts import Message, MessageContext
 from waybill_contracts.events import Event
+from waybill_contracts.operations import OrderAction
 from waybill_orchestrator import instructions
 from waybill_orchestrator.stages import Stage
 from waybill_orchestrator.state import Hold, OpenException, OrderState, Step
@@ -51,7 +52,16 @@ class DeadlineCheck:
     at: datetime
 
 
-Happening = Observed | DeadlineCheck
+@dataclass(frozen=True, kw_only=True)
+class Requested:
+    """An operator's action from the control tower, as delivered, and when it is being handled."""
+
+    command: OrderAction
+    context: MessageContext
+    at: datetime
+
+
+Happening = Observed | DeadlineCheck | Requested
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +84,7 @@ def ignore(state: OrderState | None, note: str) -> Decision:
 
 
 def _cause(happening: Happening) -> tuple[str | None, str]:
-    if isinstance(happening, Observed):
+    if isinstance(happening, Observed | Requested):
         return happening.context.id, happening.context.type
     return None, DEADLINE_CAUSE
 

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from waybill_contracts.events import Event
-from waybill_orchestrator.changes import NotYet, Observed
+from waybill_contracts.operations import OrderAction
+from waybill_orchestrator.changes import NotYet, Observed, Requested
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
@@ -55,3 +56,23 @@ async def on_order_event(event: Event, ctx: HandlerContext[OrchestratorSettings]
     stage = decision.state.stage if decision.state is not None else None
     for note in decision.notes:
         log.info("order %s (%s, stage %s): %s", order_ref, type(event).__name__, stage, note)
+
+
+async def on_operator_action(
+    action: OrderAction, ctx: HandlerContext[OrchestratorSettings]
+) -> None:
+    """Apply an operator's action from the control tower to its order."""
+    store = ctx.resource(WORKFLOW)
+    requested = Requested(command=action, context=ctx.envelope, at=store.clock())
+    try:
+        decision = await store.apply(action.order_ref, requested)
+    except MissingOrderData as error:
+        raise PermanentError(f"order {action.order_ref}: {error}") from error
+    for note in decision.notes:
+        log.info(
+            "order %s (%s by %s): %s",
+            action.order_ref,
+            type(action).__name__,
+            action.operator,
+            note,
+        )

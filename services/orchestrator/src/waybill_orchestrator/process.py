@@ -28,7 +28,7 @@ from waybill_contracts.events import (
     WarehouseOrderPicked,
     WarehouseOrderShortPicked,
 )
-from waybill_orchestrator import instructions, shipping
+from waybill_orchestrator import instructions, operator_actions, shipping
 from waybill_orchestrator.changes import (
     BOOKING_FAILED,
     PICKING_NOT_VALIDATED,
@@ -41,6 +41,7 @@ from waybill_orchestrator.changes import (
     Observed,
     Policy,
     Problem,
+    Requested,
     flag,
     hold,
     ignore,
@@ -115,6 +116,8 @@ def transition(state: OrderState | None, happening: Happening, policy: Policy) -
         if state is None:
             return ignore(None, "no such order")
         return check_deadline(state, happening, policy)
+    if isinstance(happening, Requested):
+        return operator_actions.act(state, happening, policy)
     event = happening.event
     if isinstance(event, OrderReleased):
         return _released(state, happening, event, policy)

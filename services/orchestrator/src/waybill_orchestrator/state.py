@@ -108,6 +108,8 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     open_exceptions: tuple[OpenException, ...] = ()
     timeline: tuple[Step, ...] = ()
     outbox: tuple[PendingMessage, ...] = ()
+    operator_actions: tuple[str, ...] = ()
+    """Ids of the latest operator actions applied (a redelivered action is recognised)."""
 
 
 _ENCODER = msgspec.json.Encoder()

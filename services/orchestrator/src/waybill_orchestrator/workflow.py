@@ -21,7 +21,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from nats.js.kv import KeyValue
 
 from waybill_orchestrator import outbox
-from waybill_orchestrator.changes import Decision, Happening, Observed, Policy
+from waybill_orchestrator.changes import Decision, Happening, Observed, Policy, Requested
 from waybill_orchestrator.open_orders import STATE_PREFIX, OpenOrders
 from waybill_orchestrator.process import transition
 from waybill_orchestrator.stages import FINAL
@@ -118,7 +118,7 @@ class WorkflowStore:
         the shipment) is not known yet, and :class:`StateKeptChanging` when
         other writers won every race.
         """
-        cause = happening.context if isinstance(happening, Observed) else None
+        cause = happening.context if isinstance(happening, Observed | Requested) else None
         key = key_for(order_ref)
         for attempt in range(self._write_attempts):
             state, revision = await self.read(order_ref)

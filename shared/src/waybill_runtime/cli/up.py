@@ -186,7 +186,11 @@ def _print_api_tokens(plan: LocalPlan) -> None:
         for role in ("viewer", "operator")
     }
     hours = LOCAL_TOKEN_TTL.total_seconds() / 3600
-    print(f"API tokens (valid {hours:g} h; send as Authorization: Bearer <token>):", flush=True)
+    print(
+        f"API tokens (valid {hours:g} h; send as Authorization: Bearer <token>, or paste one "
+        "into the control tower's sign-in page):",
+        flush=True,
+    )
     for role, issued in tokens.items():
         print(f"  {role + ':':<10}{issued.token}", flush=True)
 

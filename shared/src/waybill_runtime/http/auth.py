@@ -10,7 +10,13 @@ service, from the declaration, so no handler checks anything itself:
 - a token whose roles do not reach the route's: 403;
 - the keys cannot be read at all (a JWKS URL that is down): 503.
 
-All three are problem+json bodies that never say which check failed; the log
+A browser's token may also come from an OAuth2/OIDC proxy's header or the
+session cookie of a sign-in page (:mod:`waybill_runtime.http.browser`); a
+state-changing request authenticated by the cookie must carry its CSRF token
+too (else 403). A GET page declared with ``sign_in`` sends a browser without
+a valid token there (303) instead of answering 401.
+
+All these are problem+json bodies that never say which check failed; the log
 does. Every decision is logged (logger ``waybill.api.access``) with the
 subject, role, action (method and declared route), outcome and trace id. A
 handler reads its caller with :func:`principal_of`, to carry the operator's
@@ -28,12 +34,14 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
 from waybill_runtime.declaration import Route
+from waybill_runtime.http.browser import CSRF_FIELD, CSRF_HEADER, credential_of, csrf_matches
 from waybill_runtime.http.problem import ProblemError
 from waybill_runtime.security.api_keys import (
     ApiKeyError,
@@ -77,10 +85,26 @@ def principal_of(request: web.Request) -> Principal:
         ) from None
 
 
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CSRF = (
+    "this form was not sent from the service's own page (its CSRF token is missing or wrong): "
+    "reload the page and try again"
+)
+
+
+async def _offered_csrf(request: web.Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header is not None:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # aiohttp keeps the parsed form: the handler reads it again for free.
+        field = (await request.post()).get(CSRF_FIELD)
+        return field if isinstance(field, str) else None
+    return None
+
+
+def _wants_page(request: web.Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
 
 
 def _trace_id(request: web.Request) -> tuple[str, bool]:
@@ -104,7 +128,8 @@ class ApiAccess:
         self.service = service
         self.verifier = verifier
         self._needed = {(r.method.upper(), r.path): r.role for r in routes if r.role is not None}
-        self._guarded: dict[web.AbstractRoute, tuple[str, Role]] = {}
+        self._sign_in = {(r.method.upper(), r.path): r.sign_in for r in routes if r.sign_in}
+        self._guarded: dict[web.AbstractRoute, tuple[str, Role, str | None]] = {}
         if self._needed and verifier is None:
             protected = ", ".join(" ".join(route) for route in self._needed)
             raise SettingsError(
@@ -126,13 +151,14 @@ class ApiAccess:
             role = self._needed.get((method, definition.path))
             if role is None:
                 continue
+            sign_in = self._sign_in.get((method, definition.path))
             for route in added:
-                self._guarded[route] = (f"{method} {definition.path}", role)
+                self._guarded[route] = (f"{method} {definition.path}", role, sign_in)
                 # aiohttp answers HEAD for a GET by a route of its own on the same resource.
                 if method == "GET" and route.resource is not None:
                     for sibling in route.resource:
                         if sibling.method == "HEAD":
-                            self._guarded[sibling] = (f"HEAD {definition.path}", role)
+                            self._guarded[sibling] = (f"HEAD {definition.path}", role, None)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -142,16 +168,24 @@ class ApiAccess:
         request[PRINCIPAL] = await self._decide(request, *guarded)
         return await handler(request)
 
-    async def _decide(self, request: web.Request, action: str, needed: Role) -> Principal:
+    async def _decide(
+        self, request: web.Request, action: str, needed: Role, sign_in: str | None
+    ) -> Principal:
         assert self.verifier is not None  # __init__ refuses protected routes without one
         trace_id, traced = _trace_id(request)
-        token = _bearer(request)
+        credential = credential_of(request)
         try:
-            if token is None:
+            if credential is None:
                 raise TokenRefused("no bearer token")
-            principal = await self.verifier.verify(token)
+            principal = await self.verifier.verify(credential.token)
         except TokenRefused as refused:
             self._log(logging.WARNING, action, needed, "refused", refused.reason, trace_id, traced)
+            if sign_in is not None and _wants_page(request):
+                # A person at a browser: the sign-in page says how to get in.
+                asked = {"next": request.path_qs}
+                if credential is not None:
+                    asked["refused"] = "1"  # the page says the token was not accepted
+                raise web.HTTPSeeOther(f"{sign_in}?{urlencode(asked)}") from None
             raise ProblemError(
                 401,
                 "Unauthorized",
@@ -176,6 +210,16 @@ class ApiAccess:
                 principal,
             )  # fmt: skip
             raise ProblemError(403, "Forbidden", _FORBIDDEN, trace_id=trace_id)
+        if (
+            credential.ambient
+            and request.method not in _SAFE_METHODS
+            and not csrf_matches(credential.token, await _offered_csrf(request))
+        ):
+            self._log(
+                logging.WARNING, action, needed, "forbidden", "no CSRF token", trace_id, traced,
+                principal,
+            )  # fmt: skip
+            raise ProblemError(403, "Forbidden", _CSRF, trace_id=trace_id)
         self._log(logging.INFO, action, needed, "allowed", None, trace_id, traced, principal)
         return principal
 

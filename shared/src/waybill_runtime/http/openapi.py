@@ -127,8 +127,12 @@ def _problem(status: int, description: str | None = None) -> dict[str, Any]:
     return response
 
 
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+
+
 def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+    return {_JSON: {"schema": schema}}
 
 
 class _Schemas:
@@ -182,13 +186,21 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     parameters = _parameters(route, schemas)
     if parameters:
         operation["parameters"] = parameters
-    success = {
+    success: dict[str, Any] = {
         "description": "Done." if route.audience != "partner" else "Acknowledged.",
-        "content": _json_content(schemas.of(route.response)),
+        "content": _json_content(schemas.of(route.response))
+        if route.answers == _JSON
+        else {route.answers: {"schema": {"type": "string"}}},
     }
+    if route.form:
+        # A browser's form post is answered with the page to go to next.
+        success = {
+            "description": "Done; the page to show next.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }
     responses: dict[str, Any] = {
         # A partner's delivery is taken (202) or answered at once (200).
-        "2XX" if route.audience == "partner" else "200": success,
+        "2XX" if route.audience == "partner" else "303" if route.form else "200": success,
         "400": _problem(400),
     }
     if _path_parameters(route.path):
@@ -196,7 +208,9 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     if method in _BODY_METHODS:
         operation["requestBody"] = {
             "required": True,
-            "content": _json_content(schemas.of(route.request)),
+            "content": {_FORM: {"schema": schemas.of(route.request)}}
+            if route.form
+            else _json_content(schemas.of(route.request)),
         }
         responses |= {str(s): _problem(s) for s in (413, 415, 422)}
     if route.audience == "partner":

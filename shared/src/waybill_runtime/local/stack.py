@@ -202,9 +202,14 @@ class LocalStack:
                     f"service {name} did not become ready; see {self.log_of(name)}"
                 )
             self.urls[f"service {name}"] = base
-            # The pages a person reads (an API without path parameters), by their summary.
+            # The pages a person reads (an API without path parameters), by their summary;
+            # of a service's web pages only the top one (``/tower``, not ``/tower/stuck``).
             for route in service.declared_routes:
-                if route.audience == "operator" and route.method == "GET" and "{" not in route.path:
+                if route.audience != "operator" or route.method != "GET" or "{" in route.path:
+                    continue
+                if route.answers == "application/json" or (
+                    route.answers == "text/html" and route.path.count("/") == 1
+                ):
                     self.urls[route.summary or route.path] = f"{base}{route.path}"
 
     def _spawn(self, spec: ChildSpec) -> None:

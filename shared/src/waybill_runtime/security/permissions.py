@@ -130,6 +130,8 @@ def service_identity(
     if declaration.watches_mesh:
         publish += _watcher_rights(subjects)
         subscribe += subjects.advisory_subjects()
+    if declaration.replays_dead_letters:
+        publish += _replay_rights(subjects)
     return Identity(
         name=declaration.name,
         role="service",
@@ -158,6 +160,23 @@ def admin_identity() -> Identity:
     )
 
 
+def _replay_rights(subjects: SubjectMap) -> list[str]:
+    # Replay reads a letter by its sequence, and the original of a letter cut to
+    # fit (its pointer names the stream and sequence), publishes it again on its
+    # original subject (an event or a command; `replay` refuses anything else),
+    # then removes the letter.
+    dlq = subjects.dlq_stream.name
+    return [
+        f"$JS.API.STREAM.MSG.GET.{dlq}",
+        *(
+            f"$JS.API.STREAM.MSG.GET.{stream.name}"
+            for stream in (subjects.events_stream, subjects.commands_stream)
+        ),
+        f"$JS.API.STREAM.MSG.DELETE.{dlq}",
+        *(f"{subjects.prefix}.{kind}.>" for kind in ("evt", "cmd")),
+    ]
+
+
 def operator_identity(subjects: SubjectMap) -> Identity:
     """`waybill dlq` and people's tools: read and replay dead letters, ask queries.
 
@@ -175,15 +194,7 @@ def operator_identity(subjects: SubjectMap) -> Identity:
         f"$JS.API.CONSUMER.MSG.NEXT.{dlq}.*",
         f"$JS.API.CONSUMER.DELETE.{dlq}.*",
         f"$JS.ACK.{dlq}.>",
-        # Replay reads a letter by its sequence, and the original of a letter cut
-        # to fit (its pointer names the stream and sequence); then removes the letter.
-        f"$JS.API.STREAM.MSG.GET.{dlq}",
-        *(
-            f"$JS.API.STREAM.MSG.GET.{stream.name}"
-            for stream in (subjects.events_stream, subjects.commands_stream)
-        ),
-        f"$JS.API.STREAM.MSG.DELETE.{dlq}",
-        *(f"{subjects.prefix}.{kind}.>" for kind in ("evt", "cmd")),
+        *_replay_rights(subjects),
         f"{subjects.prefix}.qry.>",
         "$SRV.>",
     ]

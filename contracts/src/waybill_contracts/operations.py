@@ -1,0 +1,105 @@
+"""Operator actions: commands people send from the control tower, each naming who sent it.
+
+The auditor serves the control tower, so it sends these on behalf of the
+signed-in operator (whose token's subject is ``operator``); the orchestrator
+owns order state and executes them. Each carries ``action_id``, the key the
+orchestrator uses to act once however often it is delivered.
+
+(Replaying a dead letter is no command: the control tower replays it as
+`waybill dlq replay` does, and the replayed message names the operator.)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from msgspec import Meta
+
+from waybill_contracts.messages import Command
+from waybill_contracts.model import OrderRef
+from waybill_contracts.services import Service
+
+_ORDERS = "orders"
+_FROM_THE_TOWER: tuple[Service, ...] = (Service.AUDITOR,)
+
+ActionId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        description="Id of this action (one click); keys its effect, so a redelivery acts once.",
+    ),
+]
+Operator = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="Who asked for it: the subject of the operator's verified API token.",
+    ),
+]
+Note = Annotated[str | None, Meta(description="The operator's note, as plain text.")]
+
+
+class OrderAction(Command, frozen=True, kw_only=True):
+    """What every operator action carries (a base, not a message of its own): its id, who
+    asked, a note, and the order; the orchestrator executes it (it owns order state)."""
+
+    owner: ClassVar[str] = _ORDERS
+    service: ClassVar[Service] = Service.ORCHESTRATOR
+    senders: ClassVar[tuple[Service, ...]] = _FROM_THE_TOWER
+
+    action_id: ActionId
+    operator: Operator
+    order_ref: OrderRef
+    note: Note = None
+
+    def business_key(self) -> str:
+        return self.action_id
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
+class RetryOrderStage(OrderAction, frozen=True, kw_only=True):
+    """Send the command the order's current stage waits on again (as a deadline would)."""
+
+    name: ClassVar[str] = "retry_stage"
+
+
+class ReleaseHeldOrder(OrderAction, frozen=True, kw_only=True):
+    """Let a held order go on from where it stopped (a booking is tried afresh)."""
+
+    name: ClassVar[str] = "release_hold"
+
+
+class CancelOrderShipment(OrderAction, frozen=True, kw_only=True):
+    """Void the order's booked label and hold the order; releasing it books a new one."""
+
+    name: ClassVar[str] = "cancel_shipment"
+
+
+class ResolveException(OrderAction, frozen=True, kw_only=True):
+    """Close an open ops exception of the order, with a note that goes to Odoo's chatter.
+
+    Resolving the exception that holds the order releases it too.
+    """
+
+    name: ClassVar[str] = "resolve_exception"
+
+    exception_id: Annotated[str, Meta(min_length=1, description="The exception to resolve.")]
+    note: Annotated[
+        str, Meta(min_length=1, max_length=2000, description="What was done, for the record.")
+    ]
+
+
+ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
+    RetryOrderStage,
+    ReleaseHeldOrder,
+    CancelOrderShipment,
+    ResolveException,
+)
+"""The operator actions the orchestrator executes."""
+
+OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = ORDER_ACTIONS
+"""Every operator action."""
