@@ -457,3 +457,8 @@ def test_a_bad_secret_from_a_file_is_named_without_its_value(tmp_path: Path) -> 
     env = _mounted(tmp_path / "secrets", {"WAYBILL_FACT_ID_KEY": "short-secret"})
     message = error_for(MountedSecretSettings, env)
     assert "WAYBILL_FACT_ID_KEY (the file" in message and "short-secret" not in message
+
+
+def test_a_bad_secret_from_the_environment_is_named_without_its_value() -> None:
+    message = error_for(MountedSecretSettings, {**BASE, "WAYBILL_FACT_ID_KEY": "short-secret"})
+    assert "WAYBILL_FACT_ID_KEY=***" in message and "short-secret" not in message

@@ -563,7 +563,10 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
             labels[f.name] = f"{f.name}={raw!r}"
         elif var in env and (env[var].strip() or _includes_none(f.type)):
             raw = env[var]
-            labels[f.name] = f"{var}={raw!r}"
+            # An error names the variable; a secret's value never reaches a log line.
+            labels[f.name] = (
+                f"{var}={SHOWN_FOR_SECRETS}" if _is_secret(f.type) else f"{var}={raw!r}"
+            )
         elif var in from_files:
             raw, path = from_files[var]
             labels[f.name] = f"{var} (the file {path})"

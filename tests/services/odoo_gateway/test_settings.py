@@ -79,7 +79,7 @@ def test_environment_variables_are_read() -> None:
         ),
         (
             {"WAYBILL_ODOO_WEBHOOK_TOKEN": "short"},
-            "WAYBILL_ODOO_WEBHOOK_TOKEN='short' is not valid: expected a random text of at least",
+            "WAYBILL_ODOO_WEBHOOK_TOKEN=*** is not valid: expected a random text of at least",
         ),
         (
             {"WAYBILL_ODOO_VERSION": "15"},
