@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from waybill_demo import FLOW_SERVICES
 from waybill_runtime.local.registry import installed_services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +73,9 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
         assert len(burst["outcome"]["to_label_s"]) == orders
         assert burst["outcome"]["duplicate_labels"] == 0
         assert set(burst["services"]) == SERVICES
-        assert all(burst["cpu_ms_per_order"][name] > 0 for name in burst["services"])
+        # Every service's cost is measured; those an order cannot ship without surely work.
+        assert all(burst["cpu_ms_per_order"][name] >= 0 for name in burst["services"])
+        assert all(burst["cpu_ms_per_order"][name] > 0 for name in FLOW_SERVICES)
         assert burst["cpu_ms_per_order"]["nats-server"] > 0
         assert burst["stream_messages_per_order"] > 0 and burst["kv_writes_per_order"] > 0
     assert "services' CPU per order, 12 vs 4 orders: " in result.stdout
