@@ -27,8 +27,9 @@ from aiohttp import web
 from msgspec import UNSET, Meta, UnsetType
 
 from waybill_auditor.causal import causal_order
+from waybill_auditor.records import StoredMessage
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore, OrdersFilter, page_of
+from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter, page_of
 from waybill_auditor.views import (
     DeadLettersPage,
     OrdersPage,
@@ -85,6 +86,22 @@ def _bad(parameter: str, detail: str) -> ProblemError:
     return ProblemError(
         400, "Bad Request", detail, invalid_params=[{"name": parameter, "reason": detail}]
     )
+
+
+RecordedTimeline = tuple[OrderRow | None, list[StoredMessage], list[StoredMessage]]
+
+
+async def recorded_timeline(store: AuditStore, order_ref: str) -> RecordedTimeline:
+    """An order's row, messages and dead letters; 404 when the auditor knows nothing of it."""
+    row, messages, letters = await store.timeline(order_ref)
+    if row is None and not messages and not letters:
+        raise ProblemError(
+            404,
+            "Not Found",
+            f"the auditor has recorded nothing about order {order_ref}",
+            order_ref=order_ref,
+        )
+    return row, messages, letters
 
 
 def _json(document: Any) -> web.Response:
@@ -192,14 +209,7 @@ class AuditApi:
         _only(request, frozenset())
         # aiohttp decodes the path before matching: WH%2FOUT%2F1 arrives as WH/OUT/1.
         order_ref = request.match_info["ref"]
-        row, messages, letters = await self.store.timeline(order_ref)
-        if row is None and not messages and not letters:
-            raise ProblemError(
-                404,
-                "Not Found",
-                f"the auditor has recorded nothing about order {order_ref}",
-                order_ref=order_ref,
-            )
+        row, messages, letters = await recorded_timeline(self.store, order_ref)
         now = self.clock()
         return _json(
             Timeline(

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from nats.js.client import JetStreamContext
 
-from waybill_auditor.api import parse_flag, utc_now
+from waybill_auditor.api import parse_flag, recorded_timeline, utc_now
 from waybill_auditor.causal import causal_order
 from waybill_auditor.insight import (
     MAX_QUERY,
@@ -188,14 +188,7 @@ class ControlTower:
         """One order: stage, actions, the whole timeline, its dead letters."""
         asked = _query(request, frozenset({"done"}))
         ref = request.match_info["ref"]
-        row, messages, letters = await self.store.timeline(ref)
-        if row is None and not messages and not letters:
-            raise ProblemError(
-                404,
-                "Not Found",
-                f"the auditor has recorded nothing about order {ref}",
-                order_ref=ref,
-            )
+        row, messages, letters = await recorded_timeline(self.store, ref)
         now = self.clock()
         ordered = causal_order(messages)
         entries = [timeline_entry(m, mask=self.mask) for m in ordered]
