@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
@@ -91,3 +94,120 @@ async def test_recover_finds_the_effect_an_interrupted_call_made(bucket: KeyValu
     assert await once.run("label:shp-5", buy, recover=found_at_carrier) == "LABEL-FOUND"
     assert calls == []
     assert await once.result_of("label:shp-5") == "LABEL-FOUND"
+
+
+class CountingBucket:
+    """The real bucket, counting the round trips made through it."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._kv, name)
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            self.calls.append(name)
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_repeat_of_a_known_result_costs_no_round_trip(bucket: KeyValue) -> None:
+    counting = CountingBucket(bucket)
+    once: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+
+    async def publish() -> str:
+        return "msg-1"
+
+    assert await once.run("wms-fact:f1", publish) == "msg-1"
+    made = len(counting.calls)
+    assert await once.run("wms-fact:f1", publish) == "msg-1"
+    assert await once.result_of("wms-fact:f1") == "msg-1"
+    assert len(counting.calls) == made == 2  # the intent and the result, nothing after
+
+
+async def test_only_the_most_recent_results_are_kept_in_memory(bucket: KeyValue) -> None:
+    counting = CountingBucket(bucket)
+    once: OnceOnly[int] = OnceOnly(counting, int, remembered=2)  # type: ignore[arg-type]
+    for n in range(3):
+        await once.run(f"fact:{n}", functools.partial(_value, n))
+    counting.calls.clear()
+    assert await once.run("fact:2", lambda: _value(99)) == 2  # remembered
+    assert counting.calls == []
+    assert await once.run("fact:0", lambda: _value(99)) == 0  # forgotten: read from the bucket
+    assert counting.calls != []
+
+
+async def _value(n: int) -> int:
+    return n
+
+
+async def test_an_effect_recorded_by_a_recovering_attempt_meanwhile_is_not_an_error(
+    bucket: KeyValue,
+) -> None:
+    first, second = OnceOnly(bucket, str), OnceOnly(bucket, str)
+    in_call = asyncio.Event()
+    let_go = asyncio.Event()
+
+    async def slow_publish() -> str:
+        in_call.set()
+        await let_go.wait()
+        return "msg-A"
+
+    async def publish_again() -> str:
+        return "msg-B"
+
+    running = asyncio.create_task(first.run("wms-fact:f2", slow_publish, recover=publish_again))
+    await in_call.wait()
+    # A second copy of the fact arrives; its recovery republishes and records.
+    assert await second.run("wms-fact:f2", publish_again, recover=publish_again) == "msg-B"
+    let_go.set()
+    assert await running == "msg-A"  # raised "wrong last sequence" before
+
+
+async def test_a_recovery_that_finishes_after_the_first_attempt_is_not_an_error(
+    bucket: KeyValue,
+) -> None:
+    first, second = OnceOnly(bucket, str), OnceOnly(bucket, str)
+    in_call = asyncio.Event()
+    first_done = asyncio.Event()
+
+    async def publish() -> str:
+        in_call.set()
+        return "msg-A"
+
+    async def recover_slowly() -> str:
+        await first_done.wait()
+        return "msg-B"
+
+    async def hold_first() -> str:
+        result = await publish()
+        return result
+
+    await first.run("wms-fact:f3", hold_first)  # done: intent then result
+    # Reset to an intent, as if the first attempt were still mid-call...
+    entry = await bucket.get(kv_key("wms-fact:f3"))
+    await bucket.update(kv_key("wms-fact:f3"), b'{"state":"intent","at":0.0}', last=entry.revision)
+    recovering = asyncio.create_task(second.run("wms-fact:f3", publish, recover=recover_slowly))
+    await asyncio.sleep(0.05)
+    # ...and now it records its result before the recovery does.
+    entry = await bucket.get(kv_key("wms-fact:f3"))
+    await bucket.update(
+        kv_key("wms-fact:f3"), b'{"state":"done","at":1.0,"result":"msg-A"}', last=entry.revision
+    )
+    first_done.set()
+    assert await recovering == "msg-B"  # raised "wrong last sequence" before
+
+
+async def test_a_deleted_key_is_as_good_as_never_written(bucket: KeyValue) -> None:
+    calls: list[str] = []
+
+    async def buy() -> str:
+        calls.append("buy")
+        return f"LABEL-{len(calls)}"
+
+    assert await OnceOnly(bucket, str).run("label:shp-9", buy) == "LABEL-1"
+    await bucket.delete(kv_key("label:shp-9"))
+    assert await OnceOnly(bucket, str).run("label:shp-9", buy) == "LABEL-2"
+    assert calls == ["buy", "buy"]

@@ -13,12 +13,19 @@ call it records the result. A redelivery then finds:
 
 The intent is written with compare-and-set, so two workers never both make
 the effect for one key.
+
+Results this process stored or read are also remembered in memory (the most
+recent few thousand keys): a result never changes once recorded, and facts
+are seen again often (every webhook of an order repeats its earlier stages),
+so a repeat costs no round trip to the bucket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
@@ -29,6 +36,8 @@ from nats.js.kv import KeyValue
 from waybill_runtime.outcomes import RetryLater
 
 T = TypeVar("T")
+
+log = logging.getLogger("waybill.idempotency")
 
 
 class EffectRecord(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
@@ -57,6 +66,10 @@ def _escape(char: str) -> str:
     return "".join(f"_{byte:02x}" for byte in char.encode())
 
 
+REMEMBERED_RESULTS = 4096
+"""How many completed keys each :class:`OnceOnly` keeps in memory (oldest forgotten first)."""
+
+
 class OnceOnly(Generic[T]):
     """Runs effects at most once per key, storing their results (type ``T``)."""
 
@@ -67,6 +80,7 @@ class OnceOnly(Generic[T]):
         *,
         in_doubt_after_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        remembered: int = REMEMBERED_RESULTS,
     ) -> None:
         self._kv = kv
         self._record_type: type[EffectRecord[T]] = EffectRecord[result_type]  # type: ignore[valid-type]
@@ -74,15 +88,29 @@ class OnceOnly(Generic[T]):
         self._encode = msgspec.json.Encoder().encode
         self._in_doubt_after_s = in_doubt_after_s
         self._clock = clock
+        self._done: OrderedDict[str, T] = OrderedDict()
+        self._remembered = remembered
+
+    def _remember(self, stored_key: str, result: T) -> T:
+        self._done[stored_key] = result
+        self._done.move_to_end(stored_key)
+        if len(self._done) > self._remembered:
+            self._done.popitem(last=False)
+        return result
 
     async def result_of(self, key: str) -> T | None:
         """The stored result of ``key``'s effect, if it completed."""
+        stored_key = kv_key(key)
+        if stored_key in self._done:
+            return self._done[stored_key]
         try:
-            entry = await self._kv.get(kv_key(key))
+            entry = await self._kv.get(stored_key)
         except KeyNotFoundError:
             return None
         record = self._decode(entry.value or b"")
-        return record.result if record.state == "done" else None
+        if record.state != "done":
+            return None
+        return self._remember(stored_key, record.result)  # type: ignore[arg-type]
 
     async def run(
         self,
@@ -93,9 +121,14 @@ class OnceOnly(Generic[T]):
     ) -> T:
         """Make ``effect`` happen once for ``key`` and return its result."""
         stored_key = kv_key(key)
+        if stored_key in self._done:
+            return self._done[stored_key]
         intent = self._encode(self._record_type(state="intent", at=self._clock()))
         try:
-            revision = await self._kv.create(stored_key, intent)
+            # Written only if the key has never been written (revision 0). Not
+            # ``kv.create``: on a conflict it reads the key to tell a deleted one
+            # apart, and :meth:`_resume` reads it anyway.
+            revision = await self._kv.update(stored_key, intent, last=0)
         except KeyWrongLastSequenceError:
             resumed = await self._resume(stored_key, intent, recover)
             if isinstance(resumed, _Known):
@@ -111,8 +144,15 @@ class OnceOnly(Generic[T]):
                 await self._kv.update(stored_key, released, last=revision)
             raise
         done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
-        await self._kv.update(stored_key, done, last=revision)
-        return result
+        try:
+            await self._kv.update(stored_key, done, last=revision)
+        except KeyWrongLastSequenceError:
+            # Another attempt wrote the key meanwhile: its ``recover`` found the
+            # effect (and recorded it), or it took over an intent that looked
+            # abandoned. The effect is made either way; failing here would only
+            # make the caller do it again.
+            log.info("effect %s was recorded by another attempt meanwhile", stored_key)
+        return self._remember(stored_key, result)
 
     async def _resume(
         self,
@@ -120,24 +160,35 @@ class OnceOnly(Generic[T]):
         intent: bytes,
         recover: Callable[[], Awaitable[T | None]] | None,
     ) -> int | _Known[T]:
-        entry = await self._kv.get(stored_key)
+        try:
+            entry = await self._kv.get(stored_key)
+        except KeyNotFoundError as missing:
+            # Deleted or purged (nats-py reports the marker as not found): as good
+            # as never written. The marker's revision is the one to write over.
+            marker = getattr(missing, "entry", None)
+            written: int = await self._kv.update(
+                stored_key, intent, last=(marker.revision or 0) if marker else 0
+            )
+            return written
         record = self._decode(entry.value or b"")
         assert entry.revision is not None
         if record.state == "done":
-            return _Known(record.result)  # type: ignore[arg-type]
+            return _Known(self._remember(stored_key, record.result))  # type: ignore[arg-type]
         if recover is not None:
             found = await recover()
             if found is not None:
                 done = self._encode(self._record_type(state="done", at=self._clock(), result=found))
-                await self._kv.update(stored_key, done, last=entry.revision)
-                return _Known(found)
+                # A conflict: the attempt that wrote the intent finished meanwhile.
+                with contextlib.suppress(KeyWrongLastSequenceError):
+                    await self._kv.update(stored_key, done, last=entry.revision)
+                return _Known(self._remember(stored_key, found))
         # Not found (or no way to look): a young intent may belong to a call
         # still under way elsewhere, whose effect is not visible yet.
         if self._clock() - record.at < self._in_doubt_after_s:
             raise EffectInProgress(f"effect {stored_key} is in progress elsewhere")
         # Take over the intent; compare-and-set makes sure only one taker wins.
         try:
-            revision: int = await self._kv.update(stored_key, intent, last=entry.revision)
+            revision = await self._kv.update(stored_key, intent, last=entry.revision)
         except KeyWrongLastSequenceError:
             raise EffectInProgress(
                 f"effect {stored_key} was taken over by another attempt"
