@@ -1,5 +1,7 @@
 """The SMTP side: an email per notification, handed to the relay with aiosmtplib.
 
+Sessions to the relay are kept open between emails (:mod:`waybill_notifier.smtp_sessions`).
+
 Each email carries a Message-ID made from the notification id, so the same
 notification always has the same id, whichever attempt delivered it. A
 refusal (connection refused, 421, 451: later; 550: never) proves nothing was
@@ -21,8 +23,8 @@ from waybill_notifier.config import NotifierSettings
 from waybill_notifier.notifications import Notification
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import RenderedEmail
+from waybill_notifier.smtp_sessions import SmtpSessions, describe
 from waybill_runtime.logs import mask_email, mask_text
-from waybill_runtime.resilience import ConcurrencyLimit
 
 __all__ = ["Mailer", "message_id_for"]
 
@@ -46,7 +48,7 @@ class Mailer:
     def __init__(self, settings: NotifierSettings) -> None:
         self._settings = settings
         self._sender = parseaddr(settings.mail_from)[1]
-        self._connections = ConcurrencyLimit(settings.smtp_max_connections)
+        self._sessions = SmtpSessions(settings)
 
     def compose(
         self, notification: Notification, contact: CustomerContact, email: RenderedEmail
@@ -83,25 +85,8 @@ class Mailer:
     async def send(self, message: EmailMessage) -> Receipt:
         """Hand ``message`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
         recipient = message["To"].addresses[0].addr_spec
-        settings = self._settings
-        async with self._connections:
-            smtp = aiosmtplib.SMTP(
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                timeout=settings.smtp_timeout_s,
-                start_tls=settings.smtp_starttls,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-            )
-            try:
-                await _connect(smtp, settings)
-                await _transfer(smtp, message, recipient)
-            finally:
-                if smtp.is_connected:
-                    try:
-                        await smtp.quit()
-                    except (aiosmtplib.SMTPException, OSError):
-                        smtp.close()
+        async with self._sessions.session() as smtp:
+            await _transfer(smtp, message, recipient)
         log.info("email %s accepted for %s", message["Message-ID"], mask_email(recipient))
         return Receipt(
             recipient=recipient,
@@ -109,20 +94,9 @@ class Mailer:
             sent_at=datetime.now(UTC),
         )
 
-
-async def _connect(smtp: aiosmtplib.SMTP, settings: NotifierSettings) -> None:
-    # Nothing is sent before MAIL FROM: every failure here proves the email is not out.
-    where = f"{settings.smtp_host}:{settings.smtp_port}"
-    try:
-        await smtp.connect()
-    except aiosmtplib.SMTPAuthenticationError as error:
-        # Wrong credentials are an operator's fix: the emails wait for it.
-        log.error("the SMTP relay %s refused our login (%s): check the credentials", where, error)
-        raise NotDelivered(f"SMTP relay {where} refused the login ({error.code})") from None
-    except (aiosmtplib.SMTPException, OSError) as error:
-        raise NotDelivered(
-            f"SMTP relay {where} unreachable: {mask_text(_describe(error))}"
-        ) from None
+    async def aclose(self) -> None:
+        """Close the SMTP sessions kept open (the service is stopping)."""
+        await self._sessions.close()
 
 
 async def _transfer(smtp: aiosmtplib.SMTP, message: EmailMessage, recipient: str) -> None:
@@ -143,9 +117,5 @@ async def _transfer(smtp: aiosmtplib.SMTP, message: EmailMessage, recipient: str
     except (aiosmtplib.SMTPException, OSError) as error:
         # Timed out or cut off mid-transaction: possibly queued already, but an
         # email that may come twice beats one that never comes.
-        reason = f"SMTP transfer broke off, the relay may have it: {_describe(error)}"
+        reason = f"SMTP transfer broke off, the relay may have it: {describe(error)}"
         raise NotDelivered(mask_text(reason)) from None
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

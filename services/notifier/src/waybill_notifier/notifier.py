@@ -152,7 +152,11 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
     settings = runtime.settings
     subscriptions = load_subscriptions(settings)
     user_agent = f"Waybill-Notifier/{settings.version}"
-    async with aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session:
+    mailer = Mailer(settings)
+    async with (
+        aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session,
+        contextlib.aclosing(mailer),
+    ):
         notifier = Notifier(
             settings=settings,
             orders=OrderBook(
@@ -162,7 +166,7 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
             ),
             endpoints=EndpointRegistry(runtime.buckets["workflow"]),
             subscriptions=subscriptions,
-            mailer=Mailer(settings),
+            mailer=mailer,
             webhooks=WebhookSender(
                 session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
             ),

@@ -8,6 +8,7 @@ available) or 451 (try again later) — the failures a mail relay really has.
 from __future__ import annotations
 
 import asyncio
+import weakref
 import email
 import email.policy
 import enum
@@ -84,7 +85,8 @@ class SmtpSink:
     """An SMTP server on ``host:port`` (port 0 picks a free one) capturing messages.
 
     Use ``async with SmtpSink() as sink:``; ``sink.messages`` fills as mail
-    arrives, ``sink.counters`` counts accepted and refused attempts.
+    arrives, ``sink.counters`` counts accepted and refused attempts and the
+    connections (sessions) opened.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -94,6 +96,7 @@ class SmtpSink:
         self.counters: Counter[str] = Counter()
         self.mode = SmtpMode.UP
         self._server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
         self._arrived = asyncio.Event()
 
     # -- aiosmtpd handler hooks -----------------------------------------------
@@ -140,14 +143,21 @@ class SmtpSink:
         """Start listening (again, on the same port after a restart)."""
         if self._server is None:
             loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(
-                lambda: SMTP(self, hostname="waybill-sandbox"), self.host, self.port
-            )
+            self._server = await loop.create_server(self._new_session, self.host, self.port)
             self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
+    def _new_session(self) -> SMTP:
+        session = SMTP(self, hostname="waybill-sandbox")
+        self.counters["connections"] += 1
+        self._sessions.add(session)
+        return session
+
     async def stop(self) -> None:
-        """Stop listening; sessions already open finish on their own."""
+        """Stop listening and drop the sessions open, as a relay going down does."""
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
