@@ -8,10 +8,10 @@ available) or 451 (try again later) — the failures a mail relay really has.
 from __future__ import annotations
 
 import asyncio
-import weakref
 import email
 import email.policy
 import enum
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from email.message import EmailMessage
