@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
@@ -34,6 +33,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.recent import Recent
 
 T = TypeVar("T")
 
@@ -88,21 +88,18 @@ class OnceOnly(Generic[T]):
         self._encode = msgspec.json.Encoder().encode
         self._in_doubt_after_s = in_doubt_after_s
         self._clock = clock
-        self._done: OrderedDict[str, T] = OrderedDict()
-        self._remembered = remembered
+        self._done: Recent[str, _Known[T]] = Recent(remembered)
 
     def _remember(self, stored_key: str, result: T) -> T:
-        self._done[stored_key] = result
-        self._done.move_to_end(stored_key)
-        if len(self._done) > self._remembered:
-            self._done.popitem(last=False)
+        self._done.put(stored_key, _Known(result))
         return result
 
     async def result_of(self, key: str) -> T | None:
         """The stored result of ``key``'s effect, if it completed."""
         stored_key = kv_key(key)
-        if stored_key in self._done:
-            return self._done[stored_key]
+        known = self._done.get(stored_key)
+        if known is not None:
+            return known.value
         try:
             entry = await self._kv.get(stored_key)
         except KeyNotFoundError:
@@ -121,8 +118,9 @@ class OnceOnly(Generic[T]):
     ) -> T:
         """Make ``effect`` happen once for ``key`` and return its result."""
         stored_key = kv_key(key)
-        if stored_key in self._done:
-            return self._done[stored_key]
+        known = self._done.get(stored_key)
+        if known is not None:
+            return known.value
         intent = self._encode(self._record_type(state="intent", at=self._clock()))
         try:
             # Written only if the key has never been written (revision 0). Not

@@ -19,10 +19,12 @@ from tests.services.orchestrator.bus import commands, count_by_type, unreachable
 from tests.services.orchestrator.journey import (
     POLICY,
     REF,
+    accepted,
     booked,
     cancelled,
     observe,
     packed,
+    picked,
     released,
     voided,
     warehouse_cancelled,
@@ -236,3 +238,54 @@ async def test_keys_list_every_order_and_nothing_when_empty(bus: Bus) -> None:
     await store.apply(REF, observe(released()))
     await store.apply("WH/OUT/7", observe(released("WH/OUT/7")))
     assert sorted(await store.keys()) == sorted([key_for(REF), key_for("WH/OUT/7")])
+
+
+class CountingReadsKV:
+    """The real bucket, counting the reads of order states."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.reads = 0
+
+    async def get(self, key: str) -> Any:
+        if key.startswith(KEY_PREFIX):
+            self.reads += 1
+        return await self._kv.get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
+async def test_the_next_event_is_decided_on_the_state_this_instance_wrote(bus: Bus) -> None:
+    counting = CountingReadsKV(bus.kv)
+    store = bus.store(kv=counting)
+    await store.apply(REF, observe(released()))
+    counting.reads = 0
+    await apply_all(store, accepted(), picked(), packed())
+    assert counting.reads == 0
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.stage == Stage.BOOKING
+
+
+async def test_a_state_another_instance_wrote_meanwhile_is_caught_by_the_write(
+    nc: NatsClient, bus: Bus
+) -> None:
+    first, second = bus.store(), bus.store()
+    await apply_all(first, released(), packed())  # first remembers "booking"
+    await second.apply(REF, observe(cancelled()))  # second moves the order on
+    # Decided on first's remembered state, booking the label would be new; the
+    # write finds the state changed, and the event is decided on the stored one.
+    await first.apply(REF, observe(booked()))
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.cancellation is not None
+    counts = count_by_type(await commands(nc, bus.subjects))
+    assert counts["VoidShipment"] == 1  # the label booked after the cancel is voided
+
+
+async def test_a_decision_that_changes_nothing_is_taken_on_the_stored_state(bus: Bus) -> None:
+    counting = CountingReadsKV(bus.kv)
+    store = bus.store(kv=counting)
+    await store.apply(REF, observe(released()))
+    counting.reads = 0
+    await store.apply(REF, observe(released()))  # a repeat: nothing to write, so read
+    assert counting.reads == 1

@@ -6,6 +6,13 @@ reads again and decides again, so no decision is ever made on stale state.
 Messages are sent only after their state is stored, and stay in the state's
 outbox until they are, so neither a retry nor a crash sends a command twice
 or loses one.
+
+The state this instance last wrote for an order is remembered (the most recent
+:data:`REMEMBERED_STATES` orders), and the next event for the order is decided
+on it without reading the bucket: the compare-and-set on its revision fails if
+anyone wrote since, and the event is then decided again on what is stored. A
+decision that would change nothing, or that says "not yet", is always taken on
+what is stored, since a stale state cannot be caught by a write that is not made.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from nats.js.kv import KeyValue
 
 from waybill_orchestrator import outbox
-from waybill_orchestrator.changes import Decision, Happening, Observed, Policy, Requested
+from waybill_orchestrator.changes import Decision, Happening, NotYet, Observed, Policy, Requested
 from waybill_orchestrator.open_orders import STATE_PREFIX, OpenOrders
 from waybill_orchestrator.process import transition
 from waybill_orchestrator.stages import FINAL
@@ -29,11 +36,15 @@ from waybill_orchestrator.state import OrderState, decode_state, encode_state
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import PermanentError, TransientError
+from waybill_runtime.recent import Recent
 
 log = logging.getLogger("waybill.orchestrator")
 
 KEY_PREFIX = STATE_PREFIX
 """Keys of order-to-ship states (other processes may share the bucket later)."""
+
+REMEMBERED_STATES = 1024
+"""Orders whose last written state (and revision) each instance keeps in memory."""
 
 
 class UnreadableState(PermanentError):
@@ -65,8 +76,10 @@ class WorkflowStore:
         *,
         write_attempts: int = 25,
         clock: Callable[[], datetime] = utc_now,
+        remembered: int = REMEMBERED_STATES,
     ) -> None:
         self._kv = kv
+        self._written: Recent[str, tuple[OrderState, int]] = Recent(remembered)
         self._publisher = publisher
         self._policy = policy
         self._write_attempts = write_attempts
@@ -121,15 +134,21 @@ class WorkflowStore:
         cause = happening.context if isinstance(happening, Observed | Requested) else None
         key = key_for(order_ref)
         for attempt in range(self._write_attempts):
-            state, revision = await self.read(order_ref)
-            decision = transition(state, happening, self._policy)
+            decided = self._decide_on_remembered(key, happening) if attempt == 0 else None
+            if decided is None:
+                state, revision = await self.read(order_ref)
+                decision = transition(state, happening, self._policy)
+            else:
+                state, revision, decision = decided
             if decision.changed and decision.state is not None:
                 stored = outbox.with_pending(decision.state, decision.messages, cause)
                 try:
                     revision = await self._write(key, stored, revision)
                 except KeyWrongLastSequenceError:
                     # Someone else changed the order since we read it: decide again.
-                    await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    self._written.forget(key)
+                    if attempt:
+                        await asyncio.sleep(random.uniform(0, 0.005 * attempt))
                     continue
                 state = stored
             if state is not None and state.outbox and revision is not None:
@@ -139,6 +158,22 @@ class WorkflowStore:
             f"order {order_ref} changed under every one of {self._write_attempts} attempts"
         )
 
+    def _decide_on_remembered(
+        self, key: str, happening: Happening
+    ) -> tuple[OrderState, int, Decision] | None:
+        """A decision on the state this instance last wrote, when a write will check it."""
+        remembered = self._written.get(key)
+        if remembered is None:
+            return None
+        state, revision = remembered
+        try:
+            decision = transition(state, happening, self._policy)
+        except NotYet:
+            return None
+        # Only the compare-and-set of a write catches a stale state: a decision
+        # to change nothing is taken on the stored state instead.
+        return (state, revision, decision) if decision.changed else None
+
     async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
         value = encode_state(state)
         if revision is None:
@@ -147,6 +182,7 @@ class WorkflowStore:
             written = await self._kv.create(key, value)
         else:
             written = await self._kv.update(key, value, last=revision)
+        self._written.put(key, (state, written))
         if state.stage in FINAL:
             await self.open_orders.remove(key)
         return written
@@ -163,10 +199,13 @@ class WorkflowStore:
             )
             sent.add(entry.message_id)
         for _ in range(self._write_attempts):
+            cleared = outbox.without(state, sent)
             try:
-                await self._kv.update(key, encode_state(outbox.without(state, sent)), last=revision)
+                written = await self._kv.update(key, encode_state(cleared), last=revision)
+                self._written.put(key, (cleared, written))
                 return
             except KeyWrongLastSequenceError:
+                self._written.forget(key)
                 current, current_revision = await self._read_key(key)
                 if current is None or current_revision is None:
                     return
