@@ -147,3 +147,65 @@ def test_keys_stay_readable_when_they_can() -> None:
     assert kv_token("WH/OUT/0042").startswith("h")
     assert kv_token("WH/OUT/0042") == kv_token("WH/OUT/0042")
     assert kv_token("a.b") != kv_token("a_b")
+
+
+class CountingKV:
+    """The real bucket, counting reads and writes."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.reads = 0
+        self.writes = 0
+
+    async def get(self, key: str) -> object:
+        self.reads += 1
+        return await self._kv.get(key)
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.writes += 1
+        return await self._kv.update(key, value, last=last)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+
+async def test_a_report_repeating_earlier_scans_costs_one_read(kv: KeyValue) -> None:
+    await TrackingBook(kv).register(LABEL)
+    counting = CountingKV(kv)
+    book = TrackingBook(counting)  # type: ignore[arg-type]
+    announce = Announcer()
+    scans = [(MilestoneCode.LABEL_CREATED, 1), (MilestoneCode.IN_TRANSIT, 2)]
+    await book.record("carrier-b", report(*scans), announce)
+    counting.reads = counting.writes = 0
+    # The carrier's next report holds every scan so far and one new one.
+    scans.append((MilestoneCode.OUT_FOR_DELIVERY, 3))
+    await book.record("carrier-b", report(*scans), announce)
+    assert counting.reads == 1
+    assert counting.writes == 2  # the new milestone, then "announced"
+    assert announce.announced == [
+        MilestoneCode.LABEL_CREATED,
+        MilestoneCode.IN_TRANSIT,
+        MilestoneCode.OUT_FOR_DELIVERY,
+    ]
+
+
+async def test_a_record_moved_on_by_another_replica_meanwhile_is_read_again(
+    kv: KeyValue,
+) -> None:
+    await TrackingBook(kv).register(LABEL)
+    book = TrackingBook(kv)
+    other = TrackingBook(kv)
+
+    async def meanwhile(tracked: TrackedShipment, milestone: Milestone) -> None:
+        # While this replica announces, another one records a later scan.
+        if milestone.code is MilestoneCode.LABEL_CREATED:
+            await other.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 2)), Announcer())
+
+    await book.record(
+        "carrier-b",
+        report((MilestoneCode.LABEL_CREATED, 1), (MilestoneCode.IN_TRANSIT, 2)),
+        meanwhile,
+    )
+    stored = await TrackingBook(kv).find("carrier-b", "TN1")
+    assert stored is not None and stored.progress is not None
+    assert stored.progress.milestone.code is MilestoneCode.IN_TRANSIT and stored.announced

@@ -68,21 +68,33 @@ class KvRecords(Generic[T]):
         """Delete the record (a no-op when there is none)."""
         await self._kv.delete(key)
 
-    async def change(self, key: str, decide: Callable[[T | None], T | None]) -> T | None:
+    async def change(
+        self,
+        key: str,
+        decide: Callable[[T | None], T | None],
+        *,
+        known: tuple[T, int] | None = None,
+    ) -> tuple[T, int] | None:
         """Read, let ``decide`` return the new record (None: leave it as it is), write it with
         compare-and-set, and start over when someone else wrote first.
 
-        Returns what was written, or None when ``decide`` left the record alone.
+        ``known`` is the record and revision the caller just read or wrote: the first
+        attempt decides on it without reading. A write made on it is checked by the
+        compare-and-set; a decision to leave it alone is as good as one made on a read
+        that another writer overtook a moment later (which no read can rule out).
+
+        Returns what was written and its revision, or None when ``decide`` left it alone.
         """
         for _ in range(_CAS_ATTEMPTS):
-            found = await self.get(key)
+            found = known if known is not None else await self.get(key)
+            known = None
             current, revision = (found[0], found[1]) if found else (None, None)
             updated = decide(current)
             if updated is None:
                 return None
             try:
-                await self.put(key, updated, revision=revision)
+                written = await self.put(key, updated, revision=revision)
             except KeyWrongLastSequenceError:
                 continue
-            return updated
+            return updated, written
         raise TransientError(f"{key} kept changing under concurrent writers; try again later")

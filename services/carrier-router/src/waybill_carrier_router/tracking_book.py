@@ -81,11 +81,14 @@ class TrackingBook:
 
     async def find(self, carrier: str, tracking_number: str) -> TrackedShipment | None:
         """The tracked shipment of a label, if the router booked it."""
-        key = self._key(carrier, tracking_number)
+        found = await self._find(self._key(carrier, tracking_number))
+        return found[0] if found else None
+
+    async def _find(self, key: str) -> tuple[TrackedShipment, int] | None:
         found = await self._records.get(key)
         if found is None:
             found = await self._move_from_legacy(key)
-        return found[0] if found else None
+        return found
 
     async def _move_from_legacy(self, key: str) -> tuple[TrackedShipment, int] | None:
         if self._legacy is None:
@@ -102,24 +105,36 @@ class TrackingBook:
     async def record(
         self, carrier: str, report: TrackingReport, announce: Announce
     ) -> TrackingOutcome:
-        """Move the shipment forward by ``report``'s scans, oldest first, announcing each step."""
+        """Move the shipment forward by ``report``'s scans, oldest first, announcing each step.
+
+        A report repeats the scans of the ones before it; each is decided on the
+        record as read at the start or last written here, so only a scan that moves
+        the shipment costs a round trip (a write, checked by compare-and-set).
+        """
         key = self._key(carrier, report.tracking_number)
         # Within one process, reports for one label are applied one at a time, in
         # arrival order; compare-and-set covers other replicas.
         async with self._locks.hold(key):
-            tracked = await self.find(carrier, report.tracking_number)
-            if tracked is None:
+            found = await self._find(key)
+            if found is None:
                 return TrackingOutcome(known=False)
-            if tracked.progress is not None and not tracked.announced:
-                await self._announce(key, tracked, announce)
+            if found[0].progress is not None and not found[0].announced:
+                _, found = await self._announce(key, found, announce)
             announced: list[Milestone] = []
             for event in sorted(report.events, key=lambda e: e.occurred_at):
-                moved = await self._records.change(key, functools.partial(_moved, event=event))
+                moved = await self._records.change(
+                    key, functools.partial(_moved, event=event), known=found
+                )
                 if moved is not None:
-                    announced.append(await self._announce(key, moved, announce))
+                    milestone, found = await self._announce(key, moved, announce)
+                    announced.append(milestone)
             return TrackingOutcome(known=True, announced=tuple(announced))
 
-    async def _announce(self, key: str, tracked: TrackedShipment, announce: Announce) -> Milestone:
+    async def _announce(
+        self, key: str, entry: tuple[TrackedShipment, int], announce: Announce
+    ) -> tuple[Milestone, tuple[TrackedShipment, int] | None]:
+        """Publish the entry's milestone, then mark it announced; returns the record as now."""
+        tracked = entry[0]
         assert tracked.progress is not None
         milestone = tracked.progress.milestone
         await announce(tracked, milestone)
@@ -134,8 +149,8 @@ class TrackingBook:
                 return None  # someone moved it on meanwhile; their milestone is theirs to announce
             return msgspec.structs.replace(current, announced=True)
 
-        await self._records.change(key, mark)
-        return milestone
+        # None: moved on elsewhere, so the next scan reads the record afresh.
+        return milestone, await self._records.change(key, mark, known=entry)
 
 
 def _moved(current: TrackedShipment | None, *, event: Milestone) -> TrackedShipment | None:
