@@ -32,6 +32,7 @@ def test_defaults_need_nothing_but_the_service_name() -> None:
     settings = load_settings(OrchestratorSettings, environ={"WAYBILL_SERVICE": "orchestrator"})
     assert settings.deadline_in_warehouse_s == 1800.0
     assert settings.ops_assignee_login is None
+    assert settings.finished_order_ttl_s == 35 * 86400  # beyond the dead letters' 30 days
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,8 @@ def test_defaults_need_nothing_but_the_service_name() -> None:
         ("WAYBILL_DEADLINE_BOOKING_S", "0"),
         ("WAYBILL_DEADLINE_SWEEP_INTERVAL_S", "soon"),
         ("WAYBILL_BOOKING_ATTEMPTS", "0"),
+        ("WAYBILL_FINISHED_ORDER_TTL_S", "-1"),
+        ("WAYBILL_FINISHED_ORDER_TTL_S", "0.5"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable: str, value: str) -> None:

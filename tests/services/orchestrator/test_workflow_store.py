@@ -22,6 +22,7 @@ from tests.services.orchestrator.journey import (
     accepted,
     booked,
     cancelled,
+    happy_path,
     observe,
     packed,
     picked,
@@ -32,7 +33,7 @@ from tests.services.orchestrator.journey import (
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import Event
 from waybill_orchestrator.changes import NotYet
-from waybill_orchestrator.stages import Stage
+from waybill_orchestrator.stages import FINAL, Stage
 from waybill_orchestrator.state import encode_state
 from waybill_orchestrator.workflow import (
     KEY_PREFIX,
@@ -44,6 +45,7 @@ from waybill_orchestrator.workflow import (
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.outcomes import Outcome, classify
+from waybill_runtime.testing.waiting import eventually
 
 
 @dataclass
@@ -289,3 +291,19 @@ async def test_a_decision_that_changes_nothing_is_taken_on_the_stored_state(bus:
     counting.reads = 0
     await store.apply(REF, observe(released()))  # a repeat: nothing to write, so read
     assert counting.reads == 1
+
+
+async def test_a_finished_order_expires_from_the_bucket_and_an_open_one_stays(bus: Bus) -> None:
+    store = bus.store(finished_ttl_s=1)
+    await apply_all(store, *happy_path())
+    await store.apply("WH/OUT/OPEN", observe(released("WH/OUT/OPEN")))
+    finished, _ = await bus.store().read(REF)
+    assert finished is not None and finished.stage in FINAL
+
+    async def expired() -> bool:
+        return await bus.store().read(REF) == (None, None)
+
+    assert await eventually(expired, what="the finished order expired")
+    still_open, _ = await bus.store().read("WH/OUT/OPEN")
+    assert still_open is not None
+    assert await store.open_keys() == [key_for("WH/OUT/OPEN")]

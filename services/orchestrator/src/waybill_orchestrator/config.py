@@ -12,6 +12,7 @@ import msgspec
 
 from waybill_orchestrator.changes import Policy
 from waybill_orchestrator.stages import Stage
+from waybill_runtime.bus.expiring import MIN_TTL_S
 from waybill_runtime.settings import RuntimeSettings
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -63,6 +64,15 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "gateway's default ops user"
         ),
     ] = None
+    finished_order_ttl_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="How long a finished (shipped and recorded, or cancelled) order's state "
+            "is kept before it expires from the workflow bucket; 0 keeps it for ever. Longer than "
+            "dead letters are kept (30 days), so a replayed dead letter still finds its order",
+        ),
+    ] = 35 * 86400.0
     workflow_write_attempts: Annotated[
         int,
         msgspec.Meta(
@@ -72,6 +82,13 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "retried later",
         ),
     ] = 25
+
+    def __post_init__(self) -> None:
+        if 0 < self.finished_order_ttl_s < MIN_TTL_S:
+            raise ValueError(
+                f"finished_order_ttl_s {self.finished_order_ttl_s} is under a second: set "
+                "WAYBILL_FINISHED_ORDER_TTL_S to 0 (keep for ever) or at least 1"
+            )
 
     def policy(self) -> Policy:
         """The process rules these settings describe."""

@@ -39,6 +39,7 @@ async def open_workflow(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator
         runtime.publisher,
         settings.policy(),
         write_attempts=settings.workflow_write_attempts,
+        finished_ttl_s=settings.finished_order_ttl_s,
     )
 
 

@@ -33,6 +33,7 @@ from waybill_orchestrator.open_orders import STATE_PREFIX, OpenOrders
 from waybill_orchestrator.process import transition
 from waybill_orchestrator.stages import FINAL
 from waybill_orchestrator.state import OrderState, decode_state, encode_state
+from waybill_runtime.bus.expiring import write_expiring
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import PermanentError, TransientError
@@ -77,12 +78,14 @@ class WorkflowStore:
         write_attempts: int = 25,
         clock: Callable[[], datetime] = utc_now,
         remembered: int = REMEMBERED_STATES,
+        finished_ttl_s: float = 0.0,
     ) -> None:
         self._kv = kv
         self._written: Recent[str, tuple[OrderState, int]] = Recent(remembered)
         self._publisher = publisher
         self._policy = policy
         self._write_attempts = write_attempts
+        self._finished_ttl_s = finished_ttl_s
         self.clock = clock
         self.open_orders = OpenOrders(kv)
 
@@ -175,16 +178,27 @@ class WorkflowStore:
         return (state, revision, decision) if decision.changed else None
 
     async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
-        value = encode_state(state)
         if revision is None:
             # Indexed before its first state exists, so no crash leaves an open order unindexed.
             await self.open_orders.add(key)
+        written = await self._store(key, state, revision)
+        if state.stage in FINAL:
+            await self.open_orders.remove(key)
+        return written
+
+    async def _store(self, key: str, state: OrderState, revision: int | None) -> int:
+        """Compare-and-set ``state`` on ``revision`` (None: a new order); the new revision."""
+        value = encode_state(state)
+        if state.stage in FINAL and self._finished_ttl_s:
+            # A finished order expires on its own: the bucket holds what is open.
+            written = await write_expiring(
+                self._kv, key, value, last=revision, ttl_s=self._finished_ttl_s
+            )
+        elif revision is None:
             written = await self._kv.create(key, value)
         else:
             written = await self._kv.update(key, value, last=revision)
         self._written.put(key, (state, written))
-        if state.stage in FINAL:
-            await self.open_orders.remove(key)
         return written
 
     async def send_pending(self, key: str, state: OrderState, revision: int) -> None:
@@ -199,10 +213,8 @@ class WorkflowStore:
             )
             sent.add(entry.message_id)
         for _ in range(self._write_attempts):
-            cleared = outbox.without(state, sent)
             try:
-                written = await self._kv.update(key, encode_state(cleared), last=revision)
-                self._written.put(key, (cleared, written))
+                await self._store(key, outbox.without(state, sent), revision)
                 return
             except KeyWrongLastSequenceError:
                 self._written.forget(key)
