@@ -1,7 +1,8 @@
 """The carrier-router service: what it consumes, serves and uses (``waybill run carrier-router``).
 
 In: ``BookShipment`` and ``VoidShipment`` commands; tracking webhooks on
-``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``.
+``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``; quiet shipments'
+tracking asked of their carriers (:mod:`waybill_carrier_router.reconciliation`).
 Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
 ``ShipmentVoidRefused``, ``MilestoneReached``. See the README for settings and subjects.
 """
@@ -13,6 +14,7 @@ from aiohttp import web
 from waybill_carrier_router.carriers import TrackerEvent, TrackWebhook
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
 from waybill_carrier_router.handlers import book_shipment, void_shipment
+from waybill_carrier_router.reconciliation import reconciling_tracking
 from waybill_carrier_router.router import ROUTER, CarrierRouter, open_router
 from waybill_carrier_router.webhooks import tracking_routes
 from waybill_contracts.commands import BookShipment, VoidShipment
@@ -56,6 +58,7 @@ service.handles(VoidShipment)(void_shipment)
 
 
 service.resource(ROUTER)(open_router)
+service.runs(reconciling_tracking)
 
 
 @service.routes

@@ -145,6 +145,28 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
             "elsewhere; until then nobody buys another label for that shipment",
         ),
     ] = 60.0
+    tracking_quiet_after_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="How long a shipment may go without a milestone before the router asks "
+            "its carrier for its tracking (a lost or never-sent webhook); asked again no sooner "
+            "than after as long again",
+        ),
+    ] = 6 * 3600.0
+    tracking_reconcile_interval_s: Annotated[
+        float,
+        msgspec.Meta(gt=0, description="How often quiet shipments are looked for"),
+    ] = 900.0
+    tracking_reconcile_batch: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=10_000,
+            description="Most carrier tracking calls one reconciliation round makes (the rest "
+            "wait for the next round), to stay within the carriers' API limits",
+        ),
+    ] = 200
     label_format: Annotated[
         Literal["PDF", "ZPL"], msgspec.Meta(description="Label document format to buy")
     ] = "PDF"

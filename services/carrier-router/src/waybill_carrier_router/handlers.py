@@ -64,6 +64,7 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
             tracking_number=purchase.tracking_number,
             carrier_reference=purchase.carrier_reference,
             provider=purchase.provider,
+            registered_at=purchase.bought_at,
         )
     )
     await ctx.publish(booked, fact_id=fact_id("shipment.booked", command.shipment_id))

@@ -7,6 +7,11 @@ is stored first and announced after; the ``announced`` flag lets the next
 report announce it again if the publish failed in between (the message id,
 derived from the scan, keeps the bus from storing it twice).
 
+Shipments not yet at a final milestone (delivered, returned, cancelled) are
+also members of an index (``tracking-open.<carrier>.<tracking number>``, the
+runtime's :class:`~waybill_runtime.bus.key_index.KeyIndex`), so the tracking
+reconciliation visits those only (:mod:`waybill_carrier_router.reconciliation`).
+
 The records live in the ``tracking`` bucket, whose entries expire (see the
 contracts' ``KV_TTL_S``). Up to contracts 1.0 they lived in ``watermarks``,
 which never expires: a label registered there before the upgrade is moved
@@ -19,6 +24,7 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
@@ -26,11 +32,21 @@ from nats.js.kv import KeyValue
 
 from waybill_carrier_router.carriers.model import TrackingReport
 from waybill_carrier_router.kv_records import KvRecords
-from waybill_carrier_router.milestones import Progress, advance
+from waybill_carrier_router.milestones import TERMINAL_PHASE, Progress, advance
 from waybill_contracts.model import Milestone
+from waybill_runtime.bus.key_index import KeyIndex
 from waybill_runtime.resilience import KeyedLock
 
-__all__ = ["Announce", "TrackedShipment", "TrackingBook", "TrackingOutcome"]
+__all__ = ["OPEN_PREFIX", "Announce", "TrackedShipment", "TrackingBook", "TrackingOutcome"]
+
+_PREFIX = "tracking"
+
+OPEN_PREFIX = "tracking-open."
+"""The index of shipments not yet at a final milestone: ``tracking-open.<carrier>.<number>``."""
+
+
+def _open_name(key: str) -> str:
+    return key.removeprefix(_PREFIX + ".")
 
 
 class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +61,22 @@ class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
     progress: Progress | None = None
     announced: bool = True
     """False between storing a new milestone and publishing it."""
+    registered_at: datetime | None = None
+    """When the label was booked (None: registered before this was kept)."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the shipment reached a final milestone (nothing more will come)."""
+        return self.progress is not None and self.progress.phase >= TERMINAL_PHASE
+
+    def last_heard(self) -> datetime | None:
+        """The latest of its booking and its latest milestone: how long it has been quiet."""
+        times = [
+            t
+            for t in (self.registered_at, self.progress and self.progress.milestone.occurred_at)
+            if t
+        ]
+        return max(times) if times else None
 
 
 Announce = Callable[[TrackedShipment, Milestone], Awaitable[None]]
@@ -64,8 +96,9 @@ class TrackingBook:
     """Tracked shipments in a key-value bucket."""
 
     def __init__(self, kv: KeyValue, *, legacy: KeyValue | None = None) -> None:
-        self._records = KvRecords(kv, TrackedShipment, prefix="tracking")
-        self._legacy = KvRecords(legacy, TrackedShipment, prefix="tracking") if legacy else None
+        self._records = KvRecords(kv, TrackedShipment, prefix=_PREFIX)
+        self._legacy = KvRecords(legacy, TrackedShipment, prefix=_PREFIX) if legacy else None
+        self._open = KeyIndex(kv, OPEN_PREFIX)
         self._locks = KeyedLock()
 
     def _key(self, carrier: str, tracking_number: str) -> str:
@@ -73,11 +106,30 @@ class TrackingBook:
 
     async def register(self, shipment: TrackedShipment) -> None:
         """Start tracking a booked label (a second registration keeps the first)."""
+        key = self._key(shipment.carrier, shipment.tracking_number)
+        # Indexed first: a crash in between leaves an index entry with no record,
+        # which the reconciliation drops, never an open shipment out of the index.
+        await self._open.add(_open_name(key))
         # A second registration (a redelivered booking) finds the first and keeps it.
         with contextlib.suppress(KeyWrongLastSequenceError):
-            await self._records.put(
-                self._key(shipment.carrier, shipment.tracking_number), shipment, revision=None
-            )
+            await self._records.put(key, shipment, revision=None)
+
+    async def open_keys(self) -> list[str]:
+        """The record keys of the shipments not known to be finished."""
+        return [_PREFIX + "." + name for name in await self._open.members()]
+
+    async def read(self, key: str) -> TrackedShipment | None:
+        """The record under ``key`` (as listed by :meth:`open_keys`)."""
+        found = await self._records.get(key)
+        return found[0] if found else None
+
+    async def close(self, key: str) -> None:
+        """Take the shipment out of the open index (finished, voided, or its record gone)."""
+        await self._open.remove(_open_name(key))
+
+    async def stop_tracking(self, carrier: str, tracking_number: str) -> None:
+        """Nothing more is expected for this label (it was voided)."""
+        await self.close(self._key(carrier, tracking_number))
 
     async def find(self, carrier: str, tracking_number: str) -> TrackedShipment | None:
         """The tracked shipment of a label, if the router booked it."""
@@ -128,6 +180,8 @@ class TrackingBook:
                 if moved is not None:
                     milestone, found = await self._announce(key, moved, announce)
                     announced.append(milestone)
+                    if moved[0].finished:
+                        await self.close(key)
             return TrackingOutcome(known=True, announced=tuple(announced))
 
     async def _announce(

@@ -91,11 +91,14 @@ class ShipmentVoider:
         # Voiding twice is harmless at the carrier, so an interrupted void is redone;
         # a refused void leaves no result behind, so asking again asks the carrier again.
         try:
-            return await self._voids.run(
+            receipt = await self._voids.run(
                 f"void:{command.shipment_id}", void_at_carrier, recover=void_at_carrier
             )
         except _Refused as refused:
             return refused.refusal
+        # A voided label has no tracking to reconcile.
+        await self._tracking.stop_tracking(command.carrier, command.tracking_number)
+        return receipt
 
     async def _carrier_reference(self, command: VoidShipment) -> str:
         if command.carrier_reference:

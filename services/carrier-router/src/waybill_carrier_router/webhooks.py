@@ -21,34 +21,20 @@ import logging
 
 from aiohttp import web
 
+from waybill_carrier_router.announcements import milestone_announcer
 from waybill_carrier_router.carriers import BadTrackingPayload, TrackingWebhooks
 from waybill_carrier_router.router import CarrierRouter
-from waybill_carrier_router.tracking_book import TrackedShipment
-from waybill_contracts import fact_id
-from waybill_contracts.events import MilestoneReached
-from waybill_contracts.model import Milestone
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.http import ProblemError, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError
 
-__all__ = ["RETRY_AFTER_S", "milestone_fact_id", "tracking_routes"]
+__all__ = ["RETRY_AFTER_S", "tracking_routes"]
 
 log = logging.getLogger("waybill.carrier_router.webhooks")
 
 RETRY_AFTER_S = 5
 """Retry-After when an update cannot be taken now (unknown tracking number, NATS down)."""
-
-
-def milestone_fact_id(tracked: TrackedShipment, milestone: Milestone) -> str:
-    """The message id of a milestone: the same scan always gets the same id."""
-    return fact_id(
-        "shipment.milestone",
-        tracked.carrier,
-        tracked.tracking_number,
-        milestone.code.value,
-        milestone.occurred_at.isoformat(),
-    )
 
 
 def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.RouteDef]:
@@ -59,15 +45,7 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
         ("carrier", "outcome"),
     )
 
-    async def announce(tracked: TrackedShipment, milestone: Milestone) -> None:
-        reached = MilestoneReached(
-            shipment_id=tracked.shipment_id,
-            order_ref=tracked.order_ref,
-            carrier=tracked.carrier,
-            tracking_number=tracked.tracking_number,
-            milestone=milestone,
-        )
-        await publisher.publish(reached, fact_id=milestone_fact_id(tracked, milestone))
+    announce = milestone_announcer(publisher)
 
     def receiver(carrier: str, hooks: TrackingWebhooks) -> web.RouteDef:
         async def receive(request: web.Request) -> web.Response:
