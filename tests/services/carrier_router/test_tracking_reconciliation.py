@@ -25,7 +25,10 @@ WALK = [
     MilestoneCode.DELIVERED,
 ]
 LOST = {"delivery": DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)}
-RECONCILE_OFTEN: dict[str, Any] = {"tracking_reconcile_interval_s": 0.2, "tracking_quiet_after_s": 0.3}
+RECONCILE_OFTEN: dict[str, Any] = {
+    "tracking_reconcile_interval_s": 0.2,
+    "tracking_quiet_after_s": 0.3,
+}
 
 
 def sandbox(carrier: str, **config: Any) -> dict[str, Any]:
@@ -88,7 +91,10 @@ async def _none_open(rig: Rig) -> bool:
 async def test_a_shipment_heard_from_recently_is_not_asked_about(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
-    quiet_long: dict[str, Any] = {"tracking_reconcile_interval_s": 0.1, "tracking_quiet_after_s": 3600.0}
+    quiet_long: dict[str, Any] = {
+        "tracking_reconcile_interval_s": 0.1,
+        "tracking_quiet_after_s": 3600.0,
+    }
     async with carriers_and_router(nc, nats_url, nats_prefix, **quiet_long) as rig:
         await rig.send(booking("shp-fresh", level=LEVEL_OF["carrier-b"]))
         await rig.wait_for(ShipmentBooked, "shp-fresh")
