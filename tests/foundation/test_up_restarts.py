@@ -3,11 +3,16 @@ the rest of the stack keeps running meanwhile."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,6 +100,87 @@ def test_a_killed_service_is_started_again_and_the_stack_stays_up(tmp_path: Path
         second = _pid_of("orchestrator", tmp_path)
         assert second is not None and second != first
         assert any("orchestrator stopped unexpectedly (exit -9)" in line for line in lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert wait_until_stack_gone(tmp_path) == []
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _streams(monitor_url: str) -> int:
+    with urllib.request.urlopen(f"{monitor_url}/jsz?accounts=true", timeout=2) as answer:
+        return int(json.load(answer).get("streams", 0))
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    # A bound for a hung test, not a performance assertion.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_killed_nats_server_is_started_again_on_its_store_and_the_services_reconnect(
+    tmp_path: Path,
+) -> None:
+    ports = ["--port", "0", "--monitor-port", "0"]
+    proc = subprocess.Popen(
+        [*WAYBILL, "up", *ports, "--order-every", "0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    restarted = threading.Event()
+    up = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Waybill is up."):
+                up.set()
+            if "nats-server started again" in line:
+                restarted.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert up.wait(120), f"waybill up did not come up: {lines}"
+        services = {
+            line.split(":", 1)[0].removeprefix("service "): line.split(":", 1)[1].strip()
+            for line in lines
+            if line.startswith("service ")
+        }
+        monitor = next(line for line in lines if line.startswith("NATS monitoring URL:"))
+        monitor_url = monitor.split(":", 1)[1].strip()
+        assert services and all(_ready(url) for url in services.values())
+        streams = _streams(monitor_url)
+        assert streams > 0
+        pid = int((tmp_path / "nats" / "nats-server.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        assert restarted.wait(60), f"nats-server was not started again: {lines[-5:]}"
+        assert any("nats-server stopped unexpectedly" in line for line in lines)
+        assert proc.poll() is None  # the stack stayed up
+        assert int((tmp_path / "nats" / "nats-server.pid").read_text()) != pid
+        # The same store: every stream is back; every service reconnected on its own.
+        assert _streams(monitor_url) == streams
+        for name, url in services.items():
+            assert _wait(lambda url=url: _ready(url), 60), f"{name} did not reconnect: {lines[-5:]}"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:

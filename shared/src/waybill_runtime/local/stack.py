@@ -52,6 +52,9 @@ from waybill_runtime.security.tls import (
 )
 from waybill_runtime.service import Service
 
+NATS_SERVER = "nats-server"
+"""The embedded server's name among the stack's children (in what supervision says)."""
+
 
 class NatsUnreachableError(UserFacingError):
     """An external NATS URL that does not answer."""
@@ -222,13 +225,14 @@ class LocalStack:
         self.restarts.started(spec.name, time.monotonic())
 
     def supervise(self) -> list[str]:
-        """Start crashed sandboxes and services again, after growing pauses; what happened.
+        """Start crashed children again, after growing pauses; what happened.
 
-        Returns one line per crash found and per restart made. nats-server is not
-        restarted here (a new one would need the same ports and store): its death
-        is reported by :meth:`nats_stopped` and stops the stack.
+        Returns one line per crash found and per restart made. The embedded
+        nats-server is one of them: it comes back on the same ports and the same
+        JetStream store (nothing stored is lost), and the services reconnect on
+        their own meanwhile, as they would to a restarted pod.
         """
-        said = []
+        said = self._supervise_nats()
         now = time.monotonic()
         for name, process in list(self.children.items()):
             code = process.poll()
@@ -246,9 +250,26 @@ class LocalStack:
                 said.append(f"{name} started again ({crashes} crash(es) in a row)")
         return said
 
-    def nats_stopped(self) -> bool:
-        """True when the embedded nats-server has exited."""
-        return self.nats is not None and not self.nats.running()
+    def _supervise_nats(self) -> list[str]:
+        if self.nats is None or self.nats.running():
+            return []
+        now = time.monotonic()
+        if not self.restarts.waiting(NATS_SERVER):
+            pause = self.restarts.crashed(NATS_SERVER, now)
+            return [
+                f"{NATS_SERVER} stopped unexpectedly; starting it again in {pause:g} s "
+                f"on the same ports and store; see {self.nats.log_path}"
+            ]
+        if not self.restarts.due(NATS_SERVER, now):
+            return []
+        crashes = self.restarts.crashes(NATS_SERVER)
+        try:
+            self.nats.restart()
+        except UserFacingError as error:  # e.g. its port was taken meanwhile
+            self.restarts.crashed(NATS_SERVER, time.monotonic())
+            return [f"{NATS_SERVER} could not be started again: {error}"]
+        self.restarts.started(NATS_SERVER, time.monotonic())
+        return [f"{NATS_SERVER} started again ({crashes} crash(es) in a row)"]
 
     def stop(self) -> None:
         # Services and sandboxes first (services drain into NATS), then NATS.
