@@ -3,6 +3,7 @@ the rest of the stack keeps running meanwhile."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -180,7 +181,7 @@ def test_a_killed_nats_server_is_started_again_on_its_store_and_the_services_rec
         # The same store: every stream is back; every service reconnected on its own.
         assert _streams(monitor_url) == streams
         for name, url in services.items():
-            assert _wait(lambda url=url: _ready(url), 60), f"{name} did not reconnect: {lines[-5:]}"
+            assert _wait(functools.partial(_ready, url), 60), f"{name} did not reconnect"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
