@@ -231,3 +231,40 @@ async def test_a_read_on_a_dropped_connection_is_sent_again_once(stage: OdooStag
             await odoo.call("stock.picking", "write", [1], vals={"priority": "1"})
     calls = stage.sandbox.calls()
     assert (calls["stock.picking.search_read"], calls["stock.picking.write"]) == (2, 1)
+
+
+async def _read_pickings(odoo: Any, times: int) -> None:
+    await asyncio.gather(
+        *(
+            odoo.call("stock.picking", "search_read", domain=[], fields=["name"])
+            for _ in range(times)
+        )
+    )
+
+
+async def test_calls_in_flight_grow_while_odoo_answers_fast(stage: OdooStage) -> None:
+    stage.sandbox.faults.set("stock.picking.search_read", latency_s=0.05)
+    async with client(stage, odoo_max_in_flight=12) as odoo:
+        await odoo.connect()
+        assert odoo.in_flight_cap == 4  # where it starts
+        await _read_pickings(odoo, 8)
+        assert stage.meter.most == 4
+        for _ in range(6):
+            await _read_pickings(odoo, 12)
+        assert odoo.in_flight_cap == 12
+    assert stage.meter.most == 12
+
+
+async def test_lock_conflicts_halve_the_calls_in_flight(stage17: OdooStage) -> None:
+    stage = stage17
+    picking = stage.sandbox.picking(stage.new_order().pickings[0])
+    async with client(stage, odoo_max_in_flight=16) as odoo:
+        await odoo.connect()
+        for _ in range(8):
+            await _read_pickings(odoo, 16)
+        grown = odoo.in_flight_cap
+        assert grown > 4
+        stage.sandbox.registry.inject_lock_conflicts("stock.picking.write", times=1)
+        with pytest.raises(OdooUnavailable, match="lock conflict"):
+            await odoo.call("stock.picking", "write", [picking.id], vals={"priority": "1"})
+        assert odoo.in_flight_cap == grown // 2

@@ -24,7 +24,7 @@ def test_defaults_reach_the_local_odoo_sandbox_with_its_demo_users() -> None:
         "admin",
         "ops",
     )
-    assert settings.odoo_max_in_flight == 4
+    assert (settings.odoo_max_in_flight, settings.odoo_slow_call_s) == (16, 10.0)
     assert settings.odoo_poll_interval_s == 30.0
     assert settings.odoo_timeout_s > 30.0
     assert settings.odoo_webhook_token is None

@@ -86,8 +86,23 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = 60.0
     odoo_max_in_flight: Annotated[
-        int, msgspec.Meta(ge=1, le=64, description="Odoo calls in flight at once, at most")
-    ] = 4
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=64,
+            description="Odoo calls in flight at once, at most; the gateway starts at 4 (or "
+            "this, if lower) and adapts: one more per round of fast answers, half on a lock "
+            "conflict, a timeout or a slow call",
+        ),
+    ] = 16
+    odoo_slow_call_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="An Odoo call slower than this counts as Odoo being overwhelmed (the "
+            "calls in flight are halved)",
+        ),
+    ] = 10.0
     odoo_login_retry_s: Annotated[
         float,
         msgspec.Meta(gt=0, description="Seconds between login attempts while Odoo refuses them"),

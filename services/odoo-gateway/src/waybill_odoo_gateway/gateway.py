@@ -138,8 +138,13 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     facts = OrderFacts(odoo, reader, runtime.publisher, marks)
     runtime.metrics.gauge(
         "waybill_odoo_calls_in_flight",
-        "Calls to Odoo under way (at most WAYBILL_ODOO_MAX_IN_FLIGHT).",
+        "Calls to Odoo under way (at most waybill_odoo_calls_allowed).",
     ).set_function(lambda: odoo.in_flight)
+    runtime.metrics.gauge(
+        "waybill_odoo_calls_allowed",
+        "Calls to Odoo allowed at once now: adapted to how Odoo copes, at most "
+        "WAYBILL_ODOO_MAX_IN_FLIGHT.",
+    ).set_function(lambda: odoo.in_flight_cap)
     checked = runtime.metrics.counter(
         "waybill_odoo_records_checked_total",
         "Odoo records re-read after a webhook or by the poll, by what they led to.",

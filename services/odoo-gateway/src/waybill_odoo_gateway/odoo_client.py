@@ -24,7 +24,8 @@ from waybill_odoo_gateway.config import ODOO_OWN_RETRIES_S, OdooGatewaySettings
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
 from waybill_odoo_gateway.odoo_versions import OLDEST_SUPPORTED, OdooDialect, parse_major
 from waybill_runtime.outcomes import parse_retry_after
-from waybill_runtime.resilience import ConcurrencyLimit, KeyedLock, PartnerTimeout, with_timeout
+from waybill_runtime.resilience import KeyedLock, PartnerTimeout, with_timeout
+from waybill_runtime.resilience.adaptive import AdaptiveLimit
 
 __all__ = ["READ_METHODS", "OdooClient", "OdooHttpClient", "RawAnswer"]
 
@@ -46,6 +47,9 @@ READ_METHODS = frozenset(
 """Methods that change nothing; every other method with record ids is a write."""
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+INITIAL_IN_FLIGHT = 4
+"""Calls in flight to Odoo at start; the adaptive limit grows from there to the maximum."""
 
 
 def _public_reason(down: OdooUnavailable) -> str:
@@ -138,7 +142,13 @@ class OdooHttpClient:
         self.url = settings.odoo_url.rstrip("/")
         self._session = session
         self._own_session = session is None
-        self._in_flight = ConcurrencyLimit(settings.odoo_max_in_flight)
+        # Grows while Odoo answers fast, halves on lock conflicts, timeouts and slow
+        # calls: under a burst, every extra write in flight competes for the same rows.
+        self._in_flight = AdaptiveLimit(
+            settings.odoo_max_in_flight,
+            initial=min(settings.odoo_max_in_flight, INITIAL_IN_FLIGHT),
+            slow_s=settings.odoo_slow_call_s,
+        )
         self._record_writes = KeyedLock()
         self._connecting = asyncio.Lock()
         self._dialect = (
@@ -187,6 +197,11 @@ class OdooHttpClient:
     def in_flight(self) -> int:
         """Calls to Odoo under way right now."""
         return self._in_flight.in_flight
+
+    @property
+    def in_flight_cap(self) -> int:
+        """Calls to Odoo allowed at once right now (adapted to how Odoo copes)."""
+        return self._in_flight.cap
 
     def _set_status(
         self, reachable: bool, status: str, public: str, *, failure: bool = False
@@ -304,7 +319,7 @@ class OdooHttpClient:
         record_ids = None if ids is None else [int(i) for i in ids]
         reading = method in READ_METHODS
         writes = () if record_ids is None or reading else record_ids
-        async with self._holding(model, writes):
+        async with self._holding(model, writes), self._in_flight.slot() as slot:
             try:
                 return await self._execute(
                     model, method, record_ids, dict(context or {}), arguments, timeout_s
@@ -314,6 +329,8 @@ class OdooHttpClient:
                 # reused it: a read is safe to send again at once; a write is
                 # left to the message's redelivery, which checks what happened.
                 if not (reading and isinstance(down.__cause__, aiohttp.ClientConnectionError)):
+                    if not isinstance(down, OdooLoginRejected):
+                        slot.partner_overloaded()  # a lock conflict, a timeout, a 503
                     raise
             return await self._execute(
                 model, method, record_ids, dict(context or {}), arguments, timeout_s
@@ -349,31 +366,31 @@ class OdooHttpClient:
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> RawAnswer:
-        """POST JSON to Odoo within the in-flight bound; connection trouble -> OdooUnavailable."""
+        """POST JSON to Odoo; connection trouble -> OdooUnavailable (calls are bounded by
+        :meth:`call`'s adaptive limit)."""
         seconds = timeout_s or self.settings.odoo_timeout_s
-        async with self._in_flight:
-            try:
-                answer = await with_timeout(
-                    self._post(path, payload, headers), seconds, f"Odoo at {self.url} ({what})"
-                )
-            except PartnerTimeout as slow:
-                self._set_status(
-                    False,
-                    f"Odoo at {self.url} is not answering: {slow}",
-                    "Odoo is not answering",
-                    failure=True,
-                )
-                raise OdooUnavailable(str(slow)) from slow
-            except (aiohttp.ClientError, OSError) as trouble:
-                self._set_status(
-                    False,
-                    f"Odoo at {self.url} is unreachable: {_describe(trouble)}",
-                    "Odoo is unreachable",
-                    failure=True,
-                )
-                raise OdooUnavailable(
-                    f"Odoo at {self.url} is unreachable ({what}): {_describe(trouble)}"
-                ) from trouble
+        try:
+            answer = await with_timeout(
+                self._post(path, payload, headers), seconds, f"Odoo at {self.url} ({what})"
+            )
+        except PartnerTimeout as slow:
+            self._set_status(
+                False,
+                f"Odoo at {self.url} is not answering: {slow}",
+                "Odoo is not answering",
+                failure=True,
+            )
+            raise OdooUnavailable(str(slow)) from slow
+        except (aiohttp.ClientError, OSError) as trouble:
+            self._set_status(
+                False,
+                f"Odoo at {self.url} is unreachable: {_describe(trouble)}",
+                "Odoo is unreachable",
+                failure=True,
+            )
+            raise OdooUnavailable(
+                f"Odoo at {self.url} is unreachable ({what}): {_describe(trouble)}"
+            ) from trouble
         odoo_spoke = isinstance(answer.body, dict) and "name" in answer.body
         if self.is_retryable_status(answer.status) and not odoo_spoke:
             # A proxy's 502 or a 503 page: Odoo itself is not answering.
