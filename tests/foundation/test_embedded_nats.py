@@ -21,6 +21,7 @@ from tests.foundation.processes import (
     wait_until_no_nats_server,
     wait_until_stack_gone,
 )
+from waybill_runtime.local.registry import load_services
 
 WAYBILL = [sys.executable, "-m", "waybill_runtime"]
 
@@ -252,3 +253,46 @@ def test_restarted_server_keeps_its_store(tmp_path: Path) -> None:
         assert asyncio.run(publish_then_read(server.client_url, True)) == 1
         server.restart()
         assert asyncio.run(publish_then_read(server.client_url, False)) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_the_demo_passes_with_two_instances_of_every_service(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *WAYBILL,
+            "up",
+            "--demo",
+            "--replicas",
+            "2",
+            "--orders",
+            "8",
+            "--timeout",
+            "240",
+            "--port",
+            "0",
+            "--monitor-port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 of 8 orders reached their expected end state" in result.stdout
+    logs = tmp_path / "logs"
+    for service in load_services():
+        second = logs / f"{service}-#2.log"
+        assert second.is_file() and second.stat().st_size > 0, f"{service} #2 never ran"
+    assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_a_replica_count_out_of_range_is_refused_in_one_line() -> None:
+    result = subprocess.run(
+        [*WAYBILL, "up", "--replicas", "9"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "9 replicas: give 1 to 8" in result.stderr
+    assert "Traceback" not in result.stderr

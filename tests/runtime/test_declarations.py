@@ -116,6 +116,24 @@ def test_the_local_plan_points_each_service_at_its_partners_sandbox() -> None:
     assert any(wms_webhooks in line for line in argv)
 
 
+def test_replicas_of_a_service_differ_only_in_their_http_port() -> None:
+    plan = LocalPlan.make(load_services(), installed_sandboxes(), replicas=3)
+    urls = plan.replica_urls("wms-bridge")
+    assert len(urls) == 3 and urls[0] == plan.service_url("wms-bridge")
+    environments = [plan.replica_environment("wms-bridge", n) for n in range(3)]
+    ports = [env["WAYBILL_HTTP_PORT"] for env in environments]
+    assert len(set(ports)) == 3 and [url.rsplit(":", 1)[1] for url in urls] == ports
+    assert environments[0] == plan.service_environment("wms-bridge")
+    for env in environments[1:]:
+        assert {k: v for k, v in env.items() if k != "WAYBILL_HTTP_PORT"} == {
+            k: v for k, v in environments[0].items() if k != "WAYBILL_HTTP_PORT"
+        }
+    # The warehouse's webhooks go to the first instance.
+    assert plan.webhook_url("wms") == f"{urls[0]}/webhooks/wms"
+    single = LocalPlan.make(load_services(), installed_sandboxes())
+    assert single.replica_urls("wms-bridge") == [single.service_url("wms-bridge")]
+
+
 def test_a_partner_setting_naming_a_value_the_partner_lacks_is_named() -> None:
     partner = Partner("wms", settings={"wms_url": "$url", "wms_region": "$region"})
     with pytest.raises(LookupError, match="partner wms offers no value 'region'"):

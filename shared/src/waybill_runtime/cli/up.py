@@ -79,6 +79,16 @@ def _order_count(text: str) -> int:
     return count
 
 
+MAX_REPLICAS = 8
+
+
+def _replica_count(text: str) -> int:
+    count = _whole_number(text)
+    if not 1 <= count <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(f"{count} replicas: give 1 to {MAX_REPLICAS}")
+    return count
+
+
 def _demo_timeout(text: str) -> float:
     seconds = _seconds(text)
     if seconds == 0:
@@ -108,6 +118,14 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="SECONDS",
         help="create a demo order this often (0: none; default 5)",
     )
+    parser.add_argument(
+        "--replicas",
+        type=_replica_count,
+        default=1,
+        metavar="N",
+        help="run N instances of every service on their shared durables, as a Deployment's "
+        "replicas (1 to 8; default 1)",
+    )
     demo = parser.add_argument_group("demo (finite run that checks its outcome)")
     demo.add_argument(
         "--demo", action="store_true", help="run the demo scenario, print a summary, stop"
@@ -132,6 +150,7 @@ def run_up(args: argparse.Namespace) -> int:
         subject_prefix=subject_prefix_from_env(),
         tls=args.tls,
         mtls=args.mtls,
+        replicas=args.replicas,
     )
     if (args.tls or args.mtls) and args.nats_url is not None:
         raise UserFacingError(

@@ -48,6 +48,8 @@ class LocalPlan:
     host: str = LOCAL
     sandbox_ports: dict[tuple[str, str], int] = field(default_factory=dict)
     service_ports: dict[str, int] = field(default_factory=dict)
+    # The HTTP ports of each service's further replicas (the first has service_ports').
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     # The key API tokens are signed with (None: services get no key source, and
     # one with protected routes refuses to start).
@@ -61,8 +63,10 @@ class LocalPlan:
         *,
         allocate: Callable[[], int] = free_port,
         api_keys: LocalApiKeys | None = None,
+        replicas: int = 1,
     ) -> LocalPlan:
-        """A plan with a free port for every listener and fresh secrets for every sandbox."""
+        """A plan with a free port for every listener and fresh secrets for every sandbox;
+        ``replicas`` instances of every service, each its own HTTP port."""
         return cls(
             services=services,
             sandboxes=sandboxes,
@@ -73,6 +77,7 @@ class LocalPlan:
                 for port in sandbox.ports
             },
             service_ports={name: allocate() for name in services},
+            replica_ports={name: [allocate() for _ in range(replicas - 1)] for name in services},
             secrets={sandbox.name: sandbox.new_secrets() for sandbox in sandboxes.values()},
         )
 
@@ -135,6 +140,19 @@ class LocalPlan:
         environment = {env_var_name("service"): name}
         for setting, value in self.service_settings(name).items():
             environment[env_var_name(setting)] = value
+        return environment
+
+    def replica_urls(self, name: str) -> list[str]:
+        """The base URL of every instance of service ``name``, the first one's first."""
+        ports = [self.service_ports[name], *self.replica_ports.get(name, [])]
+        return [f"http://{self.host}:{port}" for port in ports]
+
+    def replica_environment(self, name: str, replica: int) -> dict[str, str]:
+        """The environment of instance ``replica`` (0: the first) of service ``name``: the
+        same as the first's but for its HTTP port; partners' webhooks go to the first."""
+        environment = self.service_environment(name)
+        if replica:
+            environment[env_var_name("http_port")] = str(self.replica_ports[name][replica - 1])
         return environment
 
     # -- the processes ----------------------------------------------------------------

@@ -56,6 +56,12 @@ NATS_SERVER = "nats-server"
 """The embedded server's name among the stack's children (in what supervision says)."""
 
 
+def replica_name(service: str, replica: int) -> str:
+    """A service instance's name among the stack's children: the service's own for the
+    first, ``<service> #2`` ... for the others (their logs: ``<service>-#2.log``)."""
+    return service if replica == 0 else f"{service} #{replica + 1}"
+
+
 class NatsUnreachableError(UserFacingError):
     """An external NATS URL that does not answer."""
 
@@ -138,6 +144,9 @@ class LocalStack:
     # the server verifies a client certificate, one per identity.
     tls: bool = False
     mtls: bool = False
+    # Instances of every service, each a process of its own on the service's shared
+    # durables (as replicas of a Deployment are).
+    replicas: int = 1
     local_tls: LocalTls | None = None
 
     @property
@@ -178,6 +187,7 @@ class LocalStack:
             self.services,
             self.sandboxes,
             api_keys=LocalApiKeys.ensure(prepare_state_dir(self.nats_options.state_dir)),
+            replicas=self.replicas,
         )
         deadline = time.monotonic() + self.start_timeout_s
         partners = plan.sandbox_children()
@@ -191,19 +201,24 @@ class LocalStack:
                 )
         self.urls.update(plan.sandbox_pages())
         for name in self.services:
-            env = {"NATS_URL": self.nats_url, **plan.service_environment(name)}
-            if self.security is not None:
-                env.update(identity_environment(self.security, name))
-            if self.local_tls is not None:
-                env.update(self.local_tls.environment(name))
-            argv = [sys.executable, "-m", "waybill_runtime", "run", name]
-            self._spawn(ChildSpec(name=name, argv=argv, env=env))
+            for replica in range(self.replicas):
+                env = {"NATS_URL": self.nats_url, **plan.replica_environment(name, replica)}
+                if self.security is not None:
+                    env.update(identity_environment(self.security, name))
+                if self.local_tls is not None:
+                    env.update(self.local_tls.environment(name))
+                argv = [sys.executable, "-m", "waybill_runtime", "run", name]
+                self._spawn(ChildSpec(name=replica_name(name, replica), argv=argv, env=env))
         for name, service in self.services.items():
+            for replica, url in enumerate(plan.replica_urls(name)):
+                child = replica_name(name, replica)
+                if not _wait_ready(f"{url}/readyz", deadline):
+                    raise StackStartError(
+                        f"service {child} did not become ready; see {self.log_of(child)}"
+                    )
+                if replica:
+                    self.urls[f"service {child}"] = url
             base = plan.service_url(name)
-            if not _wait_ready(f"{base}/readyz", deadline):
-                raise StackStartError(
-                    f"service {name} did not become ready; see {self.log_of(name)}"
-                )
             self.urls[f"service {name}"] = base
             # The pages a person reads (an API without path parameters), by their summary;
             # of a service's web pages only the top one (``/tower``, not ``/tower/stuck``).
