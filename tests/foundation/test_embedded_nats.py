@@ -205,29 +205,37 @@ def test_invalid_port_variable_is_named(tmp_path: Path) -> None:
     assert "WAYBILL_NATS_PORT='forty-two' is not valid" in result.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(400)
-def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
-    result = subprocess.run(
+def _demo(
+    state_dir: Path, *, orders: int, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """`waybill up --demo` on free ports (the timeouts bound a hung run only)."""
+    return subprocess.run(
         [
             *WAYBILL,
             "up",
             "--demo",
+            *extra,
             "--orders",
-            "6",
+            str(orders),
             "--timeout",
-            "180",
+            "240",
             "--port",
             "0",
             "--monitor-port",
             "0",
             "--state-dir",
-            str(tmp_path),
+            str(state_dir),
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=360,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
+    result = _demo(tmp_path, orders=6)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 of 6 orders reached their expected end state" in result.stdout
     assert wait_until_no_nats_server(tmp_path) == []
@@ -258,28 +266,7 @@ def test_restarted_server_keeps_its_store(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_the_demo_passes_with_two_instances_of_every_service(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            *WAYBILL,
-            "up",
-            "--demo",
-            "--replicas",
-            "2",
-            "--orders",
-            "8",
-            "--timeout",
-            "240",
-            "--port",
-            "0",
-            "--monitor-port",
-            "0",
-            "--state-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
+    result = _demo(tmp_path, orders=8, extra=("--replicas", "2"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 of 8 orders reached their expected end state" in result.stdout
     logs = tmp_path / "logs"

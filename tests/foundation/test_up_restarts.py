@@ -64,20 +64,20 @@ def _pid_of(service: str, state_dir: Path) -> int | None:
     return None
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_a_killed_service_is_started_again_and_the_stack_stays_up(tmp_path: Path) -> None:
+def _watched_up(
+    state_dir: Path, awaited: str
+) -> tuple[subprocess.Popen[str], list[str], threading.Event, threading.Event]:
+    """`waybill up` on free ports, its output collected into a list as it comes; the events
+    are set once it is up and once a line holds ``awaited``."""
     ports = ["--port", "0", "--monitor-port", "0"]
     proc = subprocess.Popen(
-        [*WAYBILL, "up", *ports, "--order-every", "0", "--state-dir", str(tmp_path)],
+        [*WAYBILL, "up", *ports, "--order-every", "0", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert proc.stdout is not None
     lines: list[str] = []
-    restarted = threading.Event()
-    up = threading.Event()
+    up, seen = threading.Event(), threading.Event()
 
     def read() -> None:
         assert proc.stdout is not None
@@ -85,11 +85,17 @@ def test_a_killed_service_is_started_again_and_the_stack_stays_up(tmp_path: Path
             lines.append(line.rstrip("\n"))
             if line.startswith("Waybill is up."):
                 up.set()
-            if "orchestrator started again" in line:
-                restarted.set()
+            if awaited in line:
+                seen.set()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines, up, seen
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_killed_service_is_started_again_and_the_stack_stays_up(tmp_path: Path) -> None:
+    proc, lines, up, restarted = _watched_up(tmp_path, "orchestrator started again")
     try:
         assert up.wait(120), f"waybill up did not come up: {lines}"
         first = _pid_of("orchestrator", tmp_path)
@@ -137,29 +143,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
 def test_a_killed_nats_server_is_started_again_on_its_store_and_the_services_reconnect(
     tmp_path: Path,
 ) -> None:
-    ports = ["--port", "0", "--monitor-port", "0"]
-    proc = subprocess.Popen(
-        [*WAYBILL, "up", *ports, "--order-every", "0", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    restarted = threading.Event()
-    up = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Waybill is up."):
-                up.set()
-            if "nats-server started again" in line:
-                restarted.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    proc, lines, up, restarted = _watched_up(tmp_path, "nats-server started again")
     try:
         assert up.wait(120), f"waybill up did not come up: {lines}"
         services = {
