@@ -17,6 +17,7 @@ from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import SUBJECTS, dead_letter, record_of
 from waybill_auditor.api import AuditApi, encode_cursor
 from waybill_auditor.records import dead_letter_record
+from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, Stage
 from waybill_auditor.store import AuditStore
 from waybill_contracts import MessageContext
@@ -35,7 +36,7 @@ Client = TestClient[Any, Any]
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    opened = AuditStore(tmp_path / "audit.sqlite")
+    opened = SqliteAuditStore(tmp_path / "audit.sqlite")
     await opened.open()
     yield opened
     await opened.close()

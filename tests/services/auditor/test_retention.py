@@ -14,8 +14,9 @@ from tests.services.auditor.rows import record_of, released
 from waybill_auditor.app import build_service
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.retention import purge
+from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore, OrdersFilter
+from waybill_auditor.store import OrdersFilter
 from waybill_auditor.trail import AuditTrail
 from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
 from waybill_runtime.local.ports import free_port
@@ -31,7 +32,7 @@ OLD, MOVING = "WH/OUT/00100", "WH/OUT/00101"
 async def test_a_purge_forgets_quiet_orders_and_old_messages_but_keeps_moving_orders(
     tmp_path: Path,
 ) -> None:
-    store = AuditStore(tmp_path / "audit.sqlite")
+    store = SqliteAuditStore(tmp_path / "audit.sqlite")
     await store.open()
     try:
         registry = MetricsRegistry("auditor")
@@ -78,7 +79,7 @@ async def test_the_auditor_purges_at_start_when_retention_is_set(
     nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     database = tmp_path / "audit.sqlite"
-    store = AuditStore(database)
+    store = SqliteAuditStore(database)
     await store.open()
     await store.record(released(OLD))  # in 2025: long past any retention
     await store.close()
