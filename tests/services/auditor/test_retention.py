@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.services.auditor.databases import store_of
 from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import record_of, released
 from waybill_auditor.app import build_service
@@ -30,13 +31,17 @@ OLD, MOVING = "WH/OUT/00100", "WH/OUT/00101"
 
 
 async def test_a_purge_forgets_quiet_orders_and_old_messages_but_keeps_moving_orders(
-    tmp_path: Path,
+    backend: str, audit_url: str | None, tmp_path: Path
 ) -> None:
-    store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    trails: list[AuditTrail] = []
+    store = store_of(
+        backend, folder=tmp_path, url=audit_url, on_change=lambda c: trails[0].changed(c)
+    )
     await store.open()
     try:
         registry = MetricsRegistry("auditor")
         trail = AuditTrail(store, registry)
+        trails.append(trail)
         await trail.record(released(OLD))
         # MOVING was released as long ago, and accepted since the cutoff.
         journey = Journey(MOVING)
@@ -47,6 +52,15 @@ async def test_a_purge_forgets_quiet_orders_and_old_messages_but_keeps_moving_or
         await trail.record(record_of(later, journey.add(later, cause=cause, minutes=60 * 24 * 3)))
         cutoff = T0 + timedelta(days=1)
 
+        # PostgreSQL tells of new rows asynchronously (NOTIFY): all three heard first.
+        async def rows() -> str:
+            return registry.render()[0].decode()
+
+        await eventually(
+            rows,
+            until=lambda text: 'waybill_audit_rows{kind="event"} 3.0' in text,
+            what="three rows counted",
+        )
         purged = await purge(trail, before=cutoff)
 
         assert (purged.messages, purged.orders) == (2, 1)
