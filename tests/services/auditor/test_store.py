@@ -412,3 +412,43 @@ async def test_a_database_left_open_to_others_is_tightened_on_start(tmp_path: Pa
         await store.close()
     assert modes == (0o600, 0o600)
     assert _mode(tmp_path) == 0o755
+
+
+async def test_a_file_at_the_previous_schema_version_is_migrated_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    record = released("WH/OUT/older")
+    conn = connect(path)
+    try:
+        assert migrate(conn, _current_migrations()[:-1]) == SCHEMA_VERSION - 1
+        conn.execute(
+            "INSERT INTO messages (id, kind, ce_type, subject, order_ref, source, time, time_s, "
+            "stream, stream_sequence, nats_subject, body, recorded_at_s) "
+            "VALUES (?, 'event', ?, ?, ?, ?, ?, ?, 'S', 1, 'x', ?, 0)",
+            (
+                record.id,
+                record.ce_type,
+                record.subject,
+                record.order_ref,
+                record.source,
+                record.time.isoformat(),
+                record.time.timestamp(),
+                record.body,
+            ),
+        )
+    finally:
+        conn.close()
+
+    async with opened(SqliteAuditStore(path)) as store:
+        [kept] = await store.messages_of("WH/OUT/older", dead_letters=False)
+        assert not (await store.record(record)).new
+
+    assert (kept.id, kept.trace_id, kept.body) == (record.id, None, record.body)
+    conn = connect(path)
+    try:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == (
+            SCHEMA_VERSION
+        )
+    finally:
+        conn.close()

@@ -39,11 +39,9 @@ class DatabaseWritable:
 class AuditTrail:
     """Records messages once each and keeps the audit metrics current."""
 
-    def __init__(
-        self, store: AuditStore, metrics: MetricsRegistry, feed: LiveFeed | None = None
-    ) -> None:
+    def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
         self.store = store
-        self.feed = feed or LiveFeed()
+        self.feed = LiveFeed()
         """New rows, as they are stored, for the control tower's open pages."""
         self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
         self._duplicates = metrics.counter(
