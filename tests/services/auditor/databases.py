@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-import pgserver
 import pytest
 
 from waybill_auditor.sqlite_store import SqliteAuditStore
@@ -28,7 +28,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # pgserver puts its socket in the data folder: keep the path short (a socket
     # path holds 107 bytes at most).
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"wbpg-{os.getpid()}"
-    server = pgserver.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        # platformdirs (under pgserver) warns when XDG_RUNTIME_DIR is unset, as in CI.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
     try:
         yield str(server.get_uri("postgres"))
     finally:
