@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 from nats.aio.client import Client as NatsClient
 
+from tests.services.auditor.databases import opened
 from tests.services.auditor.journey import Journey, for_order, publish
 from tests.services.auditor.rows import record_of
 from tests.services.auditor.test_service import full_journey, settled
@@ -173,3 +174,44 @@ async def _updates_about(response: aiohttp.ClientResponse, ref: str, count: int)
             if line.startswith(b"data:") and ref.encode() in line:
                 seen += 1
     return seen
+
+
+async def test_a_message_redelivered_after_a_replica_stored_it_unacknowledged_counts_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str, postgres_url: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    ref = "WH/OUT/R-redelivered"
+    released = for_order(OrderReleased, ref)
+    context = Journey(ref).add(released, start=datetime.now(UTC))
+    async with replicas(nats_url, nats_prefix, postgres_url):
+        pass  # the auditor's durables exist from here on
+    await publish(nc, subjects, released, context)
+    # A replica takes the message from the shared durable, stores it, and stops
+    # before its ack: the durable hands the message out again.
+    durable = subjects.durable("auditor", "events")
+    taken = await nc.jetstream().pull_subscribe_bind(durable, subjects.events_stream.name)
+    [message] = await taken.fetch(1, timeout=5)
+    store = PostgresAuditStore(postgres_url)
+    async with opened(store):
+        assert (await store.record(record_of(released, context))).new
+    await message.nak()
+    await taken.unsubscribe()
+
+    async with replicas(nats_url, nats_prefix, postgres_url) as sessions:
+        await eventually(
+            functools.partial(settled, nc, subjects, subjects.events_stream.name, "events"),
+            until=lambda n: n == 0,
+            what="the redelivery handled",
+        )
+        info = await nc.jetstream().consumer_info(subjects.events_stream.name, durable)
+        duplicates = [
+            await metric(http, "waybill_audit_duplicates_total", "event") for http in sessions
+        ]
+        async with sessions[0].get(f"/orders/{ref}/timeline") as response:
+            timeline = await response.json()
+
+    # Delivered twice (the durable's delivery count runs ahead of the stream's one message).
+    assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (1, 2)
+    assert sum(duplicates) == 1
+    assert [e["id"] for e in timeline["entries"]] == [context.id]
+    assert timeline["order"]["messages"] == 1
