@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
-from waybill_auditor.database import AuditDatabaseError
+from waybill_auditor.store import AuditDatabaseError
 
 log = logging.getLogger("waybill.auditor")
 

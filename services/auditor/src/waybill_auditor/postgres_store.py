@@ -26,7 +26,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from waybill_auditor.database import AuditDatabaseError
 from waybill_auditor.postgres_schema import (
     create_partition,
     day_of,
@@ -39,6 +38,7 @@ from waybill_auditor.sqlite_store import like_escaped
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import (
     AuditDatabaseBusy,
+    AuditDatabaseError,
     Change,
     OnChange,
     OrderRow,

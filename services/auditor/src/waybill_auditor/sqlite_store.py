@@ -10,7 +10,7 @@ disagree after a crash. One file has one writer: one auditor replica.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -250,10 +250,6 @@ class SqliteAuditStore:
             self._on_change(change_of(record, recorded))
         return recorded
 
-    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the writer's connection, in a transaction (maintenance)."""
-        return await self._writer.run(job)
-
     async def purge(self, *, before: datetime) -> Purged:
         """Delete what is older than ``before``, in batches (each its own write)."""
         before_s = before.timestamp()
@@ -289,10 +285,6 @@ class SqliteAuditStore:
         await self._writer.run(job)
 
     # -- reading ---------------------------------------------------------------
-
-    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the reader's connection (one snapshot): for read-only queries."""
-        return await self._reader.run(job)
 
     async def order(self, order_ref: str) -> OrderRow | None:
         """The order's stage row, or None if no message about it was recorded."""

@@ -24,7 +24,12 @@ import msgspec
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.records import AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
+from waybill_runtime.errors import UserFacingError
 from waybill_runtime.outcomes import TransientError
+
+
+class AuditDatabaseError(UserFacingError):
+    """The audit database cannot be opened or is not one this auditor can use."""
 
 
 class AuditDatabaseBusy(TransientError):
