@@ -452,3 +452,27 @@ async def test_a_file_at_the_previous_schema_version_is_migrated_and_keeps_its_r
         )
     finally:
         conn.close()
+
+
+async def test_a_dead_letter_whose_text_holds_nul_characters_is_stored(store: AuditStore) -> None:
+    letter = dead_letter(5).letter
+    poisoned = StoredDeadLetter(
+        sequence=5,
+        letter=DeadLetter(
+            **{
+                **{f: getattr(letter, f) for f in letter.__struct_fields__},
+                "error_message": "bad byte \x00 in field",
+                "original_body": b"\x00\xff",
+            }
+        ),
+    )
+    record = dead_letter_record(poisoned, subjects=SUBJECTS)
+
+    assert (await store.record(record)).new
+    assert not (await store.record(record)).new
+
+    [stored] = await store.dead_letters()
+    assert stored.dl_error_message is not None
+    assert stored.dl_error_message.startswith("bad byte ")
+    assert stored.dl_error_message.endswith(" in field")
+    assert stored.body == b"\x00\xff"

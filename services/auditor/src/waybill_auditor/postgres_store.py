@@ -109,6 +109,21 @@ def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
+def storable(record: AuditRecord) -> AuditRecord:
+    """``record`` with every NUL character of its text replaced by U+FFFD.
+
+    PostgreSQL's text cannot hold NUL, and a message that cannot be stored
+    would be redelivered for ever: a poisoned header or error message is kept
+    legible instead (the body is bytes and kept exactly as sent).
+    """
+    changes = {
+        name: value.replace("\x00", "\ufffd")
+        for name in record.__struct_fields__
+        if isinstance(value := getattr(record, name), str) and "\x00" in value
+    }
+    return msgspec.structs.replace(record, **changes) if changes else record
+
+
 class _NoPartition(Exception):
     """The day's partition is not there (dropped by another replica's retention)."""
 
@@ -204,6 +219,7 @@ class PostgresAuditStore:
     async def record(self, record: AuditRecord, *, now: datetime | None = None) -> Recorded:
         """Store ``record`` unless its id is stored already; update its order's stage."""
         at = now or datetime.now(UTC)
+        record = storable(record)
         day = day_of(record.time)
         try:
             for attempt in range(2):
