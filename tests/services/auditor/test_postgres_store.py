@@ -27,7 +27,7 @@ from waybill_auditor.postgres_schema import (
 from waybill_auditor.postgres_store import PostgresAuditStore, without_password
 from waybill_auditor.records import message_record
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import Change, store_for
+from waybill_auditor.store import RESYNC, Change, store_for
 from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
 from waybill_runtime.bus.replay import ReplayMark
 from waybill_runtime.settings import SettingsError, load_settings
@@ -267,3 +267,36 @@ def test_the_database_url_is_a_secret_read_from_the_secrets_folder(tmp_path: Pat
             service="auditor",
         )
     assert "hunter2" not in str(refused.value)
+
+
+async def test_a_replica_that_lost_its_listening_connection_listens_again_and_recounts(
+    postgres_url: str,
+) -> None:
+    heard: list[Change] = []
+    async with (
+        opened(PostgresAuditStore(postgres_url)) as writer,
+        opened(PostgresAuditStore(postgres_url, on_change=heard.append)),
+    ):
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            # The database drops the listening session (a failover, an idle timeout).
+            cut = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        finally:
+            await conn.close()
+        assert cut == 1
+
+        await eventually(lambda: _heard(heard), until=lambda h: RESYNC in h, what="a resync")
+        record = released("WH/OUT/after-the-cut")
+        await writer.record(record)
+        await eventually(
+            lambda: _heard(heard),
+            until=lambda h: any(c.order_ref == "WH/OUT/after-the-cut" for c in h),
+            what="the row stored after the cut",
+        )
+
+
+async def _heard(heard: list[Change]) -> list[Change]:
+    return list(heard)

@@ -24,8 +24,8 @@ from waybill_auditor.database import (
 from waybill_auditor.records import dead_letter_record
 from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore, OrdersFilter
-from waybill_auditor.trail import DatabaseWritable
+from waybill_auditor.store import RESYNC, AuditStore, OrdersFilter
+from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import (
     OrderReleased,
@@ -33,6 +33,7 @@ from waybill_contracts.events import (
     WarehouseOrderAccepted,
 )
 from waybill_runtime.bus.dead_letters import DeadLetter, StoredDeadLetter
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -476,3 +477,24 @@ async def test_a_dead_letter_whose_text_holds_nul_characters_is_stored(store: Au
     assert stored.dl_error_message.startswith("bad byte ")
     assert stored.dl_error_message.endswith(" in field")
     assert stored.body == b"\x00\xff"
+
+
+async def test_a_resync_counts_the_trail_again_and_tells_open_pages_to_reload(
+    store: AuditStore,
+) -> None:
+    registry = MetricsRegistry("auditor")
+    trail = AuditTrail(store, registry)
+    await store.record(released("WH/OUT/unheard"))  # stored, never told to this trail
+
+    with trail.feed.listen() as page:
+        trail.changed(RESYNC)
+
+        async def rows() -> str:
+            return registry.render()[0].decode()
+
+        await eventually(
+            rows,
+            until=lambda text: 'waybill_audit_rows{kind="event"} 1.0' in text,
+            what="the trail counted again",
+        )
+        assert (await page.get()).kind == "resync"

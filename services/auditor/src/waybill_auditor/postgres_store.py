@@ -37,6 +37,7 @@ from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessa
 from waybill_auditor.sqlite_store import like_escaped
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import (
+    RESYNC,
     AuditDatabaseBusy,
     AuditDatabaseError,
     Change,
@@ -191,6 +192,7 @@ class PostgresAuditStore:
                 return
             on_change(change)
 
+        first = True
         while True:
             lost = asyncio.Event()
 
@@ -202,14 +204,19 @@ class PostgresAuditStore:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("cannot listen to %s for new rows: %s", self.location, error)
                 self._listener_ready.set()
+                first = False
                 await asyncio.sleep(RECONNECT_AFTER_S)
                 continue
             try:
                 conn.add_termination_listener(dropped)
                 await conn.add_listener(CHANNEL, heard)
                 self._listener_ready.set()
+                if not first:
+                    on_change(RESYNC)  # what was stored while not listening went unheard
+                first = False
                 await lost.wait()
                 log.warning("lost the listening connection to %s: reconnecting", self.location)
+                await asyncio.sleep(RECONNECT_AFTER_S)
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()

@@ -66,6 +66,11 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     unconsumed: bool = False
 
 
+RESYNC = Change(kind="resync", type="", order_ref=None)
+"""Told when rows may have been missed (a replica's listening connection was lost a while):
+count again, reload the pages."""
+
+
 def change_of(record: AuditRecord, recorded: Recorded) -> Change:
     """The change a newly stored ``record`` made."""
     return Change(

@@ -9,9 +9,11 @@ auditor consumes (:mod:`waybill_auditor.coverage`).
 
 from __future__ import annotations
 
+import asyncio
+
 from waybill_auditor.records import AuditRecord
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditDatabaseBusy, AuditStore, Change
+from waybill_auditor.store import RESYNC, AuditDatabaseBusy, AuditStore, Change
 from waybill_auditor.tower.live import LiveFeed, Update
 from waybill_runtime.http import CheckResult
 from waybill_runtime.metrics import MetricsRegistry
@@ -41,6 +43,7 @@ class AuditTrail:
 
     def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
         self.store = store
+        self._recount: asyncio.Task[None] | None = None
         self.feed = LiveFeed()
         """New rows, as they are stored, for the control tower's open pages."""
         self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
@@ -80,6 +83,11 @@ class AuditTrail:
 
     def changed(self, change: Change) -> None:
         """A new row in the trail: count it, tell the open pages."""
+        if change == RESYNC:
+            # Rows other replicas stored may have gone unheard: count from the database.
+            self._recount = asyncio.create_task(self.load_counts(), name="audit recount")
+            self.feed.resync()
+            return
         self._rows.labels(change.kind).inc()
         if change.unconsumed:
             self._unconsumed.labels(change.type).inc()
