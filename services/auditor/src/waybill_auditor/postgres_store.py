@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
+from waybill_auditor import postgres_reads as reads
 from waybill_auditor.postgres_schema import (
     create_partition,
     day_of,
@@ -34,7 +34,6 @@ from waybill_auditor.postgres_schema import (
 )
 from waybill_auditor.progress import OrderFacts, merge, settle
 from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
-from waybill_auditor.sqlite_store import like_escaped
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import (
     RESYNC,
@@ -50,7 +49,6 @@ from waybill_auditor.store import (
     StageCount,
     Timeline,
     change_of,
-    overdue,
 )
 
 log = logging.getLogger("waybill.auditor")
@@ -64,13 +62,6 @@ ORDER_LOCKS = 0x4F524452
 POOL_SIZE = 8
 RECONNECT_AFTER_S = 1.0
 
-MESSAGE_COLUMNS = (
-    "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, "
-    "stream, stream_sequence, nats_subject, body, original_id, dl_service, dl_consumer, "
-    "dl_reason, dl_error_type, dl_error_message, dl_attempts, replayed_from, replayed_by, "
-    "unconsumed, trace_id"
-)
-ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen"
 
 _encode = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(OrderFacts).decode
@@ -87,27 +78,6 @@ def without_password(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
-def _message(row: asyncpg.Record) -> StoredMessage:
-    values: dict[str, Any] = dict(row)
-    values["time"] = values["time"].astimezone(UTC)
-    return StoredMessage(**values)
-
-
-def _order(row: asyncpg.Record) -> OrderRow:
-    return OrderRow(
-        order_ref=row["order_ref"],
-        stage=Stage(row["stage"]),
-        since=row["since"].astimezone(UTC),
-        messages=row["messages"],
-        dead_letters=row["dead_letters"],
-        last_seen=row["last_seen"].astimezone(UTC),
-    )
-
-
-def _at(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)
 
 
 def storable(record: AuditRecord) -> AuditRecord:
@@ -137,7 +107,7 @@ class PostgresAuditStore:
         self.location = without_password(url)
         self._on_change = on_change
         self._pool: asyncpg.Pool | None = None
-        self._days: set[Any] = set()
+        self._days: set[date] = set()
         """Days whose partition this replica made or found (others may drop them: retried)."""
         self._listening: asyncio.Task[None] | None = None
         self._listener_ready = asyncio.Event()
@@ -259,7 +229,7 @@ class PostgresAuditStore:
                 return Recorded(new=False)
             try:
                 status = await conn.execute(
-                    f"INSERT INTO messages ({MESSAGE_COLUMNS}, recorded_at) VALUES "
+                    f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at) VALUES "
                     "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
                     "$17, $18, $19, $20, $21, $22, $23, $24, $25) "
                     "ON CONFLICT (id, time) DO NOTHING",
@@ -361,14 +331,14 @@ class PostgresAuditStore:
     async def order(self, order_ref: str) -> OrderRow | None:
         """The order's stage row, or None if no message about it was recorded."""
         row = await self.pool.fetchrow(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref = $1", order_ref
+            f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = $1", order_ref
         )
-        return _order(row) if row is not None else None
+        return reads.order_of(row) if row is not None else None
 
     async def messages_of(self, order_ref: str, *, dead_letters: bool) -> list[StoredMessage]:
         """Events and commands (or dead letters) about ``order_ref`` by order or correlation."""
         async with self.pool.acquire() as conn:
-            return await _messages_of(conn, order_ref, dead_letters)
+            return await reads.messages_of(conn, order_ref, dead_letters)
 
     async def timeline(self, order_ref: str) -> Timeline:
         """The order's row, messages and dead letters, read together (one snapshot)."""
@@ -377,50 +347,19 @@ class PostgresAuditStore:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             row = await conn.fetchrow(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref = $1", order_ref
+                f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = $1", order_ref
             )
             return (
-                _order(row) if row is not None else None,
-                await _messages_of(conn, order_ref, False),
-                await _messages_of(conn, order_ref, True),
+                reads.order_of(row) if row is not None else None,
+                await reads.messages_of(conn, order_ref, False),
+                await reads.messages_of(conn, order_ref, True),
             )
 
     async def orders(
         self, chosen: OrdersFilter, *, deadlines: Mapping[Stage, float], now: datetime
     ) -> list[OrderRow]:
         """Orders oldest-in-stage first; up to ``limit + 1`` so the caller sees if more exist."""
-        clauses: list[str] = []
-        params: list[Any] = []
-
-        def param(value: Any) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        if chosen.stages:
-            clauses.append(f"stage = ANY({param([s.value for s in chosen.stages])}::text[])")
-        if chosen.stuck_only:
-            late = overdue(chosen, deadlines, now)
-            if not late:
-                return []
-            clauses.append(
-                "("
-                + " OR ".join(
-                    f"(stage = {param(stage.value)} AND since < {param(_at(before))})"
-                    for stage, before in late
-                )
-                + ")"
-            )
-        if chosen.after is not None:
-            clauses.append(
-                f"(since, order_ref) > ({param(chosen.after[0])}, {param(chosen.after[1])})"
-            )
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self.pool.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM orders {where} ORDER BY since, order_ref "
-            f"LIMIT {param(chosen.limit + 1)}",
-            *params,
-        )
-        return [_order(row) for row in rows]
+        return await reads.orders(self.pool, chosen, deadlines=deadlines, now=now)
 
     async def dead_letters(
         self,
@@ -431,23 +370,13 @@ class PostgresAuditStore:
         limit: int = 100,
     ) -> list[StoredMessage]:
         """Dead letters, newest first; up to ``limit + 1`` so the caller sees if more exist."""
-        clauses = ["kind = 'dead_letter'"]
-        params: list[Any] = []
-        for clause, value in (
-            ("dl_service = {}", service),
-            ("(order_ref = {0} OR correlation_id = {0})", order_ref),
-            ("stream_sequence < {}", before_sequence),
-        ):
-            if value is not None:
-                params.append(value)
-                clauses.append(clause.format(f"${len(params)}"))
-        params.append(limit + 1)
-        rows = await self.pool.fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
-            f"ORDER BY stream_sequence DESC LIMIT ${len(params)}",
-            *params,
+        return await reads.dead_letters(
+            self.pool,
+            service=service,
+            order_ref=order_ref,
+            before_sequence=before_sequence,
+            limit=limit,
         )
-        return [_message(row) for row in rows]
 
     async def counts(self) -> tuple[dict[str, int], dict[Stage, int]]:
         """Rows stored per kind, and orders per stage (for the metrics)."""
@@ -465,30 +394,15 @@ class PostgresAuditStore:
             }
         return {kind: kinds.get(kind, 0) for kind in KINDS}, stages
 
-    # -- the control tower's figures -------------------------------------------
+    # -- the control tower's figures (postgres_reads) ----------------------------
 
     async def stage_counts(self) -> list[StageCount]:
         """Orders per stage with the oldest ``since``, in the stages' order."""
-        rows = await self.pool.fetch(
-            "SELECT stage, count(*), min(since) FROM orders GROUP BY stage"
-        )
-        found = {Stage(row[0]): (int(row[1]), row[2].astimezone(UTC)) for row in rows}
-        return [
-            StageCount(stage=stage, orders=found[stage][0], oldest_since=found[stage][1])
-            for stage in Stage
-            if stage in found
-        ]
+        return await reads.stage_counts(self.pool)
 
     async def counts_by_type(self, types: Sequence[str], *, since: datetime) -> dict[str, int]:
         """Events and commands of each of ``types`` sent since ``since`` (by ``ce-time``)."""
-        rows = await self.pool.fetch(
-            "SELECT ce_type, count(*) FROM messages WHERE time >= $1 AND kind != 'dead_letter' "
-            "AND ce_type = ANY($2::text[]) GROUP BY ce_type",
-            since,
-            list(types),
-        )
-        counted = {str(row[0]): int(row[1]) for row in rows}
-        return {t: counted.get(t, 0) for t in types}
+        return await reads.counts_by_type(self.pool, types, since=since)
 
     async def partner_figures(
         self,
@@ -500,87 +414,21 @@ class PostgresAuditStore:
         since: datetime,
     ) -> PartnerFigures:
         """What one service was asked (``commands``) and answered (events from ``source``)."""
-        async with (
-            self.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            sent = await conn.fetchval(
-                "SELECT count(*) FROM messages WHERE time >= $1 AND kind = 'command' "
-                "AND ce_type = ANY($2::text[])",
-                since,
-                list(commands),
-            )
-            answers = await conn.fetchrow(
-                "SELECT count(*), count(*) FILTER (WHERE ce_type = ANY($1::text[])) "
-                "FROM messages WHERE time >= $2 AND kind = 'event' AND source = $3",
-                list(failures),
-                since,
-                source,
-            )
-            dead = await conn.fetchval(
-                "SELECT count(*) FROM messages WHERE time >= $1 AND kind = 'dead_letter' "
-                "AND dl_service = $2",
-                since,
-                service,
-            )
-            latency = await conn.fetchrow(
-                "SELECT avg(gap), max(gap) FROM (SELECT extract(epoch FROM "
-                "min(answer.time) - cause.time)::float8 AS gap "
-                "FROM messages AS answer JOIN messages AS cause ON cause.id = answer.causation_id "
-                "WHERE answer.time >= $1 AND answer.kind = 'event' AND answer.source = $2 "
-                "AND cause.kind = 'command' GROUP BY cause.id, cause.time) AS gaps",
-                since,
-                source,
-            )
-        mean, longest = latency[0], latency[1]
-        return PartnerFigures(
-            commands=int(sent),
-            answers=int(answers[0]),
-            failures=int(answers[1]),
-            dead_letters=int(dead),
-            mean_latency_s=None if mean is None else max(0.0, float(mean)),
-            max_latency_s=None if longest is None else max(0.0, float(longest)),
+        return await reads.partner_figures(
+            self.pool,
+            commands=commands,
+            failures=failures,
+            source=source,
+            service=service,
+            since=since,
         )
 
     async def search_orders(
         self, text: str, *, body_needles: Sequence[bytes], limit: int
     ) -> list[OrderRow]:
         """Orders whose ref contains ``text`` or one of whose bodies holds a needle."""
-        in_bodies = (
-            " OR ".join(f"position(${n + 3}::bytea IN body) > 0" for n in range(len(body_needles)))
-            or "false"
-        )
-        rows = await self.pool.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref LIKE $1 ESCAPE '\\' "
-            "OR order_ref IN (SELECT order_ref FROM messages WHERE order_ref IS NOT NULL "
-            f"AND kind != 'dead_letter' AND ({in_bodies})) ORDER BY order_ref LIMIT $2",
-            f"%{like_escaped(text)}%",
-            limit,
-            *body_needles,
-        )
-        return [_order(row) for row in rows]
+        return await reads.search_orders(self.pool, text, body_needles=body_needles, limit=limit)
 
     async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
-        if not refs:
-            return []
-        rows = await self.pool.fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE order_ref = ANY($1::text[]) "
-            "AND (kind = 'dead_letter' OR ce_type = $2) ORDER BY time DESC",
-            list(refs),
-            exception_type,
-        )
-        return [_message(row) for row in rows]
-
-
-async def _messages_of(
-    conn: asyncpg.Connection, order_ref: str, dead_letters: bool
-) -> list[StoredMessage]:
-    kinds = [DEAD_LETTER] if dead_letters else [k for k in KINDS if k != DEAD_LETTER]
-    rows = await conn.fetch(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE kind = ANY($1::text[]) "
-        "AND (order_ref = $2 OR correlation_id = $2) ORDER BY time, stream_sequence",
-        kinds,
-        order_ref,
-    )
-    return [_message(row) for row in rows]
+        return await reads.troubles_of(self.pool, refs, exception_type=exception_type)
