@@ -10,9 +10,15 @@ from typing import Any
 import asyncpg
 
 from waybill_auditor.records import DEAD_LETTER, KINDS, StoredMessage
-from waybill_auditor.sqlite_store import like_escaped
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import OrderRow, OrdersFilter, PartnerFigures, StageCount, overdue
+from waybill_auditor.store import (
+    OrderRow,
+    OrdersFilter,
+    PartnerFigures,
+    StageCount,
+    like_escaped,
+    overdue,
+)
 
 MESSAGE_COLUMNS = (
     "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, "

@@ -13,10 +13,11 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
+from waybill_auditor import sqlite_reads as reads
 from waybill_auditor.database import AuditDatabaseError, SqliteThread, connect, migrate
 from waybill_auditor.progress import OrderFacts, merge, settle
 from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
@@ -37,52 +38,19 @@ from waybill_auditor.store import (
 from waybill_contracts.envelope import format_time
 from waybill_runtime.private_files import private_folder, touch_private
 
-T = TypeVar("T")
-
 _encode_facts = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(OrderFacts).decode
 
-MESSAGE_COLUMNS = (
-    "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, time_s, "
-    "stream, stream_sequence, nats_subject, body, original_id, dl_service, dl_consumer, "
-    "dl_reason, dl_error_type, dl_error_message, dl_attempts, replayed_from, replayed_by, "
-    "unconsumed, trace_id"
-)
-ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
 
-
-def _time_s(moment: datetime) -> float:
+def time_s(moment: datetime) -> float:
     return moment.timestamp()
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def message_from_row(row: sqlite3.Row) -> StoredMessage:
-    values: dict[str, Any] = dict(row)
-    values.pop("time_s", None)
-    values["time"] = _parse_time(values["time"])
-    values["unconsumed"] = bool(values["unconsumed"])
-    return StoredMessage(**values)
-
-
-def order_from_row(row: sqlite3.Row) -> OrderRow:
-    return OrderRow(
-        order_ref=row["order_ref"],
-        stage=Stage(row["stage"]),
-        since=_parse_time(row["since"]),
-        messages=row["messages"],
-        dead_letters=row["dead_letters"],
-        last_seen=datetime.fromtimestamp(row["last_seen_s"], UTC),
-    )
 
 
 def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
     row = conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
+        f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
     ).fetchone()
-    return order_from_row(row) if row is not None else None
+    return reads.order_from_row(row) if row is not None else None
 
 
 def _messages_of(
@@ -93,16 +61,16 @@ def _messages_of(
     # "+kind" keeps SQLite off the kind index (which would scan every event):
     # the order and correlation indexes find an order's few rows.
     rows = conn.execute(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
+        f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
         "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
         (*kinds, order_ref, order_ref),
     ).fetchall()
-    return [message_from_row(row) for row in rows]
+    return [reads.message_from_row(row) for row in rows]
 
 
 def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Recorded:
     inserted = conn.execute(
-        f"INSERT INTO messages ({MESSAGE_COLUMNS}, recorded_at_s) "
+        f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at_s) "
         "VALUES (" + ", ".join("?" * 26) + ") ON CONFLICT (id) DO NOTHING",
         (
             record.id,
@@ -114,7 +82,7 @@ def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Rec
             record.causation_id,
             record.source,
             format_time(record.time),
-            _time_s(record.time),
+            time_s(record.time),
             record.stream,
             record.stream_sequence,
             record.nats_subject,
@@ -130,7 +98,7 @@ def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Rec
             record.replayed_by,
             int(record.unconsumed),
             record.trace_id,
-            _time_s(now),
+            time_s(now),
         ),
     ).rowcount
     if not inserted:
@@ -148,7 +116,7 @@ def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
     if row is None:
         before, before_since, facts = None, None, OrderFacts()
     else:
-        before, before_since = Stage(row["stage"]), _parse_time(row["since"])
+        before, before_since = Stage(row["stage"]), reads.parse_time(row["since"])
         facts = _decode_facts(row["facts"])
     facts = merge(facts, record.observation)
     stage, since = settle(before, before_since, facts)
@@ -166,11 +134,11 @@ def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
             record.order_ref,
             stage.value,
             format_time(since),
-            _time_s(since),
+            time_s(since),
             _encode_facts(facts),
             0 if is_dead_letter else 1,
             1 if is_dead_letter else 0,
-            _time_s(record.time),
+            time_s(record.time),
         ),
     )
     return Recorded(new=True, stage_before=before, stage_after=stage)
@@ -325,13 +293,15 @@ class SqliteAuditStore:
                 params.extend((stage.value, before))
         if chosen.after is not None:
             clauses.append("(since_s, order_ref) > (?, ?)")
-            params.extend((_time_s(chosen.after[0]), chosen.after[1]))
+            params.extend((time_s(chosen.after[0]), chosen.after[1]))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
+        sql = (
+            f"SELECT {reads.ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
+        )
         params.append(chosen.limit + 1)
 
         def job(conn: sqlite3.Connection) -> list[OrderRow]:
-            return [order_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            return [reads.order_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._reader.run(job)
 
@@ -355,13 +325,13 @@ class SqliteAuditStore:
                 clauses.append(clause)
                 params.extend([value] * clause.count("?"))
         sql = (
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
+            f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
             "ORDER BY stream_sequence DESC LIMIT ?"
         )
         params.append(limit + 1)
 
         def job(conn: sqlite3.Connection) -> list[StoredMessage]:
-            return [message_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            return [reads.message_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._reader.run(job)
 
@@ -381,41 +351,15 @@ class SqliteAuditStore:
 
         return await self._reader.run(job)
 
-    # -- the control tower's figures -----------------------------------------------
+    # -- the control tower's figures (sqlite_reads) ------------------------------
 
     async def stage_counts(self) -> list[StageCount]:
         """Orders per stage with the oldest ``since``, in the stages' order."""
-
-        def job(conn: sqlite3.Connection) -> list[StageCount]:
-            rows = conn.execute(
-                "SELECT stage, count(*), min(since_s) FROM orders GROUP BY stage"
-            ).fetchall()
-            found = {Stage(row[0]): (int(row[1]), float(row[2])) for row in rows}
-            return [
-                StageCount(
-                    stage=stage,
-                    orders=found[stage][0],
-                    oldest_since=datetime.fromtimestamp(found[stage][1], UTC),
-                )
-                for stage in Stage
-                if stage in found
-            ]
-
-        return await self._reader.run(job)
+        return await self._reader.run(reads.stage_counts)
 
     async def counts_by_type(self, types: Sequence[str], *, since: datetime) -> dict[str, int]:
         """Events and commands of each of ``types`` sent since ``since`` (by ``ce-time``)."""
-
-        def job(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute(
-                f"SELECT ce_type, count(*) FROM messages WHERE time_s >= ? "
-                f"AND kind != 'dead_letter' AND ce_type IN ({_marks(len(types))}) GROUP BY ce_type",
-                (since.timestamp(), *types),
-            ).fetchall()
-            counted = {str(row[0]): int(row[1]) for row in rows}
-            return {t: counted.get(t, 0) for t in types}
-
-        return await self._reader.run(job)
+        return await self._reader.run(lambda conn: reads.counts_by_type(conn, types, since))
 
     async def partner_figures(
         self,
@@ -427,79 +371,27 @@ class SqliteAuditStore:
         since: datetime,
     ) -> PartnerFigures:
         """What one service was asked (``commands``) and answered (events from ``source``)."""
-        at = since.timestamp()
-
-        def job(conn: sqlite3.Connection) -> PartnerFigures:
-            sent = conn.execute(
-                f"SELECT count(*) FROM messages WHERE time_s >= ? AND kind = 'command' "
-                f"AND ce_type IN ({_marks(len(commands))})",
-                (at, *commands),
-            ).fetchone()[0]
-            answers, failed = conn.execute(
-                f"SELECT count(*), coalesce(sum(ce_type IN ({_marks(len(failures))})), 0) "
-                "FROM messages WHERE time_s >= ? AND kind = 'event' AND source = ?",
-                (*failures, at, source),
-            ).fetchone()
-            dead = conn.execute(
-                "SELECT count(*) FROM messages WHERE time_s >= ? AND kind = 'dead_letter' "
-                "AND dl_service = ?",
-                (at, service),
-            ).fetchone()[0]
-            mean, longest = conn.execute(
-                "SELECT avg(gap), max(gap) FROM (SELECT min(answer.time_s) - cause.time_s AS gap "
-                "FROM messages AS answer JOIN messages AS cause ON cause.id = answer.causation_id "
-                "WHERE answer.time_s >= ? AND answer.kind = 'event' AND answer.source = ? "
-                "AND cause.kind = 'command' GROUP BY cause.id)",
-                (at, source),
-            ).fetchone()
-            return PartnerFigures(
-                commands=int(sent),
-                answers=int(answers),
-                failures=int(failed),
-                dead_letters=int(dead),
-                mean_latency_s=None if mean is None else max(0.0, float(mean)),
-                max_latency_s=None if longest is None else max(0.0, float(longest)),
+        return await self._reader.run(
+            lambda conn: reads.partner_figures(
+                conn,
+                commands=commands,
+                failures=failures,
+                source=source,
+                service=service,
+                since=since,
             )
-
-        return await self._reader.run(job)
+        )
 
     async def search_orders(
         self, text: str, *, body_needles: Sequence[bytes], limit: int
     ) -> list[OrderRow]:
         """Orders whose ref contains ``text`` or one of whose bodies holds a needle."""
-
-        def job(conn: sqlite3.Connection) -> list[OrderRow]:
-            in_bodies = " OR ".join("instr(body, ?) > 0" for _ in body_needles) or "0"
-            rows = conn.execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref LIKE ? ESCAPE '\\' "
-                "OR order_ref IN (SELECT order_ref FROM messages WHERE order_ref IS NOT NULL "
-                f"AND kind != 'dead_letter' AND ({in_bodies})) ORDER BY order_ref LIMIT ?",
-                (f"%{like_escaped(text)}%", *body_needles, limit),
-            ).fetchall()
-            return [order_from_row(row) for row in rows]
-
-        return await self._reader.run(job)
+        return await self._reader.run(
+            lambda conn: reads.search_orders(conn, text, body_needles, limit)
+        )
 
     async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
         if not refs:
             return []
-
-        def job(conn: sqlite3.Connection) -> list[StoredMessage]:
-            rows = conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE order_ref IN ({_marks(len(refs))}) "
-                "AND (kind = 'dead_letter' OR ce_type = ?) ORDER BY time_s DESC",
-                (*refs, exception_type),
-            ).fetchall()
-            return [message_from_row(row) for row in rows]
-
-        return await self._reader.run(job)
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-def like_escaped(text: str) -> str:
-    """``text`` for a LIKE pattern with backslash as the escape: its own % and _ literal."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return await self._reader.run(lambda conn: reads.troubles_of(conn, refs, exception_type))

@@ -223,6 +223,11 @@ class AuditStore(Protocol):
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
 
 
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern with backslash as the escape: its own % and _ literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def page_of(rows: Sequence[Any], limit: int) -> tuple[list[Any], bool]:
     """The first ``limit`` rows, and whether there were more."""
     return list(rows[:limit]), len(rows) > limit
