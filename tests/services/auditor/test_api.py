@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.services.auditor.databases import store_of
 from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import SUBJECTS, dead_letter, record_of
 from waybill_auditor.api import AuditApi, encode_cursor
@@ -34,8 +35,9 @@ Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    opened = AuditStore(tmp_path / "audit.sqlite")
+async def store(backend: str, audit_url: str | None, tmp_path: Path) -> AsyncIterator[AuditStore]:
+    """The API over SQLite and over PostgreSQL."""
+    opened = store_of(backend, folder=tmp_path, url=audit_url)
     await opened.open()
     yield opened
     await opened.close()

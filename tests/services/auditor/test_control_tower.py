@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+import pytest
 from bs4 import BeautifulSoup
 from nats.aio.client import Client as NatsClient
 
@@ -25,6 +27,13 @@ from waybill_contracts.examples import example_of
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
 from waybill_runtime.http import PROBLEM_CONTENT_TYPE
 from waybill_runtime.testing.waiting import eventually
+
+
+@pytest.fixture
+def store_settings(backend: str, audit_url: str | None) -> dict[str, Any]:
+    """The pages over each store: the SQLite file, and PostgreSQL."""
+    return {"audit_database_url": audit_url} if audit_url else {}
+
 
 STUCK = "WH/OUT/00900"
 FLOWING = "WH/OUT/00901"
@@ -73,9 +82,12 @@ async def record_orders(nc: NatsClient, subjects: SubjectMap, now: datetime) -> 
 
 
 async def test_the_overview_shows_stages_stuck_orders_dead_letters_partners_and_lag(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, store_settings: dict[str, Any]
 ) -> None:
-    async with running_tower(nats_url, nats_prefix) as tower, tower.session("viewer") as http:
+    async with (
+        running_tower(nats_url, nats_prefix, **store_settings) as tower,
+        tower.session("viewer") as http,
+    ):
         await record_orders(nc, tower.subjects, datetime.now(UTC))
         letter = DeadLetter(
             service="carrier-router",
@@ -125,12 +137,19 @@ async def test_the_overview_shows_stages_stuck_orders_dead_letters_partners_and_
 
 
 async def test_an_order_page_has_its_timeline_links_and_trace(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, store_settings: dict[str, Any]
 ) -> None:
-    async with running_tower(nats_url, nats_prefix) as tower, tower.session("viewer") as http:
+    async with (
+        running_tower(nats_url, nats_prefix, **store_settings) as tower,
+        tower.session("viewer") as http,
+    ):
         await record_orders(nc, tower.subjects, datetime.now(UTC))
 
         async def order() -> BeautifulSoup:
+            # 404 until the auditor has recorded the first message of the order.
+            async with http.get(f"/tower/orders/{STUCK}", headers={"Accept": "text/html"}) as r:
+                if r.status == 404:
+                    return BeautifulSoup("", "html.parser")
             return await page(http, f"/tower/orders/{STUCK}")
 
         soup = await eventually(
@@ -159,9 +178,12 @@ async def test_an_order_page_has_its_timeline_links_and_trace(
 
 
 async def test_search_finds_by_ref_customer_reference_and_tracking_number(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, store_settings: dict[str, Any]
 ) -> None:
-    async with running_tower(nats_url, nats_prefix) as tower, tower.session("viewer") as http:
+    async with (
+        running_tower(nats_url, nats_prefix, **store_settings) as tower,
+        tower.session("viewer") as http,
+    ):
         await record_orders(nc, tower.subjects, datetime.now(UTC))
         booked = for_order(ShipmentBooked, FLOWING)
         await send(nc, tower.subjects, booked, source="carrier-router", correlation=FLOWING)
@@ -234,10 +256,10 @@ async def test_pages_send_a_browser_without_a_token_to_sign_in(
 
 
 async def test_a_page_is_told_of_each_new_message_by_server_sent_events(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, store_settings: dict[str, Any]
 ) -> None:
     async with (
-        running_tower(nats_url, nats_prefix) as tower,
+        running_tower(nats_url, nats_prefix, **store_settings) as tower,
         tower.session("viewer") as http,
         http.get("/tower/live") as stream,
     ):

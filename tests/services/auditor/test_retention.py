@@ -9,13 +9,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.services.auditor.databases import store_of
 from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import record_of, released
 from waybill_auditor.app import build_service
 from waybill_auditor.config import AuditorSettings
 from waybill_auditor.retention import purge
+from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore, OrdersFilter
+from waybill_auditor.store import OrdersFilter
 from waybill_auditor.trail import AuditTrail
 from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
 from waybill_runtime.local.ports import free_port
@@ -29,13 +31,17 @@ OLD, MOVING = "WH/OUT/00100", "WH/OUT/00101"
 
 
 async def test_a_purge_forgets_quiet_orders_and_old_messages_but_keeps_moving_orders(
-    tmp_path: Path,
+    backend: str, audit_url: str | None, tmp_path: Path
 ) -> None:
-    store = AuditStore(tmp_path / "audit.sqlite")
+    trails: list[AuditTrail] = []
+    store = store_of(
+        backend, folder=tmp_path, url=audit_url, on_change=lambda c: trails[0].changed(c)
+    )
     await store.open()
     try:
         registry = MetricsRegistry("auditor")
         trail = AuditTrail(store, registry)
+        trails.append(trail)
         await trail.record(released(OLD))
         # MOVING was released as long ago, and accepted since the cutoff.
         journey = Journey(MOVING)
@@ -46,6 +52,15 @@ async def test_a_purge_forgets_quiet_orders_and_old_messages_but_keeps_moving_or
         await trail.record(record_of(later, journey.add(later, cause=cause, minutes=60 * 24 * 3)))
         cutoff = T0 + timedelta(days=1)
 
+        # PostgreSQL tells of new rows asynchronously (NOTIFY): all three heard first.
+        async def rows() -> str:
+            return registry.render()[0].decode()
+
+        await eventually(
+            rows,
+            until=lambda text: 'waybill_audit_rows{kind="event"} 3.0' in text,
+            what="three rows counted",
+        )
         purged = await purge(trail, before=cutoff)
 
         assert (purged.messages, purged.orders) == (2, 1)
@@ -78,7 +93,7 @@ async def test_the_auditor_purges_at_start_when_retention_is_set(
     nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
     database = tmp_path / "audit.sqlite"
-    store = AuditStore(database)
+    store = SqliteAuditStore(database)
     await store.open()
     await store.record(released(OLD))  # in 2025: long past any retention
     await store.close()

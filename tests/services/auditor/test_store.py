@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.auditor.databases import opened, store_of
 from tests.services.auditor.journey import T0, Journey, for_order
 from tests.services.auditor.rows import SUBJECTS, dead_letter, record_of, released
 from waybill_auditor.database import (
@@ -21,9 +22,10 @@ from waybill_auditor.database import (
     migrate,
 )
 from waybill_auditor.records import dead_letter_record
+from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore, OrdersFilter
-from waybill_auditor.trail import DatabaseWritable
+from waybill_auditor.store import RESYNC, AuditStore, OrdersFilter
+from waybill_auditor.trail import AuditTrail, DatabaseWritable
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import (
     OrderReleased,
@@ -31,15 +33,15 @@ from waybill_contracts.events import (
     WarehouseOrderAccepted,
 )
 from waybill_runtime.bus.dead_letters import DeadLetter, StoredDeadLetter
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.testing.waiting import eventually
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    opened = AuditStore(tmp_path / "state" / "auditor" / "audit.sqlite")
-    await opened.open()
-    yield opened
-    await opened.close()
+async def store(backend: str, audit_url: str | None, tmp_path: Path) -> AsyncIterator[AuditStore]:
+    """The store under test: SQLite and PostgreSQL, each test on both."""
+    async with opened(store_of(backend, folder=tmp_path, url=audit_url)) as ready:
+        yield ready
 
 
 async def test_a_message_recorded_twice_is_stored_once(store: AuditStore) -> None:
@@ -142,15 +144,16 @@ async def test_a_dead_letter_of_an_unreadable_message_belongs_to_its_correlation
     )
 
 
-async def test_reopening_the_database_keeps_the_trail(tmp_path: Path) -> None:
-    path = tmp_path / "audit.sqlite"
+async def test_reopening_the_database_keeps_the_trail(
+    backend: str, audit_url: str | None, tmp_path: Path
+) -> None:
     record = released("WH/OUT/3")
-    first = AuditStore(path)
+    first = store_of(backend, folder=tmp_path, url=audit_url)
     await first.open()
     await first.record(record)
     await first.close()
 
-    again = AuditStore(path)
+    again = store_of(backend, folder=tmp_path, url=audit_url)
     await again.open()
     try:
         assert not (await again.record(record)).new
@@ -211,7 +214,7 @@ async def test_a_database_from_a_newer_auditor_is_refused(tmp_path: Path) -> Non
     conn.close()
 
     with pytest.raises(AuditDatabaseError, match="schema version 99, newer than this auditor"):
-        await AuditStore(path).open()
+        await SqliteAuditStore(path).open()
 
 
 async def test_a_place_that_cannot_hold_a_database_is_named_in_the_error(tmp_path: Path) -> None:
@@ -219,7 +222,7 @@ async def test_a_place_that_cannot_hold_a_database_is_named_in_the_error(tmp_pat
     blocker.write_text("a file where the folder should be")
 
     with pytest.raises(AuditDatabaseError, match=r"cannot be opened .*WAYBILL_AUDIT_DB"):
-        await AuditStore(blocker / "audit.sqlite").open()
+        await SqliteAuditStore(blocker / "audit.sqlite").open()
 
 
 async def test_a_failing_job_does_not_undo_the_others_written_with_it(tmp_path: Path) -> None:
@@ -281,9 +284,9 @@ async def test_a_stopped_database_thread_refuses_work(tmp_path: Path) -> None:
 
 
 async def test_readiness_reports_a_database_that_takes_writes_and_one_that_does_not(
-    tmp_path: Path,
+    backend: str, audit_url: str | None, tmp_path: Path
 ) -> None:
-    store = AuditStore(tmp_path / "audit.sqlite")
+    store = store_of(backend, folder=tmp_path, url=audit_url)
     await store.open()
     check = DatabaseWritable(store)
     assert (await check.check()).ok
@@ -377,7 +380,7 @@ async def test_the_database_and_its_wal_are_readable_by_their_owner_only(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "state" / "auditor" / "audit.sqlite"
-    store = AuditStore(path)
+    store = SqliteAuditStore(path)
     await store.open()
     try:
         await store.record(released("WH/OUT/1"))
@@ -402,7 +405,7 @@ def _left_open(folder: Path) -> tuple[Path, Path]:
 
 async def test_a_database_left_open_to_others_is_tightened_on_start(tmp_path: Path) -> None:
     path, wal = _left_open(tmp_path)
-    store = AuditStore(path)
+    store = SqliteAuditStore(path)
     await store.open()
     try:
         modes = (_mode(path), _mode(wal))
@@ -410,3 +413,88 @@ async def test_a_database_left_open_to_others_is_tightened_on_start(tmp_path: Pa
         await store.close()
     assert modes == (0o600, 0o600)
     assert _mode(tmp_path) == 0o755
+
+
+async def test_a_file_at_the_previous_schema_version_is_migrated_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    record = released("WH/OUT/older")
+    conn = connect(path)
+    try:
+        assert migrate(conn, _current_migrations()[:-1]) == SCHEMA_VERSION - 1
+        conn.execute(
+            "INSERT INTO messages (id, kind, ce_type, subject, order_ref, source, time, time_s, "
+            "stream, stream_sequence, nats_subject, body, recorded_at_s) "
+            "VALUES (?, 'event', ?, ?, ?, ?, ?, ?, 'S', 1, 'x', ?, 0)",
+            (
+                record.id,
+                record.ce_type,
+                record.subject,
+                record.order_ref,
+                record.source,
+                record.time.isoformat(),
+                record.time.timestamp(),
+                record.body,
+            ),
+        )
+    finally:
+        conn.close()
+
+    async with opened(SqliteAuditStore(path)) as store:
+        [kept] = await store.messages_of("WH/OUT/older", dead_letters=False)
+        assert not (await store.record(record)).new
+
+    assert (kept.id, kept.trace_id, kept.body) == (record.id, None, record.body)
+    conn = connect(path)
+    try:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == (
+            SCHEMA_VERSION
+        )
+    finally:
+        conn.close()
+
+
+async def test_a_dead_letter_whose_text_holds_nul_characters_is_stored(store: AuditStore) -> None:
+    letter = dead_letter(5).letter
+    poisoned = StoredDeadLetter(
+        sequence=5,
+        letter=DeadLetter(
+            **{
+                **{f: getattr(letter, f) for f in letter.__struct_fields__},
+                "error_message": "bad byte \x00 in field",
+                "original_body": b"\x00\xff",
+            }
+        ),
+    )
+    record = dead_letter_record(poisoned, subjects=SUBJECTS)
+
+    assert (await store.record(record)).new
+    assert not (await store.record(record)).new
+
+    [stored] = await store.dead_letters()
+    assert stored.dl_error_message is not None
+    assert stored.dl_error_message.startswith("bad byte ")
+    assert stored.dl_error_message.endswith(" in field")
+    assert stored.body == b"\x00\xff"
+
+
+async def test_a_resync_counts_the_trail_again_and_tells_open_pages_to_reload(
+    store: AuditStore,
+) -> None:
+    registry = MetricsRegistry("auditor")
+    trail = AuditTrail(store, registry)
+    await store.record(released("WH/OUT/unheard"))  # stored, never told to this trail
+
+    with trail.feed.listen() as page:
+        trail.changed(RESYNC)
+
+        async def rows() -> str:
+            return registry.render()[0].decode()
+
+        await eventually(
+            rows,
+            until=lambda text: 'waybill_audit_rows{kind="event"} 1.0' in text,
+            what="the trail counted again",
+        )
+        assert (await page.get()).kind == "resync"

@@ -21,7 +21,7 @@ from waybill_auditor.config import AuditorSettings
 from waybill_auditor.coverage import ConsumerCoverage
 from waybill_auditor.records import dead_letter_record, message_record
 from waybill_auditor.retention import retention_sweeper
-from waybill_auditor.store import AuditStore
+from waybill_auditor.store import Change, store_for
 from waybill_auditor.tower.actions import (
     ACTIONS,
     ORDER_ACTION_KINDS,
@@ -77,11 +77,20 @@ async def on_message(message: Message, ctx: HandlerContext[AuditorSettings]) -> 
 @contextlib.asynccontextmanager
 async def open_audit_trail(runtime: Runtime[AuditorSettings]) -> AsyncIterator[AuditTrail]:
     """The audit store of the running service, with its counts loaded; closed on stop."""
-    store = AuditStore(runtime.settings.database_path())
+    trails: list[AuditTrail] = []
+
+    def changed(change: Change) -> None:
+        # The store may tell of rows before the trail exists (PostgreSQL listens
+        # from its start); the counts loaded right after include those rows.
+        for trail in trails:
+            trail.changed(change)
+
+    store = store_for(runtime.settings, on_change=changed)
     await store.open()
     try:
         trail = AuditTrail(store, runtime.metrics)
         await trail.load_counts()
+        trails.append(trail)
         yield trail
     finally:
         await store.close()

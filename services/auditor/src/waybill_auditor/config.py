@@ -1,8 +1,10 @@
 """The auditor's settings: where the audit database lives, when an order counts as stuck.
 
 Every field is read from ``WAYBILL_<FIELD>`` (``WAYBILL_AUDIT_DB``,
-``WAYBILL_STUCK_AFTER_S``, ``WAYBILL_MASK_PERSONAL_DATA``) on top of the
-runtime's own settings.
+``WAYBILL_AUDIT_DATABASE_URL``, ``WAYBILL_STUCK_AFTER_S``,
+``WAYBILL_MASK_PERSONAL_DATA``) on top of the runtime's own settings; the
+database URL, a secret, also from the file of that name in
+``WAYBILL_SECRETS_DIR``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated
 import msgspec
 
 from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, FINAL, Stage
-from waybill_runtime.settings import RuntimeSettings
+from waybill_runtime.settings import SECRET, RuntimeSettings
 
 AUDIT_DB_FILE = Path("auditor") / "audit.sqlite"
 """Where the database goes under the state folder when WAYBILL_AUDIT_DB is not set."""
@@ -29,6 +31,15 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "auditor/audit.sqlite",
             extra={"expected": "a file path (its folder is created), or empty for the default"},
         ),
+    ] = None
+    audit_database_url: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="PostgreSQL database of the audit trail (postgresql://user:password@host/"
+            "db), for several auditor replicas; empty = the SQLite file (WAYBILL_AUDIT_DB)",
+            extra={"expected": "a postgresql:// URL, or empty for SQLite"},
+        ),
+        SECRET,
     ] = None
     stuck_after_s: Annotated[
         dict[Stage, Annotated[float, msgspec.Meta(gt=0)]],
@@ -70,6 +81,13 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
             raise ValueError(
                 f"WAYBILL_AUDIT_RETENTION_DAYS={days:g} is not a retention: give a number of days "
                 "above 0, or leave it empty to keep everything"
+            )
+        url = self.audit_database_url
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            # The value may hold a password: the message names the scheme only.
+            raise ValueError(
+                "WAYBILL_AUDIT_DATABASE_URL is not a PostgreSQL URL: give postgresql://user:"
+                "password@host:5432/database, or leave it empty for the SQLite file"
             )
         template = self.trace_url_template
         if template and (

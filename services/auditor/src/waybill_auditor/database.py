@@ -26,7 +26,16 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from waybill_runtime.errors import UserFacingError
+from waybill_auditor.store import AuditDatabaseError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AuditDatabaseError",
+    "SqliteThread",
+    "connect",
+    "migrate",
+]
 
 log = logging.getLogger("waybill.auditor")
 
@@ -102,10 +111,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class AuditDatabaseError(UserFacingError):
-    """The audit database cannot be opened or is not one this auditor can use."""
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:

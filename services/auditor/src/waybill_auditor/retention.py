@@ -3,22 +3,20 @@ does not grow for ever.
 
 Messages (events, commands, dead letters) whose ``ce-time`` is older than the
 cutoff are deleted, and so are orders nothing new was seen about since the
-cutoff: an order still moving is kept whole, whatever its age. Deletion goes
-in small batches, each its own write, so recording never waits long behind
-it. Unset (the default), nothing is ever deleted.
+cutoff: an order still moving is kept whole, whatever its age. How is the
+store's business (SQLite: small batches, each its own write; PostgreSQL: whole
+days' partitions dropped). Unset (the default), nothing is ever deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-import msgspec
-
 from waybill_auditor.config import AuditorSettings
+from waybill_auditor.store import Purged
 from waybill_auditor.trail import TRAIL, AuditTrail
 from waybill_runtime.periodic import every
 from waybill_runtime.service import Runtime
@@ -27,41 +25,14 @@ log = logging.getLogger("waybill.auditor")
 
 PURGE_EVERY_S = 3600.0
 FIRST_PURGE_AFTER_S = 1.0
-BATCH = 5000
-
-
-class Purged(msgspec.Struct, frozen=True, kw_only=True):
-    """What one purge deleted."""
-
-    messages: int = 0
-    orders: int = 0
-
-
-def _delete_batch(conn: sqlite3.Connection, table: str, column: str, before_s: float) -> int:
-    return conn.execute(
-        f"DELETE FROM {table} WHERE rowid IN "
-        f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
-        (before_s, BATCH),
-    ).rowcount
 
 
 async def purge(trail: AuditTrail, *, before: datetime) -> Purged:
     """Delete what is older than ``before``; the trail's gauges are counted again after."""
-    before_s = before.timestamp()
-    deleted = {"messages": 0, "orders": 0}
-    for table, column in (("messages", "time_s"), ("orders", "last_seen_s")):
-        while True:
-
-            def job(conn: sqlite3.Connection, table: str = table, column: str = column) -> int:
-                return _delete_batch(conn, table, column, before_s)
-
-            count = await trail.store.write(job)
-            deleted[table] += count
-            if count < BATCH:
-                break
-    if deleted["messages"] or deleted["orders"]:
+    purged = await trail.store.purge(before=before)
+    if purged.messages or purged.orders:
         await trail.load_counts()
-    return Purged(**deleted)
+    return purged
 
 
 @contextlib.asynccontextmanager

@@ -1,41 +1,39 @@
-"""The audit trail in SQLite: recording messages once, orders' stages, and the reads the API makes.
+"""The audit store: what the auditor asks of its trail, whichever database holds it.
 
-Recording is idempotent by message id: a redelivered or replayed message is
-recognised and changes nothing. A new message about an order updates the
-order's facts and stage in the same transaction as its row, so the two never
-disagree after a crash.
+Two implementations: SQLite (:mod:`waybill_auditor.sqlite_store`, one file,
+the embedded default) and PostgreSQL (:mod:`waybill_auditor.postgres_store`,
+several replicas on one database). The API, the control tower and retention
+go through :class:`AuditStore` only; each implementation keeps its own SQL.
+
+Recording is idempotent by message id in both: a redelivered or replayed
+message is recognised and changes nothing. Every new row is told to the
+store's ``on_change`` callback once on every auditor reading that store
+(PostgreSQL tells the other replicas too), which keeps the metrics and the
+control tower's live pages current.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol
 
 import msgspec
 
-from waybill_auditor.database import AuditDatabaseError, SqliteThread, connect, migrate
-from waybill_auditor.progress import OrderFacts, merge, settle
-from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
+from waybill_auditor.config import AuditorSettings
+from waybill_auditor.records import AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
-from waybill_contracts.envelope import format_time
-from waybill_runtime.private_files import private_folder, touch_private
+from waybill_runtime.errors import UserFacingError
+from waybill_runtime.outcomes import TransientError
 
-T = TypeVar("T")
 
-_encode_facts = msgspec.json.Encoder().encode
-_decode_facts = msgspec.json.Decoder(OrderFacts).decode
+class AuditDatabaseError(UserFacingError):
+    """The audit database cannot be opened or is not one this auditor can use."""
 
-MESSAGE_COLUMNS = (
-    "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, time_s, "
-    "stream, stream_sequence, nats_subject, body, original_id, dl_service, dl_consumer, "
-    "dl_reason, dl_error_type, dl_error_message, dl_attempts, replayed_from, replayed_by, "
-    "unconsumed, trace_id"
-)
-ORDER_COLUMNS = "order_ref, stage, since, messages, dead_letters, last_seen_s"
+
+class AuditDatabaseBusy(TransientError):
+    """The database refused a write (locked, full, I/O, gone): the message is redelivered later."""
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +55,69 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     stage_after: Stage | None = None
 
 
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """One new row of the trail, as every auditor on the store is told of it."""
+
+    kind: str
+    type: str
+    order_ref: str | None
+    stage_before: Stage | None = None
+    stage_after: Stage | None = None
+    unconsumed: bool = False
+
+
+RESYNC = Change(kind="resync", type="", order_ref=None)
+"""Told when rows may have been missed (a replica's listening connection was lost a while):
+count again, reload the pages."""
+
+
+def change_of(record: AuditRecord, recorded: Recorded) -> Change:
+    """The change a newly stored ``record`` made."""
+    return Change(
+        kind=record.kind,
+        type=record.ce_type,
+        order_ref=record.order_ref,
+        stage_before=recorded.stage_before,
+        stage_after=recorded.stage_after,
+        unconsumed=record.unconsumed,
+    )
+
+
+OnChange = Callable[[Change], None]
+
+
+class Purged(msgspec.Struct, frozen=True, kw_only=True):
+    """What one purge deleted."""
+
+    messages: int = 0
+    orders: int = 0
+
+
+class StageCount(msgspec.Struct, frozen=True, kw_only=True):
+    """How many orders are in a stage, and how long the longest has been there."""
+
+    stage: Stage
+    orders: int
+    oldest_since: datetime
+
+
+class PartnerFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One partner's service over a window: work sent, answers, failures, latency."""
+
+    commands: int
+    answers: int
+    failures: int
+    dead_letters: int
+    mean_latency_s: float | None
+    max_latency_s: float | None
+
+    @property
+    def error_rate(self) -> float:
+        """Failures and dead letters per outcome (0 when nothing happened)."""
+        outcomes = self.answers + self.dead_letters
+        return (self.failures + self.dead_letters) / outcomes if outcomes else 0.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class OrdersFilter:
     """Which orders to list: by stage, only the stuck ones, one page after a cursor."""
@@ -67,271 +128,61 @@ class OrdersFilter:
     after: tuple[datetime, str] | None = None
 
 
-def _time_s(moment: datetime) -> float:
-    return moment.timestamp()
+Timeline = tuple[OrderRow | None, list[StoredMessage], list[StoredMessage]]
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+def overdue(
+    chosen: OrdersFilter, deadlines: Mapping[Stage, float], now: datetime
+) -> list[tuple[Stage, float]]:
+    """For a stuck-only listing: each stage asked for and the ``since`` (epoch s) it is late by."""
+    return [
+        (stage, now.timestamp() - seconds)
+        for stage, seconds in deadlines.items()
+        if not chosen.stages or stage in chosen.stages
+    ]
 
 
-def message_from_row(row: sqlite3.Row) -> StoredMessage:
-    values: dict[str, Any] = dict(row)
-    values.pop("time_s", None)
-    values["time"] = _parse_time(values["time"])
-    values["unconsumed"] = bool(values["unconsumed"])
-    return StoredMessage(**values)
+class AuditStore(Protocol):
+    """The audit trail's database."""
 
-
-def order_from_row(row: sqlite3.Row) -> OrderRow:
-    return OrderRow(
-        order_ref=row["order_ref"],
-        stage=Stage(row["stage"]),
-        since=_parse_time(row["since"]),
-        messages=row["messages"],
-        dead_letters=row["dead_letters"],
-        last_seen=datetime.fromtimestamp(row["last_seen_s"], UTC),
-    )
-
-
-def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
-    row = conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
-    ).fetchone()
-    return order_from_row(row) if row is not None else None
-
-
-def _messages_of(
-    conn: sqlite3.Connection, order_ref: str, dead_letters: bool
-) -> list[StoredMessage]:
-    kinds = (DEAD_LETTER,) if dead_letters else tuple(k for k in KINDS if k != DEAD_LETTER)
-    marks = ", ".join("?" * len(kinds))
-    # "+kind" keeps SQLite off the kind index (which would scan every event):
-    # the order and correlation indexes find an order's few rows.
-    rows = conn.execute(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
-        "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
-        (*kinds, order_ref, order_ref),
-    ).fetchall()
-    return [message_from_row(row) for row in rows]
-
-
-def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Recorded:
-    inserted = conn.execute(
-        f"INSERT INTO messages ({MESSAGE_COLUMNS}, recorded_at_s) "
-        "VALUES (" + ", ".join("?" * 26) + ") ON CONFLICT (id) DO NOTHING",
-        (
-            record.id,
-            record.kind,
-            record.ce_type,
-            record.subject,
-            record.order_ref,
-            record.correlation_id,
-            record.causation_id,
-            record.source,
-            format_time(record.time),
-            _time_s(record.time),
-            record.stream,
-            record.stream_sequence,
-            record.nats_subject,
-            record.body,
-            record.original_id,
-            record.dl_service,
-            record.dl_consumer,
-            record.dl_reason,
-            record.dl_error_type,
-            record.dl_error_message,
-            record.dl_attempts,
-            record.replayed_from,
-            record.replayed_by,
-            int(record.unconsumed),
-            record.trace_id,
-            _time_s(now),
-        ),
-    ).rowcount
-    if not inserted:
-        return Recorded(new=False)
-    if record.order_ref is None:
-        return Recorded(new=True)
-    return _update_order(conn, record)
-
-
-def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
-    assert record.order_ref is not None
-    row = conn.execute(
-        "SELECT stage, since, facts FROM orders WHERE order_ref = ?", (record.order_ref,)
-    ).fetchone()
-    if row is None:
-        before, before_since, facts = None, None, OrderFacts()
-    else:
-        before, before_since = Stage(row["stage"]), _parse_time(row["since"])
-        facts = _decode_facts(row["facts"])
-    facts = merge(facts, record.observation)
-    stage, since = settle(before, before_since, facts)
-    since = since or record.time
-    is_dead_letter = record.kind == DEAD_LETTER
-    conn.execute(
-        "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
-        "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
-        "since_s = excluded.since_s, facts = excluded.facts, "
-        "messages = messages + excluded.messages, "
-        "dead_letters = dead_letters + excluded.dead_letters, "
-        "last_seen_s = max(last_seen_s, excluded.last_seen_s)",
-        (
-            record.order_ref,
-            stage.value,
-            format_time(since),
-            _time_s(since),
-            _encode_facts(facts),
-            0 if is_dead_letter else 1,
-            1 if is_dead_letter else 0,
-            _time_s(record.time),
-        ),
-    )
-    return Recorded(new=True, stage_before=before, stage_after=stage)
-
-
-class AuditStore:
-    """The audit database of one auditor: a writer thread and a reader thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer = SqliteThread(self._open_writer, name="audit-writer", writer=True)
-        self._reader = SqliteThread(self._open_reader, name="audit-reader", writer=False)
-
-    def _open_writer(self) -> sqlite3.Connection:
-        try:
-            # Customers' data: readable by the auditor's user only (SQLite gives its
-            # journal and WAL files the database's permissions).
-            private_folder(self.path.parent, tighten=False)
-            touch_private(self.path)
-            for companion in ("-wal", "-shm", "-journal"):
-                left = self.path.with_name(self.path.name + companion)
-                if left.exists():
-                    touch_private(left)
-            conn = connect(self.path)
-        except (OSError, sqlite3.Error) as error:
-            raise AuditDatabaseError(
-                f"the audit database {self.path} cannot be opened ({error}): set "
-                "WAYBILL_AUDIT_DB (or WAYBILL_STATE_DIR) to a writable place"
-            ) from None
-        conn.row_factory = sqlite3.Row
-        try:
-            migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_reader(self) -> sqlite3.Connection:
-        conn = connect(self.path, read_only=True)
-        conn.row_factory = sqlite3.Row
-        return conn
+    location: str
+    """Where it is, for messages (a path, or a URL without its password)."""
 
     async def open(self) -> None:
-        """Create or migrate the database, then open the reader."""
-        await self._writer.start()
-        try:
-            await self._reader.start()
-        except BaseException:
-            await self._writer.stop()
-            raise
+        """Create or migrate the schema, then start serving."""
 
     async def close(self) -> None:
-        """Finish queued work and close both connections."""
-        await self._reader.stop()
-        await self._writer.stop()
+        """Finish queued work and close the connections."""
 
     # -- writing ---------------------------------------------------------------
 
     async def record(self, record: AuditRecord, *, now: datetime | None = None) -> Recorded:
-        """Store ``record`` unless its id is stored already; update its order's stage."""
-        at = now or datetime.now(UTC)
+        """Store ``record`` unless its id is stored already; update its order's stage.
 
-        def job(conn: sqlite3.Connection) -> Recorded:
-            return _record(conn, record, at)
-
-        return await self._writer.run(job)
-
-    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the writer's connection, in a transaction (maintenance: retention)."""
-        return await self._writer.run(job)
+        :class:`AuditDatabaseBusy` when the database refuses the write.
+        """
 
     async def heartbeat(self) -> None:
         """Write one row: proves the database takes writes now."""
 
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO heartbeat (id, at_s) VALUES (1, ?) "
-                "ON CONFLICT (id) DO UPDATE SET at_s = excluded.at_s",
-                (datetime.now(UTC).timestamp(),),
-            )
-
-        await self._writer.run(job)
+    async def purge(self, *, before: datetime) -> Purged:
+        """Forget messages older than ``before`` and orders nothing was seen about since."""
 
     # -- reading ---------------------------------------------------------------
-
-    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the reader's connection (one snapshot): for read-only queries."""
-        return await self._reader.run(job)
 
     async def order(self, order_ref: str) -> OrderRow | None:
         """The order's stage row, or None if no message about it was recorded."""
 
-        return await self._reader.run(lambda conn: _order_of(conn, order_ref))
-
     async def messages_of(self, order_ref: str, *, dead_letters: bool) -> list[StoredMessage]:
         """Events and commands (or dead letters) about ``order_ref`` by order or correlation."""
-        return await self._reader.run(lambda conn: _messages_of(conn, order_ref, dead_letters))
 
-    async def timeline(
-        self, order_ref: str
-    ) -> tuple[OrderRow | None, list[StoredMessage], list[StoredMessage]]:
+    async def timeline(self, order_ref: str) -> Timeline:
         """The order's row, messages and dead letters, read together (one snapshot)."""
-
-        def job(
-            conn: sqlite3.Connection,
-        ) -> tuple[OrderRow | None, list[StoredMessage], list[StoredMessage]]:
-            return (
-                _order_of(conn, order_ref),
-                _messages_of(conn, order_ref, False),
-                _messages_of(conn, order_ref, True),
-            )
-
-        return await self._reader.run(job)
 
     async def orders(
         self, chosen: OrdersFilter, *, deadlines: Mapping[Stage, float], now: datetime
     ) -> list[OrderRow]:
         """Orders oldest-in-stage first; up to ``limit + 1`` so the caller sees if more exist."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if chosen.stages:
-            clauses.append(f"stage IN ({', '.join('?' * len(chosen.stages))})")
-            params.extend(stage.value for stage in chosen.stages)
-        if chosen.stuck_only:
-            overdue = [
-                (stage, _time_s(now) - seconds)
-                for stage, seconds in deadlines.items()
-                if not chosen.stages or stage in chosen.stages
-            ]
-            if not overdue:
-                return []
-            clauses.append("(" + " OR ".join("(stage = ? AND since_s < ?)" for _ in overdue) + ")")
-            for stage, before in overdue:
-                params.extend((stage.value, before))
-        if chosen.after is not None:
-            clauses.append("(since_s, order_ref) > (?, ?)")
-            params.extend((_time_s(chosen.after[0]), chosen.after[1]))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
-        params.append(chosen.limit + 1)
-
-        def job(conn: sqlite3.Connection) -> list[OrderRow]:
-            return [order_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-        return await self._reader.run(job)
 
     async def dead_letters(
         self,
@@ -342,44 +193,52 @@ class AuditStore:
         limit: int = 100,
     ) -> list[StoredMessage]:
         """Dead letters, newest first; up to ``limit + 1`` so the caller sees if more exist."""
-        clauses = ["kind = ?"]
-        params: list[Any] = [DEAD_LETTER]
-        for clause, value in (
-            ("dl_service = ?", service),
-            ("(order_ref = ? OR correlation_id = ?)", order_ref),
-            ("stream_sequence < ?", before_sequence),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.extend([value] * clause.count("?"))
-        sql = (
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
-            "ORDER BY stream_sequence DESC LIMIT ?"
-        )
-        params.append(limit + 1)
-
-        def job(conn: sqlite3.Connection) -> list[StoredMessage]:
-            return [message_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-        return await self._reader.run(job)
 
     async def counts(self) -> tuple[dict[str, int], dict[Stage, int]]:
-        """Rows stored per kind, and orders per stage (for the metrics at start)."""
+        """Rows stored per kind, and orders per stage (for the metrics)."""
 
-        def job(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[Stage, int]]:
-            kinds = {
-                str(row[0]): int(row[1])
-                for row in conn.execute("SELECT kind, count(*) FROM messages GROUP BY kind")
-            }
-            stages = {
-                Stage(row[0]): int(row[1])
-                for row in conn.execute("SELECT stage, count(*) FROM orders GROUP BY stage")
-            }
-            return {kind: kinds.get(kind, 0) for kind in KINDS}, stages
+    async def stage_counts(self) -> list[StageCount]:
+        """Orders per stage with the oldest ``since``, in the stages' order."""
 
-        return await self._reader.run(job)
+    async def counts_by_type(self, types: Sequence[str], *, since: datetime) -> dict[str, int]:
+        """Events and commands of each of ``types`` sent since ``since`` (by ``ce-time``)."""
+
+    async def partner_figures(
+        self,
+        *,
+        commands: Sequence[str],
+        failures: Sequence[str],
+        source: str,
+        service: str,
+        since: datetime,
+    ) -> PartnerFigures:
+        """What one service was asked (``commands``) and answered (events from ``source``)."""
+
+    async def search_orders(
+        self, text: str, *, body_needles: Sequence[bytes], limit: int
+    ) -> list[OrderRow]:
+        """Orders whose ref contains ``text`` or one of whose bodies holds a needle."""
+
+    async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
+        """The dead letters and ``exception_type`` events of ``refs``, newest first."""
+
+
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern with backslash as the escape: its own % and _ literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def page_of(rows: Sequence[Any], limit: int) -> tuple[list[Any], bool]:
     """The first ``limit`` rows, and whether there were more."""
     return list(rows[:limit]), len(rows) > limit
+
+
+def store_for(settings: AuditorSettings, on_change: OnChange | None = None) -> AuditStore:
+    """The store the settings name: PostgreSQL for a database URL, else the SQLite file."""
+    if settings.audit_database_url:
+        from waybill_auditor.postgres_store import PostgresAuditStore
+
+        return PostgresAuditStore(settings.audit_database_url, on_change=on_change)
+    from waybill_auditor.sqlite_store import SqliteAuditStore
+
+    return SqliteAuditStore(settings.database_path(), on_change=on_change)

@@ -9,20 +9,17 @@ auditor consumes (:mod:`waybill_auditor.coverage`).
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 
 from waybill_auditor.records import AuditRecord
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import AuditStore
+from waybill_auditor.store import RESYNC, AuditDatabaseBusy, AuditStore, Change
 from waybill_auditor.tower.live import LiveFeed, Update
 from waybill_runtime.http import CheckResult
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.outcomes import TransientError
 from waybill_runtime.service import ResourceKey
 
-
-class AuditDatabaseBusy(TransientError):
-    """The database refused a write (locked, full, I/O): the message is redelivered later."""
+__all__ = ["TRAIL", "AuditDatabaseBusy", "AuditTrail", "DatabaseWritable"]
 
 
 class DatabaseWritable:
@@ -37,8 +34,8 @@ class DatabaseWritable:
         try:
             await self.store.heartbeat()
         except Exception as error:
-            return CheckResult(False, f"{self.store.path} takes no writes: {error}")
-        return CheckResult(True, f"{self.store.path} takes writes")
+            return CheckResult(False, f"{self.store.location} takes no writes: {error}")
+        return CheckResult(True, f"{self.store.location} takes writes")
 
 
 class AuditTrail:
@@ -46,6 +43,7 @@ class AuditTrail:
 
     def __init__(self, store: AuditStore, metrics: MetricsRegistry) -> None:
         self.store = store
+        self._recount: asyncio.Task[None] | None = None
         self.feed = LiveFeed()
         """New rows, as they are stored, for the control tower's open pages."""
         self._rows = metrics.gauge("waybill_audit_rows", "Rows in the audit trail.", ("kind",))
@@ -73,26 +71,34 @@ class AuditTrail:
             self._orders.labels(stage.value).set(stages.get(stage, 0))
 
     async def record(self, record: AuditRecord) -> bool:
-        """Store ``record`` unless already stored; True when it was new."""
-        try:
-            recorded = await self.store.record(record)
-        except sqlite3.Error as error:
-            raise AuditDatabaseBusy(f"the audit database refused the write: {error}") from error
+        """Store ``record`` unless already stored; True when it was new.
+
+        The gauges and the live pages follow from :meth:`changed`, which the
+        store calls for every new row (on PostgreSQL: rows any replica stored).
+        """
+        recorded = await self.store.record(record)
         if not recorded.new:
             self._duplicates.labels(record.kind).inc()
-            return False
-        self._rows.labels(record.kind).inc()
-        if record.unconsumed:
-            self._unconsumed.labels(record.ce_type).inc()
-        before, after = recorded.stage_before, recorded.stage_after
+        return recorded.new
+
+    def changed(self, change: Change) -> None:
+        """A new row in the trail: count it, tell the open pages."""
+        if change == RESYNC:
+            # Rows other replicas stored may have gone unheard: count from the database.
+            self._recount = asyncio.create_task(self.load_counts(), name="audit recount")
+            self.feed.resync()
+            return
+        self._rows.labels(change.kind).inc()
+        if change.unconsumed:
+            self._unconsumed.labels(change.type).inc()
+        before, after = change.stage_before, change.stage_after
         if after is not None and before != after:
             if before is not None:
                 self._orders.labels(before.value).dec()
             self._orders.labels(after.value).inc()
         self.feed.announce(
-            Update(kind=record.kind, type=record.ce_type, order_ref=record.order_ref, stage=after)
+            Update(kind=change.kind, type=change.type, order_ref=change.order_ref, stage=after)
         )
-        return True
 
 
 TRAIL = ResourceKey[AuditTrail]("audit-trail")

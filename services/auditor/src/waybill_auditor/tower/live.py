@@ -56,6 +56,14 @@ class LiveFeed:
                     queue.get_nowait()
                 queue.put_nowait(_RESYNC)
 
+    def resync(self) -> None:
+        """Tell every listener to reload: updates may have been missed."""
+        for queue in self._listeners:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while queue.full():
+                    queue.get_nowait()
+            queue.put_nowait(_RESYNC)
+
     @contextlib.contextmanager
     def listen(self) -> Iterator[asyncio.Queue[Update]]:
         """A queue of the updates from now until the block ends."""

@@ -1,0 +1,397 @@
+"""The audit trail in SQLite (the embedded default): recording messages once, orders' stages,
+and the reads the API and the control tower make.
+
+Recording is idempotent by message id: a redelivered or replayed message is
+recognised and changes nothing. A new message about an order updates the
+order's facts and stage in the same transaction as its row, so the two never
+disagree after a crash. One file has one writer: one auditor replica.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from waybill_auditor import sqlite_reads as reads
+from waybill_auditor.database import AuditDatabaseError, SqliteThread, connect, migrate
+from waybill_auditor.progress import OrderFacts, merge, settle
+from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
+from waybill_auditor.stages import Stage
+from waybill_auditor.store import (
+    AuditDatabaseBusy,
+    OnChange,
+    OrderRow,
+    OrdersFilter,
+    PartnerFigures,
+    Purged,
+    Recorded,
+    StageCount,
+    Timeline,
+    change_of,
+    overdue,
+)
+from waybill_contracts.envelope import format_time
+from waybill_runtime.private_files import private_folder, touch_private
+
+_encode_facts = msgspec.json.Encoder().encode
+_decode_facts = msgspec.json.Decoder(OrderFacts).decode
+
+
+def time_s(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
+    row = conn.execute(
+        f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
+    ).fetchone()
+    return reads.order_from_row(row) if row is not None else None
+
+
+def _messages_of(
+    conn: sqlite3.Connection, order_ref: str, dead_letters: bool
+) -> list[StoredMessage]:
+    kinds = (DEAD_LETTER,) if dead_letters else tuple(k for k in KINDS if k != DEAD_LETTER)
+    marks = ", ".join("?" * len(kinds))
+    # "+kind" keeps SQLite off the kind index (which would scan every event):
+    # the order and correlation indexes find an order's few rows.
+    rows = conn.execute(
+        f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
+        "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
+        (*kinds, order_ref, order_ref),
+    ).fetchall()
+    return [reads.message_from_row(row) for row in rows]
+
+
+def _record(conn: sqlite3.Connection, record: AuditRecord, now: datetime) -> Recorded:
+    inserted = conn.execute(
+        f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at_s) "
+        "VALUES (" + ", ".join("?" * 26) + ") ON CONFLICT (id) DO NOTHING",
+        (
+            record.id,
+            record.kind,
+            record.ce_type,
+            record.subject,
+            record.order_ref,
+            record.correlation_id,
+            record.causation_id,
+            record.source,
+            format_time(record.time),
+            time_s(record.time),
+            record.stream,
+            record.stream_sequence,
+            record.nats_subject,
+            record.body,
+            record.original_id,
+            record.dl_service,
+            record.dl_consumer,
+            record.dl_reason,
+            record.dl_error_type,
+            record.dl_error_message,
+            record.dl_attempts,
+            record.replayed_from,
+            record.replayed_by,
+            int(record.unconsumed),
+            record.trace_id,
+            time_s(now),
+        ),
+    ).rowcount
+    if not inserted:
+        return Recorded(new=False)
+    if record.order_ref is None:
+        return Recorded(new=True)
+    return _update_order(conn, record)
+
+
+def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
+    assert record.order_ref is not None
+    row = conn.execute(
+        "SELECT stage, since, facts FROM orders WHERE order_ref = ?", (record.order_ref,)
+    ).fetchone()
+    if row is None:
+        before, before_since, facts = None, None, OrderFacts()
+    else:
+        before, before_since = Stage(row["stage"]), reads.parse_time(row["since"])
+        facts = _decode_facts(row["facts"])
+    facts = merge(facts, record.observation)
+    stage, since = settle(before, before_since, facts)
+    since = since or record.time
+    is_dead_letter = record.kind == DEAD_LETTER
+    conn.execute(
+        "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
+        "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
+        "since_s = excluded.since_s, facts = excluded.facts, "
+        "messages = messages + excluded.messages, "
+        "dead_letters = dead_letters + excluded.dead_letters, "
+        "last_seen_s = max(last_seen_s, excluded.last_seen_s)",
+        (
+            record.order_ref,
+            stage.value,
+            format_time(since),
+            time_s(since),
+            _encode_facts(facts),
+            0 if is_dead_letter else 1,
+            1 if is_dead_letter else 0,
+            time_s(record.time),
+        ),
+    )
+    return Recorded(new=True, stage_before=before, stage_after=stage)
+
+
+PURGE_BATCH = 5000
+"""Rows deleted per write while purging, so recording never waits long behind it."""
+
+
+class SqliteAuditStore:
+    """The audit database of one auditor in one file: a writer thread and a reader thread."""
+
+    def __init__(self, path: Path, *, on_change: OnChange | None = None) -> None:
+        self.path = path
+        self.location = str(path)
+        self._on_change = on_change
+        self._writer = SqliteThread(self._open_writer, name="audit-writer", writer=True)
+        self._reader = SqliteThread(self._open_reader, name="audit-reader", writer=False)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        try:
+            # Customers' data: readable by the auditor's user only (SQLite gives its
+            # journal and WAL files the database's permissions).
+            private_folder(self.path.parent, tighten=False)
+            touch_private(self.path)
+            for companion in ("-wal", "-shm", "-journal"):
+                left = self.path.with_name(self.path.name + companion)
+                if left.exists():
+                    touch_private(left)
+            conn = connect(self.path)
+        except (OSError, sqlite3.Error) as error:
+            raise AuditDatabaseError(
+                f"the audit database {self.path} cannot be opened ({error}): set "
+                "WAYBILL_AUDIT_DB (or WAYBILL_STATE_DIR) to a writable place"
+            ) from None
+        conn.row_factory = sqlite3.Row
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = connect(self.path, read_only=True)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    async def open(self) -> None:
+        """Create or migrate the database, then open the reader."""
+        await self._writer.start()
+        try:
+            await self._reader.start()
+        except BaseException:
+            await self._writer.stop()
+            raise
+
+    async def close(self) -> None:
+        """Finish queued work and close both connections."""
+        await self._reader.stop()
+        await self._writer.stop()
+
+    # -- writing ---------------------------------------------------------------
+
+    async def record(self, record: AuditRecord, *, now: datetime | None = None) -> Recorded:
+        """Store ``record`` unless its id is stored already; update its order's stage."""
+        at = now or datetime.now(UTC)
+
+        def job(conn: sqlite3.Connection) -> Recorded:
+            return _record(conn, record, at)
+
+        try:
+            recorded = await self._writer.run(job)
+        except sqlite3.Error as error:
+            raise AuditDatabaseBusy(f"the audit database refused the write: {error}") from error
+        if recorded.new and self._on_change is not None:
+            self._on_change(change_of(record, recorded))
+        return recorded
+
+    async def purge(self, *, before: datetime) -> Purged:
+        """Delete what is older than ``before``, in batches (each its own write)."""
+        before_s = before.timestamp()
+        deleted = {"messages": 0, "orders": 0}
+        for table, column in (("messages", "time_s"), ("orders", "last_seen_s")):
+            while True:
+
+                def job(conn: sqlite3.Connection, table: str = table, column: str = column) -> int:
+                    return int(
+                        conn.execute(
+                            f"DELETE FROM {table} WHERE rowid IN "
+                            f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
+                            (before_s, PURGE_BATCH),
+                        ).rowcount
+                    )
+
+                count = await self._writer.run(job)
+                deleted[table] += count
+                if count < PURGE_BATCH:
+                    break
+        return Purged(**deleted)
+
+    async def heartbeat(self) -> None:
+        """Write one row: proves the database takes writes now."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO heartbeat (id, at_s) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET at_s = excluded.at_s",
+                (datetime.now(UTC).timestamp(),),
+            )
+
+        await self._writer.run(job)
+
+    # -- reading ---------------------------------------------------------------
+
+    async def order(self, order_ref: str) -> OrderRow | None:
+        """The order's stage row, or None if no message about it was recorded."""
+
+        return await self._reader.run(lambda conn: _order_of(conn, order_ref))
+
+    async def messages_of(self, order_ref: str, *, dead_letters: bool) -> list[StoredMessage]:
+        """Events and commands (or dead letters) about ``order_ref`` by order or correlation."""
+        return await self._reader.run(lambda conn: _messages_of(conn, order_ref, dead_letters))
+
+    async def timeline(self, order_ref: str) -> Timeline:
+        """The order's row, messages and dead letters, read together (one snapshot)."""
+
+        def job(conn: sqlite3.Connection) -> Timeline:
+            return (
+                _order_of(conn, order_ref),
+                _messages_of(conn, order_ref, False),
+                _messages_of(conn, order_ref, True),
+            )
+
+        return await self._reader.run(job)
+
+    async def orders(
+        self, chosen: OrdersFilter, *, deadlines: Mapping[Stage, float], now: datetime
+    ) -> list[OrderRow]:
+        """Orders oldest-in-stage first; up to ``limit + 1`` so the caller sees if more exist."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if chosen.stages:
+            clauses.append(f"stage IN ({', '.join('?' * len(chosen.stages))})")
+            params.extend(stage.value for stage in chosen.stages)
+        if chosen.stuck_only:
+            late = overdue(chosen, deadlines, now)
+            if not late:
+                return []
+            clauses.append("(" + " OR ".join("(stage = ? AND since_s < ?)" for _ in late) + ")")
+            for stage, before in late:
+                params.extend((stage.value, before))
+        if chosen.after is not None:
+            clauses.append("(since_s, order_ref) > (?, ?)")
+            params.extend((time_s(chosen.after[0]), chosen.after[1]))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT {reads.ORDER_COLUMNS} FROM orders {where} ORDER BY since_s, order_ref LIMIT ?"
+        )
+        params.append(chosen.limit + 1)
+
+        def job(conn: sqlite3.Connection) -> list[OrderRow]:
+            return [reads.order_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._reader.run(job)
+
+    async def dead_letters(
+        self,
+        *,
+        service: str | None = None,
+        order_ref: str | None = None,
+        before_sequence: int | None = None,
+        limit: int = 100,
+    ) -> list[StoredMessage]:
+        """Dead letters, newest first; up to ``limit + 1`` so the caller sees if more exist."""
+        clauses = ["kind = ?"]
+        params: list[Any] = [DEAD_LETTER]
+        for clause, value in (
+            ("dl_service = ?", service),
+            ("(order_ref = ? OR correlation_id = ?)", order_ref),
+            ("stream_sequence < ?", before_sequence),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.extend([value] * clause.count("?"))
+        sql = (
+            f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
+            "ORDER BY stream_sequence DESC LIMIT ?"
+        )
+        params.append(limit + 1)
+
+        def job(conn: sqlite3.Connection) -> list[StoredMessage]:
+            return [reads.message_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._reader.run(job)
+
+    async def counts(self) -> tuple[dict[str, int], dict[Stage, int]]:
+        """Rows stored per kind, and orders per stage (for the metrics at start)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[Stage, int]]:
+            kinds = {
+                str(row[0]): int(row[1])
+                for row in conn.execute("SELECT kind, count(*) FROM messages GROUP BY kind")
+            }
+            stages = {
+                Stage(row[0]): int(row[1])
+                for row in conn.execute("SELECT stage, count(*) FROM orders GROUP BY stage")
+            }
+            return {kind: kinds.get(kind, 0) for kind in KINDS}, stages
+
+        return await self._reader.run(job)
+
+    # -- the control tower's figures (sqlite_reads) ------------------------------
+
+    async def stage_counts(self) -> list[StageCount]:
+        """Orders per stage with the oldest ``since``, in the stages' order."""
+        return await self._reader.run(reads.stage_counts)
+
+    async def counts_by_type(self, types: Sequence[str], *, since: datetime) -> dict[str, int]:
+        """Events and commands of each of ``types`` sent since ``since`` (by ``ce-time``)."""
+        return await self._reader.run(lambda conn: reads.counts_by_type(conn, types, since))
+
+    async def partner_figures(
+        self,
+        *,
+        commands: Sequence[str],
+        failures: Sequence[str],
+        source: str,
+        service: str,
+        since: datetime,
+    ) -> PartnerFigures:
+        """What one service was asked (``commands``) and answered (events from ``source``)."""
+        return await self._reader.run(
+            lambda conn: reads.partner_figures(
+                conn,
+                commands=commands,
+                failures=failures,
+                source=source,
+                service=service,
+                since=since,
+            )
+        )
+
+    async def search_orders(
+        self, text: str, *, body_needles: Sequence[bytes], limit: int
+    ) -> list[OrderRow]:
+        """Orders whose ref contains ``text`` or one of whose bodies holds a needle."""
+        return await self._reader.run(
+            lambda conn: reads.search_orders(conn, text, body_needles, limit)
+        )
+
+    async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
+        """The dead letters and ``exception_type`` events of ``refs``, newest first."""
+        if not refs:
+            return []
+        return await self._reader.run(lambda conn: reads.troubles_of(conn, refs, exception_type))
