@@ -3,10 +3,18 @@
 Kept in the workflow bucket under ``notifier.endpoint.<endpoint key>``; an
 operator re-enables an endpoint by deleting that key (or by changing its
 URL in the subscriptions, which gives it a new key).
+
+Every webhook of every notification asks whether its endpoint is disabled;
+the answer is kept for :data:`FRESH_FOR_S` seconds instead of asking the
+bucket each time. An endpoint disabled by another replica, or re-enabled by
+an operator, is seen within that time: at worst one more webhook to an
+endpoint that answers 410 again, or one a few seconds later.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -15,7 +23,10 @@ from nats.js.kv import KeyValue
 
 from waybill_notifier.subscriptions import Endpoint
 
-__all__ = ["DisabledEndpoint", "EndpointRegistry"]
+__all__ = ["FRESH_FOR_S", "DisabledEndpoint", "EndpointRegistry"]
+
+FRESH_FOR_S = 5.0
+"""How long an endpoint's state read from the bucket is taken as current."""
 
 
 class DisabledEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,10 +40,14 @@ class DisabledEndpoint(msgspec.Struct, frozen=True, kw_only=True):
 class EndpointRegistry:
     """Which webhook endpoints are disabled."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._kv = kv
         self._decode = msgspec.json.Decoder(DisabledEndpoint).decode
         self._encode = msgspec.json.Encoder().encode
+        self._clock = clock
+        # By key: when the state was read, and the state (None: enabled). The
+        # subscriptions name a handful of endpoints, so this stays small.
+        self._known: dict[str, tuple[float, DisabledEndpoint | None]] = {}
 
     @staticmethod
     def key(endpoint: Endpoint) -> str:
@@ -43,11 +58,19 @@ class EndpointRegistry:
             label=endpoint.label, reason=reason, disabled_at=datetime.now(UTC)
         )
         await self._kv.put(self.key(endpoint), self._encode(record))
+        self._known[self.key(endpoint)] = (self._clock(), record)
 
     async def disabled(self, endpoint: Endpoint) -> DisabledEndpoint | None:
         """The record of a disabled endpoint, or None while it is enabled."""
+        key = self.key(endpoint)
+        known = self._known.get(key)
+        if known is not None and self._clock() - known[0] < FRESH_FOR_S:
+            return known[1]
         try:
-            entry = await self._kv.get(self.key(endpoint))
+            entry = await self._kv.get(key)
         except KeyNotFoundError:
-            return None
-        return self._decode(entry.value) if entry.value else None
+            record = None
+        else:
+            record = self._decode(entry.value) if entry.value else None
+        self._known[key] = (self._clock(), record)
+        return record
