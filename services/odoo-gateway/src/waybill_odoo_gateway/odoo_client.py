@@ -273,6 +273,19 @@ class OdooHttpClient:
                 f"Odoo {major} at {self.url} is older than the gateway supports (16-19)"
             )
 
+    async def detect_major(self) -> int:
+        """Ask Odoo its major version (``/web/webclient/version_info``, every protocol)."""
+        try:
+            return await self._detect_major()
+        except OdooUnavailable as down:
+            self._set_status(
+                False,
+                f"Odoo at {self.url} is not usable: {down}",
+                _public_reason(down),
+                failure=True,
+            )
+            raise
+
     async def _detect_major(self) -> int:
         payload = {"jsonrpc": "2.0", "method": "call", "params": {}, "id": 0}
         answer = await self.post("/web/webclient/version_info", payload, what="version_info")

@@ -25,7 +25,7 @@ from waybill_contracts import fact_id
 from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.events import ShipmentRecordedInOdoo
 from waybill_contracts.model import Shipment
-from waybill_odoo_gateway.chatter import find_note, post_note
+from waybill_odoo_gateway.chatter import escape, find_note, post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.picking_validation import (
@@ -44,22 +44,26 @@ __all__ = ["record_shipment", "shipment_note"]
 log = logging.getLogger("waybill.odoo.shipments")
 
 
-def shipment_note(shipment: Shipment, differences: Sequence[str] = ()) -> str:
+def shipment_note(
+    shipment: Shipment, differences: Sequence[str] = (), weight_kg: float | None = None
+) -> str:
     """The chatter note of a recorded shipment (HTML, every value escaped).
 
     ``differences`` are the lines picked otherwise than demanded: the note
-    then says the picking was left for a person to validate.
+    then says the picking was left for a person to validate. ``weight_kg`` is
+    the shipping weight when Odoo has no field to keep it (16 and 17).
     """
-    tracking = html.escape(shipment.tracking_number)
+    tracking = escape(shipment.tracking_number)
     if shipment.tracking_url:
         tracking = f'<a href="{html.escape(shipment.tracking_url)}">{tracking}</a>'
     cost = f"{shipment.cost.amount} {shipment.cost.currency}"
+    weight = f" Shipping weight {weight_kg:g} kg." if weight_kg is not None else ""
     note = (
-        f"<p>Shipped with {html.escape(shipment.carrier)} ({html.escape(shipment.service)}): "
-        f"tracking number {tracking}. Label cost {html.escape(cost)}.</p>"
+        f"<p>Shipped with {escape(shipment.carrier)} ({escape(shipment.service)}): "
+        f"tracking number {tracking}. Label cost {escape(cost)}.{weight}</p>"
     )
     if differences:
-        listed = "; ".join(html.escape(difference) for difference in differences)
+        listed = "; ".join(escape(difference) for difference in differences)
         note += (
             f"<p>Not validated: the warehouse picked other quantities than the demand "
             f"({listed}). The picked quantities are filled in; validate the transfer and "
@@ -88,6 +92,9 @@ async def record_shipment(
             moves = await open_moves(gateway.odoo, picking)
             picked = compare_with_demand(moves, command.lines)
         differences = picked.differences if picked is not None else ()
+        # 16/17 compute shipping_weight and drop what is written: the note keeps it.
+        weight_stored = gateway.odoo.dialect.shipping_weight_stored
+        noted_weight = None if weight_stored else command.shipping_weight_kg
 
         async def write_tracking() -> bool:
             values: dict[str, Any] = {
@@ -97,7 +104,7 @@ async def record_shipment(
             carrier_id = await gateway.carrier_id(shipment.carrier)
             if carrier_id is not None:
                 values["carrier_id"] = carrier_id
-            if command.shipping_weight_kg is not None:
+            if command.shipping_weight_kg is not None and weight_stored:
                 values["shipping_weight"] = command.shipping_weight_kg
             await gateway.odoo.call("stock.picking", "write", [picking.id], vals=values)
             return True
@@ -107,10 +114,11 @@ async def record_shipment(
             return True if now is not None and now.tracking_ref == tracking else None
 
         async def post_shipment_note() -> int:
-            return await post_note(gateway.odoo, picking.id, shipment_note(shipment, differences))
+            note = shipment_note(shipment, differences, noted_weight)
+            return await post_note(gateway.odoo, picking.id, note)
 
         async def note_posted() -> int | None:
-            return await find_note(gateway.odoo, picking.id, html.escape(tracking))
+            return await find_note(gateway.odoo, picking.id, tracking)
 
         async def validate() -> bool:
             return await validate_in_full(gateway.odoo, picking, moves or None)

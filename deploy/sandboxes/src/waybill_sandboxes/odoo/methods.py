@@ -40,6 +40,10 @@ class Method:
     # Returns records. JSON-RPC / XML-RPC get one id for one record (Odoo's
     # @api.returns downgrade); JSON-2 always gets the list of ids.
     returns_records: bool = False
+    # Returns a recordset without ``@api.returns`` (``activity_schedule``): up to 18.0
+    # the RPC layer's JSON fallback (odoo/tools/json.py, ``str()``) sends it as the text
+    # ``"mail.activity(5,)"``; 19.0 sends the ids. The sandbox does the same over XML-RPC.
+    recordset_as_text: bool = False
 
     def parameters(self) -> list[inspect.Parameter]:
         """The parameters after the recordset, as a client passes them."""
@@ -78,7 +82,7 @@ METHODS: tuple[Method, ...] = (
     Method("message_post", mail.message_post, access="write", models=_CHATTER_MODELS,
            returns_records=True),
     Method("activity_schedule", mail.activity_schedule, access="write", models=_CHATTER_MODELS,
-           returns_records=True),
+           recordset_as_text=True),
     Method("context_get", mail.context_get, model_level=True, models=frozenset({"res.users"})),
     Method("check_object_reference", mail.check_object_reference, model_level=True,
            models=frozenset({"ir.model.data"})),
@@ -179,7 +183,14 @@ def call_kw(
     _bind(method, model, records, positional, named)
     _check_access(registry, user, model, method)
     with registry.transaction(f"{model}.{method_name}"):
-        return _to_wire(method.function(records, *positional, **named))
+        result = method.function(records, *positional, **named)
+    if (
+        method.recordset_as_text
+        and isinstance(result, Records)
+        and not registry.version.recordsets_as_ids
+    ):
+        return f"{result.model}({''.join(f'{i},' for i in result.ids)})"
+    return _to_wire(result)
 
 
 class NotFound(Exception):
