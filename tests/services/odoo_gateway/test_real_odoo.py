@@ -4,6 +4,7 @@ the fix, the others that nothing changed for them."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from typing import Any
@@ -251,13 +252,16 @@ async def test_protocol_auto_speaks_json2_on_19_and_jsonrpc_before(version: int)
         assert settings.odoo_protocol == "auto"
         odoo = odoo_client_for(settings)
         try:
-            await odoo.connect()
+            # The login keeper and the poll connect at once: one version check, one login.
+            await asyncio.gather(odoo.connect(), odoo.connect())
             await odoo.call("res.partner", "search", domain=[], limit=1)
         finally:
             await odoo.close()
         calls = stage.sandbox.calls()
     assert odoo.ready
     jsonrpc_calls = sum(n for op, n in calls.items() if op.startswith(("common.", "object.")))
+    logins = calls.get("common.login", 0) + calls.get("res.users.context_get", 0)
+    assert logins == 1 and calls.get("web.version_info") == 1, calls
     if version >= 19:
         assert odoo.protocol == "json2" and jsonrpc_calls == 0
     else:

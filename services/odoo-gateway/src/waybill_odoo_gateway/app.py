@@ -46,6 +46,7 @@ def build_service() -> Service[OdooGatewaySettings]:
                     "odoo_db": "$db",
                     "odoo_login": "$login",
                     "odoo_password": "$password",
+                    "odoo_api_key": "$api_key",
                     "odoo_webhook_token": "$webhook_token",
                 },
                 webhooks=WEBHOOK_PATH.replace("{token}", "$webhook_token"),

@@ -41,6 +41,8 @@ READ_METHODS = frozenset(
         "default_get",
         "context_get",
         "check_object_reference",
+        "check_access_rights",
+        "has_access",
     }
 )
 """Methods that change nothing; every other method with record ids is a write."""

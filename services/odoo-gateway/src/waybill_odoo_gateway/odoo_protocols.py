@@ -8,6 +8,7 @@ otherwise (with a warning on 19, from the JSON-RPC client).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ class AutoProtocolOdoo:
         self.settings = settings
         self._asking = JsonRpcOdoo(settings)
         self._chosen: OdooHttpClient | None = None
+        self._choosing = asyncio.Lock()  # the login keeper and the poll connect at once
 
     @property
     def _current(self) -> OdooHttpClient:
@@ -91,9 +93,11 @@ class AutoProtocolOdoo:
 
     async def connect(self) -> None:
         if self._chosen is None:
-            major = await self._asking.detect_major()
-            await self._asking.close()
-            self._chosen = client_for_version(self.settings, major)
+            async with self._choosing:
+                if self._chosen is None:
+                    major = await self._asking.detect_major()
+                    await self._asking.close()
+                    self._chosen = client_for_version(self.settings, major)
         await self._chosen.connect()
 
     async def call(

@@ -62,6 +62,7 @@ async def check_setup(odoo: OdooClient, settings: OdooGatewaySettings) -> SetupR
     """Run every check against the logged-in client (call ``connect`` first)."""
     findings = [_version(odoo, settings)]
     findings.append(await _delivery_fields(odoo))
+    findings.append(await _access(odoo, settings))
     findings += await _modules(odoo, settings)
     key, days_left = await _api_key(odoo, settings)
     if key is not None:
@@ -97,6 +98,47 @@ async def _delivery_fields(odoo: OdooClient) -> Finding:
             blocking=True,
         )
     return Finding("modules", True, f"stock and {module} installed")
+
+
+# What the gateway does, per model: read pickings and write them (tracking, validation),
+# write moves (done quantities), post notes, schedule to-dos, read carriers.
+_ACCESS = (
+    ("stock.picking", "write"),
+    ("stock.move", "write"),
+    ("mail.activity", "create"),
+    ("delivery.carrier", "read"),
+    ("res.users", "read"),
+)
+
+
+async def _allowed(odoo: OdooClient, model: str, operation: str) -> bool:
+    if odoo.dialect.major >= 18:  # odoo/models.py: has_access (18+), check_access_rights before
+        return bool(await odoo.call(model, "has_access", [], operation=operation))
+    return bool(
+        await odoo.call(model, "check_access_rights", operation=operation, raise_exception=False)
+    )
+
+
+async def _access(odoo: OdooClient, settings: OdooGatewaySettings) -> Finding:
+    denied = []
+    for model, operation in _ACCESS:
+        try:
+            allowed = await _allowed(odoo, model, operation)
+        except OdooRefused:
+            allowed = False
+        except OdooServerError:
+            continue  # a model this database does not have: the other checks say so
+        if not allowed:
+            denied.append(f"{operation} {model}")
+    if denied:
+        return Finding(
+            "access",
+            False,
+            f"the integration user {settings.odoo_login!r} may not {', '.join(denied)}: give it "
+            "the Inventory / User and Sales / User groups in Odoo (Settings > Users)",
+            blocking=True,
+        )
+    return Finding("access", True, f"{settings.odoo_login!r} may do all the gateway does")
 
 
 async def _installed(odoo: OdooClient, names: Sequence[str]) -> set[str] | None:

@@ -83,6 +83,9 @@ METHODS: tuple[Method, ...] = (
            returns_records=True),
     Method("activity_schedule", mail.activity_schedule, access="write", models=_CHATTER_MODELS,
            recordset_as_text=True),
+    Method("check_access_rights", orm.check_access_rights, model_level=True,
+           versions=frozenset({16, 17, 18})),
+    Method("has_access", orm.has_access, versions=frozenset({18, 19})),
     Method("context_get", mail.context_get, model_level=True, models=frozenset({"res.users"})),
     Method("check_object_reference", mail.check_object_reference, model_level=True,
            models=frozenset({"ir.model.data"})),
@@ -172,7 +175,7 @@ def call_kw(
     named = dict(kwargs or {}) if isinstance(kwargs, Mapping) or not kwargs else None
     if named is None:
         raise WrongArguments(f"{model}.{method_name}(): kwargs must be a dictionary")
-    env = Env(registry, user.uid, _context(named.pop("context", None)))
+    env = Env(registry, user.uid, _context(named.pop("context", None)), user.can_write)
     positional = list(args)
     if method.model_level:
         records = Records(env, model)
@@ -221,7 +224,8 @@ def call_json2(
     record_ids = _record_ids(ids or [])
     if method.model_level and record_ids:
         raise WrongArguments(f"cannot call {model}.{method_name} with ids")
-    records = Records(Env(registry, user.uid, _context(context)), model, record_ids)
+    env = Env(registry, user.uid, _context(context), user.can_write)
+    records = Records(env, model, record_ids)
     _bind(method, model, records, [], kwargs)
     _check_access(registry, user, model, method)
     with registry.transaction(f"{model}.{method_name}"):

@@ -34,6 +34,7 @@ class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_url: str | None = None  # where the automation rules POST (17+); None: recorded only
     # The admin's password instead of the well-known "admin" (with a fresh API key too).
     admin_password: str | None = None
+    admin_api_key: str | None = None  # with admin_password; None: a fresh one
     # How the database is set up (issue 15: what real Odoo databases differ in).
     delivery_module: bool = True  # delivery (16/17) / stock_delivery (18+) installed
     sms_confirmation: bool | None = None  # stock_sms's wizard; None: the version's default
@@ -72,7 +73,7 @@ class OdooSandbox:
         ):
             if credential.login == "admin" and self.settings.admin_password:
                 credential.password = self.settings.admin_password
-                credential.api_key = secrets.token_hex(20)
+                credential.api_key = self.settings.admin_api_key or secrets.token_hex(20)
             self.credentials.add(credential)
         install_setup(self.registry, self.settings, self.credentials.all())
         self.faults = Faults(seed=self.settings.seed)
