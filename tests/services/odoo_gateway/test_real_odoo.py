@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 
@@ -17,6 +18,7 @@ from tests.services.odoo_gateway.stage import (
     PATIENCE,
     OdooStage,
     odoo_stage,
+    picked_lines,
     send_command,
     shipment_command,
     wait_for_commands_done,
@@ -303,3 +305,37 @@ async def test_lock_conflicts_of_every_version_are_try_again(
             assert await odoo.call("stock.picking", "write", [picking.id], vals={"priority": "1"})
         finally:
             await odoo.close()
+
+
+# Ship what was picked: the picked quantities done, one backorder for the rest -----------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_ship_picked_validates_the_picked_quantities_and_leaves_one_backorder(
+    version: int, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with odoo_stage(version=version, protocol=protocol_of(version)) as stage:
+        async with stage.gateway(nats_url, nats_prefix):
+            order = stage.new_order(("WB-0001", 2), ("WB-0002", 3))
+            picking = stage.sandbox.picking(order.pickings[0])
+            lines = picked_lines(picking, **{"WB-0002": 1})  # 2 of 3 picked
+            command = msgspec.structs.replace(
+                shipment_command(picking, tracking="TRK-PART", lines=lines), ship_picked=True
+            )
+            await send_command(nc, nats_prefix, command)
+            [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+            await send_command(nc, nats_prefix, command)  # a repeat changes nothing more
+            await wait_for_commands_done(nc, nats_prefix)
+        after = stage.sandbox.picking(picking.name)
+        order_after = stage.sandbox.order(order.name)
+        backorders = [stage.sandbox.picking(p) for p in order_after.pickings if p != picking.name]
+    assert recorded.picking_validated is True and after.state == "done"
+    assert [(m.product, m.demand, m.done) for m in after.moves] == [
+        ("WB-0001", 2.0, 2.0),
+        ("WB-0002", 3.0, 2.0),
+    ]
+    [backorder] = backorders
+    assert backorder.state != "done"
+    assert [(m.product, m.demand) for m in backorder.moves] == [("WB-0002", 1.0)]
+    [note] = after.messages
+    assert "Shipped what was picked" in note.body and "backorder" in note.body

@@ -37,6 +37,7 @@ __all__ = [
     "record_picked",
     "validate",
     "validate_in_full",
+    "validate_picked",
 ]
 
 _SETTLED_MOVES = frozenset({"done", "cancel"})
@@ -126,6 +127,22 @@ async def record_picked(
 ) -> None:
     """Write what was picked as the moves' done quantities; the picking is not validated."""
     await _mark_done(odoo, moves, lambda move: check.done.get(move["id"], 0.0))
+
+
+async def validate_picked(
+    odoo: OdooClient, picking: Picking, check: PickedAgainstDemand, moves: Sequence[Move]
+) -> bool:
+    """Validate with the picked quantities and leave one backorder for the rest; True.
+
+    What Odoo's backorder wizard does when asked to create one
+    (addons/stock/wizard/stock_backorder_confirmation.py ``process``): the picked
+    quantities as the done ones (``quantity_done`` on 16, ``quantity`` + ``picked``
+    from 17), then ``button_validate`` with ``skip_backorder`` and the picking left
+    out of ``picking_ids_not_to_backorder``, so ``_action_done`` makes the backorder.
+    """
+    await _mark_done(odoo, moves, lambda move: check.done.get(move["id"], 0.0))
+    await validate(odoo, picking, backorder=True)
+    return True
 
 
 async def validate_in_full(

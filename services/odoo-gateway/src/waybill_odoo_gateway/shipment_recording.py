@@ -10,7 +10,9 @@ repeating the effect.
 When the command says what was picked (``lines``) and that differs from the
 demand, the picking is not validated (that needs a backorder decision, a
 person's): the picked quantities are written as done, the note says what
-differs, and ``ShipmentRecordedInOdoo.picking_validated`` is false.
+differs, and ``ShipmentRecordedInOdoo.picking_validated`` is false. Unless
+the command says ``ship_picked`` (the orchestrator's short-pick policy): then
+the picked quantities are validated and Odoo keeps one backorder for the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from waybill_odoo_gateway.picking_validation import (
     open_moves,
     record_picked,
     validate_in_full,
+    validate_picked,
 )
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError
@@ -45,7 +48,11 @@ log = logging.getLogger("waybill.odoo.shipments")
 
 
 def shipment_note(
-    shipment: Shipment, differences: Sequence[str] = (), weight_kg: float | None = None
+    shipment: Shipment,
+    differences: Sequence[str] = (),
+    weight_kg: float | None = None,
+    *,
+    backorder: bool = False,
 ) -> str:
     """The chatter note of a recorded shipment (HTML, every value escaped).
 
@@ -62,6 +69,9 @@ def shipment_note(
         f"<p>Shipped with {escape(shipment.carrier)} ({escape(shipment.service)}): "
         f"tracking number {tracking}. Label cost {escape(cost)}.{weight}</p>"
     )
+    if differences and backorder:
+        listed = "; ".join(escape(difference) for difference in differences)
+        return note + (f"<p>Shipped what was picked ({listed}); a backorder holds the rest.</p>")
     if differences:
         listed = "; ".join(escape(difference) for difference in differences)
         note += (
@@ -114,7 +124,7 @@ async def record_shipment(
             return True if now is not None and now.tracking_ref == tracking else None
 
         async def post_shipment_note() -> int:
-            note = shipment_note(shipment, differences, noted_weight)
+            note = shipment_note(shipment, differences, noted_weight, backorder=command.ship_picked)
             return await post_note(gateway.odoo, picking.id, note)
 
         async def note_posted() -> int | None:
@@ -132,7 +142,16 @@ async def record_shipment(
             f"{key}:tracking", write_tracking, recover=tracking_written
         )
         await runtime.once_only(int).run(f"{key}:note", post_shipment_note, recover=note_posted)
-        if to_validate and picked is not None and not picked.in_full:
+        if to_validate and picked is not None and not picked.in_full and command.ship_picked:
+            check = picked
+
+            async def ship_picked() -> bool:
+                return await validate_picked(gateway.odoo, picking, check, moves)
+
+            await runtime.once_only(bool).run(
+                f"odoo:{picking.id}:validate", ship_picked, recover=validated
+            )
+        elif to_validate and picked is not None and not picked.in_full:
             # Writing absolute quantities is harmless to repeat: no once-only record.
             await record_picked(gateway.odoo, picked, moves)
             log.warning(
