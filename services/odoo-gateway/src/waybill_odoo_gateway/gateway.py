@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -173,12 +174,14 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     gateway = Gateway(settings, odoo, reader, facts, poll, backlog, checked)
 
     def api_key_days_left() -> float:
+        # NaN, not 0, when there is nothing to count down: an alert on "< 14" stays quiet.
         days = gateway.setup.api_key_days_left
-        return 0.0 if days is None else days
+        return math.nan if days is None else days
 
     runtime.metrics.gauge(
         "waybill_odoo_api_key_days_left",
-        "Days until the Odoo API key expires (Odoo 18+; 0 when it does not expire or is unknown).",
+        "Days until the Odoo API key expires (Odoo 18+; NaN when it does not expire or is "
+        "not known).",
     ).set_function(api_key_days_left)
     if text(settings.odoo_webhook_token) is None:
         log.warning(
