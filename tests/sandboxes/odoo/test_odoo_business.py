@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
+from tests.sandboxes.odoo.running import running_odoo
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings
 from waybill_sandboxes.odoo.exceptions import (
     AccessError,
@@ -359,3 +362,25 @@ def test_api_keys_expire_from_18(version: int) -> None:
     assert expired.credentials.login("admin", expired.admin.api_key) == (
         None if version >= 18 else expired.admin.uid
     )
+
+
+@pytest.mark.parametrize("version", [18, 19])
+async def test_jsonrpc_is_answered_and_logged_as_deprecated_on_19(
+    version: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "params": {"service": "common", "method": "version", "args": []},
+        "id": 1,
+    }
+    with caplog.at_level(logging.WARNING, logger="waybill_sandboxes"):
+        async with (
+            running_odoo(version=version) as odoo,
+            aiohttp.ClientSession() as http,
+        ):
+            for _ in range(2):
+                async with http.post(f"{odoo.url}/jsonrpc", json=body) as answer:
+                    assert (await answer.json())["result"]["server_version"] == f"{version}.0"
+    deprecated = [r for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(deprecated) == (1 if version >= 19 else 0)  # once per server

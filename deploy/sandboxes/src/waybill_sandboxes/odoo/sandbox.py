@@ -90,6 +90,7 @@ class OdooSandbox:
                 ]
             self.webhooks.replace_rules(rules)
         self._random = random.Random(self.settings.seed + 1)
+        self.jsonrpc_deprecation_logged = False  # 19 logs /jsonrpc use once
 
     # -------------------------------------------------------------- serving
     def app(self) -> web.Application:
