@@ -669,7 +669,7 @@ def _check_files(
             )
 
 
-# Variables of the partner sandboxes (``WAYBILL_SANDBOX_ODOO_VERSION``, ...): a local
+# Variables of the partner sandboxes (their version, their secrets): a local
 # stack's services inherit them and rightly do not read them.
 _SANDBOX_PREFIX = "WAYBILL_SANDBOX_"
 
