@@ -48,6 +48,7 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.evt.warehouse_order.shipped.v1",
     "BookShipment.delivery_method: optional field added",
     "RecordShipmentInOdoo.lines: optional field added",
+    "RecordShipmentInOdoo.ship_picked: optional field added",
     "NotificationFailed.recipient: optional field added",
     "Order.delivery_method: optional field added",
     # The control tower's operator actions (issue 17).

@@ -77,6 +77,7 @@ async def running_mesh(
             orders=0,
             webhook_url=plan.webhook_url("odoo"),
             admin_password=odoo_offer["password"],
+            admin_api_key=odoo_offer["api_key"],
         )
     )
     wms = WmsSandbox(

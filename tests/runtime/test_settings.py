@@ -293,6 +293,12 @@ def test_unknown_waybill_variables_are_warned_about_not_fatal(
     assert unknown_settings(RuntimeSettings, env) == ["WAYBILL_HTTP_PROT", "WAYBILL_NATS_URL"]
 
 
+def test_the_sandboxes_variables_are_not_unknown_settings() -> None:
+    # A local stack's services inherit what its partner sandboxes read.
+    env = {"WAYBILL_SANDBOX_ODOO_VERSION": "19", "WAYBILL_SANDBOXX": "1"}
+    assert unknown_settings(RuntimeSettings, env) == ["WAYBILL_SANDBOXX"]
+
+
 def test_the_real_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAYBILL_SERVICE", "auditor")
     monkeypatch.setenv("WAYBILL_FETCH_BATCH", "5")

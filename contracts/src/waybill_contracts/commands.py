@@ -203,6 +203,14 @@ class RecordShipmentInOdoo(Command, frozen=True, kw_only=True):
             "(as in 1.0). Since 1.1."
         ),
     ] = ()
+    ship_picked: Annotated[
+        bool,
+        Meta(
+            description="When `lines` are short of the demand: validate the picking with the "
+            "picked quantities and leave one backorder in Odoo for the rest (the sender's "
+            "short-pick policy `ship_picked`); false = leave the picking for a person."
+        ),
+    ] = False
 
     def business_key(self) -> str:
         return self.order_ref

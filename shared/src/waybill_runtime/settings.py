@@ -669,10 +669,20 @@ def _check_files(
             )
 
 
+# Variables of the partner sandboxes (their version, their secrets): a local
+# stack's services inherit them and rightly do not read them.
+_SANDBOX_PREFIX = "WAYBILL_SANDBOX_"
+
+
 def unknown_settings(cls: type[msgspec.Struct], environ: Mapping[str, str]) -> list[str]:
-    """``WAYBILL_*`` variables in ``environ`` that ``cls`` does not read."""
+    """``WAYBILL_*`` variables in ``environ`` that ``cls`` does not read (the sandboxes'
+    ``WAYBILL_SANDBOX_*`` aside)."""
     known = {env_var_name(f.name) for f in _fields(cls)}
-    return sorted(var for var in environ if var.startswith(_PREFIX) and var not in known)
+    return sorted(
+        var
+        for var in environ
+        if var.startswith(_PREFIX) and not var.startswith(_SANDBOX_PREFIX) and var not in known
+    )
 
 
 def _warn_about_unknown(cls: type[msgspec.Struct], env: Mapping[str, str]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
+from tests.sandboxes.odoo.running import running_odoo
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings
 from waybill_sandboxes.odoo.exceptions import (
     AccessError,
@@ -16,8 +19,12 @@ from waybill_sandboxes.odoo.exceptions import (
 from waybill_sandboxes.odoo.methods import call_kw
 
 
-def sandbox_of(version: int) -> OdooSandbox:
-    return OdooSandbox(OdooSettings(version=version, seed=5, customers=3, products=4, orders=2))
+def sandbox_of(version: int, **settings: Any) -> OdooSandbox:
+    """A small sandbox; stock_sms's confirmation off unless asked (tests of its own below)."""
+    options: dict[str, Any] = {"sms_confirmation": False, **settings}
+    return OdooSandbox(
+        OdooSettings(version=version, seed=5, customers=3, products=4, orders=2, **options)
+    )
 
 
 def call(sandbox: OdooSandbox, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -45,8 +52,12 @@ def test_validating_a_fully_reserved_delivery_marks_it_done(version: int) -> Non
     assert all(
         line["qty_delivered"] == line["product_uom_qty"] for line in lines if line["order_id"] == 1
     )
-    # Validating again is harmless.
-    assert call(sandbox, "stock.picking", "button_validate", [1]) is True
+    # Validating again: 17 refuses (nothing to process), 18+ processes the done moves again.
+    if version == 17:
+        with pytest.raises(UserError, match="no quantities are reserved nor done"):
+            call(sandbox, "stock.picking", "button_validate", [1])
+    else:
+        assert call(sandbox, "stock.picking", "button_validate", [1]) is True
 
 
 def test_odoo16_asks_for_an_immediate_transfer_unless_told_to_skip_it() -> None:
@@ -199,11 +210,14 @@ def test_activity_schedule_assigns_a_todo_with_a_deadline() -> None:
     )
     several = call(sandbox, "stock.picking", "activity_schedule", [1, 2], summary="Check")
     fallback = call(sandbox, "stock.picking", "activity_schedule", [2], "mail.nope")
-    [activity] = [a for a in sandbox.picking("1").activities if a.id == one]
-    assert activity.id == one and activity.activity_type == "Exception"
+    # A recordset without @api.returns: JSON-RPC and XML-RPC (up to 18) send its str().
+    assert one == "mail.activity(1,)"
+    [activity] = [a for a in sandbox.picking("1").activities if a.id == 1]
+    assert activity.activity_type == "Exception"
     assert (activity.assigned_to, activity.date_deadline) == ("ops", "2030-01-31")
-    assert isinstance(several, list) and len(several) == 2
-    assert sandbox.registry.value("mail.activity", fallback, "activity_type_id") == 1
+    assert several == "mail.activity(2,3,)"
+    assert fallback == "mail.activity(4,)"
+    assert sandbox.registry.value("mail.activity", 4, "activity_type_id") == 1
     with pytest.raises(InternalError, match="Invalid field"):
         call(sandbox, "stock.picking", "activity_schedule", [1], color="red")
 
@@ -255,3 +269,118 @@ def test_fields_get_and_default_get_describe_the_model() -> None:
     assert call(sandbox, "res.partner", "default_get", ["lang", "name"]) == {"lang": "en_US"}
     found = call(sandbox, "res.partner", "name_search", "Mitchell")
     assert found == [[sandbox.registry.value("res.users", 2, "partner_id"), "Mitchell Admin"]]
+
+
+# --- what real Odoo does that the gateway must cope with (issue 15) ----------------------
+
+
+@pytest.mark.parametrize("version", [16, 17, 18, 19])
+def test_stock_sms_asks_to_confirm_sms_on_16_to_18_unless_skip_sms(version: int) -> None:
+    sandbox = sandbox_of(version, sms_confirmation=None)  # the version's default
+    context = {"skip_backorder": True, "picking_ids_not_to_backorder": [1], "skip_immediate": True}
+    answer = call(sandbox, "stock.picking", "button_validate", [1], context=context)
+    if version <= 18:
+        assert answer["res_model"] == "confirm.stock.sms"
+        assert sandbox.picking("1").state == "assigned"
+        skipped = {**context, "skip_sms": True}
+        answer = call(sandbox, "stock.picking", "button_validate", [1], context=skipped)
+    assert answer is True
+    assert sandbox.picking("1").state == "done"
+
+
+@pytest.mark.parametrize("version", [17, 18, 19])
+def test_auto_print_returns_a_print_action_after_the_picking_is_done(version: int) -> None:
+    sandbox = sandbox_of(version, auto_print_delivery_slip=True)
+    answer = call(sandbox, "stock.picking", "button_validate", [1])
+    assert answer["type"] == "ir.actions.client" and answer["tag"] == "do_multi_print"
+    first_done = sandbox.registry.value("stock.picking", 1, "date_done")
+    assert sandbox.picking("1").state == "done" and first_done
+    if version == 17:
+        with pytest.raises(UserError, match="no quantities are reserved nor done"):
+            call(sandbox, "stock.picking", "button_validate", [1])
+    else:
+        again = call(sandbox, "stock.picking", "button_validate", [1])
+        assert again["tag"] == "do_multi_print"
+
+
+def test_odoo16_has_no_auto_print_and_validates_a_done_picking_as_a_no_op() -> None:
+    sandbox = sandbox_of(16)
+    assert "auto_print_delivery_slip" not in sandbox.registry.models["stock.picking.type"].fields
+    call(sandbox, "stock.picking", "button_validate", [1], context={"skip_immediate": True})
+    assert call(sandbox, "stock.picking", "button_validate", [1]) is True
+
+
+@pytest.mark.parametrize("version", [16, 17, 18, 19])
+def test_message_post_escapes_a_plain_body_from_17_unless_body_is_html(version: int) -> None:
+    sandbox = sandbox_of(version)
+    body = "<p>Tom &amp; Jerry's &quot;box&quot;</p>"
+    posted = call(sandbox, "stock.picking", "message_post", [1], body=body)
+    stored = sandbox.registry.value("mail.message", posted, "body")
+    # The sanitizer writes quotes as characters; & < > stay escaped.
+    as_html = '<p>Tom &amp; Jerry\'s "box"</p>'
+    if version == 16:
+        assert stored == as_html
+        with pytest.raises(InternalError, match="body_is_html"):
+            call(sandbox, "stock.picking", "message_post", [1], body=body, body_is_html=True)
+    else:
+        assert stored.startswith("&lt;p&gt;Tom &amp;amp;")
+        html_one = call(sandbox, "stock.picking", "message_post", [1], body=body, body_is_html=True)
+        assert sandbox.registry.value("mail.message", html_one, "body") == as_html
+
+
+@pytest.mark.parametrize("version", [16, 17, 18, 19])
+def test_shipping_weight_is_computed_and_dropped_on_16_17_stored_from_18(version: int) -> None:
+    sandbox = sandbox_of(version)
+    weight = sandbox.registry.value("stock.picking", 1, "weight")
+    call(sandbox, "stock.picking", "write", [1], {"shipping_weight": 42.5})
+    expected = 42.5 if version >= 18 else weight
+    assert sandbox.registry.value("stock.picking", 1, "shipping_weight") == expected
+
+
+@pytest.mark.parametrize("version", [16, 18])
+def test_without_the_delivery_module_carrier_fields_are_invalid(version: int) -> None:
+    sandbox = sandbox_of(version, delivery_module=False)
+    with pytest.raises(InternalError, match="Invalid field 'carrier_tracking_ref'"):
+        call(sandbox, "stock.picking", "read", [1], ["carrier_tracking_ref"])
+    modules = call(sandbox, "ir.module.module", "search_read", [("state", "=", "installed")])
+    names = {row["name"] for row in modules}
+    assert "stock" in names and sandbox.version.delivery_module not in names
+
+
+@pytest.mark.parametrize("version", [16, 17, 18, 19])
+def test_api_keys_expire_from_18(version: int) -> None:
+    sandbox = sandbox_of(version, api_key_days=3)
+    keys = call(sandbox, "res.users.apikeys", "search_read", [("user_id", "=", 2)])
+    assert len(keys) == 1
+    if version >= 18:
+        assert keys[0]["expiration_date"]
+        assert sandbox.admin.api_key_expires_at is not None
+    else:
+        assert "expiration_date" not in keys[0]
+        assert sandbox.admin.api_key_expires_at is None
+    expired = sandbox_of(version, api_key_days=-1)
+    assert expired.credentials.login("admin", expired.admin.api_key) == (
+        None if version >= 18 else expired.admin.uid
+    )
+
+
+@pytest.mark.parametrize("version", [18, 19])
+async def test_jsonrpc_is_answered_and_logged_as_deprecated_on_19(
+    version: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "params": {"service": "common", "method": "version", "args": []},
+        "id": 1,
+    }
+    with caplog.at_level(logging.WARNING, logger="waybill_sandboxes"):
+        async with (
+            running_odoo(version=version) as odoo,
+            aiohttp.ClientSession() as http,
+        ):
+            for _ in range(2):
+                async with http.post(f"{odoo.url}/jsonrpc", json=body) as answer:
+                    assert (await answer.json())["result"]["server_version"] == f"{version}.0"
+    deprecated = [r for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(deprecated) == (1 if version >= 19 else 0)  # once per server

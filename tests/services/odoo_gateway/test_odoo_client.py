@@ -21,6 +21,7 @@ from waybill_odoo_gateway.odoo_errors import (
     OdooServerError,
     OdooUnavailable,
 )
+from waybill_odoo_gateway.odoo_protocols import AutoProtocolOdoo
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.outcomes import Outcome, classify
 from waybill_runtime.settings import load_settings
@@ -36,7 +37,9 @@ def settings_for(stage: OdooStage, **overrides: Any) -> OdooGatewaySettings:
 
 
 @asynccontextmanager
-async def client(stage: OdooStage, **overrides: Any) -> AsyncIterator[OdooHttpClient]:
+async def client(
+    stage: OdooStage, **overrides: Any
+) -> AsyncIterator[OdooHttpClient | AutoProtocolOdoo]:
     odoo = odoo_client_for(settings_for(stage, **overrides))
     try:
         yield odoo

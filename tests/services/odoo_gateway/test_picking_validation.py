@@ -16,6 +16,7 @@ from waybill_odoo_gateway.odoo_versions import OdooDialect
 from waybill_odoo_gateway.picking_validation import compare_with_demand, validate_in_full
 
 BACKORDER_WIZARD = {
+    "target": "new",
     "type": "ir.actions.act_window",
     "res_model": "stock.backorder.confirmation",
     "context": {"button_validate_picking_ids": [7], "default_pick_ids": [[4, 7]]},
@@ -86,17 +87,17 @@ async def test_wizard_that_keeps_coming_back_is_left_to_a_person() -> None:
         (
             16,
             [{"quantity_done": 2.0}],
-            {"skip_backorder", "picking_ids_not_to_backorder", "skip_immediate"},
+            {"skip_backorder", "picking_ids_not_to_backorder", "skip_sms", "skip_immediate"},
         ),
         (
             17,
             [{"quantity": 2.0}, {"picked": True}],
-            {"skip_backorder", "picking_ids_not_to_backorder"},
+            {"skip_backorder", "picking_ids_not_to_backorder", "skip_sms"},
         ),
         (
             19,
             [{"quantity": 2.0}, {"picked": True}],
-            {"skip_backorder", "picking_ids_not_to_backorder"},
+            {"skip_backorder", "picking_ids_not_to_backorder", "skip_sms"},
         ),
     ],
 )

@@ -17,7 +17,7 @@ def test_defaults_reach_the_local_odoo_sandbox_with_its_demo_users() -> None:
     assert (settings.odoo_url, settings.odoo_db, settings.odoo_protocol) == (
         "http://127.0.0.1:8069",
         "waybill",
-        "jsonrpc",
+        "auto",
     )
     assert (settings.odoo_login, settings.odoo_secret, settings.odoo_ops_login) == (
         "admin",
@@ -71,7 +71,7 @@ def test_environment_variables_are_read() -> None:
         ),
         (
             {"WAYBILL_ODOO_PASSWORD": ""},
-            "WAYBILL_ODOO_PROTOCOL=jsonrpc needs WAYBILL_ODOO_PASSWORD or WAYBILL_ODOO_API_KEY",
+            "WAYBILL_ODOO_PROTOCOL=auto needs WAYBILL_ODOO_PASSWORD or WAYBILL_ODOO_API_KEY",
         ),
         (
             {"WAYBILL_ODOO_WEBHOOK_NETWORKS": "10.0.0.0/8,office"},
@@ -87,7 +87,7 @@ def test_environment_variables_are_read() -> None:
         ),
         (
             {"WAYBILL_ODOO_PROTOCOL": "xmlrpc"},
-            "WAYBILL_ODOO_PROTOCOL='xmlrpc' is not valid: expected one of json",
+            "WAYBILL_ODOO_PROTOCOL='xmlrpc' is not valid: expected one of auto, json2, jsonrpc",
         ),
         (
             {"WAYBILL_ODOO_URL": "odoo.example.com"},

@@ -3,6 +3,7 @@ with their exception and Odoo note, booking retries, deadlines re-sent then esca
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -236,6 +237,28 @@ def test_short_pick_holds_the_order_with_an_exception_and_an_odoo_activity() -> 
     assert [e.summary for e in state.open_exceptions] == [event.summary]
     # Held for a person: the warehouse going on does not move it.
     assert not step(state, packed()).changed
+
+
+def test_short_pick_under_ship_picked_goes_on_and_records_with_a_backorder() -> None:
+    ship_picked = dataclasses.replace(POLICY, ship_picked=True)
+    state = run(released(), accepted())
+    decision = transition(state, observe(short_picked(), 12), ship_picked)
+    after = decision.state
+    assert after is not None and after.stage == Stage.ACCEPTED and after.hold is None
+    assert after.ships_picked is True
+    [event, note] = decision.messages
+    assert isinstance(event, ExceptionRaised) and isinstance(note, PostExceptionInOdoo)
+    assert (event.code, event.order_held) == ("ships_picked", False)
+    # The warehouse goes on: packed, booked, and Odoo is told to keep a backorder.
+    packed_state = transition(after, observe(packed(), 13), ship_picked).state
+    assert packed_state is not None and packed_state.stage == Stage.BOOKING
+    recording = transition(packed_state, observe(booked(), 14), ship_picked)
+    [record] = [m for m in recording.messages if isinstance(m, RecordShipmentInOdoo)]
+    assert record.ship_picked is True
+    # The hold policy (the default) records without it.
+    held_policy = transition(run(released(), packed()), observe(booked(), 2), POLICY)
+    [default] = [m for m in held_policy.messages if isinstance(m, RecordShipmentInOdoo)]
+    assert default.ship_picked is False
 
 
 def test_booking_failure_that_may_pass_books_again_under_a_new_shipment_id() -> None:

@@ -18,17 +18,21 @@ satisfies it.
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from waybill_sandboxes.odoo.versions import SUPPORTED_VERSIONS
+
 __all__ = ["SANDBOXES", "SECRET_ENV", "LocalPlan", "SandboxDeclaration"]
 
 SECRET_ENV = {
     "odoo.webhook_url": "WAYBILL_SANDBOX_ODOO_WEBHOOK_URL",
     "odoo.admin_password": "WAYBILL_SANDBOX_ODOO_ADMIN_PASSWORD",
+    "odoo.admin_api_key": "WAYBILL_SANDBOX_ODOO_ADMIN_API_KEY",
     "wms.api_key": "WAYBILL_SANDBOX_WMS_API_KEY",
     "wms.webhook_secret": "WAYBILL_SANDBOX_WMS_WEBHOOK_SECRET",
     "carrier-a.api_key": "WAYBILL_SANDBOX_CARRIER_A_API_KEY",
@@ -97,7 +101,22 @@ def _webhook_args(flag: str, url: str | None) -> list[str]:
 # -- Odoo -------------------------------------------------------------------------------
 
 ODOO_VERSION = "17"
-"""The Odoo version a local stack runs (the sandbox speaks 16 to 19)."""
+"""The Odoo version a local stack runs by default (the sandbox speaks 16 to 19)."""
+
+ODOO_VERSION_ENV = "WAYBILL_SANDBOX_ODOO_VERSION"
+"""Chooses the Odoo version of the local stack (``make demo`` on each of 16-19)."""
+
+
+def odoo_version() -> str:
+    """The Odoo version the local stack runs: ``$WAYBILL_SANDBOX_ODOO_VERSION``, else 17."""
+    chosen = os.environ.get(ODOO_VERSION_ENV, "").strip() or ODOO_VERSION
+    supported = [str(v) for v in SUPPORTED_VERSIONS]
+    if chosen not in supported:
+        raise ValueError(
+            f"{ODOO_VERSION_ENV}={chosen!r} is not an Odoo version the sandbox speaks: "
+            f"choose one of {', '.join(supported)}"
+        )
+    return chosen
 
 
 def _odoo_offers(plan: LocalPlan) -> dict[str, dict[str, str]]:
@@ -107,6 +126,7 @@ def _odoo_offers(plan: LocalPlan) -> dict[str, dict[str, str]]:
             "db": "waybill",
             "login": "admin",
             "password": plan.secret("odoo", "admin_password"),
+            "api_key": plan.secret("odoo", "admin_api_key"),
             "webhook_token": plan.secret("odoo", "webhook_token"),
         }
     }
@@ -119,14 +139,17 @@ def _odoo_arguments(plan: LocalPlan) -> list[str]:
         "--port",
         str(plan.port("odoo", "http")),
         "--version",
-        ODOO_VERSION,
+        odoo_version(),
         "--orders",
         "0",
     ]
 
 
 def _odoo_environment(plan: LocalPlan) -> dict[str, str]:
-    environment = {SECRET_ENV["odoo.admin_password"]: plan.secret("odoo", "admin_password")}
+    environment = {
+        SECRET_ENV["odoo.admin_password"]: plan.secret("odoo", "admin_password"),
+        SECRET_ENV["odoo.admin_api_key"]: plan.secret("odoo", "admin_api_key"),
+    }
     # The URL ends in the gateway's secret token: it is a secret itself.
     url = plan.webhook_url("odoo")
     if url is not None:
@@ -142,6 +165,8 @@ ODOO = SandboxDeclaration(
     new_secrets=lambda: {
         "webhook_token": secrets.token_urlsafe(16),
         "admin_password": secrets.token_urlsafe(12),
+        # Odoo's API keys are 40 hex characters (res.users.apikeys); JSON-2 needs one.
+        "admin_api_key": secrets.token_hex(20),
     },
     offers=_odoo_offers,
     arguments=_odoo_arguments,

@@ -46,6 +46,7 @@ def build_service() -> Service[OdooGatewaySettings]:
                     "odoo_db": "$db",
                     "odoo_login": "$login",
                     "odoo_password": "$password",
+                    "odoo_api_key": "$api_key",
                     "odoo_webhook_token": "$webhook_token",
                 },
                 webhooks=WEBHOOK_PATH.replace("{token}", "$webhook_token"),
@@ -66,11 +67,17 @@ def build_service() -> Service[OdooGatewaySettings]:
     service.resource(GATEWAY)(running_gateway)
 
     def odoo_ready(runtime: Runtime[OdooGatewaySettings]) -> ReadinessCheck:
-        odoo = runtime.resource(GATEWAY).odoo
+        gateway = runtime.resource(GATEWAY)
+        odoo = gateway.odoo
 
         async def probe() -> CheckResult:
             # /readyz answers anyone: where and as whom the gateway logs in stays in the log.
-            return CheckResult(odoo.ready, odoo.public_status)
+            # Setup problems say what to do (a module to install, a key to renew).
+            setup = gateway.setup if odoo.ready else None
+            detail = "; ".join(
+                [odoo.public_status, *(p.line for p in (setup.problems if setup else ()))]
+            )
+            return CheckResult(odoo.ready and not (setup and setup.blocking), detail)
 
         return ProbeCheck("odoo", probe)
 

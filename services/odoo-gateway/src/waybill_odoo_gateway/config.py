@@ -17,7 +17,7 @@ from waybill_runtime.settings import SECRET, RuntimeSettings
 
 __all__ = ["OdooGatewaySettings", "OdooProtocol"]
 
-OdooProtocol = Literal["jsonrpc", "json2"]
+OdooProtocol = Literal["auto", "jsonrpc", "json2"]
 
 # Odoo retries a serialization failure up to 5 times with random sleeps of up
 # to 2^n s, about 30 s in the worst case: a client giving up earlier would
@@ -53,8 +53,11 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
     )
     odoo_protocol: Annotated[
         OdooProtocol,
-        msgspec.Meta(description="jsonrpc (Odoo 16-19, login + password) or json2 (19, API key)"),
-    ] = "jsonrpc"
+        msgspec.Meta(
+            description="auto (json2 on Odoo 19+ when an API key is set, else jsonrpc), jsonrpc "
+            "(Odoo 16-19, deprecated in 19) or json2 (19, API key)"
+        ),
+    ] = "auto"
     odoo_login: Annotated[
         str, msgspec.Meta(min_length=1, description="Odoo login of the integration user")
     ] = "admin"
@@ -174,9 +177,10 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
                 "WAYBILL_ODOO_PROTOCOL=json2 needs WAYBILL_ODOO_API_KEY (an API key of "
                 "the integration user)"
             )
-        if self.odoo_protocol == "jsonrpc" and not (self.odoo_password or self.odoo_api_key):
+        if self.odoo_protocol != "json2" and not (self.odoo_password or self.odoo_api_key):
             raise ValueError(
-                "WAYBILL_ODOO_PROTOCOL=jsonrpc needs WAYBILL_ODOO_PASSWORD or WAYBILL_ODOO_API_KEY"
+                f"WAYBILL_ODOO_PROTOCOL={self.odoo_protocol} needs WAYBILL_ODOO_PASSWORD or "
+                "WAYBILL_ODOO_API_KEY"
             )
         version = self.odoo_version
         if self.odoo_protocol == "json2" and version is not None and version < 19:

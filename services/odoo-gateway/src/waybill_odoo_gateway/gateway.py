@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,10 +20,10 @@ from prometheus_client import Counter
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
 from waybill_odoo_gateway.delivery_poll import DeliveryPoll
-from waybill_odoo_gateway.odoo_client import OdooClient, OdooHttpClient
+from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
-from waybill_odoo_gateway.odoo_json2 import Json2Odoo
-from waybill_odoo_gateway.odoo_jsonrpc import JsonRpcOdoo
+from waybill_odoo_gateway.odoo_protocols import odoo_client_for
+from waybill_odoo_gateway.odoo_setup import SetupReport, check_setup
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
 from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
@@ -37,11 +38,8 @@ __all__ = ["GATEWAY", "Gateway", "odoo_client_for", "running_gateway"]
 log = logging.getLogger("waybill.odoo")
 
 
-def odoo_client_for(settings: OdooGatewaySettings) -> OdooHttpClient:
-    """The client for the configured protocol."""
-    if settings.odoo_protocol == "json2":
-        return Json2Odoo(settings)
-    return JsonRpcOdoo(settings)
+# How often the setup is checked again while logged in (API keys expire by the day).
+SETUP_RECHECK_S = 3600.0
 
 
 @dataclass
@@ -60,6 +58,16 @@ class Gateway:
     pickings: KeyedLock = field(default_factory=KeyedLock)
     _users: dict[str, int | None] = field(default_factory=dict)
     _carriers: dict[str, int] = field(default_factory=dict)
+    setup: SetupReport = field(default_factory=SetupReport)
+    """What the last check of Odoo's setup found (after each login, then hourly)."""
+
+    async def check_setup(self) -> None:
+        """Check Odoo's setup again; each problem is logged once per check."""
+        report = await check_setup(self.odoo, self.settings)
+        for problem in report.problems:
+            if problem not in self.setup.findings:
+                log.warning("Odoo setup: %s", problem.line)
+        self.setup = report
 
     async def picking_for(self, picking_id: int, order_ref: str) -> Picking:
         """The picking a command is about; a dead letter when Odoo has no such picking."""
@@ -106,20 +114,34 @@ class Gateway:
         return None
 
 
-async def keep_logged_in(odoo: OdooClient, retry_s: float) -> None:
-    """Log in now, and again whenever Odoo forgot us, every ``retry_s`` until it works.
+async def keep_logged_in(gateway: Gateway, retry_s: float) -> None:
+    """Log in now, and again whenever Odoo forgot us, every ``retry_s`` until it works;
+    check Odoo's setup after each login and every :data:`SETUP_RECHECK_S`.
 
     The client logs each change of state once; failures here are only the
     reason readiness says "not ready".
     """
+    odoo = gateway.odoo
+    checked_at: float | None = None
+    loop = asyncio.get_running_loop()
     while True:
         if odoo.uid is None:
+            checked_at = None
             try:
                 await odoo.connect()
             except (OdooLoginRejected, OdooUnavailable):
                 pass  # the client logged it, once; readiness shows it
             except Exception as failed:
                 log.warning("logging in to Odoo failed: %s: %s", type(failed).__name__, failed)
+            raise_if_cancelled()
+        if odoo.uid is not None and (
+            checked_at is None or loop.time() - checked_at > SETUP_RECHECK_S
+        ):
+            try:
+                await gateway.check_setup()
+                checked_at = loop.time()
+            except Exception as failed:  # Odoo went away mid-check: try again next round
+                log.warning("checking Odoo's setup failed: %s: %s", type(failed).__name__, failed)
             raise_if_cancelled()
         await asyncio.sleep(retry_s)
 
@@ -155,6 +177,17 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     )
     backlog = WebhookBacklog(settings.odoo_webhook_backlog)
     gateway = Gateway(settings, odoo, reader, facts, poll, backlog, checked)
+
+    def api_key_days_left() -> float:
+        # NaN, not 0, when there is nothing to count down: an alert on "< 14" stays quiet.
+        days = gateway.setup.api_key_days_left
+        return math.nan if days is None else days
+
+    runtime.metrics.gauge(
+        "waybill_odoo_api_key_days_left",
+        "Days until the Odoo API key expires (Odoo 18+; NaN when it does not expire or is "
+        "not known).",
+    ).set_function(api_key_days_left)
     if text(settings.odoo_webhook_token) is None:
         log.warning(
             "WAYBILL_ODOO_WEBHOOK_TOKEN is not set: Odoo webhooks are refused and new orders "
@@ -162,7 +195,7 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
             settings.odoo_poll_interval_s,
         )
     keeper = asyncio.create_task(
-        keep_logged_in(odoo, settings.odoo_login_retry_s), name="odoo login"
+        keep_logged_in(gateway, settings.odoo_login_retry_s), name="odoo login"
     )
     try:
         async with every(

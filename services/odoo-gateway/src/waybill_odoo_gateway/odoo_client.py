@@ -42,6 +42,8 @@ READ_METHODS = frozenset(
         "default_get",
         "context_get",
         "check_object_reference",
+        "check_access_rights",
+        "has_access",
     }
 )
 """Methods that change nothing; every other method with record ids is a write."""
@@ -287,6 +289,19 @@ class OdooHttpClient:
             raise OdooUnavailable(
                 f"Odoo {major} at {self.url} is older than the gateway supports (16-19)"
             )
+
+    async def detect_major(self) -> int:
+        """Ask Odoo its major version (``/web/webclient/version_info``, every protocol)."""
+        try:
+            return await self._detect_major()
+        except OdooUnavailable as down:
+            self._set_status(
+                False,
+                f"Odoo at {self.url} is not usable: {down}",
+                _public_reason(down),
+                failure=True,
+            )
+            raise
 
     async def _detect_major(self) -> int:
         payload = {"jsonrpc": "2.0", "method": "call", "params": {}, "id": 0}

@@ -35,9 +35,18 @@ _REFUSALS = frozenset(
     {"AccessError", "UserError", "ValidationError", "MissingError", "RedirectWarning"}
 )
 # Database-level conflicts Odoo normally retries itself; one that reaches us is
-# still worth another try a little later.
+# still worth another try a little later. Odoo 19 names them itself: its
+# odoo/service/model.py ``retrying`` re-raises a conflict that outlived its
+# retries as ``ConcurrencyError``, and a row lock not granted is ``LockError``.
 _CONFLICTS = frozenset(
-    {"SerializationFailure", "TransactionRollbackError", "LockNotAvailable", "DeadlockDetected"}
+    {
+        "SerializationFailure",
+        "TransactionRollbackError",
+        "LockNotAvailable",
+        "DeadlockDetected",
+        "ConcurrencyError",
+        "LockError",
+    }
 )
 
 
@@ -96,12 +105,13 @@ def error_from_name(name: str, message: str, where: str) -> Exception:
         return OdooLoginRejected(
             f"{where}: Odoo rejected the credentials ({message})", odoo_name=name
         )
-    if short in _REFUSALS:
-        return OdooRefused(name, message)
+    # Conflicts first: were a LockError ever a UserError, it would still be worth retrying.
     if short in _CONFLICTS or "could not serialize" in message:
         return OdooUnavailable(
             f"{where}: lock conflict in Odoo ({message}); retrying later", odoo_name=name
         )
+    if short in _REFUSALS:
+        return OdooRefused(name, message)
     if short == "SessionExpiredException" or name.startswith("psycopg2.OperationalError"):
         return OdooUnavailable(f"{where}: {short}: {message}", odoo_name=name)
     return OdooServerError(name, message)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from waybill_odoo_gateway.config import OdooGatewaySettings
-from waybill_odoo_gateway.odoo_client import OdooHttpClient, RawAnswer
+from waybill_odoo_gateway.odoo_client import OdooHttpClient, RawAnswer, log
 from waybill_odoo_gateway.odoo_errors import (
     OdooLoginRejected,
     OdooServerError,
@@ -39,6 +39,16 @@ class JsonRpcOdoo(OdooHttpClient):
     ) -> None:
         super().__init__(settings, session=session)
         self._ids = itertools.count(1)
+
+    def _check_protocol(self) -> None:
+        super()._check_protocol()
+        if self.dialect.jsonrpc_deprecated:
+            log.warning(
+                "JSON-RPC is deprecated in Odoo %s and removed in Odoo 20: create an API key "
+                "for %r, set WAYBILL_ODOO_API_KEY and WAYBILL_ODOO_PROTOCOL=json2 (or auto)",
+                self.dialect.series,
+                self.settings.odoo_login,
+            )
 
     async def _rpc(
         self, service: str, method: str, args: list[Any], *, what: str, timeout_s: float | None

@@ -9,14 +9,13 @@ note or activity up before making it again.
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import UTC, datetime
 
 from waybill_contracts import fact_id
 from waybill_contracts.commands import PostExceptionInOdoo, PostNoteInOdoo, RecordDeliveryInOdoo
 from waybill_contracts.events import DeliveryRecordedInOdoo
-from waybill_odoo_gateway.chatter import find_note, post_note
+from waybill_odoo_gateway.chatter import escape, find_note, post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_values import first_id
@@ -32,23 +31,21 @@ TODO_ACTIVITY = "mail.mail_activity_data_todo"
 def delivery_note(command: RecordDeliveryInOdoo) -> str:
     """The chatter note of a delivered shipment (HTML)."""
     delivered = command.delivered_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"<p>Delivered on {delivered} (tracking number {html.escape(command.tracking_number)}).</p>"
-    )
+    return f"<p>Delivered on {delivered} (tracking number {escape(command.tracking_number)}).</p>"
 
 
 def exception_note(command: PostExceptionInOdoo) -> str:
     """The chatter note of an exception (HTML); it names the exception id for lookups."""
-    detail = f"<p>{html.escape(command.detail)}</p>" if command.detail else ""
+    detail = f"<p>{escape(command.detail)}</p>" if command.detail else ""
     return (
-        f"<p><b>Waybill exception</b>: {html.escape(command.summary)}</p>{detail}"
-        f"<p>Reference: {html.escape(command.exception_id)}</p>"
+        f"<p><b>Waybill exception</b>: {escape(command.summary)}</p>{detail}"
+        f"<p>Reference: {escape(command.exception_id)}</p>"
     )
 
 
 def plain_note(command: PostNoteInOdoo) -> str:
     """The chatter note of :class:`PostNoteInOdoo` (HTML); it names the note id for lookups."""
-    return f"<p>{html.escape(command.text)}</p><p>Reference: {html.escape(command.note_id)}</p>"
+    return f"<p>{escape(command.text)}</p><p>Reference: {escape(command.note_id)}</p>"
 
 
 async def post_plain_note(
@@ -62,7 +59,7 @@ async def post_plain_note(
             return await post_note(gateway.odoo, picking.id, plain_note(command))
 
         async def posted() -> int | None:
-            return await find_note(gateway.odoo, picking.id, html.escape(command.note_id))
+            return await find_note(gateway.odoo, picking.id, command.note_id)
 
         await ctx.runtime.once_only(int).run(f"odoo:note:{command.note_id}", post, recover=posted)
 
@@ -71,7 +68,7 @@ async def record_delivery(
     gateway: Gateway, command: RecordDeliveryInOdoo, ctx: HandlerContext[OdooGatewaySettings]
 ) -> None:
     """Handle :class:`RecordDeliveryInOdoo` and publish :class:`DeliveryRecordedInOdoo`."""
-    tracking = html.escape(command.tracking_number)
+    tracking = command.tracking_number
     async with gateway.pickings.hold(command.odoo_picking_id):
         picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
 
@@ -107,7 +104,7 @@ async def post_exception(
             return await post_note(gateway.odoo, picking.id, exception_note(command))
 
         async def posted() -> int | None:
-            return await find_note(gateway.odoo, picking.id, html.escape(command.exception_id))
+            return await find_note(gateway.odoo, picking.id, command.exception_id)
 
         async def schedule() -> int:
             login = command.assignee_login or gateway.settings.odoo_ops_login

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,10 +44,18 @@ def many2one_name(value: Any) -> str | None:
     return None
 
 
+# A recordset sent as text: Odoo 16-18's JSON-RPC falls back to str() for a method
+# returning records without @api.returns (activity_schedule): "mail.activity(5,)".
+_RECORDSET_TEXT = re.compile(r"^[\w.]+\((\d+)[,)]")
+
+
 def first_id(value: Any) -> int | None:
-    """A created record's id: an int over JSON-RPC, a list of ids over JSON-2."""
+    """A created record's id: an int or ``"model(5,)"`` over JSON-RPC, ids over JSON-2."""
     if isinstance(value, list) and value:
         value = value[0]
+    if isinstance(value, str):
+        found = _RECORDSET_TEXT.match(value)
+        return int(found.group(1)) if found else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

@@ -38,16 +38,46 @@ class OdooDialect:
         """Whether ``/json/2/<model>/<method>`` exists (19+)."""
         return self.major >= 19
 
-    def validate_context(self, picking_id: int) -> dict[str, Any]:
-        """Context for ``button_validate`` that validates in full, without any wizard.
+    @property
+    def notes_need_body_is_html(self) -> bool:
+        """17+ ``message_post`` escapes a text body unless ``body_is_html=True``; 16 has no
+        such parameter (it would be refused as an unknown message field)."""
+        return self.major >= 17
 
-        Skips the backorder wizard (and does not create a backorder); 16 also
-        asks to confirm an "immediate transfer" when nothing was marked done.
+    @property
+    def shipping_weight_stored(self) -> bool:
+        """``stock.picking.shipping_weight`` is computed and not stored on 16 and 17 (a write
+        is silently dropped); 18+ (``stock_delivery``) keeps what is written."""
+        return self.major >= 18
+
+    @property
+    def delivery_module(self) -> str:
+        """The module giving pickings ``carrier_id``, ``carrier_tracking_ref`` and
+        ``carrier_price``: ``delivery`` up to 17, ``stock_delivery`` from 18."""
+        return "stock_delivery" if self.major >= 18 else "delivery"
+
+    @property
+    def api_keys_expire(self) -> bool:
+        """18+ API keys carry an ``expiration_date`` (at most 90 days for internal users)."""
+        return self.major >= 18
+
+    @property
+    def jsonrpc_deprecated(self) -> bool:
+        """19 deprecates ``/jsonrpc`` (removal planned in 20): JSON-2 is the way."""
+        return self.major >= 19
+
+    def validate_context(self, picking_id: int, *, backorder: bool = False) -> dict[str, Any]:
+        """Context for ``button_validate`` that validates without any wizard.
+
+        Skips the backorder wizard: without ``backorder`` no backorder is made
+        (the whole demand is done), with it Odoo makes one for what is left.
+        16 also asks to confirm an "immediate transfer" when nothing was marked
+        done. ``skip_sms``: ``stock_sms`` (16-18) otherwise answers with its
+        ``confirm.stock.sms`` wizard until the company answered it once.
         """
-        context: dict[str, Any] = {
-            "skip_backorder": True,
-            "picking_ids_not_to_backorder": [picking_id],
-        }
+        context: dict[str, Any] = {"skip_backorder": True, "skip_sms": True}
+        if not backorder:
+            context["picking_ids_not_to_backorder"] = [picking_id]
         if self.major <= 16:
             context["skip_immediate"] = True
         return context

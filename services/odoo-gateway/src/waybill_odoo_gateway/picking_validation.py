@@ -35,7 +35,9 @@ __all__ = [
     "compare_with_demand",
     "open_moves",
     "record_picked",
+    "validate",
     "validate_in_full",
+    "validate_picked",
 ]
 
 _SETTLED_MOVES = frozenset({"done", "cancel"})
@@ -127,6 +129,22 @@ async def record_picked(
     await _mark_done(odoo, moves, lambda move: check.done.get(move["id"], 0.0))
 
 
+async def validate_picked(
+    odoo: OdooClient, picking: Picking, check: PickedAgainstDemand, moves: Sequence[Move]
+) -> bool:
+    """Validate with the picked quantities and leave one backorder for the rest; True.
+
+    What Odoo's backorder wizard does when asked to create one
+    (addons/stock/wizard/stock_backorder_confirmation.py ``process``): the picked
+    quantities as the done ones (``quantity_done`` on 16, ``quantity`` + ``picked``
+    from 17), then ``button_validate`` with ``skip_backorder`` and the picking left
+    out of ``picking_ids_not_to_backorder``, so ``_action_done`` makes the backorder.
+    """
+    await _mark_done(odoo, moves, lambda move: check.done.get(move["id"], 0.0))
+    await validate(odoo, picking, backorder=True)
+    return True
+
+
 async def validate_in_full(
     odoo: OdooClient, picking: Picking, moves: Sequence[Move] | None = None
 ) -> bool:
@@ -137,22 +155,56 @@ async def validate_in_full(
     if moves is None:
         moves = await open_moves(odoo, picking)
     await _mark_done(odoo, moves, _demand)
-    context = odoo.dialect.validate_context(picking.id)
+    await validate(odoo, picking)
+    return True
+
+
+def _is_wizard(answer: Any) -> bool:
+    """A form Odoo opens to ask something before validating (backorder, SMS, immediate)."""
+    return (
+        isinstance(answer, dict)
+        and answer.get("type") == "ir.actions.act_window"
+        and bool(answer.get("res_model"))
+    )
+
+
+async def validate(odoo: OdooClient, picking: Picking, *, backorder: bool = False) -> None:
+    """``button_validate`` the picking with its done quantities as they are written.
+
+    ``True`` means done. A wizard (an ``ir.actions.act_window`` opened in a
+    dialog) means not done yet: validated once more with the wizard's own
+    context, then left to a person. Any other action is what Odoo shows after
+    validating (17+: the ``do_multi_print`` client action when the operation
+    type prints the delivery slip, addons/stock/models/stock_picking.py
+    ``button_validate``): the picking is read back, never validated again, since
+    18+ would do it all over (``date_done`` rewritten, the customer emailed twice).
+    """
+    context = odoo.dialect.validate_context(picking.id, backorder=backorder)
     answer = await odoo.call("stock.picking", "button_validate", [picking.id], context=context)
-    if isinstance(answer, dict):
+    if _is_wizard(answer):
         wizard_context = answer.get("context")
         retry_context = {**(wizard_context if isinstance(wizard_context, dict) else {}), **context}
         answer = await odoo.call(
             "stock.picking", "button_validate", [picking.id], context=retry_context
         )
-    if isinstance(answer, dict):
+        if _is_wizard(answer):
+            raise OdooRefused(
+                "Wizard",
+                f"validating {picking.name} opened the {_wizard_name(answer)} wizard even with "
+                "its own context; validate it in Odoo",
+            )
+    if answer is True:
+        return
+    [now] = await odoo.call("stock.picking", "read", [picking.id], fields=["state"]) or [{}]
+    if now.get("state") != "done":
         raise OdooRefused(
-            "Wizard",
-            f"validating {picking.name} opened the {_wizard_name(answer)} wizard even without "
-            "a backorder; validate it in Odoo",
+            "Validation",
+            f"validating {picking.name} answered {_wizard_name(answer)} and left it "
+            f"{now.get('state')!r}; validate it in Odoo",
         )
-    return True
 
 
-def _wizard_name(action: dict[str, Any]) -> str:
-    return str(action.get("res_model") or action.get("name") or "unknown")
+def _wizard_name(action: Any) -> str:
+    if not isinstance(action, dict):
+        return repr(action)
+    return str(action.get("res_model") or action.get("tag") or action.get("name") or "unknown")

@@ -34,6 +34,8 @@ class Policy:
     """How long an order may stay in a stage; stages not listed have no deadline."""
     booking_attempts: int = 2
     ops_assignee_login: str | None = None
+    ship_picked: bool = False
+    """Short-pick policy ``ship_picked``: a short pick ships what was picked (else it holds)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +182,7 @@ def then(first: Decision, second: Decision) -> Decision:
 
 # Problem codes (``ExceptionRaised.code``) the process raises; deadlines add ``deadline_<stage>``.
 SHORT_PICK = "short_pick"
+SHIPS_PICKED = "ships_picked"
 BOOKING_FAILED = "booking_failed"
 WAREHOUSE_CANCELLED = "warehouse_cancelled"
 CANCELLED_TOO_LATE = "cancelled_after_shipping"

@@ -6,7 +6,7 @@ the defaults suit a real warehouse and real carriers, tests set small values.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -57,6 +57,13 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "router reports retryable failures",
         ),
     ] = 2
+    short_pick_policy: Annotated[
+        Literal["hold", "ship_picked"],
+        msgspec.Meta(
+            description="What a short pick does: hold (the order waits for a person, as "
+            "before) or ship_picked (what was picked ships, Odoo keeps a backorder for the rest)"
+        ),
+    ] = "hold"
     ops_assignee_login: Annotated[
         str | None,
         msgspec.Meta(
@@ -105,4 +112,5 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
             },
             booking_attempts=self.booking_attempts,
             ops_assignee_login=self.ops_assignee_login,
+            ship_picked=self.short_pick_policy == "ship_picked",
         )

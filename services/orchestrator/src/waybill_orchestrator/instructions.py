@@ -117,6 +117,7 @@ def record_shipment(state: OrderState) -> RecordShipmentInOdoo:
         shipment=shipment_of(state),
         shipping_weight_kg=weight,
         lines=picked_lines(state),
+        ship_picked=state.ships_picked,
     )
 
 

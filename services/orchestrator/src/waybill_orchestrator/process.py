@@ -32,6 +32,7 @@ from waybill_orchestrator import instructions, operator_actions, shipping
 from waybill_orchestrator.changes import (
     BOOKING_FAILED,
     PICKING_NOT_VALIDATED,
+    SHIPS_PICKED,
     SHORT_PICK,
     WAREHOUSE_CANCELLED,
     DeadlineCheck,
@@ -298,6 +299,19 @@ def _short_picked(
     skus = ", ".join(
         f"{line.sku} ({line.fulfilled.value} of {line.ordered.value})" for line in event.shortages
     )
+    if at in (Stage.CANCELLING, Stage.CANCELLED):
+        return ignore(state, "short pick of a cancelled order")
+    if policy.ship_picked:
+        # What was picked ships; Odoo keeps a backorder for the rest. Operations hear
+        # of it, nobody has to decide.
+        shipping = msgspec.structs.replace(state, ships_picked=True)
+        problem = Problem(
+            code=SHIPS_PICKED,
+            summary=f"Order {state.order_ref} ships what was picked: {skus}",
+            detail="The short-pick policy is ship_picked: the rest stays on a backorder in Odoo.",
+            stage=at,
+        )
+        return flag(shipping, problem, observed, policy)
     if at in _IN_WAREHOUSE:
         problem = Problem(
             code=SHORT_PICK,
@@ -306,8 +320,6 @@ def _short_picked(
             stage=at,
         )
         return hold(state, problem, observed, policy, resumable=False)
-    if at in (Stage.CANCELLING, Stage.CANCELLED):
-        return ignore(state, "short pick of a cancelled order")
     # Packed already: the parcels hold what was picked, so the order ships short.
     problem = Problem(
         code=SHORT_PICK,

@@ -98,6 +98,9 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     picked_lines: tuple[FulfilledLine, ...] = ()
     """What the warehouse reported picked, per SKU (when it reported picked in full)."""
     parcels: tuple[Parcel, ...] = ()
+    ships_picked: bool = False
+    """Picked short under the ``ship_picked`` policy: Odoo validates what was picked and
+    keeps a backorder for the rest."""
     booking_attempt: int = 0
     shipment: Shipment | None = None
     last_milestone: Milestone | None = None

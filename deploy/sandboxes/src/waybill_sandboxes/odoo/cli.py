@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         f"or ${SECRET_ENV['odoo.admin_password']}; then no credential is printed",
     )
     parser.add_argument(
+        "--admin-api-key",
+        default=secret_default("odoo.admin_api_key", None),
+        help="the admin's API key (with --admin-password; default: a fresh one), "
+        f"or ${SECRET_ENV['odoo.admin_api_key']}",
+    )
+    parser.add_argument(
         "--webhook-url",
         # A URL ending in the receiver's secret token: read from the environment first.
         default=secret_default("odoo.webhook_url", None),
@@ -82,6 +88,7 @@ def run_odoo_sandbox(args: argparse.Namespace) -> int:
         orders=args.orders,
         webhook_url=args.webhook_url,
         admin_password=args.admin_password,
+        admin_api_key=args.admin_api_key,
     )
     try:
         sandbox = OdooSandbox(settings)

@@ -17,6 +17,7 @@ class Env:
     registry: Registry
     uid: int
     context: Mapping[str, Any] = field(default_factory=dict)
+    user_can_write: bool = True  # the caller's groups allow changes (access rights)
 
 
 @dataclass(frozen=True)

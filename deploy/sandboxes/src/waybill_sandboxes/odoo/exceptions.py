@@ -117,9 +117,35 @@ class SerializationFailure(OdooError):
     kind = ErrorKind.CONCURRENCY
 
     def __init__(
-        self, message: str = "could not serialize access due to concurrent update"
+        self,
+        message: str = "could not serialize access due to concurrent update",
+        *,
+        qualified_name: str | None = None,
     ) -> None:
         super().__init__(message)
+        if qualified_name is not None:
+            self.qualified_name = qualified_name
+
+
+def lock_conflict(version_major: int, *, record_lock: bool = False) -> SerializationFailure:
+    """The conflict a caller sees once Odoo's own retries ran out.
+
+    Up to 18.0 the psycopg2 error travels as is. 19.0 odoo/service/model.py
+    ``retrying`` re-raises it as ``odoo.exceptions.ConcurrencyError``, and a row
+    another transaction holds (``FOR UPDATE NOWAIT``) is ``odoo.exceptions.LockError``;
+    neither message says "could not serialize".
+    """
+    if version_major < 19:
+        return SerializationFailure()
+    if record_lock:
+        return SerializationFailure(
+            "Cannot lock the record: another transaction is modifying it. Try again later.",
+            qualified_name="odoo.exceptions.LockError",
+        )
+    return SerializationFailure(
+        "Concurrent update: the transaction was retried too many times. Try again later.",
+        qualified_name="odoo.exceptions.ConcurrencyError",
+    )
 
 
 class InternalError(OdooError):

@@ -8,6 +8,8 @@ login and for ``env.ref``.
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date
 from typing import Any
 
@@ -25,7 +27,7 @@ def message_post(
     subtype_id: int | bool = False,
     partner_ids: list[int] | None = None,
     author_id: int | bool = False,
-    body_is_html: bool = False,
+    body_is_html: bool | None = None,
     **kwargs: Any,
 ) -> int:
     """Post a message in the record's chatter; returns the new ``mail.message`` id.
@@ -35,6 +37,15 @@ def message_post(
     record_id = self.ensure_one()
     registry = self.env.registry
     registry.ensure_exist(self.model, [record_id], self.env.uid)
+    if not registry.version.escapes_plain_bodies:
+        if body_is_html is not None:
+            # 16.0 has no such parameter: extra keywords end up as mail.message values.
+            raise value_error("Invalid field 'body_is_html' on model 'mail.message'")
+    elif not body_is_html:
+        # 17.0+ addons/mail/models/mail_thread.py: a str body is escaped unless
+        # body_is_html=True (RPC cannot send Markup), so tags show as text.
+        body = html.escape(body)
+    body = sanitize_html(body)
     if not subtype_id:
         _model, subtype_id = xmlid_to_record(registry, subtype_xmlid or "mail.mt_note")
     if not author_id:
@@ -59,6 +70,21 @@ def message_post(
     return message_id
 
 
+_QUOTE_ENTITIES = re.compile(r"&(quot|#34|#x22|#39|#x27|apos);")
+_TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
+
+
+def sanitize_html(body: str) -> str:
+    """What odoo/tools/mail.py ``html_sanitize`` (lxml) does to entities in text: quotes
+    are written as plain characters, ``& < >`` stay escaped (tags are left alone)."""
+    parts = _TAG_OR_TEXT.split(body)
+    return "".join(
+        part if part.startswith("<") else _QUOTE_ENTITIES.sub(
+            lambda m: '"' if m.group(1) in ("quot", "#34", "#x22") else "'", part)
+        for part in parts
+    )  # fmt: skip
+
+
 def activity_schedule(
     self: Records,
     act_type_xmlid: str = "",
@@ -66,7 +92,7 @@ def activity_schedule(
     summary: str = "",
     note: str = "",
     **act_values: Any,
-) -> int | list[int]:
+) -> Records:
     """Schedule an activity (a to-do) on each record; returns the activity id(s).
 
     ``user_id`` in ``act_values`` assigns it (default: the caller). An unknown
@@ -104,7 +130,8 @@ def activity_schedule(
         ],
         uid=self.env.uid,
     )
-    return ids[0] if len(ids) == 1 else ids
+    # A recordset, as Odoo returns; the RPC layer decides how it travels (methods.py).
+    return Records(self.env, "mail.activity", tuple(ids))
 
 
 def context_get(self: Records) -> dict[str, Any]:

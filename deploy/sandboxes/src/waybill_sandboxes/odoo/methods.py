@@ -40,6 +40,10 @@ class Method:
     # Returns records. JSON-RPC / XML-RPC get one id for one record (Odoo's
     # @api.returns downgrade); JSON-2 always gets the list of ids.
     returns_records: bool = False
+    # Returns a recordset without ``@api.returns`` (``activity_schedule``): up to 18.0
+    # the RPC layer's JSON fallback (odoo/tools/json.py, ``str()``) sends it as the text
+    # ``"mail.activity(5,)"``; 19.0 sends the ids. The sandbox does the same over XML-RPC.
+    recordset_as_text: bool = False
 
     def parameters(self) -> list[inspect.Parameter]:
         """The parameters after the recordset, as a client passes them."""
@@ -78,7 +82,10 @@ METHODS: tuple[Method, ...] = (
     Method("message_post", mail.message_post, access="write", models=_CHATTER_MODELS,
            returns_records=True),
     Method("activity_schedule", mail.activity_schedule, access="write", models=_CHATTER_MODELS,
-           returns_records=True),
+           recordset_as_text=True),
+    Method("check_access_rights", orm.check_access_rights, model_level=True,
+           versions=frozenset({16, 17, 18})),
+    Method("has_access", orm.has_access, versions=frozenset({18, 19})),
     Method("context_get", mail.context_get, model_level=True, models=frozenset({"res.users"})),
     Method("check_object_reference", mail.check_object_reference, model_level=True,
            models=frozenset({"ir.model.data"})),
@@ -168,7 +175,7 @@ def call_kw(
     named = dict(kwargs or {}) if isinstance(kwargs, Mapping) or not kwargs else None
     if named is None:
         raise WrongArguments(f"{model}.{method_name}(): kwargs must be a dictionary")
-    env = Env(registry, user.uid, _context(named.pop("context", None)))
+    env = Env(registry, user.uid, _context(named.pop("context", None)), user.can_write)
     positional = list(args)
     if method.model_level:
         records = Records(env, model)
@@ -179,7 +186,14 @@ def call_kw(
     _bind(method, model, records, positional, named)
     _check_access(registry, user, model, method)
     with registry.transaction(f"{model}.{method_name}"):
-        return _to_wire(method.function(records, *positional, **named))
+        result = method.function(records, *positional, **named)
+    if (
+        method.recordset_as_text
+        and isinstance(result, Records)
+        and not registry.version.recordsets_as_ids
+    ):
+        return f"{result.model}({''.join(f'{i},' for i in result.ids)})"
+    return _to_wire(result)
 
 
 class NotFound(Exception):
@@ -210,7 +224,8 @@ def call_json2(
     record_ids = _record_ids(ids or [])
     if method.model_level and record_ids:
         raise WrongArguments(f"cannot call {model}.{method_name} with ids")
-    records = Records(Env(registry, user.uid, _context(context)), model, record_ids)
+    env = Env(registry, user.uid, _context(context), user.can_write)
+    records = Records(env, model, record_ids)
     _bind(method, model, records, [], kwargs)
     _check_access(registry, user, model, method)
     with registry.transaction(f"{model}.{method_name}"):

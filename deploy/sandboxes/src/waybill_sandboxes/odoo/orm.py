@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from waybill_sandboxes.odoo.env import Records
-from waybill_sandboxes.odoo.exceptions import value_error
+from waybill_sandboxes.odoo.exceptions import AccessError, value_error
 
 
 def search(
@@ -118,3 +118,27 @@ def name_search(
     ids = search(self, terms, limit=limit)
     registry = self.env.registry
     return [[i, registry.display_name(self.model, i)] for i in ids]
+
+
+def _allowed(self: Records, operation: str) -> bool:
+    if operation not in ("read", "write", "create", "unlink"):
+        raise value_error(f"Invalid access mode {operation!r}")
+    spec = self.env.registry.spec(self.model)
+    if operation == "read":
+        return True
+    return bool(self.env.user_can_write and spec.writable)
+
+
+def check_access_rights(self: Records, operation: str, raise_exception: bool = True) -> bool:
+    """``check_access_rights`` (16.0-18.0; 18.0 deprecates it for ``has_access``): whether
+    the caller's groups allow ``operation`` on the model; AccessError unless told not to
+    raise (odoo/models.py)."""
+    allowed = _allowed(self, operation)
+    if not allowed and raise_exception:
+        raise AccessError(f"You are not allowed to {operation} '{self.model}' records.")
+    return allowed
+
+
+def has_access(self: Records, operation: str) -> bool:
+    """``has_access`` (18.0+, odoo/models.py): the same question, never raising."""
+    return _allowed(self, operation)

@@ -18,8 +18,8 @@ from typing import Any
 from waybill_sandboxes.odoo.domain import evaluate, parse_domain, parse_order, sort_ids
 from waybill_sandboxes.odoo.exceptions import (
     MissingError,
-    SerializationFailure,
     ValidationError,
+    lock_conflict,
     value_error,
 )
 from waybill_sandboxes.odoo.schema import MAGIC_FIELDS, X2MANY_TYPES, Field, ModelSpec, build_models
@@ -42,10 +42,15 @@ class Registry:
     """The records of one simulated Odoo database."""
 
     def __init__(
-        self, version: OdooVersion, *, clock: Callable[[], datetime] | None = None
+        self,
+        version: OdooVersion,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        with_delivery: bool = True,
     ) -> None:
         self.version = version
-        self.models: dict[str, ModelSpec] = build_models(version)
+        self.with_delivery = with_delivery
+        self.models: dict[str, ModelSpec] = build_models(version, with_delivery=with_delivery)
         self._records: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in self.models}
         self._next_id: dict[str, int] = dict.fromkeys(self.models, 1)
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -57,6 +62,7 @@ class Registry:
         self._journal: dict[tuple[str, int], dict[str, Any] | None] | None = None
         self._after_commit: list[Callable[[], None]] = []
         self._lock_conflicts: dict[str, int] = {}
+        self._record_locks: set[str] = set()
 
     @contextmanager
     def transaction(self, operation: str | None = None) -> Iterator[None]:
@@ -71,7 +77,7 @@ class Registry:
             return
         if operation is not None and self._lock_conflicts.get(operation, 0) > 0:
             self._lock_conflicts[operation] -= 1
-            raise SerializationFailure()
+            raise lock_conflict(self.version.major, record_lock=operation in self._record_locks)
         self._journal, self._after_commit = {}, []
         saved_ids, saved_sequences = dict(self._next_id), dict(self._sequences)
         try:
@@ -91,12 +97,19 @@ class Registry:
         for callback in committed:
             callback()
 
-    def inject_lock_conflicts(self, operation: str, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``operation`` fail with a serialization failure:
-        a concurrent update that outlived Odoo's own retries (0 clears)."""
+    def inject_lock_conflicts(
+        self, operation: str, times: int = 1, *, record_lock: bool = False
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` fail with a lock conflict that
+        outlived Odoo's own retries (0 clears); ``record_lock``: a row lock not granted
+        (19's ``LockError``) instead of a serialization failure."""
         if times < 0:
             raise ValueError(f"times must be zero or more, not {times}")
         self._lock_conflicts[operation] = times
+        if record_lock:
+            self._record_locks.add(operation)
+        else:
+            self._record_locks.discard(operation)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current transaction commits (at once outside one)."""
@@ -165,6 +178,8 @@ class Registry:
             return self.display_name(model, record_id)
         if field.related:
             return self._related_value(model, record_id, field.related)
+        if field.mirrors:
+            return self.value(model, record_id, field.mirrors)
         if field.type == "one2many":
             return self.one2many_ids(model, record_id, field)
         stored = self._records[model][record_id].get(name, False)
@@ -351,7 +366,7 @@ class Registry:
         later: list[tuple[Field, Any]] = []
         for name, raw in vals.items():
             field = self.field(model, name)
-            if name in MAGIC_FIELDS or field.computed or field.related:
+            if name in MAGIC_FIELDS or field.computed or field.related or field.mirrors:
                 continue  # computed values cannot be written, Odoo ignores them
             if field.type in X2MANY_TYPES:
                 later.append((field, raw))

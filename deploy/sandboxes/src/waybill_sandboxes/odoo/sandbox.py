@@ -15,6 +15,7 @@ from waybill_sandboxes.odoo.env import Env, Records
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView, order_view, picking_view
 from waybill_sandboxes.odoo.registry import Registry
 from waybill_sandboxes.odoo.seed import ADMIN_UID, place_order, seed_data
+from waybill_sandboxes.odoo.setup import install_setup
 from waybill_sandboxes.odoo.stock import cancel_orders
 from waybill_sandboxes.odoo.users import Credential, Credentials
 from waybill_sandboxes.odoo.versions import OdooVersion
@@ -33,6 +34,13 @@ class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_url: str | None = None  # where the automation rules POST (17+); None: recorded only
     # The admin's password instead of the well-known "admin" (with a fresh API key too).
     admin_password: str | None = None
+    admin_api_key: str | None = None  # with admin_password; None: a fresh one
+    # How the database is set up (issue 15: what real Odoo databases differ in).
+    delivery_module: bool = True  # delivery (16/17) / stock_delivery (18+) installed
+    sms_confirmation: bool | None = None  # stock_sms's wizard; None: the version's default
+    auto_print_delivery_slip: bool = False  # on the Delivery Orders operation type (17+)
+    # Days until the users' API keys expire (18+ only; None: 90, Odoo's longest).
+    api_key_days: float | None = None
 
 
 class OdooSandbox:
@@ -52,7 +60,9 @@ class OdooSandbox:
         self.settings = settings or OdooSettings()
         self.version = OdooVersion(self.settings.version)
         self.db = self.settings.db
-        self.registry = Registry(self.version, clock=clock)
+        self.registry = Registry(
+            self.version, clock=clock, with_delivery=self.settings.delivery_module
+        )
         self.credentials = Credentials()
         for credential in seed_data(
             self.registry,
@@ -63,14 +73,24 @@ class OdooSandbox:
         ):
             if credential.login == "admin" and self.settings.admin_password:
                 credential.password = self.settings.admin_password
-                credential.api_key = secrets.token_hex(20)
+                credential.api_key = self.settings.admin_api_key or secrets.token_hex(20)
             self.credentials.add(credential)
+        install_setup(self.registry, self.settings, self.credentials.all())
         self.faults = Faults(seed=self.settings.seed)
         # Rules are installed after the seed, so demo data does not fire webhooks.
         self.webhooks = OdooWebhooks(self.registry, url=self.settings.webhook_url)
         if self.webhooks.supported:
-            self.webhooks.replace_rules(default_rules())
+            rules = default_rules()
+            if not self.settings.delivery_module:  # no carrier_id to send
+                rules = [
+                    msgspec.structs.replace(
+                        rule, fields=[f for f in rule.fields if f != "carrier_id"]
+                    )
+                    for rule in rules
+                ]
+            self.webhooks.replace_rules(rules)
         self._random = random.Random(self.settings.seed + 1)
+        self.jsonrpc_deprecation_logged = False  # 19 logs /jsonrpc use once
 
     # -------------------------------------------------------------- serving
     def app(self) -> web.Application:

@@ -40,11 +40,13 @@ class Field:
     # computed from a many2one path, e.g. picking_type_code = picking_type_id.code
     related: tuple[str, ...] = ()
     computed: bool = False
+    # computed, not stored, and equal to another field of the same record (16/17 shipping_weight)
+    mirrors: str | None = None
 
     @property
     def stored(self) -> bool:
         """Whether the registry keeps a value for this field on the record."""
-        return not (self.computed or self.related or self.type == "one2many")
+        return not (self.computed or self.related or self.mirrors or self.type == "one2many")
 
     def describe(self) -> dict[str, Any]:
         """The ``fields_get`` entry for this field."""
@@ -53,7 +55,9 @@ class Field:
             "type": self.type,
             "string": self.string,
             "required": self.required,
-            "readonly": self.computed or bool(self.related) or self.name in MAGIC_FIELDS,
+            "readonly": self.computed
+            or bool(self.related or self.mirrors)
+            or self.name in MAGIC_FIELDS,
             "store": self.stored or self.type == "one2many",
             "searchable": True,
             "sortable": self.stored,
@@ -166,6 +170,26 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
         if version.major >= 18
         else []
     )
+    # addons/stock/models/stock_picking.py (17.0+): print the delivery slip on validation.
+    autoprint = (
+        [_f("auto_print_delivery_slip", "boolean", "Auto Print Delivery Slip", default=False)]
+        if version.has_autoprint
+        else []
+    )
+    # addons/stock_sms/models/res_company.py (16.0-18.0).
+    company_sms = (
+        [_f("stock_move_sms_validation", "boolean", "SMS Confirmation", default=True),
+         _f("has_received_warning_stock_sms", "boolean", "Has received warning", default=False)]
+        if version.sms_confirmation_default
+        else []
+    )  # fmt: skip
+    # addons/delivery/models/stock_picking.py 16.0/17.0: computed from packages and the
+    # bulk weight, store=False, so writes are dropped; stored in 18.0+ stock_delivery.
+    shipping_weight = (
+        _f("shipping_weight", "float", "Weight for Shipping", default=0.0)
+        if version.shipping_weight_stored
+        else _f("shipping_weight", "float", "Weight for Shipping", mirrors="weight")
+    )
     sale_locked = [] if version.major == 16 else [_f("locked", "boolean", "Locked", default=False)]
     return [
         ("res.country", "Country", [_f("name", "char", "Country Name", required=True),
@@ -219,8 +243,8 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _sel("code", "Type of Operation", PICKING_TYPE_CODES, required=True),
             _f("sequence_code", "char", "Sequence Prefix", required=True),
             _m2o("default_location_src_id", "Default Source Location", "stock.location"),
-            _m2o("default_location_dest_id", "Default Destination Location", "stock.location")],
-            {}),
+            _m2o("default_location_dest_id", "Default Destination Location", "stock.location"),
+            *autoprint], {}),
         ("stock.quant", "Quants", [
             _m2o("product_id", "Product", "product.product", required=True),
             _m2o("location_id", "Location", "stock.location", required=True),
@@ -276,7 +300,7 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _f("carrier_tracking_ref", "char", "Tracking Reference"),
             _f("carrier_price", "float", "Shipping Cost", default=0.0),
             _f("weight", "float", "Weight", default=0.0),
-            _f("shipping_weight", "float", "Weight for Shipping", default=0.0),
+            shipping_weight,
             *_chatter_fields()],
             {"order": "priority desc, scheduled_date, id desc", "mail_thread": True}),
         ("stock.move", "Stock Move", [
@@ -316,6 +340,22 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _f("date_deadline", "date", "Due Date", required=True),
             _m2o("user_id", "Assigned to", "res.users")],
             {"order": "date_deadline, id", "rec_name": "summary"}),
+        ("res.company", "Companies", [
+            _f("name", "char", "Company Name", required=True), *company_sms], {}),
+        ("ir.module.module", "Module", [
+            _f("name", "char", "Technical Name", required=True),
+            _f("shortdesc", "char", "Module Name"),
+            _sel("state", "Status", (("uninstalled", "Not Installed"),
+                                     ("installed", "Installed"),
+                                     ("to upgrade", "To be upgraded")), default="uninstalled")],
+            {"order": "name", "writable": False}),
+        ("res.users.apikeys", "Users API Keys", [
+            _f("name", "char", "Description", required=True),
+            _m2o("user_id", "User", "res.users"),
+            _f("scope", "char", "Scope"),
+            *([_f("expiration_date", "datetime", "Expiration Date")]
+              if version.api_key_max_days else [])],
+            {"writable": False}),
         ("ir.model", "Models", [
             _f("model", "char", "Model", required=True), _f("name", "char", "Model Description")],
             {"order": "model", "writable": False}),
@@ -340,10 +380,23 @@ def _magic_fields() -> list[Field]:
     ]
 
 
-def build_models(version: OdooVersion) -> dict[str, ModelSpec]:
-    """Every simulated model of this Odoo version, by technical name."""
+# The fields the delivery module (``delivery`` up to 17.0, ``stock_delivery`` from
+# 18.0) adds; without it Odoo answers "Invalid field" for each.
+DELIVERY_FIELDS = {
+    "stock.picking": ("carrier_id", "carrier_tracking_ref", "carrier_price", "weight",
+                      "shipping_weight"),
+    "sale.order": ("carrier_id",),
+}  # fmt: skip
+
+
+def build_models(version: OdooVersion, *, with_delivery: bool = True) -> dict[str, ModelSpec]:
+    """Every simulated model of this Odoo version, by technical name.
+
+    ``with_delivery=False``: a database where the delivery module is not installed.
+    """
     models: dict[str, ModelSpec] = {}
     for name, description, own_fields, options in _model_table(version):
-        fields = {f.name: f for f in [*_magic_fields(), *own_fields]}
+        dropped = () if with_delivery else DELIVERY_FIELDS.get(name, ())
+        fields = {f.name: f for f in [*_magic_fields(), *own_fields] if f.name not in dropped}
         models[name] = ModelSpec(name=name, description=description, fields=fields, **options)
     return models

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from waybill_sandboxes.odoo.base_data import CARRIERS, install_base_data
 from waybill_sandboxes.odoo.env import Env, Records, xmlid_to_record
@@ -163,19 +164,17 @@ def place_order(
     ]  # fmt: skip
     now = datetime.strptime(registry.now(), "%Y-%m-%d %H:%M:%S")
     commitment = (now + timedelta(days=commitment_days)).strftime("%Y-%m-%d 16:00:00")
-    [order] = registry.create(
-        "sale.order",
-        [{
-            "partner_id": partner_id,
-            "partner_invoice_id": partner_id,
-            "partner_shipping_id": partner_id,
-            "client_order_ref": client_order_ref or False,
-            "carrier_id": carrier_id or False,
-            "commitment_date": commitment,
-            "date_order": registry.now(),
-            "order_line": order_lines,
-        }],
-        uid=uid,
-    )  # fmt: skip
+    values: dict[str, Any] = {
+        "partner_id": partner_id,
+        "partner_invoice_id": partner_id,
+        "partner_shipping_id": partner_id,
+        "client_order_ref": client_order_ref or False,
+        "commitment_date": commitment,
+        "date_order": registry.now(),
+        "order_line": order_lines,
+    }
+    if registry.with_delivery:  # the delivery module adds carrier_id
+        values["carrier_id"] = carrier_id or False
+    [order] = registry.create("sale.order", [values], uid=uid)
     action_confirm(Records(Env(registry, uid), "sale.order", (order,)))
     return order

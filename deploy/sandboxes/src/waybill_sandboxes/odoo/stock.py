@@ -91,24 +91,22 @@ def _create_delivery(registry: Registry, order_id: int, uid: int) -> int:
             })
         )  # fmt: skip
     scheduled = registry.value("sale.order", order_id, "commitment_date") or registry.now()
-    [picking_id] = registry.create(
-        "stock.picking",
-        [{
-            "picking_type_id": out_type,
-            "origin": order_name,
-            "partner_id": partner,
-            "sale_id": order_id,
-            "carrier_id": registry.value("sale.order", order_id, "carrier_id"),
-            "location_id": source,
-            "location_dest_id": dest,
-            "scheduled_date": scheduled,
-            "weight": round(weight, 3),
-            "shipping_weight": round(weight, 3),
-            "state": "draft",
-            "move_ids": moves,
-        }],
-        uid,
-    )  # fmt: skip
+    values: dict[str, Any] = {
+        "picking_type_id": out_type,
+        "origin": order_name,
+        "partner_id": partner,
+        "sale_id": order_id,
+        "location_id": source,
+        "location_dest_id": dest,
+        "scheduled_date": scheduled,
+        "state": "draft",
+        "move_ids": moves,
+    }
+    if registry.with_delivery:
+        values["carrier_id"] = registry.value("sale.order", order_id, "carrier_id")
+        values["weight"] = round(weight, 3)
+        values["shipping_weight"] = round(weight, 3)  # dropped where it is computed (16/17)
+    [picking_id] = registry.create("stock.picking", [values], uid)
     registry.write("stock.picking", [picking_id], {"state": "confirmed"}, uid)
     return picking_id
 
@@ -248,7 +246,7 @@ def button_validate(self: Records) -> bool | dict[str, Any]:
     registry.ensure_exist(self.model, list(self.ids), self.env.uid)
     todo = [p for p in self.ids if registry.value("stock.picking", p, "state") != "done"]
     if not todo:
-        return True  # already validated: nothing to do
+        return _validate_done_again(self)
     for picking_id in todo:
         state = registry.value("stock.picking", picking_id, "state")
         if state == "cancel":
@@ -281,11 +279,94 @@ def button_validate(self: Records) -> bool | dict[str, Any]:
     ]
     if short and not context.get("skip_backorder"):
         return _wizard(self, "stock.backorder.confirmation", "Create Backorder?", short)
+    warn_sms = _pickings_to_warn_sms(registry, todo) if not context.get("skip_sms") else []
+    if warn_sms:
+        return _sms_wizard(self, warn_sms)
     for picking_id in todo:
         if picking_id in short and picking_id not in no_backorder:
             _create_backorder(registry, picking_id, self.env.uid)
         _mark_done(registry, picking_id, self.env.uid)
-    return True
+    return _autoprint_action(registry, todo)
+
+
+def _pickings_to_warn_sms(registry: Registry, picking_ids: list[int]) -> list[int]:
+    """addons/stock_sms/models/stock_picking.py ``_check_warn_sms`` (16.0-18.0): outgoing
+    pickings whose partner has a phone, while the company has SMS confirmation on and has
+    not answered the wizard once. Checked in ``_pre_action_done_hook`` after the
+    immediate-transfer and backorder checks passed."""
+    if not registry.version.sms_confirmation_default:
+        return []  # 19.0: stock_text_confirmation, off by default
+    companies = registry.all_ids("res.company")
+    if not companies:
+        return []
+    company = companies[0]
+    if not registry.value("res.company", company, "stock_move_sms_validation") or (
+        registry.value("res.company", company, "has_received_warning_stock_sms")
+    ):
+        return []
+    return [
+        p
+        for p in picking_ids
+        if registry.value("stock.picking", p, "picking_type_code") == "outgoing"
+        and (partner := registry.value("stock.picking", p, "partner_id"))
+        and registry.value("res.partner", partner, "phone")
+    ]
+
+
+def _sms_wizard(self: Records, picking_ids: list[int]) -> dict[str, Any]:
+    """``_action_generate_warn_sms_wizard``: the ``confirm.stock.sms`` form."""
+    action = _wizard(self, "confirm.stock.sms", "SMS", picking_ids)
+    action["context"] = {**action["context"], "default_pick_ids": [[4, i] for i in picking_ids]}
+    return action
+
+
+def _autoprint_action(registry: Registry, picking_ids: list[int]) -> bool | dict[str, Any]:
+    """17.0+ ``button_validate`` ends with ``_get_autoprint_report_actions``: the
+    ``do_multi_print`` client action when the operation type prints the delivery slip,
+    returned after the pickings are done (addons/stock/models/stock_picking.py)."""
+    if not registry.version.has_autoprint:
+        return True
+    printing = [
+        p
+        for p in picking_ids
+        if (kind := registry.value("stock.picking", p, "picking_type_id"))
+        and registry.value("stock.picking.type", kind, "auto_print_delivery_slip")
+    ]
+    if not printing:
+        return True
+    return {
+        "type": "ir.actions.client",
+        "tag": "do_multi_print",
+        "params": {
+            "reports": [{
+                "type": "ir.actions.report",
+                "report_name": "stock.report_deliveryslip",
+                "report_type": "qweb-pdf",
+                "context": {"active_ids": printing},
+            }],
+            "anotherAction": False,
+        },
+    }  # fmt: skip
+
+
+def _validate_done_again(self: Records) -> bool | dict[str, Any]:
+    """``button_validate`` on pickings already done.
+
+    16.0: nothing left to do. 17.0: ``_sanity_check`` finds no move to process and
+    refuses. 18.0+: the done moves are processed again: ``date_done`` is rewritten
+    and the print action comes back (addons/stock/models/stock_picking.py)."""
+    registry = self.env.registry
+    major = registry.version.major
+    if major <= 16:
+        return True
+    if not registry.version.revalidates_done_pickings:
+        raise UserError(
+            "You cannot validate a transfer if no quantities are reserved nor done. "
+            "To force the transfer, encode quantities."
+        )
+    for picking_id in self.ids:
+        registry.write("stock.picking", [picking_id], {"date_done": registry.now()}, self.env.uid)
+    return _autoprint_action(registry, list(self.ids))
 
 
 def _create_backorder(registry: Registry, picking_id: int, uid: int) -> int:

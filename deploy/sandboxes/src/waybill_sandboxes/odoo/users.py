@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from waybill_sandboxes.odoo.exceptions import AccessDenied
 
@@ -24,14 +25,21 @@ class Credential:
     password: str
     api_key: str
     can_write: bool = True
+    # 18.0+: res.users.apikeys.expiration_date; an expired key is refused (and later
+    # garbage-collected by Odoo). None: never expires (16.0, 17.0).
+    api_key_expires_at: datetime | None = None
+
+    def key_valid(self) -> bool:
+        """Whether the API key has not expired."""
+        return self.api_key_expires_at is None or self.api_key_expires_at > datetime.now(UTC)
 
     def accepts(self, secret: object) -> bool:
         """Whether ``secret`` is this user's password or API key (compared in constant time)."""
         if not isinstance(secret, str) or not secret:
             return False
         given = secret.encode()
-        return hmac.compare_digest(given, self.password.encode()) or hmac.compare_digest(
-            given, self.api_key.encode()
+        return hmac.compare_digest(given, self.password.encode()) or (
+            hmac.compare_digest(given, self.api_key.encode()) and self.key_valid()
         )
 
 
@@ -76,7 +84,11 @@ class Credentials:
         """The user owning this API key, if any."""
         encoded = key.encode()
         return next(
-            (c for c in self._by_uid.values() if hmac.compare_digest(encoded, c.api_key.encode())),
+            (
+                c
+                for c in self._by_uid.values()
+                if hmac.compare_digest(encoded, c.api_key.encode()) and c.key_valid()
+            ),
             None,
         )
 

@@ -114,6 +114,14 @@ def _service_call(request: web.Request, sandbox: OdooSandbox, params: dict[str, 
 
 async def jsonrpc(request: web.Request) -> web.StreamResponse:
     """``POST /jsonrpc``: the ``common``, ``object`` and ``db`` services."""
+    sandbox = request.app[SANDBOX_KEY]
+    if sandbox.version.jsonrpc_deprecated and not sandbox.jsonrpc_deprecation_logged:
+        # As Odoo 19 does: the call is answered, the server log says it is deprecated.
+        sandbox.jsonrpc_deprecation_logged = True
+        logger.warning(
+            "/jsonrpc is deprecated in Odoo %s and will be removed in Odoo 20: use /json/2",
+            sandbox.version.series,
+        )
     return await answer_json_call(request, _service_operation, _service_call)
 
 
