@@ -91,6 +91,10 @@ class AutoProtocolOdoo:
     def in_flight(self) -> int:
         return self._current.in_flight
 
+    @property
+    def in_flight_cap(self) -> int:
+        return self._current.in_flight_cap
+
     async def connect(self) -> None:
         if self._chosen is None:
             async with self._choosing:
