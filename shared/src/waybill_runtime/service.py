@@ -354,7 +354,7 @@ class Service(Generic[S]):
         """Entry point of `waybill run <service>`: settings from the environment, signals."""
         settings = load_settings(self.settings_type, service=self.name)
         configure_logging(settings.service, settings.log_level, secrets=settings.secret_values())
-        configure_telemetry(settings.service)
+        configure_telemetry(settings.service, version=self.version)
         try:
             import uvloop
 
