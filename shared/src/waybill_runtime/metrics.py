@@ -124,6 +124,15 @@ class MetricsRegistry:
             ("service", "subject"),
             registry=reg,
         )
+        self._partner_calls = Histogram(
+            "waybill_partner_call_duration_seconds",
+            "Time a call to a partner (Odoo, the WMS, a carrier, a webhook) took, "
+            "by operation and outcome (ok, client_error, server_error, timeout, network_error).",
+            ("service", "partner", "operation", "outcome"),
+            buckets=DURATION_BUCKETS_S,
+            registry=reg,
+        )
+        self._partner_children: dict[tuple[str, str, str], Histogram] = {}
         self._handlers: dict[tuple[str, str], HandlerMetrics] = {}
         self._pending_children: dict[str, Gauge] = {}
         self._published_children: dict[str, Counter] = {}
@@ -142,6 +151,16 @@ class MetricsRegistry:
         child = self._pending_children.get(consumer)
         if child is None:
             child = self._pending_children[consumer] = self._pending.labels(self.service, consumer)
+        return child
+
+    def partner_call(self, partner: str, operation: str, outcome: str) -> Histogram:
+        """The duration histogram of one partner operation with one outcome."""
+        key = (partner, operation, outcome)
+        child = self._partner_children.get(key)
+        if child is None:
+            child = self._partner_children[key] = self._partner_calls.labels(
+                self.service, partner, operation, outcome
+            )
         return child
 
     def published(self, subject: str) -> Counter:

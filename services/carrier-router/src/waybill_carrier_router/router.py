@@ -13,8 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-
 from waybill_carrier_router.booking import ShipmentBooker
 from waybill_carrier_router.carriers import (
     Carrier,
@@ -33,6 +31,7 @@ from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_carrier_router.voiding import ShipmentVoider, VoidReceipt
 from waybill_contracts.model import Address
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.partner_calls import partner_session
 from waybill_runtime.resilience import CircuitBreakers, CircuitState, RateLimits, RetryPolicy
 from waybill_runtime.service import ResourceKey, Runtime
 
@@ -93,14 +92,16 @@ def _circuit_watcher(metrics: MetricsRegistry) -> Callable[[str, CircuitState, C
 async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[CarrierRouter]:
     """Build the router for ``runtime``; its carrier clients are closed after."""
     settings = runtime.settings
-    async with aiohttp.ClientSession() as session:
+    async with contextlib.AsyncExitStack() as sessions:
+        # A session per carrier: each call is observed as a call to its carrier
+        # (a CLIENT span, waybill_partner_call_duration_seconds{partner=<code>}).
         carriers: dict[str, Carrier] = {
             account.code: _CLIENTS[account.code](
                 code=account.code,
                 base_url=account.url,
                 api_key=account.api_key,
                 timeout_s=settings.carrier_timeout_s,
-                session=session,
+                session=await sessions.enter_async_context(partner_session(account.code)),
             )
             for account in settings.accounts()
         }

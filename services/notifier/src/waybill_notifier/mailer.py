@@ -22,6 +22,7 @@ from waybill_notifier.notifications import Notification
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import RenderedEmail
 from waybill_runtime.logs import mask_email, mask_text
+from waybill_runtime.partner_calls import partner_call
 from waybill_runtime.resilience import ConcurrencyLimit
 
 __all__ = ["Mailer", "message_id_for"]
@@ -94,8 +95,14 @@ class Mailer:
                 password=settings.smtp_password,
             )
             try:
-                await _connect(smtp, settings)
-                await _transfer(smtp, message, recipient)
+                with partner_call(
+                    "smtp",
+                    "smtp send",
+                    server_address=settings.smtp_host,
+                    server_port=settings.smtp_port,
+                ):
+                    await _connect(smtp, settings)
+                    await _transfer(smtp, message, recipient)
             finally:
                 if smtp.is_connected:
                     try:

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import aiohttp
 import msgspec
 
 from waybill_contracts.events import MilestoneReached, OrderReleased, ShipmentBooked
@@ -28,6 +27,7 @@ from waybill_notifier.subscriptions import Endpoint, Subscriptions, load_subscri
 from waybill_notifier.webhooks import WebhookSender, webhook_body
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.partner_calls import partner_session
 from waybill_runtime.service import ResourceKey, Runtime
 
 __all__ = ["NOTIFIER", "Notifier", "open_notifier"]
@@ -152,7 +152,9 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
     settings = runtime.settings
     subscriptions = load_subscriptions(settings)
     user_agent = f"Waybill-Notifier/{settings.version}"
-    async with aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session:
+    async with partner_session(
+        "webhook", operation="POST webhook", headers={"User-Agent": user_agent}
+    ) as session:
         notifier = Notifier(
             settings=settings,
             orders=OrderBook(

@@ -31,7 +31,7 @@ from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_let
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.cancellation import cancel_and_wait
-from waybill_runtime.logs import correlation_id_var
+from waybill_runtime.logs import handled_message_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
 from waybill_runtime.settings import RuntimeSettings
@@ -335,7 +335,8 @@ class Consumer:
         envelope = decoded.context
         handler = self.handlers.get(type(decoded.message))
         template = self.subjects.subject_template(msg.subject)
-        token = correlation_id_var.set(envelope.correlation_id)
+        # Log lines while handling it carry its correlation id and trace context.
+        token = handled_message_var.set(envelope)
         try:
             span = (
                 process_span(
@@ -373,7 +374,7 @@ class Consumer:
                     Outcome.ACK, time.perf_counter() - started
                 )
         finally:
-            correlation_id_var.reset(token)
+            handled_message_var.reset(token)
 
     async def _settle_failure(
         self, msg: Msg, error: Exception, attempt: int, template: str, started: float
