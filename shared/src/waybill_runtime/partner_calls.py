@@ -29,6 +29,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from yarl import URL
 
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.resilience.circuit import CircuitState, StateListener
 from waybill_runtime.telemetry import get_tracer, tracing_active
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "partner_session",
     "partner_trace_config",
     "safe_url",
+    "watch_circuits",
 ]
 
 _metrics_var: contextvars.ContextVar[MetricsRegistry | None] = contextvars.ContextVar(
@@ -175,6 +177,36 @@ def _finish(partner: str, call: Any, status: int | None, error: BaseException | 
         span.set_attribute("error.type", type(error).__qualname__)
         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
     span.end()
+
+
+def watch_circuits(*breakers: str) -> StateListener:
+    """A circuit breaker listener: the state in ``waybill_circuit_breaker_state`` and a span
+    event on the current span (the call that moved it) at each change.
+
+    ``breakers`` (the names the breakers will have) are shown closed from now
+    on, so a breaker has its series before its first change.
+    """
+    metrics = _metrics_var.get()
+    if metrics is not None:
+        for name in breakers:
+            metrics.circuit_state(name, str(CircuitState.CLOSED))
+
+    def changed(name: str, old: CircuitState, new: CircuitState) -> None:
+        registry = metrics or _metrics_var.get()
+        if registry is not None:
+            registry.circuit_state(name, str(new))
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "circuit_breaker.state_change",
+                {
+                    "waybill.circuit.name": name,
+                    "waybill.circuit.from": str(old),
+                    "waybill.circuit.to": str(new),
+                },
+            )
+
+    return changed
 
 
 @contextmanager

@@ -383,6 +383,7 @@ class Service(Generic[S]):
         access = api_access(settings, self.declared_routes)
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
+        metrics.build_info(self.version)
         # Partner sessions made from here on count their calls in this registry.
         bind_partner_metrics(metrics)
         events = ConnectionEvents(settings.nats_url)

@@ -168,7 +168,16 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
             webhooks=WebhookSender(
                 session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
             ),
-            deliveries=Deliveries(runtime.buckets["idempotency"], runtime.once_only(Receipt)),
+            deliveries=Deliveries(
+                runtime.buckets["idempotency"],
+                runtime.once_only(Receipt),
+                failures=runtime.metrics.counter(
+                    "waybill_notifications_failed_total",
+                    "Notifications not sent: each failed attempt (permanent=false, tried "
+                    "again) and each given up (permanent=true), by channel and kind.",
+                    ("channel", "kind", "permanent"),
+                ),
+            ),
         )
         log.info(
             "notifying by email through %s:%d and to %d webhook subscription(s)",

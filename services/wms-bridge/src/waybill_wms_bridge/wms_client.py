@@ -30,7 +30,7 @@ from waybill_runtime.outcomes import (
     is_transient,
     parse_retry_after,
 )
-from waybill_runtime.partner_calls import partner_session
+from waybill_runtime.partner_calls import partner_session, watch_circuits
 from waybill_runtime.resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -123,6 +123,7 @@ class WmsClient:
             settings.wms_circuit_reset_s,
             name="wms",
             is_failure=_partner_unwell,
+            on_state_change=watch_circuits("wms"),
         )
         self.auth_problem: str | None = None
         """Why the WMS last refused the API key; None once a call gets through."""

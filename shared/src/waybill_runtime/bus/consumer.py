@@ -327,6 +327,8 @@ class Consumer:
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.consumer_lag(self.durable).set(delivery.pending)
+            if attempt > 1:
+                self.metrics.redelivered(self.durable).inc()
         try:
             decoded = decode(msg.subject, msg.headers, msg.data, self.subjects)
         except ContractError as error:
