@@ -153,6 +153,14 @@ class MetricsRegistry:
             ("service", "subject"),
             registry=reg,
         )
+        self._token_expiry = Gauge(
+            "waybill_api_token_expiry_timestamp_seconds",
+            "When the newest API token a caller presented expires (Unix time), by subject: "
+            "a caller whose newest token is about to expire is about to be locked out.",
+            ("service", "subject"),
+            registry=reg,
+        )
+        self._token_expiries: dict[str, float] = {}
         self._partner_calls = Histogram(
             "waybill_partner_call_duration_seconds",
             "Time a call to a partner (Odoo, the WMS, a carrier, a webhook) took, "
@@ -186,6 +194,12 @@ class MetricsRegistry:
     def build_info(self, version: str) -> None:
         """Record the version this instance runs (``waybill_build_info``)."""
         self._build_info.labels(self.service, version).set(1)
+
+    def api_token_seen(self, subject: str, expires_at_s: float) -> None:
+        """Note an accepted API token of ``subject``; the gauge keeps the latest expiry."""
+        if expires_at_s > self._token_expiries.get(subject, 0.0):
+            self._token_expiries[subject] = expires_at_s
+            self._token_expiry.labels(self.service, subject).set(expires_at_s)
 
     def redelivered(self, consumer: str) -> Counter:
         """The redeliveries counter of ``consumer``."""

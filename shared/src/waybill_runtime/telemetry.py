@@ -41,6 +41,7 @@ from waybill_runtime.outcomes import error_type_name
 
 __all__ = [
     "configure_telemetry",
+    "dead_letter_span",
     "extract_trace",
     "get_tracer",
     "inject_trace",
@@ -247,6 +248,48 @@ def process_span(
                 attributes["messaging.message.conversation_id"] = conversation_id
             span.set_attributes(attributes)
         yield span
+
+
+def dead_letter_span(
+    destination_template: str,
+    *,
+    headers: Mapping[str, str] | None,
+    consumer_group: str,
+    reason: str,
+    error_type: str,
+    error_message: str,
+    attempts: int,
+    dead_letter_stream: str,
+) -> None:
+    """A finished span ``dead_letter <template>`` in the message's trace: error status, the
+    reason. Also for a message that could not be decoded, which no ``process`` span covers.
+
+    Only on the failure path, and only with a tracer provider.
+    """
+    if not tracing_active():
+        return
+    # Raw headers may spell traceparent in any case; the propagator reads lower case.
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    parent = extract_trace(lowered)
+    span = get_tracer().start_span(
+        f"dead_letter {destination_template}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": _SYSTEM,
+            "messaging.operation.name": "dead_letter",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": dead_letter_stream,
+            "messaging.destination.template": destination_template,
+            "messaging.consumer.group.name": consumer_group,
+            "waybill.dead_letter.reason": reason,
+            "waybill.delivery.attempts": attempts,
+            "error.type": error_type,
+        },
+    )
+    # Error messages can quote customer data: masked, as everywhere else.
+    span.set_status(Status(StatusCode.ERROR, f"{reason}: {mask_text(error_message)}"[:300]))
+    span.end()
 
 
 def _wanted_exporters(environ: Mapping[str, str]) -> list[str]:

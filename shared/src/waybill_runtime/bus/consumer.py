@@ -35,7 +35,12 @@ from waybill_runtime.logs import handled_message_var
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
 from waybill_runtime.settings import RuntimeSettings
-from waybill_runtime.telemetry import process_span, trace_headers, tracing_active
+from waybill_runtime.telemetry import (
+    dead_letter_span,
+    process_span,
+    trace_headers,
+    tracing_active,
+)
 
 if TYPE_CHECKING:
     from waybill_runtime.service import ResourceKey, Runtime
@@ -437,6 +442,16 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=backoff_delay(attempt, self.options.retry_backoff_s))
             return
+        dead_letter_span(
+            self.subjects.subject_template(msg.subject),
+            headers=msg.headers,
+            consumer_group=self.durable,
+            reason=reason,
+            error_type=letter.error_type,
+            error_message=letter.error_message,
+            attempts=attempt,
+            dead_letter_stream=self.subjects.dlq_stream.name,
+        )
         log.error(
             "dead-lettered %s after %d attempt(s): %s (%s: %s)%s",
             msg.subject,

@@ -173,6 +173,8 @@ def create_http_app(
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
     # Callers are checked before anything reads their body.
     guard = [] if access is None else [access.middleware]
+    if access is not None:
+        access.metrics = registry
     app = web.Application(
         client_max_size=max_body_bytes,
         # The SERVER span is outermost: it sees the answer the caller gets.
