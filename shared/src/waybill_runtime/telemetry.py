@@ -46,6 +46,7 @@ __all__ = [
     "get_tracer",
     "inject_trace",
     "process_span",
+    "query_span",
     "send_span",
     "trace_headers",
 ]
@@ -247,6 +248,33 @@ def process_span(
             if conversation_id is not None:
                 attributes["messaging.message.conversation_id"] = conversation_id
             span.set_attributes(attributes)
+        yield span
+
+
+@contextmanager
+def query_span(
+    subject: str, *, kind: SpanKind, headers: dict[str, str] | None = None
+) -> Iterator[Span]:
+    """A span ``query <subject>`` around a NATS query: CLIENT for the asker (its context
+    injected into ``headers``), SERVER for the service answering (a child of ``headers``).
+
+    Without a tracer provider no span is made and ``headers`` are left alone.
+    """
+    if not tracing_active():
+        yield INVALID_SPAN
+        return
+    parent = extract_trace(headers) if kind is SpanKind.SERVER else None
+    with _messaging_span(get_tracer(), f"query {subject}", kind, parent) as span:
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "rpc.system": "nats",
+                    "messaging.system": _SYSTEM,
+                    "messaging.destination.name": subject,
+                }
+            )
+        if kind is SpanKind.CLIENT and headers is not None:
+            inject_trace(headers)
         yield span
 
 
