@@ -12,7 +12,7 @@ from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.outcomes import PermanentError
+from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
@@ -65,3 +65,35 @@ async def test_undecodable_and_refused_messages_are_error_spans_in_their_trace(
     refused = by_reason["permanent error"]
     assert str(dict(refused.attributes or {})["error.type"]).endswith("PermanentError")
     assert "does not know this site" in (refused.status.description or "")
+
+
+async def test_a_failed_attempt_says_on_its_span_whether_it_is_retried(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    service = Service("wms-bridge")
+
+    @service.handles(ReleaseToWarehouse)
+    async def flaky(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
+        raise TransientError("warehouse answered 503")
+
+    subjects = SubjectMap(nats_prefix)
+    with recorded_spans() as exporter:
+        async with running_service(
+            service,
+            nats_url=nats_url,
+            subject_prefix=nats_prefix,
+            retry_backoff_s=(0.05,),
+            max_deliver=3,
+        ):
+            await send(nc, subjects, release_command("WH/OUT/7"))
+            await eventually(
+                lambda: dead_letters(nc, subjects), until=lambda found: len(found) == 1
+            )
+        processed = [s for s in exporter.get_finished_spans() if s.name.startswith("process ")]
+    events = sorted(
+        (dict(e.attributes or {})["waybill.delivery.attempt"], e.name)
+        for span in processed
+        for e in span.events
+        if e.name in ("retry", "dead_letter")
+    )
+    assert events == [(1, "retry"), (2, "retry"), (3, "dead_letter")]

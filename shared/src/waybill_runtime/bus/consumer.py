@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from opentelemetry.trace import Span
 
 from waybill_contracts import ContractError, Message, MessageContext, SubjectMap, decode
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
@@ -355,7 +356,7 @@ class Consumer:
                 if tracing_active()
                 else contextlib.nullcontext()
             )
-            with span:
+            with span as current:
                 if handler is None:
                     # The consumer's filter let through a type this service does
                     # not handle: a deployment error that retrying cannot fix.
@@ -369,7 +370,13 @@ class Consumer:
                     runtime=self.runtime,
                     headers=msg.headers or {},
                 )
-                await handler(decoded.message, context)
+                try:
+                    await handler(decoded.message, context)
+                except Exception as error:
+                    # Only on failure, only when traced: what happens next, on the span.
+                    if current is not None:
+                        self._note_failure(current, error, attempt)
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -383,14 +390,30 @@ class Consumer:
         finally:
             handled_message_var.reset(token)
 
+    def _retry_delay(self, error: Exception, attempt: int) -> float | None:
+        """Seconds until the next attempt, or None when the message is given up."""
+        verdict = classify(error)
+        if verdict.outcome is not Outcome.RETRY or attempt >= self.options.max_deliver:
+            return None
+        if verdict.delay_s is not None:
+            return verdict.delay_s
+        return backoff_delay(attempt, self.options.retry_backoff_s)
+
+    def _note_failure(self, span: Span, error: Exception, attempt: int) -> None:
+        # The delay has jitter, drawn when the message is handed back: not named here.
+        attributes = {
+            "waybill.delivery.attempt": attempt,
+            "waybill.delivery.max_attempts": self.options.max_deliver,
+        }
+        will_retry = self._retry_delay(error, attempt) is not None
+        span.add_event("retry" if will_retry else "dead_letter", attributes)
+
     async def _settle_failure(
         self, msg: Msg, error: Exception, attempt: int, template: str, started: float
     ) -> None:
         verdict = classify(error)
-        if verdict.outcome is Outcome.RETRY and attempt < self.options.max_deliver:
-            delay = verdict.delay_s
-            if delay is None:
-                delay = backoff_delay(attempt, self.options.retry_backoff_s)
+        delay = self._retry_delay(error, attempt)
+        if delay is not None:
             log.warning(
                 "handling %s failed on attempt %d (%s: %s); retrying in %.1f s",
                 msg.subject,
