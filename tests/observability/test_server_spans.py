@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -29,6 +30,19 @@ async def _webhook(request: web.Request) -> web.Response:
     return web.json_response({"accepted": True}, status=202)
 
 
+_handed_off: list[asyncio.Task[None]] = []
+
+
+async def _nudge(request: web.Request) -> web.Response:
+    # As Odoo's webhook: answered at once, the work (and its fact) done after the answer.
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await _webhook(request)
+
+    _handed_off.append(asyncio.create_task(later()))
+    return web.json_response({"queued": True}, status=202)
+
+
 async def _query(request: web.Request) -> web.Response:
     return web.json_response({"order": request.match_info["ref"]})
 
@@ -50,6 +64,7 @@ async def serve() -> AsyncIterator[Serve]:
                 web.post("/webhooks/carriers/{carrier}", _webhook),
                 web.get("/orders/{ref}", _query),
                 web.get("/broken", _broken),
+                web.post("/webhooks/odoo", _nudge),
             ],
         )
         client = test_utils.TestClient(test_utils.TestServer(app))
@@ -106,3 +121,20 @@ async def test_a_server_error_sets_the_span_status(serve: Serve) -> None:
         [span] = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
     assert dict(span.attributes or {})["error.type"] == "500"
+
+
+async def test_work_handed_off_after_the_answer_does_not_start_a_second_server_span(
+    serve: Serve,
+) -> None:
+    with recorded_spans() as exporter:
+        client = await serve()
+        answer = await client.post("/webhooks/odoo", json={})
+        assert answer.status == 202
+        await asyncio.gather(*_handed_off)
+        spans = exporter.get_finished_spans()
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert len(servers) == 1 and servers[0].parent is None
+    [fact] = [s for s in spans if s.name.startswith("send ")]
+    assert f"{fact.context.trace_id:032x}" == ORDER_TRACE  # still in the order's trace
+    # ... under the order's span, not under a second SERVER span that nobody ends.
+    assert fact.parent is not None and f"{fact.parent.span_id:016x}" == "00f067aa0ba902b7"

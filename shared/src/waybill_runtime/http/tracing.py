@@ -112,7 +112,10 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
             # Attached in another task (work handed off) raises: nothing to undo here then.
             with contextlib.suppress(ValueError):
                 pending.token.var.reset(pending.token)
-        span = pending.span or get_tracer().start_span(
-            name, kind=SpanKind.SERVER, attributes=attributes, start_time=pending.started_ns
-        )
-        _finish(span, status, error)
+        if pending.span is None:
+            # Joined no trace while the request ran: a root. Work the handler handed
+            # to a task of its own (and publishes later) no longer adopts it.
+            pending.span = get_tracer().start_span(
+                name, kind=SpanKind.SERVER, attributes=attributes, start_time=pending.started_ns
+            )
+        _finish(pending.span, status, error)
