@@ -163,7 +163,7 @@ class MetricsRegistry:
         self._token_expiries: dict[str, float] = {}
         self._partner_calls = Histogram(
             "waybill_partner_call_duration_seconds",
-            "Time a call to a partner (Odoo, the WMS, a carrier, a webhook) took, "
+            "Time a call to a partner took, "
             "by operation and outcome (ok, client_error, server_error, timeout, network_error).",
             ("service", "partner", "operation", "outcome"),
             buckets=DURATION_BUCKETS_S,

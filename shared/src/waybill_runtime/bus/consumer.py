@@ -34,7 +34,13 @@ from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.logs import handled_message_var
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
+from waybill_runtime.outcomes import (
+    Classification,
+    Outcome,
+    PermanentError,
+    backoff_delay,
+    classify,
+)
 from waybill_runtime.settings import RuntimeSettings
 from waybill_runtime.telemetry import (
     dead_letter_span,
@@ -390,14 +396,9 @@ class Consumer:
         finally:
             handled_message_var.reset(token)
 
-    def _retry_delay(self, error: Exception, attempt: int) -> float | None:
-        """Seconds until the next attempt, or None when the message is given up."""
-        verdict = classify(error)
-        if verdict.outcome is not Outcome.RETRY or attempt >= self.options.max_deliver:
-            return None
-        if verdict.delay_s is not None:
-            return verdict.delay_s
-        return backoff_delay(attempt, self.options.retry_backoff_s)
+    def _will_retry(self, verdict: Classification, attempt: int) -> bool:
+        """Whether a failed attempt is handed back for another (else it is dead-lettered)."""
+        return verdict.outcome is Outcome.RETRY and attempt < self.options.max_deliver
 
     def _note_failure(self, span: Span, error: Exception, attempt: int) -> None:
         # The delay has jitter, drawn when the message is handed back: not named here.
@@ -405,15 +406,17 @@ class Consumer:
             "waybill.delivery.attempt": attempt,
             "waybill.delivery.max_attempts": self.options.max_deliver,
         }
-        will_retry = self._retry_delay(error, attempt) is not None
+        will_retry = self._will_retry(classify(error), attempt)
         span.add_event("retry" if will_retry else "dead_letter", attributes)
 
     async def _settle_failure(
         self, msg: Msg, error: Exception, attempt: int, template: str, started: float
     ) -> None:
         verdict = classify(error)
-        delay = self._retry_delay(error, attempt)
-        if delay is not None:
+        if self._will_retry(verdict, attempt):
+            delay = verdict.delay_s
+            if delay is None:
+                delay = backoff_delay(attempt, self.options.retry_backoff_s)
             log.warning(
                 "handling %s failed on attempt %d (%s: %s); retrying in %.1f s",
                 msg.subject,
