@@ -12,6 +12,7 @@ PACKAGE_DIRS := contracts shared deploy/sandboxes deploy/demo $(patsubst %/pypro
 PACKAGE_FILES := $(addsuffix /pyproject.toml,$(PACKAGE_DIRS)) requirements-dev.txt
 
 PYTEST_ARGS ?=
+comma := ,
 
 .DEFAULT_GOAL := help
 .PHONY: help run demo test lint bench install clean check-new-service lock charts
@@ -33,7 +34,7 @@ $(STAMP): $(PACKAGE_FILES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Waybill needs Python 3.11 or newer; run make with PYTHON=/path/to/python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(foreach d,$(PACKAGE_DIRS),-e '$(d)$(if $(filter shared,$(d)),[local])')
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(foreach d,$(PACKAGE_DIRS),-e '$(d)$(if $(filter shared,$(d)),[local$(comma)otel])')
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install Waybill into it
@@ -61,7 +62,7 @@ check-new-service: ## Scaffold a service in a fresh clone; make lint, make test 
 	bash tests/acceptance/new_service_in_a_copy.sh
 
 lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); needs PyPI
-	printf '%s\n' $(IMAGE_DIRS:%=./%) | $(BIN)/uv pip compile - deploy/docker/requirements.in \
+	printf '%s\n' $(patsubst ./shared,./shared[otel],$(IMAGE_DIRS:%=./%)) | $(BIN)/uv pip compile - deploy/docker/requirements.in \
 		--universal --python-version 3.11 --generate-hashes --quiet \
 		--custom-compile-command 'make lock' \
 		$(IMAGE_PACKAGES:%=--no-emit-package %) --output-file $(IMAGE_LOCK)

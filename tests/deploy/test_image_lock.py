@@ -50,6 +50,10 @@ def image_requirements() -> list[tuple[str, Requirement]]:
         dependencies = _project(folder)["dependencies"]
         assert isinstance(dependencies, list)
         wanted += [(folder, Requirement(d)) for d in dependencies]
+    # The images install the runtime with its `otel` extra (trace export).
+    otel = _project("shared")["optional-dependencies"]
+    assert isinstance(otel, dict) and "otel" in otel, "shared/pyproject.toml lost the otel extra"
+    wanted += [("shared[otel]", Requirement(d)) for d in otel["otel"]]
     for line in IMAGE_INPUT.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             wanted.append((IMAGE_INPUT.name, Requirement(line.strip())))

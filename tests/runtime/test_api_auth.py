@@ -315,3 +315,22 @@ async def test_a_token_revoked_while_the_service_runs_is_refused_from_the_next_r
         assert response.status == 401
     async with desk.get("/holds", headers=bearer(keys.ed.sign(claims("viewer")))) as response:
         assert response.status == 200
+
+
+async def test_the_newest_expiry_of_each_callers_tokens_is_a_metric(
+    desk: aiohttp.ClientSession, keys: Keys
+) -> None:
+    later, sooner = at(timedelta(hours=5)), at(timedelta(hours=1))
+    for expiry in (later, sooner):  # an older token still in use moves nothing back
+        token = keys.ed.sign(claims("viewer", subject="erp-sync", exp=expiry))
+        async with desk.get("/holds", headers=bearer(token)) as response:
+            assert response.status == 200, await response.text()
+    async with desk.get("/metrics") as response:
+        text = await response.text()
+    [line] = [
+        row
+        for row in text.splitlines()
+        if row.startswith("waybill_api_token_expiry_timestamp_seconds{")
+    ]
+    assert 'subject="erp-sync"' in line
+    assert float(line.rsplit(" ", 1)[1]) == float(later)

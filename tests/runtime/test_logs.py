@@ -7,17 +7,20 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from waybill_contracts import MessageContext
 from waybill_runtime.logs import (
     PiiMaskingFilter,
     SecretRedactingFilter,
     configure_logging,
     correlation_id_var,
     correlation_scope,
+    handled_message_var,
     mask_email,
     mask_field,
     mask_name,
@@ -52,13 +55,14 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_each_line_is_json_with_time_level_service_logger_and_message(
+def test_each_line_is_json_with_time_severity_service_logger_and_message(
     stream: io.StringIO,
 ) -> None:
     log.info("booked %s with %s", "SO042", "carrier-a")
     [line] = lines(stream)
-    assert line["level"] == "INFO"
-    assert line["service"] == "carrier-router"
+    # The OpenTelemetry log data model's names, where a collector looks for them.
+    assert (line["severity_text"], line["severity_number"]) == ("INFO", 9)
+    assert line["service.name"] == "carrier-router"
     assert line["logger"] == "waybill.test.logs"
     assert line["message"] == "booked SO042 with carrier-a"
     assert line["time"].endswith("Z") and "T" in line["time"]
@@ -66,12 +70,12 @@ def test_each_line_is_json_with_time_level_service_logger_and_message(
 
 
 def test_extra_fields_are_written_beside_the_message(stream: io.StringIO) -> None:
-    log.warning("label bought", extra={"order_ref": "SO042", "cost": 7.5, "level": "clash"})
+    log.warning("label bought", extra={"order_ref": "SO042", "cost": 7.5, "severity_text": "clash"})
     [line] = lines(stream)
     assert line["order_ref"] == "SO042"
     assert line["cost"] == 7.5
-    assert line["level"] == "WARNING"
-    assert line["extra_level"] == "clash"
+    assert (line["severity_text"], line["severity_number"]) == ("WARNING", 13)
+    assert line["extra_severity_text"] == "clash"
 
 
 def test_lines_carry_the_trace_and_span_of_the_current_span(stream: io.StringIO) -> None:
@@ -82,6 +86,32 @@ def test_lines_carry_the_trace_and_span_of_the_current_span(stream: io.StringIO)
     [line] = lines(stream)
     assert line["trace_id"] == f"{context.trace_id:032x}"
     assert line["span_id"] == f"{context.span_id:016x}"
+    assert line["trace_flags"] == f"{context.trace_flags:02x}"
+
+
+def test_without_an_sdk_lines_carry_the_trace_of_the_message_being_handled(
+    stream: io.StringIO,
+) -> None:
+    message = MessageContext(
+        id="m-1",
+        type="waybill.cmd.carrier.book_shipment.v1",
+        source="waybill/orchestrator",
+        time=datetime.now(UTC),
+        subject="SO042",
+        correlation_id="SO042",
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    token = handled_message_var.set(message)
+    try:
+        log.info("inside")
+    finally:
+        handled_message_var.reset(token)
+    log.info("outside")
+    inside, outside = lines(stream)
+    assert inside["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert (inside["span_id"], inside["trace_flags"]) == ("00f067aa0ba902b7", "01")
+    assert inside["correlation_id"] == "SO042"
+    assert "trace_id" not in outside and "correlation_id" not in outside
 
 
 def test_lines_carry_the_correlation_id_of_the_message_being_processed(
@@ -102,9 +132,9 @@ def test_exceptions_are_written_as_type_message_and_traceback(stream: io.StringI
     except ValueError:
         log.exception("booking failed")
     [line] = lines(stream)
-    assert line["exception"]["type"] == "ValueError"
-    assert line["exception"]["message"] == f"no carrier for {JANE}"
-    assert "Traceback" in line["exception"]["traceback"]
+    assert line["exception.type"] == "ValueError"
+    assert line["exception.message"] == f"no carrier for {JANE}"
+    assert "Traceback" in line["exception.stacktrace"]
     assert "jane.doe" not in json.dumps(line)
 
 
@@ -267,8 +297,8 @@ def test_secrets_are_cut_out_of_messages_extras_and_tracebacks(root_logger: logg
     assert "wms-4420a49b15cd" not in out.getvalue()
     assert line["message"] == "calling with ***"
     assert line["key"] == "***"
-    assert line["exception"]["message"] == "http://wms/api?key=*** refused"
-    assert "key=*** refused" in line["exception"]["traceback"]
+    assert line["exception.message"] == "http://wms/api?key=*** refused"
+    assert "key=*** refused" in line["exception.stacktrace"]
 
 
 def test_short_values_are_not_taken_for_secrets() -> None:

@@ -14,6 +14,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind, StatusCode
 
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.queries import (
@@ -25,6 +26,7 @@ from waybill_runtime.queries import (
     ask,
     discovery_subjects,
 )
+from waybill_runtime.testing.tracing import recorded_spans
 
 # Generous: these bound how long a broken test waits, they are never the thing tested.
 PATIENCE = 10.0
@@ -622,3 +624,26 @@ async def test_start_on_a_closed_connection_is_a_one_line_error(nats_url: str) -
     service = QueryService(closed, name="gateway", version="1.4.0")
     with pytest.raises(UserFacingError, match="could not subscribe"):
         await service.start()
+
+
+async def test_a_query_is_a_client_span_and_its_answer_a_server_child_in_one_trace(
+    nc: NatsClient, gateway: Callable[..., Awaitable[QueryService]], subject: str
+) -> None:
+    await gateway()
+    with recorded_spans() as exporter:
+        await ask(nc, subject, OrderStatusRequest("SO042"), OrderStatusAnswer, timeout=PATIENCE)
+        with pytest.raises(QueryError):
+            await ask(nc, subject, OrderStatusRequest("SO999"), OrderStatusAnswer, timeout=PATIENCE)
+        spans = exporter.get_finished_spans()
+    clients = [s for s in spans if s.kind is SpanKind.CLIENT]
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert [s.name for s in clients] == [f"query {subject}"] * 2
+    assert len(servers) == 2
+    for client, server in zip(clients, servers, strict=True):
+        assert server.parent is not None and server.parent.span_id == client.context.span_id
+        assert server.context.trace_id == client.context.trace_id
+    found, refused = servers
+    assert found.status.status_code is StatusCode.UNSET
+    assert refused.status.status_code is StatusCode.ERROR
+    assert dict(refused.attributes or {})["error.type"] == "404"
+    assert clients[1].status.status_code is StatusCode.ERROR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 from opentelemetry import trace
@@ -262,8 +263,10 @@ def test_otel_service_name_wins_over_the_service_name() -> None:
 
 
 def test_missing_otlp_exporter_package_is_reported_in_one_line(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The otel extra installs the exporter: hide it as an image without it would.
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with caplog.at_level(logging.WARNING, logger="waybill_runtime.telemetry"):
         provider = configure_telemetry(
             "carrier-router",
@@ -276,7 +279,10 @@ def test_missing_otlp_exporter_package_is_reported_in_one_line(
     assert "\n" not in record.getMessage()
 
 
-def test_grpc_protocol_names_the_grpc_exporter_package(caplog: pytest.LogCaptureFixture) -> None:
+def test_grpc_protocol_names_the_grpc_exporter_package(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
     with caplog.at_level(logging.WARNING, logger="waybill_runtime.telemetry"):
         configure_telemetry(
             "carrier-router",

@@ -1,9 +1,16 @@
 """Logging: JSON lines that carry the service, the trace and the business correlation id.
 
 Every line names the service and, while a message is being processed, the
-trace id (from the current OpenTelemetry span) and the correlation id (the
-order the message is about, set by the bus in :data:`correlation_id_var`), so
-one order can be followed across services in the log store as in the traces.
+trace id and the correlation id (the order the message is about), so one
+order can be followed across services in the log store as in the traces. The
+trace id is the current OpenTelemetry span's or, when no SDK records spans,
+the one the message being handled carries (its ``traceparent``, set by the
+bus in :data:`handled_message_var`): a line has it either way.
+
+Field names follow the OpenTelemetry log data model where a collector looks
+for them: ``severity_text`` and ``severity_number``, ``trace_id``, ``span_id``
+and ``trace_flags``, ``service.name``, ``exception.type``,
+``exception.message`` and ``exception.stacktrace``.
 
 Personal data is treated by the policy of :mod:`waybill_runtime.personal_data`
 before a line is written (emails hashed, phones and names masked, addresses
@@ -24,6 +31,7 @@ from typing import Any, TextIO
 import msgspec
 from opentelemetry import trace
 
+from waybill_contracts import MessageContext
 from waybill_runtime.personal_data import (
     DROP,
     MASK,
@@ -36,6 +44,7 @@ from waybill_runtime.personal_data import (
 )
 
 __all__ = [
+    "SEVERITY_NUMBERS",
     "JsonFormatter",
     "PiiMaskingFilter",
     "SecretRedactingFilter",
@@ -43,6 +52,7 @@ __all__ = [
     "configure_logging",
     "correlation_id_var",
     "correlation_scope",
+    "handled_message_var",
     "mask_email",
     "mask_field",
     "mask_name",
@@ -53,7 +63,20 @@ __all__ = [
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "waybill_correlation_id", default=None
 )
-"""The business transaction (normally the order ref) of the message being processed."""
+"""The business transaction (normally the order ref) of a block (:func:`correlation_scope`)."""
+
+handled_message_var: contextvars.ContextVar[MessageContext | None] = contextvars.ContextVar(
+    "waybill_handled_message", default=None
+)
+"""The message being handled (set by the bus): its correlation id and trace context.
+
+One variable for both, set once per message, so a line while handling it has
+its ids with no work per message beyond what the bus did before; they are
+read only when a line is written.
+"""
+
+# The OpenTelemetry log data model's SeverityNumber of each logging level.
+SEVERITY_NUMBERS = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -159,11 +182,32 @@ def _timestamp(record: logging.LogRecord) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _trace_ids() -> tuple[str, str] | None:
+def _trace_ids() -> tuple[str, str, str] | None:
+    """(trace id, span id, trace flags) of the current span, or of the message being handled."""
     context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
+    if context.is_valid:
+        return (
+            trace.format_trace_id(context.trace_id),
+            trace.format_span_id(context.span_id),
+            f"{context.trace_flags:02x}",
+        )
+    message = handled_message_var.get()
+    if message is None or not message.traceparent:
         return None
-    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
+    # version-traceid-parentid-flags (W3C); the parent is the span that sent the message.
+    parts = message.traceparent.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    return parts[1].lower(), parts[2].lower(), parts[3][:2].lower()
+
+
+def _correlation_id() -> str | None:
+    correlation_id = correlation_id_var.get()
+    if correlation_id is None:
+        message = handled_message_var.get()
+        if message is not None:
+            correlation_id = message.correlation_id
+    return correlation_id
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -185,26 +229,29 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _timestamp(record),
-            "level": record.levelname,
-            "service": self.service,
+            "severity_text": record.levelname,
+            "severity_number": SEVERITY_NUMBERS.get(record.levelname, 0),
+            "service.name": self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }
         ids = _trace_ids()
         if ids is not None:
-            entry["trace_id"], entry["span_id"] = ids
-        correlation_id = correlation_id_var.get()
+            entry["trace_id"], entry["span_id"], entry["trace_flags"] = ids
+        correlation_id = _correlation_id()
         if correlation_id is not None:
             entry["correlation_id"] = correlation_id
         for key, value in _extras(record).items():
             entry[f"extra_{key}" if key in entry else key] = value
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            entry["exception"] = {
-                "type": type(error).__name__,
-                "message": mask_text(record.__dict__.get("_redacted_error", str(error))),
-                "traceback": mask_text(record.exc_text or self.formatException(record.exc_info)),
-            }
+            entry["exception.type"] = type(error).__name__
+            entry["exception.message"] = mask_text(
+                record.__dict__.get("_redacted_error", str(error))
+            )
+            entry["exception.stacktrace"] = mask_text(
+                record.exc_text or self.formatException(record.exc_info)
+            )
         if record.stack_info:
             entry["stack"] = record.stack_info
         try:
@@ -239,7 +286,7 @@ class TextFormatter(logging.Formatter):
         ids = _trace_ids()
         if ids is not None:
             parts.append(f"trace_id={ids[0]}")
-        correlation_id = correlation_id_var.get()
+        correlation_id = _correlation_id()
         if correlation_id is not None:
             parts.append(f"correlation_id={correlation_id}")
         parts.extend(f"{key}={value}" for key, value in _extras(record).items())

@@ -13,6 +13,9 @@ from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -22,7 +25,10 @@ from prometheus_client import (
 
 from waybill_runtime.outcomes import Outcome
 
-__all__ = ["HandlerMetrics", "MetricsRegistry"]
+__all__ = ["CIRCUIT_STATES", "HandlerMetrics", "MetricsRegistry"]
+
+# The states of a circuit breaker, as the label values of waybill_circuit_breaker_state.
+CIRCUIT_STATES = ("closed", "open", "half_open")
 
 # Handler durations range from a KV lookup (ms) to a slow partner's answer (s).
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -80,6 +86,29 @@ class MetricsRegistry:
         self.service = service
         self.collector_registry = registry if registry is not None else CollectorRegistry()
         reg = self.collector_registry
+        if registry is None:
+            # The process's own metrics (CPU, memory, open files, GC, Python version),
+            # as the default registry would have them.
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                reg.register(collector)
+        self._build_info = Gauge(
+            "waybill_build_info",
+            "1, labelled with the service and the version it runs.",
+            ("service", "version"),
+            registry=reg,
+        )
+        self._redelivered = Counter(
+            "waybill_messages_redelivered_total",
+            "Deliveries of a message that had been delivered before (a retry or a lost ack).",
+            ("service", "consumer"),
+            registry=reg,
+        )
+        self._circuit_state = Gauge(
+            "waybill_circuit_breaker_state",
+            "1 for the state each circuit breaker is in (closed, open, half_open), else 0.",
+            ("service", "breaker", "state"),
+            registry=reg,
+        )
         handler_labels = ("service", "consumer", "subject")
         self._processed = Counter(
             "waybill_messages_processed_total",
@@ -124,8 +153,26 @@ class MetricsRegistry:
             ("service", "subject"),
             registry=reg,
         )
+        self._token_expiry = Gauge(
+            "waybill_api_token_expiry_timestamp_seconds",
+            "When the newest API token a caller presented expires (Unix time), by subject: "
+            "a caller whose newest token is about to expire is about to be locked out.",
+            ("service", "subject"),
+            registry=reg,
+        )
+        self._token_expiries: dict[str, float] = {}
+        self._partner_calls = Histogram(
+            "waybill_partner_call_duration_seconds",
+            "Time a call to a partner took, "
+            "by operation and outcome (ok, client_error, server_error, timeout, network_error).",
+            ("service", "partner", "operation", "outcome"),
+            buckets=DURATION_BUCKETS_S,
+            registry=reg,
+        )
+        self._partner_children: dict[tuple[str, str, str], Histogram] = {}
         self._handlers: dict[tuple[str, str], HandlerMetrics] = {}
         self._pending_children: dict[str, Gauge] = {}
+        self._redelivered_children: dict[str, Counter] = {}
         self._published_children: dict[str, Counter] = {}
         self._own: dict[str, Counter | Gauge | Histogram] = {}
 
@@ -142,6 +189,41 @@ class MetricsRegistry:
         child = self._pending_children.get(consumer)
         if child is None:
             child = self._pending_children[consumer] = self._pending.labels(self.service, consumer)
+        return child
+
+    def build_info(self, version: str) -> None:
+        """Record the version this instance runs (``waybill_build_info``)."""
+        self._build_info.labels(self.service, version).set(1)
+
+    def api_token_seen(self, subject: str, expires_at_s: float) -> None:
+        """Note an accepted API token of ``subject``; the gauge keeps the latest expiry."""
+        if expires_at_s > self._token_expiries.get(subject, 0.0):
+            self._token_expiries[subject] = expires_at_s
+            self._token_expiry.labels(self.service, subject).set(expires_at_s)
+
+    def redelivered(self, consumer: str) -> Counter:
+        """The redeliveries counter of ``consumer``."""
+        child = self._redelivered_children.get(consumer)
+        if child is None:
+            child = self._redelivered_children[consumer] = self._redelivered.labels(
+                self.service, consumer
+            )
+        return child
+
+    def circuit_state(self, breaker: str, state: str) -> None:
+        """Show ``breaker`` in ``state`` (one of :data:`CIRCUIT_STATES`); call it at start
+        with ``closed`` so the breaker has its series before its first change."""
+        for known in CIRCUIT_STATES:
+            self._circuit_state.labels(self.service, breaker, known).set(1 if known == state else 0)
+
+    def partner_call(self, partner: str, operation: str, outcome: str) -> Histogram:
+        """The duration histogram of one partner operation with one outcome."""
+        key = (partner, operation, outcome)
+        child = self._partner_children.get(key)
+        if child is None:
+            child = self._partner_children[key] = self._partner_calls.labels(
+                self.service, partner, operation, outcome
+            )
         return child
 
     def published(self, subject: str) -> Counter:

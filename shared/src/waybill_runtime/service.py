@@ -66,6 +66,7 @@ from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.logs import configure_logging
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTraces
+from waybill_runtime.partner_calls import bind_partner_metrics
 from waybill_runtime.queries import QueryService
 from waybill_runtime.security.fact_ids import fact_id_key
 from waybill_runtime.security.permissions import inbox_prefix
@@ -354,7 +355,7 @@ class Service(Generic[S]):
         """Entry point of `waybill run <service>`: settings from the environment, signals."""
         settings = load_settings(self.settings_type, service=self.name)
         configure_logging(settings.service, settings.log_level, secrets=settings.secret_values())
-        configure_telemetry(settings.service)
+        configure_telemetry(settings.service, version=self.version)
         try:
             import uvloop
 
@@ -382,6 +383,9 @@ class Service(Generic[S]):
         access = api_access(settings, self.declared_routes)
         subjects = SubjectMap(settings.subject_prefix)
         metrics = MetricsRegistry(settings.service)
+        metrics.build_info(self.version)
+        # Partner sessions made from here on count their calls in this registry.
+        bind_partner_metrics(metrics)
         events = ConnectionEvents(settings.nats_url)
         fact_key = fact_id_key(settings)  # before connecting: a bad identity file says so first
         tls = tls_context(settings)

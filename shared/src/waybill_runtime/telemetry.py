@@ -41,10 +41,12 @@ from waybill_runtime.outcomes import error_type_name
 
 __all__ = [
     "configure_telemetry",
+    "dead_letter_span",
     "extract_trace",
     "get_tracer",
     "inject_trace",
     "process_span",
+    "query_span",
     "send_span",
     "trace_headers",
 ]
@@ -54,7 +56,8 @@ logger = logging.getLogger(__name__)
 _INSTRUMENTATION = "waybill"
 _SYSTEM = "nats"
 
-# Exporter name → (module, class, package to install) for OTEL_TRACES_EXPORTER.
+# OTLP protocol → (module with an ``OTLPSpanExporter``, package to install).
+# The SDK has no JSON exporter: Waybill's own speaks http/json (waybill_runtime.otlp_json).
 _OTLP_EXPORTERS = {
     "grpc": (
         "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
@@ -64,7 +67,12 @@ _OTLP_EXPORTERS = {
         "opentelemetry.exporter.otlp.proto.http.trace_exporter",
         "opentelemetry-exporter-otlp-proto-http",
     ),
+    "http/json": (
+        "waybill_runtime.otlp_json",
+        "opentelemetry-exporter-otlp-proto-common",
+    ),
 }
+_INSTALL_HINT = "pip install 'waybill-runtime[otel]'"
 
 
 def get_tracer(provider: TracerProvider | None = None) -> Tracer:
@@ -243,6 +251,75 @@ def process_span(
         yield span
 
 
+@contextmanager
+def query_span(
+    subject: str, *, kind: SpanKind, headers: dict[str, str] | None = None
+) -> Iterator[Span]:
+    """A span ``query <subject>`` around a NATS query: CLIENT for the asker (its context
+    injected into ``headers``), SERVER for the service answering (a child of ``headers``).
+
+    Without a tracer provider no span is made and ``headers`` are left alone.
+    """
+    if not tracing_active():
+        yield INVALID_SPAN
+        return
+    parent = extract_trace(headers) if kind is SpanKind.SERVER else None
+    with _messaging_span(get_tracer(), f"query {subject}", kind, parent) as span:
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "rpc.system": "nats",
+                    "messaging.system": _SYSTEM,
+                    "messaging.destination.name": subject,
+                }
+            )
+        if kind is SpanKind.CLIENT and headers is not None:
+            inject_trace(headers)
+        yield span
+
+
+def dead_letter_span(
+    destination_template: str,
+    *,
+    headers: Mapping[str, str] | None,
+    consumer_group: str,
+    reason: str,
+    error_type: str,
+    error_message: str,
+    attempts: int,
+    dead_letter_stream: str,
+) -> None:
+    """A finished span ``dead_letter <template>`` in the message's trace: error status, the
+    reason. Also for a message that could not be decoded, which no ``process`` span covers.
+
+    Only on the failure path, and only with a tracer provider.
+    """
+    if not tracing_active():
+        return
+    # Raw headers may spell traceparent in any case; the propagator reads lower case.
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    parent = extract_trace(lowered)
+    span = get_tracer().start_span(
+        f"dead_letter {destination_template}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": _SYSTEM,
+            "messaging.operation.name": "dead_letter",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": dead_letter_stream,
+            "messaging.destination.template": destination_template,
+            "messaging.consumer.group.name": consumer_group,
+            "waybill.dead_letter.reason": reason,
+            "waybill.delivery.attempts": attempts,
+            "error.type": error_type,
+        },
+    )
+    # Error messages can quote customer data: masked, as everywhere else.
+    span.set_status(Status(StatusCode.ERROR, f"{reason}: {mask_text(error_message)}"[:300]))
+    span.end()
+
+
 def _wanted_exporters(environ: Mapping[str, str]) -> list[str]:
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return []
@@ -264,12 +341,10 @@ def _otlp_exporter(environ: Mapping[str, str]) -> Any | None:
         or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     ).strip()
-    if protocol == "http/json":
-        protocol = "http/protobuf"  # the Python exporter speaks protobuf over HTTP
     if protocol not in _OTLP_EXPORTERS:
         logger.warning(
-            "OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: use grpc or http/protobuf; "
-            "traces are not exported",
+            "OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: use grpc, http/protobuf or "
+            "http/json; traces are not exported",
             protocol,
         )
         return None
@@ -278,35 +353,78 @@ def _otlp_exporter(environ: Mapping[str, str]) -> Any | None:
         module = importlib.import_module(module_name)
     except ImportError:
         logger.warning(
-            "OTLP trace export is configured but %s is not installed: "
-            "pip install %s (traces are not exported until then)",
+            "OTLP trace export is configured but %s is not installed: %s (or pip install %s); "
+            "traces are not exported until then",
             package,
+            _INSTALL_HINT,
             package,
         )
         return None
+    if protocol == "http/json":
+        return module.OtlpJsonSpanExporter(environ)
+    # The SDK's exporters read their OTEL_EXPORTER_OTLP_* variables (endpoint per
+    # signal, headers, timeout, compression, certificates) themselves.
     return module.OTLPSpanExporter()
+
+
+def service_resource(
+    service: str, version: str | None, environ: Mapping[str, str] = os.environ
+) -> Any:
+    """The SDK resource: ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` as the SDK reads
+    them, with Waybill's service name and version where the platform sets none."""
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+    with _environment(environ):
+        from_environment = OTELResourceDetector().detect().attributes
+        ours: dict[str, str] = {}
+        if "service.name" not in from_environment:
+            ours["service.name"] = service
+        if version and "service.version" not in from_environment:
+            ours["service.version"] = version
+        return Resource.create(ours)
+
+
+@contextmanager
+def _environment(environ: Mapping[str, str]) -> Iterator[None]:
+    """``environ`` as os.environ for the SDK's readers (a no-op for os.environ itself)."""
+    if environ is os.environ:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def configure_telemetry(
     service: str,
     environ: Mapping[str, str] = os.environ,
     *,
+    version: str | None = None,
     set_global: bool = True,
 ) -> TracerProvider | None:
     """Switch on the OpenTelemetry SDK if the ``OTEL_*`` variables ask for it.
 
     Tracing is on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``,
     ``console``) or an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, and
-    ``OTEL_SDK_DISABLED`` is not ``true``. The resource's ``service.name`` is
-    ``OTEL_SERVICE_NAME`` or ``service``. Returns the SDK tracer provider (call
-    its ``shutdown()`` on exit to flush), or None when tracing stays off; a
-    missing package is reported in one log line naming what to install.
+    ``OTEL_SDK_DISABLED`` is not ``true``. Everything else is the SDK's own
+    reading of the standard variables: the resource (``OTEL_RESOURCE_ATTRIBUTES``,
+    ``OTEL_SERVICE_NAME``; ``service`` and ``version`` fill ``service.name`` and
+    ``service.version`` when they name none), the sampler (``OTEL_TRACES_SAMPLER``),
+    the exporter's endpoint, headers and timeout. ``OTEL_EXPORTER_OTLP_PROTOCOL``
+    may be ``http/protobuf`` (the default), ``grpc`` or ``http/json``.
+    Returns the SDK tracer provider (call its ``shutdown()`` on exit to flush),
+    or None when tracing stays off; a missing package is reported in one log
+    line naming what to install.
     """
     wanted = _wanted_exporters(environ)
     if not wanted:
         return None
     try:
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
         from opentelemetry.sdk.trace.export import (
             BatchSpanProcessor,
@@ -316,28 +434,31 @@ def configure_telemetry(
     except ImportError:
         logger.warning(
             "tracing is configured (OTEL_TRACES_EXPORTER=%s) but opentelemetry-sdk is not "
-            "installed: pip install opentelemetry-sdk opentelemetry-exporter-otlp",
+            "installed: %s",
             ",".join(wanted),
+            _INSTALL_HINT,
         )
         return None
 
-    service_name = environ.get("OTEL_SERVICE_NAME", "").strip() or service
-    provider = SdkTracerProvider(resource=Resource.create({"service.name": service_name}))
-    exporting = False
-    for name in wanted:
-        if name == "console":
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
-            exporting = True
-        elif name == "otlp":
-            exporter = _otlp_exporter(environ)
-            if exporter is not None:
-                provider.add_span_processor(BatchSpanProcessor(exporter))
+    with _environment(environ):
+        # The sampler and the span limits come from the environment too.
+        provider = SdkTracerProvider(resource=service_resource(service, version, environ))
+        exporting = False
+        for name in wanted:
+            if name == "console":
+                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
                 exporting = True
-        else:
-            logger.warning(
-                "OTEL_TRACES_EXPORTER names %r, which Waybill does not know: use otlp or console",
-                name,
-            )
+            elif name == "otlp":
+                exporter = _otlp_exporter(environ)
+                if exporter is not None:
+                    provider.add_span_processor(BatchSpanProcessor(exporter))
+                    exporting = True
+            else:
+                logger.warning(
+                    "OTEL_TRACES_EXPORTER names %r, which Waybill does not know: "
+                    "use otlp or console",
+                    name,
+                )
     if not exporting:
         provider.shutdown()
         return None

@@ -22,6 +22,7 @@ from waybill_notifier.notifications import from_shipment_booked
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.provisioning import ensure_bucket
 from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import RetryLater
 
 NOTIFICATION = from_shipment_booked(shipment_booked("WH/OUT/00500"))
@@ -111,6 +112,29 @@ async def test_a_failed_attempt_is_followed_by_a_fresh_one_at_once(kv: KeyValue)
     assert provider.calls == 3
     assert [f.attempts for f in ctx.of(NotificationFailed)] == [1, 2]
     assert len(ctx.of(NotificationSent)) == 1
+
+
+async def test_failed_attempts_and_given_up_steps_are_counted_by_channel_and_kind(
+    kv: KeyValue,
+) -> None:
+    clock, ctx = Clock(), Published()
+    metrics = MetricsRegistry("notifier")
+    failures = metrics.counter(
+        "waybill_notifications_failed_total", "failed", ("channel", "kind", "permanent")
+    )
+    once = OnceOnly(kv, Receipt, in_doubt_after_s=60.0, clock=clock)
+    runner = Deliveries(kv, once, clock=clock, failures=failures)
+    flaky = Provider(NotDelivered("relay down"))
+    await attempt(lambda: runner.deliver(NOTIFICATION, [step(flaky)], ctx.ctx))
+    gone = step(Provider(Undeliverable("no such user")), "webhook")
+    await runner.deliver(NOTIFICATION, [gone], ctx.ctx)
+    counted = {
+        (s.labels["channel"], s.labels["permanent"]): s.value
+        for family in metrics.collector_registry.collect()
+        for s in family.samples
+        if s.name == "waybill_notifications_failed_total"
+    }
+    assert counted == {("email", "false"): 1, ("webhook", "true"): 1}
 
 
 async def test_a_concurrent_delivery_of_the_same_notification_waits_instead_of_sending(

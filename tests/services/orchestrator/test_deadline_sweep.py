@@ -27,9 +27,11 @@ from waybill_orchestrator import status
 from waybill_orchestrator.deadlines import index_open_orders, sweep
 from waybill_orchestrator.open_orders import index_key
 from waybill_orchestrator.stages import Stage
+from waybill_orchestrator.stuck_orders import OPEN_STAGES, StuckOrderGauges
 from waybill_orchestrator.workflow import WorkflowStore, key_for
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.queries import QueryError
 
 
@@ -199,3 +201,44 @@ async def test_status_of_an_unreadable_order_is_an_error_reply_naming_it(
             make_store(nc, subjects, kv, Clock()), OrderStatusRequest(order_ref="WH/OUT/0")
         )
     assert refused.value.code == 500 and "unreadable" in refused.value.description
+
+
+async def test_the_sweep_counts_open_and_stuck_orders_by_stage_for_the_gauges(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock()
+    store = make_store(nc, subjects, kv, clock)
+    metrics = MetricsRegistry("orchestrator")
+    gauges = StuckOrderGauges(metrics)
+    # A series for every open stage from the start, before any order is seen.
+    assert _gauge(metrics, "waybill_orders_stuck") == {str(s): 0 for s in OPEN_STAGES}
+    await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
+    await store.apply("WH/OUT/2", observe(released("WH/OUT/2")))
+    await store.apply("WH/OUT/2", observe(packed("WH/OUT/2")))
+
+    gauges.publish((await sweep(store)).census)
+    assert _gauge(metrics, "waybill_orders_open")[Stage.IN_WAREHOUSE] == 1
+    assert _gauge(metrics, "waybill_orders_open")[Stage.BOOKING] == 1
+    assert sum(_gauge(metrics, "waybill_orders_stuck").values()) == 0
+
+    clock.advance(DEADLINE_S + 1)
+    gauges.publish((await sweep(store)).census)
+    stuck = _gauge(metrics, "waybill_orders_stuck")
+    assert (stuck[Stage.IN_WAREHOUSE], stuck[Stage.BOOKING]) == (1, 1)
+    oldest = _gauge(metrics, "waybill_orders_oldest_in_stage_seconds")
+    assert oldest[Stage.IN_WAREHOUSE] >= DEADLINE_S
+
+    clock.advance(DEADLINE_S + 1)
+    await sweep(store)  # escalates both: held for a person
+    gauges.publish((await sweep(store)).census)
+    assert _gauge(metrics, "waybill_orders_stuck")[Stage.HELD] == 2
+
+
+def _gauge(metrics: MetricsRegistry, name: str) -> dict[str, float]:
+    return {
+        sample.labels["stage"]: sample.value
+        for family in metrics.collector_registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }

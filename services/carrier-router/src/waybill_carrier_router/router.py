@@ -13,8 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-
 from waybill_carrier_router.booking import ShipmentBooker
 from waybill_carrier_router.carriers import (
     Carrier,
@@ -33,6 +31,7 @@ from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_carrier_router.voiding import ShipmentVoider, VoidReceipt
 from waybill_contracts.model import Address
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.partner_calls import partner_session, watch_circuits
 from waybill_runtime.resilience import CircuitBreakers, CircuitState, RateLimits, RetryPolicy
 from waybill_runtime.service import ResourceKey, Runtime
 
@@ -75,7 +74,10 @@ def _ship_from(settings: CarrierRouterSettings) -> Address:
     )
 
 
-def _circuit_watcher(metrics: MetricsRegistry) -> Callable[[str, CircuitState, CircuitState], None]:
+def _circuit_watcher(
+    metrics: MetricsRegistry, carriers: list[str]
+) -> Callable[[str, CircuitState, CircuitState], None]:
+    observed = watch_circuits(*carriers)  # waybill_circuit_breaker_state, span events
     gauge = metrics.gauge(
         "waybill_carrier_circuit_open",
         "1 while a carrier's circuit breaker is open (the carrier is skipped).",
@@ -84,6 +86,7 @@ def _circuit_watcher(metrics: MetricsRegistry) -> Callable[[str, CircuitState, C
 
     def changed(carrier: str, old: CircuitState, new: CircuitState) -> None:
         gauge.labels(carrier).set(1 if new is CircuitState.OPEN else 0)
+        observed(carrier, old, new)
         log.warning("carrier %s circuit %s -> %s", carrier, old, new)
 
     return changed
@@ -93,14 +96,16 @@ def _circuit_watcher(metrics: MetricsRegistry) -> Callable[[str, CircuitState, C
 async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[CarrierRouter]:
     """Build the router for ``runtime``; its carrier clients are closed after."""
     settings = runtime.settings
-    async with aiohttp.ClientSession() as session:
+    async with contextlib.AsyncExitStack() as sessions:
+        # A session per carrier: each call is observed as a call to its carrier
+        # (a CLIENT span, waybill_partner_call_duration_seconds{partner=<code>}).
         carriers: dict[str, Carrier] = {
             account.code: _CLIENTS[account.code](
                 code=account.code,
                 base_url=account.url,
                 api_key=account.api_key,
                 timeout_s=settings.carrier_timeout_s,
-                session=session,
+                session=await sessions.enter_async_context(partner_session(account.code)),
             )
             for account in settings.accounts()
         }
@@ -117,7 +122,9 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
             breakers=CircuitBreakers(
                 settings.carrier_circuit_failures,
                 settings.carrier_circuit_reset_s,
-                on_state_change=_circuit_watcher(runtime.metrics),
+                on_state_change=_circuit_watcher(
+                    runtime.metrics, [account.code for account in settings.accounts()]
+                ),
             ),
             purchase_limits=RateLimits(
                 settings.carrier_purchase_rate_per_s, settings.carrier_purchase_burst

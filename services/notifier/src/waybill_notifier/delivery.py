@@ -27,6 +27,7 @@ from typing import Any, Literal
 import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+from prometheus_client import Counter
 
 from waybill_contracts import fact_id
 from waybill_contracts.events import NotificationFailed, NotificationSent
@@ -87,10 +88,13 @@ class Deliveries:
         once: OnceOnly[Receipt],
         *,
         clock: Callable[[], float] = time.time,
+        failures: Counter | None = None,
     ) -> None:
         self._ledger = ledger
         self._once = once
         self._clock = clock
+        # waybill_notifications_failed_total{channel, kind, permanent}: which were not sent.
+        self._failures = failures
         self._decode = msgspec.json.Decoder(StepRecord).decode
         self._encode = msgspec.json.Encoder().encode
 
@@ -180,7 +184,7 @@ class Deliveries:
             error,
         )
         await ctx.publish(
-            _failed(notification, step, str(error), failures, permanent=False),
+            self._count(_failed(notification, step, str(error), failures, permanent=False)),
             fact_id=fact_id(
                 "notification-failed", notification.notification_id, step.channel_key, failures
             ),
@@ -207,12 +211,19 @@ class Deliveries:
             error,
         )
         await ctx.publish(
-            _failed(notification, step, str(error), failures, permanent=True),
+            self._count(_failed(notification, step, str(error), failures, permanent=True)),
             fact_id=fact_id("notification-failed", notification.notification_id, step.channel_key),
         )
         await self._write(
             key, StepRecord(state="failed", failures=failures, last_error=str(error)), revision
         )
+
+    def _count(self, failed: NotificationFailed) -> NotificationFailed:
+        if self._failures is not None:
+            self._failures.labels(
+                str(failed.channel), failed.template, "true" if failed.permanent else "false"
+            ).inc()
+        return failed
 
     # -- the step records -------------------------------------------------------------
 

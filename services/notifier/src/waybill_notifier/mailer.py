@@ -25,6 +25,7 @@ from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import RenderedEmail
 from waybill_notifier.smtp_sessions import SmtpSessions, describe
 from waybill_runtime.logs import mask_email, mask_text
+from waybill_runtime.partner_calls import partner_call
 
 __all__ = ["Mailer", "message_id_for"]
 
@@ -85,8 +86,16 @@ class Mailer:
     async def send(self, message: EmailMessage) -> Receipt:
         """Hand ``message`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
         recipient = message["To"].addresses[0].addr_spec
-        async with self._sessions.session() as smtp:
-            await _transfer(smtp, message, recipient)
+        settings = self._settings
+        # One CLIENT span per email: waiting for a session, opening one if need be, the transfer.
+        with partner_call(
+            "smtp",
+            "smtp send",
+            server_address=settings.smtp_host,
+            server_port=settings.smtp_port,
+        ):
+            async with self._sessions.session() as smtp:
+                await _transfer(smtp, message, recipient)
         log.info("email %s accepted for %s", message["Message-ID"], mask_email(recipient))
         return Receipt(
             recipient=recipient,

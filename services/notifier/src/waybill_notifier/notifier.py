@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import aiohttp
 import msgspec
 
 from waybill_contracts.events import MilestoneReached, OrderReleased, ShipmentBooked
@@ -28,6 +27,7 @@ from waybill_notifier.subscriptions import Endpoint, Subscriptions, load_subscri
 from waybill_notifier.webhooks import WebhookSender, webhook_body
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.partner_calls import partner_session
 from waybill_runtime.service import ResourceKey, Runtime
 
 __all__ = ["NOTIFIER", "Notifier", "open_notifier"]
@@ -154,7 +154,9 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
     user_agent = f"Waybill-Notifier/{settings.version}"
     mailer = Mailer(settings)
     async with (
-        aiohttp.ClientSession(headers={"User-Agent": user_agent}) as session,
+        partner_session(
+            "webhook", operation="POST webhook", headers={"User-Agent": user_agent}
+        ) as session,
         contextlib.aclosing(mailer),
     ):
         notifier = Notifier(
@@ -170,7 +172,16 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
             webhooks=WebhookSender(
                 session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
             ),
-            deliveries=Deliveries(runtime.buckets["idempotency"], runtime.once_only(Receipt)),
+            deliveries=Deliveries(
+                runtime.buckets["idempotency"],
+                runtime.once_only(Receipt),
+                failures=runtime.metrics.counter(
+                    "waybill_notifications_failed_total",
+                    "Notifications not sent: each failed attempt (permanent=false, tried "
+                    "again) and each given up (permanent=true), by channel and kind.",
+                    ("channel", "kind", "permanent"),
+                ),
+            ),
         )
         log.info(
             "notifying by email through %s:%d and to %d webhook subscription(s)",

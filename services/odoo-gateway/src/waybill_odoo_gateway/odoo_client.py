@@ -24,6 +24,7 @@ from waybill_odoo_gateway.config import ODOO_OWN_RETRIES_S, OdooGatewaySettings
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
 from waybill_odoo_gateway.odoo_versions import OLDEST_SUPPORTED, OdooDialect, parse_major
 from waybill_runtime.outcomes import parse_retry_after
+from waybill_runtime.partner_calls import partner_session
 from waybill_runtime.resilience import KeyedLock, PartnerTimeout, with_timeout
 from waybill_runtime.resilience.adaptive import AdaptiveLimit
 
@@ -447,7 +448,7 @@ class OdooHttpClient:
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No total timeout here: with_timeout bounds each call, by its own deadline.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+            self._session = partner_session("odoo", timeout=aiohttp.ClientTimeout(total=None))
         return self._session
 
     async def close(self) -> None:

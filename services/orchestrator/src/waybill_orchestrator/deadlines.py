@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from waybill_orchestrator.changes import DeadlineCheck
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.handlers import WORKFLOW
 from waybill_orchestrator.stages import FINAL, Stage
+from waybill_orchestrator.stuck_orders import StageCensus, StuckOrderGauges
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.periodic import every
 from waybill_runtime.service import Runtime
@@ -35,6 +36,8 @@ class SweepReport:
     escalated: int = 0
     flushed: int = 0
     failed: int = 0
+    census: StageCensus = field(default_factory=StageCensus)
+    """The open orders by stage, as they were before this sweep acted."""
 
 
 async def index_open_orders(store: WorkflowStore) -> int:
@@ -82,6 +85,7 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
         await store.open_orders.remove(key)
         return
     now = store.clock()
+    report.census.count(state, now)
     if state.deadline_at is None or now < state.deadline_at:
         return
     report.late += 1
@@ -97,7 +101,7 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
 async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[None]:
     """Sweep the workflow bucket every ``deadline_sweep_interval_s`` while the service runs."""
     store = runtime.resource(WORKFLOW)
-
+    gauges = StuckOrderGauges(runtime.metrics)
     indexed = False
 
     async def work() -> None:
@@ -107,7 +111,7 @@ async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncItera
             if added:
                 log.info("indexed %d open orders stored before the open-orders index", added)
             indexed = True
-        await sweep(store)
+        gauges.publish((await sweep(store)).census)
 
     async with every(runtime.settings.deadline_sweep_interval_s, work, name="deadline sweep"):
         yield

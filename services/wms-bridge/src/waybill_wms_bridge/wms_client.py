@@ -30,6 +30,7 @@ from waybill_runtime.outcomes import (
     is_transient,
     parse_retry_after,
 )
+from waybill_runtime.partner_calls import partner_session, watch_circuits
 from waybill_runtime.resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -122,6 +123,7 @@ class WmsClient:
             settings.wms_circuit_reset_s,
             name="wms",
             is_failure=_partner_unwell,
+            on_state_change=watch_circuits("wms"),
         )
         self.auth_problem: str | None = None
         """Why the WMS last refused the API key; None once a call gets through."""
@@ -254,5 +256,5 @@ async def open_wms_client(settings: WmsBridgeSettings) -> AsyncIterator[WmsClien
     """A :class:`WmsClient` with its own connection pool, closed on exit."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.wms_connect_timeout_s)
     headers = {API_KEY_HEADER: settings.wms_api_key, "Accept": "application/json"}
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+    async with partner_session("wms", timeout=timeout, headers=headers) as session:
         yield WmsClient(settings, session)

@@ -25,17 +25,29 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from opentelemetry.trace import Span
 
 from waybill_contracts import ContractError, Message, MessageContext, SubjectMap, decode
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.cancellation import cancel_and_wait
-from waybill_runtime.logs import correlation_id_var
+from waybill_runtime.logs import handled_message_var
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.outcomes import Outcome, PermanentError, backoff_delay, classify
+from waybill_runtime.outcomes import (
+    Classification,
+    Outcome,
+    PermanentError,
+    backoff_delay,
+    classify,
+)
 from waybill_runtime.settings import RuntimeSettings
-from waybill_runtime.telemetry import process_span, trace_headers, tracing_active
+from waybill_runtime.telemetry import (
+    dead_letter_span,
+    process_span,
+    trace_headers,
+    tracing_active,
+)
 
 if TYPE_CHECKING:
     from waybill_runtime.service import ResourceKey, Runtime
@@ -327,6 +339,8 @@ class Consumer:
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.consumer_lag(self.durable).set(delivery.pending)
+            if attempt > 1:
+                self.metrics.redelivered(self.durable).inc()
         try:
             decoded = decode(msg.subject, msg.headers, msg.data, self.subjects)
         except ContractError as error:
@@ -335,7 +349,8 @@ class Consumer:
         envelope = decoded.context
         handler = self.handlers.get(type(decoded.message))
         template = self.subjects.subject_template(msg.subject)
-        token = correlation_id_var.set(envelope.correlation_id)
+        # Log lines while handling it carry its correlation id and trace context.
+        token = handled_message_var.set(envelope)
         try:
             span = (
                 process_span(
@@ -347,7 +362,7 @@ class Consumer:
                 if tracing_active()
                 else contextlib.nullcontext()
             )
-            with span:
+            with span as current:
                 if handler is None:
                     # The consumer's filter let through a type this service does
                     # not handle: a deployment error that retrying cannot fix.
@@ -361,7 +376,13 @@ class Consumer:
                     runtime=self.runtime,
                     headers=msg.headers or {},
                 )
-                await handler(decoded.message, context)
+                try:
+                    await handler(decoded.message, context)
+                except Exception as error:
+                    # Only on failure, only when traced: what happens next, on the span.
+                    if current is not None:
+                        self._note_failure(current, error, attempt)
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -373,13 +394,26 @@ class Consumer:
                     Outcome.ACK, time.perf_counter() - started
                 )
         finally:
-            correlation_id_var.reset(token)
+            handled_message_var.reset(token)
+
+    def _will_retry(self, verdict: Classification, attempt: int) -> bool:
+        """Whether a failed attempt is handed back for another (else it is dead-lettered)."""
+        return verdict.outcome is Outcome.RETRY and attempt < self.options.max_deliver
+
+    def _note_failure(self, span: Span, error: Exception, attempt: int) -> None:
+        # The delay has jitter, drawn when the message is handed back: not named here.
+        attributes = {
+            "waybill.delivery.attempt": attempt,
+            "waybill.delivery.max_attempts": self.options.max_deliver,
+        }
+        will_retry = self._will_retry(classify(error), attempt)
+        span.add_event("retry" if will_retry else "dead_letter", attributes)
 
     async def _settle_failure(
         self, msg: Msg, error: Exception, attempt: int, template: str, started: float
     ) -> None:
         verdict = classify(error)
-        if verdict.outcome is Outcome.RETRY and attempt < self.options.max_deliver:
+        if self._will_retry(verdict, attempt):
             delay = verdict.delay_s
             if delay is None:
                 delay = backoff_delay(attempt, self.options.retry_backoff_s)
@@ -434,6 +468,16 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=backoff_delay(attempt, self.options.retry_backoff_s))
             return
+        dead_letter_span(
+            self.subjects.subject_template(msg.subject),
+            headers=msg.headers,
+            consumer_group=self.durable,
+            reason=reason,
+            error_type=letter.error_type,
+            error_message=letter.error_message,
+            attempts=attempt,
+            dead_letter_stream=self.subjects.dlq_stream.name,
+        )
         log.error(
             "dead-lettered %s after %d attempt(s): %s (%s: %s)%s",
             msg.subject,

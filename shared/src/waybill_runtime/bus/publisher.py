@@ -28,6 +28,7 @@ from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.order_traces import OrderTrace, OrderTraces
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.security.fact_ids import keyed_fact_id
+from waybill_runtime.server_spans import adopt_order_trace
 from waybill_runtime.telemetry import send_span, tracing_active
 
 
@@ -148,12 +149,14 @@ class Publisher:
         if cause is not None or self.order_traces is None:
             return False
         known = await self.order_traces.trace_of(context.correlation_id)
-        if known is None:
-            return True
-        headers[HEADER_TRACEPARENT] = known.traceparent
-        if known.tracestate:
-            headers[HEADER_TRACESTATE] = known.tracestate
-        return False
+        if known is not None:
+            headers[HEADER_TRACEPARENT] = known.traceparent
+            if known.tracestate:
+                headers[HEADER_TRACESTATE] = known.tracestate
+        # A webhook reporting this fact: its SERVER span joins the order's trace too
+        # (or begins it, with this fact as its child).
+        adopt_order_trace(headers)
+        return known is None
 
     async def publish_many(self, batch: Sequence[Outgoing]) -> list[StoredAck]:
         """Pipelined bulk publish: all messages in flight at once, then every ack awaited.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import ssl
 import threading
 from collections.abc import Collection
@@ -126,6 +127,15 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="run N instances of every service on their shared durables, as a Deployment's "
         "replicas (1 to 8; default 1)",
     )
+    parser.add_argument(
+        "--otlp",
+        default=None,
+        metavar="URL",
+        help=(
+            "export every service's traces to this OTLP endpoint (sets "
+            "OTEL_EXPORTER_OTLP_ENDPOINT for them; e.g. http://localhost:4318)"
+        ),
+    )
     demo = parser.add_argument_group("demo (finite run that checks its outcome)")
     demo.add_argument(
         "--demo", action="store_true", help="run the demo scenario, print a summary, stop"
@@ -157,6 +167,15 @@ def run_up(args: argparse.Namespace) -> int:
             "--tls and --mtls configure the embedded server: leave them out with --nats-url "
             "and give the services WAYBILL_NATS_TLS_CA_FILE (and a client certificate) instead"
         )
+    if args.otlp:
+        if not args.otlp.startswith(("http://", "https://")):
+            raise UserFacingError(
+                f"--otlp {args.otlp} is not a URL: give the collector's OTLP endpoint, "
+                "e.g. http://localhost:4318"
+            )
+        # The services inherit this environment; the SDK does the rest (protocol,
+        # headers, sampler from the other OTEL_* variables when they are set).
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = args.otlp
     demo = installed_demo()
     if args.demo:
         if demo is None:

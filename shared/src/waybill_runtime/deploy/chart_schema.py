@@ -321,6 +321,24 @@ def service_chart_schema(declared: DeclaredValues, settings: Sequence[DeclaredSe
     }
 
 
+def _observability_schema() -> Schema:
+    """The umbrella's ``observability:`` (dashboards and alerting rules of deploy/observability)."""
+    labels: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    return _obj(
+        {
+            "dashboards": _obj(
+                {"enabled": _BOOL, "labels": labels, "namespace": {"type": "string"}},
+                description="The Grafana dashboards as ConfigMaps for Grafana's sidecar",
+            ),
+            "prometheusRule": _obj(
+                {"enabled": _BOOL, "labels": labels},
+                description="The alerting rules as a PrometheusRule (Prometheus Operator)",
+            ),
+        },
+        description="Dashboards and alerts (deploy/observability); off by default",
+    )
+
+
 def umbrella_chart_schema(
     components: Mapping[str, tuple[DeclaredValues, Sequence[DeclaredSetting]]],
 ) -> Schema:
@@ -364,6 +382,7 @@ def umbrella_chart_schema(
                 "properties": default,
             },
             "components": _obj(per_component, description="One entry per service"),
+            "observability": _observability_schema(),
             **_HELM_KEYS,
         },
     }

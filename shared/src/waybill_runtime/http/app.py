@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler
 from waybill_runtime.http.auth import ApiAccess
 from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import ProblemError, problem_middleware
+from waybill_runtime.http.tracing import server_span_middleware
 from waybill_runtime.logs import mask_text
 from waybill_runtime.metrics import MetricsRegistry
 
@@ -172,8 +173,12 @@ def create_http_app(
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
     # Callers are checked before anything reads their body.
     guard = [] if access is None else [access.middleware]
+    if access is not None:
+        access.metrics = registry
     app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[problem_middleware, *guard, _body_limit]
+        client_max_size=max_body_bytes,
+        # The SERVER span is outermost: it sees the answer the caller gets.
+        middlewares=[server_span_middleware, problem_middleware, *guard, _body_limit],
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = registry

@@ -43,6 +43,7 @@ from opentelemetry import trace
 from waybill_runtime.declaration import Route
 from waybill_runtime.http.browser import CSRF_FIELD, CSRF_HEADER, credential_of, csrf_matches
 from waybill_runtime.http.problem import ProblemError
+from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.security.api_keys import (
     ApiKeyError,
     Hs256Secret,
@@ -127,6 +128,8 @@ class ApiAccess:
     ) -> None:
         self.service = service
         self.verifier = verifier
+        # Set by create_http_app: the service's registry (token expiry by subject).
+        self.metrics: MetricsRegistry | None = None
         self._needed = {(r.method.upper(), r.path): r.role for r in routes if r.role is not None}
         self._sign_in = {(r.method.upper(), r.path): r.sign_in for r in routes if r.sign_in}
         self._guarded: dict[web.AbstractRoute, tuple[str, Role, str | None]] = {}
@@ -221,6 +224,8 @@ class ApiAccess:
             )  # fmt: skip
             raise ProblemError(403, "Forbidden", _CSRF, trace_id=trace_id)
         self._log(logging.INFO, action, needed, "allowed", None, trace_id, traced, principal)
+        if self.metrics is not None:
+            self.metrics.api_token_seen(principal.subject, principal.expires_at.timestamp())
         return principal
 
     def _log(

@@ -6,8 +6,10 @@ from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from opentelemetry.trace import SpanKind
 
 from waybill_runtime.queries.errors import (
     BAD_ANSWER,
@@ -17,6 +19,7 @@ from waybill_runtime.queries.errors import (
     QueryUnansweredError,
     error_in_headers,
 )
+from waybill_runtime.telemetry import query_span
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -38,8 +41,30 @@ async def ask(
     ``response_type``; raises :class:`QueryUnansweredError` (503 when nothing
     listens on the subject, 504 when no answer came within ``timeout`` seconds).
     """
+    headers: dict[str, str] = {}
+    # The span carries the error of a refused or unanswered query (error status, type).
+    with query_span(subject, kind=SpanKind.CLIENT, headers=headers):
+        reply = await _request(nc, subject, msgspec.json.encode(request), headers, timeout)
+        refused = error_in_headers(reply.headers)
+        if refused is not None:
+            raise refused
     try:
-        reply = await nc.request(subject, msgspec.json.encode(request), timeout=timeout)
+        return msgspec.json.decode(reply.data, type=response_type)
+    except (msgspec.ValidationError, msgspec.DecodeError) as bad:
+        raise QueryError(
+            BAD_ANSWER, f"answer on {subject} is not a {response_type.__name__}: {bad}"
+        ) from None
+
+
+async def _request(
+    nc: Client,
+    subject: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,  # noqa: ASYNC109 - nats-py's own deadline, as in ask()
+) -> Msg:
+    try:
+        return await nc.request(subject, body, timeout=timeout, headers=headers or None)
     except NoRespondersError:
         raise QueryUnansweredError(
             UNAVAILABLE, f"no service answers {subject}: check that it is running"
@@ -49,13 +74,4 @@ async def ask(
             NO_ANSWER_IN_TIME,
             f"no answer on {subject} within {timeout:g}s: the service is busy or stuck, "
             "retry or check its health",
-        ) from None
-    refused = error_in_headers(reply.headers)
-    if refused is not None:
-        raise refused
-    try:
-        return msgspec.json.decode(reply.data, type=response_type)
-    except (msgspec.ValidationError, msgspec.DecodeError) as bad:
-        raise QueryError(
-            BAD_ANSWER, f"answer on {subject} is not a {response_type.__name__}: {bad}"
         ) from None

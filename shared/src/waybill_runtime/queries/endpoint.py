@@ -17,6 +17,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from waybill_runtime.json_input import decode_bounded
 from waybill_runtime.queries.discovery import EndpointInfo, EndpointStats
@@ -28,6 +30,7 @@ from waybill_runtime.queries.errors import (
     QueryError,
     error_headers,
 )
+from waybill_runtime.telemetry import query_span
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +98,8 @@ class QueryEndpoint(Generic[Req, Resp]):
         self._num_requests += 1
         started = time.perf_counter_ns()
         try:
-            await self._answer(nc, msg)
+            with query_span(msg.subject, kind=SpanKind.SERVER, headers=msg.headers):
+                await self._answer(nc, msg)
         except asyncio.CancelledError:
             # Only a stop() whose drain deadline passed cancels a request; tell
             # the caller to retry (another replica may answer) instead of
@@ -146,6 +150,10 @@ class QueryEndpoint(Generic[Req, Resp]):
     async def _reply_error(self, nc: Client, msg: Msg, error: QueryError) -> None:
         self._num_errors += 1
         self._last_error = str(error)
+        span = trace.get_current_span()  # the query's SERVER span, when traced
+        if span.is_recording():
+            span.set_attribute("error.type", str(error.code))
+            span.set_status(Status(StatusCode.ERROR, error.description[:300]))
         if not msg.reply:
             return
         try:

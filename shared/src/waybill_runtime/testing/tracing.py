@@ -18,6 +18,7 @@ from opentelemetry import trace
 from waybill_runtime import telemetry
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
@@ -31,13 +32,21 @@ def recorded_spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with global_tracer_provider(provider):
+        yield exporter
+
+
+@contextlib.contextmanager
+def global_tracer_provider(provider: SdkTracerProvider) -> Iterator[None]:
+    """``provider`` as the global tracer provider while the block runs; shut down after
+    (which flushes what its processors hold)."""
     # The API allows setting the global provider once per process; a test needs
     # it for a while only, so the attribute behind it is set and reset directly.
     previous = trace._TRACER_PROVIDER
     telemetry._global_tracer.cache_clear()
     trace._TRACER_PROVIDER = provider
     try:
-        yield exporter
+        yield
     finally:
         trace._TRACER_PROVIDER = previous
         telemetry._global_tracer.cache_clear()
