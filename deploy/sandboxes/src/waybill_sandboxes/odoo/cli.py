@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from waybill_sandboxes.cli import port, secret_default
@@ -74,6 +75,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="where automation-rule webhooks go (Odoo 17+): delivery ready, order cancelled "
         f"(or ${SECRET_ENV['odoo.webhook_url']})",
     )
+    state_dir = os.environ.get("WAYBILL_STATE_DIR")
+    parser.add_argument(
+        "--counters-file",
+        default=str(Path(state_dir) / "sandboxes" / "odoo-counters.json") if state_dir else None,
+        metavar="PATH",
+        help="keep record ids and references here, so a new run goes on after the last "
+        "one's as a real database would (default: in $WAYBILL_STATE_DIR when `waybill up` "
+        "runs the sandbox, else none: every run starts at 1)",
+    )
     parser.set_defaults(handler=run_odoo_sandbox)
 
 
@@ -89,6 +99,7 @@ def run_odoo_sandbox(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         admin_password=args.admin_password,
         admin_api_key=args.admin_api_key,
+        counters_file=args.counters_file,
     )
     try:
         sandbox = OdooSandbox(settings)

@@ -97,6 +97,19 @@ class Registry:
         for callback in committed:
             callback()
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """The next record id of every model and the last number of every sequence."""
+        return {"ids": dict(self._next_id), "sequences": dict(self._sequences)}
+
+    def continue_from(self, counters: dict[str, dict[str, int]]) -> None:
+        """Go on after ``counters`` (from :meth:`counters`, saved by an earlier run):
+        ids and sequence numbers are never handed out twice, as in a real database."""
+        for model, next_id in counters.get("ids", {}).items():
+            if model in self._next_id:
+                self._next_id[model] = max(self._next_id[model], int(next_id))
+        for code, last in counters.get("sequences", {}).items():
+            self._sequences[code] = max(self._sequences.get(code, 0), int(last))
+
     def inject_lock_conflicts(
         self, operation: str, times: int = 1, *, record_lock: bool = False
     ) -> None:

@@ -6,11 +6,13 @@ import random
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
 
 from waybill_sandboxes.faults import Faults
+from waybill_sandboxes.odoo.continuity import keep_counters
 from waybill_sandboxes.odoo.env import Env, Records
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView, order_view, picking_view
 from waybill_sandboxes.odoo.registry import Registry
@@ -41,6 +43,9 @@ class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
     auto_print_delivery_slip: bool = False  # on the Delivery Orders operation type (17+)
     # Days until the users' API keys expire (18+ only; None: 90, Odoo's longest).
     api_key_days: float | None = None
+    # A file keeping record ids and references across runs (the local stack's state
+    # folder): a new run goes on after the last one's (waybill_sandboxes.odoo.continuity).
+    counters_file: str | None = None
 
 
 class OdooSandbox:
@@ -63,6 +68,9 @@ class OdooSandbox:
         self.registry = Registry(
             self.version, clock=clock, with_delivery=self.settings.delivery_module
         )
+        if self.settings.counters_file is not None:
+            # Before the demo data: its orders get references of their own too.
+            keep_counters(self.registry, Path(self.settings.counters_file))
         self.credentials = Credentials()
         for credential in seed_data(
             self.registry,
