@@ -27,6 +27,9 @@ def test_a_second_run_hands_out_no_id_or_reference_the_first_did(tmp_path: Path)
     assert not first_orders & {o.name for o in second.orders()}
     assert again.id > made.id
     assert second.picking(again.pickings[0]).id > first.picking(made.pickings[0]).id
+    # Kept like everything in the stack's state folder: the owner's only.
+    assert counters.stat().st_mode & 0o777 == 0o600
+    assert counters.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_without_a_counters_file_every_run_starts_at_one() -> None:

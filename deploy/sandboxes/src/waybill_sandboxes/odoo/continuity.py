@@ -37,16 +37,19 @@ def _load(path: Path) -> dict[str, dict[str, int]]:
 
 
 def _save(path: Path, registry: Registry) -> None:
-    # Written whole and renamed over, so a crash never leaves half a file.
+    # Written whole and renamed over, so a crash never leaves half a file; owner only,
+    # like everything in the stack's state folder.
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(registry.counters()))
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(registry.counters()))
     os.replace(partial, path)
 
 
 def keep_counters(registry: Registry, path: Path) -> None:
     """Continue after the counters saved in ``path`` (if any); save them as orders come."""
     registry.continue_from(_load(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def saved(change: RecordChange) -> None:
         if change.created and change.model in SAVED_ON:
