@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from waybill_runtime.http import create_http_app
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.server_spans import adopt_order_trace
+from waybill_runtime.server_spans import adopt_order_trace, continue_server_span
 from waybill_runtime.telemetry import send_span
 from waybill_runtime.testing.tracing import recorded_spans
 
@@ -43,6 +43,28 @@ async def _nudge(request: web.Request) -> web.Response:
     return web.json_response({"queued": True}, status=202)
 
 
+_carried: list[asyncio.Task[None]] = []
+
+
+async def _released_later(request: web.Request) -> web.Response:
+    # Odoo's webhook as the gateway takes it: answered at once, the order it starts
+    # released by work after the answer, which the request's span goes on into.
+    continuation = continue_server_span()
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        # The order's first fact: no trace yet, so its trace begins with this request.
+        adopt_order_trace({})
+        with send_span("waybill.evt.order.released.v1", message_id="r-1", headers={}):
+            pass
+
+    if request.query.get("full"):
+        continuation.abandon()  # a full backlog: the work never runs
+        return web.json_response({"overloaded": True}, status=503)
+    _carried.append(asyncio.create_task(continuation.around(later())))
+    return web.json_response({"queued": True}, status=202)
+
+
 async def _query(request: web.Request) -> web.Response:
     return web.json_response({"order": request.match_info["ref"]})
 
@@ -65,6 +87,7 @@ async def serve() -> AsyncIterator[Serve]:
                 web.get("/orders/{ref}", _query),
                 web.get("/broken", _broken),
                 web.post("/webhooks/odoo", _nudge),
+                web.post("/webhooks/odoo/{token}", _released_later),
             ],
         )
         client = test_utils.TestClient(test_utils.TestServer(app))
@@ -138,3 +161,33 @@ async def test_work_handed_off_after_the_answer_does_not_start_a_second_server_s
     assert f"{fact.context.trace_id:032x}" == ORDER_TRACE  # still in the order's trace
     # ... under the order's span, not under a second SERVER span that nobody ends.
     assert fact.parent is not None and f"{fact.parent.span_id:016x}" == "00f067aa0ba902b7"
+
+
+async def test_a_span_carried_into_work_after_the_answer_starts_the_order_it_releases(
+    serve: Serve,
+) -> None:
+    _carried.clear()
+    with recorded_spans() as exporter:
+        client = await serve()
+        answer = await client.post("/webhooks/odoo/token", json={})
+        assert answer.status == 202
+        assert [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER] == []
+        await asyncio.gather(*_carried)
+        spans = exporter.get_finished_spans()
+    [server] = [s for s in spans if s.kind is SpanKind.SERVER]
+    [released] = [s for s in spans if s.name.startswith("send ")]
+    assert server.parent is None  # the order's trace begins with the webhook
+    assert released.parent is not None and released.parent.span_id == server.context.span_id
+    assert dict(server.attributes or {})["http.response.status_code"] == 202
+    assert server.end_time is not None and released.end_time is not None
+    assert server.end_time >= released.end_time  # ended with the work, not with the answer
+
+
+async def test_a_carried_span_whose_work_never_runs_ends_with_the_answer(serve: Serve) -> None:
+    with recorded_spans() as exporter:
+        client = await serve()
+        answer = await client.post("/webhooks/odoo/token?full=1", json={})
+        assert answer.status == 503
+        [server] = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.status.status_code is StatusCode.ERROR
+    assert dict(server.attributes or {})["http.response.status_code"] == 503

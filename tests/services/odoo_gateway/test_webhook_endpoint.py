@@ -8,9 +8,11 @@ from typing import Any
 import aiohttp
 import pytest
 from nats.aio.client import Client as NatsClient
+from opentelemetry.trace import SpanKind
 
 from tests.services.odoo_gateway.stage import PATIENCE, TOKEN, OdooStage, published
 from waybill_contracts.events import OrderReleased
+from waybill_runtime.testing.tracing import recorded_spans
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -165,3 +167,32 @@ async def test_hostile_webhook_bodies_are_4xx_and_the_token_never_reaches_the_lo
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("answered")]
     assert len(refusals) == 4
     assert all("/webhooks/odoo/***" in line for line in refusals)
+
+
+async def test_the_order_a_webhook_releases_is_traced_from_that_webhook(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    stage.sandbox.webhooks.replace_rules([])  # the webhook is posted here, once
+    with recorded_spans() as exporter:
+        async with stage.gateway(nats_url, nats_prefix):
+            order = stage.new_order()
+            picking_id = stage.sandbox.picking(order.pickings[0]).id
+            status = await stage.post_webhook("stock.picking", picking_id)
+            assert status == 202
+
+            async def released() -> list[Any]:
+                return await published(nc, nats_prefix, OrderReleased)
+
+            await eventually(released, what="the order released by the webhook")
+        spans = exporter.get_finished_spans()
+    [server] = [s for s in spans if s.kind is SpanKind.SERVER and "webhooks/odoo" in s.name]
+    [fact] = [s for s in spans if s.kind is SpanKind.PRODUCER and "order.released" in s.name]
+    # The order's trace begins with the webhook that released it, answered before the
+    # record was read: its SERVER span went on into that work and ended after the fact.
+    assert fact.context.trace_id == server.context.trace_id
+    assert fact.parent is not None and fact.parent.span_id == server.context.span_id
+    assert server.parent is None
+    assert dict(server.attributes or {})["http.response.status_code"] == 202
+    assert server.end_time is not None and fact.end_time is not None
+    assert server.end_time >= fact.end_time

@@ -30,6 +30,7 @@ from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.http import ProblemError, read_json
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import PermanentError, TransientError
+from waybill_runtime.server_spans import continue_server_span
 
 __all__ = ["OdooWebhook", "webhook_routes"]
 
@@ -128,10 +129,15 @@ def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.Route
         if hook.model not in _HANDLED_MODELS:
             received.labels("ignored").inc()
             return web.json_response({"status": "ignored", "model": hook.model, "id": hook.id})
+        # Answered at once, the record re-read in the background: the request's SERVER
+        # span goes on into that work, so the order it releases has it in its trace.
+        continuation = continue_server_span()
         accepted = gateway.backlog.submit(
-            process_webhook_quietly(gateway, hook), name=f"odoo webhook {hook.model} {hook.id}"
+            continuation.around(process_webhook_quietly(gateway, hook)),
+            name=f"odoo webhook {hook.model} {hook.id}",
         )
         if not accepted:
+            continuation.abandon()
             received.labels("overloaded").inc()
             raise ProblemError(
                 503,

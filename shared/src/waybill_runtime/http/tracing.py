@@ -9,18 +9,22 @@ Without an SDK the middleware passes requests through.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from waybill_contracts.envelope import HEADER_TRACEPARENT
 from waybill_runtime.http.redaction import loggable_path
-from waybill_runtime.server_spans import PendingServerSpan, pending_server_span
+from waybill_runtime.server_spans import (
+    PendingServerSpan,
+    end_server_span,
+    finish_pending,
+    pending_server_span,
+)
 from waybill_runtime.telemetry import extract_trace, get_tracer, tracing_active
 
 __all__ = ["server_span_middleware"]
@@ -49,18 +53,6 @@ def _attributes(request: web.Request, route: str | None) -> dict[str, Any]:
     if len(host) == 2 and host[1].isdigit():
         attributes["server.port"] = int(host[1])
     return attributes
-
-
-def _finish(span: Span, status: int | None, error: BaseException | None) -> None:
-    if status is not None:
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:  # a 4xx is the client's error, not the server's (conventions)
-            span.set_attribute("error.type", str(status))
-            span.set_status(Status(StatusCode.ERROR))
-    if error is not None and status is None:
-        span.set_attribute("error.type", type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-    span.end()
 
 
 @web.middleware
@@ -93,7 +85,7 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
                 error = failed
                 raise
             finally:
-                _finish(span, status, error)
+                end_server_span(span, status, error)
     pending = PendingServerSpan(name, attributes, time.time_ns())
     reset = pending_server_span.set(pending)
     try:
@@ -108,14 +100,9 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
         raise
     finally:
         pending_server_span.reset(reset)
-        if pending.token is not None:
-            # Attached in another task (work handed off) raises: nothing to undo here then.
-            with contextlib.suppress(ValueError):
-                pending.token.var.reset(pending.token)
-        if pending.span is None:
-            # Joined no trace while the request ran: a root. Work the handler handed
-            # to a task of its own (and publishes later) no longer adopts it.
-            pending.span = get_tracer().start_span(
-                name, kind=SpanKind.SERVER, attributes=attributes, start_time=pending.started_ns
-            )
-        _finish(pending.span, status, error)
+        pending.status = status
+        # A span the handler's task carries on (it may still join the order's trace)
+        # is ended by that task. Otherwise it ends here, as a root if it joined no
+        # trace: work handed to a task without saying so no longer adopts it.
+        if not (pending.continued and error is None):
+            finish_pending(pending, error)
