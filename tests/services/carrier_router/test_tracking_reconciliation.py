@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.carrier_router.harness import QUICK_WALK, Rig, booking, carriers_and_router
-from waybill_carrier_router.tracking_book import OPEN_PREFIX
+from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_contracts.commands import VoidShipment
 from waybill_contracts.events import MilestoneReached, ShipmentBooked, ShipmentVoided
 from waybill_contracts.model import MilestoneCode, ServiceLevel
@@ -42,20 +42,9 @@ def track_calls(rig: Rig, carrier: str) -> int:
 
 
 async def open_shipments(rig: Rig) -> list[str]:
+    """The shipments the router's own open index lists (what reconciliation visits)."""
     kv = await rig.nc.jetstream().key_value(rig.subjects.kv_bucket("tracking"))
-    try:
-        keys = await kv.keys()
-    except Exception:  # no keys at all
-        return []
-    open_keys = [key for key in keys if key.startswith(OPEN_PREFIX)]
-    live = []
-    for key in open_keys:
-        try:
-            await kv.get(key)
-        except Exception:
-            continue  # purged: taken out of the index
-        live.append(key)
-    return live
+    return await TrackingBook(kv).open_keys()
 
 
 @pytest.mark.parametrize("carrier", ["carrier-a", "carrier-b"])

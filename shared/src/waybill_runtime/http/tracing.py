@@ -55,6 +55,25 @@ def _attributes(request: web.Request, route: str | None) -> dict[str, Any]:
     return attributes
 
 
+class _Outcome:
+    """How a request was answered: its status (a refusal's too) or the error it raised."""
+
+    status: int | None = None
+    error: BaseException | None = None
+
+    async def of(self, handler: Handler, request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as refused:
+            self.status = refused.status
+            raise
+        except BaseException as failed:
+            self.error = failed
+            raise
+        self.status = response.status
+        return response
+
+
 @web.middleware
 async def server_span_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A SERVER span ``<method> <route>`` per request (the outermost middleware)."""
@@ -63,8 +82,6 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
     route = _route(request)
     name = f"{request.method} {route}" if route else request.method
     attributes = _attributes(request, route)
-    status: int | None = None
-    error: BaseException | None = None
     if HEADER_TRACEPARENT in request.headers:
         # The caller is traced: continue its trace, as any instrumented server does.
         span = get_tracer().start_span(
@@ -73,36 +90,22 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
             kind=SpanKind.SERVER,
             attributes=attributes,
         )
+        outcome = _Outcome()
         with trace.use_span(span, end_on_exit=False, record_exception=False):
             try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as refused:
-                status = refused.status
-                raise
-            except BaseException as failed:
-                error = failed
-                raise
+                return await outcome.of(handler, request)
             finally:
-                end_server_span(span, status, error)
+                end_server_span(span, outcome.status, outcome.error)
     pending = PendingServerSpan(name, attributes, time.time_ns())
     reset = pending_server_span.set(pending)
+    outcome = _Outcome()
     try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as refused:
-        status = refused.status
-        raise
-    except BaseException as failed:
-        error = failed
-        raise
+        return await outcome.of(handler, request)
     finally:
         pending_server_span.reset(reset)
-        pending.status = status
+        pending.status = outcome.status
         # A span the handler's task carries on (it may still join the order's trace)
         # is ended by that task. Otherwise it ends here, as a root if it joined no
         # trace: work handed to a task without saying so no longer adopts it.
-        if not (pending.continued and error is None):
-            finish_pending(pending, error)
+        if not (pending.continued and outcome.error is None):
+            finish_pending(pending, outcome.error)
