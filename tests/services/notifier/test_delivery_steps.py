@@ -90,13 +90,66 @@ async def attempt(run: Callable[[], Awaitable[None]]) -> RetryLater | None:
     return None
 
 
+def sent_ids(ctx: Published) -> set[str | None]:
+    """The ids of the NotificationSent events: what the stream stores once each."""
+    return {fid for message, fid in ctx.messages if isinstance(message, NotificationSent)}
+
+
 async def test_a_sent_step_is_never_sent_again(kv: KeyValue) -> None:
     clock, ctx, provider = Clock(), Published(), Provider()
     runner = deliveries(kv, clock)
     for _ in range(3):
         await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     assert provider.calls == 1
-    assert len(ctx.of(NotificationSent)) == 1
+    # Handled again, the message announces the send again under the same id
+    # (the stream's duplicate): the step was not recorded, its message being done.
+    assert len(sent_ids(ctx)) == 1
+
+
+async def test_a_step_sent_while_another_waits_is_not_announced_again(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    email, webhook = Provider(), Provider(NotDelivered("503"))
+    runner = deliveries(kv, clock)
+    steps = [step(email), step(webhook, "webhook.e1")]
+    assert await attempt(lambda: runner.deliver(NOTIFICATION, steps, ctx.ctx)) is not None
+    assert await attempt(lambda: runner.deliver(NOTIFICATION, steps, ctx.ctx)) is None
+    assert (email.calls, webhook.calls) == (1, 2)
+    assert len(ctx.of(NotificationSent)) == 2  # the email's once, the webhook's once
+
+
+class CountingLedger:
+    """The real bucket, counting reads and writes."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.reads = 0
+        self.writes = 0
+
+    async def get(self, key: str) -> object:
+        self.reads += 1
+        return await self._kv.get(key)
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.writes += 1
+        return await self._kv.update(key, value, last=last)
+
+    async def create(self, key: str, value: bytes) -> int:
+        self.writes += 1
+        return await self._kv.create(key, value)
+
+
+async def test_a_step_sent_on_its_first_try_costs_two_writes_and_no_read(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    counting = CountingLedger(kv)
+    once = OnceOnly(counting, Receipt, clock=clock)  # type: ignore[arg-type]
+    runner = Deliveries(counting, once, clock=clock)  # type: ignore[arg-type]
+    email, webhook = Provider(), Provider()
+    await runner.deliver(NOTIFICATION, [step(email), step(webhook, "webhook.e1")], ctx.ctx)
+    assert (email.calls, webhook.calls) == (1, 1)
+    assert len(ctx.of(NotificationSent)) == 2
+    # Per step, the first attempt's intent and its result: before, a step
+    # record read, the intent, the result and the step record's write.
+    assert (counting.reads, counting.writes) == (0, 4)
 
 
 async def test_a_failed_attempt_is_followed_by_a_fresh_one_at_once(kv: KeyValue) -> None:
