@@ -1,0 +1,92 @@
+"""Every message through nats-server during a burst, counted by what it is for.
+
+A process's cost per order follows how many round trips an order costs it, so
+counting them says where to cut before any profile does. An admin connection
+subscribed to ``>`` sees every publish, KV write and read, pull request and ack
+(and the replies to them); each is filed under a label naming its purpose and,
+where the subject says it, the consumer or the bucket and the key's first token:
+
+- ``ack <consumer>``, ``pull <consumer>``: settling and asking for messages;
+- ``kv write <bucket> <key prefix>``, ``kv read <bucket> <key prefix>``;
+- ``publish <subject>`` for the events and commands streams' subjects;
+- ``reply``: answers to requests (publish acks, KV reads' answers, pulled messages);
+- ``js api <operation>``: the rest of JetStream's API.
+
+Watching costs nats-server one more delivery per message, so a burst counted
+this way is not one to take CPU figures from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+__all__ = ["Traffic", "label_of"]
+
+# The first tokens of a KV key that name its owner (``notifier.step.…``), and no more:
+# keys hold ids, which would make one label per order.
+_KEY_TOKENS = 2
+
+
+def _key_prefix(tokens: list[str]) -> str:
+    return ".".join(tokens[:_KEY_TOKENS])
+
+
+def label_of(subject: str) -> str:
+    """What a message on ``subject`` is for (see the module's docstring)."""
+    tokens = subject.split(".")
+    if tokens[0].startswith("_INBOX") or tokens[0] == "_R_":
+        return "reply"
+    if tokens[0] == "$KV" and len(tokens) > 2:
+        return f"kv write {tokens[1]} {_key_prefix(tokens[2:])}"
+    if tokens[:2] == ["$JS", "ACK"] and len(tokens) > 3:
+        return f"ack {tokens[3]}"
+    if tokens[:2] == ["$JS", "API"]:
+        if tokens[2:4] == ["DIRECT", "GET"] and len(tokens) > 4:
+            bucket = tokens[4].removeprefix("KV_")
+            # $JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>
+            return f"kv read {bucket} {_key_prefix(tokens[7:])}"
+        if tokens[2:5] == ["CONSUMER", "MSG", "NEXT"] and len(tokens) > 6:
+            return f"pull {tokens[6]}"
+        return "js api " + ".".join(t for t in tokens[2:4])
+    return "publish " + subject
+
+
+class Traffic:
+    """Counts messages by label while subscribed; :meth:`per_order` reports them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._subscription: Subscription | None = None
+
+    async def start(self, nc: NatsClient) -> None:
+        async def count(msg: Msg) -> None:
+            self.counts[label_of(msg.subject)] += 1
+
+        # No limit: a burst's messages arrive faster than a few are counted.
+        self._subscription = await nc.subscribe(">", cb=count, pending_msgs_limit=-1)
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+
+    def per_order(self, orders: int, *, at_least: float = 0.5) -> list[tuple[str, float]]:
+        """Labels costing ``at_least`` messages per order, most first."""
+        return sorted(
+            (
+                (label, count / orders)
+                for label, count in self.counts.items()
+                if count / orders >= at_least
+            ),
+            key=lambda item: (-item[1], item[0]),
+        )
+
+
+def traffic_table(rows: Iterable[tuple[str, float]]) -> str:
+    """One line per label: messages per order, then the label."""
+    return "\n".join(f"{per_order:8.1f}  {label}" for label, per_order in rows)
