@@ -75,13 +75,19 @@ async def _burst(
         carriers = [stack.plan.offered(p)["url"] for p in ("carrier-a", "carrier-b")]
         before_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
         traffic = Traffic()
+        watcher = None
         if count_traffic:
-            await traffic.start(nc)
+            watcher = await connect_client(
+                stack.nats_url, nkeys_seed=admin_seed_file(stack), name="bench-traffic"
+            )
+            await traffic.start(watcher)
         before_cpu = cpu_of(pids)
         await create_orders(odoo_url, orders, seed=seed)
         await wait_finished(js, subjects, orders)
         after_cpu = cpu_of(pids)
-        await traffic.stop()
+        if watcher is not None:
+            await traffic.stop()
+            await watcher.close()
         after_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
         result = await outcome(nc, subjects, orders, odoo_url, carriers)
     finally:

@@ -13,7 +13,8 @@ where the subject says it, the consumer or the bucket and the key's first token:
 - ``js api <operation>``: the rest of JetStream's API.
 
 Watching costs nats-server one more delivery per message, so a burst counted
-this way is not one to take CPU figures from.
+this way is not one to take CPU figures from. The watcher has a connection of
+its own: behind a burst's flood, the harness's own requests would time out.
 """
 
 from __future__ import annotations
@@ -64,11 +65,16 @@ class Traffic:
         self._subscription: Subscription | None = None
 
     async def start(self, nc: NatsClient) -> None:
+        """Count what ``nc`` (a connection for this alone, allowed to subscribe to ``>``) sees."""
+
         async def count(msg: Msg) -> None:
             self.counts[label_of(msg.subject)] += 1
 
         # No limit: a burst's messages arrive faster than a few are counted.
-        self._subscription = await nc.subscribe(">", cb=count, pending_msgs_limit=-1)
+        self._subscription = await nc.subscribe(
+            ">", cb=count, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+        await nc.flush()
 
     async def stop(self) -> None:
         if self._subscription is not None:
