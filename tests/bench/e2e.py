@@ -50,6 +50,8 @@ class BurstFigures:
     stream_messages_per_order: float
     kv_writes_per_order: float
     nats_msgs_in_per_order: float
+    nats_msgs_in_per_order_by_service: dict[str, float] = field(default_factory=dict)
+    """What each service sent the server per order: its publishes, acks, requests, KV reads."""
     traffic: list[tuple[str, float]] = field(default_factory=list)
     """Messages per order by purpose, when counted (``--e2e-traffic``)."""
 
@@ -109,7 +111,16 @@ async def _burst(
         stream_messages_per_order=(after_bus.stream_messages - before_bus.stream_messages) / orders,
         kv_writes_per_order=(after_bus.kv_writes - before_bus.kv_writes) / orders,
         nats_msgs_in_per_order=(after_bus.nats_msgs_in - before_bus.nats_msgs_in) / orders,
-        traffic=traffic.per_order(orders),
+        nats_msgs_in_per_order_by_service={
+            name: (
+                after_bus.msgs_in_by_client.get(name, 0) - before_bus.msgs_in_by_client.get(name, 0)
+            )
+            / orders
+            for name in stack.services
+        },
+        traffic=traffic.per_order(orders)
+        if traffic.complete
+        else [("(incomplete: the watcher was cut off)", 0.0)],
     )
 
 
@@ -168,6 +179,13 @@ def e2e_table(figures: Sequence[BurstFigures], runtime_us_per_msg: float | None)
     rows.append(["stream messages/order", *(_cell(f.stream_messages_per_order) for f in figures)])
     rows.append(["KV writes/order", *(_cell(f.kv_writes_per_order) for f in figures)])
     rows.append(["NATS msgs in/order", *(_cell(f.nats_msgs_in_per_order) for f in figures)])
+    for name in services:
+        rows.append(
+            [
+                f"  NATS msgs in/order {name}",
+                *(_cell(f.nats_msgs_in_per_order_by_service.get(name, 0.0)) for f in figures),
+            ]
+        )
     if runtime_us_per_msg is not None:
         rows.append(
             [

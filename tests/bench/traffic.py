@@ -51,6 +51,9 @@ def label_of(subject: str) -> str:
             bucket = tokens[4].removeprefix("KV_")
             # $JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>
             return f"kv read {bucket} {_key_prefix(tokens[7:])}"
+        if tokens[2:5] == ["STREAM", "MSG", "GET"] and len(tokens) > 5:
+            # The key is in the request's body here, not in its subject.
+            return f"kv read {tokens[5].removeprefix('KV_')}"
         if tokens[2:5] == ["CONSUMER", "MSG", "NEXT"] and len(tokens) > 6:
             return f"pull {tokens[6]}"
         return "js api " + ".".join(t for t in tokens[2:4])
@@ -62,13 +65,19 @@ class Traffic:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.complete = True
+        """False when the watcher was cut off (a slow consumer) and missed messages."""
         self._subscription: Subscription | None = None
+        self._nc: NatsClient | None = None
+        self._reconnects = 0
 
     async def start(self, nc: NatsClient) -> None:
         """Count what ``nc`` (a connection for this alone, allowed to subscribe to ``>``) sees."""
 
         async def count(msg: Msg) -> None:
             self.counts[label_of(msg.subject)] += 1
+
+        self._nc, self._reconnects = nc, nc.stats["reconnects"]
 
         # No limit: a burst's messages arrive faster than a few are counted.
         self._subscription = await nc.subscribe(
@@ -80,6 +89,8 @@ class Traffic:
         if self._subscription is not None:
             await self._subscription.unsubscribe()
             self._subscription = None
+        if self._nc is not None and self._nc.stats["reconnects"] != self._reconnects:
+            self.complete = False
 
     def per_order(self, orders: int, *, at_least: float = 0.5) -> list[tuple[str, float]]:
         """Labels costing ``at_least`` messages per order, most first."""

@@ -20,6 +20,7 @@ def test_each_kind_of_message_gets_the_label_naming_its_purpose() -> None:
         label_of("$JS.API.DIRECT.GET.KV_tracking.$KV.tracking.notifier.tracking.SHP-1")
         == "kv read tracking notifier.tracking"
     )
+    assert label_of("$JS.API.STREAM.MSG.GET.KV_workflow") == "kv read workflow"
     assert label_of("_INBOX.abc.def") == "reply"
     assert label_of("$JS.API.STREAM.INFO.EVENTS") == "js api STREAM.INFO"
     assert label_of("waybill.evt.shipment.booked.v1") == "publish waybill.evt.shipment.booked.v1"
