@@ -28,13 +28,18 @@ from nats.aio.subscription import Subscription
 
 __all__ = ["Traffic", "label_of"]
 
-# The first tokens of a KV key that name its owner (``notifier.step.…``), and no more:
-# keys hold ids, which would make one label per order.
-_KEY_TOKENS = 2
-
 
 def _key_prefix(tokens: list[str]) -> str:
-    return ".".join(tokens[:_KEY_TOKENS])
+    """What names a KV key's owner, without the ids that would make a label per order.
+
+    The first token up to an escaped ``:`` (``label_3ashp-5`` is ``label:shp-5``,
+    see :func:`waybill_runtime.idempotency.kv_key`), and the second when it is a
+    word (``notifier.step.<id>``, ``tracking.carrier-b.<number>``).
+    """
+    first = tokens[0].split("_3a")[0]
+    if len(tokens) > 1 and tokens[1].replace("-", "").isalpha():
+        return f"{first}.{tokens[1]}"
+    return first
 
 
 def label_of(subject: str) -> str:
