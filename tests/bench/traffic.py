@@ -19,6 +19,7 @@ its own: behind a burst's flood, the harness's own requests would time out.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -32,11 +33,11 @@ __all__ = ["Traffic", "label_of"]
 def _key_prefix(tokens: list[str]) -> str:
     """What names a KV key's owner, without the ids that would make a label per order.
 
-    The first token up to an escaped ``:`` (``label_3ashp-5`` is ``label:shp-5``,
-    see :func:`waybill_runtime.idempotency.kv_key`), and the second when it is a
-    word (``notifier.step.<id>``, ``tracking.carrier-b.<number>``).
+    The first token up to an escaped ``:`` or ``.`` (``label_3ashp-5`` is
+    ``label:shp-5``, see :func:`waybill_runtime.idempotency.kv_key`), and the
+    second when it is a word (``notifier.step.<id>``, ``tracking.carrier-b.<n>``).
     """
-    first = tokens[0].split("_3a")[0]
+    first = re.split("_3a|_2e", tokens[0])[0]
     if len(tokens) > 1 and tokens[1].replace("-", "").isalpha():
         return f"{first}.{tokens[1]}"
     return first

@@ -23,6 +23,10 @@ def test_each_kind_of_message_gets_the_label_naming_its_purpose() -> None:
     assert label_of("$JS.API.STREAM.MSG.GET.KV_workflow") == "kv read workflow"
     # Ids never make a label of their own: one label per kind of key.
     assert label_of("$KV.idempotency.label_3ashp-5") == "kv write idempotency label"
+    assert (
+        label_of("$KV.idempotency.notifier_2estep_2en-1_2eemail_2ea0")
+        == "kv write idempotency notifier"
+    )
     assert label_of("$KV.workflow.order.WH_2fOUT_2f00042") == "kv write workflow order"
     assert label_of("_INBOX.abc.def") == "reply"
     assert label_of("$JS.API.STREAM.INFO.EVENTS") == "js api STREAM.INFO"
