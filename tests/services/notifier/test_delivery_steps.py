@@ -290,3 +290,34 @@ async def test_an_undeliverable_step_settles_without_holding_the_message(kv: Key
     await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     [failure] = ctx.of(NotificationFailed)
     assert failure.permanent and failure.reason == "550 no such user"
+
+
+class CrashBeforeResult:
+    """The real bucket; the write of an attempt's result never happens (the process died)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        if b'"done"' in value:
+            raise ConnectionResetError("the process died after the send")
+        return await self._kv.update(key, value, last=last)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+
+async def test_a_crash_between_a_first_send_and_its_record_does_not_send_again(
+    kv: KeyValue,
+) -> None:
+    clock, ctx, provider = Clock(), Published(), Provider()
+    crashing = CrashBeforeResult(kv)
+    dying = Deliveries(crashing, OnceOnly(crashing, Receipt, clock=clock), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionResetError):
+        await dying.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
+    assert provider.calls == 1
+    restarted = deliveries(kv, clock)  # a new process: nothing in memory
+    wait = await attempt(lambda: restarted.deliver(NOTIFICATION, [step(provider)], ctx.ctx))
+    assert wait is not None and "under way" in str(wait)
+    assert provider.calls == 1
+    assert ctx.of(NotificationSent) == []
