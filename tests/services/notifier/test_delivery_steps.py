@@ -24,6 +24,7 @@ from waybill_runtime.bus.provisioning import ensure_bucket
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.testing.counting import CountingKV
 
 NOTIFICATION = from_shipment_booked(shipment_booked("WH/OUT/00500"))
 
@@ -117,30 +118,9 @@ async def test_a_step_sent_while_another_waits_is_not_announced_again(kv: KeyVal
     assert len(ctx.of(NotificationSent)) == 2  # the email's once, the webhook's once
 
 
-class CountingLedger:
-    """The real bucket, counting reads and writes."""
-
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
-        self.reads = 0
-        self.writes = 0
-
-    async def get(self, key: str) -> object:
-        self.reads += 1
-        return await self._kv.get(key)
-
-    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
-        self.writes += 1
-        return await self._kv.update(key, value, last=last)
-
-    async def create(self, key: str, value: bytes) -> int:
-        self.writes += 1
-        return await self._kv.create(key, value)
-
-
 async def test_a_step_sent_on_its_first_try_costs_two_writes_and_no_read(kv: KeyValue) -> None:
     clock, ctx = Clock(), Published()
-    counting = CountingLedger(kv)
+    counting = CountingKV(kv)
     once = OnceOnly(counting, Receipt, clock=clock)  # type: ignore[arg-type]
     runner = Deliveries(counting, once, clock=clock)  # type: ignore[arg-type]
     email, webhook = Provider(), Provider()

@@ -7,7 +7,6 @@ import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from tests.services.notifier.harness import (
     notifier_and_sinks,
@@ -21,6 +20,7 @@ from waybill_contracts import KV_TTL_S, SubjectMap
 from waybill_contracts.model import NotificationChannel
 from waybill_notifier.order_book import OrderBook, contact_of, key_token
 from waybill_runtime.bus.provisioning import ensure_bucket
+from waybill_runtime.testing.counting import CountingKV
 
 
 def contact_key(ref: str) -> str:
@@ -71,29 +71,12 @@ async def test_a_contact_a_1_0_notifier_kept_in_workflow_is_moved_and_used(
     assert (await contacts.get(contact_key(ref))).value is not None
 
 
-class CountingReads:
-    """The real bucket, counting reads and writes."""
-
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
-        self.reads = 0
-        self.writes = 0
-
-    async def get(self, key: str) -> object:
-        self.reads += 1
-        return await self._kv.get(key)
-
-    async def put(self, key: str, value: bytes) -> int:
-        self.writes += 1
-        return await self._kv.put(key, value)
-
-
 async def test_a_tracking_page_is_read_from_the_bucket_only_by_a_replica_that_did_not_write_it(
     nc: NatsClient, nats_prefix: str
 ) -> None:
     js = nc.jetstream()
     subjects = SubjectMap(nats_prefix)
-    tracking = CountingReads(await ensure_bucket(js, subjects.kv_bucket("tracking")))
+    tracking = CountingKV(await ensure_bucket(js, subjects.kv_bucket("tracking")))
     contacts = await ensure_bucket(js, subjects.kv_bucket("contacts"))
     booked_here = OrderBook(contacts=contacts, tracking=tracking)  # type: ignore[arg-type]
     await booked_here.remember_tracking_page("SHP-1", "https://track.example/1")
