@@ -10,7 +10,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 
 from waybill_runtime.bus.provisioning import ensure_bucket
-from waybill_runtime.idempotency import EffectInProgress, OnceOnly, kv_key
+from waybill_runtime.idempotency import Begun, EffectInProgress, OnceOnly, kv_key
 from waybill_runtime.outcomes import TransientError
 
 
@@ -211,3 +211,25 @@ async def test_a_deleted_key_is_as_good_as_never_written(bucket: KeyValue) -> No
     await bucket.delete(kv_key("label:shp-9"))
     assert await OnceOnly(bucket, str).run("label:shp-9", buy) == "LABEL-2"
     assert calls == ["buy", "buy"]
+
+
+async def test_run_new_makes_the_effect_only_for_a_key_never_written(bucket: KeyValue) -> None:
+    counting = CountingBucket(bucket)
+    once: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    made: list[str] = []
+
+    async def send() -> str:
+        made.append("sent")
+        return "receipt"
+
+    assert await once.run_new("mail:n1", send) == "receipt"
+    assert counting.calls == ["update", "update"]  # the intent and the result, no read
+    counting.calls.clear()
+    assert await once.run_new("mail:n1", send) is Begun.EARLIER  # remembered: no round trip
+    assert counting.calls == []
+    elsewhere: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    assert await elsewhere.run_new("mail:n1", send) is Begun.EARLIER  # one refused write
+    assert counting.calls == ["update"]
+    assert made == ["sent"]
+    assert await elsewhere.run("mail:n1", send) == "receipt"  # the usual way reads the result
+    assert made == ["sent"]
