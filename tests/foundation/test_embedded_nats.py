@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,26 @@ def test_exception_in_parent_leaves_no_server_behind(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "parent failed" in result.stderr
     assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_a_child_started_from_a_thread_outlives_the_thread() -> None:
+    # Linux signals a child when the thread that started it ends: a supervisor running in
+    # a thread (as tests run it) must not take the nats-server it restarted along.
+    from waybill_runtime.local import child_process
+
+    started: list[subprocess.Popen[bytes]] = []
+    thread = threading.Thread(
+        target=lambda: started.append(
+            child_process.spawn(["sleep", "30"], output=subprocess.DEVNULL)
+        )
+    )
+    thread.start()
+    thread.join()
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            started[0].wait(timeout=2)  # a signalled child would be gone well within this
+    finally:
+        child_process.stop(started[0], grace_s=5)
 
 
 def test_killed_parent_takes_its_server_along(tmp_path: Path) -> None:
