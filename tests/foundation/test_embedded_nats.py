@@ -317,3 +317,16 @@ def test_a_replica_count_out_of_range_is_refused_in_one_line() -> None:
     assert result.returncode != 0
     assert "9 replicas: give 1 to 8" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_restarted_server_keeps_what_a_rotation_changed_in_its_config(tmp_path: Path) -> None:
+    # `waybill nats rotate` edits the running server's config file; a restart (the
+    # supervisor's after a crash, or a whole cluster's) must not put the old keys back.
+    from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+
+    with EmbeddedNats(EmbeddedNatsOptions(port=0, monitor_port=0, state_dir=tmp_path)) as server:
+        edited = server.config_path.read_text() + "# changed by a rotation\n"
+        server.config_path.write_text(edited)
+        server.restart()
+        assert server.running()
+        assert server.config_path.read_text() == edited
