@@ -117,7 +117,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="start Waybill locally: embedded NATS, sandboxes, every service (Ctrl-C stops)",
         description=(
             "Start the local stack in the foreground: an embedded nats-server with JetStream "
-            "(or --nats-url for an external one), the partner sandboxes and every installed "
+            "(three as one cluster with --cluster 3, or --nats-url for an external one), the "
+            "partner sandboxes and every installed "
             "service as its own process, with a trickle of demo orders. Ctrl-C or SIGTERM "
             "stops everything."
         ),
