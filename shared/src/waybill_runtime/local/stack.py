@@ -145,6 +145,9 @@ class LocalStack:
     cluster: int = 1
     cluster_port: int = CLUSTER_PORT
     nats_cluster: EmbeddedCluster | None = None
+    # Held while the nodes are restarted on purpose, so supervision (perhaps in another
+    # thread) neither takes them for crashed nor starts them a second time.
+    _nats_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # How each child was started, so a crashed one can be started again the same way.
     specs: dict[str, ChildSpec] = field(default_factory=dict)
@@ -305,9 +308,10 @@ class LocalStack:
 
     def _supervise_nats(self) -> list[str]:
         said: list[str] = []
-        for node in self.nats_nodes:
-            if not node.running():
-                said += self._supervise_nats_node(node)
+        with self._nats_lock:
+            for node in self.nats_nodes:
+                if not node.running():
+                    said += self._supervise_nats_node(node)
         return said
 
     def _supervise_nats_node(self, node: EmbeddedNats) -> list[str]:
@@ -346,7 +350,8 @@ class LocalStack:
         """Stop every embedded node, start them all again on the same ports and stores
         (the same state), and return once the cluster is healthy again."""
         assert self.nats_cluster is not None, "the embedded NATS is not started"
-        self.nats_cluster.restart(ready_timeout_s=self.start_timeout_s)
+        with self._nats_lock:
+            self.nats_cluster.restart(ready_timeout_s=self.start_timeout_s)
 
     def wait_nats_healthy(self, timeout_s: float = 60.0) -> None:
         """Return once every embedded node runs and is current, with a JetStream meta leader
