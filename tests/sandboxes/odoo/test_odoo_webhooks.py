@@ -182,14 +182,6 @@ def test_bad_rules_are_refused_and_odoo_16_has_no_webhooks() -> None:
 # --- the rules are records (base.automation + ir.actions.server, 17+) ---------------------
 
 
-def picking_rule(sandbox: OdooSandbox) -> tuple[int, int]:
-    """The "delivery ready" rule and its webhook action: (rule id, action id)."""
-    registry = sandbox.registry
-    [rule] = registry.search("base.automation", [("model_name", "=", "stock.picking")])
-    [action] = registry.value("base.automation", rule, "action_server_ids")
-    return rule, action
-
-
 @pytest.mark.parametrize(
     ("model", "values", "sent_to"),
     [
@@ -208,7 +200,7 @@ async def test_what_is_sent_follows_the_rule_records(
     receiver, target = inbox
     async with running_odoo(version=18, webhook_url=f"{target.url}/hook") as odoo:
         sandbox = odoo.sandbox
-        rule, action = picking_rule(sandbox)
+        rule, action = sandbox.webhooks.find("Waybill: delivery ready")
         sandbox.registry.write(model, [rule if model == "base.automation" else action], values, 1)
         order = sandbox.create_order()
         sandbox.cancel_order(order.name)  # the order rule, untouched: a marker sent after
@@ -239,7 +231,7 @@ async def test_the_rules_are_read_over_json_rpc_and_json_2_by_settings_users_onl
     http: aiohttp.ClientSession,
 ) -> None:
     async with running_odoo(version=19, webhook_url="https://gw.example/webhooks/odoo/t") as odoo:
-        rule, action = picking_rule(odoo.sandbox)
+        rule, action = odoo.sandbox.webhooks.find("Waybill: delivery ready")
         rules = await post_json_rpc(
             http, odoo.url, "base.automation", "search_read", [[["id", "=", rule]]],
             {"fields": ["name", "model_name", "trigger", "trigger_field_ids", "filter_domain",

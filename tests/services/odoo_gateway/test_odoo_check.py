@@ -134,12 +134,21 @@ async def test_webhooks_configured_without_automation_rules_module() -> None:
 # --- the webhook automation rules (Odoo 17+) --------------------------------------------
 
 
-def picking_rule(stage: OdooStage) -> tuple[int, int]:
-    """The sandbox's "delivery ready" rule and its webhook action: (rule id, action id)."""
-    registry = stage.sandbox.registry
-    [rule] = registry.search("base.automation", [("model_name", "=", "stock.picking")])
-    [action] = registry.value("base.automation", rule, "action_server_ids")
-    return rule, action
+PICKING_RULE = "Waybill: delivery ready"
+
+
+async def check_with_rule_changed(
+    version: int, protocol: str, model: str, values: dict[str, Any]
+) -> tuple[int, list[str]]:
+    """Exit code and FAIL lines of the check (with the webhook token) once the sandbox's
+    picking rule (``base.automation``) or its action (``ir.actions.server``) took ``values``."""
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        rule, action = stage.sandbox.webhooks.find(PICKING_RULE)
+        record = rule if model == "base.automation" else action
+        stage.sandbox.registry.write(model, [record], values, 1)
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert_token_never_shown(lines)
+    return code, failing(lines)
 
 
 def webhook_lines(lines: list[str]) -> list[str]:
@@ -189,12 +198,10 @@ async def test_no_rule_says_which_rule_to_create(version: int, protocol: str) ->
 
 
 async def test_an_archived_rule_is_named_with_how_to_unarchive_it() -> None:
-    async with odoo_stage(version=18, protocol="jsonrpc") as stage:
-        rule, _action = picking_rule(stage)
-        stage.sandbox.registry.write("base.automation", [rule], {"active": False}, 1)
-        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    code, [line] = await check_with_rule_changed(
+        18, "jsonrpc", "base.automation", {"active": False}
+    )
     assert code == 1
-    [line] = failing(lines)
     assert line == (
         "FAIL webhooks: the rule 'Waybill: delivery ready' is archived: unarchive it in "
         "Settings > Technical > Automation Rules (filter Archived)"
@@ -209,17 +216,14 @@ async def test_an_archived_rule_is_named_with_how_to_unarchive_it() -> None:
     ],
 )
 async def test_a_rule_sending_elsewhere_is_named_with_the_url_masked(url: str, shown: str) -> None:
-    async with odoo_stage(version=17, protocol="jsonrpc") as stage:
-        _rule, action = picking_rule(stage)
-        stage.sandbox.registry.write("ir.actions.server", [action], {"webhook_url": url}, 1)
-        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    code, [line] = await check_with_rule_changed(
+        17, "jsonrpc", "ir.actions.server", {"webhook_url": url}
+    )
     assert code == 1
-    [line] = failing(lines)
     assert line.startswith("FAIL webhooks: the rule 'Waybill: delivery ready' sends stock.picking")
     assert shown in line
     assert "set its action's Webhook URL to https://<this gateway>/webhooks/odoo/***" in line
     assert "old-secret-token-0001" not in line and "k3y" not in line
-    assert_token_never_shown(lines)
 
 
 async def test_a_rule_on_another_model_does_not_count() -> None:
@@ -283,7 +287,7 @@ async def test_the_gateways_readiness_detail_names_a_rule_problem_without_the_to
     nats_url: str, nats_prefix: str
 ) -> None:
     async with odoo_stage(version=17, protocol="jsonrpc") as stage:
-        rule, _action = picking_rule(stage)
+        rule, _action = stage.sandbox.webhooks.find(PICKING_RULE)
         stage.sandbox.registry.write("base.automation", [rule], {"active": False}, 1)
         async with stage.gateway(nats_url, nats_prefix):
 

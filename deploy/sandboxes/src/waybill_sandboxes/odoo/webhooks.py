@@ -179,6 +179,15 @@ class OdooWebhooks:
             for rule in rules:
                 self.add_rule(rule)
 
+    def find(self, name: str) -> tuple[int, int]:
+        """The ids of the rule named ``name`` (archived too) and of its webhook action, to
+        change the records as someone would in Odoo; KeyError when there is none."""
+        for rule_id in self._registry.all_ids("base.automation"):
+            actions = self._webhook_actions(rule_id)
+            if self._value("base.automation", rule_id, "name") == name and actions:
+                return rule_id, actions[0]
+        raise KeyError(f"no automation rule {name!r} with a webhook action")
+
     def deliveries(self) -> list[SentWebhook]:
         """Every webhook handed to delivery so far, oldest first, with its outcome."""
         return list(self.sender.records)
