@@ -46,7 +46,7 @@ class SetupReport:
 
     @property
     def problems(self) -> tuple[Finding, ...]:
-        """What needs doing (a warning is not: it says what could not be checked)."""
+        """What needs doing (warnings are said, but nothing needs doing for them)."""
         return tuple(f for f in self.findings if not f.ok and not f.warning)
 
     @property
