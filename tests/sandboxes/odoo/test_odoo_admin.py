@@ -86,6 +86,13 @@ async def test_admin_routes_refuse_bad_requests_clearly(
         ("PUT", f"{base}/users/ghost", {"can_write": False}, 404, "no Odoo sandbox user"),
         ("PUT", f"{base}/users/reader", {"can_write": "yes"}, 400, "invalid"),
         ("PUT", f"{base}/webhook-rules", [{"name": "x", "model": "no.model"}], 400, "unknown"),
+        (
+            "PUT",
+            f"{base}/webhook-rules",
+            [{"name": "x", "model": "stock.picking", "trigger": "sometimes"}],
+            400,
+            "unknown trigger",
+        ),
     ]
     for method, url, body, status, text in cases:
         got_status, answer = await call(http, method, url, body)

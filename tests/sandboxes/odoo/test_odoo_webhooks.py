@@ -177,3 +177,92 @@ def test_bad_rules_are_refused_and_odoo_16_has_no_webhooks() -> None:
         old.webhooks.add_rule(WebhookRule(name="x", model="sale.order"))
     old.create_order()
     assert old.webhooks.deliveries() == []
+
+
+# --- the rules are records (base.automation + ir.actions.server, 17+) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "sent_to"),
+    [
+        ("base.automation", {"active": False}, None),  # archived: "will not be executed"
+        ("base.automation", {"trigger": "on_create"}, None),  # pickings become ready on write
+        ("ir.actions.server", {"state": "code"}, None),  # not a webhook action any more
+        ("ir.actions.server", {"webhook_url": "http://127.0.0.1:9/elsewhere"}, "elsewhere"),
+    ],
+)
+async def test_what_is_sent_follows_the_rule_records(
+    inbox: tuple[Inbox, RunningSandbox],
+    model: str,
+    values: dict[str, Any],
+    sent_to: str | None,
+) -> None:
+    receiver, target = inbox
+    async with running_odoo(version=18, webhook_url=f"{target.url}/hook") as odoo:
+        sandbox = odoo.sandbox
+        rule, action = sandbox.webhooks.find("Waybill: delivery ready")
+        sandbox.registry.write(model, [rule if model == "base.automation" else action], values, 1)
+        order = sandbox.create_order()
+        sandbox.cancel_order(order.name)  # the order rule, untouched: a marker sent after
+        [marker] = await receiver.wait_for(1)
+        await sandbox.settle()
+        deliveries = sandbox.webhooks.deliveries()
+
+    assert marker.json()["_model"] == "sale.order"
+    assert [body["_model"] for body in receiver.bodies()] == ["sale.order"]
+    picking_hooks = [d for d in deliveries if d.event_type.startswith("Waybill: delivery ready")]
+    if sent_to is None:
+        assert picking_hooks == []
+    else:
+        [sent] = picking_hooks
+        assert sent.url is not None and sent.url.endswith(sent_to) and sent.outcome == "failed"
+
+
+async def test_a_rule_on_another_model_sends_that_model() -> None:
+    sandbox = OdooSandbox(OdooSettings(version=17, orders=0, webhook_url="http://127.0.0.1:9/h"))
+    sandbox.webhooks.replace_rules(
+        [WebhookRule(name="Moves", model="stock.move", trigger_fields=["state"])]
+    )
+    sandbox.create_order(lines=[("WB-0001", 1)])
+    assert {json.loads(d.body)["_model"] for d in sandbox.webhooks.deliveries()} == {"stock.move"}
+
+
+async def test_the_rules_are_read_over_json_rpc_and_json_2_by_settings_users_only(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with running_odoo(version=19, webhook_url="https://gw.example/webhooks/odoo/t") as odoo:
+        rule, action = odoo.sandbox.webhooks.find("Waybill: delivery ready")
+        rules = await post_json_rpc(
+            http, odoo.url, "base.automation", "search_read", [[["id", "=", rule]]],
+            {"fields": ["name", "model_name", "trigger", "trigger_field_ids", "filter_domain",
+                        "active", "action_server_ids"]},
+        )  # fmt: skip
+        bearer = {"Authorization": f"bearer {odoo.sandbox.admin.api_key}"}
+        async with http.post(
+            f"{odoo.url}/json/2/ir.actions.server/read",
+            json={"ids": [action], "fields": ["state", "webhook_url", "webhook_field_ids"]},
+            headers=bearer,
+        ) as response:
+            [webhook] = await response.json()
+        ops = odoo.sandbox.user("ops")
+        async with http.post(
+            f"{odoo.url}/json/2/base.automation/search_read",
+            json={"domain": [], "fields": ["name"]},
+            headers={"Authorization": f"bearer {ops.api_key}"},
+        ) as refused:
+            refused_status, refused_body = refused.status, await refused.json()
+
+    [found] = rules["result"]
+    assert found["name"] == "Waybill: delivery ready" and found["model_name"] == "stock.picking"
+    assert (found["trigger"], found["active"], found["action_server_ids"]) == (
+        "on_create_or_write", True, [action],
+    )  # fmt: skip
+    assert found["filter_domain"] == (
+        "[('state', '=', 'assigned'), ('picking_type_code', '=', 'outgoing')]"
+    )
+    assert len(found["trigger_field_ids"]) == 1
+    assert webhook["state"] == "webhook"
+    assert webhook["webhook_url"] == "https://gw.example/webhooks/odoo/t"
+    assert len(webhook["webhook_field_ids"]) == 10
+    assert refused_status == 403
+    assert "Administration/Settings" in refused_body["message"]

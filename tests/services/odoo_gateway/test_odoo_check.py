@@ -13,10 +13,13 @@ import os
 import sys
 from typing import Any
 
+import msgspec
 import pytest
 
-from tests.services.odoo_gateway.stage import OdooStage, odoo_stage
+from tests.services.odoo_gateway.stage import TOKEN, OdooStage, odoo_stage
 from waybill_runtime.settings import env_var_name
+from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.odoo import WebhookRule, default_rules
 
 
 async def odoo_check(stage: OdooStage, **overrides: Any) -> tuple[int, list[str]]:
@@ -126,3 +129,178 @@ async def test_webhooks_configured_without_automation_rules_module() -> None:
     assert code == 1
     [line] = failing(lines)
     assert line.startswith("FAIL webhooks:") and "install Automation Rules" in line
+
+
+# --- the webhook automation rules (Odoo 17+) --------------------------------------------
+
+
+PICKING_RULE = "Waybill: delivery ready"
+
+
+async def check_with_rule_changed(
+    version: int, protocol: str, model: str, values: dict[str, Any]
+) -> tuple[int, list[str]]:
+    """Exit code and FAIL lines of the check (with the webhook token) once the sandbox's
+    picking rule (``base.automation``) or its action (``ir.actions.server``) took ``values``."""
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        rule, action = stage.sandbox.webhooks.find(PICKING_RULE)
+        record = rule if model == "base.automation" else action
+        stage.sandbox.registry.write(model, [record], values, 1)
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert_token_never_shown(lines)
+    return code, failing(lines)
+
+
+def webhook_lines(lines: list[str]) -> list[str]:
+    """The lines of the webhooks item ("ok   webhooks: ...", "FAIL ...", "WARN ...")."""
+    return [line for line in lines if line[5:].startswith("webhooks:")]
+
+
+def assert_token_never_shown(lines: list[str]) -> None:
+    assert not any(TOKEN in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("version", "protocol"), [(17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")])
+async def test_a_rule_sending_deliveries_to_this_gateway_passes(
+    version: int, protocol: str
+) -> None:
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert code == 0, lines
+    [line] = webhook_lines(lines)
+    assert line.startswith("ok   webhooks: the rule 'Waybill: delivery ready' sends stock.picking")
+    assert f"{stage.gateway_url}/webhooks/odoo/***" in line
+    assert_token_never_shown(lines)
+
+
+async def test_odoo_16_with_a_webhook_token_is_told_webhooks_need_17() -> None:
+    async with odoo_stage(version=16, protocol="jsonrpc") as stage:
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert code == 0, lines  # the poll does the work on 16: nothing is broken
+    [line] = webhook_lines(lines)
+    assert line.startswith("WARN webhooks:") and "needs Odoo 17+" in line
+    assert "unset the token" in line
+
+
+@pytest.mark.parametrize(("version", "protocol"), [(17, "jsonrpc"), (19, "json2")])
+async def test_no_rule_says_which_rule_to_create(version: int, protocol: str) -> None:
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        stage.sandbox.webhooks.replace_rules([])
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert code == 1
+    [line] = failing(lines)
+    assert line.startswith(
+        "FAIL webhooks: no active automation rule sends stock.picking to this gateway: "
+        "create one in Settings > Technical > Automation Rules"
+    )
+    assert "'Send Webhook Notification' to https://<this gateway>/webhooks/odoo/***" in line
+    assert_token_never_shown(lines)
+
+
+async def test_an_archived_rule_is_named_with_how_to_unarchive_it() -> None:
+    code, [line] = await check_with_rule_changed(
+        18, "jsonrpc", "base.automation", {"active": False}
+    )
+    assert code == 1
+    assert line == (
+        "FAIL webhooks: the rule 'Waybill: delivery ready' is archived: unarchive it in "
+        "Settings > Technical > Automation Rules (filter Archived)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://old-gateway.example/webhooks/odoo/old-secret-token-0001", "with another token"),
+        ("https://bi.example/hooks/odoo?key=k3y", "to another URL, https://bi.example/hooks/***"),
+    ],
+)
+async def test_a_rule_sending_elsewhere_is_named_with_the_url_masked(url: str, shown: str) -> None:
+    code, [line] = await check_with_rule_changed(
+        17, "jsonrpc", "ir.actions.server", {"webhook_url": url}
+    )
+    assert code == 1
+    assert line.startswith("FAIL webhooks: the rule 'Waybill: delivery ready' sends stock.picking")
+    assert shown in line
+    assert "set its action's Webhook URL to https://<this gateway>/webhooks/odoo/***" in line
+    assert "old-secret-token-0001" not in line and "k3y" not in line
+
+
+async def test_a_rule_on_another_model_does_not_count() -> None:
+    async with odoo_stage(version=17, protocol="jsonrpc") as stage:
+        stage.sandbox.webhooks.replace_rules(
+            [
+                WebhookRule(
+                    name="Waybill: moves", model="stock.move", trigger_fields=["state"],
+                    url=stage.webhook_url,
+                ),
+                *[rule for rule in default_rules() if rule.model == "sale.order"],
+            ]
+        )  # fmt: skip
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert code == 1
+    [line] = failing(lines)
+    assert line.startswith(
+        "FAIL webhooks: no active automation rule sends stock.picking to this gateway"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"trigger": "on_create"}, "its trigger is 'on_create', which does not run when"),
+        ({"trigger_fields": ["carrier_tracking_ref"]}, "fires only when carrier_tracking_ref"),
+        ({"domain": [["state", "=", "done"]]}, "leaves out ready deliveries (state 'assigned')"),
+    ],
+)
+async def test_a_rule_that_never_fires_for_a_ready_delivery_says_why(
+    change: dict[str, Any], said: str
+) -> None:
+    async with odoo_stage(version=19, protocol="json2") as stage:
+        [picking, *others] = default_rules()
+        stage.sandbox.webhooks.replace_rules([msgspec.structs.replace(picking, **change), *others])
+        code, lines = await odoo_check(stage, odoo_webhook_token=TOKEN)
+    assert code == 1
+    [line] = failing(lines)
+    assert line.startswith(
+        "FAIL webhooks: the rule 'Waybill: delivery ready' sends to this gateway but "
+    )
+    assert said in line
+
+
+async def test_a_user_that_may_not_read_the_rules_gets_a_warning_with_the_fix() -> None:
+    async with odoo_stage(version=17, protocol="jsonrpc") as stage:
+        ops = stage.sandbox.user("ops")
+        code, lines = await odoo_check(
+            stage, odoo_login="ops", odoo_password=ops.password, odoo_webhook_token=TOKEN
+        )
+    assert code == 0, lines  # a warning is not a problem: the rules may well be right
+    assert failing(lines) == []
+    [line] = webhook_lines(lines)
+    assert line.startswith(
+        "WARN webhooks: the integration user 'ops' may not read Odoo's automation rules"
+    )
+    assert "check in Settings > Technical > Automation Rules" in line
+
+
+async def test_the_gateways_readiness_detail_names_a_rule_problem_without_the_token(
+    nats_url: str, nats_prefix: str
+) -> None:
+    async with odoo_stage(version=17, protocol="jsonrpc") as stage:
+        rule, _action = stage.sandbox.webhooks.find(PICKING_RULE)
+        stage.sandbox.registry.write("base.automation", [rule], {"active": False}, 1)
+        async with stage.gateway(nats_url, nats_prefix):
+
+            async def odoo_check_of_readyz() -> dict[str, Any]:
+                [check] = [c for c in (await stage.ready())["checks"] if c["name"] == "odoo"]
+                return dict(check)
+
+            check = await eventually(
+                odoo_check_of_readyz,
+                until=lambda c: "archived" in c["detail"],
+                what="the archived rule in the odoo readiness detail",
+            )
+    # Webhooks missing is not fatal (the poll finds orders): ready, and saying what to do.
+    assert check["ok"] is True
+    assert "the rule 'Waybill: delivery ready' is archived: unarchive it" in check["detail"]
+    assert TOKEN not in check["detail"]

@@ -73,6 +73,9 @@ class SentWebhook(msgspec.Struct, kw_only=True):
     event_type: str
     body: str
     url: str | None
+    """Where it went (or goes): its own target if it has one, else the sender's URL."""
+    target: str | None = None
+    """The URL its source addressed it to (an Odoo webhook action's); None: the sender's."""
     outcome: str = "pending"
     """pending, delivered, dropped (lossy mode), failed (retries exhausted) or no_url."""
     attempts: int = 0
@@ -140,10 +143,20 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    def enqueue(self, event_id: str, event_type: str, body: bytes) -> SentWebhook:
-        """Hand one event to the sender; returns its record (updated as delivery goes on)."""
+    def enqueue(
+        self, event_id: str, event_type: str, body: bytes, *, url: str | None = None
+    ) -> SentWebhook:
+        """Hand one event to the sender; returns its record (updated as delivery goes on).
+
+        ``url``: where this event goes, whatever the sender's URL (a partner whose
+        every hook has its own target, as Odoo's webhook actions do).
+        """
         record = SentWebhook(
-            event_id=event_id, event_type=event_type, body=body.decode(), url=self.url
+            event_id=event_id,
+            event_type=event_type,
+            body=body.decode(),
+            url=url or self.url,
+            target=url or None,
         )
         self.records.append(record)
         self._queue.put_nowait(record)
@@ -191,7 +204,7 @@ class WebhookSender:
         return gathered
 
     async def _deliver(self, record: SentWebhook) -> None:
-        record.url = self.url
+        record.url = record.target or self.url
         if record.url is None:
             record.outcome = "no_url"
             return

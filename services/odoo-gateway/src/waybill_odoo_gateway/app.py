@@ -20,7 +20,8 @@ from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.shipment_recording import record_shipment
-from waybill_odoo_gateway.webhooks import WEBHOOK_PATH, OdooWebhook, webhook_routes
+from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
+from waybill_odoo_gateway.webhooks import OdooWebhook, webhook_routes
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.http import CheckResult, ProbeCheck, ReadinessCheck

@@ -64,7 +64,7 @@ class Gateway:
     async def check_setup(self) -> None:
         """Check Odoo's setup again; each problem is logged once per check."""
         report = await check_setup(self.odoo, self.settings)
-        for problem in report.problems:
+        for problem in (*report.problems, *report.warnings):
             if problem not in self.setup.findings:
                 log.warning("Odoo setup: %s", problem.line)
         self.setup = report

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from waybill_odoo_gateway.automation_rules import check_webhook_rules
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooRefused, OdooServerError
 from waybill_odoo_gateway.odoo_values import parse_datetime, text
+from waybill_odoo_gateway.setup_findings import Finding
 
 __all__ = ["API_KEY_WARNING_DAYS", "Finding", "SetupReport", "check_setup"]
 
@@ -29,17 +31,6 @@ API_KEY_WARNING_DAYS = 14
 # The fields the gateway reads and writes on pickings that only the delivery
 # module adds; without them every picking read fails with "Invalid field".
 _DELIVERY_FIELDS = ("carrier_id", "carrier_tracking_ref", "carrier_price")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One item of the check: fine or not, and the line that says so."""
-
-    item: str
-    ok: bool
-    line: str
-    blocking: bool = False
-    """The gateway cannot work this way (it reports not ready)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +46,12 @@ class SetupReport:
 
     @property
     def problems(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if not f.ok)
+        """What needs doing (warnings are said, but nothing needs doing for them)."""
+        return tuple(f for f in self.findings if not f.ok and not f.warning)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.warning)
 
 
 async def check_setup(odoo: OdooClient, settings: OdooGatewaySettings) -> SetupReport:
@@ -63,7 +59,7 @@ async def check_setup(odoo: OdooClient, settings: OdooGatewaySettings) -> SetupR
     findings = [_version(odoo, settings)]
     findings.append(await _delivery_fields(odoo))
     findings.append(await _access(odoo, settings))
-    findings += await _modules(odoo, settings)
+    findings += await _webhooks(odoo, settings)
     key, days_left = await _api_key(odoo, settings)
     if key is not None:
         findings.append(key)
@@ -154,21 +150,36 @@ async def _installed(odoo: OdooClient, names: Sequence[str]) -> set[str] | None:
     return {str(row.get("name")) for row in rows}
 
 
-async def _modules(odoo: OdooClient, settings: OdooGatewaySettings) -> list[Finding]:
-    if not (text(settings.odoo_webhook_token) and odoo.dialect.major >= 17):
+async def _webhooks(odoo: OdooClient, settings: OdooGatewaySettings) -> list[Finding]:
+    token = text(settings.odoo_webhook_token)
+    if token is None:
         return []
+    if not odoo.dialect.has_webhook_action:
+        # Nothing is broken (the poll does the work, as on every 16), so a warning: the
+        # local stack sets a token whatever the version.
+        return [
+            Finding(
+                "webhooks",
+                False,
+                f"WAYBILL_ODOO_WEBHOOK_TOKEN is set but Odoo {odoo.dialect.series} cannot send "
+                "webhooks (the 'Send Webhook Notification' action needs Odoo 17+): the poll "
+                "finds every order (WAYBILL_ODOO_POLL_INTERVAL_S); unset the token, or "
+                "upgrade Odoo to 17 or later for webhooks",
+                warning=True,
+            )
+        ]
     installed = await _installed(odoo, ["base_automation"])
-    if installed is None or "base_automation" in installed:
-        return []
-    return [
-        Finding(
-            "webhooks",
-            False,
-            "WAYBILL_ODOO_WEBHOOK_TOKEN is set but Odoo has no 'base_automation' module: "
-            "install Automation Rules and add the webhook rules (the poll alone finds orders "
-            "until then)",
-        )
-    ]
+    if installed is not None and "base_automation" not in installed:
+        return [
+            Finding(
+                "webhooks",
+                False,
+                "WAYBILL_ODOO_WEBHOOK_TOKEN is set but Odoo has no 'base_automation' module: "
+                "install Automation Rules and add the webhook rules (the poll alone finds "
+                "orders until then)",
+            )
+        ]
+    return await check_webhook_rules(odoo, token, settings.odoo_login)
 
 
 async def _api_key(

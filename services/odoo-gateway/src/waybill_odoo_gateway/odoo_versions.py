@@ -57,6 +57,11 @@ class OdooDialect:
         return "stock_delivery" if self.major >= 18 else "delivery"
 
     @property
+    def has_webhook_action(self) -> bool:
+        """ir.actions.server ``state='webhook'`` ("Send Webhook Notification"), 17.0+."""
+        return self.major >= 17
+
+    @property
     def api_keys_expire(self) -> bool:
         """18+ API keys carry an ``expiration_date`` (at most 90 days for internal users)."""
         return self.major >= 18

@@ -14,7 +14,6 @@ a webhook misses, the poll finds.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from aiohttp import web
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected
 from waybill_odoo_gateway.order_facts import Seen
+from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH, token_matches
 from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.http import ProblemError, read_json
 from waybill_runtime.metrics import MetricsRegistry
@@ -36,7 +36,6 @@ __all__ = ["OdooWebhook", "webhook_routes"]
 
 log = logging.getLogger("waybill.odoo.webhooks")
 
-WEBHOOK_PATH = "/webhooks/odoo/{token}"
 _HANDLED_MODELS = ("stock.picking", "sale.order")
 
 
@@ -62,12 +61,6 @@ def _from_allowed_network(request: web.Request, gateway: Gateway) -> bool:
     except ValueError:
         return False
     return any(source in network for network in networks)
-
-
-def _token_matches(given: str, expected: str | None) -> bool:
-    if not expected:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 async def process_webhook(gateway: Gateway, hook: OdooWebhook) -> Seen:
@@ -116,7 +109,7 @@ def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.Route
     )
 
     async def receive(request: web.Request) -> web.Response:
-        if not _token_matches(request.match_info["token"], gateway.settings.odoo_webhook_token):
+        if not token_matches(request.match_info["token"], gateway.settings.odoo_webhook_token):
             received.labels("refused").inc()
             raise _not_found(request)
         if not _from_allowed_network(request, gateway):

@@ -13,7 +13,7 @@ import re
 
 from aiohttp import web
 
-__all__ = ["REDACTED", "is_secret_parameter", "loggable_path"]
+__all__ = ["REDACTED", "is_secret_parameter", "loggable_path", "redacted_path"]
 
 REDACTED = "***"
 
@@ -53,6 +53,13 @@ def _redact(path: str, pattern: re.Pattern[str]) -> str | None:
             redacted += path[position:start] + REDACTED
             position = end
     return redacted + path[position:]
+
+
+def redacted_path(path: str, template: str) -> str | None:
+    """``path`` with the secret parameters of the route ``template`` redacted, or None when
+    it does not follow the template (the Odoo doctor shows webhook URLs this way)."""
+    pattern = _secret_prefix(template)
+    return None if pattern is None else _redact(path, pattern)
 
 
 def loggable_path(request: web.Request) -> str:

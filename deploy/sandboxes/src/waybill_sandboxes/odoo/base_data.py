@@ -130,5 +130,14 @@ def _install_users(registry: Registry, seed: int) -> list[Credential]:
         )
         if login == "admin":
             add_xmlid(registry, "base.partner_admin", "res.partner", partner)
-        credentials.append(Credential(uid, login, password, api_key_for(seed, login), can_write))
+        credentials.append(
+            Credential(
+                uid,
+                login,
+                password,
+                api_key_for(seed, login),
+                can_write,
+                administrator=login == "admin",
+            )
+        )
     return credentials

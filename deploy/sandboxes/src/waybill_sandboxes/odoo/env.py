@@ -18,6 +18,7 @@ class Env:
     uid: int
     context: Mapping[str, Any] = field(default_factory=dict)
     user_can_write: bool = True  # the caller's groups allow changes (access rights)
+    user_is_admin: bool = False  # in Settings / Administration (admin-only models)
 
 
 @dataclass(frozen=True)

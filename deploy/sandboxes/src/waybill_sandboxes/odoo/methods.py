@@ -92,6 +92,8 @@ METHODS: tuple[Method, ...] = (
 )  # fmt: skip
 
 _ACCESS_VERBS = {"create": "create", "write": "modify", "unlink": "delete"}
+# Asking whether an operation is allowed is itself allowed (they answer False).
+_ACCESS_QUESTIONS = frozenset({"check_access_rights", "has_access"})
 
 
 def methods_of(model: str, version: int) -> dict[str, Method]:
@@ -118,6 +120,14 @@ def _method(registry: Registry, model: str, name: str) -> Method:
 
 def _check_access(registry: Registry, user: Credential, model: str, method: Method) -> None:
     spec = registry.spec(model)
+    if spec.admin_only and not user.administrator and method.name not in _ACCESS_QUESTIONS:
+        # odoo/addons/base/models/ir_model.py: the message of a missing access right
+        raise AccessError(
+            f"You are not allowed to access '{spec.description}' ({model}) records.\n\n"
+            "This operation is allowed for the following groups:\n"
+            "\t- Administration/Settings\n\n"
+            "Contact your administrator to request access if necessary."
+        )
     if method.access and (not user.can_write or not spec.writable):
         verb = _ACCESS_VERBS[method.access]
         raise AccessError(
@@ -175,7 +185,13 @@ def call_kw(
     named = dict(kwargs or {}) if isinstance(kwargs, Mapping) or not kwargs else None
     if named is None:
         raise WrongArguments(f"{model}.{method_name}(): kwargs must be a dictionary")
-    env = Env(registry, user.uid, _context(named.pop("context", None)), user.can_write)
+    env = Env(
+        registry,
+        user.uid,
+        _context(named.pop("context", None)),
+        user.can_write,
+        user.administrator,
+    )
     positional = list(args)
     if method.model_level:
         records = Records(env, model)
@@ -224,7 +240,7 @@ def call_json2(
     record_ids = _record_ids(ids or [])
     if method.model_level and record_ids:
         raise WrongArguments(f"cannot call {model}.{method_name} with ids")
-    env = Env(registry, user.uid, _context(context), user.can_write)
+    env = Env(registry, user.uid, _context(context), user.can_write, user.administrator)
     records = Records(env, model, record_ids)
     _bind(method, model, records, [], kwargs)
     _check_access(registry, user, model, method)

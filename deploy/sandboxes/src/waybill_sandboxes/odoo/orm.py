@@ -124,6 +124,8 @@ def _allowed(self: Records, operation: str) -> bool:
     if operation not in ("read", "write", "create", "unlink"):
         raise value_error(f"Invalid access mode {operation!r}")
     spec = self.env.registry.spec(self.model)
+    if spec.admin_only and not self.env.user_is_admin:
+        return False
     if operation == "read":
         return True
     return bool(self.env.user_can_write and spec.writable)

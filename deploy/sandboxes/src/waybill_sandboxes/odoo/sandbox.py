@@ -85,7 +85,8 @@ class OdooSandbox:
             self.credentials.add(credential)
         install_setup(self.registry, self.settings, self.credentials.all())
         self.faults = Faults(seed=self.settings.seed)
-        # Rules are installed after the seed, so demo data does not fire webhooks.
+        # Rules are installed after the seed, so demo data does not fire webhooks. They are
+        # base.automation records sending to webhook_url, as the stack's Odoo is set up.
         self.webhooks = OdooWebhooks(self.registry, url=self.settings.webhook_url)
         if self.webhooks.supported:
             rules = default_rules()

@@ -85,6 +85,9 @@ class ModelSpec:
     rec_name: str = "name"
     mail_thread: bool = False  # has chatter (message_post) and activities
     writable: bool = True  # False for the technical models integrators only read
+    # Only Settings / Administration users may use it at all, reading included
+    # (base.automation from 17.0: its ir.model.access.csv grants base.group_system only).
+    admin_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -369,6 +372,65 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
     ]  # fmt: skip
 
 
+# addons/base_automation/models/base_automation.py (17.0-19.0): a rule's triggers; the
+# sandbox fires on_create_or_write, on_create, on_write and on_state_set (the rest never).
+AUTOMATION_TRIGGERS = (
+    ("on_stage_set", "Stage is set to"), ("on_user_set", "User is set"),
+    ("on_tag_set", "Tag is added"), ("on_state_set", "State is set to"),
+    ("on_priority_set", "Priority is set to"), ("on_archive", "On archived"),
+    ("on_unarchive", "On unarchived"), ("on_create_or_write", "On save"),
+    ("on_create", "On creation"), ("on_write", "On update"), ("on_unlink", "On deletion"),
+    ("on_change", "On UI change"), ("on_time", "Based on date field"),
+    ("on_time_created", "After creation"), ("on_time_updated", "After last update"),
+    ("on_message_received", "On incoming message"), ("on_message_sent", "On outgoing message"),
+    ("on_webhook", "On webhook"),
+)  # fmt: skip
+SERVER_ACTION_STATES = (
+    ("object_write", "Update Record"), ("object_create", "Create Record"),
+    ("code", "Execute Code"), ("webhook", "Send Webhook Notification"),
+    ("multi", "Execute Existing Actions"),
+)  # fmt: skip
+
+
+def _automation_models() -> list[tuple[str, str, list[Field], dict[str, Any]]]:
+    """Automation rules and their server actions, as base_automation (17.0+) and base's
+    odoo/addons/base/models/ir_actions.py (17.0+: state 'webhook', webhook_url,
+    webhook_field_ids) define them; fields as ir.model.fields rows."""
+    return [
+        ("ir.model.fields", "Fields", [
+            _f("name", "char", "Field Name", required=True),
+            _f("model", "char", "Model Name", required=True),
+            _m2o("model_id", "Model", "ir.model"),
+            _f("field_description", "char", "Field Label"),
+            _f("ttype", "char", "Field Type")],
+            {"order": "model, name", "writable": False}),
+        ("base.automation", "Automation Rule", [
+            _f("name", "char", "Automation Rule Name", required=True),
+            _m2o("model_id", "Model", "ir.model", required=True),
+            _f("model_name", "char", "Model Name", related=("model_id", "model")),
+            _sel("trigger", "Trigger", AUTOMATION_TRIGGERS, required=True),
+            Field("trigger_field_ids", "many2many", "Trigger Fields", relation="ir.model.fields"),
+            _f("filter_domain", "char", "Apply on"),
+            _f("active", "boolean", "Active", default=True),
+            _o2m("action_server_ids", "Actions", "ir.actions.server", "base_automation_id")],
+            {"admin_only": True}),
+        ("ir.actions.server", "Server Action", [
+            _f("name", "char", "Action Name", required=True),
+            _m2o("model_id", "Model", "ir.model", required=True),
+            _f("model_name", "char", "Model Name", related=("model_id", "model")),
+            _sel("usage", "Usage", (("ir_actions_server", "Server Action"),
+                                    ("ir_cron", "Scheduled Action"),
+                                    ("base_automation", "Automation Rule")),
+                 default="ir_actions_server"),
+            _sel("state", "Type", SERVER_ACTION_STATES, default="object_write", required=True),
+            _m2o("base_automation_id", "Automation Rule", "base.automation"),
+            _f("webhook_url", "char", "Webhook URL"),
+            Field("webhook_field_ids", "many2many", "Webhook Fields",
+                  relation="ir.model.fields")],
+            {}),
+    ]  # fmt: skip
+
+
 def _magic_fields() -> list[Field]:
     return [
         _f("id", "integer", "ID", computed=True),
@@ -395,7 +457,10 @@ def build_models(version: OdooVersion, *, with_delivery: bool = True) -> dict[st
     ``with_delivery=False``: a database where the delivery module is not installed.
     """
     models: dict[str, ModelSpec] = {}
-    for name, description, own_fields, options in _model_table(version):
+    table = _model_table(version)
+    if version.has_webhooks:  # 16.0 has no webhook action: nothing to set up there
+        table += _automation_models()
+    for name, description, own_fields, options in table:
         dropped = () if with_delivery else DELIVERY_FIELDS.get(name, ())
         fields = {f.name: f for f in [*_magic_fields(), *own_fields] if f.name not in dropped}
         models[name] = ModelSpec(name=name, description=description, fields=fields, **options)

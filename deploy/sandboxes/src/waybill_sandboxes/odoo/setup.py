@@ -15,6 +15,7 @@ from waybill_sandboxes.odoo.env import xmlid_to_record
 from waybill_sandboxes.odoo.registry import Registry
 from waybill_sandboxes.odoo.users import Credential
 from waybill_sandboxes.odoo.values import DATETIME_FORMAT
+from waybill_sandboxes.odoo.webhooks import install_field_records
 
 if TYPE_CHECKING:
     from waybill_sandboxes.odoo.sandbox import OdooSettings
@@ -43,6 +44,8 @@ def install_setup(
 ) -> None:
     """Create the company, the module list and the API key records; set the options."""
     version = registry.version
+    if version.has_webhooks:  # what automation rules name their fields by (17+)
+        install_field_records(registry)
     company: dict[str, Any] = {"name": "YourCompany"}
     if version.sms_confirmation_default:
         sms = settings.sms_confirmation

@@ -3,7 +3,9 @@
 As in Odoo, an API key is accepted wherever a password is (XML-RPC,
 JSON-RPC) and is the only credential of the JSON-2 API. ``can_write`` stands
 in for Odoo's access groups: a user without it can read but gets an
-AccessError on create, write, unlink and business actions.
+AccessError on create, write, unlink and business actions; ``administrator``
+stands in for Settings / Administration, the only group that may read
+automation rules (17+).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Credential:
     password: str
     api_key: str
     can_write: bool = True
+    # In Settings / Administration (base.group_system): may use the admin-only models
+    # (automation rules). Only the demo's ``admin`` is.
+    administrator: bool = False
     # 18.0+: res.users.apikeys.expiration_date; an expired key is refused (and later
     # garbage-collected by Odoo). None: never expires (16.0, 17.0).
     api_key_expires_at: datetime | None = None
