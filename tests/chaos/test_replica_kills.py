@@ -53,7 +53,7 @@ def test_a_replica_of_each_service_killed_in_turn_mid_burst_loses_and_repeats_no
         }
         # Inside the stack's block: a failure keeps every process's log (CHAOS_LOGS).
         # Every service was hit, mid-burst, and its replica came back under supervision.
-        assert set(recorded_at_kill) == set(restarts) and len(restarts) >= 6
+        assert recorded_at_kill and set(recorded_at_kill) == set(restarts) == set(stack.services)
         assert all(done < ORDERS for done in recorded_at_kill.values()), recorded_at_kill
         assert all(n >= 1 for n in restarts.values()), restarts
         assert_nothing_lost_or_repeated(counts)
