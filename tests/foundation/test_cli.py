@@ -178,6 +178,15 @@ def test_the_demo_is_refused_up_front_when_what_it_drives_is_missing() -> None:
             "--tls and --mtls configure the embedded server: leave them out with --nats-url",
         ),
         (["--mtls", "--nats-url", "nats://127.0.0.1:4222"], "WAYBILL_NATS_TLS_CA_FILE"),
+        (["--cluster", "2"], "a cluster of 2 NATS server(s) is not supported: give 1 or 3"),
+        (["--cluster", "4"], "needs an odd number of them: with 4, losing 2 stops JetStream"),
+        (["--cluster", "5"], "3 already keeps JetStream working with one server down"),
+        (["--cluster", "0"], "a stack needs at least one server"),
+        (["--cluster", "three"], "'three' is not a whole number"),
+        (
+            ["--cluster", "3", "--nats-url", "nats://127.0.0.1:4222"],
+            "--cluster starts embedded nats-server nodes: leave it out with --nats-url",
+        ),
     ],
 )
 def test_up_options_that_make_no_sense_are_refused_in_one_line(

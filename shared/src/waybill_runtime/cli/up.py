@@ -16,9 +16,16 @@ from typing import Protocol
 from waybill_runtime.cli.options import (
     add_embedded_nats_options,
     embedded_nats_options,
+    env_port,
+    port_number,
     subject_prefix_from_env,
 )
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.local.embedded_cluster import (
+    CLUSTER_PORT,
+    ClusterSizeError,
+    check_cluster_size,
+)
 from waybill_runtime.local.foreground import until_stopped
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.stack import LocalStack
@@ -90,6 +97,13 @@ def _replica_count(text: str) -> int:
     return count
 
 
+def _cluster_size(text: str) -> int:
+    try:
+        return check_cluster_size(_whole_number(text))
+    except ClusterSizeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _demo_timeout(text: str) -> float:
     seconds = _seconds(text)
     if seconds == 0:
@@ -128,6 +142,24 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "replicas (1 to 8; default 1)",
     )
     parser.add_argument(
+        "--cluster",
+        type=_cluster_size,
+        default=1,
+        metavar="N",
+        help="run N embedded nats-server nodes as one JetStream cluster: 1 (default) or 3, "
+        "with streams and KV buckets replicated on all three; node i listens on --port + i, "
+        "--monitor-port + i and --cluster-port + i, and keeps its store in "
+        "<state folder>/nats/node-<i+1>",
+    )
+    parser.add_argument(
+        "--cluster-port",
+        type=port_number,
+        default=None,
+        metavar="PORT",
+        help="first node's route port with --cluster 3 (default $WAYBILL_NATS_CLUSTER_PORT or "
+        f"{CLUSTER_PORT}; 0 = any free ports)",
+    )
+    parser.add_argument(
         "--otlp",
         default=None,
         metavar="URL",
@@ -161,7 +193,18 @@ def run_up(args: argparse.Namespace) -> int:
         tls=args.tls,
         mtls=args.mtls,
         replicas=args.replicas,
+        cluster=args.cluster,
+        cluster_port=(
+            args.cluster_port
+            if args.cluster_port is not None
+            else env_port("WAYBILL_NATS_CLUSTER_PORT", CLUSTER_PORT)
+        ),
     )
+    if args.cluster > 1 and args.nats_url is not None:
+        raise UserFacingError(
+            "--cluster starts embedded nats-server nodes: leave it out with --nats-url, "
+            "and set WAYBILL_STREAM_REPLICAS for the services when that server is a cluster"
+        )
     if (args.tls or args.mtls) and args.nats_url is not None:
         raise UserFacingError(
             "--tls and --mtls configure the embedded server: leave them out with --nats-url "
@@ -203,11 +246,9 @@ def run_up(args: argparse.Namespace) -> int:
             if demo is not None and args.order_every > 0:
                 demo.trickle(stack.plan, args.order_every, stop)
             print("Waybill is up. Ctrl-C stops everything.", flush=True)
-            while not stop.wait(0.5):
-                # A crashed service, sandbox or nats-server is started again, as
-                # Kubernetes would.
-                for line in stack.supervise():
-                    print(f"waybill: {line}", flush=True)
+            # A crashed service, sandbox or nats-server node is started again, as
+            # Kubernetes would.
+            stack.supervise_until(stop, lambda line: print(f"waybill: {line}", flush=True))
         finally:
             stack.stop()
     return 0
@@ -234,8 +275,13 @@ def _print_api_tokens(plan: LocalPlan) -> None:
 def _print_urls(stack: LocalStack) -> None:
     """Where to look, aligned: NATS, each sandbox and service, the useful pages, the logs."""
     lines = {"NATS client URL": stack.nats_url}
-    if stack.nats is not None:
-        lines["NATS monitoring URL"] = stack.nats.monitor_url
+    nodes = stack.nats_nodes
+    if len(nodes) == 1:
+        lines["NATS monitoring URL"] = nodes[0].monitor_url
+    for node in nodes if len(nodes) > 1 else []:
+        lines[f"NATS node {node.name}"] = (
+            f"{node.client_url} (monitoring {node.monitor_url}; log {node.log_path})"
+        )
     lines.update(stack.urls)
     if stack.security is not None:
         seeds = stack.security.seed_file(OPERATOR).parent

@@ -67,6 +67,15 @@ class EmbeddedNatsOptions:
     # A ``tls { ... }`` block (waybill_runtime.security.local_ca.server_tls_block);
     # None runs the server without TLS. Clients then connect with tls:// URLs.
     tls: str | None = None
+    # A ``cluster { ... }`` block (waybill_runtime.local.embedded_cluster); None: a lone server.
+    cluster: str | None = None
+    # The server's own folder under ``state_dir`` (config, log, pid, JetStream store):
+    # one per node when several run from the same state folder.
+    folder: str = "nats"
+    # What "ready" means at start: /healthz (JetStream current, the default) or, for a node of
+    # a cluster, /healthz?js-enabled-only=true, since a node restarted while the others are
+    # down can have no meta leader until they are back (the cluster waits for that itself).
+    ready_path: str = "/healthz"
 
 
 def find_nats_server(explicit: Path | None = None) -> Path:
@@ -135,6 +144,8 @@ def render_config(
         lines.append(options.authorization.rstrip("\n"))
     if options.tls is not None:
         lines.append(options.tls.rstrip("\n"))
+    if options.cluster is not None:
+        lines.append(options.cluster.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
@@ -154,10 +165,11 @@ def wait_healthy(
     *,
     name: str,
     timeout_s: float,
+    path: str = "/healthz",
 ) -> None:
-    """Return once the server's /healthz answers 200 (JetStream enabled and current);
+    """Return once the server's ``path`` (/healthz: JetStream enabled and current) answers 200;
     a one-line error naming ``name`` when it exits or does not get there in time."""
-    url = f"{monitor_url}/healthz"
+    url = f"{monitor_url}{path}"
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
@@ -192,9 +204,14 @@ class EmbeddedNats:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.state_dir = self.options.state_dir
-        self.config_path = self.state_dir / "nats" / "nats-server.conf"
-        self.log_path = self.state_dir / "nats" / "nats-server.log"
-        self.pid_path = self.state_dir / "nats" / PID_FILE_NAME
+        self.config_path = self.state_dir / self.options.folder / "nats-server.conf"
+        self.log_path = self.state_dir / self.options.folder / "nats-server.log"
+        self.pid_path = self.state_dir / self.options.folder / PID_FILE_NAME
+
+    @property
+    def name(self) -> str:
+        """The server's name (its JetStream identity in a cluster)."""
+        return self.options.server_name
 
     @property
     def client_url(self) -> str:
@@ -214,9 +231,15 @@ class EmbeddedNats:
 
     def start(self, *, ready_timeout_s: float = 20.0) -> None:
         """Start the server and return once JetStream answers; raise a one-line error otherwise."""
+        self.spawn()
+        self.wait_started(ready_timeout_s)
+
+    def spawn(self) -> None:
+        """Start the server without waiting for it (the nodes of a cluster start together);
+        :meth:`wait_started` waits."""
         binary = find_nats_server(self.options.binary)
         self.state_dir = prepare_state_dir(self.options.state_dir)
-        nats_dir = private_folder(self.state_dir / "nats")
+        nats_dir = private_folder(self.state_dir / self.options.folder)
         self.config_path = nats_dir / "nats-server.conf"
         self.log_path = nats_dir / "nats-server.log"
         host = self.options.host
@@ -233,17 +256,30 @@ class EmbeddedNats:
         )
         self.pid_path = nats_dir / PID_FILE_NAME
         write_private(self.pid_path, f"{self._process.pid}\n")
+
+    def wait_started(self, timeout_s: float = 20.0) -> None:
+        """Wait until the spawned server is ready (``ready_path``); stop it and raise otherwise."""
+        assert self._process is not None, "spawn() first"
+        name = "nats-server" if self.options.cluster is None else f"nats-server {self.name}"
         try:
-            self._wait_ready(ready_timeout_s)
+            wait_healthy(
+                self._process,
+                self.monitor_url,
+                self.log_path,
+                name=name,
+                timeout_s=timeout_s,
+                path=self.options.ready_path,
+            )
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self, timeout_s: float) -> None:
-        assert self._process is not None
-        wait_healthy(
-            self._process, self.monitor_url, self.log_path, name="nats-server", timeout_s=timeout_s
-        )
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (no lame duck, no flush); :meth:`start` or the
+        stack's supervision starts it again on its ports and store."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
 
     def _last_log_line(self) -> str:
         return last_log_line(self.log_path)
@@ -263,7 +299,7 @@ class EmbeddedNats:
             self.options,
             port=self.port,
             monitor_port=self.monitor_port,
-            store=self.state_dir / "nats" / "jetstream",
+            store=self.state_dir / self.options.folder / "jetstream",
         )
         # Replaced whole, so a reload never reads a half-written file; owner only.
         write_private(self.config_path, text)

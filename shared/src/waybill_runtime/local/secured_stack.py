@@ -93,10 +93,16 @@ def provision_as_admin(
     subject_prefix: str,
     *,
     tls: ssl.SSLContext | None = None,
+    replicas: int = 1,
 ) -> None:
-    """Streams, buckets and durables of ``services``, made as the admin before they start."""
+    """Streams, buckets and durables of ``services``, made as the admin before they start,
+    each stream and bucket with ``replicas`` copies (3 on a three-node cluster)."""
     settings = load_settings(
-        RuntimeSettings, environ={}, service=ADMIN, subject_prefix=subject_prefix
+        RuntimeSettings,
+        environ={},
+        service=ADMIN,
+        subject_prefix=subject_prefix,
+        stream_replicas=replicas,
     )
     declarations = [s.describe(subject_prefix=subject_prefix) for s in services.values()]
 

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from waybill_runtime.bus.client import shown_url
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.local import child_process
+from waybill_runtime.local.embedded_cluster import CLUSTER_PORT, EmbeddedCluster
 from waybill_runtime.local.embedded_nats import (
     EmbeddedNats,
     EmbeddedNatsOptions,
@@ -51,9 +52,11 @@ from waybill_runtime.security.tls import (
     client_context,
 )
 from waybill_runtime.service import Service
+from waybill_runtime.settings import env_var_name
 
 NATS_SERVER = "nats-server"
-"""The embedded server's name among the stack's children (in what supervision says)."""
+"""The embedded server's name among the stack's children (in what supervision says); a
+cluster's nodes are ``nats-server <server name>``."""
 
 
 def replica_name(service: str, replica: int) -> str:
@@ -121,14 +124,27 @@ def _wait_ready(url: str, deadline: float) -> bool:
 
 @dataclass
 class LocalStack:
-    """NATS, the sandboxes (when installed) and every installed service, as child processes."""
+    """NATS, the sandboxes (when installed) and every installed service, as child processes.
+
+    ``cluster=3`` runs three embedded nats-server nodes routed into one JetStream cluster
+    (``nats_nodes``); the services get every node's URL and streams and buckets are made
+    with three replicas. What tests (the chaos tests) use beside :meth:`start` and
+    :meth:`stop`: :meth:`kill_nats_node`, :meth:`restart_nats_cluster`,
+    :meth:`wait_nats_healthy`, and :meth:`supervise_until` to restart what crashed.
+    """
 
     nats_options: EmbeddedNatsOptions
     external_nats_url: str | None = None
     services: Mapping[str, Service[Any]] = field(default_factory=load_services)
     sandboxes: Mapping[str, SandboxDeclaration] = field(default_factory=installed_sandboxes)
     start_timeout_s: float = 60.0
+    # The first (or only) embedded node; ``nats_nodes`` has them all.
     nats: EmbeddedNats | None = None
+    # Embedded nats-server nodes: 1, or 3 routed into one JetStream cluster whose
+    # routes listen on ``cluster_port`` and the next ports (0: any free ports).
+    cluster: int = 1
+    cluster_port: int = CLUSTER_PORT
+    nats_cluster: EmbeddedCluster | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # How each child was started, so a crashed one can be started again the same way.
     specs: dict[str, ChildSpec] = field(default_factory=dict)
@@ -153,8 +169,14 @@ class LocalStack:
     def nats_url(self) -> str:
         if self.external_nats_url is not None:
             return self.external_nats_url
-        assert self.nats is not None
-        return self.nats.client_url
+        assert self.nats_cluster is not None
+        return self.nats_cluster.client_url
+
+    @property
+    def nats_nodes(self) -> list[EmbeddedNats]:
+        """The embedded nodes (none with an external server), each with ``pid``,
+        ``client_url``, ``kill()``, ``stop()`` and ``start()``."""
+        return [] if self.nats_cluster is None else self.nats_cluster.nodes
 
     @property
     def log_dir(self) -> Path:
@@ -172,15 +194,21 @@ class LocalStack:
                 options, self.security = secure_options(options, self.services, self.subject_prefix)
             if self.tls or self.mtls:
                 options, self.local_tls = tls_options(options, self.services, mutual=self.mtls)
-            self.nats = EmbeddedNats(options)
-            self.nats.start()
+            self.nats_cluster = EmbeddedCluster(
+                options, size=self.cluster, cluster_port=self.cluster_port
+            )
+            # Services start once the cluster has a meta leader: before, they could not
+            # bind their streams and would fail their first start.
+            self.nats_cluster.start(ready_timeout_s=self.start_timeout_s)
+            self.nats = self.nats_cluster.nodes[0]
             if self.security is not None:
                 provision_as_admin(
-                    self.nats.client_url,
+                    self.nats_url,
                     self.security,
                     self.services,
                     self.subject_prefix,
                     tls=self.client_tls(ADMIN),
+                    replicas=self.cluster,
                 )
         private_folder(self.log_dir)
         self.plan = plan = LocalPlan.make(
@@ -203,6 +231,9 @@ class LocalStack:
         for name in self.services:
             for replica in range(self.replicas):
                 env = {"NATS_URL": self.nats_url, **plan.replica_environment(name, replica)}
+                if self.nats_cluster is not None and self.cluster > 1:
+                    # Whoever provisions (a service itself with --no-auth) makes R3.
+                    env[env_var_name("stream_replicas")] = str(self.cluster)
                 if self.security is not None:
                     env.update(identity_environment(self.security, name))
                 if self.local_tls is not None:
@@ -265,26 +296,64 @@ class LocalStack:
                 said.append(f"{name} started again ({crashes} crash(es) in a row)")
         return said
 
+    def supervise_until(self, stop: threading.Event, say: Callable[[str], None]) -> None:
+        """Call :meth:`supervise` twice a second until ``stop`` is set, telling ``say`` each
+        line (what `waybill up` does in the foreground; a test runs it in a thread)."""
+        while not stop.wait(0.5):
+            for line in self.supervise():
+                say(line)
+
     def _supervise_nats(self) -> list[str]:
-        if self.nats is None or self.nats.running():
-            return []
+        said: list[str] = []
+        for node in self.nats_nodes:
+            if not node.running():
+                said += self._supervise_nats_node(node)
+        return said
+
+    def _supervise_nats_node(self, node: EmbeddedNats) -> list[str]:
+        # One node alone keeps its plain name; a cluster's nodes are told apart.
+        name = NATS_SERVER if self.cluster == 1 else f"{NATS_SERVER} {node.name}"
         now = time.monotonic()
-        if not self.restarts.waiting(NATS_SERVER):
-            pause = self.restarts.crashed(NATS_SERVER, now)
+        if not self.restarts.waiting(name):
+            pause = self.restarts.crashed(name, now)
+            others = " (the other nodes go on)" if self.cluster > 1 else ""
             return [
-                f"{NATS_SERVER} stopped unexpectedly; starting it again in {pause:g} s "
-                f"on the same ports and store; see {self.nats.log_path}"
+                f"{name} stopped unexpectedly{others}; starting it again in {pause:g} s "
+                f"on the same ports and store; see {node.log_path}"
             ]
-        if not self.restarts.due(NATS_SERVER, now):
+        if not self.restarts.due(name, now):
             return []
-        crashes = self.restarts.crashes(NATS_SERVER)
+        crashes = self.restarts.crashes(name)
         try:
-            self.nats.restart()
+            node.restart()
         except UserFacingError as error:  # e.g. its port was taken meanwhile
-            self.restarts.crashed(NATS_SERVER, time.monotonic())
-            return [f"{NATS_SERVER} could not be started again: {error}"]
-        self.restarts.started(NATS_SERVER, time.monotonic())
-        return [f"{NATS_SERVER} started again ({crashes} crash(es) in a row)"]
+            self.restarts.crashed(name, time.monotonic())
+            return [f"{name} could not be started again: {error}"]
+        self.restarts.started(name, time.monotonic())
+        return [f"{name} started again ({crashes} crash(es) in a row)"]
+
+    def kill_nats_node(self, index: int) -> int:
+        """SIGKILL embedded node ``index`` (0-based), as a crash would; its pid. The others
+        go on; :meth:`supervise` starts it again after a pause."""
+        node = self.nats_nodes[index]
+        pid = node.pid
+        if pid is None or not node.running():
+            raise RuntimeError(f"{node.name} is not running")
+        node.kill()
+        return pid
+
+    def restart_nats_cluster(self) -> None:
+        """Stop every embedded node, start them all again on the same ports and stores
+        (the same state), and return once the cluster is healthy again."""
+        assert self.nats_cluster is not None, "the embedded NATS is not started"
+        self.nats_cluster.restart(ready_timeout_s=self.start_timeout_s)
+
+    def wait_nats_healthy(self, timeout_s: float = 60.0) -> None:
+        """Return once every embedded node runs and is current, with a JetStream meta leader
+        and every stream and KV bucket led and all its replicas current; raises a one-line
+        :class:`~waybill_runtime.local.embedded_nats.NatsStartError` after ``timeout_s``."""
+        assert self.nats_cluster is not None, "the embedded NATS is not started"
+        self.nats_cluster.wait_healthy(timeout_s)
 
     def stop(self) -> None:
         # Services and sandboxes first (services drain into NATS), then NATS.
@@ -297,8 +366,8 @@ class LocalStack:
         for thread in threads:
             thread.join()
         self.children.clear()
-        if self.nats is not None:
-            self.nats.stop()
+        if self.nats_cluster is not None:
+            self.nats_cluster.stop()
 
     def client_tls(self, identity: str) -> ssl.SSLContext | None:
         """The SSLContext ``identity`` connects with (None: no TLS).
