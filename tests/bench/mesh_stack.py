@@ -42,13 +42,15 @@ FAILED_LOGS = Path(".waybill") / "bench-e2e-logs"
 def benchmark_stack(
     *,
     replicas: int = 1,
+    cluster: int = 1,
     profile: SandboxProfile = SandboxProfile.BENCHMARK,
     settings: Mapping[str, str] | None = None,
     failed_logs: Path = FAILED_LOGS,
 ) -> Iterator[LocalStack]:
     """A started local stack in a temporary state folder; stopped on exit.
 
-    ``replicas`` instances of every service; ``settings`` are further environment
+    ``replicas`` instances of every service, ``cluster`` embedded nats-server nodes (1, or
+    3 routed into one JetStream cluster, on free ports); ``settings`` are further environment
     variables for every child (the chaos tests shorten the router's tracking
     reconciliation this way). When the body fails, every process's log is copied
     to ``failed_logs`` first, so the reason can be read after the folder is gone.
@@ -67,6 +69,8 @@ def benchmark_stack(
                     server_name="waybill-bench-e2e",
                 ),
                 replicas=replicas,
+                cluster=cluster,
+                cluster_port=0,
             )
             try:
                 stack.start()

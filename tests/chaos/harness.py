@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from tests.bench.burst import count_stored, create_orders, get_json, restock, wait_finished
@@ -59,11 +60,16 @@ runtime's redelivery of a message a killed replica held, and the safety nets' ro
 
 @contextlib.contextmanager
 def chaos_stack(
-    *, profile: SandboxProfile = SandboxProfile.BENCHMARK, settings: Mapping[str, str] = {}
+    *,
+    cluster: int = 1,
+    profile: SandboxProfile = SandboxProfile.BENCHMARK,
+    settings: Mapping[str, str] = {},
 ) -> Iterator[LocalStack]:
-    """A started local stack, :data:`REPLICAS` of every service, the safety nets tightened."""
+    """A started local stack, :data:`REPLICAS` of every service, the safety nets tightened;
+    ``cluster=3``: a three-node NATS cluster."""
     with benchmark_stack(
         replicas=REPLICAS,
+        cluster=cluster,
         profile=profile,
         settings={**SAFETY_NETS, **settings},
         failed_logs=CHAOS_LOGS,
@@ -162,9 +168,13 @@ class Burst:
     orders: list[str]
 
     async def shipments_recorded(self) -> int:
-        """Shipments recorded in Odoo so far (how far the burst has got)."""
+        """Shipments recorded in Odoo so far (how far the burst has got); -1 while the
+        server does not answer (a test may have taken it away)."""
         recorded = self.subjects.subject_for(ShipmentRecordedInOdoo)
-        return await count_stored(self.js, self.subjects.events_stream.name, recorded)
+        try:
+            return await count_stored(self.js, self.subjects.events_stream.name, recorded)
+        except NatsError:
+            return -1
 
     async def reached(self, shipments: int) -> int:
         """Wait until at least ``shipments`` are recorded in Odoo; returns how many are."""
