@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from tests.bench.burst import count_stored, create_orders, get_json, restock, wait_finished
@@ -162,9 +163,13 @@ class Burst:
     orders: list[str]
 
     async def shipments_recorded(self) -> int:
-        """Shipments recorded in Odoo so far (how far the burst has got)."""
+        """Shipments recorded in Odoo so far (how far the burst has got); -1 while the
+        server does not answer (a test may have taken it away)."""
         recorded = self.subjects.subject_for(ShipmentRecordedInOdoo)
-        return await count_stored(self.js, self.subjects.events_stream.name, recorded)
+        try:
+            return await count_stored(self.js, self.subjects.events_stream.name, recorded)
+        except NatsError:
+            return -1
 
     async def reached(self, shipments: int) -> int:
         """Wait until at least ``shipments`` are recorded in Odoo; returns how many are."""
