@@ -53,9 +53,11 @@ SAFETY_NETS = {
     "WAYBILL_TRACKING_RECONCILE_INTERVAL_S": "2",
 }
 
-STALL_S = 120.0
-"""How long a chaos burst may make no progress before it counts as hung: longer than the
-runtime's redelivery of a message a killed replica held, and the safety nets' rounds."""
+STALL_S = 240.0
+"""How long a chaos burst may make no progress before it counts as hung. A replica killed
+between writing its intent to call a partner and the call leaves the intent in doubt for a
+minute (the runtime's ``OnceOnly``); the message waiting on it is retried on the services'
+own backoff (1, 5, 30, 120 s ...), so its order may stand still for about 160 s."""
 
 
 @contextlib.contextmanager
