@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,26 @@ def test_exception_in_parent_leaves_no_server_behind(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "parent failed" in result.stderr
     assert wait_until_no_nats_server(tmp_path) == []
+
+
+def test_a_child_started_from_a_thread_outlives_the_thread() -> None:
+    # Linux signals a child when the thread that started it ends: a supervisor running in
+    # a thread (as tests run it) must not take the nats-server it restarted along.
+    from waybill_runtime.local import child_process
+
+    started: list[subprocess.Popen[bytes]] = []
+    thread = threading.Thread(
+        target=lambda: started.append(
+            child_process.spawn(["sleep", "30"], output=subprocess.DEVNULL)
+        )
+    )
+    thread.start()
+    thread.join()
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            started[0].wait(timeout=2)  # a signalled child would be gone well within this
+    finally:
+        child_process.stop(started[0], grace_s=5)
 
 
 def test_killed_parent_takes_its_server_along(tmp_path: Path) -> None:
@@ -296,3 +317,16 @@ def test_a_replica_count_out_of_range_is_refused_in_one_line() -> None:
     assert result.returncode != 0
     assert "9 replicas: give 1 to 8" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_restarted_server_keeps_what_a_rotation_changed_in_its_config(tmp_path: Path) -> None:
+    # `waybill nats rotate` edits the running server's config file; a restart (the
+    # supervisor's after a crash, or a whole cluster's) must not put the old keys back.
+    from waybill_runtime.local.embedded_nats import EmbeddedNats, EmbeddedNatsOptions
+
+    with EmbeddedNats(EmbeddedNatsOptions(port=0, monitor_port=0, state_dir=tmp_path)) as server:
+        edited = server.config_path.read_text() + "# changed by a rotation\n"
+        server.config_path.write_text(edited)
+        server.restart()
+        assert server.running()
+        assert server.config_path.read_text() == edited

@@ -5,6 +5,12 @@ children. A child must not survive Ctrl-C, SIGTERM, an exception in the parent
 or even a SIGKILL of the parent: each child runs in its own session (so a
 terminal's Ctrl-C reaches only the parent, which then stops the children in
 order) and asks the kernel to send it SIGTERM when the parent dies.
+
+Linux sends that signal when the *thread* that started the child ends, not
+the process: a child started from a short-lived thread (a supervisor a test
+runs in a thread, which restarts a killed nats-server node) would be stopped
+as soon as that thread returned. So every child is started from one thread
+that lives as long as the process.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 _PR_SET_PDEATHSIG = 1
+# One worker, never retired while the process runs: the parent thread of every child.
+_STARTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-starter")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -42,7 +51,8 @@ def spawn(
     ``output`` receives both stdout and stderr (a file, ``subprocess.DEVNULL``,
     or None to inherit the parent's).
     """
-    return subprocess.Popen(
+    started = _STARTER.submit(
+        subprocess.Popen,
         list(argv),
         env=dict(env) if env is not None else None,
         cwd=cwd,
@@ -52,6 +62,7 @@ def spawn(
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
+    return started.result()
 
 
 def stop(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int:

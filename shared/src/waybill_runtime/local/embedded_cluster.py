@@ -40,6 +40,8 @@ CLUSTER_SIZES = (1, 3)
 """Nodes `waybill up --cluster` runs: one, or three (a quorum survives losing one)."""
 CLUSTER_PORT = 6222
 CLUSTER_NAME = "waybill-local"
+NODE_FOLDERS = "node-*"
+"""A cluster node's folder under ``<state folder>/nats`` (config, pid, log, store)."""
 _ROUTE_USER = "route"
 
 
@@ -98,7 +100,7 @@ def node_options(
             port=clients[i],
             monitor_port=monitors[i],
             server_name=f"{options.server_name}-{i + 1}",
-            folder=f"nats/node-{i + 1}",
+            folder=f"nats/{NODE_FOLDERS.replace('*', str(i + 1))}",
             ready_path="/healthz?js-enabled-only=true",
             cluster=_cluster_block(host, routes[i], route_urls, password),
         )

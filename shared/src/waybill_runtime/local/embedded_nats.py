@@ -203,6 +203,7 @@ class EmbeddedNats:
         self.monitor_port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._config_written = False
         self.state_dir = self.options.state_dir
         self.config_path = self.state_dir / self.options.folder / "nats-server.conf"
         self.log_path = self.state_dir / self.options.folder / "nats-server.log"
@@ -249,7 +250,10 @@ class EmbeddedNats:
         ensure_port_free(host, self.port, what="NATS", option="--port")
         self.monitor_port = self.options.monitor_port or free_port(host)
         ensure_port_free(host, self.monitor_port, what="NATS monitoring", option="--monitor-port")
-        self._write_config()
+        # Written at the first start only: a restart (after a crash, or of the whole cluster)
+        # runs on the file as it is, with the identities `waybill nats rotate` changed in it.
+        if not self._config_written:
+            self._write_config()
         self._log = open_private(self.log_path)
         self._process = child_process.spawn(
             [str(binary), "--config", str(self.config_path)], output=self._log
@@ -303,6 +307,7 @@ class EmbeddedNats:
         )
         # Replaced whole, so a reload never reads a half-written file; owner only.
         write_private(self.config_path, text)
+        self._config_written = True
 
     def reload(self, *, timeout_s: float = 10.0) -> None:
         """Have the running server read its config file again (SIGHUP; same pid, no restart).

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from waybill_runtime.errors import UserFacingError
+from waybill_runtime.local.embedded_cluster import NODE_FOLDERS
 from waybill_runtime.local.embedded_nats import PID_FILE_NAME
 from waybill_runtime.private_files import write_private
 from waybill_runtime.security.mesh import identities_folder
@@ -126,8 +127,11 @@ class RunningServer:
 
 
 def running_server(state_dir: Path) -> RunningServer | None:
-    """The server running from ``state_dir`` (None: no pid file, or its process is gone)."""
-    nats_dir = state_dir / "nats"
+    """The lone server running from ``state_dir`` (None: no pid file, or its process is gone)."""
+    return _running_in(state_dir / "nats")
+
+
+def _running_in(nats_dir: Path) -> RunningServer | None:
     try:
         pid = int((nats_dir / PID_FILE_NAME).read_text().strip())
         os.kill(pid, 0)
@@ -143,7 +147,37 @@ def running_server(state_dir: Path) -> RunningServer | None:
     return RunningServer(config_path=config_path, pid=pid, monitor_url=monitor_url)
 
 
-def _wait_gone(server: RunningServer, key: str, timeout_s: float) -> int | None:
+@dataclass(frozen=True)
+class RunningNodes:
+    """Every embedded server running from a state folder: the lone one, or each node of a
+    cluster (`waybill up --cluster 3`); all of them must accept the same identities."""
+
+    servers: list[RunningServer]
+
+    @property
+    def pids(self) -> str:
+        return ", ".join(str(server.pid) for server in self.servers)
+
+    def change_config(self, change: Callable[[str], str]) -> None:
+        """Apply ``change`` to every server's config file and have each read it again."""
+        for server in self.servers:
+            server.write_config(change(server.config_path.read_text()))
+            server.reload()
+
+    def connections_with_key(self, key: str) -> int | None:
+        """Clients connected as ``key`` on all servers (None: one's monitoring is silent)."""
+        counts = [server.connections_with_key(key) for server in self.servers]
+        return None if None in counts else sum(c or 0 for c in counts)
+
+
+def running_nodes(state_dir: Path) -> RunningNodes | None:
+    """The servers running from ``state_dir`` (None: none runs)."""
+    folders = [state_dir / "nats", *sorted((state_dir / "nats").glob(NODE_FOLDERS))]
+    servers = [s for s in map(_running_in, folders) if s is not None]
+    return RunningNodes(servers) if servers else None
+
+
+def _wait_gone(server: RunningNodes, key: str, timeout_s: float) -> int | None:
     """Wait until no client is connected as ``key``; the number still connected then."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -175,7 +209,7 @@ def rotate(state_dir: Path, name: str, *, say: Say = print, move_timeout_s: floa
         new_seed_file(pending)
     new_key = public_key_of(pending)
     say(f"1/5 new key for {name}: {new_key} (seed {pending}, mode 0600)")
-    server = running_server(state_dir)
+    server = running_nodes(state_dir)
     if server is None:
         os.replace(pending, current)
         say(
@@ -183,10 +217,8 @@ def rotate(state_dir: Path, name: str, *, say: Say = print, move_timeout_s: floa
             "used from the next start; the old key is gone"
         )
         return new_key
-    config = server.config_path.read_text()
-    server.write_config(with_key_added(config, old_key, new_key))
-    server.reload()
-    say(f"2/5 the server accepts both keys of {name} (config reloaded, pid {server.pid})")
+    server.change_config(lambda config: with_key_added(config, old_key, new_key))
+    say(f"2/5 the server accepts both keys of {name} (config reloaded, pid {server.pids})")
     os.replace(pending, current)
     say(f"3/5 {current} holds the new key: a running {name} reconnects with it")
     left = _wait_gone(server, old_key, move_timeout_s)
@@ -199,8 +231,7 @@ def rotate(state_dir: Path, name: str, *, say: Say = print, move_timeout_s: floa
         say("4/5 monitoring does not answer: cannot tell who still uses the old key")
     else:
         say(f"4/5 no connection uses the old key of {name} any more")
-    server.write_config(with_key_removed(server.config_path.read_text(), old_key))
-    server.reload()
+    server.change_config(lambda config: with_key_removed(config, old_key))
     say(f"5/5 old key {old_key} removed (config reloaded): {name} rotated")
     return new_key
 
@@ -209,11 +240,10 @@ def revoke(state_dir: Path, name: str, *, say: Say = print, cut_timeout_s: float
     """Remove identity ``name``'s key: its connections are cut and refused; the revoked key."""
     current = _current_seed(state_dir, name)
     key = public_key_of(current)
-    server = running_server(state_dir)
+    server = running_nodes(state_dir)
     if server is not None:
-        server.write_config(with_key_removed(server.config_path.read_text(), key))
-        server.reload()
-        say(f"1/3 key {key} of {name} removed from the server (config reloaded, pid {server.pid})")
+        server.change_config(lambda config: with_key_removed(config, key))
+        say(f"1/3 key {key} of {name} removed from the server (config reloaded, pid {server.pids})")
     else:
         say(f"1/3 no embedded server runs from {state_dir}: nothing to reload")
     current.unlink()
@@ -225,7 +255,7 @@ def revoke(state_dir: Path, name: str, *, say: Say = print, cut_timeout_s: float
         elif left:
             raise RotationError(
                 f"{left} connection(s) still use the revoked key after {cut_timeout_s:.0f} s: "
-                f"see {server.config_path} and the server log"
+                f"see {', '.join(str(s.config_path) for s in server.servers)} and the server log"
             )
         else:
             say(f"3/3 no connection uses the revoked key of {name}")
