@@ -17,7 +17,7 @@ import asyncio
 import pytest
 
 from tests.chaos.counts import ChaosCounts, assert_nothing_lost_or_repeated
-from tests.chaos.harness import Supervisor, back_up, burst, chaos_stack, kill_replica, supervising
+from tests.chaos.harness import back_up, burst, chaos_stack, kill_replica, supervising
 from waybill_runtime.local.stack import LocalStack, replica_name
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -26,9 +26,7 @@ ORDERS = 120
 KILLED_REPLICA = 0  # the first: it also receives the partners' webhooks
 
 
-async def _kill_each_service_in_turn(
-    stack: LocalStack, supervisor: Supervisor
-) -> tuple[ChaosCounts, dict[str, int]]:
+async def _kill_each_service_in_turn(stack: LocalStack) -> tuple[ChaosCounts, dict[str, int]]:
     services = list(stack.services)
     recorded_at_kill: dict[str, int] = {}
     async with burst(stack, ORDERS) as flow:
@@ -46,7 +44,7 @@ async def _kill_each_service_in_turn(
 
 def test_a_replica_of_each_service_killed_in_turn_mid_burst_loses_and_repeats_nothing() -> None:
     with chaos_stack() as stack, supervising(stack) as supervisor:
-        counts, recorded_at_kill = asyncio.run(_kill_each_service_in_turn(stack, supervisor))
+        counts, recorded_at_kill = asyncio.run(_kill_each_service_in_turn(stack))
         restarts = {
             service: supervisor.restarts_of(replica_name(service, KILLED_REPLICA))
             for service in stack.services
