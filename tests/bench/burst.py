@@ -82,7 +82,7 @@ async def bus_counters(js: JetStreamContext, subjects: SubjectMap, monitor_url: 
     kv = sum(seq for name, seq in streams.items() if name and name.startswith("KV_"))
     varz = await asyncio.to_thread(get_json, f"{monitor_url}/varz")
     in_msgs = varz.get("in_msgs")
-    connz = await asyncio.to_thread(_get_json, f"{monitor_url}/connz?limit=4096")
+    connz = await asyncio.to_thread(get_json, f"{monitor_url}/connz?limit=4096")
     by_client: dict[str, int] = {}
     connections = connz.get("connections")
     for connection in connections if isinstance(connections, list) else []:
