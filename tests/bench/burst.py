@@ -46,6 +46,8 @@ class BusCounters:
     stream_messages: int  # events and commands stored
     kv_writes: int  # writes to every KV bucket
     nats_msgs_in: int  # every message clients sent the server (requests, acks, KV reads...)
+    msgs_in_by_client: dict[str, int] = field(default_factory=dict)
+    """The same by connection name (a service's connections are named after it)."""
 
 
 @dataclass
@@ -80,7 +82,14 @@ async def bus_counters(js: JetStreamContext, subjects: SubjectMap, monitor_url: 
     kv = sum(seq for name, seq in streams.items() if name and name.startswith("KV_"))
     varz = await asyncio.to_thread(get_json, f"{monitor_url}/varz")
     in_msgs = varz.get("in_msgs")
-    return BusCounters(stored, kv, in_msgs if isinstance(in_msgs, int) else 0)
+    connz = await asyncio.to_thread(get_json, f"{monitor_url}/connz?limit=4096")
+    by_client: dict[str, int] = {}
+    connections = connz.get("connections")
+    for connection in connections if isinstance(connections, list) else []:
+        name, sent = connection.get("name") or "(unnamed)", connection.get("in_msgs")
+        if isinstance(sent, int):
+            by_client[name] = by_client.get(name, 0) + sent
+    return BusCounters(stored, kv, in_msgs if isinstance(in_msgs, int) else 0, by_client)
 
 
 def get_json(url: str) -> Any:

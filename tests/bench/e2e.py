@@ -16,7 +16,7 @@ the same run.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.bench.burst import (
@@ -31,6 +31,7 @@ from tests.bench.burst import (
 )
 from tests.bench.mesh_stack import NATS_SERVER, admin_seed_file, benchmark_stack, process_ids
 from tests.bench.processes import cpu_of, peak_rss_mib
+from tests.bench.traffic import Traffic
 from waybill_contracts import SubjectMap
 from waybill_runtime.bus.client import connect_client
 from waybill_runtime.local.stack import LocalStack
@@ -49,13 +50,19 @@ class BurstFigures:
     stream_messages_per_order: float
     kv_writes_per_order: float
     nats_msgs_in_per_order: float
+    nats_msgs_in_per_order_by_service: dict[str, float] = field(default_factory=dict)
+    """What each service sent the server per order: its publishes, acks, requests, KV reads."""
+    traffic: list[tuple[str, float]] = field(default_factory=list)
+    """Messages per order by purpose, when counted (``--e2e-traffic``)."""
 
     @property
     def services_cpu_ms(self) -> float:
         return sum(self.cpu_ms_per_order[name] for name in self.services)
 
 
-async def _burst(stack: LocalStack, orders: int, seed: int) -> BurstFigures:
+async def _burst(
+    stack: LocalStack, orders: int, seed: int, *, count_traffic: bool = False
+) -> BurstFigures:
     assert stack.nats is not None and stack.plan is not None
     subjects = SubjectMap(stack.subject_prefix)
     nc = await connect_client(
@@ -69,10 +76,20 @@ async def _burst(stack: LocalStack, orders: int, seed: int) -> BurstFigures:
         await restock(odoo_url, odoo["password"], orders)
         carriers = [stack.plan.offered(p)["url"] for p in ("carrier-a", "carrier-b")]
         before_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
+        traffic = Traffic()
+        watcher = None
+        if count_traffic:
+            watcher = await connect_client(
+                stack.nats_url, nkeys_seed=admin_seed_file(stack), name="bench-traffic"
+            )
+            await traffic.start(watcher)
         before_cpu = cpu_of(pids)
         await create_orders(odoo_url, orders, seed=seed)
         await wait_finished(js, subjects, orders)
         after_cpu = cpu_of(pids)
+        if watcher is not None:
+            await traffic.stop()
+            await watcher.close()
         after_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
         result = await outcome(nc, subjects, orders, odoo_url, carriers)
     finally:
@@ -94,6 +111,16 @@ async def _burst(stack: LocalStack, orders: int, seed: int) -> BurstFigures:
         stream_messages_per_order=(after_bus.stream_messages - before_bus.stream_messages) / orders,
         kv_writes_per_order=(after_bus.kv_writes - before_bus.kv_writes) / orders,
         nats_msgs_in_per_order=(after_bus.nats_msgs_in - before_bus.nats_msgs_in) / orders,
+        nats_msgs_in_per_order_by_service={
+            name: (
+                after_bus.msgs_in_by_client.get(name, 0) - before_bus.msgs_in_by_client.get(name, 0)
+            )
+            / orders
+            for name in stack.services
+        },
+        traffic=traffic.per_order(orders)
+        if traffic.complete
+        else [("(incomplete: the watcher was cut off)", 0.0)],
     )
 
 
@@ -101,13 +128,15 @@ async def _burst(stack: LocalStack, orders: int, seed: int) -> BurstFigures:
 Runner = Callable[[Coroutine[Any, Any, BurstFigures]], Any]
 
 
-def run_bursts(bursts: Sequence[int], runner: Runner, *, seed: int = 18) -> list[BurstFigures]:
+def run_bursts(
+    bursts: Sequence[int], runner: Runner, *, seed: int = 18, count_traffic: bool = False
+) -> list[BurstFigures]:
     """Each burst on a stack of its own, smallest first; prints a line per burst."""
     figures = []
     for orders in bursts:
         print(f"e2e burst   {orders:>7,} orders: starting the local stack", flush=True)
         with benchmark_stack() as stack:
-            burst: BurstFigures = runner(_burst(stack, orders, seed))
+            burst: BurstFigures = runner(_burst(stack, orders, seed, count_traffic=count_traffic))
         figures.append(burst)
         print(
             f"e2e burst   {orders:>7,} orders {burst.outcome.orders_per_s:>7,.1f} orders/s "
@@ -150,6 +179,13 @@ def e2e_table(figures: Sequence[BurstFigures], runtime_us_per_msg: float | None)
     rows.append(["stream messages/order", *(_cell(f.stream_messages_per_order) for f in figures)])
     rows.append(["KV writes/order", *(_cell(f.kv_writes_per_order) for f in figures)])
     rows.append(["NATS msgs in/order", *(_cell(f.nats_msgs_in_per_order) for f in figures)])
+    for name in services:
+        rows.append(
+            [
+                f"  NATS msgs in/order {name}",
+                *(_cell(f.nats_msgs_in_per_order_by_service.get(name, 0.0)) for f in figures),
+            ]
+        )
     if runtime_us_per_msg is not None:
         rows.append(
             [

@@ -39,6 +39,7 @@ from tests.bench.harness import (
 from tests.bench.machine import describe
 from tests.bench.memory import HeapPeak
 from tests.bench.report import BenchReport, StageFigures, table, write_json
+from tests.bench.traffic import traffic_table
 
 # key -> (module, class); imported only when the stage runs.
 STAGES: dict[str, tuple[str, str]] = {
@@ -131,6 +132,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=list(DEFAULT_BURSTS),
         help="burst sizes of the end-to-end stage, comma-separated, smallest first "
         f"(default {','.join(map(str, DEFAULT_BURSTS))}; e.g. 100,300,1000; 0 skips the stage)",
+    )
+    parser.add_argument(
+        "--e2e-traffic",
+        action="store_true",
+        help="count every message through nats-server during each burst, by what it is for "
+        "(acks, pulls, KV reads and writes by bucket and key, publishes), per order; "
+        "watching costs nats-server a delivery per message: take CPU figures from a run "
+        "without it",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument(
@@ -285,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop()
         machine = describe(find_nats_server(), loop_name)
     try:
-        bursts = run_bursts(args.e2e_orders, runner)
+        bursts = run_bursts(args.e2e_orders, runner, count_traffic=args.e2e_traffic)
     except (BurstFailed, UserFacingError) as error:
         print(f"bench: the end-to-end stage failed: {error}", file=sys.stderr)
         return 1
@@ -304,6 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("end to end: the local stack, sandboxes in the benchmark profile, orders as a burst")
         print(e2e_table(bursts, runtime.median_cpu_us if runtime is not None else None))
+        for burst in bursts:
+            if burst.traffic:
+                print()
+                print(f"NATS messages per order, {burst.outcome.orders:,} orders, by purpose:")
+                print(traffic_table(burst.traffic))
     if args.json is not None:
         write_json(report, args.json)
         print(f"results written to {args.json}")

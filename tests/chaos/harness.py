@@ -24,7 +24,14 @@ from pathlib import Path
 from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
-from tests.bench.burst import count_stored, create_orders, get_json, restock, wait_finished
+from tests.bench.burst import (
+    BurstFailed,
+    count_stored,
+    create_orders,
+    get_json,
+    restock,
+    wait_finished,
+)
 from tests.bench.mesh_stack import admin_seed_file, benchmark_stack
 from tests.chaos.counts import ChaosCounts, PartnerUrls, labels_sold, read_counts
 from waybill_contracts import SubjectMap
@@ -194,7 +201,12 @@ class Burst:
 
     async def finished(self) -> ChaosCounts:
         """Wait until every order is delivered and nothing is left to consume; the counts."""
-        await wait_finished(self.js, self.subjects, len(self.orders), stall_s=STALL_S)
+        try:
+            await wait_finished(self.js, self.subjects, len(self.orders), stall_s=STALL_S)
+        except BurstFailed:
+            # Hung: the counts still say what was lost and where, beside the stall.
+            print(f"chaos counts when it hung: {await read_counts(self.urls, self.orders)}")
+            raise
         return await read_counts(self.urls, self.orders)
 
 

@@ -11,7 +11,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
 from waybill_runtime.bus.provisioning import ensure_bucket
-from waybill_runtime.idempotency import EffectInProgress, OnceOnly, kv_key
+from waybill_runtime.idempotency import Begun, EffectInProgress, OnceOnly, kv_key
 from waybill_runtime.outcomes import TransientError
 
 
@@ -268,3 +268,25 @@ async def test_a_result_never_recorded_is_still_not_made_again_by_the_same_proce
     # The redelivery of the failed message, here: the effect is known, not made again.
     assert await once.run("email:n-2", send) == "mail-2"
     assert calls == ["send"]
+
+
+async def test_run_new_makes_the_effect_only_for_a_key_never_written(bucket: KeyValue) -> None:
+    counting = CountingBucket(bucket)
+    once: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    made: list[str] = []
+
+    async def send() -> str:
+        made.append("sent")
+        return "receipt"
+
+    assert await once.run_new("mail:n1", send) == "receipt"
+    assert counting.calls == ["update", "update"]  # the intent and the result, no read
+    counting.calls.clear()
+    assert await once.run_new("mail:n1", send) is Begun.EARLIER  # remembered: no round trip
+    assert counting.calls == []
+    elsewhere: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    assert await elsewhere.run_new("mail:n1", send) is Begun.EARLIER  # one refused write
+    assert counting.calls == ["update"]
+    assert made == ["sent"]
+    assert await elsewhere.run("mail:n1", send) == "receipt"  # the usual way reads the result
+    assert made == ["sent"]

@@ -18,12 +18,18 @@ Results this process stored or read are also remembered in memory (the most
 recent few thousand keys): a result never changes once recorded, and facts
 are seen again often (every webhook of an order repeats its earlier stages),
 so a repeat costs no round trip to the bucket.
+
+A caller that keeps its own record of what became of an effect (the notifier's
+step records, say) and expects a key to be new can ask :meth:`OnceOnly.run_new`:
+the effect is made only if the key has never been written, and a key written
+before is reported without being read, so the caller's usual path decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +58,12 @@ class EffectRecord(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
 class EffectInProgress(RetryLater):
     """Another attempt recorded its intent moments ago; ask again later."""
+
+
+class Begun(enum.Enum):
+    """What :meth:`OnceOnly.run_new` answers for a key that was written before."""
+
+    EARLIER = "earlier"
 
 
 def kv_key(key: str) -> str:
@@ -134,6 +146,30 @@ class OnceOnly(Generic[T]):
             if isinstance(resumed, _Known):
                 return resumed.value
             revision = resumed
+        return await self._make(stored_key, revision, effect)
+
+    async def run_new(self, key: str, effect: Callable[[], Awaitable[T]]) -> T | Begun:
+        """Make ``effect`` happen only if ``key`` has never been written.
+
+        Two round trips when the key is new (the intent and the result, as
+        :meth:`run`); one, and no effect, when it was written before (or is
+        remembered here): :attr:`Begun.EARLIER`, and the caller goes its usual
+        way, which reads what became of it. For callers whose own records say
+        whether a key can be new only after a read: this spares that read on
+        the first delivery, which is nearly every delivery.
+        """
+        stored_key = kv_key(key)
+        if stored_key in self._done:
+            return Begun.EARLIER
+        intent = self._encode(self._record_type(state="intent", at=self._clock()))
+        try:
+            revision = await self._kv.update(stored_key, intent, last=0)
+        except KeyWrongLastSequenceError:
+            return Begun.EARLIER
+        return await self._make(stored_key, revision, effect)
+
+    async def _make(self, stored_key: str, revision: int, effect: Callable[[], Awaitable[T]]) -> T:
+        """The effect, with this attempt's intent at ``revision``, and its result recorded."""
         try:
             result = await effect()
         except BaseException:

@@ -15,6 +15,7 @@ from waybill_carrier_router.carriers import TrackingReport
 from waybill_carrier_router.kv_records import KvRecords, kv_token
 from waybill_carrier_router.tracking_book import TrackedShipment, TrackingBook
 from waybill_contracts.model import Milestone, MilestoneCode
+from waybill_runtime.testing.counting import CountingKV
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 LABEL = TrackedShipment(
@@ -147,26 +148,6 @@ def test_keys_stay_readable_when_they_can() -> None:
     assert kv_token("WH/OUT/0042").startswith("h")
     assert kv_token("WH/OUT/0042") == kv_token("WH/OUT/0042")
     assert kv_token("a.b") != kv_token("a_b")
-
-
-class CountingKV:
-    """The real bucket, counting reads and writes."""
-
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
-        self.reads = 0
-        self.writes = 0
-
-    async def get(self, key: str) -> object:
-        self.reads += 1
-        return await self._kv.get(key)
-
-    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
-        self.writes += 1
-        return await self._kv.update(key, value, last=last)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._kv, name)
 
 
 async def test_a_report_repeating_earlier_scans_costs_one_read(kv: KeyValue) -> None:

@@ -24,6 +24,7 @@ from waybill_runtime.bus.provisioning import ensure_bucket
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import RetryLater
+from waybill_runtime.testing.counting import CountingKV
 
 NOTIFICATION = from_shipment_booked(shipment_booked("WH/OUT/00500"))
 
@@ -90,13 +91,45 @@ async def attempt(run: Callable[[], Awaitable[None]]) -> RetryLater | None:
     return None
 
 
+def sent_ids(ctx: Published) -> set[str | None]:
+    """The ids of the NotificationSent events: what the stream stores once each."""
+    return {fid for message, fid in ctx.messages if isinstance(message, NotificationSent)}
+
+
 async def test_a_sent_step_is_never_sent_again(kv: KeyValue) -> None:
     clock, ctx, provider = Clock(), Published(), Provider()
     runner = deliveries(kv, clock)
     for _ in range(3):
         await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     assert provider.calls == 1
-    assert len(ctx.of(NotificationSent)) == 1
+    # Handled again, the message announces the send again under the same id
+    # (the stream's duplicate): the step was not recorded, its message being done.
+    assert len(sent_ids(ctx)) == 1
+
+
+async def test_a_step_sent_while_another_waits_is_not_announced_again(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    email, webhook = Provider(), Provider(NotDelivered("503"))
+    runner = deliveries(kv, clock)
+    steps = [step(email), step(webhook, "webhook.e1")]
+    assert await attempt(lambda: runner.deliver(NOTIFICATION, steps, ctx.ctx)) is not None
+    assert await attempt(lambda: runner.deliver(NOTIFICATION, steps, ctx.ctx)) is None
+    assert (email.calls, webhook.calls) == (1, 2)
+    assert len(ctx.of(NotificationSent)) == 2  # the email's once, the webhook's once
+
+
+async def test_a_step_sent_on_its_first_try_costs_two_writes_and_no_read(kv: KeyValue) -> None:
+    clock, ctx = Clock(), Published()
+    counting = CountingKV(kv)
+    once = OnceOnly(counting, Receipt, clock=clock)  # type: ignore[arg-type]
+    runner = Deliveries(counting, once, clock=clock)  # type: ignore[arg-type]
+    email, webhook = Provider(), Provider()
+    await runner.deliver(NOTIFICATION, [step(email), step(webhook, "webhook.e1")], ctx.ctx)
+    assert (email.calls, webhook.calls) == (1, 1)
+    assert len(ctx.of(NotificationSent)) == 2
+    # Per step, the first attempt's intent and its result: before, a step
+    # record read, the intent, the result and the step record's write.
+    assert (counting.reads, counting.writes) == (0, 4)
 
 
 async def test_a_failed_attempt_is_followed_by_a_fresh_one_at_once(kv: KeyValue) -> None:
@@ -237,3 +270,34 @@ async def test_an_undeliverable_step_settles_without_holding_the_message(kv: Key
     await runner.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     [failure] = ctx.of(NotificationFailed)
     assert failure.permanent and failure.reason == "550 no such user"
+
+
+class CrashBeforeResult:
+    """The real bucket; the write of an attempt's result never happens (the process died)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        if b'"done"' in value:
+            raise ConnectionResetError("the process died after the send")
+        return await self._kv.update(key, value, last=last)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+
+async def test_a_crash_between_a_first_send_and_its_record_does_not_send_again(
+    kv: KeyValue,
+) -> None:
+    clock, ctx, provider = Clock(), Published(), Provider()
+    crashing = CrashBeforeResult(kv)
+    dying = Deliveries(crashing, OnceOnly(crashing, Receipt, clock=clock), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionResetError):
+        await dying.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
+    assert provider.calls == 1
+    restarted = deliveries(kv, clock)  # a new process: nothing in memory
+    wait = await attempt(lambda: restarted.deliver(NOTIFICATION, [step(provider)], ctx.ctx))
+    assert wait is not None and "under way" in str(wait)
+    assert provider.calls == 1
+    assert ctx.of(NotificationSent) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import msgspec
@@ -28,7 +29,11 @@ def mailer(mail_from: str = "Acme <ship@acme.test>") -> Mailer:
 
 
 def compose(contact: CustomerContact) -> EmailMessage:
-    return mailer().compose(NOTIFICATION, contact, render_email(NOTIFICATION, contact))
+    """The email as a mail client reads the bytes that go to the relay."""
+    email = mailer().compose(NOTIFICATION, contact, render_email(NOTIFICATION, contact))
+    parsed = message_from_bytes(email.data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 def test_an_email_carries_a_message_id_made_from_the_notification_id() -> None:
@@ -66,3 +71,31 @@ def test_a_name_with_a_line_break_stays_on_one_header_line() -> None:
     message = compose(contact)
     assert "\n" not in str(message["To"])
     assert message["Bcc"] is None
+
+
+def test_names_and_subjects_beyond_ascii_arrive_as_written_with_both_bodies() -> None:
+    contact = msgspec.structs.replace(CONTACT, name='Zoë Ångström, "Ltd"', locale="nl")
+    rendered = render_email(NOTIFICATION, contact)
+    email = mailer("Ácme Ship <ship@acme.test>").compose(NOTIFICATION, contact, rendered)
+    assert email.data.isascii()  # every header encoded, both bodies in base64
+    assert all(len(line) <= 998 for line in email.data.split(b"\r\n"))
+    message = message_from_bytes(email.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["To"].addresses[0].display_name == 'Zoë Ångström, "Ltd"'
+    assert message["To"].addresses[0].addr_spec == "m@x.test"
+    assert message["From"].addresses[0].display_name == "Ácme Ship"
+    assert message["Subject"] == rendered.subject
+    assert email.recipient == "m@x.test" and email.message_id == message["Message-ID"]
+    text, html = (part.get_content() for part in message.iter_parts())
+    assert text == rendered.text and html == rendered.html
+
+
+def test_a_subject_longer_than_a_header_line_is_folded() -> None:
+    contact = msgspec.structs.replace(CONTACT)
+    rendered = msgspec.structs.replace(
+        render_email(NOTIFICATION, contact), subject="Your order " + "x" * 50 + " y" * 600
+    )
+    email = mailer().compose(NOTIFICATION, contact, rendered)
+    assert all(len(line) <= 998 for line in email.data.split(b"\r\n"))
+    message = message_from_bytes(email.data, policy=policy.default)
+    assert message["Subject"] == rendered.subject

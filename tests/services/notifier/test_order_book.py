@@ -18,8 +18,9 @@ from tests.services.notifier.harness import (
 )
 from waybill_contracts import KV_TTL_S, SubjectMap
 from waybill_contracts.model import NotificationChannel
-from waybill_notifier.order_book import contact_of, key_token
+from waybill_notifier.order_book import OrderBook, contact_of, key_token
 from waybill_runtime.bus.provisioning import ensure_bucket
+from waybill_runtime.testing.counting import CountingKV
 
 
 def contact_key(ref: str) -> str:
@@ -68,3 +69,22 @@ async def test_a_contact_a_1_0_notifier_kept_in_workflow_is_moved_and_used(
         await workflow.get(contact_key(ref))
     contacts = await nc.jetstream().key_value(subjects.kv_bucket("contacts"))
     assert (await contacts.get(contact_key(ref))).value is not None
+
+
+async def test_a_tracking_page_is_read_from_the_bucket_only_by_a_replica_that_did_not_write_it(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    js = nc.jetstream()
+    subjects = SubjectMap(nats_prefix)
+    tracking = CountingKV(await ensure_bucket(js, subjects.kv_bucket("tracking")))
+    contacts = await ensure_bucket(js, subjects.kv_bucket("contacts"))
+    booked_here = OrderBook(contacts=contacts, tracking=tracking)  # type: ignore[arg-type]
+    await booked_here.remember_tracking_page("SHP-1", "https://track.example/1")
+    await booked_here.remember_tracking_page("SHP-1", "https://track.example/1")  # redelivered
+    for _ in range(3):  # each milestone email
+        assert await booked_here.tracking_page("SHP-1") == "https://track.example/1"
+    assert (tracking.reads, tracking.writes) == (0, 1)
+    elsewhere = OrderBook(contacts=contacts, tracking=tracking)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert await elsewhere.tracking_page("SHP-1") == "https://track.example/1"
+    assert tracking.reads == 1

@@ -12,6 +12,18 @@ replica or restart sends it twice; a failed attempt moves the step to its
 next attempt number (a fresh key). Per step, a small record in the
 idempotency bucket keeps the attempt number, the earliest next try and the
 final state.
+
+Nearly every step is sent on its first try, the first time its message is
+handled. That costs two writes (the first attempt's intent and result) and
+the event, and nothing else: the first attempt's intent is written only if
+it was never written (:meth:`~waybill_runtime.idempotency.OnceOnly.run_new`),
+and a step record is only ever written after that intent, so a step whose
+first intent is new has no record to read. Its own record ("sent") is
+written only if the message is to be handled again (another step waits):
+then a redelivery skips it. A message handled again anyway (a lost ack, the
+same event published twice) finds the attempt's stored result, sends
+nothing, and announces it again under the same event id, which the stream
+takes as a duplicate within its window.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from waybill_contracts.model import NotificationChannel
 from waybill_notifier.attempts import EndpointGone, NotDelivered, Receipt, Undeliverable
 from waybill_notifier.notifications import Notification
 from waybill_runtime.bus.consumer import HandlerContext
-from waybill_runtime.idempotency import EffectInProgress, OnceOnly
+from waybill_runtime.idempotency import Begun, EffectInProgress, OnceOnly
 from waybill_runtime.outcomes import RetryLater
 
 __all__ = ["Deliveries", "Step", "StepRecord"]
@@ -76,6 +88,13 @@ class _Wait:
     reason: str
 
 
+@dataclass(frozen=True)
+class _FirstTry:
+    """A step sent on its first attempt, announced, and not recorded yet (``key``: its record)."""
+
+    key: str
+
+
 _SETTLED = None  # a step that needs nothing more
 
 
@@ -105,6 +124,10 @@ class Deliveries:
         results = await asyncio.gather(
             *(self._run(notification, step, ctx) for step in steps), return_exceptions=True
         )
+        unsettled = [r for r in results if r is not _SETTLED and not isinstance(r, _FirstTry)]
+        if unsettled:
+            # The message comes back: steps sent now are recorded so that it skips them.
+            await self._record_sent([r for r in results if isinstance(r, _FirstTry)])
         for result in results:
             if isinstance(result, BaseException):
                 # The other steps are settled or recorded; this one is retried.
@@ -124,8 +147,27 @@ class Deliveries:
 
     async def _run(
         self, notification: Notification, step: Step, ctx: HandlerContext[Any]
-    ) -> _Wait | None:
+    ) -> _Wait | _FirstTry | None:
         key = f"notifier.step.{notification.notification_id}.{step.channel_key}"
+        try:
+            # A new first intent means no record exists yet: nothing to read.
+            receipt = await self._once.run_new(f"{key}.a0", step.send)
+        except NotDelivered as error:
+            return await self._not_delivered(
+                notification, step, ctx, key, StepRecord(), None, error
+            )
+        except Undeliverable as error:
+            await self._undeliverable(notification, step, ctx, key, StepRecord(), None, error)
+            return _SETTLED
+        if receipt is Begun.EARLIER:
+            return await self._run_recorded(notification, step, ctx, key)
+        await self._announce(notification, step, ctx, receipt)
+        return _FirstTry(key)
+
+    async def _run_recorded(
+        self, notification: Notification, step: Step, ctx: HandlerContext[Any], key: str
+    ) -> _Wait | None:
+        """A step tried before: its record says which attempt is next, or that it is settled."""
         record, revision = await self._read(key)
         if record.state != "pending":
             return _SETTLED
@@ -141,6 +183,14 @@ class Deliveries:
             return _SETTLED
         except EffectInProgress:
             return _Wait(None, f"{step.channel_key} attempt under way elsewhere")
+        await self._announce(notification, step, ctx, receipt)
+        # Recorded after the event: a crash in between repeats the event (same id), not the send.
+        await self._write(key, StepRecord(state="sent", failures=record.failures), revision)
+        return _SETTLED
+
+    async def _announce(
+        self, notification: Notification, step: Step, ctx: HandlerContext[Any], receipt: Receipt
+    ) -> None:
         await ctx.publish(
             NotificationSent(
                 notification_id=notification.notification_id,
@@ -153,9 +203,17 @@ class Deliveries:
             ),
             fact_id=fact_id("notification-sent", notification.notification_id, step.channel_key),
         )
-        # Recorded after the event: a crash in between repeats the event (same id), not the send.
-        await self._write(key, StepRecord(state="sent", failures=record.failures), revision)
-        return _SETTLED
+
+    async def _record_sent(self, first_tries: Sequence[_FirstTry]) -> None:
+        written = await asyncio.gather(
+            *(self._write(sent.key, StepRecord(state="sent"), None) for sent in first_tries),
+            return_exceptions=True,
+        )
+        for sent, result in zip(first_tries, written, strict=True):
+            if isinstance(result, Exception):
+                # Not lost: a redelivery finds the attempt's result, sends nothing,
+                # and announces it again under the same id.
+                log.warning("could not record %s as sent (%s)", sent.key, result)
 
     async def _not_delivered(
         self,

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
+import msgspec
 
 from waybill_notifier.attempts import NotDelivered, Receipt, Undeliverable
 from waybill_notifier.config import NotifierSettings
+from waybill_notifier.mime import address_header, mime_email, text_header
 from waybill_notifier.notifications import Notification
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import RenderedEmail
@@ -27,7 +28,7 @@ from waybill_notifier.smtp_sessions import SmtpSessions, describe
 from waybill_runtime.logs import mask_email, mask_text
 from waybill_runtime.partner_calls import partner_call
 
-__all__ = ["Mailer", "message_id_for"]
+__all__ = ["Mailer", "OutgoingEmail", "message_id_for"]
 
 log = logging.getLogger("waybill.notifier.mail")
 
@@ -43,49 +44,61 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """One email as it goes to the relay."""
+
+    recipient: str
+    message_id: str
+    data: bytes
+    """The whole message (headers and body, CRLF line ends)."""
+
+
 class Mailer:
     """Builds customer emails and sends them through the configured SMTP relay."""
 
     def __init__(self, settings: NotifierSettings) -> None:
         self._settings = settings
-        self._sender = parseaddr(settings.mail_from)[1]
+        name, self._sender = parseaddr(_one_line(settings.mail_from))
+        self._from = address_header(name, self._sender) if name else self._sender
         self._sessions = SmtpSessions(settings)
 
     def compose(
         self, notification: Notification, contact: CustomerContact, email: RenderedEmail
-    ) -> EmailMessage:
+    ) -> OutgoingEmail:
         """The message for ``contact``; :class:`Undeliverable` when their address is unusable."""
         if contact.email is None:
             raise Undeliverable(f"order {contact.order_ref} has no customer email address")
         try:
+            # Checks the address is one mailbox, nothing more (no list, no header break).
             to = Address(display_name=_one_line(contact.name), addr_spec=contact.email)
         except (ValueError, IndexError) as error:  # the email package raises both
             raise Undeliverable(
                 f"the customer email address of order {contact.order_ref} is not valid "
                 f"({mask_text(str(error))})"
             ) from None
-        message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = to
-        message["Subject"] = _one_line(email.subject)
-        message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = message_id_for(
-            notification.notification_id, self._settings.mail_from
+        message_id = message_id_for(notification.notification_id, self._settings.mail_from)
+        headers = [
+            ("From", self._from),
+            ("To", address_header(to.display_name, to.addr_spec)),
+            ("Subject", text_header(_one_line(email.subject))),
+            ("Date", format_datetime(datetime.now(UTC))),
+            ("Message-ID", message_id),
+            # RFC 3834: an automatic message; well-behaved systems send no auto-replies to it.
+            ("Auto-Submitted", "auto-generated"),
+            ("Content-Language", text_header(_one_line(email.language))),
+            # For the people and tests that sort mail: no personal data in these.
+            ("X-Waybill-Notification-Id", text_header(notification.notification_id)),
+            ("X-Waybill-Notification-Kind", notification.kind.value),
+            ("X-Waybill-Order-Ref", text_header(_one_line(notification.order_ref))),
+        ]
+        return OutgoingEmail(
+            recipient=to.addr_spec,
+            message_id=message_id,
+            data=mime_email(headers, email.text, email.html),
         )
-        # RFC 3834: an automatic message; well-behaved systems send no auto-replies to it.
-        message["Auto-Submitted"] = "auto-generated"
-        message["Content-Language"] = email.language
-        # For the people and tests that sort mail: no personal data in these.
-        message["X-Waybill-Notification-Id"] = notification.notification_id
-        message["X-Waybill-Notification-Kind"] = notification.kind.value
-        message["X-Waybill-Order-Ref"] = _one_line(notification.order_ref)
-        message.set_content(email.text)
-        message.add_alternative(email.html, subtype="html")
-        return message
 
-    async def send(self, message: EmailMessage) -> Receipt:
-        """Hand ``message`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
-        recipient = message["To"].addresses[0].addr_spec
+    async def send(self, email: OutgoingEmail) -> Receipt:
+        """Hand ``email`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
         settings = self._settings
         # One CLIENT span per email: waiting for a session, opening one if need be, the transfer.
         with partner_call(
@@ -95,11 +108,11 @@ class Mailer:
             server_port=settings.smtp_port,
         ):
             async with self._sessions.session() as smtp:
-                await _transfer(smtp, message, recipient)
-        log.info("email %s accepted for %s", message["Message-ID"], mask_email(recipient))
+                await _transfer(smtp, self._sender, email)
+        log.info("email %s accepted for %s", email.message_id, mask_email(email.recipient))
         return Receipt(
-            recipient=recipient,
-            provider_message_id=str(message["Message-ID"]),
+            recipient=email.recipient,
+            provider_message_id=email.message_id,
             sent_at=datetime.now(UTC),
         )
 
@@ -108,10 +121,14 @@ class Mailer:
         await self._sessions.close()
 
 
-async def _transfer(smtp: aiosmtplib.SMTP, message: EmailMessage, recipient: str) -> None:
-    masked = mask_email(recipient)
+async def _transfer(smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail) -> None:
+    masked = mask_email(email.recipient)
+    # SMTPUTF8 only for an address that needs it, as aiosmtplib's send_message decides.
+    utf8 = not (sender.isascii() and email.recipient.isascii())
     try:
-        await smtp.send_message(message)
+        await smtp.sendmail(
+            sender, [email.recipient], email.data, mail_options=["SMTPUTF8"] if utf8 else None
+        )
     except aiosmtplib.SMTPRecipientsRefused as error:
         codes = [refusal.code for refusal in error.recipients]
         if codes and all(code >= 500 for code in codes):

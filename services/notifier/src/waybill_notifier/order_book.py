@@ -11,6 +11,11 @@ known from the booking, is kept in the ``tracking`` bucket under
 Up to contracts 1.0 both lived in the ``workflow`` bucket, which never
 expires. An entry still found there is moved to its bucket the first time it
 is read, so orders released before the upgrade are still notified.
+
+A shipment's tracking page never changes once booked, so the most recent ones
+written or read are also kept in memory: each milestone email of a shipment
+handled by the replica that saw its booking costs no read. Contacts are not
+(a later release of the order may change them, on another replica).
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from nats.js.kv import KeyValue
 
 from waybill_contracts import fact_id
 from waybill_contracts.model import Order
+from waybill_runtime.recent import Recent
 
 __all__ = ["CustomerContact", "OrderBook", "contact_of"]
+
+REMEMBERED_PAGES = 4096
+"""How many shipments' tracking pages are kept in memory (oldest forgotten first)."""
 
 _PLAIN_KEY_TOKEN = re.compile(r"[A-Za-z0-9_=/-]{1,100}")
 
@@ -79,6 +88,7 @@ class OrderBook:
         self._encode = msgspec.json.Encoder().encode
         self._decode_contact = msgspec.json.Decoder(CustomerContact).decode
         self._decode_page = msgspec.json.Decoder(_TrackingPage).decode
+        self._pages: Recent[str, str] = Recent(REMEMBERED_PAGES)
 
     async def remember(self, contact: CustomerContact) -> None:
         """Keep (or refresh) an order's contact; the last release of an order wins."""
@@ -90,11 +100,19 @@ class OrderBook:
         return None if value is None else self._decode_contact(value)
 
     async def remember_tracking_page(self, shipment_id: str, url: str) -> None:
+        if self._pages.get(shipment_id) == url:
+            return  # a redelivered booking: written already
         await self._tracking.put(_tracking_key(shipment_id), self._encode(_TrackingPage(url)))
+        self._pages.put(shipment_id, url)
 
     async def tracking_page(self, shipment_id: str) -> str | None:
+        known = self._pages.get(shipment_id)
+        if known is not None:
+            return known
         value = await self._get(self._tracking, _tracking_key(shipment_id))
-        return None if value is None else self._decode_page(value).url
+        if value is None:
+            return None
+        return self._pages.put(shipment_id, self._decode_page(value).url)
 
     async def _get(self, kv: KeyValue, key: str) -> bytes | None:
         value = await _value(kv, key)

@@ -1,0 +1,51 @@
+"""The bench's traffic count files each message under what it is for, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.aio.client import Client as NatsClient
+
+from tests.bench.traffic import Traffic, label_of
+
+
+def test_each_kind_of_message_gets_the_label_naming_its_purpose() -> None:
+    assert label_of("$JS.ACK.EVENTS.notifier.1.2.3.4.5.6") == "ack notifier"
+    assert label_of("$JS.API.CONSUMER.MSG.NEXT.EVENTS.auditor") == "pull auditor"
+    assert (
+        label_of("$KV.idempotency.notifier.step.n-1.email.a0")
+        == "kv write idempotency notifier.step"
+    )
+    assert (
+        label_of("$JS.API.DIRECT.GET.KV_tracking.$KV.tracking.notifier.tracking.SHP-1")
+        == "kv read tracking notifier.tracking"
+    )
+    assert label_of("$JS.API.STREAM.MSG.GET.KV_workflow") == "kv read workflow"
+    # Ids never make a label of their own: one label per kind of key.
+    assert label_of("$KV.idempotency.label_3ashp-5") == "kv write idempotency label"
+    assert (
+        label_of("$KV.idempotency.notifier_2estep_2en-1_2eemail_2ea0")
+        == "kv write idempotency notifier"
+    )
+    assert label_of("$KV.workflow.order.WH_2fOUT_2f00042") == "kv write workflow order"
+    assert label_of("_INBOX.abc.def") == "reply"
+    assert label_of("$JS.API.STREAM.INFO.EVENTS") == "js api STREAM.INFO"
+    assert label_of("waybill.evt.shipment.booked.v1") == "publish waybill.evt.shipment.booked.v1"
+
+
+async def test_every_message_through_the_server_is_counted_per_order(nc: NatsClient) -> None:
+    traffic = Traffic()
+    await traffic.start(nc)
+    for _ in range(6):
+        await nc.publish("$KV.idempotency.notifier.step.n1", b"x")
+    await nc.publish("waybill.evt.order.released.v1", b"x")
+    await nc.flush()
+    for _ in range(100):
+        if sum(traffic.counts.values()) >= 7:
+            break
+        await asyncio.sleep(0.05)
+    await traffic.stop()
+    assert traffic.per_order(2) == [
+        ("kv write idempotency notifier.step", 3.0),
+        ("publish waybill.evt.order.released.v1", 0.5),
+    ]
