@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 comma := ,
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint bench install clean check-new-service lock charts
+.PHONY: help run demo test lint bench install clean check-new-service chaos lock charts
 
 # What goes into a service image (deploy/docker/Dockerfile): Waybill's packages,
 # built from the context, and the third-party packages locked in IMAGE_LOCK.
@@ -60,6 +60,9 @@ charts: $(STAMP) ## Regenerate the charts' values from the declarations; vendor 
 
 check-new-service: ## Scaffold a service in a fresh clone; make lint, make test and waybill up there
 	bash tests/acceptance/new_service_in_a_copy.sh
+
+chaos: $(STAMP) ## Chaos tests: kill -9 replicas, NATS down, mid-burst on the local stack; nothing lost or repeated
+	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); needs PyPI
 	printf '%s\n' $(patsubst ./shared,./shared[otel],$(IMAGE_DIRS:%=./%)) | $(BIN)/uv pip compile - deploy/docker/requirements.in \

@@ -18,9 +18,11 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from waybill_contracts import SubjectMap
@@ -78,9 +80,9 @@ async def bus_counters(js: JetStreamContext, subjects: SubjectMap, monitor_url: 
         streams.get(spec.name, 0) for spec in (subjects.events_stream, subjects.commands_stream)
     )
     kv = sum(seq for name, seq in streams.items() if name and name.startswith("KV_"))
-    varz = await asyncio.to_thread(_get_json, f"{monitor_url}/varz")
+    varz = await asyncio.to_thread(get_json, f"{monitor_url}/varz")
     in_msgs = varz.get("in_msgs")
-    connz = await asyncio.to_thread(_get_json, f"{monitor_url}/connz?limit=4096")
+    connz = await asyncio.to_thread(get_json, f"{monitor_url}/connz?limit=4096")
     by_client: dict[str, int] = {}
     connections = connz.get("connections")
     for connection in connections if isinstance(connections, list) else []:
@@ -90,10 +92,10 @@ async def bus_counters(js: JetStreamContext, subjects: SubjectMap, monitor_url: 
     return BusCounters(stored, kv, in_msgs if isinstance(in_msgs, int) else 0, by_client)
 
 
-def _get_json(url: str) -> dict[str, object]:
+def get_json(url: str) -> Any:
+    """The JSON document at ``url`` (a sandbox's admin route, the server's monitoring)."""
     with urllib.request.urlopen(url, timeout=10) as response:
-        document: dict[str, object] = json.loads(response.read())
-    return document
+        return json.loads(response.read())
 
 
 MOST_PER_LINE = 3
@@ -153,8 +155,9 @@ async def restock(odoo_url: str, password: str, orders: int) -> None:
             )
 
 
-async def create_orders(odoo_url: str, count: int, *, seed: int) -> None:
-    """Create ``count`` confirmed orders in the Odoo sandbox, a few requests at a time."""
+async def create_orders(odoo_url: str, count: int, *, seed: int) -> list[str]:
+    """Create ``count`` confirmed orders in the Odoo sandbox, a few requests at a time;
+    returns their delivery pickings' names (what the mesh calls the order ref)."""
     rng = random.Random(seed)
     bodies = [
         {
@@ -167,16 +170,19 @@ async def create_orders(odoo_url: str, count: int, *, seed: int) -> None:
     ]
     gate = asyncio.Semaphore(16)
 
-    async def create(http: aiohttp.ClientSession, body: Mapping[str, object]) -> None:
+    async def create(http: aiohttp.ClientSession, body: Mapping[str, object]) -> str:
         async with gate, http.post(f"{odoo_url}/_sandbox/odoo/orders", json=body) as response:
             if response.status >= 300:
                 raise BurstFailed(f"the Odoo sandbox refused an order: HTTP {response.status}")
+            order = await response.json()
+        return str(order["pickings"][0])
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        await asyncio.gather(*(create(http, body) for body in bodies))
+        return list(await asyncio.gather(*(create(http, body) for body in bodies)))
 
 
-async def _count(js: JetStreamContext, stream: str, subject: str) -> int:
+async def count_stored(js: JetStreamContext, stream: str, subject: str) -> int:
+    """Messages stored on ``subject`` (a redelivered fact stored again counts again)."""
     info = await js.stream_info(stream, subjects_filter=subject)
     return sum((info.state.subjects or {}).values())
 
@@ -209,11 +215,16 @@ async def wait_finished(
     delivered = subjects.subject_for(DeliveryRecordedInOdoo)
     last_seen, last_progress = (-1, -1, -1), time.monotonic()
     while True:
-        seen = (
-            await _count(js, events, recorded),
-            await _count(js, events, delivered),
-            await _unfinished(js, subjects),
-        )
+        try:
+            seen = (
+                await count_stored(js, events, recorded),
+                await count_stored(js, events, delivered),
+                await _unfinished(js, subjects),
+            )
+        except NatsError:
+            # The server is away or electing a leader (the chaos tests do that on purpose):
+            # no answer is no progress, and the stall check below still bounds the wait.
+            seen = last_seen
         if seen[0] >= orders and seen[1] >= orders and seen[2] == 0:
             return
         if seen != last_seen:
@@ -264,16 +275,17 @@ async def outcome(
             result.to_label_s.append(booked[order] - at)
         if order in recorded:
             result.to_odoo_done_s.append(recorded[order] - at)
-    pickings = await asyncio.to_thread(_get_json, f"{odoo_url}/_sandbox/odoo/pickings?state=done")
+    pickings = await asyncio.to_thread(get_json, f"{odoo_url}/_sandbox/odoo/pickings?state=done")
     result.done_in_odoo = len(pickings) if isinstance(pickings, list) else 0
     for url in carrier_urls:
-        purchases = await asyncio.to_thread(_get_json, f"{url}/_sandbox/purchases")
-        result.duplicate_labels += sum(max(0, int(n) - 1) for n in _counts(purchases))
+        purchases = await asyncio.to_thread(get_json, f"{url}/_sandbox/purchases")
+        result.duplicate_labels += sum(max(0, int(n) - 1) for n in labels_per_reference(purchases))
     return result
 
 
-def _counts(document: object) -> list[int]:
-    # GET /_sandbox/purchases: {"per_reference": {reference: labels bought}, ...}.
+def labels_per_reference(document: object) -> list[int]:
+    """Labels bought per reference, from a carrier sandbox's ``GET /_sandbox/purchases``
+    (``{"per_reference": {reference: labels bought}, ...}``)."""
     if isinstance(document, dict):
         inner = document.get("per_reference")
         if isinstance(inner, dict):

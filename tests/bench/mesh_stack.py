@@ -15,7 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from waybill_runtime.local.embedded_nats import EmbeddedNatsOptions
@@ -39,13 +39,23 @@ FAILED_LOGS = Path(".waybill") / "bench-e2e-logs"
 
 
 @contextlib.contextmanager
-def benchmark_stack() -> Iterator[LocalStack]:
+def benchmark_stack(
+    *,
+    replicas: int = 1,
+    cluster: int = 1,
+    profile: SandboxProfile = SandboxProfile.BENCHMARK,
+    settings: Mapping[str, str] | None = None,
+    failed_logs: Path = FAILED_LOGS,
+) -> Iterator[LocalStack]:
     """A started local stack in a temporary state folder; stopped on exit.
 
-    When the burst fails, every process's log is copied to :data:`FAILED_LOGS`
-    first, so the reason can be read after the folder is gone.
+    ``replicas`` instances of every service, ``cluster`` embedded nats-server nodes (1, or
+    3 routed into one JetStream cluster, on free ports); ``settings`` are further environment
+    variables for every child (the chaos tests shorten the router's tracking
+    reconciliation this way). When the body fails, every process's log is copied
+    to ``failed_logs`` first, so the reason can be read after the folder is gone.
     """
-    changed = {PROFILE_ENV: SandboxProfile.BENCHMARK.value, **SERVICE_SETTINGS}
+    changed = {PROFILE_ENV: profile.value, **SERVICE_SETTINGS, **(settings or {})}
     previous = {name: os.environ.get(name) for name in changed}
     # The stack's children inherit this process's environment (see LocalStack._spawn).
     os.environ.update(changed)
@@ -57,15 +67,18 @@ def benchmark_stack() -> Iterator[LocalStack]:
                     monitor_port=0,
                     state_dir=Path(state_dir),
                     server_name="waybill-bench-e2e",
-                )
+                ),
+                replicas=replicas,
+                cluster=cluster,
+                cluster_port=0,
             )
             try:
                 stack.start()
                 yield stack
             except BaseException:
-                shutil.rmtree(FAILED_LOGS, ignore_errors=True)
-                shutil.copytree(stack.log_dir, FAILED_LOGS, dirs_exist_ok=True)
-                print(f"the stack's logs are kept in {FAILED_LOGS}", flush=True)
+                shutil.rmtree(failed_logs, ignore_errors=True)
+                shutil.copytree(stack.log_dir, failed_logs, dirs_exist_ok=True)
+                print(f"the stack's logs are kept in {failed_logs}", flush=True)
                 raise
             finally:
                 stack.stop()

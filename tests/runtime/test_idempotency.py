@@ -7,6 +7,7 @@ import functools
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
 from waybill_runtime.bus.provisioning import ensure_bucket
@@ -211,6 +212,62 @@ async def test_a_deleted_key_is_as_good_as_never_written(bucket: KeyValue) -> No
     await bucket.delete(kv_key("label:shp-9"))
     assert await OnceOnly(bucket, str).run("label:shp-9", buy) == "LABEL-2"
     assert calls == ["buy", "buy"]
+
+
+class UnreachableForResults:
+    """The real bucket, except that the next ``failures`` writes of a result time out (NATS
+    restarting between the effect and its record); ``None``: every one does."""
+
+    def __init__(self, kv: KeyValue, failures: int | None) -> None:
+        self._kv = kv
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        if b'"done"' in value and (self.failures is None or self.failures > 0):
+            if self.failures is not None:
+                self.failures -= 1
+            raise NatsTimeoutError
+        revision: int = await self._kv.update(key, value, last=last)
+        return revision
+
+
+async def test_a_result_the_bucket_could_not_take_at_once_is_recorded_and_never_made_again(
+    bucket: KeyValue,
+) -> None:
+    calls: list[str] = []
+
+    async def send() -> str:  # an email: nothing to look up afterwards
+        calls.append("send")
+        return "mail-1"
+
+    flaky = UnreachableForResults(bucket, failures=3)
+    once: OnceOnly[str] = OnceOnly(flaky, str)  # type: ignore[arg-type]
+    assert await once.run("email:n-1", send) == "mail-1"
+    assert flaky.failures == 0
+    # Another replica, given the same message, finds the result and sends nothing.
+    assert await OnceOnly(bucket, str).run("email:n-1", send) == "mail-1"
+    assert calls == ["send"]
+
+
+async def test_a_result_never_recorded_is_still_not_made_again_by_the_same_process(
+    bucket: KeyValue,
+) -> None:
+    calls: list[str] = []
+
+    async def send() -> str:
+        calls.append("send")
+        return "mail-2"
+
+    unreachable = UnreachableForResults(bucket, failures=None)
+    once: OnceOnly[str] = OnceOnly(unreachable, str, in_doubt_after_s=0.5)  # type: ignore[arg-type]
+    with pytest.raises(NatsTimeoutError):
+        await once.run("email:n-2", send)
+    # The redelivery of the failed message, here: the effect is known, not made again.
+    assert await once.run("email:n-2", send) == "mail-2"
+    assert calls == ["send"]
 
 
 async def test_run_new_makes_the_effect_only_for_a_key_never_written(bucket: KeyValue) -> None:

@@ -27,6 +27,7 @@ before is reported without being read, so the caller's usual path decides.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
@@ -35,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
 import msgspec
+from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -177,16 +179,40 @@ class OnceOnly(Generic[T]):
             with contextlib.suppress(Exception):
                 await self._kv.update(stored_key, released, last=revision)
             raise
+        # The effect is made: this process knows it from now on, whatever the bucket says,
+        # so a redelivery here never makes it again.
+        self._remember(stored_key, result)
+        await self._record_done(stored_key, result, revision)
+        return result
+
+    async def _record_done(self, stored_key: str, result: T, revision: int) -> None:
+        """Write the result over this attempt's intent.
+
+        While the bucket is out of reach (NATS restarting, a cluster electing a leader)
+        the write is tried again, for as long as other workers leave the intent alone:
+        left as an intent, it would be taken over after ``in_doubt_after_s`` and an
+        effect without ``recover`` (an email) made a second time.
+        """
         done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
-        try:
-            await self._kv.update(stored_key, done, last=revision)
-        except KeyWrongLastSequenceError:
-            # Another attempt wrote the key meanwhile: its ``recover`` found the
-            # effect (and recorded it), or it took over an intent that looked
-            # abandoned. The effect is made either way; failing here would only
-            # make the caller do it again.
-            log.info("effect %s was recorded by another attempt meanwhile", stored_key)
-        return self._remember(stored_key, result)
+        give_up_at, pause = time.monotonic() + self._in_doubt_after_s, 0.1
+        while True:
+            try:
+                await self._kv.update(stored_key, done, last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                # Another attempt wrote the key meanwhile: its ``recover`` found the
+                # effect (and recorded it), or it took over an intent that looked
+                # abandoned; or an earlier try of this write landed but its answer was
+                # lost. The effect is made either way; failing here would only make the
+                # caller do it again.
+                log.info("effect %s was recorded by another attempt meanwhile", stored_key)
+                return
+            except (NatsError, OSError):
+                if time.monotonic() + pause > give_up_at:
+                    raise
+                log.warning("effect %s made; recording it waits for NATS", stored_key)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     async def _resume(
         self,
