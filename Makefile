@@ -62,7 +62,7 @@ check-new-service: ## Scaffold a service in a fresh clone; make lint, make test 
 	bash tests/acceptance/new_service_in_a_copy.sh
 
 chaos: $(STAMP) ## Chaos tests: kill -9 replicas, NATS down, mid-burst on the local stack; nothing lost or repeated
-	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m chaos $(PYTEST_ARGS)
 
 lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); needs PyPI
 	printf '%s\n' $(patsubst ./shared,./shared[otel],$(IMAGE_DIRS:%=./%)) | $(BIN)/uv pip compile - deploy/docker/requirements.in \

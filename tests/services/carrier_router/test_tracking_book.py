@@ -13,6 +13,7 @@ from nats.js.kv import KeyValue
 
 from waybill_carrier_router.carriers import TrackingReport
 from waybill_carrier_router.kv_records import KvRecords, kv_token
+from waybill_carrier_router.reconciliation import TrackingReconciler
 from waybill_carrier_router.tracking_book import TrackedShipment, TrackingBook
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.testing.counting import CountingKV
@@ -190,3 +191,40 @@ async def test_a_record_moved_on_by_another_replica_meanwhile_is_read_again(
     stored = await TrackingBook(kv).find("carrier-b", "TN1")
     assert stored is not None and stored.progress is not None
     assert stored.progress.milestone.code is MilestoneCode.IN_TRANSIT and stored.announced
+
+
+class NoCarrier:
+    """The fleet of a reconciliation that must not need to ask any carrier."""
+
+    async def track(self, carrier: str, tracking_number: str, provider: str | None) -> None:
+        raise AssertionError(f"asked {carrier} about {tracking_number}")
+
+
+async def test_a_final_milestone_stored_but_never_announced_is_announced_before_closing(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    walk = ((MilestoneCode.IN_TRANSIT, 1), (MilestoneCode.DELIVERED, 9))
+    await book.record("carrier-b", report(walk[0]), Announcer())
+    # The publish of the final milestone is lost (the process died, NATS was away).
+    with pytest.raises(ConnectionError):
+        await book.record("carrier-b", report(*walk), Announcer(failures=1))
+    stored = await book.find("carrier-b", "TN1")
+    assert stored is not None and stored.finished and stored.announced is False
+    assert len(await book.open_keys()) == 1
+    announce = Announcer()
+    reconciler = TrackingReconciler(
+        book=book,
+        fleet=NoCarrier(),  # type: ignore[arg-type]
+        announce=announce,
+        quiet_after_s=3600.0,
+        batch=10,
+    )
+    done = await reconciler.run_once()
+    assert announce.announced == [MilestoneCode.DELIVERED]
+    assert (done.announced, done.closed) == (1, 1)
+    assert await book.open_keys() == []
+    # Announced once: a later round has nothing left to say.
+    assert (await reconciler.run_once()).announced == 0
+    assert announce.announced == [MilestoneCode.DELIVERED]

@@ -9,7 +9,9 @@ ever) and asks the carrier for the tracking of each that has been quiet for
 (:meth:`TrackingBook.record`), so a scan already known adds nothing and a new
 one is announced once. A shipment is asked about at most once per quiet period
 by each replica, and a round makes at most ``tracking_reconcile_batch`` calls.
-Records that are gone (expired) or finished are dropped from the index.
+Records that are gone (expired) or finished are dropped from the index, after
+announcing a stored milestone whose announcement was lost (a crash or an outage
+between storing it and publishing it; for a final milestone nothing else would).
 """
 
 from __future__ import annotations
@@ -103,6 +105,22 @@ class TrackingReconciler:
             if done.asked >= self._batch:
                 break
             tracked = await self._book.read(key)
+            if tracked is not None and not tracked.announced:
+                # Stored, then its announcement lost (a crash, NATS away): said now, or
+                # an order whose final milestone it was would wait for ever.
+                try:
+                    pending = await self._book.announce_pending(key, self._announce)
+                except Exception as error:
+                    done.failed += 1
+                    log.warning(
+                        "could not announce the stored milestone of %s: %s: %s",
+                        tracked.shipment_id,
+                        type(error).__name__,
+                        error,
+                    )
+                    continue
+                if pending is not None:
+                    done.announced += 1
             if tracked is None or tracked.finished:
                 await self._book.close(key)  # expired, or finished by a report meanwhile
                 done.closed += 1

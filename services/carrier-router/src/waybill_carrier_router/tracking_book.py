@@ -184,6 +184,21 @@ class TrackingBook:
                         await self.close(key)
             return TrackingOutcome(known=True, announced=tuple(announced))
 
+    async def announce_pending(self, key: str, announce: Announce) -> Milestone | None:
+        """Announce the record's milestone if it was stored and never announced.
+
+        A crash or a lost connection between storing a milestone and publishing
+        it leaves the record so; when that milestone is the final one, no report
+        will ever come to repeat it, so the reconciliation says it here. None
+        when nothing was pending.
+        """
+        async with self._locks.hold(key):
+            found = await self._records.get(key)
+            if found is None or found[0].progress is None or found[0].announced:
+                return None
+            milestone, _ = await self._announce(key, found, announce)
+            return milestone
+
     async def _announce(
         self, key: str, entry: tuple[TrackedShipment, int], announce: Announce
     ) -> tuple[Milestone, tuple[TrackedShipment, int] | None]:
