@@ -205,6 +205,31 @@ def test_a_failing_migration_step_leaves_the_version_where_it_was(tmp_path: Path
         conn.close()
 
 
+def test_two_auditors_migrating_one_file_at_once_apply_each_step_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_auditor import database
+
+    path = tmp_path / "audit.sqlite"
+    first, second = connect(path), connect(path)
+    try:
+        read_version = database._schema_version
+        stale = [0]
+
+        def read_before_the_other_migrated(conn: sqlite3.Connection) -> int:
+            # The second auditor's first read came before the first one migrated.
+            return stale.pop() if stale else read_version(conn)
+
+        migrate(first)
+        monkeypatch.setattr(database, "_schema_version", read_before_the_other_migrated)
+        assert migrate(second) == SCHEMA_VERSION  # no "duplicate column" or "table exists"
+        versions = [row[0] for row in second.execute("SELECT version FROM schema_version")]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+    finally:
+        first.close()
+        second.close()
+
+
 async def test_a_database_from_a_newer_auditor_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     conn = sqlite3.connect(path)

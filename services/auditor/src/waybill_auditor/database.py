@@ -130,6 +130,11 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGR
     for version in range(current + 1, len(migrations) + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Two auditors opening one file read the same version above; the write lock
+            # taken here is what orders them, so the step is decided again under it.
+            if _schema_version(conn) >= version:
+                conn.execute("ROLLBACK")
+                continue
             for statement in migrations[version - 1]:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
