@@ -37,8 +37,7 @@ from tests.chaos.counts import ChaosCounts, PartnerUrls, labels_sold, read_count
 from waybill_contracts import SubjectMap
 from waybill_contracts.events.order import ShipmentRecordedInOdoo
 from waybill_runtime.bus.client import WaybillNatsClient, connect_client
-from waybill_runtime.local.stack import LocalStack, replica_name
-from waybill_runtime.local.stack import _wait_ready as wait_ready
+from waybill_runtime.local.stack import LocalStack, replica_name, wait_ready
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.declarations import ODOO_VERSION, ODOO_VERSION_ENV
 from waybill_sandboxes.profile import SandboxProfile

@@ -110,7 +110,8 @@ def _wait_listening(host: str, port: int, deadline: float) -> bool:
     return False
 
 
-def _wait_ready(url: str, deadline: float) -> bool:
+def wait_ready(url: str, deadline: float) -> bool:
+    """Whether ``url`` answers 200 before ``deadline`` (monotonic): a service up and ready."""
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=1.0) as response:
@@ -246,7 +247,7 @@ class LocalStack:
         for name, service in self.services.items():
             for replica, url in enumerate(plan.replica_urls(name)):
                 child = replica_name(name, replica)
-                if not _wait_ready(f"{url}/readyz", deadline):
+                if not wait_ready(f"{url}/readyz", deadline):
                     raise StackStartError(
                         f"service {child} did not become ready; see {self.log_of(child)}"
                     )
