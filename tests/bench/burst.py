@@ -7,6 +7,11 @@ has nothing pending: only then has every service finished its work for it
 is the burst's whole cost. Latencies come from the events stream, by the
 server's own store time: release is *order released*, the label is *shipment
 booked*, Odoo-done is *shipment recorded in Odoo*.
+
+After the N standard orders one urgent order (Odoo's priority star) is
+created, released last behind the whole burst: its release→label time and
+the rank of its label among all labels show what the express lane does
+under a backlog (docs/architecture.md, "Lanes").
 """
 
 from __future__ import annotations
@@ -60,6 +65,10 @@ class BurstOutcome:
     to_odoo_done_s: list[float] = field(default_factory=list)
     done_in_odoo: int = 0
     duplicate_labels: int = 0
+    express_to_label_s: float | None = None
+    """Release to label of the urgent order released after the burst."""
+    express_label_rank: int | None = None
+    """1 when its label was the first bought of the burst, orders + 1 when the last."""
 
     @property
     def orders_per_s(self) -> float:
@@ -181,10 +190,25 @@ async def create_orders(odoo_url: str, count: int, *, seed: int) -> list[str]:
         return list(await asyncio.gather(*(create(http, body) for body in bodies)))
 
 
+async def create_urgent_order(odoo_url: str) -> str:
+    """One order whose delivery is starred urgent in Odoo; its delivery picking's name."""
+    body = {"lines": [{"sku": SKUS[0], "quantity": 1}], "urgent": True}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http,
+        http.post(f"{odoo_url}/_sandbox/odoo/orders", json=body) as response,
+    ):
+        if response.status >= 300:
+            raise BurstFailed(f"the Odoo sandbox refused the urgent order: HTTP {response.status}")
+        order = await response.json()
+    return str(order["pickings"][0])
+
+
 async def count_stored(js: JetStreamContext, stream: str, subject: str) -> int:
-    """Messages stored on ``subject`` (a redelivered fact stored again counts again)."""
+    """Messages stored on ``subject`` and its express twin (a fact stored again counts again)."""
+    info = await js.stream_info(stream, subjects_filter=f"{subject}.>")
+    express = sum((info.state.subjects or {}).values())
     info = await js.stream_info(stream, subjects_filter=subject)
-    return sum((info.state.subjects or {}).values())
+    return express + sum((info.state.subjects or {}).values())
 
 
 async def _stored_by_subject(js: JetStreamContext, subjects: SubjectMap) -> str:
@@ -238,8 +262,18 @@ async def wait_finished(
         await asyncio.sleep(0.5)
 
 
-async def _store_times(nc: NatsClient, stream: str, subject: str) -> dict[str, float]:
-    """Each order's first message on ``subject``: its store time (s), by correlation id."""
+async def _store_times(nc: NatsClient, subjects: SubjectMap, subject: str) -> dict[str, float]:
+    """Each order's first message on ``subject`` or its twin: its store time (s), by order."""
+    times: dict[str, float] = {}
+    for on_lane in subjects.lane_subjects(subject):
+        for order, at in (
+            await _lane_store_times(nc, subjects.events_stream.name, on_lane)
+        ).items():
+            times[order] = min(at, times.get(order, at))
+    return times
+
+
+async def _lane_store_times(nc: NatsClient, stream: str, subject: str) -> dict[str, float]:
     js = nc.jetstream()
     info = await js.stream_info(stream, subjects_filter=subject)
     expected = sum((info.state.subjects or {}).values())
@@ -261,16 +295,30 @@ async def _store_times(nc: NatsClient, stream: str, subject: str) -> dict[str, f
 
 
 async def outcome(
-    nc: NatsClient, subjects: SubjectMap, orders: int, odoo_url: str, carrier_urls: list[str]
+    nc: NatsClient,
+    subjects: SubjectMap,
+    orders: int,
+    odoo_url: str,
+    carrier_urls: list[str],
+    *,
+    express_order: str | None = None,
 ) -> BurstOutcome:
-    """Latencies, rate and the loss and duplicate checks of a finished burst."""
-    events = subjects.events_stream.name
-    released = await _store_times(nc, events, subjects.subject_for(OrderReleased))
-    booked = await _store_times(nc, events, subjects.subject_for(ShipmentBooked))
-    recorded = await _store_times(nc, events, subjects.subject_for(ShipmentRecordedInOdoo))
+    """Latencies, rate and the loss and duplicate checks of a finished burst.
+
+    ``orders`` counts the urgent ``express_order`` too; the latency lists
+    hold the standard orders only, the urgent one has figures of its own.
+    """
+    released = await _store_times(nc, subjects, subjects.subject_for(OrderReleased))
+    booked = await _store_times(nc, subjects, subjects.subject_for(ShipmentBooked))
+    recorded = await _store_times(nc, subjects, subjects.subject_for(ShipmentRecordedInOdoo))
     span = max(recorded.values(), default=0.0) - min(released.values(), default=0.0)
     result = BurstOutcome(orders=orders, span_s=span)
     for order, at in released.items():
+        if order == express_order:
+            if order in booked:
+                result.express_to_label_s = booked[order] - at
+                result.express_label_rank = 1 + sum(t < booked[order] for t in booked.values())
+            continue
         if order in booked:
             result.to_label_s.append(booked[order] - at)
         if order in recorded:

@@ -24,6 +24,7 @@ from tests.bench.burst import (
     BurstOutcome,
     bus_counters,
     create_orders,
+    create_urgent_order,
     outcome,
     percentile,
     restock,
@@ -85,16 +86,18 @@ async def _burst(
             await traffic.start(watcher)
         before_cpu = cpu_of(pids)
         await create_orders(odoo_url, orders, seed=seed)
+        urgent = await create_urgent_order(odoo_url)
+        orders += 1  # from here on, the urgent order counts as one of the burst
         await wait_finished(js, subjects, orders)
         after_cpu = cpu_of(pids)
         if watcher is not None:
             await traffic.stop()
             await watcher.close()
         after_bus = await bus_counters(js, subjects, stack.nats.monitor_url)
-        result = await outcome(nc, subjects, orders, odoo_url, carriers)
+        result = await outcome(nc, subjects, orders, odoo_url, carriers, express_order=urgent)
     finally:
         await nc.close()
-    if result.done_in_odoo != orders or len(result.to_odoo_done_s) != orders:
+    if result.done_in_odoo != orders or len(result.to_odoo_done_s) != orders - 1:
         raise BurstFailed(
             f"orders lost: {orders} created, {result.done_in_odoo} pickings done in Odoo, "
             f"{len(result.to_odoo_done_s)} shipments recorded"
@@ -171,6 +174,18 @@ def e2e_table(figures: Sequence[BurstFigures], runtime_us_per_msg: float | None)
                     *(_cell(percentile(getattr(f.outcome, attribute), share), 2) for f in figures),
                 ]
             )
+    rows.append(
+        [
+            "express order release→label s",
+            *(_cell(f.outcome.express_to_label_s or float("nan"), 2) for f in figures),
+        ]
+    )
+    rows.append(
+        [
+            "  its label's rank",
+            *(f"{f.outcome.express_label_rank or 0:,} of {f.outcome.orders:,}" for f in figures),
+        ]
+    )
     rows.append(["CPU ms/order, six services", *(_cell(f.services_cpu_ms) for f in figures)])
     for name in names:
         rows.append([f"  CPU ms/order {name}", *(_cell(f.cpu_ms_per_order[name]) for f in figures)])

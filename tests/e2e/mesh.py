@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ class Mesh:
     carrier_b: ShippoSandbox
     mail: MailSandbox
     services: list[str] = field(default_factory=list)
+    start_later: Callable[[str], Awaitable[None]] | None = None
+    """Starts a service named in ``running_mesh(started_later=...)`` (once each)."""
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +62,14 @@ async def running_mesh(
     wms_config: dict[str, Any] | None = None,
     tracking_delays_s: tuple[float, float, float] = (0.05, 0.05, 0.05),
     tmp_state_dir: str | None = None,
+    started_later: tuple[str, ...] = (),
 ) -> AsyncIterator[Mesh]:
+    """The sandboxes and ``services``; any also in ``started_later`` wait for ``mesh.start_later``.
+
+    A service started later is in the plan from the start (its ports, its
+    partners' sandboxes, its durables once it runs), so the messages for it
+    pile up in its durables as in an outage: a backlog made on purpose.
+    """
     # The same plan `waybill up` makes: ports, secrets, who posts webhooks where, the
     # API signing key (in the test's state folder, or a folder of the mesh's own).
     api_dir = contextlib.ExitStack()
@@ -118,7 +127,8 @@ async def running_mesh(
             port = urlsplit(url).port
             assert port is not None
             await stack.enter_async_context(serve(app, port=port))
-        for name, service in plan.services.items():
+
+        async def start(name: str) -> None:
             settings: dict[str, Any] = {
                 "retry_backoff_s": (0.2, 0.5, 1.0),
                 **plan.service_settings(name),
@@ -127,8 +137,14 @@ async def running_mesh(
                 settings["state_dir"] = tmp_state_dir
             settings.update((service_settings or {}).get(name, {}))
             await stack.enter_async_context(
-                running_service(service, nats_url=nats_url, subject_prefix=prefix, **settings)
+                running_service(
+                    plan.services[name], nats_url=nats_url, subject_prefix=prefix, **settings
+                )
             )
+
+        for name in plan.services:
+            if name not in started_later:
+                await start(name)
         yield Mesh(
             nc=nc,
             subjects=SubjectMap(prefix),
@@ -139,6 +155,7 @@ async def running_mesh(
             carrier_b=carrier_b,
             mail=mail,
             services=list(services),
+            start_later=start,
         )
 
 

@@ -65,12 +65,15 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
             stage["median"] / figures["stages"][0]["median"]
         )
     assert "runtime / raw nats-py = " in result.stdout
-    # Smallest burst first, each on its own stack, every order shipped and done in Odoo.
-    assert [burst["outcome"]["orders"] for burst in figures["bursts"]] == [4, 12]
+    # Smallest burst first, each on its own stack, every order shipped and done in Odoo:
+    # the standard orders asked for, and the urgent one released after them.
+    assert [burst["outcome"]["orders"] for burst in figures["bursts"]] == [5, 13]
     for burst in figures["bursts"]:
         orders = burst["outcome"]["orders"]
         assert burst["outcome"]["done_in_odoo"] == orders
-        assert len(burst["outcome"]["to_label_s"]) == orders
+        assert len(burst["outcome"]["to_label_s"]) == orders - 1
+        assert burst["outcome"]["express_to_label_s"] > 0
+        assert 1 <= burst["outcome"]["express_label_rank"] <= orders
         assert burst["outcome"]["duplicate_labels"] == 0
         assert set(burst["services"]) == SERVICES
         # Every service's cost is measured; those an order cannot ship without surely work.
@@ -78,4 +81,5 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
         assert all(burst["cpu_ms_per_order"][name] > 0 for name in FLOW_SERVICES)
         assert burst["cpu_ms_per_order"]["nats-server"] > 0
         assert burst["stream_messages_per_order"] > 0 and burst["kv_writes_per_order"] > 0
-    assert "services' CPU per order, 12 vs 4 orders: " in result.stdout
+    assert "services' CPU per order, 13 vs 5 orders: " in result.stdout
+    assert "express order release→label s" in result.stdout

@@ -170,7 +170,8 @@ def test_a_scaffolded_service_passes_lint_and_its_tests_and_starts_as_waybill_up
         from waybill_runtime.local.plan import LocalPlan
         from waybill_runtime.local.registry import installed_sandboxes, load_services
 
-        assert [c.type for c in service.describe().consumes] == ["io.waybill.order.released.v1"]
+        consumed = {c.type for c in service.describe().consumes}
+        assert consumed == {"io.waybill.order.released.v1"}
         plan = LocalPlan.make({**load_services(), "parcel-desk": service}, installed_sandboxes())
         environment = plan.service_environment("parcel-desk")
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 from nats.aio.client import Client as NatsClient
 
-from waybill_contracts import Message, SubjectMap, encode, new_context
+from waybill_contracts import Lane, Message, SubjectMap, encode, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.examples import example_of
 
@@ -19,9 +19,11 @@ def release_command(ref: str) -> ReleaseToWarehouse:
     return msgspec.structs.replace(example, order=msgspec.structs.replace(example.order, ref=ref))
 
 
-async def send(nc: NatsClient, subjects: SubjectMap, message: Message) -> str:
-    """Publish ``message`` as the orchestrator would; returns its id."""
-    context = new_context(message, source="orchestrator")
+async def send(
+    nc: NatsClient, subjects: SubjectMap, message: Message, *, lane: Lane = Lane.STANDARD
+) -> str:
+    """Publish ``message`` as the orchestrator would, on ``lane``; returns its id."""
+    context = new_context(message, source="orchestrator", lane=lane)
     encoded = encode(message, context, subjects)
     await nc.jetstream().publish(encoded.subject, encoded.body, headers=dict(encoded.headers))
     return context.id

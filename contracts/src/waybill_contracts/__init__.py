@@ -34,6 +34,7 @@ from waybill_contracts.errors import (
     UnknownSubject,
     UnknownType,
 )
+from waybill_contracts.lanes import Lane, order_lane
 from waybill_contracts.messages import (
     Command,
     Event,
@@ -59,6 +60,7 @@ __all__ = [
     "Encoded",
     "Event",
     "InvalidHeader",
+    "Lane",
     "MalformedBody",
     "Message",
     "MessageContext",
@@ -79,6 +81,7 @@ __all__ = [
     "message_type_for_ce_type",
     "new_context",
     "new_id",
+    "order_lane",
     "order_ref_of",
     "validate",
 ]

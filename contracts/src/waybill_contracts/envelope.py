@@ -38,6 +38,7 @@ from waybill_contracts.errors import (
     MissingHeader,
     UnknownType,
 )
+from waybill_contracts.lanes import Lane
 from waybill_contracts.messages import Message, QueryRequest
 from waybill_contracts.model import UtcDateTime
 from waybill_contracts.record import Record
@@ -76,6 +77,9 @@ class MessageContext(Record, frozen=True, kw_only=True):
     causation_id: Annotated[str | None, Meta(description="ce-id of the cause.")] = None
     traceparent: Annotated[str | None, Meta(description="W3C trace context.")] = None
     tracestate: Annotated[str | None, Meta(description="W3C trace state.")] = None
+    lane: Annotated[
+        Lane, Meta(description="The lane it travels on: its subject says, not a header.")
+    ] = Lane.STANDARD
 
 
 class Encoded(NamedTuple):
@@ -137,14 +141,15 @@ def new_context(
     time: datetime | None = None,
     traceparent: str | None = None,
     tracestate: str | None = None,
+    lane: Lane | None = None,
 ) -> MessageContext:
     """The context for a new message.
 
     ``source`` is a service name (``odoo-gateway``, made ``waybill/odoo-gateway``)
     or a full ``ce-source`` containing a ``/``. With a ``cause`` (the
     context of the message being handled) the new message inherits its
-    correlation id and records it as the cause. The id is random unless
-    ``message_id`` is given (see :func:`fact_id`).
+    correlation id and its lane, and records it as the cause. The id is
+    random unless ``message_id`` is given (see :func:`fact_id`).
     """
     inherited = cause.correlation_id if cause is not None else None
     return MessageContext(
@@ -157,6 +162,7 @@ def new_context(
         causation_id=cause.id if cause is not None else None,
         traceparent=traceparent,
         tracestate=tracestate,
+        lane=lane or (cause.lane if cause is not None else Lane.STANDARD),
     )
 
 
@@ -173,6 +179,8 @@ def encode(message: Message, context: MessageContext, subjects: SubjectMap) -> E
     the ``ce-id`` header exactly, so JetStream de-duplicates on the id.
     """
     subject = subjects.subject_for(type(message))
+    if context.lane is not Lane.STANDARD:
+        subject = subjects.on_lane(subject, context.lane)
     ce_type = catalog.ce_type_for(type(message))
     if context.type != ce_type:
         raise InvalidHeader(
@@ -450,6 +458,7 @@ def _decoded(
             causation_id=attributes.causationid or None,
             traceparent=attributes.traceparent or None,
             tracestate=attributes.tracestate or None,
+            lane=subjects.lane_of(subject),
         ),
     )
 

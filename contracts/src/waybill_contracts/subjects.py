@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from waybill_contracts import catalog
 from waybill_contracts.errors import UnknownSubject
+from waybill_contracts.lanes import Lane
 from waybill_contracts.messages import Command, Event, Message, QueryRequest, QueryResponse
 from waybill_contracts.services import SERVICES, Service
 
@@ -52,6 +53,7 @@ KV_PURPOSES: tuple[str, ...] = tuple(KV_TTL_S)
 trace, customer contacts, tracking progress."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_EXPRESS_SUFFIX = f".{Lane.EXPRESS}"
 _INBOX_PREFIX = "_INBOX."
 TEMPORARY_DESTINATION = "(temporary)"
 """Span destination used for reply inboxes, whose names are unique per request."""
@@ -82,7 +84,7 @@ def _require_token(what: str, value: str) -> str:
 class SubjectMap:
     """Every NATS name Waybill uses, for one prefix."""
 
-    __slots__ = ("_channels", "_prefix", "_subject_of", "_type_on")
+    __slots__ = ("_channels", "_laned", "_prefix", "_subject_of", "_type_on")
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self._prefix = _require_token("subject prefix", prefix)
@@ -96,6 +98,12 @@ class SubjectMap:
             # A query subject is addressed by its request; the response goes to an inbox.
             if not issubclass(message_type, QueryResponse):
                 self._type_on[subject] = message_type
+        # Events and commands have an express twin (see waybill_contracts.lanes).
+        self._laned = {
+            subject + _EXPRESS_SUFFIX: subject
+            for subject, message_type in self._type_on.items()
+            if issubclass(message_type, Event | Command)
+        }
         self._channels = tuple(Channel(s, tuple(types)) for s, types in channels.items())
 
     def _build_subject(self, message_type: type[Message]) -> str:
@@ -147,11 +155,31 @@ class SubjectMap:
         return message_type
 
     def find_message_type(self, subject: str) -> type[Message] | None:
-        """Like :meth:`message_type_for_subject`, but ``None`` for subjects outside the map."""
+        """Like :meth:`message_type_for_subject`, but ``None`` for subjects outside the map.
+
+        An express twin carries what its standard subject carries.
+        """
         try:
-            return self._type_on.get(subject)
+            return self._type_on.get(subject) or self._type_on.get(self._laned.get(subject, ""))
         except TypeError:  # unhashable
             return None
+
+    # --- lanes ------------------------------------------------------------------
+
+    def on_lane(self, subject: str, lane: Lane) -> str:
+        """``subject`` as published on ``lane`` (a query, or a subject outside the map: as is)."""
+        if lane is Lane.EXPRESS and (twin := subject + _EXPRESS_SUFFIX) in self._laned:
+            return twin
+        return subject
+
+    def lane_of(self, subject: str) -> Lane:
+        """The lane a message delivered on ``subject`` travels on."""
+        return Lane.EXPRESS if subject in self._laned else Lane.STANDARD
+
+    def lane_subjects(self, subject: str) -> tuple[str, ...]:
+        """``subject`` on every lane it has: an event or command twice, anything else once."""
+        twin = subject + _EXPRESS_SUFFIX
+        return (subject, twin) if twin in self._laned else (subject,)
 
     def message_type_for_ce_type(self, ce_type: str) -> type[Message]:
         """The message type of a ``ce-type``; :class:`UnknownType` otherwise."""
@@ -204,12 +232,14 @@ class SubjectMap:
         """The NATS micro service name of a service; the prefix keeps environments apart."""
         return f"{self._prefix}-{_require_token('service', service)}"
 
-    def durable(self, service: str, purpose: str) -> str:
+    def durable(self, service: str, purpose: str, lane: Lane = Lane.STANDARD) -> str:
         """A durable consumer name, e.g. ``orchestrator-events``, shared by a service's replicas.
 
         Streams are per prefix, so durable names need no prefix of their own.
+        The express lane's durable has the lane at the end (``orchestrator-events-express``).
         """
-        return f"{_require_token('service', service)}-{_require_token('purpose', purpose)}"
+        name = f"{_require_token('service', service)}-{_require_token('purpose', purpose)}"
+        return name if lane is Lane.STANDARD else f"{name}-{lane}"
 
     def kv_bucket(self, purpose: str) -> str:
         """A key-value bucket name, e.g. ``waybill_workflow``; purposes are :data:`KV_PURPOSES`."""
@@ -230,9 +260,11 @@ class SubjectMap:
     def subject_template(self, subject: str) -> str:
         """A low-cardinality name for a subject, for span names and metric labels.
 
-        Waybill subjects carry no ids, so they are their own template; reply
-        inboxes, unique per request, fold into ``(temporary)``.
+        Waybill subjects carry no ids, so they are their own template; an
+        express twin folds into its standard subject, reply inboxes, unique per
+        request, into ``(temporary)``.
         """
         if subject.startswith(_INBOX_PREFIX):
             return TEMPORARY_DESTINATION
-        return subject
+        # Both lanes of a subject are one destination (the lane is not a label).
+        return self._laned.get(subject, subject)

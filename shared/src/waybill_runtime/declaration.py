@@ -167,6 +167,8 @@ class ConsumedMessage(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     stream: str
     durable: str
+    lane: str = "standard"
+    """Each lane of a type has its subject and durable (see waybill_contracts.lanes)."""
 
 
 class PublishedMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -259,12 +261,14 @@ def describe(service: Service[Any], *, subject_prefix: str = "waybill") -> Decla
     consumes = [
         ConsumedMessage(
             type=t.ce_type(),
-            subject=subjects.subject_for(t),
+            subject=subjects.on_lane(subjects.subject_for(t), lane),
             stream=getattr(subjects, f"{stream_key}_stream").name,
-            durable=subjects.durable(service.name, stream_key),
+            durable=subjects.durable(service.name, stream_key, lane),
+            lane=lane,
         )
         for stream_key, types in service.types_by_stream().items()
         for t in types
+        for lane in service.lanes()
     ]
     settings = [
         DeclaredSetting(

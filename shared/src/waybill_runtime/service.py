@@ -26,7 +26,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from waybill_contracts import Message, MessageKind, SubjectMap
+from waybill_contracts import Lane, Message, MessageKind, SubjectMap
 from waybill_runtime.bus.advisories import recording_unsettled
 from waybill_runtime.bus.connection import (
     ConnectionEvents,
@@ -333,6 +333,15 @@ class Service(Generic[S]):
             grouped.setdefault(_STREAM_OF_KIND[message_type.kind], []).append(message_type)
         return grouped
 
+    def lanes(self) -> tuple[Lane, ...]:
+        """The lanes the service reads, each with a durable per stream of its own.
+
+        Every lane (see :mod:`waybill_contracts.lanes`), unless the service
+        watches the whole mesh: its durables' stream-wide filters take both
+        lanes already, and a watcher has no customer waiting on it.
+        """
+        return (Lane.STANDARD,) if self.watches_mesh else tuple(Lane)
+
     def query_names(self) -> list[str]:
         return [name for name, *_ in self._queries]
 
@@ -520,7 +529,7 @@ class Service(Generic[S]):
                 subjects=subjects,
                 service=settings.service,
                 stream=getattr(subjects, f"{stream_key}_stream").name,
-                durable=subjects.durable(settings.service, stream_key),
+                durable=subjects.durable(settings.service, stream_key, lane),
                 handlers={t: self.handlers[t] for t in types},
                 publisher=runtime.publisher,
                 options=options,
@@ -528,6 +537,7 @@ class Service(Generic[S]):
                 runtime=runtime,
             )
             for stream_key, types in self.types_by_stream().items()
+            for lane in self.lanes()
         ]
         if self.dead_letter_handler is not None:
             consumers.append(

@@ -3,6 +3,7 @@ and polls saw them."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from tests.services.odoo_gateway.stage import (
     published_with_context,
     wait_for_events,
 )
-from waybill_contracts import SubjectMap, fact_id
+from waybill_contracts import Lane, SubjectMap, fact_id
 from waybill_contracts.events import OrderCancelled, OrderReleased
 from waybill_contracts.model import DeliveryMethod
 from waybill_odoo_gateway.delivery_poll import WATERMARK_KEY
@@ -302,3 +303,57 @@ async def test_a_picking_validated_between_poll_pages_makes_the_poll_skip_no_oth
     assert sorted(event.order.ref for event in released) == sorted(
         order.pickings[0] for order in orders
     )
+
+
+def _promise_in(sandbox: OdooSandbox, order_name: str, delay: timedelta) -> None:
+    registry = sandbox.registry
+    promised = datetime.strptime(registry.now(), "%Y-%m-%d %H:%M:%S") + delay
+    with registry.transaction():
+        registry.write(
+            "sale.order",
+            [sandbox.order(order_name).id],
+            {"commitment_date": promised.strftime("%Y-%m-%d %H:%M:%S")},
+            uid=2,
+        )
+
+
+async def _released_lanes(nc: NatsClient, nats_prefix: str) -> dict[str, Lane]:
+    return {
+        d.message.order.ref: d.context.lane
+        for d in await published_with_context(nc, nats_prefix, OrderReleased)
+        if isinstance(d.message, OrderReleased)
+    }
+
+
+async def test_urgent_and_soon_promised_orders_are_released_on_the_express_lane(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    # Orders made before the gateway runs; the poll finds them all.
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    sandbox = stage.sandbox
+    plain = sandbox.create_order(lines=[("WB-0001", 1)])  # promised in three days
+    urgent = sandbox.create_order(lines=[("WB-0002", 1)], urgent=True)  # Odoo's priority star
+    soon = sandbox.create_order(lines=[("WB-0003", 1)])
+    _promise_in(sandbox, soon.name, timedelta(hours=5))
+    async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
+        await wait_for_events(nc, nats_prefix, OrderReleased, 3)
+    lanes = await _released_lanes(nc, nats_prefix)
+    assert lanes[plain.pickings[0]] is Lane.STANDARD
+    assert lanes[urgent.pickings[0]] is Lane.EXPRESS
+    assert lanes[soon.pickings[0]] is Lane.EXPRESS
+
+
+async def test_with_no_promise_window_only_the_priority_star_makes_an_order_express(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+    sandbox = stage.sandbox
+    urgent = sandbox.create_order(lines=[("WB-0002", 1)], urgent=True)
+    soon = sandbox.create_order(lines=[("WB-0003", 1)])
+    _promise_in(sandbox, soon.name, timedelta(hours=5))
+    async with stage.gateway(
+        nats_url, nats_prefix, odoo_poll_interval_s=0.1, express_promised_within_h=0
+    ):
+        await wait_for_events(nc, nats_prefix, OrderReleased, 2)
+    lanes = await _released_lanes(nc, nats_prefix)
+    assert lanes == {urgent.pickings[0]: Lane.EXPRESS, soon.pickings[0]: Lane.STANDARD}

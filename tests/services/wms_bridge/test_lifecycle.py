@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from waybill_contracts import Lane
+from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import (
     InventoryAdjusted,
     WarehouseOrderCancelled,
@@ -17,7 +19,9 @@ from waybill_contracts.events import (
     WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
+from waybill_contracts.examples import example_of
 from waybill_wms_bridge.lifecycle import inventory_fact, order_facts, stage_fact_id
+from waybill_wms_bridge.orders import order_request
 from waybill_wms_bridge.wms_wire import WmsInventoryAdjustment, WmsOrder
 
 CREATED = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -187,3 +191,17 @@ def test_an_inventory_adjustment_is_identified_by_the_wms_event() -> None:
     assert isinstance(message, InventoryAdjusted)
     assert message.adjustment.delta.value == Decimal("-3")
     assert message.adjustment.reference == "evt_1"
+
+
+def test_a_high_priority_order_reports_every_fact_on_the_express_lane() -> None:
+    # A webhook has no cause to inherit a lane from: the priority the bridge sent carries it.
+    urgent = order_facts(snapshot("shipped", priority="high"))
+    assert [fact.lane for fact in urgent.facts] == [Lane.EXPRESS] * 4
+    normal = order_facts(snapshot("shipped"))
+    assert [fact.lane for fact in normal.facts] == [Lane.STANDARD] * 4
+
+
+def test_an_order_on_the_express_lane_is_sent_to_the_warehouse_with_high_priority() -> None:
+    order = example_of(ReleaseToWarehouse).order
+    assert order_request(order, "WH1", lane=Lane.EXPRESS).priority == "high"
+    assert order_request(order, "WH1").priority == "normal"

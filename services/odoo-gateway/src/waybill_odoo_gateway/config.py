@@ -159,6 +159,15 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
     odoo_poll_page_size: Annotated[
         int, msgspec.Meta(ge=1, le=1000, description="Pickings read per poll request")
     ] = 100
+    express_promised_within_h: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="An order whose delivery is promised within this many hours of its "
+            "release goes on the express lane, ahead of any backlog (as do urgent pickings and "
+            "express, next-day and same-day orders); 0 = by priority and service level only",
+        ),
+    ] = 24.0
     odoo_ops_login: Annotated[
         str,
         msgspec.Meta(min_length=1, description="Odoo login that gets the to-dos of exceptions"),

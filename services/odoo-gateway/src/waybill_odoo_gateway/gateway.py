@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from prometheus_client import Counter
 
@@ -157,7 +158,14 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     odoo = odoo_client_for(settings)
     reader = DeliveryReader(odoo)
     marks = runtime.buckets["watermarks"]
-    facts = OrderFacts(odoo, reader, runtime.publisher, marks)
+    within_h = settings.express_promised_within_h
+    facts = OrderFacts(
+        odoo,
+        reader,
+        runtime.publisher,
+        marks,
+        express_promised_within=timedelta(hours=within_h) if within_h > 0 else None,
+    )
     runtime.metrics.gauge(
         "waybill_odoo_calls_in_flight",
         "Calls to Odoo under way (at most waybill_odoo_calls_allowed).",

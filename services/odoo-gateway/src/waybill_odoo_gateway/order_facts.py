@@ -1,5 +1,9 @@
 """Order released / order cancelled: decided from Odoo's current state, published once.
 
+The release decides the order's lane (:func:`waybill_contracts.order_lane`):
+an urgent picking, an express order or one promised soon is released on the
+express lane, and every message it causes follows it there.
+
 Webhooks, the poll and their repeats all end here. Each fact's message id is
 derived from the picking (``fact_id("odoo", "stock.picking", id, "released")``),
 so JetStream drops a repeat within its duplicate window; a marker in the
@@ -13,13 +17,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from waybill_contracts import fact_id
+from waybill_contracts import Lane, fact_id, order_lane
 from waybill_contracts.events import OrderCancelled, OrderReleased
 from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
 from waybill_odoo_gateway.odoo_client import OdooClient
@@ -61,8 +65,16 @@ class OrderFacts:
     """Publishes ``OrderReleased`` and ``OrderCancelled`` for Odoo deliveries, once each."""
 
     def __init__(
-        self, odoo: OdooClient, reader: DeliveryReader, publisher: Publisher, marks: KeyValue
+        self,
+        odoo: OdooClient,
+        reader: DeliveryReader,
+        publisher: Publisher,
+        marks: KeyValue,
+        *,
+        express_promised_within: timedelta | None = timedelta(hours=24),
     ) -> None:
+        """``express_promised_within``: an order promised sooner goes express (None: no date)."""
+        self._express_promised_within = express_promised_within
         self._odoo = odoo
         self._reader = reader
         self._publisher = publisher
@@ -116,12 +128,20 @@ class OrderFacts:
             return Seen.ALREADY_KNOWN
         order = await self._reader.order(picking)
         released = OrderReleased(order=order, released_at=picking.write_date or _now())
+        lane = self._lane(released)
         await self._publisher.publish(
-            released, fact_id=fact_id("odoo", "stock.picking", picking.id, "released")
+            released, fact_id=fact_id("odoo", "stock.picking", picking.id, "released"), lane=lane
         )
         await self._mark(picking, "released")
-        log.info("order %s released (Odoo picking %d)", picking.name, picking.id)
+        log.info("order %s released (Odoo picking %d, %s)", picking.name, picking.id, lane)
         return Seen.RELEASED
+
+    def _lane(self, released: OrderReleased) -> Lane:
+        # The release time, not the clock: a release published late (the poll
+        # catching up) is judged by when Odoo made it ready.
+        return order_lane(
+            released.order, now=released.released_at, promise_within=self._express_promised_within
+        )
 
     async def _cancel(self, picking: Picking) -> Seen:
         # A delivery that never became an order has nothing to compensate.

@@ -54,7 +54,9 @@ class FactLedger:
 
         async def send() -> str:
             nonlocal sent
-            context = await self._publisher.publish(fact.message, cause=cause, fact_id=fact.id)
+            context = await self._publisher.publish(
+                fact.message, cause=cause, fact_id=fact.id, lane=fact.lane
+            )
             sent = True
             return context.id
 

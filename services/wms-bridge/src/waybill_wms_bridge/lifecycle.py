@@ -21,11 +21,11 @@ WMS refuses is ``WarehouseOrderCancelRefused``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from waybill_contracts import Event, fact_id
+from waybill_contracts import Event, Lane, fact_id
 from waybill_contracts.events import (
     InventoryAdjusted,
     WarehouseOrderAccepted,
@@ -45,6 +45,7 @@ from waybill_contracts.model import (
     StockAdjustment,
 )
 from waybill_wms_bridge.wms_wire import (
+    OrderPriority,
     OrderStatus,
     WmsInventoryAdjustment,
     WmsOrder,
@@ -62,6 +63,7 @@ __all__ = [
     "inventory_fact",
     "order_facts",
     "stage_fact_id",
+    "wms_order_lane",
 ]
 
 # Stages after picking finished, whatever its outcome.
@@ -85,6 +87,8 @@ class WarehouseFact:
     message: Event
     stage: str
     """What the fact is about, for logs: accepted, picked, packed, inventory..."""
+    lane: Lane | None = None
+    """The lane it goes out on; None: its cause's (standard without one)."""
 
 
 def stage_fact_id(order_ref: str, stage: str) -> str:
@@ -225,8 +229,23 @@ class OrderFacts:
     are still true and still published."""
 
 
+def wms_order_lane(order: WmsOrder) -> Lane:
+    """The lane of the facts of ``order``: express for what the bridge sent with high priority."""
+    return Lane.EXPRESS if order.priority == OrderPriority.HIGH else Lane.STANDARD
+
+
 def order_facts(order: WmsOrder) -> OrderFacts:
-    """The facts of every stage ``order`` has reached, oldest stage first."""
+    """The facts of every stage ``order`` has reached, oldest stage first, on its lane.
+
+    A webhook or a poll has no cause to inherit a lane from: the WMS order's
+    priority, which the bridge set from the release's lane, carries it.
+    """
+    lane = wms_order_lane(order)
+    found = _order_facts(order)
+    return OrderFacts([replace(fact, lane=lane) for fact in found.facts], found.problem)
+
+
+def _order_facts(order: WmsOrder) -> OrderFacts:
     ref = order.client_order_ref
     facts: list[WarehouseFact] = []
     try:

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from waybill_contracts import MessageContext
+from waybill_contracts import Lane, MessageContext
 from waybill_contracts.model import Order
 from waybill_runtime.idempotency import OnceOnly
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.lifecycle import accepted_fact, cancel_refused_fact, cancelled_fact
 from waybill_wms_bridge.wms_client import WmsClient, WmsConflict
 from waybill_wms_bridge.wms_wire import (
+    OrderPriority,
     OrderStatus,
     WmsLineRequest,
     WmsOrder,
@@ -62,8 +63,15 @@ def _remember(order: WmsOrder) -> ReleasedOrder:
     )
 
 
-def order_request(order: Order, default_warehouse: str) -> WmsOrderRequest:
-    """The WMS outbound order for ``order``; the same order always gives the same request."""
+def order_request(
+    order: Order, default_warehouse: str, *, lane: Lane = Lane.STANDARD
+) -> WmsOrderRequest:
+    """The WMS outbound order for ``order``; the same order on the same lane, the same request.
+
+    An order on the express lane is sent with high priority: the warehouse
+    works it first, and its webhooks come back with the priority, which is
+    how the facts they report find the express lane again.
+    """
     address, customer = order.ship_to, order.customer
     return WmsOrderRequest(
         client_order_ref=order.ref,
@@ -86,6 +94,7 @@ def order_request(order: Order, default_warehouse: str) -> WmsOrderRequest:
             for number, line in enumerate(order.lines, start=1)
         ],
         service_level=str(order.service_level),
+        priority=OrderPriority.HIGH if lane is Lane.EXPRESS else OrderPriority.NORMAL,
     )
 
 
@@ -111,7 +120,8 @@ class WarehouseOrders:
 
     async def release(self, order: Order, *, cause: MessageContext | None = None) -> None:
         """Create the WMS order for ``order`` once, then report it accepted."""
-        request = order_request(order, self._default_warehouse)
+        lane = cause.lane if cause is not None else Lane.STANDARD
+        request = order_request(order, self._default_warehouse, lane=lane)
 
         async def create() -> ReleasedOrder:
             return _remember(await self._client.create_order(request))

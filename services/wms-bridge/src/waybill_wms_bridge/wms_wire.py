@@ -13,6 +13,7 @@ from typing import Annotated
 import msgspec
 
 __all__ = [
+    "OrderPriority",
     "OrderStatus",
     "WmsInventoryAdjustment",
     "WmsLineRequest",
@@ -41,6 +42,14 @@ class OrderStatus:
     SHORT_PICKED = "short_picked"
     """Nothing at all could be picked; the order stops there."""
     CANCELLED = "cancelled"
+
+
+class OrderPriority:
+    """How soon the warehouse should work an order (plain strings on the wire)."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+    """Picked first; the bridge sends it for orders on the express lane."""
 
 
 # --- what the bridge sends -------------------------------------------------------------
@@ -81,6 +90,7 @@ class WmsOrderRequest(msgspec.Struct, kw_only=True, frozen=True):
     ship_to: WmsShipTo
     lines: list[WmsLineRequest]
     service_level: str | None = None
+    priority: str = OrderPriority.NORMAL
     notes: str = ""
 
 
@@ -121,6 +131,7 @@ class WmsOrder(msgspec.Struct, kw_only=True, frozen=True):
     client_order_ref: str
     warehouse: str = ""
     status: str
+    priority: str = OrderPriority.NORMAL
     lines: list[WmsOrderLine] = msgspec.field(default_factory=list)
     created_at: AwareDateTime
     updated_at: AwareDateTime

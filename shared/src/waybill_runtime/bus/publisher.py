@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client
 
-from waybill_contracts import Message, MessageContext, SubjectMap, encode, new_context
+from waybill_contracts import Lane, Message, MessageContext, SubjectMap, encode, new_context
 from waybill_contracts.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE, check_body
 from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.metrics import MetricsRegistry
@@ -44,6 +44,8 @@ class Outgoing:
     cause: MessageContext | None = None
     fact_id: str | None = None
     correlation_id: str | None = None
+    lane: Lane | None = None
+    """None: the cause's lane, standard without a cause (see waybill_contracts.lanes)."""
 
 
 class Publisher:
@@ -95,6 +97,7 @@ class Publisher:
             cause=cause,
             correlation_id=out.correlation_id,
             message_id=self._message_id(out.fact_id),
+            lane=out.lane,
             # Carried on as is when no tracer provider makes a span of its own
             # (send_span then overwrites them with the new span's context).
             traceparent=cause.traceparent if cause is not None else None,
@@ -116,14 +119,20 @@ class Publisher:
         cause: MessageContext | None = None,
         fact_id: str | None = None,
         correlation_id: str | None = None,
+        lane: Lane | None = None,
     ) -> MessageContext:
         """Publish and wait for JetStream's ack; returns the context the message went out with.
+
+        The message travels on ``lane`` if given, else on its cause's lane
+        (standard without a cause): an order that entered express stays express.
 
         A duplicate (same id within the stream's duplicate window) is acknowledged
         by JetStream without being stored again, which is what makes re-observed
         facts and redelivered handlers safe.
         """
-        out = Outgoing(message=message, cause=cause, fact_id=fact_id, correlation_id=correlation_id)
+        out = Outgoing(
+            message=message, cause=cause, fact_id=fact_id, correlation_id=correlation_id, lane=lane
+        )
         subject, headers, body, context = self._prepare(out)
         template = self._subjects.subject_template(subject)
         if tracing_active():

@@ -59,7 +59,7 @@ def render(declarations: list[Declaration]) -> str:
     for d in declarations:
         lines.append(f"{d.name} {d.version}: {d.description}")
         rows = {
-            "consumes": ", ".join(_short(c.type) for c in d.consumes)
+            "consumes": ", ".join(_short(c.type) for c in d.consumes if c.lane == "standard")
             + (" + every dead letter" if d.consumes_dead_letters else ""),
             "publishes": ", ".join(_short(p.type) for p in d.publishes),
             "sends": ", ".join(_short(p.type) for p in d.sends),

@@ -203,7 +203,8 @@ def readme_tables(declaration: Declaration) -> dict[str, str]:
     """The subjects table, the consumers sentence and the settings table of a README."""
     class_of = {t.ce_type(): t.__name__ for t in MESSAGE_TYPES}
     rows = ["| direction | subject | message |", "|---|---|---|"]
-    for consumed in declaration.consumes:
+    # One row per type: its express twin (the subject + ``.express``) is in the sentence below.
+    for consumed in (c for c in declaration.consumes if c.lane == "standard"):
         kind = "command" if ".cmd." in consumed.subject else "event"
         rows.append(f"| in ({kind}) | `{consumed.subject}` | `{class_of[consumed.type]}` |")
     outgoing = (("out (event)", declaration.publishes), ("out (command)", declaration.sends))
@@ -215,6 +216,12 @@ def readme_tables(declaration: Declaration) -> dict[str, str]:
     consumers = (
         f"The messages are read by the durable consumer{'s' if len(durables) > 1 else ''} "
         + ", ".join(f"`{d}`" for d in durables)
+        + (
+            " (those ending in `-express` read each subject's express twin, "
+            "the subject followed by `.express`)"
+            if any(c.lane != "standard" for c in declaration.consumes)
+            else ""
+        )
         + ". It owns the KV bucket"
         + ("s " if len(declaration.buckets) > 1 else " ")
         + ", ".join(f"`{b.bucket}`" for b in declaration.buckets)

@@ -113,7 +113,12 @@ def service_identity(
     ``tracing`` adds the shared ``traces`` bucket (services write each order's
     trace context there when OpenTelemetry is on).
     """
-    publish = [m.subject for m in (*declaration.publishes, *declaration.sends)]
+    # Each event and command on both lanes: a message goes out on its cause's lane.
+    publish = [
+        subject
+        for m in (*declaration.publishes, *declaration.sends)
+        for subject in subjects.lane_subjects(m.subject)
+    ]
     publish.append(subjects.dlq_subject(declaration.name))
     durables = {(c.stream, c.durable) for c in declaration.consumes}
     if declaration.consumes_dead_letters:

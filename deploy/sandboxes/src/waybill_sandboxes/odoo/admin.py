@@ -37,6 +37,8 @@ class NewOrder(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     lines: list[OrderLine] | None = None
     client_order_ref: str | None = None
     carrier: str | None = None
+    urgent: bool = False
+    """Star the delivery (priority "1"), as a user marks it urgent."""
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,6 +102,7 @@ async def _create_order(request: web.Request) -> web.Response:
             lines=lines,
             client_order_ref=body.client_order_ref,
             carrier=body.carrier,
+            urgent=body.urgent,
         )
     except (BadBody, ValueError) as bad:
         return _problem(400, str(bad))

@@ -162,11 +162,13 @@ class OdooSandbox:
         lines: list[tuple[str, float]] | None = None,
         client_order_ref: str | None = None,
         carrier: str | None = None,
+        urgent: bool = False,
     ) -> OrderView:
         """Create and confirm a sale order; its delivery becomes ready (and fires the webhook).
 
         ``lines`` are ``(SKU, quantity)``; missing values are picked from the
-        demo data (repeatably for a given seed).
+        demo data (repeatably for a given seed). ``urgent`` stars its
+        deliveries (``priority`` "1"), as a user does in the same moment.
         """
         registry = self.registry
         customers = registry.search("res.partner", [("ref", "!=", False)])
@@ -198,6 +200,9 @@ class OdooSandbox:
                 client_order_ref=client_order_ref or f"PO-{self._random.randrange(100000, 999999)}",
                 carrier_id=carrier_id,
             )
+            if urgent:
+                pickings = list(registry.value("sale.order", order_id, "picking_ids"))
+                registry.write("stock.picking", pickings, {"priority": "1"}, uid=ADMIN_UID)
         return order_view(registry, order_id)
 
     def _product_by_sku(self, sku: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -77,6 +77,10 @@ class OrderLineRequest(msgspec.Struct, kw_only=True, frozen=True):
     line_no: int | None = None
 
 
+Priority = Literal["normal", "high"]
+"""How soon the warehouse works an order, echoed on the order and in its webhooks."""
+
+
 class OutboundOrderRequest(msgspec.Struct, kw_only=True, frozen=True):
     """Body of ``POST /api/v1/outbound-orders``; idempotent on ``client_order_ref``."""
 
@@ -87,6 +91,7 @@ class OutboundOrderRequest(msgspec.Struct, kw_only=True, frozen=True):
     requested_ship_date: str | None = None
     carrier: str | None = None
     service_level: str | None = None
+    priority: Priority = "normal"
     notes: str = ""
 
 
@@ -133,6 +138,7 @@ class OutboundOrder(msgspec.Struct, kw_only=True):
     requested_ship_date: str | None = None
     carrier: str | None = None
     service_level: str | None = None
+    priority: Priority = "normal"
     notes: str = ""
     shipped_at: datetime | None = None
     cancelled_at: datetime | None = None

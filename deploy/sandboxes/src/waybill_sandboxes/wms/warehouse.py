@@ -162,6 +162,7 @@ class Warehouse:
             requested_ship_date=request.requested_ship_date,
             carrier=request.carrier,
             service_level=request.service_level,
+            priority=request.priority,
             notes=request.notes,
         )
         self.orders[order.order_id] = order
