@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from waybill_contracts import KV_PURPOSES, KV_TTL_S, MESSAGE_TYPES, Message, MessageKind, SubjectMap
+from waybill_contracts import (
+    KV_PURPOSES,
+    KV_TTL_S,
+    MESSAGE_TYPES,
+    Lane,
+    Message,
+    MessageKind,
+    SubjectMap,
+)
 from waybill_runtime.security.api_tokens import ROLES, Role
 from waybill_runtime.settings import describe_settings, env_var_name
 
@@ -167,7 +175,7 @@ class ConsumedMessage(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     stream: str
     durable: str
-    lane: str = "standard"
+    lane: Lane = Lane.STANDARD
     """Each lane of a type has its subject and durable (see waybill_contracts.lanes)."""
 
 

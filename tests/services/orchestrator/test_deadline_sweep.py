@@ -21,9 +21,10 @@ from tests.services.orchestrator.journey import (
     packed,
     released,
 )
-from waybill_contracts import SubjectMap
+from waybill_contracts import Lane, SubjectMap, new_context
 from waybill_contracts.queries import OrderStatusRequest
 from waybill_orchestrator import status
+from waybill_orchestrator.changes import Observed
 from waybill_orchestrator.deadlines import index_open_orders, sweep
 from waybill_orchestrator.open_orders import index_key
 from waybill_orchestrator.stages import Stage
@@ -241,4 +242,30 @@ def _gauge(metrics: MetricsRegistry, name: str) -> dict[str, float]:
         for family in metrics.collector_registry.collect()
         for sample in family.samples
         if sample.name == name
+    }
+
+
+async def test_an_express_order_stays_express_in_what_its_deadlines_send(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    # A deadline's resend and its escalation have no express cause: the state keeps the lane.
+    subjects, kv = parts
+    clock = Clock()
+    store = make_store(nc, subjects, kv, clock)
+    rush = released("WH/OUT/RUSH")
+    express = new_context(rush, source="odoo-gateway", lane=Lane.EXPRESS)
+    await store.apply("WH/OUT/RUSH", Observed(event=rush, context=express, at=T0))
+    await store.apply("WH/OUT/SLOW", observe(released("WH/OUT/SLOW")))
+    for _ in range(2):  # the resend, then the escalation
+        clock.advance(DEADLINE_S + 1)
+        await sweep(store)
+    lanes = {
+        (type(d.message).__name__, d.context.correlation_id, d.context.lane)
+        for d in await commands(nc, subjects)
+    }
+    assert lanes == {
+        ("ReleaseToWarehouse", "WH/OUT/RUSH", Lane.EXPRESS),
+        ("PostExceptionInOdoo", "WH/OUT/RUSH", Lane.EXPRESS),
+        ("ReleaseToWarehouse", "WH/OUT/SLOW", Lane.STANDARD),
+        ("PostExceptionInOdoo", "WH/OUT/SLOW", Lane.STANDARD),
     }

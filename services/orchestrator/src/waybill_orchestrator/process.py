@@ -182,6 +182,7 @@ def _released(
         created_at=observed.at,
         updated_at=observed.at,
         stage_since=observed.at,
+        lane=observed.context.lane,
     )
     started = move(first, Stage.IN_WAREHOUSE, observed, policy, note="released in Odoo")
     assert started.state is not None

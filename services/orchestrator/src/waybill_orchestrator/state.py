@@ -11,7 +11,7 @@ from datetime import datetime
 
 import msgspec
 
-from waybill_contracts import MessageContext
+from waybill_contracts import Lane, MessageContext
 from waybill_contracts.model import FulfilledLine, Milestone, Order, Parcel, Shipment
 from waybill_orchestrator.stages import Stage
 
@@ -113,6 +113,9 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     outbox: tuple[PendingMessage, ...] = ()
     operator_actions: tuple[str, ...] = ()
     """Ids of the latest operator actions applied (a redelivered action is recognised)."""
+    lane: Lane = Lane.STANDARD
+    """The lane the order was released on; everything sent for it goes on that lane, also
+    what a deadline or an operator's action causes (whose causes are on no order's lane)."""
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -210,6 +210,7 @@ class WorkflowStore:
                 cause=entry.cause,
                 fact_id=entry.message_id,
                 correlation_id=entry.correlation_id,
+                lane=state.lane,
             )
             sent.add(entry.message_id)
         for _ in range(self._write_attempts):

@@ -12,6 +12,7 @@ import sys
 
 import msgspec
 
+from waybill_contracts import Lane
 from waybill_runtime.declaration import Declaration
 from waybill_runtime.local.registry import load_services
 
@@ -59,7 +60,7 @@ def render(declarations: list[Declaration]) -> str:
     for d in declarations:
         lines.append(f"{d.name} {d.version}: {d.description}")
         rows = {
-            "consumes": ", ".join(_short(c.type) for c in d.consumes if c.lane == "standard")
+            "consumes": ", ".join(_short(c.type) for c in d.consumes if c.lane is Lane.STANDARD)
             + (" + every dead letter" if d.consumes_dead_letters else ""),
             "publishes": ", ".join(_short(p.type) for p in d.publishes),
             "sends": ", ".join(_short(p.type) for p in d.sends),

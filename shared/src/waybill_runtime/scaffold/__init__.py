@@ -23,7 +23,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from string import Template
 
-from waybill_contracts import MESSAGE_TYPES
+from waybill_contracts import MESSAGE_TYPES, Lane
 from waybill_runtime.declaration import Declaration
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.settings import RuntimeSettings, describe_settings
@@ -204,7 +204,7 @@ def readme_tables(declaration: Declaration) -> dict[str, str]:
     class_of = {t.ce_type(): t.__name__ for t in MESSAGE_TYPES}
     rows = ["| direction | subject | message |", "|---|---|---|"]
     # One row per type: its express twin (the subject + ``.express``) is in the sentence below.
-    for consumed in (c for c in declaration.consumes if c.lane == "standard"):
+    for consumed in (c for c in declaration.consumes if c.lane is Lane.STANDARD):
         kind = "command" if ".cmd." in consumed.subject else "event"
         rows.append(f"| in ({kind}) | `{consumed.subject}` | `{class_of[consumed.type]}` |")
     outgoing = (("out (event)", declaration.publishes), ("out (command)", declaration.sends))
@@ -219,7 +219,7 @@ def readme_tables(declaration: Declaration) -> dict[str, str]:
         + (
             " (those ending in `-express` read each subject's express twin, "
             "the subject followed by `.express`)"
-            if any(c.lane != "standard" for c in declaration.consumes)
+            if any(c.lane is not Lane.STANDARD for c in declaration.consumes)
             else ""
         )
         + ". It owns the KV bucket"
