@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from waybill_sandboxes.odoo import mail, orm, stock
+from waybill_sandboxes.odoo import inventory, mail, orm, stock
 from waybill_sandboxes.odoo.env import Env, Records
 from waybill_sandboxes.odoo.exceptions import (
     AccessError,
@@ -83,6 +83,13 @@ METHODS: tuple[Method, ...] = (
            returns_records=True),
     Method("activity_schedule", mail.activity_schedule, access="write", models=_CHATTER_MODELS,
            recordset_as_text=True),
+    # stock.quant in inventory mode (waybill_sandboxes.odoo.inventory); listed after the
+    # generic create and write, which they replace on that model.
+    Method("create", inventory.create_quants, model_level=True, access="create",
+           returns_records=True, models=frozenset({"stock.quant"})),
+    Method("write", inventory.write_quants, access="write", models=frozenset({"stock.quant"})),
+    Method("action_apply_inventory", inventory.action_apply_inventory, access="write",
+           models=frozenset({"stock.quant"})),
     Method("check_access_rights", orm.check_access_rights, model_level=True,
            versions=frozenset({16, 17, 18})),
     Method("has_access", orm.has_access, versions=frozenset({18, 19})),
