@@ -3,6 +3,10 @@ anything Odoo cannot take dead-lettered with the reason."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +30,7 @@ from waybill_contracts.events import (
 )
 from waybill_contracts.model import Quantity, StockAdjustment
 from waybill_contracts.operations import ApproveInventoryAdjustment
+from waybill_runtime.testing.authenticated import cli_environment
 from waybill_runtime.testing.streams import dead_letters, settled
 from waybill_runtime.testing.waiting import eventually
 
@@ -68,7 +73,7 @@ def approval(reference: str, action_id: str = "act-1") -> ApproveInventoryAdjust
 
 async def all_settled(nc: NatsClient, prefix: str) -> None:
     """Every event and command the gateway consumes was acknowledged or dead-lettered."""
-    await settled(nc, SubjectMap(prefix), "odoo-gateway")
+    await settled(nc, SubjectMap(prefix), "odoo-gateway", "events")
     await wait_for_commands_done(nc, prefix)
 
 
@@ -236,3 +241,25 @@ async def test_approving_an_adjustment_nobody_held_is_dead_lettered(
         await send_command(nc, nats_prefix, approval("never-held"))
         error = await dead_letter_of(nc, nats_prefix)
     assert "no inventory adjustment 'never-held' waits for approval" in error
+
+
+async def test_an_operator_approves_a_held_adjustment_from_the_command_line(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    before = stage.sandbox.on_hand("WB-0003")
+    async with stage.gateway(nats_url, nats_prefix, inventory_approval_above=1.0):
+        await send_command(nc, nats_prefix, adjusted("-3", sku="WB-0003", reference="cli-1"))
+        await wait_for_events(nc, nats_prefix, InventoryAdjustmentHeld)
+        env = {**os.environ, **cli_environment(nats_url, nats_prefix)}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "waybill_runtime", "inventory", "approve", "cli-1",
+             "--operator", "dana", "--note", "crushed pallet"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [applied] = await wait_for_events(nc, nats_prefix, InventoryAdjustmentApplied)
+    assert "approval of inventory adjustment cli-1 sent (by dana)" in done.stdout
+    assert applied.approved_by == "dana"
+    assert stage.sandbox.on_hand("WB-0003") == before - 3
