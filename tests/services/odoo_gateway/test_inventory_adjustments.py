@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -30,9 +31,11 @@ from waybill_contracts.events import (
 )
 from waybill_contracts.model import Quantity, StockAdjustment
 from waybill_contracts.operations import ApproveInventoryAdjustment
+from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.testing.authenticated import cli_environment
 from waybill_runtime.testing.streams import dead_letters, settled
 from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.odoo.methods import call_kw
 
 
 @pytest.fixture(
@@ -263,3 +266,52 @@ async def test_an_operator_approves_a_held_adjustment_from_the_command_line(
     assert "approval of inventory adjustment cli-1 sent (by dana)" in done.stdout
     assert applied.approved_by == "dana"
     assert stage.sandbox.on_hand("WB-0003") == before - 3
+
+
+async def test_an_adjustment_odoo_applied_before_the_worker_died_is_not_applied_again(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    before = stage.sandbox.on_hand("WB-0001")
+    sandbox = stage.sandbox
+    async with stage.gateway(nats_url, nats_prefix):
+        kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("idempotency"))
+
+        async def apply_then_die() -> int:
+            # What the cut-off attempt got done in Odoo: the count, applied under its name.
+            def odoo(method: str, *args: Any, **kwargs: Any) -> Any:
+                return call_kw(
+                    sandbox.registry, sandbox.admin, "stock.quant", method, [*args], kwargs
+                )
+
+            [quant] = odoo("search", [("product_id.default_code", "=", "WB-0001")])
+            context = {"inventory_mode": True, "inventory_name": "Waybill r-9: DAMAGED"}
+            odoo("write", [quant], {"inventory_quantity": before - 2}, context=context)
+            odoo("action_apply_inventory", [quant], context=context)
+            raise ConnectionResetError("the worker died")
+
+        with pytest.raises(ConnectionResetError):
+            await OnceOnly(kv, int).run("odoo:inventory:r-9", apply_then_die)
+        await send_command(nc, nats_prefix, adjusted("-2", reference="r-9"))
+        [applied] = await wait_for_events(nc, nats_prefix, InventoryAdjustmentApplied)
+    assert sandbox.on_hand("WB-0001") == before - 2
+    assert len(sandbox.inventory_moves("WB-0001")) == 1
+    assert applied.on_hand.value == Decimal(str(before - 2)).normalize()
+
+
+async def test_an_attempt_that_died_before_reaching_odoo_is_made_by_the_next(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    before = stage.sandbox.on_hand("WB-0001")
+    async with stage.gateway(nats_url, nats_prefix):
+        kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("idempotency"))
+
+        async def die() -> int:
+            raise ConnectionResetError("the worker died before calling Odoo")
+
+        with pytest.raises(ConnectionResetError):
+            await OnceOnly(kv, int).run("odoo:inventory:r-10", die)
+        await send_command(nc, nats_prefix, adjusted("-2", reference="r-10"))
+        await wait_for_events(nc, nats_prefix, InventoryAdjustmentApplied)
+    assert stage.sandbox.on_hand("WB-0001") == before - 2
+    assert len(stage.sandbox.inventory_moves("WB-0001")) == 1
