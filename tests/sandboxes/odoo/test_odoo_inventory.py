@@ -208,3 +208,23 @@ async def test_json2_counts_and_applies_on_19() -> None:
                                   {"ids": [quant], "context": INVENTORY_MODE})  # fmt: skip
         assert applied is None
         assert sandbox.on_hand("WB-0001") == before - 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_only_a_stock_manager_applies_a_count_up_to_18(version: int) -> None:
+    sandbox = sandbox_of(version)
+    ops = sandbox.user("ops")  # may write, is no administrator
+    quant = quant_of(sandbox, "WB-0001")
+    before = sandbox.on_hand("WB-0001")
+
+    def as_ops(method: str, *args: Any, **kwargs: Any) -> Any:
+        return call_kw(sandbox.registry, ops, "stock.quant", method, list(args), kwargs)
+
+    as_ops("write", [quant], {"inventory_quantity": before - 1}, context=INVENTORY_MODE)
+    if version <= 18:
+        with pytest.raises(UserError, match="Only a stock manager"):
+            as_ops("action_apply_inventory", [quant], context=INVENTORY_MODE)
+        assert sandbox.on_hand("WB-0001") == before
+    else:
+        as_ops("action_apply_inventory", [quant], context=INVENTORY_MODE)
+        assert sandbox.on_hand("WB-0001") == before - 1

@@ -315,3 +315,30 @@ async def test_an_attempt_that_died_before_reaching_odoo_is_made_by_the_next(
         await wait_for_events(nc, nats_prefix, InventoryAdjustmentApplied)
     assert stage.sandbox.on_hand("WB-0001") == before - 2
     assert len(stage.sandbox.inventory_moves("WB-0001")) == 1
+
+
+async def test_an_integration_user_who_is_no_stock_manager_is_refused_up_to_18(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    ops = stage.sandbox.user("ops")  # may write, is no Inventory Administrator
+    before = stage.sandbox.on_hand("WB-0001")
+    async with stage.gateway(
+        nats_url,
+        nats_prefix,
+        odoo_login="ops",
+        odoo_password=ops.password,
+        odoo_api_key=ops.api_key if stage.protocol == "json2" else None,
+    ):
+        await send_command(nc, nats_prefix, adjusted("-1"))
+        if stage.version <= 18:
+            error = await dead_letter_of(nc, nats_prefix)
+        else:
+            await wait_for_events(nc, nats_prefix, InventoryAdjustmentApplied)
+    if stage.version <= 18:
+        assert (
+            error
+            == "Odoo refused: UserError: Only a stock manager can validate an inventory adjustment."
+        )
+        assert stage.sandbox.on_hand("WB-0001") == before
+    else:
+        assert stage.sandbox.on_hand("WB-0001") == before - 1

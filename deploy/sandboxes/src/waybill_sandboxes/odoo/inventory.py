@@ -22,6 +22,8 @@ read on odoo/odoo master = 19.0; 16.0-18.0 differ where noted):
 - Quants exist only for storable products: ``type="product"`` up to 17.0,
   ``is_storable`` from 18.0 (``check_product_id``: "Quants cannot be created
   for consumables or services.").
+- 16.0-18.0 apply only for a stock manager (Inventory / Administrator: "Only a
+  stock manager can validate an inventory adjustment."); 19.0 has no such check.
 - 19.0 appends the counting user to the move's name (`` (Mitchell Admin)``).
 - The done quantity of the move is ``quantity_done`` in 16.0, ``quantity`` +
   ``picked`` from 17.0 (as on every move).
@@ -179,6 +181,10 @@ def action_apply_inventory(self: Records) -> dict[str, Any] | None:
                 "default_quant_to_fix_ids": outdated,
             },
         }
+    if registry.version.major <= 18 and not self.env.user_is_admin:
+        # _apply_inventory 16.0-18.0 (user_has_groups / has_group of stock.group_stock_manager);
+        # 19.0 dropped the check.
+        raise UserError("Only a stock manager can validate an inventory adjustment.")
     _model, loss = xmlid_to_record(registry, "stock.location_inventory")
     for quant in self.ids:
         # _apply_inventory (19.0) first takes the count as set.
