@@ -9,7 +9,7 @@ import pytest
 
 from tests.sandboxes.odoo.running import running_odoo
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings
-from waybill_sandboxes.odoo.exceptions import UserError, ValidationError
+from waybill_sandboxes.odoo.exceptions import InternalError, UserError, ValidationError
 from waybill_sandboxes.odoo.methods import call_kw
 
 VERSIONS = [16, 17, 18, 19]
@@ -228,3 +228,18 @@ def test_only_a_stock_manager_applies_a_count_up_to_18(version: int) -> None:
     else:
         as_ops("action_apply_inventory", [quant], context=INVENTORY_MODE)
         assert sandbox.on_hand("WB-0001") == before - 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_create_with_values_only_as_a_keyword_fails_over_rpc_up_to_18(version: int) -> None:
+    """odoo/api.py ``_call_kw_model_create`` reads ``args[0]`` (16.0-18.0)."""
+    sandbox = sandbox_of(version)
+    values = [{"name": "Shelf 7", "complete_name": "WH/Stock/Shelf 7"}]
+    if version <= 18:
+        with pytest.raises(InternalError, match="tuple index out of range"):
+            call_kw(sandbox.registry, sandbox.admin, "stock.location", "create", [],
+                    {"vals_list": values})  # fmt: skip
+    else:
+        assert call_kw(sandbox.registry, sandbox.admin, "stock.location", "create", [],
+                       {"vals_list": values})  # fmt: skip
+    assert call(sandbox, "stock.location", "create", values)  # positional: every version

@@ -200,6 +200,11 @@ def call_kw(
         user.administrator,
     )
     positional = list(args)
+    if method.name == "create" and not positional and registry.version.major <= 18:
+        # odoo/api.py _call_kw_model_create (16.0-18.0) answers ``result.id if
+        # isinstance(args[0], Mapping) else result.ids``: values passed only as the keyword
+        # ``vals_list`` end in an IndexError (the record is not kept: the call fails).
+        raise InternalError("builtins.IndexError", "tuple index out of range")
     if method.model_level:
         records = Records(env, model)
     else:
