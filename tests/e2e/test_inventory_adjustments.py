@@ -78,7 +78,8 @@ async def test_a_large_adjustment_waits_for_an_operator_then_changes_odoo_once(
         nc,
         nats_url,
         nats_prefix,
-        services=SERVICES,
+        # The auditor too: it records the new events like any other, dead-lettering none.
+        services=(*SERVICES, "auditor"),
         odoo_version=19,
         tmp_state_dir=str(tmp_path),
         service_settings={"odoo-gateway": {"inventory_approval_above": 50.0}},
@@ -105,6 +106,9 @@ async def test_a_large_adjustment_waits_for_an_operator_then_changes_odoo_once(
         await settled(nc, mesh.subjects, "odoo-gateway", "commands")
         after = mesh.odoo.on_hand("WB-0002")
         moves = mesh.odoo.inventory_moves("WB-0002")
+        await settled(nc, mesh.subjects, "auditor", "events")
+        letters = await dead_letters(nc, mesh.subjects)
+    assert letters == []
     assert held.reference == adjusted.adjustment.reference
     assert waiting == before
     assert after == before - 60
