@@ -342,3 +342,19 @@ async def test_an_integration_user_who_is_no_stock_manager_is_refused_up_to_18(
         assert stage.sandbox.on_hand("WB-0001") == before
     else:
         assert stage.sandbox.on_hand("WB-0001") == before - 1
+
+
+async def test_a_product_odoo_counts_in_another_unit_is_dead_lettered(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    registry = stage17.sandbox.registry
+    [kg] = registry.search("uom.uom", [("name", "=", "kg")])
+    registry.create(
+        "product.product",
+        [{"name": "Coffee", "default_code": "BULK-1", "type": "product", "uom_id": kg}],
+        uid=2,
+    )
+    async with stage17.gateway(nats_url, nats_prefix):
+        await send_command(nc, nats_prefix, adjusted("-1", sku="BULK-1"))
+        error = await dead_letter_of(nc, nats_prefix)
+    assert "the warehouse adjusted 'BULK-1' in Units, Odoo keeps it in kg" in error

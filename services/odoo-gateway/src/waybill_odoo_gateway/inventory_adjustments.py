@@ -41,7 +41,7 @@ from waybill_contracts.operations import ApproveInventoryAdjustment
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_client import OdooClient
-from waybill_odoo_gateway.odoo_values import first_id
+from waybill_odoo_gateway.odoo_values import first_id, many2one_name
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import PermanentError, RetryLater
@@ -189,7 +189,7 @@ async def _apply(
     odoo = gateway.odoo
     # Resolved before the effect: an unknown SKU or location is a dead letter naming it,
     # never an intent left behind.
-    product = await _storable_product(odoo, adjustment.sku)
+    product = await _storable_product(odoo, adjustment.sku, adjustment.delta.uom)
     location = await _location(odoo, adjustment.location, gateway.settings)
     context = {
         "inventory_mode": True,
@@ -242,11 +242,11 @@ async def _apply(
     )
 
 
-async def _storable_product(odoo: OdooClient, sku: str) -> int:
-    """The Odoo product with this internal reference, if Odoo keeps stock of it."""
+async def _storable_product(odoo: OdooClient, sku: str, uom: str) -> int:
+    """The Odoo product with this internal reference, if Odoo keeps stock of it in ``uom``."""
     await odoo.connect()  # the version decides the fields
     dialect = odoo.dialect
-    fields = ["default_code", dialect.storable_field]
+    fields = ["default_code", "uom_id", dialect.storable_field]
     found = await odoo.call(
         "product.product", "search_read", domain=[("default_code", "=", sku)], fields=fields
     )
@@ -261,6 +261,13 @@ async def _storable_product(odoo: OdooClient, sku: str) -> int:
     if not dialect.is_storable(row):
         raise PermanentError(
             f"Odoo keeps no stock of {sku!r} (not a storable product): nothing to adjust"
+        )
+    counted_in = many2one_name(row.get("uom_id"))
+    if counted_in is not None and counted_in.casefold() != uom.casefold():
+        # A count is in the product's unit: 3 "Units" of a product kept in kg is no count.
+        raise PermanentError(
+            f"the warehouse adjusted {sku!r} in {uom}, Odoo keeps it in {counted_in}: "
+            "nothing converts one into the other; adjust it by hand"
         )
     return int(row["id"])
 
