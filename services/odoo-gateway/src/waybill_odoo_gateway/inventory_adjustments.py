@@ -101,10 +101,14 @@ async def inventory_adjusted(
     reference = adjustment_reference(event, ctx.envelope.id)
     threshold = ctx.settings.inventory_approval_above
     size = abs(event.adjustment.delta.value)
-    applied = await ctx.runtime.once_only(int).result_of(_effect_key(reference))
-    if applied is None and threshold is not None and size > Decimal(repr(threshold)):
+    if threshold is not None and size > Decimal(repr(threshold)):
+        if await ctx.runtime.once_only(int).result_of(_effect_key(reference)) is not None:
+            # Approved and applied already: the approval announced it, naming the operator.
+            log.info("inventory adjustment %s seen again: applied after approval", reference)
+            return
         await _hold(event, reference, Decimal(repr(threshold)), ctx)
         return
+    # A repeat finds the effect made and announces it again (the fact id drops a copy).
     await _apply(gateway, event, reference, ctx, approved_by=None)
 
 
