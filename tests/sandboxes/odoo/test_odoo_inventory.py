@@ -243,3 +243,21 @@ def test_create_with_values_only_as_a_keyword_fails_over_rpc_up_to_18(version: i
         assert call_kw(sandbox.registry, sandbox.admin, "stock.location", "create", [],
                        {"vals_list": values})  # fmt: skip
     assert call(sandbox, "stock.location", "create", values)  # positional: every version
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_lot_tracked_product_counted_without_a_lot_asks_first_up_to_18(version: int) -> None:
+    sandbox = sandbox_of(version)
+    storable = {"is_storable": True, "type": "consu"} if version >= 18 else {"type": "product"}
+    vaccine = {"name": "Vaccine", "default_code": "LOT-1", "tracking": "lot", **storable}
+    tracked = call(sandbox, "product.product", "create", vaccine)
+    quant = call(sandbox, "stock.quant", "create",
+                 {"product_id": tracked, "location_id": stock_location(sandbox),
+                  "inventory_quantity": 2}, context=INVENTORY_MODE)  # fmt: skip
+    answer = call(sandbox, "stock.quant", "action_apply_inventory", [quant], context=INVENTORY_MODE)
+    if version <= 18:
+        assert answer["res_model"] == "stock.track.confirmation"
+        assert sandbox.on_hand("LOT-1") == 0
+    else:
+        assert answer is None
+        assert sandbox.on_hand("LOT-1") == 2

@@ -358,3 +358,20 @@ async def test_a_product_odoo_counts_in_another_unit_is_dead_lettered(
         await send_command(nc, nats_prefix, adjusted("-1", sku="BULK-1"))
         error = await dead_letter_of(nc, nats_prefix)
     assert "the warehouse adjusted 'BULK-1' in Units, Odoo keeps it in kg" in error
+
+
+async def test_a_product_tracked_by_lot_is_dead_lettered(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    storable = (
+        {"is_storable": True, "type": "consu"} if stage.version >= 18 else {"type": "product"}
+    )
+    stage.sandbox.registry.create(
+        "product.product",
+        [{"name": "Vaccine", "default_code": "LOT-1", "tracking": "lot", **storable}],
+        uid=2,
+    )
+    async with stage.gateway(nats_url, nats_prefix):
+        await send_command(nc, nats_prefix, adjusted("2", sku="LOT-1", reason="FOUND"))
+        error = await dead_letter_of(nc, nats_prefix)
+    assert "Odoo tracks 'LOT-1' by lot" in error

@@ -250,7 +250,7 @@ async def _storable_product(odoo: OdooClient, sku: str, uom: str) -> int:
     """The Odoo product with this internal reference, if Odoo keeps stock of it in ``uom``."""
     await odoo.connect()  # the version decides the fields
     dialect = odoo.dialect
-    fields = ["default_code", "uom_id", dialect.storable_field]
+    fields = ["default_code", "uom_id", "tracking", dialect.storable_field]
     found = await odoo.call(
         "product.product", "search_read", domain=[("default_code", "=", sku)], fields=fields
     )
@@ -265,6 +265,13 @@ async def _storable_product(odoo: OdooClient, sku: str, uom: str) -> int:
     if not dialect.is_storable(row):
         raise PermanentError(
             f"Odoo keeps no stock of {sku!r} (not a storable product): nothing to adjust"
+        )
+    if row.get("tracking") in ("lot", "serial"):
+        # Its quants are per lot, and the warehouse's adjustment names none (lots are not
+        # carried yet): a count without one would land on a quant of no lot.
+        raise PermanentError(
+            f"Odoo tracks {sku!r} by {row['tracking']}: adjustments of tracked products are "
+            "not applied; adjust its lots by hand"
         )
     counted_in = many2one_name(row.get("uom_id"))
     if counted_in is not None and counted_in.casefold() != uom.casefold():

@@ -22,6 +22,8 @@ read on odoo/odoo master = 19.0; 16.0-18.0 differ where noted):
 - Quants exist only for storable products: ``type="product"`` up to 17.0,
   ``is_storable`` from 18.0 (``check_product_id``: "Quants cannot be created
   for consumables or services.").
+- 16.0-18.0 answer the ``stock.track.confirmation`` wizard for a lot- or
+  serial-tracked product counted without a lot where nothing is on hand.
 - 16.0-18.0 apply only for a stock manager (Inventory / Administrator: "Only a
   stock manager can validate an inventory adjustment."); 19.0 has no such check.
 - 19.0 appends the counting user to the move's name (`` (Mitchell Admin)``).
@@ -180,6 +182,27 @@ def action_apply_inventory(self: Records) -> dict[str, Any] | None:
                 "default_quant_ids": list(self.ids),
                 "default_quant_to_fix_ids": outdated,
             },
+        }
+    untracked = [
+        q
+        for q in self.ids
+        if registry.version.major <= 18
+        and registry.value("product.product", registry.value(_QUANT, q, "product_id"), "tracking")
+        in ("lot", "serial")
+        and not registry.value(_QUANT, q, "lot_id")
+        and _number(registry, q, "inventory_quantity") != _number(registry, q, "quantity")
+        and not _number(registry, q, "quantity")
+    ]
+    if untracked:
+        # 16.0-18.0: a lot- or serial-tracked product counted without a lot asks first.
+        return {
+            "name": "Tracked Products in Inventory Adjustment",
+            "type": "ir.actions.act_window",
+            "view_mode": "form",
+            "views": [[False, "form"]],
+            "res_model": "stock.track.confirmation",
+            "target": "new",
+            "context": {**self.env.context, "default_quant_ids": list(self.ids)},
         }
     if registry.version.major <= 18 and not self.env.user_is_admin:
         # _apply_inventory 16.0-18.0 (user_has_groups / has_group of stock.group_stock_manager);
