@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from waybill_contracts import MESSAGE_TYPES, Command, Service
-from waybill_contracts.operations import ORDER_ACTIONS
+from waybill_contracts.operations import OPERATOR_COMMAND_TYPES
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 COMMANDS: dict[str, type[Command]] = {
@@ -66,7 +66,7 @@ def test_the_scan_sees_the_commands_the_orchestrator_sends() -> None:
     } <= built
     # The auditor sends only what operators ask from the control tower (some through the
     # action's kind, which the scan does not follow).
-    assert set() < commands_built_by(Service.AUDITOR) <= set(ORDER_ACTIONS)
+    assert set() < commands_built_by(Service.AUDITOR) <= set(OPERATOR_COMMAND_TYPES)
 
 
 def test_every_command_has_a_sender_other_than_its_owner() -> None:

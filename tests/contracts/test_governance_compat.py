@@ -56,6 +56,10 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.cmd.orders.release_hold.v1",
     "message added: waybill.cmd.orders.cancel_shipment.v1",
     "message added: waybill.cmd.orders.resolve_exception.v1",
+    # Warehouse adjustments applied in Odoo, the large ones after approval (issue 19).
+    "message added: waybill.evt.inventory.adjustment_held.v1",
+    "message added: waybill.evt.inventory.adjustment_applied.v1",
+    "message added: waybill.cmd.odoo.approve_inventory_adjustment.v1",
 }
 
 

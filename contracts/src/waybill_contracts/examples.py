@@ -188,6 +188,34 @@ def _build() -> dict[type[Message], Message]:
             warehouse="AMS1",
             adjusted_at=_at(3),
         ),
+        evt.InventoryAdjustmentHeld(
+            reference="wms-evt-8812",
+            adjustment=StockAdjustment(
+                sku="MUG-BLUE",
+                location="AMS1/A-01-3",
+                delta=_units("-240"),
+                reason="damaged",
+                reference="wms-evt-8812",
+            ),
+            warehouse="AMS1",
+            reason="a change of 240 Units is more than 100 Units: it waits for an approval",
+            threshold=_units("100"),
+            held_at=_at(3),
+        ),
+        evt.InventoryAdjustmentApplied(
+            reference="wms-evt-8811",
+            adjustment=StockAdjustment(
+                sku="MUG-BLUE",
+                location="AMS1/A-01-3",
+                delta=_units("-1"),
+                reason="damaged",
+                reference="wms-evt-8811",
+            ),
+            warehouse="AMS1",
+            odoo_quant_id=17,
+            on_hand=_units("41"),
+            applied_at=_at(3),
+        ),
         evt.InventorySnapshotTaken(
             snapshot_id="inv-2025-03-14-wms",
             system=InventorySystem.WAREHOUSE,
@@ -342,6 +370,9 @@ def _build() -> dict[type[Message], Message]:
             order_ref=ORDER_REF,
             exception_id="exc-1",
             note="Customer called; address confirmed",
+        ),
+        ops.ApproveInventoryAdjustment(
+            action_id="act-5", operator="dana", reference="wms-evt-8812", note="pallet crushed"
         ),
         qry.OrderStatusRequest(order_ref=ORDER_REF),
         qry.OrderStatusResponse(

@@ -2,8 +2,10 @@
 
 The auditor serves the control tower, so it sends these on behalf of the
 signed-in operator (whose token's subject is ``operator``); the orchestrator
-owns order state and executes them. Each carries ``action_id``, the key the
-orchestrator uses to act once however often it is delivered.
+owns order state and executes the order actions, the odoo-gateway the approval
+of a held inventory adjustment. Each carries ``action_id``, the key the
+orchestrator uses to act once however often it is delivered (the gateway keys
+an approval by the adjustment it applies).
 
 (Replaying a dead letter is no command: the control tower replays it as
 `waybill dlq replay` does, and the replayed message names the operator.)
@@ -93,6 +95,35 @@ class ResolveException(OrderAction, frozen=True, kw_only=True):
     ]
 
 
+class ApproveInventoryAdjustment(Command, frozen=True, kw_only=True):
+    """Apply in Odoo a warehouse adjustment the odoo-gateway held for being larger than its
+    threshold (``InventoryAdjustmentHeld``); the gateway owns the held adjustment and Odoo,
+    and applies it once however often this is delivered."""
+
+    owner: ClassVar[str] = "odoo"
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _FROM_THE_TOWER
+    name: ClassVar[str] = "approve_inventory_adjustment"
+
+    action_id: ActionId
+    operator: Operator
+    reference: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=200,
+            description="The held adjustment: InventoryAdjustmentHeld.reference.",
+        ),
+    ]
+    note: Note = None
+
+    def business_key(self) -> str:
+        return self.reference
+
+    def correlation_key(self) -> str:
+        return self.reference
+
+
 ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
     RetryOrderStage,
     ReleaseHeldOrder,
@@ -101,5 +132,8 @@ ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
 )
 """The operator actions the orchestrator executes."""
 
-OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = ORDER_ACTIONS
+INVENTORY_ACTIONS: tuple[type[Command], ...] = (ApproveInventoryAdjustment,)
+"""The operator actions the odoo-gateway executes (it owns Odoo's stock)."""
+
+OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (*ORDER_ACTIONS, *INVENTORY_ACTIONS)
 """Every operator action."""

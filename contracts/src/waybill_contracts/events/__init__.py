@@ -32,6 +32,8 @@ from waybill_contracts.events.shipping import (
 )
 from waybill_contracts.events.stock import (
     InventoryAdjusted,
+    InventoryAdjustmentApplied,
+    InventoryAdjustmentHeld,
     InventoryReconciled,
     InventorySnapshotTaken,
     ProductsChanged,
@@ -45,6 +47,8 @@ __all__ = [
     "Event",
     "ExceptionRaised",
     "InventoryAdjusted",
+    "InventoryAdjustmentApplied",
+    "InventoryAdjustmentHeld",
     "InventoryReconciled",
     "InventorySnapshotTaken",
     "MilestoneReached",
@@ -81,6 +85,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WarehouseOrderCancelled,
     WarehouseOrderCancelRefused,
     InventoryAdjusted,
+    InventoryAdjustmentHeld,
+    InventoryAdjustmentApplied,
     InventorySnapshotTaken,
     InventoryReconciled,
     ProductsChanged,

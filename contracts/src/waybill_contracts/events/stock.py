@@ -12,8 +12,10 @@ from waybill_contracts.model import (
     InventorySystem,
     LastPage,
     Page,
+    PositiveInt,
     Product,
     ProductRejection,
+    Quantity,
     StockAdjustment,
     StockDiscrepancy,
     StockLevel,
@@ -37,6 +39,65 @@ class InventoryAdjusted(Event, frozen=True, kw_only=True):
 
     def business_key(self) -> str:
         return self.adjustment.sku
+
+
+AdjustmentReference = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="The adjustment's key: the warehouse's reference, else the id of the "
+        "InventoryAdjusted event; an approval names it.",
+    ),
+]
+
+
+class InventoryAdjustmentHeld(Event, frozen=True, kw_only=True):
+    """A warehouse adjustment was not applied in Odoo: it is larger than the threshold, so it
+    waits for an operator's approval (``ApproveInventoryAdjustment``)."""
+
+    aggregate: ClassVar[str] = "inventory"
+    name: ClassVar[str] = "adjustment_held"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.ODOO_GATEWAY,)
+
+    reference: AdjustmentReference
+    adjustment: Annotated[StockAdjustment, Meta(description="The change that waits.")]
+    warehouse: Annotated[str | None, Meta(description="Warehouse code, if several.")] = None
+    reason: Annotated[str, Meta(min_length=1, description="Why it waits, in words.")]
+    threshold: Annotated[
+        Quantity, Meta(description="Largest change applied without approval (either way).")
+    ]
+    held_at: Annotated[UtcDateTime, Meta(description="When the gateway held it.")]
+
+    def business_key(self) -> str:
+        return self.reference
+
+    def correlation_key(self) -> str:
+        return self.reference
+
+
+class InventoryAdjustmentApplied(Event, frozen=True, kw_only=True):
+    """A warehouse adjustment changed Odoo's on-hand quantity (a count applied on the quant)."""
+
+    aggregate: ClassVar[str] = "inventory"
+    name: ClassVar[str] = "adjustment_applied"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.ODOO_GATEWAY,)
+
+    reference: AdjustmentReference
+    adjustment: Annotated[StockAdjustment, Meta(description="The change applied.")]
+    warehouse: Annotated[str | None, Meta(description="Warehouse code, if several.")] = None
+    odoo_quant_id: Annotated[PositiveInt, Meta(description="The Odoo stock.quant counted.")]
+    on_hand: Annotated[Quantity, Meta(description="Odoo's on hand at the location once applied.")]
+    approved_by: Annotated[
+        str | None, Meta(description="The operator who approved it; none = under the threshold.")
+    ] = None
+    applied_at: Annotated[UtcDateTime, Meta(description="When the gateway applied it.")]
+
+    def business_key(self) -> str:
+        return self.reference
+
+    def correlation_key(self) -> str:
+        return self.reference
 
 
 class InventorySnapshotTaken(Event, frozen=True, kw_only=True):

@@ -14,9 +14,12 @@ from waybill_contracts.commands import (
     RecordDeliveryInOdoo,
     RecordShipmentInOdoo,
 )
+from waybill_contracts.events import InventoryAdjusted
+from waybill_contracts.operations import ApproveInventoryAdjustment
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
+from waybill_odoo_gateway.inventory_adjustments import approve_adjustment, inventory_adjusted
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.shipment_recording import record_shipment
@@ -37,8 +40,14 @@ def build_service() -> Service[OdooGatewaySettings]:
     service = Service(
         SERVICE_NAME,
         settings_type=OdooGatewaySettings,
-        description="Odoo webhooks and polling in; tracking, chatter, validation, to-dos out",
-        buckets=(Bucket("watermarks"),),
+        description="Odoo webhooks and polling in; tracking, chatter, validation, to-dos, "
+        "warehouse stock adjustments out",
+        # Its one event consumer (warehouse adjustments) starts at the next event when first
+        # made: adjustments from before this gateway applied any may have been corrected in
+        # Odoo by hand since, and applying them now would count them twice.
+        new_events_only=True,
+        # workflow: inventory adjustments waiting for an operator's approval (kept until then).
+        buckets=(Bucket("watermarks"), Bucket("workflow")),
         partners=(
             Partner(
                 "odoo",
@@ -63,7 +72,11 @@ def build_service() -> Service[OdooGatewaySettings]:
             ),
         ),
         # Locally the safety-net poll should find a missed order within seconds.
-        local_settings={"odoo_poll_interval_s": "10"},
+        # The WMS sandbox's default location is the Odoo sandbox's WH/Stock.
+        local_settings={
+            "odoo_poll_interval_s": "10",
+            "odoo_inventory_locations": '{"PICK-01": "WH-STOCK"}',
+        },
     )
     service.resource(GATEWAY)(running_gateway)
 
@@ -112,6 +125,18 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: PostNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await post_plain_note(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(InventoryAdjusted)
+    async def on_inventory_adjusted(
+        event: InventoryAdjusted, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await inventory_adjusted(ctx.resource(GATEWAY), event, ctx)
+
+    @service.handles(ApproveInventoryAdjustment)
+    async def on_approve_inventory_adjustment(
+        command: ApproveInventoryAdjustment, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await approve_adjustment(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(

@@ -180,6 +180,22 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = {}
 
+    inventory_approval_above: Annotated[
+        Annotated[float, msgspec.Meta(ge=0)] | None,
+        msgspec.Meta(
+            description="A warehouse stock adjustment larger than this (either way, in its "
+            "unit of measure) is not applied in Odoo: it waits for an operator's approval "
+            "(ApproveInventoryAdjustment); empty = every adjustment is applied at once",
+        ),
+    ] = 100.0
+    odoo_inventory_locations: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="Warehouse location code -> Odoo stock location (its barcode or full "
+            'name), as JSON ({"PICK-01": "WH-STOCK"}); unmapped codes are looked up as they are'
+        ),
+    ] = {}
+
     def __post_init__(self) -> None:
         if self.odoo_protocol == "json2" and not self.odoo_api_key:
             raise ValueError(

@@ -57,6 +57,9 @@ class Gateway:
     # Commands touching one picking run one at a time here, so two deliveries
     # of the same command never both decide an effect is still to be made.
     pickings: KeyedLock = field(default_factory=KeyedLock)
+    # Counts on one quant (product, location) run one at a time here: two adjustments
+    # counted at once would each overwrite the other's counted quantity.
+    quants: KeyedLock = field(default_factory=KeyedLock)
     _users: dict[str, int | None] = field(default_factory=dict)
     _carriers: dict[str, int] = field(default_factory=dict)
     setup: SetupReport = field(default_factory=SetupReport)

@@ -122,13 +122,18 @@ class JsonRpcOdoo(OdooHttpClient):
             raise self.login_rejected()
         settings = self.settings
         kwargs = {**arguments, "context": context} if context else dict(arguments)
+        positional: list[Any] = [] if ids is None else [ids]
+        if method == "create" and ids is None and "vals_list" in kwargs:
+            # odoo/api.py _call_kw_model_create (16.0-18.0) reads the values as args[0]
+            # whatever was passed: given only as a keyword, create fails with an IndexError.
+            positional = [kwargs.pop("vals_list")]
         args = [
             settings.odoo_db,
             uid,
             settings.odoo_secret,
             model,
             method,
-            [] if ids is None else [ids],
+            positional,
             kwargs,
         ]
         try:

@@ -71,6 +71,18 @@ class OdooDialect:
         """19 deprecates ``/jsonrpc`` (removal planned in 20): JSON-2 is the way."""
         return self.major >= 19
 
+    @property
+    def storable_field(self) -> str:
+        """The product field saying Odoo keeps stock of it: ``type`` (``"product"``) up to
+        17, the ``is_storable`` flag from 18 (where goods are all ``type="consu"``)."""
+        return "is_storable" if self.major >= 18 else "type"
+
+    def is_storable(self, product: dict[str, Any]) -> bool:
+        """Whether a product read with :attr:`storable_field` has quants (stock on hand)."""
+        if self.major >= 18:
+            return bool(product.get("is_storable"))
+        return product.get("type") == "product"
+
     def validate_context(self, picking_id: int, *, backorder: bool = False) -> dict[str, Any]:
         """Context for ``button_validate`` that validates without any wizard.
 

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "provision",
     "contracts",
     "dlq",
+    "inventory",
     "ping",
     "token",
     "sandbox",

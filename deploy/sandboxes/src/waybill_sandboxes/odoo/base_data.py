@@ -74,8 +74,16 @@ def install_base_data(registry: Registry, *, seed: int) -> list[Credential]:
     )  # fmt: skip
     stock = _create(
         registry, "stock.location",
-        {"name": "Stock", "complete_name": "WH/Stock", "usage": "internal"},
+        {"name": "Stock", "complete_name": "WH/Stock", "usage": "internal",
+         "barcode": "WH-STOCK"},
         "stock.stock_location_stock",
+    )  # fmt: skip
+    # addons/stock/data/stock_data.xml: the counterpart of every applied count.
+    _create(
+        registry, "stock.location",
+        {"name": "Inventory adjustment", "complete_name": "Virtual Locations/Inventory adjustment",
+         "usage": "inventory"},
+        "stock.location_inventory",
     )  # fmt: skip
     for name, code, prefix, source, dest, xmlid in (
         ("Receipts", "incoming", "IN", vendors, stock, "stock.picking_type_in"),

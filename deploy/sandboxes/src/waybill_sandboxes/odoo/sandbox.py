@@ -236,6 +236,28 @@ class OdooSandbox:
         views = [picking_view(self.registry, i) for i in ids]
         return [view for view in views if state is None or view.state == state]
 
+    def on_hand(self, sku: str, location: str = "WH/Stock") -> float:
+        """What Odoo has of ``sku`` at ``location`` (its full name): its quants' quantity."""
+        registry = self.registry
+        quants = registry.search(
+            "stock.quant",
+            [
+                ("product_id", "=", self._product_by_sku(sku)),
+                ("location_id.complete_name", "=", location),
+            ],
+        )
+        return sum(float(registry.value("stock.quant", q, "quantity")) for q in quants)
+
+    def inventory_moves(self, sku: str) -> list[str]:
+        """The names of the done inventory moves (applied counts) of ``sku``, oldest first."""
+        registry = self.registry
+        moves = registry.search(
+            "stock.move",
+            [("product_id", "=", self._product_by_sku(sku)), ("is_inventory", "=", True)],
+            order="id",
+        )
+        return [str(registry.value("stock.move", m, "name")) for m in moves]
+
     def _order_id(self, ref: str) -> int:
         return self._lookup("sale.order", ref)
 

@@ -150,6 +150,23 @@ def _product_types(version: OdooVersion) -> tuple[tuple[str, str], ...]:
     return (("consu", "Consumable"), ("service", "Service"), ("product", "Storable Product"))
 
 
+def _inventory_mode_fields() -> list[Field]:
+    """The counted-quantity fields of ``stock.quant`` (16.0-19.0, addons/stock/models/
+    stock_quant.py): ``inventory_quantity`` is what was counted; ``inventory_quantity_set``
+    (computed from it, stored, writable) says a count is pending; ``inventory_diff_quantity``
+    (stored compute of both) is what applying moves; ``is_outdated`` (not stored) says the
+    quantity moved since the count. The sandbox keeps the computed ones in
+    :mod:`waybill_sandboxes.odoo.inventory`."""
+    return [
+        _f("inventory_quantity", "float", "Counted Quantity", default=0.0),
+        _f("inventory_quantity_set", "boolean", "Inventory Quantity Set", default=False),
+        _f("inventory_diff_quantity", "float", "Difference", computed=True),
+        _f("is_outdated", "boolean", "Quantity has been moved since last count", computed=True),
+        _f("inventory_date", "date", "Scheduled Date"),
+        _m2o("user_id", "Assigned To", "res.users"),
+    ]
+
+
 def _chatter_fields() -> list[Field]:
     return [
         _o2m("message_ids", "Messages", "mail.message", "res_id", model_field="model"),
@@ -228,6 +245,9 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             *product_storable,
             _f("weight", "float", "Weight", default=0.0),
             _f("volume", "float", "Volume", default=0.0),
+            _sel("tracking", "Tracking", (("serial", "By Unique Serial Number"),
+                                          ("lot", "By Lots"), ("none", "By Quantity")),
+                 default="none"),
             _f("list_price", "float", "Sales Price", default=1.0),
             _m2o("uom_id", "Unit", "uom.uom"),
             _f("active", "boolean", "Active", default=True)],
@@ -235,8 +255,12 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
         ("stock.location", "Inventory Locations", [
             _f("name", "char", "Location Name", required=True),
             _f("complete_name", "char", "Full Location Name"),
+            # addons/stock/models/stock_location.py: scanned in the barcode app; the
+            # warehouse's own locations get "<code>-STOCK" (stock_warehouse.py).
+            _f("barcode", "char", "Barcode"),
             _sel("usage", "Location Type", (("supplier", "Vendor"), ("view", "View"),
-                                            ("internal", "Internal"), ("customer", "Customer")),
+                                            ("internal", "Internal"), ("customer", "Customer"),
+                                            ("inventory", "Inventory Loss")),
                  default="internal")], {"rec_name": "complete_name", "order": "complete_name, id"}),
         ("stock.lot", "Lot/Serial", [
             _f("name", "char", "Lot/Serial Number", required=True),
@@ -253,7 +277,8 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _m2o("location_id", "Location", "stock.location", required=True),
             _m2o("lot_id", "Lot/Serial Number", "stock.lot"),
             _f("quantity", "float", "Quantity", default=0.0),
-            _f("reserved_quantity", "float", "Reserved Quantity", default=0.0)],
+            _f("reserved_quantity", "float", "Reserved Quantity", default=0.0),
+            *_inventory_mode_fields()],
             {"rec_name": "product_id"}),
         ("delivery.carrier", "Shipping Methods", [
             _f("name", "char", "Delivery Method", required=True),
@@ -317,6 +342,8 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _m2o("location_dest_id", "Destination Location", "stock.location"),
             _f("origin", "char", "Source Document"),
             _m2o("sale_line_id", "Sale Line", "sale.order.line"),
+            # addons/stock/models/stock_move.py: set on the moves an applied count makes.
+            _f("is_inventory", "boolean", "Inventory", default=False),
             _f("date", "datetime", "Date Scheduled")], {"order": "id"}),
         ("mail.message.subtype", "Message subtypes", [
             _f("name", "char", "Message Type", required=True),

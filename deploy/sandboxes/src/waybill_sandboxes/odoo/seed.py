@@ -13,6 +13,7 @@ from typing import Any
 
 from waybill_sandboxes.odoo.base_data import CARRIERS, install_base_data
 from waybill_sandboxes.odoo.env import Env, Records, xmlid_to_record
+from waybill_sandboxes.odoo.inventory import install_inventory
 from waybill_sandboxes.odoo.registry import Registry
 from waybill_sandboxes.odoo.stock import action_confirm, install_sequences
 from waybill_sandboxes.odoo.users import Credential
@@ -61,6 +62,7 @@ def seed_data(
         raise ValueError("orders need at least one customer and one product")
     rng = random.Random(seed)
     install_sequences(registry)
+    install_inventory(registry)
     credentials = install_base_data(registry, seed=seed)
     partner_ids = [_create_customer(registry, rng, n) for n in range(customers)]
     product_ids = [_create_product(registry, rng, n, orders) for n in range(products)]

@@ -1,0 +1,115 @@
+"""Issue 19's acceptance: a damaged-stock adjustment made in the warehouse changes Odoo's
+on-hand quantity once, in 16, 17, 18 and 19; one above the threshold waits for approval.
+
+The WMS sandbox sends its signed ``inventory.adjusted`` webhook (twice: its duplicate
+delivery mode), the real wms-bridge and odoo-gateway carry it, and the Odoo sandbox applies
+it as a count in inventory mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.e2e.mesh import running_mesh
+from tests.runtime.bus_helpers import send
+from waybill_contracts import Message, SubjectMap
+from waybill_contracts.events import (
+    InventoryAdjusted,
+    InventoryAdjustmentApplied,
+    InventoryAdjustmentHeld,
+)
+from waybill_contracts.operations import ApproveInventoryAdjustment
+from waybill_runtime.testing.streams import dead_letters, settled, stored_in
+from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+SERVICES = ("odoo-gateway", "wms-bridge")
+M = TypeVar("M", bound=Message)
+
+
+async def events_of(nc: NatsClient, subjects: SubjectMap, kind: type[M]) -> list[M]:
+    """Every stored event of ``kind``, oldest first."""
+    found = await stored_in(nc, subjects, subjects.events_stream)
+    return [d.message for d in found if isinstance(d.message, kind)]
+
+
+@pytest.mark.parametrize("version", [16, 17, 18, 19])
+async def test_a_damaged_stock_adjustment_changes_odoos_on_hand_once(
+    version: int, nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    async with running_mesh(
+        nc,
+        nats_url,
+        nats_prefix,
+        services=SERVICES,
+        odoo_version=version,
+        tmp_state_dir=str(tmp_path),
+    ) as mesh:
+        mesh.wms.webhooks.configure(policy=DeliveryPolicy(mode=DeliveryMode.DUPLICATE))
+        before = mesh.odoo.on_hand("WB-0001")
+        # At the WMS's default location, which the local stack maps to WH/Stock.
+        mesh.wms.warehouse.adjust_inventory("WB-0001", -2, "DAMAGED")
+        await eventually(
+            lambda: events_of(nc, mesh.subjects, InventoryAdjustmentApplied),
+            what="the adjustment applied in Odoo",
+        )
+        await mesh.wms.settle()
+        [sent] = mesh.wms.sent_webhooks("inventory.adjusted")
+        await settled(nc, mesh.subjects, "odoo-gateway", "events")
+        after = mesh.odoo.on_hand("WB-0001")
+        moves = mesh.odoo.inventory_moves("WB-0001")
+        letters = await dead_letters(nc, mesh.subjects)
+    assert sent.deliveries == 2  # the same webhook delivered twice
+    assert after == before - 2
+    assert len(moves) == 1
+    assert letters == []
+
+
+async def test_a_large_adjustment_waits_for_an_operator_then_changes_odoo_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    async with running_mesh(
+        nc,
+        nats_url,
+        nats_prefix,
+        # The auditor too: it records the new events like any other, dead-lettering none.
+        services=(*SERVICES, "auditor"),
+        odoo_version=19,
+        tmp_state_dir=str(tmp_path),
+        service_settings={"odoo-gateway": {"inventory_approval_above": 50.0}},
+    ) as mesh:
+        before = mesh.odoo.on_hand("WB-0002")
+        mesh.wms.warehouse.adjust_inventory("WB-0002", -60, "DAMAGED")
+        [held] = await eventually(
+            lambda: events_of(nc, mesh.subjects, InventoryAdjustmentHeld),
+            what="the adjustment held",
+        )
+        await settled(nc, mesh.subjects, "odoo-gateway", "events")
+        waiting = mesh.odoo.on_hand("WB-0002")
+        [adjusted] = await events_of(nc, mesh.subjects, InventoryAdjusted)
+        approve = ApproveInventoryAdjustment(
+            action_id="act-1", operator="dana", reference=held.reference
+        )
+        await send(nc, mesh.subjects, approve)
+        await send(nc, mesh.subjects, approve)
+        await eventually(
+            lambda: events_of(nc, mesh.subjects, InventoryAdjustmentApplied),
+            what="the adjustment applied in Odoo",
+        )
+        await settled(nc, mesh.subjects, "odoo-gateway", "events")
+        await settled(nc, mesh.subjects, "odoo-gateway", "commands")
+        after = mesh.odoo.on_hand("WB-0002")
+        moves = mesh.odoo.inventory_moves("WB-0002")
+        await settled(nc, mesh.subjects, "auditor", "events")
+        letters = await dead_letters(nc, mesh.subjects)
+    assert letters == []
+    assert held.reference == adjusted.adjustment.reference
+    assert waiting == before
+    assert after == before - 60
+    assert len(moves) == 1
