@@ -236,7 +236,8 @@ async def test_the_benchmark_profile_from_the_environment_takes_the_stage_delays
     http: aiohttp.ClientSession,
 ) -> None:
     # 60 s per stage would keep the order from shipping for four minutes; the profile,
-    # set the way the local stack sets it, makes the options' delay not apply.
+    # set the way the local stack sets it, makes the options' delay not apply. And the
+    # shelves do not run empty: 5,000 crates, five times the standard stock, are picked.
     argv = ("wms", "--port", "0", "--api-key", "k1", "--stage-delay", "60")
     env = {"WAYBILL_SANDBOX_PROFILE": "benchmark"}
     async with sandbox_process(*argv, env=env) as (urls, _banner):
@@ -250,19 +251,24 @@ async def test_the_benchmark_profile_from_the_environment_takes_the_stage_delays
                 "postal_code": "HU1 1AA",
                 "country": "GB",
             },
-            "lines": [{"sku": "CRATE", "qty": 1}],
+            "lines": [{"sku": "CRATE", "qty": 5000}],
         }
         async with http.post(f"{urls[0]}/api/v1/outbound-orders", json=order, headers=headers) as r:
             assert r.status == 201
             order_id = (await r.json())["order_id"]
 
-        async def status() -> str:
+        async def current() -> dict[str, Any]:
             url = f"{urls[0]}/api/v1/outbound-orders/{order_id}"
             async with http.get(url, headers=headers) as r:
-                return str((await r.json())["status"])
+                found: dict[str, Any] = await r.json()
+                return found
 
         # The bound is for a hung test, far below a single stage's delay.
-        await eventually(status, until=lambda s: s == "shipped", what="the order shipped")
+        final = await eventually(
+            current, until=lambda o: o["status"] in ("shipped", "short_picked"), what="its end"
+        )
+    assert final["status"] == "shipped" and not final["short_picked"]
+    assert [line["qty_picked"] for line in final["lines"]] == [5000]
 
 
 def test_an_unknown_profile_in_the_environment_is_refused_naming_the_choices(

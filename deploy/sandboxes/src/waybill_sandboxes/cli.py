@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from waybill_sandboxes.carriers import CarrierConfig, EasyPostSandbox, ShippoSandbox
@@ -26,6 +27,7 @@ from waybill_sandboxes.declarations import SECRET_ENV
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.mail import MailSandbox
 from waybill_sandboxes.profile import (
+    BENCHMARK_STOCK,
     BENCHMARK_WEBHOOK_CONCURRENCY,
     PROFILE_ENV,
     SandboxProfile,
@@ -109,7 +111,8 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
         choices=list(SandboxProfile),
         default=None,
         help="standard (the options as given) or benchmark (no delays, no purchase limit, "
-        f"concurrent webhooks; overrides those options); default ${PROFILE_ENV} or standard",
+        f"concurrent webhooks, WMS stock that does not run out; overrides those options); "
+        f"default ${PROFILE_ENV} or standard",
     )
 
 
@@ -209,6 +212,8 @@ def _run_wms(args: argparse.Namespace) -> int:
         delivery=_policy(args),
         seed=args.seed,
     )
+    if _benchmark(args):
+        config = msgspec.structs.replace(config, default_stock=BENCHMARK_STOCK)
     sandbox = WmsSandbox(config)
 
     def banner(urls: list[str]) -> str:

@@ -4,7 +4,8 @@ The ``standard`` profile is what the options say (simulated warehouse and
 carrier time, the carriers' purchase limit, one webhook at a time). The
 ``benchmark`` profile takes every partner-side brake off, so that what a
 benchmark measures is Waybill and not the stand-ins' simulated waiting: no
-stage or tracking delays, no purchase limit, webhooks delivered many at once.
+stage or tracking delays, no purchase limit, webhooks delivered many at once,
+shelves that do not run empty.
 It is a setting (``--profile`` or ``WAYBILL_SANDBOX_PROFILE``), so the local
 stack's processes can be put in it without changing how they are started.
 """
@@ -14,7 +15,13 @@ from __future__ import annotations
 import enum
 import os
 
-__all__ = ["BENCHMARK_WEBHOOK_CONCURRENCY", "PROFILE_ENV", "SandboxProfile", "profile_from_env"]
+__all__ = [
+    "BENCHMARK_STOCK",
+    "BENCHMARK_WEBHOOK_CONCURRENCY",
+    "PROFILE_ENV",
+    "SandboxProfile",
+    "profile_from_env",
+]
 
 PROFILE_ENV = "WAYBILL_SANDBOX_PROFILE"
 """The environment variable every sandbox command reads its profile from."""
@@ -24,13 +31,19 @@ BENCHMARK_WEBHOOK_CONCURRENCY = 32
 behind one slow POST on a small machine, few enough not to exhaust the receiver's sockets."""
 
 
+BENCHMARK_STOCK = 100_000_000.0
+"""Units of each SKU the WMS holds in the benchmark profile: a burst of any size is picked in
+full (the standard 1,000 runs out around 2,000 orders, which then stop as short picks)."""
+
+
 class SandboxProfile(enum.StrEnum):
     """How a sandbox command applies its timing and limit options."""
 
     STANDARD = "standard"
     """The options as given: simulated delays, purchase limits, one webhook at a time."""
     BENCHMARK = "benchmark"
-    """No delays, no purchase limit, concurrent webhook delivery (overrides those options)."""
+    """No delays, no purchase limit, concurrent webhook delivery, stock that does not run out
+    (overrides those options)."""
 
 
 def profile_from_env() -> SandboxProfile:
