@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 comma := ,
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint bench install clean check-new-service chaos lock charts
+.PHONY: help run demo test lint bench install clean check-new-service chaos long lock charts
 
 # What goes into a service image (deploy/docker/Dockerfile): Waybill's packages,
 # built from the context, and the third-party packages locked in IMAGE_LOCK.
@@ -63,6 +63,9 @@ check-new-service: ## Scaffold a service in a fresh clone; make lint, make test 
 
 chaos: $(STAMP) ## Chaos tests: kill -9 replicas, NATS down, mid-burst on the local stack; nothing lost or repeated
 	$(BIN)/python -m pytest -m chaos $(PYTEST_ARGS)
+
+long: $(STAMP) ## Long tests apart from make test: stacks run twice or doubled, NATS broken mid-flow
+	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 lock: $(STAMP) ## Regenerate the images' lock files (deploy/docker/*.lock); needs PyPI
 	printf '%s\n' $(patsubst ./shared,./shared[otel],$(IMAGE_DIRS:%=./%)) | $(BIN)/uv pip compile - deploy/docker/requirements.in \

@@ -25,7 +25,8 @@ from tests.e2e.test_order_to_ship import (
 from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.waiting import eventually
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
+# 40 orders, a nats-server restart and every service reconnecting: make long.
+pytestmark = [pytest.mark.long, pytest.mark.timeout(480)]
 
 
 async def test_a_nats_server_restart_mid_flow_loses_no_order_and_repeats_no_effect(

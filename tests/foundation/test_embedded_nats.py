@@ -284,7 +284,7 @@ def test_restarted_server_keeps_its_store(tmp_path: Path) -> None:
         assert asyncio.run(publish_then_read(server.client_url, False)) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.long  # twelve services' processes and the sandboxes: make long
 @pytest.mark.timeout(400)
 def test_the_demo_passes_with_two_instances_of_every_service(tmp_path: Path) -> None:
     result = _demo(tmp_path, orders=8, extra=("--replicas", "2"))
@@ -297,7 +297,7 @@ def test_the_demo_passes_with_two_instances_of_every_service(tmp_path: Path) -> 
     assert wait_until_no_nats_server(tmp_path) == []
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the whole stack started twice: make long
 @pytest.mark.timeout(600)
 def test_the_demo_passes_again_on_the_state_of_an_earlier_run(tmp_path: Path) -> None:
     # The sandbox's numbering goes on where the earlier run's stopped: no delivery of

@@ -135,6 +135,7 @@ def test_every_service_is_given_every_node_and_makes_three_replicas(
         assert env[env_var_name("stream_replicas")] == "3", name
 
 
+@pytest.mark.long  # a demo run, a node killed and waited for until current: make long
 def test_a_node_killed_mid_flow_loses_no_order_and_rejoins_current(
     cluster_stack: LocalStack,
 ) -> None:

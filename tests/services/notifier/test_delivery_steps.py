@@ -272,6 +272,12 @@ async def test_an_undeliverable_step_settles_without_holding_the_message(kv: Key
     assert failure.permanent and failure.reason == "550 no such user"
 
 
+class ProcessDied(Exception):
+    """The process ended here. Not an OSError or a NATS error: OnceOnly keeps trying to
+    record a result through those (NATS away) for as long as the intent is fresh, 60 s,
+    which a dead process never does and this test would only sit through."""
+
+
 class CrashBeforeResult:
     """The real bucket; the write of an attempt's result never happens (the process died)."""
 
@@ -280,7 +286,7 @@ class CrashBeforeResult:
 
     async def update(self, key: str, value: bytes, last: int | None = None) -> int:
         if b'"done"' in value:
-            raise ConnectionResetError("the process died after the send")
+            raise ProcessDied("the process died after the send")
         return await self._kv.update(key, value, last=last)
 
     def __getattr__(self, name: str) -> object:
@@ -293,7 +299,7 @@ async def test_a_crash_between_a_first_send_and_its_record_does_not_send_again(
     clock, ctx, provider = Clock(), Published(), Provider()
     crashing = CrashBeforeResult(kv)
     dying = Deliveries(crashing, OnceOnly(crashing, Receipt, clock=clock), clock=clock)  # type: ignore[arg-type]
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(ProcessDied):
         await dying.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     assert provider.calls == 1
     restarted = deliveries(kv, clock)  # a new process: nothing in memory
