@@ -16,8 +16,9 @@ import asyncio
 import os
 import uuid
 
-from waybill_contracts import ContractError, SubjectMap, encode, new_context, validate
+from waybill_contracts import ContractError, SubjectMap, validate
 from waybill_contracts.operations import ApproveInventoryAdjustment
+from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.cli.dlq import default_operator
 from waybill_runtime.cli.identity import add_identity_options, connected_identity
 from waybill_runtime.cli.options import subject_prefix_from_env
@@ -71,12 +72,9 @@ def run_approve(args: argparse.Namespace) -> int:
         raise UserFacingError(f"cannot send that approval: {wrong}") from None
 
     async def sending() -> None:
-        subjects = SubjectMap(args.prefix)
-        encoded = encode(command, new_context(command, source=OPERATOR), subjects)
         async with connected_identity(args, args.nats_url) as nc:
-            await nc.jetstream().publish(
-                encoded.subject, encoded.body, headers=dict(encoded.headers)
-            )
+            # The runtime's publisher: the body checked as sent, stored once JetStream acks it.
+            await Publisher(nc, SubjectMap(args.prefix), service=OPERATOR).publish(command)
 
     asyncio.run(sending())
     print(
