@@ -22,6 +22,11 @@ from tests.foundation.processes import (
     wait_until_no_nats_server,
     wait_until_stack_gone,
 )
+from tests.observability.demo_traces import (
+    assert_booked_orders_traced_whole,
+    assert_handling_log_lines_carry_trace_ids,
+)
+from tests.observability.receiver import otlp_receiver
 from waybill_runtime.local.registry import load_services
 
 WAYBILL = [sys.executable, "-m", "waybill_runtime"]
@@ -227,7 +232,11 @@ def test_invalid_port_variable_is_named(tmp_path: Path) -> None:
 
 
 def _demo(
-    state_dir: Path, *, orders: int, extra: tuple[str, ...] = ()
+    state_dir: Path,
+    *,
+    orders: int,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`waybill up --demo` on free ports (the timeouts bound a hung run only)."""
     return subprocess.run(
@@ -250,16 +259,22 @@ def _demo(
         capture_output=True,
         text=True,
         timeout=360,
+        env={**os.environ, **(env or {})},
     )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
-    result = _demo(tmp_path, orders=6)
+    # The same run proves the SRE's switch (issue 16): with nothing but the OTLP
+    # endpoint set, each order's trace reaches the collector whole.
+    with otlp_receiver() as receiver:
+        result = _demo(tmp_path, orders=6, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 of 6 orders reached their expected end state" in result.stdout
     assert wait_until_no_nats_server(tmp_path) == []
+    assert_booked_orders_traced_whole(receiver.spans)
+    assert_handling_log_lines_carry_trace_ids(tmp_path / "logs", receiver.spans)
 
 
 def test_restarted_server_keeps_its_store(tmp_path: Path) -> None:
