@@ -5,8 +5,10 @@ shipments whose tracking may have gone quiet) must not read everything ever
 stored. Each member gets an empty key ``<prefix><name>`` beside its record;
 listing asks the server for the last message of each index key, headers only,
 so only the names cross the wire. A removed member leaves a purge marker (one
-small message, passed over by the listing); services may not purge a
-stream's subjects themselves.
+small message, passed over by the listing; services may not purge a stream's
+subjects themselves) that expires on its own after :data:`MARKER_TTL_S`
+(a per-message TTL, which the runtime's buckets allow): without it every
+member ever removed would leave its marker in the bucket for good.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
-__all__ = ["LISTING_TIMEOUT_S", "KeyIndex"]
+from waybill_runtime.bus.expiring import MIN_TTL_S
+
+__all__ = ["LISTING_TIMEOUT_S", "MARKER_TTL_S", "KeyIndex"]
 
 REMOVED = frozenset({KV_DEL, KV_PURGE})
 """The values of the header JetStream KV marks a removed key with."""
+
+MARKER_TTL_S = 3600.0
+"""How long a removed member's purge marker stays. Once it is gone the key has no
+message left, which the listing and a later ``add`` treat as never a member, the
+same as the marker: the hour only keeps the removal visible to people reading the
+bucket meanwhile."""
 
 LISTING_TIMEOUT_S = 10.0
 """Longest wait for the next index entry the server counted: a bound for a lost
@@ -30,11 +40,14 @@ connection, never reached while the server answers."""
 class KeyIndex:
     """The members of one index (keys ``<prefix><name>``) in one bucket."""
 
-    def __init__(self, kv: KeyValue, prefix: str) -> None:
+    def __init__(self, kv: KeyValue, prefix: str, *, marker_ttl_s: float = MARKER_TTL_S) -> None:
         if not prefix.endswith("."):
             raise ValueError(f"an index prefix ends with a dot, not {prefix!r}")
+        if marker_ttl_s < MIN_TTL_S:
+            raise ValueError(f"a purge marker's TTL must be at least {MIN_TTL_S:.0f} s")
         self._kv = kv
         self.prefix = prefix
+        self._marker_ttl_s = marker_ttl_s
 
     async def add(self, name: str) -> None:
         """Make ``name`` a member (already one: nothing to do)."""
@@ -42,8 +55,8 @@ class KeyIndex:
             await self._kv.create(self.prefix + name, b"")
 
     async def remove(self, name: str) -> None:
-        """Take ``name`` out (its earlier revisions go too)."""
-        await self._kv.purge(self.prefix + name)
+        """Take ``name`` out (its earlier revisions go too; the marker, later)."""
+        await self._kv.purge(self.prefix + name, msg_ttl=self._marker_ttl_s)
 
     async def members(self) -> list[str]:
         """The names of every member, in the order the server keeps them."""
