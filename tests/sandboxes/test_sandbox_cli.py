@@ -271,6 +271,24 @@ async def test_the_benchmark_profile_from_the_environment_takes_the_stage_delays
     assert [line["qty_picked"] for line in final["lines"]] == [5000]
 
 
+@pytest.mark.parametrize(
+    ("profile", "statuses"), [("standard", [200, 429]), ("benchmark", [200, 200])]
+)
+async def test_product_uploads_are_metered_except_in_the_benchmark_profile(
+    http: aiohttp.ClientSession, profile: str, statuses: list[int]
+) -> None:
+    argv = ("wms", "--port", "0", "--api-key", "k1", "--product-calls-rate", "1")
+    env = {"WAYBILL_SANDBOX_PROFILE": profile}
+    async with sandbox_process(*argv, env=env) as (urls, _banner):
+        seen = []
+        for _ in statuses:
+            body = {"products": [{"sku": "CRATE", "weight_kg": 2}]}
+            url = f"{urls[0]}/api/v1/products"
+            async with http.post(url, json=body, headers={"X-Api-Key": "k1"}) as r:
+                seen.append(r.status)
+    assert seen == statuses
+
+
 def test_an_unknown_profile_in_the_environment_is_refused_naming_the_choices(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -35,6 +35,7 @@ from waybill_sandboxes.profile import (
 )
 from waybill_sandboxes.server import run_apps_forever
 from waybill_sandboxes.wms import WmsConfig, WmsSandbox
+from waybill_sandboxes.wms.catalogue import CatalogueLimits
 from waybill_sandboxes.wms.records import STAGES
 
 __all__ = ["build_parser", "main"]
@@ -194,6 +195,12 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
     parser.add_argument(
         "--short-pick-rate", type=probability, default=0.0, help="share of orders picked short"
     )
+    parser.add_argument(
+        "--product-calls-rate",
+        type=per_second,
+        default=5.0,
+        help="product upload calls per second per key before 429 (default 5; 0: unlimited)",
+    )
     _add_delivery(parser, "lifecycle")
     _add_profile(parser)
     parser.set_defaults(handler=_run_wms)
@@ -210,10 +217,13 @@ def _run_wms(args: argparse.Namespace) -> int:
         stage_delays_s=delays,
         short_pick_rate=args.short_pick_rate,
         delivery=_policy(args),
+        catalogue=CatalogueLimits(calls_per_s=args.product_calls_rate),
         seed=args.seed,
     )
     if _benchmark(args):
-        config = msgspec.structs.replace(config, default_stock=BENCHMARK_STOCK)
+        config = msgspec.structs.replace(
+            config, default_stock=BENCHMARK_STOCK, catalogue=CatalogueLimits(calls_per_s=0)
+        )
     sandbox = WmsSandbox(config)
 
     def banner(urls: list[str]) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from waybill_sandboxes.responses import BadBody, json_response, read_json
-from waybill_sandboxes.wms.records import OutboundOrderRequest, ProductBatch
+from waybill_sandboxes.wms.records import OutboundOrderRequest
 from waybill_sandboxes.wms.warehouse import CannotCancel, OrderConflict, UnknownOrder
 
 if TYPE_CHECKING:
@@ -67,8 +67,6 @@ class WmsApi:
             ),
             web.get(f"{_PREFIX}/inventory", self.list_inventory, name="list_inventory"),
             web.get(f"{_PREFIX}/inventory/{{sku}}", self.get_inventory, name="get_inventory"),
-            web.post(f"{_PREFIX}/products", self.upsert_products, name="upsert_products"),
-            web.get(f"{_PREFIX}/products/{{sku}}", self.get_product, name="get_product"),
         ]
 
     @web.middleware
@@ -130,18 +128,3 @@ class WmsApi:
 
     async def get_inventory(self, request: web.Request) -> web.Response:
         return json_response(self.sandbox.warehouse.stock_level(request.match_info["sku"]))
-
-    async def upsert_products(self, request: web.Request) -> web.Response:
-        try:
-            batch = await read_json(request, ProductBatch)
-        except BadBody as error:
-            return problem(422, "Invalid products", str(error))
-        created, updated = self.sandbox.warehouse.upsert_products(batch.products)
-        return json_response({"created": created, "updated": updated})
-
-    async def get_product(self, request: web.Request) -> web.Response:
-        sku = request.match_info["sku"]
-        product = self.sandbox.warehouse.products.get(sku)
-        if product is None:
-            return problem(404, "Not found", f"no product with SKU {sku!r}")
-        return json_response(product)

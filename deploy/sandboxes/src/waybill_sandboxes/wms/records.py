@@ -20,7 +20,6 @@ __all__ = [
     "Parcel",
     "ParcelContent",
     "Product",
-    "ProductBatch",
     "ShipTo",
     "StockLevel",
     "WmsEvent",
@@ -155,12 +154,8 @@ class Product(msgspec.Struct, kw_only=True, frozen=True):
     length_cm: NonNegative = 20.0
     width_cm: NonNegative = 15.0
     height_cm: NonNegative = 10.0
-
-
-class ProductBatch(msgspec.Struct, kw_only=True, frozen=True):
-    """Body of ``POST /api/v1/products``: an upsert of many products."""
-
-    products: Annotated[list[Product], msgspec.Meta(min_length=1)]
+    active: bool = True
+    """False: archived in the master data; the warehouse keeps it but ships none."""
 
 
 class StockLevel(msgspec.Struct, kw_only=True, frozen=True):

@@ -14,6 +14,7 @@ from waybill_sandboxes.faults import Faults, install_faults
 from waybill_sandboxes.signing import wms_signature_headers
 from waybill_sandboxes.wms.admin import WmsAdmin
 from waybill_sandboxes.wms.api import WmsApi
+from waybill_sandboxes.wms.catalogue import Catalogue, CatalogueApi, CatalogueLimits
 from waybill_sandboxes.wms.lifecycle import OrderLifecycle
 from waybill_sandboxes.wms.records import OutboundOrder, OutboundOrderRequest, WmsEvent
 from waybill_sandboxes.wms.warehouse import Warehouse
@@ -37,6 +38,8 @@ class WmsConfig(msgspec.Struct, kw_only=True):
     default_stock: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
     units_per_parcel: Annotated[int, msgspec.Meta(ge=1)] = 10
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
+    catalogue: CatalogueLimits = msgspec.field(default_factory=CatalogueLimits)
+    """Products per upsert call and upsert calls per second (the catalogue API)."""
     seed: int | None = None
 
 
@@ -46,7 +49,8 @@ class WmsSandbox:
     Build the app with :meth:`app` (one app per sandbox object) and serve it
     with :func:`waybill_sandboxes.server.serve`. Everything it did can be
     read back here: ``warehouse.orders``, ``warehouse.cancellations``,
-    ``warehouse.creations``, :meth:`sent_webhooks`, :meth:`calls`.
+    ``warehouse.creations``, ``catalogue`` (products and how often each was
+    sent), :meth:`sent_webhooks`, :meth:`calls`.
     """
 
     def __init__(self, config: WmsConfig | None = None) -> None:
@@ -60,6 +64,7 @@ class WmsSandbox:
             units_per_parcel=self.config.units_per_parcel,
             seed=self.config.seed,
         )
+        self.catalogue = Catalogue(self.warehouse.products)
         self.lifecycle = OrderLifecycle(self.warehouse, self.config.stage_delays_s)
         self.webhooks = WebhookSender(
             sign=lambda body: wms_signature_headers(self.config.webhook_secret, body),
@@ -75,6 +80,7 @@ class WmsSandbox:
         api = WmsApi(self)
         app.middlewares.append(api.require_api_key)
         app.add_routes(api.routes())
+        app.add_routes(CatalogueApi(self).routes())
         app.add_routes(WmsAdmin(self).routes())
         app.cleanup_ctx.append(self._running)
         return app

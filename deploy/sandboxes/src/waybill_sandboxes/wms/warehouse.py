@@ -11,7 +11,7 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -332,17 +332,6 @@ class Warehouse:
             available=max(0.0, on_hand - allocated),
             locations=dict(self._locations(sku)),
         )
-
-    def upsert_products(self, products: Iterable[Product]) -> tuple[int, int]:
-        """Insert or replace catalog items; returns ``(created, updated)``."""
-        created = updated = 0
-        for product in products:
-            if product.sku in self.products:
-                updated += 1
-            else:
-                created += 1
-            self.products[product.sku] = product
-        return created, updated
 
     def adjust_inventory(
         self, sku: str, delta: float, reason_code: str, location: str = DEFAULT_LOCATION
