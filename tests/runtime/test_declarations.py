@@ -50,6 +50,7 @@ def test_waybill_services_json_lists_every_service_with_what_it_does() -> None:
     assert {c["type"] for c in bridge["consumes"]} == {
         ReleaseToWarehouse.ce_type(),
         "io.waybill.cmd.warehouse.cancel_order.v1",
+        "io.waybill.cmd.warehouse.sync_products.v1",
     }
     assert WarehouseOrderAccepted.ce_type() in {p["type"] for p in bridge["publishes"]}
     assert [b["purpose"] for b in bridge["buckets"]] == ["idempotency", "watermarks"]

@@ -129,6 +129,15 @@ async def test_a_plan_limited_in_times_runs_out(
     assert sandbox.faults.plans() == {}
 
 
+async def test_a_plan_can_let_the_first_calls_through_to_fail_one_mid_run(
+    wms: tuple[WmsSandbox, str], http: aiohttp.ClientSession
+) -> None:
+    sandbox, url = wms
+    sandbox.faults.set("get_inventory", error_rate=1.0, times=1, after_calls=2)
+    assert [await get_status(http, url) for _ in range(4)] == [200, 200, 503, 200]
+    assert sandbox.faults.plans() == {}
+
+
 async def test_an_operation_plan_wins_over_the_catch_all(
     wms: tuple[WmsSandbox, str], http: aiohttp.ClientSession
 ) -> None:
@@ -196,7 +205,14 @@ async def test_bad_fault_plans_over_http_are_refused_clearly(
 
 @pytest.mark.parametrize(
     "fields",
-    [{"error_rate": -0.1}, {"latency_s": -1}, {"retry_after_s": -1}, {"times": 0}, {"nope": 1}],
+    [
+        {"error_rate": -0.1},
+        {"latency_s": -1},
+        {"retry_after_s": -1},
+        {"times": 0},
+        {"after_calls": -1},
+        {"nope": 1},
+    ],
 )
 def test_bad_fault_plans_in_python_raise_fault_plan_error(fields: dict[str, Any]) -> None:
     faults = Faults()

@@ -64,6 +64,8 @@ class FaultPlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Answer 200 with a body that is not valid for the protocol (truncated JSON)."""
     times: PositiveInt | None = None
     """Apply the plan to this many calls only, then remove it (``None``: until cleared)."""
+    after_calls: NonNegativeInt = 0
+    """Let this many calls through untouched first: a failure in the middle of a run."""
 
 
 class FaultPlanError(ValueError):
@@ -95,6 +97,7 @@ class Faults:
     def __init__(self, *, seed: int | None = None, hang_s: float = 120.0) -> None:
         self._plans: dict[str, FaultPlan] = {}
         self._remaining: dict[str, int] = {}
+        self._untouched: dict[str, int] = {}  # calls still let through before a plan applies
         self._calls: Counter[str] = Counter()
         self._random = random.Random(seed)
         self.hang_s = hang_s
@@ -114,15 +117,18 @@ class Faults:
         self._remaining.pop(operation, None)
         if checked.times is not None:
             self._remaining[operation] = checked.times
+        self._untouched[operation] = checked.after_calls
 
     def clear(self, operation: str | None = None) -> None:
         """Remove the plan of ``operation``, or every plan when ``operation`` is None."""
         if operation is None:
             self._plans.clear()
             self._remaining.clear()
+            self._untouched.clear()
         else:
             self._plans.pop(operation, None)
             self._remaining.pop(operation, None)
+            self._untouched.pop(operation, None)
 
     def reset(self) -> None:
         """Remove every plan and zero the call counters."""
@@ -145,6 +151,9 @@ class Faults:
         key = operation if operation in self._plans else ALL_OPERATIONS
         plan = self._plans.get(key)
         if plan is None:
+            return None
+        if self._untouched.get(key, 0) > 0:
+            self._untouched[key] -= 1
             return None
         if key in self._remaining:
             self._remaining[key] -= 1

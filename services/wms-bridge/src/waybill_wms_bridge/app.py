@@ -1,19 +1,24 @@
 """The wms-bridge service: Waybill's only contact with the warehouse system (WMS).
 
-In: ``ReleaseToWarehouse`` and ``CancelWarehouseOrder`` commands, WMS webhooks
-on ``POST /webhooks/wms`` and a reconciliation poll. Out: warehouse-order
-events (accepted, picked, short-picked, packed, shipped, cancelled, cancel
-refused) and inventory adjustments. ``waybill run wms-bridge`` starts it through :func:`main`.
+In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder`` and ``SyncProducts``
+commands, WMS webhooks on ``POST /webhooks/wms`` and a reconciliation poll.
+Out: warehouse-order events (accepted, picked, short-picked, packed, shipped,
+cancelled, cancel refused), inventory adjustments and ``ProductsSynced``.
+``waybill run wms-bridge`` starts it through :func:`main`.
 """
 
 from __future__ import annotations
 
-from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse
+from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse, SyncProducts
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Service
 from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconciling
 from waybill_wms_bridge.config import WmsBridgeSettings
-from waybill_wms_bridge.handlers import cancel_warehouse_order, release_to_warehouse
+from waybill_wms_bridge.handlers import (
+    cancel_warehouse_order,
+    release_to_warehouse,
+    sync_products,
+)
 from waybill_wms_bridge.webhooks import WEBHOOK_PATH
 from waybill_wms_bridge.wms_wire import WmsWebhook
 
@@ -53,6 +58,7 @@ service.routes(lambda runtime: runtime.resource(BRIDGE).webhooks.routes())
 service.readiness(lambda runtime: WmsReadiness(runtime.resource(BRIDGE).client))
 service.handles(ReleaseToWarehouse)(release_to_warehouse)
 service.handles(CancelWarehouseOrder)(cancel_warehouse_order)
+service.handles(SyncProducts)(sync_products)
 
 main = service.main
 

@@ -18,9 +18,11 @@ from waybill_runtime.service import ResourceKey, Runtime
 from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
+from waybill_wms_bridge.products import ProductUploads
 from waybill_wms_bridge.reconcile import Reconciler
 from waybill_wms_bridge.webhooks import WmsWebhookReceiver
 from waybill_wms_bridge.wms_client import WmsClient, open_wms_client
+from waybill_wms_bridge.wms_wire import WmsProductResults
 
 __all__ = ["BRIDGE", "Bridge", "WmsReadiness", "open_bridge", "reconciling"]
 
@@ -37,6 +39,7 @@ class Bridge:
     orders: WarehouseOrders
     webhooks: WmsWebhookReceiver
     reconciler: Reconciler
+    products: ProductUploads
 
 
 BRIDGE = ResourceKey[Bridge]("wms-bridge")
@@ -69,6 +72,12 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 runtime.buckets["watermarks"],
                 overlap_s=settings.wms_reconcile_overlap_s,
                 lookback_s=settings.wms_reconcile_lookback_s,
+            ),
+            products=ProductUploads(
+                client,
+                runtime.once_only(WmsProductResults),
+                runtime.publisher,
+                per_call=settings.wms_products_per_call,
             ),
         )
 

@@ -77,6 +77,12 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
     wms_rate_per_s: Annotated[
         float, msgspec.Meta(gt=0, description="Average WMS calls per second at most")
     ] = 20.0
+    wms_products_per_call: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, le=1000, description="Products per catalogue upload (the WMS's limit per call)"
+        ),
+    ] = 100
     wms_circuit_failures: Annotated[
         int,
         msgspec.Meta(ge=1, description="Failed WMS calls in a row that open the circuit breaker"),

@@ -1,13 +1,14 @@
-"""The commands the wms-bridge executes: release an order to the warehouse, cancel it."""
+"""The commands the wms-bridge executes: release an order to the warehouse, cancel it,
+upload a page of the product master."""
 
 from __future__ import annotations
 
-from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse
+from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse, SyncProducts
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_wms_bridge.bridge import BRIDGE
 from waybill_wms_bridge.config import WmsBridgeSettings
 
-__all__ = ["cancel_warehouse_order", "release_to_warehouse"]
+__all__ = ["cancel_warehouse_order", "release_to_warehouse", "sync_products"]
 
 
 async def release_to_warehouse(
@@ -22,3 +23,8 @@ async def cancel_warehouse_order(
 ) -> None:
     """Cancel the WMS order → WarehouseOrderCancelled or WarehouseOrderCancelRefused."""
     await ctx.resource(BRIDGE).orders.cancel(command.order_ref, cause=ctx.envelope)
+
+
+async def sync_products(command: SyncProducts, ctx: HandlerContext[WmsBridgeSettings]) -> None:
+    """Upload the page into the WMS catalogue (each upload once) → ProductsSynced."""
+    await ctx.resource(BRIDGE).products.sync_page(command, cause=ctx.envelope)

@@ -1,4 +1,5 @@
-"""The one client of the WMS REST API: outbound orders, with timeouts, retries and a breaker.
+"""The one client of the WMS REST API: outbound orders and the product catalogue, with
+timeouts, retries and a breaker.
 
 Failures come out as the runtime's outcome exceptions, so a handler never
 has to sort them itself:
@@ -40,7 +41,14 @@ from waybill_runtime.resilience import (
     with_timeout,
 )
 from waybill_wms_bridge.config import WmsBridgeSettings
-from waybill_wms_bridge.wms_wire import WmsOrder, WmsOrderList, WmsOrderRequest, WmsProblem
+from waybill_wms_bridge.wms_wire import (
+    WmsOrder,
+    WmsOrderList,
+    WmsOrderRequest,
+    WmsProblem,
+    WmsProduct,
+    WmsProductResults,
+)
 
 __all__ = [
     "API_KEY_HEADER",
@@ -169,6 +177,14 @@ class WmsClient:
             params={"updated_since": _wire_time(since)},
         )
         return found.orders
+
+    # -- product catalogue -------------------------------------------------------
+
+    async def upsert_products(self, products: list[WmsProduct]) -> WmsProductResults:
+        """Create or update ``products``; the WMS answers per product (some may be refused)."""
+        body = msgspec.json.encode({"products": products})
+        what = f"an upload of {len(products)} products"
+        return await self._call(what, "POST", "/products", WmsProductResults, body=body)
 
     # -- plumbing ----------------------------------------------------------------
 

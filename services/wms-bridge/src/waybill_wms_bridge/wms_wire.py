@@ -24,6 +24,9 @@ __all__ = [
     "WmsParcel",
     "WmsParcelContent",
     "WmsProblem",
+    "WmsProduct",
+    "WmsProductResult",
+    "WmsProductResults",
     "WmsShipTo",
     "WmsWebhook",
 ]
@@ -165,6 +168,31 @@ class WmsWebhook(msgspec.Struct, kw_only=True, frozen=True):
     occurred_at: AwareDateTime
     warehouse: str = ""
     data: msgspec.Raw
+
+
+class WmsProduct(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """One catalogue item as the bridge uploads it (``POST /api/v1/products``)."""
+
+    sku: str
+    description: str
+    barcode: str = ""
+    uom: str
+    weight_kg: float = 0.0
+    active: bool = True
+
+
+class WmsProductResult(msgspec.Struct, kw_only=True, frozen=True):
+    """What the WMS did with one uploaded product: created, updated, unchanged or rejected."""
+
+    sku: str
+    status: str
+    reason: str | None = None
+
+
+class WmsProductResults(msgspec.Struct, kw_only=True, frozen=True):
+    """The WMS's answer to one upload: a result per product (a partial failure is a 200)."""
+
+    results: list[WmsProductResult]
 
 
 class WmsProblem(msgspec.Struct, kw_only=True, frozen=True):

@@ -1,0 +1,127 @@
+"""Uploading a page of the product master into the WMS's catalogue, each product once.
+
+``SyncProducts`` carries one validated page of a product sync run. The page is
+cut into uploads of at most ``WAYBILL_WMS_PRODUCTS_PER_CALL`` products (the
+WMS's limit per call); each upload is an effect of its own in the runtime's
+``OnceOnly``, keyed by batch, page and upload, with the WMS's answer as its
+result. So a redelivered page, or one retried after the bridge crashed
+between two uploads, sends only the uploads that never completed: the WMS is
+never sent the same product of a run twice. The WMS answers per product; the
+ones it refused are reported with its reason in ``ProductsSynced``, the rest
+count as accepted (created, updated, or already as sent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from waybill_contracts import MessageContext
+from waybill_contracts.commands import SyncProducts
+from waybill_contracts.events import ProductsSynced
+from waybill_contracts.model import Product, ProductRejection
+from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.idempotency import OnceOnly
+from waybill_wms_bridge.wms_client import WmsClient, WmsRejected
+from waybill_wms_bridge.wms_wire import WmsProduct, WmsProductResults
+
+__all__ = ["ProductUploads", "upload_key", "wms_product"]
+
+log = logging.getLogger("waybill.wms_bridge.products")
+
+REJECTED = "rejected"
+"""The WMS's status of a product it refused (the others: created, updated, unchanged)."""
+
+
+def wms_product(product: Product) -> WmsProduct:
+    """The catalogue item the WMS keeps for a product of Odoo's master."""
+    return WmsProduct(
+        sku=product.sku,
+        description=product.name,
+        barcode=product.barcode or "",
+        uom=product.uom,
+        weight_kg=float(product.weight_kg or 0),
+        active=product.active,
+    )
+
+
+def upload_key(batch_id: str, page: int, upload: int) -> str:
+    """The once-only key of one upload of one page of a sync run."""
+    return f"wms-products:{batch_id}:{page}:{upload}"
+
+
+class ProductUploads:
+    """Executes ``SyncProducts`` pages against the WMS catalogue."""
+
+    def __init__(
+        self,
+        client: WmsClient,
+        once: OnceOnly[WmsProductResults],
+        publisher: Publisher,
+        *,
+        per_call: int,
+    ) -> None:
+        if per_call < 1:
+            raise ValueError(f"an upload holds at least one product, not {per_call}")
+        self._client = client
+        self._once = once
+        self._publisher = publisher
+        self._per_call = per_call
+
+    async def sync_page(self, command: SyncProducts, *, cause: MessageContext) -> ProductsSynced:
+        """Upload the page's products (each upload once), then announce what the WMS took."""
+        products = [wms_product(p) for p in command.products]
+        accepted = 0
+        rejected: list[ProductRejection] = []
+        for upload, start in enumerate(range(0, len(products), self._per_call)):
+            chunk = products[start : start + self._per_call]
+            answer = await self._once.run(
+                upload_key(command.batch_id, command.page, upload),
+                functools.partial(self._client.upsert_products, chunk),
+            )
+            taken, refused = _judged(chunk, answer)
+            accepted += taken
+            rejected += refused
+        synced = ProductsSynced(
+            batch_id=command.batch_id,
+            page=command.page,
+            accepted=accepted,
+            rejected=tuple(rejected),
+            synced_at=datetime.now(UTC),
+        )
+        # One fact per page: a redelivered page announces it again under the same id.
+        await self._publisher.publish(
+            synced, cause=cause, fact_id=f"products-synced:{command.batch_id}:{command.page}"
+        )
+        if rejected:
+            log.warning(
+                "product sync %s page %d: the WMS refused %d of %d products (first: %s: %s)",
+                command.batch_id,
+                command.page,
+                len(rejected),
+                len(products),
+                rejected[0].sku,
+                rejected[0].reason,
+            )
+        return synced
+
+
+def _judged(
+    sent: Sequence[WmsProduct], answer: WmsProductResults
+) -> tuple[int, list[ProductRejection]]:
+    """How many of ``sent`` the WMS took, and the ones it refused with its reasons."""
+    if len(answer.results) != len(sent):
+        # Without one result per product nobody can tell which were taken.
+        raise WmsRejected(
+            f"an upload of {len(sent)} products",
+            200,
+            f"the WMS answered {len(answer.results)} results",
+        )
+    refused = [
+        ProductRejection(sku=product.sku, reason=result.reason or "refused without a reason")
+        for product, result in zip(sent, answer.results, strict=True)
+        if result.status == REJECTED
+    ]
+    return len(sent) - len(refused), refused
