@@ -16,6 +16,8 @@ from waybill_sandboxes.wms.admin import WmsAdmin
 from waybill_sandboxes.wms.api import WmsApi
 from waybill_sandboxes.wms.lifecycle import OrderLifecycle
 from waybill_sandboxes.wms.records import OutboundOrder, OutboundOrderRequest, WmsEvent
+from waybill_sandboxes.wms.returns_api import ReturnsApi
+from waybill_sandboxes.wms.returns_dock import ReturnsDock
 from waybill_sandboxes.wms.warehouse import Warehouse
 
 __all__ = ["WmsConfig", "WmsSandbox"]
@@ -36,6 +38,8 @@ class WmsConfig(msgspec.Struct, kw_only=True):
     short_pick_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     default_stock: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
     units_per_parcel: Annotated[int, msgspec.Meta(ge=1)] = 10
+    reject_returns: bool = False
+    """Inspection judges every returned unit damaged (unless a return has its own plan)."""
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
     seed: int | None = None
 
@@ -46,7 +50,7 @@ class WmsSandbox:
     Build the app with :meth:`app` (one app per sandbox object) and serve it
     with :func:`waybill_sandboxes.server.serve`. Everything it did can be
     read back here: ``warehouse.orders``, ``warehouse.cancellations``,
-    ``warehouse.creations``, :meth:`sent_webhooks`, :meth:`calls`.
+    ``warehouse.creations``, ``returns.returns``, :meth:`sent_webhooks`, :meth:`calls`.
     """
 
     def __init__(self, config: WmsConfig | None = None) -> None:
@@ -61,6 +65,9 @@ class WmsSandbox:
             seed=self.config.seed,
         )
         self.lifecycle = OrderLifecycle(self.warehouse, self.config.stage_delays_s)
+        self.returns = ReturnsDock(
+            warehouse=self.warehouse, emit=self._emit, reject_all=self.config.reject_returns
+        )
         self.webhooks = WebhookSender(
             sign=lambda body: wms_signature_headers(self.config.webhook_secret, body),
             url=self.config.webhook_url,
@@ -75,6 +82,7 @@ class WmsSandbox:
         api = WmsApi(self)
         app.middlewares.append(api.require_api_key)
         app.add_routes(api.routes())
+        app.add_routes(ReturnsApi(self).routes())
         app.add_routes(WmsAdmin(self).routes())
         app.cleanup_ctx.append(self._running)
         return app
