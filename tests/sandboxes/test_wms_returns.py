@@ -239,6 +239,23 @@ async def test_return_cancelled_before_receipt_cannot_be_received(
     assert [b["event_type"] for b in inbox[0].bodies()] == ["return.cancelled"]
 
 
+async def test_a_parcel_is_matched_to_the_return_still_expected_under_its_tracking_number(
+    start_wms: StartWms, http: aiohttp.ClientSession
+) -> None:
+    # Called off, then announced again under a new ref with the same return label.
+    sandbox, url = await start_wms()
+    _, first = await expect(http, url, return_body("RET-1"))
+    async with http.post(
+        f"{url}/api/v1/returns/{first['return_id']}/cancel", headers=HEADERS
+    ) as resp:
+        assert resp.status == 200
+    _, second = await expect(http, url, return_body("RET-2"))
+    status, done = await admin(http, url, "EZ1000000042/receive")
+    assert status == 200
+    assert done["return_id"] == second["return_id"]
+    assert sandbox.returns.returns[first["return_id"]].status == "cancelled"
+
+
 async def test_return_cannot_be_cancelled_once_received(
     start_wms: StartWms, http: aiohttp.ClientSession
 ) -> None:

@@ -108,11 +108,20 @@ class ReturnsDock:
             raise UnknownReturn(f"no return {return_id!r}") from None
 
     def find(self, key: str) -> InboundReturn:
-        """The return with that id, client return ref or return tracking number."""
-        for candidate in self.returns.values():
-            if key in (candidate.return_id, candidate.client_return_ref, candidate.tracking_number):
-                return candidate
-        raise UnknownReturn(f"no return with id, client return ref or tracking number {key!r}")
+        """The return with that id, client return ref or return tracking number.
+
+        A tracking number can name several returns (one cancelled, then announced
+        again under a new ref): the one still expected wins, else the newest.
+        """
+        found = [
+            candidate
+            for candidate in self.returns.values()
+            if key in (candidate.return_id, candidate.client_return_ref, candidate.tracking_number)
+        ]
+        if not found:
+            raise UnknownReturn(f"no return with id, client return ref or tracking number {key!r}")
+        waiting = [r for r in found if r.status is ReturnStatus.EXPECTED]
+        return (waiting or found)[-1]
 
     def updated_since(self, since: datetime | None) -> list[InboundReturn]:
         """Returns changed at or after ``since`` (all when None), oldest change first."""
