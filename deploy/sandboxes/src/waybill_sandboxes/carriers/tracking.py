@@ -27,6 +27,7 @@ __all__ = [
     "RETURN_ROUTE",
     "Milestone",
     "Route",
+    "Step",
     "TrackingEvent",
     "TrackingTimeline",
 ]

@@ -53,11 +53,11 @@ class ReturnInspectionDefault(msgspec.Struct, kw_only=True, forbid_unknown_field
     reject_all: bool
 
 
-async def _optional_json(request: web.Request, shape: type[ReceiveRequest]) -> ReceiveRequest:
-    """The body if there is one: a receipt needs none."""
+async def _receive_options(request: web.Request) -> ReceiveRequest:
+    """The options of a receipt; a receipt needs no body at all."""
     if not (await request.read()).strip():
-        return shape()
-    return await read_json(request, shape)
+        return ReceiveRequest()
+    return await read_json(request, ReceiveRequest)
 
 
 def _bad(error: Exception) -> web.Response:
@@ -181,7 +181,7 @@ class WmsAdmin:
         """The parcel reached the dock (by return id, client return ref or tracking number)."""
         key = request.match_info["key"]
         try:
-            body = await _optional_json(request, ReceiveRequest)
+            body = await _receive_options(request)
             received = self.sandbox.returns.receive(key)
             if body.inspect:
                 received = self.sandbox.returns.inspect(key)
