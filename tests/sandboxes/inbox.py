@@ -22,11 +22,16 @@ class Received(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Inbox:
-    """Answers every POST with ``status`` (200 by default) and keeps what it got."""
+    """Answers every POST with ``status`` (200 by default) and keeps what it got.
+
+    ``failures_left`` POSTs are answered 503 first, which is how a test shows a
+    sender retrying until the receiver is back.
+    """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.status = 200
+        self.failures_left = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -37,6 +42,9 @@ class Inbox:
         self.received.append(
             Received(path=request.path, headers=dict(request.headers), body=await request.read())
         )
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return web.Response(status=503)
         return web.Response(status=self.status)
 
     def bodies(self) -> list[dict[str, Any]]:

@@ -135,6 +135,22 @@ async def test_wms_runs_in_the_foreground_and_stops_on_sigterm(
             assert (await r.json())["sku"] == "SKU"
 
 
+async def test_wms_started_to_reject_returns_judges_every_returned_unit_damaged(
+    http: aiohttp.ClientSession,
+) -> None:
+    argv = ("wms", "--port", "0", "--api-key", "k1", "--reject-returns")
+    async with sandbox_process(*argv) as (urls, banner):
+        assert f"{urls[0]}/_sandbox/returns" in banner
+        expected = {"client_return_ref": "RET-CLI-1", "lines": [{"sku": "MUG", "qty": 2}]}
+        async with http.post(
+            f"{urls[0]}/api/v1/returns", json=expected, headers={"X-Api-Key": "k1"}
+        ) as r:
+            assert r.status == 201
+        async with http.post(f"{urls[0]}/_sandbox/returns/RET-CLI-1/receive") as r:
+            (line,) = (await r.json())["lines"]
+    assert (line["qty_resellable"], line["qty_damaged"]) == (0, 2)
+
+
 async def test_secrets_from_the_environment_are_used_and_never_printed(
     http: aiohttp.ClientSession,
 ) -> None:

@@ -172,7 +172,8 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
         help="run a stand-in warehouse system (REST API, signed lifecycle webhooks)",
         description=(
             "Run a warehouse system that accepts outbound orders and walks each through "
-            "accepted, picked, packed and shipped, announcing every step by a signed webhook."
+            "accepted, picked, packed and shipped, announcing every step by a signed webhook; "
+            "it also expects returns, which its dock receives and inspects when told to."
         ),
     )
     _add_common(parser)
@@ -201,6 +202,11 @@ def _register_wms(subparsers: Subparsers[Any]) -> None:
         default=5.0,
         help="product upload calls per second per key before 429 (default 5; 0: unlimited)",
     )
+    parser.add_argument(
+        "--reject-returns",
+        action="store_true",
+        help="inspection judges every returned unit damaged (PUT /_sandbox/returns/inspection)",
+    )
     _add_delivery(parser, "lifecycle")
     _add_profile(parser)
     parser.set_defaults(handler=_run_wms)
@@ -216,6 +222,7 @@ def _run_wms(args: argparse.Namespace) -> int:
         warehouse=args.warehouse,
         stage_delays_s=delays,
         short_pick_rate=args.short_pick_rate,
+        reject_returns=args.reject_returns,
         delivery=_policy(args),
         catalogue=CatalogueLimits(calls_per_s=args.product_calls_rate),
         seed=args.seed,
@@ -236,7 +243,8 @@ def _run_wms(args: argparse.Namespace) -> int:
                 f"  Webhooks to:    {config.webhook_url or 'nowhere yet: PUT /_sandbox/webhook'}",
                 f"  Webhook secret: {shown_secret('wms.webhook_secret', config.webhook_secret)}",
                 '  Signature:      X-WMS-Signature = hex HMAC-SHA256 of "<X-WMS-Timestamp>.<body>"',
-                f"  Admin:          {url}/_sandbox/orders  {url}/_sandbox/faults",
+                f"  Admin:          {url}/_sandbox/orders  {url}/_sandbox/returns  "
+                f"{url}/_sandbox/faults",
                 "Ctrl-C stops it.",
             ]
         )

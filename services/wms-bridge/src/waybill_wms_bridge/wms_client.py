@@ -1,4 +1,4 @@
-"""The one client of the WMS REST API: outbound orders and the product catalogue, with
+"""The one client of the WMS REST API (orders, returns, the product catalogue), with
 timeouts, retries and a breaker.
 
 Failures come out as the runtime's outcome exceptions, so a handler never
@@ -41,6 +41,7 @@ from waybill_runtime.resilience import (
     with_timeout,
 )
 from waybill_wms_bridge.config import WmsBridgeSettings
+from waybill_wms_bridge.return_wire import WmsReturn, WmsReturnList, WmsReturnRequest
 from waybill_wms_bridge.wms_wire import (
     WmsOrder,
     WmsOrderList,
@@ -118,7 +119,7 @@ def _retry_now(error: BaseException) -> bool:
 
 
 class WmsClient:
-    """Calls the WMS REST API for outbound orders (``/api/v1/outbound-orders``)."""
+    """Calls the WMS REST API for outbound orders and expected returns."""
 
     def __init__(self, settings: WmsBridgeSettings, session: aiohttp.ClientSession) -> None:
         self._base = settings.wms_url.rstrip("/") + _API_PREFIX
@@ -185,6 +186,32 @@ class WmsClient:
         body = msgspec.json.encode({"products": products})
         what = f"an upload of {len(products)} products"
         return await self._call(what, "POST", "/products", WmsProductResults, body=body)
+
+    # -- expected returns ----------------------------------------------------------
+
+    async def expect_return(self, request: WmsReturnRequest) -> WmsReturn:
+        """Announce a return, or get the existing one back when the ref was sent before."""
+        body = msgspec.json.encode(request)
+        return await self._call(
+            f"return {request.client_return_ref}", "POST", "/returns", WmsReturn, body=body
+        )
+
+    async def find_return(self, client_return_ref: str) -> WmsReturn | None:
+        """The return expected under ``client_return_ref``, or None when the WMS has none."""
+        found = await self._call(
+            f"the lookup of {client_return_ref}",
+            "GET",
+            "/returns",
+            WmsReturnList,
+            params={"client_return_ref": client_return_ref},
+        )
+        matching = [r for r in found.returns if r.client_return_ref == client_return_ref]
+        return matching[0] if matching else None
+
+    async def cancel_return(self, return_id: str) -> WmsReturn:
+        """Call off a return not received yet; cancelling twice is fine. 409 once received."""
+        path = f"/returns/{quote(return_id, safe='')}/cancel"
+        return await self._call(f"the cancellation of return {return_id}", "POST", path, WmsReturn)
 
     # -- plumbing ----------------------------------------------------------------
 

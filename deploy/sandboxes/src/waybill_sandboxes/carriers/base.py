@@ -21,7 +21,12 @@ from aiohttp import web
 
 from waybill_sandboxes.carriers.labels import LabelFormat, fake_label
 from waybill_sandboxes.carriers.ratelimit import PurchaseRateLimit
-from waybill_sandboxes.carriers.tracking import Milestone, TrackingEvent, TrackingTimeline
+from waybill_sandboxes.carriers.tracking import (
+    RETURN_ROUTE,
+    Milestone,
+    TrackingEvent,
+    TrackingTimeline,
+)
 from waybill_sandboxes.delivery import (
     DeliveryPolicy,
     SentWebhook,
@@ -93,6 +98,8 @@ class Purchase(msgspec.Struct, kw_only=True):
     label_format: LabelFormat
     bought_at: datetime
     voided: bool = False
+    is_return: bool = False
+    """A return label: customer to warehouse, no scan until the customer drops it off."""
 
 
 class VoidRefused(ValueError):
@@ -166,6 +173,7 @@ class CarrierSandbox(abc.ABC):
                 web.get("/labels/{label_id}", self._download_label, name="download_label"),
                 web.get("/_sandbox/purchases", self._list_purchases),
                 web.post("/_sandbox/tracking/{key}/outcome", self._force_outcome),
+                web.post("/_sandbox/returns/{key}/drop-off", self._drop_off_return),
                 *webhook_admin_routes(self.webhooks),
             ]
         )
@@ -209,9 +217,18 @@ class CarrierSandbox(abc.ABC):
         return self.purchase_limit.retry_after(self.api_key_of(request) or "")
 
     def buy_label(
-        self, rate: RateQuote, reference: str | None, label_format: LabelFormat
+        self,
+        rate: RateQuote,
+        reference: str | None,
+        label_format: LabelFormat,
+        *,
+        is_return: bool = False,
     ) -> Purchase:
-        """Buy a label at ``rate``: no idempotency, every call is a new purchase."""
+        """Buy a label at ``rate``: no idempotency, every call is a new purchase.
+
+        A return label is bought the same way (the addresses are already the
+        return's); it gets no scan beyond label_created until :meth:`drop_off_return`.
+        """
         tracking_number = self.new_tracking_number(next(self._numbers))
         label_id = f"lbl_{uuid.uuid4().hex[:24]}"
         self.labels[label_id] = (
@@ -227,9 +244,15 @@ class CarrierSandbox(abc.ABC):
             label_id=label_id,
             label_format=label_format,
             bought_at=datetime.now(UTC),
+            is_return=is_return,
         )
         self.purchases.append(purchase)
-        self.timeline.begin(tracking_number, reference)
+        if is_return:
+            self.timeline.begin(
+                tracking_number, reference, route=RETURN_ROUTE, wait_for_drop_off=True
+            )
+        else:
+            self.timeline.begin(tracking_number, reference)
         return purchase
 
     def void_label(self, purchase: Purchase) -> None:
@@ -271,6 +294,15 @@ class CarrierSandbox(abc.ABC):
         """Force an exception or a return for a tracking number or a reference."""
         return self.timeline.force(key, outcome)
 
+    def drop_off_return(self, key: str) -> list[str]:
+        """The customer hands in a return parcel (by tracking number or reference).
+
+        Its scans then walk to delivered at the warehouse, with the tracking
+        delays and webhooks of any label. Until this is called the parcel was
+        never sent, and the return label stays voidable.
+        """
+        return self.timeline.drop_off(key)
+
     async def settle(self, timeout_s: float = 10.0) -> None:
         """Wait until every tracking walk ended and every webhook has an outcome."""
         await self.timeline.idle(timeout_s)
@@ -306,6 +338,13 @@ class CarrierSandbox(abc.ABC):
         except (BadBody, ValueError) as error:
             return json_response({"error": str(error)}, status=400)
         return json_response({"key": request.match_info["key"], "outcome": outcome})
+
+    async def _drop_off_return(self, request: web.Request) -> web.Response:
+        try:
+            numbers = self.drop_off_return(request.match_info["key"])
+        except ValueError as error:
+            return json_response({"error": str(error)}, status=409)
+        return json_response({"key": request.match_info["key"], "tracking_numbers": numbers})
 
 
 class _OutcomeRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -81,6 +81,8 @@ class ShipmentRequest(msgspec.Struct, kw_only=True):
     parcel: Parcel
     reference: str | None = None
     options: Options = msgspec.field(default_factory=Options)
+    is_return: bool = False
+    """Addresses as on the outbound shipment; the carrier swaps them for the return."""
 
 
 class ShipmentEnvelope(msgspec.Struct):
@@ -232,6 +234,7 @@ class EasyPostSandbox(CarrierSandbox):
             "object": "Shipment",
             "mode": "test",
             "reference": shipment.request.reference,
+            "is_return": shipment.request.is_return,
             "status": tracker["status"] if tracker else "unknown",
             "to_address": shipment.request.to_address,
             "from_address": shipment.request.from_address,
@@ -267,6 +270,11 @@ class EasyPostSandbox(CarrierSandbox):
             body = (await read_json(request, ShipmentEnvelope)).shipment
         except BadBody as error:
             return self.error(422, "PARAMETER.INVALID", str(error))
+        if body.is_return:
+            # As EasyPost does: the caller repeats the outbound addresses, the label reverses them.
+            body = msgspec.structs.replace(
+                body, to_address=body.from_address, from_address=body.to_address
+            )
         shipment_id = f"shp_{uuid.uuid4().hex[:24]}"
         rates = self.quote(shipment_id, body.parcel.weight / _OUNCES_PER_KG)
         shipment = _Shipment(
@@ -313,7 +321,10 @@ class EasyPostSandbox(CarrierSandbox):
                 422, "SHIPMENT.RATE.INVALID", f"rate {body.rate.id} is not a rate of this shipment"
             )
         shipment.purchase = self.buy_label(
-            rate, shipment.request.reference, shipment.request.options.label_format
+            rate,
+            shipment.request.reference,
+            shipment.request.options.label_format,
+            is_return=shipment.request.is_return,
         )
         return json_response(self._shipment_view(request, shipment))
 

@@ -5,7 +5,10 @@ Shipments (``POST /shipments/``) come back with rates, each an
 rate and carries the caller's ``metadata``, which ``GET /transactions/``
 can filter on. Refunds void. Auth is ``Authorization: ShippoToken <key>``.
 Errors are ``{"detail": ...}`` documents. Tracking webhooks (``track_updated``)
-are signed ``X-Shippo-Signature: t=<ts>,v1=<hex>``.
+are signed ``X-Shippo-Signature: t=<ts>,v1=<hex>``. A return label is a
+shipment with ``extra: {"is_return": true}`` and the outbound addresses
+unswapped (Shippo swaps them: the customer becomes ``address_from``); its
+transaction, refund and tracking are those of any label.
 """
 
 from __future__ import annotations
@@ -76,11 +79,18 @@ class Parcel(msgspec.Struct, kw_only=True):
     mass_unit: Literal["g", "oz", "lb", "kg"]
 
 
+class Extra(msgspec.Struct, kw_only=True):
+    """Shippo's bag of shipment options; only the return flag matters here."""
+
+    is_return: bool = False
+
+
 class ShipmentRequest(msgspec.Struct, kw_only=True):
     address_from: Address
     address_to: Address
     parcels: Annotated[list[Parcel], msgspec.Meta(min_length=1)]
     metadata: str = ""
+    extra: Extra = msgspec.field(default_factory=Extra)
     async_: bool = msgspec.field(default=False, name="async")
 
 
@@ -219,6 +229,7 @@ class ShippoSandbox(CarrierSandbox):
             "parcels": shipment.request.parcels,
             "rates": [self._rate_view(r, cheapest, fastest) for r in shipment.rates],
             "metadata": shipment.request.metadata,
+            "extra": shipment.request.extra,
             "messages": [],
             "test": True,
         }
@@ -273,6 +284,11 @@ class ShippoSandbox(CarrierSandbox):
             body = await read_json(request, ShipmentRequest)
         except BadBody as error:
             return self.error(400, "invalid", str(error))
+        if body.extra.is_return:
+            # As Shippo does: the caller sends the outbound addresses, the return label swaps them.
+            body = msgspec.structs.replace(
+                body, address_from=body.address_to, address_to=body.address_from
+            )
         shipment_id = uuid.uuid4().hex
         weight_kg = sum(float(p.weight) * _KG_PER_UNIT[p.mass_unit] for p in body.parcels)
         shipment = _Shipment(
@@ -305,7 +321,13 @@ class ShippoSandbox(CarrierSandbox):
         rate = self.rates.get(body.rate)
         if rate is None:
             return self.error(400, "invalid", f"rate {body.rate!r} does not exist")
-        purchase = self.buy_label(rate, body.metadata or None, _LABEL_FORMATS[body.label_file_type])
+        shipment = self.shipments.get(rate.shipment_id)
+        purchase = self.buy_label(
+            rate,
+            body.metadata or None,
+            _LABEL_FORMATS[body.label_file_type],
+            is_return=shipment is not None and shipment.request.extra.is_return,
+        )
         return json_response(self._transaction_view(request, purchase), status=201)
 
     async def list_transactions(self, request: web.Request) -> web.Response:

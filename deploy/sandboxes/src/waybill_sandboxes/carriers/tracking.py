@@ -1,9 +1,13 @@
 """Tracking progression after a label is bought: a scripted, deterministic timeline.
 
-Every label walks label_created → in_transit → out_for_delivery → delivered
-with configurable delays. An exception or a return can be forced for a
-tracking number or a caller's reference; it replaces the next milestone and
-ends the walk. Each carrier maps these milestones to its own vocabulary.
+Every outbound label walks label_created → in_transit → out_for_delivery →
+delivered with configurable delays. A return label is different: it sits at
+label_created until the customer hands the parcel in (:meth:`TrackingTimeline.drop_off`),
+then walks picked up → in transit → delivered to the warehouse. A customer who
+never sends the parcel is simply a return label nobody drops off. An exception
+or a return to sender can be forced for a tracking number or a caller's
+reference; it replaces the next milestone and ends the walk. Each carrier maps
+these milestones to its own vocabulary.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from datetime import UTC, datetime
 
 import msgspec
 
-__all__ = ["FORCEABLE", "Milestone", "TrackingEvent", "TrackingTimeline"]
+__all__ = [
+    "FORCEABLE",
+    "OUTBOUND_ROUTE",
+    "RETURN_ROUTE",
+    "Milestone",
+    "Route",
+    "Step",
+    "TrackingEvent",
+    "TrackingTimeline",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -34,7 +47,6 @@ class Milestone(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-_ROUTE = (Milestone.IN_TRANSIT, Milestone.OUT_FOR_DELIVERY, Milestone.DELIVERED)
 #: Outcomes a test may force instead of the next milestone.
 FORCEABLE = (Milestone.EXCEPTION, Milestone.RETURNED_TO_SENDER)
 
@@ -47,6 +59,34 @@ _WHAT_HAPPENED = {
     Milestone.RETURNED_TO_SENDER: ("Returned to sender", "Utrecht"),
     Milestone.CANCELLED: ("Label voided", "Rotterdam"),
 }
+
+
+class Step(msgspec.Struct, frozen=True):
+    """One scan on a route: the milestone and how the carrier words it."""
+
+    milestone: Milestone
+    message: str
+    city: str
+
+
+Route = tuple[Step, ...]
+
+
+def _step(milestone: Milestone) -> Step:
+    return Step(milestone, *_WHAT_HAPPENED[milestone])
+
+
+#: After label_created: a parcel going from the warehouse to the customer.
+OUTBOUND_ROUTE: Route = tuple(
+    _step(m) for m in (Milestone.IN_TRANSIT, Milestone.OUT_FOR_DELIVERY, Milestone.DELIVERED)
+)
+#: After the customer drops a return off: the parcel going back to the warehouse.
+#: Carriers report the pick-up as in transit too; only the wording tells them apart.
+RETURN_ROUTE: Route = (
+    Step(Milestone.IN_TRANSIT, "Picked up at the customer's drop-off point", "Amsterdam"),
+    Step(Milestone.IN_TRANSIT, "Arrived at sort facility", "Utrecht"),
+    Step(Milestone.DELIVERED, "Delivered to the warehouse dock", "Rotterdam"),
+)
 
 
 class TrackingEvent(msgspec.Struct, kw_only=True, frozen=True):
@@ -78,13 +118,49 @@ class TrackingTimeline:
         self._forced: dict[str, Milestone] = {}
         self._nudges: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._awaiting_drop_off: dict[str, Route] = {}
 
-    def begin(self, tracking_number: str, reference: str | None) -> None:
-        """Record the label_created scan now and start walking the route."""
+    def begin(
+        self,
+        tracking_number: str,
+        reference: str | None,
+        *,
+        route: Route = OUTBOUND_ROUTE,
+        wait_for_drop_off: bool = False,
+    ) -> None:
+        """Record the label_created scan now, then walk ``route`` (at once or after drop-off)."""
         self._references[tracking_number] = reference
         self._nudges[tracking_number] = asyncio.Event()
-        self._scan(tracking_number, Milestone.LABEL_CREATED)
-        task = asyncio.create_task(self._walk(tracking_number), name=f"tracking-{tracking_number}")
+        self._scan(tracking_number, _step(Milestone.LABEL_CREATED))
+        if wait_for_drop_off:
+            self._awaiting_drop_off[tracking_number] = route
+        else:
+            self._start_walk(tracking_number, route)
+
+    def drop_off(self, key: str) -> list[str]:
+        """The customer hands in the parcel(s) of a tracking number or reference: start walking.
+
+        Returns the tracking numbers now on their way; ValueError when none was
+        waiting (unknown, voided, already dropped off, or not a return label).
+        """
+        numbers = [
+            number
+            for number, reference in self._references.items()
+            if key in (number, reference) and number in self._awaiting_drop_off
+        ]
+        if not numbers:
+            raise ValueError(
+                f"no return label waiting for drop-off under {key!r} "
+                "(unknown, voided, already on its way, or an outbound label)"
+            )
+        for number in numbers:
+            self._start_walk(number, self._awaiting_drop_off.pop(number))
+        return numbers
+
+    def _start_walk(self, tracking_number: str, route: Route) -> None:
+        task = asyncio.create_task(
+            self._walk(tracking_number, route), name=f"tracking-{tracking_number}"
+        )
         self._tasks[tracking_number] = task
         task.add_done_callback(lambda done: self._finished(tracking_number, done))
 
@@ -118,7 +194,8 @@ class TrackingTimeline:
         task = self._tasks.pop(tracking_number, None)
         if task is not None:
             task.cancel()
-        self._scan(tracking_number, Milestone.CANCELLED)
+        self._awaiting_drop_off.pop(tracking_number, None)
+        self._scan(tracking_number, _step(Milestone.CANCELLED))
 
     async def idle(self, timeout_s: float = 10.0) -> None:
         """Wait until every walk has ended."""
@@ -147,22 +224,24 @@ class TrackingTimeline:
             forced = self._forced.pop(reference, None)
         return forced
 
-    async def _walk(self, tracking_number: str) -> None:
+    async def _walk(self, tracking_number: str, route: Route) -> None:
         nudge = self._nudges[tracking_number]
-        for step, milestone in enumerate(_ROUTE):
-            delay = self.delays_s[min(step, len(self.delays_s) - 1)]
+        for index, step in enumerate(route):
+            delay = self.delays_s[min(index, len(self.delays_s) - 1)]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(nudge.wait(), delay)
             nudge.clear()
             forced = self._pop_forced(tracking_number)
-            self._scan(tracking_number, forced or milestone)
+            self._scan(tracking_number, _step(forced) if forced else step)
             if forced is not None:
                 return
 
-    def _scan(self, tracking_number: str, milestone: Milestone) -> None:
-        message, city = _WHAT_HAPPENED[milestone]
+    def _scan(self, tracking_number: str, step: Step) -> None:
         event = TrackingEvent(
-            milestone=milestone, occurred_at=datetime.now(UTC), message=message, city=city
+            milestone=step.milestone,
+            occurred_at=datetime.now(UTC),
+            message=step.message,
+            city=step.city,
         )
         self.history.setdefault(tracking_number, []).append(event)
         self._on_update(tracking_number, event)

@@ -1,4 +1,4 @@
-"""Warehouse (WMS) sandbox: outbound orders over REST, lifecycle as signed webhooks."""
+"""Warehouse (WMS) sandbox: outbound orders and expected returns over REST, signed webhooks."""
 
 from waybill_sandboxes.wms.records import OrderStatus, OutboundOrder, OutboundOrderRequest
 from waybill_sandboxes.wms.sandbox import WmsConfig, WmsSandbox

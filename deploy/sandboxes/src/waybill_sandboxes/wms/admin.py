@@ -13,6 +13,8 @@ from aiohttp import web
 
 from waybill_sandboxes.delivery import webhook_admin_routes
 from waybill_sandboxes.responses import BadBody, json_response, read_json
+from waybill_sandboxes.wms.return_records import InspectionPlan
+from waybill_sandboxes.wms.returns_dock import ReturnNotReady, UnknownReturn
 from waybill_sandboxes.wms.warehouse import DEFAULT_LOCATION, InventoryError
 
 if TYPE_CHECKING:
@@ -42,6 +44,22 @@ class LifecycleSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     short_pick_rate: float | None = None
 
 
+class ReceiveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    inspect: bool = True
+    """Inspect at once after receipt (False: leave it received until ``.../inspect``)."""
+
+
+class ReturnInspectionDefault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reject_all: bool
+
+
+async def _receive_options(request: web.Request) -> ReceiveRequest:
+    """The options of a receipt; a receipt needs no body at all."""
+    if not (await request.read()).strip():
+        return ReceiveRequest()
+    return await read_json(request, ReceiveRequest)
+
+
 def _bad(error: Exception) -> web.Response:
     return json_response({"error": str(error)}, status=400)
 
@@ -62,6 +80,11 @@ class WmsAdmin:
             web.post("/_sandbox/inventory/adjustments", self.adjust_inventory),
             *webhook_admin_routes(self.sandbox.webhooks),
             web.put("/_sandbox/lifecycle", self.configure_lifecycle),
+            web.get("/_sandbox/returns", self.returns),
+            web.put("/_sandbox/returns/inspection", self.default_return_inspection),
+            web.put("/_sandbox/returns/{ref}/inspection", self.plan_return_inspection),
+            web.post("/_sandbox/returns/{key}/receive", self.receive_return),
+            web.post("/_sandbox/returns/{key}/inspect", self.inspect_return),
         ]
 
     async def orders(self, request: web.Request) -> web.Response:
@@ -124,3 +147,57 @@ class WmsAdmin:
                 "short_pick_rate": body.short_pick_rate,
             }
         )
+
+    # -- returns ------------------------------------------------------------------
+
+    async def returns(self, request: web.Request) -> web.Response:
+        dock = self.sandbox.returns
+        return json_response(
+            {
+                "returns": list(dock.returns.values()),
+                "creations": dict(dock.creations),
+                "reject_all": dock.reject_all,
+            }
+        )
+
+    async def default_return_inspection(self, request: web.Request) -> web.Response:
+        try:
+            body = await read_json(request, ReturnInspectionDefault)
+        except BadBody as error:
+            return _bad(error)
+        self.sandbox.returns.reject_all = body.reject_all
+        return json_response({"reject_all": body.reject_all})
+
+    async def plan_return_inspection(self, request: web.Request) -> web.Response:
+        """What the dock will find in one return; may be set before the return is expected."""
+        try:
+            plan = await read_json(request, InspectionPlan)
+        except BadBody as error:
+            return _bad(error)
+        self.sandbox.returns.plan_inspection(request.match_info["ref"], plan)
+        return json_response({"client_return_ref": request.match_info["ref"], "plan": plan})
+
+    async def receive_return(self, request: web.Request) -> web.Response:
+        """The parcel reached the dock (by return id, client return ref or tracking number)."""
+        key = request.match_info["key"]
+        try:
+            body = await _receive_options(request)
+            received = self.sandbox.returns.receive(key)
+            if body.inspect:
+                received = self.sandbox.returns.inspect(key)
+        except BadBody as error:
+            return _bad(error)
+        except UnknownReturn as error:
+            return json_response({"error": str(error)}, status=404)
+        except ReturnNotReady as error:
+            return json_response({"error": str(error)}, status=409)
+        return json_response(received)
+
+    async def inspect_return(self, request: web.Request) -> web.Response:
+        try:
+            inspected = self.sandbox.returns.inspect(request.match_info["key"])
+        except UnknownReturn as error:
+            return json_response({"error": str(error)}, status=404)
+        except ReturnNotReady as error:
+            return json_response({"error": str(error)}, status=409)
+        return json_response(inspected)

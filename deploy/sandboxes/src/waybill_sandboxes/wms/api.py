@@ -20,7 +20,7 @@ from waybill_sandboxes.wms.warehouse import CannotCancel, OrderConflict, Unknown
 if TYPE_CHECKING:
     from waybill_sandboxes.wms.sandbox import WmsSandbox
 
-__all__ = ["API_KEY_HEADER", "WmsApi", "problem"]
+__all__ = ["API_KEY_HEADER", "WmsApi", "parse_since", "problem"]
 
 API_KEY_HEADER = "X-Api-Key"
 _PREFIX = "/api/v1"
@@ -37,7 +37,8 @@ def problem(status: int, title: str, detail: str) -> web.Response:
     )
 
 
-def _parse_since(raw: str) -> datetime:
+def parse_since(raw: str) -> datetime:
+    """An ``updated_since`` query value as an aware datetime, or BadBody saying how to write it."""
     try:
         since = datetime.fromisoformat(raw)
     except ValueError:
@@ -94,7 +95,7 @@ class WmsApi:
         """Orders updated at or after ``updated_since``: the reconciliation poll."""
         raw_since = request.query.get("updated_since")
         try:
-            since = _parse_since(raw_since) if raw_since else None
+            since = parse_since(raw_since) if raw_since else None
         except BadBody as error:
             return problem(400, "Invalid query", str(error))
         orders = self.sandbox.warehouse.orders_updated_since(since)

@@ -194,7 +194,8 @@ class WmsEvent(msgspec.Struct, kw_only=True, frozen=True):
 
     event_id: str
     event_type: str
-    """order.accepted|picked|short_picked|packed|shipped|cancelled, inventory.adjusted."""
+    """order.accepted|picked|short_picked|packed|shipped|cancelled, inventory.adjusted,
+    return.received|inspected|cancelled."""
     occurred_at: datetime
     warehouse: str
     data: Any

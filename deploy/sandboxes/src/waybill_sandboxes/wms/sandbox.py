@@ -17,6 +17,8 @@ from waybill_sandboxes.wms.api import WmsApi
 from waybill_sandboxes.wms.catalogue import Catalogue, CatalogueApi, CatalogueLimits
 from waybill_sandboxes.wms.lifecycle import OrderLifecycle
 from waybill_sandboxes.wms.records import OutboundOrder, OutboundOrderRequest, WmsEvent
+from waybill_sandboxes.wms.returns_api import ReturnsApi
+from waybill_sandboxes.wms.returns_dock import ReturnsDock
 from waybill_sandboxes.wms.warehouse import Warehouse
 
 __all__ = ["WmsConfig", "WmsSandbox"]
@@ -37,6 +39,8 @@ class WmsConfig(msgspec.Struct, kw_only=True):
     short_pick_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     default_stock: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
     units_per_parcel: Annotated[int, msgspec.Meta(ge=1)] = 10
+    reject_returns: bool = False
+    """Inspection judges every returned unit damaged (unless a return has its own plan)."""
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
     catalogue: CatalogueLimits = msgspec.field(default_factory=CatalogueLimits)
     """Products per upsert call and upsert calls per second (the catalogue API)."""
@@ -50,7 +54,7 @@ class WmsSandbox:
     with :func:`waybill_sandboxes.server.serve`. Everything it did can be
     read back here: ``warehouse.orders``, ``warehouse.cancellations``,
     ``warehouse.creations``, ``catalogue`` (products and how often each was
-    sent), :meth:`sent_webhooks`, :meth:`calls`.
+    sent), ``returns.returns``, :meth:`sent_webhooks`, :meth:`calls`.
     """
 
     def __init__(self, config: WmsConfig | None = None) -> None:
@@ -66,6 +70,9 @@ class WmsSandbox:
         )
         self.catalogue = Catalogue(self.warehouse.products)
         self.lifecycle = OrderLifecycle(self.warehouse, self.config.stage_delays_s)
+        self.returns = ReturnsDock(
+            warehouse=self.warehouse, emit=self._emit, reject_all=self.config.reject_returns
+        )
         self.webhooks = WebhookSender(
             sign=lambda body: wms_signature_headers(self.config.webhook_secret, body),
             url=self.config.webhook_url,
@@ -81,6 +88,7 @@ class WmsSandbox:
         app.middlewares.append(api.require_api_key)
         app.add_routes(api.routes())
         app.add_routes(CatalogueApi(self).routes())
+        app.add_routes(ReturnsApi(self).routes())
         app.add_routes(WmsAdmin(self).routes())
         app.cleanup_ctx.append(self._running)
         return app

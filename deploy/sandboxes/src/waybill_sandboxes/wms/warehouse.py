@@ -315,6 +315,10 @@ class Warehouse:
             first = next(iter(locations), DEFAULT_LOCATION)
             locations[first] = locations.get(first, 0.0) + qty
 
+    def put_away(self, sku: str, qty: float) -> None:
+        """Put goods that came back (a resellable return) on the shelf."""
+        self._put(sku, qty)
+
     def stock_level(self, sku: str) -> StockLevel:
         """On hand, allocated to open orders, and available for one SKU."""
         on_hand = self._on_hand(sku)

@@ -15,6 +15,7 @@ from waybill_carrier_router.carriers.model import (
     TrackingWebhooks,
     WebhookIdentity,
 )
+from waybill_carrier_router.carriers.returns import book_return
 from waybill_carrier_router.carriers.shippo import ShippoClient
 from waybill_carrier_router.carriers.shippo_tracking import ShippoWebhooks, TrackWebhook
 
@@ -36,4 +37,5 @@ __all__ = [
     "TrackingReport",
     "TrackingWebhooks",
     "WebhookIdentity",
+    "book_return",
 ]

@@ -116,15 +116,17 @@ class EasyPostClient:
         )
 
     async def quote(self, spec: ShipmentSpec) -> list[RateOffer]:
-        body = {
-            "shipment": {
-                "reference": spec.reference,
-                "to_address": aggregator_address(spec.ship_to, spec.recipient),
-                "from_address": aggregator_address(spec.ship_from),
-                "parcel": _parcel(spec),
-                "options": {"label_format": spec.label_format},
-            }
+        shipment_body: dict[str, object] = {
+            "reference": spec.reference,
+            "to_address": aggregator_address(spec.ship_to, spec.recipient),
+            "from_address": aggregator_address(spec.ship_from),
+            "parcel": _parcel(spec),
+            "options": {"label_format": spec.label_format},
         }
+        if spec.is_return:
+            # EasyPost's return: the outbound addresses as they are, flagged; it swaps them.
+            shipment_body["is_return"] = True
+        body = {"shipment": shipment_body}
         shipment = await self._http.call(
             "POST", "/v2/shipments", _Shipment, json=body, what="rate quote"
         )

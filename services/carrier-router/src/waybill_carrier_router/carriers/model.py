@@ -52,6 +52,9 @@ class ShipmentSpec(msgspec.Struct, frozen=True, kw_only=True):
     recipient: Party
     parcels: tuple[Parcel, ...]
     label_format: LabelFormat = "PDF"
+    is_return: bool = False
+    """A return label: ``ship_from`` and ``ship_to`` stay as on the outbound shipment
+    (warehouse to customer) and the carrier swaps them, as both aggregators do."""
 
 
 class RateOffer(msgspec.Struct, frozen=True, kw_only=True):

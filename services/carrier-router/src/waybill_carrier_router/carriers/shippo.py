@@ -134,13 +134,16 @@ class ShippoClient:
         )
 
     async def quote(self, spec: ShipmentSpec) -> list[RateOffer]:
-        body = {
+        body: dict[str, object] = {
             "address_from": aggregator_address(spec.ship_from),
             "address_to": aggregator_address(spec.ship_to, spec.recipient),
             "parcels": [_parcel(parcel) for parcel in spec.parcels],
             "metadata": spec.reference,
             "async": False,
         }
+        if spec.is_return:
+            # Shippo's return: the outbound addresses unswapped, flagged in ``extra``.
+            body["extra"] = {"is_return": True}
         shipment = await self._http.call(
             "POST", "/shipments/", _Shipment, json=body, what="rate quote"
         )
