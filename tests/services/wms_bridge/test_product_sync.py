@@ -16,7 +16,7 @@ def product(number: int, **overrides: object) -> Product:
     fields: dict[str, object] = {
         "sku": f"WB-{number:04d}",
         "name": f"Crate {number}",
-        "uom": "EA",
+        "uom": "Units",
         "weight_kg": 1.5,
         "odoo_product_id": number,
     }
@@ -32,22 +32,29 @@ async def test_a_page_is_uploaded_in_calls_the_wms_takes_and_its_refusals_are_re
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     products = [product(n) for n in range(1, 251)]
-    products[10] = product(11, uom="PALLETLOAD")  # a unit this warehouse does not know
-    products[200] = product(201, barcode="4006381333932")  # wrong check digit
-    async with wms_and_bridge(nc, nats_url, nats_prefix, wms_products_per_call=100) as rig:
+    products[10] = product(11, uom="Dozens")  # an Odoo unit with no WMS code: never sent
+    products[200] = product(201, barcode="4006381333932")  # the WMS refuses the check digit
+    products[220] = product(221, uom="Pallets")  # mapped to a code this WMS does not know
+    units = {"Units": "EA", "Pallets": "PALLET"}
+    async with wms_and_bridge(
+        nc, nats_url, nats_prefix, wms_products_per_call=100, wms_unit_codes=units
+    ) as rig:
         await rig.send(page(products))
         [synced] = await rig.wait_for(ProductsSynced, BATCH)
         await rig.commands_settled()
         assert await rig.dead_letters() == []
-    assert (synced.batch_id, synced.page, synced.accepted) == (BATCH, 1, 248)
+    assert (synced.batch_id, synced.page, synced.accepted) == (BATCH, 1, 247)
     refused = {r.sku: r.reason for r in synced.rejected}
-    assert set(refused) == {"WB-0011", "WB-0201"}
-    assert "unit of measure 'PALLETLOAD' is unknown" in refused["WB-0011"]
+    assert set(refused) == {"WB-0011", "WB-0201", "WB-0221"}
+    assert "'Dozens' has no WMS code" in refused["WB-0011"]
     assert "check digit" in refused["WB-0201"]
+    assert "unit of measure 'PALLET' is unknown" in refused["WB-0221"]
     catalogue = rig.wms.catalogue
-    assert rig.wms.calls()["upsert_products"] == 3  # 100 + 100 + 50
-    assert len(catalogue.products) == 248
+    assert rig.wms.calls()["upsert_products"] == 3  # 100 + 100 + 49
+    assert len(catalogue.products) == 247
     assert catalogue.products["WB-0002"].description == "Crate 2"
+    assert catalogue.products["WB-0002"].uom == "EA"  # Odoo's "Units" in the WMS's code
+    assert "WB-0011" not in catalogue.received
     assert set(catalogue.received.values()) == {1}  # no product sent twice
 
 

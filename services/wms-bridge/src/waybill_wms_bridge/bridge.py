@@ -18,7 +18,7 @@ from waybill_runtime.service import ResourceKey, Runtime
 from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
-from waybill_wms_bridge.products import ProductUploads
+from waybill_wms_bridge.products import ProductUploads, UnitCodes
 from waybill_wms_bridge.reconcile import Reconciler
 from waybill_wms_bridge.webhooks import WmsWebhookReceiver
 from waybill_wms_bridge.wms_client import WmsClient, open_wms_client
@@ -78,6 +78,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 runtime.once_only(WmsProductResults),
                 runtime.publisher,
                 per_call=settings.wms_products_per_call,
+                units=UnitCodes(settings.wms_unit_codes),
             ),
         )
 

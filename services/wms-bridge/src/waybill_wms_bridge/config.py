@@ -11,6 +11,10 @@ from waybill_runtime.settings import SECRET, RuntimeSettings, known_secrets
 __all__ = ["WmsBridgeSettings"]
 
 
+ODOO_UNIT_CODES = {"Units": "EA", "Unit(s)": "EA", "kg": "KG", "g": "G", "L": "L", "m": "M"}
+"""Odoo's own names of its standard units, in common WMS codes (the default mapping)."""
+
+
 class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
     """The runtime's settings plus where the WMS is, how to talk to it and how often to poll."""
 
@@ -83,6 +87,13 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
             ge=1, le=1000, description="Products per catalogue upload (the WMS's limit per call)"
         ),
     ] = 100
+    wms_unit_codes: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="Odoo unit of measure name -> the WMS's unit code, as JSON "
+            '({"Units": "EA"}); a product in a unit with no code is refused before upload'
+        ),
+    ] = msgspec.field(default_factory=lambda: dict(ODOO_UNIT_CODES))
     wms_circuit_failures: Annotated[
         int,
         msgspec.Meta(ge=1, description="Failed WMS calls in a row that open the circuit breaker"),

@@ -8,14 +8,16 @@ result. So a redelivered page, or one retried after the bridge crashed
 between two uploads, sends only the uploads that never completed: the WMS is
 never sent the same product of a run twice. The WMS answers per product; the
 ones it refused are reported with its reason in ``ProductsSynced``, the rest
-count as accepted (created, updated, or already as sent).
+count as accepted (created, updated, or already as sent). Odoo names units of
+measure ("Units", "kg"); the WMS has codes ("EA", "KG"): a product whose unit
+has no code (``WAYBILL_WMS_UNIT_CODES``) is refused before anything is sent.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from waybill_contracts import MessageContext
@@ -27,7 +29,7 @@ from waybill_runtime.idempotency import OnceOnly
 from waybill_wms_bridge.wms_client import WmsClient, WmsRejected
 from waybill_wms_bridge.wms_wire import WmsProduct, WmsProductResults
 
-__all__ = ["ProductUploads", "upload_key", "wms_product"]
+__all__ = ["ProductUploads", "UnitCodes", "upload_key", "wms_product"]
 
 log = logging.getLogger("waybill.wms_bridge.products")
 
@@ -35,13 +37,25 @@ REJECTED = "rejected"
 """The WMS's status of a product it refused (the others: created, updated, unchanged)."""
 
 
-def wms_product(product: Product) -> WmsProduct:
+class UnitCodes:
+    """Odoo's units of measure (by name) in the WMS's codes."""
+
+    def __init__(self, codes: Mapping[str, str]) -> None:
+        self._codes = dict(codes)
+        self._known = frozenset(codes.values())
+
+    def code_of(self, unit: str) -> str | None:
+        """The WMS's code for ``unit``; a unit already written as a code stays as it is."""
+        return self._codes.get(unit) or (unit if unit in self._known else None)
+
+
+def wms_product(product: Product, uom: str) -> WmsProduct:
     """The catalogue item the WMS keeps for a product of Odoo's master."""
     return WmsProduct(
         sku=product.sku,
         description=product.name,
         barcode=product.barcode or "",
-        uom=product.uom,
+        uom=uom,
         weight_kg=float(product.weight_kg or 0),
         active=product.active,
     )
@@ -62,6 +76,7 @@ class ProductUploads:
         publisher: Publisher,
         *,
         per_call: int,
+        units: UnitCodes,
     ) -> None:
         if per_call < 1:
             raise ValueError(f"an upload holds at least one product, not {per_call}")
@@ -69,12 +84,23 @@ class ProductUploads:
         self._once = once
         self._publisher = publisher
         self._per_call = per_call
+        self._units = units
 
     async def sync_page(self, command: SyncProducts, *, cause: MessageContext) -> ProductsSynced:
         """Upload the page's products (each upload once), then announce what the WMS took."""
-        products = [wms_product(p) for p in command.products]
-        accepted = 0
+        products: list[WmsProduct] = []
         rejected: list[ProductRejection] = []
+        for product in command.products:
+            code = self._units.code_of(product.uom)
+            if code is None:
+                reason = (
+                    f"unit of measure {product.uom!r} has no WMS code: "
+                    "add it to WAYBILL_WMS_UNIT_CODES"
+                )
+                rejected.append(ProductRejection(sku=product.sku, reason=reason))
+            else:
+                products.append(wms_product(product, code))
+        accepted = 0
         for upload, start in enumerate(range(0, len(products), self._per_call)):
             chunk = products[start : start + self._per_call]
             answer = await self._once.run(
@@ -101,7 +127,7 @@ class ProductUploads:
                 command.batch_id,
                 command.page,
                 len(rejected),
-                len(products),
+                len(command.products),
                 rejected[0].sku,
                 rejected[0].reason,
             )
