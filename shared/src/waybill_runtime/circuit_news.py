@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from waybill_contracts.errors import ContractError
 from waybill_contracts.events import CircuitStateName, PartnerCircuitChanged
-from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.bus.publisher import NotAllowedToPublish, Publisher
 from waybill_runtime.resilience.circuit import CircuitState
 
 __all__ = ["CircuitNews", "bind_circuit_news", "bound_circuit_news", "instance_name"]
@@ -41,7 +42,8 @@ _news_var: contextvars.ContextVar[CircuitNews | None] = contextvars.ContextVar(
     "waybill_circuit_news", default=None
 )
 
-_MAX_REASON = 500  # the contract's limit
+_MAX_REASON = 500  # the contract's limits
+_MAX_NAME = 100
 
 _NAMES: dict[CircuitState, CircuitStateName] = {
     CircuitState.CLOSED: "closed",
@@ -110,7 +112,7 @@ class CircuitNews:
         event = PartnerCircuitChanged(
             service=self._service,
             instance=self._instance,
-            partner=partner or "partner",
+            partner=(partner or "partner")[:_MAX_NAME],
             state=_NAMES[new],
             previous_state=_NAMES[old],
             changed_at=self._clock(),
@@ -171,6 +173,10 @@ class CircuitNews:
         self._sending += 1
         try:
             await self._publisher.publish(event, fact_id=news.fact_id)
+        except (ContractError, NotAllowedToPublish) as refused:
+            # Refused before it was sent: trying again would be refused again.
+            log.error("circuit %s news dropped: %s", event.partner, refused)
+            return True
         except Exception as error:  # whatever NATS says, the calls go on
             if not self._failing:
                 self._failing = True

@@ -4,6 +4,7 @@ failing WMS sandbox, shows open on the overview and the partner page, live, then
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -12,9 +13,10 @@ import pytest
 from bs4 import BeautifulSoup
 from nats.aio.client import Client as NatsClient
 
-from tests.services.auditor.tower import page, rows_of, running_tower
+from tests.services.auditor.tower import page, rows_of, running_tower, send
 from tests.services.wms_bridge.harness import wms_and_bridge
 from waybill_contracts.events import PartnerCircuitChanged, WarehouseOrderAccepted
+from waybill_contracts.examples import example_of
 from waybill_runtime.testing.waiting import eventually
 
 REF = "WH/OUT/00950"
@@ -103,3 +105,61 @@ async def test_the_tower_shows_the_wms_breaker_open_then_closed_as_it_moves(
         partners = await page(http, "/tower/partners")
         [row] = [r for r in rows_of(partners, "table.partners tbody tr") if "Warehouse" in r[0]]
         assert row[-1] == "wms closed"
+
+
+def announcement(instance: str, previous: str, state: str, reason: str) -> PartnerCircuitChanged:
+    return msgspec.structs.replace(
+        example_of(PartnerCircuitChanged),
+        service="carrier-router",
+        instance=instance,
+        partner="carrier-a",
+        previous_state=previous,
+        state=state,
+        changed_at=datetime.now(UTC),
+        reason=reason,
+    )
+
+
+async def test_each_instance_s_breaker_shows_its_latest_state_the_troubled_first(
+    nc: NatsClient, nats_url: str, nats_prefix: str, store_settings: dict[str, Any]
+) -> None:
+    async with (
+        running_tower(nats_url, nats_prefix, **store_settings) as tower,
+        tower.session("viewer") as http,
+    ):
+        for news in (
+            announcement("router-1", "closed", "open", "5 failures in a row (ServerError)"),
+            announcement("router-2", "closed", "open", "5 failures in a row (TimeoutError)"),
+            announcement("router-1", "open", "half_open", "30 s passed since it opened"),
+            announcement("router-1", "half_open", "closed", "a trial call succeeded"),
+        ):
+            await send(
+                nc, tower.subjects, news, source="carrier-router", correlation=news.business_key()
+            )
+
+        async def carriers() -> BeautifulSoup:
+            return await page(http, "/tower/partners/carriers")
+
+        soup = await eventually(
+            carriers,
+            until=lambda s: (
+                [row[:3] for row in rows_of(s, "table.breakers tbody tr")]
+                == [["carrier-a", "router-2", "open"], ["carrier-a", "router-1", "closed"]]
+            ),
+            what="both instances' breakers, router-1's closed again",
+        )
+        rows = rows_of(soup, "table.breakers tbody tr")
+        assert [row[4:] for row in rows] == [
+            ["closed", "5 failures in a row (TimeoutError)"],
+            ["half-open", "a trial call succeeded"],
+        ]
+        overview = await page(http, "/tower")
+        [row] = [
+            r for r in overview.select("table.partners tbody tr") if "Carriers" in r.get_text()
+        ]
+        assert [(b["data-state"], b.get_text(strip=True)) for b in row.select(".breaker")] == [
+            ("open", "carrier-a open"),
+            ("closed", "carrier-a closed"),
+        ]
+        # The partners without news show closed.
+        assert warehouse_breakers(overview) == [("closed", "closed")]
