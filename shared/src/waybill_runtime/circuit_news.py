@@ -71,6 +71,8 @@ def bound_circuit_news() -> CircuitNews | None:
 class _News:
     event: PartnerCircuitChanged
     fact_id: str
+    sequence: int
+    """Order of the transitions of this instance: a later one says more about the breaker."""
 
 
 class CircuitNews:
@@ -118,12 +120,14 @@ class CircuitNews:
             changed_at=self._clock(),
             reason=(reason or "unknown")[:_MAX_REASON],
         )
-        news = _News(event, f"circuit:{self._instance}:{self._run}:{self._sequence}")
+        news = _News(
+            event, f"circuit:{self._instance}:{self._run}:{self._sequence}", self._sequence
+        )
         try:
             self._queue.put_nowait(news)
         except asyncio.QueueFull:
             # Far behind: keep only the breaker's latest state, published once NATS keeps up.
-            self._owed[event.partner] = news
+            self._owe(news)
 
     @contextlib.asynccontextmanager
     async def running(self, *, drain_s: float = 2.0) -> AsyncIterator[CircuitNews]:
@@ -153,13 +157,20 @@ class CircuitNews:
                 await self._pay_owed()
                 continue
             try:
-                self._owed.pop(news.event.partner, None)  # this news is newer
+                owed = self._owed.get(news.event.partner)
+                if owed is not None and owed.sequence < news.sequence:
+                    del self._owed[news.event.partner]  # this news is newer
                 if await self._published(news):
                     await self._pay_owed()
                 else:
-                    self._owed[news.event.partner] = news
+                    self._owe(news)
             finally:
                 self._queue.task_done()
+
+    def _owe(self, news: _News) -> None:
+        owed = self._owed.get(news.event.partner)
+        if owed is None or owed.sequence < news.sequence:
+            self._owed[news.event.partner] = news
 
     async def _pay_owed(self) -> None:
         for partner, news in list(self._owed.items()):
