@@ -60,6 +60,8 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.evt.inventory.adjustment_held.v1",
     "message added: waybill.evt.inventory.adjustment_applied.v1",
     "message added: waybill.cmd.odoo.approve_inventory_adjustment.v1",
+    # Partner circuit breakers on the bus, for the control tower (issue 17).
+    "message added: waybill.evt.partner.circuit_changed.v1",
 }
 
 

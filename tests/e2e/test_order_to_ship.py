@@ -22,6 +22,7 @@ from tests.e2e.mesh import ALL_SERVICES, FLOW_SERVICES, Mesh, running_mesh, unde
 from waybill_contracts.events import (
     ExceptionRaised,
     MilestoneReached,
+    PartnerCircuitChanged,
     ShipmentBooked,
     ShipmentVoidRefused,
     WarehouseOrderCancelRefused,
@@ -155,9 +156,21 @@ async def test_with_carrier_a_down_every_shipment_goes_with_carrier_b(
         refs = release_orders(mesh, 12)
         await all_shipped(mesh, refs)
         booked = await stored_messages(nc, mesh.subjects, ShipmentBooked)
+        # The router's breaker for carrier A opened, and the runtime said so on the bus
+        # (as the carrier-router's own NATS identity, which may publish it).
+        news = await eventually(
+            lambda: stored_messages(nc, mesh.subjects, PartnerCircuitChanged),
+            until=lambda found: any(n.partner == "carrier-a" for n, _ in found),
+            what="carrier A's breaker news",
+        )
+        senders = await undeclared_senders(nc, mesh.subjects)
     assert mesh.carrier_a.purchases_per_reference() == {}
     assert sum(mesh.carrier_b.purchases_per_reference().values()) == len(refs)
     assert {b.shipment.carrier for b, _ in booked} == {"carrier-b"}
+    opened = [(n.service, n.partner, n.previous_state) for n, _ in news if n.state == "open"]
+    assert ("carrier-router", "carrier-a", "closed") in opened
+    assert {context.source for _, context in news} == {"waybill/carrier-router"}
+    assert senders == []
 
 
 async def test_an_order_cancelled_after_booking_is_voided_cancelled_and_noted(

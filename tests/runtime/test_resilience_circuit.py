@@ -218,9 +218,11 @@ async def test_state_changes_are_reported_and_a_broken_listener_is_survived(
     clock: FakeClock,
 ) -> None:
     seen: list[tuple[str, CircuitState, CircuitState]] = []
+    reasons: list[str] = []
 
-    def listener(name: str, old: CircuitState, new: CircuitState) -> None:
+    def listener(name: str, old: CircuitState, new: CircuitState, reason: str) -> None:
         seen.append((name, old, new))
+        reasons.append(reason)
         raise RuntimeError("dashboard down")
 
     breaker = CircuitBreaker(1, 5.0, name="carrier-b", clock=clock, on_state_change=listener)
@@ -232,6 +234,11 @@ async def test_state_changes_are_reported_and_a_broken_listener_is_survived(
         ("carrier-b", CircuitState.OPEN, CircuitState.HALF_OPEN),
         ("carrier-b", CircuitState.HALF_OPEN, CircuitState.CLOSED),
     ]
+    assert reasons[1:] == [
+        "5 s passed since it opened: trial calls go through",
+        "a trial call succeeded",
+    ]
+    assert reasons[0].startswith("1 failures in a row (")
 
 
 async def test_breakers_are_kept_per_key_and_independent(clock: FakeClock) -> None:

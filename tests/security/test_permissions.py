@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from waybill_contracts import SubjectMap
+from waybill_contracts.events import PartnerCircuitChanged
 from waybill_runtime.declaration import Declaration
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.security.authorization import (
@@ -29,6 +30,20 @@ SUBJECTS = SubjectMap("acme")
 @pytest.fixture(scope="module")
 def declarations() -> list[Declaration]:
     return [s.describe(subject_prefix="acme") for s in load_services().values()]
+
+
+def test_every_service_that_declares_partners_may_announce_its_breakers(
+    declarations: list[Declaration],
+) -> None:
+    # The runtime announces the breakers of any service's partner calls: the contracts
+    # must name each such service a publisher, or NATS would refuse the news.
+    news = SUBJECTS.subject_for(PartnerCircuitChanged)
+    with_partners = {d.name for d in declarations if d.partners}
+    assert with_partners == {str(s) for s in PartnerCircuitChanged.publishers}
+    for declaration in declarations:
+        publish = set(service_identity(declaration, SUBJECTS).permissions.publish)
+        may_announce = {news, f"{news}.express"} <= publish
+        assert may_announce is bool(declaration.partners), declaration.name
 
 
 def test_a_service_may_publish_exactly_the_messages_it_publishes_and_sends(

@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from yarl import URL
 
+from waybill_runtime.circuit_news import bound_circuit_news
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.resilience.circuit import CircuitState, StateListener
 from waybill_runtime.telemetry import get_tracer, tracing_active
@@ -180,18 +181,23 @@ def _finish(partner: str, call: Any, status: int | None, error: BaseException | 
 
 
 def watch_circuits(*breakers: str) -> StateListener:
-    """A circuit breaker listener: the state in ``waybill_circuit_breaker_state`` and a span
-    event on the current span (the call that moved it) at each change.
+    """A circuit breaker listener: the state in ``waybill_circuit_breaker_state``, a span
+    event on the current span (the call that moved it) and, in a running service, a
+    ``PartnerCircuitChanged`` event on the bus (:mod:`waybill_runtime.circuit_news`) at each
+    change.
 
     ``breakers`` (the names the breakers will have) are shown closed from now
     on, so a breaker has its series before its first change.
     """
+    news = bound_circuit_news()
     metrics = _metrics_var.get()
     if metrics is not None:
         for name in breakers:
             metrics.circuit_state(name, str(CircuitState.CLOSED))
 
-    def changed(name: str, old: CircuitState, new: CircuitState) -> None:
+    def changed(name: str, old: CircuitState, new: CircuitState, reason: str) -> None:
+        if news is not None:
+            news.announce(name, old, new, reason)
         registry = metrics or _metrics_var.get()
         if registry is not None:
             registry.circuit_state(name, str(new))

@@ -27,6 +27,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from waybill_contracts import Lane, Message, MessageKind, SubjectMap
+from waybill_contracts.events import PartnerCircuitChanged
 from waybill_runtime.bus.advisories import recording_unsettled
 from waybill_runtime.bus.connection import (
     ConnectionEvents,
@@ -44,6 +45,7 @@ from waybill_runtime.bus.provisioning import (
     stream_policy,
 )
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.circuit_news import CircuitNews, bind_circuit_news, instance_name
 from waybill_runtime.declaration import (
     Bucket,
     Declaration,
@@ -434,6 +436,13 @@ class Service(Generic[S]):
                 publisher=publisher,
                 metrics=metrics,
             )
+            # Breakers watched from here on (built by the resources) announce their
+            # transitions, when the contracts let this service publish the news.
+            news: CircuitNews | None = None
+            if PartnerCircuitChanged in self.publishes:
+                news = CircuitNews(publisher, service=settings.service, instance=instance_name())
+                await stack.enter_async_context(news.running())
+            bind_circuit_news(news)
             await self._provision(runtime)
             for key, factory in self._resources:
                 runtime._resources[key] = await stack.enter_async_context(factory(runtime))

@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 
 from tests.services.auditor.test_service import auditor, timeline
 from waybill_contracts import SubjectMap, encode, new_context
-from waybill_contracts.events import OrderCancelled, OrderReleased
+from waybill_contracts.events import OrderCancelled, OrderReleased, PartnerCircuitChanged
 from waybill_contracts.examples import example_of
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.service import Service
@@ -63,6 +63,28 @@ async def test_a_message_no_service_consumes_is_flagged_and_counted(
         cancelled_type = subjects.ce_type_for(OrderCancelled)
         assert f'waybill_audit_unconsumed_total{{type="{cancelled_type}"}} 1.0' in metrics
         assert f'type="{subjects.ce_type_for(OrderReleased)}"' not in metrics
+
+
+async def test_breaker_news_is_read_by_the_control_tower_so_never_flagged_unconsumed(
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    news = example_of(PartnerCircuitChanged)
+    audit_db = str(tmp_path / "audit.sqlite")
+    async with auditor(nats_url, nats_prefix, audit_db=audit_db) as http:
+        encoded = encode(news, new_context(news, source="wms-bridge"), subjects)
+        await nc.jetstream().publish(encoded.subject, encoded.body, headers=dict(encoded.headers))
+
+        async def recorded_events() -> str:
+            async with http.get("/metrics") as response:
+                return await response.text()
+
+        metrics = await eventually(
+            recorded_events,
+            until=lambda text: 'waybill_audit_rows{kind="event"} 1.0' in text,
+            what="the news in the trail",
+        )
+    assert "waybill_audit_unconsumed_total{" not in metrics
 
 
 async def test_messages_on_a_subject_outside_the_contracts_reach_the_trail_not_left_unread(

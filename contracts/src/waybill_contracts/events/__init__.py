@@ -2,7 +2,7 @@
 
 Subjects are ``<prefix>.evt.<aggregate>.<name>.v<major>``; see
 :mod:`waybill_contracts.subjects`. The types live in one module per area
-(:mod:`.order`, :mod:`.stock`, :mod:`.shipping`) and are all importable from here.
+(:mod:`.order`, :mod:`.stock`, :mod:`.shipping`, :mod:`.partners`) and are all importable from here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from waybill_contracts.events.order import (
     WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
+from waybill_contracts.events.partners import CircuitStateName, PartnerCircuitChanged
 from waybill_contracts.events.shipping import (
     ExceptionRaised,
     MilestoneReached,
@@ -43,6 +44,7 @@ from waybill_contracts.messages import Event
 
 __all__ = [
     "EVENT_TYPES",
+    "CircuitStateName",
     "DeliveryRecordedInOdoo",
     "Event",
     "ExceptionRaised",
@@ -56,6 +58,7 @@ __all__ = [
     "NotificationSent",
     "OrderCancelled",
     "OrderReleased",
+    "PartnerCircuitChanged",
     "ProductsChanged",
     "ProductsSynced",
     "ShipmentBooked",
@@ -99,5 +102,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     NotificationSent,
     NotificationFailed,
     ExceptionRaised,
+    PartnerCircuitChanged,
 )
 """Every event type, in flow order."""

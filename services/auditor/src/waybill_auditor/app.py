@@ -42,7 +42,8 @@ from waybill_auditor.tower.signin import (
 )
 from waybill_auditor.trail import TRAIL, AuditTrail, DatabaseWritable
 from waybill_auditor.views import DeadLettersPage, OrdersPage, Timeline
-from waybill_contracts import MESSAGE_TYPES, Message, MessageKind
+from waybill_contracts import MESSAGE_TYPES, Lane, Message, MessageKind
+from waybill_contracts.events import PartnerCircuitChanged
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.replay import replay_mark
@@ -103,7 +104,10 @@ async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[Cons
     own = frozenset(
         runtime.subjects.durable(service, purpose) for purpose in ("events", "commands")
     )
-    yield ConsumerCoverage(runtime.js, runtime.subjects, own=own)
+    # Breaker news is for the control tower: the auditor is its consumer.
+    news = runtime.subjects.subject_for(PartnerCircuitChanged)
+    read_here = frozenset(runtime.subjects.on_lane(news, lane) for lane in Lane)
+    yield ConsumerCoverage(runtime.js, runtime.subjects, own=own, read_here=read_here)
 
 
 # Reading the trail (customers' names and addresses among it) needs a viewer's token.

@@ -31,8 +31,18 @@ RECHECK_S = 5.0
 class ConsumerCoverage:
     """Answers "does a durable consumer other than the auditor's take this subject?"."""
 
-    def __init__(self, js: JetStreamContext, subjects: SubjectMap, *, own: frozenset[str]) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        subjects: SubjectMap,
+        *,
+        own: frozenset[str],
+        read_here: frozenset[str] = frozenset(),
+    ) -> None:
+        """``read_here``: subjects the auditor itself is the consumer of (the control tower
+        shows them), never work nobody does."""
         self.js, self.subjects, self.own = js, subjects, own
+        self.read_here = read_here
         self._filters: tuple[str, ...] = ()
         self._read_at = float("-inf")
         self._warned: set[str] = set()
@@ -56,6 +66,8 @@ class ConsumerCoverage:
 
     async def consumed(self, subject: str) -> bool:
         """Whether some other durable consumer takes ``subject``; a failed look-up says yes."""
+        if subject in self.read_here:
+            return True
         age = time.monotonic() - self._read_at
         try:
             if age > REFRESH_S or (age > RECHECK_S and not self._covers(subject)):

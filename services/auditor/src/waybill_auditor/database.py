@@ -107,6 +107,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN trace_id TEXT",
         "CREATE INDEX messages_by_time ON messages (time_s)",
     ),
+    # 4: the latest message of a type per ce-subject (the control tower's circuit breakers).
+    ("CREATE INDEX messages_by_type ON messages (ce_type, subject, stream_sequence)",),
 )
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 

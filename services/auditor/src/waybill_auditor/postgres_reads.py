@@ -226,6 +226,16 @@ async def search_orders(
     return [order_of(row) for row in rows]
 
 
+async def latest_per_subject(pool: asyncpg.Pool, ce_type: str) -> list[StoredMessage]:
+    """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+    rows = await pool.fetch(
+        f"SELECT DISTINCT ON (subject) {MESSAGE_COLUMNS} FROM messages "
+        "WHERE ce_type = $1 AND kind = 'event' ORDER BY subject, stream_sequence DESC",
+        ce_type,
+    )
+    return [message_of(row) for row in rows]
+
+
 async def troubles_of(
     pool: asyncpg.Pool, refs: Sequence[str], *, exception_type: str
 ) -> list[StoredMessage]:

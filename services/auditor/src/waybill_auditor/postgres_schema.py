@@ -83,6 +83,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: the trace each message belongs to (the control tower links to it).
     ("ALTER TABLE messages ADD COLUMN trace_id text",),
+    # 3: the latest message of a type per ce-subject (the control tower's circuit breakers).
+    ("CREATE INDEX messages_by_type ON messages (ce_type, subject, stream_sequence)",),
 )
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 

@@ -429,6 +429,10 @@ class PostgresAuditStore:
         """Orders whose ref contains ``text`` or one of whose bodies holds a needle."""
         return await reads.search_orders(self.pool, text, body_needles=body_needles, limit=limit)
 
+    async def latest_per_subject(self, ce_type: str) -> list[StoredMessage]:
+        """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+        return await reads.latest_per_subject(self.pool, ce_type)
+
     async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
         return await reads.troubles_of(self.pool, refs, exception_type=exception_type)

@@ -123,6 +123,17 @@ def partner_figures(
     )
 
 
+def latest_per_subject(conn: sqlite3.Connection, ce_type: str) -> list[StoredMessage]:
+    """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE ce_type = ? AND kind = 'event' "
+        "AND stream_sequence = (SELECT max(stream_sequence) FROM messages "
+        "WHERE ce_type = m.ce_type AND subject = m.subject AND kind = 'event') ORDER BY subject",
+        (ce_type,),
+    ).fetchall()
+    return [message_from_row(row) for row in rows]
+
+
 def search_orders(
     conn: sqlite3.Connection, text: str, body_needles: Sequence[bytes], limit: int
 ) -> list[OrderRow]:

@@ -390,6 +390,10 @@ class SqliteAuditStore:
             lambda conn: reads.search_orders(conn, text, body_needles, limit)
         )
 
+    async def latest_per_subject(self, ce_type: str) -> list[StoredMessage]:
+        """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+        return await self._reader.run(lambda conn: reads.latest_per_subject(conn, ce_type))
+
     async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
         if not refs:

@@ -222,6 +222,9 @@ class AuditStore(Protocol):
     async def troubles_of(self, refs: Sequence[str], *, exception_type: str) -> list[StoredMessage]:
         """The dead letters and ``exception_type`` events of ``refs``, newest first."""
 
+    async def latest_per_subject(self, ce_type: str) -> list[StoredMessage]:
+        """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+
 
 def like_escaped(text: str) -> str:
     """``text`` for a LIKE pattern with backslash as the escape: its own % and _ literal."""

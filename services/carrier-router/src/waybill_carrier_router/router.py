@@ -33,6 +33,7 @@ from waybill_contracts.model import Address
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.partner_calls import partner_session, watch_circuits
 from waybill_runtime.resilience import CircuitBreakers, CircuitState, RateLimits, RetryPolicy
+from waybill_runtime.resilience.circuit import StateListener
 from waybill_runtime.service import ResourceKey, Runtime
 
 __all__ = ["ROUTER", "CarrierRouter", "open_router"]
@@ -74,9 +75,7 @@ def _ship_from(settings: CarrierRouterSettings) -> Address:
     )
 
 
-def _circuit_watcher(
-    metrics: MetricsRegistry, carriers: list[str]
-) -> Callable[[str, CircuitState, CircuitState], None]:
+def _circuit_watcher(metrics: MetricsRegistry, carriers: list[str]) -> StateListener:
     observed = watch_circuits(*carriers)  # waybill_circuit_breaker_state, span events
     gauge = metrics.gauge(
         "waybill_carrier_circuit_open",
@@ -84,10 +83,10 @@ def _circuit_watcher(
         ("carrier",),
     )
 
-    def changed(carrier: str, old: CircuitState, new: CircuitState) -> None:
+    def changed(carrier: str, old: CircuitState, new: CircuitState, reason: str) -> None:
         gauge.labels(carrier).set(1 if new is CircuitState.OPEN else 0)
-        observed(carrier, old, new)
-        log.warning("carrier %s circuit %s -> %s", carrier, old, new)
+        observed(carrier, old, new, reason)
+        log.warning("carrier %s circuit %s -> %s (%s)", carrier, old, new, reason)
 
     return changed
 

@@ -25,13 +25,21 @@ from typing import TypeVar
 
 from waybill_runtime.outcomes import TransientError, is_transient
 
-__all__ = ["CircuitBreaker", "CircuitBreakers", "CircuitOpenError", "CircuitState"]
+__all__ = [
+    "CircuitBreaker",
+    "CircuitBreakers",
+    "CircuitOpenError",
+    "CircuitState",
+    "StateListener",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-StateListener = Callable[[str, "CircuitState", "CircuitState"], None]
+StateListener = Callable[[str, "CircuitState", "CircuitState", str], None]
+"""Told of each transition: the breaker's name, the state it left, the one it entered, and why
+in words (the failures in a row and the last error's class, a trial's outcome)."""
 
 
 class CircuitState(enum.StrEnum):
@@ -108,7 +116,10 @@ class CircuitBreaker:
             self._state is CircuitState.OPEN
             and self._clock() - self._opened_at >= self.reset_timeout_s
         ):
-            self._transition(CircuitState.HALF_OPEN)
+            self._transition(
+                CircuitState.HALF_OPEN,
+                f"{self.reset_timeout_s:g} s passed since it opened: trial calls go through",
+            )
         return self._state
 
     @property
@@ -123,7 +134,7 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self.reset_timeout_s - self._clock())
 
-    def _transition(self, new: CircuitState) -> None:
+    def _transition(self, new: CircuitState, reason: str) -> None:
         old = self._state
         if old is new:
             return
@@ -134,10 +145,10 @@ class CircuitBreaker:
             self._opened_at = self._clock()
         if new is CircuitState.CLOSED:
             self._failures = 0
-        logger.info("circuit %s: %s -> %s", self.name or "(unnamed)", old, new)
+        logger.info("circuit %s: %s -> %s (%s)", self.name or "(unnamed)", old, new, reason)
         if self._on_state_change is not None:
             try:
-                self._on_state_change(self.name, old, new)
+                self._on_state_change(self.name, old, new, reason)
             except Exception:
                 # A broken listener must not break calls to the partner.
                 logger.exception("circuit state listener failed")
@@ -161,26 +172,27 @@ class CircuitBreaker:
         if error is not None and not isinstance(error, Exception):
             return  # cancelled: says nothing about the partner
         if error is not None and self._is_failure(error):
-            self.record_failure()
+            self.record_failure(error)
         else:
             self.record_success()
 
     def record_success(self) -> None:
         """Note a call that reached a healthy partner."""
         if self.state is CircuitState.HALF_OPEN:
-            self._transition(CircuitState.CLOSED)
+            self._transition(CircuitState.CLOSED, "a trial call succeeded")
         else:
             self._failures = 0
 
-    def record_failure(self) -> None:
-        """Note a call that found the partner unwell."""
+    def record_failure(self, error: BaseException | None = None) -> None:
+        """Note a call that found the partner unwell (``error``: what it raised, if known)."""
         state = self.state
+        cause = f" ({type(error).__name__})" if error is not None else ""
         if state is CircuitState.HALF_OPEN:
-            self._transition(CircuitState.OPEN)
+            self._transition(CircuitState.OPEN, f"a trial call failed{cause}")
         elif state is CircuitState.CLOSED:
             self._failures += 1
             if self._failures >= self.failure_threshold:
-                self._transition(CircuitState.OPEN)
+                self._transition(CircuitState.OPEN, f"{self._failures} failures in a row{cause}")
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` through the breaker; raises CircuitOpenError without calling when open."""

@@ -17,6 +17,7 @@ from aiohttp import web
 from nats.js.client import JetStreamContext
 
 from waybill_auditor.api import parse_flag, recorded_timeline, utc_now
+from waybill_auditor.breakers import breaker_states, of_service
 from waybill_auditor.causal import causal_order
 from waybill_auditor.insight import (
     MAX_QUERY,
@@ -134,7 +135,7 @@ class ControlTower:
         return listed
 
     async def overview(self, request: web.Request) -> web.Response:
-        """Stages, throughput, stuck orders, dead letters, partners, consumer lag."""
+        """Stages, throughput, stuck orders, dead letters, partners and their breakers, lag."""
         _query(request, frozenset())
         now = self.clock()
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
@@ -147,6 +148,7 @@ class ControlTower:
         last_hour = await counts_by_type(self.store, list(milestones.values()), since=hour)
         last_day = await counts_by_type(self.store, list(milestones.values()), since=day)
         letters = await self.store.dead_letters(limit=LETTERS_ON_OVERVIEW)
+        breakers = await breaker_states(self.store, self.subjects)
         return page(
             request,
             "overview.html",
@@ -163,7 +165,11 @@ class ControlTower:
                     dead_letter_view(m, mask=self.mask) for m in letters[:LETTERS_ON_OVERVIEW]
                 ],
                 "partners": [
-                    (p, await partner_figures(self.store, p, self.subjects, since=hour))
+                    (
+                        p,
+                        await partner_figures(self.store, p, self.subjects, since=hour),
+                        of_service(breakers, p.service.value),
+                    )
                     for p in PARTNERS
                 ],
                 "lag": await consumer_lag(self.js, self.subjects) if self.js else None,
@@ -242,6 +248,7 @@ class ControlTower:
         _query(request, frozenset())
         now = self.clock()
         rows = []
+        breakers = await breaker_states(self.store, self.subjects)
         for partner in PARTNERS:
             hour = await partner_figures(
                 self.store, partner, self.subjects, since=now - timedelta(hours=1)
@@ -249,11 +256,11 @@ class ControlTower:
             day = await partner_figures(
                 self.store, partner, self.subjects, since=now - timedelta(days=1)
             )
-            rows.append((partner, hour, day))
+            rows.append((partner, hour, day, of_service(breakers, partner.service.value)))
         return page(request, "partners.html", {"title": "Partners", "now": now, "rows": rows})
 
     async def partner(self, request: web.Request) -> web.Response:
-        """One partner: its figures and its service's latest dead letters."""
+        """One partner: its figures, its service's breakers and latest dead letters."""
         _query(request, frozenset())
         slug = request.match_info["slug"]
         partner = BY_SLUG.get(slug)
@@ -279,6 +286,9 @@ class ControlTower:
                     self.store, partner, self.subjects, since=now - timedelta(days=1)
                 ),
                 "letters": [dead_letter_view(m, mask=self.mask) for m in letters[:50]],
+                "breakers": of_service(
+                    await breaker_states(self.store, self.subjects), partner.service.value
+                ),
             },
         )
 
