@@ -164,6 +164,7 @@ def test_chatter_is_found_by_model_and_record_id_together() -> None:
         [("product_id", "=", "no product is named this")],
         [("picking_id", "=", "WH/OUT/00002")],  # a many2one matched by its target's name
         [("origin", "=", "")],  # matches the empty (False) origins
+        [("origin", "in", [(1, [2])])],  # a tuple that cannot be hashed matches nothing
         ["|", ("picking_id", "=", 1), ("picking_id", "=", 2)],
         ["!", ("picking_id", "=", 1)],
         [("picking_id", "in", [1, 2]), ("state", "in", ["assigned", "draft"])],

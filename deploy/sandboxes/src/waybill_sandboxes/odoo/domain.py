@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from waybill_sandboxes.odoo.exceptions import value_error
 from waybill_sandboxes.odoo.schema import RELATIONAL_TYPES, X2MANY_TYPES, Field
-from waybill_sandboxes.odoo.values import empty
+from waybill_sandboxes.odoo.values import empty, hashable
 
 POSITIVE_OPERATORS = frozenset(
     {"=", "in", "<", ">", "<=", ">=", "like", "ilike", "=like", "=ilike"}
@@ -157,7 +157,7 @@ def required_values(node: Node) -> list[tuple[Field, tuple[Hashable, ...]]]:
         if empty(option) or (field.type == "many2one" and isinstance(option, str)):
             return []  # matched by emptiness or by display name, not by the stored value
         normalised = _normalise(field, option)
-        if not isinstance(normalised, Hashable):
+        if not hashable(normalised):
             return []
         wanted.append(normalised)
     return [(field, tuple(wanted))]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from waybill_sandboxes.odoo.values import hashable
+
 Record = dict[str, Any]
 
 
@@ -30,13 +32,13 @@ class ValueIndex:
 
     def add(self, record_id: int, value: Any) -> None:
         """Record that ``record_id`` now holds ``value``."""
-        if isinstance(value, Hashable):
+        if hashable(value):
             self._ids.setdefault(value, set()).add(record_id)
         # An unhashable value (a list) never equals the hashable values looked up.
 
     def discard(self, record_id: int, value: Any) -> None:
         """Record that ``record_id`` no longer holds ``value``."""
-        if not isinstance(value, Hashable):
+        if not hashable(value):
             return
         ids = self._ids.get(value)
         if ids is not None:
