@@ -262,7 +262,7 @@ async def wait_finished(
         await asyncio.sleep(0.5)
 
 
-async def _store_times(nc: NatsClient, subjects: SubjectMap, subject: str) -> dict[str, float]:
+async def store_times(nc: NatsClient, subjects: SubjectMap, subject: str) -> dict[str, float]:
     """Each order's first message on ``subject`` or its twin: its store time (s), by order."""
     times: dict[str, float] = {}
     for on_lane in subjects.lane_subjects(subject):
@@ -308,9 +308,9 @@ async def outcome(
     ``orders`` counts the urgent ``express_order`` too; the latency lists
     hold the standard orders only, the urgent one has figures of its own.
     """
-    released = await _store_times(nc, subjects, subjects.subject_for(OrderReleased))
-    booked = await _store_times(nc, subjects, subjects.subject_for(ShipmentBooked))
-    recorded = await _store_times(nc, subjects, subjects.subject_for(ShipmentRecordedInOdoo))
+    released = await store_times(nc, subjects, subjects.subject_for(OrderReleased))
+    booked = await store_times(nc, subjects, subjects.subject_for(ShipmentBooked))
+    recorded = await store_times(nc, subjects, subjects.subject_for(ShipmentRecordedInOdoo))
     span = max(recorded.values(), default=0.0) - min(released.values(), default=0.0)
     result = BurstOutcome(orders=orders, span_s=span)
     for order, at in released.items():

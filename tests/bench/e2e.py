@@ -128,7 +128,7 @@ async def _burst(
 
 
 # asyncio.run or uvloop.run: the bursts' harness runs on the loop the services use.
-Runner = Callable[[Coroutine[Any, Any, BurstFigures]], Any]
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
 def run_bursts(

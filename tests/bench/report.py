@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from tests.bench.backlog import BacklogFigures
 from tests.bench.e2e import BurstFigures
 from tests.bench.machine import Machine
 
@@ -44,6 +45,8 @@ class BenchReport(msgspec.Struct, frozen=True, kw_only=True):
     baseline: str
     # The end-to-end stage's bursts, smallest first (empty: not run).
     bursts: list[BurstFigures] = msgspec.field(default_factory=list)
+    # The express lane behind a backlog in the mesh (None: not run).
+    backlog: BacklogFigures | None = None
 
     def _base(self) -> StageFigures | None:
         return next((s for s in self.stages if s.key == self.baseline), None)

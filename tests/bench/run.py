@@ -26,6 +26,7 @@ from typing import Any
 
 import nats
 
+from tests.bench.backlog import backlog_table, run_backlog
 from tests.bench.burst import BurstFailed
 from tests.bench.e2e import DEFAULT_BURSTS, e2e_table, run_bursts
 from tests.bench.harness import (
@@ -140,6 +141,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(acks, pulls, KV reads and writes by bucket and key, publishes), per order; "
         "watching costs nats-server a delivery per message: take CPU figures from a run "
         "without it",
+    )
+    parser.add_argument(
+        "--backlog-orders",
+        type=_at_least(0),
+        default=0,
+        help="also measure the express lane behind a backlog inside the mesh: hold the "
+        "carrier-router until N standard orders wait for labels, release an urgent order, "
+        "resume it; reports the urgent label's rank and seconds (default 0: not run)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument(
@@ -295,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine = describe(find_nats_server(), loop_name)
     try:
         bursts = run_bursts(args.e2e_orders, runner, count_traffic=args.e2e_traffic)
+        backlog = run_backlog(args.backlog_orders, runner) if args.backlog_orders else None
     except (BurstFailed, UserFacingError) as error:
         print(f"bench: the end-to-end stage failed: {error}", file=sys.stderr)
         return 1
@@ -305,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages=figures,
         baseline=BASELINE,
         bursts=bursts,
+        backlog=backlog,
     )
     print()
     print(table(report))
@@ -318,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print()
                 print(f"NATS messages per order, {burst.outcome.orders:,} orders, by purpose:")
                 print(traffic_table(burst.traffic))
+    if backlog is not None:
+        print()
+        print("the express lane behind a backlog in the mesh (carrier-router held, then resumed)")
+        print(backlog_table(backlog))
     if args.json is not None:
         write_json(report, args.json)
         print(f"results written to {args.json}")

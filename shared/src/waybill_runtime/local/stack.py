@@ -245,14 +245,10 @@ class LocalStack:
                 argv = [sys.executable, "-m", "waybill_runtime", "run", name]
                 self._spawn(ChildSpec(name=replica_name(name, replica), argv=argv, env=env))
         for name, service in self.services.items():
+            self._wait_service_ready(name, deadline)
             for replica, url in enumerate(plan.replica_urls(name)):
-                child = replica_name(name, replica)
-                if not wait_ready(f"{url}/readyz", deadline):
-                    raise StackStartError(
-                        f"service {child} did not become ready; see {self.log_of(child)}"
-                    )
                 if replica:
-                    self.urls[f"service {child}"] = url
+                    self.urls[f"service {replica_name(name, replica)}"] = url
             base = plan.service_url(name)
             self.urls[f"service {name}"] = base
             # The pages a person reads (an API without path parameters), by their summary;
@@ -264,6 +260,32 @@ class LocalStack:
                     route.answers == "text/html" and route.path.count("/") == 1
                 ):
                     self.urls[route.summary or route.path] = f"{base}{route.path}"
+
+    def hold(self, service: str) -> None:
+        """Stop every instance of ``service`` until :meth:`resume`, as an outage would.
+
+        It drains and stops as in a rollout; its durables stay, so what is sent
+        to it meanwhile waits there (a backlog made on purpose: the bench's
+        express-lane measure). Supervision does not start a held service.
+        """
+        for replica in range(self.replicas):
+            child_process.stop(self.children.pop(replica_name(service, replica)))
+
+    def resume(self, service: str) -> None:
+        """Start a :meth:`hold`-ed service again, the same way, and wait until it is ready."""
+        deadline = time.monotonic() + self.start_timeout_s
+        for replica in range(self.replicas):
+            self._spawn(self.specs[replica_name(service, replica)])
+        self._wait_service_ready(service, deadline)
+
+    def _wait_service_ready(self, service: str, deadline: float) -> None:
+        assert self.plan is not None
+        for replica, url in enumerate(self.plan.replica_urls(service)):
+            if not wait_ready(f"{url}/readyz", deadline):
+                child = replica_name(service, replica)
+                raise StackStartError(
+                    f"service {child} did not become ready; see {self.log_of(child)}"
+                )
 
     def _spawn(self, spec: ChildSpec) -> None:
         # Every child knows the stack's state folder (which also marks the

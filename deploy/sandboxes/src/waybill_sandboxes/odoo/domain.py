@@ -10,12 +10,13 @@ true, ``!=`` / ``not in`` / ``not like`` also match empty values.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from waybill_sandboxes.odoo.exceptions import value_error
 from waybill_sandboxes.odoo.schema import RELATIONAL_TYPES, X2MANY_TYPES, Field
-from waybill_sandboxes.odoo.values import empty
+from waybill_sandboxes.odoo.values import empty, hashable
 
 POSITIVE_OPERATORS = frozenset(
     {"=", "in", "<", ">", "<=", ">=", "like", "ilike", "=like", "=ilike"}
@@ -130,6 +131,36 @@ def evaluate(lookup: RecordLookup, model: str, record_id: int, node: Node) -> bo
     positive = NEGATIONS.get(node.operator, node.operator)
     matched = _leaf_matches(lookup, model, record_id, node, positive)
     return not matched if node.operator in NEGATIONS else matched
+
+
+def required_values(node: Node) -> list[tuple[Field, tuple[Hashable, ...]]]:
+    """What a record must hold to match: ``(field, values)`` pairs, one per equality leaf
+    (``=`` or ``in`` on a field of the model itself) that the whole domain requires.
+
+    A matching record's field equals (Python ``==``) one of the values; records
+    that do not can be left out before evaluating. Leaves whose match is not a
+    plain equality (empty values, names of many2one targets, x2many fields,
+    paths through relations) are not listed, nor is anything under ``|`` or ``!``.
+    """
+    if isinstance(node, Junction):
+        if node.operator != "&":
+            return []
+        return [pair for term in node.terms for pair in required_values(term)]
+    if isinstance(node, Not) or node.constant is not None or len(node.path) != 1:
+        return []
+    field = node.path[0]
+    if node.operator not in ("=", "in") or field.type in X2MANY_TYPES:
+        return []
+    options = node.value if node.operator == "in" else [node.value]
+    wanted: list[Hashable] = []
+    for option in options:
+        if empty(option) or (field.type == "many2one" and isinstance(option, str)):
+            return []  # matched by emptiness or by display name, not by the stored value
+        normalised = _normalise(field, option)
+        if not hashable(normalised):
+            return []
+        wanted.append(normalised)
+    return [(field, tuple(wanted))]
 
 
 def _leaf_matches(

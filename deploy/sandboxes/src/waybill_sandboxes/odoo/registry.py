@@ -15,13 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from waybill_sandboxes.odoo.domain import evaluate, parse_domain, parse_order, sort_ids
+from waybill_sandboxes.odoo.domain import (
+    Node,
+    evaluate,
+    parse_domain,
+    parse_order,
+    required_values,
+    sort_ids,
+)
 from waybill_sandboxes.odoo.exceptions import (
     MissingError,
     ValidationError,
     lock_conflict,
     value_error,
 )
+from waybill_sandboxes.odoo.record_index import RecordIndexes
 from waybill_sandboxes.odoo.schema import MAGIC_FIELDS, X2MANY_TYPES, Field, ModelSpec, build_models
 from waybill_sandboxes.odoo.values import DATETIME_FORMAT, convert_for_write, empty
 from waybill_sandboxes.odoo.versions import OdooVersion
@@ -51,7 +59,10 @@ class Registry:
         self.version = version
         self.with_delivery = with_delivery
         self.models: dict[str, ModelSpec] = build_models(version, with_delivery=with_delivery)
+        # Each model's records by id, in id order (creation order; a rollback re-sorts).
         self._records: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in self.models}
+        # Every change to a record goes through _insert, _put or _remove, which keep these.
+        self._indexes = RecordIndexes(self._records)
         self._next_id: dict[str, int] = dict.fromkeys(self.models, 1)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sequences: dict[str, int] = {}
@@ -84,10 +95,9 @@ class Registry:
             yield
         except BaseException:
             for (model, record_id), before in self._journal.items():
-                if before is None:
-                    self._records[model].pop(record_id, None)
-                else:
-                    self._records[model][record_id] = before
+                self._remove(model, record_id)
+                if before is not None:
+                    self._insert(model, record_id, before)
             for model in {model for model, _record_id in self._journal}:
                 self._records[model] = dict(sorted(self._records[model].items()))
             self._next_id, self._sequences = saved_ids, saved_sequences
@@ -195,7 +205,7 @@ class Registry:
             return self.value(model, record_id, field.mirrors)
         if field.type == "one2many":
             return self.one2many_ids(model, record_id, field)
-        stored = self._records[model][record_id].get(name, False)
+        stored = self._records[model][record_id].get(name, False)  # the fields _on_record() accepts
         return list(stored or []) if field.type == "many2many" else stored
 
     def display_name(self, model: str, record_id: int) -> str:
@@ -229,11 +239,12 @@ class Registry:
         """The ids of the comodel records pointing back at this record, in the comodel's order."""
         comodel = field.relation or ""
         inverse = field.inverse or ""
+        table = self._records[comodel]
         matches = [
             other_id
-            for other_id, other in self._records[comodel].items()
-            if other.get(inverse) == record_id
-            and (field.model_field is None or other.get(field.model_field) == model)
+            for other_id in sorted(self._indexes.ids_with(comodel, inverse, record_id))
+            if table[other_id].get(inverse) == record_id
+            and (field.model_field is None or table[other_id].get(field.model_field) == model)
         ]
         order = parse_order(self, comodel, self.models[comodel].order)
         return sort_ids(self, comodel, matches, order)
@@ -255,15 +266,16 @@ class Registry:
         keys = parse_order(self, model, order or spec.order)
         active_test = (context or {}).get("active_test", True)
         mentions_active = _domain_mentions(domain, "active")
+        table = self._records[model]
         ids = [
             record_id
-            for record_id, record in self._records[model].items()
+            for record_id in self._candidates(model, tree)
             if evaluate(self, model, record_id, tree)
             and not (
                 "active" in spec.fields
                 and active_test
                 and not mentions_active
-                and not record.get("active", True)
+                and not table[record_id].get("active", True)
             )
         ]
         ids = sort_ids(self, model, ids, keys)
@@ -273,6 +285,23 @@ class Registry:
             raise value_error(f"Invalid limit {limit!r}")
         end = None if limit is None or limit is False else offset + limit
         return ids[offset:end]
+
+    def _candidates(self, model: str, tree: Node) -> list[int]:
+        """The ids that may match ``tree``, in id order: narrowed by the indexes when
+        the domain requires a field to equal some values, else every record."""
+        table = self._records[model]
+        narrowed: set[int] | None = None
+        for field, values in required_values(tree):
+            if field.name == "id":
+                if not all(type(value) is int for value in values):
+                    continue  # 1.0 or True equal id 1: left to evaluate, which answers the int key
+                ids = {value for value in values if value in table}
+            elif _on_record(field):
+                ids = set().union(*(self._indexes.ids_with(model, field.name, v) for v in values))
+            else:
+                continue  # computed on reading: no stored value to index
+            narrowed = ids if narrowed is None else narrowed & ids
+        return list(table) if narrowed is None else sorted(narrowed)
 
     # -------------------------------------------------------------------- read
     def read(
@@ -316,12 +345,11 @@ class Registry:
             self._next_id[model] += 1
             self._touch(model, record_id)
             now = self.now()
-            self._records[model][record_id] = {
-                "create_date": now,
-                "create_uid": uid,
-                "write_date": now,
-                "write_uid": uid,
-            }
+            self._insert(
+                model,
+                record_id,
+                {"create_date": now, "create_uid": uid, "write_date": now, "write_uid": uid},
+            )
             try:
                 self._assign(model, record_id, values, uid)
                 self._check_required(spec, record_id)
@@ -346,8 +374,7 @@ class Registry:
             before = {name: self.value(model, record_id, name) for name in vals}
             self._assign(model, record_id, vals, uid)
             self._check_required(spec, record_id)
-            record = self._records[model][record_id]
-            record["write_date"], record["write_uid"] = self.now(), uid
+            self._put(model, record_id, {"write_date": self.now(), "write_uid": uid})
             changed = frozenset(n for n in vals if before[n] != self.value(model, record_id, n))
             changes.append(RecordChange(model, record_id, False, changed))
         for change in changes:
@@ -370,12 +397,11 @@ class Registry:
                     else:
                         self.store(field.relation or "", child, {field.inverse: False})
         self._touch(model, record_id)
-        self._records[model].pop(record_id, None)
+        self._remove(model, record_id)
 
     def _assign(self, model: str, record_id: int, vals: dict[str, Any], uid: int) -> None:
         spec = self.models[model]
         self._touch(model, record_id)
-        record = self._records[model][record_id]
         later: list[tuple[Field, Any]] = []
         for name, raw in vals.items():
             field = self.field(model, name)
@@ -387,7 +413,7 @@ class Registry:
             value = convert_for_write(model, field, raw)
             if field.type == "many2one" and value:
                 self.ensure_exist(field.relation or "", [value], uid)
-            record[name] = value
+            self._put(model, record_id, {name: value})
         for field, commands in later:
             apply_commands(self, spec, record_id, field, commands, uid)
 
@@ -407,11 +433,36 @@ class Registry:
     def store(self, model: str, record_id: int, values: dict[str, Any]) -> None:
         """Low level: put already converted values on a record (no checks, no events)."""
         self._touch(model, record_id)
-        self._records[model][record_id].update(values)
+        self._put(model, record_id, values)
+
+    # The only three places that change the record tables, so the indexes follow.
+    def _insert(self, model: str, record_id: int, record: dict[str, Any]) -> None:
+        self._records[model][record_id] = record
+        self._indexes.inserted(model, record_id, record)
+
+    def _put(self, model: str, record_id: int, values: dict[str, Any]) -> None:
+        record = self._records[model][record_id]
+        self._indexes.changing(model, record_id, record, values)
+        record.update(values)
+
+    def _remove(self, model: str, record_id: int) -> None:
+        record = self._records[model].pop(record_id, None)
+        if record is not None:
+            self._indexes.removed(model, record_id, record)
 
     def _emit(self, change: RecordChange) -> None:
         for listener in list(self.listeners):
             listener(change)
+
+
+def _on_record(field: Field) -> bool:
+    """Whether :meth:`Registry.value` reads this field's value off the record dict."""
+    return not (
+        field.name in ("id", "display_name")
+        or field.related
+        or field.mirrors
+        or field.type in X2MANY_TYPES
+    )
 
 
 def _domain_mentions(domain: Any, name: str) -> bool:

@@ -22,6 +22,16 @@ def empty(value: Any) -> bool:
     return value is None or value is False or value == "" or value == []
 
 
+def hashable(value: Any) -> bool:
+    """Whether ``value`` can be a dict key (a tuple holding a list cannot, though it is
+    a ``Hashable`` to ``isinstance``)."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def convert_for_write(model: str, field: Field, raw: Any) -> Any:
     """The stored form of ``raw`` for a non-x2many field, or a ValueError-shaped error."""
     if field.type == "boolean":
