@@ -62,6 +62,8 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.cmd.odoo.approve_inventory_adjustment.v1",
     # Partner circuit breakers on the bus, for the control tower (issue 17).
     "message added: waybill.evt.partner.circuit_changed.v1",
+    # Product master pages name the Odoo products that cannot be synced (issue 19).
+    "ProductsChanged.unmapped: optional field added",
 }
 
 

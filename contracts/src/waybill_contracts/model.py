@@ -383,3 +383,12 @@ class ProductRejection(Record, frozen=True, kw_only=True):
 
     sku: Sku
     reason: Annotated[str, Meta(min_length=1, description="Why it was refused.")]
+
+
+class UnmappedProduct(Record, frozen=True, kw_only=True):
+    """An Odoo product that cannot be described as a :class:`Product` (no internal
+    reference, say), so it is never synced: named by its Odoo id, with the reason."""
+
+    odoo_product_id: Annotated[PositiveInt, Meta(description="Odoo product.product id.")]
+    name: Annotated[str, Meta(max_length=512, description="Its name in Odoo, if any.")] = ""
+    reason: Annotated[str, Meta(min_length=1, description="Why it cannot be synced.")]

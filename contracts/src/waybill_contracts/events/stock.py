@@ -19,6 +19,7 @@ from waybill_contracts.model import (
     StockAdjustment,
     StockDiscrepancy,
     StockLevel,
+    UnmappedProduct,
     UtcDateTime,
 )
 from waybill_contracts.services import Service
@@ -155,6 +156,10 @@ class ProductsChanged(Event, frozen=True, kw_only=True):
         UtcDateTime | None, Meta(description="Watermark the batch starts from; none = all.")
     ] = None
     products: Annotated[tuple[Product, ...], Meta(description="Products on this page.")]
+    unmapped: Annotated[
+        tuple[UnmappedProduct, ...],
+        Meta(description="Odoo products on this page that cannot be synced, and why."),
+    ] = ()
 
     def business_key(self) -> str:
         return self.batch_id

@@ -159,6 +159,25 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
     odoo_poll_page_size: Annotated[
         int, msgspec.Meta(ge=1, le=1000, description="Pickings read per poll request")
     ] = 100
+    product_sync_interval_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="Seconds from one finished product master sync run to the next "
+            "(ProductsChanged pages of the products written since); 0 = no runs",
+        ),
+    ] = 0.0
+    product_sync_page_size: Annotated[
+        int, msgspec.Meta(ge=1, le=5000, description="Products per ProductsChanged page")
+    ] = 500
+    product_sync_overlap_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="Each product sync run reads this far behind the last one's end "
+            "(products committed late); they are sent again",
+        ),
+    ] = 60.0
     express_promised_within_h: Annotated[
         float,
         msgspec.Meta(

@@ -15,9 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from waybill_odoo_gateway.changed_since import (
+    Cursor,
+    advance_watermark,
+    page_written_after,
+    read_watermark,
+)
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import PICKING_FIELDS, Picking, UnshippableOrder
 from waybill_odoo_gateway.odoo_client import OdooClient
@@ -54,11 +59,7 @@ class DeliveryPoll:
 
     async def watermark(self) -> str | None:
         """The stored watermark (an Odoo datetime), None before the first full round."""
-        try:
-            entry = await self._watermarks.get(WATERMARK_KEY)
-        except KeyNotFoundError:
-            return None
-        return text((entry.value or b"").decode())
+        return await read_watermark(self._watermarks, WATERMARK_KEY)
 
     async def poll_once(self) -> dict[Seen, int]:
         """One round: publish what changed since the watermark; returns what it saw."""
@@ -81,20 +82,15 @@ class DeliveryPoll:
             domain.append(("write_date", ">", earlier(since, self._settings.odoo_poll_overlap_s)))
         seen: dict[Seen, int] = {}
         newest = since
-        page_size = self._settings.odoo_poll_page_size
-        after: list[object] = []
+        cursor: Cursor | None = None
         while True:
-            # Each page starts after the last row of the one before, never at an offset:
-            # pickings of earlier pages that leave the result meanwhile (validated by a
-            # write-back) would shift an offset past rows never seen, and the watermark
-            # would then move past those for good.
-            rows = await self._odoo.call(
+            rows, cursor = await page_written_after(
+                self._odoo,
                 "stock.picking",
-                "search_read",
-                domain=domain + after,
-                fields=PICKING_FIELDS,
-                order="write_date asc, id asc",
-                limit=page_size,
+                domain,
+                PICKING_FIELDS,
+                after=cursor,
+                size=self._settings.odoo_poll_page_size,
             )
             for row in rows:
                 picking = Picking.from_row(row)
@@ -104,18 +100,10 @@ class DeliveryPoll:
                 written = text(row.get("write_date"))
                 if written is not None and (newest is None or written > newest):
                     newest = written
-            if len(rows) < page_size:
+            if cursor is None:
                 break
-            last_written, last_id = rows[-1].get("write_date"), rows[-1].get("id")
-            after = [
-                "|",
-                ("write_date", ">", last_written),
-                "&",
-                ("write_date", "=", last_written),
-                ("id", ">", last_id),
-            ]
         if newest is not None and newest != since:
-            await self._advance(newest)
+            await advance_watermark(self._watermarks, WATERMARK_KEY, newest)
         if seen.get(Seen.RELEASED) or seen.get(Seen.CANCELLED):
             log.info(
                 "poll found %d released and %d cancelled order(s)",
@@ -132,23 +120,3 @@ class DeliveryPoll:
             # moves its write_date past the watermark again.
             log.warning("skipping Odoo picking %s: %s", picking.name, refused)
             return Seen.FAILED
-
-    async def _advance(self, newest: str) -> None:
-        # Several replicas may poll at once: only ever move the watermark forward.
-        for _attempt in range(3):
-            try:
-                entry = await self._watermarks.get(WATERMARK_KEY)
-            except KeyNotFoundError:
-                try:
-                    await self._watermarks.create(WATERMARK_KEY, newest.encode())
-                    return
-                except KeyWrongLastSequenceError:
-                    continue
-            current = text((entry.value or b"").decode())
-            if current is not None and current >= newest:
-                return
-            try:
-                await self._watermarks.update(WATERMARK_KEY, newest.encode(), last=entry.revision)
-                return
-            except KeyWrongLastSequenceError:
-                continue

@@ -27,6 +27,7 @@ from waybill_odoo_gateway.odoo_protocols import odoo_client_for
 from waybill_odoo_gateway.odoo_setup import SetupReport, check_setup
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
+from waybill_odoo_gateway.product_master import ProductMaster
 from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
 from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.outcomes import PermanentError
@@ -150,6 +151,31 @@ async def keep_logged_in(gateway: Gateway, retry_s: float) -> None:
         await asyncio.sleep(retry_s)
 
 
+# How often a gateway looks whether a product sync run is due (or one was cut off).
+PRODUCT_SYNC_CHECK_S = 300.0
+
+
+def syncing_products(
+    runtime: Runtime[OdooGatewaySettings], odoo: OdooClient
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
+    """Product master sync runs every ``WAYBILL_PRODUCT_SYNC_INTERVAL_S`` (an interrupted
+    run is resumed at the next look, soon after a restart)."""
+    settings = runtime.settings
+    master = ProductMaster(
+        odoo,
+        runtime.publisher,
+        runtime.buckets["watermarks"],
+        page_size=settings.product_sync_page_size,
+        overlap_s=settings.product_sync_overlap_s,
+    )
+    return every(
+        min(settings.product_sync_interval_s, PRODUCT_SYNC_CHECK_S),
+        lambda: master.run_if_due(settings.product_sync_interval_s),
+        name="product sync",
+        first_after_s=settings.odoo_poll_first_after_s,
+    )
+
+
 GATEWAY = ResourceKey[Gateway]("odoo-gateway")
 """The running service's gateway (opened by :func:`running_gateway`)."""
 
@@ -209,12 +235,17 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
         keep_logged_in(gateway, settings.odoo_login_retry_s), name="odoo login"
     )
     try:
-        async with every(
-            settings.odoo_poll_interval_s,
-            poll.poll_once,
-            name="odoo poll",
-            first_after_s=settings.odoo_poll_first_after_s,
-        ):
+        async with contextlib.AsyncExitStack() as background:
+            await background.enter_async_context(
+                every(
+                    settings.odoo_poll_interval_s,
+                    poll.poll_once,
+                    name="odoo poll",
+                    first_after_s=settings.odoo_poll_first_after_s,
+                )
+            )
+            if settings.product_sync_interval_s > 0:
+                await background.enter_async_context(syncing_products(runtime, odoo))
             yield gateway
     finally:
         keeper.cancel()
