@@ -64,6 +64,7 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.evt.partner.circuit_changed.v1",
     # Product master pages name the Odoo products that cannot be synced (issue 19).
     "ProductsChanged.unmapped: optional field added",
+    "message added: waybill.evt.product.sync_completed.v1",
 }
 
 

@@ -247,6 +247,15 @@ def _build() -> dict[type[Message], Message]:
             rejected=(ProductRejection(sku="MUG-BLUE", reason="barcode already in use"),),
             synced_at=_at(1),
         ),
+        evt.ProductSyncCompleted(
+            batch_id="prd-2025-03-14",
+            pages=1,
+            products=1,
+            accepted=0,
+            rejected=(ProductRejection(sku="MUG-BLUE", reason="barcode already in use"),),
+            started_at=_at(0),
+            completed_at=_at(1),
+        ),
         evt.ShipmentBooked(shipment=SHIPMENT, booked_at=_at(20)),
         evt.ShipmentBookingFailed(
             shipment_id=SHIPMENT_ID,

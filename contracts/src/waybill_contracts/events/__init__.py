@@ -39,6 +39,7 @@ from waybill_contracts.events.stock import (
     InventorySnapshotTaken,
     ProductsChanged,
     ProductsSynced,
+    ProductSyncCompleted,
 )
 from waybill_contracts.messages import Event
 
@@ -59,6 +60,7 @@ __all__ = [
     "OrderCancelled",
     "OrderReleased",
     "PartnerCircuitChanged",
+    "ProductSyncCompleted",
     "ProductsChanged",
     "ProductsSynced",
     "ShipmentBooked",
@@ -94,6 +96,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     InventoryReconciled,
     ProductsChanged,
     ProductsSynced,
+    ProductSyncCompleted,
     ShipmentBooked,
     ShipmentBookingFailed,
     ShipmentVoided,

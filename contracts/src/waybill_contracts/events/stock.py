@@ -182,3 +182,28 @@ class ProductsSynced(Event, frozen=True, kw_only=True):
 
     def business_key(self) -> str:
         return self.batch_id
+
+
+class ProductSyncCompleted(Event, frozen=True, kw_only=True):
+    """A product master sync run is over: what it read, what the warehouse took, what not."""
+
+    aggregate: ClassVar[str] = "product"
+    name: ClassVar[str] = "sync_completed"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.ORCHESTRATOR,)
+
+    batch_id: BatchId
+    pages: Annotated[int, Meta(ge=1, description="Pages the run read from Odoo.")]
+    products: Annotated[int, Meta(ge=0, description="Odoo products the run read.")]
+    accepted: Annotated[int, Meta(ge=0, description="Products the warehouse took.")]
+    rejected: Annotated[
+        tuple[ProductRejection, ...],
+        Meta(description="Products refused, by Waybill's checks or the warehouse, and why."),
+    ] = ()
+    unmapped: Annotated[
+        tuple[UnmappedProduct, ...], Meta(description="Odoo products that could not be synced.")
+    ] = ()
+    started_at: Annotated[UtcDateTime, Meta(description="When its first page was seen.")]
+    completed_at: Annotated[UtcDateTime, Meta(description="When its last page was answered.")]
+
+    def business_key(self) -> str:
+        return self.batch_id

@@ -1,4 +1,5 @@
-"""The orchestrator service: event handlers, the deadline sweep and the order-status query.
+"""The orchestrator service: event handlers, the deadline sweep, the order-status query,
+and product master sync runs.
 
 ``service`` is what `waybill run orchestrator` runs; :func:`build_service`
 makes another, independent instance (tests run two side by side to prove
@@ -7,16 +8,21 @@ they never corrupt an order's state).
 
 from __future__ import annotations
 
+from waybill_contracts.events import ProductsChanged, ProductsSynced
 from waybill_contracts.operations import ORDER_ACTIONS
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator import status
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.deadlines import deadline_sweeper
 from waybill_orchestrator.handlers import (
+    PRODUCT_RUNS,
     WORKFLOW,
     WORKFLOW_BUCKET,
     on_operator_action,
     on_order_event,
+    on_products_changed,
+    on_products_synced,
+    open_product_runs,
     open_workflow,
 )
 from waybill_orchestrator.process import HANDLED_EVENTS
@@ -40,7 +46,12 @@ def build_service() -> Service[OrchestratorSettings]:
     for action_type in ORDER_ACTIONS:
         service.handles(action_type)(on_operator_action)
 
+    # Product master sync runs (issue 19): pages checked, sent, counted, the run closed.
+    service.handles(ProductsChanged)(on_products_changed)
+    service.handles(ProductsSynced)(on_products_synced)
+
     service.resource(WORKFLOW)(open_workflow)
+    service.resource(PRODUCT_RUNS)(open_product_runs)
     service.runs(deadline_sweeper)
 
     @service.query("order_status", OrderStatusRequest, OrderStatusResponse)

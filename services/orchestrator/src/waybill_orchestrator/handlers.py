@@ -11,12 +11,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from waybill_contracts.events import Event
+from waybill_contracts.events import Event, ProductsChanged, ProductsSynced
 from waybill_contracts.operations import OrderAction
 from waybill_orchestrator.changes import NotYet, Observed, Requested
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
+from waybill_orchestrator.product_runs import ProductRuns
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError, RetryLater
@@ -28,6 +29,9 @@ WORKFLOW_BUCKET = "workflow"
 
 WORKFLOW = ResourceKey[WorkflowStore]("workflow")
 """The running orchestrator's workflow store, built once (see :func:`open_workflow`)."""
+
+PRODUCT_RUNS = ResourceKey[ProductRuns]("product-runs")
+"""The running orchestrator's product sync runs (see :func:`open_product_runs`)."""
 
 
 @contextlib.asynccontextmanager
@@ -41,6 +45,34 @@ async def open_workflow(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator
         write_attempts=settings.workflow_write_attempts,
         finished_ttl_s=settings.finished_order_ttl_s,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_product_runs(
+    runtime: Runtime[OrchestratorSettings],
+) -> AsyncIterator[ProductRuns]:
+    """The product sync runs of a running orchestrator, in its workflow bucket."""
+    settings = runtime.settings
+    yield ProductRuns(
+        runtime.buckets[WORKFLOW_BUCKET],
+        runtime.publisher,
+        finished_ttl_s=settings.finished_order_ttl_s,
+        write_attempts=settings.workflow_write_attempts,
+    )
+
+
+async def on_products_changed(
+    page: ProductsChanged, ctx: HandlerContext[OrchestratorSettings]
+) -> None:
+    """Check a page of the product master; send the fit products to the warehouse."""
+    await ctx.resource(PRODUCT_RUNS).page_changed(page, ctx.envelope)
+
+
+async def on_products_synced(
+    answer: ProductsSynced, ctx: HandlerContext[OrchestratorSettings]
+) -> None:
+    """Count what the warehouse took of a page; close the run after its last page."""
+    await ctx.resource(PRODUCT_RUNS).page_answered(answer, ctx.envelope)
 
 
 async def on_order_event(event: Event, ctx: HandlerContext[OrchestratorSettings]) -> None:
