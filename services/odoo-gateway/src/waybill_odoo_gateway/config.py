@@ -168,7 +168,13 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = 0.0
     product_sync_page_size: Annotated[
-        int, msgspec.Meta(ge=1, le=5000, description="Products per ProductsChanged page")
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=1000,
+            description="Products per ProductsChanged page (a page is one NATS message: at most "
+            "1,000 keeps it well under the server's 1 MB payload limit)",
+        ),
     ] = 500
     product_sync_overlap_s: Annotated[
         float,
