@@ -127,7 +127,8 @@ def test_one_old_key_may_be_retired_by_its_kid(tmp_path: Path) -> None:
     first = keys.kid
     second = keys.rotate()
     third = keys.rotate()
-    result = waybill("retire", "--kid", second, state_dir=tmp_path)
+    # With "=": a key id is a base64url thumbprint and may start with "-".
+    result = waybill("retire", f"--kid={second}", state_dir=tmp_path)
     assert result.stdout.strip() == f"retired: {second}"
     assert [k["kid"] for k in keys.trusted()] == [first, third]
 
@@ -171,6 +172,8 @@ def _missing_keys(tmp: Path) -> list[str]:
             "a token needs a subject: who is calling (e.g. alice)",
         ),
         (lambda t: ["retire", "--kid", "nope"], 2, "no key nope in "),
+        # A key id that starts with "-" (1 in 64 do) is read as the option's value.
+        (lambda t: ["retire", "--kid=-nope"], 2, "no key -nope in "),
         (lambda t: ["revoke", "two words"], 2, "'two words' is not a token id"),
     ],
     ids=[
@@ -181,6 +184,7 @@ def _missing_keys(tmp: Path) -> list[str]:
         "unknown role",
         "blank subject",
         "unknown kid",
+        "unknown kid starting with a dash",
         "bad jti",
     ],
 )
@@ -197,7 +201,7 @@ def test_mistakes_are_answered_in_one_line(
 
 def test_the_signing_key_cannot_be_retired(tmp_path: Path) -> None:
     keys = api_keys(tmp_path)
-    result = waybill("retire", "--kid", keys.kid, state_dir=tmp_path)
+    result = waybill("retire", f"--kid={keys.kid}", state_dir=tmp_path)
     assert result.returncode == 2
     assert "is the key tokens are signed with: `waybill token rotate` first" in result.stderr
 

@@ -81,7 +81,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     rotate.set_defaults(handler=run_rotate)
 
     retire = action("retire", "stop trusting old keys: their tokens are refused from now on")
-    retire.add_argument("--kid", default=None, help="only this key (default: all but the current)")
+    retire.add_argument(
+        "--kid",
+        default=None,
+        help="only this key (default: all but the current); write --kid=KID, since a key id "
+        "(a base64url thumbprint) may start with '-'",
+    )
     retire.set_defaults(handler=run_retire)
 
     revoke = action("revoke", "refuse one token from now on, by its id (jti)")
