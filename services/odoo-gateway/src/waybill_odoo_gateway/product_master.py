@@ -3,7 +3,7 @@
 A run reads ``product.product`` (archived ones too: an archive is a change
 the warehouse must hear of) written after the product watermark, in keyset
 pages (:mod:`~waybill_odoo_gateway.changed_since`), and publishes each page as
-``ProductsChanged``. A product Odoo holds too little of to describe (no
+``ProductsChanged``. A product that cannot be described as a ``Product`` (no
 internal reference, a value the contract refuses) is named in the page's
 ``unmapped`` with the reason, never dropped silently.
 
