@@ -39,6 +39,15 @@ def duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def latency(seconds: float | None) -> str:
+    """A partner's answer time: milliseconds under a second (most are), else as :func:`duration`."""
+    if seconds is None:
+        return NOTHING
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))} ms"
+    return duration(seconds)
+
+
 def moment(value: datetime | None) -> str:
     """A time in UTC to the second."""
     return NOTHING if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -66,7 +75,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=duration, moment=moment, pretty=pretty_json, path=path_part)
+    env.filters.update(
+        duration=duration, latency=latency, moment=moment, pretty=pretty_json, path=path_part
+    )
     # Each action form drawn gets its own id: sending it twice is one action.
     env.globals["new_action_id"] = new_action_id
     return env
