@@ -78,11 +78,7 @@ async def test_up_prints_a_viewer_and_an_operator_token_the_auditor_accepts(
             if line.startswith(("  viewer:", "  operator:"))
         }
         assert set(tokens) == {"viewer", "operator"}
-        orders_url = next(
-            line.split(":", 1)[1].strip()
-            for line in printed
-            if line.startswith("orders by stage; stuck ones:")
-        )
+        orders_url = _printed(printed, "orders by stage; stuck ones")
         async with aiohttp.ClientSession() as http:
             async with http.get(orders_url) as anonymous:
                 assert anonymous.status == 401

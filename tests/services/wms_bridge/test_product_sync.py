@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.wms_bridge.harness import wms_and_bridge
 from waybill_contracts.commands import SyncProducts
 from waybill_contracts.events import ProductsSynced
 from waybill_contracts.model import Product
+from waybill_runtime.outcomes import PermanentError
+from waybill_wms_bridge.products import judged_upload, wms_product
+from waybill_wms_bridge.wms_wire import WmsProductResult, WmsProductResults
 
 BATCH = "products-2026-12-06T02:00Z"
 
@@ -106,3 +110,10 @@ async def test_a_page_larger_than_the_wms_takes_in_one_call_is_a_dead_letter_wit
     assert len(letters) == 1
     assert letters[0].reason == "permanent error" and letters[0].attempts == 1
     assert "HTTP 413" in letters[0].error_message and "at most 100" in letters[0].error_message
+
+
+def test_an_answer_without_one_result_per_product_is_refused_for_good() -> None:
+    sent = [wms_product(product(1), "EA"), wms_product(product(2), "EA")]
+    answer = WmsProductResults(results=[WmsProductResult(sku="WB-0001", status="created")])
+    with pytest.raises(PermanentError, match="2 products with 1 results"):
+        judged_upload(sent, answer)

@@ -26,10 +26,11 @@ from waybill_contracts.events import ProductsSynced
 from waybill_contracts.model import Product, ProductRejection
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import OnceOnly
-from waybill_wms_bridge.wms_client import WmsClient, WmsRejected
+from waybill_runtime.outcomes import PermanentError
+from waybill_wms_bridge.wms_client import WmsClient
 from waybill_wms_bridge.wms_wire import WmsProduct, WmsProductResults
 
-__all__ = ["ProductUploads", "UnitCodes", "upload_key", "wms_product"]
+__all__ = ["ProductUploads", "UnitCodes", "judged_upload", "upload_key", "wms_product"]
 
 log = logging.getLogger("waybill.wms_bridge.products")
 
@@ -107,7 +108,7 @@ class ProductUploads:
                 upload_key(command.batch_id, command.page, upload),
                 functools.partial(self._client.upsert_products, chunk),
             )
-            taken, refused = _judged(chunk, answer)
+            taken, refused = judged_upload(chunk, answer)
             accepted += taken
             rejected += refused
         synced = ProductsSynced(
@@ -134,16 +135,16 @@ class ProductUploads:
         return synced
 
 
-def _judged(
+def judged_upload(
     sent: Sequence[WmsProduct], answer: WmsProductResults
 ) -> tuple[int, list[ProductRejection]]:
     """How many of ``sent`` the WMS took, and the ones it refused with its reasons."""
     if len(answer.results) != len(sent):
-        # Without one result per product nobody can tell which were taken.
-        raise WmsRejected(
-            f"an upload of {len(sent)} products",
-            200,
-            f"the WMS answered {len(answer.results)} results",
+        # Without one result per product nobody can tell which were taken; the answer is
+        # stored as the upload's result, so retrying would only read it again.
+        raise PermanentError(
+            f"the WMS answered an upload of {len(sent)} products with "
+            f"{len(answer.results)} results: cannot tell which it took"
         )
     refused = [
         ProductRejection(sku=product.sku, reason=result.reason or "refused without a reason")

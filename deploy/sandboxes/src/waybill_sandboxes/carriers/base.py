@@ -20,7 +20,6 @@ import msgspec
 from aiohttp import web
 
 from waybill_sandboxes.carriers.labels import LabelFormat, fake_label
-from waybill_sandboxes.carriers.ratelimit import PurchaseRateLimit
 from waybill_sandboxes.carriers.tracking import (
     RETURN_ROUTE,
     Milestone,
@@ -34,6 +33,7 @@ from waybill_sandboxes.delivery import (
     webhook_admin_routes,
 )
 from waybill_sandboxes.faults import Faults, install_faults
+from waybill_sandboxes.ratelimit import CallRateLimit
 from waybill_sandboxes.responses import BadBody, json_response, read_json
 
 __all__ = [
@@ -123,7 +123,7 @@ class CarrierSandbox(abc.ABC):
         self.purchases: list[Purchase] = []
         self.rates: dict[str, RateQuote] = {}
         self.labels: dict[str, tuple[bytes, LabelFormat]] = {}
-        self.purchase_limit = PurchaseRateLimit(config.purchase_rate_per_s, config.purchase_burst)
+        self.purchase_limit = CallRateLimit(config.purchase_rate_per_s, config.purchase_burst)
         self.timeline = TrackingTimeline(
             delays_s=config.tracking_delays_s, on_update=self._tracking_updated
         )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 from aiohttp import web
 
-from waybill_sandboxes.carriers.ratelimit import PurchaseRateLimit
+from waybill_sandboxes.ratelimit import CallRateLimit
 from waybill_sandboxes.responses import BadBody, json_response
 from waybill_sandboxes.wms.api import API_KEY_HEADER, problem
 from waybill_sandboxes.wms.records import Product
@@ -144,7 +144,7 @@ class CatalogueApi:
         self.sandbox = sandbox
         self.catalogue = sandbox.catalogue
         self.limits = sandbox.config.catalogue
-        self._calls = PurchaseRateLimit(
+        self._calls = CallRateLimit(
             self.limits.calls_per_s, burst=max(1, int(self.limits.calls_per_s))
         )
 

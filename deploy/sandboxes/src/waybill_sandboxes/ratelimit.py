@@ -1,4 +1,5 @@
-"""A token bucket per API key, as carriers meter label purchases."""
+"""A token bucket per API key, as partners meter calls (carriers' label purchases, a WMS's
+product uploads)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import math
 import time
 from collections.abc import Callable
 
-__all__ = ["PurchaseRateLimit"]
+__all__ = ["CallRateLimit"]
 
 
-class PurchaseRateLimit:
-    """Allows ``burst`` purchases at once, refilled at ``rate_per_s``, per API key.
+class CallRateLimit:
+    """Allows ``burst`` calls at once, refilled at ``rate_per_s``, per API key.
 
     A ``rate_per_s`` of 0 turns the limit off.
     """
@@ -19,7 +20,7 @@ class PurchaseRateLimit:
         self, rate_per_s: float, burst: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if rate_per_s < 0 or burst < 1:
-            raise ValueError("the purchase rate must be 0 or more and the burst at least 1")
+            raise ValueError("the call rate must be 0 or more and the burst at least 1")
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._clock = clock
