@@ -392,6 +392,7 @@ def _build() -> dict[type[Message], Message]:
         ops.ApproveInventoryAdjustment(
             action_id="act-5", operator="dana", reference="wms-evt-8812", note="pallet crushed"
         ),
+        ops.StartProductSync(action_id="act-6", operator="dana", note="new season's range"),
         qry.OrderStatusRequest(order_ref=ORDER_REF),
         qry.OrderStatusResponse(
             order_ref=ORDER_REF,

@@ -3,9 +3,9 @@
 The auditor serves the control tower, so it sends these on behalf of the
 signed-in operator (whose token's subject is ``operator``); the orchestrator
 owns order state and executes the order actions, the odoo-gateway the approval
-of a held inventory adjustment. Each carries ``action_id``, the key the
-orchestrator uses to act once however often it is delivered (the gateway keys
-an approval by the adjustment it applies).
+of a held inventory adjustment and a product sync started on demand. Each
+carries ``action_id``, the key its executor uses to act once however often it
+is delivered (the gateway keys an approval by the adjustment it applies).
 
 (Replaying a dead letter is no command: the control tower replays it as
 `waybill dlq replay` does, and the replayed message names the operator.)
@@ -124,6 +124,26 @@ class ApproveInventoryAdjustment(Command, frozen=True, kw_only=True):
         return self.reference
 
 
+class StartProductSync(Command, frozen=True, kw_only=True):
+    """Run a product master sync now, whatever its schedule (``WAYBILL_PRODUCT_SYNC_INTERVAL_S``,
+    off by default): the odoo-gateway reads the products written since the last run and
+    publishes them (``ProductsChanged``), or carries on a run a crash cut off; the
+    orchestrator announces the run's end (``ProductSyncCompleted``). One run per action,
+    however often this is delivered."""
+
+    owner: ClassVar[str] = "odoo"
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _FROM_THE_TOWER
+    name: ClassVar[str] = "start_product_sync"
+
+    action_id: ActionId
+    operator: Operator
+    note: Note = None
+
+    def business_key(self) -> str:
+        return self.action_id
+
+
 ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
     RetryOrderStage,
     ReleaseHeldOrder,
@@ -133,7 +153,14 @@ ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
 """The operator actions the orchestrator executes."""
 
 INVENTORY_ACTIONS: tuple[type[Command], ...] = (ApproveInventoryAdjustment,)
-"""The operator actions the odoo-gateway executes (it owns Odoo's stock)."""
+"""The operator actions the odoo-gateway executes on Odoo's stock."""
 
-OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (*ORDER_ACTIONS, *INVENTORY_ACTIONS)
+PRODUCT_ACTIONS: tuple[type[Command], ...] = (StartProductSync,)
+"""The operator actions the odoo-gateway executes on the product master."""
+
+OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (
+    *ORDER_ACTIONS,
+    *INVENTORY_ACTIONS,
+    *PRODUCT_ACTIONS,
+)
 """Every operator action."""

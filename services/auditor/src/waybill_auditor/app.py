@@ -27,10 +27,12 @@ from waybill_auditor.tower.actions import (
     ORDER_ACTION_KINDS,
     REPLAY_PATH,
     RESOLVE_PATH,
+    SYNC_PRODUCTS_PATH,
     OperatorActions,
     OrderActionForm,
     ReplayForm,
     ResolveForm,
+    SyncProductsForm,
 )
 from waybill_auditor.tower.pages import PREFIX, ControlTower
 from waybill_auditor.tower.signin import (
@@ -162,6 +164,15 @@ TOWER_ROUTES = (
     _page(f"{PREFIX}/dead-letters", "dead letters"),
     _page(f"{PREFIX}/partners", "partner health"),
     _page(PREFIX + "/partners/{slug}", "one partner"),
+    _page(f"{PREFIX}/product-syncs", "product master sync runs"),
+    Route(
+        "GET",
+        PREFIX + "/product-syncs/{batch}/report.{format}",
+        "operator",
+        "a product sync run's report: every product it could not sync, as CSV or JSON",
+        answers="text/csv",
+        role="viewer",
+    ),
     _page(f"{PREFIX}/search", "search orders"),
     Route(
         "GET",
@@ -184,6 +195,7 @@ TOWER_ROUTES = (
     ),
     _action(RESOLVE_PATH, "resolve an exception", ResolveForm),
     _action(REPLAY_PATH, "replay a dead letter", ReplayForm),
+    _action(SYNC_PRODUCTS_PATH, "run a product sync now", SyncProductsForm),
     Route("GET", SIGN_IN, "public", "the local sign-in page", answers="text/html"),
     Route("POST", SIGN_IN, "public", "sign in with a pasted token", request=SignInForm, form=True),
     Route("POST", SIGN_OUT, "public", "sign out", request=SignOutForm, form=True),

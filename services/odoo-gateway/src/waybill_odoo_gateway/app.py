@@ -15,13 +15,14 @@ from waybill_contracts.commands import (
     RecordShipmentInOdoo,
 )
 from waybill_contracts.events import InventoryAdjusted
-from waybill_contracts.operations import ApproveInventoryAdjustment
+from waybill_contracts.operations import ApproveInventoryAdjustment, StartProductSync
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.inventory_adjustments import approve_adjustment, inventory_adjusted
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
+from waybill_odoo_gateway.product_sync_on_demand import start_product_sync
 from waybill_odoo_gateway.shipment_recording import record_shipment
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
 from waybill_odoo_gateway.webhooks import OdooWebhook, webhook_routes
@@ -137,6 +138,12 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: ApproveInventoryAdjustment, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await approve_adjustment(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(StartProductSync)
+    async def on_start_product_sync(
+        command: StartProductSync, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await start_product_sync(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(

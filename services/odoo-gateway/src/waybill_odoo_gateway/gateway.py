@@ -55,6 +55,7 @@ class Gateway:
     poll: DeliveryPoll
     backlog: WebhookBacklog
     checked: Counter
+    products: ProductMaster
     # Commands touching one picking run one at a time here, so two deliveries
     # of the same command never both decide an effect is still to be made.
     pickings: KeyedLock = field(default_factory=KeyedLock)
@@ -156,18 +157,10 @@ PRODUCT_SYNC_CHECK_S = 300.0
 
 
 def syncing_products(
-    runtime: Runtime[OdooGatewaySettings], odoo: OdooClient
+    settings: OdooGatewaySettings, master: ProductMaster
 ) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Product master sync runs every ``WAYBILL_PRODUCT_SYNC_INTERVAL_S`` (an interrupted
     run is resumed at the next look, soon after a restart)."""
-    settings = runtime.settings
-    master = ProductMaster(
-        odoo,
-        runtime.publisher,
-        runtime.buckets["watermarks"],
-        page_size=settings.product_sync_page_size,
-        overlap_s=settings.product_sync_overlap_s,
-    )
     return every(
         min(settings.product_sync_interval_s, PRODUCT_SYNC_CHECK_S),
         lambda: master.run_if_due(settings.product_sync_interval_s),
@@ -213,7 +206,14 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
         odoo, facts, marks, settings, count=lambda seen: checked.labels("poll", seen.value).inc()
     )
     backlog = WebhookBacklog(settings.odoo_webhook_backlog)
-    gateway = Gateway(settings, odoo, reader, facts, poll, backlog, checked)
+    products = ProductMaster(
+        odoo,
+        runtime.publisher,
+        marks,
+        page_size=settings.product_sync_page_size,
+        overlap_s=settings.product_sync_overlap_s,
+    )
+    gateway = Gateway(settings, odoo, reader, facts, poll, backlog, checked, products)
 
     def api_key_days_left() -> float:
         # NaN, not 0, when there is nothing to count down: an alert on "< 14" stays quiet.
@@ -245,7 +245,7 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
                 )
             )
             if settings.product_sync_interval_s > 0:
-                await background.enter_async_context(syncing_products(runtime, odoo))
+                await background.enter_async_context(syncing_products(settings, products))
             yield gateway
     finally:
         keeper.cancel()

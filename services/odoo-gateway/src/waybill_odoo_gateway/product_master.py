@@ -26,6 +26,7 @@ again as unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -131,6 +132,9 @@ class ProductMaster:
         self._page_size = page_size
         self._overlap_s = overlap_s
         self._clock = clock
+        # The schedule and an operator's StartProductSync share this gateway's one run at a
+        # time: two rounds of the same run here would publish its pages twice.
+        self._one_at_a_time = asyncio.Lock()
 
     async def run_under_way(self) -> ProductRun | None:
         """The stored run a crash interrupted, if any."""
@@ -159,7 +163,13 @@ class ProductMaster:
         return await self.run()
 
     async def run(self) -> ProductRun:
-        """Publish every product written since the watermark, page by page; the run's record."""
+        """Publish every product written since the watermark, page by page; the run's record.
+
+        Carries on the run under way instead, if a crash cut one off."""
+        async with self._one_at_a_time:
+            return await self._run()
+
+    async def _run(self) -> ProductRun:
         await self._odoo.connect()
         run = await self.run_under_way() or await self._start()
         domain: list[object] = [("active", "in", [True, False]), ("write_date", "<=", run.until)]

@@ -9,7 +9,8 @@ made when the page was drawn: sending the form twice is one action (the
 command's message id and its executor's key both derive from it).
 
 Who acts: the orchestrator owns order state (retry, release, cancel the
-shipment, resolve an exception). A dead letter is replayed by the auditor
+shipment, resolve an exception); the odoo-gateway runs a product sync started
+from the product syncs page. A dead letter is replayed by the auditor
 itself, as `waybill dlq replay` does (:mod:`waybill_auditor.replays`): the
 replayed message, on the bus, names the operator.
 """
@@ -39,6 +40,7 @@ from waybill_contracts.operations import (
     ReleaseHeldOrder,
     ResolveException,
     RetryOrderStage,
+    StartProductSync,
 )
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.replay import ReplayRefused
@@ -71,6 +73,14 @@ class ResolveForm(msgspec.Struct, frozen=True, kw_only=True):
     order_ref: _Ref
     exception_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     note: Annotated[str, msgspec.Meta(max_length=2000, description="What was done (required).")]
+    csrf_token: _Csrf = ""
+
+
+class SyncProductsForm(msgspec.Struct, frozen=True, kw_only=True):
+    """Run a product master sync now."""
+
+    action_id: _ActionId
+    note: _Note = ""
     csrf_token: _Csrf = ""
 
 
@@ -116,8 +126,14 @@ CANCEL_SHIPMENT = OrderActionKind(
 ORDER_ACTION_KINDS = (RETRY, RELEASE, CANCEL_SHIPMENT)
 RESOLVE_PATH = f"{ACTIONS}/resolve-exception"
 REPLAY_PATH = f"{ACTIONS}/replay-dead-letter"
+SYNC_PRODUCTS_PATH = f"{ACTIONS}/sync-products"
 ACTION_SLUGS = frozenset(
-    {*(kind.slug for kind in ORDER_ACTION_KINDS), "resolve-exception", "replay-dead-letter"}
+    {
+        *(kind.slug for kind in ORDER_ACTION_KINDS),
+        "resolve-exception",
+        "replay-dead-letter",
+        "sync-products",
+    }
 )
 
 
@@ -259,9 +275,10 @@ class OperatorActions:
             ),
             web.post(RESOLVE_PATH, self.resolve),
             web.post(REPLAY_PATH, self.replay),
+            web.post(SYNC_PRODUCTS_PATH, self.sync_products),
         ]
 
-    async def _send(self, command: OrderAction) -> None:
+    async def _send(self, command: OrderAction | StartProductSync) -> None:
         # The action's id is the message's fact id: a form sent twice is one message.
         await self.publisher.publish(command, fact_id=f"operator-action:{command.action_id}")
 
@@ -294,6 +311,18 @@ class OperatorActions:
             )
         )
         raise web.HTTPSeeOther(_order_page(form.order_ref, "resolve-exception"))
+
+    async def sync_products(self, request: web.Request) -> web.Response:
+        """Run a product master sync now (the odoo-gateway runs it, once per action)."""
+        form = await _form(request, SyncProductsForm)
+        await self._send(
+            StartProductSync(
+                action_id=form.action_id,
+                operator=principal_of(request).subject,
+                note=form.note.strip() or None,
+            )
+        )
+        raise web.HTTPSeeOther("/tower/product-syncs?done=sync-products")
 
     async def replay(self, request: web.Request) -> web.Response:
         """Replay a dead letter in the operator's name (the auditor does it, now)."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from nats.js.client import JetStreamContext
 
@@ -28,10 +29,15 @@ from waybill_auditor.insight import (
     stage_counts,
 )
 from waybill_auditor.partners import BY_SLUG, PARTNERS
+from waybill_auditor.product_syncs import (
+    ProductSyncRun,
+    product_sync_runs,
+    report_csv,
+)
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
 from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
-from waybill_auditor.tower.actions import order_actions
+from waybill_auditor.tower.actions import SYNC_PRODUCTS_PATH, new_action_id, order_actions
 from waybill_auditor.tower.lag import consumer_lag
 from waybill_auditor.tower.live import LiveFeed, event_stream
 from waybill_auditor.tower.render import page
@@ -51,6 +57,7 @@ PREFIX = "/tower"
 STUCK_ON_OVERVIEW = 10
 LETTERS_ON_OVERVIEW = 10
 PAGE_SIZE = 200
+PRODUCT_SYNCS_SHOWN = 50
 ASSETS = {"tower.css": "text/css", "tower.js": "text/javascript"}
 
 
@@ -71,6 +78,11 @@ def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
             raise _bad(name, f"{name} is given {len(values)} times: give it once")
         single[name] = values[0]
     return single
+
+
+def _file_name(batch: str) -> str:
+    """``batch`` as a download's file name: only what every system takes in one."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in batch)
 
 
 def _done(asked: Mapping[str, str]) -> str | None:
@@ -102,6 +114,8 @@ class ControlTower:
             web.get(f"{PREFIX}/dead-letters", self.dead_letters),
             web.get(f"{PREFIX}/partners", self.partners),
             web.get(PREFIX + "/partners/{slug}", self.partner),
+            web.get(f"{PREFIX}/product-syncs", self.product_syncs),
+            web.get(PREFIX + "/product-syncs/{batch}/report.{format}", self.product_sync_report),
             web.get(f"{PREFIX}/search", self.search),
             web.get(f"{PREFIX}/live", self.live),
             web.get(PREFIX + "/static/{name}", self.asset),
@@ -291,6 +305,50 @@ class ControlTower:
                 ),
             },
         )
+
+    async def product_syncs(self, request: web.Request) -> web.Response:
+        """The latest product master runs, and (for operators) a run started now."""
+        asked = _query(request, frozenset({"done"}))
+        runs = await product_sync_runs(self.store, self.subjects, limit=PRODUCT_SYNCS_SHOWN)
+        return page(
+            request,
+            "product_syncs.html",
+            {
+                "title": "Product syncs",
+                "now": self.clock(),
+                "prefix": PREFIX,
+                "runs": runs,
+                "sync_path": SYNC_PRODUCTS_PATH,
+                "action_id": new_action_id(),
+                "done": _done(asked),
+            },
+        )
+
+    async def product_sync_report(self, request: web.Request) -> web.Response:
+        """One run's report: every product it could not sync and why, as CSV or JSON."""
+        _query(request, frozenset())
+        batch, format_ = request.match_info["batch"], request.match_info["format"]
+        if format_ not in ("csv", "json"):
+            raise ProblemError(
+                404, "Not Found", f"no report as {format_!r}: ask for report.csv or report.json"
+            )
+        run = await self._product_sync_run(batch)
+        headers = {"Cache-Control": "no-store"}
+        if format_ == "json":
+            return web.Response(
+                body=msgspec.json.encode(run), content_type="application/json", headers=headers
+            )
+        headers["Content-Disposition"] = f'attachment; filename="{_file_name(batch)}.csv"'
+        return web.Response(
+            text=report_csv(run), content_type="text/csv", charset="utf-8", headers=headers
+        )
+
+    async def _product_sync_run(self, batch: str) -> ProductSyncRun:
+        # Runs are few (one a night, say): the report is looked up among all the latest.
+        for run in await product_sync_runs(self.store, self.subjects, limit=2**31):
+            if run.batch_id == batch:
+                return run
+        raise ProblemError(404, "Not Found", f"no finished product sync run {batch!r}")
 
     async def search(self, request: web.Request) -> web.Response:
         """Orders by ref (any part), customer reference or tracking number (exact)."""
