@@ -3,10 +3,14 @@ delivery, receiving into stock, scrapping damaged goods, invoices and credit not
 
 from __future__ import annotations
 
+import asyncio
+import xmlrpc.client
 from typing import Any
 
+import aiohttp
 import pytest
 
+from tests.sandboxes.odoo.running import running_odoo
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings
 from waybill_sandboxes.odoo.exceptions import InternalError, UserError
 from waybill_sandboxes.odoo.methods import call_kw
@@ -115,6 +119,10 @@ def test_returning_nothing_or_an_undelivered_picking_is_refused(version: int) ->
         call(sandbox, "stock.return.picking", method, [empty])
     ready = sandbox.create_order(lines=[("WB-0003", 1)])
     open_delivery = delivery_of(sandbox, ready.name)
+    if version >= 18:  # the computed lines find nothing done to return
+        with pytest.raises(UserError, match="No products to return"):
+            call(sandbox, "stock.return.picking", "create", {"picking_id": open_delivery["id"]})
+        return
     wizard = call(sandbox, "stock.return.picking", "create", {"picking_id": open_delivery["id"]})
     with pytest.raises(UserError, match="You may only return Done pickings"):
         call(sandbox, "stock.return.picking", method, [wizard])
@@ -279,3 +287,31 @@ def test_seeded_delivered_orders_are_invoiced_and_more_than_the_orders_is_refuse
     ]
     with pytest.raises(ValueError, match="delivered"):
         OdooSandbox(OdooSettings(version=18, orders=1, delivered_orders=2))
+
+
+async def test_refusals_are_set_over_http_and_reach_xmlrpc_as_a_user_error_fault() -> None:
+    async with running_odoo(version=17, orders=1, delivered_orders=1) as odoo17:
+        sandbox = odoo17.sandbox
+        url = f"{odoo17.url}/_sandbox/odoo/refusals/account.move.action_post"
+        async with aiohttp.ClientSession() as http:
+            async with http.put(url, json={"message": "Locked period", "times": 1}) as answer:
+                assert answer.status == 200
+            async with http.put(url, json={"times": 1}) as answer:
+                assert answer.status == 400  # the message is required
+        invoice = invoice_of(sandbox, "S00001")
+        credit_note = reverse(sandbox, invoice, "Return RMA-9")
+
+        def post_over_xmlrpc() -> Any:
+            proxy = xmlrpc.client.ServerProxy(f"{odoo17.url}/xmlrpc/2/object")
+            with pytest.raises(xmlrpc.client.Fault) as fault:
+                proxy.execute_kw(
+                    "waybill", 2, "admin", "account.move", "action_post", [[credit_note]]
+                )
+            return fault.value
+
+        fault = await asyncio.to_thread(post_over_xmlrpc)
+        # odoo/service/wsgi_server.py: a UserError is fault 2 (RPC_FAULT_CODE_WARNING), its text.
+        assert (fault.faultCode, fault.faultString) == (2, "Locked period")
+        assert (
+            call(sandbox, "account.move", "read", [credit_note], ["state"])[0]["state"] == "draft"
+        )

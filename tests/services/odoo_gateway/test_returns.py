@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.services.odoo_gateway.stage import OdooStage, odoo_stage
+from tests.services.odoo_gateway.stage import OdooStage
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.credit_notes import (
-    CreditedLine,
     CreditNoteRefused,
     CreditNoteRequest,
     issue_credit_note,
@@ -31,16 +30,6 @@ from waybill_odoo_gateway.return_pickings import (
 from waybill_runtime.outcomes import Outcome, PermanentError, classify
 from waybill_runtime.settings import load_settings
 from waybill_sandboxes.odoo.methods import call_kw
-
-
-@pytest.fixture(
-    params=[(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
-    ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
-)
-async def any_odoo(request: pytest.FixtureRequest) -> AsyncIterator[OdooStage]:
-    version, protocol = request.param
-    async with odoo_stage(version=version, protocol=protocol, products=3) as running:
-        yield running
 
 
 @pytest.fixture
@@ -68,14 +57,15 @@ def read(stage: OdooStage, model: str, domain: list[Any], fields: list[str]) -> 
     return list(call_kw(sandbox.registry, sandbox.admin, model, "search_read", [domain, fields]))
 
 
-def rma(reference: str, delivery: str, **lines: int) -> ReturnRequest:
-    return ReturnRequest(
-        reference=reference,
-        delivery=delivery,
-        lines=tuple(
-            ReturnedLine(sku=sku.replace("_", "-"), quantity=Decimal(n)) for sku, n in lines.items()
-        ),
+def returned(**lines: int) -> tuple[ReturnedLine, ...]:
+    """``WB_0001=2`` -> 2 x WB-0001."""
+    return tuple(
+        ReturnedLine(sku=sku.replace("_", "-"), quantity=Decimal(n)) for sku, n in lines.items()
     )
+
+
+def rma(reference: str, delivery: str, **lines: int) -> ReturnRequest:
+    return ReturnRequest(reference=reference, delivery=delivery, lines=returned(**lines))
 
 
 async def test_a_return_picking_is_made_from_the_delivery_once(
@@ -120,10 +110,11 @@ async def test_a_return_odoo_cannot_make_is_a_permanent_error_naming_why(
     cases = [
         (rma("RMA-3", delivery, WB_0001=4), "delivered 3"),
         (rma("RMA-3", delivery, WB_0003=1), "WB-0003 was not delivered"),
-        (rma("RMA-3", "WH/OUT/99999"), "names no product"),
+        (rma("RMA-3", "WH/OUT/99999"), "no product is returned"),
         (rma("RMA-3", "WH/OUT/99999", WB_0001=1), "no delivery 'WH/OUT/99999'"),
         (rma("RMA-3", open_delivery, WB_0003=1), "not done"),
-        (rma(" ", delivery, WB_0001=1), "needs its reference"),
+        (rma(" ", delivery, WB_0001=1), "without the return's"),
+        (rma("RMA-3", delivery, WB_0001=0), "only positive quantities are returned"),
     ]
     for request, reason in cases:
         with pytest.raises(PermanentError, match=reason) as refused:
@@ -177,13 +168,7 @@ async def test_an_inspection_that_does_not_add_up_is_refused_before_anything_mov
 
 
 def accepted(reference: str, order: str, **lines: int) -> CreditNoteRequest:
-    return CreditNoteRequest(
-        reference=reference,
-        order=order,
-        lines=tuple(
-            CreditedLine(sku=sku.replace("_", "-"), quantity=Decimal(n)) for sku, n in lines.items()
-        ),
-    )
+    return CreditNoteRequest(reference=reference, order=order, lines=returned(**lines))
 
 
 def unit_price(stage: OdooStage, sku: str) -> Decimal:
@@ -238,6 +223,7 @@ async def test_crediting_what_was_not_invoiced_is_a_permanent_error(
         (accepted("RMA-8", order, WB_0003=1), "invoiced 0"),
         (accepted("RMA-8", not_invoiced.name, WB_0001=1), "no posted customer invoice"),
         (accepted("RMA-8", "S99999", WB_0001=1), "no sale order 'S99999'"),
+        (accepted("RMA-8", order), "no product is credited"),
     ]:
         with pytest.raises(PermanentError, match=reason):
             await issue_credit_note(odoo, request)

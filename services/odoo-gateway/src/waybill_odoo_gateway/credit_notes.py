@@ -28,27 +28,18 @@ from typing import Any
 
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooRefused
-from waybill_odoo_gateway.odoo_values import many2one_id
+from waybill_odoo_gateway.odoo_values import decimal_quantity, many2one_id
+from waybill_odoo_gateway.return_pickings import ReturnedLine, check_lines, with_skus
 from waybill_runtime.outcomes import PermanentError
 
 __all__ = [
     "CreditNote",
     "CreditNoteRefused",
     "CreditNoteRequest",
-    "CreditedLine",
     "issue_credit_note",
 ]
 
-_ROUNDING = Decimal("0.000001")
 _MONEY = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class CreditedLine:
-    """An accepted product of the return: its SKU and the quantity to credit."""
-
-    sku: str
-    quantity: Decimal
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,8 @@ class CreditNoteRequest:
     reference: str
     order: str
     """The sale order's name (``S00001``)."""
-    lines: tuple[CreditedLine, ...]
+    lines: tuple[ReturnedLine, ...]
+    """The accepted products and quantities."""
 
 
 @dataclass(frozen=True)
@@ -88,29 +80,9 @@ def _reason(reference: str) -> str:
     return f"Return {reference}"
 
 
-def _decimal(value: Any, step: Decimal = _ROUNDING) -> Decimal:
-    return Decimal(repr(float(value or 0.0))).quantize(step).normalize()
-
-
-def _check_request(request: CreditNoteRequest) -> None:
-    if not request.reference.strip():
-        raise PermanentError("a credit note needs the return's reference: none was given")
-    if not request.lines:
-        raise PermanentError(f"return {request.reference}: no accepted line to credit")
-    skus = [line.sku for line in request.lines]
-    if len(set(skus)) != len(skus):
-        raise PermanentError(f"return {request.reference} credits a product twice: {skus}")
-    for line in request.lines:
-        if line.quantity <= 0:
-            raise PermanentError(
-                f"return {request.reference}: {line.sku} has quantity {line.quantity}; "
-                "only positive quantities are credited"
-            )
-
-
 async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> CreditNote:
     """The posted credit note of the return's accepted lines: found, or made by reversal."""
-    _check_request(request)
+    check_lines(request.reference, request.lines, "credited")
     await odoo.connect()  # the version decides the wizard
     invoice = await _invoice(odoo, request)
     ref = f"Reversal of: {invoice['name']}, {_reason(request.reference)}"
@@ -142,7 +114,7 @@ async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cre
         id=credit_note,
         name=str(row["name"]),
         state=str(row["state"]),
-        amount_total=_decimal(row["amount_total"], _MONEY),
+        amount_total=decimal_quantity(row["amount_total"]).quantize(_MONEY),
         invoice=str(invoice["name"]),
         created=created,
     )
@@ -193,13 +165,9 @@ async def _lines(odoo: OdooClient, line_ids: Sequence[int]) -> list[tuple[int, s
     rows = await odoo.call(
         "account.move.line", "read", list(line_ids), fields=["product_id", "quantity"]
     )
-    products = sorted({p for row in rows if (p := many2one_id(row["product_id"]))})
-    codes = await odoo.call("product.product", "read", products, fields=["default_code"])
-    sku_of = {int(row["id"]): str(row["default_code"]) for row in codes}
     return [
-        (int(row["id"]), sku_of[product], _decimal(row["quantity"]))
-        for row in rows
-        if (product := many2one_id(row["product_id"])) in sku_of
+        (int(row["id"]), sku, decimal_quantity(row["quantity"]))
+        for sku, row in await with_skus(odoo, rows)
     ]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from waybill_odoo_gateway.deliveries import Picking
 from waybill_odoo_gateway.odoo_client import OdooClient
-from waybill_odoo_gateway.odoo_values import first_id, many2one_id
+from waybill_odoo_gateway.odoo_values import decimal_quantity, first_id, many2one_id
 from waybill_odoo_gateway.picking_validation import PickedAgainstDemand, record_picked, validate
 from waybill_runtime.outcomes import PermanentError
 
@@ -40,12 +40,12 @@ __all__ = [
     "ReturnPicking",
     "ReturnRequest",
     "ReturnedLine",
+    "check_lines",
     "create_return",
     "find_return",
     "receive_return",
+    "with_skus",
 ]
-
-_ROUNDING = Decimal("0.000001")
 
 
 @dataclass(frozen=True)
@@ -106,24 +106,38 @@ def _marked_origin(delivery: str, reference: str) -> str:
     return f"Return of {delivery} ({reference})"
 
 
-def _decimal(value: Any) -> Decimal:
-    return Decimal(repr(float(value or 0.0))).quantize(_ROUNDING).normalize()
-
-
-def _check_request(request: ReturnRequest) -> None:
-    if not request.reference.strip():
-        raise PermanentError("a return needs its reference (the RMA's): none was given")
-    if not request.lines:
-        raise PermanentError(f"return {request.reference} names no product to return")
-    skus = [line.sku for line in request.lines]
+def check_lines(reference: str, lines: Sequence[ReturnedLine], verb: str) -> None:
+    """Refuse a return's lines that cannot be ``verb``-ed ("returned", "credited"): no
+    reference, no line, a SKU twice, a quantity that is not positive."""
+    if not reference.strip():
+        raise PermanentError(f"nothing is {verb} without the return's (RMA) reference")
+    if not lines:
+        raise PermanentError(f"return {reference}: no product is {verb}")
+    skus = [line.sku for line in lines]
     if len(set(skus)) != len(skus):
-        raise PermanentError(f"return {request.reference} names a product twice: {skus}")
-    for line in request.lines:
+        raise PermanentError(f"return {reference} names a product twice: {skus}")
+    for line in lines:
         if line.quantity <= 0:
             raise PermanentError(
-                f"return {request.reference}: {line.sku} has quantity {line.quantity}; "
-                "only positive quantities are returned"
+                f"return {reference}: {line.sku} has quantity {line.quantity}; "
+                f"only positive quantities are {verb}"
             )
+
+
+async def with_skus(
+    odoo: OdooClient, rows: Sequence[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(SKU, row)`` of the rows (moves, invoice lines) whose ``product_id`` has an internal
+    reference, in their order: the warehouse names products by SKU, Odoo by id."""
+    products = sorted({p for row in rows if (p := many2one_id(row.get("product_id")))})
+    codes = await odoo.call("product.product", "read", products, fields=["default_code"])
+    sku_of = {int(code["id"]): code["default_code"] for code in codes}
+    return [
+        (sku_of[product], dict(row))
+        for row in rows
+        if (product := many2one_id(row.get("product_id"))) is not None
+        and isinstance(sku_of.get(product), str)
+    ]
 
 
 async def find_return(odoo: OdooClient, reference: str, delivery: str) -> ReturnPicking | None:
@@ -146,7 +160,7 @@ async def find_return(odoo: OdooClient, reference: str, delivery: str) -> Return
 
 async def create_return(odoo: OdooClient, request: ReturnRequest) -> ReturnPicking:
     """The return picking for ``request``: found if made before, else made by Odoo's wizard."""
-    _check_request(request)
+    check_lines(request.reference, request.lines, "returned")
     await odoo.connect()  # the version decides the wizard's fields and method
     known = await find_return(odoo, request.reference, request.delivery)
     if known is not None:
@@ -198,20 +212,13 @@ async def _delivered_moves(odoo: OdooClient, delivery: dict[str, Any]) -> dict[s
         fields=["product_id", "state", done_field],
     )
     done = [row for row in rows if row["state"] == "done"]
-    products = sorted({many2one_id(row["product_id"]) or 0 for row in done})
-    skus = {
-        int(row["id"]): row["default_code"]
-        for row in await odoo.call("product.product", "read", products, fields=["default_code"])
-    }
     by_sku: dict[str, dict[str, Any]] = {}
-    for row in done:
-        product = many2one_id(row["product_id"]) or 0
-        sku = skus.get(product)
-        if isinstance(sku, str) and sku not in by_sku:
+    for sku, row in await with_skus(odoo, done):
+        if sku not in by_sku:
             by_sku[sku] = {
                 "move": int(row["id"]),
-                "product": product,
-                "delivered": _decimal(row[done_field]),
+                "product": many2one_id(row["product_id"]),
+                "delivered": decimal_quantity(row[done_field]),
             }
     return by_sku
 
@@ -264,12 +271,9 @@ async def _unmarked_return(
             list(candidate["move_ids"]),
             fields=["product_id", "product_uom_qty"],
         )
-        products = [many2one_id(row["product_id"]) or 0 for row in rows]
-        codes = await odoo.call("product.product", "read", products, fields=["default_code"])
-        sku_of = {int(row["id"]): row["default_code"] for row in codes}
         has = {
-            sku_of.get(many2one_id(row["product_id"]) or 0): _decimal(row["product_uom_qty"])
-            for row in rows
+            sku: decimal_quantity(row["product_uom_qty"])
+            for sku, row in await with_skus(odoo, rows)
         }
         if has == {sku: quantity.normalize() for sku, quantity in wanted.items()}:
             return int(candidate["id"])
@@ -367,10 +371,7 @@ async def receive_return(
 async def _moves_by_sku(
     odoo: OdooClient, moves: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    products = sorted({many2one_id(move["product_id"]) or 0 for move in moves})
-    codes = await odoo.call("product.product", "read", products, fields=["default_code"])
-    sku_of = {int(row["id"]): str(row["default_code"]) for row in codes}
-    return {sku_of[many2one_id(move["product_id"]) or 0]: dict(move) for move in moves}
+    return dict(await with_skus(odoo, moves))
 
 
 def _check_inspection(
@@ -386,7 +387,7 @@ def _check_inspection(
             raise PermanentError(f"{name}: {line.sku} has a negative inspected quantity")
         results[line.sku] = line
     for sku, move in by_sku.items():
-        expected = _decimal(move["product_uom_qty"])
+        expected = decimal_quantity(move["product_uom_qty"])
         result = results.get(sku)
         if result is None:
             raise PermanentError(f"{name}: no inspection result for {sku} ({expected} expected)")
@@ -407,7 +408,7 @@ def _check_received_as_before(
     done_field: str,
 ) -> None:
     for sku, move in by_sku.items():
-        before = _decimal(move[done_field]) if move["state"] == "done" else Decimal(0)
+        before = decimal_quantity(move[done_field]) if move["state"] == "done" else Decimal(0)
         if before != results[sku].received.normalize():
             raise PermanentError(
                 f"{name} was received already with {before} {sku}; this inspection says "

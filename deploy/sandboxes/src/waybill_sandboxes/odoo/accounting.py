@@ -241,16 +241,20 @@ def _reverse(self: Records, *, post: bool, new_draft: bool) -> dict[str, Any]:
         if new_draft:
             created.append(_draft_copy(registry, move, uid))
     registry.write(_WIZARD, [wizard], {"new_move_ids": [(6, 0, created)]}, uid)
+    # _get_reversal_redirect_action: the form of a single new move, else a list of them.
     action: dict[str, Any] = {
         "name": "Reverse Moves",
         "type": "ir.actions.act_window",
         "res_model": _MOVE,
-        "context": {"default_move_type": "out_refund"},
     }
+    kinds = {registry.value(_MOVE, move, "move_type") for move in created}
+    if len(kinds) == 1:
+        action["context"] = {"default_move_type": kinds.pop()}
     if len(created) == 1:
         action.update({"view_mode": "form", "res_id": created[0]})
     else:
-        action.update({"view_mode": "tree", "domain": [["id", "in", created]]})
+        listing = "list,form" if registry.version.major >= 18 else "tree,form"
+        action.update({"view_mode": listing, "domain": [["id", "in", created]]})
     return action
 
 

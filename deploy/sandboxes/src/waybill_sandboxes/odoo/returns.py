@@ -14,7 +14,8 @@ As addons/stock/wizard/stock_picking_return.py does it (16.0-19.0):
   picking's ``return_id``. It is confirmed and, coming from outside the
   warehouse, ready at once. The answer is the form action of that picking.
   No non-zero line: "Please specify at least one non-zero quantity."; a
-  picking not done: "You may only return Done pickings.".
+  picking not done: "You may only return Done pickings." (16.0/17.0), while
+  18.0+ refuse the wizard itself when the picking has no done move to return.
 - Damaged goods are scrapped from stock once received, as a user does with
   the picking's Scrap button: ``stock.scrap`` (picking, product, quantity,
   from the picking's destination to the scrap location), ``action_validate``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from waybill_sandboxes.odoo.done_moves import create_done_move, move_quantity, on_hand
 from waybill_sandboxes.odoo.env import Records, add_xmlid, xmlid_to_record
 from waybill_sandboxes.odoo.exceptions import UserError
 from waybill_sandboxes.odoo.registry import Registry
@@ -60,12 +62,18 @@ def install_return_data(registry: Registry) -> None:
             return
         if not registry.exists("stock.picking", [picking]):
             return  # the many2one check reports it
-        values["product_return_moves"] = [
+        lines = [
             (0, 0, {"product_id": registry.value("stock.move", move, "product_id"),
                     "move_id": move, "quantity": 0.0})
             for move in registry.value("stock.picking", picking, "move_ids")
             if registry.value("stock.move", move, "state") == "done"
         ]  # fmt: skip
+        if not lines:
+            raise UserError(
+                "No products to return (only lines in Done state and not fully returned yet "
+                "can be returned)."
+            )
+        values["product_return_moves"] = lines
 
     registry.create_defaults["stock.return.picking"] = fill_lines
 
@@ -88,11 +96,18 @@ def create_returns(self: Records) -> dict[str, Any]:
     kind = registry.value("stock.picking", picking, "picking_type_id")
     return_kind = registry.value("stock.picking.type", kind, "return_picking_type_id") or kind
     source = registry.value("stock.picking", picking, "location_dest_id")
-    destination = (
-        registry.value("stock.return.picking", wizard, "location_id")
-        if registry.version.major <= 17
-        else False
-    ) or registry.value("stock.picking", picking, "location_id")
+    if registry.version.major <= 17:
+        destination = registry.value("stock.return.picking", wizard, "location_id")
+    else:
+        # 18.0+ _prepare_picking_default_values_based_on: a return of the Receipts type goes
+        # to that type's destination, any other back where the goods came from.
+        incoming = registry.value("stock.picking.type", return_kind, "code") == "incoming"
+        destination = (
+            registry.value("stock.picking.type", return_kind, "default_location_dest_id")
+            if incoming
+            else False
+        )
+    destination = destination or registry.value("stock.picking", picking, "location_id")
     name = registry.value("stock.picking", picking, "name")
     moves = [_return_move(registry, line, source, destination, name) for line in lines]
     values: dict[str, Any] = {
@@ -189,58 +204,20 @@ def _scrap_move(
     registry: Registry, scrap: int, product: int, source: int, quantity: float, uid: int
 ) -> None:
     destination = registry.value("stock.scrap", scrap, "scrap_location_id")
-    values: dict[str, Any] = {
-        "name": registry.value("stock.scrap", scrap, "name"),
-        "product_id": product,
-        "product_uom_qty": quantity,
-        "product_uom": registry.value("product.product", product, "uom_id"),
-        "location_id": source,
-        "location_dest_id": destination,
-        "origin": registry.value("stock.scrap", scrap, "origin") or False,
-        "scrap_id": scrap,
-        "state": "done",
-        "date": registry.now(),
-        registry.version.move_done_field: quantity,
-    }
-    if registry.version.major >= 17:
-        values["picked"] = True
-    [move] = registry.create("stock.move", [values], uid)
+    move = create_done_move(
+        registry,
+        name=registry.value("stock.scrap", scrap, "name"),
+        product=product,
+        quantity=quantity,
+        source=source,
+        destination=destination,
+        uid=uid,
+        origin=registry.value("stock.scrap", scrap, "origin") or False,
+        scrap_id=scrap,
+    )
     move_quantity(registry, product, source, -quantity, uid)
     move_quantity(registry, product, destination, quantity, uid)
     done: dict[str, Any] = {"state": "done", "date_done": registry.now()}
     if registry.version.major == 16:
         done["move_id"] = move
     registry.write("stock.scrap", [scrap], done, uid)
-
-
-def _quants(registry: Registry, product: int, location: int) -> list[int]:
-    return registry.search(
-        "stock.quant",
-        [("product_id", "=", product), ("location_id", "=", location), ("lot_id", "=", False)],
-    )
-
-
-def on_hand(registry: Registry, product: int, location: int) -> float:
-    """Unreserved quantity of ``product`` at ``location``."""
-    return sum(
-        float(registry.value("stock.quant", q, "quantity"))
-        - float(registry.value("stock.quant", q, "reserved_quantity"))
-        for q in _quants(registry, product, location)
-    )
-
-
-def move_quantity(
-    registry: Registry, product: int, location: int, quantity: float, uid: int
-) -> None:
-    """``_update_available_quantity``: add ``quantity`` (negative: take) to the quant of the
-    product at the location, creating it when there is none."""
-    found = _quants(registry, product, location)
-    if found:
-        current = float(registry.value("stock.quant", found[0], "quantity"))
-        registry.write("stock.quant", [found[0]], {"quantity": current + quantity}, uid)
-        return
-    registry.create(
-        "stock.quant",
-        [{"product_id": product, "location_id": location, "quantity": quantity}],
-        uid,
-    )

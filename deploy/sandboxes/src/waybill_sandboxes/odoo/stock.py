@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from waybill_sandboxes.odoo.done_moves import move_quantity
 from waybill_sandboxes.odoo.env import Records, xmlid_to_record
 from waybill_sandboxes.odoo.exceptions import UserError
 from waybill_sandboxes.odoo.registry import Registry
-from waybill_sandboxes.odoo.returns import move_quantity
 
 
 def install_sequences(registry: Registry) -> None:
