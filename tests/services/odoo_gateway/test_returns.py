@@ -78,6 +78,8 @@ async def test_a_return_picking_is_made_from_the_delivery_once(
     again = await create_return(odoo, request)
     assert (again.id, again.created) == (made.id, False)
     assert await find_return(odoo, "RMA-1", delivery) == again
+    with pytest.raises(PermanentError, match="was made already as WH/IN/"):
+        await create_return(odoo, rma("RMA-1", delivery, WB_0001=1))
     returns = read(any_odoo, "stock.picking", [("origin", "like", f"Return of {delivery}")],
                    ["origin", "move_ids"])  # fmt: skip
     assert [r["origin"] for r in returns] == [f"Return of {delivery} (RMA-1)"]
@@ -188,6 +190,8 @@ async def test_the_credit_note_credits_the_accepted_lines_once(
     assert note.amount_total == (2 * unit_price(any_odoo, "WB-0001")).quantize(Decimal("0.01"))
     again = await issue_credit_note(odoo, request)
     assert (again.id, again.created, again.amount_total) == (note.id, False, note.amount_total)
+    with pytest.raises(PermanentError, match="was credited already"):
+        await issue_credit_note(odoo, accepted("RMA-6", order, WB_0001=3))
     refunds = read(any_odoo, "account.move", [("move_type", "=", "out_refund")],
                    ["ref", "reversed_entry_id"])  # fmt: skip
     assert [r["ref"] for r in refunds] == [f"Reversal of: {note.invoice}, Return RMA-6"]

@@ -101,6 +101,8 @@ async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cre
     created = not found
     credit_note = int(found[0]) if found else await _reverse(odoo, invoice, request)
     state = await _state(odoo, credit_note)
+    if state == "posted":
+        await _check_credited_as_asked(odoo, credit_note, request)
     if state == "draft":
         await _keep_accepted_lines(odoo, credit_note, request)
         try:
@@ -203,6 +205,21 @@ async def _reverse(odoo: OdooClient, invoice: dict[str, Any], request: CreditNot
             f"reversing {invoice['name']} made {len(made)} moves in Odoo, not one credit note"
         )
     return made[0]
+
+
+async def _check_credited_as_asked(
+    odoo: OdooClient, credit_note: int, request: CreditNoteRequest
+) -> None:
+    """A posted credit note cannot be edited: one that credits other quantities than asked
+    (the return's accepted lines changed) is for a person to correct in Odoo."""
+    [row] = await odoo.call("account.move", "read", [credit_note], fields=["invoice_line_ids"])
+    credited = await _quantities(odoo, list(row["invoice_line_ids"]))
+    asked = {line.sku: line.quantity.normalize() for line in request.lines}
+    if credited != asked:
+        raise PermanentError(
+            f"return {request.reference} was credited already with {credited}; this request "
+            f"asks {asked}: correct the credit note in Odoo"
+        )
 
 
 async def _state(odoo: OdooClient, credit_note: int) -> str:

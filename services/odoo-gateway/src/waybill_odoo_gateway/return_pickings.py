@@ -162,12 +162,19 @@ async def create_return(odoo: OdooClient, request: ReturnRequest) -> ReturnPicki
     """The return picking for ``request``: found if made before, else made by Odoo's wizard."""
     check_lines(request.reference, request.lines, "returned")
     await odoo.connect()  # the version decides the wizard's fields and method
+    wanted = {line.sku: line.quantity.normalize() for line in request.lines}
     known = await find_return(odoo, request.reference, request.delivery)
     if known is not None:
+        made = await _returned_quantities(odoo, known.id)
+        if made != wanted:
+            # One reference, one return: another content under it is a mistake to fix by hand.
+            raise PermanentError(
+                f"return {request.reference} was made already as {known.name} with {made}; "
+                f"this request asks {wanted}"
+            )
         return known
     delivery = await _delivery(odoo, request.delivery)
     moves = await _delivered_moves(odoo, delivery)
-    wanted = {line.sku: line.quantity for line in request.lines}
     lines = _wizard_lines(request, moves, odoo.dialect.return_wizard_has_location)
     adopted = await _unmarked_return(odoo, request, wanted)
     if adopted is None:
@@ -261,23 +268,26 @@ async def _unmarked_return(
             ("origin", "=", f"Return of {request.delivery}"),
             ("state", "not in", ["done", "cancel"]),
         ],
-        fields=["move_ids"],
+        fields=["id"],
         order="id desc",
     )
     for candidate in candidates:
-        rows = await odoo.call(
-            "stock.move",
-            "read",
-            list(candidate["move_ids"]),
-            fields=["product_id", "product_uom_qty"],
-        )
-        has = {
-            sku: decimal_quantity(row["product_uom_qty"])
-            for sku, row in await with_skus(odoo, rows)
-        }
-        if has == {sku: quantity.normalize() for sku, quantity in wanted.items()}:
+        if await _returned_quantities(odoo, int(candidate["id"])) == wanted:
             return int(candidate["id"])
     return None
+
+
+async def _returned_quantities(odoo: OdooClient, picking_id: int) -> dict[str, Decimal]:
+    """What a return picking expects back, by SKU."""
+    rows = await odoo.call(
+        "stock.move",
+        "search_read",
+        domain=[("picking_id", "=", picking_id)],
+        fields=["product_id", "product_uom_qty"],
+    )
+    return {
+        sku: decimal_quantity(row["product_uom_qty"]) for sku, row in await with_skus(odoo, rows)
+    }
 
 
 async def _run_wizard(
