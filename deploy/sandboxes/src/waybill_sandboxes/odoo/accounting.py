@@ -135,7 +135,7 @@ def invoice_delivered(registry: Registry, order_id: int, uid: int) -> int | None
     )  # fmt: skip
     _post(registry, invoice, uid)
     known = list(registry.value("sale.order", order_id, "invoice_ids"))
-    registry.write("sale.order", [order_id], {"invoice_ids": [(6, 0, [*known, invoice])]}, uid)
+    registry.store("sale.order", order_id, {"invoice_ids": [*known, invoice]})
     return invoice
 
 

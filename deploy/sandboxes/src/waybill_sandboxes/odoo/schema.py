@@ -313,9 +313,10 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _o2m("order_line", "Order Lines", "sale.order.line", "order_id"),
             _o2m("picking_ids", "Transfers", "stock.picking", "sale_id"),
             _m2o("carrier_id", "Delivery Method", "delivery.carrier"),
-            # Computed from the lines' invoice lines in Odoo; the sandbox keeps it when it
-            # invoices (waybill_sandboxes.odoo.accounting).
-            Field("invoice_ids", "many2many", "Invoices", relation="account.move"),
+            # Computed (not stored, read-only) from the lines' invoice lines in Odoo; the
+            # sandbox keeps it when it invoices (waybill_sandboxes.odoo.accounting).
+            Field("invoice_ids", "many2many", "Invoices", relation="account.move",
+                  computed=True),
             *_chatter_fields()], {"order": "date_order desc, id desc", "mail_thread": True}),
         ("sale.order.line", "Sales Order Line", [
             _m2o("order_id", "Order Reference", "sale.order", required=True),
