@@ -232,3 +232,25 @@ async def test_crediting_what_was_not_invoiced_is_a_permanent_error(
         with pytest.raises(PermanentError, match=reason):
             await issue_credit_note(odoo, request)
     assert not read(any_odoo, "account.move", [("move_type", "=", "out_refund")], ["id"])
+
+
+async def test_a_credit_note_left_in_draft_by_a_cut_off_attempt_is_finished_not_repeated(
+    any_odoo: OdooStage, odoo: OdooClient
+) -> None:
+    order, _delivery = delivered(any_odoo)
+    sandbox = any_odoo.sandbox
+    [invoice] = read(any_odoo, "account.move", [("invoice_origin", "=", order)],
+                     ["name", "journal_id"])  # fmt: skip
+    # As if the gateway had stopped right after Odoo's reversal: a draft with every line.
+    values: dict[str, Any] = {"move_ids": [(6, 0, [invoice["id"]])], "reason": "Return RMA-10",
+                              "journal_id": invoice["journal_id"][0]}  # fmt: skip
+    if sandbox.version.major == 16:
+        values["refund_method"] = "refund"
+    method = "reverse_moves" if sandbox.version.major == 16 else "refund_moves"
+    wizard = call_kw(sandbox.registry, sandbox.admin, "account.move.reversal", "create", [values])
+    call_kw(sandbox.registry, sandbox.admin, "account.move.reversal", method, [[wizard]])
+    [draft] = read(any_odoo, "account.move", [("move_type", "=", "out_refund")], ["state"])
+    assert draft["state"] == "draft"
+    note = await issue_credit_note(odoo, accepted("RMA-10", order, WB_0002=1))
+    assert (note.id, note.created, note.state) == (draft["id"], False, "posted")
+    assert note.amount_total == unit_price(any_odoo, "WB-0002").quantize(Decimal("0.01"))
