@@ -24,6 +24,8 @@ from waybill_sandboxes.cli import main
         (["--version", "15"], "invalid choice: 15"),
         (["--port", "70000"], "not a TCP port"),
         (["--orders", "2", "--customers", "0"], "orders need at least one customer"),
+        (["--orders", "1", "--delivered-orders", "2"], "delivered (2) cannot exceed orders (1)"),
+        (["--delivered-orders", "-1"], "-1 is negative"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(

@@ -22,3 +22,14 @@ async def stage17() -> AsyncIterator[OdooStage]:
     """A served Odoo 17 sandbox without orders, spoken to over JSON-RPC."""
     async with odoo_stage(version=17, protocol="jsonrpc") as running:
         yield running
+
+
+@pytest.fixture(
+    params=[(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
+    ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
+)
+async def any_odoo(request: pytest.FixtureRequest) -> AsyncIterator[OdooStage]:
+    """A served Odoo sandbox with three products, once per version 16-19 (19 over JSON-2)."""
+    version, protocol = request.param
+    async with odoo_stage(version=version, protocol=protocol, products=3) as running:
+        yield running

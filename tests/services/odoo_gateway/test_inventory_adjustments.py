@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,6 @@ from nats.aio.client import Client as NatsClient
 
 from tests.services.odoo_gateway.stage import (
     OdooStage,
-    odoo_stage,
     published,
     send_command,
     wait_for_commands_done,
@@ -36,16 +34,6 @@ from waybill_runtime.testing.authenticated import cli_environment
 from waybill_runtime.testing.streams import dead_letters, settled
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.odoo.methods import call_kw
-
-
-@pytest.fixture(
-    params=[(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
-    ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
-)
-async def any_odoo(request: pytest.FixtureRequest) -> AsyncIterator[OdooStage]:
-    version, protocol = request.param
-    async with odoo_stage(version=version, protocol=protocol, products=3) as running:
-        yield running
 
 
 def adjusted(

@@ -41,7 +41,7 @@ from waybill_contracts.operations import ApproveInventoryAdjustment
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.odoo_client import OdooClient
-from waybill_odoo_gateway.odoo_values import first_id, many2one_name
+from waybill_odoo_gateway.odoo_values import decimal_quantity, first_id, many2one_name
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import PermanentError, RetryLater
@@ -58,7 +58,6 @@ log = logging.getLogger("waybill.odoo.inventory")
 HELD_BUCKET = "workflow"
 # Counting again after the quant moved between our count and its application.
 _COUNT_ATTEMPTS = 3
-_ROUNDING = Decimal("0.000001")
 
 
 class HeldAdjustment(msgspec.Struct, frozen=True, kw_only=True):
@@ -318,11 +317,7 @@ async def _quant(odoo: OdooClient, product: int, location: int) -> tuple[int | N
     )
     if not rows:
         return None, Decimal(0)
-    return int(rows[0]["id"]), _decimal(rows[0]["quantity"])
-
-
-def _decimal(value: Any) -> Decimal:
-    return Decimal(repr(float(value or 0.0))).quantize(_ROUNDING).normalize()
+    return int(rows[0]["id"]), decimal_quantity(rows[0]["quantity"])
 
 
 async def _count_and_apply(
@@ -360,7 +355,7 @@ async def _count_and_apply(
         [row] = await odoo.call(
             "stock.quant", "read", [quant], fields=["quantity", "inventory_diff_quantity"]
         )
-        if _decimal(row["inventory_diff_quantity"]) != delta:
+        if decimal_quantity(row["inventory_diff_quantity"]) != delta:
             continue
         answer = await odoo.call("stock.quant", "action_apply_inventory", [quant], context=context)
         if isinstance(answer, dict) and answer.get("res_model") == "stock.inventory.conflict":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
     "ODOO_DATETIME",
+    "decimal_quantity",
     "earlier",
     "first_id",
     "format_datetime",
@@ -19,6 +21,16 @@ __all__ = [
 
 ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
 """How Odoo writes datetimes on the wire: UTC, to the second, no zone."""
+
+# Odoo's float fields carry binary noise (0.30000000000000004); six places is finer than
+# any unit of measure's rounding.
+_QUANTITY_PLACES = Decimal("0.000001")
+
+
+def decimal_quantity(value: Any) -> Decimal:
+    """A float field's value (quantity, amount) as a Decimal without binary noise; 0 for
+    ``false``."""
+    return Decimal(repr(float(value or 0.0))).quantize(_QUANTITY_PLACES).normalize()
 
 
 def text(value: Any) -> str | None:

@@ -83,6 +83,26 @@ class OdooDialect:
             return bool(product.get("is_storable"))
         return product.get("type") == "product"
 
+    @property
+    def create_returns_method(self) -> str:
+        """The return wizard's method (addons/stock/wizard/stock_picking_return.py):
+        ``create_returns`` up to 17, renamed ``action_create_returns`` in 18."""
+        return "action_create_returns" if self.major >= 18 else "create_returns"
+
+    @property
+    def return_wizard_has_location(self) -> bool:
+        """16/17's return wizard carries the return ``location_id`` (and its lines
+        ``to_refund``), which no onchange fills over RPC; 18 dropped both."""
+        return self.major <= 17
+
+    def reversal(self, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The ``account.move.reversal`` values and method for a credit note left in draft:
+        16 picks ``refund_method="refund"`` and calls ``reverse_moves``; 17+ dropped the
+        field for ``refund_moves`` (addons/account/wizard/account_move_reversal.py)."""
+        if self.major <= 16:
+            return {**values, "refund_method": "refund"}, "reverse_moves"
+        return dict(values), "refund_moves"
+
     def validate_context(self, picking_id: int, *, backorder: bool = False) -> dict[str, Any]:
         """Context for ``button_validate`` that validates without any wizard.
 

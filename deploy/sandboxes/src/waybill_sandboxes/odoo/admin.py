@@ -2,7 +2,8 @@
 
 For scripts and the local stack: create and cancel orders, read back what an
 integration did (tracking refs, validated pickings, chatter, activities),
-manage users and the automation rules, make calls hit lock conflicts. Faults
+manage users and the automation rules, make calls hit lock conflicts or business
+refusals (a UserError such as a locked period refusing a credit note). Faults
 and call counters are under ``/_sandbox/faults`` and ``/_sandbox/calls``,
 webhook deliveries under ``/_sandbox/webhooks`` (shared with the other sandboxes).
 """
@@ -54,6 +55,15 @@ class LockConflicts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Body of ``PUT /_sandbox/odoo/lock-conflicts/{operation}``."""
 
     times: int = 1
+
+
+class Refusals(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PUT /_sandbox/odoo/refusals/{operation}``: a UserError (or, with
+    ``validation``, a ValidationError) saying ``message`` for the next ``times`` calls."""
+
+    message: str
+    times: int = 1
+    validation: bool = False
 
 
 class UserUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -181,6 +191,18 @@ async def _lock_conflicts(request: web.Request) -> web.Response:
     return json_response({"operation": operation, "times": body.times})
 
 
+async def _refusals(request: web.Request) -> web.Response:
+    operation = request.match_info["operation"]
+    try:
+        body = await read_json(request, Refusals)
+        request.app[SANDBOX_KEY].registry.inject_refusals(
+            operation, body.message, body.times, validation=body.validation
+        )
+    except (BadBody, ValueError) as bad:
+        return _problem(400, str(bad))
+    return json_response({"operation": operation, "times": body.times, "message": body.message})
+
+
 async def _get_rules(request: web.Request) -> web.Response:
     return json_response(request.app[SANDBOX_KEY].webhooks.rules())
 
@@ -209,6 +231,7 @@ def admin_routes() -> list[web.RouteDef]:
         web.put(f"{PREFIX}/users/{{login}}", _update_user),
         web.post(f"{PREFIX}/sessions/expire", _expire_sessions),
         web.put(f"{PREFIX}/lock-conflicts/{{operation}}", _lock_conflicts),
+        web.put(f"{PREFIX}/refusals/{{operation}}", _refusals),
         web.get(f"{PREFIX}/webhook-rules", _get_rules),
         web.put(f"{PREFIX}/webhook-rules", _put_rules),
     ]

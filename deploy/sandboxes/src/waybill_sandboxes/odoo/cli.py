@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--orders", type=_count, default=3, help="confirmed demo orders, each with a ready delivery"
     )
     parser.add_argument(
+        "--delivered-orders",
+        type=_count,
+        default=0,
+        help="of the demo orders, how many are delivered and invoiced (ready to be returned)",
+    )
+    parser.add_argument(
         "--admin-password",
         default=secret_default("odoo.admin_password", None),
         help="the admin's password instead of 'admin' (with a fresh API key), "
@@ -96,6 +102,7 @@ def run_odoo_sandbox(args: argparse.Namespace) -> int:
         customers=args.customers,
         products=args.products,
         orders=args.orders,
+        delivered_orders=args.delivered_orders,
         webhook_url=args.webhook_url,
         admin_password=args.admin_password,
         admin_api_key=args.admin_api_key,

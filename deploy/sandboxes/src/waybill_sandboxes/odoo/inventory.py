@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from waybill_sandboxes.odoo import orm
+from waybill_sandboxes.odoo.done_moves import create_done_move
 from waybill_sandboxes.odoo.env import Records, xmlid_to_record
 from waybill_sandboxes.odoo.exceptions import UserError, ValidationError
 from waybill_sandboxes.odoo.registry import RecordChange, Registry
@@ -238,21 +239,16 @@ def _inventory_move(self: Records, quant: int, difference: float, loss: int) -> 
         name = f"{name} ({registry.display_name('res.users', counter)})"
     quantity = abs(difference)
     source, dest = (loss, location) if difference > 0 else (location, loss)
-    values: dict[str, Any] = {
-        "name": name,
-        "product_id": product,
-        "product_uom_qty": quantity,
-        "product_uom": registry.value("product.product", product, "uom_id"),
-        "location_id": source,
-        "location_dest_id": dest,
-        "is_inventory": True,
-        "state": "done",
-        "date": registry.now(),
-        registry.version.move_done_field: quantity,
-    }
-    if registry.version.major >= 17:
-        values["picked"] = True
-    [move] = registry.create("stock.move", [values], uid)
+    move = create_done_move(
+        registry,
+        name=name,
+        product=product,
+        quantity=quantity,
+        source=source,
+        destination=dest,
+        uid=uid,
+        is_inventory=True,
+    )
     registry.write(
         _QUANT,
         [quant],

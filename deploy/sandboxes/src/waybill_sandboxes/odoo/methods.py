@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from waybill_sandboxes.odoo import inventory, mail, orm, stock
+from waybill_sandboxes.odoo import accounting, inventory, mail, orm, returns, stock
 from waybill_sandboxes.odoo.env import Env, Records
 from waybill_sandboxes.odoo.exceptions import (
     AccessError,
@@ -90,6 +90,24 @@ METHODS: tuple[Method, ...] = (
     Method("write", inventory.write_quants, access="write", models=frozenset({"stock.quant"})),
     Method("action_apply_inventory", inventory.action_apply_inventory, access="write",
            models=frozenset({"stock.quant"})),
+    # Returns (waybill_sandboxes.odoo.returns): 18.0 renamed create_returns.
+    Method("create_returns", returns.create_returns, access="write",
+           models=frozenset({"stock.return.picking"}), versions=frozenset({16, 17})),
+    Method("action_create_returns", returns.create_returns, access="write",
+           models=frozenset({"stock.return.picking"}), versions=frozenset({18, 19})),
+    Method("action_validate", returns.scrap_validate, access="write",
+           models=frozenset({"stock.scrap"})),
+    # Invoices and credit notes (waybill_sandboxes.odoo.accounting).
+    Method("action_post", accounting.action_post, access="write",
+           models=frozenset({"account.move"})),
+    Method("reverse_moves", accounting.reverse_moves_16, access="write",
+           models=frozenset({"account.move.reversal"}), versions=frozenset({16})),
+    Method("reverse_moves", accounting.reverse_moves_17, access="write",
+           models=frozenset({"account.move.reversal"}), versions=frozenset({17, 18, 19})),
+    Method("refund_moves", accounting.refund_moves, access="write",
+           models=frozenset({"account.move.reversal"}), versions=frozenset({17, 18, 19})),
+    Method("modify_moves", accounting.modify_moves, access="write",
+           models=frozenset({"account.move.reversal"}), versions=frozenset({17, 18, 19})),
     Method("check_access_rights", orm.check_access_rights, model_level=True,
            versions=frozenset({16, 17, 18})),
     Method("has_access", orm.has_access, versions=frozenset({18, 19})),

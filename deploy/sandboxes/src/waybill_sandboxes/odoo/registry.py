@@ -25,6 +25,7 @@ from waybill_sandboxes.odoo.domain import (
 )
 from waybill_sandboxes.odoo.exceptions import (
     MissingError,
+    UserError,
     ValidationError,
     lock_conflict,
     value_error,
@@ -74,6 +75,7 @@ class Registry:
         self._after_commit: list[Callable[[], None]] = []
         self._lock_conflicts: dict[str, int] = {}
         self._record_locks: set[str] = set()
+        self._refusals: dict[str, tuple[int, UserError]] = {}
 
     @contextmanager
     def transaction(self, operation: str | None = None) -> Iterator[None]:
@@ -89,6 +91,13 @@ class Registry:
         if operation is not None and self._lock_conflicts.get(operation, 0) > 0:
             self._lock_conflicts[operation] -= 1
             raise lock_conflict(self.version.major, record_lock=operation in self._record_locks)
+        if operation is not None and operation in self._refusals:
+            times, refusal = self._refusals[operation]
+            if times <= 1:
+                del self._refusals[operation]
+            else:
+                self._refusals[operation] = (times - 1, refusal)
+            raise refusal
         self._journal, self._after_commit = {}, []
         saved_ids, saved_sequences = dict(self._next_id), dict(self._sequences)
         try:
@@ -133,6 +142,20 @@ class Registry:
             self._record_locks.add(operation)
         else:
             self._record_locks.discard(operation)
+
+    def inject_refusals(
+        self, operation: str, message: str, times: int = 1, *, validation: bool = False
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` (``"account.move.action_post"``)
+        refused by a business rule: a UserError (``validation``: a ValidationError) with
+        ``message``, as a custom module's check or a locked period answers; 0 clears."""
+        if times < 0:
+            raise ValueError(f"times must be zero or more, not {times}")
+        if times == 0:
+            self._refusals.pop(operation, None)
+            return
+        refusal = ValidationError(message) if validation else UserError(message)
+        self._refusals[operation] = (times, refusal)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current transaction commits (at once outside one)."""

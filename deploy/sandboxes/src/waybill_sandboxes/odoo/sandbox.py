@@ -16,7 +16,7 @@ from waybill_sandboxes.odoo.continuity import keep_counters
 from waybill_sandboxes.odoo.env import Env, Records
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView, order_view, picking_view
 from waybill_sandboxes.odoo.registry import Registry
-from waybill_sandboxes.odoo.seed import ADMIN_UID, place_order, seed_data
+from waybill_sandboxes.odoo.seed import ADMIN_UID, deliver_and_invoice, place_order, seed_data
 from waybill_sandboxes.odoo.setup import install_setup
 from waybill_sandboxes.odoo.stock import cancel_orders
 from waybill_sandboxes.odoo.users import Credential, Credentials
@@ -33,6 +33,7 @@ class OdooSettings(msgspec.Struct, frozen=True, kw_only=True):
     customers: int = 5
     products: int = 8
     orders: int = 3
+    delivered_orders: int = 0  # of the orders: delivered and invoiced, ready to be returned
     webhook_url: str | None = None  # where the automation rules POST (17+); None: recorded only
     # The admin's password instead of the well-known "admin" (with a fresh API key too).
     admin_password: str | None = None
@@ -78,6 +79,7 @@ class OdooSandbox:
             self.settings.customers,
             self.settings.products,
             self.settings.orders,
+            self.settings.delivered_orders,
         ):
             if credential.login == "admin" and self.settings.admin_password:
                 credential.password = self.settings.admin_password
@@ -204,6 +206,19 @@ class OdooSandbox:
                 pickings = list(registry.value("sale.order", order_id, "picking_ids"))
                 registry.write("stock.picking", pickings, {"priority": "1"}, uid=ADMIN_UID)
         return order_view(registry, order_id)
+
+    def deliver_order(self, ref: str) -> int | None:
+        """Ship the order's ready deliveries in full and invoice them (posted); the
+        invoice's id, None when nothing was delivered."""
+        order_id = self._order_id(ref)
+        with self.registry.transaction():
+            return deliver_and_invoice(self.registry, order_id)
+
+    def refuse_credit_notes(self, message: str, times: int = 1) -> None:
+        """Make Odoo refuse to post the next ``times`` moves (``account.move.action_post``)
+        with a UserError saying ``message``, as a locked period or a custom check does;
+        0 clears."""
+        self.registry.inject_refusals("account.move.action_post", message, times)
 
     def _product_by_sku(self, sku: str) -> int:
         found = self.registry.search("product.product", [("default_code", "=", sku)])

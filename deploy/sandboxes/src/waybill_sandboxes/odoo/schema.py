@@ -211,6 +211,16 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
         else _f("shipping_weight", "float", "Weight for Shipping", mirrors="weight")
     )
     sale_locked = [] if version.major == 16 else [_f("locked", "boolean", "Locked", default=False)]
+    # addons/stock/models/stock_picking.py 17.0+: ``return_id`` ("Return of"); 16.0 links
+    # a return only through its moves' ``origin_returned_move_id``.
+    return_of = [_m2o("return_id", "Return of", "stock.picking")] if version.major >= 17 else []
+    # stock_account's ``to_refund`` ("Update quantities on SO/PO") on moves, 16.0/17.0; 18.0
+    # dropped it: every return updates the delivered quantity.
+    move_to_refund = (
+        [_f("to_refund", "boolean", "Update quantities on SO/PO", default=False)]
+        if version.major <= 17
+        else []
+    )
     return [
         ("res.country", "Country", [_f("name", "char", "Country Name", required=True),
                                     _f("code", "char", "Country Code")], {}),
@@ -261,7 +271,10 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _sel("usage", "Location Type", (("supplier", "Vendor"), ("view", "View"),
                                             ("internal", "Internal"), ("customer", "Customer"),
                                             ("inventory", "Inventory Loss")),
-                 default="internal")], {"rec_name": "complete_name", "order": "complete_name, id"}),
+                 default="internal"),
+            # addons/stock/models/stock_location.py: where stock.scrap may send goods.
+            _f("scrap_location", "boolean", "Is a Scrap Location?", default=False)],
+            {"rec_name": "complete_name", "order": "complete_name, id"}),
         ("stock.lot", "Lot/Serial", [
             _f("name", "char", "Lot/Serial Number", required=True),
             _m2o("product_id", "Product", "product.product", required=True)], {}),
@@ -271,6 +284,8 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _f("sequence_code", "char", "Sequence Prefix", required=True),
             _m2o("default_location_src_id", "Default Source Location", "stock.location"),
             _m2o("default_location_dest_id", "Default Destination Location", "stock.location"),
+            # The operation type a return of this type's pickings gets (Receipts for deliveries).
+            _m2o("return_picking_type_id", "Operation Type for Returns", "stock.picking.type"),
             *autoprint], {}),
         ("stock.quant", "Quants", [
             _m2o("product_id", "Product", "product.product", required=True),
@@ -298,6 +313,10 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _o2m("order_line", "Order Lines", "sale.order.line", "order_id"),
             _o2m("picking_ids", "Transfers", "stock.picking", "sale_id"),
             _m2o("carrier_id", "Delivery Method", "delivery.carrier"),
+            # Computed (not stored, read-only) from the lines' invoice lines in Odoo; the
+            # sandbox keeps it when it invoices (waybill_sandboxes.odoo.accounting).
+            Field("invoice_ids", "many2many", "Invoices", relation="account.move",
+                  computed=True),
             *_chatter_fields()], {"order": "date_order desc, id desc", "mail_thread": True}),
         ("sale.order.line", "Sales Order Line", [
             _m2o("order_id", "Order Reference", "sale.order", required=True),
@@ -324,6 +343,7 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _o2m("move_ids", "Stock Moves", "stock.move", "picking_id"),
             _m2o("sale_id", "Sales Order", "sale.order"),
             _m2o("backorder_id", "Back Order of", "stock.picking"),
+            *return_of,
             _m2o("carrier_id", "Carrier", "delivery.carrier"),
             _f("carrier_tracking_ref", "char", "Tracking Reference"),
             _f("carrier_price", "float", "Shipping Cost", default=0.0),
@@ -342,6 +362,10 @@ def _model_table(version: OdooVersion) -> list[tuple[str, str, list[Field], dict
             _m2o("location_dest_id", "Destination Location", "stock.location"),
             _f("origin", "char", "Source Document"),
             _m2o("sale_line_id", "Sale Line", "sale.order.line"),
+            # addons/stock/models/stock_move.py: the delivered move a return move gives back.
+            _m2o("origin_returned_move_id", "Origin return move", "stock.move"),
+            *move_to_refund,
+            _m2o("scrap_id", "Scrap operation", "stock.scrap"),
             # addons/stock/models/stock_move.py: set on the moves an applied count makes.
             _f("is_inventory", "boolean", "Inventory", default=False),
             _f("date", "datetime", "Date Scheduled")], {"order": "id"}),
@@ -458,6 +482,124 @@ def _automation_models() -> list[tuple[str, str, list[Field], dict[str, Any]]]:
     ]  # fmt: skip
 
 
+def _return_models(version: OdooVersion) -> list[tuple[str, str, list[Field], dict[str, Any]]]:
+    """The return wizard and scrap orders (addons/stock/wizard/stock_picking_return.py,
+    addons/stock/models/stock_scrap.py). 16.0/17.0: the wizard has a ``location_id``
+    (return location) and its lines ``to_refund``; 18.0+ dropped both. A scrap order
+    keeps its move as ``move_id`` in 16.0, ``move_ids`` from 17.0."""
+    old_wizard = version.major <= 17
+    scrap_move = (
+        [_m2o("move_id", "Scrap Move", "stock.move")]
+        if version.major == 16
+        else [_o2m("move_ids", "Scrap Moves", "stock.move", "scrap_id")]
+    )
+    return [
+        ("stock.return.picking", "Return Picking", [
+            _m2o("picking_id", "Picking", "stock.picking"),
+            _o2m("product_return_moves", "Moves", "stock.return.picking.line", "wizard_id"),
+            *([_m2o("location_id", "Return Location", "stock.location")] if old_wizard else [])],
+            {"rec_name": "picking_id"}),
+        ("stock.return.picking.line", "Return Picking Line", [
+            _m2o("product_id", "Product", "product.product", required=True),
+            _f("quantity", "float", "Quantity", required=True,
+               default=None if old_wizard else 1.0),
+            _m2o("uom_id", "Unit of Measure", "uom.uom", related=("product_id", "uom_id")),
+            _m2o("wizard_id", "Wizard", "stock.return.picking"),
+            _m2o("move_id", "Move", "stock.move"),
+            *([_f("to_refund", "boolean", "Update quantities on SO/PO", default=True)]
+              if old_wizard else [])],
+            {"rec_name": "product_id"}),
+        ("stock.scrap", "Scrap", [
+            _f("name", "char", "Reference", default="New"),
+            _f("origin", "char", "Source Document"),
+            _m2o("product_id", "Product", "product.product", required=True),
+            _m2o("product_uom_id", "Unit of Measure", "uom.uom"),
+            _f("scrap_qty", "float", "Quantity", default=1.0, required=True),
+            _m2o("location_id", "Source Location", "stock.location", required=True),
+            _m2o("scrap_location_id", "Scrap Location", "stock.location", required=True),
+            _m2o("picking_id", "Picking", "stock.picking"),
+            *scrap_move,
+            _sel("state", "Status", (("draft", "Draft"), ("done", "Done")), default="draft"),
+            _f("date_done", "datetime", "Date")], {"order": "id desc"}),
+    ]  # fmt: skip
+
+
+MOVE_TYPES = (
+    ("entry", "Journal Entry"), ("out_invoice", "Customer Invoice"),
+    ("out_refund", "Customer Credit Note"), ("in_invoice", "Vendor Bill"),
+    ("in_refund", "Vendor Credit Note"), ("out_receipt", "Sales Receipt"),
+    ("in_receipt", "Purchase Receipt"),
+)  # fmt: skip
+PAYMENT_STATES = (
+    ("not_paid", "Not Paid"), ("in_payment", "In Payment"), ("paid", "Paid"),
+    ("partial", "Partially Paid"), ("reversed", "Reversed"),
+    ("invoicing_legacy", "Invoicing App Legacy"),
+)  # fmt: skip
+
+
+def _accounting_models(version: OdooVersion) -> list[tuple[str, str, list[Field], dict[str, Any]]]:
+    """Customer invoices, credit notes and the reversal wizard (addons/account/models/
+    account_move.py, addons/account/wizard/account_move_reversal.py). Taxes are left out:
+    the totals are the sum of the lines. 16.0's wizard chooses a ``refund_method``; 17.0+
+    has ``refund_moves`` / ``modify_moves`` instead and requires its ``journal_id``. The
+    reversals of a move are ``reversal_move_id`` up to 17.0, ``reversal_move_ids`` from 18.0."""
+    reversals = "reversal_move_ids" if version.major >= 18 else "reversal_move_id"
+    refund_method = (
+        [_sel("refund_method", "Credit Method", (
+            ("refund", "Partial Refund"), ("cancel", "Full Refund"),
+            ("modify", "Full refund and new draft invoice")), default="refund", required=True)]
+        if version.major == 16
+        else []
+    )  # fmt: skip
+    return [
+        ("account.journal", "Journal", [
+            _f("name", "char", "Journal Name", required=True),
+            _f("code", "char", "Short Code", required=True),
+            _sel("type", "Type", (("sale", "Sales"), ("purchase", "Purchase"), ("cash", "Cash"),
+                                  ("bank", "Bank"), ("general", "Miscellaneous")),
+                 required=True),
+            _f("refund_sequence", "boolean", "Dedicated Credit Note Sequence", default=True)],
+            {}),
+        ("account.move", "Journal Entry", [
+            _f("name", "char", "Number", default="/"),
+            _sel("move_type", "Type", MOVE_TYPES, default="entry", required=True),
+            _sel("state", "Status", (("draft", "Draft"), ("posted", "Posted"),
+                                     ("cancel", "Cancelled")), default="draft", required=True),
+            _m2o("partner_id", "Partner", "res.partner"),
+            _m2o("journal_id", "Journal", "account.journal", required=True),
+            _f("date", "date", "Date"),
+            _f("invoice_date", "date", "Invoice/Bill Date"),
+            _f("ref", "char", "Reference"),
+            _f("invoice_origin", "char", "Origin"),
+            _m2o("reversed_entry_id", "Reversal of", "account.move"),
+            _o2m(reversals, "Reversal Moves", "account.move", "reversed_entry_id"),
+            _sel("payment_state", "Payment Status", PAYMENT_STATES, default="not_paid"),
+            _o2m("invoice_line_ids", "Invoice lines", "account.move.line", "move_id"),
+            _f("amount_untaxed", "float", "Untaxed Amount", computed=True),
+            _f("amount_tax", "float", "Tax", computed=True),
+            _f("amount_total", "float", "Total", computed=True),
+            _f("amount_residual", "float", "Amount Due", computed=True)],
+            {"order": "date desc, name desc, id desc"}),
+        ("account.move.line", "Journal Item", [
+            _m2o("move_id", "Journal Entry", "account.move", required=True),
+            _m2o("product_id", "Product", "product.product"),
+            _f("name", "char", "Label"),
+            _f("quantity", "float", "Quantity", default=1.0),
+            _f("price_unit", "float", "Unit Price", default=0.0),
+            _f("price_subtotal", "float", "Subtotal", computed=True),
+            Field("sale_line_ids", "many2many", "Sales Order Lines",
+                  relation="sale.order.line")], {"order": "id", "rec_name": "name"}),
+        ("account.move.reversal", "Account Move Reversal", [
+            Field("move_ids", "many2many", "Journal Entry", relation="account.move"),
+            Field("new_move_ids", "many2many", "New Journal Entries", relation="account.move"),
+            _f("date", "date", "Reversal date"),
+            _f("reason", "char", "Reason"),
+            *refund_method,
+            _m2o("journal_id", "Use Specific Journal", "account.journal",
+                 required=version.major >= 17)], {"rec_name": "reason"}),
+    ]  # fmt: skip
+
+
 def _magic_fields() -> list[Field]:
     return [
         _f("id", "integer", "ID", computed=True),
@@ -487,6 +629,7 @@ def build_models(version: OdooVersion, *, with_delivery: bool = True) -> dict[st
     table = _model_table(version)
     if version.has_webhooks:  # 16.0 has no webhook action: nothing to set up there
         table += _automation_models()
+    table += _return_models(version) + _accounting_models(version)
     for name, description, own_fields, options in table:
         dropped = () if with_delivery else DELIVERY_FIELDS.get(name, ())
         fields = {f.name: f for f in [*_magic_fields(), *own_fields] if f.name not in dropped}

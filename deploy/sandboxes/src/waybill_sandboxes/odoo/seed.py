@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from waybill_sandboxes.odoo.accounting import install_accounting, invoice_delivered
 from waybill_sandboxes.odoo.base_data import CARRIERS, install_base_data
 from waybill_sandboxes.odoo.env import Env, Records, xmlid_to_record
 from waybill_sandboxes.odoo.inventory import install_inventory
 from waybill_sandboxes.odoo.registry import Registry
-from waybill_sandboxes.odoo.stock import action_confirm, install_sequences
+from waybill_sandboxes.odoo.returns import install_return_data
+from waybill_sandboxes.odoo.stock import action_confirm, button_validate, install_sequences
 from waybill_sandboxes.odoo.users import Credential
 
 ADMIN_UID = 2
@@ -52,24 +54,40 @@ def _ean13(rng: random.Random) -> str:
 
 
 def seed_data(
-    registry: Registry, seed: int, customers: int, products: int, orders: int
+    registry: Registry,
+    seed: int,
+    customers: int,
+    products: int,
+    orders: int,
+    delivered: int = 0,
 ) -> list[Credential]:
-    """Fill an empty registry; returns the users' credentials. Same seed, same data."""
-    for name, count in (("customers", customers), ("products", products), ("orders", orders)):
+    """Fill an empty registry; returns the users' credentials. Same seed, same data.
+
+    The first ``delivered`` orders are delivered and invoiced (a posted customer
+    invoice each), ready to be returned and credited.
+    """
+    for name, count in (
+        ("customers", customers), ("products", products), ("orders", orders),
+        ("delivered", delivered),
+    ):  # fmt: skip
         if count < 0:
             raise ValueError(f"{name} must be zero or more, not {count}")
     if orders and not (customers and products):
         raise ValueError("orders need at least one customer and one product")
+    if delivered > orders:
+        raise ValueError(f"delivered ({delivered}) cannot exceed orders ({orders})")
     rng = random.Random(seed)
     install_sequences(registry)
     install_inventory(registry)
     credentials = install_base_data(registry, seed=seed)
+    install_return_data(registry)
+    install_accounting(registry)
     partner_ids = [_create_customer(registry, rng, n) for n in range(customers)]
     product_ids = [_create_product(registry, rng, n, orders) for n in range(products)]
     carriers = registry.search("delivery.carrier", [("name", "in", list(CARRIERS))])
-    for _ in range(orders):
+    for number in range(orders):
         picked = rng.sample(product_ids, k=min(len(product_ids), rng.randint(1, 3)))
-        place_order(
+        order = place_order(
             registry,
             partner_id=rng.choice(partner_ids),
             lines=[(product, float(rng.randint(1, 5))) for product in picked],
@@ -77,7 +95,28 @@ def seed_data(
             carrier_id=rng.choice(carriers),
             commitment_days=rng.randint(1, 7),
         )
+        if number < delivered:
+            deliver_and_invoice(registry, order)
     return credentials
+
+
+def deliver_and_invoice(registry: Registry, order_id: int, uid: int = ADMIN_UID) -> int | None:
+    """Ship the order's ready deliveries in full and invoice them, as the warehouse and
+    then accounting would; the posted invoice's id (None: nothing was delivered)."""
+    env = Env(registry, uid, {"skip_immediate": True, "skip_sms": True, "skip_backorder": True})
+    ready = [
+        picking
+        for picking in registry.value("sale.order", order_id, "picking_ids")
+        if registry.value("stock.picking", picking, "state") == "assigned"
+        and registry.value("stock.picking", picking, "picking_type_code") == "outgoing"
+    ]
+    for picking in ready:
+        for move in registry.value("stock.picking", picking, "move_ids"):
+            demand = registry.value("stock.move", move, "product_uom_qty")
+            registry.write("stock.move", [move], {registry.version.move_done_field: demand}, uid)
+    if ready:
+        button_validate(Records(env, "stock.picking", tuple(ready)))
+    return invoice_delivered(registry, order_id, uid)
 
 
 def _create_customer(registry: Registry, rng: random.Random, number: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from waybill_sandboxes.odoo.done_moves import move_quantity
 from waybill_sandboxes.odoo.env import Records, xmlid_to_record
 from waybill_sandboxes.odoo.exceptions import UserError
 from waybill_sandboxes.odoo.registry import Registry
@@ -400,17 +401,38 @@ def _mark_done(registry: Registry, picking_id: int, uid: int) -> None:
             registry.write("stock.move", [move_id], {"state": "cancel"}, uid)
             continue
         _consume(registry, move_id, _demand(registry, move_id), done, uid)
+        _receive(registry, move_id, done, uid)
         values: dict[str, Any] = {"state": "done"}
         if registry.version.major >= 17:
             values["picked"] = True
         registry.write("stock.move", [move_id], values, uid)
         line = registry.value("stock.move", move_id, "sale_line_id")
         if line:
-            delivered = float(registry.value("sale.order.line", line, "qty_delivered")) + done
-            registry.write("sale.order.line", [line], {"qty_delivered": delivered}, uid)
+            # A return takes back what it received (sale_stock _get_qty_delivered counts
+            # returned moves negatively; 16.0/17.0 only those marked to_refund).
+            sign = -1.0 if _counts_as_returned(registry, move_id) else 1.0
+            delivered = float(registry.value("sale.order.line", line, "qty_delivered"))
+            registry.write(
+                "sale.order.line", [line], {"qty_delivered": delivered + sign * done}, uid
+            )
     registry.write(
         "stock.picking", [picking_id], {"state": "done", "date_done": registry.now()}, uid
     )
+
+
+def _receive(registry: Registry, move_id: int, done: float, uid: int) -> None:
+    """Goods arriving in a warehouse location are on hand there (receipts and returns)."""
+    destination = registry.value("stock.move", move_id, "location_dest_id")
+    if not destination or registry.value("stock.location", destination, "usage") != "internal":
+        return
+    product = registry.value("stock.move", move_id, "product_id")
+    move_quantity(registry, product, destination, done, uid)
+
+
+def _counts_as_returned(registry: Registry, move_id: int) -> bool:
+    if not registry.value("stock.move", move_id, "origin_returned_move_id"):
+        return False
+    return registry.version.major >= 18 or bool(registry.value("stock.move", move_id, "to_refund"))
 
 
 def cancel_pickings(self: Records) -> bool:
