@@ -117,7 +117,7 @@ async def _sync_killed_mid_batch(stack: LocalStack) -> tuple[ProductSyncComplete
                 stored = await js.get_last_msg(subjects.events_stream.name, subject)
             except Exception:  # not stored yet
                 return None
-            return msgspec.json.decode(stored.data, type=ProductSyncCompleted)
+            return msgspec.json.decode(stored.data or b"", type=ProductSyncCompleted)
 
         done = await eventually(
             completed, until=lambda d: d is not None, timeout_s=400, what="the run completed"
