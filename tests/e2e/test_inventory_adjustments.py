@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 import pytest
+from bs4 import BeautifulSoup
 from nats.aio.client import Client as NatsClient
 
 from tests.e2e.mesh import running_mesh
@@ -24,6 +26,7 @@ from waybill_contracts.events import (
 )
 from waybill_contracts.operations import ApproveInventoryAdjustment
 from waybill_runtime.testing.streams import dead_letters, settled, stored_in
+from waybill_runtime.testing.tokens import bearer
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 
@@ -31,6 +34,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SERVICES = ("odoo-gateway", "wms-bridge")
 M = TypeVar("M", bound=Message)
+
+
+async def html(http: aiohttp.ClientSession, path: str) -> BeautifulSoup:
+    async with http.get(path, headers={"Accept": "text/html"}) as response:
+        assert response.status == 200, await response.text()
+        return BeautifulSoup(await response.text(), "html.parser")
 
 
 async def events_of(nc: NatsClient, subjects: SubjectMap, kind: type[M]) -> list[M]:
@@ -93,15 +102,47 @@ async def test_a_large_adjustment_waits_for_an_operator_then_changes_odoo_once(
         await settled(nc, mesh.subjects, "odoo-gateway", "events")
         waiting = mesh.odoo.on_hand("WB-0002")
         [adjusted] = await events_of(nc, mesh.subjects, InventoryAdjusted)
-        approve = ApproveInventoryAdjustment(
-            action_id="act-1", operator="dana", reference=held.reference
-        )
-        await send(nc, mesh.subjects, approve)
-        await send(nc, mesh.subjects, approve)
-        await eventually(
-            lambda: events_of(nc, mesh.subjects, InventoryAdjustmentApplied),
-            what="the adjustment applied in Odoo",
-        )
+        tower = mesh.plan.service_url("auditor")
+        assert mesh.plan.api_keys is not None
+        operator = bearer(mesh.plan.api_keys, "operator", subject="dana")
+        async with aiohttp.ClientSession(tower, headers=operator) as http:
+            # The operator sees it waiting on the control tower and approves it there (the
+            # form sent twice is one action); someone else approves it again later.
+            listed = await eventually(
+                lambda: html(http, "/tower/adjustments"),
+                until=lambda soup: bool(
+                    soup.select("table.adjustments-waiting tr[data-reference]")
+                ),
+                what="the held adjustment on the tower",
+            )
+            [row] = listed.select("table.adjustments-waiting tr[data-reference]")
+            assert row["data-reference"] == held.reference and "-60" in row.get_text()
+            form = row.select_one("form")
+            assert form is not None
+            fields = {str(i["name"]): str(i.get("value", "")) for i in form.select("input")}
+            for _ in range(2):
+                async with http.post(
+                    str(form["action"]), data=fields, allow_redirects=False
+                ) as sent:
+                    assert sent.status == 303
+            [applied] = await eventually(
+                lambda: events_of(nc, mesh.subjects, InventoryAdjustmentApplied),
+                what="the adjustment applied in Odoo",
+            )
+            await send(
+                nc,
+                mesh.subjects,
+                ApproveInventoryAdjustment(
+                    action_id="act-2", operator="sam", reference=held.reference
+                ),
+            )
+            shown = await eventually(
+                lambda: html(http, "/tower/adjustments"),
+                until=lambda soup: bool(
+                    soup.select("table.adjustments-applied tr[data-reference]")
+                ),
+                what="the adjustment applied on the tower",
+            )
         await settled(nc, mesh.subjects, "odoo-gateway", "events")
         await settled(nc, mesh.subjects, "odoo-gateway", "commands")
         after = mesh.odoo.on_hand("WB-0002")
@@ -113,3 +154,7 @@ async def test_a_large_adjustment_waits_for_an_operator_then_changes_odoo_once(
     assert waiting == before
     assert after == before - 60
     assert len(moves) == 1
+    assert applied.approved_by == "dana"
+    assert not shown.select("table.adjustments-waiting tr[data-reference]")
+    [row] = shown.select("table.adjustments-applied tr[data-reference]")
+    assert "dana" in row.get_text()

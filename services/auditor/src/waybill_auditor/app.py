@@ -24,10 +24,12 @@ from waybill_auditor.retention import retention_sweeper
 from waybill_auditor.store import Change, store_for
 from waybill_auditor.tower.actions import (
     ACTIONS,
+    APPROVE_ADJUSTMENT_PATH,
     ORDER_ACTION_KINDS,
     REPLAY_PATH,
     RESOLVE_PATH,
     SYNC_PRODUCTS_PATH,
+    ApproveAdjustmentForm,
     OperatorActions,
     OrderActionForm,
     ReplayForm,
@@ -164,6 +166,7 @@ TOWER_ROUTES = (
     _page(f"{PREFIX}/dead-letters", "dead letters"),
     _page(f"{PREFIX}/partners", "partner health"),
     _page(PREFIX + "/partners/{slug}", "one partner"),
+    _page(f"{PREFIX}/adjustments", "warehouse stock adjustments: held and applied"),
     _page(f"{PREFIX}/product-syncs", "product master sync runs"),
     Route(
         "GET",
@@ -196,6 +199,7 @@ TOWER_ROUTES = (
     _action(RESOLVE_PATH, "resolve an exception", ResolveForm),
     _action(REPLAY_PATH, "replay a dead letter", ReplayForm),
     _action(SYNC_PRODUCTS_PATH, "run a product sync now", SyncProductsForm),
+    _action(APPROVE_ADJUSTMENT_PATH, "apply a held stock adjustment", ApproveAdjustmentForm),
     Route("GET", SIGN_IN, "public", "the local sign-in page", answers="text/html"),
     Route("POST", SIGN_IN, "public", "sign in with a pasted token", request=SignInForm, form=True),
     Route("POST", SIGN_OUT, "public", "sign out", request=SignOutForm, form=True),

@@ -1,6 +1,6 @@
 """``waybill inventory approve REFERENCE``: an operator approves a held stock adjustment.
 
-The control tower has no page for held adjustments yet; this sends the
+The command-line twin of the control tower's "Apply in Odoo": it sends the
 operator action of the contracts (``ApproveInventoryAdjustment``) from the
 command line operators already use for dead letters
 (:mod:`waybill_runtime.cli.operator_actions`). Its executor (the contracts

@@ -9,8 +9,9 @@ made when the page was drawn: sending the form twice is one action (the
 command's message id and its executor's key both derive from it).
 
 Who acts: the orchestrator owns order state (retry, release, cancel the
-shipment, resolve an exception); the odoo-gateway runs a product sync started
-from the product syncs page. A dead letter is replayed by the auditor
+shipment, resolve an exception); the odoo-gateway applies a held stock
+adjustment an operator approves and runs a product sync started from the
+product syncs page. A dead letter is replayed by the auditor
 itself, as `waybill dlq replay` does (:mod:`waybill_auditor.replays`): the
 replayed message, on the bus, names the operator.
 """
@@ -35,6 +36,7 @@ from waybill_auditor.views import OrderView, TimelineEntry
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import ExceptionRaised, ShipmentBooked
 from waybill_contracts.operations import (
+    ApproveInventoryAdjustment,
     CancelOrderShipment,
     OrderAction,
     ReleaseHeldOrder,
@@ -84,6 +86,17 @@ class SyncProductsForm(msgspec.Struct, frozen=True, kw_only=True):
     csrf_token: _Csrf = ""
 
 
+class ApproveAdjustmentForm(msgspec.Struct, frozen=True, kw_only=True):
+    """Apply a held warehouse stock adjustment in Odoo."""
+
+    action_id: _ActionId
+    reference: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=200, description="The held adjustment.")
+    ]
+    note: _Note = ""
+    csrf_token: _Csrf = ""
+
+
 class ReplayForm(msgspec.Struct, frozen=True, kw_only=True):
     """Replay one dead letter."""
 
@@ -127,12 +140,14 @@ ORDER_ACTION_KINDS = (RETRY, RELEASE, CANCEL_SHIPMENT)
 RESOLVE_PATH = f"{ACTIONS}/resolve-exception"
 REPLAY_PATH = f"{ACTIONS}/replay-dead-letter"
 SYNC_PRODUCTS_PATH = f"{ACTIONS}/sync-products"
+APPROVE_ADJUSTMENT_PATH = f"{ACTIONS}/approve-adjustment"
 ACTION_SLUGS = frozenset(
     {
         *(kind.slug for kind in ORDER_ACTION_KINDS),
         "resolve-exception",
         "replay-dead-letter",
         "sync-products",
+        "approve-adjustment",
     }
 )
 
@@ -276,9 +291,12 @@ class OperatorActions:
             web.post(RESOLVE_PATH, self.resolve),
             web.post(REPLAY_PATH, self.replay),
             web.post(SYNC_PRODUCTS_PATH, self.sync_products),
+            web.post(APPROVE_ADJUSTMENT_PATH, self.approve_adjustment),
         ]
 
-    async def _send(self, command: OrderAction | StartProductSync) -> None:
+    async def _send(
+        self, command: OrderAction | StartProductSync | ApproveInventoryAdjustment
+    ) -> None:
         # The action's id is the message's fact id: a form sent twice is one message.
         await self.publisher.publish(command, fact_id=f"operator-action:{command.action_id}")
 
@@ -323,6 +341,19 @@ class OperatorActions:
             )
         )
         raise web.HTTPSeeOther("/tower/product-syncs?done=sync-products")
+
+    async def approve_adjustment(self, request: web.Request) -> web.Response:
+        """Apply a held stock adjustment in Odoo (the odoo-gateway applies it once)."""
+        form = await _form(request, ApproveAdjustmentForm)
+        await self._send(
+            ApproveInventoryAdjustment(
+                action_id=form.action_id,
+                operator=principal_of(request).subject,
+                reference=form.reference,
+                note=form.note.strip() or None,
+            )
+        )
+        raise web.HTTPSeeOther("/tower/adjustments?done=approve-adjustment")
 
     async def replay(self, request: web.Request) -> web.Response:
         """Replay a dead letter in the operator's name (the auditor does it, now)."""

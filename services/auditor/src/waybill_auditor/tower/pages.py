@@ -20,6 +20,7 @@ from nats.js.client import JetStreamContext
 from waybill_auditor.api import parse_flag, recorded_timeline, utc_now
 from waybill_auditor.breakers import breaker_states, of_service
 from waybill_auditor.causal import causal_order
+from waybill_auditor.held_adjustments import adjustments
 from waybill_auditor.insight import (
     MAX_QUERY,
     counts_by_type,
@@ -37,7 +38,12 @@ from waybill_auditor.product_syncs import (
 from waybill_auditor.stages import Stage
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
 from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
-from waybill_auditor.tower.actions import SYNC_PRODUCTS_PATH, new_action_id, order_actions
+from waybill_auditor.tower.actions import (
+    APPROVE_ADJUSTMENT_PATH,
+    SYNC_PRODUCTS_PATH,
+    new_action_id,
+    order_actions,
+)
 from waybill_auditor.tower.lag import consumer_lag
 from waybill_auditor.tower.live import LiveFeed, event_stream
 from waybill_auditor.tower.render import page
@@ -58,6 +64,7 @@ STUCK_ON_OVERVIEW = 10
 LETTERS_ON_OVERVIEW = 10
 PAGE_SIZE = 200
 PRODUCT_SYNCS_SHOWN = 50
+APPLIED_ADJUSTMENTS_SHOWN = 50
 ASSETS = {"tower.css": "text/css", "tower.js": "text/javascript"}
 
 
@@ -114,6 +121,7 @@ class ControlTower:
             web.get(f"{PREFIX}/dead-letters", self.dead_letters),
             web.get(f"{PREFIX}/partners", self.partners),
             web.get(PREFIX + "/partners/{slug}", self.partner),
+            web.get(f"{PREFIX}/adjustments", self.adjustments),
             web.get(f"{PREFIX}/product-syncs", self.product_syncs),
             web.get(PREFIX + "/product-syncs/{batch}/report.{format}", self.product_sync_report),
             web.get(f"{PREFIX}/search", self.search),
@@ -303,6 +311,24 @@ class ControlTower:
                 "breakers": of_service(
                     await breaker_states(self.store, self.subjects), partner.service.value
                 ),
+            },
+        )
+
+    async def adjustments(self, request: web.Request) -> web.Response:
+        """Warehouse stock adjustments waiting for approval (operators approve), and applied."""
+        asked = _query(request, frozenset({"done"}))
+        found = await adjustments(self.store, self.subjects, applied=APPLIED_ADJUSTMENTS_SHOWN)
+        return page(
+            request,
+            "adjustments.html",
+            {
+                "title": "Stock adjustments",
+                "now": self.clock(),
+                "waiting": found.waiting,
+                "applied": found.applied,
+                "approve_path": APPROVE_ADJUSTMENT_PATH,
+                "action_ids": {held.reference: new_action_id() for held in found.waiting},
+                "done": _done(asked),
             },
         )
 
