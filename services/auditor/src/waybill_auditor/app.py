@@ -249,6 +249,7 @@ def build_service() -> Service[AuditorSettings]:
             feed=runtime.resource(TRAIL).feed,
             subjects=runtime.subjects,
             deadlines=settings.deadlines(),
+            product_sync_stuck_after_s=settings.product_sync_stuck_after_s,
             mask=settings.mask_personal_data,
             trace_url_template=settings.trace_url_template,
             js=runtime.js,

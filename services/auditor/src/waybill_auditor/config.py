@@ -49,6 +49,14 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
             extra={"expected": 'a JSON object of stage to seconds, e.g. {"accepted": 3600}'},
         ),
     ] = {}
+    product_sync_stuck_after_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="Seconds a product sync run under way may go without a page read or "
+            "answered before the control tower shows it stuck",
+        ),
+    ] = 1800.0
     mask_personal_data: Annotated[
         bool,
         msgspec.Meta(

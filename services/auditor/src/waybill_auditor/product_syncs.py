@@ -6,6 +6,13 @@ Waybill's checks or the warehouse) or unmapped (no internal reference in
 Odoo, say), each with its reason. The runs page lists the latest runs; a
 run's report is those problems, one row each, as CSV (for a spreadsheet)
 or JSON (for a script).
+
+A run under way is one whose pages were seen (``ProductsChanged`` read from
+Odoo, ``ProductsSynced`` answered by the warehouse) and whose end was not. It
+is stuck, like an order past its stage's deadline, when nothing was heard of
+it for ``WAYBILL_PRODUCT_SYNC_STUCK_AFTER_S``: a large catalogue may take long,
+but a run that stopped moving waits for a person (a gateway that cannot reach
+Odoo, a page dead-lettered).
 """
 
 from __future__ import annotations
@@ -13,15 +20,23 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
 from waybill_auditor.store import AuditStore
 from waybill_contracts import SubjectMap
-from waybill_contracts.events import ProductSyncCompleted
+from waybill_contracts.events import ProductsChanged, ProductsSynced, ProductSyncCompleted
 
-__all__ = ["REPORT_COLUMNS", "ProductSyncRun", "ReportLine", "product_sync_runs", "report_csv"]
+__all__ = [
+    "REPORT_COLUMNS",
+    "ProductSyncRun",
+    "ProductSyncUnderWay",
+    "ReportLine",
+    "product_sync_runs",
+    "product_syncs_under_way",
+    "report_csv",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +110,51 @@ async def product_sync_runs(
             log.warning("product sync report %s cannot be read: %s", row.id, error)
     runs.sort(key=lambda run: run.completed_at, reverse=True)
     return runs[:limit]
+
+
+class ProductSyncUnderWay(msgspec.Struct, frozen=True, kw_only=True):
+    """A run not finished yet: the last page read from Odoo, when it was last heard of."""
+
+    batch_id: str
+    pages_read: int
+    last_heard_at: datetime
+    stuck: bool
+
+
+async def product_syncs_under_way(
+    store: AuditStore, subjects: SubjectMap, *, stuck_after_s: float, now: datetime
+) -> list[ProductSyncUnderWay]:
+    """Every run seen and not finished, stuck ones first, then the longest quiet."""
+    finished = {
+        row.subject
+        for row in await store.latest_per_subject(subjects.ce_type_for(ProductSyncCompleted))
+    }
+    # Each event's subject is its batch id; the latest page of each batch is all it takes.
+    answered = {
+        row.subject: row.time
+        for row in await store.latest_per_subject(subjects.ce_type_for(ProductsSynced))
+    }
+    decode = msgspec.json.Decoder(ProductsChanged).decode
+    found = []
+    for row in await store.latest_per_subject(subjects.ce_type_for(ProductsChanged)):
+        if row.subject in finished:
+            continue
+        try:
+            page = decode(row.body).page
+        except msgspec.DecodeError as error:
+            log.warning("product page %s cannot be read: %s", row.id, error)
+            continue
+        heard = max(row.time, answered.get(row.subject, row.time))
+        found.append(
+            ProductSyncUnderWay(
+                batch_id=row.subject,
+                pages_read=page,
+                last_heard_at=heard,
+                stuck=now - heard > timedelta(seconds=stuck_after_s),
+            )
+        )
+    found.sort(key=lambda run: (not run.stuck, run.last_heard_at))
+    return found
 
 
 def report_csv(run: ProductSyncRun) -> str:

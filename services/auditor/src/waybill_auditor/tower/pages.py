@@ -33,6 +33,7 @@ from waybill_auditor.partners import BY_SLUG, PARTNERS
 from waybill_auditor.product_syncs import (
     ProductSyncRun,
     product_sync_runs,
+    product_syncs_under_way,
     report_csv,
 )
 from waybill_auditor.stages import Stage
@@ -108,6 +109,7 @@ class ControlTower:
     feed: LiveFeed
     subjects: SubjectMap
     deadlines: Mapping[Stage, float]
+    product_sync_stuck_after_s: float = 1800.0
     mask: bool = True
     trace_url_template: str | None = None
     js: JetStreamContext | None = None
@@ -335,13 +337,19 @@ class ControlTower:
     async def product_syncs(self, request: web.Request) -> web.Response:
         """The latest product master runs, and (for operators) a run started now."""
         asked = _query(request, frozenset({"done"}))
+        now = self.clock()
         runs = await product_sync_runs(self.store, self.subjects, limit=PRODUCT_SYNCS_SHOWN)
+        under_way = await product_syncs_under_way(
+            self.store, self.subjects, stuck_after_s=self.product_sync_stuck_after_s, now=now
+        )
         return page(
             request,
             "product_syncs.html",
             {
                 "title": "Product syncs",
-                "now": self.clock(),
+                "now": now,
+                "under_way": under_way,
+                "stuck_after_s": self.product_sync_stuck_after_s,
                 "prefix": PREFIX,
                 "runs": runs,
                 "sync_path": SYNC_PRODUCTS_PATH,
