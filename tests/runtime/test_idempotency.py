@@ -290,3 +290,53 @@ async def test_run_new_makes_the_effect_only_for_a_key_never_written(bucket: Key
     assert made == ["sent"]
     assert await elsewhere.run("mail:n1", send) == "receipt"  # the usual way reads the result
     assert made == ["sent"]
+
+
+async def test_run_deduplicated_reads_once_writes_once_and_shares_an_attempt(
+    bucket: KeyValue,
+) -> None:
+    counting = CountingBucket(bucket)
+    once: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    made: list[str] = []
+    going = asyncio.Event()
+
+    async def publish() -> str:
+        made.append("published")
+        await going.wait()
+        return "msg-1"
+
+    callers = [asyncio.create_task(once.run_deduplicated("fact:f1", publish)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    going.set()
+    assert await asyncio.gather(*callers) == ["msg-1"] * 3
+    assert made == ["published"]  # the three callers shared one attempt
+    assert counting.calls == ["get", "update"]  # no intent: one read, the result
+    counting.calls.clear()
+    assert await once.run_deduplicated("fact:f1", publish) == "msg-1"
+    assert counting.calls == []  # remembered
+    elsewhere: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    assert await elsewhere.run_deduplicated("fact:f1", publish) == "msg-1"
+    assert counting.calls == ["get"] and made == ["published"]  # the record read, not made
+
+
+async def test_run_deduplicated_makes_again_over_an_intent_and_shares_a_failure(
+    bucket: KeyValue,
+) -> None:
+    made: list[str] = []
+
+    async def gone() -> str:
+        raise TransientError("NATS went away")
+
+    async def publish() -> str:
+        made.append("published")
+        return "msg-2"
+
+    with pytest.raises(TransientError):  # an intent left by ``run``, as after a crash
+        await OnceOnly(bucket, str).run("fact:f2", gone)
+    once: OnceOnly[str] = OnceOnly(bucket, str)
+    failing = [asyncio.create_task(once.run_deduplicated("fact:f2", gone)) for _ in range(2)]
+    outcomes = await asyncio.gather(*failing, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [TransientError, TransientError]
+    assert await once.run_deduplicated("fact:f2", publish) == "msg-2"
+    assert made == ["published"]
+    assert await OnceOnly(bucket, str).result_of("fact:f2") == "msg-2"

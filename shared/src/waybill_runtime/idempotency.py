@@ -23,6 +23,12 @@ A caller that keeps its own record of what became of an effect (the notifier's
 step records, say) and expects a key to be new can ask :meth:`OnceOnly.run_new`:
 the effect is made only if the key has never been written, and a key written
 before is reported without being read, so the caller's usual path decides.
+
+An effect that may be repeated harmlessly for a while (a publish the stream
+drops as a duplicate of its ``Nats-Msg-Id`` within its window) needs no intent:
+:meth:`OnceOnly.run_deduplicated` reads the key, makes the effect if no result
+is recorded, and writes the result once, and callers in one process asking for
+the same key at the same time share one attempt.
 """
 
 from __future__ import annotations
@@ -103,6 +109,9 @@ class OnceOnly(Generic[T]):
         self._in_doubt_after_s = in_doubt_after_s
         self._clock = clock
         self._done: Recent[str, _Known[T]] = Recent(remembered)
+        # Keys whose deduplicated effect is under way in this process: a second
+        # caller waits for it rather than going to the bucket (run_deduplicated).
+        self._running: dict[str, asyncio.Future[T]] = {}
 
     def _remember(self, stored_key: str, result: T) -> T:
         self._done.put(stored_key, _Known(result))
@@ -167,6 +176,64 @@ class OnceOnly(Generic[T]):
         except KeyWrongLastSequenceError:
             return Begun.EARLIER
         return await self._make(stored_key, revision, effect)
+
+    async def run_deduplicated(self, key: str, effect: Callable[[], Awaitable[T]]) -> T:
+        """Make ``effect`` once for ``key``, for an effect the partner deduplicates for a while.
+
+        For a publish with a ``Nats-Msg-Id`` derived from ``key``: made twice within
+        the stream's duplicate window, it is stored once, so no intent guards it.
+        One read and one write when the key is new (:meth:`run`: two writes), none
+        when it is remembered, and callers here asking for a key that is under way
+        wait for that attempt. The result is written after the effect, so a crash
+        in between leaves no record and the next attempt makes the effect again:
+        harmless within the window, and beyond it (a crash, then nothing for
+        minutes) the same as :meth:`run`'s ``recover`` re-publishing over an intent.
+        A record left as an intent by :meth:`run` is treated the same way.
+        """
+        stored_key = kv_key(key)
+        known = self._done.get(stored_key)
+        if known is not None:
+            return known.value
+        running = self._running.get(stored_key)
+        if running is not None:
+            # shield: a caller that gives up must not cancel the attempt others wait for.
+            return await asyncio.shield(running)
+        attempt: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._running[stored_key] = attempt
+        try:
+            result = await self._read_or_make(stored_key, effect)
+        except BaseException as error:
+            attempt.set_exception(error)
+            attempt.exception()  # retrieved: no waiter is not an unhandled error
+            raise
+        else:
+            attempt.set_result(result)
+            return result
+        finally:
+            del self._running[stored_key]
+
+    async def _read_or_make(self, stored_key: str, effect: Callable[[], Awaitable[T]]) -> T:
+        last = 0
+        try:
+            entry = await self._kv.get(stored_key)
+        except KeyNotFoundError as missing:
+            marker = getattr(missing, "entry", None)  # deleted or purged: write over the marker
+            last = (marker.revision or 0) if marker else 0
+        else:
+            record = self._decode(entry.value or b"")
+            if record.state == "done":
+                return self._remember(stored_key, record.result)  # type: ignore[arg-type]
+            last = entry.revision or 0
+        result = await effect()
+        done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
+        try:
+            await self._kv.update(stored_key, done, last=last)
+        except KeyWrongLastSequenceError:
+            # Another process made and recorded it meanwhile (the stream kept one copy).
+            log.info("effect %s was recorded by another attempt meanwhile", stored_key)
+        # Remembered only once recorded: if the write failed, the caller's retry here
+        # makes the (deduplicated) effect again and writes the record then.
+        return self._remember(stored_key, result)
 
     async def _make(self, stored_key: str, revision: int, effect: Callable[[], Awaitable[T]]) -> T:
         """The effect, with this attempt's intent at ``revision``, and its result recorded."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -12,7 +13,7 @@ from waybill_contracts import SubjectMap
 from waybill_contracts.events import WarehouseOrderAccepted
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
-from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.idempotency import OnceOnly, kv_key
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.testing.streams import stored_messages
 from waybill_wms_bridge.ledger import FactLedger
@@ -86,4 +87,50 @@ async def test_a_fact_whose_earlier_attempt_failed_is_sent_under_the_same_id(
     assert await rig.ledger.publish(fact) is True
     assert await rig.ledger.publish(fact) is False
     assert publish_calls(rig) == 1
+    assert await stored_ids(nc, rig) == [fact.id]
+
+
+async def bucket_writes(nc: NatsClient, rig: Rig) -> int:
+    """Every write the idempotency bucket has taken (its stream's last sequence)."""
+    info = await nc.jetstream().stream_info(f"KV_{rig.subjects.kv_bucket('idempotency')}")
+    return int(info.state.last_seq)
+
+
+async def test_a_fact_costs_one_record_and_one_publish_however_many_webhooks_bring_it(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    """Issue #18: the stream drops a repeat of the fact's id within its window, so the
+    record needs no intent before the publish, and webhooks arriving together (each
+    repeats the stages before it) share one attempt: before, one fact seen by four
+    webhooks at once cost an intent, a result and a publish for the first, and a read,
+    a publish and a write for each that found the intent."""
+    rig = await _ledger(nc, nats_prefix)
+    fact = accepted_fact("WH/OUT/00090", "OO-9", "WH1", AT)
+
+    sent = await asyncio.gather(*(rig.ledger.publish(fact) for _ in range(4)))
+    later = await rig.ledger.publish(fact)
+
+    assert sorted(sent) == [False, False, False, True] and later is False
+    assert await bucket_writes(nc, rig) == 1
+    assert publish_calls(rig) == 1
+    assert await stored_ids(nc, rig) == [fact.id]
+    # The record is what a process that never saw the fact goes by.
+    fresh = await _ledger(nc, nats_prefix)
+    assert await fresh.ledger.publish(fact) is False
+    assert publish_calls(fresh) == 0
+
+
+async def test_a_fact_published_but_not_recorded_is_published_again_and_stored_once(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    """A crash between the publish and its record: the next sight publishes it again
+    under the same id, and within the duplicate window JetStream keeps one copy."""
+    rig = await _ledger(nc, nats_prefix)
+    fact = accepted_fact("WH/OUT/00091", "OO-10", "WH1", AT)
+    await rig.ledger.publish(fact)
+    await rig.kv.purge(kv_key(f"wms-fact:{fact.id}"))  # the record never written
+
+    after_crash = await _ledger(nc, nats_prefix)
+    assert await after_crash.ledger.publish(fact) is True
+    assert await after_crash.ledger.publish(fact) is False
     assert await stored_ids(nc, rig) == [fact.id]

@@ -2,8 +2,8 @@
 
 Every field is read from ``WAYBILL_<FIELD>`` (``WAYBILL_AUDIT_DB``,
 ``WAYBILL_AUDIT_DATABASE_URL``, ``WAYBILL_STUCK_AFTER_S``,
-``WAYBILL_MASK_PERSONAL_DATA``) on top of the runtime's own settings; the
-database URL, a secret, also from the file of that name in
+``WAYBILL_MASK_PERSONAL_DATA``, ``WAYBILL_AUDIT_SYNC_ALWAYS``) on top of the
+runtime's own settings; the database URL, a secret, also from the file of that name in
 ``WAYBILL_SECRETS_DIR``.
 """
 
@@ -57,6 +57,14 @@ class AuditorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "answered before the control tower shows it stuck",
         ),
     ] = 1800.0
+    audit_sync_always: Annotated[
+        bool,
+        msgspec.Meta(
+            description="SQLite: wait for the disk at every commit (synchronous=FULL), so audit "
+            "rows survive a power loss of the host, not only a crash of the auditor; as "
+            "nats-server's sync_interval: always (waybill up --sync-always). Costs CPU per commit"
+        ),
+    ] = False
     mask_personal_data: Annotated[
         bool,
         msgspec.Meta(

@@ -10,6 +10,11 @@ streams and their subject filters (an auditor deployed alone knows no other
 service's declaration). They are read again every :data:`REFRESH_S`, and at
 most every :data:`RECHECK_S` when a subject no consumer takes comes along
 (a service that has just started).
+
+Each message asks about its subject; the answer for a subject is kept until
+the filters are read again (a few dozen subjects, each matched against every
+filter once, rather than every message matching them all: a sixteenth of the
+auditor's CPU under a burst, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ log = logging.getLogger("waybill.auditor")
 
 REFRESH_S = 60.0
 RECHECK_S = 5.0
+MAX_ANSWERS = 1024
+"""Subjects whose answer is kept at most (a bound: subjects come from the wire)."""
 
 
 class ConsumerCoverage:
@@ -46,6 +53,8 @@ class ConsumerCoverage:
         self._filters: tuple[str, ...] = ()
         self._read_at = float("-inf")
         self._warned: set[str] = set()
+        # subject -> covered, for the filters as last read.
+        self._answers: dict[str, bool] = {}
 
     async def _read(self) -> None:
         filters: list[str] = []
@@ -59,10 +68,17 @@ class ConsumerCoverage:
                 )
                 filters.extend(wanted)
         self._filters = tuple(filters)
+        self._answers = {}
         self._read_at = time.monotonic()
 
     def _covers(self, subject: str) -> bool:
-        return any(subject_matches(subject, pattern) for pattern in self._filters)
+        answer = self._answers.get(subject)
+        if answer is None:
+            answer = any(subject_matches(subject, pattern) for pattern in self._filters)
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[subject] = answer
+        return answer
 
     async def consumed(self, subject: str) -> bool:
         """Whether some other durable consumer takes ``subject``; a failed look-up says yes."""

@@ -5,7 +5,7 @@ sqlite3 blocks, and a connection belongs to the thread that opened it. Each
 given to it one after the other, so the auditor's read-modify-write of an
 order never races another. The writer takes every job queued while it was
 busy into one transaction (each job in its own savepoint, so one failing job
-does not undo the others): one disk sync per group instead of one per message,
+does not undo the others): one commit per group instead of one per message,
 which is what lets a single writer keep up with a busy bus.
 
 The schema is created and migrated when the writer opens the database; its
@@ -148,8 +148,20 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGR
     return len(migrations)
 
 
-def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection to the audit database at ``path`` in WAL mode, transactions by hand."""
+def connect(
+    path: Path, *, read_only: bool = False, sync_always: bool = False
+) -> sqlite3.Connection:
+    """A connection to the audit database at ``path`` in WAL mode, transactions by hand.
+
+    ``sync_always``: every commit waits for the disk (``synchronous = FULL``).
+    Without it (``NORMAL``) a commit is in the write-ahead log, handed to the
+    operating system, before it returns: it survives the auditor's crash or
+    kill, and only the disk syncs at checkpoints keep the file whole. What a
+    power loss or a kernel crash of the host may take is the last commits, the
+    same as nats-server's own default (it syncs its streams every two minutes,
+    not every write; ``waybill up --sync-always`` is its ``FULL``). The
+    per-commit sync was about a fifth of the auditor's CPU (docs/benchmarks.md).
+    """
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         if read_only:
@@ -161,8 +173,9 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
                     f"the audit database {path} cannot use write-ahead logging (mode {mode}): "
                     "put it on a local file system"
                 )
-        # An audit row is acknowledged on the bus once committed: keep it through a crash.
-        conn.execute("PRAGMA synchronous = FULL")
+        # An audit row is acknowledged on the bus once committed: in WAL mode NORMAL keeps it
+        # through a crash of the process, FULL through a power loss too (see above).
+        conn.execute(f"PRAGMA synchronous = {'FULL' if sync_always else 'NORMAL'}")
     except BaseException:
         conn.close()
         raise

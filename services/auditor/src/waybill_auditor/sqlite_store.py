@@ -151,8 +151,11 @@ PURGE_BATCH = 5000
 class SqliteAuditStore:
     """The audit database of one auditor in one file: a writer thread and a reader thread."""
 
-    def __init__(self, path: Path, *, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self, path: Path, *, on_change: OnChange | None = None, sync_always: bool = False
+    ) -> None:
         self.path = path
+        self._sync_always = sync_always
         self.location = str(path)
         self._on_change = on_change
         self._writer = SqliteThread(self._open_writer, name="audit-writer", writer=True)
@@ -168,7 +171,7 @@ class SqliteAuditStore:
                 left = self.path.with_name(self.path.name + companion)
                 if left.exists():
                     touch_private(left)
-            conn = connect(self.path)
+            conn = connect(self.path, sync_always=self._sync_always)
         except (OSError, sqlite3.Error) as error:
             raise AuditDatabaseError(
                 f"the audit database {self.path} cannot be opened ({error}): set "

@@ -244,4 +244,6 @@ def store_for(settings: AuditorSettings, on_change: OnChange | None = None) -> A
         return PostgresAuditStore(settings.audit_database_url, on_change=on_change)
     from waybill_auditor.sqlite_store import SqliteAuditStore
 
-    return SqliteAuditStore(settings.database_path(), on_change=on_change)
+    return SqliteAuditStore(
+        settings.database_path(), on_change=on_change, sync_always=settings.audit_sync_always
+    )

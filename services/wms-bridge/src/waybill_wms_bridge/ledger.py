@@ -10,9 +10,16 @@ Two layers, because each covers what the other cannot:
   an order again an hour later (it moved on to "shipped") does not store its
   "accepted" and "packed" again.
 
-Re-publishing is the recovery when an earlier attempt left only its intent:
-within the duplicate window JetStream drops the copy; after it, the earlier
-attempt most likely never reached JetStream at all.
+Because of the first layer the second needs no intent before the publish
+(:meth:`~waybill_runtime.idempotency.OnceOnly.run_deduplicated`): a fact is
+read, published if not recorded, and recorded once after. A crash between the
+publish and its record leaves nothing recorded, and the next sight of the fact
+publishes it again: within the duplicate window JetStream drops the copy; after
+it (the crash, then no webhook or poll for two minutes) the fact is stored a
+second time under the same id, as it was when an intent was re-published.
+Each webhook repeats the stages before it and several of one order's webhooks
+arrive at once: facts seen together share one attempt, and facts published
+are remembered, so a repeat costs no round trip.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ class FactLedger:
             sent = True
             return context.id
 
-        await self._once.run(f"wms-fact:{fact.id}", send, recover=send)
+        await self._once.run_deduplicated(f"wms-fact:{fact.id}", send)
         if sent:
             log.debug("published %s of %s", fact.stage, fact.message.business_key())
         if self._counter is not None:

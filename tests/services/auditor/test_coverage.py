@@ -1,0 +1,49 @@
+"""Which subjects some service consumes, judged per message on a real nats-server, each subject
+matched against the consumers' filters once per read of them (issue #18: the auditor's CPU)."""
+
+from __future__ import annotations
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerConfig
+
+from waybill_auditor import coverage
+from waybill_auditor.coverage import ConsumerCoverage
+from waybill_contracts import SubjectMap
+from waybill_contracts.events import OrderCancelled, OrderReleased
+from waybill_runtime.bus.dead_letters import subject_matches
+from waybill_runtime.bus.provisioning import StreamPolicy, ensure_streams
+
+
+async def test_a_subject_is_matched_once_per_read_of_the_consumers(
+    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    released = subjects.subject_for(OrderReleased)
+    cancelled = subjects.subject_for(OrderCancelled)
+    await js.add_consumer(
+        subjects.events_stream.name,
+        ConsumerConfig(durable_name="orchestrator-events", filter_subject=released),
+    )
+    matches: list[str] = []
+
+    def counted(subject: str, pattern: str) -> bool:
+        matches.append(subject)
+        return subject_matches(subject, pattern)
+
+    monkeypatch.setattr(coverage, "subject_matches", counted)
+    judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
+
+    answers = [await judge.consumed(released) for _ in range(50)]
+    assert answers == [True] * 50
+    assert len(matches) == 1  # one filter, matched once; was once per message
+
+    assert await judge.consumed(cancelled) is False
+    await js.add_consumer(
+        subjects.events_stream.name,
+        ConsumerConfig(durable_name="notifier-events", filter_subject=cancelled),
+    )
+    monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # a subject nobody took: read again
+    assert await judge.consumed(cancelled) is True  # the new consumer's filter is heard
