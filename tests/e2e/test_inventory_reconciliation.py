@@ -9,8 +9,12 @@ interval to make the next one due, which is what the passing of a night does.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -73,10 +77,16 @@ def odoo_stock(mesh: Mesh) -> dict[str, float]:
 
 
 async def test_a_seeded_discrepancy_is_found_and_only_it_with_orders_in_flight(
-    nc: NatsClient, nats_url: str, nats_prefix: str
+    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
+    audit_db = tmp_path / "audit.sqlite"
     async with running_mesh(
-        nc, nats_url, nats_prefix, services=SERVICES, service_settings=SETTINGS
+        nc,
+        nats_url,
+        nats_prefix,
+        # The auditor too: the run's commands, pages and report are in the audit trail.
+        services=(*SERVICES, "auditor"),
+        service_settings={**SETTINGS, "auditor": {"audit_db": str(audit_db)}},
     ) as mesh:
         # The first run starts at once (nothing was ever scheduled): the shelves are empty.
         [first] = await eventually(
@@ -107,8 +117,18 @@ async def test_a_seeded_discrepancy_is_found_and_only_it_with_orders_in_flight(
         # The miscount nobody reported: four WB-0003 missing from the shelf.
         mesh.wms.warehouse.set_shelf("WB-0003", "PICK-01", stock["WB-0003"] - 4)
         report = await next_run(mesh, done_before=1)
+        await settled(nc, mesh.subjects, "auditor", "events")
+        await settled(nc, mesh.subjects, "auditor", "commands")
         letters = await dead_letters(nc, mesh.subjects)
         shelves = mesh.wms.warehouse.shelves()
+    with contextlib.closing(sqlite3.connect(audit_db)) as db:
+        audited = Counter(
+            ce_type
+            for (ce_type,) in db.execute(
+                "SELECT ce_type FROM messages WHERE correlation_id = ?",
+                (report.reconciliation_id,),
+            )
+        )
     assert first.discrepancies, "before the count, the warehouse's shelves were empty"
     counted = Decimal(int(stock["WB-0003"]))
     assert report.discrepancies == (
@@ -124,6 +144,13 @@ async def test_a_seeded_discrepancy_is_found_and_only_it_with_orders_in_flight(
     assert ("WB-0002", "PICK-01", stock["WB-0002"] - 2) in shelves
     assert report.skus_compared == len(stock)
     assert letters == []
+    pages = -(-len(stock) // 3)  # each side, three levels a page
+    assert audited == {
+        "io.waybill.cmd.odoo.snapshot_inventory.v1": 1,
+        "io.waybill.cmd.warehouse.snapshot_inventory.v1": 1,
+        "io.waybill.inventory.snapshot_taken.v1": 2 * pages,
+        "io.waybill.inventory.reconciled.v1": 1,
+    }, "the run is one business transaction in the audit trail"
 
 
 async def _waiting(mesh: Mesh) -> dict[str, str]:

@@ -154,10 +154,12 @@ class StockRuns:
             snapshot_id=snapshot_id(reconciliation_id, InventorySystem.WAREHOUSE)
         )
         for command in (odoo, warehouse):
+            # One correlation for the run: its snapshots' pages and its report follow it.
             await self._publisher.publish(
                 command,
                 cause=cause,
                 fact_id=fact_id("orchestrator", "snapshot_inventory", command.snapshot_id),
+                correlation_id=None if cause is not None else reconciliation_id,
             )
         return True
 
