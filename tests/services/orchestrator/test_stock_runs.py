@@ -4,15 +4,13 @@ letter. Real NATS (KV with compare-and-set, JetStream); the clock is the test's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.orchestrator.bus import commands, count_by_type, events, publish
+from tests.services.orchestrator.journey import T0, Clock
 from waybill_contracts import SubjectMap, new_context
 from waybill_contracts.commands import SnapshotOdooInventory, SnapshotWarehouseInventory
 from waybill_contracts.events import InventoryReconciled, InventorySnapshotTaken
@@ -20,35 +18,14 @@ from waybill_contracts.model import InventorySystem, Quantity, StockLevel
 from waybill_orchestrator.app import build_service
 from waybill_orchestrator.stock_runs import StockRuns, snapshot_id
 from waybill_orchestrator.stock_schedule import ReconciliationSchedule
-from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
 
-T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 INTERVAL_S = 86400.0
 DEADLINE_S = 600.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def parts(nc: NatsClient, nats_prefix: str) -> AsyncIterator[tuple[SubjectMap, Any]]:
-    subjects = SubjectMap(nats_prefix)
-    js = nc.jetstream()
-    await ensure_streams(js, subjects, StreamPolicy())
-    yield subjects, await ensure_bucket(js, subjects.kv_bucket("workflow"))
 
 
 def make_runs(

@@ -22,20 +22,19 @@ whose snapshots do not complete by its deadline is stuck (see the schedule).
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_contracts import MessageContext, fact_id
 from waybill_contracts.commands import SnapshotOdooInventory, SnapshotWarehouseInventory
 from waybill_contracts.events import InventoryReconciled, InventorySnapshotTaken
 from waybill_contracts.model import InventorySystem, StockDiscrepancy, StockLevel
+from waybill_orchestrator.run_records import read_record, write_record
 from waybill_orchestrator.stock_comparison import compare
 from waybill_runtime.bus.expiring import write_expiring
 from waybill_runtime.bus.publisher import Publisher
@@ -129,11 +128,7 @@ class StockRuns:
 
     async def read(self, reconciliation_id: str) -> tuple[StockRunRecord | None, int | None]:
         """The run's record and revision; ``(None, None)`` for a run never started."""
-        try:
-            entry = await self._kv.get(_run_key(reconciliation_id))
-        except KeyNotFoundError:
-            return None, None
-        return msgspec.json.decode(entry.value or b"", type=StockRunRecord), entry.revision
+        return await read_record(self._kv, _run_key(reconciliation_id), StockRunRecord)
 
     async def start(self, reconciliation_id: str, cause: MessageContext | None = None) -> bool:
         """Write the run's record and ask for both snapshots; False if it existed already."""
@@ -238,19 +233,16 @@ class StockRuns:
                 shelves_compared=shelves,
                 discrepancies=discrepancies,
             )
-        value = msgspec.json.encode(record)
-        key = _run_key(record.reconciliation_id)
-        try:
-            if record.completed_at is not None and self._finished_ttl_s:
-                await write_expiring(
-                    self._kv, key, value, last=revision, ttl_s=self._finished_ttl_s
-                )
-            else:
-                await self._kv.update(key, value, last=revision)
-        except KeyWrongLastSequenceError:
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-            return None
-        return record
+        finished = record.completed_at is not None
+        written = await write_record(
+            self._kv,
+            _run_key(record.reconciliation_id),
+            record,
+            revision=revision,
+            attempt=attempt,
+            expire_after_s=self._finished_ttl_s if finished else 0.0,
+        )
+        return record if written else None
 
     async def _announce_if_complete(self, done: StockRunRecord, cause: MessageContext) -> None:
         if done.completed_at is None:

@@ -25,11 +25,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.handlers import STOCK_RUNS, WORKFLOW_BUCKET
+from waybill_orchestrator.run_records import read_record, write_record
 from waybill_orchestrator.stock_runs import StockRunRecord, StockRuns
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.periodic import every
@@ -64,11 +64,7 @@ class ReconciliationSchedule:
         self._warned: set[str] = set()
 
     async def latest(self) -> tuple[ScheduledRun | None, int | None]:
-        try:
-            entry = await self._kv.get(SCHEDULE_KEY)
-        except KeyNotFoundError:
-            return None, None
-        return msgspec.json.decode(entry.value or b"", type=ScheduledRun), entry.revision
+        return await read_record(self._kv, SCHEDULE_KEY, ScheduledRun)
 
     async def tick(self) -> StockRunRecord | None:
         """Start a run if one is due; check the latest for its deadline; returns its record."""
@@ -79,13 +75,9 @@ class ReconciliationSchedule:
                 reconciliation_id=f"rec-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
                 started_at=now,
             )
-            value = msgspec.json.encode(claimed)
-            try:
-                if revision is None:
-                    await self._kv.create(SCHEDULE_KEY, value)
-                else:
-                    await self._kv.update(SCHEDULE_KEY, value, last=revision)
-            except KeyWrongLastSequenceError:
+            if not await write_record(
+                self._kv, SCHEDULE_KEY, claimed, revision=revision, attempt=0
+            ):
                 return None  # another instance claimed it; the next round looks again
             scheduled = claimed
             log.info("inventory reconciliation %s started", claimed.reconciliation_id)
