@@ -26,6 +26,7 @@ from datetime import datetime
 
 import msgspec
 from nats.js.kv import KeyValue
+from prometheus_client import Gauge
 
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.handlers import STOCK_RUNS, WORKFLOW_BUCKET
@@ -47,6 +48,17 @@ class ScheduledRun(msgspec.Struct, kw_only=True, frozen=True):
     started_at: datetime
 
 
+def stuck_gauge(metrics: MetricsRegistry) -> Gauge:
+    """The gauge of a stuck run, at 0 from the start (also with runs switched off), so an
+    alert on it needs no ``absent()``."""
+    gauge = metrics.gauge(
+        "waybill_inventory_reconciliation_stuck",
+        "1 while the latest inventory reconciliation run is past its deadline unfinished.",
+    )
+    gauge.set(0)
+    return gauge
+
+
 class ReconciliationSchedule:
     """Starts the runs when due; tells whether the latest one is stuck."""
 
@@ -56,11 +68,7 @@ class ReconciliationSchedule:
         self._kv = kv
         self._runs = runs
         self._interval_s = interval_s
-        self._stuck = metrics.gauge(
-            "waybill_inventory_reconciliation_stuck",
-            "1 while the latest inventory reconciliation run is past its deadline unfinished.",
-        )
-        self._stuck.set(0)
+        self._stuck = stuck_gauge(metrics)
         self._warned: set[str] = set()
 
     async def latest(self) -> tuple[ScheduledRun | None, int | None]:
@@ -113,6 +121,7 @@ async def reconciliation_schedule(
     """Start reconciliation runs every ``inventory_reconcile_interval_s`` (0: never)."""
     settings = runtime.settings
     if not settings.inventory_reconcile_interval_s:
+        stuck_gauge(runtime.metrics)
         yield
         return
     schedule = ReconciliationSchedule(
