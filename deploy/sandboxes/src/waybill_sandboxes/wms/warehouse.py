@@ -354,7 +354,9 @@ class Warehouse:
         the discrepancy a reconciliation must find."""
         if on_hand < 0:
             raise InventoryError(f"a shelf cannot hold {on_hand} of {sku}: stock is not negative")
-        self._locations(sku)[location] = on_hand
+        # A SKU first counted here is known from now on with this shelf only: its default
+        # stock is for SKUs the warehouse never heard of.
+        self._stock.setdefault(sku, {})[location] = on_hand
 
     def adjust_inventory(
         self, sku: str, delta: float, reason_code: str, location: str = DEFAULT_LOCATION
