@@ -170,7 +170,8 @@ class StockRuns:
         await self._store_page(reconciliation_id, page)
         for attempt in range(self._write_attempts):
             record, revision = await self.read(reconciliation_id)
-            assert record is not None and revision is not None  # runs are never deleted early
+            if record is None or revision is None:
+                raise PermanentError(f"reconciliation run {reconciliation_id} vanished mid-page")
             seen, last = record.pages(page.system)
             if page.page in seen:
                 await self._announce_if_complete(record, cause)
