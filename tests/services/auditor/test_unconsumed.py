@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.auditor.test_service import auditor, timeline
 from waybill_contracts import SubjectMap, encode, new_context
-from waybill_contracts.events import OrderCancelled, OrderReleased, PartnerCircuitChanged
+from waybill_contracts.events import (
+    Event,
+    InventoryReconciled,
+    OrderCancelled,
+    OrderReleased,
+    PartnerCircuitChanged,
+)
 from waybill_contracts.examples import example_of
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.service import Service
@@ -65,11 +72,13 @@ async def test_a_message_no_service_consumes_is_flagged_and_counted(
         assert f'type="{subjects.ce_type_for(OrderReleased)}"' not in metrics
 
 
-async def test_breaker_news_is_read_by_the_control_tower_so_never_flagged_unconsumed(
-    nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
+@pytest.mark.parametrize("kind", [PartnerCircuitChanged, InventoryReconciled])
+async def test_what_the_control_tower_shows_is_read_by_it_so_never_flagged_unconsumed(
+    kind: type[Event], nc: NatsClient, nats_url: str, nats_prefix: str, tmp_path: Path
 ) -> None:
+    """Breaker news and reconciliation reports: the control tower is their reader."""
     subjects = SubjectMap(nats_prefix)
-    news = example_of(PartnerCircuitChanged)
+    news = example_of(kind)
     audit_db = str(tmp_path / "audit.sqlite")
     async with auditor(nats_url, nats_prefix, audit_db=audit_db) as http:
         encoded = encode(news, new_context(news, source="wms-bridge"), subjects)

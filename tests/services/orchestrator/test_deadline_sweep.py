@@ -3,8 +3,6 @@ and keep going past an order it cannot read. The clock is the test's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from tests.services.orchestrator.journey import (
     DEADLINE_S,
     POLICY,
     T0,
+    Clock,
     happy_path,
     observe,
     packed,
@@ -30,29 +29,9 @@ from waybill_orchestrator.open_orders import index_key
 from waybill_orchestrator.stages import Stage
 from waybill_orchestrator.stuck_orders import OPEN_STAGES, StuckOrderGauges
 from waybill_orchestrator.workflow import WorkflowStore, key_for
-from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.queries import QueryError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def parts(nc: NatsClient, nats_prefix: str) -> AsyncIterator[tuple[SubjectMap, Any]]:
-    subjects = SubjectMap(nats_prefix)
-    js = nc.jetstream()
-    await ensure_streams(js, subjects, StreamPolicy())
-    yield subjects, await ensure_bucket(js, subjects.kv_bucket("workflow"))
 
 
 def make_store(nc: NatsClient, subjects: SubjectMap, kv: Any, clock: Clock) -> WorkflowStore:

@@ -47,7 +47,7 @@ from waybill_auditor.tower.signin import (
 from waybill_auditor.trail import TRAIL, AuditTrail, DatabaseWritable
 from waybill_auditor.views import DeadLettersPage, OrdersPage, Timeline
 from waybill_contracts import MESSAGE_TYPES, Lane, Message, MessageKind
-from waybill_contracts.events import PartnerCircuitChanged
+from waybill_contracts.events import InventoryReconciled, PartnerCircuitChanged
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.bus.replay import replay_mark
@@ -108,9 +108,13 @@ async def open_coverage(runtime: Runtime[AuditorSettings]) -> AsyncIterator[Cons
     own = frozenset(
         runtime.subjects.durable(service, purpose) for purpose in ("events", "commands")
     )
-    # Breaker news is for the control tower: the auditor is its consumer.
-    news = runtime.subjects.subject_for(PartnerCircuitChanged)
-    read_here = frozenset(runtime.subjects.on_lane(news, lane) for lane in Lane)
+    # Breaker news and reconciliation reports are for the control tower: the auditor is
+    # their consumer.
+    read_here = frozenset(
+        runtime.subjects.on_lane(runtime.subjects.subject_for(kind), lane)
+        for kind in (PartnerCircuitChanged, InventoryReconciled)
+        for lane in Lane
+    )
     yield ConsumerCoverage(runtime.js, runtime.subjects, own=own, read_here=read_here)
 
 

@@ -13,6 +13,7 @@ from waybill_contracts.commands import (
     PostNoteInOdoo,
     RecordDeliveryInOdoo,
     RecordShipmentInOdoo,
+    SnapshotOdooInventory,
 )
 from waybill_contracts.events import InventoryAdjusted
 from waybill_contracts.operations import ApproveInventoryAdjustment, StartProductSync
@@ -24,6 +25,7 @@ from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, rec
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.product_sync_on_demand import start_product_sync
 from waybill_odoo_gateway.shipment_recording import record_shipment
+from waybill_odoo_gateway.stock_snapshot import snapshot_inventory
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
 from waybill_odoo_gateway.webhooks import OdooWebhook, webhook_routes
 from waybill_runtime.bus.consumer import HandlerContext
@@ -144,6 +146,12 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: StartProductSync, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await start_product_sync(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(SnapshotOdooInventory)
+    async def on_snapshot_inventory(
+        command: SnapshotOdooInventory, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await snapshot_inventory(ctx.resource(GATEWAY).odoo, command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(

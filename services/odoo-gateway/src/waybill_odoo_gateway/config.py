@@ -213,6 +213,15 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
             "(ApproveInventoryAdjustment); empty = every adjustment is applied at once",
         ),
     ] = 100.0
+    inventory_snapshot_page_size: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=1000,
+            description="Odoo stock quants read per InventorySnapshotTaken page when the "
+            "orchestrator asks for an inventory snapshot (one NATS message each)",
+        ),
+    ] = 500
     odoo_inventory_locations: Annotated[
         dict[str, str],
         msgspec.Meta(

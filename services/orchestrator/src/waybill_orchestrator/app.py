@@ -1,5 +1,5 @@
 """The orchestrator service: event handlers, the deadline sweep, the order-status query,
-and product master sync runs.
+product master sync runs and inventory reconciliation runs.
 
 ``service`` is what `waybill run orchestrator` runs; :func:`build_service`
 makes another, independent instance (tests run two side by side to prove
@@ -8,7 +8,7 @@ they never corrupt an order's state).
 
 from __future__ import annotations
 
-from waybill_contracts.events import ProductsChanged, ProductsSynced
+from waybill_contracts.events import InventorySnapshotTaken, ProductsChanged, ProductsSynced
 from waybill_contracts.operations import ORDER_ACTIONS
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator import status
@@ -16,16 +16,20 @@ from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.deadlines import deadline_sweeper
 from waybill_orchestrator.handlers import (
     PRODUCT_RUNS,
+    STOCK_RUNS,
     WORKFLOW,
     WORKFLOW_BUCKET,
+    on_inventory_snapshot_taken,
     on_operator_action,
     on_order_event,
     on_products_changed,
     on_products_synced,
     open_product_runs,
+    open_stock_runs,
     open_workflow,
 )
 from waybill_orchestrator.process import HANDLED_EVENTS
+from waybill_orchestrator.stock_schedule import reconciliation_schedule
 from waybill_runtime.declaration import Bucket
 from waybill_runtime.service import Runtime, Service
 
@@ -50,9 +54,14 @@ def build_service() -> Service[OrchestratorSettings]:
     service.handles(ProductsChanged)(on_products_changed)
     service.handles(ProductsSynced)(on_products_synced)
 
+    # Inventory reconciliation runs (issue 19): both snapshots compared, in-flight allowed for.
+    service.handles(InventorySnapshotTaken)(on_inventory_snapshot_taken)
+
     service.resource(WORKFLOW)(open_workflow)
     service.resource(PRODUCT_RUNS)(open_product_runs)
+    service.resource(STOCK_RUNS)(open_stock_runs)
     service.runs(deadline_sweeper)
+    service.runs(reconciliation_schedule)
 
     @service.query("order_status", OrderStatusRequest, OrderStatusResponse)
     async def order_status(

@@ -90,6 +90,23 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = 25
 
+    inventory_reconcile_interval_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="How often an inventory reconciliation run starts (Odoo's and the "
+            "warehouse's stock snapshots compared, the orders in flight allowed for), e.g. "
+            "86400 for nightly; 0 (the default) never starts one",
+        ),
+    ] = 0.0
+    inventory_reconcile_deadline_s: Annotated[
+        Seconds,
+        msgspec.Meta(
+            description="Longest a reconciliation run may take to receive both snapshots "
+            "before it counts as stuck"
+        ),
+    ] = 3600.0
+
     def __post_init__(self) -> None:
         if 0 < self.finished_order_ttl_s < MIN_TTL_S:
             raise ValueError(

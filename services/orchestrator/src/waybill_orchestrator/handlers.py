@@ -10,14 +10,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
-from waybill_contracts.events import Event, ProductsChanged, ProductsSynced
+from waybill_contracts.events import (
+    Event,
+    InventorySnapshotTaken,
+    ProductsChanged,
+    ProductsSynced,
+)
 from waybill_contracts.operations import OrderAction
 from waybill_orchestrator.changes import NotYet, Observed, Requested
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
 from waybill_orchestrator.product_runs import ProductRuns
+from waybill_orchestrator.stock_comparison import in_flight
+from waybill_orchestrator.stock_runs import StockRuns
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError, RetryLater
@@ -32,6 +40,9 @@ WORKFLOW = ResourceKey[WorkflowStore]("workflow")
 
 PRODUCT_RUNS = ResourceKey[ProductRuns]("product-runs")
 """The running orchestrator's product sync runs (see :func:`open_product_runs`)."""
+
+STOCK_RUNS = ResourceKey[StockRuns]("stock-runs")
+"""The running orchestrator's inventory reconciliation runs (see :func:`open_stock_runs`)."""
 
 
 @contextlib.asynccontextmanager
@@ -59,6 +70,34 @@ async def open_product_runs(
         finished_ttl_s=settings.finished_order_ttl_s,
         write_attempts=settings.workflow_write_attempts,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_stock_runs(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[StockRuns]:
+    """The reconciliation runs of a running orchestrator, in its workflow bucket; the orders
+    in flight are read from the workflow store's open orders."""
+    settings = runtime.settings
+    store = runtime.resource(WORKFLOW)
+
+    async def expected() -> dict[str, Decimal]:
+        states = [(await store.read_key(key))[0] for key in await store.open_keys()]
+        return in_flight(state for state in states if state is not None)
+
+    yield StockRuns(
+        runtime.buckets[WORKFLOW_BUCKET],
+        runtime.publisher,
+        expected,
+        deadline_s=settings.inventory_reconcile_deadline_s,
+        finished_ttl_s=settings.finished_order_ttl_s,
+        write_attempts=settings.workflow_write_attempts,
+    )
+
+
+async def on_inventory_snapshot_taken(
+    page: InventorySnapshotTaken, ctx: HandlerContext[OrchestratorSettings]
+) -> None:
+    """Keep a snapshot page of a reconciliation run; compare once both snapshots are in."""
+    await ctx.resource(STOCK_RUNS).page_taken(page, ctx.envelope)
 
 
 async def on_products_changed(

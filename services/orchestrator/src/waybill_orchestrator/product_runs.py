@@ -20,13 +20,10 @@ the page is sent. A finished run's record expires like a finished order.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_contracts import MessageContext, fact_id
@@ -34,7 +31,7 @@ from waybill_contracts.commands import SyncProducts
 from waybill_contracts.events import ProductsChanged, ProductsSynced, ProductSyncCompleted
 from waybill_contracts.model import Product, ProductRejection, UnmappedProduct
 from waybill_orchestrator.product_rules import judged
-from waybill_runtime.bus.expiring import write_expiring
+from waybill_orchestrator.run_records import read_record, write_record
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import RetryLater, TransientError
@@ -98,11 +95,7 @@ class ProductRuns:
 
     async def read(self, batch_id: str) -> tuple[ProductRunRecord | None, int | None]:
         """The run's record and revision; ``(None, None)`` before its first page."""
-        try:
-            entry = await self._kv.get(_key(batch_id))
-        except KeyNotFoundError:
-            return None, None
-        return msgspec.json.decode(entry.value or b"", type=ProductRunRecord), entry.revision
+        return await read_record(self._kv, _key(batch_id), ProductRunRecord)
 
     async def page_changed(self, page: ProductsChanged, cause: MessageContext) -> None:
         """Check a page's products, record the page, then send the fit ones to the warehouse."""
@@ -160,21 +153,16 @@ class ProductRuns:
         """Compare-and-set ``record`` (closed if complete); None when someone wrote first."""
         if record.complete() and record.completed_at is None:
             record = msgspec.structs.replace(record, completed_at=self.clock())
-        value = msgspec.json.encode(record)
-        key = _key(record.batch_id)
-        try:
-            if record.completed_at is not None and self._finished_ttl_s:
-                await write_expiring(
-                    self._kv, key, value, last=revision, ttl_s=self._finished_ttl_s
-                )
-            elif revision is None:
-                await self._kv.create(key, value)
-            else:
-                await self._kv.update(key, value, last=revision)
-        except KeyWrongLastSequenceError:
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-            return None
-        return record
+        finished = record.completed_at is not None
+        written = await write_record(
+            self._kv,
+            _key(record.batch_id),
+            record,
+            revision=revision,
+            attempt=attempt,
+            expire_after_s=self._finished_ttl_s if finished else 0.0,
+        )
+        return record if written else None
 
     async def _send(
         self,

@@ -1,15 +1,22 @@
 """The wms-bridge service: Waybill's only contact with the warehouse system (WMS).
 
-In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder`` and ``SyncProducts``
-commands, WMS webhooks on ``POST /webhooks/wms`` and a reconciliation poll.
+In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder``, ``SyncProducts`` and
+``SnapshotWarehouseInventory`` commands, WMS webhooks on ``POST /webhooks/wms`` and a
+reconciliation poll.
 Out: warehouse-order events (accepted, picked, short-picked, packed, shipped,
-cancelled, cancel refused), inventory adjustments and ``ProductsSynced``.
+cancelled, cancel refused), inventory adjustments, ``ProductsSynced`` and
+``InventorySnapshotTaken`` pages.
 ``waybill run wms-bridge`` starts it through :func:`main`.
 """
 
 from __future__ import annotations
 
-from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse, SyncProducts
+from waybill_contracts.commands import (
+    CancelWarehouseOrder,
+    ReleaseToWarehouse,
+    SnapshotWarehouseInventory,
+    SyncProducts,
+)
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Service
 from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconciling
@@ -17,6 +24,7 @@ from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.handlers import (
     cancel_warehouse_order,
     release_to_warehouse,
+    snapshot_inventory,
     sync_products,
 )
 from waybill_wms_bridge.webhooks import WEBHOOK_PATH
@@ -59,6 +67,7 @@ service.readiness(lambda runtime: WmsReadiness(runtime.resource(BRIDGE).client))
 service.handles(ReleaseToWarehouse)(release_to_warehouse)
 service.handles(CancelWarehouseOrder)(cancel_warehouse_order)
 service.handles(SyncProducts)(sync_products)
+service.handles(SnapshotWarehouseInventory)(snapshot_inventory)
 
 main = service.main
 

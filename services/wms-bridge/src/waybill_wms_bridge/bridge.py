@@ -20,6 +20,7 @@ from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
 from waybill_wms_bridge.products import ProductUploads, UnitCodes
 from waybill_wms_bridge.reconcile import Reconciler
+from waybill_wms_bridge.stock_snapshots import StockSnapshots
 from waybill_wms_bridge.webhooks import WmsWebhookReceiver
 from waybill_wms_bridge.wms_client import WmsClient, open_wms_client
 from waybill_wms_bridge.wms_wire import WmsProductResults
@@ -40,6 +41,7 @@ class Bridge:
     webhooks: WmsWebhookReceiver
     reconciler: Reconciler
     products: ProductUploads
+    stock: StockSnapshots
 
 
 BRIDGE = ResourceKey[Bridge]("wms-bridge")
@@ -80,6 +82,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 per_call=settings.wms_products_per_call,
                 units=UnitCodes(settings.wms_unit_codes),
             ),
+            stock=StockSnapshots(client, runtime.publisher, page_size=settings.wms_stock_page_size),
         )
 
 

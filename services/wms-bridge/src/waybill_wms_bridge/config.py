@@ -87,6 +87,15 @@ class WmsBridgeSettings(RuntimeSettings, frozen=True, kw_only=True):
             ge=1, le=1000, description="Products per catalogue upload (the WMS's limit per call)"
         ),
     ] = 100
+    wms_stock_page_size: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=500,
+            description="Stock levels read per call (and published per snapshot page) when "
+            "the orchestrator asks for an inventory snapshot",
+        ),
+    ] = 500
     wms_unit_codes: Annotated[
         dict[str, str],
         msgspec.Meta(

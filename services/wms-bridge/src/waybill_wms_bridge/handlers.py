@@ -1,14 +1,24 @@
 """The commands the wms-bridge executes: release an order to the warehouse, cancel it,
-upload a page of the product master."""
+upload a page of the product master, take an inventory snapshot."""
 
 from __future__ import annotations
 
-from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse, SyncProducts
+from waybill_contracts.commands import (
+    CancelWarehouseOrder,
+    ReleaseToWarehouse,
+    SnapshotWarehouseInventory,
+    SyncProducts,
+)
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_wms_bridge.bridge import BRIDGE
 from waybill_wms_bridge.config import WmsBridgeSettings
 
-__all__ = ["cancel_warehouse_order", "release_to_warehouse", "sync_products"]
+__all__ = [
+    "cancel_warehouse_order",
+    "release_to_warehouse",
+    "snapshot_inventory",
+    "sync_products",
+]
 
 
 async def release_to_warehouse(
@@ -28,3 +38,10 @@ async def cancel_warehouse_order(
 async def sync_products(command: SyncProducts, ctx: HandlerContext[WmsBridgeSettings]) -> None:
     """Upload the page into the WMS catalogue (each upload once) → ProductsSynced."""
     await ctx.resource(BRIDGE).products.sync_page(command, cause=ctx.envelope)
+
+
+async def snapshot_inventory(
+    command: SnapshotWarehouseInventory, ctx: HandlerContext[WmsBridgeSettings]
+) -> None:
+    """Read the WMS's stock on hand → InventorySnapshotTaken pages (system warehouse)."""
+    await ctx.resource(BRIDGE).stock.take(command, ctx.envelope)

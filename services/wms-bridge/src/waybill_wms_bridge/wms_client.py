@@ -49,6 +49,8 @@ from waybill_wms_bridge.wms_wire import (
     WmsProblem,
     WmsProduct,
     WmsProductResults,
+    WmsStockCursor,
+    WmsStockPage,
 )
 
 __all__ = [
@@ -186,6 +188,17 @@ class WmsClient:
         body = msgspec.json.encode({"products": products})
         what = f"an upload of {len(products)} products"
         return await self._call(what, "POST", "/products", WmsProductResults, body=body)
+
+    # -- stock on hand ------------------------------------------------------------
+
+    async def stock_on_hand(self, after: WmsStockCursor | None, limit: int) -> WmsStockPage:
+        """One page of stock per SKU and location, starting after ``after`` (None: the first)."""
+        params = {"limit": str(limit)}
+        if after is not None:
+            params |= {"after_sku": after.after_sku, "after_location": after.after_location}
+        return await self._call(
+            "a page of stock on hand", "GET", "/stock-on-hand", WmsStockPage, params=params
+        )
 
     # -- expected returns ----------------------------------------------------------
 

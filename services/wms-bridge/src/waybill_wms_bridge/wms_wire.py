@@ -195,6 +195,29 @@ class WmsProductResults(msgspec.Struct, kw_only=True, frozen=True):
     results: list[WmsProductResult]
 
 
+class WmsShelfStock(msgspec.Struct, kw_only=True, frozen=True):
+    """Stock of one SKU on one shelf (``GET /api/v1/stock-on-hand``)."""
+
+    sku: str
+    location: str
+    on_hand: float
+    uom: str = ""
+
+
+class WmsStockCursor(msgspec.Struct, kw_only=True, frozen=True):
+    """Where the next page of stock starts: after this SKU and location."""
+
+    after_sku: str
+    after_location: str
+
+
+class WmsStockPage(msgspec.Struct, kw_only=True, frozen=True):
+    """One page of stock on hand; ``next`` is None on the last page."""
+
+    items: list[WmsShelfStock]
+    next: WmsStockCursor | None = None
+
+
 class WmsProblem(msgspec.Struct, kw_only=True, frozen=True):
     """An RFC 9457 problem document, as the WMS answers errors."""
 

@@ -19,6 +19,7 @@ from waybill_sandboxes.wms.lifecycle import OrderLifecycle
 from waybill_sandboxes.wms.records import OutboundOrder, OutboundOrderRequest, WmsEvent
 from waybill_sandboxes.wms.returns_api import ReturnsApi
 from waybill_sandboxes.wms.returns_dock import ReturnsDock
+from waybill_sandboxes.wms.stock_api import StockApi
 from waybill_sandboxes.wms.warehouse import Warehouse
 
 __all__ = ["WmsConfig", "WmsSandbox"]
@@ -89,6 +90,7 @@ class WmsSandbox:
         app.add_routes(api.routes())
         app.add_routes(CatalogueApi(self).routes())
         app.add_routes(ReturnsApi(self).routes())
+        app.add_routes(StockApi(self).routes())
         app.add_routes(WmsAdmin(self).routes())
         app.cleanup_ctx.append(self._running)
         return app

@@ -337,6 +337,27 @@ class Warehouse:
             locations=dict(self._locations(sku)),
         )
 
+    def shelves(self) -> list[tuple[str, str, float]]:
+        """Stock on hand per SKU and location, in (SKU, location) order: what a count reads.
+
+        Only SKUs the warehouse has touched have shelves; one it never heard of has none
+        (its default stock appears at its first order or count).
+        """
+        return sorted(
+            (sku, location, held)
+            for sku, locations in self._stock.items()
+            for location, held in locations.items()
+        )
+
+    def set_shelf(self, sku: str, location: str, on_hand: float) -> None:
+        """Put ``on_hand`` on one shelf quietly, with no webhook: a miscount nobody reported,
+        the discrepancy a reconciliation must find."""
+        if on_hand < 0:
+            raise InventoryError(f"a shelf cannot hold {on_hand} of {sku}: stock is not negative")
+        # A SKU first counted here is known from now on with this shelf only: its default
+        # stock is for SKUs the warehouse never heard of.
+        self._stock.setdefault(sku, {})[location] = on_hand
+
     def adjust_inventory(
         self, sku: str, delta: float, reason_code: str, location: str = DEFAULT_LOCATION
     ) -> InventoryAdjustment:

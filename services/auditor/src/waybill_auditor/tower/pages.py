@@ -37,6 +37,7 @@ from waybill_auditor.product_syncs import (
     report_csv,
 )
 from waybill_auditor.stages import Stage
+from waybill_auditor.stock_reports import latest_reconciliations
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
 from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
 from waybill_auditor.tower.actions import (
@@ -63,6 +64,7 @@ from waybill_runtime.personal_data import mask_text
 PREFIX = "/tower"
 STUCK_ON_OVERVIEW = 10
 LETTERS_ON_OVERVIEW = 10
+RECONCILIATIONS_ON_OVERVIEW = 5
 PAGE_SIZE = 200
 PRODUCT_SYNCS_SHOWN = 50
 APPLIED_ADJUSTMENTS_SHOWN = 50
@@ -159,7 +161,8 @@ class ControlTower:
         return listed
 
     async def overview(self, request: web.Request) -> web.Response:
-        """Stages, throughput, stuck orders, dead letters, partners and their breakers, lag."""
+        """Stages, throughput, stuck orders, dead letters, partners and their breakers, lag,
+        the latest inventory reconciliations."""
         _query(request, frozenset())
         now = self.clock()
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
@@ -197,6 +200,9 @@ class ControlTower:
                     for p in PARTNERS
                 ],
                 "lag": await consumer_lag(self.js, self.subjects) if self.js else None,
+                "reconciliations": await latest_reconciliations(
+                    self.store, self.subjects, RECONCILIATIONS_ON_OVERVIEW
+                ),
             },
         )
 
