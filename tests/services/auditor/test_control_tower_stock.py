@@ -63,6 +63,14 @@ async def test_the_overview_lists_the_latest_reconciliations_with_their_discrepa
             )
         await settled(nc, tower.subjects, "auditor", "events")
         rows = rows_of(await page(http, "/tower"), "table.reconciliations tbody tr")
+        async with http.get("/tower/reconciliations/rec-2/report.csv") as as_csv:
+            assert as_csv.status == 200 and as_csv.content_type == "text/csv"
+            assert "attachment" in as_csv.headers["Content-Disposition"]
+            lines = (await as_csv.text()).splitlines()
+        async with http.get("/tower/reconciliations/rec-2/report.json") as as_json:
+            document = await as_json.json()
+        async with http.get("/tower/reconciliations/rec-9/report.csv") as missing_run:
+            assert missing_run.status == 404
     assert before == [
         ["No reconciliation has run (WAYBILL_INVENTORY_RECONCILE_INTERVAL_S on the orchestrator)."]
     ]
@@ -73,6 +81,13 @@ async def test_the_overview_lists_the_latest_reconciliations_with_their_discrepa
             "12",
             "WB-0003 at PICK-01: Odoo 215 Units, warehouse 211 EA ; "
             "WB-0009 at PICK-02: Odoo absent, warehouse 3 EA",
+            "CSV · JSON",
         ],
-        ["rec-1", "2026-12-06 02:00 UTC", "12", "none"],
+        ["rec-1", "2026-12-06 02:00 UTC", "12", "none", "CSV · JSON"],
     ]
+    assert lines == [
+        "sku,location,odoo,warehouse",
+        "WB-0003,PICK-01,215 Units,211 EA",
+        "WB-0009,PICK-02,absent,3 EA",
+    ]
+    assert document["reconciliation_id"] == "rec-2" and len(document["discrepancies"]) == 2

@@ -180,6 +180,14 @@ TOWER_ROUTES = (
         answers="text/csv",
         role="viewer",
     ),
+    Route(
+        "GET",
+        PREFIX + "/reconciliations/{run}/report.{format}",
+        "operator",
+        "an inventory reconciliation's discrepancies, as CSV or JSON",
+        answers="text/csv",
+        role="viewer",
+    ),
     _page(f"{PREFIX}/search", "search orders"),
     Route(
         "GET",

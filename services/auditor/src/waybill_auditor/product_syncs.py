@@ -17,13 +17,12 @@ Odoo, a page dead-lettered).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from datetime import datetime, timedelta
 
 import msgspec
 
+from waybill_auditor.reports import csv_of
 from waybill_auditor.store import AuditStore
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import ProductsChanged, ProductsSynced, ProductSyncCompleted
@@ -159,17 +158,10 @@ async def product_syncs_under_way(
 
 def report_csv(run: ProductSyncRun) -> str:
     """The run's report as CSV: a header, then one row per product it could not sync."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
-    for line in run.lines:
-        writer.writerow(
-            [
-                line.problem,
-                line.sku,
-                "" if line.odoo_product_id is None else line.odoo_product_id,
-                line.name,
-                line.reason,
-            ]
-        )
-    return out.getvalue()
+    return csv_of(
+        REPORT_COLUMNS,
+        (
+            (line.problem, line.sku, line.odoo_product_id, line.name, line.reason)
+            for line in run.lines
+        ),
+    )

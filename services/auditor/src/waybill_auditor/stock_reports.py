@@ -13,12 +13,18 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from waybill_auditor.reports import csv_of
 from waybill_auditor.store import AuditStore
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import InventoryReconciled
 from waybill_contracts.model import Quantity
 
-__all__ = ["DiscrepancyView", "ReconciliationView", "latest_reconciliations"]
+__all__ = [
+    "DiscrepancyView",
+    "ReconciliationView",
+    "latest_reconciliations",
+    "reconciliation_csv",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +83,11 @@ async def latest_reconciliations(
         )
     found.sort(key=lambda view: view.reconciled_at, reverse=True)
     return found[:limit]
+
+
+def reconciliation_csv(view: ReconciliationView) -> str:
+    """A run's report as CSV: one row per shelf whose figures differ."""
+    return csv_of(
+        ("sku", "location", "odoo", "warehouse"),
+        ((d.sku, d.location, d.odoo, d.warehouse) for d in view.discrepancies),
+    )

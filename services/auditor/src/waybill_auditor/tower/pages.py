@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-import msgspec
 from aiohttp import web
 from nats.js.client import JetStreamContext
 
@@ -36,8 +35,9 @@ from waybill_auditor.product_syncs import (
     product_syncs_under_way,
     report_csv,
 )
+from waybill_auditor.reports import report_response
 from waybill_auditor.stages import Stage
-from waybill_auditor.stock_reports import latest_reconciliations
+from waybill_auditor.stock_reports import latest_reconciliations, reconciliation_csv
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
 from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
 from waybill_auditor.tower.actions import (
@@ -90,11 +90,6 @@ def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
     return single
 
 
-def _file_name(batch: str) -> str:
-    """``batch`` as a download's file name: only what every system takes in one."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in batch)
-
-
 def _done(asked: Mapping[str, str]) -> str | None:
     # Which action was just sent (after the redirect of its form), for the notice.
     done = asked.get("done")
@@ -128,6 +123,7 @@ class ControlTower:
             web.get(f"{PREFIX}/adjustments", self.adjustments),
             web.get(f"{PREFIX}/product-syncs", self.product_syncs),
             web.get(PREFIX + "/product-syncs/{batch}/report.{format}", self.product_sync_report),
+            web.get(PREFIX + "/reconciliations/{run}/report.{format}", self.reconciliation_report),
             web.get(f"{PREFIX}/search", self.search),
             web.get(f"{PREFIX}/live", self.live),
             web.get(PREFIX + "/static/{name}", self.asset),
@@ -368,20 +364,19 @@ class ControlTower:
         """One run's report: every product it could not sync and why, as CSV or JSON."""
         _query(request, frozenset())
         batch, format_ = request.match_info["batch"], request.match_info["format"]
-        if format_ not in ("csv", "json"):
-            raise ProblemError(
-                404, "Not Found", f"no report as {format_!r}: ask for report.csv or report.json"
-            )
         run = await self._product_sync_run(batch)
-        headers = {"Cache-Control": "no-store"}
-        if format_ == "json":
-            return web.Response(
-                body=msgspec.json.encode(run), content_type="application/json", headers=headers
-            )
-        headers["Content-Disposition"] = f'attachment; filename="{_file_name(batch)}.csv"'
-        return web.Response(
-            text=report_csv(run), content_type="text/csv", charset="utf-8", headers=headers
-        )
+        return report_response(format_, batch, run, lambda: report_csv(run))
+
+    async def reconciliation_report(self, request: web.Request) -> web.Response:
+        """One inventory reconciliation's discrepancies, as CSV or JSON."""
+        _query(request, frozenset())
+        wanted, format_ = request.match_info["run"], request.match_info["format"]
+        # Runs are few (one a night): looked up among all the latest.
+        views = await latest_reconciliations(self.store, self.subjects, 2**31)
+        found = next((v for v in views if v.reconciliation_id == wanted), None)
+        if found is None:
+            raise ProblemError(404, "Not Found", f"no inventory reconciliation {wanted!r}")
+        return report_response(format_, wanted, found, lambda: reconciliation_csv(found))
 
     async def _product_sync_run(self, batch: str) -> ProductSyncRun:
         # Runs are few (one a night, say): the report is looked up among all the latest.
