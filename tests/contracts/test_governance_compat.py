@@ -65,6 +65,8 @@ ADDED_SINCE_BASELINE = {
     # Product master pages name the Odoo products that cannot be synced (issue 19).
     "ProductsChanged.unmapped: optional field added",
     "message added: waybill.evt.product.sync_completed.v1",
+    # Freight invoices reconciled against the labels booked (issue 19).
+    "message added: waybill.evt.freight.invoice_reconciled.v1",
 }
 
 
