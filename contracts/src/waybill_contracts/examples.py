@@ -23,6 +23,7 @@ from waybill_contracts.model import (
     DeliveryMethod,
     Dimensions,
     FreightDiscrepancy,
+    FreightMatch,
     FulfilledLine,
     InventorySystem,
     Milestone,
@@ -296,6 +297,15 @@ def _build() -> dict[type[Message], Message]:
             lines=2,
             matched=1,
             matched_total=Money(amount=Decimal("8.45"), currency="EUR"),
+            matched_lines=(
+                FreightMatch(
+                    line_id="li-1",
+                    shipment_id="shp-WH-OUT-00041-1",
+                    order_ref="WH/OUT/00041",
+                    quoted=Money(amount=Decimal("8.45"), currency="EUR"),
+                    billed=Money(amount=Decimal("8.45"), currency="EUR"),
+                ),
+            ),
             discrepancies=(
                 FreightDiscrepancy(
                     line_id="li-2",

@@ -350,6 +350,20 @@ class StockLevel(Record, frozen=True, kw_only=True):
     reserved: Annotated[Quantity | None, Meta(description="Quantity reserved, if known.")] = None
 
 
+class FreightMatch(Record, frozen=True, kw_only=True):
+    """A line of a carrier's freight invoice that bills a booked label as quoted."""
+
+    line_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The carrier's id of the line.")
+    ]
+    shipment_id: ShipmentId
+    order_ref: OrderRef
+    quoted: Annotated[Money, Meta(description="What the label was bought for.")]
+    billed: Annotated[
+        Money, Meta(description="What the carrier billed, in all (within tolerance).")
+    ]
+
+
 class FreightDiscrepancy(Record, frozen=True, kw_only=True):
     """A line of a carrier's freight invoice that does not match the label Waybill booked."""
 

@@ -149,6 +149,12 @@ async def test_seeded_wrong_lines_are_flagged_and_correct_ones_match_once(
     assert over_b.billed.amount == booked["shp-fb2"].shipment.cost.amount + Decimal("3.10")
     assert unknown.kind == "unknown_label" and unknown.carrier_reference == "shp_nobody"
     assert unknown.billed is not None and unknown.billed.amount == Decimal("7.00")
+    matched_lines = {m.shipment_id: m for r in found for m in r.matched_lines}
+    assert set(matched_lines) == {"shp-fa2", "shp-fa3", "shp-fb1", "shp-fb3"}
+    assert matched_lines["shp-fb3"].billed.amount == matched_lines[
+        "shp-fb3"
+    ].quoted.amount + Decimal("0.01")
+    assert matched_lines["shp-fa2"].order_ref == "WH/OUT/shp-fa2"
     matched_b = next(r for r in found if r.carrier == "carrier-b").matched_total
     assert matched_b is not None  # fb1 as quoted, fb3 one cent of fuel over: within 0.01
     assert matched_b.amount == sum(

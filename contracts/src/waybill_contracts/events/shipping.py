@@ -11,6 +11,7 @@ from waybill_contracts.model import (
     BatchId,
     Carrier,
     FreightDiscrepancy,
+    FreightMatch,
     Milestone,
     Money,
     NotificationChannel,
@@ -145,6 +146,10 @@ class FreightInvoiceReconciled(Event, frozen=True, kw_only=True):
     matched_total: Annotated[
         Money | None, Meta(description="What the matched lines bill in all; none if no line.")
     ] = None
+    matched_lines: Annotated[
+        tuple[FreightMatch, ...],
+        Meta(description="The matched lines: the shipment, its order, quoted and billed."),
+    ] = ()
     discrepancies: Annotated[
         tuple[FreightDiscrepancy, ...],
         Meta(description="Lines over the tolerance, for no known label, or unreadable."),

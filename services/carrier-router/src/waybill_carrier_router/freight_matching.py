@@ -17,7 +17,7 @@ from typing import Literal
 from waybill_carrier_router.carriers.invoices import CarrierInvoice, InvoiceLine
 from waybill_carrier_router.freight_book import BookedFreight
 from waybill_contracts.events import FreightInvoiceReconciled
-from waybill_contracts.model import FreightDiscrepancy, Money
+from waybill_contracts.model import FreightDiscrepancy, FreightMatch, Money
 
 __all__ = ["FreightTolerance", "reconcile_invoice"]
 
@@ -73,21 +73,31 @@ def reconcile_invoice(
 ) -> FreightInvoiceReconciled:
     """The report of ``invoice``: ``booked`` holds the labels its lines name, by carrier id."""
     discrepancies: list[FreightDiscrepancy] = []
-    matched: list[Money] = []
+    matched: list[FreightMatch] = []
     for line in invoice.lines:
-        found = discrepancy(line, booked.get(line.carrier_reference or ""), tolerance)
-        if found is None:
-            assert line.billed is not None
-            matched.append(line.billed)
-        else:
+        label = booked.get(line.carrier_reference or "")
+        found = discrepancy(line, label, tolerance)
+        if found is not None:
             discrepancies.append(found)
+            continue
+        assert label is not None and line.billed is not None  # a match has both
+        matched.append(
+            FreightMatch(
+                line_id=line.line_id,
+                shipment_id=label.shipment_id,
+                order_ref=label.order_ref,
+                quoted=label.quoted,
+                billed=line.billed,
+            )
+        )
     return FreightInvoiceReconciled(
         reconciliation_id=f"freight:{invoice.carrier}:{invoice.invoice_id}",
         carrier=invoice.carrier,
         invoice_id=invoice.invoice_id,
         lines=len(invoice.lines),
         matched=len(matched),
-        matched_total=_total(matched),
+        matched_total=_total([m.billed for m in matched]),
+        matched_lines=tuple(matched),
         discrepancies=tuple(discrepancies),
         reconciled_at=reconciled_at,
     )
