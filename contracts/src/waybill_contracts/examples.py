@@ -407,6 +407,14 @@ def _build() -> dict[type[Message], Message]:
             text="Order WH/OUT/00042 cancelled: warehouse order cancelled. Reason: "
             "cancelled in Odoo",
         ),
+        cmd.RecordFreightCostInOdoo(
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            shipment_id=SHIPMENT_ID,
+            carrier="dhl",
+            invoice_id="inv-2025-03",
+            billed=Money(amount=Decimal("8.45"), currency="EUR"),
+        ),
         cmd.SnapshotOdooInventory(snapshot_id="inv-2025-03-14-odoo", warehouse="AMS1"),
         ops.RetryOrderStage(action_id="act-1", operator="dana", order_ref=ORDER_REF),
         ops.ReleaseHeldOrder(
