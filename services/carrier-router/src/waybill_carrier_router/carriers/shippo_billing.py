@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -39,9 +40,16 @@ class _Invoice(msgspec.Struct, kw_only=True):
     object_created: datetime | None = None
 
 
-class _InvoicePage(msgspec.Struct, kw_only=True):
-    results: list[_Invoice]
+R = TypeVar("R")
+
+
+class _Page(msgspec.Struct, Generic[R], kw_only=True):
+    results: list[R]
     next: str | None = None
+
+
+class _InvoicePage(_Page[_Invoice], kw_only=True):
+    pass
 
 
 class _Item(msgspec.Struct, kw_only=True):
@@ -53,56 +61,56 @@ class _Item(msgspec.Struct, kw_only=True):
     transaction: str | None = None
 
 
-class _ItemPage(msgspec.Struct, kw_only=True):
-    results: list[_Item]
-    next: str | None = None
+class _ItemPage(_Page[_Item], kw_only=True):
+    pass
 
 
 async def posted_invoices(http: CarrierHttp, since: datetime) -> list[CarrierInvoice]:
     """The posted invoices created at or after ``since``, with their lines."""
     invoices: list[CarrierInvoice] = []
-    for page in range(1, _MAX_PAGES + 1):
-        found = await http.call(
-            "GET",
-            "/invoices",
-            _InvoicePage,
-            params={"page": str(page), "results": str(_PAGE_SIZE)},
-            what="invoice list",
-        )
-        for invoice in found.results:
-            created = as_utc(invoice.object_created) if invoice.object_created else None
-            if invoice.status not in _BILLED_STATUSES or (created and created < since):
-                continue
-            invoices.append(
-                CarrierInvoice(
-                    carrier=http.carrier,
-                    invoice_id=invoice.object_id,
-                    issued_at=created,
-                    lines=await _lines(http, invoice.object_id),
-                )
+    for invoice in await _every_page(http, "/invoices", _InvoicePage, {}, what="invoice list"):
+        created = as_utc(invoice.object_created) if invoice.object_created else None
+        if invoice.status not in _BILLED_STATUSES or (created and created < since):
+            continue
+        invoices.append(
+            CarrierInvoice(
+                carrier=http.carrier,
+                invoice_id=invoice.object_id,
+                issued_at=created,
+                lines=await _lines(http, invoice.object_id),
             )
-        if not found.next:
-            break
+        )
     return invoices
 
 
-async def _lines(http: CarrierHttp, invoice_id: str) -> tuple[InvoiceLine, ...]:
-    items: list[_Item] = []
+async def _every_page(
+    http: CarrierHttp,
+    path: str,
+    page_type: type[_Page[R]],
+    params: dict[str, str],
+    *,
+    what: str,
+) -> list[R]:
+    """Every result of a paginated list, page after page until ``next`` is null."""
+    found: list[R] = []
     for page in range(1, _MAX_PAGES + 1):
-        found = await http.call(
+        answer = await http.call(
             "GET",
-            "/invoice-items",
-            _ItemPage,
-            params={
-                "invoiceObjectId": invoice_id,
-                "page": str(page),
-                "results": str(_PAGE_SIZE),
-            },
-            what="invoice items",
+            path,
+            page_type,
+            params={**params, "page": str(page), "results": str(_PAGE_SIZE)},
+            what=what,
         )
-        items.extend(found.results)
-        if not found.next:
+        found.extend(answer.results)
+        if not answer.next:
             break
+    return found
+
+
+async def _lines(http: CarrierHttp, invoice_id: str) -> tuple[InvoiceLine, ...]:
+    items = await _every_page(
+        http, "/invoice-items", _ItemPage, {"invoiceObjectId": invoice_id}, what="invoice items"
+    )
     by_transaction: dict[str, list[_Item]] = {}
     lines: list[InvoiceLine] = []
     for item in items:
