@@ -13,7 +13,7 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -63,6 +63,9 @@ class CarrierConfig(msgspec.Struct, kw_only=True):
     """Waits before in_transit, out_for_delivery and delivered."""
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
     seed: int | None = None
+    bill_after_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Labels bought less than this long ago wait for the next invoice (carriers bill
+    days after the purchase, never in the same second)."""
 
 
 class Service(msgspec.Struct, frozen=True):
@@ -279,7 +282,8 @@ class CarrierSandbox(abc.ABC):
 
     def cut_invoice(self) -> None:
         """Bill every label bought and not billed yet, in one new invoice (if any)."""
-        self.billing.cut(self.purchases, self.billed_reference)
+        due = datetime.now(UTC) - timedelta(seconds=self.config.bill_after_s)
+        self.billing.cut([p for p in self.purchases if p.bought_at <= due], self.billed_reference)
 
     def label_url(self, request: web.Request, purchase: Purchase) -> str:
         return f"{request.url.origin()}/labels/{purchase.label_id}"

@@ -140,7 +140,8 @@ class Billing:
             for p in purchases
             if not p.voided and p.purchase_id not in self._billed
         ]
-        self._billed.update(p.purchase_id for p in purchases if not p.voided)
+        # A label voided before it was billed is never billed (refunded in full).
+        self._billed.update(p.purchase_id for p in purchases)
         lines.extend(self._unknown_line(seed) for seed in self.unknown)
         self.unknown.clear()
         if not lines:
