@@ -1,17 +1,24 @@
-"""Freight matching rules: the tolerance setting and what each invoice line comes to."""
+"""Freight matching rules (the tolerance setting, what each invoice line comes to) and the
+run record a crashed run leaves behind."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from waybill_carrier_router.carriers.invoices import CarrierInvoice, InvoiceLine, Surcharge
 from waybill_carrier_router.config import CarrierRouterSettings
-from waybill_carrier_router.freight_book import BookedFreight
+from waybill_carrier_router.fleet import CarrierFleet
+from waybill_carrier_router.freight_book import BookedFreight, FreightBook, FreightRun
 from waybill_carrier_router.freight_matching import FreightTolerance, reconcile_invoice
+from waybill_carrier_router.freight_reconciliation import FreightReconciler
+from waybill_contracts.events import FreightInvoiceReconciled
 from waybill_contracts.model import Money
+from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.resilience import CircuitBreakers, RateLimits, RetryPolicy
 from waybill_runtime.settings import SettingsError, load_settings
 
 NOW = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
@@ -99,3 +106,53 @@ def test_each_line_is_matched_over_the_tolerance_unknown_or_malformed() -> None:
     assert "n/a" in reasons["l6"]
     [malformed] = [d for d in report.discrepancies if d.kind == "malformed"]
     assert malformed.order_ref == "WH/OUT/t6" and malformed.billed is None
+
+
+async def test_a_run_left_running_past_its_deadline_is_reported_stuck_by_the_next(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    js = nc.jetstream()
+    tracking = await js.create_key_value(bucket=f"{nats_prefix}_tracking")
+    watermarks = await js.create_key_value(bucket=f"{nats_prefix}_watermarks")
+    book = FreightBook(tracking, watermarks)
+    metrics = MetricsRegistry("carrier-router")
+    reconciler = FreightReconciler(
+        book=book,
+        fleet=CarrierFleet(
+            {},  # no carrier account: the run's own bookkeeping is what is tested
+            enabled=(),
+            breakers=CircuitBreakers(5, 30.0),
+            purchase_limits=RateLimits(4.0, 4),
+            retry=RetryPolicy(attempts=1, base_s=0.1, max_s=0.1),
+        ),
+        publish=_never_called,
+        tolerance=FreightTolerance(),
+        deadline_s=60.0,
+        first_lookback=timedelta(days=1),
+        metrics=metrics,
+        clock=lambda: NOW,
+    )
+    # A replica crashed mid-run an hour ago: its record still says running.
+    crashed = FreightRun(
+        run_id="crashed",
+        started_at=NOW - timedelta(hours=1),
+        deadline=NOW - timedelta(minutes=59),
+    )
+    await book.save_run(crashed)
+    assert crashed.stuck(NOW)
+
+    finished = await reconciler.run_once()
+
+    assert (finished.state, finished.failures, finished.invoices) == ("completed", (), 0)
+    assert await book.last_run() == finished and not finished.stuck(NOW + timedelta(days=1))
+    rendered = metrics.render()[0].decode()
+    assert 'waybill_freight_runs_total{outcome="stuck"} 1.0' in rendered
+    assert 'waybill_freight_runs_total{outcome="completed"} 1.0' in rendered
+    await reconciler.run_once()  # a finished run is not stuck, however old
+    assert 'waybill_freight_runs_total{outcome="stuck"} 1.0' in metrics.render()[0].decode()
+    for bucket in ("tracking", "watermarks"):
+        await js.delete_key_value(f"{nats_prefix}_{bucket}")
+
+
+async def _never_called(report: FreightInvoiceReconciled) -> None:
+    raise AssertionError(f"no invoice to announce, got {report.invoice_id}")
