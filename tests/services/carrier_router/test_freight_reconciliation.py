@@ -177,11 +177,15 @@ async def test_a_carrier_whose_billing_fails_fails_the_run_with_its_reason(
             )
             assert await eventually(
                 lambda: metric(url, "waybill_freight_runs_total", outcome="failed"),
-                until=lambda runs: runs >= 2,
+                until=lambda runs: runs >= 6,  # the breaker opens after 5 failed calls
                 what="runs failed by carrier B",
             )
             run = await last_run(rig)
-            assert rig.carrier_b.calls()["list_invoices"] >= 2  # retried, and asked again
+            assert rig.carrier_b.calls()["list_invoices"] >= 12  # retried, and asked again
+            # More failed billing calls than open a circuit: carrier B still sells labels.
+            await rig.send(booking("shp-fb4", level=ServiceLevel.STANDARD))
+            [late] = await rig.wait_for(ShipmentBooked, "shp-fb4")
+            assert late.shipment.carrier == "carrier-b"
             # Carrier B answers again: its invoice is reconciled by the next run.
             rig.carrier_b.faults.clear()
             found = await eventually(
@@ -198,4 +202,4 @@ async def test_a_carrier_whose_billing_fails_fails_the_run_with_its_reason(
     assert "n/a" in malformed.reason and "not a number" in malformed.reason
     assert report_a.matched == 2
     [report_b] = [r for r in found if r.carrier == "carrier-b"]
-    assert report_b.matched == 3 and report_b.discrepancies == ()
+    assert report_b.matched == 4 and report_b.discrepancies == ()

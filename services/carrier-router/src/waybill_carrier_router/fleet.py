@@ -104,7 +104,11 @@ class CarrierFleet:
         carrier = self._carrier(code)
         if not isinstance(carrier, CarrierBilling):
             raise PermanentError(f"carrier {code} has no billing API to read invoices from")
-        return await self._call(code, lambda: carrier.invoices(since, until))
+        # Retried like any call, but outside the carrier's circuit breaker: a billing
+        # API that fails (a report the carrier could not make) must not stop label sales.
+        return await retry_call(
+            lambda: carrier.invoices(since, until), self._retry, retry_on=is_transient
+        )
 
     @property
     def codes(self) -> tuple[str, ...]:
