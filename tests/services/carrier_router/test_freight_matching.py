@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 
@@ -13,7 +14,11 @@ from waybill_carrier_router.carriers.invoices import CarrierInvoice, InvoiceLine
 from waybill_carrier_router.config import CarrierRouterSettings
 from waybill_carrier_router.fleet import CarrierFleet
 from waybill_carrier_router.freight_book import BookedFreight, FreightBook, FreightRun
-from waybill_carrier_router.freight_matching import FreightTolerance, reconcile_invoice
+from waybill_carrier_router.freight_matching import (
+    FreightTolerance,
+    in_pages,
+    reconcile_invoice,
+)
 from waybill_carrier_router.freight_reconciliation import FreightReconciler
 from waybill_contracts.events import FreightInvoiceReconciled
 from waybill_contracts.model import Money
@@ -106,6 +111,21 @@ def test_each_line_is_matched_over_the_tolerance_unknown_or_malformed() -> None:
     assert "n/a" in reasons["l6"]
     [malformed] = [d for d in report.discrepancies if d.kind == "malformed"]
     assert malformed.order_ref == "WH/OUT/t6" and malformed.billed is None
+
+    # Told in pages of two lines: every line once, the counts each page's.
+    pages = in_pages(report, 2)
+    assert [(p.page, p.last_page, p.lines) for p in pages] == [
+        (1, False, 2),
+        (2, False, 2),
+        (3, True, 2),
+    ]
+    assert sum(p.matched for p in pages) == 2
+    assert [m for p in pages for m in p.matched_lines] == list(report.matched_lines)
+    assert [d for p in pages for d in p.discrepancies] == list(report.discrepancies)
+    assert {p.reconciliation_id for p in pages} == {report.reconciliation_id}
+    empty = msgspec.structs.replace(report, lines=0, matched=0, matched_lines=(), discrepancies=())
+    [only] = in_pages(empty, 2)
+    assert (only.page, only.last_page, only.lines, only.matched_total) == (1, True, 0, None)
 
 
 async def test_a_run_left_running_past_its_deadline_is_reported_stuck_by_the_next(

@@ -141,7 +141,12 @@ class FreightInvoiceReconciled(Event, frozen=True, kw_only=True):
     invoice_id: Annotated[
         str, Meta(min_length=1, max_length=128, description="The carrier's id of the invoice.")
     ]
-    lines: Annotated[int, Meta(ge=0, description="Lines (shipments) on the invoice.")]
+    page: Annotated[
+        int,
+        Meta(ge=1, description="A large invoice is told in pages, from 1; counts are the page's."),
+    ] = 1
+    last_page: Annotated[bool, Meta(description="True on the invoice's final page.")] = True
+    lines: Annotated[int, Meta(ge=0, description="Lines (shipments) on this page.")]
     matched: Annotated[int, Meta(ge=0, description="Lines billed as quoted, within tolerance.")]
     matched_total: Annotated[
         Money | None, Meta(description="What the matched lines bill in all; none if no line.")

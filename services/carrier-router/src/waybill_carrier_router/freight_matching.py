@@ -14,12 +14,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
+import msgspec
+
 from waybill_carrier_router.carriers.invoices import CarrierInvoice, InvoiceLine
 from waybill_carrier_router.freight_book import BookedFreight
 from waybill_contracts.events import FreightInvoiceReconciled
 from waybill_contracts.model import FreightDiscrepancy, FreightMatch, Money
 
-__all__ = ["FreightTolerance", "reconcile_invoice"]
+__all__ = ["FreightTolerance", "in_pages", "reconcile_invoice"]
 
 _HUNDRED = Decimal(100)
 
@@ -101,6 +103,32 @@ def reconcile_invoice(
         discrepancies=tuple(discrepancies),
         reconciled_at=reconciled_at,
     )
+
+
+def in_pages(report: FreightInvoiceReconciled, size: int) -> list[FreightInvoiceReconciled]:
+    """``report`` told in pages of at most ``size`` lines (a message has a size limit, and a
+    carrier's monthly invoice can bill thousands of shipments); counts become each page's."""
+    lines: list[FreightMatch | FreightDiscrepancy] = [
+        *report.matched_lines,
+        *report.discrepancies,
+    ]
+    chunks = [lines[start : start + size] for start in range(0, len(lines), size)] or [[]]
+    pages = []
+    for number, chunk in enumerate(chunks, start=1):
+        matched = [line for line in chunk if isinstance(line, FreightMatch)]
+        pages.append(
+            msgspec.structs.replace(
+                report,
+                page=number,
+                last_page=number == len(chunks),
+                lines=len(chunk),
+                matched=len(matched),
+                matched_total=_total([m.billed for m in matched]),
+                matched_lines=tuple(matched),
+                discrepancies=tuple(d for d in chunk if isinstance(d, FreightDiscrepancy)),
+            )
+        )
+    return pages
 
 
 def discrepancy(

@@ -29,7 +29,11 @@ from waybill_carrier_router.freight_book import (
     FreightRun,
     ReconciledInvoice,
 )
-from waybill_carrier_router.freight_matching import FreightTolerance, reconcile_invoice
+from waybill_carrier_router.freight_matching import (
+    FreightTolerance,
+    in_pages,
+    reconcile_invoice,
+)
 from waybill_carrier_router.router import ROUTER
 from waybill_contracts import fact_id
 from waybill_contracts.events import FreightInvoiceReconciled
@@ -43,6 +47,9 @@ log = logging.getLogger("waybill.carrier_router.freight")
 
 _OVERLAP = timedelta(days=1)
 """How far before the last run's start the next one asks again (late-posted invoices)."""
+
+_LINES_PER_PAGE = 500
+"""Invoice lines per FreightInvoiceReconciled: well under NATS's 1 MB message limit."""
 
 Publish = Callable[[FreightInvoiceReconciled], Awaitable[None]]
 
@@ -145,8 +152,9 @@ class FreightReconciler:
                     booked[line.carrier_reference] = label
         report = reconcile_invoice(invoice, booked, self._tolerance, reconciled_at=self._clock())
         # Announced before it is marked done: a crash in between announces it again,
-        # with the same id, which the bus keeps once.
-        await self._publish(report)
+        # with the same ids, which the bus keeps once.
+        for page in in_pages(report, _LINES_PER_PAGE):
+            await self._publish(page)
         await self._book.mark_reconciled(
             invoice.carrier,
             invoice.invoice_id,
@@ -191,7 +199,9 @@ async def reconciling_freight(runtime: Runtime[CarrierRouterSettings]) -> AsyncI
     async def publish(report: FreightInvoiceReconciled) -> None:
         await runtime.publisher.publish(
             report,
-            fact_id=fact_id("freight.invoice_reconciled", report.carrier, report.invoice_id),
+            fact_id=fact_id(
+                "freight.invoice_reconciled", report.carrier, report.invoice_id, str(report.page)
+            ),
         )
 
     reconciler = FreightReconciler(
