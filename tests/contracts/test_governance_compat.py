@@ -67,6 +67,9 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.evt.product.sync_completed.v1",
     # A product sync started by an operator (issue 19).
     "message added: waybill.cmd.odoo.start_product_sync.v1",
+    # Freight invoices reconciled against the labels booked (issue 19).
+    "message added: waybill.evt.freight.invoice_reconciled.v1",
+    "message added: waybill.cmd.odoo.record_freight_cost.v1",
 }
 
 

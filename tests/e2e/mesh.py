@@ -71,6 +71,7 @@ async def running_mesh(
     tracking_delays_s: tuple[float, float, float] = (0.05, 0.05, 0.05),
     tmp_state_dir: str | None = None,
     started_later: tuple[str, ...] = (),
+    carrier_config: dict[str, Any] | None = None,
 ) -> AsyncIterator[Mesh]:
     """The sandboxes and ``services``; any also in ``started_later`` wait for ``mesh.start_later``.
 
@@ -115,6 +116,7 @@ async def running_mesh(
             webhook_url=plan.webhook_url(partner),
             purchase_rate_per_s=0,
             tracking_delays_s=list(tracking_delays_s),
+            **(carrier_config or {}),
         )
 
     carrier_a = EasyPostSandbox(carrier("carrier-a"))

@@ -116,7 +116,13 @@ async def test_every_metric_named_exists_in_a_live_scrape_of_the_services(
     scraped: set[str] = set()
     async with (
         running_mesh(
-            nc, nats_url, nats_prefix, services=ALL_SERVICES, tmp_state_dir=str(tmp_path)
+            nc,
+            nats_url,
+            nats_prefix,
+            services=ALL_SERVICES,
+            tmp_state_dir=str(tmp_path),
+            # Freight reconciliation is off by default; on, its metrics are there.
+            service_settings={"carrier-router": {"freight_reconcile_interval_s": 3600.0}},
         ) as mesh,
         aiohttp.ClientSession() as session,
     ):

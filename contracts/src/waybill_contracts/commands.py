@@ -18,6 +18,7 @@ from waybill_contracts.model import (
     Carrier,
     DeliveryMethod,
     LastPage,
+    Money,
     NonNegative,
     OdooPickingId,
     OdooSaleOrderId,
@@ -295,6 +296,31 @@ class PostNoteInOdoo(Command, frozen=True, kw_only=True):
         return self.order_ref
 
 
+class RecordFreightCostInOdoo(Command, frozen=True, kw_only=True):
+    """Put what the carrier billed for a shipment on its picking (``carrier_price``)."""
+
+    owner: ClassVar[str] = _ODOO
+    service: ClassVar[Service] = Service.ODOO_GATEWAY
+    senders: ClassVar[tuple[Service, ...]] = _ORCHESTRATOR
+    name: ClassVar[str] = "record_freight_cost"
+
+    order_ref: OrderRef
+    odoo_picking_id: OdooPickingId
+    shipment_id: ShipmentId
+    carrier: Carrier
+    invoice_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The carrier's invoice that billed it.")
+    ]
+    billed: Annotated[Money, Meta(description="What the carrier billed, surcharges included.")]
+
+    def business_key(self) -> str:
+        # One write per invoice line: a later invoice (a correction) writes again.
+        return f"{self.carrier}:{self.invoice_id}:{self.shipment_id}"
+
+    def correlation_key(self) -> str:
+        return self.order_ref
+
+
 class SnapshotOdooInventory(Command, frozen=True, kw_only=True):
     """Read stock levels from Odoo and publish them as snapshot pages."""
 
@@ -321,6 +347,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     RecordDeliveryInOdoo,
     PostExceptionInOdoo,
     PostNoteInOdoo,
+    RecordFreightCostInOdoo,
     SnapshotOdooInventory,
     *OPERATOR_COMMAND_TYPES,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -348,6 +348,50 @@ class StockLevel(Record, frozen=True, kw_only=True):
     location: Annotated[str, Meta(min_length=1, description="Location code.")]
     on_hand: Annotated[Quantity, Meta(description="Quantity on hand.")]
     reserved: Annotated[Quantity | None, Meta(description="Quantity reserved, if known.")] = None
+
+
+class FreightMatch(Record, frozen=True, kw_only=True):
+    """A line of a carrier's freight invoice that bills a booked label as quoted."""
+
+    line_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The carrier's id of the line.")
+    ]
+    shipment_id: ShipmentId
+    order_ref: OrderRef
+    quoted: Annotated[Money, Meta(description="What the label was bought for.")]
+    billed: Annotated[
+        Money, Meta(description="What the carrier billed, in all (within tolerance).")
+    ]
+
+
+class FreightDiscrepancy(Record, frozen=True, kw_only=True):
+    """A line of a carrier's freight invoice that does not match the label Waybill booked."""
+
+    line_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The carrier's id of the line.")
+    ]
+    kind: Annotated[
+        Literal["over_tolerance", "unknown_label", "malformed"],
+        Meta(
+            description="over_tolerance: billed more or less than quoted beyond the tolerance; "
+            "unknown_label: no label Waybill booked; malformed: the line cannot be read."
+        ),
+    ]
+    carrier_reference: Annotated[
+        str | None, Meta(description="The carrier's id of the purchase the line bills.")
+    ] = None
+    tracking_number: Annotated[
+        TrackingNumber | None, Meta(description="The label's tracking number, if known.")
+    ] = None
+    shipment_id: Annotated[
+        ShipmentId | None, Meta(description="Waybill's shipment the line bills, if any.")
+    ] = None
+    order_ref: Annotated[
+        OrderRef | None, Meta(description="The order of that shipment, if any.")
+    ] = None
+    quoted: Annotated[Money | None, Meta(description="What the label was bought for.")] = None
+    billed: Annotated[Money | None, Meta(description="What the carrier billed, in all.")] = None
+    reason: Annotated[str, Meta(min_length=1, description="What is wrong, for ops.")]
 
 
 class StockDiscrepancy(Record, frozen=True, kw_only=True):

@@ -93,6 +93,8 @@ class Rig:
     router_url: str
     clock_a: CallClock
     clock_b: CallClock
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The router's settings (a test may start another instance with them)."""
 
     async def send(self, message: Message) -> str:
         """Publish a command as the orchestrator would; returns its id."""
@@ -234,4 +236,5 @@ async def carriers_and_router(
                 router_url=router_url,
                 clock_a=clock_a,
                 clock_b=clock_b,
+                settings={**options, "nats_url": nats_url, "subject_prefix": nats_prefix},
             )

@@ -40,6 +40,7 @@ async def endpoint() -> AsyncIterator[Callable[[Exception], Any]]:
                 tracking=cast(Any, FailingBook(error)),
                 webhooks={"carrier-b": ShippoWebhooks(B_SECRET)},
                 replays=cast(Any, None),  # carrier B signs a timestamp: no ids kept
+                freight=cast(Any, None),
                 metrics=MetricsRegistry("carrier-router"),
             )
             app = create_http_app(

@@ -23,6 +23,7 @@ from waybill_contracts.events.order import (
 from waybill_contracts.events.partners import CircuitStateName, PartnerCircuitChanged
 from waybill_contracts.events.shipping import (
     ExceptionRaised,
+    FreightInvoiceReconciled,
     MilestoneReached,
     NotificationFailed,
     NotificationSent,
@@ -49,6 +50,7 @@ __all__ = [
     "DeliveryRecordedInOdoo",
     "Event",
     "ExceptionRaised",
+    "FreightInvoiceReconciled",
     "InventoryAdjusted",
     "InventoryAdjustmentApplied",
     "InventoryAdjustmentHeld",
@@ -102,6 +104,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ShipmentVoided,
     ShipmentVoidRefused,
     MilestoneReached,
+    FreightInvoiceReconciled,
     NotificationSent,
     NotificationFailed,
     ExceptionRaised,

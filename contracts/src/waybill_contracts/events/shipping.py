@@ -8,7 +8,10 @@ from msgspec import Meta
 
 from waybill_contracts.messages import Event
 from waybill_contracts.model import (
+    BatchId,
     Carrier,
+    FreightDiscrepancy,
+    FreightMatch,
     Milestone,
     Money,
     NotificationChannel,
@@ -124,6 +127,42 @@ class MilestoneReached(Event, frozen=True, kw_only=True):
 
 
 # --- notifications and exceptions ---------------------------------------------------
+
+
+class FreightInvoiceReconciled(Event, frozen=True, kw_only=True):
+    """A carrier's freight invoice was checked against the labels booked and their quotes."""
+
+    aggregate: ClassVar[str] = "freight"
+    name: ClassVar[str] = "invoice_reconciled"
+    publishers: ClassVar[tuple[Service, ...]] = (Service.CARRIER_ROUTER,)
+
+    reconciliation_id: BatchId
+    carrier: Carrier
+    invoice_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The carrier's id of the invoice.")
+    ]
+    page: Annotated[
+        int,
+        Meta(ge=1, description="A large invoice is told in pages, from 1; counts are the page's."),
+    ] = 1
+    last_page: Annotated[bool, Meta(description="True on the invoice's final page.")] = True
+    lines: Annotated[int, Meta(ge=0, description="Lines (shipments) on this page.")]
+    matched: Annotated[int, Meta(ge=0, description="Lines billed as quoted, within tolerance.")]
+    matched_total: Annotated[
+        Money | None, Meta(description="What the matched lines bill in all; none if no line.")
+    ] = None
+    matched_lines: Annotated[
+        tuple[FreightMatch, ...],
+        Meta(description="The matched lines: the shipment, its order, quoted and billed."),
+    ] = ()
+    discrepancies: Annotated[
+        tuple[FreightDiscrepancy, ...],
+        Meta(description="Lines over the tolerance, for no known label, or unreadable."),
+    ] = ()
+    reconciled_at: Annotated[UtcDateTime, Meta(description="When the invoice was checked.")]
+
+    def business_key(self) -> str:
+        return self.reconciliation_id
 
 
 class NotificationSent(Event, frozen=True, kw_only=True):

@@ -2,9 +2,11 @@
 
 In: ``BookShipment`` and ``VoidShipment`` commands; tracking webhooks on
 ``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``; quiet shipments'
-tracking asked of their carriers (:mod:`waybill_carrier_router.reconciliation`).
+tracking asked of their carriers (:mod:`waybill_carrier_router.reconciliation`);
+freight invoices fetched from the carriers (:mod:`waybill_carrier_router.freight_reconciliation`).
 Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
-``ShipmentVoidRefused``, ``MilestoneReached``. See the README for settings and subjects.
+``ShipmentVoidRefused``, ``MilestoneReached``, ``FreightInvoiceReconciled``. See the README
+for settings and subjects.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aiohttp import web
 
 from waybill_carrier_router.carriers import TrackerEvent, TrackWebhook
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
+from waybill_carrier_router.freight_reconciliation import reconciling_freight
 from waybill_carrier_router.handlers import book_shipment, void_shipment
 from waybill_carrier_router.reconciliation import reconciling_tracking
 from waybill_carrier_router.router import ROUTER, CarrierRouter, open_router
@@ -59,6 +62,7 @@ service.handles(VoidShipment)(void_shipment)
 
 service.resource(ROUTER)(open_router)
 service.runs(reconciling_tracking)
+service.runs(reconciling_freight)
 
 
 @service.routes

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from waybill_carrier_router.freight_matching import FreightTolerance
 from waybill_carrier_router.rules import RoutingRules, load_rules
 from waybill_contracts import KV_TTL_S
 from waybill_runtime.settings import SECRET, RuntimeSettings
@@ -167,6 +168,40 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
             "wait for the next round), to stay within the carriers' API limits",
         ),
     ] = 200
+    freight_reconcile_interval_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="How often the carriers' freight invoices are fetched and matched to "
+            "the labels booked; 0 switches freight reconciliation off",
+        ),
+    ] = 0.0
+    freight_tolerance: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            description="How far a billed amount may be from the quote and still match: an "
+            "amount (0.50), a percentage of the quote (2%), or both (0.50,2%: the larger)",
+            extra={"expected": "an amount, a percentage, or both, e.g. 0.50,2%"},
+        ),
+    ] = "0.01"
+    freight_run_deadline_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="How long one freight reconciliation run may take; a run still "
+            "going after that is reported stuck",
+        ),
+    ] = 600.0
+    freight_first_lookback_days: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=90,
+            description="How far back the first freight reconciliation looks for invoices "
+            "(later runs start where the last one ended)",
+        ),
+    ] = 31
     label_format: Annotated[
         Literal["PDF", "ZPL"], msgspec.Meta(description="Label document format to buy")
     ] = "PDF"
@@ -200,6 +235,11 @@ class CarrierRouterSettings(RuntimeSettings, frozen=True, kw_only=True):
                 f"WAYBILL_MAX_DELIVER ({self.max_deliver})"
             )
         self.rules()  # a broken rules document stops the service before it starts
+        self.tolerance()  # and so does a tolerance that is not one
+
+    def tolerance(self) -> FreightTolerance:
+        """The freight tolerance (raises ValueError naming WAYBILL_FREIGHT_TOLERANCE)."""
+        return FreightTolerance.parse(self.freight_tolerance)
 
     def accounts(self) -> tuple[CarrierAccount, ...]:
         """Both carrier accounts, in the order the settings list them."""

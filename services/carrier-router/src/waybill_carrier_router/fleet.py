@@ -11,17 +11,20 @@ is unknown is never repeated blindly.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime
 from typing import TypeVar
 
+from waybill_carrier_router.carriers.invoices import CarrierInvoice
 from waybill_carrier_router.carriers.model import (
     Carrier,
+    CarrierBilling,
     CarrierUnavailable,
     LabelPurchase,
     RateOffer,
     ShipmentSpec,
     TrackingReport,
 )
-from waybill_runtime.outcomes import is_transient
+from waybill_runtime.outcomes import PermanentError, is_transient
 from waybill_runtime.resilience import (
     CircuitBreakers,
     CircuitState,
@@ -96,6 +99,21 @@ class CarrierFleet:
     ) -> TrackingReport:
         carrier = self._carrier(code)
         return await self._call(code, lambda: carrier.track(tracking_number, provider))
+
+    async def invoices(self, code: str, since: datetime, until: datetime) -> list[CarrierInvoice]:
+        carrier = self._carrier(code)
+        if not isinstance(carrier, CarrierBilling):
+            raise PermanentError(f"carrier {code} has no billing API to read invoices from")
+        # Retried like any call, but outside the carrier's circuit breaker: a billing
+        # API that fails (a report the carrier could not make) must not stop label sales.
+        return await retry_call(
+            lambda: carrier.invoices(since, until), self._retry, retry_on=is_transient
+        )
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Every carrier the router has an account with."""
+        return tuple(self._carriers)
 
     def _carrier(self, code: str) -> Carrier:
         try:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from waybill_carrier_router.booking import NotBooked, shipment_of
 from waybill_carrier_router.config import CarrierRouterSettings
+from waybill_carrier_router.freight_book import BookedFreight
 from waybill_carrier_router.router import ROUTER
 from waybill_carrier_router.tracking_book import TrackedShipment
 from waybill_carrier_router.voiding import VoidRefusal
@@ -67,6 +68,19 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
             registered_at=purchase.bought_at,
         )
     )
+    if purchase.cost is not None:
+        # What the carrier's invoice will name it by, and the quote to hold the bill to.
+        await router.freight.remember(
+            BookedFreight(
+                shipment_id=command.shipment_id,
+                order_ref=command.order_ref,
+                carrier=purchase.carrier,
+                carrier_reference=purchase.carrier_reference,
+                tracking_number=purchase.tracking_number,
+                quoted=purchase.cost,
+                booked_at=purchase.bought_at,
+            )
+        )
     await ctx.publish(booked, fact_id=fact_id("shipment.booked", command.shipment_id))
     bookings.labels(purchase.carrier, "booked").inc()
 

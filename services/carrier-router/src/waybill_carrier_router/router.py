@@ -25,6 +25,7 @@ from waybill_carrier_router.carriers import (
 )
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
 from waybill_carrier_router.fleet import CarrierFleet
+from waybill_carrier_router.freight_book import FreightBook
 from waybill_carrier_router.ledger import BookingLedger
 from waybill_carrier_router.replay_guard import ReplayGuard
 from waybill_carrier_router.tracking_book import TrackingBook
@@ -55,6 +56,7 @@ class CarrierRouter:
     tracking: TrackingBook
     webhooks: Mapping[str, TrackingWebhooks]
     replays: ReplayGuard
+    freight: FreightBook
     metrics: MetricsRegistry
 
 
@@ -159,6 +161,7 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
                 window_s=settings.carrier_webhook_replay_window_s,
                 tolerance_s=settings.carrier_webhook_tolerance_s,
             ),
+            freight=FreightBook(runtime.buckets[_TRACKING], runtime.buckets[_LEGACY_TRACKING]),
             metrics=runtime.metrics,
         )
         yield router

@@ -12,6 +12,7 @@ from waybill_contracts.commands import (
     PostExceptionInOdoo,
     PostNoteInOdoo,
     RecordDeliveryInOdoo,
+    RecordFreightCostInOdoo,
     RecordShipmentInOdoo,
     SnapshotOdooInventory,
 )
@@ -19,6 +20,7 @@ from waybill_contracts.events import InventoryAdjusted
 from waybill_contracts.operations import ApproveInventoryAdjustment, StartProductSync
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
 from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.freight_costs import record_freight_cost
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.inventory_adjustments import approve_adjustment, inventory_adjusted
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
@@ -128,6 +130,12 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: PostNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await post_plain_note(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(RecordFreightCostInOdoo)
+    async def on_record_freight_cost(
+        command: RecordFreightCostInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await record_freight_cost(ctx.resource(GATEWAY), command, ctx)
 
     @service.handles(InventoryAdjusted)
     async def on_inventory_adjusted(

@@ -1,5 +1,6 @@
 """The orchestrator service: event handlers, the deadline sweep, the order-status query,
-product master sync runs and inventory reconciliation runs.
+product master sync runs, inventory reconciliation runs, and what reconciled freight
+invoices mean for the orders.
 
 ``service`` is what `waybill run orchestrator` runs; :func:`build_service`
 makes another, independent instance (tests run two side by side to prove
@@ -8,12 +9,18 @@ they never corrupt an order's state).
 
 from __future__ import annotations
 
-from waybill_contracts.events import InventorySnapshotTaken, ProductsChanged, ProductsSynced
+from waybill_contracts.events import (
+    FreightInvoiceReconciled,
+    InventorySnapshotTaken,
+    ProductsChanged,
+    ProductsSynced,
+)
 from waybill_contracts.operations import ORDER_ACTIONS
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
 from waybill_orchestrator import status
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.deadlines import deadline_sweeper
+from waybill_orchestrator.freight_results import on_freight_invoice_reconciled
 from waybill_orchestrator.handlers import (
     PRODUCT_RUNS,
     STOCK_RUNS,
@@ -53,6 +60,8 @@ def build_service() -> Service[OrchestratorSettings]:
     # Product master sync runs (issue 19): pages checked, sent, counted, the run closed.
     service.handles(ProductsChanged)(on_products_changed)
     service.handles(ProductsSynced)(on_products_synced)
+    # Freight reconciliation (issue 19): billed costs to Odoo, discrepancies to ops.
+    service.handles(FreightInvoiceReconciled)(on_freight_invoice_reconciled)
 
     # Inventory reconciliation runs (issue 19): both snapshots compared, in-flight allowed for.
     service.handles(InventorySnapshotTaken)(on_inventory_snapshot_taken)

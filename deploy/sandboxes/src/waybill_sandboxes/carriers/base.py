@@ -13,12 +13,13 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar
 
 import msgspec
 from aiohttp import web
 
+from waybill_sandboxes.carriers.billing import Billing, billing_admin_routes
 from waybill_sandboxes.carriers.labels import LabelFormat, fake_label
 from waybill_sandboxes.carriers.tracking import (
     RETURN_ROUTE,
@@ -62,6 +63,9 @@ class CarrierConfig(msgspec.Struct, kw_only=True):
     """Waits before in_transit, out_for_delivery and delivered."""
     delivery: DeliveryPolicy = msgspec.field(default_factory=DeliveryPolicy)
     seed: int | None = None
+    bill_after_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Labels bought less than this long ago wait for the next invoice (carriers bill
+    days after the purchase, never in the same second)."""
 
 
 class Service(msgspec.Struct, frozen=True):
@@ -106,7 +110,8 @@ class VoidRefused(ValueError):
     """The label has been scanned already, so it can no longer be voided."""
 
 
-_ADMIN_OR_LABEL = ("/_sandbox", "/labels/")
+_ADMIN_OR_LABEL = ("/_sandbox", "/labels/", "/reports/files/")
+"""Paths served without the API key: admin, and files behind plain (pre-signed) URLs."""
 
 
 class CarrierSandbox(abc.ABC):
@@ -116,6 +121,8 @@ class CarrierSandbox(abc.ABC):
     display_name: ClassVar[str]
     #: The services this carrier quotes, cheapest first.
     services: ClassVar[tuple[Service, ...]]
+    #: How this carrier's invoice ids start.
+    invoice_prefix: ClassVar[str]
 
     def __init__(self, config: CarrierConfig) -> None:
         self.config = config
@@ -131,6 +138,7 @@ class CarrierSandbox(abc.ABC):
             sign=self.sign_webhook, url=config.webhook_url, policy=config.delivery, seed=config.seed
         )
         self._numbers = itertools.count(1)
+        self.billing = Billing(invoice_prefix=self.invoice_prefix)
 
     # -- what each carrier defines --------------------------------------------
 
@@ -149,6 +157,10 @@ class CarrierSandbox(abc.ABC):
     @abc.abstractmethod
     def new_tracking_number(self, serial: int) -> str:
         """The tracking number of the ``serial``-th label."""
+
+    @abc.abstractmethod
+    def billed_reference(self, purchase: Purchase) -> str:
+        """The id this carrier's invoices name a purchase by (its shipment or transaction)."""
 
     @abc.abstractmethod
     def sign_webhook(self, body: bytes) -> dict[str, str]:
@@ -175,6 +187,7 @@ class CarrierSandbox(abc.ABC):
                 web.post("/_sandbox/tracking/{key}/outcome", self._force_outcome),
                 web.post("/_sandbox/returns/{key}/drop-off", self._drop_off_return),
                 *webhook_admin_routes(self.webhooks),
+                *billing_admin_routes(self.billing, self.cut_invoice),
             ]
         )
         app.cleanup_ctx.append(self._running)
@@ -266,6 +279,11 @@ class CarrierSandbox(abc.ABC):
             )
         purchase.voided = True
         self.timeline.cancel(purchase.tracking_number)
+
+    def cut_invoice(self) -> None:
+        """Bill every label bought and not billed yet, in one new invoice (if any)."""
+        due = datetime.now(UTC) - timedelta(seconds=self.config.bill_after_s)
+        self.billing.cut([p for p in self.purchases if p.bought_at <= due], self.billed_reference)
 
     def label_url(self, request: web.Request, purchase: Purchase) -> str:
         return f"{request.url.origin()}/labels/{purchase.label_id}"

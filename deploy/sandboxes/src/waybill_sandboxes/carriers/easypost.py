@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -27,6 +30,7 @@ from waybill_sandboxes.carriers.base import (
     Service,
     VoidRefused,
 )
+from waybill_sandboxes.carriers.billing import BilledLine
 from waybill_sandboxes.carriers.labels import LabelFormat
 from waybill_sandboxes.carriers.tracking import Milestone, TrackingEvent
 from waybill_sandboxes.responses import BadBody, json_response, read_json
@@ -98,6 +102,34 @@ class BuyRequest(msgspec.Struct, kw_only=True):
     insurance: str | None = None
 
 
+class ReportRequest(msgspec.Struct, kw_only=True):
+    start_date: date
+    end_date: date
+    include_children: bool = False
+    send_email: bool = False
+
+
+#: The shipment invoice report's columns (EasyPost's, plus ``surcharges``: the sandbox
+#: itemises each surcharge as ``name=amount`` pairs joined by ``;``).
+REPORT_COLUMNS = (
+    "shipment_id",
+    "label_date",
+    "carrier",
+    "tracking_code",
+    "carrier_invoice_id",
+    "status",
+    "quoted_currency",
+    "initially_paid_amount",
+    "quoted_amount",
+    "claimed_service",
+    "final_invoice_amount",
+    "adjustment_amount",
+    "surcharges",
+)
+
+_REPORT_URL_TTL = timedelta(seconds=30)
+
+
 class _Shipment(msgspec.Struct, kw_only=True):
     id: str
     request: ShipmentRequest
@@ -158,6 +190,7 @@ class EasyPostSandbox(CarrierSandbox):
     """Carrier A, EasyPost style. Serve :meth:`app`; read ``purchases_per_reference()``."""
 
     display_name = "Carrier A (EasyPost style)"
+    invoice_prefix = "cinv_"
     services = (
         Service("USPS", "GroundAdvantage", "Ground Advantage", 5.20, 0.90, 5),
         Service("USPS", "Priority", "Priority Mail", 7.60, 1.30, 2),
@@ -167,6 +200,7 @@ class EasyPostSandbox(CarrierSandbox):
     def __init__(self, config: CarrierConfig) -> None:
         super().__init__(config)
         self.shipments: dict[str, _Shipment] = {}
+        self.reports: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -177,7 +211,17 @@ class EasyPostSandbox(CarrierSandbox):
             web.post("/v2/shipments/{id}/refund", self.refund_shipment, name="refund_shipment"),
             web.get("/v2/trackers", self.list_trackers, name="list_trackers"),
             web.get("/v2/trackers/{id}", self.get_tracker, name="get_tracker"),
+            web.post(
+                "/v2/reports/shipment_invoice", self.create_report, name="create_invoice_report"
+            ),
+            web.get(
+                "/v2/reports/shipment_invoice/{id}", self.get_report, name="get_invoice_report"
+            ),
+            web.get("/reports/files/{id}", self.download_report, name="download_invoice_report"),
         ]
+
+    def billed_reference(self, purchase: Purchase) -> str:
+        return purchase.shipment_id
 
     def api_key_of(self, request: web.Request) -> str | None:
         """The user name of HTTP Basic auth (the password is empty)."""
@@ -356,3 +400,93 @@ class EasyPostSandbox(CarrierSandbox):
                 history = self.timeline.history[purchase.tracking_number]
                 return json_response(_tracker_view(purchase, history))
         return self.error(404, "NOT_FOUND", "The requested resource could not be found.")
+
+    # -- shipment invoice reports (billing) ---------------------------------------
+
+    async def create_report(self, request: web.Request) -> web.Response:
+        """A shipment invoice report of the invoices issued from start_date to end_date.
+
+        EasyPost makes reports in the background (status ``new``, then
+        ``available`` with a short-lived URL, or ``empty``); the sandbox makes
+        them at once, so the first answer is already final.
+        """
+        try:
+            body = await read_json(request, ReportRequest)
+        except BadBody as error:
+            return self.error(422, "PARAMETER.INVALID", str(error))
+        if body.end_date < body.start_date:
+            return self.error(422, "PARAMETER.INVALID", "end_date is before start_date")
+        self.cut_invoice()
+        rows = [
+            _report_row(invoice.invoice_id, line)
+            for invoice in self.billing.invoices
+            if body.start_date <= invoice.issued_at.date() <= body.end_date
+            for line in invoice.lines
+        ]
+        report_id = f"shpinvrep_{uuid.uuid4().hex[:24]}"
+        now = datetime.now(UTC)
+        report: dict[str, Any] = {
+            "id": report_id,
+            "object": "ShipmentInvoiceReport",
+            "mode": "test",
+            "status": "available" if rows else "empty",
+            "start_date": body.start_date.isoformat(),
+            "end_date": body.end_date.isoformat(),
+            "include_children": body.include_children,
+            "url": None,
+            "url_expires_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.reports[report_id] = (report, _csv(rows) if rows else b"")
+        return json_response(self._report_view(request, report_id), status=201)
+
+    async def get_report(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] not in self.reports:
+            return self.error(404, "NOT_FOUND", "The requested resource could not be found.")
+        return json_response(self._report_view(request, request.match_info["id"]))
+
+    async def download_report(self, request: web.Request) -> web.Response:
+        found = self.reports.get(request.match_info["id"].removesuffix(".csv"))
+        if found is None or not found[1]:
+            return self.error(404, "NOT_FOUND", "no such report file")
+        return web.Response(body=found[1], content_type="text/csv")
+
+    def _report_view(self, request: web.Request, report_id: str) -> dict[str, Any]:
+        report, content = self.reports[report_id]
+        if not content:
+            return report
+        return {
+            **report,
+            "url": f"{request.url.origin()}/reports/files/{report_id}.csv",
+            "url_expires_at": datetime.now(UTC) + _REPORT_URL_TTL,
+        }
+
+
+def _report_row(invoice_id: str, line: BilledLine) -> dict[str, str]:
+    adjustment = ""
+    if line.quoted_amount is not None and line.total != "n/a":
+        adjustment = f"{Decimal(line.total) - Decimal(line.quoted_amount):.2f}"
+    return {
+        "shipment_id": line.carrier_reference,
+        "label_date": line.label_date.isoformat() if line.label_date else "",
+        "carrier": "USPS",
+        "tracking_code": line.tracking_number,
+        "carrier_invoice_id": invoice_id,
+        "status": "processed",
+        "quoted_currency": line.currency,
+        "initially_paid_amount": line.quoted_amount or "",
+        "quoted_amount": line.quoted_amount or "",
+        "claimed_service": line.service or "",
+        "final_invoice_amount": line.total,
+        "adjustment_amount": adjustment,
+        "surcharges": ";".join(f"{c.name}={c.amount}" for c in line.surcharges),
+    }
+
+
+def _csv(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()

@@ -9,6 +9,11 @@ are signed ``X-Shippo-Signature: t=<ts>,v1=<hex>``. A return label is a
 shipment with ``extra: {"is_return": true}`` and the outbound addresses
 unswapped (Shippo swaps them: the customer becomes ``address_from``); its
 transaction, refund and tracking are those of any label.
+
+Billing is Shippo's invoices API: ``GET /invoices`` (paginated with ``page`` and
+``results``, oldest first) and ``GET /invoice-items?invoiceObjectId=...``: one
+``LABEL_PAYMENT`` item per label bought, naming its ``transaction``, and a
+``SURCHARGE`` item per surcharge (its ``description`` names it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from waybill_sandboxes.carriers.base import (
     Service,
     VoidRefused,
 )
+from waybill_sandboxes.carriers.billing import BilledLine, Invoice
 from waybill_sandboxes.carriers.labels import LabelFormat
 from waybill_sandboxes.carriers.tracking import Milestone, TrackingEvent
 from waybill_sandboxes.responses import BadBody, json_response, read_json
@@ -146,6 +152,7 @@ def _unknown_status() -> dict[str, Any]:
 class ShippoSandbox(CarrierSandbox):
     """Carrier B, Shippo style. Serve :meth:`app`; read ``purchases_per_reference()``."""
 
+    invoice_prefix = ""
     display_name = "Carrier B (Shippo style)"
     services = (
         Service("USPS", "usps_ground_advantage", "Ground Advantage", 4.90, 0.80, 4),
@@ -167,7 +174,13 @@ class ShippoSandbox(CarrierSandbox):
             web.get("/transactions/{id}", self.get_transaction, name="get_transaction"),
             web.post("/refunds/", self.create_refund, name="create_refund"),
             web.get("/tracks/{carrier}/{tracking_number}", self.get_track, name="get_track"),
+            web.get("/invoices", self.list_invoices, name="list_invoices"),
+            web.get("/invoices/{id}", self.get_invoice, name="get_invoice"),
+            web.get("/invoice-items", self.list_invoice_items, name="list_invoice_items"),
         ]
+
+    def billed_reference(self, purchase: Purchase) -> str:
+        return purchase.purchase_id
 
     def api_key_of(self, request: web.Request) -> str | None:
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
@@ -383,3 +396,98 @@ class ShippoSandbox(CarrierSandbox):
             purchase = None
         history = self.timeline.history.get(tracking_number, []) if purchase else []
         return json_response(self._track_view(purchase, tracking_number, history))
+
+    # -- invoices (billing) -------------------------------------------------------
+
+    async def list_invoices(self, request: web.Request) -> web.Response:
+        """Posted invoices, oldest first, a page at a time; asking cuts a new one if due."""
+        self.cut_invoice()
+        return _page(request, [_invoice_view(i) for i in self.billing.invoices])
+
+    async def get_invoice(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["id"]
+        invoice = next((i for i in self.billing.invoices if i.invoice_id == wanted), None)
+        if invoice is None:
+            return self.error(404, "not_found", "Not found.")
+        return json_response(_invoice_view(invoice))
+
+    async def list_invoice_items(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("invoiceObjectId")
+        items = [
+            item
+            for invoice in self.billing.invoices
+            if wanted in (None, invoice.invoice_id)
+            for line in invoice.lines
+            for item in _items_of(invoice, line)
+        ]
+        return _page(request, items)
+
+
+def _money(amount: str, currency: str) -> dict[str, str]:
+    return {"amount": amount, "currency": currency}
+
+
+def _invoice_view(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "object_id": invoice.invoice_id,
+        "object_created": invoice.issued_at,
+        "object_updated": invoice.issued_at,
+        "shippo_account": _OWNER,
+        "invoice_number": invoice.number,
+        "status": "POSTED",
+        "invoice_closed": invoice.issued_at,
+        "invoice_paid_date": None,
+        "total_invoiced": _money(invoice.total, invoice.currency),
+        "total_charged": _money(invoice.total, invoice.currency),
+    }
+
+
+def _items_of(invoice: Invoice, line: BilledLine) -> list[dict[str, Any]]:
+    def item(kind: str, description: str, amount: str) -> dict[str, Any]:
+        return {
+            "object_id": uuid.uuid4().hex,
+            "object_created": invoice.issued_at,
+            "object_updated": invoice.issued_at,
+            "shippo_account": _OWNER,
+            "type": kind,
+            "description": description,
+            "amount": amount,
+            "currency": line.currency,
+            "invoice": invoice.invoice_id,
+            "transaction": line.carrier_reference,
+        }
+
+    return [
+        item("LABEL_PAYMENT", f"label {line.tracking_number}", line.base_amount),
+        *(item("SURCHARGE", charge.name, charge.amount) for charge in line.surcharges),
+    ]
+
+
+_MAX_RESULTS = 100
+
+
+def _page(request: web.Request, everything: list[dict[str, Any]]) -> web.Response:
+    """One page of ``everything`` the Shippo way (``page`` from 1, ``results`` up to 100)."""
+    try:
+        page = int(request.query.get("page", "1"))
+        size = int(request.query.get("results", "25"))
+    except ValueError:
+        return json_response({"detail": "page and results must be whole numbers"}, status=400)
+    if page < 1 or not 1 <= size <= _MAX_RESULTS:
+        return json_response(
+            {"detail": f"page starts at 1 and results is 1 to {_MAX_RESULTS}"}, status=400
+        )
+    start = (page - 1) * size
+    shown = everything[start : start + size]
+
+    def link(number: int) -> str:
+        return str(request.url.with_query({**request.query, "page": str(number)}))
+
+    return json_response(
+        {
+            "count": len(everything),
+            "next": link(page + 1) if start + size < len(everything) else None,
+            "previous": link(page - 1) if page > 1 else None,
+            "results": shown,
+        }
+    )

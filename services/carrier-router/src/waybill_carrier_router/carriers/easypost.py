@@ -17,8 +17,10 @@ from decimal import Decimal
 import aiohttp
 import msgspec
 
+from waybill_carrier_router.carriers.easypost_billing import shipment_invoices
 from waybill_carrier_router.carriers.easypost_tracking import TrackerList, report_of
 from waybill_carrier_router.carriers.http import CarrierHttp
+from waybill_carrier_router.carriers.invoices import CarrierInvoice
 from waybill_carrier_router.carriers.model import (
     CarrierUnavailable,
     LabelPurchase,
@@ -189,6 +191,9 @@ class EasyPostClient:
             if tracker.tracking_code == tracking_number:
                 return report_of(tracker)
         return TrackingReport(tracking_number=tracking_number, events=())
+
+    async def invoices(self, since: datetime, until: datetime) -> list[CarrierInvoice]:
+        return await shipment_invoices(self._http, since.date(), until.date())
 
     def _purchase_of(self, shipment: _Shipment) -> LabelPurchase | None:
         label, rate = shipment.postage_label, shipment.selected_rate

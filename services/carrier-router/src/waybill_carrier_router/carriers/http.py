@@ -110,6 +110,32 @@ class CarrierHttp:
                 in_doubt=True,
             ) from error
 
+    async def download(self, url: str, *, what: str) -> bytes:
+        """Fetch a file the carrier made available at ``url`` (a report).
+
+        Such URLs are pre-signed and may point at another host (a file store),
+        so the API key is not sent along. Fails as :meth:`call` does.
+        """
+        try:
+            status, _, body = await with_timeout(
+                self._fetch(url), self._timeout_s, f"{self.carrier} {what}"
+            )
+        except PartnerTimeout as error:
+            raise CarrierUnavailable(self.carrier, str(error), in_doubt=False) from error
+        except (aiohttp.ClientError, OSError) as error:
+            raise CarrierUnavailable(
+                self.carrier, f"{what}: {type(error).__name__}: {error}", in_doubt=False
+            ) from error
+        if status >= 300:
+            raise CarrierUnavailable(
+                self.carrier, f"{what} failed with HTTP {status}", in_doubt=False
+            )
+        return body
+
+    async def _fetch(self, url: str) -> tuple[int, Mapping[str, str], bytes]:
+        async with self._session.get(url) as response:
+            return response.status, response.headers, await response.read()
+
     async def _send(
         self, method: str, path: str, json: Any, params: Mapping[str, str] | None
     ) -> tuple[int, Mapping[str, str], bytes]:

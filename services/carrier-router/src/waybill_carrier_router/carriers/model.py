@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from waybill_carrier_router.carriers.invoices import CarrierInvoice
 from waybill_contracts.model import Address, Dimensions, Milestone, Money, Parcel, Party
 from waybill_runtime.outcomes import PermanentError, TransientError
 
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_DIMENSIONS",
     "BadTrackingPayload",
     "Carrier",
+    "CarrierBilling",
     "CarrierRateLimited",
     "CarrierRefused",
     "CarrierUnavailable",
@@ -188,6 +190,16 @@ class Carrier(Protocol):
 
     async def track(self, tracking_number: str, provider: str | None = None) -> TrackingReport:
         """The scans of a label so far (``provider`` for carriers that track per provider)."""
+        ...
+
+
+@runtime_checkable
+class CarrierBilling(Protocol):
+    """A carrier account's billing API (both carriers' clients have one)."""
+
+    async def invoices(self, since: datetime, until: datetime) -> list[CarrierInvoice]:
+        """The freight invoices billed from ``since`` to ``until`` (a carrier whose billing
+        API counts whole days may return more; the caller keeps track of what it saw)."""
         ...
 
 

@@ -17,6 +17,7 @@ import aiohttp
 import msgspec
 
 from waybill_carrier_router.carriers.http import CarrierHttp
+from waybill_carrier_router.carriers.invoices import CarrierInvoice
 from waybill_carrier_router.carriers.model import (
     DEFAULT_DIMENSIONS,
     CarrierRefused,
@@ -28,6 +29,7 @@ from waybill_carrier_router.carriers.model import (
     aggregator_address,
     as_utc,
 )
+from waybill_carrier_router.carriers.shippo_billing import posted_invoices
 from waybill_carrier_router.carriers.shippo_tracking import Track, report_of
 from waybill_contracts.model import Parcel
 
@@ -216,6 +218,14 @@ class ShippoClient:
             what="tracking lookup",
         )
         return report_of(track)
+
+    async def invoices(self, since: datetime, until: datetime) -> list[CarrierInvoice]:
+        # Shippo's list has no date filter we rely on: older invoices are skipped by date.
+        return [
+            invoice
+            for invoice in await posted_invoices(self._http, since)
+            if invoice.issued_at is None or invoice.issued_at <= until
+        ]
 
     def _purchase_of(self, transaction: _Transaction) -> LabelPurchase | None:
         if (
