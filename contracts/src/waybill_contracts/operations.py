@@ -124,6 +124,30 @@ class ApproveInventoryAdjustment(Command, frozen=True, kw_only=True):
         return self.reference
 
 
+class RetryReturnStep(Command, frozen=True, kw_only=True):
+    """Try again the step a return stopped at for a person (a credit note Odoo refused, once
+    the cause is fixed in Odoo); the orchestrator owns the return and acts once per action.
+    Since 1.1."""
+
+    owner: ClassVar[str] = "returns"
+    service: ClassVar[Service] = Service.ORCHESTRATOR
+    senders: ClassVar[tuple[Service, ...]] = _FROM_THE_TOWER
+    name: ClassVar[str] = "retry_step"
+
+    action_id: ActionId
+    operator: Operator
+    return_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The return (its return id).")
+    ]
+    note: Note = None
+
+    def business_key(self) -> str:
+        return self.action_id
+
+    def correlation_key(self) -> str:
+        return self.return_id
+
+
 ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
     RetryOrderStage,
     ReleaseHeldOrder,
@@ -135,5 +159,12 @@ ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
 INVENTORY_ACTIONS: tuple[type[Command], ...] = (ApproveInventoryAdjustment,)
 """The operator actions the odoo-gateway executes (it owns Odoo's stock)."""
 
-OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (*ORDER_ACTIONS, *INVENTORY_ACTIONS)
+RETURN_ACTIONS: tuple[type[Command], ...] = (RetryReturnStep,)
+"""The operator actions on returns, which the orchestrator executes."""
+
+OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (
+    *ORDER_ACTIONS,
+    *INVENTORY_ACTIONS,
+    *RETURN_ACTIONS,
+)
 """Every operator action."""
