@@ -159,6 +159,14 @@ class IssueCreditNoteInOdoo(ReturnCommand, frozen=True, kw_only=True):
 
     order_ref: OrderRef
     odoo_sale_order_id: OdooSaleOrderId = None
+    attempt: Annotated[
+        PositiveInt,
+        Meta(
+            description="Which try this is, from 1: a note Odoo refused is tried again under the "
+            "next attempt once an operator fixed the cause; the gateway issues one credit note "
+            "per return and acts on each attempt once."
+        ),
+    ] = 1
     lines: Annotated[tuple[CreditedLine, ...], Meta(min_length=1, description="What to credit.")]
 
 
