@@ -1,21 +1,25 @@
 """The wms-bridge service: Waybill's only contact with the warehouse system (WMS).
 
-In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder`` and ``SyncProducts``
-commands, WMS webhooks on ``POST /webhooks/wms`` and a reconciliation poll.
+In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder``, ``SyncProducts``, ``ExpectReturn`` and
+``CancelExpectedReturn`` commands, WMS webhooks on ``POST /webhooks/wms`` and a reconciliation poll.
 Out: warehouse-order events (accepted, picked, short-picked, packed, shipped,
-cancelled, cancel refused), inventory adjustments and ``ProductsSynced``.
+cancelled, cancel refused), inventory adjustments, ``ProductsSynced``, ``ReturnReceived`` and
+``ReturnInspected``.
 ``waybill run wms-bridge`` starts it through :func:`main`.
 """
 
 from __future__ import annotations
 
 from waybill_contracts.commands import CancelWarehouseOrder, ReleaseToWarehouse, SyncProducts
+from waybill_contracts.return_commands import CancelExpectedReturn, ExpectReturn
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Service
 from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconciling
 from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.handlers import (
+    cancel_expected_return,
     cancel_warehouse_order,
+    expect_return,
     release_to_warehouse,
     sync_products,
 )
@@ -59,6 +63,9 @@ service.readiness(lambda runtime: WmsReadiness(runtime.resource(BRIDGE).client))
 service.handles(ReleaseToWarehouse)(release_to_warehouse)
 service.handles(CancelWarehouseOrder)(cancel_warehouse_order)
 service.handles(SyncProducts)(sync_products)
+# Returns (issue 20): parcels announced and called off; receipt and inspection by webhook.
+service.handles(ExpectReturn)(expect_return)
+service.handles(CancelExpectedReturn)(cancel_expected_return)
 
 main = service.main
 
