@@ -4,14 +4,13 @@ then voids and tells customer service. The clock is the test's, never the machin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.services.orchestrator.bus import (
+    Clock,
     commands,
     count_by_type,
     events,
@@ -47,34 +46,14 @@ from waybill_orchestrator.changes import NotYet
 from waybill_orchestrator.deadlines import sweep
 from waybill_orchestrator.return_state import ReturnStage
 from waybill_orchestrator.return_store import ReturnStore
-from waybill_runtime.bus.provisioning import StreamPolicy, ensure_bucket, ensure_streams
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.waiting import eventually
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def parts(nc: NatsClient, nats_prefix: str) -> AsyncIterator[tuple[SubjectMap, Any]]:
-    subjects = SubjectMap(nats_prefix)
-    js = nc.jetstream()
-    await ensure_streams(js, subjects, StreamPolicy())
-    yield subjects, await ensure_bucket(js, subjects.kv_bucket("workflow"))
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from waybill_carrier_router.booking import carrier_reference_for
+from waybill_carrier_router.booking import bought_label, carrier_reference_for
 from waybill_carrier_router.carriers.model import (
     CarrierRefused,
     LabelFormat,
@@ -30,7 +30,6 @@ from waybill_carrier_router.fleet import CarrierFleet
 from waybill_contracts.model import Address, Shipment
 from waybill_contracts.return_commands import BookReturnLabel
 from waybill_runtime.idempotency import OnceOnly
-from waybill_runtime.outcomes import PermanentError
 
 __all__ = ["ReturnLabelDesk", "ReturnNotBooked", "return_label_of"]
 
@@ -72,19 +71,7 @@ class _ThroughFleet:
 
 def return_label_of(command: BookReturnLabel, purchase: LabelPurchase) -> Shipment:
     """The bought return label as the contracts describe it (shipment id: the label id)."""
-    if purchase.service is None or purchase.cost is None:
-        raise PermanentError(f"purchase {purchase.carrier_reference} lacks its service or cost")
-    return Shipment(
-        shipment_id=command.label_id,
-        order_ref=command.order_ref,
-        carrier=purchase.carrier,
-        service=purchase.service,
-        tracking_number=purchase.tracking_number,
-        tracking_url=purchase.tracking_url,
-        label_ref=purchase.label_url,
-        carrier_reference=purchase.carrier_reference,
-        cost=purchase.cost,
-    )
+    return bought_label(command.label_id, command.order_ref, purchase)
 
 
 class ReturnLabelDesk:

@@ -36,13 +36,13 @@ from waybill_contracts.events import (
 from waybill_contracts.operations import RetryReturnStep
 from waybill_orchestrator import return_instructions as do
 from waybill_orchestrator.changes import (
-    DEADLINE_CAUSE,
     DeadlineCheck,
     Decision,
     Happening,
     NotYet,
     Observed,
     Requested,
+    cause_of,
     ignore,
 )
 from waybill_orchestrator.return_state import (
@@ -83,16 +83,10 @@ class ReturnPolicy:
         return None
 
 
-def _cause(happening: Happening) -> tuple[str | None, str]:
-    if isinstance(happening, Observed | Requested):
-        return happening.context.id, happening.context.type
-    return None, DEADLINE_CAUSE
-
-
 def _step(
     state: ReturnState, to: ReturnStage, happening: Happening, note: str | None
 ) -> ReturnStep:
-    cause_id, cause_type = _cause(happening)
+    cause_id, cause_type = cause_of(happening)
     return ReturnStep(
         at=happening.at,
         from_stage=state.stage if state.timeline else None,

@@ -13,15 +13,13 @@ from the return and the step, so repeats end as one stored event per fact.
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 from waybill_contracts import fact_id
 from waybill_contracts.events import ReturnInspected, ReturnReceived
-from waybill_contracts.model import Quantity
 from waybill_contracts.return_commands import CancelExpectedReturn, ExpectReturn
 from waybill_contracts.returns import InspectedLine
 from waybill_runtime.outcomes import PermanentError
-from waybill_wms_bridge.lifecycle import UnmappableWmsData, WarehouseFact
+from waybill_wms_bridge.lifecycle import UnmappableWmsData, WarehouseFact, wms_quantity
 from waybill_wms_bridge.products import UnitCodes
 from waybill_wms_bridge.return_wire import (
     ReturnStatus,
@@ -92,13 +90,6 @@ class ExpectedReturns:
         return await self._client.cancel_return(found.return_id)
 
 
-def _quantity(value: float, uom: str) -> Quantity:
-    number = Decimal(repr(float(value)))
-    if number == number.to_integral_value():
-        number = number.quantize(Decimal(1))
-    return Quantity(value=number, uom=uom)
-
-
 def _inspected_line(line: WmsReturnLine, units: UnitCodes) -> InspectedLine:
     if line.line_no < 1:
         raise UnmappableWmsData(f"return line {line.sku} has no line number")
@@ -106,9 +97,9 @@ def _inspected_line(line: WmsReturnLine, units: UnitCodes) -> InspectedLine:
     return InspectedLine(
         line_no=line.line_no,
         sku=line.sku,
-        resellable=_quantity(line.qty_resellable, uom),
-        damaged=_quantity(line.qty_damaged, uom),
-        missing=_quantity(line.qty_missing, uom),
+        resellable=wms_quantity(line.qty_resellable, uom),
+        damaged=wms_quantity(line.qty_damaged, uom),
+        missing=wms_quantity(line.qty_missing, uom),
     )
 
 

@@ -96,7 +96,8 @@ def stage_fact_id(order_ref: str, stage: str) -> str:
     return fact_id("wms-bridge", "warehouse_order", order_ref, stage)
 
 
-def _quantity(value: float, uom: str) -> Quantity:
+def wms_quantity(value: float, uom: str) -> Quantity:
+    """A WMS float quantity as the contracts' decimal one (``2.0`` as ``2``)."""
     # repr() gives the shortest text that reads back as the same float, so
     # 2.0 becomes "2" and 0.1 stays "0.1" rather than 0.1000000000000000055...
     number = Decimal(repr(float(value)))
@@ -151,8 +152,8 @@ def _fulfilled(line: WmsOrderLine, done: float | None = None) -> FulfilledLine:
     """``line`` with its picked quantity, or ``done`` (the shipped one) when given."""
     return FulfilledLine(
         sku=line.sku,
-        ordered=_quantity(line.qty_ordered, line.uom),
-        fulfilled=_quantity(line.qty_picked if done is None else done, line.uom),
+        ordered=wms_quantity(line.qty_ordered, line.uom),
+        fulfilled=wms_quantity(line.qty_picked if done is None else done, line.uom),
     )
 
 
@@ -167,7 +168,7 @@ def _parcel(parcel: WmsParcel, uom_of: dict[str, str]) -> Parcel:
             else None  # not measured
         ),
         contents=tuple(
-            ParcelItem(sku=item.sku, quantity=_quantity(item.qty, uom_of.get(item.sku, "")))
+            ParcelItem(sku=item.sku, quantity=wms_quantity(item.qty, uom_of.get(item.sku, "")))
             for item in parcel.contents
         ),
     )
@@ -272,7 +273,7 @@ def inventory_fact(
         adjustment=StockAdjustment(
             sku=adjustment.sku,
             location=adjustment.location,
-            delta=_quantity(adjustment.delta, _DEFAULT_UOM),
+            delta=wms_quantity(adjustment.delta, _DEFAULT_UOM),
             reason=adjustment.reason_code,
             reference=event_id,
         ),
