@@ -200,8 +200,10 @@ async def test_a_parcel_that_never_comes_is_reminded_then_voided_and_raised(
     assert await stage_of(store, rid) == ReturnStage.EXCEPTION
     counts = await sent(nc, subjects, rid)
     assert counts["ReturnParcelOverdue"] == 1
-    assert counts["VoidReturnLabel"] == 1 and counts["CancelExpectedReturn"] == 1
-    assert counts["ExceptionRaised"] == 1 and counts["PostExceptionInOdoo"] == 1
+    assert counts["VoidReturnLabel"] == 1 and counts["ExceptionRaised"] == 1
+    assert counts["PostExceptionInOdoo"] == 1
+    # The warehouse keeps expecting it: a late parcel can still be received.
+    assert "CancelExpectedReturn" not in counts
 
     clock.advance(10 * PARCEL_DEADLINE_S)
     assert (await sweep(store)).late == 0  # customer service decides now, not the clock
@@ -298,6 +300,23 @@ async def test_no_label_sold_is_raised_and_a_retry_buys_under_the_next_label_id(
         if isinstance(d.message, BookReturnLabel)
     ]
     assert labels == ["ret-WH-RET-00501-1", "ret-WH-RET-00501-2"]
+    assert (await sent(nc, subjects, rid))["ExpectReturn"] == 1
+
+
+async def test_a_new_label_after_a_lost_parcel_is_not_announced_again(
+    nc: NatsClient, parts: tuple[SubjectMap, Any], store: ReturnStore, clock: Clock
+) -> None:
+    subjects, _ = parts
+    rid = "WH/RET/00502"
+    await to_awaiting_parcel(store, rid)
+    for _ in range(2):  # reminded, then voided and raised
+        clock.advance(PARCEL_DEADLINE_S + 60)
+        await sweep(store)
+    await store.apply(rid, retry(rid, "act-relabel", 5000))
+    await store.apply(rid, observe(label_booked(rid, attempt=2), 5001))
+    assert await stage_of(store, rid) == ReturnStage.AWAITING_PARCEL
+    counts = await sent(nc, subjects, rid)
+    assert (counts["BookReturnLabel"], counts["ExpectReturn"]) == (2, 1)
 
 
 async def test_a_late_credit_note_is_asked_again_once_then_raised(

@@ -285,12 +285,15 @@ def _label_booked(
         problem=None,
     )
     assert booked.state is not None
+    # Announced once: after a new label (an operator's retry) the warehouse still expects
+    # the return under its ref.
+    announce = () if state.expected_in_warehouse else (do.expect(booked.state),)  # type: ignore[arg-type]
     awaiting = move(
         booked.state,  # type: ignore[arg-type]
         ReturnStage.AWAITING_PARCEL,
         happening,
         policy,
-        messages=(do.expect(booked.state),),  # type: ignore[arg-type]
+        messages=announce,
         expected_in_warehouse=True,
     )
     return Decision(
@@ -506,7 +509,11 @@ def _deadline(state: ReturnState, check: DeadlineCheck, policy: ReturnPolicy) ->
                 reminders=1,
                 deadline_at=again,
             )
-        messages, voided = _compensations(state, "the parcel never arrived")
+        # The label is voided; the warehouse keeps expecting the return (by its ref), so a
+        # parcel that turns up after all is still received, and a new label after an
+        # operator's retry needs no new announcement (the WMS refuses one ref announced twice
+        # with other content).
+        label = do.label_of(state)
         decision = raise_exception(
             state,
             check,
@@ -514,11 +521,11 @@ def _deadline(state: ReturnState, check: DeadlineCheck, policy: ReturnPolicy) ->
             code=PARCEL_NEVER_ARRIVED,
             summary=f"Return {state.return_id}: the parcel never arrived; label voided",
             detail=f"Reminded once; due since {state.stage_since.isoformat()}.",
-            messages=messages,
+            messages=(do.void_label(state, "the parcel never arrived"),),
         )
         assert decision.state is not None
         stopped = msgspec.structs.replace(
-            decision.state, label_voided=voided, expected_in_warehouse=False
+            decision.state, label_voided=(*state.label_voided, label.shipment_id)
         )
         return Decision(
             state=stopped, messages=decision.messages, notes=decision.notes, changed=True
