@@ -182,22 +182,29 @@ def _returns() -> list[Message]:
             carrier="dhl",
             requested_at=_at(2000),
         ),
-        evt.ReturnLabelBooked(return_id=RETURN_ID, label=RETURN_LABEL, booked_at=_at(2001)),
+        evt.ReturnLabelBooked(
+            return_id=RETURN_ID, order_ref=ORDER_REF, label=RETURN_LABEL, booked_at=_at(2001)
+        ),
         evt.ReturnLabelBookingFailed(
             return_id=RETURN_ID,
+            order_ref=ORDER_REF,
             label_id=RETURN_LABEL_ID,
             reason="dhl: no rate offered for the return",
             failed_at=_at(2001),
         ),
-        evt.ReturnLabelVoided(return_id=RETURN_ID, label_id=RETURN_LABEL_ID, voided_at=_at(2100)),
+        evt.ReturnLabelVoided(
+            return_id=RETURN_ID, order_ref=ORDER_REF, label_id=RETURN_LABEL_ID, voided_at=_at(2100)
+        ),
         evt.ReturnReceived(
             return_id=RETURN_ID,
+            order_ref=ORDER_REF,
             warehouse_return_id="RMA-5521",
             tracking_number=RETURN_LABEL.tracking_number,
             received_at=_at(4000),
         ),
         evt.ReturnInspected(
             return_id=RETURN_ID,
+            order_ref=ORDER_REF,
             warehouse_return_id="RMA-5521",
             lines=INSPECTED,
             inspected_at=_at(4100),
@@ -257,6 +264,7 @@ def _returns() -> list[Message]:
         rcmd.VoidReturnLabel(
             return_id=RETURN_ID,
             label_id=RETURN_LABEL_ID,
+            order_ref=ORDER_REF,
             carrier="dhl",
             tracking_number=RETURN_LABEL.tracking_number,
             reason="the return was cancelled",
@@ -269,7 +277,9 @@ def _returns() -> list[Message]:
             tracking_number=RETURN_LABEL.tracking_number,
             carrier="dhl",
         ),
-        rcmd.CancelExpectedReturn(return_id=RETURN_ID, reason="the return was cancelled"),
+        rcmd.CancelExpectedReturn(
+            return_id=RETURN_ID, order_ref=ORDER_REF, reason="the return was cancelled"
+        ),
         rcmd.CreateReturnInOdoo(
             return_id=RETURN_ID, order_ref=ORDER_REF, odoo_picking_id=42, lines=RETURN_LINES
         ),

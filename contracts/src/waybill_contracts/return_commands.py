@@ -46,6 +46,10 @@ class ReturnCommand(Command, frozen=True, kw_only=True):
     def business_key(self) -> str:
         return self.return_id
 
+    def correlation_key(self) -> str:
+        # The labels' own keys are label ids; the trace is the return's.
+        return self.return_id
+
 
 # --- carrier ------------------------------------------------------------------------
 
@@ -77,6 +81,7 @@ class VoidReturnLabel(ReturnCommand, frozen=True, kw_only=True):
     name: ClassVar[str] = "void_return_label"
 
     label_id: ReturnLabelId
+    order_ref: OrderRef
     carrier: Carrier
     tracking_number: TrackingNumber
     carrier_reference: Annotated[
@@ -114,6 +119,7 @@ class CancelExpectedReturn(ReturnCommand, frozen=True, kw_only=True):
     service: ClassVar[Service] = Service.WMS_BRIDGE
     name: ClassVar[str] = "cancel_return"
 
+    order_ref: OrderRef
     reason: _Reason
 
 

@@ -28,6 +28,7 @@ def void_of(label: Shipment, return_id: str) -> VoidReturnLabel:
     return VoidReturnLabel(
         return_id=return_id,
         label_id=label.shipment_id,
+        order_ref=label.order_ref,
         carrier=label.carrier,
         tracking_number=label.tracking_number,
         carrier_reference=label.carrier_reference,
@@ -82,7 +83,7 @@ async def test_an_unused_return_label_is_voided_once_and_a_scanned_one_is_a_dead
         await rig.send(void_of(booked.label, unused.return_id))
         await rig.send(void_of(booked.label, unused.return_id))
         [voided] = await rig.wait_for(ReturnLabelVoided, unused.return_id)
-        assert voided.label_id == unused.label_id
+        assert (voided.label_id, voided.order_ref) == (unused.label_id, unused.order_ref)
         assert rig.carrier_b.purchases_for(unused.label_id)[0].voided
 
         scanned = return_label("ret-void-2", "carrier-a")

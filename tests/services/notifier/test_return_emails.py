@@ -26,7 +26,7 @@ def label_booked(ref: str) -> ReturnLabelBooked:
     label = msgspec.structs.replace(
         event.label, order_ref=ref, label_ref="https://labels.example/ret-300.pdf"
     )
-    return msgspec.structs.replace(event, return_id=f"RET-{ref}", label=label)
+    return msgspec.structs.replace(event, return_id=f"RET-{ref}", order_ref=ref, label=label)
 
 
 def overdue(ref: str) -> ReturnParcelOverdue:

@@ -72,19 +72,24 @@ def label_booked(return_id: str, attempt: int = 1) -> ReturnLabelBooked:
         shipment_id=label_id_for(return_id, attempt),
         tracking_number=f"RT{attempt}-{abs(hash(return_id)) % 10**8}",
     )
-    return msgspec.structs.replace(base, return_id=return_id, label=label)
+    return msgspec.structs.replace(
+        base, return_id=return_id, order_ref=f"OUT-{return_id}", label=label
+    )
 
 
 def label_failed(return_id: str) -> ReturnLabelBookingFailed:
     return msgspec.structs.replace(
         example_of(ReturnLabelBookingFailed),
         return_id=return_id,
+        order_ref=f"OUT-{return_id}",
         label_id=label_id_for(return_id, 1),
     )
 
 
 def received(return_id: str) -> ReturnReceived:
-    return msgspec.structs.replace(example_of(ReturnReceived), return_id=return_id)
+    return msgspec.structs.replace(
+        example_of(ReturnReceived), return_id=return_id, order_ref=f"OUT-{return_id}"
+    )
 
 
 def _units(value: str) -> Quantity:

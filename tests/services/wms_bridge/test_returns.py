@@ -65,6 +65,7 @@ async def test_an_announced_return_is_received_and_inspected_as_events_once_each
         assert (status, answer["new"]) == (202, 0)
         assert len(await rig.events(ReturnReceived, rid)) == 1
     assert received.warehouse_return_id == announced.return_id
+    assert received.order_ref == inspected.order_ref == expect(rid).order_ref
     assert received.tracking_number == f"TRK-{rid}"
     by_sku = {line.sku: line for line in inspected.lines}
     mug = by_sku["MUG-BLUE"]
@@ -85,10 +86,15 @@ async def test_a_return_called_off_before_receipt_is_cancelled_at_the_wms(
     async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
         await rig.send(expect(rid))
         await rig.commands_settled()
-        call_off = CancelExpectedReturn(return_id=rid, reason="the return was cancelled")
+        call_off = CancelExpectedReturn(
+            return_id=rid, order_ref="WH/OUT/00042", reason="the return was cancelled"
+        )
         await rig.send(call_off)
         await rig.send(call_off)  # cancelling twice is done
-        await rig.send(CancelExpectedReturn(return_id="WH/RET/never", reason="never announced"))
+        never = CancelExpectedReturn(
+            return_id="WH/RET/never", order_ref="WH/OUT/00042", reason="never announced"
+        )
+        await rig.send(never)
         await rig.commands_settled()
         assert await rig.dead_letters() == []
         [held] = [r for r in rig.wms.returns.returns.values() if r.client_return_ref == rid]

@@ -2,7 +2,8 @@
 received and inspected, stock posted, credited, completed or cancelled. Since 1.1.
 
 Everything about a return is correlated by its return id (one trace per
-return); the order it comes from is named in ``order_ref``.
+return); the order it comes from is named in ``order_ref``, so every step
+shows on that order's timeline too.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class ReturnLabelBooked(ReturnEvent, frozen=True, kw_only=True):
     name: ClassVar[str] = "label_booked"
     publishers: ClassVar[tuple[Service, ...]] = (Service.CARRIER_ROUTER,)
 
+    order_ref: OrderRef
     label: Annotated[Shipment, Meta(description="The label: shipment_id is the return label id.")]
     booked_at: Annotated[UtcDateTime, Meta(description="When it was bought.")]
 
@@ -89,6 +91,7 @@ class ReturnLabelBookingFailed(ReturnEvent, frozen=True, kw_only=True):
     name: ClassVar[str] = "label_booking_failed"
     publishers: ClassVar[tuple[Service, ...]] = (Service.CARRIER_ROUTER,)
 
+    order_ref: OrderRef
     label_id: ReturnLabelId
     reason: Annotated[str, Meta(min_length=1, description="Why, per carrier, in words.")]
     failed_at: Annotated[UtcDateTime, Meta(description="When the router gave up.")]
@@ -100,6 +103,7 @@ class ReturnLabelVoided(ReturnEvent, frozen=True, kw_only=True):
     name: ClassVar[str] = "label_voided"
     publishers: ClassVar[tuple[Service, ...]] = (Service.CARRIER_ROUTER,)
 
+    order_ref: OrderRef
     label_id: ReturnLabelId
     voided_at: Annotated[UtcDateTime, Meta(description="When the carrier confirmed.")]
 
@@ -110,6 +114,9 @@ class ReturnReceived(ReturnEvent, frozen=True, kw_only=True):
     name: ClassVar[str] = "received"
     publishers: ClassVar[tuple[Service, ...]] = (Service.WMS_BRIDGE,)
 
+    order_ref: Annotated[
+        OrderRef | None, Meta(description="The order it comes from, as the warehouse has it.")
+    ] = None
     warehouse_return_id: _WarehouseReturnId
     tracking_number: Annotated[
         str | None, Meta(description="The tracking number the dock matched.")
@@ -123,6 +130,9 @@ class ReturnInspected(ReturnEvent, frozen=True, kw_only=True):
     name: ClassVar[str] = "inspected"
     publishers: ClassVar[tuple[Service, ...]] = (Service.WMS_BRIDGE,)
 
+    order_ref: Annotated[
+        OrderRef | None, Meta(description="The order it comes from, as the warehouse has it.")
+    ] = None
     warehouse_return_id: _WarehouseReturnId
     lines: Annotated[tuple[InspectedLine, ...], Meta(min_length=1, description="Per line.")]
     inspected_at: Annotated[UtcDateTime, Meta(description="When inspection finished.")]

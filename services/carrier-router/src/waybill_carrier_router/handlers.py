@@ -118,6 +118,7 @@ async def book_return_label(
     if isinstance(outcome, ReturnNotBooked):
         failed = ReturnLabelBookingFailed(
             return_id=command.return_id,
+            order_ref=command.order_ref,
             label_id=command.label_id,
             reason=outcome.reason,
             failed_at=datetime.now(UTC),
@@ -128,6 +129,7 @@ async def book_return_label(
         return
     booked = ReturnLabelBooked(
         return_id=command.return_id,
+        order_ref=command.order_ref,
         label=return_label_of(command, outcome),
         booked_at=outcome.bought_at,
     )
@@ -153,6 +155,9 @@ async def void_return_label(
             f"({command.label_id}, return {command.return_id}): {receipt.reason}"
         )
     voided = ReturnLabelVoided(
-        return_id=command.return_id, label_id=command.label_id, voided_at=receipt.voided_at
+        return_id=command.return_id,
+        order_ref=command.order_ref,
+        label_id=command.label_id,
+        voided_at=receipt.voided_at,
     )
     await ctx.publish(voided, fact_id=fact_id("return.label_voided", command.label_id))

@@ -90,6 +90,7 @@ def void_label(state: ReturnState, reason: str) -> VoidReturnLabel:
     return VoidReturnLabel(
         return_id=state.return_id,
         label_id=label.shipment_id,
+        order_ref=state.order_ref,
         carrier=label.carrier,
         tracking_number=label.tracking_number,
         carrier_reference=label.carrier_reference,
@@ -99,7 +100,7 @@ def void_label(state: ReturnState, reason: str) -> VoidReturnLabel:
 
 def cancel_expected(state: ReturnState, reason: str) -> CancelExpectedReturn:
     """Tell the warehouse to stop expecting the parcel (compensation)."""
-    return CancelExpectedReturn(return_id=state.return_id, reason=reason)
+    return CancelExpectedReturn(return_id=state.return_id, order_ref=state.order_ref, reason=reason)
 
 
 def receive_in_odoo(state: ReturnState) -> ReceiveReturnInOdoo:

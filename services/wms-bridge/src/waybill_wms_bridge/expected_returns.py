@@ -109,6 +109,7 @@ def return_facts(found: WmsReturn, units: UnitCodes) -> list[WarehouseFact]:
     if found.received_at is not None:
         received = ReturnReceived(
             return_id=found.client_return_ref,
+            order_ref=found.original_order_ref or None,
             warehouse_return_id=found.return_id,
             tracking_number=found.tracking_number,
             received_at=found.received_at,
@@ -126,6 +127,7 @@ def return_facts(found: WmsReturn, units: UnitCodes) -> list[WarehouseFact]:
             raise UnmappableWmsData(f"inspected return {found.client_return_ref} has no lines")
         inspected = ReturnInspected(
             return_id=found.client_return_ref,
+            order_ref=found.original_order_ref or None,
             warehouse_return_id=found.return_id,
             lines=tuple(_inspected_line(line, units) for line in found.lines),
             inspected_at=found.inspected_at,
