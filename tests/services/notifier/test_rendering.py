@@ -37,8 +37,42 @@ def notification_of(kind: NotificationKind, **changes: object) -> Notification:
     return msgspec.structs.replace(found, **changes)
 
 
-@pytest.mark.parametrize("kind", list(NotificationKind))
-@pytest.mark.parametrize("locale", [None, "en_US", "nl_NL", "de_DE", "fr_FR", "pt_BR"])
+RETURN_KINDS = (
+    NotificationKind.RETURN_LABEL,
+    NotificationKind.RETURN_REMINDER,
+    NotificationKind.RETURN_CREDITED,
+)
+SHIPMENT_KINDS = [kind for kind in NotificationKind if kind not in RETURN_KINDS]
+LOCALES = [None, "en_US", "nl_NL", "de_DE", "fr_FR", "pt_BR"]
+
+
+@pytest.mark.parametrize("kind", RETURN_KINDS)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_return_kind_renders_text_and_html_in_every_language(
+    kind: NotificationKind, locale: str | None
+) -> None:
+    notification = Notification(
+        notification_id=notification_id(REF, kind, "ret-1"),
+        kind=kind,
+        order_ref=REF,
+        shipment_id="ret-1",
+        carrier="carrier-b",
+        tracking_number="RT-700",
+        label_url="https://labels.test/ret-1.pdf",
+        credit_note="RINV/2026/00001",
+        credited="12.50 EUR",
+        occurred_at=datetime(2026, 12, 6, tzinfo=UTC),
+    )
+    email = render_email(notification, msgspec.structs.replace(CONTACT, locale=locale))
+    for part in (email.subject, email.text, email.html):
+        assert "S00700" in part
+        assert "$" not in part
+    wanted = "12.50 EUR" if kind is NotificationKind.RETURN_CREDITED else "https://labels.test/"
+    assert wanted in email.text and wanted in email.html
+
+
+@pytest.mark.parametrize("kind", SHIPMENT_KINDS)
+@pytest.mark.parametrize("locale", LOCALES)
 def test_every_kind_renders_text_and_html_in_every_language(
     kind: NotificationKind, locale: str | None
 ) -> None:

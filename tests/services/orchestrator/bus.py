@@ -4,6 +4,7 @@ read what the orchestrator stored on the command and event streams without consu
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -19,6 +20,19 @@ from waybill_contracts import (
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.testing.streams import stored_in
 from waybill_runtime.testing.waiting import eventually
+
+
+class Clock:
+    """The test's clock for a store or a sweep: it moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 async def unreachable_publisher(nats_url: str, subjects: SubjectMap) -> Publisher:

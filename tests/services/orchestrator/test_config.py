@@ -28,11 +28,26 @@ def test_deadlines_and_attempts_come_from_the_environment() -> None:
     assert (policy.booking_attempts, policy.ops_assignee_login) == (3, "ops.lead")
 
 
+def test_return_deadlines_come_from_the_environment() -> None:
+    settings = load_settings(
+        OrchestratorSettings,
+        environ={
+            "WAYBILL_SERVICE": "orchestrator",
+            "WAYBILL_RETURN_PARCEL_DEADLINE_S": "86400",
+            "WAYBILL_OPS_ASSIGNEE_LOGIN": "service.desk",
+        },
+    )
+    policy = settings.return_policy()
+    assert (policy.parcel_deadline_s, policy.step_deadline_s) == (86400.0, 600.0)
+    assert policy.ops_assignee_login == "service.desk"
+
+
 def test_defaults_need_nothing_but_the_service_name() -> None:
     settings = load_settings(OrchestratorSettings, environ={"WAYBILL_SERVICE": "orchestrator"})
     assert settings.deadline_in_warehouse_s == 1800.0
     assert settings.ops_assignee_login is None
     assert settings.finished_order_ttl_s == 35 * 86400  # beyond the dead letters' 30 days
+    assert settings.return_parcel_deadline_s == 14 * 86400
 
 
 @pytest.mark.parametrize(
@@ -43,6 +58,8 @@ def test_defaults_need_nothing_but_the_service_name() -> None:
         ("WAYBILL_BOOKING_ATTEMPTS", "0"),
         ("WAYBILL_FINISHED_ORDER_TTL_S", "-1"),
         ("WAYBILL_FINISHED_ORDER_TTL_S", "0.5"),
+        ("WAYBILL_RETURN_PARCEL_DEADLINE_S", "0"),
+        ("WAYBILL_RETURN_STEP_DEADLINE_S", "two weeks"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable: str, value: str) -> None:

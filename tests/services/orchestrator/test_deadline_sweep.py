@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.errors import ConnectionClosedError
 
-from tests.services.orchestrator.bus import commands, count_by_type, unreachable_publisher
+from tests.services.orchestrator.bus import Clock, commands, count_by_type, unreachable_publisher
 from tests.services.orchestrator.journey import (
     DEADLINE_S,
     POLICY,
@@ -43,7 +43,7 @@ async def test_sweep_resends_at_the_first_deadline_and_escalates_at_the_second(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     store = make_store(nc, subjects, kv, clock)
     await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
     await store.apply("WH/OUT/2", observe(released("WH/OUT/2")))
@@ -77,7 +77,7 @@ async def test_sweep_sends_what_a_crashed_instance_left_in_an_outbox(
     nc: NatsClient, nats_url: str, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     down = await unreachable_publisher(nats_url, subjects)
     broken = WorkflowStore(kv, down, POLICY, clock=clock)
     with pytest.raises(ConnectionClosedError):
@@ -91,7 +91,7 @@ async def test_sweep_goes_on_past_an_order_it_cannot_read(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     store = make_store(nc, subjects, kv, clock)
     await store.apply("WH/OUT/0", observe(released("WH/OUT/0")))
     await kv.put(key_for("WH/OUT/0"), b"garbage")  # an open order's state, broken
@@ -120,7 +120,7 @@ async def test_the_sweep_reads_only_the_open_orders_states(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     counted = CountingReads(kv)
     store = make_store(nc, subjects, counted, clock)
     finished = [f"WH/OUT/{n}" for n in range(1, 6)]
@@ -142,7 +142,7 @@ async def test_orders_stored_before_the_index_are_indexed_once_then_swept(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     store = make_store(nc, subjects, kv, clock)
     await store.apply("WH/OUT/1", observe(released("WH/OUT/1")))
     for event in happy_path("WH/OUT/2"):
@@ -162,7 +162,7 @@ async def test_a_finished_order_left_in_the_index_by_a_crash_is_dropped_from_it(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    store = make_store(nc, subjects, kv, Clock())
+    store = make_store(nc, subjects, kv, Clock(T0))
     for event in happy_path("WH/OUT/3"):
         await store.apply("WH/OUT/3", observe(event))
     await store.open_orders.add(key_for("WH/OUT/3"))  # the removal that a crash skipped
@@ -178,7 +178,7 @@ async def test_status_of_an_unreadable_order_is_an_error_reply_naming_it(
     await kv.put(key_for("WH/OUT/0"), b"garbage")
     with pytest.raises(QueryError) as refused:
         await status.order_status(
-            make_store(nc, subjects, kv, Clock()), OrderStatusRequest(order_ref="WH/OUT/0")
+            make_store(nc, subjects, kv, Clock(T0)), OrderStatusRequest(order_ref="WH/OUT/0")
         )
     assert refused.value.code == 500 and "unreadable" in refused.value.description
 
@@ -187,7 +187,7 @@ async def test_the_sweep_counts_open_and_stuck_orders_by_stage_for_the_gauges(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     store = make_store(nc, subjects, kv, clock)
     metrics = MetricsRegistry("orchestrator")
     gauges = StuckOrderGauges(metrics)
@@ -229,7 +229,7 @@ async def test_an_express_order_stays_express_in_what_its_deadlines_send(
 ) -> None:
     # A deadline's resend and its escalation have no express cause: the state keeps the lane.
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     store = make_store(nc, subjects, kv, clock)
     rush = released("WH/OUT/RUSH")
     express = new_context(rush, source="odoo-gateway", lane=Lane.EXPRESS)

@@ -50,6 +50,7 @@ __all__ = [
     "NotBooked",
     "PurchaseInDoubt",
     "ShipmentBooker",
+    "bought_label",
     "carrier_reference_for",
     "purchase_key",
     "shipment_of",
@@ -104,11 +105,16 @@ def purchase_key(shipment_id: str, carrier: str) -> str:
 
 def shipment_of(command: BookShipment, purchase: LabelPurchase) -> Shipment:
     """The booked shipment as the contracts describe it."""
+    return bought_label(command.shipment_id, command.order_ref, purchase)
+
+
+def bought_label(shipment_id: str, order_ref: str, purchase: LabelPurchase) -> Shipment:
+    """A bought label (an outbound shipment's or a return label) as the contracts describe it."""
     if purchase.service is None or purchase.cost is None:
         raise PermanentError(f"purchase {purchase.carrier_reference} lacks its service or cost")
     return Shipment(
-        shipment_id=command.shipment_id,
-        order_ref=command.order_ref,
+        shipment_id=shipment_id,
+        order_ref=order_ref,
         carrier=purchase.carrier,
         service=purchase.service,
         tracking_number=purchase.tracking_number,

@@ -1,7 +1,8 @@
 """The notifier service: customers told by email, partners by signed webhooks, once each.
 
 In: ``OrderReleased`` (who the customer is), ``ShipmentBooked`` and
-``MilestoneReached`` events. Out: ``NotificationSent`` / ``NotificationFailed``
+``MilestoneReached`` events; of returns ``ReturnRequested``, ``ReturnLabelBooked``,
+``ReturnParcelOverdue`` and ``ReturnCompleted``. Out: ``NotificationSent`` / ``NotificationFailed``
 events, emails through SMTP, Standard Webhooks POSTs. It only consumes
 events, so nothing in shipping ever waits for it.
 ``waybill run notifier`` starts it through :func:`main`.
@@ -9,7 +10,15 @@ events, so nothing in shipping ever waits for it.
 
 from __future__ import annotations
 
-from waybill_contracts.events import MilestoneReached, OrderReleased, ShipmentBooked
+from waybill_contracts.events import (
+    MilestoneReached,
+    OrderReleased,
+    ReturnCompleted,
+    ReturnLabelBooked,
+    ReturnParcelOverdue,
+    ReturnRequested,
+    ShipmentBooked,
+)
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.notifier import NOTIFIER, open_notifier
 from waybill_runtime.bus.consumer import HandlerContext
@@ -59,6 +68,34 @@ async def shipment_booked(event: ShipmentBooked, ctx: HandlerContext[NotifierSet
 async def milestone_reached(event: MilestoneReached, ctx: HandlerContext[NotifierSettings]) -> None:
     """Out for delivery, delivered and exception: email and webhooks; others ignored."""
     await ctx.resource(NOTIFIER).milestone_reached(event, ctx)
+
+
+@service.handles(ReturnRequested)
+async def return_requested(event: ReturnRequested, ctx: HandlerContext[NotifierSettings]) -> None:
+    """Who asked for a return (used when the order's release is no longer remembered)."""
+    await ctx.resource(NOTIFIER).return_requested(event)
+
+
+@service.handles(ReturnLabelBooked)
+async def return_label_booked(
+    event: ReturnLabelBooked, ctx: HandlerContext[NotifierSettings]
+) -> None:
+    """The customer's return label: email and webhooks."""
+    await ctx.resource(NOTIFIER).return_event(event, ctx)
+
+
+@service.handles(ReturnParcelOverdue)
+async def return_parcel_overdue(
+    event: ReturnParcelOverdue, ctx: HandlerContext[NotifierSettings]
+) -> None:
+    """A reminder that the return parcel has not arrived: email and webhooks."""
+    await ctx.resource(NOTIFIER).return_event(event, ctx)
+
+
+@service.handles(ReturnCompleted)
+async def return_completed(event: ReturnCompleted, ctx: HandlerContext[NotifierSettings]) -> None:
+    """The credit confirmation of a return (none for a return closed without a credit)."""
+    await ctx.resource(NOTIFIER).return_event(event, ctx)
 
 
 main = service.main

@@ -1,7 +1,9 @@
-"""What a customer is told, worked out from the shipment events.
+"""What a customer is told, worked out from the shipment and return events.
 
 A booked shipment and three tracking milestones (out for delivery,
-delivered, exception) are worth telling; other milestones are not. Each
+delivered, exception) are worth telling; other milestones are not. Of a
+return (issue 20): its label, a reminder when the parcel is late, and the
+credit once issued. Each
 notification has an id derived from the order, the kind and the shipment,
 so a redelivered or re-published event yields the same notification, and
 the same id travels as the email's Message-ID and the webhook's
@@ -16,10 +18,24 @@ from datetime import datetime
 import msgspec
 
 from waybill_contracts import fact_id
-from waybill_contracts.events import MilestoneReached, ShipmentBooked
+from waybill_contracts.events import (
+    MilestoneReached,
+    ReturnCompleted,
+    ReturnLabelBooked,
+    ReturnParcelOverdue,
+    ShipmentBooked,
+)
 from waybill_contracts.model import MilestoneCode
 
-__all__ = ["Notification", "NotificationKind", "from_milestone", "from_shipment_booked"]
+__all__ = [
+    "Notification",
+    "NotificationKind",
+    "from_milestone",
+    "from_return_completed",
+    "from_return_label",
+    "from_return_overdue",
+    "from_shipment_booked",
+]
 
 
 class NotificationKind(enum.StrEnum):
@@ -29,11 +45,22 @@ class NotificationKind(enum.StrEnum):
     OUT_FOR_DELIVERY = "out_for_delivery"
     DELIVERED = "delivered"
     EXCEPTION = "exception"
+    RETURN_LABEL = "return_label"
+    RETURN_REMINDER = "return_reminder"
+    RETURN_CREDITED = "return_credited"
 
     @property
     def event_name(self) -> str:
         """The webhook event type (``type`` in the payload, ``events`` in subscriptions)."""
-        return "shipment.booked" if self is NotificationKind.SHIPPED else f"shipment.{self.value}"
+        return _EVENT_NAMES.get(self, f"shipment.{self.value}")
+
+
+_EVENT_NAMES = {
+    NotificationKind.SHIPPED: "shipment.booked",
+    NotificationKind.RETURN_LABEL: "return.label_booked",
+    NotificationKind.RETURN_REMINDER: "return.parcel_overdue",
+    NotificationKind.RETURN_CREDITED: "return.credited",
+}
 
 
 _KIND_OF_MILESTONE = {
@@ -65,6 +92,11 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
     """When the fact happened (booking or milestone time)."""
     milestone: MilestoneFacts | None = None
+    label_url: str | None = None
+    """A return label's document, for the customer to print."""
+    credit_note: str | None = None
+    """A return's credit note (its name in Odoo) and what it credits, e.g. ``12.50 EUR``."""
+    credited: str | None = None
 
 
 def notification_id(order_ref: str, kind: NotificationKind, shipment_id: str) -> str:
@@ -113,4 +145,61 @@ def from_milestone(event: MilestoneReached) -> Notification | None:
             location=milestone.location,
             description=milestone.description,
         ),
+    )
+
+
+def from_return_label(event: ReturnLabelBooked) -> Notification:
+    """The customer's return label (the label's shipment id is the return label id)."""
+    label = event.label
+    return Notification(
+        notification_id=notification_id(
+            label.order_ref, NotificationKind.RETURN_LABEL, label.shipment_id
+        ),
+        kind=NotificationKind.RETURN_LABEL,
+        order_ref=label.order_ref,
+        shipment_id=label.shipment_id,
+        carrier=label.carrier,
+        tracking_number=label.tracking_number,
+        tracking_url=label.tracking_url,
+        label_url=label.label_ref,
+        occurred_at=event.booked_at,
+    )
+
+
+def from_return_overdue(event: ReturnParcelOverdue) -> Notification:
+    """A reminder that the return parcel has not reached the warehouse (one per reminder)."""
+    label = event.label
+    return Notification(
+        notification_id=notification_id(
+            event.order_ref,
+            NotificationKind.RETURN_REMINDER,
+            f"{label.shipment_id}#{event.reminder}",
+        ),
+        kind=NotificationKind.RETURN_REMINDER,
+        order_ref=event.order_ref,
+        shipment_id=label.shipment_id,
+        carrier=label.carrier,
+        tracking_number=label.tracking_number,
+        tracking_url=label.tracking_url,
+        label_url=label.label_ref,
+        occurred_at=event.overdue_at,
+    )
+
+
+def from_return_completed(event: ReturnCompleted) -> Notification | None:
+    """The credit confirmation; None for a return closed without a credit."""
+    if event.credited is None or event.credit_note_ref is None:
+        return None
+    return Notification(
+        notification_id=notification_id(
+            event.order_ref, NotificationKind.RETURN_CREDITED, event.return_id
+        ),
+        kind=NotificationKind.RETURN_CREDITED,
+        order_ref=event.order_ref,
+        shipment_id=event.return_id,
+        carrier="",
+        tracking_number="",
+        credit_note=event.credit_note_ref,
+        credited=f"{event.credited.amount} {event.credited.currency}",
+        occurred_at=event.completed_at,
     )

@@ -13,15 +13,30 @@ from urllib.parse import quote
 
 import msgspec
 
-from waybill_contracts.events import MilestoneReached, OrderReleased, ShipmentBooked
+from waybill_contracts.events import (
+    MilestoneReached,
+    OrderReleased,
+    ReturnCompleted,
+    ReturnLabelBooked,
+    ReturnParcelOverdue,
+    ReturnRequested,
+    ShipmentBooked,
+)
 from waybill_contracts.model import NotificationChannel
 from waybill_notifier.attempts import Receipt
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.delivery import Deliveries, Step
 from waybill_notifier.endpoint_registry import EndpointRegistry
 from waybill_notifier.mailer import Mailer
-from waybill_notifier.notifications import Notification, from_milestone, from_shipment_booked
-from waybill_notifier.order_book import CustomerContact, OrderBook, contact_of
+from waybill_notifier.notifications import (
+    Notification,
+    from_milestone,
+    from_return_completed,
+    from_return_label,
+    from_return_overdue,
+    from_shipment_booked,
+)
+from waybill_notifier.order_book import CustomerContact, OrderBook, contact_of, contact_of_return
 from waybill_notifier.rendering import render_email
 from waybill_notifier.subscriptions import Endpoint, Subscriptions, load_subscriptions
 from waybill_notifier.webhooks import WebhookSender, webhook_body
@@ -81,6 +96,27 @@ class Notifier:
         notification = from_milestone(event)
         if notification is None:
             log.debug("milestone %s of %s is not notified", event.milestone.code, event.order_ref)
+            return
+        await self._notify(notification, ctx)
+
+    async def return_requested(self, event: ReturnRequested) -> None:
+        """Keep who asked for the return, if the order's release is no longer remembered."""
+        await self.orders.remember_if_unknown(contact_of_return(event))
+
+    async def return_event(
+        self,
+        event: ReturnLabelBooked | ReturnParcelOverdue | ReturnCompleted,
+        ctx: HandlerContext[NotifierSettings],
+    ) -> None:
+        """The return label, a reminder of it, the credit confirmation: once each."""
+        if isinstance(event, ReturnLabelBooked):
+            notification: Notification | None = from_return_label(event)
+        elif isinstance(event, ReturnParcelOverdue):
+            notification = from_return_overdue(event)
+        else:
+            notification = from_return_completed(event)
+        if notification is None:
+            log.info("return %s closed without a credit: nothing to tell", event.return_id)
             return
         await self._notify(notification, ctx)
 

@@ -20,17 +20,19 @@ handled by the replica that saw its booking costs no read. Contacts are not
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import msgspec
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_contracts import fact_id
+from waybill_contracts.events import ReturnRequested
 from waybill_contracts.model import Order
 from waybill_runtime.recent import Recent
 
-__all__ = ["CustomerContact", "OrderBook", "contact_of"]
+__all__ = ["CustomerContact", "OrderBook", "contact_of", "contact_of_return"]
 
 REMEMBERED_PAGES = 4096
 """How many shipments' tracking pages are kept in memory (oldest forgotten first)."""
@@ -72,6 +74,19 @@ def contact_of(order: Order) -> CustomerContact:
     )
 
 
+def contact_of_return(event: ReturnRequested) -> CustomerContact:
+    """Who asked for a return, for when the order's release is no longer remembered."""
+    customer = event.customer
+    return CustomerContact(
+        order_ref=event.order_ref,
+        order_label=event.order_ref,
+        name=customer.name,
+        email=(customer.email or "").strip() or None,
+        locale=customer.locale,
+        partner_id=customer.odoo_partner_id,
+    )
+
+
 class _TrackingPage(msgspec.Struct, frozen=True):
     url: str
 
@@ -93,6 +108,11 @@ class OrderBook:
     async def remember(self, contact: CustomerContact) -> None:
         """Keep (or refresh) an order's contact; the last release of an order wins."""
         await self._contacts.put(_contact_key(contact.order_ref), self._encode(contact))
+
+    async def remember_if_unknown(self, contact: CustomerContact) -> None:
+        """Keep a contact only where the order's own release left none (it says more)."""
+        with contextlib.suppress(KeyWrongLastSequenceError):  # known already
+            await self._contacts.create(_contact_key(contact.order_ref), self._encode(contact))
 
     async def contact(self, order_ref: str) -> CustomerContact | None:
         """The contact of an order, or None while its release has not been seen."""

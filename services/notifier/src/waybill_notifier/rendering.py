@@ -104,6 +104,9 @@ def _values(notification: Notification, contact: CustomerContact) -> dict[str, s
         "occurred_at": _when(notification.occurred_at),
         "location": (milestone.location or "") if milestone else "",
         "description": (milestone.description or "") if milestone else "",
+        "label_url": _safe_link(notification.label_url) or notification.label_url or "",
+        "credit_note": notification.credit_note or "",
+        "credited": notification.credited or "",
     }
 
 

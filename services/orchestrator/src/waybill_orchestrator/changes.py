@@ -85,7 +85,8 @@ def ignore(state: OrderState | None, note: str) -> Decision:
     return Decision(state=state, notes=(note,))
 
 
-def _cause(happening: Happening) -> tuple[str | None, str]:
+def cause_of(happening: Happening) -> tuple[str | None, str]:
+    """The ce-id and ce-type of what caused a change (``deadline`` for the sweep), for timelines."""
     if isinstance(happening, Observed | Requested):
         return happening.context.id, happening.context.type
     return None, DEADLINE_CAUSE
@@ -109,7 +110,7 @@ def update(
     """Change the order without moving it; ``step`` records it in the timeline all the same."""
     timeline = state.timeline
     if step:
-        cause_id, cause_type = _cause(happening)
+        cause_id, cause_type = cause_of(happening)
         timeline = (
             *timeline,
             Step(
@@ -145,7 +146,7 @@ def move(
         open_exceptions = tuple(
             e for e in open_exceptions if e.exception_id != state.hold.exception_id
         )
-    cause_id, cause_type = _cause(happening)
+    cause_id, cause_type = cause_of(happening)
     step = Step(
         at=happening.at,
         from_stage=state.stage,

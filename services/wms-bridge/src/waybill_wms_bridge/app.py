@@ -1,11 +1,11 @@
 """The wms-bridge service: Waybill's only contact with the warehouse system (WMS).
 
-In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder``, ``SyncProducts`` and
-``SnapshotWarehouseInventory`` commands, WMS webhooks on ``POST /webhooks/wms`` and a
-reconciliation poll.
+In: ``ReleaseToWarehouse``, ``CancelWarehouseOrder``, ``SyncProducts``,
+``SnapshotWarehouseInventory``, ``ExpectReturn`` and ``CancelExpectedReturn`` commands, WMS
+webhooks on ``POST /webhooks/wms`` and a reconciliation poll.
 Out: warehouse-order events (accepted, picked, short-picked, packed, shipped,
-cancelled, cancel refused), inventory adjustments, ``ProductsSynced`` and
-``InventorySnapshotTaken`` pages.
+cancelled, cancel refused), inventory adjustments, ``ProductsSynced``,
+``InventorySnapshotTaken`` pages, ``ReturnReceived`` and ``ReturnInspected``.
 ``waybill run wms-bridge`` starts it through :func:`main`.
 """
 
@@ -17,12 +17,15 @@ from waybill_contracts.commands import (
     SnapshotWarehouseInventory,
     SyncProducts,
 )
+from waybill_contracts.return_commands import CancelExpectedReturn, ExpectReturn
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Service
 from waybill_wms_bridge.bridge import BRIDGE, WmsReadiness, open_bridge, reconciling
 from waybill_wms_bridge.config import WmsBridgeSettings
 from waybill_wms_bridge.handlers import (
+    cancel_expected_return,
     cancel_warehouse_order,
+    expect_return,
     release_to_warehouse,
     snapshot_inventory,
     sync_products,
@@ -68,6 +71,9 @@ service.handles(ReleaseToWarehouse)(release_to_warehouse)
 service.handles(CancelWarehouseOrder)(cancel_warehouse_order)
 service.handles(SyncProducts)(sync_products)
 service.handles(SnapshotWarehouseInventory)(snapshot_inventory)
+# Returns (issue 20): parcels announced and called off; receipt and inspection by webhook.
+service.handles(ExpectReturn)(expect_return)
+service.handles(CancelExpectedReturn)(cancel_expected_return)
 
 main = service.main
 

@@ -16,6 +16,7 @@ from waybill_runtime.http import CheckResult
 from waybill_runtime.periodic import every
 from waybill_runtime.service import ResourceKey, Runtime
 from waybill_wms_bridge.config import WmsBridgeSettings
+from waybill_wms_bridge.expected_returns import ExpectedReturns
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
 from waybill_wms_bridge.products import ProductUploads, UnitCodes
@@ -42,6 +43,7 @@ class Bridge:
     reconciler: Reconciler
     products: ProductUploads
     stock: StockSnapshots
+    returns: ExpectedReturns
 
 
 BRIDGE = ResourceKey[Bridge]("wms-bridge")
@@ -54,6 +56,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
     settings = runtime.settings
     async with open_wms_client(settings) as client:
         ledger = FactLedger(runtime.publisher, runtime.once_only(str), runtime.metrics)
+        units = UnitCodes(settings.wms_unit_codes)
         yield Bridge(
             client=client,
             ledger=ledger,
@@ -67,6 +70,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 secret=settings.wms_webhook_secret,
                 tolerance_s=settings.wms_webhook_tolerance_s,
                 ledger=ledger,
+                units=units,
             ),
             reconciler=Reconciler(
                 client,
@@ -80,7 +84,10 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 runtime.once_only(WmsProductResults),
                 runtime.publisher,
                 per_call=settings.wms_products_per_call,
-                units=UnitCodes(settings.wms_unit_codes),
+                units=units,
+            ),
+            returns=ExpectedReturns(
+                client, units=units, default_warehouse=settings.wms_default_warehouse
             ),
             stock=StockSnapshots(client, runtime.publisher, page_size=settings.wms_stock_page_size),
         )

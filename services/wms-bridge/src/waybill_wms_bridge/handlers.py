@@ -1,5 +1,6 @@
 """The commands the wms-bridge executes: release an order to the warehouse, cancel it,
-upload a page of the product master, take an inventory snapshot."""
+upload a page of the product master, take an inventory snapshot, announce a return parcel or
+call it off."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from waybill_contracts.commands import (
     SnapshotWarehouseInventory,
     SyncProducts,
 )
+from waybill_contracts.return_commands import CancelExpectedReturn, ExpectReturn
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_wms_bridge.bridge import BRIDGE
 from waybill_wms_bridge.config import WmsBridgeSettings
 
 __all__ = [
+    "cancel_expected_return",
     "cancel_warehouse_order",
+    "expect_return",
     "release_to_warehouse",
     "snapshot_inventory",
     "sync_products",
@@ -45,3 +49,15 @@ async def snapshot_inventory(
 ) -> None:
     """Read the WMS's stock on hand → InventorySnapshotTaken pages (system warehouse)."""
     await ctx.resource(BRIDGE).stock.take(command, ctx.envelope)
+
+async def expect_return(command: ExpectReturn, ctx: HandlerContext[WmsBridgeSettings]) -> None:
+    """Announce the return parcel to the WMS (a replay gets the same return back); the dock's
+    receipt and inspection come later as ``return.*`` webhooks."""
+    await ctx.resource(BRIDGE).returns.expect(command)
+
+
+async def cancel_expected_return(
+    command: CancelExpectedReturn, ctx: HandlerContext[WmsBridgeSettings]
+) -> None:
+    """Call the return off at the WMS (409 once received: a dead letter saying so)."""
+    await ctx.resource(BRIDGE).returns.cancel(command)

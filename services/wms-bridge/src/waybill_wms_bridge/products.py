@@ -49,6 +49,10 @@ class UnitCodes:
         """The WMS's code for ``unit``; a unit already written as a code stays as it is."""
         return self._codes.get(unit) or (unit if unit in self._known else None)
 
+    def name_of(self, code: str) -> str:
+        """Odoo's name of the WMS's unit ``code`` (the first mapped to it), else the code."""
+        return next((name for name, known in self._codes.items() if known == code), code)
+
 
 def wms_product(product: Product, uom: str) -> WmsProduct:
     """The catalogue item the WMS keeps for a product of Odoo's master."""

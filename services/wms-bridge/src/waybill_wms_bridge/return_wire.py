@@ -84,6 +84,7 @@ class WmsReturn(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     lines: list[WmsReturnLine] = msgspec.field(default_factory=list)
     tracking_number: str | None = None
+    original_order_ref: str | None = None
     created_at: AwareDateTime
     updated_at: AwareDateTime
     received_at: AwareDateTime | None = None

@@ -27,6 +27,7 @@ from waybill_contracts import ContractError
 from waybill_runtime.http import ProblemError, decode_json, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError, check_timestamp, verify_hmac_sha256
+from waybill_wms_bridge.expected_returns import return_facts
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.lifecycle import (
     UnmappableWmsData,
@@ -34,6 +35,8 @@ from waybill_wms_bridge.lifecycle import (
     inventory_fact,
     order_facts,
 )
+from waybill_wms_bridge.products import UnitCodes
+from waybill_wms_bridge.return_wire import WmsReturn
 from waybill_wms_bridge.wms_wire import WmsInventoryAdjustment, WmsOrder, WmsWebhook
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_PATH", "WmsWebhookReceiver"]
@@ -47,6 +50,7 @@ TIMESTAMP_HEADER = "X-WMS-Timestamp"
 SIGNATURE_HEADER = "X-WMS-Signature"
 _ORDER_EVENTS = "order."
 _INVENTORY_ADJUSTED = "inventory.adjusted"
+_RETURN_EVENTS = "return."
 # How long the WMS should wait before sending again when facts cannot be stored now.
 _RETRY_AFTER_S = "5"
 
@@ -60,9 +64,11 @@ class WmsWebhookReceiver:
         secret: str,
         tolerance_s: float,
         ledger: FactLedger,
+        units: UnitCodes | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret.encode()
+        self._units = units or UnitCodes({})
         self._tolerance_s = tolerance_s
         self._ledger = ledger
         self._clock = clock
@@ -132,6 +138,14 @@ class WmsWebhookReceiver:
             order = _decode_data(hook, WmsOrder, "an outbound order")
             found = order_facts(order)
             return found.facts, found.problem
+        if hook.event_type.startswith(_RETURN_EVENTS):
+            # return.received / return.inspected (a cancelled return reports nothing new:
+            # Waybill called it off).
+            found_return = _decode_data(hook, WmsReturn, "an expected return")
+            try:
+                return return_facts(found_return, self._units), None
+            except (UnmappableWmsData, ValueError) as error:
+                return [], str(error)
         if hook.event_type == _INVENTORY_ADJUSTED:
             adjustment = _decode_data(hook, WmsInventoryAdjustment, "an inventory adjustment")
             try:
