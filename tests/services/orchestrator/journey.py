@@ -41,19 +41,6 @@ from waybill_orchestrator.state import OrderState
 T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
-class Clock:
-    """A clock the test moves: starts at :data:`T0`."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 REF = "WH/OUT/00042"
 DEADLINE_S = 60.0
 POLICY = Policy(

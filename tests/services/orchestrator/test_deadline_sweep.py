@@ -14,7 +14,6 @@ from tests.services.orchestrator.journey import (
     DEADLINE_S,
     POLICY,
     T0,
-    Clock,
     happy_path,
     observe,
     packed,

@@ -9,8 +9,8 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
-from tests.services.orchestrator.bus import commands, count_by_type, events, publish
-from tests.services.orchestrator.journey import T0, Clock
+from tests.services.orchestrator.bus import Clock, commands, count_by_type, events, publish
+from tests.services.orchestrator.journey import T0
 from waybill_contracts import SubjectMap, new_context
 from waybill_contracts.commands import SnapshotOdooInventory, SnapshotWarehouseInventory
 from waybill_contracts.events import InventoryReconciled, InventorySnapshotTaken
@@ -68,7 +68,7 @@ async def test_a_run_starts_once_when_due_across_instances_and_not_again_before_
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     metrics = MetricsRegistry("orchestrator")
     schedules = [
         ReconciliationSchedule(
@@ -94,7 +94,7 @@ async def test_pages_count_once_and_the_report_comes_once_both_snapshots_are_com
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     runs = make_runs(nc, subjects, kv, clock, {"MUG-BLUE": Decimal(2)})
     assert await runs.start("rec-1")
     assert not await runs.start("rec-1")  # started once
@@ -141,7 +141,7 @@ async def test_a_run_past_its_deadline_is_stuck_and_the_gauge_says_so(
     nc: NatsClient, parts: tuple[SubjectMap, Any]
 ) -> None:
     subjects, kv = parts
-    clock = Clock()
+    clock = Clock(T0)
     metrics = MetricsRegistry("orchestrator")
     runs = make_runs(nc, subjects, kv, clock, {})
     schedule = ReconciliationSchedule(kv, runs, metrics, interval_s=INTERVAL_S)

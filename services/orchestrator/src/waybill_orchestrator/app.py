@@ -28,8 +28,8 @@ from waybill_orchestrator.deadlines import deadline_sweeper
 from waybill_orchestrator.freight_results import on_freight_invoice_reconciled
 from waybill_orchestrator.handlers import (
     PRODUCT_RUNS,
-    STOCK_RUNS,
     RETURNS,
+    STOCK_RUNS,
     WORKFLOW,
     WORKFLOW_BUCKET,
     on_inventory_snapshot_taken,
@@ -40,8 +40,8 @@ from waybill_orchestrator.handlers import (
     on_return_action,
     on_return_event,
     open_product_runs,
-    open_stock_runs,
     open_returns,
+    open_stock_runs,
     open_workflow,
 )
 from waybill_orchestrator.process import HANDLED_EVENTS

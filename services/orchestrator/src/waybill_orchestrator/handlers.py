@@ -24,9 +24,9 @@ from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
 from waybill_orchestrator.product_runs import ProductRuns
+from waybill_orchestrator.return_store import ReturnStore
 from waybill_orchestrator.stock_comparison import in_flight
 from waybill_orchestrator.stock_runs import StockRuns
-from waybill_orchestrator.return_store import ReturnStore
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError, RetryLater

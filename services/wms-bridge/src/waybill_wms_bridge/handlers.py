@@ -50,6 +50,7 @@ async def snapshot_inventory(
     """Read the WMS's stock on hand → InventorySnapshotTaken pages (system warehouse)."""
     await ctx.resource(BRIDGE).stock.take(command, ctx.envelope)
 
+
 async def expect_return(command: ExpectReturn, ctx: HandlerContext[WmsBridgeSettings]) -> None:
     """Announce the return parcel to the WMS (a replay gets the same return back); the dock's
     receipt and inspection come later as ``return.*`` webhooks."""
