@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "contracts",
     "dlq",
     "inventory",
+    "sync",
     "ping",
     "token",
     "sandbox",

@@ -1,11 +1,10 @@
 """``waybill sync products``: an operator runs a product master sync now.
 
-Added to the ``waybill`` command line by this package (the ``waybill.commands``
-entry point), since the gateway runs it. Sends the operator action
-``StartProductSync`` (:mod:`waybill_runtime.cli.operator_actions`), whatever
-the schedule (``WAYBILL_PRODUCT_SYNC_INTERVAL_S`` may be off): the gateway
-reads the products written since the last run and publishes them, once per
-action.
+Sends the operator action ``StartProductSync``
+(:mod:`waybill_runtime.cli.operator_actions`, as ``waybill inventory approve``
+does), whatever the schedule (``WAYBILL_PRODUCT_SYNC_INTERVAL_S`` may be off):
+its executor, which the contracts name, reads the products written since the
+last run and publishes them, once per action.
 The run's end is announced as ``ProductSyncCompleted`` (counts and rejects),
 in the audit trail and on the control tower.
 """
@@ -27,9 +26,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     commands = sync.add_subparsers(title="commands", metavar="COMMAND", required=True)
     products = commands.add_parser(
         "products",
-        help="run a product master sync now (Odoo to the warehouse)",
+        help="run a product master sync now (the ERP's products to the warehouse)",
         description=(
-            "Send StartProductSync: the products written in Odoo since the last run are "
+            "Send StartProductSync: the products written in the ERP since the last run are "
             "validated and sent to the warehouse now, whatever the schedule; "
             "ProductSyncCompleted says how it went. Runs as the operator NATS identity."
         ),
