@@ -20,9 +20,12 @@ from waybill_auditor.api import AuditApi, encode_cursor
 from waybill_auditor.records import dead_letter_record
 from waybill_auditor.stages import DEFAULT_STUCK_AFTER_S, Stage
 from waybill_auditor.store import AuditStore
-from waybill_contracts import MessageContext
+from waybill_contracts import MessageContext, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+from waybill_contracts.events.returns import RETURN_EVENT_TYPES
+from waybill_contracts.examples import ORDER_REF, RETURN_ID, example_of
+from waybill_contracts.return_commands import RETURN_COMMAND_TYPES
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
 from waybill_runtime.http import PROBLEM_CONTENT_TYPE, create_http_app
 from waybill_runtime.metrics import MetricsRegistry
@@ -359,3 +362,22 @@ async def test_poisoned_bodies_are_shown_as_they_are_when_masking_is_off(
         listed = await (await http.get("/dead-letters")).json()
 
     assert listed["dead_letters"][0]["data"] == POISON["cut-short"].decode()
+
+
+async def test_every_step_of_a_return_shows_on_its_orders_timeline(
+    store: AuditStore, http: Client
+) -> None:
+    # Issue 20: a return's messages are their own trace (the return id) and name the order.
+    await record_flow(store, ORDER_REF)
+    return_types = (*RETURN_EVENT_TYPES, *RETURN_COMMAND_TYPES)
+    for sequence, message_type in enumerate(return_types, start=10):
+        message = example_of(message_type)
+        await store.record(
+            record_of(message, new_context(message, source="orchestrator"), sequence)
+        )
+
+    body = await (await http.get(f"/orders/{ORDER_REF}/timeline")).json()
+
+    on_timeline = {e["type"] for e in body["entries"] if e["correlation_id"] == RETURN_ID}
+    assert on_timeline == {t.ce_type() for t in return_types}
+    assert body["order"]["stage"] == "accepted"  # a return moves no order stage

@@ -10,12 +10,14 @@ from decimal import Decimal
 import msgspec
 from nats.aio.client import Client as NatsClient
 
-from tests.services.wms_bridge.harness import wms_and_bridge
+from tests.services.wms_bridge.harness import Rig, wms_and_bridge
 from waybill_contracts.events import ReturnInspected, ReturnReceived
 from waybill_contracts.examples import example_of
 from waybill_contracts.model import Quantity
 from waybill_contracts.return_commands import CancelExpectedReturn, ExpectReturn
 from waybill_contracts.returns import ReturnLine
+from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.wms.return_records import InspectionPlan, LineFinding
 
 
@@ -129,3 +131,35 @@ async def test_a_return_webhook_of_the_wrong_shape_is_refused_with_a_reason(
         status, problem = await rig.post_webhook(body)
     assert status == 422
     assert "is not an expected return" in problem["detail"]
+
+
+async def test_the_poll_recovers_receipt_and_inspection_when_every_webhook_is_lost(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    rid = "WH/RET/00014"
+    lose_all = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
+    async with wms_and_bridge(
+        nc, nats_url, nats_prefix, wms={"delivery": lose_all}, wms_reconcile_interval_s=0.2
+    ) as rig:
+        await rig.send(expect(rid))
+        await rig.commands_settled()
+        rig.wms.returns.receive(rid)
+        rig.wms.returns.inspect(rid)
+        [inspected] = await rig.wait_for(ReturnInspected, rid)
+        [received] = await rig.wait_for(ReturnReceived, rid)
+        # Later rounds see the same return again and store nothing new.
+        rounds = rig.wms.calls().get("list_returns", 0)
+        await eventually(
+            lambda: _list_return_calls(rig),
+            until=lambda n: n >= rounds + 3,
+            what="three more reconciliation rounds",
+        )
+        assert len(await rig.events(ReturnInspected, rid)) == 1
+        assert len(await rig.events(ReturnReceived, rid)) == 1
+    # Nothing came by webhook: the poll brought both.
+    assert [hook.outcome for hook in rig.wms.sent_webhooks("return.inspected")] == ["dropped"]
+    assert received.order_ref == inspected.order_ref == expect(rid).order_ref
+
+
+async def _list_return_calls(rig: Rig) -> int:
+    return rig.wms.calls().get("list_returns", 0)

@@ -16,7 +16,7 @@ from waybill_runtime.http import CheckResult
 from waybill_runtime.periodic import every
 from waybill_runtime.service import ResourceKey, Runtime
 from waybill_wms_bridge.config import WmsBridgeSettings
-from waybill_wms_bridge.expected_returns import ExpectedReturns
+from waybill_wms_bridge.expected_returns import ExpectedReturns, returns_feed
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
 from waybill_wms_bridge.products import ProductUploads, UnitCodes
@@ -41,6 +41,7 @@ class Bridge:
     orders: WarehouseOrders
     webhooks: WmsWebhookReceiver
     reconciler: Reconciler
+    returns_reconciler: Reconciler
     products: ProductUploads
     stock: StockSnapshots
     returns: ExpectedReturns
@@ -79,6 +80,14 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 overlap_s=settings.wms_reconcile_overlap_s,
                 lookback_s=settings.wms_reconcile_lookback_s,
             ),
+            returns_reconciler=Reconciler(
+                client,
+                ledger,
+                runtime.buckets["watermarks"],
+                overlap_s=settings.wms_reconcile_overlap_s,
+                lookback_s=settings.wms_reconcile_lookback_s,
+                feed=returns_feed(client, units),
+            ),
             products=ProductUploads(
                 client,
                 runtime.once_only(WmsProductResults),
@@ -97,9 +106,15 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
 async def reconciling(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[None]:
     """Run the reconciliation poll every ``WAYBILL_WMS_RECONCILE_INTERVAL_S`` seconds."""
     interval = runtime.settings.wms_reconcile_interval_s
+    bridge = runtime.resource(BRIDGE)
+
+    async def both() -> None:
+        await bridge.reconciler.run_once()
+        await bridge.returns_reconciler.run_once()
+
     async with every(
         interval,
-        runtime.resource(BRIDGE).reconciler.run_once,
+        both,
         name="wms reconciliation",
         first_after_s=min(interval, _FIRST_POLL_AFTER_S),
     ):

@@ -21,6 +21,7 @@ from waybill_contracts.returns import InspectedLine
 from waybill_runtime.outcomes import PermanentError
 from waybill_wms_bridge.lifecycle import UnmappableWmsData, WarehouseFact, wms_quantity
 from waybill_wms_bridge.products import UnitCodes
+from waybill_wms_bridge.reconcile import Feed
 from waybill_wms_bridge.return_wire import (
     ReturnStatus,
     WmsReturn,
@@ -30,9 +31,12 @@ from waybill_wms_bridge.return_wire import (
 )
 from waybill_wms_bridge.wms_client import WmsClient
 
-__all__ = ["ExpectedReturns", "return_facts"]
+__all__ = ["RETURNS_WATERMARK_KEY", "ExpectedReturns", "return_facts", "returns_feed"]
 
 log = logging.getLogger("waybill.wms_bridge.returns")
+
+RETURNS_WATERMARK_KEY = "wms-bridge.expected-returns"
+"""Key of the returns poll's watermark in the "watermarks" bucket."""
 
 
 def return_fact_id(return_id: str, step: str) -> str:
@@ -141,3 +145,14 @@ def return_facts(found: WmsReturn, units: UnitCodes) -> list[WarehouseFact]:
             )
         )
     return facts
+
+
+def returns_feed(client: WmsClient, units: UnitCodes) -> Feed:
+    """The expected returns, for the reconciliation poll: what lost ``return.*`` webhooks
+    never told."""
+    return Feed(
+        watermark_key=RETURNS_WATERMARK_KEY,
+        changed_since=client.returns_updated_since,
+        facts_of=lambda found: (return_facts(found, units), None),
+        name_of=lambda found: found.client_return_ref,
+    )

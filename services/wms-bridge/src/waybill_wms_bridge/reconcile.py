@@ -21,8 +21,10 @@ bridge missed the answer appears here, since its creation moves its
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -30,15 +32,46 @@ from nats.js.kv import KeyValue
 
 from waybill_contracts import ContractError
 from waybill_wms_bridge.ledger import FactLedger
-from waybill_wms_bridge.lifecycle import order_facts
+from waybill_wms_bridge.lifecycle import WarehouseFact, order_facts
 from waybill_wms_bridge.wms_client import WmsClient
+from waybill_wms_bridge.wms_wire import WmsOrder
 
-__all__ = ["WATERMARK_KEY", "Reconciler", "Watermark"]
+__all__ = ["WATERMARK_KEY", "Feed", "Reconciler", "Watermark", "orders_feed"]
 
 log = logging.getLogger("waybill.wms_bridge.reconcile")
 
 WATERMARK_KEY = "wms-bridge.outbound-orders"
 """Key of the poll's watermark in the shared "watermarks" bucket (named after its owner)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one poll reads: the WMS records changed since a time, and the facts of each.
+
+    Outbound orders (:func:`orders_feed`) and expected returns
+    (:func:`~waybill_wms_bridge.expected_returns.returns_feed`) are polled the same way,
+    each with its own watermark.
+    """
+
+    watermark_key: str
+    changed_since: Callable[[datetime], Awaitable[list[Any]]]
+    facts_of: Callable[[Any], tuple[list[WarehouseFact], str | None]]
+    name_of: Callable[[Any], str]
+
+
+def orders_feed(client: WmsClient) -> Feed:
+    """The outbound orders: the facts of every stage each reached."""
+
+    def facts_of(order: WmsOrder) -> tuple[list[WarehouseFact], str | None]:
+        found = order_facts(order)
+        return found.facts, found.problem
+
+    return Feed(
+        watermark_key=WATERMARK_KEY,
+        changed_since=client.orders_updated_since,
+        facts_of=facts_of,
+        name_of=lambda order: order.client_order_ref,
+    )
 
 
 class Watermark(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,8 +92,9 @@ class Reconciler:
         overlap_s: float,
         lookback_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        feed: Feed | None = None,
     ) -> None:
-        self._client = client
+        self._feed = feed or orders_feed(client)
         self._ledger = ledger
         self._kv = watermarks
         self._overlap = timedelta(seconds=overlap_s)
@@ -70,7 +104,7 @@ class Reconciler:
     async def watermark(self) -> tuple[datetime | None, int | None]:
         """The stored watermark and its revision; ``(None, None)`` before the first round."""
         try:
-            entry = await self._kv.get(WATERMARK_KEY)
+            entry = await self._kv.get(self._feed.watermark_key)
         except KeyNotFoundError:
             return None, None
         try:
@@ -85,21 +119,21 @@ class Reconciler:
         """Reconcile the orders changed since the watermark; returns how many facts were new."""
         stored, revision = await self.watermark()
         since = stored - self._overlap if stored is not None else self._clock() - self._lookback
-        orders = await self._client.orders_updated_since(since)
+        orders = await self._feed.changed_since(since)
         reached = stored
         recovered = 0
         try:
             for order in orders:  # oldest change first
-                found = order_facts(order)
-                problem = found.problem
                 try:
-                    recovered += await self._ledger.publish_all(found.facts)
-                except ContractError as error:
-                    # The publisher refused a fact, naming the field; those before it are stored.
+                    facts, problem = self._feed.facts_of(order)
+                    recovered += await self._ledger.publish_all(facts)
+                except (ContractError, ValueError) as error:
+                    # The publisher refused a fact, naming the field (those before it are
+                    # stored), or the WMS record cannot be mapped at all.
                     problem = f"the WMS data is not valid: {error}"
                 if problem is not None:
                     # Retrying cannot fix the WMS's data: say it loudly and move on.
-                    log.error("reconciling %s: %s", order.client_order_ref, problem)
+                    log.error("reconciling %s: %s", self._feed.name_of(order), problem)
                 if reached is None or order.updated_at > reached:
                     reached = order.updated_at
         finally:
@@ -117,9 +151,9 @@ class Reconciler:
         value = msgspec.json.encode(Watermark(updated_at=reached))
         try:
             if revision is None:
-                await self._kv.create(WATERMARK_KEY, value)
+                await self._kv.create(self._feed.watermark_key, value)
             else:
-                await self._kv.update(WATERMARK_KEY, value, last=revision)
+                await self._kv.update(self._feed.watermark_key, value, last=revision)
         except KeyWrongLastSequenceError:
             # Another replica moved it meanwhile; its round covers the same orders.
             log.debug("reconciliation watermark moved by another replica; keeping theirs")

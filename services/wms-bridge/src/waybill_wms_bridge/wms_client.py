@@ -221,6 +221,17 @@ class WmsClient:
         matching = [r for r in found.returns if r.client_return_ref == client_return_ref]
         return matching[0] if matching else None
 
+    async def returns_updated_since(self, since: datetime) -> list[WmsReturn]:
+        """Returns changed at or after ``since``, oldest change first (the reconciliation poll)."""
+        found = await self._call(
+            "the list of changed returns",
+            "GET",
+            "/returns",
+            WmsReturnList,
+            params={"updated_since": _wire_time(since)},
+        )
+        return found.returns
+
     async def cancel_return(self, return_id: str) -> WmsReturn:
         """Call off a return not received yet; cancelling twice is fine. 409 once received."""
         path = f"/returns/{quote(return_id, safe='')}/cancel"
