@@ -26,8 +26,10 @@ from waybill_contracts import (
     message_type_for_ce_type,
 )
 from waybill_contracts.catalog import _index_by_ce_type
+from waybill_contracts.events.returns import ReturnEvent
 from waybill_contracts.examples import EXAMPLES, example_of
 from waybill_contracts.operations import OrderAction
+from waybill_contracts.return_commands import ReturnCommand
 
 EVENT_CE_TYPE = re.compile(r"io\.waybill\.[a-z][a-z_]*\.[a-z][a-z_]*\.v[1-9][0-9]*")
 COMMAND_CE_TYPE = re.compile(r"io\.waybill\.cmd\.[a-z][a-z_]*\.[a-z][a-z_]*\.v[1-9][0-9]*")
@@ -36,8 +38,18 @@ QUERY_CE_TYPE = re.compile(
 )
 
 
-# OrderAction: the fields every operator action shares; not a message of its own.
-_BASES = {Message, Event, Command, QueryRequest, QueryResponse, OrderAction}
+# OrderAction: the fields every operator action shares; ReturnEvent and ReturnCommand: the
+# return id every return message carries. Not messages of their own.
+_BASES = {
+    Message,
+    Event,
+    Command,
+    QueryRequest,
+    QueryResponse,
+    OrderAction,
+    ReturnEvent,
+    ReturnCommand,
+}
 
 
 def _message_types_defined_in_the_package() -> set[type]:

@@ -67,6 +67,27 @@ ADDED_SINCE_BASELINE = {
     "message added: waybill.evt.product.sync_completed.v1",
     # A product sync started by an operator (issue 19).
     "message added: waybill.cmd.odoo.start_product_sync.v1",
+    # The return workflow (issue 20).
+    "message added: waybill.evt.return.requested.v1",
+    "message added: waybill.evt.return.label_booked.v1",
+    "message added: waybill.evt.return.label_booking_failed.v1",
+    "message added: waybill.evt.return.label_voided.v1",
+    "message added: waybill.evt.return.received.v1",
+    "message added: waybill.evt.return.inspected.v1",
+    "message added: waybill.evt.return.stock_posted.v1",
+    "message added: waybill.evt.return.credit_note_issued.v1",
+    "message added: waybill.evt.return.credit_note_refused.v1",
+    "message added: waybill.evt.return.cancelled.v1",
+    "message added: waybill.evt.return.parcel_overdue.v1",
+    "message added: waybill.evt.return.completed.v1",
+    "message added: waybill.cmd.carrier.book_return_label.v1",
+    "message added: waybill.cmd.carrier.void_return_label.v1",
+    "message added: waybill.cmd.warehouse.expect_return.v1",
+    "message added: waybill.cmd.warehouse.cancel_return.v1",
+    "message added: waybill.cmd.odoo.create_return.v1",
+    "message added: waybill.cmd.odoo.receive_return.v1",
+    "message added: waybill.cmd.odoo.issue_credit_note.v1",
+    "message added: waybill.cmd.returns.retry_step.v1",
 }
 
 
@@ -88,10 +109,11 @@ def test_a_removed_field_is_breaking_and_names_where_it_travels() -> None:
     current = _edited(lambda raw: _fields(raw, "Address").pop("street2"))
     report = compare(CURRENT, current)
     assert not report.compatible
-    # Address travels in three messages (and twice in BookShipment): reported once.
+    # Address travels in five messages (and twice in BookShipment): reported once.
     assert report.breaking == (
-        "Address.street2: field removed (carried by waybill.cmd.carrier.book_shipment.v1, "
-        "waybill.cmd.warehouse.release_order.v1, waybill.evt.order.released.v1)",
+        "Address.street2: field removed (carried by waybill.cmd.carrier.book_return_label.v1, "
+        "waybill.cmd.carrier.book_shipment.v1, waybill.cmd.warehouse.release_order.v1, "
+        "+2 more)",
     )
 
 

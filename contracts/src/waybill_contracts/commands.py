@@ -35,6 +35,7 @@ from waybill_contracts.model import (
     UtcDateTime,
 )
 from waybill_contracts.operations import OPERATOR_COMMAND_TYPES
+from waybill_contracts.return_commands import RETURN_COMMAND_TYPES
 from waybill_contracts.services import Service
 
 _WAREHOUSE = "warehouse"
@@ -322,6 +323,8 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     PostExceptionInOdoo,
     PostNoteInOdoo,
     SnapshotOdooInventory,
+    *RETURN_COMMAND_TYPES,
     *OPERATOR_COMMAND_TYPES,
 )
-"""Every command type, by owner (operator actions: :mod:`waybill_contracts.operations`)."""
+"""Every command type, by owner (returns: :mod:`waybill_contracts.return_commands`, operator
+actions: :mod:`waybill_contracts.operations`)."""

@@ -16,6 +16,7 @@ from waybill_contracts import commands as cmd
 from waybill_contracts import events as evt
 from waybill_contracts import operations as ops
 from waybill_contracts import queries as qry
+from waybill_contracts import return_commands as rcmd
 from waybill_contracts.catalog import not_in_catalog
 from waybill_contracts.messages import Message
 from waybill_contracts.model import (
@@ -44,6 +45,7 @@ from waybill_contracts.model import (
     StockDiscrepancy,
     StockLevel,
 )
+from waybill_contracts.returns import CreditedLine, InspectedLine, ReturnLine
 
 M = TypeVar("M", bound=Message)
 
@@ -52,6 +54,8 @@ EXAMPLE_TIME = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 ORDER_REF = "WH/OUT/00042"
 SHIPMENT_ID = "shp-WH-OUT-00042-1"
 WMS_ORDER_ID = "WMS-778812"
+RETURN_ID = "WH/RET/00007"
+RETURN_LABEL_ID = "ret-WH-RET-00007-1"
 
 
 def _at(minutes: int) -> datetime:
@@ -137,6 +141,155 @@ PICKED_LINES = (
     PickedLine(sku="MUG-BLUE", quantity=_units("2"), odoo_move_id=101),
     PickedLine(sku="TEA-EARL", quantity=_units("1"), odoo_move_id=102),
 )
+RETURN_LINES = (
+    ReturnLine(line_no=1, sku="MUG-BLUE", quantity=_units("2"), reason="arrived chipped"),
+)
+INSPECTED = (
+    InspectedLine(
+        line_no=1,
+        sku="MUG-BLUE",
+        resellable=_units("1"),
+        damaged=_units("1"),
+        missing=_units("0"),
+    ),
+)
+RETURN_LABEL = Shipment(
+    shipment_id=RETURN_LABEL_ID,
+    order_ref=ORDER_REF,
+    carrier="dhl",
+    service="return",
+    tracking_number="JD014600009912",
+    label_ref="labels/ret-WH-RET-00007-1.pdf",
+    cost=Money(amount=Decimal("5.10"), currency="EUR"),
+)
+
+
+def _returns() -> list[Message]:
+    """The return of one mug of the example order (issue 20)."""
+    credited = Money(amount=Decimal("12.50"), currency="EUR")
+    return [
+        evt.ReturnRequested(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            odoo_return_picking_id=57,
+            odoo_sale_order_id=40,
+            lines=RETURN_LINES,
+            customer=CUSTOMER,
+            pickup_address=ADDRESS,
+            warehouse="AMS1",
+            weight_kg=0.9,
+            carrier="dhl",
+            requested_at=_at(2000),
+        ),
+        evt.ReturnLabelBooked(return_id=RETURN_ID, label=RETURN_LABEL, booked_at=_at(2001)),
+        evt.ReturnLabelBookingFailed(
+            return_id=RETURN_ID,
+            label_id=RETURN_LABEL_ID,
+            reason="dhl: no rate offered for the return",
+            failed_at=_at(2001),
+        ),
+        evt.ReturnLabelVoided(return_id=RETURN_ID, label_id=RETURN_LABEL_ID, voided_at=_at(2100)),
+        evt.ReturnReceived(
+            return_id=RETURN_ID,
+            warehouse_return_id="RMA-5521",
+            tracking_number=RETURN_LABEL.tracking_number,
+            received_at=_at(4000),
+        ),
+        evt.ReturnInspected(
+            return_id=RETURN_ID,
+            warehouse_return_id="RMA-5521",
+            lines=INSPECTED,
+            inspected_at=_at(4100),
+        ),
+        evt.ReturnStockPosted(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            odoo_return_picking_id=57,
+            lines=INSPECTED,
+            posted_at=_at(4101),
+        ),
+        evt.CreditNoteIssued(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            odoo_credit_note_id=311,
+            credit_note_ref="RINV/2025/00003",
+            amount=credited,
+            issued_at=_at(4102),
+        ),
+        evt.CreditNoteRefused(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            reason="the sale order has no posted invoice",
+            refused_at=_at(4102),
+        ),
+        evt.ReturnCancelled(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            reason="customer kept the goods",
+            cancelled_at=_at(2050),
+        ),
+        evt.ReturnParcelOverdue(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            label=RETURN_LABEL,
+            reminder=1,
+            overdue_at=_at(3000),
+        ),
+        evt.ReturnCompleted(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            lines=INSPECTED,
+            credit_note_ref="RINV/2025/00003",
+            credited=credited,
+            completed_at=_at(4103),
+        ),
+        rcmd.BookReturnLabel(
+            return_id=RETURN_ID,
+            label_id=RETURN_LABEL_ID,
+            order_ref=ORDER_REF,
+            customer=CUSTOMER,
+            pickup_address=ADDRESS,
+            warehouse="AMS1",
+            parcels=(Parcel(reference=RETURN_LABEL_ID, weight_kg=0.9),),
+            carrier="dhl",
+        ),
+        rcmd.VoidReturnLabel(
+            return_id=RETURN_ID,
+            label_id=RETURN_LABEL_ID,
+            carrier="dhl",
+            tracking_number=RETURN_LABEL.tracking_number,
+            reason="the return was cancelled",
+        ),
+        rcmd.ExpectReturn(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            warehouse="AMS1",
+            lines=RETURN_LINES,
+            tracking_number=RETURN_LABEL.tracking_number,
+            carrier="dhl",
+        ),
+        rcmd.CancelExpectedReturn(return_id=RETURN_ID, reason="the return was cancelled"),
+        rcmd.CreateReturnInOdoo(
+            return_id=RETURN_ID, order_ref=ORDER_REF, odoo_picking_id=42, lines=RETURN_LINES
+        ),
+        rcmd.ReceiveReturnInOdoo(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            odoo_picking_id=42,
+            odoo_return_picking_id=57,
+            lines=INSPECTED,
+        ),
+        rcmd.IssueCreditNoteInOdoo(
+            return_id=RETURN_ID,
+            order_ref=ORDER_REF,
+            odoo_sale_order_id=40,
+            lines=(CreditedLine(sku="MUG-BLUE", quantity=_units("1"), odoo_move_id=101),),
+        ),
+        ops.RetryReturnStep(
+            action_id="act-9", operator="dana", return_id=RETURN_ID, note="invoice posted"
+        ),
+    ]
 
 
 def _build() -> dict[type[Message], Message]:
@@ -412,6 +565,7 @@ def _build() -> dict[type[Message], Message]:
             date_done=_at(22),
         ),
     ]
+    messages.extend(_returns())
     return {type(message): message for message in messages}
 
 

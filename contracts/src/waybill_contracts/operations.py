@@ -144,6 +144,30 @@ class StartProductSync(Command, frozen=True, kw_only=True):
         return self.action_id
 
 
+class RetryReturnStep(Command, frozen=True, kw_only=True):
+    """Try again the step a return stopped at for a person (a credit note Odoo refused, once
+    the cause is fixed in Odoo); the orchestrator owns the return and acts once per action.
+    Since 1.1."""
+
+    owner: ClassVar[str] = "returns"
+    service: ClassVar[Service] = Service.ORCHESTRATOR
+    senders: ClassVar[tuple[Service, ...]] = _FROM_THE_TOWER
+    name: ClassVar[str] = "retry_step"
+
+    action_id: ActionId
+    operator: Operator
+    return_id: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The return (its return id).")
+    ]
+    note: Note = None
+
+    def business_key(self) -> str:
+        return self.action_id
+
+    def correlation_key(self) -> str:
+        return self.return_id
+
+
 ORDER_ACTIONS: tuple[type[OrderAction], ...] = (
     RetryOrderStage,
     ReleaseHeldOrder,
@@ -158,9 +182,13 @@ INVENTORY_ACTIONS: tuple[type[Command], ...] = (ApproveInventoryAdjustment,)
 PRODUCT_ACTIONS: tuple[type[Command], ...] = (StartProductSync,)
 """The operator actions the odoo-gateway executes on the product master."""
 
+RETURN_ACTIONS: tuple[type[Command], ...] = (RetryReturnStep,)
+"""The operator actions on returns, which the orchestrator executes."""
+
 OPERATOR_COMMAND_TYPES: tuple[type[Command], ...] = (
     *ORDER_ACTIONS,
     *INVENTORY_ACTIONS,
     *PRODUCT_ACTIONS,
+    *RETURN_ACTIONS,
 )
 """Every operator action."""

@@ -37,6 +37,7 @@ async def endpoint() -> AsyncIterator[Callable[[Exception], Any]]:
                 fleet=cast(Any, None),
                 booker=cast(Any, None),
                 voider=cast(Any, None),
+                returns=cast(Any, None),
                 tracking=cast(Any, FailingBook(error)),
                 webhooks={"carrier-b": ShippoWebhooks(B_SECRET)},
                 replays=cast(Any, None),  # carrier B signs a timestamp: no ids kept

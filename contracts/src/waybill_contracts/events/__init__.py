@@ -2,7 +2,8 @@
 
 Subjects are ``<prefix>.evt.<aggregate>.<name>.v<major>``; see
 :mod:`waybill_contracts.subjects`. The types live in one module per area
-(:mod:`.order`, :mod:`.stock`, :mod:`.shipping`, :mod:`.partners`) and are all importable from here.
+(:mod:`.order`, :mod:`.stock`, :mod:`.shipping`, :mod:`.partners`,
+:mod:`.returns`) and are all importable from here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ from waybill_contracts.events.order import (
     WarehouseOrderShortPicked,
 )
 from waybill_contracts.events.partners import CircuitStateName, PartnerCircuitChanged
+from waybill_contracts.events.returns import (
+    RETURN_EVENT_TYPES,
+    CreditNoteIssued,
+    CreditNoteRefused,
+    ReturnCancelled,
+    ReturnCompleted,
+    ReturnInspected,
+    ReturnLabelBooked,
+    ReturnLabelBookingFailed,
+    ReturnLabelVoided,
+    ReturnParcelOverdue,
+    ReturnReceived,
+    ReturnRequested,
+    ReturnStockPosted,
+)
 from waybill_contracts.events.shipping import (
     ExceptionRaised,
     MilestoneReached,
@@ -46,6 +62,8 @@ from waybill_contracts.messages import Event
 __all__ = [
     "EVENT_TYPES",
     "CircuitStateName",
+    "CreditNoteIssued",
+    "CreditNoteRefused",
     "DeliveryRecordedInOdoo",
     "Event",
     "ExceptionRaised",
@@ -63,6 +81,16 @@ __all__ = [
     "ProductSyncCompleted",
     "ProductsChanged",
     "ProductsSynced",
+    "ReturnCancelled",
+    "ReturnCompleted",
+    "ReturnInspected",
+    "ReturnLabelBooked",
+    "ReturnLabelBookingFailed",
+    "ReturnLabelVoided",
+    "ReturnParcelOverdue",
+    "ReturnReceived",
+    "ReturnRequested",
+    "ReturnStockPosted",
     "ShipmentBooked",
     "ShipmentBookingFailed",
     "ShipmentRecordedInOdoo",
@@ -106,5 +134,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     NotificationFailed,
     ExceptionRaised,
     PartnerCircuitChanged,
+    *RETURN_EVENT_TYPES,
 )
 """Every event type, in flow order."""

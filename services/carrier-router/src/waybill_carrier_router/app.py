@@ -1,10 +1,11 @@
 """The carrier-router service: what it consumes, serves and uses (``waybill run carrier-router``).
 
-In: ``BookShipment`` and ``VoidShipment`` commands; tracking webhooks on
-``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``; quiet shipments'
-tracking asked of their carriers (:mod:`waybill_carrier_router.reconciliation`).
+In: ``BookShipment``, ``VoidShipment``, ``BookReturnLabel`` and ``VoidReturnLabel``
+commands; tracking webhooks on ``POST /webhooks/carriers/carrier-a`` and ``/carrier-b``;
+quiet shipments' tracking asked of their carriers (:mod:`waybill_carrier_router.reconciliation`).
 Out: ``ShipmentBooked``, ``ShipmentBookingFailed``, ``ShipmentVoided``,
-``ShipmentVoidRefused``, ``MilestoneReached``. See the README for settings and subjects.
+``ShipmentVoidRefused``, ``MilestoneReached``, ``ReturnLabelBooked``, ``ReturnLabelBookingFailed``,
+``ReturnLabelVoided``. See the README for settings and subjects.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from aiohttp import web
 
 from waybill_carrier_router.carriers import TrackerEvent, TrackWebhook
 from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSettings
-from waybill_carrier_router.handlers import book_shipment, void_shipment
+from waybill_carrier_router.handlers import (
+    book_return_label,
+    book_shipment,
+    void_return_label,
+    void_shipment,
+)
 from waybill_carrier_router.reconciliation import reconciling_tracking
 from waybill_carrier_router.router import ROUTER, CarrierRouter, open_router
 from waybill_carrier_router.webhooks import tracking_routes
 from waybill_contracts.commands import BookShipment, VoidShipment
+from waybill_contracts.return_commands import BookReturnLabel, VoidReturnLabel
 from waybill_runtime.declaration import Bucket, Partner, Route
 from waybill_runtime.service import Runtime, Service
 
@@ -55,6 +62,9 @@ service = Service(
 )
 service.handles(BookShipment)(book_shipment)
 service.handles(VoidShipment)(void_shipment)
+# Return labels (issue 20).
+service.handles(BookReturnLabel)(book_return_label)
+service.handles(VoidReturnLabel)(void_return_label)
 
 
 service.resource(ROUTER)(open_router)

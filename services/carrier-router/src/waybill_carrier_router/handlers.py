@@ -14,20 +14,26 @@ from datetime import UTC, datetime
 
 from waybill_carrier_router.booking import NotBooked, shipment_of
 from waybill_carrier_router.config import CarrierRouterSettings
+from waybill_carrier_router.return_labels import ReturnNotBooked, return_label_of
 from waybill_carrier_router.router import ROUTER
 from waybill_carrier_router.tracking_book import TrackedShipment
-from waybill_carrier_router.voiding import VoidRefusal
+from waybill_carrier_router.voiding import LabelToVoid, VoidRefusal
 from waybill_contracts import fact_id
 from waybill_contracts.commands import BookShipment, VoidShipment
 from waybill_contracts.events import (
+    ReturnLabelBooked,
+    ReturnLabelBookingFailed,
+    ReturnLabelVoided,
     ShipmentBooked,
     ShipmentBookingFailed,
     ShipmentVoided,
     ShipmentVoidRefused,
 )
+from waybill_contracts.return_commands import BookReturnLabel, VoidReturnLabel
 from waybill_runtime.bus.consumer import HandlerContext
+from waybill_runtime.outcomes import PermanentError
 
-__all__ = ["book_shipment", "void_shipment"]
+__all__ = ["book_return_label", "book_shipment", "void_return_label", "void_shipment"]
 
 log = logging.getLogger("waybill.carrier_router")
 
@@ -101,3 +107,52 @@ async def void_shipment(command: VoidShipment, ctx: HandlerContext[CarrierRouter
         voided_at=receipt.voided_at,
     )
     await ctx.publish(voided, fact_id=fact_id("shipment.voided", command.shipment_id))
+
+
+async def book_return_label(
+    command: BookReturnLabel, ctx: HandlerContext[CarrierRouterSettings]
+) -> None:
+    """Buy the return label once; every carrier refusing is announced, not dead-lettered."""
+    router = ctx.resource(ROUTER)
+    outcome = await router.returns.book(command)
+    if isinstance(outcome, ReturnNotBooked):
+        failed = ReturnLabelBookingFailed(
+            return_id=command.return_id,
+            label_id=command.label_id,
+            reason=outcome.reason,
+            failed_at=datetime.now(UTC),
+        )
+        await ctx.publish(
+            failed, fact_id=fact_id("return.label_failed", command.label_id, ctx.message_id)
+        )
+        return
+    booked = ReturnLabelBooked(
+        return_id=command.return_id,
+        label=return_label_of(command, outcome),
+        booked_at=outcome.bought_at,
+    )
+    await ctx.publish(booked, fact_id=fact_id("return.label_booked", command.label_id))
+
+
+async def void_return_label(
+    command: VoidReturnLabel, ctx: HandlerContext[CarrierRouterSettings]
+) -> None:
+    """Void an unused return label; a carrier's refusal (the parcel is scanned: it is on its
+    way back) is a dead letter saying so, for a person to look at."""
+    router = ctx.resource(ROUTER)
+    label = LabelToVoid(
+        shipment_id=command.label_id,
+        carrier=command.carrier,
+        tracking_number=command.tracking_number,
+        carrier_reference=command.carrier_reference,
+    )
+    receipt = await router.voider.void_label(label)
+    if isinstance(receipt, VoidRefusal):
+        raise PermanentError(
+            f"{command.carrier} refused to void return label {command.tracking_number} "
+            f"({command.label_id}, return {command.return_id}): {receipt.reason}"
+        )
+    voided = ReturnLabelVoided(
+        return_id=command.return_id, label_id=command.label_id, voided_at=receipt.voided_at
+    )
+    await ctx.publish(voided, fact_id=fact_id("return.label_voided", command.label_id))

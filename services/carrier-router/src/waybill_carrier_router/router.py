@@ -27,6 +27,7 @@ from waybill_carrier_router.config import CARRIER_A, CARRIER_B, CarrierRouterSet
 from waybill_carrier_router.fleet import CarrierFleet
 from waybill_carrier_router.ledger import BookingLedger
 from waybill_carrier_router.replay_guard import ReplayGuard
+from waybill_carrier_router.return_labels import ReturnLabelDesk
 from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_carrier_router.voiding import ShipmentVoider, VoidReceipt
 from waybill_contracts.model import Address
@@ -52,6 +53,7 @@ class CarrierRouter:
     fleet: CarrierFleet
     booker: ShipmentBooker
     voider: ShipmentVoider
+    returns: ReturnLabelDesk
     tracking: TrackingBook
     webhooks: Mapping[str, TrackingWebhooks]
     replays: ReplayGuard
@@ -151,6 +153,12 @@ async def open_router(runtime: Runtime[CarrierRouterSettings]) -> AsyncIterator[
             ),
             voider=ShipmentVoider(
                 fleet=fleet, tracking=tracking, voids=runtime.once_only(VoidReceipt)
+            ),
+            returns=ReturnLabelDesk(
+                fleet=fleet,
+                purchases=runtime.once_only(LabelPurchase),
+                warehouse=_ship_from(settings),
+                label_format=settings.label_format,
             ),
             tracking=tracking,
             webhooks=webhooks,

@@ -26,7 +26,7 @@ from waybill_contracts.commands import VoidShipment
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.outcomes import InvalidMessage, PermanentError
 
-__all__ = ["ShipmentVoider", "VoidReceipt", "VoidRefusal"]
+__all__ = ["LabelToVoid", "ShipmentVoider", "VoidReceipt", "VoidRefusal"]
 
 
 class VoidReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +34,16 @@ class VoidReceipt(msgspec.Struct, frozen=True, kw_only=True):
 
     carrier_reference: str
     voided_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelToVoid:
+    """A bought label to void: an outbound shipment's or a return label."""
+
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    carrier_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,17 @@ class ShipmentVoider:
 
     async def void(self, command: VoidShipment) -> VoidReceipt | VoidRefusal:
         """Void ``command``'s label (or return the earlier void of it), or say the carrier won't."""
+        return await self.void_label(
+            LabelToVoid(
+                shipment_id=command.shipment_id,
+                carrier=command.carrier,
+                tracking_number=command.tracking_number,
+                carrier_reference=command.carrier_reference,
+            )
+        )
+
+    async def void_label(self, command: LabelToVoid) -> VoidReceipt | VoidRefusal:
+        """Void a label, outbound or return (``shipment_id``: the purchase's id in Waybill)."""
         if not self._fleet.knows(command.carrier):
             raise InvalidMessage(
                 f"cannot void {command.tracking_number}: {command.carrier!r} is not a carrier "
@@ -100,7 +121,7 @@ class ShipmentVoider:
         await self._tracking.stop_tracking(command.carrier, command.tracking_number)
         return receipt
 
-    async def _carrier_reference(self, command: VoidShipment) -> str:
+    async def _carrier_reference(self, command: LabelToVoid) -> str:
         if command.carrier_reference:
             return command.carrier_reference
         tracked = await self._tracking.find(command.carrier, command.tracking_number)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from waybill_orchestrator.changes import Policy
+from waybill_orchestrator.return_process import ReturnPolicy
 from waybill_orchestrator.stages import Stage
 from waybill_runtime.bus.expiring import MIN_TTL_S
 from waybill_runtime.settings import RuntimeSettings
@@ -80,6 +81,21 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
             "dead letters are kept (30 days), so a replayed dead letter still finds its order",
         ),
     ] = 35 * 86400.0
+    return_parcel_deadline_s: Annotated[
+        Seconds,
+        msgspec.Meta(
+            description="How long a customer has to send a return parcel once the label is "
+            "bought before a reminder; as long again after it, the label is voided and customer "
+            "service is told"
+        ),
+    ] = 14 * 86400.0
+    return_step_deadline_s: Annotated[
+        Seconds,
+        msgspec.Meta(
+            description="Longest a return label purchase, Odoo's stock posting or its credit note "
+            "may take before the command is re-sent once, then customer service is told"
+        ),
+    ] = 600.0
     workflow_write_attempts: Annotated[
         int,
         msgspec.Meta(
@@ -96,6 +112,14 @@ class OrchestratorSettings(RuntimeSettings, frozen=True, kw_only=True):
                 f"finished_order_ttl_s {self.finished_order_ttl_s} is under a second: set "
                 "WAYBILL_FINISHED_ORDER_TTL_S to 0 (keep for ever) or at least 1"
             )
+
+    def return_policy(self) -> ReturnPolicy:
+        """The return workflow's rules these settings describe."""
+        return ReturnPolicy(
+            parcel_deadline_s=self.return_parcel_deadline_s,
+            step_deadline_s=self.return_step_deadline_s,
+            ops_assignee_login=self.ops_assignee_login,
+        )
 
     def policy(self) -> Policy:
         """The process rules these settings describe."""

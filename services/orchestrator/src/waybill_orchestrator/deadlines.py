@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 from waybill_orchestrator.changes import DeadlineCheck
 from waybill_orchestrator.config import OrchestratorSettings
-from waybill_orchestrator.handlers import WORKFLOW
+from waybill_orchestrator.handlers import RETURNS, WORKFLOW
+from waybill_orchestrator.return_state import ReturnStage
 from waybill_orchestrator.stages import FINAL, Stage
+from waybill_orchestrator.state import OrderState
 from waybill_orchestrator.stuck_orders import StageCensus, StuckOrderGauges
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.periodic import every
@@ -58,8 +60,13 @@ async def index_open_orders(store: WorkflowStore) -> int:
     return added
 
 
+ESCALATED = frozenset({Stage.HELD, ReturnStage.EXCEPTION})
+"""Where a deadline passed twice leaves an order (held) or a return (exception)."""
+
+
 async def sweep(store: WorkflowStore) -> SweepReport:
-    """Check every open order once; a failure on one order does not stop the others."""
+    """Check every open order (or return, in a return store) once; a failure on one does not
+    stop the others."""
     report = SweepReport()
     for key in await store.open_keys():
         report.orders += 1
@@ -80,18 +87,19 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
     if state.outbox:
         report.flushed += 1
         await store.send_pending(key, state, revision)
-    if state.stage in FINAL:
+    if store.finished(state):
         # Finished while a crash kept its index key from being removed.
         await store.open_orders.remove(key)
         return
     now = store.clock()
-    report.census.count(state, now)
+    if isinstance(state, OrderState):
+        report.census.count(state, now)
     if state.deadline_at is None or now < state.deadline_at:
         return
     report.late += 1
-    decision = await store.apply(state.order_ref, DeadlineCheck(at=now))
+    decision = await store.apply(state.workflow_ref, DeadlineCheck(at=now))
     if decision.changed and decision.state is not None:
-        if decision.state.stage == Stage.HELD:
+        if decision.state.stage in ESCALATED:
             report.escalated += 1
         else:
             report.resent += 1
@@ -101,6 +109,7 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
 async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[None]:
     """Sweep the workflow bucket every ``deadline_sweep_interval_s`` while the service runs."""
     store = runtime.resource(WORKFLOW)
+    returns = runtime.resource(RETURNS)
     gauges = StuckOrderGauges(runtime.metrics)
     indexed = False
 
@@ -112,6 +121,7 @@ async def deadline_sweeper(runtime: Runtime[OrchestratorSettings]) -> AsyncItera
                 log.info("indexed %d open orders stored before the open-orders index", added)
             indexed = True
         gauges.publish((await sweep(store)).census)
+        await sweep(returns)  # reminders, re-sent steps, parcels that never came
 
     async with every(runtime.settings.deadline_sweep_interval_s, work, name="deadline sweep"):
         yield

@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from waybill_contracts.events import Event, ProductsChanged, ProductsSynced
-from waybill_contracts.operations import OrderAction
+from waybill_contracts.operations import OrderAction, RetryReturnStep
 from waybill_orchestrator.changes import NotYet, Observed, Requested
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
 from waybill_orchestrator.product_runs import ProductRuns
+from waybill_orchestrator.return_store import ReturnStore
 from waybill_orchestrator.workflow import WorkflowStore
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import PermanentError, RetryLater
@@ -29,6 +30,9 @@ WORKFLOW_BUCKET = "workflow"
 
 WORKFLOW = ResourceKey[WorkflowStore]("workflow")
 """The running orchestrator's workflow store, built once (see :func:`open_workflow`)."""
+
+RETURNS = ResourceKey[ReturnStore]("returns")
+"""The running orchestrator's returns, in the workflow bucket (see :func:`open_returns`)."""
 
 PRODUCT_RUNS = ResourceKey[ProductRuns]("product-runs")
 """The running orchestrator's product sync runs (see :func:`open_product_runs`)."""
@@ -45,6 +49,51 @@ async def open_workflow(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator
         write_attempts=settings.workflow_write_attempts,
         finished_ttl_s=settings.finished_order_ttl_s,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_returns(runtime: Runtime[OrchestratorSettings]) -> AsyncIterator[ReturnStore]:
+    """The returns of a running orchestrator, in its workflow bucket."""
+    settings = runtime.settings
+    yield ReturnStore(
+        runtime.buckets[WORKFLOW_BUCKET],
+        runtime.publisher,
+        settings.return_policy(),
+        write_attempts=settings.workflow_write_attempts,
+        finished_ttl_s=settings.finished_order_ttl_s,
+    )
+
+
+async def on_return_event(event: Event, ctx: HandlerContext[OrchestratorSettings]) -> None:
+    """Apply one event to its return; a fact about a return not requested yet is retried."""
+    store = ctx.resource(RETURNS)
+    return_id = event.business_key()
+    happening = Observed(event=event, context=ctx.envelope, at=store.clock())
+    try:
+        decision = await store.apply(return_id, happening)
+    except NotYet as error:
+        raise RetryLater(f"return {return_id}: {error}") from error
+    except MissingOrderData as error:
+        raise PermanentError(f"return {return_id}: {error}") from error
+    stage = decision.state.stage if decision.state is not None else None
+    for note in decision.notes:
+        log.info("return %s (%s, stage %s): %s", return_id, type(event).__name__, stage, note)
+
+
+async def on_return_action(
+    action: RetryReturnStep, ctx: HandlerContext[OrchestratorSettings]
+) -> None:
+    """Apply an operator's action from the control tower to its return."""
+    store = ctx.resource(RETURNS)
+    requested = Requested(command=action, context=ctx.envelope, at=store.clock())  # type: ignore[arg-type]
+    try:
+        decision = await store.apply(action.return_id, requested)
+    except NotYet as error:
+        raise PermanentError(f"return {action.return_id} is unknown") from error
+    except MissingOrderData as error:
+        raise PermanentError(f"return {action.return_id}: {error}") from error
+    for note in decision.notes:
+        log.info("return %s (retry by %s): %s", action.return_id, action.operator, note)
 
 
 @contextlib.asynccontextmanager

@@ -38,7 +38,7 @@ class MissingOrderData(ValueError):
     """A command needs data the state does not hold (a programming error upstream)."""
 
 
-def shipment_id_for(order_ref: str, attempt: int) -> str:
+def shipment_id_for(order_ref: str, attempt: int, *, kind: str = "shp") -> str:
     """The shipment id of booking ``attempt`` (from 1) of an order, e.g. ``shp-WH-OUT-00042-1``.
 
     Readable where that stays unambiguous: refs made only of letters, digits
@@ -49,11 +49,11 @@ def shipment_id_for(order_ref: str, attempt: int) -> str:
     if attempt < 1:
         raise ValueError(f"booking attempts count from 1, got {attempt}")
     readable = _NOT_READABLE.sub("-", order_ref).strip("-") or "order"
-    plain = f"shp-{readable}-{attempt}"
+    plain = f"{kind}-{readable}-{attempt}"
     if _PLAIN_REF.fullmatch(order_ref) and len(plain) <= _ID_LIMIT:
         return plain
     digest = hashlib.sha256(order_ref.encode()).hexdigest()[:12]
-    return f"shp-{readable[:80]}-{digest}-{attempt}"
+    return f"{kind}-{readable[:80]}-{digest}-{attempt}"
 
 
 def exception_id_for(order_ref: str, number: int) -> str:

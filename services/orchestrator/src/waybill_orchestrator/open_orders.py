@@ -33,19 +33,26 @@ def index_key(state_key: str) -> str:
 
 
 class OpenOrders:
-    """The index of open orders in one workflow bucket."""
+    """The index of open orders in one workflow bucket.
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._index = KeyIndex(kv, INDEX_PREFIX)
+    Other processes kept in the bucket (returns) index theirs the same way under
+    their own prefixes.
+    """
+
+    def __init__(
+        self, kv: KeyValue, *, state_prefix: str = STATE_PREFIX, index_prefix: str = INDEX_PREFIX
+    ) -> None:
+        self._index = KeyIndex(kv, index_prefix)
+        self._state_prefix = state_prefix
 
     async def add(self, state_key: str) -> None:
         """Index the order (already indexed: nothing to do)."""
-        await self._index.add(state_key.removeprefix(STATE_PREFIX))
+        await self._index.add(state_key.removeprefix(self._state_prefix))
 
     async def remove(self, state_key: str) -> None:
         """Take the order out of the index (its earlier revisions go too)."""
-        await self._index.remove(state_key.removeprefix(STATE_PREFIX))
+        await self._index.remove(state_key.removeprefix(self._state_prefix))
 
     async def state_keys(self) -> list[str]:
         """The state keys of every indexed order (only index keys cross the wire, no values)."""
-        return [STATE_PREFIX + name for name in await self._index.members()]
+        return [self._state_prefix + name for name in await self._index.members()]

@@ -10,29 +10,44 @@ business keys cover the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 import msgspec
 
 from waybill_contracts import Message, MessageContext, ce_type_for, fact_id
 from waybill_contracts import message_type_for_ce_type as _type_of
-from waybill_orchestrator.state import OrderState, PendingMessage
+from waybill_orchestrator.state import PendingMessage
 
 _ENCODER = msgspec.json.Encoder()
 SOURCE = "orchestrator"
 
 
-def message_id_for(state: OrderState, message: Message) -> str:
-    """The id of ``message`` sent by transition ``state.seq`` of the order."""
+class Outboxed(Protocol):
+    """A process state that keeps its undelivered messages: an order's, a return's."""
+
+    @property
+    def workflow_ref(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def outbox(self) -> tuple[PendingMessage, ...]: ...
+
+
+S = TypeVar("S", bound=Outboxed)
+
+
+def message_id_for(state: Outboxed, message: Message) -> str:
+    """The id of ``message`` sent by transition ``state.seq`` of the order (or return)."""
     return fact_id(
-        SOURCE, state.order_ref, state.seq, ce_type_for(type(message)), message.business_key()
+        SOURCE, state.workflow_ref, state.seq, ce_type_for(type(message)), message.business_key()
     )
 
 
 def pending(
-    state: OrderState, messages: Iterable[Message], cause: MessageContext | None
+    state: Outboxed, messages: Iterable[Message], cause: MessageContext | None
 ) -> tuple[PendingMessage, ...]:
     """``messages`` made ready to keep in ``state`` (which holds the transition's ``seq``)."""
-    correlation = cause.correlation_id if cause is not None else state.order_ref
+    correlation = cause.correlation_id if cause is not None else state.workflow_ref
     return tuple(
         PendingMessage(
             message_id=message_id_for(state, message),
@@ -45,14 +60,12 @@ def pending(
     )
 
 
-def with_pending(
-    state: OrderState, messages: Iterable[Message], cause: MessageContext | None
-) -> OrderState:
+def with_pending(state: S, messages: Iterable[Message], cause: MessageContext | None) -> S:
     """``state`` with ``messages`` added to its outbox."""
     added = pending(state, messages, cause)
     if not added:
         return state
-    return msgspec.structs.replace(state, outbox=(*state.outbox, *added))
+    return msgspec.structs.replace(state, outbox=(*state.outbox, *added))  # type: ignore[type-var]
 
 
 def message_of(entry: PendingMessage) -> Message:
@@ -61,8 +74,8 @@ def message_of(entry: PendingMessage) -> Message:
     return msgspec.json.decode(bytes(entry.body), type=message_type)
 
 
-def without(state: OrderState, sent: set[str]) -> OrderState:
+def without(state: S, sent: set[str]) -> S:
     """``state`` with the entries whose ids are in ``sent`` taken out of its outbox."""
-    return msgspec.structs.replace(
+    return msgspec.structs.replace(  # type: ignore[type-var]
         state, outbox=tuple(entry for entry in state.outbox if entry.message_id not in sent)
     )

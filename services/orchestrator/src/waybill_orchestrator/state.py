@@ -117,6 +117,11 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     """The lane the order was released on; everything sent for it goes on that lane, also
     what a deadline or an operator's action causes (whose causes are on no order's lane)."""
 
+    @property
+    def workflow_ref(self) -> str:
+        """What the outbox names its messages by: the order."""
+        return self.order_ref
+
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(OrderState)

@@ -67,7 +67,14 @@ def key_for(order_ref: str) -> str:
 
 
 class WorkflowStore:
-    """The order-to-ship states of one installation, and the sending of their messages."""
+    """The order-to-ship states of one installation, and the sending of their messages.
+
+    The process it runs is given by a few hooks (the key prefix, the state's codec,
+    the transition, what is final), which :class:`~waybill_orchestrator.return_store.ReturnStore`
+    overrides to run returns on the same compare-and-set, outbox and open index.
+    """
+
+    key_prefix = KEY_PREFIX
 
     def __init__(
         self,
@@ -87,14 +94,38 @@ class WorkflowStore:
         self._write_attempts = write_attempts
         self._finished_ttl_s = finished_ttl_s
         self.clock = clock
-        self.open_orders = OpenOrders(kv)
+        self.open_orders = self._open_index(kv)
+
+    # --- the process this store runs (overridden for returns) ---------------------------
+
+    def _open_index(self, kv: KeyValue) -> OpenOrders:
+        return OpenOrders(kv)
+
+    def _decide(self, state: OrderState | None, happening: Happening) -> Decision:
+        return transition(state, happening, self._policy)
+
+    def _decode(self, value: bytes) -> OrderState:
+        return decode_state(value)
+
+    def _encode(self, state: OrderState) -> bytes:
+        return encode_state(state)
+
+    def finished(self, state: OrderState) -> bool:
+        """True once the order (or return) is in a stage it never leaves."""
+        return state.stage in FINAL
+
+    def key_for(self, ref: str) -> str:
+        """The bucket key of the order (or other process) ``ref``."""
+        return self.key_prefix + kv_key(ref)
+
+    # --- reading, deciding, writing, sending ---------------------------------------------
 
     async def read(self, order_ref: str) -> tuple[OrderState | None, int | None]:
         """The order's state and its revision; ``(None, None)`` for an order never seen."""
-        state, revision = await self._read_key(key_for(order_ref))
-        if state is not None and state.order_ref != order_ref:
+        state, revision = await self._read_key(self.key_for(order_ref))
+        if state is not None and state.workflow_ref != order_ref:
             raise UnreadableState(
-                f"key {key_for(order_ref)} holds order {state.order_ref}, not {order_ref}"
+                f"key {self.key_for(order_ref)} holds order {state.workflow_ref}, not {order_ref}"
             )
         return state, revision
 
@@ -106,7 +137,7 @@ class WorkflowStore:
         if entry.value is None:  # pragma: no cover - get() raises for deleted keys
             return None, None
         try:
-            return decode_state(entry.value), entry.revision
+            return self._decode(entry.value), entry.revision
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             raise UnreadableState(f"workflow state {key} is unreadable: {error}") from None
 
@@ -121,7 +152,7 @@ class WorkflowStore:
             keys = await self._kv.keys()
         except NoKeysError:
             return []
-        return [key for key in keys if key.startswith(KEY_PREFIX)]
+        return [key for key in keys if key.startswith(self.key_prefix)]
 
     async def read_key(self, key: str) -> tuple[OrderState | None, int | None]:
         """The state stored under ``key`` (as listed by :meth:`keys`)."""
@@ -135,12 +166,12 @@ class WorkflowStore:
         other writers won every race.
         """
         cause = happening.context if isinstance(happening, Observed | Requested) else None
-        key = key_for(order_ref)
+        key = self.key_for(order_ref)
         for attempt in range(self._write_attempts):
             decided = self._decide_on_remembered(key, happening) if attempt == 0 else None
             if decided is None:
                 state, revision = await self.read(order_ref)
-                decision = transition(state, happening, self._policy)
+                decision = self._decide(state, happening)
             else:
                 state, revision, decision = decided
             if decision.changed and decision.state is not None:
@@ -170,7 +201,7 @@ class WorkflowStore:
             return None
         state, revision = remembered
         try:
-            decision = transition(state, happening, self._policy)
+            decision = self._decide(state, happening)
         except NotYet:
             return None
         # Only the compare-and-set of a write catches a stale state: a decision
@@ -182,14 +213,14 @@ class WorkflowStore:
             # Indexed before its first state exists, so no crash leaves an open order unindexed.
             await self.open_orders.add(key)
         written = await self._store(key, state, revision)
-        if state.stage in FINAL:
+        if self.finished(state):
             await self.open_orders.remove(key)
         return written
 
     async def _store(self, key: str, state: OrderState, revision: int | None) -> int:
         """Compare-and-set ``state`` on ``revision`` (None: a new order); the new revision."""
-        value = encode_state(state)
-        if state.stage in FINAL and self._finished_ttl_s:
+        value = self._encode(state)
+        if self.finished(state) and self._finished_ttl_s:
             # A finished order expires on its own: the bucket holds what is open.
             written = await write_expiring(
                 self._kv, key, value, last=revision, ttl_s=self._finished_ttl_s
