@@ -17,12 +17,20 @@ from waybill_contracts.commands import (
 from waybill_contracts.events import InventoryAdjusted
 from waybill_contracts.operations import ApproveInventoryAdjustment, StartProductSync
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
+from waybill_contracts.return_commands import (
+    CreateReturnInOdoo,
+    IssueCreditNoteInOdoo,
+    ReceiveReturnInOdoo,
+)
 from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.credit_note_issuing import issue_credit_note_in_odoo
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.inventory_adjustments import approve_adjustment, inventory_adjusted
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.product_sync_on_demand import start_product_sync
+from waybill_odoo_gateway.return_creation import create_return_in_odoo
+from waybill_odoo_gateway.return_receipt import receive_return_in_odoo
 from waybill_odoo_gateway.shipment_recording import record_shipment
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
 from waybill_odoo_gateway.webhooks import OdooWebhook, webhook_routes
@@ -144,6 +152,24 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: StartProductSync, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await start_product_sync(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(CreateReturnInOdoo)
+    async def on_create_return(
+        command: CreateReturnInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await create_return_in_odoo(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(ReceiveReturnInOdoo)
+    async def on_receive_return(
+        command: ReceiveReturnInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await receive_return_in_odoo(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(IssueCreditNoteInOdoo)
+    async def on_issue_credit_note(
+        command: IssueCreditNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await issue_credit_note_in_odoo(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(
