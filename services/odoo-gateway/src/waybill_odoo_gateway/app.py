@@ -31,6 +31,7 @@ from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.product_sync_on_demand import start_product_sync
 from waybill_odoo_gateway.return_creation import create_return_in_odoo
 from waybill_odoo_gateway.return_receipt import receive_return_in_odoo
+from waybill_odoo_gateway.rma_api import RMA_PATH, RmaAccepted, RmaRequest, rma_routes
 from waybill_odoo_gateway.shipment_recording import record_shipment
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
 from waybill_odoo_gateway.webhooks import OdooWebhook, webhook_routes
@@ -79,6 +80,15 @@ def build_service() -> Service[OdooGatewaySettings]:
                 "Odoo automation-rule webhooks",
                 request=OdooWebhook,
             ),
+            Route(
+                "POST",
+                RMA_PATH,
+                "operator",
+                "Request the return of delivered goods (an RMA): ReturnRequested",
+                request=RmaRequest,
+                response=RmaAccepted,
+                role="operator",
+            ),
         ),
         # Locally the safety-net poll should find a missed order within seconds.
         # The WMS sandbox's default location is the Odoo sandbox's WH/Stock.
@@ -107,7 +117,7 @@ def build_service() -> Service[OdooGatewaySettings]:
     service.readiness(odoo_ready)
 
     def routes(runtime: Runtime[OdooGatewaySettings]) -> list[web.RouteDef]:
-        return webhook_routes(runtime.resource(GATEWAY), runtime.metrics)
+        return [*webhook_routes(runtime.resource(GATEWAY), runtime.metrics), *rma_routes(runtime)]
 
     service.routes(routes)
 
