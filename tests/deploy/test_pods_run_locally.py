@@ -134,11 +134,12 @@ def _installation(
             "secrets": {"existingSecret": f"waybill-{service}-secrets"},
             "nats": {"identity": {"existingSecret": f"waybill-{service}-nats"}},
         }
-    components["auditor"]["api"] = {
-        "issuer": keys.issuer,
-        "audience": keys.audience,
-        "jwks": {"url": "", "existingConfigMap": "waybill-api-jwks"},
-    }
+    for protected in ("auditor", "odoo-gateway"):  # the services with protected routes
+        components[protected]["api"] = {
+            "issuer": keys.issuer,
+            "audience": keys.audience,
+            "jwks": {"url": "", "existingConfigMap": "waybill-api-jwks"},
+        }
     here = {
         "default": {
             "nats": {"url": client_url_list(cluster.client_urls)},

@@ -27,8 +27,10 @@ from waybill_contracts.examples import example_of
 from waybill_contracts.model import PickedLine, Quantity
 from waybill_odoo_gateway.app import build_service
 from waybill_runtime.local.ports import free_port
+from waybill_runtime.security.local_api_keys import LocalApiKeys
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import settled, stored_in
+from waybill_runtime.testing.tokens import temporary_api_keys, trusting
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.odoo import OdooSandbox, OdooSettings, build_odoo_app
 from waybill_sandboxes.odoo.inspection import OrderView, PickingView
@@ -107,6 +109,8 @@ class OdooStage:
     protocol: str
     gateway_port: int
     meter: CallMeter
+    api_keys: LocalApiKeys
+    """What signs the tokens of callers of the gateway's API (the RMA route)."""
 
     @property
     def version(self) -> int:
@@ -138,6 +142,8 @@ class OdooStage:
             "retry_backoff_s": (0.1, 0.2),
             # The sandbox's admin password is a well-known one: allowed on this machine only.
             "local_stack": True,
+            # Its RMA route is protected: the gateway does not start without a key source.
+            **trusting(self.api_keys),
         }
         settings.update(overrides)
         return settings
@@ -214,8 +220,9 @@ async def odoo_stage(
     app = build_odoo_app(sandbox)
     app.middlewares.append(meter.middleware())
     app.middlewares.extend(middlewares)
-    async with serve(app) as running:
-        yield OdooStage(sandbox, running.url, protocol, port, meter)
+    with temporary_api_keys() as keys:
+        async with serve(app) as running:
+            yield OdooStage(sandbox, running.url, protocol, port, meter, keys)
 
 
 # --- reading the bus ------------------------------------------------------------------

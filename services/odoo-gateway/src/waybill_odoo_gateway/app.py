@@ -19,13 +19,22 @@ from waybill_contracts.commands import (
 from waybill_contracts.events import InventoryAdjusted
 from waybill_contracts.operations import ApproveInventoryAdjustment, StartProductSync
 from waybill_contracts.queries import PickingStatusRequest, PickingStatusResponse
+from waybill_contracts.return_commands import (
+    CreateReturnInOdoo,
+    IssueCreditNoteInOdoo,
+    ReceiveReturnInOdoo,
+)
 from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.credit_note_issuing import issue_credit_note_in_odoo
 from waybill_odoo_gateway.freight_costs import record_freight_cost
 from waybill_odoo_gateway.gateway import GATEWAY, running_gateway
 from waybill_odoo_gateway.inventory_adjustments import approve_adjustment, inventory_adjusted
 from waybill_odoo_gateway.odoo_notes import post_exception, post_plain_note, record_delivery
 from waybill_odoo_gateway.picking_status import picking_status
 from waybill_odoo_gateway.product_sync_on_demand import start_product_sync
+from waybill_odoo_gateway.return_creation import create_return_in_odoo
+from waybill_odoo_gateway.return_receipt import receive_return_in_odoo
+from waybill_odoo_gateway.rma_api import RMA_PATH, RmaAccepted, RmaRequest, rma_routes
 from waybill_odoo_gateway.shipment_recording import record_shipment
 from waybill_odoo_gateway.stock_snapshot import snapshot_inventory
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH
@@ -75,6 +84,15 @@ def build_service() -> Service[OdooGatewaySettings]:
                 "Odoo automation-rule webhooks",
                 request=OdooWebhook,
             ),
+            Route(
+                "POST",
+                RMA_PATH,
+                "operator",
+                "Request the return of delivered goods (an RMA): ReturnRequested",
+                request=RmaRequest,
+                response=RmaAccepted,
+                role="operator",
+            ),
         ),
         # Locally the safety-net poll should find a missed order within seconds.
         # The WMS sandbox's default location is the Odoo sandbox's WH/Stock.
@@ -103,7 +121,7 @@ def build_service() -> Service[OdooGatewaySettings]:
     service.readiness(odoo_ready)
 
     def routes(runtime: Runtime[OdooGatewaySettings]) -> list[web.RouteDef]:
-        return webhook_routes(runtime.resource(GATEWAY), runtime.metrics)
+        return [*webhook_routes(runtime.resource(GATEWAY), runtime.metrics), *rma_routes(runtime)]
 
     service.routes(routes)
 
@@ -160,6 +178,24 @@ def build_service() -> Service[OdooGatewaySettings]:
         command: SnapshotOdooInventory, ctx: HandlerContext[OdooGatewaySettings]
     ) -> None:
         await snapshot_inventory(ctx.resource(GATEWAY).odoo, command, ctx)
+
+    @service.handles(CreateReturnInOdoo)
+    async def on_create_return(
+        command: CreateReturnInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await create_return_in_odoo(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(ReceiveReturnInOdoo)
+    async def on_receive_return(
+        command: ReceiveReturnInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await receive_return_in_odoo(ctx.resource(GATEWAY), command, ctx)
+
+    @service.handles(IssueCreditNoteInOdoo)
+    async def on_issue_credit_note(
+        command: IssueCreditNoteInOdoo, ctx: HandlerContext[OdooGatewaySettings]
+    ) -> None:
+        await issue_credit_note_in_odoo(ctx.resource(GATEWAY), command, ctx)
 
     @service.query("picking_status", PickingStatusRequest, PickingStatusResponse)
     async def on_picking_status(

@@ -205,6 +205,15 @@ class OdooGatewaySettings(RuntimeSettings, frozen=True, kw_only=True):
         ),
     ] = {}
 
+    odoo_currency: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^[A-Z]{3}$",
+            description="ISO 4217 code of the currency Odoo invoices in (the company's), given "
+            "with the amounts of credit notes, e.g. EUR",
+            extra={"expected": "a three-letter currency code such as EUR"},
+        ),
+    ] = "EUR"
     inventory_approval_above: Annotated[
         Annotated[float, msgspec.Meta(ge=0)] | None,
         msgspec.Meta(

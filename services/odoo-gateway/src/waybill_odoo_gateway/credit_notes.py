@@ -37,6 +37,7 @@ __all__ = [
     "CreditNoteRefused",
     "CreditNoteRequest",
     "issue_credit_note",
+    "posted_credit_note",
 ]
 
 _MONEY = Decimal("0.01")
@@ -85,21 +86,9 @@ async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cre
     check_lines(request.reference, request.lines, "credited")
     await odoo.connect()  # the version decides the wizard
     invoice = await _invoice(odoo, request)
-    ref = f"Reversal of: {invoice['name']}, {_reason(request.reference)}"
-    found = await odoo.call(
-        "account.move",
-        "search",
-        domain=[
-            ("move_type", "=", "out_refund"),
-            ("reversed_entry_id", "=", invoice["id"]),
-            ("ref", "=", ref),
-            ("state", "!=", "cancel"),
-        ],
-        order="id",
-        limit=1,
-    )
-    created = not found
-    credit_note = int(found[0]) if found else await _reverse(odoo, invoice, request)
+    found = await _made_before(odoo, invoice, request.reference)
+    created = found is None
+    credit_note = found if found is not None else await _reverse(odoo, invoice, request)
     state = await _state(odoo, credit_note)
     if state == "posted":
         await _check_credited_as_asked(odoo, credit_note, request)
@@ -120,6 +109,45 @@ async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cre
         invoice=str(invoice["name"]),
         created=created,
     )
+
+
+async def posted_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> CreditNote | None:
+    """The return's credit note if Odoo has it posted already (nothing is written)."""
+    invoice = await _invoice(odoo, request)
+    found = await _made_before(odoo, invoice, request.reference)
+    if found is None:
+        return None
+    [row] = await odoo.call(
+        "account.move", "read", [found], fields=["name", "state", "amount_total"]
+    )
+    if row["state"] != "posted":
+        return None
+    return CreditNote(
+        id=found,
+        name=str(row["name"]),
+        state=str(row["state"]),
+        amount_total=decimal_quantity(row["amount_total"]).quantize(_MONEY),
+        invoice=str(invoice["name"]),
+        created=False,
+    )
+
+
+async def _made_before(odoo: OdooClient, invoice: dict[str, Any], reference: str) -> int | None:
+    """The credit note made for ``reference`` against ``invoice`` (found by its ``ref``)."""
+    ref = f"Reversal of: {invoice['name']}, {_reason(reference)}"
+    found = await odoo.call(
+        "account.move",
+        "search",
+        domain=[
+            ("move_type", "=", "out_refund"),
+            ("reversed_entry_id", "=", invoice["id"]),
+            ("ref", "=", ref),
+            ("state", "!=", "cancel"),
+        ],
+        order="id",
+        limit=1,
+    )
+    return int(found[0]) if found else None
 
 
 async def _invoice(odoo: OdooClient, request: CreditNoteRequest) -> dict[str, Any]:

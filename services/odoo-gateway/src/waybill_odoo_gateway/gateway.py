@@ -62,6 +62,9 @@ class Gateway:
     # Counts on one quant (product, location) run one at a time here: two adjustments
     # counted at once would each overwrite the other's counted quantity.
     quants: KeyedLock = field(default_factory=KeyedLock)
+    # Commands on one return (its id) run one at a time here: a redelivery waits for the
+    # first delivery's effect instead of finding it half made.
+    returns: KeyedLock = field(default_factory=KeyedLock)
     _users: dict[str, int | None] = field(default_factory=dict)
     _carriers: dict[str, int] = field(default_factory=dict)
     setup: SetupReport = field(default_factory=SetupReport)

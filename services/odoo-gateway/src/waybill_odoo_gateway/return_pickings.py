@@ -42,6 +42,7 @@ __all__ = [
     "ReturnedLine",
     "check_lines",
     "create_return",
+    "delivered_moves",
     "find_return",
     "receive_return",
     "with_skus",
@@ -174,7 +175,7 @@ async def create_return(odoo: OdooClient, request: ReturnRequest) -> ReturnPicki
             )
         return known
     delivery = await _delivery(odoo, request.delivery)
-    moves = await _delivered_moves(odoo, delivery)
+    moves = await delivered_moves(odoo, delivery)
     lines = _wizard_lines(request, moves, odoo.dialect.return_wizard_has_location)
     adopted = await _unmarked_return(odoo, request, wanted)
     if adopted is None:
@@ -209,7 +210,7 @@ async def _delivery(odoo: OdooClient, name: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def _delivered_moves(odoo: OdooClient, delivery: dict[str, Any]) -> dict[str, dict[str, Any]]:
+async def delivered_moves(odoo: OdooClient, delivery: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The delivery's done moves by SKU, with the product id and the delivered quantity."""
     done_field = odoo.dialect.move_done_field
     rows = await odoo.call(
