@@ -12,9 +12,18 @@ from nats.aio.client import Client as NatsClient
 from tests.services.odoo_gateway.stage import (
     OdooStage,
     published,
+    send_command,
     wait_for_events,
 )
-from waybill_contracts.events import OrderReleased, ReturnCancelled, ReturnRequested
+from waybill_contracts.events import (
+    OrderReleased,
+    ReturnCancelled,
+    ReturnRequested,
+    ReturnStockPosted,
+)
+from waybill_contracts.model import Quantity
+from waybill_contracts.return_commands import ReceiveReturnInOdoo
+from waybill_contracts.returns import InspectedLine
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import odoo_client_for
 from waybill_odoo_gateway.odoo_client import OdooClient
@@ -57,8 +66,13 @@ async def test_a_return_made_in_odoo_is_requested_once_and_its_cancellation_anno
             until=lambda known: known >= 1,
             what="the second webhook found the return known",
         )
-        call_kw(stage.sandbox.registry, stage.sandbox.admin, "stock.picking", "action_cancel",
-                [[picking_id]])  # fmt: skip
+        call_kw(
+            stage.sandbox.registry,
+            stage.sandbox.admin,
+            "stock.picking",
+            "action_cancel",
+            [[picking_id]],
+        )
         for _ in range(2):
             assert await stage.post_webhook("stock.picking", picking_id) == 202
         [cancelled] = await wait_for_events(nc, nats_prefix, ReturnCancelled)
@@ -95,8 +109,11 @@ async def test_the_poll_announces_returns_made_in_odoo_and_nothing_else_incoming
         order = stage.new_order(("WB-0001", 1))
         stage.sandbox.deliver_order(order.name)
         [other] = stage.sandbox.order(order.name).pickings
-        rma = ReturnRequest(reference="RMA-9", delivery=other,
-                            lines=(ReturnedLine(sku="WB-0001", quantity=Decimal(1)),))  # fmt: skip
+        rma = ReturnRequest(
+            reference="RMA-9",
+            delivery=other,
+            lines=(ReturnedLine(sku="WB-0001", quantity=Decimal(1)),),
+        )
         marked = await create_return(odoo, rma)
     finally:
         await odoo.close()
@@ -112,3 +129,46 @@ async def test_the_poll_announces_returns_made_in_odoo_and_nothing_else_incoming
     assert [(r.odoo_return_picking_id, r.order_ref) for r in requests] == [(picking_id, delivery)]
     assert marked.id != requested.odoo_return_picking_id
     assert await published(nc, nats_prefix, OrderReleased) == []
+
+
+async def test_a_return_cancelled_by_its_receipt_is_no_cancellation(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    settings = load_settings(
+        OdooGatewaySettings, environ={}, service="odoo-gateway", **stage.gateway_settings()
+    )
+    odoo = odoo_client_for(settings)
+    try:
+        delivery, picking_id = await returned_in_odoo(stage, odoo, WB_0001=1)
+    finally:
+        await odoo.close()
+    async with stage.gateway(nats_url, nats_prefix):
+        assert await stage.post_webhook("stock.picking", picking_id) == 202
+        [requested] = await wait_for_events(nc, nats_prefix, ReturnRequested)
+        # The parcel came empty: receiving cancels the return picking in Odoo.
+        [line] = requested.lines
+        nothing = InspectedLine(
+            line_no=1, sku=line.sku, resellable=units(0), damaged=units(0), missing=units(1)
+        )
+        receive = ReceiveReturnInOdoo(
+            return_id=requested.return_id,
+            order_ref=delivery,
+            odoo_picking_id=requested.odoo_picking_id,
+            odoo_return_picking_id=picking_id,
+            lines=(nothing,),
+        )
+        await send_command(nc, nats_prefix, receive)
+        await wait_for_events(nc, nats_prefix, ReturnStockPosted)
+        assert await stage.post_webhook("stock.picking", picking_id) == 202
+        await eventually(
+            lambda: stage.checked("webhook", "ignored"),
+            until=lambda ignored: ignored >= 1,
+            what="the cancelled return looked at",
+        )
+        assert await published(nc, nats_prefix, ReturnCancelled) == []
+    [row] = [p for p in stage.sandbox.pickings() if p.id == picking_id]
+    assert row.state == "cancel"
+
+
+def units(n: int) -> Quantity:
+    return Quantity(value=Decimal(n), uom="Units")

@@ -41,13 +41,23 @@ from waybill_odoo_gateway.return_pickings import with_skus
 from waybill_odoo_gateway.return_requests import return_requested
 from waybill_runtime.bus.publisher import Publisher
 
-__all__ = ["ReturnFacts", "ReturnSeen"]
+__all__ = ["RECEIPT_MARK", "ReturnFacts", "ReturnSeen", "receipt_marker"]
 
 log = logging.getLogger("waybill.odoo.returns")
 
 # The mark return_pickings.create_return puts on the pickings it makes for an RMA.
 _RMA_MARK = re.compile(r"^Return of .+ \(.+\)$")
 _OPEN = frozenset({"confirmed", "waiting", "assigned"})
+
+
+RECEIPT_MARK = "return_receiving"
+"""The fact the receipt of a return picking began (``return_receipt.py``): a picking that
+receiving then cancels (nothing came back) is no cancellation of the return."""
+
+
+def receipt_marker(picking_id: int) -> str:
+    """The watermarks-bucket key saying the gateway is receiving the return picking."""
+    return marker_key(picking_id, RECEIPT_MARK)
 
 
 class ReturnSeen(msgspec.Struct, frozen=True):
@@ -149,6 +159,8 @@ class ReturnFacts:
             return Seen.IGNORED  # never announced: nothing to call off
         if await self._marked(picking.id, "cancelled"):
             return Seen.ALREADY_KNOWN
+        if await self._receiving(picking.id):
+            return Seen.IGNORED  # cancelled by its receipt: nothing came back
         cancelled = ReturnCancelled(
             return_id=picking.name,
             order_ref=requested.delivery,
@@ -168,6 +180,13 @@ class ReturnFacts:
         except KeyNotFoundError:
             return None
         return msgspec.json.decode(entry.value or b"", type=ReturnSeen)
+
+    async def _receiving(self, picking_id: int) -> bool:
+        try:
+            await self._marks.get(receipt_marker(picking_id))
+        except KeyNotFoundError:
+            return False
+        return True
 
     async def _marked(self, picking_id: int, fact: str) -> bool:
         return await self._marker(picking_id, fact) is not None
