@@ -13,12 +13,12 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from nats.aio.client import Client as NatsClient
 
-from waybill_contracts import Command, Event, Service, SubjectMap
+from waybill_contracts import Command, Event, Message, Service, SubjectMap
 from waybill_runtime.local.plan import LocalPlan
 from waybill_runtime.local.registry import installed_sandboxes, load_services
 from waybill_runtime.security.local_api_keys import LocalApiKeys
@@ -188,3 +188,12 @@ async def undeclared_senders(nc: NatsClient, subjects: SubjectMap) -> list[str]:
             if service not in declared:
                 found.append(f"{service} sent {type(message).__name__}")
     return sorted(set(found))
+
+
+M = TypeVar("M", bound=Message)
+
+
+async def events_of(nc: NatsClient, subjects: SubjectMap, kind: type[M]) -> list[M]:
+    """Every stored event of ``kind``, oldest first."""
+    found = await stored_in(nc, subjects, subjects.events_stream)
+    return [d.message for d in found if isinstance(d.message, kind)]

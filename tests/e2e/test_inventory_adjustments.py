@@ -9,23 +9,21 @@ it as a count in inventory mode.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
 
 import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 from nats.aio.client import Client as NatsClient
 
-from tests.e2e.mesh import running_mesh
+from tests.e2e.mesh import events_of, running_mesh
 from tests.runtime.bus_helpers import send
-from waybill_contracts import Message, SubjectMap
 from waybill_contracts.events import (
     InventoryAdjusted,
     InventoryAdjustmentApplied,
     InventoryAdjustmentHeld,
 )
 from waybill_contracts.operations import ApproveInventoryAdjustment
-from waybill_runtime.testing.streams import dead_letters, settled, stored_in
+from waybill_runtime.testing.streams import dead_letters, settled
 from waybill_runtime.testing.tokens import bearer
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -33,19 +31,12 @@ from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SERVICES = ("odoo-gateway", "wms-bridge")
-M = TypeVar("M", bound=Message)
 
 
 async def html(http: aiohttp.ClientSession, path: str) -> BeautifulSoup:
     async with http.get(path, headers={"Accept": "text/html"}) as response:
         assert response.status == 200, await response.text()
         return BeautifulSoup(await response.text(), "html.parser")
-
-
-async def events_of(nc: NatsClient, subjects: SubjectMap, kind: type[M]) -> list[M]:
-    """Every stored event of ``kind``, oldest first."""
-    found = await stored_in(nc, subjects, subjects.events_stream)
-    return [d.message for d in found if isinstance(d.message, kind)]
 
 
 @pytest.mark.parametrize("version", [16, 17, 18, 19])

@@ -7,6 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.services.odoo_gateway.stage import OdooStage, odoo_stage
+from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.gateway import odoo_client_for
+from waybill_odoo_gateway.odoo_client import OdooClient
+from waybill_runtime.settings import load_settings
 
 
 @pytest.fixture(params=[(17, "jsonrpc"), (19, "json2")], ids=["odoo17-jsonrpc", "odoo19-json2"])
@@ -33,3 +37,16 @@ async def any_odoo(request: pytest.FixtureRequest) -> AsyncIterator[OdooStage]:
     version, protocol = request.param
     async with odoo_stage(version=version, protocol=protocol, products=3) as running:
         yield running
+
+
+@pytest.fixture
+async def odoo(any_odoo: OdooStage) -> AsyncIterator[OdooClient]:
+    """A gateway's Odoo client of ``any_odoo``, for calling its functions directly."""
+    settings = load_settings(
+        OdooGatewaySettings, environ={}, service="odoo-gateway", **any_odoo.gateway_settings()
+    )
+    client = odoo_client_for(settings)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -4,20 +4,17 @@ of the accepted lines made once, a refusal reported as such."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests.services.odoo_gateway.stage import OdooStage
-from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.credit_notes import (
     CreditNoteRefused,
     CreditNoteRequest,
     issue_credit_note,
 )
-from waybill_odoo_gateway.gateway import odoo_client_for
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.return_pickings import (
     InspectedLine,
@@ -28,20 +25,7 @@ from waybill_odoo_gateway.return_pickings import (
     receive_return,
 )
 from waybill_runtime.outcomes import Outcome, PermanentError, classify
-from waybill_runtime.settings import load_settings
 from waybill_sandboxes.odoo.methods import call_kw
-
-
-@pytest.fixture
-async def odoo(any_odoo: OdooStage) -> AsyncIterator[OdooClient]:
-    settings = load_settings(
-        OdooGatewaySettings, environ={}, service="odoo-gateway", **any_odoo.gateway_settings()
-    )
-    client = odoo_client_for(settings)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def delivered(stage: OdooStage) -> tuple[str, str]:

@@ -98,17 +98,7 @@ async def issue_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cre
             await odoo.call("account.move", "action_post", [credit_note])
         except OdooRefused as refused:
             raise CreditNoteRefused(refused, credit_note, str(invoice["name"])) from refused
-    [row] = await odoo.call(
-        "account.move", "read", [credit_note], fields=["name", "state", "amount_total"]
-    )
-    return CreditNote(
-        id=credit_note,
-        name=str(row["name"]),
-        state=str(row["state"]),
-        amount_total=decimal_quantity(row["amount_total"]).quantize(_MONEY),
-        invoice=str(invoice["name"]),
-        created=created,
-    )
+    return await _read(odoo, credit_note, str(invoice["name"]), created=created)
 
 
 async def posted_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> CreditNote | None:
@@ -117,18 +107,21 @@ async def posted_credit_note(odoo: OdooClient, request: CreditNoteRequest) -> Cr
     found = await _made_before(odoo, invoice, request.reference)
     if found is None:
         return None
+    note = await _read(odoo, found, str(invoice["name"]), created=False)
+    return note if note.state == "posted" else None
+
+
+async def _read(odoo: OdooClient, credit_note: int, invoice: str, *, created: bool) -> CreditNote:
     [row] = await odoo.call(
-        "account.move", "read", [found], fields=["name", "state", "amount_total"]
+        "account.move", "read", [credit_note], fields=["name", "state", "amount_total"]
     )
-    if row["state"] != "posted":
-        return None
     return CreditNote(
-        id=found,
+        id=credit_note,
         name=str(row["name"]),
         state=str(row["state"]),
         amount_total=decimal_quantity(row["amount_total"]).quantize(_MONEY),
-        invoice=str(invoice["name"]),
-        created=False,
+        invoice=invoice,
+        created=created,
     )
 
 

@@ -47,6 +47,7 @@ PICKING_FIELDS = [
     "write_date",
     "date_done",
     "carrier_tracking_ref",
+    "origin",
 ]
 _PARTNER_FIELDS = [
     "name", "street", "street2", "zip", "city", "state_id", "country_id",

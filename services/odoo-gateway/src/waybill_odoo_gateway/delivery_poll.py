@@ -2,7 +2,8 @@
 
 Odoo sends each webhook once, with a 1 s timeout, and up to 18 before its
 transaction commits, so some are lost or premature. Every round asks Odoo
-for outgoing pickings in state ``assigned`` or ``cancel`` written since the
+for outgoing pickings (and incoming ones: customer returns made in Odoo) in
+state ``assigned`` or ``cancel`` written since the
 stored watermark (minus a small overlap, since ``write_date`` is the start
 of Odoo's transaction, to the second) and sends each through the same path
 as a webhook. The watermark only moves once a round published everything it
@@ -75,7 +76,8 @@ class DeliveryPoll:
             return {}  # the login keeper has said why, once; no use asking Odoo
         since = await self.watermark()
         domain: list[object] = [
-            ("picking_type_code", "=", "outgoing"),
+            # Incoming too: a customer's return made in Odoo (odoo_returns.py).
+            ("picking_type_code", "in", ["outgoing", "incoming"]),
             ("state", "in", ["assigned", "cancel"]),
         ]
         if since is not None:

@@ -24,6 +24,7 @@ from waybill_odoo_gateway.delivery_poll import DeliveryPoll
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
 from waybill_odoo_gateway.odoo_protocols import odoo_client_for
+from waybill_odoo_gateway.odoo_returns import ReturnFacts
 from waybill_odoo_gateway.odoo_setup import SetupReport, check_setup
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
@@ -184,12 +185,14 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     reader = DeliveryReader(odoo)
     marks = runtime.buckets["watermarks"]
     within_h = settings.express_promised_within_h
+    returns = ReturnFacts(odoo, reader, runtime.publisher, marks, settings.odoo_carrier_names)
     facts = OrderFacts(
         odoo,
         reader,
         runtime.publisher,
         marks,
         express_promised_within=timedelta(hours=within_h) if within_h > 0 else None,
+        on_incoming=returns.on_incoming,
     )
     runtime.metrics.gauge(
         "waybill_odoo_calls_in_flight",

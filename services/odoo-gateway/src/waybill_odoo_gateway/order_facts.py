@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -49,6 +50,8 @@ class Seen(enum.Enum):
     IGNORED = "ignored"
     GONE = "gone"
     FAILED = "failed"
+    RETURN_REQUESTED = "return_requested"
+    RETURN_CANCELLED = "return_cancelled"
 
 
 class _Marker(msgspec.Struct, frozen=True):
@@ -72,8 +75,11 @@ class OrderFacts:
         marks: KeyValue,
         *,
         express_promised_within: timedelta | None = timedelta(hours=24),
+        on_incoming: Callable[[Picking], Awaitable[Seen]] | None = None,
     ) -> None:
-        """``express_promised_within``: an order promised sooner goes express (None: no date)."""
+        """``express_promised_within``: an order promised sooner goes express (None: no date).
+        ``on_incoming``: what decides on an incoming picking (a customer's return)."""
+        self._on_incoming = on_incoming
         self._express_promised_within = express_promised_within
         self._odoo = odoo
         self._reader = reader
@@ -116,6 +122,9 @@ class OrderFacts:
 
     async def _decide(self, picking: Picking) -> Seen:
         if not picking.outgoing:
+            incoming = picking.row.get("picking_type_code") == "incoming"
+            if incoming and self._on_incoming is not None:
+                return await self._on_incoming(picking)
             return Seen.IGNORED
         if picking.state == "assigned":
             return await self._release(picking)

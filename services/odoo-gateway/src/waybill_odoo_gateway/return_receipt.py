@@ -16,11 +16,14 @@ from waybill_contracts.events import ReturnStockPosted
 from waybill_contracts.return_commands import ReceiveReturnInOdoo
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import Gateway
+from waybill_odoo_gateway.odoo_returns import receipt_marker
 from waybill_odoo_gateway.return_pickings import InspectedLine, find_return, receive_return
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import RetryLater
 
 __all__ = ["receive_return_in_odoo"]
+
+MARKS_BUCKET = "watermarks"
 
 
 async def _return_picking(gateway: Gateway, command: ReceiveReturnInOdoo) -> int:
@@ -77,6 +80,11 @@ async def receive_return_in_odoo(
         return picking_id if scraps >= damaged else None
 
     async with gateway.returns.hold(command.return_id), gateway.pickings.hold(picking_id):
+        # Before Odoo may cancel it (nothing came back): the poll must not take that for the
+        # customer cancelling the return.
+        await ctx.runtime.buckets[MARKS_BUCKET].put(
+            receipt_marker(picking_id), command.return_id.encode()
+        )
         await ctx.runtime.once_only(int).run(
             f"odoo:return:{command.return_id}:receive:{picking_id}", receive, recover=received
         )

@@ -10,28 +10,28 @@ when ``WAYBILL_ODOO_CARRIER_NAMES`` names its Odoo delivery method.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from waybill_contracts.events import ReturnRequested
 from waybill_contracts.returns import ReturnLine
-from waybill_odoo_gateway.deliveries import Picking
-from waybill_odoo_gateway.gateway import Gateway
+from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
+from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_values import decimal_quantity, many2one_id
 from waybill_odoo_gateway.return_pickings import delivered_moves
 
 __all__ = ["return_requested", "returnable"]
 
 
-async def returnable(gateway: Gateway, delivery: Picking) -> dict[str, tuple[int, Decimal]]:
+async def returnable(odoo: OdooClient, delivery: Picking) -> dict[str, tuple[int, Decimal]]:
     """What of a done delivery can still come back, by SKU: (delivered move, quantity), the
     quantities on its open or done returns already taken off."""
-    moves = await delivered_moves(gateway.odoo, dict(delivery.row, id=delivery.id))
+    moves = await delivered_moves(odoo, dict(delivery.row, id=delivery.id))
     by_move = {move["move"]: sku for sku, move in moves.items()}
     left = {sku: move["delivered"] for sku, move in moves.items()}
     if by_move:
-        returned = await gateway.odoo.call(
+        returned = await odoo.call(
             "stock.move",
             "search_read",
             domain=[("origin_returned_move_id", "in", sorted(by_move)), ("state", "!=", "cancel")],
@@ -44,18 +44,19 @@ async def returnable(gateway: Gateway, delivery: Picking) -> dict[str, tuple[int
     return {sku: (moves[sku]["move"], quantity) for sku, quantity in left.items()}
 
 
-def _carrier_code(gateway: Gateway, delivery: Picking) -> str | None:
+def _carrier_code(carrier_names: Mapping[str, str], delivery: Picking) -> str | None:
     """The Waybill carrier code of the delivery's Odoo delivery method, if one is mapped."""
     method = delivery.row.get("carrier_id")
     name = method[1] if isinstance(method, list) and len(method) > 1 else None
-    for code, mapped in gateway.settings.odoo_carrier_names.items():
+    for code, mapped in carrier_names.items():
         if name is not None and mapped.casefold() == str(name).casefold():
             return code
     return None
 
 
 async def return_requested(
-    gateway: Gateway,
+    reader: DeliveryReader,
+    carrier_names: Mapping[str, str],
     delivery: Picking,
     *,
     return_id: str,
@@ -65,7 +66,7 @@ async def return_requested(
 ) -> ReturnRequested:
     """The request to return ``lines`` of ``delivery`` (a PermanentError when the order lacks
     an address, as for its release)."""
-    order = await gateway.reader.order(delivery)
+    order = await reader.order(delivery)
     weight = Decimal(0)
     for line in lines:
         for delivered in order.lines:
@@ -84,6 +85,6 @@ async def return_requested(
         pickup_address=order.ship_to,
         warehouse=order.warehouse,
         weight_kg=float(round(weight, 3)),
-        carrier=_carrier_code(gateway, delivery),
+        carrier=_carrier_code(carrier_names, delivery),
         requested_at=requested_at,
     )

@@ -119,7 +119,7 @@ async def _lines(
     skus = [line.sku for line in body.lines]
     if len(set(skus)) != len(skus):
         raise ProblemError(422, "Unprocessable Content", f"a SKU is named twice: {skus}")
-    left = await returnable(gateway, delivery)
+    left = await returnable(gateway.odoo, delivery)
     for sku, taken in (await ledger.pending(gateway.odoo, besides=body.rma_id)).items():
         if sku in left:
             left[sku] = (left[sku][0], left[sku][1] - taken)
@@ -204,7 +204,8 @@ def rma_routes(runtime: Runtime[OdooGatewaySettings]) -> list[web.RouteDef]:
             ledger = await RmaLedger(runtime.buckets[RMA_BUCKET], delivery).load()
             lines = await _lines(gateway, body, delivery, ledger)
             requested = await return_requested(
-                gateway,
+                gateway.reader,
+                gateway.settings.odoo_carrier_names,
                 delivery,
                 return_id=body.rma_id,
                 lines=lines,
