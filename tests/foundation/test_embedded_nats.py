@@ -272,6 +272,8 @@ def test_demo_runs_orders_through_the_whole_local_stack(tmp_path: Path) -> None:
         result = _demo(tmp_path, orders=6, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 of 6 orders reached their expected end state" in result.stdout
+    # Then three of them came back: two credited, the last rejected whole at inspection.
+    assert "3 of 3 returns reached their expected end state" in result.stdout
     assert wait_until_no_nats_server(tmp_path) == []
     assert_booked_orders_traced_whole(receiver.spans)
     assert_handling_log_lines_carry_trace_ids(tmp_path / "logs", receiver.spans)

@@ -83,10 +83,20 @@ class LocalDemo:
                 if plan.api_keys is not None
                 else None
             ),
+            gateway=plan.service_url("odoo-gateway"),
+            # The shop's system asking for returns: an operator's token.
+            operator_token=(
+                plan.api_keys.issue(
+                    "operator", subject="demo-shop", ttl=timedelta(seconds=timeout_s + 600)
+                ).token
+                if plan.api_keys is not None
+                else None
+            ),
         )
         scenario = DemoPlan.for_orders(orders, timeout_s=timeout_s)
         print(
-            f"demo: {scenario.orders} orders, carrier A down for the first part of the run",
+            f"demo: {scenario.orders} orders, carrier A down for the first part of the run, "
+            f"then {scenario.returns} of them returned",
             flush=True,
         )
         try:
@@ -95,7 +105,12 @@ class LocalDemo:
             print(f"demo: failed: {error}; see the logs in {log_dir}", flush=True)
             return 1
         print(render_report(report), flush=True)
-        complete = len(report.outcomes) == scenario.orders and not report.unfinished
+        complete = (
+            len(report.outcomes) == scenario.orders
+            and not report.unfinished
+            and len(report.returns) == scenario.returns
+            and not report.returns_unfinished
+        )
         return 0 if complete else 1
 
 

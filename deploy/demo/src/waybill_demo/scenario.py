@@ -4,8 +4,9 @@ It drives the partner sandboxes through their admin APIs, as an operator
 with a test system would: creates orders in Odoo, takes carrier A down for
 the first part of the run, cancels a few orders while the warehouse holds
 them, forces one short pick, then waits until every order reached its
-expected end state in Odoo and prints a summary table. The exit code is 0
-only when every order got there.
+expected end state in Odoo; then a few shipped orders come back as returns
+(:mod:`waybill_demo.returns`). It prints a summary table of each; the exit
+code is 0 only when every order and every return got there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_demo.returns import ReturnOutcome, render_returns, run_returns
 from waybill_runtime.bus.client import connect_client
 from waybill_runtime.queries import QueryError, ask
 from waybill_runtime.security.permissions import OPERATOR, inbox_prefix
@@ -46,6 +48,9 @@ class DemoEndpoints:
     auditor: str | None = None
     # A viewer's API token for the auditor (the local signing key's).
     auditor_token: str | None = None
+    # The odoo-gateway's RMA API and an operator's token for it: returns are requested there.
+    gateway: str | None = None
+    operator_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class DemoPlan:
     carrier_a_down_until: float = 0.5
     # Pause after carrier A is back, so an open circuit tries it again.
     carrier_a_recovery_s: float = 3.0
+    # Shipped orders that come back afterwards (the last one rejected whole at inspection).
+    returns: int = 4
     timeout_s: float = 300.0
     seed: int = 7
 
@@ -71,6 +78,7 @@ class DemoPlan:
             orders=orders,
             cancellations=cancellations,
             short_picks=short_picks,
+            returns=min(4, orders - cancellations - short_picks),
             timeout_s=timeout_s,
         )
 
@@ -86,16 +94,22 @@ class OrderOutcome:
     emails: int | None = None
     audited: int | None = None
     reached: bool = False
+    lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class DemoReport:
     outcomes: list[OrderOutcome] = field(default_factory=list)
+    returns: list[ReturnOutcome] = field(default_factory=list)
     carrier_a_restored_after: int = 0
 
     @property
     def unfinished(self) -> list[OrderOutcome]:
         return [o for o in self.outcomes if not o.reached]
+
+    @property
+    def returns_unfinished(self) -> list[ReturnOutcome]:
+        return [r for r in self.returns if not r.reached]
 
 
 def _ref_path(ref: str) -> str:
@@ -145,6 +159,22 @@ async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
                     report.carrier_a_restored_after = len(outcomes)
                     # An open circuit waits before it tries carrier A again.
                     await asyncio.sleep(plan.carrier_a_recovery_s)
+            if endpoints.gateway is not None and plan.returns > 0:
+                shipped = [
+                    (o.ref, o.sale_order, o.lines)
+                    for o in report.outcomes
+                    if o.expected == "shipped" and o.reached
+                ]
+                report.returns = await run_returns(
+                    http,
+                    odoo=endpoints.odoo,
+                    wms=endpoints.wms,
+                    gateway=endpoints.gateway,
+                    operator_token=endpoints.operator_token,
+                    mail=endpoints.mail,
+                    shipped=shipped[: plan.returns],
+                    deadline=deadline,
+                )
         finally:
             await _clear_faults(http, endpoints.carrier_a)
             await nc.close()
@@ -160,7 +190,9 @@ async def _release_order(
     ]
     async with http.post(f"{endpoints.odoo}/_sandbox/odoo/orders", json={"lines": lines}) as r:
         order = await _json(r)
-    outcome = OrderOutcome(ref=order["pickings"][0], expected=expected, sale_order=order["name"])
+    outcome = OrderOutcome(
+        ref=order["pickings"][0], expected=expected, sale_order=order["name"], lines=lines
+    )
     wms_order = f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}"
     if expected != "shipped":
         # The warehouse keeps the order before picking, so the cancel or the
@@ -333,4 +365,6 @@ def render_report(report: DemoReport) -> str:
     lines.append(f"\n{done} of {len(report.outcomes)} orders reached their expected end state")
     if report.unfinished:
         lines.append("not finished: " + ", ".join(o.ref for o in report.unfinished))
+    if report.returns:
+        lines.append("\n" + render_returns(report.returns))
     return "\n".join(lines)

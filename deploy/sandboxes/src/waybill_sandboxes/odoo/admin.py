@@ -142,6 +142,27 @@ async def _cancel_order(request: web.Request) -> web.Response:
     return json_response(order)
 
 
+async def _invoice_order(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX_KEY]
+    ref = request.match_info["ref"]
+    try:
+        invoiced = sandbox.invoice_order(ref)
+    except KeyError as missing:
+        return _problem(404, str(missing.args[0]))
+    except OdooError as refused:
+        return _problem(409, refused.message)
+    if invoiced is None:
+        return _problem(409, f"order {ref!r} has nothing delivered left to invoice")
+    return json_response(sandbox.invoices_of(ref))
+
+
+async def _invoices(request: web.Request) -> web.Response:
+    try:
+        return json_response(request.app[SANDBOX_KEY].invoices_of(request.match_info["ref"]))
+    except KeyError as missing:
+        return _problem(404, str(missing.args[0]))
+
+
 async def _list_pickings(request: web.Request) -> web.Response:
     return json_response(request.app[SANDBOX_KEY].pickings(request.query.get("state")))
 
@@ -225,6 +246,8 @@ def admin_routes() -> list[web.RouteDef]:
         web.get(f"{PREFIX}/orders", _list_orders),
         web.get(f"{PREFIX}/orders/{{ref}}", _get_order),
         web.post(f"{PREFIX}/orders/{{ref}}/cancel", _cancel_order),
+        web.post(f"{PREFIX}/orders/{{ref}}/invoice", _invoice_order),
+        web.get(f"{PREFIX}/orders/{{ref}}/invoices", _invoices),
         web.get(f"{PREFIX}/pickings", _list_pickings),
         web.get(f"{PREFIX}/pickings/{{ref:.+}}", _get_picking),
         web.post(f"{PREFIX}/users", _add_user),

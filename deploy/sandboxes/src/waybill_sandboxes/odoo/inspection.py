@@ -178,3 +178,29 @@ def order_view(registry: Registry, order_id: int) -> OrderView:
         messages=chatter(registry, "sale.order", order_id),
         activities=activities(registry, "sale.order", order_id),
     )
+
+
+class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer invoice or credit note of a sale order."""
+
+    id: int
+    name: str
+    move_type: str
+    """``out_invoice`` or ``out_refund`` (a credit note)."""
+    state: str
+    amount_total: float
+
+
+def invoice_views(registry: Registry, order_name: str) -> list[InvoiceView]:
+    """The order's customer invoices and credit notes, oldest first."""
+    moves = registry.search("account.move", [("invoice_origin", "=", order_name)])
+    return [
+        InvoiceView(
+            id=move,
+            name=str(registry.value("account.move", move, "name") or ""),
+            move_type=str(registry.value("account.move", move, "move_type")),
+            state=str(registry.value("account.move", move, "state")),
+            amount_total=float(registry.value("account.move", move, "amount_total") or 0.0),
+        )
+        for move in sorted(moves)
+    ]

@@ -12,9 +12,17 @@ import msgspec
 from aiohttp import web
 
 from waybill_sandboxes.faults import Faults
+from waybill_sandboxes.odoo.accounting import invoice_delivered
 from waybill_sandboxes.odoo.continuity import keep_counters
 from waybill_sandboxes.odoo.env import Env, Records
-from waybill_sandboxes.odoo.inspection import OrderView, PickingView, order_view, picking_view
+from waybill_sandboxes.odoo.inspection import (
+    InvoiceView,
+    OrderView,
+    PickingView,
+    invoice_views,
+    order_view,
+    picking_view,
+)
 from waybill_sandboxes.odoo.registry import Registry
 from waybill_sandboxes.odoo.seed import ADMIN_UID, deliver_and_invoice, place_order, seed_data
 from waybill_sandboxes.odoo.setup import install_setup
@@ -213,6 +221,18 @@ class OdooSandbox:
         order_id = self._order_id(ref)
         with self.registry.transaction():
             return deliver_and_invoice(self.registry, order_id)
+
+    def invoice_order(self, ref: str) -> int | None:
+        """Invoice what the order delivered and post it, as accounting does after shipping;
+        the invoice's id, None when nothing is left to invoice."""
+        order_id = self._order_id(ref)
+        with self.registry.transaction():
+            return invoice_delivered(self.registry, order_id, ADMIN_UID)
+
+    def invoices_of(self, ref: str) -> list[InvoiceView]:
+        """The order's customer invoices and credit notes."""
+        name = self.registry.value("sale.order", self._order_id(ref), "name")
+        return invoice_views(self.registry, str(name))
 
     def refuse_credit_notes(self, message: str, times: int = 1) -> None:
         """Make Odoo refuse to post the next ``times`` moves (``account.move.action_post``)
