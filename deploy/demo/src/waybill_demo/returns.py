@@ -23,9 +23,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
+
+from waybill_demo.admin_calls import json_of, path_part
 
 __all__ = ["ReturnOutcome", "render_returns", "run_returns"]
 
@@ -44,18 +45,6 @@ class ReturnOutcome:
     credit_notes: int | None = None
     emails: str = "-"
     reached: bool = False
-
-
-def _path(ref: str) -> str:
-    return quote(ref, safe="")
-
-
-async def _json(response: aiohttp.ClientResponse) -> Any:
-    if response.status >= 400:
-        raise RuntimeError(
-            f"{response.method} {response.url} -> {response.status}: {await response.text()}"
-        )
-    return await response.json()
 
 
 async def run_returns(
@@ -86,9 +75,9 @@ async def run_returns(
     headers = {"Authorization": f"Bearer {operator_token}"} if operator_token else {}
     for outcome in outcomes:
         async with http.post(
-            f"{odoo}/_sandbox/odoo/orders/{_path(outcome.sale_order)}/invoice"
+            f"{odoo}/_sandbox/odoo/orders/{path_part(outcome.sale_order)}/invoice"
         ) as r:
-            await _json(r)
+            await json_of(r)
         plan: dict[str, Any] = {"reject_all": True}
         if outcome.expected == CREDITED:
             # One unit broken, when the return holds more than one: something is accepted.
@@ -96,9 +85,9 @@ async def run_returns(
             broken = [{"sku": outcome.lines[0]["sku"], "damaged": 1}] if units > 1 else []
             plan = {"lines": broken}
         async with http.put(
-            f"{wms}/_sandbox/returns/{_path(outcome.return_id)}/inspection", json=plan
+            f"{wms}/_sandbox/returns/{path_part(outcome.return_id)}/inspection", json=plan
         ) as r:
-            await _json(r)
+            await json_of(r)
         body = {
             "rma_id": outcome.return_id,
             "order_ref": outcome.ref,
@@ -106,7 +95,7 @@ async def run_returns(
                        "reason": "does not fit"} for line in outcome.lines],
         }  # fmt: skip
         async with http.post(f"{gateway}/returns", json=body, headers=headers) as r:
-            await _json(r)
+            await json_of(r)
     while time.monotonic() < deadline:
         await _arrive_at_the_dock(http, wms, outcomes)
         for outcome in outcomes:
@@ -123,7 +112,7 @@ async def _arrive_at_the_dock(
 ) -> None:
     """Every return announced at the dock and still expected: its parcel arrives, inspected."""
     async with http.get(f"{wms}/_sandbox/returns") as r:
-        known = {found["client_return_ref"]: found for found in (await _json(r))["returns"]}
+        known = {found["client_return_ref"]: found for found in (await json_of(r))["returns"]}
     for outcome in outcomes:
         found = known.get(outcome.return_id)
         if found is None:
@@ -131,22 +120,26 @@ async def _arrive_at_the_dock(
         outcome.dock = found["status"]
         if found["status"] == "expected":
             # Received and inspected in one go (the dock's default).
-            async with http.post(f"{wms}/_sandbox/returns/{_path(outcome.return_id)}/receive") as r:
-                outcome.dock = (await _json(r))["status"]
+            async with http.post(
+                f"{wms}/_sandbox/returns/{path_part(outcome.return_id)}/receive"
+            ) as r:
+                outcome.dock = (await json_of(r))["status"]
 
 
 async def _observe(
     http: aiohttp.ClientSession, odoo: str, mail: str | None, outcome: ReturnOutcome
 ) -> None:
-    async with http.get(f"{odoo}/_sandbox/odoo/orders/{_path(outcome.sale_order)}/invoices") as r:
-        moves = await _json(r)
+    async with http.get(
+        f"{odoo}/_sandbox/odoo/orders/{path_part(outcome.sale_order)}/invoices"
+    ) as r:
+        moves = await json_of(r)
     notes = [m for m in moves if m["move_type"] == "out_refund" and m["state"] == "posted"]
     outcome.credit_notes = len(notes)
     if outcome.expected == CREDITED:
         outcome.reached = outcome.dock == "inspected" and len(notes) == 1
     else:
-        async with http.get(f"{odoo}/_sandbox/odoo/pickings/{_path(outcome.ref)}") as r:
-            picking = await _json(r)
+        async with http.get(f"{odoo}/_sandbox/odoo/pickings/{path_part(outcome.ref)}") as r:
+            picking = await json_of(r)
         outcome.reached = outcome.dock == "inspected" and not notes and bool(picking["activities"])
     if outcome.reached and mail is not None:
         kinds = await _return_emails(http, mail, outcome.ref)
@@ -161,7 +154,7 @@ async def _observe(
 async def _return_emails(http: aiohttp.ClientSession, mail: str, ref: str) -> dict[str, int]:
     """The order's return emails in the SMTP sink, by kind."""
     async with http.get(f"{mail}/_sandbox/mail") as r:
-        summary = await _json(r)
+        summary = await json_of(r)
     counts: dict[str, int] = {}
     for message in summary["messages"]:
         headers = message.get("headers", {})

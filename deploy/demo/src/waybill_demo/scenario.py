@@ -17,13 +17,13 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from nats.aio.client import Client as NatsClient
 
 from waybill_contracts import SubjectMap
 from waybill_contracts.queries import OrderStatusRequest, OrderStatusResponse
+from waybill_demo.admin_calls import json_of, path_part
 from waybill_demo.returns import ReturnOutcome, render_returns, run_returns
 from waybill_runtime.bus.client import connect_client
 from waybill_runtime.queries import QueryError, ask
@@ -112,18 +112,6 @@ class DemoReport:
         return [r for r in self.returns if not r.reached]
 
 
-def _ref_path(ref: str) -> str:
-    return quote(ref, safe="")
-
-
-async def _json(response: aiohttp.ClientResponse) -> Any:
-    if response.status >= 400:
-        raise RuntimeError(
-            f"{response.method} {response.url} -> {response.status}: {await response.text()}"
-        )
-    return await response.json()
-
-
 async def run_demo(endpoints: DemoEndpoints, plan: DemoPlan) -> DemoReport:
     """Two waves of orders: the first while carrier A is down, the second after it is back."""
     rng = random.Random(plan.seed)
@@ -189,11 +177,11 @@ async def _release_order(
         {"sku": sku, "quantity": rng.randint(1, 3)} for sku in rng.sample(SKUS, rng.randint(1, 3))
     ]
     async with http.post(f"{endpoints.odoo}/_sandbox/odoo/orders", json={"lines": lines}) as r:
-        order = await _json(r)
+        order = await json_of(r)
     outcome = OrderOutcome(
         ref=order["pickings"][0], expected=expected, sale_order=order["name"], lines=lines
     )
-    wms_order = f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}"
+    wms_order = f"{endpoints.wms}/_sandbox/orders/{path_part(outcome.ref)}"
     if expected != "shipped":
         # The warehouse keeps the order before picking, so the cancel or the
         # short pick happens at a known point of its life.
@@ -216,13 +204,13 @@ async def _cancel_and_release(
             await _wait_until_in_warehouse(http, endpoints.wms, outcome.ref, deadline)
             await _post(
                 http,
-                f"{endpoints.odoo}/_sandbox/odoo/orders/{_ref_path(outcome.sale_order)}/cancel",
+                f"{endpoints.odoo}/_sandbox/odoo/orders/{path_part(outcome.sale_order)}/cancel",
                 {},
             )
     for outcome in outcomes:
         if outcome.expected != "shipped":
             await _post(
-                http, f"{endpoints.wms}/_sandbox/orders/{_ref_path(outcome.ref)}/release", {}
+                http, f"{endpoints.wms}/_sandbox/orders/{path_part(outcome.ref)}/release", {}
             )
 
 
@@ -231,7 +219,7 @@ async def _wait_until_in_warehouse(
 ) -> None:
     while time.monotonic() < deadline:
         async with http.get(f"{wms}/_sandbox/orders") as response:
-            known = await _json(response)
+            known = await json_of(response)
         if any(o.get("client_order_ref") == ref for o in known["orders"]):
             return
         await asyncio.sleep(0.2)
@@ -240,12 +228,12 @@ async def _wait_until_in_warehouse(
 
 async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
     async with http.post(url, json=body) as response:
-        await _json(response)
+        await json_of(response)
 
 
 async def _put_fault(http: aiohttp.ClientSession, base: str, plan: dict[str, Any]) -> None:
     async with http.put(f"{base}/_sandbox/faults/*", json=plan) as response:
-        await _json(response)
+        await json_of(response)
 
 
 async def _clear_faults(http: aiohttp.ClientSession, base: str) -> None:
@@ -280,8 +268,8 @@ async def _observe(
     endpoints: DemoEndpoints,
     outcome: OrderOutcome,
 ) -> None:
-    async with http.get(f"{endpoints.odoo}/_sandbox/odoo/pickings/{_ref_path(outcome.ref)}") as r:
-        picking = await _json(r)
+    async with http.get(f"{endpoints.odoo}/_sandbox/odoo/pickings/{path_part(outcome.ref)}") as r:
+        picking = await json_of(r)
     outcome.state = picking["state"]
     outcome.tracking = picking.get("carrier_tracking_ref") or ""
     if outcome.expected == "shipped":
@@ -317,7 +305,7 @@ async def _observe(
 async def _shipped_emails(http: aiohttp.ClientSession, mail: str) -> dict[str, int]:
     """Shipped emails in the SMTP sink per order ref."""
     async with http.get(f"{mail}/_sandbox/mail") as response:
-        summary = await _json(response)
+        summary = await json_of(response)
     counts: dict[str, int] = {}
     for message in summary["messages"]:
         headers = message.get("headers", {})
@@ -332,10 +320,10 @@ async def _audited_messages(
 ) -> int:
     """How many events and commands the auditor's timeline of ``ref`` lists (0 if none)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.get(f"{auditor}/orders/{_ref_path(ref)}/timeline", headers=headers) as response:
+    async with http.get(f"{auditor}/orders/{path_part(ref)}/timeline", headers=headers) as response:
         if response.status == 404:
             return 0
-        timeline = await _json(response)
+        timeline = await json_of(response)
     return len(timeline["entries"])
 
 
