@@ -28,12 +28,14 @@ from waybill_auditor.tower.actions import (
     ORDER_ACTION_KINDS,
     REPLAY_PATH,
     RESOLVE_PATH,
+    RETRY_RETURN_PATH,
     SYNC_PRODUCTS_PATH,
     ApproveAdjustmentForm,
     OperatorActions,
     OrderActionForm,
     ReplayForm,
     ResolveForm,
+    RetryReturnForm,
     SyncProductsForm,
 )
 from waybill_auditor.tower.pages import PREFIX, ControlTower
@@ -170,6 +172,7 @@ TOWER_ROUTES = (
     _page(f"{PREFIX}/dead-letters", "dead letters"),
     _page(f"{PREFIX}/partners", "partner health"),
     _page(PREFIX + "/partners/{slug}", "one partner"),
+    _page(f"{PREFIX}/returns", "customers' returns and where each stands"),
     _page(f"{PREFIX}/adjustments", "warehouse stock adjustments: held and applied"),
     _page(f"{PREFIX}/product-syncs", "product master sync runs"),
     Route(
@@ -212,6 +215,7 @@ TOWER_ROUTES = (
     _action(REPLAY_PATH, "replay a dead letter", ReplayForm),
     _action(SYNC_PRODUCTS_PATH, "run a product sync now", SyncProductsForm),
     _action(APPROVE_ADJUSTMENT_PATH, "apply a held stock adjustment", ApproveAdjustmentForm),
+    _action(RETRY_RETURN_PATH, "retry a return's step", RetryReturnForm),
     Route("GET", SIGN_IN, "public", "the local sign-in page", answers="text/html"),
     Route("POST", SIGN_IN, "public", "sign in with a pasted token", request=SignInForm, form=True),
     Route("POST", SIGN_OUT, "public", "sign out", request=SignOutForm, form=True),

@@ -9,7 +9,8 @@ made when the page was drawn: sending the form twice is one action (the
 command's message id and its executor's key both derive from it).
 
 Who acts: the orchestrator owns order state (retry, release, cancel the
-shipment, resolve an exception); the odoo-gateway applies a held stock
+shipment, resolve an exception) and returns (retry a return's step); the
+odoo-gateway applies a held stock
 adjustment an operator approves and runs a product sync started from the
 product syncs page. A dead letter is replayed by the auditor
 itself, as `waybill dlq replay` does (:mod:`waybill_auditor.replays`): the
@@ -42,6 +43,7 @@ from waybill_contracts.operations import (
     ReleaseHeldOrder,
     ResolveException,
     RetryOrderStage,
+    RetryReturnStep,
     StartProductSync,
 )
 from waybill_runtime.bus.publisher import Publisher
@@ -97,6 +99,15 @@ class ApproveAdjustmentForm(msgspec.Struct, frozen=True, kw_only=True):
     csrf_token: _Csrf = ""
 
 
+class RetryReturnForm(msgspec.Struct, frozen=True, kw_only=True):
+    """Try a return's step again (once its cause is fixed)."""
+
+    action_id: _ActionId
+    return_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="The return.")]
+    note: _Note = ""
+    csrf_token: _Csrf = ""
+
+
 class ReplayForm(msgspec.Struct, frozen=True, kw_only=True):
     """Replay one dead letter."""
 
@@ -141,6 +152,7 @@ RESOLVE_PATH = f"{ACTIONS}/resolve-exception"
 REPLAY_PATH = f"{ACTIONS}/replay-dead-letter"
 SYNC_PRODUCTS_PATH = f"{ACTIONS}/sync-products"
 APPROVE_ADJUSTMENT_PATH = f"{ACTIONS}/approve-adjustment"
+RETRY_RETURN_PATH = f"{ACTIONS}/retry-return-step"
 ACTION_SLUGS = frozenset(
     {
         *(kind.slug for kind in ORDER_ACTION_KINDS),
@@ -148,6 +160,7 @@ ACTION_SLUGS = frozenset(
         "replay-dead-letter",
         "sync-products",
         "approve-adjustment",
+        "retry-return-step",
     }
 )
 
@@ -292,10 +305,12 @@ class OperatorActions:
             web.post(REPLAY_PATH, self.replay),
             web.post(SYNC_PRODUCTS_PATH, self.sync_products),
             web.post(APPROVE_ADJUSTMENT_PATH, self.approve_adjustment),
+            web.post(RETRY_RETURN_PATH, self.retry_return_step),
         ]
 
     async def _send(
-        self, command: OrderAction | StartProductSync | ApproveInventoryAdjustment
+        self,
+        command: OrderAction | StartProductSync | ApproveInventoryAdjustment | RetryReturnStep,
     ) -> None:
         # The action's id is the message's fact id: a form sent twice is one message.
         await self.publisher.publish(command, fact_id=f"operator-action:{command.action_id}")
@@ -354,6 +369,19 @@ class OperatorActions:
             )
         )
         raise web.HTTPSeeOther("/tower/adjustments?done=approve-adjustment")
+
+    async def retry_return_step(self, request: web.Request) -> web.Response:
+        """Try a return's step again (the orchestrator owns the return and acts once)."""
+        form = await _form(request, RetryReturnForm)
+        await self._send(
+            RetryReturnStep(
+                action_id=form.action_id,
+                operator=principal_of(request).subject,
+                return_id=form.return_id,
+                note=form.note.strip() or None,
+            )
+        )
+        raise web.HTTPSeeOther("/tower/returns?done=retry-return-step")
 
     async def replay(self, request: web.Request) -> web.Response:
         """Replay a dead letter in the operator's name (the auditor does it, now)."""

@@ -36,12 +36,14 @@ from waybill_auditor.product_syncs import (
     report_csv,
 )
 from waybill_auditor.reports import report_response
+from waybill_auditor.returns_view import latest_returns
 from waybill_auditor.stages import Stage
 from waybill_auditor.stock_reports import latest_reconciliations, reconciliation_csv
 from waybill_auditor.store import AuditStore, OrderRow, OrdersFilter
 from waybill_auditor.tower.actions import ACTION_SLUGS as DONE
 from waybill_auditor.tower.actions import (
     APPROVE_ADJUSTMENT_PATH,
+    RETRY_RETURN_PATH,
     SYNC_PRODUCTS_PATH,
     new_action_id,
     order_actions,
@@ -68,6 +70,7 @@ RECONCILIATIONS_ON_OVERVIEW = 5
 PAGE_SIZE = 200
 PRODUCT_SYNCS_SHOWN = 50
 APPLIED_ADJUSTMENTS_SHOWN = 50
+RETURNS_SHOWN = 200
 ASSETS = {"tower.css": "text/css", "tower.js": "text/javascript"}
 
 
@@ -120,6 +123,7 @@ class ControlTower:
             web.get(f"{PREFIX}/dead-letters", self.dead_letters),
             web.get(f"{PREFIX}/partners", self.partners),
             web.get(PREFIX + "/partners/{slug}", self.partner),
+            web.get(f"{PREFIX}/returns", self.returns),
             web.get(f"{PREFIX}/adjustments", self.adjustments),
             web.get(f"{PREFIX}/product-syncs", self.product_syncs),
             web.get(PREFIX + "/product-syncs/{batch}/report.{format}", self.product_sync_report),
@@ -315,6 +319,23 @@ class ControlTower:
                 "breakers": of_service(
                     await breaker_states(self.store, self.subjects), partner.service.value
                 ),
+            },
+        )
+
+    async def returns(self, request: web.Request) -> web.Response:
+        """Customers' returns, where each stands; operators may retry a return's step."""
+        asked = _query(request, frozenset({"done"}))
+        found = await latest_returns(self.store, self.subjects, limit=RETURNS_SHOWN)
+        return page(
+            request,
+            "returns.html",
+            {
+                "title": "Returns",
+                "now": self.clock(),
+                "returns": found,
+                "retry_path": RETRY_RETURN_PATH,
+                "action_ids": {r.return_id: new_action_id() for r in found},
+                "done": _done(asked),
             },
         )
 
