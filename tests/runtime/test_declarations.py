@@ -51,6 +51,9 @@ def test_waybill_services_json_lists_every_service_with_what_it_does() -> None:
         ReleaseToWarehouse.ce_type(),
         "io.waybill.cmd.warehouse.cancel_order.v1",
         "io.waybill.cmd.warehouse.sync_products.v1",
+        "io.waybill.cmd.warehouse.snapshot_inventory.v1",
+        "io.waybill.cmd.warehouse.expect_return.v1",
+        "io.waybill.cmd.warehouse.cancel_return.v1",
     }
     assert WarehouseOrderAccepted.ce_type() in {p["type"] for p in bridge["publishes"]}
     assert [b["purpose"] for b in bridge["buckets"]] == ["idempotency", "watermarks"]
