@@ -17,6 +17,7 @@ from waybill_contracts import SubjectMap
 from waybill_runtime.bus.dead_letters import StoredDeadLetter, iter_dead_letters
 from waybill_runtime.bus.replay import ReplayRefused, refusal, replay
 from waybill_runtime.cli.identity import add_identity_options, connected_identity
+from waybill_runtime.cli.options import add_nats_url_option, add_prefix_option
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.security.permissions import OPERATOR
 
@@ -64,16 +65,8 @@ def default_operator() -> str:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nats-url",
-        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS server (default $NATS_URL or nats://127.0.0.1:4222)",
-    )
-    parser.add_argument(
-        "--prefix",
-        default=os.environ.get("WAYBILL_SUBJECT_PREFIX", "waybill"),
-        help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
-    )
+    add_nats_url_option(parser)
+    add_prefix_option(parser)
     add_identity_options(parser, OPERATOR)
     parser.add_argument(
         "--service", help="only dead letters of this service (the one that gave up)"

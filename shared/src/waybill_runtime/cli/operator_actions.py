@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 
 from waybill_contracts import ContractError, SubjectMap, validate
 from waybill_contracts.messages import Command
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.cli.dlq import default_operator
 from waybill_runtime.cli.identity import add_identity_options, connected_identity
-from waybill_runtime.cli.options import subject_prefix_from_env
+from waybill_runtime.cli.options import (
+    add_nats_url_option,
+    add_prefix_option,
+)
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.security.permissions import OPERATOR
 
@@ -33,16 +35,8 @@ def add_sender_options(parser: argparse.ArgumentParser, *, doing: str) -> None:
         "--operator", help=f"who {doing} (default $WAYBILL_OPERATOR, else the OS user)"
     )
     parser.add_argument("--note", help="why, for the record")
-    parser.add_argument(
-        "--nats-url",
-        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS server (default $NATS_URL or nats://127.0.0.1:4222)",
-    )
-    parser.add_argument(
-        "--prefix",
-        default=subject_prefix_from_env(),
-        help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
-    )
+    add_nats_url_option(parser)
+    add_prefix_option(parser)
     add_identity_options(parser, OPERATOR)
 
 

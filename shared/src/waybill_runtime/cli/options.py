@@ -97,6 +97,24 @@ def embedded_nats_options(args: argparse.Namespace) -> EmbeddedNatsOptions:
     )
 
 
+def add_nats_url_option(parser: argparse.ArgumentParser) -> None:
+    """``--nats-url``: the NATS server a command talks to ($NATS_URL, else the local default)."""
+    parser.add_argument(
+        "--nats-url",
+        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+        help="NATS server (default $NATS_URL or nats://127.0.0.1:4222)",
+    )
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    """``--prefix``: the installation's subject prefix ($WAYBILL_SUBJECT_PREFIX, else waybill)."""
+    parser.add_argument(
+        "--prefix",
+        default=subject_prefix_from_env(),
+        help="subject prefix of the installation (default $WAYBILL_SUBJECT_PREFIX or waybill)",
+    )
+
+
 def subject_prefix_from_env() -> str:
     """The subject prefix the services of a local run read (WAYBILL_SUBJECT_PREFIX)."""
     return os.environ.get("WAYBILL_SUBJECT_PREFIX") or "waybill"

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 
 import msgspec
 from nats.aio.msg import Msg
 
 from waybill_contracts import SubjectMap
 from waybill_runtime.cli.identity import add_identity_options, connected_identity
-from waybill_runtime.cli.options import subject_prefix_from_env
+from waybill_runtime.cli.options import add_nats_url_option, subject_prefix_from_env
 from waybill_runtime.errors import UserFacingError
 from waybill_runtime.queries.discovery import DISCOVERY_PREFIX, PingResponse
 from waybill_runtime.security.permissions import OPERATOR
@@ -36,11 +35,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "service", metavar="SERVICE", help="the service's name (`waybill services` lists them)"
     )
-    parser.add_argument(
-        "--nats-url",
-        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS server (default $NATS_URL or nats://127.0.0.1:4222)",
-    )
+    add_nats_url_option(parser)
     parser.add_argument(
         "--subject-prefix",
         default=None,

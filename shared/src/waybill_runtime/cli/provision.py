@@ -14,6 +14,7 @@ import os
 
 from waybill_runtime.bus.provisioning import provision_mesh
 from waybill_runtime.cli.identity import add_identity_options, connected_identity
+from waybill_runtime.cli.options import add_nats_url_option
 from waybill_runtime.local.registry import load_services
 from waybill_runtime.security.permissions import ADMIN
 from waybill_runtime.settings import RuntimeSettings, env_var_name, load_settings
@@ -32,11 +33,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ),
     )
     parser.add_argument("names", nargs="*", metavar="SERVICE", help="only these services")
-    parser.add_argument(
-        "--nats-url",
-        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS server (default $NATS_URL or nats://127.0.0.1:4222)",
-    )
+    add_nats_url_option(parser)
     add_identity_options(parser, ADMIN)
     parser.set_defaults(handler=run_provision)
 
