@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -165,6 +165,13 @@ ACTION_SLUGS = frozenset(
 )
 
 
+OperatorCommand = OrderAction | StartProductSync | ApproveInventoryAdjustment | RetryReturnStep
+"""What the auditor sends for an operator (each carries the form's ``action_id``)."""
+
+
+F = TypeVar("F", SyncProductsForm, ApproveAdjustmentForm, RetryReturnForm)
+
+
 def new_action_id() -> str:
     """A fresh id for one form as drawn."""
     return uuid.uuid4().hex
@@ -303,15 +310,57 @@ class OperatorActions:
             ),
             web.post(RESOLVE_PATH, self.resolve),
             web.post(REPLAY_PATH, self.replay),
-            web.post(SYNC_PRODUCTS_PATH, self.sync_products),
-            web.post(APPROVE_ADJUSTMENT_PATH, self.approve_adjustment),
-            web.post(RETRY_RETURN_PATH, self.retry_return_step),
+            # The odoo-gateway runs the sync and applies the adjustment, the orchestrator
+            # retries the return's step: each once per action.
+            web.post(
+                SYNC_PRODUCTS_PATH,
+                self._page_action(
+                    SyncProductsForm,
+                    lambda form, who, note: StartProductSync(
+                        action_id=form.action_id, operator=who, note=note
+                    ),
+                    "/tower/product-syncs?done=sync-products",
+                ),
+            ),
+            web.post(
+                APPROVE_ADJUSTMENT_PATH,
+                self._page_action(
+                    ApproveAdjustmentForm,
+                    lambda form, who, note: ApproveInventoryAdjustment(
+                        action_id=form.action_id, operator=who, reference=form.reference, note=note
+                    ),
+                    "/tower/adjustments?done=approve-adjustment",
+                ),
+            ),
+            web.post(
+                RETRY_RETURN_PATH,
+                self._page_action(
+                    RetryReturnForm,
+                    lambda form, who, note: RetryReturnStep(
+                        action_id=form.action_id, operator=who, return_id=form.return_id, note=note
+                    ),
+                    "/tower/returns?done=retry-return-step",
+                ),
+            ),
         ]
 
-    async def _send(
+    def _page_action(
         self,
-        command: OrderAction | StartProductSync | ApproveInventoryAdjustment | RetryReturnStep,
-    ) -> None:
+        form_type: type[F],
+        command_of: Callable[[F, str, str | None], OperatorCommand],
+        back_to: str,
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A page's form that sends one command in the operator's name, then shows the page."""
+
+        async def handler(request: web.Request) -> web.Response:
+            form = await _form(request, form_type)
+            note = form.note.strip() or None
+            await self._send(command_of(form, principal_of(request).subject, note))
+            raise web.HTTPSeeOther(back_to)
+
+        return handler
+
+    async def _send(self, command: OperatorCommand) -> None:
         # The action's id is the message's fact id: a form sent twice is one message.
         await self.publisher.publish(command, fact_id=f"operator-action:{command.action_id}")
 
@@ -344,44 +393,6 @@ class OperatorActions:
             )
         )
         raise web.HTTPSeeOther(_order_page(form.order_ref, "resolve-exception"))
-
-    async def sync_products(self, request: web.Request) -> web.Response:
-        """Run a product master sync now (the odoo-gateway runs it, once per action)."""
-        form = await _form(request, SyncProductsForm)
-        await self._send(
-            StartProductSync(
-                action_id=form.action_id,
-                operator=principal_of(request).subject,
-                note=form.note.strip() or None,
-            )
-        )
-        raise web.HTTPSeeOther("/tower/product-syncs?done=sync-products")
-
-    async def approve_adjustment(self, request: web.Request) -> web.Response:
-        """Apply a held stock adjustment in Odoo (the odoo-gateway applies it once)."""
-        form = await _form(request, ApproveAdjustmentForm)
-        await self._send(
-            ApproveInventoryAdjustment(
-                action_id=form.action_id,
-                operator=principal_of(request).subject,
-                reference=form.reference,
-                note=form.note.strip() or None,
-            )
-        )
-        raise web.HTTPSeeOther("/tower/adjustments?done=approve-adjustment")
-
-    async def retry_return_step(self, request: web.Request) -> web.Response:
-        """Try a return's step again (the orchestrator owns the return and acts once)."""
-        form = await _form(request, RetryReturnForm)
-        await self._send(
-            RetryReturnStep(
-                action_id=form.action_id,
-                operator=principal_of(request).subject,
-                return_id=form.return_id,
-                note=form.note.strip() or None,
-            )
-        )
-        raise web.HTTPSeeOther("/tower/returns?done=retry-return-step")
 
     async def replay(self, request: web.Request) -> web.Response:
         """Replay a dead letter in the operator's name (the auditor does it, now)."""
