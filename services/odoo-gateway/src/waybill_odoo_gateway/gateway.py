@@ -29,6 +29,7 @@ from waybill_odoo_gateway.odoo_setup import SetupReport, check_setup
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
 from waybill_odoo_gateway.product_master import ProductMaster
+from waybill_odoo_gateway.rma_ledger import RMA_BUCKET
 from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
 from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.outcomes import PermanentError
@@ -185,7 +186,14 @@ async def running_gateway(runtime: Runtime[OdooGatewaySettings]) -> AsyncIterato
     reader = DeliveryReader(odoo)
     marks = runtime.buckets["watermarks"]
     within_h = settings.express_promised_within_h
-    returns = ReturnFacts(odoo, reader, runtime.publisher, marks, settings.odoo_carrier_names)
+    returns = ReturnFacts(
+        odoo,
+        reader,
+        runtime.publisher,
+        marks,
+        runtime.buckets[RMA_BUCKET],
+        settings.odoo_carrier_names,
+    )
     facts = OrderFacts(
         odoo,
         reader,

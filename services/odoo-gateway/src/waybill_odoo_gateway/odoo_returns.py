@@ -10,7 +10,10 @@ picking's name (``WH/IN/00007``); the delivery, customer and address are the
 delivered order's.
 
 Those the gateway made itself for an RMA (origin ``Return of WH/OUT/00001
-(RMA-7)``) were requested through its API already and are left alone, as are
+(RMA-7)``) were requested through its API already and are left alone (and so is one
+not marked yet: the wizard makes the picking and the gateway marks it in a second call,
+so a picking with exactly the lines of an RMA still waiting for its picking is that
+RMA's, see :meth:`RmaLedger.awaiting_picking`), as are
 returns validated in Odoo before the gateway saw them open (the goods are back:
 no label is needed). Each fact is published once: its message id comes from
 the picking and a marker in the watermarks bucket keeps it out after
@@ -39,6 +42,7 @@ from waybill_odoo_gateway.odoo_values import decimal_quantity, many2one_id, text
 from waybill_odoo_gateway.order_facts import Seen, marker_key
 from waybill_odoo_gateway.return_pickings import with_skus
 from waybill_odoo_gateway.return_requests import return_requested
+from waybill_odoo_gateway.rma_ledger import RmaLedger
 from waybill_runtime.bus.publisher import Publisher
 
 __all__ = ["RECEIPT_MARK", "ReturnFacts", "ReturnSeen", "receipt_marker"]
@@ -77,12 +81,14 @@ class ReturnFacts:
         reader: DeliveryReader,
         publisher: Publisher,
         marks: KeyValue,
+        rmas: KeyValue,
         carrier_names: Mapping[str, str],
     ) -> None:
         self._odoo = odoo
         self._reader = reader
         self._publisher = publisher
         self._marks = marks
+        self._rmas = rmas
         self._carrier_names = carrier_names
 
     async def on_incoming(self, picking: Picking) -> Seen:
@@ -136,6 +142,18 @@ class ReturnFacts:
             if decimal_quantity(row["product_uom_qty"]) > Decimal(0)
         )
         if not lines:
+            return Seen.IGNORED
+        rma = await RmaLedger(self._rmas, delivery).load()
+        making = await rma.awaiting_picking(
+            self._odoo, ((line.sku, line.quantity.value) for line in lines)
+        )
+        if making is not None:
+            log.info(
+                "return picking %s has the lines of RMA %s, which is waiting for its picking: "
+                "it is that RMA's, not marked yet (not announced again)",
+                picking.name,
+                making,
+            )
             return Seen.IGNORED
         requested = await return_requested(
             self._reader,

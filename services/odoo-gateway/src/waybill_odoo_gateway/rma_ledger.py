@@ -11,6 +11,7 @@ replicas taking RMAs of one order at once cannot both take the last units.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 import msgspec
@@ -63,6 +64,27 @@ class RmaLedger:
                 totals[sku] = totals.get(sku, Decimal(0)) + Decimal(quantity)
         return totals
 
+    async def awaiting_picking(
+        self, odoo: OdooClient, lines: Iterable[tuple[str, Decimal]]
+    ) -> str | None:
+        """The RMA of exactly ``lines`` (SKU, quantity) that Odoo has no marked return
+        picking of yet, if there is one.
+
+        Odoo's return wizard makes an RMA's picking under its own origin (``Return of
+        WH/OUT/00001``) and the gateway marks it with the RMA right after, in a second
+        call: a webhook or a poll in between sees what looks like a return an Odoo user
+        made. With the lines of an RMA still waiting for its picking, it is that RMA's
+        picking about to be marked (or, if the mark never comes, the one the RMA's retry
+        adopts), not a second return of the same goods.
+        """
+        wanted = _by_sku(lines)
+        for rma_id, taken in self._taken.items():
+            if _by_sku((sku, Decimal(q)) for sku, q in taken.items()) != wanted:
+                continue
+            if await find_return(odoo, rma_id, self._delivery.name) is None:
+                return rma_id
+        return None
+
     async def take(self, rma_id: str, lines: dict[str, Decimal]) -> None:
         """Record the RMA's quantities; another writer since :meth:`load` means asking again."""
         taken = {**self._taken, rma_id: {sku: str(q) for sku, q in lines.items()}}
@@ -73,3 +95,10 @@ class RmaLedger:
                 f"another RMA of {self._delivery.name} was taken at the same moment"
             ) from None
         self._taken = taken
+
+
+def _by_sku(lines: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for sku, quantity in lines:
+        totals[sku] = totals.get(sku, Decimal(0)) + quantity
+    return {sku: quantity.normalize() for sku, quantity in totals.items()}
