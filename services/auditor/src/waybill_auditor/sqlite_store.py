@@ -121,27 +121,58 @@ def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
     facts = merge(facts, record.observation)
     stage, since = settle(before, before_since, facts)
     since = since or record.time
+    since_text = format_time(since)
     is_dead_letter = record.kind == DEAD_LETTER
-    conn.execute(
-        "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
-        "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
-        "since_s = excluded.since_s, facts = excluded.facts, "
-        "messages = messages + excluded.messages, "
-        "dead_letters = dead_letters + excluded.dead_letters, "
-        "last_seen_s = max(last_seen_s, excluded.last_seen_s)",
-        (
-            record.order_ref,
-            stage.value,
-            format_time(since),
-            time_s(since),
-            _encode_facts(facts),
-            0 if is_dead_letter else 1,
-            1 if is_dead_letter else 0,
-            time_s(record.time),
-        ),
-    )
+    counts = (0 if is_dead_letter else 1, 1 if is_dead_letter else 0, time_s(record.time))
+    if row is None:
+        conn.execute(
+            _NEW_ORDER,
+            (
+                record.order_ref,
+                stage.value,
+                since_text,
+                time_s(since),
+                _encode_facts(facts),
+                *counts,
+            ),
+        )
+    elif stage == before and since_text == row["since"]:
+        # Most messages do not move their order (a notification, a command after its
+        # event, a repeat): the stage and its indexes are left alone, only the facts
+        # and the counts change.
+        conn.execute(_SAME_STAGE, (_encode_facts(facts), *counts, record.order_ref))
+    else:
+        conn.execute(
+            _NEW_STAGE,
+            (
+                stage.value,
+                since_text,
+                time_s(since),
+                _encode_facts(facts),
+                *counts,
+                record.order_ref,
+            ),
+        )
     return Recorded(new=True, stage_before=before, stage_after=stage)
+
+
+_NEW_ORDER = (
+    "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
+    "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    # Another writer on the file (a second auditor, which the file does not support, or a
+    # restore) may have made the row since it was read: add to it rather than fail.
+    "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
+    "since_s = excluded.since_s, facts = excluded.facts, "
+    "messages = messages + excluded.messages, "
+    "dead_letters = dead_letters + excluded.dead_letters, "
+    "last_seen_s = max(last_seen_s, excluded.last_seen_s)"
+)
+_COUNTS = (
+    "facts = ?, messages = messages + ?, dead_letters = dead_letters + ?, "
+    "last_seen_s = max(last_seen_s, ?)"
+)
+_SAME_STAGE = f"UPDATE orders SET {_COUNTS} WHERE order_ref = ?"
+_NEW_STAGE = f"UPDATE orders SET stage = ?, since = ?, since_s = ?, {_COUNTS} WHERE order_ref = ?"
 
 
 PURGE_BATCH = 5000
