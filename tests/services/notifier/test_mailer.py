@@ -107,22 +107,22 @@ def test_a_subject_longer_than_a_header_line_is_folded() -> None:
 def test_a_plain_customer_address_is_taken_without_the_email_parser(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from waybill_notifier import mailer as module
+    from email.headerregistry import Address
+    from email.utils import parseaddr
 
     parsed: list[str] = []
-    real_address, real_parseaddr = module.Address, module.parseaddr
 
     def counted_address(*args: object, **kwargs: object) -> object:
         parsed.append("Address")
-        return real_address(*args, **kwargs)  # type: ignore[arg-type]
+        return Address(*args, **kwargs)  # type: ignore[arg-type]
 
     def counted_parseaddr(*args: object, **kwargs: object) -> object:
         parsed.append("parseaddr")
-        return real_parseaddr(*args, **kwargs)  # type: ignore[arg-type]
+        return parseaddr(*args, **kwargs)  # type: ignore[arg-type]
 
     sender = mailer()
-    monkeypatch.setattr(module, "Address", counted_address)
-    monkeypatch.setattr(module, "parseaddr", counted_parseaddr)
+    monkeypatch.setattr("waybill_notifier.mailer.Address", counted_address)
+    monkeypatch.setattr("waybill_notifier.mailer.parseaddr", counted_parseaddr)
     rendered = render_email(NOTIFICATION, CONTACT)
     emails = [sender.compose(NOTIFICATION, CONTACT, rendered) for _ in range(3)]
 
