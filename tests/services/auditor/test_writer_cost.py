@@ -190,3 +190,42 @@ async def test_a_message_that_does_not_move_its_order_writes_no_stage_index_page
         assert order is not None and order.messages == 3 and order.stage is Stage.PICKED
     finally:
         await store.close()
+
+
+def test_counting_rows_looks_each_metric_label_up_once() -> None:
+    from prometheus_client import Counter, Gauge
+
+    from waybill_auditor.store import Change
+    from waybill_auditor.trail import AuditTrail
+    from waybill_runtime.metrics import MetricsRegistry
+
+    metrics = MetricsRegistry("auditor")
+    trail = AuditTrail(store=None, metrics=metrics)  # type: ignore[arg-type]  # not read here
+    looked_up: list[str] = []
+
+    def counted(metric: Counter | Gauge) -> None:
+        labels = metric.labels
+
+        def lookup(*values: str) -> object:
+            looked_up.append(values[0])
+            return labels(*values)
+
+        metric.labels = lookup  # type: ignore[method-assign,assignment]
+
+    counted(trail._rows)
+    counted(trail._orders)
+    stages = [Stage.RELEASED, Stage.IN_WAREHOUSE, Stage.ACCEPTED]
+    for ref in ("A", "B", "C", "D"):
+        for before, after in zip([None, *stages], stages, strict=False):
+            trail.changed(
+                Change(
+                    kind="event", type="t", order_ref=ref, stage_before=before, stage_after=after
+                )
+            )
+
+    # Twelve rows moving four orders through three stages: each label looked up once
+    # (event, and the three stages), where every row looked up its kind and its two
+    # stages before (32 look-ups).
+    assert sorted(looked_up) == sorted(["event", *(stage.value for stage in stages)])
+    assert trail._rows.labels("event")._value.get() == 12
+    assert [trail._orders.labels(stage.value)._value.get() for stage in stages] == [0, 0, 4]
