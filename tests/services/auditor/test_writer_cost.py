@@ -182,10 +182,11 @@ async def test_a_message_that_does_not_move_its_order_writes_no_stage_index_page
         written = _wal_frames(path) - before
 
         assert recorded.new and recorded.stage_before is recorded.stage_after is Stage.PICKED
-        # The message's row and its five indexes, the id's index, the order's row
-        # (and its key's index page, read): the orders' two stage indexes are left
-        # alone when the stage and its time do not change (10 pages before).
-        assert written <= 8, written
+        # The message's row, its id's index and four of its indexes (its correlation
+        # is its order: not indexed again), the order's row: the orders' two stage
+        # indexes are left alone when the stage and its time do not change (10 pages
+        # before, 8 with the stage indexes alone).
+        assert written <= 7, written
         order = await store.order(ref)
         assert order is not None and order.messages == 3 and order.stage is Stage.PICKED
     finally:
@@ -229,3 +230,43 @@ def test_counting_rows_looks_each_metric_label_up_once() -> None:
     assert sorted(looked_up) == sorted(["event", *(stage.value for stage in stages)])
     assert trail._rows.labels("event")._value.get() == 12
     assert [trail._orders.labels(stage.value)._value.get() for stage in stages] == [0, 0, 4]
+
+
+async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
+    tmp_path: Path,
+) -> None:
+    from waybill_contracts import new_context
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00043"
+        journey = Journey(ref)
+        cause = None
+        for message_type in (WarehouseOrderPicked, NotificationSent, NotificationSent):
+            message = for_order(message_type, ref)
+            cause = journey.add(message, cause=cause)
+            await store.record(record_of(message, cause, sequence=len(journey.sent)))
+        # One message about the order carried in another business transaction.
+        other = for_order(NotificationSent, ref)
+        elsewhere = new_context(other, source="notifier", correlation_id="RECON-7")
+        await store.record(record_of(other, elsewhere, sequence=9))
+
+        def correlation_index_entries(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT coalesce(sum(ncell), 0) FROM dbstat "
+                    "WHERE name LIKE 'messages_by%correlation' AND pagetype = 'leaf'"
+                ).fetchone()[0]
+            )
+
+        # Four rows, one index entry: the row whose correlation is not its order (four
+        # entries before, one per row).
+        assert await store._writer.run(correlation_index_entries) == 1
+        assert len(await store.messages_of(ref, dead_letters=False)) == 4
+        assert [m.id for m in await store.messages_of("RECON-7", dead_letters=False)] == [
+            elsewhere.id
+        ]
+    finally:
+        await store.close()

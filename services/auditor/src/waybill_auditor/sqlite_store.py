@@ -46,6 +46,14 @@ def time_s(moment: datetime) -> float:
     return moment.timestamp()
 
 
+BY_ORDER = "(order_ref = ? OR (correlation_id = ? AND correlation_id IS NOT order_ref))"
+"""A message about an order, by its order or its correlation (both parameters the order's ref).
+
+The second term repeats the correlation index's condition (database.MIGRATIONS, 5) so
+SQLite can use that partial index; a row whose correlation id is its order's ref is
+found by the first term."""
+
+
 def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
     row = conn.execute(
         f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
@@ -62,7 +70,7 @@ def _messages_of(
     # the order and correlation indexes find an order's few rows.
     rows = conn.execute(
         f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
-        "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
+        f"AND {BY_ORDER} ORDER BY time_s, stream_sequence",
         (*kinds, order_ref, order_ref),
     ).fetchall()
     return [reads.message_from_row(row) for row in rows]
@@ -352,7 +360,7 @@ class SqliteAuditStore:
         params: list[Any] = [DEAD_LETTER]
         for clause, value in (
             ("dl_service = ?", service),
-            ("(order_ref = ? OR correlation_id = ?)", order_ref),
+            (BY_ORDER, order_ref),
             ("stream_sequence < ?", before_sequence),
         ):
             if value is not None:
