@@ -145,9 +145,9 @@ def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
             ),
         )
     elif stage == before and since_text == row["since"]:
-        # Most messages do not move their order (a notification, a command after its
-        # event, a repeat): the stage and its indexes are left alone, only the facts
-        # and the counts change.
+        # About half of an order's messages do not move it (a notification, a command
+        # after its event, a milestone in transit): the stage and its two indexes are
+        # left alone, only the facts and the counts change.
         conn.execute(_SAME_STAGE, (_encode_facts(facts), *counts, record.order_ref))
     else:
         conn.execute(
