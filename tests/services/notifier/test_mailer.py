@@ -99,3 +99,37 @@ def test_a_subject_longer_than_a_header_line_is_folded() -> None:
     assert all(len(line) <= 998 for line in email.data.split(b"\r\n"))
     message = message_from_bytes(email.data, policy=policy.default)
     assert message["Subject"] == rendered.subject
+
+
+# -- what composing and sending an email costs (issue #18: the notifier's CPU per order) --
+
+
+def test_a_plain_customer_address_is_taken_without_the_email_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    parsed: list[str] = []
+
+    def counted_address(*args: object, **kwargs: object) -> object:
+        parsed.append("Address")
+        return Address(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_parseaddr(*args: object, **kwargs: object) -> object:
+        parsed.append("parseaddr")
+        return parseaddr(*args, **kwargs)  # type: ignore[arg-type]
+
+    sender = mailer()
+    monkeypatch.setattr("waybill_notifier.mailer.Address", counted_address)
+    monkeypatch.setattr("waybill_notifier.mailer.parseaddr", counted_parseaddr)
+    rendered = render_email(NOTIFICATION, CONTACT)
+    emails = [sender.compose(NOTIFICATION, CONTACT, rendered) for _ in range(3)]
+
+    # Three emails, no parse (two each before: the recipient, and the sender's domain
+    # for the Message-ID).
+    assert parsed == []
+    assert {email.recipient for email in emails} == {"m@x.test"}
+    quoted = msgspec.structs.replace(CONTACT, email='"marie jansen"@x.test')
+    assert sender.compose(NOTIFICATION, quoted, rendered).recipient == '"marie jansen"@x.test'
+    assert parsed == ["Address"]  # what is not plain dot-atoms is judged by the parser

@@ -4,9 +4,14 @@ sqlite3 blocks, and a connection belongs to the thread that opened it. Each
 :class:`SqliteThread` owns one connection in one thread and runs the jobs
 given to it one after the other, so the auditor's read-modify-write of an
 order never races another. The writer takes every job queued while it was
-busy into one transaction (each job in its own savepoint, so one failing job
-does not undo the others): one commit per group instead of one per message,
-which is what lets a single writer keep up with a busy bus.
+busy into one transaction: one commit per group instead of one per message,
+which is what lets a single writer keep up with a busy bus. A job that fails
+must not undo the others written with it: the group is then rolled back and
+each of its jobs run again in a transaction of its own (jobs are SQL only, so
+running one again after a rollback is running it once). Jobs nearly never
+fail, so a group costs no statements but its jobs' own, its ``BEGIN`` and its
+``COMMIT`` (a savepoint and its release around each job cost 12 to 17 µs of a
+row's 200 to 300 µs in the writer, docs/benchmarks.md).
 
 The schema is created and migrated when the writer opens the database; its
 version is kept in ``schema_version``. A database written by a newer auditor
@@ -109,6 +114,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 4: the latest message of a type per ce-subject (the control tower's circuit breakers).
     ("CREATE INDEX messages_by_type ON messages (ce_type, subject, stream_sequence)",),
+    # 5: a message's correlation id is indexed only where it is not its order's ref. An
+    # order's messages nearly all carry the order's ref as both, and the order index
+    # finds those already (docs/benchmarks.md: one index entry and page fewer per row).
+    # Reads ask "order_ref = ? OR (correlation_id = ? AND correlation_id IS NOT order_ref)"
+    # (sqlite_store.BY_ORDER), the same rows as "order_ref = ? OR correlation_id = ?".
+    (
+        "DROP INDEX messages_by_correlation",
+        "CREATE INDEX messages_by_other_correlation ON messages (correlation_id) "
+        "WHERE correlation_id IS NOT order_ref",
+    ),
 )
 """Schema steps; step ``n`` (1-based) takes a database from version ``n - 1`` to ``n``."""
 
@@ -182,8 +197,39 @@ def connect(
     return conn
 
 
+class _Waiting:
+    """A queued job and the future its caller awaits, in the caller's loop."""
+
+    __slots__ = ("done", "job", "loop")
+
+    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+        self.job = job
+        self.loop = loop
+        self.done: asyncio.Future[Any] = loop.create_future()
+
+
+Outcome = tuple[asyncio.Future[Any], bool, Any]
+"""A job's future, whether the job succeeded, and its result or error."""
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """In the caller's loop: hand each job's result or error to its caller."""
+    for done, ok, value in outcomes:
+        if done.done():  # the caller gave up waiting (cancelled)
+            continue
+        if ok:
+            done.set_result(value)
+        else:
+            done.set_exception(value)
+
+
 class SqliteThread:
-    """One connection in one thread; ``run`` hands it a job and awaits the result."""
+    """One connection in one thread; ``run`` hands it a job and awaits the result.
+
+    The results of a group go back to the event loop in one call: one wake-up
+    of the loop per transaction, not one per job (a job's own future, chained
+    to an asyncio one, cost the loop a wake-up and two futures per message).
+    """
 
     def __init__(
         self,
@@ -195,7 +241,7 @@ class SqliteThread:
         self._open = open_connection
         self._name = name
         self._writer = writer
-        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
@@ -211,9 +257,10 @@ class SqliteThread:
         """Run ``job`` with the connection, inside a transaction, and return its result."""
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError(f"{self._name} is not running")
-        done: Future[T] = Future()
-        self._jobs.put((job, done))
-        return await asyncio.wrap_future(done)
+        waiting = _Waiting(job, asyncio.get_running_loop())
+        self._jobs.put(waiting)
+        result: T = await waiting.done
+        return result
 
     async def stop(self) -> None:
         """Finish the queued jobs, close the connection, end the thread."""
@@ -248,36 +295,72 @@ class SqliteThread:
                         stopping = True
                         break
                     group.append(more)
-                self._run_group(conn, group)
+                self._answer(self._run_group(conn, group))
         finally:
             conn.close()
 
-    def _run_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
-        live = [(job, done) for job, done in group if done.set_running_or_notify_cancel()]
+    @staticmethod
+    def _answer(outcomes: list[tuple[_Waiting, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+        for waiting, ok, value in outcomes:
+            by_loop.setdefault(waiting.loop, []).append((waiting.done, ok, value))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
+
+    def _run_group(
+        self, conn: sqlite3.Connection, group: list[_Waiting]
+    ) -> list[tuple[_Waiting, bool, Any]]:
+        # A caller that gave up waiting before its job started: the job is not run.
+        # (Read from this thread, the flag may be a moment late: the job then runs,
+        # as it would have had the caller given up a moment later.)
+        live = [waiting for waiting in group if not waiting.done.cancelled()]
         if not live:
-            return
-        outcomes: list[tuple[bool, Any]] = []
+            return []
         try:
-            conn.execute("BEGIN IMMEDIATE" if self._writer else "BEGIN")
-            for job, _ in live:
-                conn.execute("SAVEPOINT job")
-                try:
-                    outcomes.append((True, job(conn)))
-                except Exception as error:
-                    conn.execute("ROLLBACK TO job")
-                    outcomes.append((False, error))
-                finally:
-                    conn.execute("RELEASE job")
-            conn.execute("COMMIT")
+            values = self._transaction(conn, [waiting.job for waiting in live])
+        except _JobFailed:
+            # One job failed: none of the group is stored. Each runs again alone,
+            # so the failure is its own and the others are written.
+            return [self._run_alone(conn, waiting) for waiting in live]
         except Exception as error:
-            # Nothing of this group is stored: every job fails with the reason.
+            # Nothing of this group is stored (the commit failed): every job fails with it.
+            return [(waiting, False, error) for waiting in live]
+        return [(waiting, True, value) for waiting, value in zip(live, values, strict=True)]
+
+    def _run_alone(self, conn: sqlite3.Connection, waiting: _Waiting) -> tuple[_Waiting, bool, Any]:
+        try:
+            [value] = self._transaction(conn, [waiting.job])
+        except _JobFailed as failed:
+            return waiting, False, failed.error
+        except Exception as error:
+            return waiting, False, error
+        return waiting, True, value
+
+    def _transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Any]:
+        """Run ``jobs`` in one transaction and commit it; rolled back if anything fails.
+
+        :class:`_JobFailed` when a job raised (with its error), else what failed.
+        """
+        conn.execute("BEGIN IMMEDIATE" if self._writer else "BEGIN")
+        try:
+            outcomes: list[Any] = []
+            for job in jobs:
+                try:
+                    outcomes.append(job(conn))
+                except Exception as error:
+                    raise _JobFailed(error) from error
+            conn.execute("COMMIT")
+        except Exception:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            for _, done in live:
-                done.set_exception(error)
-            return
-        for (_, done), (ok, value) in zip(live, outcomes, strict=True):
-            if ok:
-                done.set_result(value)
-            else:
-                done.set_exception(value)
+            raise
+        return outcomes
+
+
+class _JobFailed(Exception):
+    """A job of a transaction raised ``error`` (the transaction is rolled back)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

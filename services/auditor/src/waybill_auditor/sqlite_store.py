@@ -46,6 +46,14 @@ def time_s(moment: datetime) -> float:
     return moment.timestamp()
 
 
+BY_ORDER = "(order_ref = ? OR (correlation_id = ? AND correlation_id IS NOT order_ref))"
+"""A message about an order, by its order or its correlation (both parameters the order's ref).
+
+The second term repeats the correlation index's condition (database.MIGRATIONS, 5) so
+SQLite can use that partial index; a row whose correlation id is its order's ref is
+found by the first term."""
+
+
 def _order_of(conn: sqlite3.Connection, order_ref: str) -> OrderRow | None:
     row = conn.execute(
         f"SELECT {reads.ORDER_COLUMNS} FROM orders WHERE order_ref = ?", (order_ref,)
@@ -62,7 +70,7 @@ def _messages_of(
     # the order and correlation indexes find an order's few rows.
     rows = conn.execute(
         f"SELECT {reads.MESSAGE_COLUMNS} FROM messages WHERE +kind IN ({marks}) "
-        "AND (order_ref = ? OR correlation_id = ?) ORDER BY time_s, stream_sequence",
+        f"AND {BY_ORDER} ORDER BY time_s, stream_sequence",
         (*kinds, order_ref, order_ref),
     ).fetchall()
     return [reads.message_from_row(row) for row in rows]
@@ -121,27 +129,58 @@ def _update_order(conn: sqlite3.Connection, record: AuditRecord) -> Recorded:
     facts = merge(facts, record.observation)
     stage, since = settle(before, before_since, facts)
     since = since or record.time
+    since_text = format_time(since)
     is_dead_letter = record.kind == DEAD_LETTER
-    conn.execute(
-        "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
-        "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
-        "since_s = excluded.since_s, facts = excluded.facts, "
-        "messages = messages + excluded.messages, "
-        "dead_letters = dead_letters + excluded.dead_letters, "
-        "last_seen_s = max(last_seen_s, excluded.last_seen_s)",
-        (
-            record.order_ref,
-            stage.value,
-            format_time(since),
-            time_s(since),
-            _encode_facts(facts),
-            0 if is_dead_letter else 1,
-            1 if is_dead_letter else 0,
-            time_s(record.time),
-        ),
-    )
+    counts = (0 if is_dead_letter else 1, 1 if is_dead_letter else 0, time_s(record.time))
+    if row is None:
+        conn.execute(
+            _NEW_ORDER,
+            (
+                record.order_ref,
+                stage.value,
+                since_text,
+                time_s(since),
+                _encode_facts(facts),
+                *counts,
+            ),
+        )
+    elif stage == before and since_text == row["since"]:
+        # About half of an order's messages do not move it (a notification, a command
+        # after its event, a milestone in transit): the stage and its two indexes are
+        # left alone, only the facts and the counts change.
+        conn.execute(_SAME_STAGE, (_encode_facts(facts), *counts, record.order_ref))
+    else:
+        conn.execute(
+            _NEW_STAGE,
+            (
+                stage.value,
+                since_text,
+                time_s(since),
+                _encode_facts(facts),
+                *counts,
+                record.order_ref,
+            ),
+        )
     return Recorded(new=True, stage_before=before, stage_after=stage)
+
+
+_NEW_ORDER = (
+    "INSERT INTO orders (order_ref, stage, since, since_s, facts, messages, dead_letters, "
+    "last_seen_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    # Another writer on the file (a second auditor, which the file does not support, or a
+    # restore) may have made the row since it was read: add to it rather than fail.
+    "ON CONFLICT (order_ref) DO UPDATE SET stage = excluded.stage, since = excluded.since, "
+    "since_s = excluded.since_s, facts = excluded.facts, "
+    "messages = messages + excluded.messages, "
+    "dead_letters = dead_letters + excluded.dead_letters, "
+    "last_seen_s = max(last_seen_s, excluded.last_seen_s)"
+)
+_COUNTS = (
+    "facts = ?, messages = messages + ?, dead_letters = dead_letters + ?, "
+    "last_seen_s = max(last_seen_s, ?)"
+)
+_SAME_STAGE = f"UPDATE orders SET {_COUNTS} WHERE order_ref = ?"
+_NEW_STAGE = f"UPDATE orders SET stage = ?, since = ?, since_s = ?, {_COUNTS} WHERE order_ref = ?"
 
 
 PURGE_BATCH = 5000
@@ -321,7 +360,7 @@ class SqliteAuditStore:
         params: list[Any] = [DEAD_LETTER]
         for clause, value in (
             ("dl_service = ?", service),
-            ("(order_ref = ? OR correlation_id = ?)", order_ref),
+            (BY_ORDER, order_ref),
             ("stream_sequence < ?", before_sequence),
         ):
             if value is not None:

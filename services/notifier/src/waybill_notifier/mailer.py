@@ -11,6 +11,7 @@ sent; see :mod:`waybill_notifier.attempts` for exchanges that break off.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
@@ -35,8 +36,34 @@ log = logging.getLogger("waybill.notifier.mail")
 
 def message_id_for(notification_id: str, mail_from: str) -> str:
     """A stable Message-ID: the notification id at the sender's domain."""
-    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "waybill.localhost"
+    return _message_id(notification_id, _message_id_domain(mail_from))
+
+
+def _message_id_domain(mail_from: str) -> str:
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "waybill.localhost"
+
+
+def _message_id(notification_id: str, domain: str) -> str:
     return f"<{notification_id}@{domain}>"
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*")
+"""An ASCII ``local@domain`` of dot-atoms only (RFC 5322 3.4.1): one mailbox, as is."""
+
+
+def _mailbox(address: str) -> str:
+    """``address`` if it is one mailbox (nothing more: no list, no header break), as written.
+
+    Nearly every customer address is plain dot-atoms, which the pattern accepts
+    as they are; anything else is judged by the standard library's parser, as
+    every address was before (about a third of composing an email, three emails
+    an order).
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    # Raises ValueError or IndexError (the email package raises both) for what is not.
+    return Address(addr_spec=address).addr_spec
 
 
 def _one_line(text: str) -> str:
@@ -60,6 +87,7 @@ class Mailer:
         self._settings = settings
         name, self._sender = parseaddr(_one_line(settings.mail_from))
         self._from = address_header(name, self._sender) if name else self._sender
+        self._message_id_domain = _message_id_domain(settings.mail_from)
         self._sessions = SmtpSessions(settings)
 
     def compose(
@@ -69,17 +97,16 @@ class Mailer:
         if contact.email is None:
             raise Undeliverable(f"order {contact.order_ref} has no customer email address")
         try:
-            # Checks the address is one mailbox, nothing more (no list, no header break).
-            to = Address(display_name=_one_line(contact.name), addr_spec=contact.email)
+            recipient = _mailbox(contact.email)
         except (ValueError, IndexError) as error:  # the email package raises both
             raise Undeliverable(
                 f"the customer email address of order {contact.order_ref} is not valid "
                 f"({mask_text(str(error))})"
             ) from None
-        message_id = message_id_for(notification.notification_id, self._settings.mail_from)
+        message_id = _message_id(notification.notification_id, self._message_id_domain)
         headers = [
             ("From", self._from),
-            ("To", address_header(to.display_name, to.addr_spec)),
+            ("To", address_header(_one_line(contact.name), recipient)),
             ("Subject", text_header(_one_line(email.subject))),
             ("Date", format_datetime(datetime.now(UTC))),
             ("Message-ID", message_id),
@@ -92,7 +119,7 @@ class Mailer:
             ("X-Waybill-Order-Ref", text_header(_one_line(notification.order_ref))),
         ]
         return OutgoingEmail(
-            recipient=to.addr_spec,
+            recipient=recipient,
             message_id=message_id,
             data=mime_email(headers, email.text, email.html),
         )

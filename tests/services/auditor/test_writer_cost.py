@@ -1,0 +1,272 @@
+"""What one audit row costs the SQLite writer (issue #18: the auditor's CPU per order).
+
+Counted, not timed: the statements a group of writes runs, the pages a
+message's commit writes to the write-ahead log, the wake-ups of the event
+loop a group's results cost. Each count was higher before the cut it proves
+(docs/benchmarks.md, "The auditor's and notifier's cost per order").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services.auditor.journey import Journey, for_order
+from tests.services.auditor.rows import record_of, released
+from waybill_auditor.database import SqliteThread, connect
+from waybill_auditor.sqlite_store import SqliteAuditStore
+from waybill_auditor.stages import Stage
+from waybill_contracts.events import NotificationSent, WarehouseOrderPicked
+from waybill_runtime.testing.waiting import eventually
+
+
+async def _queued(thread: SqliteThread) -> int:
+    return thread._jobs.qsize()
+
+
+def _flag(event: threading.Event) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return event.is_set()
+
+    return probe
+
+
+async def _as_one_group(
+    writer: SqliteThread, jobs: list[Callable[[sqlite3.Connection], Any]]
+) -> tuple[list[Any], Callable[[], None]]:
+    """Run ``jobs`` as one group: queued while a job holds the writer busy.
+
+    Returns their results and a function that releases the writer (called already).
+    """
+    started, gate = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(30)
+
+    busy = asyncio.create_task(writer.run(hold))
+    await eventually(_flag(started), what="the writer busy")
+    tasks = [asyncio.create_task(writer.run(job)) for job in jobs]
+    await eventually(
+        lambda: _queued(writer), until=lambda n: n == len(jobs), what="the jobs queued"
+    )
+    gate.set()
+    await busy
+    return await asyncio.gather(*tasks, return_exceptions=True), gate.set
+
+
+def _insert(x: int) -> Callable[[sqlite3.Connection], int]:
+    return lambda conn: int(conn.execute("INSERT INTO t (x) VALUES (?)", (x,)).rowcount)
+
+
+@contextmanager
+def _traced(path: Path, statements: list[str]) -> Iterator[Callable[[], sqlite3.Connection]]:
+    def open_traced() -> sqlite3.Connection:
+        conn = connect(path)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    yield open_traced
+
+
+async def test_a_group_of_writes_runs_its_own_statements_a_begin_and_a_commit(
+    tmp_path: Path,
+) -> None:
+    statements: list[str] = []
+    with _traced(tmp_path / "group.sqlite", statements) as open_traced:
+        writer = SqliteThread(open_traced, name="test-writer", writer=True)
+    await writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+        statements.clear()
+
+        results, _ = await _as_one_group(writer, [_insert(x) for x in (1, 2, 3, 4)])
+
+        assert results == [1, 1, 1, 1]
+        group = statements[statements.index("BEGIN IMMEDIATE", 2) :]  # after the holding job's
+        # Four inserts, one BEGIN, one COMMIT: no savepoint and release around each
+        # job (14 statements before).
+        assert group == [
+            "BEGIN IMMEDIATE",
+            *(f"INSERT INTO t (x) VALUES ({x})" for x in (1, 2, 3, 4)),
+            "COMMIT",
+        ]
+    finally:
+        await writer.stop()
+
+
+async def test_a_failing_job_is_run_again_alone_and_fails_alone(tmp_path: Path) -> None:
+    statements: list[str] = []
+    with _traced(tmp_path / "failing.sqlite", statements) as open_traced:
+        writer = SqliteThread(open_traced, name="test-writer", writer=True)
+    await writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+
+        results, _ = await _as_one_group(writer, [_insert(x) for x in (1, 2, 1, 3)])
+
+        assert results[0] == 1 and results[1] == 1 and results[3] == 1
+        assert isinstance(results[2], sqlite3.IntegrityError)
+        rows = await writer.run(lambda c: [r[0] for r in c.execute("SELECT x FROM t ORDER BY x")])
+        assert rows == [1, 2, 3]
+        # The group was rolled back, then each job committed (or rolled back) on its own.
+        assert statements.count("ROLLBACK") == 2
+    finally:
+        await writer.stop()
+
+
+async def test_a_group_of_results_wakes_the_event_loop_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = SqliteThread(lambda: connect(tmp_path / "wake.sqlite"), name="w", writer=True)
+    await writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+        loop = asyncio.get_running_loop()
+        wakeups: list[str] = []
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name == "w":
+                wakeups.append(getattr(callback, "__name__", repr(callback)))
+            return threadsafe(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+
+        results, _ = await _as_one_group(writer, [_insert(x) for x in (1, 2, 3, 4)])
+
+        assert results == [1, 1, 1, 1]
+        # One for the job that held the writer busy, one for the group of four
+        # (five before: one per job).
+        assert len(wakeups) == 2
+    finally:
+        await writer.stop()
+
+
+def _wal_frames(path: Path) -> int:
+    """Frames in the write-ahead log: pages written by commits since the last checkpoint."""
+    wal = path.with_name(path.name + "-wal")
+    size = wal.stat().st_size if wal.exists() else 0
+    conn = sqlite3.connect(path)
+    try:
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+    header, frame_header = 32, 24
+    return max(0, size - header) // (page_size + frame_header)
+
+
+async def test_a_message_that_does_not_move_its_order_writes_no_stage_index_pages(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00042"
+        await store.record(released(ref))
+        journey = Journey(ref)
+        picked = for_order(WarehouseOrderPicked, ref)
+        await store.record(record_of(picked, journey.add(picked, minutes=5)))
+
+        before = _wal_frames(path)
+        sent = for_order(NotificationSent, ref)
+        recorded = await store.record(record_of(sent, journey.add(sent, minutes=6), sequence=3))
+        written = _wal_frames(path) - before
+
+        assert recorded.new and recorded.stage_before is recorded.stage_after is Stage.PICKED
+        # The message's row, its id's index and four of its indexes (its correlation
+        # is its order: not indexed again), the order's row: the orders' two stage
+        # indexes are left alone when the stage and its time do not change (10 pages
+        # before, 8 with the stage indexes alone).
+        assert written <= 7, written
+        order = await store.order(ref)
+        assert order is not None and order.messages == 3 and order.stage is Stage.PICKED
+    finally:
+        await store.close()
+
+
+def test_counting_rows_looks_each_metric_label_up_once() -> None:
+    from prometheus_client import Counter, Gauge
+
+    from waybill_auditor.store import Change
+    from waybill_auditor.trail import AuditTrail
+    from waybill_runtime.metrics import MetricsRegistry
+
+    metrics = MetricsRegistry("auditor")
+    trail = AuditTrail(store=None, metrics=metrics)  # type: ignore[arg-type]  # not read here
+    looked_up: list[str] = []
+
+    def counted(metric: Counter | Gauge) -> None:
+        labels = metric.labels
+
+        def lookup(*values: str) -> object:
+            looked_up.append(values[0])
+            return labels(*values)
+
+        metric.labels = lookup  # type: ignore[method-assign,assignment]
+
+    counted(trail._rows)
+    counted(trail._orders)
+    stages = [Stage.RELEASED, Stage.IN_WAREHOUSE, Stage.ACCEPTED]
+    for ref in ("A", "B", "C", "D"):
+        for before, after in zip([None, *stages], stages, strict=False):
+            trail.changed(
+                Change(
+                    kind="event", type="t", order_ref=ref, stage_before=before, stage_after=after
+                )
+            )
+
+    # Twelve rows moving four orders through three stages: each label looked up once
+    # (event, and the three stages), where every row looked up its kind and its two
+    # stages before (32 look-ups).
+    assert sorted(looked_up) == sorted(["event", *(stage.value for stage in stages)])
+    assert trail._rows.labels("event")._value.get() == 12
+    assert [trail._orders.labels(stage.value)._value.get() for stage in stages] == [0, 0, 4]
+
+
+async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
+    tmp_path: Path,
+) -> None:
+    from waybill_contracts import new_context
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00043"
+        journey = Journey(ref)
+        cause = None
+        for message_type in (WarehouseOrderPicked, NotificationSent, NotificationSent):
+            message = for_order(message_type, ref)
+            cause = journey.add(message, cause=cause)
+            await store.record(record_of(message, cause, sequence=len(journey.sent)))
+        # One message about the order carried in another business transaction.
+        other = for_order(NotificationSent, ref)
+        elsewhere = new_context(other, source="notifier", correlation_id="RECON-7")
+        await store.record(record_of(other, elsewhere, sequence=9))
+
+        def correlation_index_entries(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT coalesce(sum(ncell), 0) FROM dbstat "
+                    "WHERE name LIKE 'messages_by%correlation' AND pagetype = 'leaf'"
+                ).fetchone()[0]
+            )
+
+        # Four rows, one index entry: the row whose correlation is not its order (four
+        # entries before, one per row).
+        assert await store._writer.run(correlation_index_entries) == 1
+        assert len(await store.messages_of(ref, dead_letters=False)) == 4
+        assert [m.id for m in await store.messages_of("RECON-7", dead_letters=False)] == [
+            elsewhere.id
+        ]
+    finally:
+        await store.close()
