@@ -107,7 +107,7 @@ class PublishAcks:
             future.set_result(msg)
 
     async def _send(
-        self, subject: str, body: bytes, headers: dict[str, str], prefix: str
+        self, subject: str, body: bytes, headers: dict[str, str] | None, prefix: str
     ) -> tuple[str, asyncio.Future[Msg]]:
         self._counter += 1
         token = str(self._counter)
@@ -124,15 +124,24 @@ class PublishAcks:
         self, subject: str, body: bytes, headers: dict[str, str], *, timeout_s: float
     ) -> StoredAck:
         """Publish one message and wait up to ``timeout_s`` for the stream to store it."""
+        return read_ack(await self.request(subject, body, headers, timeout_s=timeout_s))
+
+    async def request(
+        self, subject: str, body: bytes, headers: dict[str, str] | None, *, timeout_s: float
+    ) -> Msg:
+        """Send one request (a publish, a JetStream API call) and wait for its one reply.
+
+        nats-py's own ``TimeoutError`` after ``timeout_s``; a reply saying nobody
+        listens (status 503) is returned as it came, for the caller to read.
+        """
         prefix = self._prefix or await self._listen()
         token, future = await self._send(subject, body, headers, prefix)
         timer = asyncio.get_running_loop().call_later(timeout_s, _expire, future)
         try:
-            reply = await future
+            return await future
         finally:
             timer.cancel()
             self._waiting.pop(token, None)
-        return read_ack(reply)
 
     async def publish_many(
         self, batch: Sequence[Outbound], *, timeout_s: float
