@@ -24,6 +24,8 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, NoStreamResponseError
 
+from waybill_runtime.bus.client import WaybillNatsClient
+
 # What JetStream answers a publish with (either an error or where it stored it).
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
@@ -97,14 +99,21 @@ class PublishAcks:
                 prefix = self._nc.new_inbox() + "."
                 # nats-py re-subscribes after a reconnect; acks lost in a
                 # disconnect end in a timeout, which callers retry.
-                await self._nc.subscribe(prefix + "*", cb=self._on_reply)
+                if isinstance(self._nc, WaybillNatsClient):
+                    # Each reply resolves its future from the read loop: no queue, no task.
+                    await self._nc.subscribe_direct(prefix + "*", self._on_reply)
+                else:
+                    await self._nc.subscribe(prefix + "*", cb=self._on_reply_async)
                 self._prefix = prefix
         return self._prefix
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject.rpartition(".")[2], None)
         if future is not None and not future.done():
             future.set_result(msg)
+
+    async def _on_reply_async(self, msg: Msg) -> None:
+        self._on_reply(msg)
 
     async def _send(
         self, subject: str, body: bytes, headers: dict[str, str] | None, prefix: str
