@@ -12,7 +12,7 @@ from nats.errors import BadHeaderError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 
-from waybill_runtime.bus.client import WaybillNatsClient, header_block
+from waybill_runtime.bus.client import WaybillNatsClient, connect_client, header_block
 from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.outcomes import Outcome, classify
 
@@ -165,3 +165,31 @@ async def test_many_concurrent_publishers_each_get_their_own_ack(
         )
     )
     assert sorted(r.seq for r in results) == list(range(1, 201))
+
+
+async def test_publish_acks_on_waybills_client_skip_the_subscriptions_queue(
+    nats_url: str, stream: str
+) -> None:
+    client = await connect_client(nats_url, connect_timeout=5)
+    try:
+        acks = PublishAcks(client)
+        await acks.publish(f"{stream}.a", b"0", {}, timeout_s=5)
+        [replies] = [sub for sub in client._subs.values() if sub._subject.endswith(".*")]
+        queued: list[Msg] = []
+        put = replies._pending_queue.put_nowait
+
+        def counted(msg: Msg) -> None:
+            queued.append(msg)
+            put(msg)
+
+        replies._pending_queue.put_nowait = counted  # type: ignore[method-assign,assignment]
+        stored = [await acks.publish(f"{stream}.a", b"%d" % i, {}, timeout_s=5) for i in range(9)]
+        many = await acks.publish_many(
+            [Outbound(f"{stream}.a", b"x", {}) for _ in range(3)], timeout_s=5
+        )
+    finally:
+        await client.close()
+    assert [ack.seq for ack in stored] == list(range(2, 11))
+    assert [ack.seq for ack in many if isinstance(ack, StoredAck)] == [11, 12, 13]
+    # Each reply went through the subscription's queue and task before (12 here).
+    assert queued == []

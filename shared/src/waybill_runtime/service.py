@@ -29,6 +29,7 @@ from nats.js.kv import KeyValue
 from waybill_contracts import Lane, Message, MessageKind, SubjectMap
 from waybill_contracts.events import PartnerCircuitChanged
 from waybill_runtime.bus.advisories import recording_unsettled
+from waybill_runtime.bus.bucket import KvBucket
 from waybill_runtime.bus.connection import (
     ConnectionEvents,
     StoppedBeforeConnected,
@@ -518,7 +519,10 @@ class Service(Generic[S]):
             # Provisioned beforehand (`waybill provision`): this identity may only bind.
             buckets = await bind_service(js, declaration, subjects, tracing=tracing)
         for purpose, kv in buckets.items():
-            runtime.buckets.setdefault(purpose, kv)
+            # Writes and reads through the publisher's replies (waybill_runtime.bus.bucket).
+            runtime.buckets.setdefault(
+                purpose, KvBucket(kv, runtime.publisher.acks, timeout_s=js._timeout)
+            )
         if "traces" in runtime.buckets:
             runtime.publisher.order_traces = OrderTraces(runtime.buckets["traces"])
 

@@ -53,13 +53,17 @@ class CallMeter:
     most: int = 0
     writes_now: Counter[tuple[str, int]] = field(default_factory=Counter)
     most_writes_on_one_record: int = 0
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Every call so far by (model, method)."""
 
     def middleware(self) -> Any:
         @web.middleware
         async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path.startswith("/_sandbox"):
                 return await handler(request)
-            records = _written_records(request.path, await request.read())
+            model, method, ids = _call_of(request.path, await request.read())
+            records = [] if method in _READS else [(model, i) for i in ids if isinstance(i, int)]
+            self.calls[model, method] += 1
             self.now += 1
             self.most = max(self.most, self.now)
             for record in records:
@@ -80,12 +84,12 @@ class CallMeter:
 _READS = {"read", "search", "search_read", "search_count", "fields_get", "context_get"}
 
 
-def _written_records(path: str, body: bytes) -> list[tuple[str, int]]:
-    """The (model, id) pairs a JSON-RPC or JSON-2 call writes to, from its path and body."""
+def _call_of(path: str, body: bytes) -> tuple[str, str, list[Any]]:
+    """The model, method and record ids of a JSON-RPC or JSON-2 call, from its path and body."""
     try:
         payload = msgspec.json.decode(body) if body else {}
     except msgspec.DecodeError:
-        return []
+        return "", "", []
     model, method, ids = "", "", []
     if path == "/jsonrpc":
         args = payload.get("params", {}).get("args", [])
@@ -95,9 +99,7 @@ def _written_records(path: str, body: bytes) -> list[tuple[str, int]]:
     elif path.startswith("/json/2/"):
         _empty, _json, _two, model, method = path.split("/", 4)
         ids = payload.get("ids", []) if isinstance(payload, dict) else []
-    if method in _READS:
-        return []
-    return [(model, i) for i in ids if isinstance(i, int)]
+    return model, method, ids
 
 
 @dataclass

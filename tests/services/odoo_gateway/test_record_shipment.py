@@ -19,7 +19,7 @@ from tests.services.odoo_gateway.stage import (
     wait_for_events,
 )
 from waybill_contracts import SubjectMap
-from waybill_contracts.events import ShipmentRecordedInOdoo
+from waybill_contracts.events import OrderReleased, ShipmentRecordedInOdoo
 from waybill_odoo_gateway.chatter import post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.gateway import odoo_client_for
@@ -308,3 +308,19 @@ async def test_gateway_keeps_to_its_bound_on_calls_in_flight_to_odoo(
             await send_command(nc, nats_prefix, shipment_command(picking, f"TRK-BUSY-{number}"))
         await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo, count=4)
     assert stage.meter.most == 2  # four commands at once, never more than two calls
+
+
+async def test_a_recorded_shipment_reads_its_picking_once(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        order = stage.new_order(("WB-0001", 2), ("WB-0002", 3))
+        await wait_for_events(nc, nats_prefix, OrderReleased)  # the webhook's reads are over
+        picking = stage.sandbox.picking(order.pickings[0])
+        stage.meter.calls.clear()
+        await send_command(nc, nats_prefix, shipment_command(picking, tracking="TRK-ONCE"))
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    assert recorded.picking_validated is True
+    # Read before the writes; whether it ends done is known from the validation (two
+    # reads before: the picking was read back after validating).
+    assert stage.meter.calls["stock.picking", "search_read"] == 1

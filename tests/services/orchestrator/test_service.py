@@ -3,6 +3,7 @@ on the command stream, exceptions on the event stream, the status query, PING, d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -309,3 +310,36 @@ async def test_one_service_object_run_twice_answers_each_installation_from_its_o
         await publish(nc, first, released("WH/OUT/TWICE"))
         await wait_for_stage(nc, first, "WH/OUT/TWICE", "in_warehouse")
         assert not (await status(nc, second, "WH/OUT/TWICE")).found
+
+
+async def test_an_orders_changes_are_not_logged_at_info_and_its_ignored_repeats_are(
+    nc: NatsClient, orchestrator: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1002"
+    caplog.set_level(logging.INFO, logger="waybill.orchestrator")
+    await publish(nc, subjects, released(ref))
+    await wait_for_commands(nc, subjects, {"ReleaseToWarehouse": 1}, order_ref=ref)
+    for event in (accepted(ref), picked(ref), packed(ref)):
+        await publish(nc, subjects, event)
+    await wait_for_commands(nc, subjects, {"BookShipment": 1}, order_ref=ref)
+    await publish(nc, subjects, accepted(ref))  # late: the order is past it
+
+    async def ignored() -> bool:
+        return any("WarehouseOrderAccepted" in line for line in _info_lines(caplog, ref))
+
+    await eventually(ignored, what="the late event's note")
+    # Four changes (in the order's timeline) and one ignored repeat: one line at INFO,
+    # the repeat's reason (five before, one per note).
+    [line] = _info_lines(caplog, ref)
+    assert "WarehouseOrderAccepted" in line
+
+
+def _info_lines(caplog: pytest.LogCaptureFixture, ref: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "waybill.orchestrator"
+        and record.levelno == logging.INFO
+        and ref in record.getMessage()
+    ]

@@ -3,9 +3,11 @@
 Written when a label is booked (the tracking number → shipment and order
 link a webhook needs) and moved forward by tracking reports, with
 compare-and-set so two replicas never move a shipment backwards. A milestone
-is stored first and announced after; the ``announced`` flag lets the next
-report announce it again if the publish failed in between (the message id,
-derived from the scan, keeps the bus from storing it twice).
+is announced first and stored after, so a publish that failed leaves the
+record where it was and the next report (or the reconciliation) announces
+it again (the message id, derived from the scan, keeps the bus from storing
+it twice). Records stored and never announced by older routers (the
+``announced`` flag false) are announced on their next report.
 
 Shipments not yet at a final milestone (delivered, returned, cancelled) are
 also members of an index (``tracking-open.<carrier>.<tracking number>``, the
@@ -21,7 +23,6 @@ over the first time it is looked up, so its webhooks keep working.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,11 +36,15 @@ from waybill_carrier_router.kv_records import KvRecords
 from waybill_carrier_router.milestones import TERMINAL_PHASE, Progress, advance
 from waybill_contracts.model import Milestone
 from waybill_runtime.bus.key_index import KeyIndex
+from waybill_runtime.outcomes import TransientError
 from waybill_runtime.resilience import KeyedLock
 
 __all__ = ["OPEN_PREFIX", "Announce", "TrackedShipment", "TrackingBook", "TrackingOutcome"]
 
 _PREFIX = "tracking"
+
+_CAS_ATTEMPTS = 10
+"""Compare-and-set attempts per scan before the report is tried again later."""
 
 OPEN_PREFIX = "tracking-open."
 """The index of shipments not yet at a final milestone: ``tracking-open.<carrier>.<number>``."""
@@ -60,7 +65,8 @@ class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
     provider: str | None = None
     progress: Progress | None = None
     announced: bool = True
-    """False between storing a new milestone and publishing it."""
+    """False between storing a new milestone and publishing it, as routers before 2026-12-07
+    stored them; milestones are now published first and stored announced."""
     registered_at: datetime | None = None
     """When the label was booked (None: registered before this was kept)."""
 
@@ -161,7 +167,8 @@ class TrackingBook:
 
         A report repeats the scans of the ones before it; each is decided on the
         record as read at the start or last written here, so only a scan that moves
-        the shipment costs a round trip (a write, checked by compare-and-set).
+        the shipment costs round trips: its publish, then its write (checked by
+        compare-and-set).
         """
         key = self._key(carrier, report.tracking_number)
         # Within one process, reports for one label are applied one at a time, in
@@ -171,18 +178,55 @@ class TrackingBook:
             if found is None:
                 return TrackingOutcome(known=False)
             if found[0].progress is not None and not found[0].announced:
+                # Stored and not announced: left so by a router before 2026-12-07.
                 _, found = await self._announce(key, found, announce)
             announced: list[Milestone] = []
             for event in sorted(report.events, key=lambda e: e.occurred_at):
-                moved = await self._records.change(
-                    key, functools.partial(_moved, event=event), known=found
-                )
+                moved = await self._announce_and_store(key, event, found, announce)
                 if moved is not None:
-                    milestone, found = await self._announce(key, moved, announce)
+                    milestone, found = moved
                     announced.append(milestone)
-                    if moved[0].finished:
+                    if found[0].finished:
                         await self.close(key)
             return TrackingOutcome(known=True, announced=tuple(announced))
+
+    async def _announce_and_store(
+        self,
+        key: str,
+        event: Milestone,
+        known: tuple[TrackedShipment, int] | None,
+        announce: Announce,
+    ) -> tuple[Milestone, tuple[TrackedShipment, int]] | None:
+        """Announce ``event`` if it moves the shipment, then store it (compare-and-set).
+
+        Published first, stored after: one write per milestone (storing it first
+        took a second, to mark it announced). A crash or a failed publish leaves the
+        record where it was, so the scan is decided again when it comes back (every
+        report repeats the scans before it, and the reconciliation asks the carrier
+        about a shipment gone quiet) and published again under the same message id
+        (derived from the scan), which the stream drops within its duplicate window;
+        a crash between a publish and its write was already so. A write that loses
+        to another replica decides again on what that one stored: the milestone may
+        then have gone out although a later one was stored first, which two
+        replicas announcing at once could already do (consumers take milestones
+        newest-wins). None when the scan moves nothing.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            found = known if known is not None else await self._records.get(key)
+            known = None
+            if found is None:
+                return None
+            progress = advance(found[0].progress, event)
+            if progress is None:
+                return None
+            moved = msgspec.structs.replace(found[0], progress=progress, announced=True)
+            await announce(moved, progress.milestone)
+            try:
+                revision = await self._records.put(key, moved, revision=found[1])
+            except KeyWrongLastSequenceError:
+                continue
+            return progress.milestone, (moved, revision)
+        raise TransientError(f"{key} kept changing under concurrent writers; try again later")
 
     async def announce_pending(self, key: str, announce: Announce) -> Milestone | None:
         """Announce the record's milestone if it was stored and never announced.
@@ -220,12 +264,3 @@ class TrackingBook:
 
         # None: moved on elsewhere, so the next scan reads the record afresh.
         return milestone, await self._records.change(key, mark, known=entry)
-
-
-def _moved(current: TrackedShipment | None, *, event: Milestone) -> TrackedShipment | None:
-    if current is None:
-        return None
-    progress = advance(current.progress, event)
-    if progress is None:
-        return None
-    return msgspec.structs.replace(current, progress=progress, announced=False)

@@ -137,6 +137,12 @@ async def record_shipment(
             now = await gateway.reader.picking(picking.id)
             return True if now is not None and now.state == "done" else None
 
+        # Whether the picking ends done, known from what was done here: every path
+        # that validates returns only once Odoo says it is done (picking_validation.validate
+        # raises otherwise), and the tracking and the note do not change the state. No
+        # picking is read back for it (a call per shipment); a person validating it in
+        # Odoo meanwhile is reported as not validated (ops are asked to look at it).
+        validated_here = picking.state == "done"
         key = f"odoo:{picking.id}:{tracking}"
         await runtime.once_only(bool).run(
             f"{key}:tracking", write_tracking, recover=tracking_written
@@ -148,7 +154,7 @@ async def record_shipment(
             async def ship_picked() -> bool:
                 return await validate_picked(gateway.odoo, picking, check, moves)
 
-            await runtime.once_only(bool).run(
+            validated_here = await runtime.once_only(bool).run(
                 f"odoo:{picking.id}:validate", ship_picked, recover=validated
             )
         elif to_validate and picked is not None and not picked.in_full:
@@ -160,15 +166,14 @@ async def record_shipment(
                 "; ".join(differences),
             )
         elif to_validate:
-            await runtime.once_only(bool).run(
+            validated_here = await runtime.once_only(bool).run(
                 f"odoo:{picking.id}:validate", validate, recover=validated
             )
-        after = await gateway.reader.picking(picking.id)
     recorded = ShipmentRecordedInOdoo(
         order_ref=command.order_ref,
         odoo_picking_id=picking.id,
         tracking_number=tracking,
-        picking_validated=after is not None and after.state == "done",
+        picking_validated=validated_here,
         recorded_at=datetime.now(UTC),
     )
     await ctx.publish(

@@ -19,7 +19,7 @@ from waybill_contracts.events import (
     ProductsSynced,
 )
 from waybill_contracts.operations import OrderAction, RetryReturnStep
-from waybill_orchestrator.changes import NotYet, Observed, Requested
+from waybill_orchestrator.changes import Decision, NotYet, Observed, Requested
 from waybill_orchestrator.config import OrchestratorSettings
 from waybill_orchestrator.instructions import MissingOrderData
 from waybill_orchestrator.process import order_ref_of
@@ -35,6 +35,19 @@ from waybill_runtime.service import ResourceKey, Runtime
 log = logging.getLogger("waybill.orchestrator")
 
 WORKFLOW_BUCKET = "workflow"
+
+
+def note_level(decision: Decision) -> int:
+    """How loud a decision's notes are logged.
+
+    A change is in the order's timeline (the status query shows it) and the
+    auditor keeps the event that caused it: a line per change, at INFO, was the
+    orchestrator's largest cost after its round trips (a line per event an order
+    has). Its notes go to DEBUG. An event that changes nothing (a repeat, a late
+    fact, an action that does not fit) is in no timeline: its reason stays at INFO.
+    """
+    return logging.DEBUG if decision.changed else logging.INFO
+
 
 WORKFLOW = ResourceKey[WorkflowStore]("workflow")
 """The running orchestrator's workflow store, built once (see :func:`open_workflow`)."""
@@ -88,7 +101,14 @@ async def on_return_event(event: Event, ctx: HandlerContext[OrchestratorSettings
         raise PermanentError(f"return {return_id}: {error}") from error
     stage = decision.state.stage if decision.state is not None else None
     for note in decision.notes:
-        log.info("return %s (%s, stage %s): %s", return_id, type(event).__name__, stage, note)
+        log.log(
+            note_level(decision),
+            "return %s (%s, stage %s): %s",
+            return_id,
+            type(event).__name__,
+            stage,
+            note,
+        )
 
 
 async def on_return_action(
@@ -104,7 +124,13 @@ async def on_return_action(
     except MissingOrderData as error:
         raise PermanentError(f"return {action.return_id}: {error}") from error
     for note in decision.notes:
-        log.info("return %s (retry by %s): %s", action.return_id, action.operator, note)
+        log.log(
+            note_level(decision),
+            "return %s (retry by %s): %s",
+            action.return_id,
+            action.operator,
+            note,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -176,7 +202,14 @@ async def on_order_event(event: Event, ctx: HandlerContext[OrchestratorSettings]
         raise PermanentError(f"order {order_ref}: {error}") from error
     stage = decision.state.stage if decision.state is not None else None
     for note in decision.notes:
-        log.info("order %s (%s, stage %s): %s", order_ref, type(event).__name__, stage, note)
+        log.log(
+            note_level(decision),
+            "order %s (%s, stage %s): %s",
+            order_ref,
+            type(event).__name__,
+            stage,
+            note,
+        )
 
 
 async def on_operator_action(
@@ -190,7 +223,8 @@ async def on_operator_action(
     except MissingOrderData as error:
         raise PermanentError(f"order {action.order_ref}: {error}") from error
     for note in decision.notes:
-        log.info(
+        log.log(
+            note_level(decision),
             "order %s (%s by %s): %s",
             action.order_ref,
             type(action).__name__,

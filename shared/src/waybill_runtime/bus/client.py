@@ -35,12 +35,13 @@ import logging
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import ParseResult, urlparse
 
 import nkeys
 from nats.aio.client import Client, Srv
+from nats.aio.msg import Msg
 from nats.aio.transport import TcpTransport
 from nats.errors import BadHeaderError, BadSubjectError
 
@@ -228,6 +229,46 @@ class WaybillNatsClient(Client):
                 continue
             out[key] = value.strip().decode("utf-8", "replace")
         return out
+
+    # -- replies handed over as they arrive -------------------------------------
+
+    _direct: dict[int, Callable[[Msg], None]] | None = None
+
+    async def subscribe_direct(self, subject: str, on_message: Callable[[Msg], None]) -> int:
+        """Subscribe to ``subject``, ``on_message`` called from the read loop; the sid.
+
+        nats-py hands each message of a subscription to a queue, which a task of the
+        subscription reads and passes to an ``async`` callback: a queue put, a task
+        wake-up and a coroutine per message. For the runtime's replies (about a
+        hundred an order, each a publish's or KV operation's answer), which only
+        resolve a future, that was most of their cost here. ``on_message`` must be
+        quick and must not block; what it raises is logged, never passed on (it
+        would end the read loop). Resubscribed after a reconnect as any other.
+        """
+        sub = await self.subscribe(subject)
+        if self._direct is None:
+            self._direct = {}
+        self._direct[sub._id] = on_message
+        return int(sub._id)
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        direct = self._direct
+        on_message = direct.get(sid) if direct is not None else None
+        if on_message is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+            return
+        if sid not in self._subs:  # unsubscribed meanwhile
+            del direct[sid]  # type: ignore[union-attr]
+            return
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        msg = self._build_message(sid, subject, reply, data, await self._process_headers(headers))
+        try:
+            on_message(msg)
+        except Exception:
+            log.exception("a reply on %s could not be handed over", msg.subject)
 
     # -- nkey seed rotation ------------------------------------------------
 

@@ -24,6 +24,8 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, NoStreamResponseError
 
+from waybill_runtime.bus.client import WaybillNatsClient
+
 # What JetStream answers a publish with (either an error or where it stored it).
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
@@ -97,17 +99,24 @@ class PublishAcks:
                 prefix = self._nc.new_inbox() + "."
                 # nats-py re-subscribes after a reconnect; acks lost in a
                 # disconnect end in a timeout, which callers retry.
-                await self._nc.subscribe(prefix + "*", cb=self._on_reply)
+                if isinstance(self._nc, WaybillNatsClient):
+                    # Each reply resolves its future from the read loop: no queue, no task.
+                    await self._nc.subscribe_direct(prefix + "*", self._on_reply)
+                else:
+                    await self._nc.subscribe(prefix + "*", cb=self._on_reply_async)
                 self._prefix = prefix
         return self._prefix
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject.rpartition(".")[2], None)
         if future is not None and not future.done():
             future.set_result(msg)
 
+    async def _on_reply_async(self, msg: Msg) -> None:
+        self._on_reply(msg)
+
     async def _send(
-        self, subject: str, body: bytes, headers: dict[str, str], prefix: str
+        self, subject: str, body: bytes, headers: dict[str, str] | None, prefix: str
     ) -> tuple[str, asyncio.Future[Msg]]:
         self._counter += 1
         token = str(self._counter)
@@ -124,15 +133,24 @@ class PublishAcks:
         self, subject: str, body: bytes, headers: dict[str, str], *, timeout_s: float
     ) -> StoredAck:
         """Publish one message and wait up to ``timeout_s`` for the stream to store it."""
+        return read_ack(await self.request(subject, body, headers, timeout_s=timeout_s))
+
+    async def request(
+        self, subject: str, body: bytes, headers: dict[str, str] | None, *, timeout_s: float
+    ) -> Msg:
+        """Send one request (a publish, a JetStream API call) and wait for its one reply.
+
+        nats-py's own ``TimeoutError`` after ``timeout_s``; a reply saying nobody
+        listens (status 503) is returned as it came, for the caller to read.
+        """
         prefix = self._prefix or await self._listen()
         token, future = await self._send(subject, body, headers, prefix)
         timer = asyncio.get_running_loop().call_later(timeout_s, _expire, future)
         try:
-            reply = await future
+            return await future
         finally:
             timer.cancel()
             self._waiting.pop(token, None)
-        return read_ack(reply)
 
     async def publish_many(
         self, batch: Sequence[Outbound], *, timeout_s: float

@@ -78,6 +78,11 @@ class Publisher:
         self._ack_timeout_s = ack_timeout_s
         self._may_publish = may_publish
 
+    @property
+    def acks(self) -> PublishAcks:
+        """The publisher's reply subscription, which the service's KV buckets share."""
+        return self._acks
+
     def _prepare(self, out: Outgoing) -> tuple[str, dict[str, str], bytes, MessageContext]:
         """Everything to send ``out`` with, once it is known that it may be sent.
 
