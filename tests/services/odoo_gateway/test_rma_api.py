@@ -13,7 +13,12 @@ from nats.aio.client import Client as NatsClient
 from tests.services.odoo_gateway.stage import PATIENCE, OdooStage, published, wait_for_events
 from waybill_contracts.events import ReturnRequested
 from waybill_odoo_gateway.odoo_client import OdooClient
-from waybill_odoo_gateway.return_pickings import ReturnedLine, ReturnRequest, create_return
+from waybill_odoo_gateway.return_pickings import (
+    ReturnedLine,
+    ReturnPicking,
+    ReturnRequest,
+    create_return,
+)
 from waybill_runtime.testing.tokens import bearer
 from waybill_runtime.testing.waiting import eventually
 
@@ -127,6 +132,21 @@ async def test_what_the_rma_api_cannot_take_is_a_problem_answer_and_publishes_no
     assert [r.return_id for r in requested] == ["RMA-1"]
 
 
+async def unmarked_return(
+    stage: OdooStage, odoo: OdooClient, delivery: str, reference: str, sku: str, quantity: int
+) -> ReturnPicking:
+    """A return picking made by Odoo's wizard, as the wizard leaves it: origin ``Return of
+    <delivery>``, without the reference the gateway marks an RMA's picking with."""
+    line = ReturnedLine(sku=sku, quantity=Decimal(quantity))
+    made = await create_return(
+        odoo, ReturnRequest(reference=reference, delivery=delivery, lines=(line,))
+    )
+    stage.sandbox.registry.write(
+        "stock.picking", [made.id], {"origin": f"Return of {delivery}"}, uid=2
+    )
+    return made
+
+
 async def test_an_rmas_picking_seen_before_the_gateway_marks_it_is_not_a_second_return(
     any_odoo: OdooStage, odoo: OdooClient, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
@@ -139,17 +159,7 @@ async def test_an_rmas_picking_seen_before_the_gateway_marks_it_is_not_a_second_
     async with stage.gateway(nats_url, nats_prefix):
         status, answer = await post(stage, rma("RMA-7", order_ref, WB_0001=2), caller)
         assert status == 202, answer
-        made = await create_return(
-            odoo,
-            ReturnRequest(
-                reference="RMA-7",
-                delivery=order_ref,
-                lines=(ReturnedLine(sku="WB-0001", quantity=Decimal(2)),),
-            ),
-        )
-        stage.sandbox.registry.write(  # as the wizard leaves it, before the gateway's mark
-            "stock.picking", [made.id], {"origin": f"Return of {order_ref}"}, uid=2
-        )
+        made = await unmarked_return(stage, odoo, order_ref, "RMA-7", "WB-0001", 2)
         assert await stage.post_webhook("stock.picking", made.id) == 202
         await eventually(
             lambda: stage.checked("webhook", "ignored"),
@@ -157,17 +167,7 @@ async def test_an_rmas_picking_seen_before_the_gateway_marks_it_is_not_a_second_
             what="the RMA's unmarked picking left to the RMA",
         )
         # A return an Odoo user made of the rest of the delivery is still a return.
-        user_made = await create_return(
-            odoo,
-            ReturnRequest(
-                reference="user",
-                delivery=order_ref,
-                lines=(ReturnedLine(sku="WB-0002", quantity=Decimal(1)),),
-            ),
-        )
-        stage.sandbox.registry.write(
-            "stock.picking", [user_made.id], {"origin": f"Return of {order_ref}"}, uid=2
-        )
+        user_made = await unmarked_return(stage, odoo, order_ref, "user", "WB-0002", 1)
         assert await stage.post_webhook("stock.picking", user_made.id) == 202
         requests = await wait_for_events(nc, nats_prefix, ReturnRequested, count=2)
     assert sorted((r.return_id, r.odoo_return_picking_id) for r in requests) == sorted(
