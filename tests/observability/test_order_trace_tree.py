@@ -47,13 +47,19 @@ def log_lines() -> Iterator[io.StringIO]:
     handler.setFormatter(JsonFormatter("mesh"))
     root = logging.getLogger()
     level = root.level
+    # Waybill's own lines down to DEBUG: the orchestrator logs an order's decisions there
+    # (its timeline and the audit trail have them), and they are lines written while handling.
+    waybill = logging.getLogger("waybill")
+    waybill_level = waybill.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    waybill.setLevel(logging.DEBUG)
     try:
         yield stream
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        waybill.setLevel(waybill_level)
 
 
 def _order_trace(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
