@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.errors import NoRespondersError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoStreamResponseError
 from nats.js.kv import KeyValue
 
 from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_runtime.bus.bucket import KvBucket
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.expiring import write_expiring
+from waybill_runtime.bus.publish_acks import PublishAcks
 from waybill_runtime.service import Service
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.waiting import eventually
@@ -124,3 +127,20 @@ async def test_nats_py_buckets_answer_the_same(nc: NatsClient, nats_prefix: str)
         "expiring": True,
         "purged": "not found",
     }
+
+
+async def test_a_bucket_nobody_answers_for_raises_what_nats_py_raises(nc: NatsClient) -> None:
+    # No JetStream behind the API prefix (one starting, a leader being elected): nats-py
+    # raises its no-responders errors, which callers retry; never an unreadable answer.
+    unanswered = KeyValue(
+        name="gone",
+        stream="KV_gone",
+        pre="$KV.gone.",
+        js=nc.jetstream(prefix="$JS.NOBODY.API"),
+        direct=False,
+    )
+    bucket = KvBucket(unanswered, PublishAcks(nc), timeout_s=5)
+    with pytest.raises(NoRespondersError):
+        await bucket.get("order.1")
+    with pytest.raises(NoStreamResponseError):
+        await bucket.put("order.1", b"released")

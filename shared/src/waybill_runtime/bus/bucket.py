@@ -19,6 +19,7 @@ is as before. Watches and key listings stay nats-py's.
 from __future__ import annotations
 
 import msgspec
+from nats.errors import NoRespondersError
 from nats.js.api import Header
 from nats.js.errors import (
     APIError,
@@ -146,7 +147,14 @@ class KvBucket(KeyValue):
         reply = await self._replies.request(
             self._get_subject, msgspec.json.encode(request), None, timeout_s=self._timeout_s
         )
-        got = _GOT.decode(reply.data)
+        if reply.headers is not None and reply.headers.get("Status") == "503":
+            # Nobody answers for the stream (JetStream starting, a leader being elected):
+            # what nats-py's request raises, so callers retry it as before.
+            raise NoRespondersError
+        try:
+            got = _GOT.decode(reply.data)
+        except msgspec.DecodeError as error:
+            raise APIError(description=f"unreadable stream message answer: {error}") from None
         if got.error is not None:
             try:
                 APIError.from_error(msgspec.structs.asdict(got.error))  # raises its subclass
