@@ -160,7 +160,7 @@ def _service_of(workload: dict[str, Any]) -> str:
     return str(workload["metadata"]["labels"][NAME_LABEL])
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a whole stack from the rendered charts: make long
 @pytest.mark.timeout(600)
 def test_the_rendered_pods_ship_orders_end_to_end(
     tmp_path: Path,

@@ -32,7 +32,7 @@ from waybill_sandboxes.signing import (
     wms_signature_headers,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.long, pytest.mark.timeout(480)]  # a minute of fuzzing: make long
 
 EXAMPLES_PER_OPERATION = 100
 """Per operation: about 15 s for the whole mesh on a laptop; bounded by count, not time."""

@@ -33,7 +33,7 @@ def _plaintext_conversation(host: str, port: int) -> tuple[bytes, bytes]:
     return info, answer
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the whole stack twice (TLS, mutual TLS): make long
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("tls_flag", ["--tls", "--mtls"])
 def test_up_with_tls_ships_orders_and_refuses_plaintext(tmp_path: Path, tls_flag: str) -> None:

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = set(installed_services())
 
 
-@pytest.mark.slow
+@pytest.mark.long  # every stage of the benchmark and a burst through the stack: make long
 def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
@@ -88,7 +88,7 @@ def test_the_benchmark_runs_every_stage_and_reports_ratios(tmp_path: Path) -> No
 BACKLOG = 60
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a stack with a backlog of 60 orders: make long
 def test_the_benchmark_measures_an_urgent_order_behind_a_backlog_in_the_mesh(
     tmp_path: Path,
 ) -> None:

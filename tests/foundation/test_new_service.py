@@ -108,7 +108,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float = 60.0) 
     raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
 
 
-@pytest.mark.slow
+@pytest.mark.long  # lint, tests and a stack in a scaffolded copy: make long
 @pytest.mark.timeout(900)
 def test_a_scaffolded_service_passes_lint_and_its_tests_and_starts_as_waybill_up_starts_it(
     tmp_path: Path, nats_url: str
