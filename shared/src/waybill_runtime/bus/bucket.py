@@ -31,7 +31,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, MSG_ROLLUP_SUBJECT, KeyValue, _is_key_valid
 
-from waybill_runtime.bus.publish_acks import PublishAcks, read_ack
+from waybill_runtime.bus.publish_acks import PublishAcks, read_ack, read_answer
 
 __all__ = ["KvBucket"]
 
@@ -147,14 +147,9 @@ class KvBucket(KeyValue):
         reply = await self._replies.request(
             self._get_subject, msgspec.json.encode(request), None, timeout_s=self._timeout_s
         )
-        if reply.headers is not None and reply.headers.get("Status") == "503":
-            # Nobody answers for the stream (JetStream starting, a leader being elected):
-            # what nats-py's request raises, so callers retry it as before.
-            raise NoRespondersError
-        try:
-            got = _GOT.decode(reply.data)
-        except msgspec.DecodeError as error:
-            raise APIError(description=f"unreadable stream message answer: {error}") from None
+        # Nobody answering for the stream (JetStream starting, a leader being elected) is
+        # what nats-py's request raises, so callers retry it as before.
+        got = read_answer(reply, _GOT.decode, "stream message answer", nobody=NoRespondersError)
         if got.error is not None:
             try:
                 APIError.from_error(msgspec.structs.asdict(got.error))  # raises its subclass

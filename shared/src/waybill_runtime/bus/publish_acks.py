@@ -16,7 +16,8 @@ subclasses), so callers and the outcome classification see no difference.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -27,6 +28,8 @@ from nats.js.errors import APIError, NoStreamResponseError
 from waybill_runtime.bus.client import WaybillNatsClient
 
 # What JetStream answers a publish with (either an error or where it stored it).
+_Answer = TypeVar("_Answer")
+
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
 
@@ -68,15 +71,23 @@ def _expire_all(futures: Sequence[asyncio.Future[Msg]]) -> None:
         _expire(future)
 
 
-def read_ack(reply: Msg) -> StoredAck:
-    """The stored-ack in ``reply``; nats-py's error if JetStream refused or nobody answered."""
+def read_answer(
+    reply: Msg, decode: Callable[[bytes], _Answer], what: str, *, nobody: type[Exception]
+) -> _Answer:
+    """``reply``'s JSON body, decoded; ``nobody`` raised when nobody answered (status 503),
+    nats-py's ``APIError`` for a body that is not ``what`` it should be."""
     headers = reply.headers
     if headers is not None and headers.get(_STATUS) == _NO_RESPONDERS:
-        raise NoStreamResponseError
+        raise nobody
     try:
-        ack = _ACK.decode(reply.data)
+        return decode(reply.data)
     except msgspec.DecodeError as error:
-        raise APIError(description=f"unreadable publish ack: {error}") from None
+        raise APIError(description=f"unreadable {what}: {error}") from None
+
+
+def read_ack(reply: Msg) -> StoredAck:
+    """The stored-ack in ``reply``; nats-py's error if JetStream refused or nobody answered."""
+    ack = read_answer(reply, _ACK.decode, "publish ack", nobody=NoStreamResponseError)
     if ack.error is not None:
         APIError.from_error(msgspec.structs.asdict(ack.error))  # raises the matching subclass
     return ack
