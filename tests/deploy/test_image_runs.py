@@ -34,7 +34,8 @@ from waybill_runtime.testing.authenticated import AuthenticatedServer
 from waybill_runtime.testing.tokens import api_keys
 from waybill_runtime.testing.waiting import eventually
 
-pytestmark = pytest.mark.timeout(600)  # the first test pays for the session's install
+# A clean environment installed from the lock file, then every image entry point: make long.
+pytestmark = [pytest.mark.long, pytest.mark.timeout(600)]  # the first test pays the install
 
 
 @dataclass

@@ -101,7 +101,7 @@ def written(state: Path) -> dict[Path, str]:
     return {path: path.read_text(errors="replace") for path in logs}
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a whole demo run, its processes and logs read: make long
 def test_a_demo_run_shows_no_secret_in_ps_and_logs_no_secret_or_personal_data(
     tmp_path: Path,
 ) -> None:
