@@ -48,10 +48,15 @@ async def test_returns_are_listed_by_their_latest_step_and_an_operator_retries_o
         await step(example_of(ReturnCompleted), "RMA-3", "WH/OUT/00003", 40)
         soup = await eventually(
             lambda: page(operator, "/tower/returns"),
+            # Every step audited (the auditor stores messages as they come, several at once).
             until=lambda s: (
-                len(s.select("table.returns tr[data-return]")) == 3 and "completed" in s.get_text()
+                len(s.select("table.returns tr[data-return]")) == 3
+                and all(
+                    latest in s.get_text()
+                    for latest in ("label sent", "credit note refused", "completed")
+                )
             ),
-            what="three returns on the page",
+            what="three returns on the page, each at its latest step",
         )
         rows = rows_of(soup, "table.returns tr[data-return]")
         # Wanting a person first, then open, then finished (no retry for a finished one).
