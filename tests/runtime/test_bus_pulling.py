@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from tests.runtime.bus_helpers import release_command, send
 from waybill_contracts import SubjectMap, encode, new_context
 from waybill_contracts.commands import ReleaseToWarehouse
+from waybill_runtime.bus.client import connect_client
 from waybill_runtime.bus.consumer import Consumer, ConsumerOptions, Handler, HandlerContext
 from waybill_runtime.bus.provisioning import (
     ConsumerPolicy,
@@ -74,6 +75,20 @@ async def consuming(
         yield consumer
     finally:
         await consumer.stop(deadline_s=5)
+
+
+@pytest.fixture(params=["nats-py", "waybill"])
+async def puller(request: pytest.FixtureRequest, nats_url: str) -> AsyncIterator[NatsClient]:
+    """The client a consumer pulls with: nats-py's, or the runtime's (deliveries handed
+    over from its read loop, as every service pulls)."""
+    if request.param == "nats-py":
+        client = await nats.connect(nats_url, connect_timeout=5)
+    else:
+        client = await connect_client(nats_url, connect_timeout=5)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def counter(handled: list[str]) -> Callable[[], Awaitable[int]]:
@@ -146,19 +161,19 @@ async def test_an_idle_consumer_keeps_asking_and_takes_what_comes_later(
 
 
 async def test_a_consumer_whose_inbox_goes_deaf_opens_a_new_one(
-    nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
+    nc: NatsClient, puller: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled, record = recorder()
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
-        async with consuming(nc, subjects, record, SMALL) as consumer:
+        async with consuming(puller, subjects, record, SMALL) as consumer:
             await handle_one(nc, subjects, handled, "WH/OUT/D0")
             # What nats-py can do after a server restart: the subscription stays
             # in place but nothing reaches it any more.
             inbox = consumer._inbox
             assert inbox is not None and inbox._sub is not None
-            await nc._send_command(f"UNSUB {inbox._sub._id}\r\n".encode())
-            await nc.flush()
+            await puller._send_command(f"UNSUB {inbox._sub._id}\r\n".encode())
+            await puller.flush()
             for n in range(1, 6):
                 await send(nc, subjects, release_command(f"WH/OUT/D{n}"))
             await eventually(counter(handled), until=lambda n: n == 6, what="all 6 handled")
@@ -167,7 +182,7 @@ async def test_a_consumer_whose_inbox_goes_deaf_opens_a_new_one(
 
 
 async def test_stopping_hands_back_what_was_delivered_but_not_handled(
-    nc: NatsClient, nats_prefix: str
+    nc: NatsClient, puller: NatsClient, nats_prefix: str
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled: list[str] = []
@@ -180,7 +195,7 @@ async def test_stopping_hands_back_what_was_delivered_but_not_handled(
     for n in range(60):
         await send(nc, subjects, release_command(f"WH/OUT/S{n}"))
     options = ConsumerOptions(concurrency=8, fetch_batch=8, fetch_timeout_s=0.5)
-    async with consuming(nc, subjects, record, options):
+    async with consuming(puller, subjects, record, options):
         await eventually(counter(handled), until=lambda n: n >= 8, what="some handled")
 
     # Stopped mid-stream: nothing is left delivered-but-unsettled (it would
@@ -195,9 +210,37 @@ async def test_stopping_hands_back_what_was_delivered_but_not_handled(
         consumer_state, until=lambda state: state[0] == 0, timeout_s=10, what="no unacked"
     )
     assert unacked == 0 and pending > 0
-    async with consuming(nc, subjects, record, options):
+    async with consuming(puller, subjects, record, options):
         await eventually(counter(handled), until=lambda n: n >= 60, what="the rest")
     assert sorted(set(handled)) == sorted(f"WH/OUT/S{n}" for n in range(60))
+
+
+async def test_deliveries_on_waybills_client_start_their_handlers_without_a_queue(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled, record = recorder()
+    client = await connect_client(nats_url, connect_timeout=5)
+    queued: list[Msg] = []
+    try:
+        async with consuming(client, subjects, record, SMALL) as consumer:
+            await handle_one(nc, subjects, handled, "WH/OUT/Q0")
+            inbox = consumer._inbox
+            assert inbox is not None and inbox._sub is not None
+            put = inbox._sub._pending_queue.put_nowait
+
+            def counted(msg: Msg) -> None:
+                queued.append(msg)
+                put(msg)
+
+            inbox._sub._pending_queue.put_nowait = counted  # type: ignore[method-assign,assignment]
+            for n in range(1, 11):
+                await send(nc, subjects, release_command(f"WH/OUT/Q{n}"))
+            await eventually(counter(handled), until=lambda n: n == 11, what="all 11 handled")
+    finally:
+        await client.close()
+    # Each delivery went through the subscription's queue and task before (10 here).
+    assert queued == []
 
 
 async def test_the_ack_subject_is_read_as_nats_py_reads_it() -> None:

@@ -47,6 +47,7 @@ from waybill_runtime.bus.provisioning import (
 )
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.circuit_news import CircuitNews, bind_circuit_news, instance_name
+from waybill_runtime.collector import freeze_startup_objects, tune_collector
 from waybill_runtime.declaration import (
     Bucket,
     Declaration,
@@ -376,12 +377,17 @@ class Service(Generic[S]):
             runner = asyncio.run  # type: ignore[assignment]
 
         async def until_signalled() -> None:
-            stop = asyncio.Event()
+            stop, started = asyncio.Event(), asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            await self.serve(settings, stop)
+            freezing = asyncio.create_task(_freeze_once(started), name="gc freeze")
+            try:
+                await self.serve(settings, stop, ready=started)
+            finally:
+                freezing.cancel()
 
+        tune_collector()
         runner(until_signalled())
         return 0
 
@@ -605,6 +611,12 @@ async def _stop_consumers(consumers: list[Consumer], deadline_s: float) -> None:
     cut_off = sum(await asyncio.gather(*(c.stop(deadline_s) for c in consumers)))
     if cut_off:
         log.warning("%d message(s) were still running at the deadline; redelivered", cut_off)
+
+
+async def _freeze_once(started: asyncio.Event) -> None:
+    """Once the service has started, keep its start-up objects out of the collector's walks."""
+    await started.wait()
+    freeze_startup_objects()
 
 
 async def _drain(nc: NatsClient, events: ConnectionEvents) -> None:

@@ -126,8 +126,9 @@ async def test_apply_stores_the_state_then_sends_its_command(nc: NatsClient, bus
     state, revision = await store.read(REF)
     assert state is not None and revision is not None
     assert state.stage == Stage.IN_WAREHOUSE == decision.state.stage  # type: ignore[union-attr]
-    assert state.outbox == ()  # sent, then taken out
+    [pending] = state.outbox  # sent; taken out by the order's next write (or the sweep)
     [sent] = await commands(nc, bus.subjects)
+    assert sent.context.id == pending.message_id
     assert type(sent.message).__name__ == "ReleaseToWarehouse"
     assert sent.context.source == "waybill/orchestrator"
     assert sent.context.correlation_id == REF
@@ -188,11 +189,16 @@ async def test_messages_unsent_when_publishing_failed_are_sent_by_the_next_reade
     assert state is not None and len(state.outbox) == 1  # decided, stored, not yet sent
     assert await commands(nc, bus.subjects) == []
     # The redelivery finds the event already applied, and sends what is pending.
-    await bus.store().apply(REF, observe(released()))
-    await bus.store().apply(REF, observe(released()))
+    redelivered = bus.store()
+    await redelivered.apply(REF, observe(released()))
+    await redelivered.apply(REF, observe(released()))
+    await bus.store().apply(REF, observe(released()))  # another instance: the same id again
     assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+    # Sent, and taken out of the outbox by the order's next write.
+    await redelivered.apply(REF, observe(accepted()))
     state, _ = await bus.store().read(REF)
-    assert state is not None and state.outbox == ()
+    assert state is not None and state.warehouse_order_id is not None  # accepted applied
+    assert [entry.ce_type for entry in state.outbox if "release" in entry.ce_type] == []
 
 
 async def test_sending_a_pending_message_twice_stores_it_once(
@@ -291,6 +297,57 @@ async def test_a_decision_that_changes_nothing_is_taken_on_the_stored_state(bus:
     counting.reads = 0
     await store.apply(REF, observe(released()))  # a repeat: nothing to write, so read
     assert counting.reads == 1
+
+
+class CountingWritesKV:
+    """The real bucket, counting the writes of order states."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.writes = 0
+
+    async def create(self, key: str, value: bytes) -> int:
+        self.writes += key.startswith(KEY_PREFIX)
+        return await self._kv.create(key, value)
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.writes += key.startswith(KEY_PREFIX)
+        return await self._kv.update(key, value, last=last)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+
+async def test_a_sent_outbox_is_cleared_by_the_orders_next_write_not_a_write_of_its_own(
+    nc: NatsClient, bus: Bus
+) -> None:
+    counting = CountingWritesKV(bus.kv)
+    store = bus.store(kv=counting)
+    journey = happy_path()
+    await apply_all(store, *journey)
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.stage in FINAL and state.outbox == ()  # finished: cleared
+    # One write per transition: before, each transition that sent messages wrote
+    # again to clear them (13 writes for these 9 events).
+    assert counting.writes == len(journey)
+    counts = count_by_type(await commands(nc, bus.subjects))
+    assert all(count == 1 for count in counts.values()), counts
+
+
+async def test_an_outbox_left_past_its_grace_is_published_again_and_cleared_by_the_sweep(
+    nc: NatsClient, bus: Bus
+) -> None:
+    store = bus.store(outbox_grace_s=0)
+    await store.apply(REF, observe(released()))
+    state, revision = await store.read(REF)
+    assert state is not None and revision is not None and len(state.outbox) == 1
+    assert store.outbox_overdue(state)
+    await bus.store(outbox_grace_s=0).send_pending(key_for(REF), state, revision)
+    state, _ = await store.read(REF)
+    assert state is not None and state.outbox == ()
+    # Published twice under one id: JetStream kept one.
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+    assert not bus.store().outbox_overdue(state)
 
 
 async def test_a_finished_order_expires_from_the_bucket_and_an_open_one_stays(bus: Bus) -> None:

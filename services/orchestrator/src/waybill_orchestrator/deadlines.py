@@ -2,7 +2,9 @@
 
 Runs on every instance (`periodic.every`); instances racing on one order are
 kept apart by compare-and-set, and the loser sees the deadline already moved.
-The sweep also publishes outboxes a crashed instance left behind. It reads
+The sweep also publishes and clears outboxes left longer than their grace (a
+crash between a write and its publish, or an order whose next write has not
+come). It reads
 the open orders only (the index of :mod:`waybill_orchestrator.open_orders`):
 finished orders cannot be late, and the bucket keeps them all.
 """
@@ -84,7 +86,9 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
     state, revision = await store.read_key(key)
     if state is None or revision is None:
         return  # indexed, its first state not yet written (or never, after a crash)
-    if state.outbox:
+    if store.outbox_overdue(state) or (state.outbox and store.finished(state)):
+        # Left by a crash between a write and its publish, or published and waiting
+        # for the order's next write to clear it (see waybill_orchestrator.workflow).
         report.flushed += 1
         await store.send_pending(key, state, revision)
     if store.finished(state):

@@ -7,6 +7,15 @@ Messages are sent only after their state is stored, and stay in the state's
 outbox until they are, so neither a retry nor a crash sends a command twice
 or loses one.
 
+Publishing an outbox does not clear it with a write of its own: the ids this
+instance published are remembered, and the order's next write (decided on the
+remembered state, which has them taken out) leaves them out. An order that
+waits longer than :data:`OUTBOX_GRACE_S` after a transition has its outbox
+published again (the same ids: JetStream drops them within its duplicate
+window) and cleared by the deadline sweep; so does a crash between a write and
+its publish. A finished order's outbox is cleared at once, since no later
+write will come.
+
 The state this instance last wrote for an order is remembered (the most recent
 :data:`REMEMBERED_STATES` orders), and the next event for the order is decided
 on it without reading the bucket: the compare-and-set on its revision fails if
@@ -47,6 +56,11 @@ KEY_PREFIX = STATE_PREFIX
 REMEMBERED_STATES = 1024
 """Orders whose last written state (and revision) each instance keeps in memory."""
 
+OUTBOX_GRACE_S = 30.0
+"""How long after its transition an outbox is left for the order's next write to clear;
+the deadline sweep publishes and clears one older than this. Well inside JetStream's
+duplicate window (two minutes), so what is published again is dropped as a repeat."""
+
 
 class UnreadableState(PermanentError):
     """A stored state cannot be read (corrupt, or another order's): a person must look."""
@@ -86,9 +100,13 @@ class WorkflowStore:
         clock: Callable[[], datetime] = utc_now,
         remembered: int = REMEMBERED_STATES,
         finished_ttl_s: float = 0.0,
+        outbox_grace_s: float = OUTBOX_GRACE_S,
     ) -> None:
         self._kv = kv
         self._written: Recent[str, tuple[OrderState, int]] = Recent(remembered)
+        # Outbox entries this instance published, by order key: not published again.
+        self._published: Recent[str, frozenset[str]] = Recent(remembered)
+        self.outbox_grace_s = outbox_grace_s
         self._publisher = publisher
         self._policy = policy
         self._write_attempts = write_attempts
@@ -186,7 +204,7 @@ class WorkflowStore:
                     continue
                 state = stored
             if state is not None and state.outbox and revision is not None:
-                await self.send_pending(key, state, revision)
+                await self.send_pending(key, state, revision, clear=self.finished(state))
             return decision
         raise StateKeptChanging(
             f"order {order_ref} changed under every one of {self._write_attempts} attempts"
@@ -232,18 +250,37 @@ class WorkflowStore:
         self._written.put(key, (state, written))
         return written
 
-    async def send_pending(self, key: str, state: OrderState, revision: int) -> None:
-        """Publish the state's outbox, then take what was sent out of it."""
+    def outbox_overdue(self, state: OrderState) -> bool:
+        """True when ``state``'s outbox has waited longer than the grace for a write to clear it."""
+        return bool(state.outbox) and (
+            (self.clock() - state.updated_at).total_seconds() >= self.outbox_grace_s
+        )
+
+    async def send_pending(
+        self, key: str, state: OrderState, revision: int, *, clear: bool = True
+    ) -> None:
+        """Publish the state's outbox, then (``clear``) take what was sent out of it.
+
+        Entries this instance published already are not published again. Without
+        ``clear`` the stored state keeps them until the order's next write, which
+        is decided on the state remembered here, where they are taken out.
+        """
+        published = self._published.get(key) or frozenset()
         sent: set[str] = set()
         for entry in state.outbox:
-            await self._publisher.publish(
-                outbox.message_of(entry),
-                cause=entry.cause,
-                fact_id=entry.message_id,
-                correlation_id=entry.correlation_id,
-                lane=state.lane,
-            )
+            if entry.message_id not in published:
+                await self._publisher.publish(
+                    outbox.message_of(entry),
+                    cause=entry.cause,
+                    fact_id=entry.message_id,
+                    correlation_id=entry.correlation_id,
+                    lane=state.lane,
+                )
             sent.add(entry.message_id)
+        self._published.put(key, frozenset(sent))
+        if not clear:
+            self._written.put(key, (outbox.without(state, sent), revision))
+            return
         for _ in range(self._write_attempts):
             try:
                 await self._store(key, outbox.without(state, sent), revision)

@@ -42,6 +42,7 @@ from urllib.parse import ParseResult, urlparse
 import nkeys
 from nats.aio.client import Client, Srv
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.aio.transport import TcpTransport
 from nats.errors import BadHeaderError, BadSubjectError
 
@@ -234,22 +235,27 @@ class WaybillNatsClient(Client):
 
     _direct: dict[int, Callable[[Msg], None]] | None = None
 
-    async def subscribe_direct(self, subject: str, on_message: Callable[[Msg], None]) -> int:
-        """Subscribe to ``subject``, ``on_message`` called from the read loop; the sid.
+    async def subscribe_direct(
+        self, subject: str, on_message: Callable[[Msg], None]
+    ) -> Subscription:
+        """Subscribe to ``subject``, ``on_message`` called from the read loop.
 
         nats-py hands each message of a subscription to a queue, which a task of the
         subscription reads and passes to an ``async`` callback: a queue put, a task
         wake-up and a coroutine per message. For the runtime's replies (about a
         hundred an order, each a publish's or KV operation's answer), which only
-        resolve a future, that was most of their cost here. ``on_message`` must be
+        resolve a future, and for pull consumers' deliveries, which only start a
+        handler's task, that was most of their cost here. ``on_message`` must be
         quick and must not block; what it raises is logged, never passed on (it
-        would end the read loop). Resubscribed after a reconnect as any other.
+        would end the read loop). Resubscribed after a reconnect as any other;
+        ``drain`` and ``unsubscribe`` work as on any subscription (what arrives
+        before the server has the unsubscribe is still handed over).
         """
         sub = await self.subscribe(subject)
         if self._direct is None:
             self._direct = {}
         self._direct[sub._id] = on_message
-        return int(sub._id)
+        return sub
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes

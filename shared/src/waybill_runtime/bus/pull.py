@@ -29,6 +29,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from waybill_runtime.bus.client import WaybillNatsClient
+
 log = logging.getLogger("waybill.bus")
 
 _STATUS = "Status"
@@ -110,7 +112,11 @@ class PullInbox:
 
     async def open(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._receive)
+        if isinstance(self._nc, WaybillNatsClient):
+            # Each delivery starts its handler from the read loop: no queue, no task.
+            self._sub = await self._nc.subscribe_direct(self._prefix + "*", self._received)
+        else:
+            self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._receive)
         self.heard_at = time.monotonic()
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
@@ -140,6 +146,9 @@ class PullInbox:
         await self._nc.publish(self._next_subject, body, reply=self._prefix + token)
 
     async def _receive(self, msg: Msg) -> None:
+        self._received(msg)
+
+    def _received(self, msg: Msg) -> None:
         self.heard_at = time.monotonic()
         if msg.reply:  # only messages from the stream carry an ack subject
             self._on_message(msg)
