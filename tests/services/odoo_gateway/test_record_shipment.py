@@ -191,6 +191,22 @@ async def test_carrier_code_is_mapped_to_the_configured_odoo_delivery_method(
     assert stage.sandbox.picking(picking.name).carrier == "Carrier B"
 
 
+async def test_a_carrier_odoo_has_no_delivery_method_for_is_looked_up_once(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        for number in range(3):
+            picking = stage.sandbox.picking(stage.new_order().pickings[0])
+            command = shipment_command(picking, f"TRK-NEW-{number}", carrier="new-carrier")
+            await send_command(nc, nats_prefix, command)
+            await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo, count=number + 1)
+    assert stage.sandbox.picking(picking.name).carrier_tracking_ref == "TRK-NEW-2"
+    # Two names tried ("new-carrier", "new carrier") for the first shipment only: the
+    # miss is remembered for CARRIER_MISS_TTL_S (six searches before, two a shipment).
+    assert stage.meter.calls["delivery.carrier", "search"] == 2
+
+
 async def test_shipment_without_validation_leaves_the_picking_ready(
     stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:

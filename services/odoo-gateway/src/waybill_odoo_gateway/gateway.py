@@ -45,6 +45,10 @@ log = logging.getLogger("waybill.odoo")
 # How often the setup is checked again while logged in (API keys expire by the day).
 SETUP_RECHECK_S = 3600.0
 
+# How long a carrier code Odoo has no delivery method for is taken as still having
+# none: one created in Odoo meanwhile is used from the next shipment after this.
+CARRIER_MISS_TTL_S = 300.0
+
 
 @dataclass
 class Gateway:
@@ -69,6 +73,9 @@ class Gateway:
     returns: KeyedLock = field(default_factory=KeyedLock)
     _users: dict[str, int | None] = field(default_factory=dict)
     _carriers: dict[str, int] = field(default_factory=dict)
+    # Carrier codes Odoo had no delivery method for, until when that is believed
+    # (the event loop's clock): without it, two searches on every such shipment.
+    _carriers_missing: dict[str, float] = field(default_factory=dict)
     setup: SetupReport = field(default_factory=SetupReport)
     """What the last check of Odoo's setup found (after each login, then hourly)."""
 
@@ -107,6 +114,9 @@ class Gateway:
         """The Odoo delivery method for a carrier code: mapped by setting, else by name."""
         if carrier in self._carriers:
             return self._carriers[carrier]
+        now = asyncio.get_running_loop().time()
+        if self._carriers_missing.get(carrier, now) > now:
+            return None
         mapped = self.settings.odoo_carrier_names.get(carrier)
         names = [mapped] if mapped else [carrier, carrier.replace("_", " ").replace("-", " ")]
         for name in dict.fromkeys(names):
@@ -115,7 +125,9 @@ class Gateway:
             )
             if found:
                 self._carriers[carrier] = found[0]
+                self._carriers_missing.pop(carrier, None)
                 return int(found[0])
+        self._carriers_missing[carrier] = now + CARRIER_MISS_TTL_S
         if mapped:
             log.warning(
                 "WAYBILL_ODOO_CARRIER_NAMES maps %r to %r, which Odoo has no delivery method for",
