@@ -194,6 +194,8 @@ async def record_shipment(
             recording.make,
             recover=recording.made_earlier,
         )
+        if validated_here:
+            gateway.picking_done(picking.id, picking.name)
     recorded = ShipmentRecordedInOdoo(
         order_ref=command.order_ref,
         odoo_picking_id=picking.id,
