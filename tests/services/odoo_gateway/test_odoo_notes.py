@@ -10,11 +10,12 @@ from tests.services.odoo_gateway.stage import (
     OdooStage,
     published,
     send_command,
+    shipment_command,
     wait_for_commands_done,
     wait_for_events,
 )
 from waybill_contracts.commands import PostExceptionInOdoo, PostNoteInOdoo, RecordDeliveryInOdoo
-from waybill_contracts.events import DeliveryRecordedInOdoo
+from waybill_contracts.events import DeliveryRecordedInOdoo, ShipmentRecordedInOdoo
 from waybill_sandboxes.odoo.inspection import PickingView
 
 
@@ -115,3 +116,30 @@ async def test_recorded_delivery_is_noted_once_and_announced(
     assert "Delivered on 2025-03-14 09:30 UTC" in note.body and "TRK-DELIVERED" in note.body
     assert (recorded.order_ref, recorded.odoo_picking_id) == (picking.name, picking.id)
     assert len(await published(nc, nats_prefix, DeliveryRecordedInOdoo)) == 1
+
+
+async def test_a_delivery_noted_after_its_shipment_reads_no_picking(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        await send_command(nc, nats_prefix, shipment_command(picking, tracking="TRK-SHIPPED"))
+        [shipped] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        reads = stage.meter.calls["stock.picking", "search_read"]
+        delivered = RecordDeliveryInOdoo(
+            order_ref=picking.name,
+            odoo_picking_id=picking.id,
+            shipment_id="shp-1",
+            tracking_number="TRK-SHIPPED",
+            delivered_at=datetime(2025, 3, 14, 9, 30, tzinfo=UTC),
+        )
+        await send_command(nc, nats_prefix, delivered)
+        [recorded] = await wait_for_events(nc, nats_prefix, DeliveryRecordedInOdoo)
+    assert shipped.picking_validated is True
+    assert recorded.odoo_picking_id == picking.id
+    assert [m.body for m in stage.sandbox.picking(picking.name).messages][-1].startswith(
+        "<p>Delivered on 2025-03-14 09:30 UTC"
+    )
+    # The picking was validated by this gateway: Odoo cannot delete or cancel it since,
+    # so the note needs no read to know it exists (one read before).
+    assert stage.meter.calls["stock.picking", "search_read"] == reads

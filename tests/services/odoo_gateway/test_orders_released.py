@@ -3,9 +3,11 @@ and polls saw them."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
 
@@ -30,8 +32,13 @@ LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0, max_
 
 
 async def test_ready_delivery_webhook_publishes_one_order_released_with_the_order(
-    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+    stage: OdooStage,
+    nc: NatsClient,
+    nats_url: str,
+    nats_prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="waybill")
     # The id of an observed fact is keyed with the gateway's secret (no other client
     # can squat it): given here, so the test can compute it.
     async with stage.gateway(nats_url, nats_prefix, fact_id_key=FACT_ID_KEY):
@@ -55,6 +62,9 @@ async def test_ready_delivery_webhook_publishes_one_order_released_with_the_orde
     ]
     assert all(line.weight_kg for line in released.order.lines)
     assert len(released.order.ship_to.country_code) == 2
+    # An order released as it should be logs no line at INFO (1 before): it is in the
+    # event stream and the auditor's trail.
+    assert [r.getMessage() for r in caplog.records if picking.name in r.getMessage()] == []
     [stored] = await published_with_context(nc, nats_prefix, OrderReleased)
     fact = fact_id("odoo", "stock.picking", picking.id, "released")
     assert stored.context.id == keyed_fact_id(FACT_ID_KEY.encode(), fact)

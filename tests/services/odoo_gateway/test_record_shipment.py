@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -19,15 +19,20 @@ from tests.services.odoo_gateway.stage import (
     wait_for_events,
 )
 from waybill_contracts import SubjectMap
+from waybill_contracts.commands import RecordShipmentInOdoo
 from waybill_contracts.events import OrderReleased, ShipmentRecordedInOdoo
 from waybill_odoo_gateway.chatter import post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.deliveries import PICKING_FIELDS, Picking
 from waybill_odoo_gateway.gateway import odoo_client_for
+from waybill_odoo_gateway.odoo_client import OdooClient
+from waybill_odoo_gateway.picking_validation import validate_in_full
 from waybill_odoo_gateway.shipment_recording import shipment_note
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.settings import load_settings
 from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.odoo.inspection import PickingView
 
 
 async def test_recorded_shipment_is_written_noted_and_validated_in_odoo(
@@ -186,6 +191,22 @@ async def test_carrier_code_is_mapped_to_the_configured_odoo_delivery_method(
     assert stage.sandbox.picking(picking.name).carrier == "Carrier B"
 
 
+async def test_a_carrier_odoo_has_no_delivery_method_for_is_looked_up_once(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    stage = stage17
+    async with stage.gateway(nats_url, nats_prefix):
+        for number in range(3):
+            picking = stage.sandbox.picking(stage.new_order().pickings[0])
+            command = shipment_command(picking, f"TRK-NEW-{number}", carrier="new-carrier")
+            await send_command(nc, nats_prefix, command)
+            await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo, count=number + 1)
+    assert stage.sandbox.picking(picking.name).carrier_tracking_ref == "TRK-NEW-2"
+    # Two names tried ("new-carrier", "new carrier") for the first shipment only: the
+    # miss is remembered for CARRIER_MISS_TTL_S (six searches before, two a shipment).
+    assert stage.meter.calls["delivery.carrier", "search"] == 2
+
+
 async def test_shipment_without_validation_leaves_the_picking_ready(
     stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
@@ -259,42 +280,96 @@ async def _calls_during_outage(stage: OdooStage) -> int:
     return sum(stage.sandbox.calls().values())
 
 
-async def test_attempt_cut_off_after_writing_is_completed_without_writing_again(
-    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+Step = Callable[[OdooClient, PickingView, RecordShipmentInOdoo], Awaitable[None]]
+
+
+async def _write_tracking(
+    odoo: OdooClient, picking: PickingView, command: RecordShipmentInOdoo
+) -> None:
+    tracking = {"carrier_tracking_ref": command.shipment.tracking_number}
+    await odoo.call("stock.picking", "write", [picking.id], vals=tracking)
+
+
+async def _post_note(odoo: OdooClient, picking: PickingView, command: RecordShipmentInOdoo) -> None:
+    await post_note(odoo, picking.id, shipment_note(command.shipment))
+
+
+async def _validate(odoo: OdooClient, picking: PickingView, command: RecordShipmentInOdoo) -> None:
+    [row] = await odoo.call("stock.picking", "read", [picking.id], fields=PICKING_FIELDS)
+    await validate_in_full(odoo, Picking.from_row(row))
+
+
+async def _attempt_cut_off(
+    stage: OdooStage, nc: NatsClient, nats_prefix: str, command: RecordShipmentInOdoo, *steps: Step
+) -> None:
+    """An earlier attempt at ``command``: it recorded its intent (under the handler's own
+    key), made ``steps`` in Odoo, and died before recording the result."""
+    settings = load_settings(
+        OdooGatewaySettings, environ={}, service="odoo-gateway", **stage.gateway_settings()
+    )
+    earlier = odoo_client_for(settings)
+    kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("idempotency"))
+    picking = stage.sandbox.picking(command.order_ref)
+
+    async def make_then_die() -> bool:
+        for step in steps:
+            await step(earlier, picking, command)
+        raise ConnectionResetError("the worker died")
+
+    key = f"odoo:{picking.id}:{command.shipment.tracking_number}:shipment"
+    with pytest.raises(ConnectionResetError):
+        await OnceOnly(kv, bool).run(key, make_then_die)
+    await earlier.close()
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        (),
+        (_write_tracking,),
+        (_write_tracking, _post_note),
+        (_write_tracking, _post_note, _validate),
+    ],
+    ids=["nothing", "tracking", "tracking-note", "all"],
+)
+async def test_attempt_cut_off_is_completed_without_making_anything_twice(
+    stage17: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str, made: tuple[Step, ...]
 ) -> None:
     stage = stage17
     async with stage.gateway(nats_url, nats_prefix):
         picking = stage.sandbox.picking(stage.new_order().pickings[0])
         command = shipment_command(picking, tracking="TRK-CUT")
-        # An earlier attempt recorded its intents, reached Odoo, and died before
-        # recording the results (the keys are the handler's own).
-        settings = load_settings(
-            OdooGatewaySettings, environ={}, service="odoo-gateway", **stage.gateway_settings()
-        )
-        earlier = odoo_client_for(settings)
-        kv = await nc.jetstream().key_value(SubjectMap(nats_prefix).kv_bucket("idempotency"))
-        once: OnceOnly[Any] = OnceOnly(kv, object)
-
-        async def write_then_die() -> None:
-            await earlier.call(
-                "stock.picking", "write", [picking.id], vals={"carrier_tracking_ref": "TRK-CUT"}
-            )
-            raise ConnectionResetError("the worker died")
-
-        async def post_then_die() -> None:
-            await post_note(earlier, picking.id, shipment_note(command.shipment))
-            raise ConnectionResetError("the worker died")
-
-        for effect, suffix in ((write_then_die, "tracking"), (post_then_die, "note")):
-            with pytest.raises(ConnectionResetError):
-                await once.run(f"odoo:{picking.id}:TRK-CUT:{suffix}", effect)
-        await earlier.close()
+        await _attempt_cut_off(stage, nc, nats_prefix, command, *made)
         await send_command(nc, nats_prefix, command)
-        await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        await send_command(nc, nats_prefix, command)  # and a repeat finds it recorded
+        await wait_for_commands_done(nc, nats_prefix)
     calls = stage.sandbox.calls()
-    assert (calls["stock.picking.write"], calls["stock.picking.message_post"]) == (1, 1)
+    assert (
+        calls["stock.picking.write"],
+        calls["stock.picking.message_post"],
+        calls["stock.picking.button_validate"],
+    ) == (1, 1, 1)
     after = stage.sandbox.picking(picking.name)
-    assert (after.state, len(after.messages)) == ("done", 1)
+    assert (after.state, after.carrier_tracking_ref, len(after.messages)) == ("done", "TRK-CUT", 1)
+    assert recorded.picking_validated is True
+    assert len(await published(nc, nats_prefix, ShipmentRecordedInOdoo)) == 1
+
+
+async def test_a_recorded_shipment_writes_one_effects_once_record(
+    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with stage.gateway(nats_url, nats_prefix):
+        picking = stage.sandbox.picking(stage.new_order().pickings[0])
+        bucket = f"KV_{SubjectMap(nats_prefix).kv_bucket('idempotency')}"
+        writes_before = (await nc.jetstream().stream_info(bucket)).state.last_seq
+        await send_command(nc, nats_prefix, shipment_command(picking, tracking="TRK-KV"))
+        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        writes = (await nc.jetstream().stream_info(bucket)).state.last_seq - writes_before
+    assert recorded.picking_validated is True
+    # Its intent and its result (six before: one record each for the tracking, the
+    # note and the validation); a cut-off attempt is looked up step by step above.
+    assert writes == 2
 
 
 async def test_gateway_keeps_to_its_bound_on_calls_in_flight_to_odoo(

@@ -34,6 +34,7 @@ from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
 from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.outcomes import PermanentError
 from waybill_runtime.periodic import every
+from waybill_runtime.recent import Recent
 from waybill_runtime.resilience import KeyedLock
 from waybill_runtime.service import ResourceKey, Runtime
 
@@ -44,6 +45,13 @@ log = logging.getLogger("waybill.odoo")
 
 # How often the setup is checked again while logged in (API keys expire by the day).
 SETUP_RECHECK_S = 3600.0
+
+# How many done pickings each gateway remembers (oldest forgotten first).
+REMEMBERED_DONE_PICKINGS = 4096
+
+# How long a carrier code Odoo has no delivery method for is taken as still having
+# none: one created in Odoo meanwhile is used from the next shipment after this.
+CARRIER_MISS_TTL_S = 300.0
 
 
 @dataclass
@@ -69,6 +77,13 @@ class Gateway:
     returns: KeyedLock = field(default_factory=KeyedLock)
     _users: dict[str, int | None] = field(default_factory=dict)
     _carriers: dict[str, int] = field(default_factory=dict)
+    # Carrier codes Odoo had no delivery method for, until when that is believed
+    # (the event loop's clock): without it, two searches on every such shipment.
+    _carriers_missing: dict[str, float] = field(default_factory=dict)
+    # Pickings seen done (id -> name): Odoo never deletes nor cancels a done picking
+    # (its done moves cannot be unlinked or cancelled), so a note for one needs no read
+    # to know it exists.
+    _done: Recent[int, str] = field(default_factory=lambda: Recent(REMEMBERED_DONE_PICKINGS))
     setup: SetupReport = field(default_factory=SetupReport)
     """What the last check of Odoo's setup found (after each login, then hourly)."""
 
@@ -85,14 +100,23 @@ class Gateway:
         picking = await self.reader.picking(picking_id)
         if picking is None:
             raise PermanentError(f"Odoo has no picking {picking_id} (order {order_ref})")
-        if picking.name != order_ref:
-            log.warning(
-                "command for order %s names Odoo picking %d, which is %s; going by the id",
-                order_ref,
-                picking_id,
-                picking.name,
-            )
+        _check_name(picking_id, picking.name, order_ref)
+        if picking.state == "done":
+            self.picking_done(picking_id, picking.name)
         return picking
+
+    def picking_done(self, picking_id: int, name: str) -> None:
+        """Remember that Odoo has the picking, done (read so, or validated here)."""
+        self._done.put(picking_id, name)
+
+    async def existing_picking_id(self, picking_id: int, order_ref: str) -> int:
+        """The id of the picking a note is for, once known to exist: read from Odoo unless
+        seen done here (a dead letter when Odoo has no such picking)."""
+        name = self._done.get(picking_id)
+        if name is None:
+            return (await self.picking_for(picking_id, order_ref)).id
+        _check_name(picking_id, name, order_ref)
+        return picking_id
 
     async def user_id(self, login: str) -> int | None:
         """The Odoo user id of ``login``; None when Odoo has no such active user."""
@@ -107,6 +131,9 @@ class Gateway:
         """The Odoo delivery method for a carrier code: mapped by setting, else by name."""
         if carrier in self._carriers:
             return self._carriers[carrier]
+        now = asyncio.get_running_loop().time()
+        if self._carriers_missing.get(carrier, now) > now:
+            return None
         mapped = self.settings.odoo_carrier_names.get(carrier)
         names = [mapped] if mapped else [carrier, carrier.replace("_", " ").replace("-", " ")]
         for name in dict.fromkeys(names):
@@ -115,7 +142,9 @@ class Gateway:
             )
             if found:
                 self._carriers[carrier] = found[0]
+                self._carriers_missing.pop(carrier, None)
                 return int(found[0])
+        self._carriers_missing[carrier] = now + CARRIER_MISS_TTL_S
         if mapped:
             log.warning(
                 "WAYBILL_ODOO_CARRIER_NAMES maps %r to %r, which Odoo has no delivery method for",
@@ -123,6 +152,16 @@ class Gateway:
                 mapped,
             )
         return None
+
+
+def _check_name(picking_id: int, name: str, order_ref: str) -> None:
+    if name != order_ref:
+        log.warning(
+            "command for order %s names Odoo picking %d, which is %s; going by the id",
+            order_ref,
+            picking_id,
+            name,
+        )
 
 
 async def keep_logged_in(gateway: Gateway, retry_s: float) -> None:

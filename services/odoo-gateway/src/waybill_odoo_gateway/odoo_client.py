@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from waybill_odoo_gateway.config import ODOO_OWN_RETRIES_S, OdooGatewaySettings
 from waybill_odoo_gateway.odoo_errors import OdooLoginRejected, OdooUnavailable
@@ -50,6 +51,8 @@ READ_METHODS = frozenset(
 """Methods that change nothing; every other method with record ids is a write."""
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+_JSON = {"Content-Type": "application/json"}
 
 INITIAL_IN_FLIGHT = 4
 """Calls in flight to Odoo at start; the adaptive limit grows from there to the maximum."""
@@ -153,6 +156,7 @@ class OdooHttpClient:
             slow_s=settings.odoo_slow_call_s,
         )
         self._record_writes = KeyedLock()
+        self._urls: dict[str, URL] = {}
         self._connecting = asyncio.Lock()
         self._dialect = (
             OdooDialect(settings.odoo_version) if settings.odoo_version is not None else None
@@ -422,17 +426,20 @@ class OdooHttpClient:
 
     async def _post(self, path: str, payload: Any, headers: Mapping[str, str] | None) -> RawAnswer:
         session = self._session_now()
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(f"{self.url}{path}")
         async with session.post(
-            f"{self.url}{path}",
+            url,
             data=msgspec.json.encode(payload),
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={**_JSON, **headers} if headers else _JSON,
         ) as response:
             raw = await response.read()
             try:
-                return RawAnswer(response.status, msgspec.json.decode(raw), dict(response.headers))
+                return RawAnswer(response.status, msgspec.json.decode(raw), response.headers)
             except msgspec.DecodeError:
                 # An HTML error page, a body cut off mid-way: not an answer from Odoo.
-                return RawAnswer(response.status, None, dict(response.headers), is_json=False)
+                return RawAnswer(response.status, None, response.headers, is_json=False)
 
     def unavailable(self, answer: RawAnswer, what: str) -> OdooUnavailable:
         """The error for an HTTP answer that is not Odoo's (a proxy's 502, a 429, HTML)."""

@@ -70,24 +70,25 @@ async def record_delivery(
     """Handle :class:`RecordDeliveryInOdoo` and publish :class:`DeliveryRecordedInOdoo`."""
     tracking = command.tracking_number
     async with gateway.pickings.hold(command.odoo_picking_id):
-        picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
+        # A delivered parcel's picking was validated when it shipped: usually no read.
+        picking_id = await gateway.existing_picking_id(command.odoo_picking_id, command.order_ref)
 
         async def post() -> int:
-            return await post_note(gateway.odoo, picking.id, delivery_note(command))
+            return await post_note(gateway.odoo, picking_id, delivery_note(command))
 
         async def posted() -> int | None:
-            return await find_note(gateway.odoo, picking.id, "Delivered on", tracking)
+            return await find_note(gateway.odoo, picking_id, "Delivered on", tracking)
 
         await ctx.runtime.once_only(int).run(
-            f"odoo:{picking.id}:{command.tracking_number}:delivered", post, recover=posted
+            f"odoo:{picking_id}:{command.tracking_number}:delivered", post, recover=posted
         )
     recorded = DeliveryRecordedInOdoo(
         order_ref=command.order_ref,
-        odoo_picking_id=picking.id,
+        odoo_picking_id=picking_id,
         recorded_at=datetime.now(UTC),
     )
     await ctx.publish(
-        recorded, fact_id=fact_id("odoo", "stock.picking", picking.id, "delivery_recorded")
+        recorded, fact_id=fact_id("odoo", "stock.picking", picking_id, "delivery_recorded")
     )
 
 

@@ -1,11 +1,13 @@
 """Record shipment in Odoo: tracking ref and carrier on the picking, a chatter note, validation.
 
-Each of the three Odoo effects happens once per business key, however often
-the command is delivered: the runtime's effects-once record is written
-before each call, and when an earlier attempt left only its intent (it may
-or may not have reached Odoo), the picking is read back to decide (the
-tracking ref is there, the note exists, the picking is done) instead of
-repeating the effect.
+The three Odoo effects happen once per shipment (picking + tracking number),
+however often the command is delivered, under one effects-once record: its
+intent is written before the first effect and its result after the last.
+A first attempt makes them one after the other without looking. An attempt
+that finds an earlier one's intent (that one died, or failed half-way, say
+on a lock conflict while validating) may not know which effects reached
+Odoo, so it looks each one up first (the tracking ref on the picking, the
+note in the chatter, the picking done) and makes only the missing ones.
 
 When the command says what was picked (``lines``) and that differs from the
 demand, the picking is not validated (that needs a backorder decision, a
@@ -29,6 +31,7 @@ from waybill_contracts.events import ShipmentRecordedInOdoo
 from waybill_contracts.model import Shipment
 from waybill_odoo_gateway.chatter import escape, find_note, post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
+from waybill_odoo_gateway.deliveries import Picking
 from waybill_odoo_gateway.gateway import Gateway
 from waybill_odoo_gateway.picking_validation import (
     Move,
@@ -82,11 +85,98 @@ def shipment_note(
     return note
 
 
+class _Recording:
+    """The Odoo effects of one :class:`RecordShipmentInOdoo` on a picking read just now.
+
+    :meth:`make` is the effect of the command's effects-once record, and
+    :meth:`made_earlier` what a redelivery finding that record's intent asks
+    first. Both go by the picking as read at the start of this attempt (after
+    the earlier attempt's writes, which are what it has to find).
+    """
+
+    def __init__(self, gateway: Gateway, command: RecordShipmentInOdoo, picking: Picking) -> None:
+        self._gateway = gateway
+        self._command = command
+        self._picking = picking
+        self._resuming = False
+        self._note_id: int | None = None
+
+    async def made_earlier(self) -> bool | None:
+        """Whether the picking ended validated, when an earlier attempt made every effect;
+        None when one is missing (then :meth:`make` makes the rest, if the earlier
+        attempt's intent is old enough to be taken over)."""
+        self._resuming = True
+        picking, tracking = self._picking, self._command.shipment.tracking_number
+        self._note_id = await find_note(self._gateway.odoo, picking.id, tracking)
+        if picking.tracking_ref != tracking or self._note_id is None:
+            return None
+        if picking.state == "done":
+            return True
+        # Not validated: made in full only if no validation (nor the picked
+        # quantities, which are written again harmlessly) was asked for.
+        return None if self._command.validate_picking else False
+
+    async def make(self) -> bool:
+        """Write the tracking, post the note, validate (each unless an earlier attempt of
+        this command made it); True when the picking ends done."""
+        odoo, command, picking = self._gateway.odoo, self._command, self._picking
+        to_validate = command.validate_picking and picking.state != "done"
+        moves: list[Move] = []
+        picked: PickedAgainstDemand | None = None
+        if to_validate and command.lines:
+            moves = await open_moves(odoo, picking)
+            picked = compare_with_demand(moves, command.lines)
+        differences = picked.differences if picked is not None else ()
+        if not (self._resuming and picking.tracking_ref == command.shipment.tracking_number):
+            await self._write_tracking()
+        if not (self._resuming and self._note_id is not None):
+            # 16/17 compute shipping_weight and drop what is written: the note keeps it.
+            weight_stored = odoo.dialect.shipping_weight_stored
+            noted_weight = None if weight_stored else command.shipping_weight_kg
+            note = shipment_note(
+                command.shipment, differences, noted_weight, backorder=command.ship_picked
+            )
+            await post_note(odoo, picking.id, note)
+        # Whether the picking ends done, known from what was done here: every path
+        # that validates returns only once Odoo says it is done (picking_validation.validate
+        # raises otherwise), and the tracking and the note do not change the state. No
+        # picking is read back for it (a call per shipment); a person validating it in
+        # Odoo meanwhile is reported as not validated (ops are asked to look at it).
+        if not to_validate:
+            return picking.state == "done"
+        if picked is not None and not picked.in_full and command.ship_picked:
+            return await validate_picked(odoo, picking, picked, moves)
+        if picked is not None and not picked.in_full:
+            # Writing absolute quantities is harmless to repeat.
+            await record_picked(odoo, picked, moves)
+            log.warning(
+                "%s not validated: picked otherwise than demanded (%s)",
+                picking.name,
+                "; ".join(differences),
+            )
+            return False
+        return await validate_in_full(odoo, picking, moves or None)
+
+    async def _write_tracking(self) -> None:
+        gateway, command = self._gateway, self._command
+        shipment = command.shipment
+        values: dict[str, Any] = {
+            "carrier_tracking_ref": shipment.tracking_number,
+            "carrier_price": float(shipment.cost.amount),
+        }
+        carrier_id = await gateway.carrier_id(shipment.carrier)
+        if carrier_id is not None:
+            values["carrier_id"] = carrier_id
+        if command.shipping_weight_kg is not None and gateway.odoo.dialect.shipping_weight_stored:
+            values["shipping_weight"] = command.shipping_weight_kg
+        await gateway.odoo.call("stock.picking", "write", [self._picking.id], vals=values)
+
+
 async def record_shipment(
     gateway: Gateway, command: RecordShipmentInOdoo, ctx: HandlerContext[OdooGatewaySettings]
 ) -> None:
     """Handle :class:`RecordShipmentInOdoo` and publish :class:`ShipmentRecordedInOdoo`."""
-    runtime, shipment = ctx.runtime, command.shipment
+    shipment = command.shipment
     tracking = shipment.tracking_number
     async with gateway.pickings.hold(command.odoo_picking_id):
         picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
@@ -95,80 +185,17 @@ async def record_shipment(
                 f"{picking.name} is cancelled in Odoo: shipment {shipment.shipment_id} "
                 f"(tracking {tracking}) was not recorded; void the label"
             )
-        to_validate = command.validate_picking and picking.state != "done"
-        moves: list[Move] = []
-        picked: PickedAgainstDemand | None = None
-        if to_validate and command.lines:
-            moves = await open_moves(gateway.odoo, picking)
-            picked = compare_with_demand(moves, command.lines)
-        differences = picked.differences if picked is not None else ()
-        # 16/17 compute shipping_weight and drop what is written: the note keeps it.
-        weight_stored = gateway.odoo.dialect.shipping_weight_stored
-        noted_weight = None if weight_stored else command.shipping_weight_kg
-
-        async def write_tracking() -> bool:
-            values: dict[str, Any] = {
-                "carrier_tracking_ref": tracking,
-                "carrier_price": float(shipment.cost.amount),
-            }
-            carrier_id = await gateway.carrier_id(shipment.carrier)
-            if carrier_id is not None:
-                values["carrier_id"] = carrier_id
-            if command.shipping_weight_kg is not None and weight_stored:
-                values["shipping_weight"] = command.shipping_weight_kg
-            await gateway.odoo.call("stock.picking", "write", [picking.id], vals=values)
-            return True
-
-        async def tracking_written() -> bool | None:
-            now = await gateway.reader.picking(picking.id)
-            return True if now is not None and now.tracking_ref == tracking else None
-
-        async def post_shipment_note() -> int:
-            note = shipment_note(shipment, differences, noted_weight, backorder=command.ship_picked)
-            return await post_note(gateway.odoo, picking.id, note)
-
-        async def note_posted() -> int | None:
-            return await find_note(gateway.odoo, picking.id, tracking)
-
-        async def validate() -> bool:
-            return await validate_in_full(gateway.odoo, picking, moves or None)
-
-        async def validated() -> bool | None:
-            now = await gateway.reader.picking(picking.id)
-            return True if now is not None and now.state == "done" else None
-
-        # Whether the picking ends done, known from what was done here: every path
-        # that validates returns only once Odoo says it is done (picking_validation.validate
-        # raises otherwise), and the tracking and the note do not change the state. No
-        # picking is read back for it (a call per shipment); a person validating it in
-        # Odoo meanwhile is reported as not validated (ops are asked to look at it).
-        validated_here = picking.state == "done"
-        key = f"odoo:{picking.id}:{tracking}"
-        await runtime.once_only(bool).run(
-            f"{key}:tracking", write_tracking, recover=tracking_written
+        recording = _Recording(gateway, command, picking)
+        # One effects-once record for the three effects (two KV writes, not six): the
+        # picking was read just now, so a redelivery finding this attempt's intent
+        # checks each effect in Odoo (see _Recording) instead of keeping a record each.
+        validated_here = await ctx.runtime.once_only(bool).run(
+            f"odoo:{picking.id}:{tracking}:shipment",
+            recording.make,
+            recover=recording.made_earlier,
         )
-        await runtime.once_only(int).run(f"{key}:note", post_shipment_note, recover=note_posted)
-        if to_validate and picked is not None and not picked.in_full and command.ship_picked:
-            check = picked
-
-            async def ship_picked() -> bool:
-                return await validate_picked(gateway.odoo, picking, check, moves)
-
-            validated_here = await runtime.once_only(bool).run(
-                f"odoo:{picking.id}:validate", ship_picked, recover=validated
-            )
-        elif to_validate and picked is not None and not picked.in_full:
-            # Writing absolute quantities is harmless to repeat: no once-only record.
-            await record_picked(gateway.odoo, picked, moves)
-            log.warning(
-                "%s not validated: picked otherwise than demanded (%s)",
-                picking.name,
-                "; ".join(differences),
-            )
-        elif to_validate:
-            validated_here = await runtime.once_only(bool).run(
-                f"odoo:{picking.id}:validate", validate, recover=validated
-            )
+        if validated_here:
+            gateway.picking_done(picking.id, picking.name)
     recorded = ShipmentRecordedInOdoo(
         order_ref=command.order_ref,
         odoo_picking_id=picking.id,
