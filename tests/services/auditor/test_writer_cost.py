@@ -20,7 +20,7 @@ import pytest
 
 from tests.services.auditor.journey import Journey, for_order
 from tests.services.auditor.rows import record_of, released
-from waybill_auditor.database import SqliteThread, connect
+from waybill_auditor.database import Linger, SqliteThread, connect
 from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
 from waybill_contracts.events import NotificationSent, WarehouseOrderPicked
@@ -148,6 +148,78 @@ async def test_a_group_of_results_wakes_the_event_loop_once(
         assert len(wakeups) == 2
     finally:
         await writer.stop()
+
+
+async def _handed_over(
+    writer: SqliteThread, job: Callable[[sqlite3.Connection], Any]
+) -> asyncio.Task[Any]:
+    """``job`` given to the writer, once the writer has taken it (running it or lingering)."""
+    task = asyncio.create_task(writer.run(job))
+    await asyncio.sleep(0)  # the task queues its job
+    await eventually(lambda: _queued(writer), until=lambda n: n == 0, what="the job taken")
+    return task
+
+
+async def test_rows_coming_one_by_one_while_the_writer_is_busy_share_one_commit(
+    tmp_path: Path,
+) -> None:
+    statements: list[str] = []
+    with _traced(tmp_path / "linger.sqlite", statements) as open_traced:
+        # Waits that would hang the test rather than end a group: only its rows end it.
+        linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+        writer = SqliteThread(open_traced, name="test-writer", writer=True, linger=linger)
+    await writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+        statements.clear()
+
+        # Four rows handed over one at a time, each once the writer took the one before
+        # (as messages arriving a few milliseconds apart are).
+        tasks = [await _handed_over(writer, _insert(x)) for x in (1, 2, 3, 4)]
+        results = await asyncio.gather(*tasks)
+
+        assert results == [1, 1, 1, 1]
+        # One transaction for the four (four before: each row committed alone).
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert statements.count("COMMIT") == 1
+    finally:
+        await writer.stop()
+
+
+async def test_a_row_after_a_quiet_spell_is_committed_without_waiting_for_others(
+    tmp_path: Path,
+) -> None:
+    linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+    writer = SqliteThread(
+        lambda: connect(tmp_path / "quiet.sqlite"), name="w", writer=True, linger=linger
+    )
+    await writer.start()
+    try:
+        # The writer's first group: nothing came before it, so it does not linger (an
+        # hour's wait would end the test by its timeout).
+        await asyncio.wait_for(
+            writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")), 30
+        )
+    finally:
+        await writer.stop()
+
+
+async def test_stopping_commits_the_group_the_writer_lingers_on(tmp_path: Path) -> None:
+    path = tmp_path / "stop.sqlite"
+    linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+    writer = SqliteThread(lambda: connect(path), name="w", writer=True, linger=linger)
+    await writer.start()
+    await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+    lingering = await _handed_over(writer, _insert(1))
+
+    await asyncio.wait_for(writer.stop(), 30)
+
+    assert await lingering == 1
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    finally:
+        conn.close()
 
 
 def _wal_frames(path: Path) -> int:

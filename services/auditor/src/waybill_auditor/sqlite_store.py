@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from waybill_auditor import sqlite_reads as reads
-from waybill_auditor.database import AuditDatabaseError, SqliteThread, connect, migrate
+from waybill_auditor.database import AuditDatabaseError, Linger, SqliteThread, connect, migrate
 from waybill_auditor.progress import OrderFacts, merge, settle
 from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
@@ -183,6 +183,25 @@ _SAME_STAGE = f"UPDATE orders SET {_COUNTS} WHERE order_ref = ?"
 _NEW_STAGE = f"UPDATE orders SET stage = ?, since = ?, since_s = ?, {_COUNTS} WHERE order_ref = ?"
 
 
+LINGER_S = 0.02
+"""Longest a group of audit rows waits for more while rows keep coming (its messages' acks
+wait as long). In an in-process harness at the stack's pace (a row every 2.5 ms), 10 ms
+made groups of 3.8 rows, 20 ms 6.6, 40 ms 12 (docs/benchmarks.md)."""
+BUSY_S = 0.1
+"""A group begun within this long of the last one's end lingers; after a quiet spell the
+first row is committed at once."""
+
+
+def linger_for(consumer_concurrency: int) -> Linger:
+    """The writer's linger for consumers handling ``consumer_concurrency`` messages at once.
+
+    A group stops waiting once it holds as many rows as one consumer handles at a
+    time: replaying a backlog (every slot waiting on the writer) never waits, and a
+    setting of few slots does not cap the trail at slots per ``LINGER_S``.
+    """
+    return Linger(wait_s=LINGER_S, rows=max(1, consumer_concurrency), busy_s=BUSY_S)
+
+
 PURGE_BATCH = 5000
 """Rows deleted per write while purging, so recording never waits long behind it."""
 
@@ -191,13 +210,22 @@ class SqliteAuditStore:
     """The audit database of one auditor in one file: a writer thread and a reader thread."""
 
     def __init__(
-        self, path: Path, *, on_change: OnChange | None = None, sync_always: bool = False
+        self,
+        path: Path,
+        *,
+        on_change: OnChange | None = None,
+        sync_always: bool = False,
+        linger: Linger | None = None,
     ) -> None:
+        """``linger``: how the writer waits for more rows per commit while rows keep
+        coming (:func:`linger_for`); None commits each group as soon as it is taken."""
         self.path = path
         self._sync_always = sync_always
         self.location = str(path)
         self._on_change = on_change
-        self._writer = SqliteThread(self._open_writer, name="audit-writer", writer=True)
+        self._writer = SqliteThread(
+            self._open_writer, name="audit-writer", writer=True, linger=linger
+        )
         self._reader = SqliteThread(self._open_reader, name="audit-reader", writer=False)
 
     def _open_writer(self) -> sqlite3.Connection:
