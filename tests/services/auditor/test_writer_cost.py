@@ -160,6 +160,22 @@ async def _handed_over(
     return task
 
 
+class _CountedEvent(threading.Event):
+    """An event that counts the waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+async def _lingering(writer: SqliteThread) -> bool:
+    return writer._lingering
+
+
 async def test_rows_coming_one_by_one_while_the_writer_is_busy_share_one_commit(
     tmp_path: Path,
 ) -> None:
@@ -168,20 +184,28 @@ async def test_rows_coming_one_by_one_while_the_writer_is_busy_share_one_commit(
         # Waits that would hang the test rather than end a group: only its rows end it.
         linger = Linger(wait_s=3600, rows=4, busy_s=3600)
         writer = SqliteThread(open_traced, name="test-writer", writer=True, linger=linger)
+    writer._enough = woken = _CountedEvent()
     await writer.start()
     try:
         await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
         statements.clear()
 
-        # Four rows handed over one at a time, each once the writer took the one before
-        # (as messages arriving a few milliseconds apart are).
-        tasks = [await _handed_over(writer, _insert(x)) for x in (1, 2, 3, 4)]
+        # Four rows handed over one at a time (as messages arriving a few milliseconds
+        # apart are): the first once the writer is idle, each other once it waits.
+        tasks = [await _handed_over(writer, _insert(1))]
+        for x in (2, 3, 4):
+            await eventually(lambda: _lingering(writer), what="the writer lingering")
+            tasks.append(asyncio.create_task(writer.run(_insert(x))))
+            await asyncio.sleep(0)  # queued
         results = await asyncio.gather(*tasks)
 
         assert results == [1, 1, 1, 1]
         # One transaction for the four (four before: each row committed alone).
         assert statements.count("BEGIN IMMEDIATE") == 1
         assert statements.count("COMMIT") == 1
+        # The writer slept once for the three rows that followed the first: woken when
+        # the fourth was queued, not at each.
+        assert woken.waits == 1
     finally:
         await writer.stop()
 

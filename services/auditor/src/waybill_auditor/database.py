@@ -267,6 +267,10 @@ class SqliteThread:
         self._linger = linger
         self._last_group_at = float("-inf")
         self._jobs: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        # While the writer lingers: how many more jobs it waits for, and its wake-up.
+        self._lingering = False
+        self._wanted = 0
+        self._enough = threading.Event()
         self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
@@ -284,6 +288,8 @@ class SqliteThread:
             raise RuntimeError(f"{self._name} is not running")
         waiting = _Waiting(job, asyncio.get_running_loop())
         self._jobs.put(waiting)
+        if self._lingering and self._jobs.qsize() >= self._wanted:
+            self._enough.set()
         result: T = await waiting.done
         return result
 
@@ -292,6 +298,7 @@ class SqliteThread:
         if self._thread is None:
             return
         self._jobs.put(None)
+        self._enough.set()  # a lingering group is committed now
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
@@ -321,25 +328,34 @@ class SqliteThread:
         """Add the jobs queued behind ``group``'s first; True when told to stop.
 
         With a :class:`Linger`, a group begun while jobs keep coming (the last group
-        ended moments ago) waits up to ``linger.wait_s`` for ``linger.rows`` jobs.
+        ended moments ago) waits up to ``linger.wait_s`` for ``linger.rows`` jobs. The
+        thread sleeps through the wait: :meth:`run` wakes it once the rows are queued
+        (a wake-up per job, to count them, was a tenth of a row's cost).
         """
+        stopping = self._drain(group)
         linger = self._linger
-        deadline: float | None = None
-        if linger is not None and time.monotonic() - self._last_group_at < linger.busy_s:
-            deadline = time.monotonic() + linger.wait_s
+        if stopping or linger is None or len(group) >= min(linger.rows, MAX_GROUP):
+            return stopping
+        if time.monotonic() - self._last_group_at >= linger.busy_s:
+            return False
+        self._wanted = linger.rows - len(group)
+        self._enough.clear()
+        self._lingering = True
+        try:
+            # A job queued before the flag was up was not told: counted here.
+            if self._jobs.qsize() < self._wanted:
+                self._enough.wait(linger.wait_s)
+        finally:
+            self._lingering = False
+        return self._drain(group)
+
+    def _drain(self, group: list[_Waiting]) -> bool:
+        """Add the jobs queued now to ``group``; True when told to stop."""
         while len(group) < MAX_GROUP:
             try:
                 more = self._jobs.get_nowait()
             except queue.Empty:
-                if deadline is None or linger is None or len(group) >= linger.rows:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                try:
-                    more = self._jobs.get(timeout=left)
-                except queue.Empty:
-                    return False
+                return False
             if more is None:
                 return True
             group.append(more)
