@@ -366,3 +366,108 @@ async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
         ]
     finally:
         await store.close()
+
+
+_READ_ORDER = "SELECT stage, since, facts FROM orders"
+
+
+@contextmanager
+def _store_traced(monkeypatch: pytest.MonkeyPatch, statements: list[str]) -> Iterator[None]:
+    """The SQLite store's writer connection, its statements appended to ``statements``."""
+    from waybill_auditor import sqlite_store
+
+    def traced(path: Path, **options: Any) -> sqlite3.Connection:
+        conn = connect(path, **options)
+        if not options.get("read_only"):
+            conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite_store, "connect", traced)
+    yield
+
+
+def _journey_records(ref: str, *types: type[Any]) -> list[Any]:
+    journey = Journey(ref)
+    records = []
+    for minutes, message_type in enumerate(types):
+        message = for_order(message_type, ref)
+        context = journey.add(message, minutes=minutes)
+        records.append(record_of(message, context, sequence=minutes + 1))
+    return records
+
+
+async def test_an_orders_next_messages_do_not_read_its_row_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    statements: list[str] = []
+    with _store_traced(monkeypatch, statements):
+        store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        ref = "WH/OUT/00044"
+        types = (OrderReleased, WarehouseOrderAccepted, NotificationSent, WarehouseOrderPicked)
+        for record in _journey_records(ref, *types):
+            await store.record(record)
+
+        # Four messages, the order's row read once: for the first, which found none
+        # (four before: each message read it).
+        assert sum(s.startswith(_READ_ORDER) for s in statements) == 1
+        order = await store.order(ref)
+        assert order is not None and order.messages == 4 and order.stage is Stage.PICKED
+    finally:
+        await store.close()
+
+
+async def test_after_a_rollback_an_orders_row_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    statements: list[str] = []
+    with _store_traced(monkeypatch, statements):
+        store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        ref = "WH/OUT/00045"
+        released, accepted, picked = _journey_records(
+            ref, OrderReleased, WarehouseOrderAccepted, WarehouseOrderPicked
+        )
+        await store.record(released)
+
+        # The accepted message shares a transaction with a job that fails: the group is
+        # rolled back and the message written again alone, its order read afresh.
+        started, gate = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            started.set()
+            gate.wait(30)
+
+        def fail(conn: sqlite3.Connection) -> None:
+            raise sqlite3.IntegrityError("refused")
+
+        busy = asyncio.create_task(store._writer.run(hold))
+        await eventually(_flag(started), what="the writer busy")
+        recording = asyncio.create_task(store.record(accepted))
+        failing = asyncio.create_task(store._writer.run(fail))
+        await eventually(lambda: _queued(store._writer), until=lambda n: n == 2, what="both queued")
+        statements.clear()
+        gate.set()
+        await busy
+        assert (await recording).new
+        with pytest.raises(sqlite3.IntegrityError):
+            await failing
+        # The run in the group used the row kept from the committed message; the run
+        # alone, after the rollback, read it again (none kept past a rollback).
+        assert sum(s.startswith(_READ_ORDER) for s in statements) == 1
+        order = await store.order(ref)
+        assert order is not None and order.messages == 2 and order.stage is Stage.ACCEPTED
+
+        # Deleted by another hand: the next message finds no row to update and makes it.
+        await store._writer.run(lambda conn: conn.execute("DELETE FROM orders"))
+        await store.record(picked)
+        order = await store.order(ref)
+        assert order is not None and order.messages == 1 and order.stage is Stage.PICKED
+    finally:
+        await store.close()

@@ -267,6 +267,8 @@ class SqliteThread:
         self._linger = linger
         self._last_group_at = float("-inf")
         self._jobs: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self.rollbacks = 0
+        """Transactions rolled back so far (read in the thread: what a job kept may be gone)."""
         # While the writer lingers: how many more jobs it waits for, and its wake-up.
         self._lingering = False
         self._wanted = 0
@@ -414,6 +416,7 @@ class SqliteThread:
                     raise _JobFailed(error) from error
             conn.execute("COMMIT")
         except Exception:
+            self.rollbacks += 1
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
