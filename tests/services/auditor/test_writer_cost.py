@@ -278,11 +278,12 @@ async def test_a_message_that_does_not_move_its_order_writes_no_stage_index_page
         written = _wal_frames(path) - before
 
         assert recorded.new and recorded.stage_before is recorded.stage_after is Stage.PICKED
-        # The message's row, its id's index and four of its indexes (its correlation
-        # is its order: not indexed again), the order's row: the orders' two stage
-        # indexes are left alone when the stage and its time do not change (10 pages
-        # before, 8 with the stage indexes alone).
-        assert written <= 7, written
+        # The message's row, its id's index and three of its indexes (its correlation
+        # is its order: not indexed again; its kind is in the time index), the order's
+        # row: the orders' two stage indexes are left alone when the stage and its time
+        # do not change (10 pages before, 8 with the stage indexes alone, 7 with the
+        # kind's own index).
+        assert written <= 6, written
         order = await store.order(ref)
         assert order is not None and order.messages == 3 and order.stage is Stage.PICKED
     finally:
@@ -469,5 +470,36 @@ async def test_after_a_rollback_an_orders_row_is_read_again(
         await store.record(picked)
         order = await store.order(ref)
         assert order is not None and order.messages == 1 and order.stage is Stage.PICKED
+    finally:
+        await store.close()
+
+
+async def test_only_dead_letters_have_an_index_entry_by_kind(tmp_path: Path) -> None:
+    from tests.services.auditor.rows import SUBJECTS, dead_letter
+    from waybill_auditor.records import dead_letter_record
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00046"
+        for record in _journey_records(ref, WarehouseOrderPicked, NotificationSent):
+            await store.record(record)
+        await store.record(dead_letter_record(dead_letter(3, ref=ref), subjects=SUBJECTS))
+
+        def kind_index_entries(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT coalesce(sum(ncell), 0) FROM dbstat "
+                    "WHERE name IN ('messages_by_kind', 'messages_dead_letters') "
+                    "AND pagetype = 'leaf'"
+                ).fetchone()[0]
+            )
+
+        # Three rows, one entry: the dead letter's (three before, one per row).
+        assert await store._writer.run(kind_index_entries) == 1
+        kinds, _ = await store.counts()
+        assert kinds == {"event": 2, "command": 0, "dead_letter": 1}
+        assert [m.kind for m in await store.dead_letters(order_ref=ref)] == ["dead_letter"]
     finally:
         await store.close()
