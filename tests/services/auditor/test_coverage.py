@@ -47,3 +47,44 @@ async def test_a_subject_is_matched_once_per_read_of_the_consumers(
     )
     monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # a subject nobody took: read again
     assert await judge.consumed(cancelled) is True  # the new consumer's filter is heard
+
+
+async def test_reading_the_same_filters_again_keeps_the_answers(
+    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    js = nc.jetstream()
+    await ensure_streams(js, subjects, StreamPolicy())
+    released = subjects.subject_for(OrderReleased)
+    cancelled = subjects.subject_for(OrderCancelled)
+    await js.add_consumer(
+        subjects.events_stream.name,
+        ConsumerConfig(durable_name="orchestrator-events", filter_subject=released),
+    )
+    matches: list[str] = []
+
+    def counted(subject: str, pattern: str) -> bool:
+        matches.append(subject)
+        return subject_matches(subject, pattern)
+
+    monkeypatch.setattr(coverage, "subject_matches", counted)
+    monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # every uncovered message reads again
+    judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
+    reads = 0
+    read = judge._read
+
+    async def counted_read() -> None:
+        nonlocal reads
+        reads += 1
+        await read()
+
+    monkeypatch.setattr(judge, "_read", counted_read)
+
+    for _ in range(10):
+        assert await judge.consumed(released) is True
+        assert await judge.consumed(cancelled) is False  # nobody takes it: read again
+
+    # Ten reads of the same filters, each subject matched once (twenty before: each
+    # read forgot the answers).
+    assert reads >= 10
+    assert matches.count(released) == 1 and matches.count(cancelled) == 1

@@ -20,7 +20,7 @@ import pytest
 
 from tests.services.auditor.journey import Journey, for_order
 from tests.services.auditor.rows import record_of, released
-from waybill_auditor.database import SqliteThread, connect
+from waybill_auditor.database import Linger, SqliteThread, connect
 from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
 from waybill_contracts.events import NotificationSent, WarehouseOrderPicked
@@ -150,6 +150,102 @@ async def test_a_group_of_results_wakes_the_event_loop_once(
         await writer.stop()
 
 
+async def _handed_over(
+    writer: SqliteThread, job: Callable[[sqlite3.Connection], Any]
+) -> asyncio.Task[Any]:
+    """``job`` given to the writer, once the writer has taken it (running it or lingering)."""
+    task = asyncio.create_task(writer.run(job))
+    await asyncio.sleep(0)  # the task queues its job
+    await eventually(lambda: _queued(writer), until=lambda n: n == 0, what="the job taken")
+    return task
+
+
+class _CountedEvent(threading.Event):
+    """An event that counts the waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+async def _lingering(writer: SqliteThread) -> bool:
+    return writer._lingering
+
+
+async def test_rows_coming_one_by_one_while_the_writer_is_busy_share_one_commit(
+    tmp_path: Path,
+) -> None:
+    statements: list[str] = []
+    with _traced(tmp_path / "linger.sqlite", statements) as open_traced:
+        # Waits that would hang the test rather than end a group: only its rows end it.
+        linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+        writer = SqliteThread(open_traced, name="test-writer", writer=True, linger=linger)
+    writer._enough = woken = _CountedEvent()
+    await writer.start()
+    try:
+        await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+        statements.clear()
+
+        # Four rows handed over one at a time (as messages arriving a few milliseconds
+        # apart are): the first once the writer is idle, each other once it waits.
+        tasks = [await _handed_over(writer, _insert(1))]
+        for x in (2, 3, 4):
+            await eventually(lambda: _lingering(writer), what="the writer lingering")
+            tasks.append(asyncio.create_task(writer.run(_insert(x))))
+            await asyncio.sleep(0)  # queued
+        results = await asyncio.gather(*tasks)
+
+        assert results == [1, 1, 1, 1]
+        # One transaction for the four (four before: each row committed alone).
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert statements.count("COMMIT") == 1
+        # The writer slept once for the three rows that followed the first: woken when
+        # the fourth was queued, not at each.
+        assert woken.waits == 1
+    finally:
+        await writer.stop()
+
+
+async def test_a_row_after_a_quiet_spell_is_committed_without_waiting_for_others(
+    tmp_path: Path,
+) -> None:
+    linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+    writer = SqliteThread(
+        lambda: connect(tmp_path / "quiet.sqlite"), name="w", writer=True, linger=linger
+    )
+    await writer.start()
+    try:
+        # The writer's first group: nothing came before it, so it does not linger (an
+        # hour's wait would end the test by its timeout).
+        await asyncio.wait_for(
+            writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")), 30
+        )
+    finally:
+        await writer.stop()
+
+
+async def test_stopping_commits_the_group_the_writer_lingers_on(tmp_path: Path) -> None:
+    path = tmp_path / "stop.sqlite"
+    linger = Linger(wait_s=3600, rows=4, busy_s=3600)
+    writer = SqliteThread(lambda: connect(path), name="w", writer=True, linger=linger)
+    await writer.start()
+    await writer.run(lambda c: c.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+    lingering = await _handed_over(writer, _insert(1))
+
+    await asyncio.wait_for(writer.stop(), 30)
+
+    assert await lingering == 1
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    finally:
+        conn.close()
+
+
 def _wal_frames(path: Path) -> int:
     """Frames in the write-ahead log: pages written by commits since the last checkpoint."""
     wal = path.with_name(path.name + "-wal")
@@ -182,11 +278,12 @@ async def test_a_message_that_does_not_move_its_order_writes_no_stage_index_page
         written = _wal_frames(path) - before
 
         assert recorded.new and recorded.stage_before is recorded.stage_after is Stage.PICKED
-        # The message's row, its id's index and four of its indexes (its correlation
-        # is its order: not indexed again), the order's row: the orders' two stage
-        # indexes are left alone when the stage and its time do not change (10 pages
-        # before, 8 with the stage indexes alone).
-        assert written <= 7, written
+        # The message's row, its id's index and three of its indexes (its correlation
+        # is its order: not indexed again; its kind is in the time index), the order's
+        # row: the orders' two stage indexes are left alone when the stage and its time
+        # do not change (10 pages before, 8 with the stage indexes alone, 7 with the
+        # kind's own index).
+        assert written <= 6, written
         order = await store.order(ref)
         assert order is not None and order.messages == 3 and order.stage is Stage.PICKED
     finally:
@@ -268,5 +365,141 @@ async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
         assert [m.id for m in await store.messages_of("RECON-7", dead_letters=False)] == [
             elsewhere.id
         ]
+    finally:
+        await store.close()
+
+
+_READ_ORDER = "SELECT stage, since, facts FROM orders"
+
+
+@contextmanager
+def _store_traced(monkeypatch: pytest.MonkeyPatch, statements: list[str]) -> Iterator[None]:
+    """The SQLite store's writer connection, its statements appended to ``statements``."""
+    from waybill_auditor import sqlite_store
+
+    def traced(path: Path, **options: Any) -> sqlite3.Connection:
+        conn = connect(path, **options)
+        if not options.get("read_only"):
+            conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite_store, "connect", traced)
+    yield
+
+
+def _journey_records(ref: str, *types: type[Any]) -> list[Any]:
+    journey = Journey(ref)
+    records = []
+    for minutes, message_type in enumerate(types):
+        message = for_order(message_type, ref)
+        context = journey.add(message, minutes=minutes)
+        records.append(record_of(message, context, sequence=minutes + 1))
+    return records
+
+
+async def test_an_orders_next_messages_do_not_read_its_row_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    statements: list[str] = []
+    with _store_traced(monkeypatch, statements):
+        store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        ref = "WH/OUT/00044"
+        types = (OrderReleased, WarehouseOrderAccepted, NotificationSent, WarehouseOrderPicked)
+        for record in _journey_records(ref, *types):
+            await store.record(record)
+
+        # Four messages, the order's row read once: for the first, which found none
+        # (four before: each message read it).
+        assert sum(s.startswith(_READ_ORDER) for s in statements) == 1
+        order = await store.order(ref)
+        assert order is not None and order.messages == 4 and order.stage is Stage.PICKED
+    finally:
+        await store.close()
+
+
+async def test_after_a_rollback_an_orders_row_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    statements: list[str] = []
+    with _store_traced(monkeypatch, statements):
+        store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        ref = "WH/OUT/00045"
+        released, accepted, picked = _journey_records(
+            ref, OrderReleased, WarehouseOrderAccepted, WarehouseOrderPicked
+        )
+        await store.record(released)
+
+        # The accepted message shares a transaction with a job that fails: the group is
+        # rolled back and the message written again alone, its order read afresh.
+        started, gate = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            started.set()
+            gate.wait(30)
+
+        def fail(conn: sqlite3.Connection) -> None:
+            raise sqlite3.IntegrityError("refused")
+
+        busy = asyncio.create_task(store._writer.run(hold))
+        await eventually(_flag(started), what="the writer busy")
+        recording = asyncio.create_task(store.record(accepted))
+        failing = asyncio.create_task(store._writer.run(fail))
+        await eventually(lambda: _queued(store._writer), until=lambda n: n == 2, what="both queued")
+        statements.clear()
+        gate.set()
+        await busy
+        assert (await recording).new
+        with pytest.raises(sqlite3.IntegrityError):
+            await failing
+        # The run in the group used the row kept from the committed message; the run
+        # alone, after the rollback, read it again (none kept past a rollback).
+        assert sum(s.startswith(_READ_ORDER) for s in statements) == 1
+        order = await store.order(ref)
+        assert order is not None and order.messages == 2 and order.stage is Stage.ACCEPTED
+
+        # Deleted by another hand: the next message finds no row to update and makes it.
+        await store._writer.run(lambda conn: conn.execute("DELETE FROM orders"))
+        await store.record(picked)
+        order = await store.order(ref)
+        assert order is not None and order.messages == 1 and order.stage is Stage.PICKED
+    finally:
+        await store.close()
+
+
+async def test_only_dead_letters_have_an_index_entry_by_kind(tmp_path: Path) -> None:
+    from tests.services.auditor.rows import SUBJECTS, dead_letter
+    from waybill_auditor.records import dead_letter_record
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00046"
+        for record in _journey_records(ref, WarehouseOrderPicked, NotificationSent):
+            await store.record(record)
+        await store.record(dead_letter_record(dead_letter(3, ref=ref), subjects=SUBJECTS))
+
+        def kind_index_entries(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT coalesce(sum(ncell), 0) FROM dbstat "
+                    "WHERE name IN ('messages_by_kind', 'messages_dead_letters') "
+                    "AND pagetype = 'leaf'"
+                ).fetchone()[0]
+            )
+
+        # Three rows, one entry: the dead letter's (three before, one per row).
+        assert await store._writer.run(kind_index_entries) == 1
+        kinds, _ = await store.counts()
+        assert kinds == {"event": 2, "command": 0, "dead_letter": 1}
+        assert [m.kind for m in await store.dead_letters(order_ref=ref)] == ["dead_letter"]
     finally:
         await store.close()

@@ -12,7 +12,7 @@ most every :data:`RECHECK_S` when a subject no consumer takes comes along
 (a service that has just started).
 
 Each message asks about its subject; the answer for a subject is kept until
-the filters are read again (a few dozen subjects, each matched against every
+the filters read change (a few dozen subjects, each matched against every
 filter once, rather than every message matching them all: a sixteenth of the
 auditor's CPU under a burst, docs/benchmarks.md).
 """
@@ -67,8 +67,12 @@ class ConsumerCoverage:
                     [config.filter_subject] if config.filter_subject else list(stream.subjects)
                 )
                 filters.extend(wanted)
-        self._filters = tuple(filters)
-        self._answers = {}
+        if tuple(filters) != self._filters:
+            # The answers hold while the filters do: a subject nobody takes has them
+            # read again every RECHECK_S, and clearing the answers each time matched
+            # every subject again (2.5 % of the auditor's event loop in a burst).
+            self._filters = tuple(filters)
+            self._answers = {}
         self._read_at = time.monotonic()
 
     def _covers(self, subject: str) -> bool:

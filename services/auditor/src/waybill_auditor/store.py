@@ -242,8 +242,11 @@ def store_for(settings: AuditorSettings, on_change: OnChange | None = None) -> A
         from waybill_auditor.postgres_store import PostgresAuditStore
 
         return PostgresAuditStore(settings.audit_database_url, on_change=on_change)
-    from waybill_auditor.sqlite_store import SqliteAuditStore
+    from waybill_auditor.sqlite_store import SqliteAuditStore, linger_for
 
     return SqliteAuditStore(
-        settings.database_path(), on_change=on_change, sync_always=settings.audit_sync_always
+        settings.database_path(),
+        on_change=on_change,
+        sync_always=settings.audit_sync_always,
+        linger=linger_for(settings.consumer_concurrency),
     )
