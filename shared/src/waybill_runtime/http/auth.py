@@ -37,7 +37,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
 from waybill_runtime.declaration import Route
@@ -163,13 +162,16 @@ class ApiAccess:
                         if sibling.method == "HEAD":
                             self._guarded[sibling] = (f"HEAD {definition.path}", role, None)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def admit(self, request: web.Request) -> None:
+        """Let ``request`` through to its handler, or raise the answer that refuses it.
+
+        A route that declares a role needs a caller whose token grants it; the
+        caller is then on the request (:func:`principal_of`). Called by the
+        app's middleware before anything reads the body.
+        """
         guarded = self._guarded.get(request.match_info.route)
-        if guarded is None:
-            return await handler(request)
-        request[PRINCIPAL] = await self._decide(request, *guarded)
-        return await handler(request)
+        if guarded is not None:
+            request[PRINCIPAL] = await self._decide(request, *guarded)
 
     async def _decide(
         self, request: web.Request, action: str, needed: Role, sign_in: str | None
