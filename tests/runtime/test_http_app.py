@@ -174,7 +174,9 @@ def test_each_app_is_independent() -> None:
     assert (first[SERVICE_KEY], second[SERVICE_KEY]) == ("a", "b")
 
 
-async def test_a_request_passes_one_runtime_middleware(make_client: MakeClient) -> None:
+async def test_a_request_passes_one_runtime_middleware(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The span, the problem answers, the caller's access and the body limit are one
     # layer (four middlewares before, each called by aiohttp through a wrapper of
     # its own for every request). Issue 18: CPU per webhook served.
@@ -182,6 +184,12 @@ async def test_a_request_passes_one_runtime_middleware(make_client: MakeClient) 
         return web.json_response({"bytes": len(await request.read())}, status=202)
 
     access = ApiAccess(service="carrier-router", routes=[], verifier=None)
+    admitted: list[web.Request] = []
+
+    async def admit(request: web.Request) -> None:
+        admitted.append(request)
+
+    monkeypatch.setattr(access, "admit", admit)
     client = await make_client(routes=[web.post("/webhooks/x", hook)], access=access)
     assert len(client.app.middlewares) == 1
     answer = await client.post("/webhooks/x", data=b"{}")
@@ -189,3 +197,5 @@ async def test_a_request_passes_one_runtime_middleware(make_client: MakeClient) 
     too_large = await client.post("/webhooks/x", data=b"x" * 2_000_000)
     assert too_large.status == 413
     assert too_large.content_type == "application/problem+json"
+    # No route needs a role: no caller is looked up.
+    assert admitted == []

@@ -22,9 +22,10 @@ from aiohttp.typedefs import Handler
 from waybill_runtime.http.auth import ApiAccess
 from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
 from waybill_runtime.http.problem import ProblemError, answer_error
-from waybill_runtime.http.tracing import answer_in_span, is_traced
+from waybill_runtime.http.tracing import UNTRACED_PATHS, answer_in_span
 from waybill_runtime.logs import mask_text
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.telemetry import tracing_active
 
 __all__ = [
     "MAX_BODY_KEY",
@@ -153,15 +154,19 @@ class _FrontDoor:
     def __init__(self, max_body_bytes: int, access: ApiAccess | None) -> None:
         self._max_body_bytes = max_body_bytes
         self._access = access
+        # Filled as the routes are added; empty for a service that protects none
+        # (its webhooks check their own signatures): then there is nothing to look up.
+        self._guarded: Mapping[web.AbstractRoute, object] = {} if access is None else access.guarded
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_traced(request):
+        if tracing_active() and request.path not in UNTRACED_PATHS:
             return await answer_in_span(request, self._answer, handler)
         return await self._answer(request, handler)
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if self._access is not None:
+            if self._guarded:
+                assert self._access is not None
                 await self._access.admit(request)
             # Refuse a declared oversize body before anyone reads it; chunked bodies
             # are cut off by aiohttp's client_max_size while being read.

@@ -4,8 +4,7 @@ A request that carries a ``traceparent`` is a child of it. A partner's
 webhook carries none: its span waits (:mod:`waybill_runtime.server_spans`)
 until the handler publishes a fact into its order's trace, and is a root,
 started when the request came in, when it joins none (a query, a refusal).
-Without an SDK no span is made: :func:`is_traced` says no, and the app's
-middleware answers directly.
+Without an SDK no span is made: the app's middleware answers directly.
 """
 
 from __future__ import annotations
@@ -26,14 +25,14 @@ from waybill_runtime.server_spans import (
     finish_pending,
     pending_server_span,
 )
-from waybill_runtime.telemetry import extract_trace, get_tracer, tracing_active
+from waybill_runtime.telemetry import extract_trace, get_tracer
 
-__all__ = ["Answer", "answer_in_span", "is_traced"]
+__all__ = ["UNTRACED_PATHS", "Answer", "answer_in_span"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Probes and scrapes are not worth a span each.
-_UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _route(request: web.Request) -> str | None:
@@ -81,16 +80,11 @@ class _Outcome:
         return response
 
 
-def is_traced(request: web.Request) -> bool:
-    """Whether ``request`` gets a SERVER span: tracing is on and it is no probe or scrape."""
-    return tracing_active() and request.path not in _UNTRACED_PATHS
-
-
 async def answer_in_span(
     request: web.Request, answer: Answer, handler: Handler
 ) -> web.StreamResponse:
     """``answer(request, handler)`` in a SERVER span ``<method> <route>`` that sees the answer
-    the caller gets (only for a request :func:`is_traced` says yes to)."""
+    the caller gets (with tracing on, for a path not in :data:`UNTRACED_PATHS`)."""
     route = _route(request)
     name = f"{request.method} {route}" if route else request.method
     attributes = _attributes(request, route)
