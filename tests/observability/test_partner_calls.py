@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -116,6 +117,30 @@ async def test_a_session_may_name_every_call_alike(partner: str) -> None:
     ):
         pass
     assert _samples(metrics, "server_error") == {("webhook", "POST webhook"): 1}
+
+
+async def test_a_partner_call_makes_no_aiohttp_trace_and_keeps_no_cookies(
+    partner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp trace hooks send about eight signals per request (listened to or not);
+    # one session middleware observes the call instead. Issue 18: CPU per partner call.
+    traces: list[object] = []
+
+    class CountedTrace(aiohttp.tracing.Trace):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            traces.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.client, "Trace", CountedTrace)
+    metrics = MetricsRegistry("wms-bridge")
+    bind_partner_metrics(metrics)
+    async with partner_session("wms") as session:
+        for n in range(3):
+            async with session.get(f"{partner}/v2/shipments/shp_{n}") as answer:
+                assert answer.status == 200
+        assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
+    assert traces == []
+    assert _samples(metrics, "ok") == {("wms", "GET /v2/shipments/{id}"): 3}
 
 
 async def test_a_call_that_is_not_http_is_a_client_span_too() -> None:

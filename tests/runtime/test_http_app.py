@@ -11,6 +11,7 @@ from aiohttp import test_utils, web
 from waybill_runtime.http import (
     METRICS_KEY,
     SERVICE_KEY,
+    ApiAccess,
     CheckResult,
     ProbeCheck,
     ReadinessCheck,
@@ -171,3 +172,30 @@ def test_each_app_is_independent() -> None:
     first = create_http_app(service="a", registry=MetricsRegistry("a"), readiness=())
     second = create_http_app(service="b", registry=MetricsRegistry("b"), readiness=())
     assert (first[SERVICE_KEY], second[SERVICE_KEY]) == ("a", "b")
+
+
+async def test_a_request_passes_one_runtime_middleware(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The span, the problem answers, the caller's access and the body limit are one
+    # layer (four middlewares before, each called by aiohttp through a wrapper of
+    # its own for every request). Issue 18: CPU per webhook served.
+    async def hook(request: web.Request) -> web.Response:
+        return web.json_response({"bytes": len(await request.read())}, status=202)
+
+    access = ApiAccess(service="carrier-router", routes=[], verifier=None)
+    admitted: list[web.Request] = []
+
+    async def admit(request: web.Request) -> None:
+        admitted.append(request)
+
+    monkeypatch.setattr(access, "admit", admit)
+    client = await make_client(routes=[web.post("/webhooks/x", hook)], access=access)
+    assert len(client.app.middlewares) == 1
+    answer = await client.post("/webhooks/x", data=b"{}")
+    assert answer.status == 202
+    too_large = await client.post("/webhooks/x", data=b"x" * 2_000_000)
+    assert too_large.status == 413
+    assert too_large.content_type == "application/problem+json"
+    # No route needs a role: no caller is looked up.
+    assert admitted == []

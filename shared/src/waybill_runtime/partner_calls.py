@@ -1,7 +1,7 @@
 """Partner HTTP calls, observed: a CLIENT span and a duration sample for each request.
 
 Every partner client (Odoo, the WMS, carriers, outbound webhooks) makes its
-HTTP session with :func:`partner_session`. The session's trace hooks open a
+HTTP session with :func:`partner_session`. The session's middleware opens a
 CLIENT span per request, named and attributed by the HTTP semantic conventions
 (``http.request.method``, ``server.address``, ``server.port``, ``url.full``
 without credentials or query values, ``http.response.status_code``,
@@ -16,14 +16,15 @@ Without an SDK no span is made; the histogram is kept either way.
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohttp.client_middlewares import ClientHandlerType
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from yarl import URL
@@ -39,7 +40,6 @@ __all__ = [
     "operation_of",
     "partner_call",
     "partner_session",
-    "partner_trace_config",
     "safe_url",
     "watch_circuits",
 ]
@@ -68,7 +68,13 @@ def bind_partner_metrics(metrics: MetricsRegistry) -> None:
 
 def operation_of(method: str, url: URL) -> str:
     """``POST /v2/shipments/{id}``: the method and the path with record ids templated."""
-    segments = [s for s in url.path.split("/") if s][:_MAX_SEGMENTS]
+    return _operation_of(method, url.path)
+
+
+# Most calls repeat a path (Odoo's /jsonrpc, a carrier's /shipments): templated once.
+@functools.lru_cache(maxsize=1024)
+def _operation_of(method: str, path: str) -> str:
+    segments = [s for s in path.split("/") if s][:_MAX_SEGMENTS]
     template = "/".join("{id}" if _RECORD_SEGMENT.match(s) else s for s in segments)
     return f"{method.upper()} /{template}"
 
@@ -93,80 +99,68 @@ def call_outcome(status: int | None, error: BaseException | None = None) -> str:
     return "ok"
 
 
-class _Call(SimpleNamespace):
-    """One request's state between aiohttp's hooks."""
+class _PartnerObserver:
+    """An aiohttp client middleware that observes each request of a session as a call to
+    its partner: a duration sample always, a CLIENT span when tracing is on.
 
-    session_operation: str | None = None
-    requested: dict[str, Any]
-    started: float
-    operation: str
-    span: Span | None
+    One middleware instead of aiohttp trace hooks: a session with trace configs
+    sends about eight trace signals per request (each building its parameters
+    and the URL with its query again) whether anyone listens or not; this
+    wraps the request once. aiohttp runs a session's middlewares once per
+    attempt, so a request it resends on a dropped keep-alive connection, or a
+    redirect it follows, is a call (a sample, a span) of its own, as the HTTP
+    conventions want each attempt.
+    """
 
-    def __init__(self, trace_request_ctx: Mapping[str, Any] | None = None) -> None:
-        super().__init__()
-        self.requested = {"operation": self.session_operation} if self.session_operation else {}
-        self.requested.update(trace_request_ctx or {})
+    __slots__ = ("operation", "partner")
 
+    def __init__(self, partner: str, operation: str | None) -> None:
+        self.partner = partner
+        self.operation = operation
 
-def partner_trace_config(partner: str, operation: str | None = None) -> aiohttp.TraceConfig:
-    """aiohttp trace hooks that observe every request of a session as a call to ``partner``
-    (as ``operation`` when given: one name for URLs that are not the partner's API paths)."""
-    # aiohttp makes one of these per request, from the request's trace_request_ctx.
-    call_type = type("_SessionCall", (_Call,), {"session_operation": operation})
-    config = aiohttp.TraceConfig(trace_config_ctx_factory=call_type)
-
-    async def on_start(
-        _session: aiohttp.ClientSession, call: Any, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        call.started = time.perf_counter()
-        call.operation = _operation(call, params.method, params.url)
-        call.span = None
-        if tracing_active():
-            url = params.url
-            attributes: dict[str, Any] = {
-                "http.request.method": params.method.upper(),
-                "server.address": url.host or "",
-                "url.full": safe_url(url),
-                "waybill.partner": partner,
-                "waybill.partner.operation": call.operation,
-            }
-            if url.port is not None:
-                attributes["server.port"] = url.port
-            call.span = get_tracer().start_span(
-                call.operation, kind=SpanKind.CLIENT, attributes=attributes
-            )
-
-    async def on_end(
-        _session: aiohttp.ClientSession, call: Any, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        status = params.response.status
-        _finish(partner, call, status, None)
-
-    async def on_error(
-        _session: aiohttp.ClientSession, call: Any, params: aiohttp.TraceRequestExceptionParams
-    ) -> None:
-        _finish(partner, call, None, params.exception)
-
-    config.on_request_start.append(on_start)
-    config.on_request_end.append(on_end)
-    config.on_request_exception.append(on_error)
-    return config
+    async def __call__(
+        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        started = time.perf_counter()
+        url = request.url
+        operation = self.operation or _operation_of(request.method, url.path)
+        span = (
+            _client_span(self.partner, operation, request.method, url) if tracing_active() else None
+        )
+        try:
+            response = await handler(request)
+        except BaseException as error:
+            _finish(self.partner, operation, started, span, None, error)
+            raise
+        _finish(self.partner, operation, started, span, response.status, None)
+        return response
 
 
-def _operation(call: Any, method: str, url: URL) -> str:
-    named = call.requested.get("operation")
-    return str(named) if named else operation_of(method, url)
+def _client_span(partner: str, operation: str, method: str, url: URL) -> Span:
+    attributes: dict[str, Any] = {
+        "http.request.method": method.upper(),
+        "server.address": url.host or "",
+        "url.full": safe_url(url),
+        "waybill.partner": partner,
+        "waybill.partner.operation": operation,
+    }
+    if url.port is not None:
+        attributes["server.port"] = url.port
+    return get_tracer().start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
 
 
-def _finish(partner: str, call: Any, status: int | None, error: BaseException | None) -> None:
-    if not hasattr(call, "started"):
-        return  # the request failed before it started
-    duration_s = time.perf_counter() - call.started
-    outcome = call_outcome(status, error)
+def _finish(
+    partner: str,
+    operation: str,
+    started: float,
+    span: Span | None,
+    status: int | None,
+    error: BaseException | None,
+) -> None:
+    duration_s = time.perf_counter() - started
     metrics = _metrics_var.get()
     if metrics is not None:
-        metrics.partner_call(partner, call.operation, outcome).observe(duration_s)
-    span: Span | None = call.span
+        metrics.partner_call(partner, operation, call_outcome(status, error)).observe(duration_s)
     if span is None:
         return
     if status is not None:
@@ -253,15 +247,18 @@ def partner_session(
     partner: str, *, operation: str | None = None, **session_options: Any
 ) -> aiohttp.ClientSession:
     """An ``aiohttp.ClientSession`` for calls to ``partner`` (``odoo``, ``wms``, a carrier's
-    code, ``webhook``), observed by :func:`partner_trace_config`.
+    code, ``webhook``), each observed by :class:`_PartnerObserver`.
 
-    ``session_options`` are ``ClientSession``'s (timeout, headers...). A
-    request may name its operation (``trace_request_ctx={"operation": "book"}``),
-    or the session all of them (``operation``, for URLs that vary by customer);
-    otherwise the method and the path with record ids templated name it.
+    ``session_options`` are ``ClientSession``'s (timeout, headers...). The
+    session may name all its calls alike (``operation``, for URLs that vary by
+    customer); otherwise the method and the path with record ids templated name
+    each. Partners' cookies are not kept (no partner API uses a cookie
+    session, and a jar parses every answer's cookies): pass ``cookie_jar`` for
+    one that does.
     """
-    trace_configs = [
-        *session_options.pop("trace_configs", []),
-        partner_trace_config(partner, operation),
-    ]
-    return aiohttp.ClientSession(trace_configs=trace_configs, **session_options)
+    middlewares = (
+        *session_options.pop("middlewares", ()),
+        _PartnerObserver(partner, operation),
+    )
+    session_options.setdefault("cookie_jar", aiohttp.DummyCookieJar())
+    return aiohttp.ClientSession(middlewares=middlewares, **session_options)

@@ -21,10 +21,11 @@ from aiohttp.typedefs import Handler
 
 from waybill_runtime.http.auth import ApiAccess
 from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
-from waybill_runtime.http.problem import ProblemError, problem_middleware
-from waybill_runtime.http.tracing import server_span_middleware
+from waybill_runtime.http.problem import ProblemError, answer_error
+from waybill_runtime.http.tracing import UNTRACED_PATHS, answer_in_span
 from waybill_runtime.logs import mask_text
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.telemetry import tracing_active
 
 __all__ = [
     "MAX_BODY_KEY",
@@ -137,18 +138,49 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[_OPENAPI_KEY], content_type="application/json")
 
 
-@web.middleware
-async def _body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Refuse a declared oversize body before anyone reads it; chunked bodies
-    # are cut off by aiohttp's client_max_size while being read.
-    limit = request.app[MAX_BODY_KEY]
-    if request.content_length is not None and request.content_length > limit:
-        raise ProblemError(
-            413,
-            "Content Too Large",
-            f"the request body has {request.content_length} bytes; the limit is {limit} bytes",
-        )
-    return await handler(request)
+class _FrontDoor:
+    """The one middleware of a service's app: every request passes it once.
+
+    Outermost the SERVER span (when tracing is on: it sees the answer the
+    caller gets), then the problem answers to every error, the caller's access
+    (before anything reads the body), and the body limit. One layer instead of
+    four middlewares: aiohttp calls each through a wrapper of its own, and each
+    looked up per request what is fixed for the app's life (the limit, the
+    tracer's presence).
+    """
+
+    __middleware_version__ = 1  # aiohttp's mark of a new-style middleware
+
+    def __init__(self, max_body_bytes: int, access: ApiAccess | None) -> None:
+        self._max_body_bytes = max_body_bytes
+        self._access = access
+        # Filled as the routes are added; empty for a service that protects none
+        # (its webhooks check their own signatures): then there is nothing to look up.
+        self._guarded: Mapping[web.AbstractRoute, object] = {} if access is None else access.guarded
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if tracing_active() and request.path not in UNTRACED_PATHS:
+            return await answer_in_span(request, self._answer, handler)
+        return await self._answer(request, handler)
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if self._guarded:
+                assert self._access is not None
+                await self._access.admit(request)
+            # Refuse a declared oversize body before anyone reads it; chunked bodies
+            # are cut off by aiohttp's client_max_size while being read.
+            length = request.content_length
+            if length is not None and length > self._max_body_bytes:
+                raise ProblemError(
+                    413,
+                    "Content Too Large",
+                    f"the request body has {length} bytes; "
+                    f"the limit is {self._max_body_bytes} bytes",
+                )
+            return await handler(request)
+        except Exception as error:  # CancelledError is a BaseException: it passes
+            return answer_error(request, error)
 
 
 def create_http_app(
@@ -171,14 +203,10 @@ def create_http_app(
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
-    # Callers are checked before anything reads their body.
-    guard = [] if access is None else [access.middleware]
     if access is not None:
         access.metrics = registry
     app = web.Application(
-        client_max_size=max_body_bytes,
-        # The SERVER span is outermost: it sees the answer the caller gets.
-        middlewares=[server_span_middleware, problem_middleware, *guard, _body_limit],
+        client_max_size=max_body_bytes, middlewares=[_FrontDoor(max_body_bytes, access)]
     )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = registry

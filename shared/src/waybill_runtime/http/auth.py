@@ -37,7 +37,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
 from waybill_runtime.declaration import Route
@@ -132,7 +131,8 @@ class ApiAccess:
         self.metrics: MetricsRegistry | None = None
         self._needed = {(r.method.upper(), r.path): r.role for r in routes if r.role is not None}
         self._sign_in = {(r.method.upper(), r.path): r.sign_in for r in routes if r.sign_in}
-        self._guarded: dict[web.AbstractRoute, tuple[str, Role, str | None]] = {}
+        self.guarded: dict[web.AbstractRoute, tuple[str, Role, str | None]] = {}
+        """The registered routes that need a role: their action, role and sign-in page."""
         if self._needed and verifier is None:
             protected = ", ".join(" ".join(route) for route in self._needed)
             raise SettingsError(
@@ -156,20 +156,23 @@ class ApiAccess:
                 continue
             sign_in = self._sign_in.get((method, definition.path))
             for route in added:
-                self._guarded[route] = (f"{method} {definition.path}", role, sign_in)
+                self.guarded[route] = (f"{method} {definition.path}", role, sign_in)
                 # aiohttp answers HEAD for a GET by a route of its own on the same resource.
                 if method == "GET" and route.resource is not None:
                     for sibling in route.resource:
                         if sibling.method == "HEAD":
-                            self._guarded[sibling] = (f"HEAD {definition.path}", role, None)
+                            self.guarded[sibling] = (f"HEAD {definition.path}", role, None)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        guarded = self._guarded.get(request.match_info.route)
-        if guarded is None:
-            return await handler(request)
-        request[PRINCIPAL] = await self._decide(request, *guarded)
-        return await handler(request)
+    async def admit(self, request: web.Request) -> None:
+        """Let ``request`` through to its handler, or raise the answer that refuses it.
+
+        A route that declares a role needs a caller whose token grants it; the
+        caller is then on the request (:func:`principal_of`). Called by the
+        app's middleware before anything reads the body.
+        """
+        guarded = self.guarded.get(request.match_info.route)
+        if guarded is not None:
+            request[PRINCIPAL] = await self._decide(request, *guarded)
 
     async def _decide(
         self, request: web.Request, action: str, needed: Role, sign_in: str | None

@@ -9,7 +9,6 @@ is logged in one line naming what was wrong, with secrets in the path redacted.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -27,6 +26,7 @@ from waybill_runtime.json_input import MAX_DEPTH, JsonTooDeep, check_depth, deco
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "ProblemError",
+    "answer_error",
     "decode_json",
     "problem_middleware",
     "problem_response",
@@ -139,32 +139,42 @@ def _log_refusal(request: web.Request, status: int, detail: str | None) -> None:
     )
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error of the wrapped handlers with a problem-details body."""
-    try:
-        return await handler(request)
-    except ProblemError as problem:
-        if 400 <= problem.status < 500:
-            _log_refusal(request, problem.status, problem.detail)
-        return problem.response()
-    except web.HTTPException as error:
+def answer_error(request: web.Request, error: Exception) -> web.StreamResponse:
+    """The problem-details answer to ``error`` raised while handling ``request``.
+
+    Re-raises what is not to be answered here: redirects and the like, and an
+    aiohttp error that already is a problem. Called from an ``except`` block.
+    """
+    if isinstance(error, ProblemError):
+        if 400 <= error.status < 500:
+            _log_refusal(request, error.status, error.detail)
+        return error.response()
+    if isinstance(error, web.HTTPException):
         if error.status < 400 or error.content_type == PROBLEM_CONTENT_TYPE:
-            raise  # redirects and the like, or already a problem
+            raise error  # redirects and the like, or already a problem
         kept = {name: error.headers[name] for name in _KEPT_HEADERS if name in error.headers}
         detail = _detail_for(request, error)
         if error.status < 500:
             _log_refusal(request, error.status, detail)
         return problem_response(error.status, _title(error.status), detail, headers=kept)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        logger.exception("unhandled error answering %s %s", request.method, loggable_path(request))
-        return problem_response(
-            500,
-            _title(500),
-            "the service failed to handle this request; the error is in its logs",
-        )
+    logger.exception("unhandled error answering %s %s", request.method, loggable_path(request))
+    return problem_response(
+        500,
+        _title(500),
+        "the service failed to handle this request; the error is in its logs",
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error of the wrapped handlers with a problem-details body.
+
+    A service's own app does this in its one middleware (:mod:`waybill_runtime.http.app`);
+    this is for apps of their own (tests, sandboxes)."""
+    try:
+        return await handler(request)
+    except Exception as error:  # CancelledError is a BaseException: it passes
+        return answer_error(request, error)
 
 
 def _json_pointer(path: str) -> str:

@@ -4,7 +4,7 @@ A request that carries a ``traceparent`` is a child of it. A partner's
 webhook carries none: its span waits (:mod:`waybill_runtime.server_spans`)
 until the handler publishes a fact into its order's trace, and is a root,
 started when the request came in, when it joins none (a query, a refusal).
-Without an SDK the middleware passes requests through.
+Without an SDK no span is made: the app's middleware answers directly.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from waybill_runtime.server_spans import (
     finish_pending,
     pending_server_span,
 )
-from waybill_runtime.telemetry import extract_trace, get_tracer, tracing_active
+from waybill_runtime.telemetry import extract_trace, get_tracer
 
-__all__ = ["server_span_middleware"]
+__all__ = ["UNTRACED_PATHS", "Answer", "answer_in_span"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Probes and scrapes are not worth a span each.
-_UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _route(request: web.Request) -> str | None:
@@ -55,15 +55,21 @@ def _attributes(request: web.Request, route: str | None) -> dict[str, Any]:
     return attributes
 
 
+Answer = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+"""How the app answers a request with its handler (the problem answers, auth, body limit)."""
+
+
 class _Outcome:
     """How a request was answered: its status (a refusal's too) or the error it raised."""
 
     status: int | None = None
     error: BaseException | None = None
 
-    async def of(self, handler: Handler, request: web.Request) -> web.StreamResponse:
+    async def of(
+        self, answer: Answer, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
         try:
-            response = await handler(request)
+            response = await answer(request, handler)
         except web.HTTPException as refused:
             self.status = refused.status
             raise
@@ -74,11 +80,11 @@ class _Outcome:
         return response
 
 
-@web.middleware
-async def server_span_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A SERVER span ``<method> <route>`` per request (the outermost middleware)."""
-    if not tracing_active() or request.path in _UNTRACED_PATHS:
-        return await handler(request)
+async def answer_in_span(
+    request: web.Request, answer: Answer, handler: Handler
+) -> web.StreamResponse:
+    """``answer(request, handler)`` in a SERVER span ``<method> <route>`` that sees the answer
+    the caller gets (with tracing on, for a path not in :data:`UNTRACED_PATHS`)."""
     route = _route(request)
     name = f"{request.method} {route}" if route else request.method
     attributes = _attributes(request, route)
@@ -93,14 +99,14 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
         outcome = _Outcome()
         with trace.use_span(span, end_on_exit=False, record_exception=False):
             try:
-                return await outcome.of(handler, request)
+                return await outcome.of(answer, request, handler)
             finally:
                 end_server_span(span, outcome.status, outcome.error)
     pending = PendingServerSpan(name, attributes, time.time_ns())
     reset = pending_server_span.set(pending)
     outcome = _Outcome()
     try:
-        return await outcome.of(handler, request)
+        return await outcome.of(answer, request, handler)
     finally:
         pending_server_span.reset(reset)
         pending.status = outcome.status
