@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import msgspec
 import pytest
+from aiosmtplib import protocol
 
 from tests.services.notifier.harness import shipment_booked
 from waybill_notifier.attempts import Undeliverable
@@ -16,6 +19,7 @@ from waybill_notifier.notifications import from_shipment_booked
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import render_email
 from waybill_runtime.settings import load_settings
+from waybill_sandboxes.mail.smtp import SmtpSink
 
 REF = "WH/OUT/00900"
 NOTIFICATION = from_shipment_booked(shipment_booked(REF))
@@ -133,3 +137,58 @@ def test_a_plain_customer_address_is_taken_without_the_email_parser(
     quoted = msgspec.structs.replace(CONTACT, email='"marie jansen"@x.test')
     assert sender.compose(NOTIFICATION, quoted, rendered).recipient == '"marie jansen"@x.test'
     assert parsed == ["Address"]  # what is not plain dot-atoms is judged by the parser
+
+
+async def test_an_email_to_the_relay_parses_each_address_once_and_reads_the_message_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    read: list[int] = []
+    parseaddr, normalize = email.utils.parseaddr, protocol.normalize_message_line_endings
+
+    def counted_parseaddr(address: str, *args: object, **kwargs: object) -> tuple[str, str]:
+        parsed.append(address)
+        return parseaddr(address, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_normalize(message: bytes) -> bytes:
+        read.append(len(message))
+        return normalize(message)
+
+    sizes: list[list[str]] = []
+
+    async with SmtpSink() as sink:
+        handle_mail = sink.handle_MAIL
+
+        async def recorded_mail(*args: Any) -> str:
+            sizes.append(list(args[-1]))
+            return await handle_mail(*args)
+
+        monkeypatch.setattr(sink, "handle_MAIL", recorded_mail)
+        sender = Mailer(
+            load_settings(
+                NotifierSettings,
+                environ={},
+                service="notifier",
+                mail_from="Acme <ship@acme.test>",
+                smtp_host=sink.host,
+                smtp_port=sink.port,
+            )
+        )
+        rendered = render_email(NOTIFICATION, CONTACT)
+        emails = [sender.compose(NOTIFICATION, CONTACT, rendered) for _ in range(3)]
+        await sender.send(emails[0])  # opens and greets the session
+        monkeypatch.setattr(email.utils, "parseaddr", counted_parseaddr)
+        for name in ("aiosmtplib.smtp", "aiosmtplib.protocol"):
+            monkeypatch.setattr(f"{name}.normalize_message_line_endings", counted_normalize)
+        for outgoing in emails[1:]:
+            await sender.send(outgoing)
+        await sender.aclose()
+
+    # Two emails: each address parsed once (MAIL, RCPT) and the message read once
+    # (DATA); before, aiosmtplib's sendmail parsed both again and read the message
+    # once more to count its size (8 parses and 4 reads).
+    assert parsed == ["ship@acme.test", "m@x.test"] * 2
+    assert read == [len(emails[1].data), len(emails[2].data)]
+    assert [mail.rcpt_tos for mail in sink.messages] == [["m@x.test"]] * 3
+    # The relay is still told each message's size (RFC 1870), as sendmail did.
+    assert sizes == [[f"SIZE={len(outgoing.data)}"] for outgoing in emails]
