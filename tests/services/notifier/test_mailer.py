@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -12,7 +13,7 @@ import pytest
 from aiosmtplib import protocol
 
 from tests.services.notifier.harness import shipment_booked
-from waybill_notifier.attempts import Undeliverable
+from waybill_notifier.attempts import NotDelivered, Undeliverable
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.mailer import Mailer, message_id_for
 from waybill_notifier.notifications import from_shipment_booked
@@ -192,3 +193,66 @@ async def test_an_email_to_the_relay_parses_each_address_once_and_reads_the_mess
     assert [mail.rcpt_tos for mail in sink.messages] == [["m@x.test"]] * 3
     # The relay is still told each message's size (RFC 1870), as sendmail did.
     assert sizes == [[f"SIZE={len(outgoing.data)}"] for outgoing in emails]
+
+
+async def test_an_email_to_the_relay_sets_no_timer_per_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timed: list[float] = []
+    wait_for = asyncio.wait_for
+
+    async def counted_wait_for(awaitable: Any, *args: Any, **kwargs: Any) -> Any:
+        timeout = (args or [kwargs.get("timeout")])[0]
+        if timeout is not None:
+            timed.append(timeout)
+        return await wait_for(awaitable, *args, **kwargs)
+
+    async with SmtpSink() as sink:
+        sender = _mailer_for(sink.port)
+        email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+        await sender.send(email)  # opens and greets the session
+        monkeypatch.setattr(asyncio, "wait_for", counted_wait_for)
+        await sender.send(email)
+        await sender.send(email)
+        monkeypatch.undo()
+        await sender.aclose()
+    # Two emails, no asyncio.wait_for with a timeout (aiosmtplib's four per email
+    # before: MAIL, RCPT, DATA, the message): one deadline per email, moved along.
+    assert timed == []
+    assert len(sink.messages) == 3
+
+
+async def test_a_relay_that_stops_answering_is_given_up_on_within_the_timeout() -> None:
+    async def greet_then_say_nothing(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"220 relay ready\r\n")
+        await reader.readline()  # EHLO
+        writer.write(b"250-relay\r\n250 SIZE 1000000\r\n")
+        await reader.read()  # MAIL FROM, never answered
+
+    server = await asyncio.start_server(greet_then_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = _mailer_for(port, smtp_timeout_s=0.3)
+    email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NotDelivered) as broke_off:
+        await sender.send(email)
+    assert asyncio.get_running_loop().time() - started < 3
+    assert "broke off" in str(broke_off.value)
+    await sender.aclose()
+    server.close()
+
+
+def _mailer_for(port: int, **settings: Any) -> Mailer:
+    return Mailer(
+        load_settings(
+            NotifierSettings,
+            environ={},
+            service="notifier",
+            mail_from="Acme <ship@acme.test>",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            **settings,
+        )
+    )

@@ -10,6 +10,7 @@ sent; see :mod:`waybill_notifier.attempts` for exchanges that break off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from datetime import UTC, datetime
@@ -135,7 +136,7 @@ class Mailer:
             server_port=settings.smtp_port,
         ):
             async with self._sessions.session() as smtp:
-                await _transfer(smtp, self._sender, email)
+                await _transfer(smtp, self._sender, email, settings.smtp_timeout_s)
         log.info("email %s accepted for %s", email.message_id, mask_email(email.recipient))
         return Receipt(
             recipient=email.recipient,
@@ -148,7 +149,9 @@ class Mailer:
         await self._sessions.close()
 
 
-async def _transfer(smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail) -> None:
+async def _transfer(
+    smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail, timeout_s: float
+) -> None:
     """MAIL, RCPT and DATA for one email on a session.
 
     Not aiosmtplib's ``sendmail``: for each email it parses the sender and the
@@ -160,6 +163,11 @@ async def _transfer(smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail) ->
     refusal nothing more is said (no ``RSET``): a session that failed is closed,
     never reused, and every session is greeted when opened, so the relay's
     extensions are known here (:mod:`waybill_notifier.smtp_sessions`).
+
+    Each exchange waits at most ``timeout_s`` (DATA and the message, one
+    exchange here, twice that), as aiosmtplib's own timeouts did, but through one
+    deadline moved along: aiosmtplib's cost an ``asyncio.wait_for`` (a timer, a
+    future and a callback) for each of an email's four replies.
     """
     masked = mask_email(email.recipient)
     # SMTPUTF8 only for an address that needs it, as aiosmtplib's send_message decides.
@@ -171,9 +179,14 @@ async def _transfer(smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail) ->
         options = [f"SIZE={len(email.data)}"] if smtp.supports_extension("size") else []
         if utf8:
             options.append("SMTPUTF8")
-        await smtp.mail(sender, options=options, encoding=encoding)
-        await smtp.rcpt(email.recipient, encoding=encoding)
-        await smtp.data(email.data)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(None) as deadline:
+            deadline.reschedule(loop.time() + timeout_s)
+            await smtp.mail(sender, options=options, encoding=encoding, timeout=None)
+            deadline.reschedule(loop.time() + timeout_s)
+            await smtp.rcpt(email.recipient, encoding=encoding, timeout=None)
+            deadline.reschedule(loop.time() + 2 * timeout_s)
+            await smtp.data(email.data, timeout=None)
     except aiosmtplib.SMTPRecipientRefused as error:
         if error.code >= 500:
             raise Undeliverable(f"the relay refused {masked} for good ({error.code})") from None
@@ -184,7 +197,7 @@ async def _transfer(smtp: aiosmtplib.SMTP, sender: str, email: OutgoingEmail) ->
         if error.code >= 500:
             raise Undeliverable(f"the relay refused the email for good: {text}") from None
         raise NotDelivered(f"the relay deferred the email: {text}") from None
-    except (aiosmtplib.SMTPException, OSError) as error:
+    except (aiosmtplib.SMTPException, OSError) as error:  # TimeoutError is an OSError
         # Timed out or cut off mid-transaction: possibly queued already, but an
         # email that may come twice beats one that never comes.
         reason = f"SMTP transfer broke off, the relay may have it: {describe(error)}"
