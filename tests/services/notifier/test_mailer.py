@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import msgspec
 import pytest
+import uvloop
+from aiosmtplib import protocol
 
 from tests.services.notifier.harness import shipment_booked
-from waybill_notifier.attempts import Undeliverable
+from waybill_notifier.attempts import NotDelivered, Undeliverable
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.mailer import Mailer, message_id_for
 from waybill_notifier.notifications import from_shipment_booked
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import render_email
 from waybill_runtime.settings import load_settings
+from waybill_sandboxes.mail.smtp import SmtpMode, SmtpSink
 
 REF = "WH/OUT/00900"
 NOTIFICATION = from_shipment_booked(shipment_booked(REF))
@@ -133,3 +140,209 @@ def test_a_plain_customer_address_is_taken_without_the_email_parser(
     quoted = msgspec.structs.replace(CONTACT, email='"marie jansen"@x.test')
     assert sender.compose(NOTIFICATION, quoted, rendered).recipient == '"marie jansen"@x.test'
     assert parsed == ["Address"]  # what is not plain dot-atoms is judged by the parser
+
+
+async def test_an_email_to_a_relay_without_pipelining_parses_each_address_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    read: list[int] = []
+    parseaddr, normalize = email.utils.parseaddr, protocol.normalize_message_line_endings
+
+    def counted_parseaddr(address: str, *args: object, **kwargs: object) -> tuple[str, str]:
+        parsed.append(address)
+        return parseaddr(address, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_normalize(message: bytes) -> bytes:
+        read.append(len(message))
+        return normalize(message)
+
+    sizes: list[list[str]] = []
+
+    async with SinkWithoutPipelining() as sink:
+        handle_mail = sink.handle_MAIL
+
+        async def recorded_mail(*args: Any) -> str:
+            sizes.append(list(args[-1]))
+            return await handle_mail(*args)
+
+        monkeypatch.setattr(sink, "handle_MAIL", recorded_mail)
+        sender = Mailer(
+            load_settings(
+                NotifierSettings,
+                environ={},
+                service="notifier",
+                mail_from="Acme <ship@acme.test>",
+                smtp_host=sink.host,
+                smtp_port=sink.port,
+            )
+        )
+        rendered = render_email(NOTIFICATION, CONTACT)
+        emails = [sender.compose(NOTIFICATION, CONTACT, rendered) for _ in range(3)]
+        await sender.send(emails[0])  # opens and greets the session
+        monkeypatch.setattr(email.utils, "parseaddr", counted_parseaddr)
+        for name in ("aiosmtplib.smtp", "aiosmtplib.protocol"):
+            monkeypatch.setattr(f"{name}.normalize_message_line_endings", counted_normalize)
+        for outgoing in emails[1:]:
+            await sender.send(outgoing)
+        await sender.aclose()
+
+    # Two emails: each address parsed once (MAIL, RCPT) and the message read once
+    # (DATA); before, aiosmtplib's sendmail parsed both again and read the message
+    # once more to count its size (8 parses and 4 reads).
+    assert parsed == ["ship@acme.test", "m@x.test"] * 2
+    assert read == [len(emails[1].data), len(emails[2].data)]
+    assert [mail.rcpt_tos for mail in sink.messages] == [["m@x.test"]] * 3
+    # The relay is still told each message's size (RFC 1870), as sendmail did.
+    assert sizes == [[f"SIZE={len(outgoing.data)}"] for outgoing in emails]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_an_email_to_the_relay_sets_no_timer_per_reply(
+    pipelining: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timed: list[float] = []
+    wait_for = asyncio.wait_for
+
+    async def counted_wait_for(awaitable: Any, *args: Any, **kwargs: Any) -> Any:
+        timeout = (args or [kwargs.get("timeout")])[0]
+        if timeout is not None:
+            timed.append(timeout)
+        return await wait_for(awaitable, *args, **kwargs)
+
+    async with SmtpSink() if pipelining else SinkWithoutPipelining() as sink:
+        sender = _mailer_for(sink.port)
+        email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+        await sender.send(email)  # opens and greets the session
+        monkeypatch.setattr(asyncio, "wait_for", counted_wait_for)
+        await sender.send(email)
+        await sender.send(email)
+        monkeypatch.undo()
+        await sender.aclose()
+    # Two emails, no asyncio.wait_for with a timeout (aiosmtplib's four per email
+    # before: MAIL, RCPT, DATA, the message): one deadline per email, moved along.
+    assert timed == []
+    assert len(sink.messages) == 3
+
+
+async def test_a_relay_that_stops_answering_is_given_up_on_within_the_timeout() -> None:
+    async def greet_then_say_nothing(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"220 relay ready\r\n")
+        await reader.readline()  # EHLO
+        writer.write(b"250-relay\r\n250 SIZE 1000000\r\n")
+        await reader.read()  # MAIL FROM, never answered
+
+    server = await asyncio.start_server(greet_then_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = _mailer_for(port, smtp_timeout_s=0.3)
+    email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NotDelivered) as broke_off:
+        await sender.send(email)
+    assert asyncio.get_running_loop().time() - started < 3
+    assert "broke off" in str(broke_off.value)
+    await sender.aclose()
+    server.close()
+
+
+def _mailer_for(port: int, **settings: Any) -> Mailer:
+    return Mailer(
+        load_settings(
+            NotifierSettings,
+            environ={},
+            service="notifier",
+            mail_from="Acme <ship@acme.test>",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            **settings,
+        )
+    )
+
+
+class SinkWithoutPipelining(SmtpSink):
+    """The sandbox's relay, not offering PIPELINING (as the sandbox did before it did)."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        offered = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [line for line in offered if "PIPELINING" not in line]
+
+
+async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written: list[bytes] = []
+    write = _SelectorSocketTransport.write
+
+    def counted_write(transport: _SelectorSocketTransport, data: Any) -> None:
+        if transport.get_extra_info("peername")[1] == relay_port:  # the notifier's side
+            written.append(bytes(data))
+        write(transport, data)
+
+    async with SmtpSink() as sink:
+        relay_port = sink.port
+        sender = _mailer_for(sink.port)
+        rendered = render_email(NOTIFICATION, CONTACT)
+        dotted = msgspec.structs.replace(rendered, text=".\n..leading dots\n.")
+        emails = [
+            sender.compose(NOTIFICATION, CONTACT, rendered),
+            sender.compose(NOTIFICATION, CONTACT, dotted),
+        ]
+        await sender.send(emails[0])  # opens and greets the session
+        monkeypatch.setattr(_SelectorSocketTransport, "write", counted_write)
+        for email in emails:
+            await sender.send(email)
+        monkeypatch.undo()
+        await sender.aclose()
+
+    # Two emails, two writes each (MAIL, RCPT and DATA together; the message):
+    # four each before (a round trip per command).
+    assert [chunk.split(b"\r\n")[0][:9] for chunk in written] == [b"MAIL FROM", b"From: Acm"] * 2
+    assert written[0].count(b"\r\n") == 3
+    assert [mail.rcpt_tos for mail in sink.messages] == [["m@x.test"]] * 3
+    # The bytes arrive as composed: the same headers, the text with its leading dots.
+    assert sink.messages[2].text is not None
+    assert sink.messages[2].text.replace("\r\n", "\n") == ".\n..leading dots\n."
+    assert sink.messages[1].headers == {
+        **sink.messages[2].headers,
+        "Date": sink.messages[1].headers["Date"],
+    }
+
+
+@pytest.mark.parametrize("mode", [SmtpMode.DEFER, SmtpMode.UNAVAILABLE])
+async def test_a_pipelined_refusal_is_told_as_before_and_the_session_is_not_reused(
+    mode: SmtpMode,
+) -> None:
+    async with SmtpSink() as sink:
+        sender = _mailer_for(sink.port)
+        email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+        await sender.send(email)
+        await sink.set_mode(mode)
+        with pytest.raises(NotDelivered) as refused:
+            await sender.send(email)
+        await sink.set_mode(SmtpMode.UP)
+        await sender.send(email)
+        await sender.aclose()
+    expected = (
+        "the relay deferred email:" if mode is SmtpMode.DEFER else "deferred the email: SMTP 421"
+    )
+    assert expected in str(refused.value)
+    assert len(sink.messages) == 2
+    assert sink.counters["connections"] == 2  # the refused session was closed, not reused
+
+
+def test_pipelining_works_on_uvloop_as_the_service_runs() -> None:
+    async def scenario() -> list[str]:
+        async with SmtpSink() as sink:
+            sender = _mailer_for(sink.port)
+            email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+            for _ in range(3):
+                await sender.send(email)
+            await sender.aclose()
+            return [mail.subject for mail in sink.messages]
+
+    subjects = uvloop.run(scenario())
+    assert len(subjects) == 3 and len(set(subjects)) == 1

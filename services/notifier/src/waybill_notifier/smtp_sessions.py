@@ -111,6 +111,7 @@ class SmtpSessions:
         where = f"{settings.smtp_host}:{settings.smtp_port}"
         try:
             await smtp.connect()
+            await _greet(smtp)
         except aiosmtplib.SMTPAuthenticationError as error:
             smtp.close()
             # Wrong credentials are an operator's fix: the emails wait for it.
@@ -124,6 +125,22 @@ class SmtpSessions:
                 f"SMTP relay {where} unreachable: {mask_text(describe(error))}"
             ) from None
         return smtp
+
+
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for a relay without it) unless connecting did already (STARTTLS, AUTH).
+
+    Each email's transaction then knows the relay's extensions (SIZE, SMTPUTF8)
+    without asking (see :func:`waybill_notifier.mailer._transfer`).
+    """
+    if not smtp.is_ehlo_or_helo_needed:
+        return
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not smtp.is_connected:
+            raise
+        await smtp.helo()
 
 
 async def _quit(smtp: aiosmtplib.SMTP) -> None:
