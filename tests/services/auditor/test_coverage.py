@@ -3,9 +3,12 @@ matched against the consumers' filters once per read of them (issue #18: the aud
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig
+from nats.js.client import JetStreamContext
 
 from waybill_auditor import coverage
 from waybill_auditor.coverage import ConsumerCoverage
@@ -15,9 +18,18 @@ from waybill_runtime.bus.dead_letters import subject_matches
 from waybill_runtime.bus.provisioning import StreamPolicy, ensure_streams
 
 
-async def test_a_subject_is_matched_once_per_read_of_the_consumers(
-    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class Judged:
+    js: JetStreamContext
+    subjects: SubjectMap
+    released: str
+    cancelled: str
+    matches: list[str]
+    """Every subject matched against a filter, in order."""
+
+
+async def judged(nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Judged:
+    """Streams, the orchestrator's consumer of releases, and every filter match counted."""
     subjects = SubjectMap(nats_prefix)
     js = nc.jetstream()
     await ensure_streams(js, subjects, StreamPolicy())
@@ -34,6 +46,15 @@ async def test_a_subject_is_matched_once_per_read_of_the_consumers(
         return subject_matches(subject, pattern)
 
     monkeypatch.setattr(coverage, "subject_matches", counted)
+    return Judged(js, subjects, released, cancelled, matches)
+
+
+async def test_a_subject_is_matched_once_per_read_of_the_consumers(
+    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged_ = await judged(nc, nats_prefix, monkeypatch)
+    js, subjects, matches = judged_.js, judged_.subjects, judged_.matches
+    released, cancelled = judged_.released, judged_.cancelled
     judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
 
     answers = [await judge.consumed(released) for _ in range(50)]
@@ -52,22 +73,9 @@ async def test_a_subject_is_matched_once_per_read_of_the_consumers(
 async def test_reading_the_same_filters_again_keeps_the_answers(
     nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    subjects = SubjectMap(nats_prefix)
-    js = nc.jetstream()
-    await ensure_streams(js, subjects, StreamPolicy())
-    released = subjects.subject_for(OrderReleased)
-    cancelled = subjects.subject_for(OrderCancelled)
-    await js.add_consumer(
-        subjects.events_stream.name,
-        ConsumerConfig(durable_name="orchestrator-events", filter_subject=released),
-    )
-    matches: list[str] = []
-
-    def counted(subject: str, pattern: str) -> bool:
-        matches.append(subject)
-        return subject_matches(subject, pattern)
-
-    monkeypatch.setattr(coverage, "subject_matches", counted)
+    judged_ = await judged(nc, nats_prefix, monkeypatch)
+    js, subjects, matches = judged_.js, judged_.subjects, judged_.matches
+    released, cancelled = judged_.released, judged_.cancelled
     monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # every uncovered message reads again
     judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
     reads = 0
