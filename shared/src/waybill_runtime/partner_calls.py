@@ -71,7 +71,7 @@ def operation_of(method: str, url: URL) -> str:
     return _operation_of(method, url.path)
 
 
-# Most calls repeat a path (Odoo's /jsonrpc, a carrier's /shipments): templated once.
+# Most calls repeat a path (an ERP's /jsonrpc, a carrier API's /shipments): templated once.
 @functools.lru_cache(maxsize=1024)
 def _operation_of(method: str, path: str) -> str:
     segments = [s for s in path.split("/") if s][:_MAX_SEGMENTS]
