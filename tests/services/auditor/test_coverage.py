@@ -26,6 +26,7 @@ class Judged:
     cancelled: str
     matches: list[str]
     """Every subject matched against a filter, in order."""
+    judge: ConsumerCoverage
 
 
 async def judged(nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Judged:
@@ -46,16 +47,16 @@ async def judged(nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPat
         return subject_matches(subject, pattern)
 
     monkeypatch.setattr(coverage, "subject_matches", counted)
-    return Judged(js, subjects, released, cancelled, matches)
+    judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
+    return Judged(js, subjects, released, cancelled, matches, judge)
 
 
 async def test_a_subject_is_matched_once_per_read_of_the_consumers(
     nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    judged_ = await judged(nc, nats_prefix, monkeypatch)
-    js, subjects, matches = judged_.js, judged_.subjects, judged_.matches
-    released, cancelled = judged_.released, judged_.cancelled
-    judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
+    it = await judged(nc, nats_prefix, monkeypatch)
+    js, subjects, judge = it.js, it.subjects, it.judge
+    released, cancelled, matches = it.released, it.cancelled, it.matches
 
     answers = [await judge.consumed(released) for _ in range(50)]
     assert answers == [True] * 50
@@ -73,11 +74,9 @@ async def test_a_subject_is_matched_once_per_read_of_the_consumers(
 async def test_reading_the_same_filters_again_keeps_the_answers(
     nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    judged_ = await judged(nc, nats_prefix, monkeypatch)
-    js, subjects, matches = judged_.js, judged_.subjects, judged_.matches
-    released, cancelled = judged_.released, judged_.cancelled
+    it = await judged(nc, nats_prefix, monkeypatch)
+    judge, released, cancelled, matches = it.judge, it.released, it.cancelled, it.matches
     monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # every uncovered message reads again
-    judge = ConsumerCoverage(js, subjects, own=frozenset({"auditor-events"}))
     reads = 0
     read = judge._read
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -372,10 +372,14 @@ async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
 _READ_ORDER = "SELECT stage, since, facts FROM orders"
 
 
-@contextmanager
-def _store_traced(monkeypatch: pytest.MonkeyPatch, statements: list[str]) -> Iterator[None]:
-    """The SQLite store's writer connection, its statements appended to ``statements``."""
+@asynccontextmanager
+async def _traced_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[SqliteAuditStore, list[str]]]:
+    """An open SQLite store whose writer connection's statements are collected."""
     from waybill_auditor import sqlite_store
+
+    statements: list[str] = []
 
     def traced(path: Path, **options: Any) -> sqlite3.Connection:
         conn = connect(path, **options)
@@ -384,7 +388,12 @@ def _store_traced(monkeypatch: pytest.MonkeyPatch, statements: list[str]) -> Ite
         return conn
 
     monkeypatch.setattr(sqlite_store, "connect", traced)
-    yield
+    store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        yield store, statements
+    finally:
+        await store.close()
 
 
 def _journey_records(ref: str, *types: type[Any]) -> list[Any]:
@@ -402,11 +411,7 @@ async def test_an_orders_next_messages_do_not_read_its_row_again(
 ) -> None:
     from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
 
-    statements: list[str] = []
-    with _store_traced(monkeypatch, statements):
-        store = SqliteAuditStore(tmp_path / "audit.sqlite")
-    await store.open()
-    try:
+    async with _traced_store(tmp_path, monkeypatch) as (store, statements):
         ref = "WH/OUT/00044"
         types = (OrderReleased, WarehouseOrderAccepted, NotificationSent, WarehouseOrderPicked)
         for record in _journey_records(ref, *types):
@@ -417,8 +422,6 @@ async def test_an_orders_next_messages_do_not_read_its_row_again(
         assert sum(s.startswith(_READ_ORDER) for s in statements) == 1
         order = await store.order(ref)
         assert order is not None and order.messages == 4 and order.stage is Stage.PICKED
-    finally:
-        await store.close()
 
 
 async def test_after_a_rollback_an_orders_row_is_read_again(
@@ -426,11 +429,7 @@ async def test_after_a_rollback_an_orders_row_is_read_again(
 ) -> None:
     from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
 
-    statements: list[str] = []
-    with _store_traced(monkeypatch, statements):
-        store = SqliteAuditStore(tmp_path / "audit.sqlite")
-    await store.open()
-    try:
+    async with _traced_store(tmp_path, monkeypatch) as (store, statements):
         ref = "WH/OUT/00045"
         released, accepted, picked = _journey_records(
             ref, OrderReleased, WarehouseOrderAccepted, WarehouseOrderPicked
@@ -470,8 +469,6 @@ async def test_after_a_rollback_an_orders_row_is_read_again(
         await store.record(picked)
         order = await store.order(ref)
         assert order is not None and order.messages == 1 and order.stage is Stage.PICKED
-    finally:
-        await store.close()
 
 
 async def test_only_dead_letters_have_an_index_entry_by_kind(tmp_path: Path) -> None:
