@@ -84,6 +84,27 @@ def test_kv_keys_are_readable_and_one_to_one() -> None:
     assert all(c.isalnum() or c in "-=_" for c in kv_key("Zoë's order #1 ."))
 
 
+def _kept_in_kv_key(char: str) -> bool:
+    return char.isascii() and (char.isalnum() or char in "-=")
+
+
+def _utf8_escaped(char: str) -> str:
+    return "".join(f"_{byte:02x}" for byte in char.encode())
+
+
+def test_kv_keys_spell_every_character_as_itself_or_its_utf8_bytes() -> None:
+    from waybill_runtime.idempotency import kv_key
+
+    # ASCII keys take the translation table, others the per-character path: both spell
+    # each character the same way.
+    every_ascii = "".join(chr(code) for code in range(128))
+    for key in (every_ascii, every_ascii + "ë", "Zoë/€"):
+        expected = "".join(c if _kept_in_kv_key(c) else _utf8_escaped(c) for c in key)
+        assert kv_key(key) == expected
+    assert kv_key("wms-fact:WH/OUT/1.picked") == "wms-fact_3aWH_2fOUT_2f1_2epicked"
+    assert kv_key("Zoë") == "Zo_c3_ab"
+
+
 async def test_a_task_that_swallows_its_cancellation_is_still_stopped() -> None:
     from waybill_runtime.cancellation import cancel_and_wait
 
