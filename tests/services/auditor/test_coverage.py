@@ -3,7 +3,9 @@ matched against the consumers' filters once per read of them (issue #18: the aud
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -95,3 +97,46 @@ async def test_reading_the_same_filters_again_keeps_the_answers(
     # read forgot the answers).
     assert reads >= 10
     assert matches.count(released) == 1 and matches.count(cancelled) == 1
+
+
+async def test_messages_finding_the_filters_due_together_share_one_read(
+    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    it = await judged(nc, nats_prefix, monkeypatch)
+    judge, released, cancelled = it.judge, it.released, it.cancelled
+    monkeypatch.setattr(coverage, "RECHECK_S", 0.0)  # every uncovered message finds them due
+    lists = 0
+    consumers_info = it.js.consumers_info
+
+    async def counted(stream: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal lists
+        lists += 1
+        return await consumers_info(stream, *args, **kwargs)
+
+    monkeypatch.setattr(it.js, "consumers_info", counted)
+
+    # Sixteen messages nobody else takes, handled at once (a consumer's slots in a burst).
+    answers = await asyncio.gather(*(judge.consumed(cancelled) for _ in range(16)))
+    assert answers == [False] * 16
+    assert lists == 2  # one read (two streams); 32 before: a read per message
+    assert await judge.consumed(released) is True
+
+
+async def test_a_failed_read_is_each_waiters_answer_and_the_next_message_reads_again(
+    nc: NatsClient, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    it = await judged(nc, nats_prefix, monkeypatch)
+    judge, cancelled = it.judge, it.cancelled
+    consumers_info = it.js.consumers_info
+    failing = True
+
+    async def flaky(stream: str, *args: Any, **kwargs: Any) -> Any:
+        if failing:
+            raise TimeoutError("no answer")
+        return await consumers_info(stream, *args, **kwargs)
+
+    monkeypatch.setattr(it.js, "consumers_info", flaky)
+    # A failed look-up says yes (not judged), to every message that waited for it.
+    assert await asyncio.gather(*(judge.consumed(cancelled) for _ in range(4))) == [True] * 4
+    failing = False
+    assert await judge.consumed(cancelled) is False

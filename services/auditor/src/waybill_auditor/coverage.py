@@ -11,6 +11,12 @@ service's declaration). They are read again every :data:`REFRESH_S`, and at
 most every :data:`RECHECK_S` when a subject no consumer takes comes along
 (a service that has just started).
 
+One read at a time: the messages that find the filters due while a read is
+on its way wait for that read rather than make their own (a burst of
+messages on a subject nobody takes, every one of them handled at once, made
+a read each: 87 reads of the consumers in a 300-order burst,
+docs/benchmarks.md).
+
 Each message asks about its subject; the answer for a subject is kept until
 the filters read change (a few dozen subjects, each matched against every
 filter once, rather than every message matching them all: a sixteenth of the
@@ -19,6 +25,7 @@ auditor's CPU under a burst, docs/benchmarks.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -55,6 +62,23 @@ class ConsumerCoverage:
         self._warned: set[str] = set()
         # subject -> covered, for the filters as last read.
         self._answers: dict[str, bool] = {}
+        # The read on its way, which every message finding the filters due awaits.
+        self._reading: asyncio.Task[None] | None = None
+
+    async def _refresh(self) -> None:
+        """Read the consumers, or await the read already on its way."""
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.create_task(self._read(), name="consumer coverage")
+            reading.add_done_callback(self._read_done)
+        # Shielded: a handler given up on (its message's deadline) does not cancel the
+        # read the others await.
+        await asyncio.shield(reading)
+
+    def _read_done(self, reading: asyncio.Task[None]) -> None:
+        self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved: its waiters logged it, or none was left
 
     async def _read(self) -> None:
         filters: list[str] = []
@@ -91,7 +115,7 @@ class ConsumerCoverage:
         age = time.monotonic() - self._read_at
         try:
             if age > REFRESH_S or (age > RECHECK_S and not self._covers(subject)):
-                await self._read()
+                await self._refresh()
         except Exception as error:
             log.warning(
                 "cannot list the consumers (%s: %s); not judging %s",
