@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.services.auditor.journey import Journey, for_order
-from tests.services.auditor.rows import record_of, released
+from tests.services.auditor.rows import SUBJECTS, record_of, released
 from waybill_auditor.database import Linger, SqliteThread, connect
 from waybill_auditor.sqlite_store import SqliteAuditStore
 from waybill_auditor.stages import Stage
@@ -498,5 +498,92 @@ async def test_only_dead_letters_have_an_index_entry_by_kind(tmp_path: Path) -> 
         kinds, _ = await store.counts()
         assert kinds == {"event": 2, "command": 0, "dead_letter": 1}
         assert [m.kind for m in await store.dead_letters(order_ref=ref)] == ["dead_letter"]
+    finally:
+        await store.close()
+
+
+def test_every_type_the_control_tower_reads_per_subject_is_indexed() -> None:
+    from waybill_auditor.database import MIGRATIONS
+    from waybill_auditor.returns_view import STEPS
+    from waybill_auditor.store import PER_SUBJECT_TYPES
+    from waybill_contracts.events import (
+        InventoryAdjustmentApplied,
+        InventoryAdjustmentHeld,
+        InventoryReconciled,
+        PartnerCircuitChanged,
+        ProductsChanged,
+        ProductsSynced,
+        ProductSyncCompleted,
+    )
+
+    read = {
+        SUBJECTS.ce_type_for(t)
+        for t in (
+            PartnerCircuitChanged,  # breakers
+            InventoryAdjustmentHeld,  # held_adjustments
+            InventoryAdjustmentApplied,
+            InventoryReconciled,  # stock_reports
+            ProductSyncCompleted,  # product_syncs
+            ProductsSynced,
+            ProductsChanged,
+            *(event_type for event_type, _ in STEPS),  # returns_view
+        )
+    }
+    assert read == PER_SUBJECT_TYPES  # a contract's version bump is a new schema step
+    assert all(f"'{t}'" in MIGRATIONS[6][1] for t in PER_SUBJECT_TYPES)
+
+
+async def test_only_the_types_read_per_subject_have_an_index_entry_by_type(
+    tmp_path: Path,
+) -> None:
+    from waybill_contracts.events import PartnerCircuitChanged, WarehouseOrderAccepted
+    from waybill_contracts.examples import example_of
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    await store.open()
+    try:
+        ref = "WH/OUT/00047"
+        for record in _journey_records(
+            ref, WarehouseOrderAccepted, WarehouseOrderPicked, NotificationSent, NotificationSent
+        ):
+            await store.record(record)
+        breaker = example_of(PartnerCircuitChanged)
+        breaker_context = Journey("none").add(breaker)
+        await store.record(record_of(breaker, breaker_context, sequence=9))
+
+        def type_index_entries(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "SELECT coalesce(sum(ncell), 0) FROM dbstat "
+                    "WHERE name = 'messages_by_type' AND pagetype = 'leaf'"
+                ).fetchone()[0]
+            )
+
+        # Five rows, one entry: the breaker's (five before, one per row; an order's rows
+        # each dirtied a leaf of their own, 0.85 of a row's 3.37 pages in the log).
+        assert await store._writer.run(type_index_entries) == 1
+        ce_type = breaker_context.type
+        [newest] = await store.latest_per_subject(ce_type)
+        assert newest.id == breaker_context.id
+        with pytest.raises(ValueError, match="not read per subject"):
+            await store.latest_per_subject(SUBJECTS.ce_type_for(NotificationSent))
+
+        def plan(conn: sqlite3.Connection) -> str:
+            from waybill_auditor import sqlite_reads
+
+            traced: list[str] = []
+            conn.set_trace_callback(traced.append)
+            try:
+                sqlite_reads.latest_per_subject(conn, ce_type)
+            finally:
+                conn.set_trace_callback(None)
+            [query] = [s for s in traced if s.startswith("SELECT")]
+            return " ".join(
+                str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + query).fetchall()
+            )
+
+        # The read uses the partial index, in the query and in its subquery.
+        assert (await store._reader.run(plan)).count("messages_by_type") == 2
     finally:
         await store.close()

@@ -18,6 +18,7 @@ from waybill_auditor.store import (
     StageCount,
     like_escaped,
     overdue,
+    read_per_subject,
 )
 
 MESSAGE_COLUMNS = (
@@ -231,7 +232,7 @@ async def latest_per_subject(pool: asyncpg.Pool, ce_type: str) -> list[StoredMes
     rows = await pool.fetch(
         f"SELECT DISTINCT ON (subject) {MESSAGE_COLUMNS} FROM messages "
         "WHERE ce_type = $1 AND kind = 'event' ORDER BY subject, stream_sequence DESC",
-        ce_type,
+        read_per_subject(ce_type),
     )
     return [message_of(row) for row in rows]
 

@@ -8,9 +8,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from waybill_auditor.database import PER_SUBJECT
 from waybill_auditor.records import StoredMessage
 from waybill_auditor.stages import Stage
-from waybill_auditor.store import OrderRow, PartnerFigures, StageCount, like_escaped
+from waybill_auditor.store import (
+    OrderRow,
+    PartnerFigures,
+    StageCount,
+    like_escaped,
+    read_per_subject,
+)
 
 MESSAGE_COLUMNS = (
     "id, kind, ce_type, subject, order_ref, correlation_id, causation_id, source, time, time_s, "
@@ -124,12 +131,17 @@ def partner_figures(
 
 
 def latest_per_subject(conn: sqlite3.Connection, ce_type: str) -> list[StoredMessage]:
-    """The newest event of ``ce_type`` for each of its subjects (business keys)."""
+    """The newest event of ``ce_type`` for each of its subjects (business keys).
+
+    Both selects state the type index's condition (database.PER_SUBJECT), which
+    ``ce_type`` meets (:func:`read_per_subject`): SQLite uses a partial index only then.
+    """
     rows = conn.execute(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE ce_type = ? AND kind = 'event' "
-        "AND stream_sequence = (SELECT max(stream_sequence) FROM messages "
-        "WHERE ce_type = m.ce_type AND subject = m.subject AND kind = 'event') ORDER BY subject",
-        (ce_type,),
+        f"SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE ce_type = ? AND {PER_SUBJECT} "
+        "AND kind = 'event' AND stream_sequence = (SELECT max(stream_sequence) FROM messages "
+        f"WHERE ce_type = m.ce_type AND {PER_SUBJECT} AND subject = m.subject "
+        "AND kind = 'event') ORDER BY subject",
+        (read_per_subject(ce_type),),
     ).fetchall()
     return [message_from_row(row) for row in rows]
 
