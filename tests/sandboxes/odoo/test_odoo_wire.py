@@ -118,6 +118,45 @@ async def test_jsonrpc_reads_many2one_as_pair_or_bare_id_per_load(
     assert empty["result"] == [{"id": 1, "carrier_tracking_ref": False}]
 
 
+async def test_web_read_reads_related_records_in_place_per_specification(
+    odoo: RunningOdoo, http: aiohttp.ClientSession
+) -> None:
+    named: dict[str, Any] = {"fields": {"display_name": {}}}
+    spec = {
+        "name": {},
+        "partner_id": {"fields": {"name": {}}},
+        "move_ids": {"fields": {"product_id": named, "product_uom_qty": {}}},
+        "sale_id": {},
+        "carrier_id": named,
+    }
+    read = await execute_kw(http, odoo, "stock.picking", "web_read", [[1]], {"specification": spec})
+    found = await execute_kw(
+        http, odoo, "stock.picking", "web_search_read", [[("id", "=", 1)], {"name": {}}]
+    )
+    none = await execute_kw(
+        http, odoo, "stock.picking", "web_search_read", [[("id", "=", 0)], {"name": {}}]
+    )
+
+    registry = odoo.sandbox.registry
+    partner = registry.value("stock.picking", 1, "partner_id")
+    [row] = read["result"]
+    assert row["partner_id"] == {
+        "id": partner,
+        "name": registry.value("res.partner", partner, "name"),
+    }
+    assert row["sale_id"] == registry.value("stock.picking", 1, "sale_id")  # no fields: the id
+    carrier = registry.value("stock.picking", 1, "carrier_id")
+    assert row["carrier_id"] == {"id": carrier, "display_name": "Carrier A"}
+    assert [m["id"] for m in row["move_ids"]] == [1, 2]
+    product = registry.value("stock.move", 1, "product_id")
+    assert row["move_ids"][0]["product_id"] == {
+        "id": product,
+        "display_name": registry.display_name("product.product", product),
+    }
+    assert found["result"] == {"length": 1, "records": [{"id": 1, "name": row["name"]}]}
+    assert none["result"] == {"length": 0, "records": []}
+
+
 async def test_web_session_authenticate_then_call_kw_until_the_session_expires(
     odoo: RunningOdoo,
 ) -> None:

@@ -81,7 +81,10 @@ class CallMeter:
         return count
 
 
-_READS = {"read", "search", "search_read", "search_count", "fields_get", "context_get"}
+_READS = {
+    "read", "search", "search_read", "search_count", "fields_get", "context_get", "web_read",
+    "web_search_read",
+}  # fmt: skip
 
 
 def _call_of(path: str, body: bytes) -> tuple[str, str, list[Any]]:

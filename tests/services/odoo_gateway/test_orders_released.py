@@ -367,3 +367,52 @@ async def test_with_no_promise_window_only_the_priority_star_makes_an_order_expr
         await wait_for_events(nc, nats_prefix, OrderReleased, 2)
     lanes = await _released_lanes(nc, nats_prefix)
     assert lanes == {urgent.pickings[0]: Lane.EXPRESS, soon.pickings[0]: Lane.STANDARD}
+
+
+_ORDER_MODELS = {
+    "stock.picking", "sale.order", "res.partner", "stock.move", "product.product", "res.country",
+    "res.country.state",
+}  # fmt: skip
+_READS = {"read", "search_read", "web_read", "web_search_read"}
+
+
+@pytest.mark.parametrize(
+    ("version", "protocol"),
+    [(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
+    ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
+)
+async def test_a_release_reads_the_order_in_one_call_from_odoo_17(
+    version: int, protocol: str, nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+        async with stage.gateway(nats_url, nats_prefix):
+            await eventually(stage.ready, until=lambda r: r["status"] == "ready", what="login")
+            order = stage.new_order(("WB-0001", 2), ("WB-0003", 1))
+            picking = stage.sandbox.picking(order.pickings[0])
+            stage.meter.calls.clear()
+            assert await stage.post_webhook("stock.picking", picking.id) == 202
+            [released] = await wait_for_events(nc, nats_prefix, OrderReleased)
+        # Its reads (the setup check after the login may still be asking its questions).
+        calls = {
+            call: n
+            for call, n in stage.meter.calls.items()
+            if call[0] in _ORDER_MODELS and call[1] in _READS
+        }
+    assert [(line.sku, str(line.quantity.value)) for line in released.order.lines] == [
+        ("WB-0001", "2.0"),
+        ("WB-0003", "1.0"),
+    ]
+    assert released.order.customer.name == picking.partner
+    assert len(released.order.ship_to.country_code) == 2
+    if version == 16:  # no web_read: the picking, its sale order, partners, moves, products
+        assert calls == {
+            ("stock.picking", "search_read"): 1,
+            ("sale.order", "read"): 1,
+            ("res.partner", "read"): 1,
+            ("stock.move", "read"): 1,
+            ("product.product", "read"): 1,
+            ("res.country", "read"): 1,
+        }
+    else:  # the picking, then everything else in one web_read (6 calls before)
+        assert calls == {("stock.picking", "search_read"): 1, ("stock.picking", "web_read"): 1}

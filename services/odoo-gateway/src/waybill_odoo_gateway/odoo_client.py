@@ -39,6 +39,8 @@ READ_METHODS = frozenset(
         "search",
         "search_read",
         "search_count",
+        "web_read",
+        "web_search_read",
         "fields_get",
         "name_search",
         "default_get",

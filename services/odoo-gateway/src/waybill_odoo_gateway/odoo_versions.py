@@ -34,6 +34,13 @@ class OdooDialect:
         return self.major >= 17
 
     @property
+    def has_web_read(self) -> bool:
+        """``web_read`` / ``web_search_read`` with a specification (17+, odoo/models.py): a
+        record and its related records in one call. 16's ``web_search_read`` takes a field
+        list instead."""
+        return self.major >= 17
+
+    @property
     def has_json2(self) -> bool:
         """Whether ``/json/2/<model>/<method>`` exists (19+)."""
         return self.major >= 19

@@ -58,6 +58,11 @@ METHODS: tuple[Method, ...] = (
     Method("search_count", orm.search_count, model_level=True),
     Method("name_search", orm.name_search, model_level=True),
     Method("read", orm.read),
+    # The web client's reads with related records (odoo/models.py 17.0+; 16's
+    # web_search_read takes a field list instead and is not simulated).
+    Method("web_read", orm.web_read, versions=frozenset({17, 18, 19})),
+    Method("web_search_read", orm.web_search_read, model_level=True,
+           versions=frozenset({17, 18, 19})),
     Method("create", orm.create, model_level=True, access="create", returns_records=True),
     Method("write", orm.write, access="write"),
     Method("unlink", orm.unlink, access="unlink"),

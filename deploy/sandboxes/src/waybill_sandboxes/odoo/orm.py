@@ -10,6 +10,8 @@ from typing import Any
 
 from waybill_sandboxes.odoo.env import Records
 from waybill_sandboxes.odoo.exceptions import AccessError, value_error
+from waybill_sandboxes.odoo.registry import Registry
+from waybill_sandboxes.odoo.schema import X2MANY_TYPES
 
 
 def search(
@@ -52,6 +54,66 @@ def search_read(
         raise value_error(f"search_read() got unexpected arguments: {sorted(unknown)}")
     ids = search(self, domain or [], offset=offset, limit=limit, order=order)
     return read(self.browse(ids), fields, load=read_kwargs.get("load", "_classic_read"))
+
+
+def web_read(self: Records, specification: Any) -> list[dict[str, Any]]:
+    """17.0+ ``web_read`` (odoo/models.py): the records read with ``load=None`` for the
+    fields the specification names, and each relational field whose spec has ``fields``
+    read the same way in its place (a many2one as a dict, ``False`` when empty; an
+    x2many as a list of dicts in the field's order). The web client's way of reading a
+    record with its related records in one call."""
+    return _web_read(self.env.registry, self.model, list(self.ids), specification)
+
+
+def web_search_read(
+    self: Records,
+    domain: Any,
+    specification: Any,
+    offset: int = 0,
+    limit: int | None = None,
+    order: str | None = None,
+    count_limit: int | None = None,
+) -> dict[str, Any]:
+    """17.0+ ``web_search_read``: ``search`` then :func:`web_read`, answered as
+    ``{"length": ..., "records": [...]}`` (``length`` counted again only when the page
+    is full, as ``_format_web_search_read_results`` does)."""
+    ids = search(self, domain or [], offset=offset, limit=limit, order=order)
+    records = _web_read(self.env.registry, self.model, ids, specification)
+    length = offset + len(records)
+    if records and limit and len(records) == limit and not (count_limit and count_limit <= length):
+        length = search_count(self, domain or [], limit=count_limit)
+    return {"length": length, "records": records}
+
+
+def _web_read(
+    registry: Registry, model: str, ids: list[int], specification: Any
+) -> list[dict[str, Any]]:
+    if not isinstance(specification, dict):
+        raise value_error(f"Invalid specification {specification!r}: expected a dictionary")
+    names = [name for name in specification if name != "id"]
+    if names:
+        rows = registry.read(model, ids, names, load=None)
+    else:
+        rows = [{"id": record_id} for record_id in registry.exists(model, ids)]
+    for name in names:
+        nested = specification[name]
+        if not isinstance(nested, dict) or "fields" not in nested:
+            continue
+        field = registry.field(model, name)
+        if field.type == "many2one":
+            linked = sorted({row[name] for row in rows if row[name]})
+        elif field.type in X2MANY_TYPES:
+            linked = sorted({i for row in rows for i in row[name]})
+        else:
+            continue
+        comodel = field.relation or ""
+        read = {row["id"]: row for row in _web_read(registry, comodel, linked, nested["fields"])}
+        for row in rows:
+            if field.type == "many2one":
+                row[name] = read.get(row[name], {"id": row[name]}) if row[name] else False
+            else:
+                row[name] = [read.get(i) or {"id": i} for i in row[name]]
+    return rows
 
 
 def create(self: Records, vals_list: Any) -> int | list[int]:
