@@ -112,6 +112,27 @@ async def test_done_quantities_and_context_follow_the_odoo_version(
     assert set(validation[3]["context"]) == context_keys
 
 
+@pytest.mark.parametrize(
+    ("picked", "flag_writes"),
+    [((False, False), 0), ((True, False), 1)],
+    ids=["none-picked", "one-picked-by-a-person"],
+)
+async def test_odoo_17_picks_the_moves_itself_unless_one_is_already_picked(
+    picked: tuple[bool, bool], flag_writes: int
+) -> None:
+    odoo = ScriptedOdoo(17, [True])
+    moves = [
+        {"id": 11 + n, "product_uom_qty": 2.0, "quantity": 2.0, "state": "assigned", "picked": p}
+        for n, p in enumerate(picked)
+    ]
+    await validate_in_full(odoo, PICKING, moves)
+    written = [c[3]["vals"] for c in odoo.calls if c[1] == "write"]
+    # button_validate marks every move picked when none is (and some have a quantity);
+    # one a person picked makes Odoo leave the others, so they are marked here.
+    assert written == [{"picked": True}] * flag_writes
+    assert [c[1] for c in odoo.calls if c[1] != "write"] == ["button_validate"]
+
+
 def _line(sku: str, quantity: str, move_id: int | None) -> PickedLine:
     return PickedLine(
         sku=sku, quantity=Quantity(value=Decimal(quantity), uom="Units"), odoo_move_id=move_id

@@ -20,7 +20,7 @@ from tests.services.odoo_gateway.stage import (
 )
 from waybill_contracts import SubjectMap
 from waybill_contracts.commands import RecordShipmentInOdoo
-from waybill_contracts.events import OrderReleased, ShipmentRecordedInOdoo
+from waybill_contracts.events import ShipmentRecordedInOdoo
 from waybill_odoo_gateway.chatter import post_note
 from waybill_odoo_gateway.config import OdooGatewaySettings
 from waybill_odoo_gateway.deliveries import PICKING_FIELDS, Picking
@@ -32,6 +32,7 @@ from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.settings import load_settings
 from waybill_runtime.testing.streams import dead_letters
 from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.odoo.inspection import PickingView
 
 
@@ -385,17 +386,50 @@ async def test_gateway_keeps_to_its_bound_on_calls_in_flight_to_odoo(
     assert stage.meter.most == 2  # four commands at once, never more than two calls
 
 
-async def test_a_recorded_shipment_reads_its_picking_once(
-    stage: OdooStage, nc: NatsClient, nats_url: str, nats_prefix: str
+@pytest.mark.parametrize(
+    ("version", "protocol"),
+    [(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
+    ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
+)
+async def test_a_recorded_shipment_reads_its_picking_and_moves_once(
+    version: int, protocol: str, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
-    async with stage.gateway(nats_url, nats_prefix):
-        order = stage.new_order(("WB-0001", 2), ("WB-0002", 3))
-        await wait_for_events(nc, nats_prefix, OrderReleased)  # the webhook's reads are over
-        picking = stage.sandbox.picking(order.pickings[0])
-        stage.meter.calls.clear()
-        await send_command(nc, nats_prefix, shipment_command(picking, tracking="TRK-ONCE"))
-        [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+    async with odoo_stage(version=version, protocol=protocol) as stage:
+        stage.sandbox.webhooks.sender.configure(policy=LOSE_EVERY_WEBHOOK)
+        async with stage.gateway(nats_url, nats_prefix):
+            await eventually(stage.ready, until=lambda r: r["status"] == "ready", what="login")
+            picking = stage.sandbox.picking(stage.new_order(("WB-0001", 2)).pickings[0])
+            stage.meter.calls.clear()
+            command = shipment_command(picking, tracking="TRK-ONCE", lines=picked_lines(picking))
+            await send_command(nc, nats_prefix, command)
+            [recorded] = await wait_for_events(nc, nats_prefix, ShipmentRecordedInOdoo)
+        # The setup check after the login may still be asking its questions meanwhile.
+        calls = {
+            call: n
+            for call, n in stage.meter.calls.items()
+            if call[0] in _SHIPMENT_MODELS and call[1] not in _SETUP_QUESTIONS
+        }
     assert recorded.picking_validated is True
-    # Read before the writes; whether it ends done is known from the validation (two
-    # reads before: the picking was read back after validating).
-    assert stage.meter.calls["stock.picking", "search_read"] == 1
+    assert stage.sandbox.picking(picking.name).state == "done"
+    effects = {
+        ("stock.picking", "write"): 1,  # the tracking
+        ("stock.picking", "message_post"): 1,
+        ("stock.picking", "button_validate"): 1,
+    }
+    if version == 16:  # the picking, its moves, their done quantities (no web_read)
+        assert calls == {
+            ("stock.picking", "search_read"): 1,
+            ("stock.move", "read"): 1,
+            ("stock.move", "write"): 1,
+            **effects,
+        }
+    else:
+        # The picking with its moves in one call, and no picked flags written: none was
+        # picked, so Odoo picks them all as it validates. Before: the picking, its moves,
+        # and the flags (6 calls); the picking was also read back after validating.
+        assert calls == {("stock.picking", "web_search_read"): 1, **effects}
+
+
+_SHIPMENT_MODELS = {"stock.picking", "stock.move"}
+_SETUP_QUESTIONS = {"check_access_rights", "has_access", "fields_get", "search_count"}
+LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0, max_attempts=1)

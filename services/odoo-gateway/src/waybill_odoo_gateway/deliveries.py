@@ -158,17 +158,43 @@ class DeliveryReader:
         # Country and state codes never change under a running gateway.
         self._codes: dict[tuple[str, int], str | None] = {}
 
-    async def picking(self, picking_id: int, *, timeout_s: float | None = None) -> Picking | None:
-        """The picking as Odoo has it now; None when there is none with that id."""
+    async def picking(
+        self,
+        picking_id: int,
+        *,
+        timeout_s: float | None = None,
+        fields: list[str] = PICKING_FIELDS,
+    ) -> Picking | None:
+        """The picking as Odoo has it now (``fields`` of it); None when there is none with
+        that id."""
         # search_read, not read: a missing id is an empty answer, not a MissingError.
         rows = await self._odoo.call(
             "stock.picking",
             "search_read",
             domain=[("id", "=", picking_id)],
-            fields=PICKING_FIELDS,
+            fields=fields,
             timeout_s=timeout_s,
         )
         return Picking.from_row(rows[0]) if rows else None
+
+    async def picking_with_moves(
+        self, picking_id: int, fields: list[str], move_fields: list[str]
+    ) -> tuple[Picking, list[dict[str, Any]]] | None:
+        """17+: the picking (``fields``) and all its moves (``move_fields``, the product as
+        ``[id, name]``) in one ``web_search_read``; None when there is no such picking."""
+        moves_spec = {name: _NAMED if name == "product_id" else {} for name in move_fields}
+        answer = await self._odoo.call(
+            "stock.picking",
+            "web_search_read",
+            domain=[("id", "=", picking_id)],
+            specification={**{name: {} for name in fields}, "move_ids": {"fields": moves_spec}},
+        )
+        records = answer.get("records") if isinstance(answer, dict) else None
+        if not records:
+            return None
+        row = records[0]
+        moves = [_flattened(move) for move in row.get("move_ids") or []]
+        return Picking.from_row({**row, "move_ids": [move["id"] for move in moves]}), moves
 
     async def order(self, picking: Picking) -> Order:
         """The order an outgoing picking carries, validated against the contract."""

@@ -28,6 +28,7 @@ from waybill_odoo_gateway.odoo_returns import ReturnFacts
 from waybill_odoo_gateway.odoo_setup import SetupReport, check_setup
 from waybill_odoo_gateway.odoo_values import text
 from waybill_odoo_gateway.order_facts import OrderFacts
+from waybill_odoo_gateway.picking_validation import Move, move_fields
 from waybill_odoo_gateway.product_master import ProductMaster
 from waybill_odoo_gateway.rma_ledger import RMA_BUCKET
 from waybill_odoo_gateway.webhook_backlog import WebhookBacklog
@@ -48,6 +49,9 @@ SETUP_RECHECK_S = 3600.0
 
 # How many done pickings each gateway remembers (oldest forgotten first).
 REMEMBERED_DONE_PICKINGS = 4096
+
+# What recording a shipment reads of its picking (13 fields before).
+_SHIPPED_PICKING_FIELDS = ["name", "state", "carrier_tracking_ref"]
 
 # How long a carrier code Odoo has no delivery method for is taken as still having
 # none: one created in Odoo meanwhile is used from the next shipment after this.
@@ -97,7 +101,24 @@ class Gateway:
 
     async def picking_for(self, picking_id: int, order_ref: str) -> Picking:
         """The picking a command is about; a dead letter when Odoo has no such picking."""
-        picking = await self.reader.picking(picking_id)
+        return self._found(await self.reader.picking(picking_id), picking_id, order_ref)
+
+    async def picking_to_ship(
+        self, picking_id: int, order_ref: str
+    ) -> tuple[Picking, list[Move] | None]:
+        """The picking a shipment is recorded on, with what recording it reads (name, state,
+        tracking), and on 17+ all its moves in the same call (None: read when needed)."""
+        if not self.odoo.dialect.has_web_read:
+            fields = [*_SHIPPED_PICKING_FIELDS, "move_ids"]
+            picking = await self.reader.picking(picking_id, fields=fields)
+            return self._found(picking, picking_id, order_ref), None
+        found = await self.reader.picking_with_moves(
+            picking_id, _SHIPPED_PICKING_FIELDS, move_fields(self.odoo.dialect)
+        )
+        picking, moves = found if found is not None else (None, None)
+        return self._found(picking, picking_id, order_ref), moves
+
+    def _found(self, picking: Picking | None, picking_id: int, order_ref: str) -> Picking:
         if picking is None:
             raise PermanentError(f"Odoo has no picking {picking_id} (order {order_ref})")
         _check_name(picking_id, picking.name, order_ref)

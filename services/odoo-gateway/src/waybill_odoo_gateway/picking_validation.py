@@ -29,11 +29,16 @@ from waybill_odoo_gateway.deliveries import Picking
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_odoo_gateway.odoo_errors import OdooRefused
 from waybill_odoo_gateway.odoo_values import many2one_name
+from waybill_odoo_gateway.odoo_versions import OdooDialect
 
 __all__ = [
     "PickedAgainstDemand",
     "compare_with_demand",
+    "move_fields",
+    "odoo_picks_them",
     "open_moves",
+    "open_of",
+    "picking_moves",
     "record_picked",
     "validate",
     "validate_in_full",
@@ -93,19 +98,50 @@ def compare_with_demand(moves: Sequence[Move], lines: Sequence[PickedLine]) -> P
     return PickedAgainstDemand(done=done, differences=tuple(differences))
 
 
-async def open_moves(odoo: OdooClient, picking: Picking) -> list[Move]:
-    """The picking's moves not done or cancelled, with product, demand and done quantity."""
-    moves = await odoo.call(
-        "stock.move",
-        "read",
-        picking.move_ids,
-        fields=["product_id", "product_uom_qty", odoo.dialect.move_done_field, "state"],
-    )
+def move_fields(dialect: OdooDialect) -> list[str]:
+    """What validation reads of a move: product, demand, done quantity, state, and the
+    ``picked`` flag on 17+."""
+    fields = ["product_id", "product_uom_qty", dialect.move_done_field, "state"]
+    return [*fields, "picked"] if dialect.has_picked_flag else fields
+
+
+def open_of(moves: Sequence[Move]) -> list[Move]:
+    """The moves not done or cancelled."""
     return [m for m in moves if m.get("state") not in _SETTLED_MOVES]
 
 
+async def open_moves(odoo: OdooClient, picking: Picking) -> list[Move]:
+    """The picking's moves not done or cancelled, with product, demand and done quantity."""
+    return open_of(await picking_moves(odoo, picking))
+
+
+async def picking_moves(odoo: OdooClient, picking: Picking) -> list[Move]:
+    """Every move of the picking, read with :func:`move_fields`."""
+    return await odoo.call(  # type: ignore[no-any-return]
+        "stock.move", "read", picking.move_ids, fields=move_fields(odoo.dialect)
+    )
+
+
+def odoo_picks_them(dialect: OdooDialect, moves: Sequence[Move]) -> bool:
+    """Whether validating marks every move picked itself: 17+ ``button_validate``
+    (``_pre_action_done_hook``, addons/stock/models/stock_picking.py 17.0-19.0) sets
+    ``picked`` on all the picking's moves when some have a quantity and none is picked.
+    ``moves`` are all the picking's moves as read with ``picked``; a move a person
+    marked picked (the barcode app) means Odoo leaves the rest unpicked, and cancels
+    them, so then the gateway marks them."""
+    return (
+        dialect.has_picked_flag
+        and bool(moves)
+        and all("picked" in move and not move["picked"] for move in moves)
+    )
+
+
 async def _mark_done(
-    odoo: OdooClient, moves: Sequence[Move], quantity_of: Callable[[Move], float]
+    odoo: OdooClient,
+    moves: Sequence[Move],
+    quantity_of: Callable[[Move], float],
+    *,
+    odoo_picks: bool = False,
 ) -> None:
     dialect = odoo.dialect
     done_field = dialect.move_done_field
@@ -118,7 +154,7 @@ async def _mark_done(
     for quantity, move_ids in changed.items():
         await odoo.call("stock.move", "write", move_ids, vals={done_field: quantity})
     picked = [m["id"] for m in moves if quantity_of(m) > 0]
-    if dialect.has_picked_flag and picked:
+    if dialect.has_picked_flag and picked and not odoo_picks:
         await odoo.call("stock.move", "write", picked, vals={"picked": True})
 
 
@@ -150,11 +186,14 @@ async def validate_in_full(
 ) -> bool:
     """Mark every open move done for its whole demand and validate the picking; returns True.
 
-    ``moves`` are the open moves when the caller has just read them.
+    ``moves`` are all the picking's moves when the caller has just read them (with
+    :func:`move_fields`). On 17+ no ``picked`` write is made when none is picked:
+    ``button_validate`` picks them all itself (:func:`odoo_picks_them`).
     """
     if moves is None:
-        moves = await open_moves(odoo, picking)
-    await _mark_done(odoo, moves, _demand)
+        moves = await picking_moves(odoo, picking)
+    odoo_picks = odoo_picks_them(odoo.dialect, moves)
+    await _mark_done(odoo, open_of(moves), _demand, odoo_picks=odoo_picks)
     await validate(odoo, picking)
     return True
 

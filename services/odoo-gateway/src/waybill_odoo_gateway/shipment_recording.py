@@ -37,7 +37,8 @@ from waybill_odoo_gateway.picking_validation import (
     Move,
     PickedAgainstDemand,
     compare_with_demand,
-    open_moves,
+    open_of,
+    picking_moves,
     record_picked,
     validate_in_full,
     validate_picked,
@@ -94,10 +95,17 @@ class _Recording:
     the earlier attempt's writes, which are what it has to find).
     """
 
-    def __init__(self, gateway: Gateway, command: RecordShipmentInOdoo, picking: Picking) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        command: RecordShipmentInOdoo,
+        picking: Picking,
+        moves: list[Move] | None,
+    ) -> None:
         self._gateway = gateway
         self._command = command
         self._picking = picking
+        self._moves = moves  # all the picking's moves when read with it (17+)
         self._resuming = False
         self._note_id: int | None = None
 
@@ -121,10 +129,13 @@ class _Recording:
         this command made it); True when the picking ends done."""
         odoo, command, picking = self._gateway.odoo, self._command, self._picking
         to_validate = command.validate_picking and picking.state != "done"
+        all_moves = self._moves
         moves: list[Move] = []
         picked: PickedAgainstDemand | None = None
         if to_validate and command.lines:
-            moves = await open_moves(odoo, picking)
+            if all_moves is None:
+                all_moves = await picking_moves(odoo, picking)
+            moves = open_of(all_moves)
             picked = compare_with_demand(moves, command.lines)
         differences = picked.differences if picked is not None else ()
         if not (self._resuming and picking.tracking_ref == command.shipment.tracking_number):
@@ -155,7 +166,7 @@ class _Recording:
                 "; ".join(differences),
             )
             return False
-        return await validate_in_full(odoo, picking, moves or None)
+        return await validate_in_full(odoo, picking, all_moves)
 
     async def _write_tracking(self) -> None:
         gateway, command = self._gateway, self._command
@@ -179,13 +190,13 @@ async def record_shipment(
     shipment = command.shipment
     tracking = shipment.tracking_number
     async with gateway.pickings.hold(command.odoo_picking_id):
-        picking = await gateway.picking_for(command.odoo_picking_id, command.order_ref)
+        picking, moves = await gateway.picking_to_ship(command.odoo_picking_id, command.order_ref)
         if picking.state == "cancel":
             raise PermanentError(
                 f"{picking.name} is cancelled in Odoo: shipment {shipment.shipment_id} "
                 f"(tracking {tracking}) was not recorded; void the label"
             )
-        recording = _Recording(gateway, command, picking)
+        recording = _Recording(gateway, command, picking, moves)
         # One effects-once record for the three effects (two KV writes, not six): the
         # picking was read just now, so a redelivery finding this attempt's intent
         # checks each effect in Odoo (see _Recording) instead of keeping a record each.
