@@ -17,7 +17,7 @@ from waybill_contracts import Message
 from waybill_contracts.events import NotificationFailed, NotificationSent
 from waybill_contracts.model import NotificationChannel
 from waybill_notifier.attempts import EndpointGone, NotDelivered, Receipt, Undeliverable
-from waybill_notifier.delivery import Deliveries, Step
+from waybill_notifier.delivery import Deliveries, FirstTry, Step
 from waybill_notifier.notifications import from_shipment_booked
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.bus.provisioning import ensure_bucket
@@ -80,7 +80,8 @@ class Clock:
 
 def deliveries(kv: KeyValue, clock: Clock, in_doubt_after_s: float = 60.0) -> Deliveries:
     once = OnceOnly(kv, Receipt, in_doubt_after_s=in_doubt_after_s, clock=clock)
-    return Deliveries(kv, once, clock=clock)
+    first = OnceOnly(kv, FirstTry, in_doubt_after_s=in_doubt_after_s, clock=clock)
+    return Deliveries(kv, once, first, clock=clock)
 
 
 async def attempt(run: Callable[[], Awaitable[None]]) -> RetryLater | None:
@@ -118,18 +119,51 @@ async def test_a_step_sent_while_another_waits_is_not_announced_again(kv: KeyVal
     assert len(ctx.of(NotificationSent)) == 2  # the email's once, the webhook's once
 
 
-async def test_a_step_sent_on_its_first_try_costs_two_writes_and_no_read(kv: KeyValue) -> None:
+async def test_a_notification_sent_on_its_first_try_costs_two_writes_whatever_its_steps(
+    kv: KeyValue,
+) -> None:
     clock, ctx = Clock(), Published()
     counting = CountingKV(kv)
     once = OnceOnly(counting, Receipt, clock=clock)  # type: ignore[arg-type]
-    runner = Deliveries(counting, once, clock=clock)  # type: ignore[arg-type]
+    first = OnceOnly(counting, FirstTry, clock=clock)  # type: ignore[arg-type]
+    runner = Deliveries(counting, once, first, clock=clock)  # type: ignore[arg-type]
+    email, webhook, other = Provider(), Provider(), Provider()
+    steps = [step(email), step(webhook, "webhook.e1"), step(other, "webhook.e2")]
+    await runner.deliver(NOTIFICATION, steps, ctx.ctx)
+    assert (email.calls, webhook.calls, other.calls) == (1, 1, 1)
+    assert len(sent_ids(ctx)) == 3
+    # The first try's intent and its result, for the three steps together: before,
+    # each step's first attempt had its own (six writes).
+    assert (counting.reads, counting.writes) == (0, 2)
+
+
+async def test_a_first_try_cut_off_is_made_again_step_by_step_once_its_intent_is_old(
+    kv: KeyValue,
+) -> None:
+    clock, ctx = Clock(), Published()
     email, webhook = Provider(), Provider()
-    await runner.deliver(NOTIFICATION, [step(email), step(webhook, "webhook.e1")], ctx.ctx)
-    assert (email.calls, webhook.calls) == (1, 1)
-    assert len(ctx.of(NotificationSent)) == 2
-    # Per step, the first attempt's intent and its result: before, a step
-    # record read, the intent, the result and the step record's write.
-    assert (counting.reads, counting.writes) == (0, 4)
+    steps = [step(email), step(webhook, "webhook.e1")]
+    crashing = CrashBeforeResult(kv)
+    dying = Deliveries(
+        crashing,  # type: ignore[arg-type]
+        OnceOnly(crashing, Receipt, clock=clock),  # type: ignore[arg-type]
+        OnceOnly(crashing, FirstTry, clock=clock),  # type: ignore[arg-type]
+        clock=clock,
+    )
+    with pytest.raises(ProcessDied):
+        await dying.deliver(NOTIFICATION, steps, ctx.ctx)
+    clock.now += 61  # the intent is in doubt: nobody is at it any more
+    restarted, other_replica = deliveries(kv, clock), deliveries(kv, clock)
+    await asyncio.gather(
+        restarted.deliver(NOTIFICATION, steps, ctx.ctx),
+        other_replica.deliver(NOTIFICATION, steps, ctx.ctx),
+        return_exceptions=True,
+    )
+    await restarted.deliver(NOTIFICATION, steps, ctx.ctx)
+    # Sent again once each (what may have gone out is not known: twice beats never),
+    # however many deliveries take the cut-off try over.
+    assert (email.calls, webhook.calls) == (2, 2)
+    assert len(sent_ids(ctx)) == 2
 
 
 async def test_a_failed_attempt_is_followed_by_a_fresh_one_at_once(kv: KeyValue) -> None:
@@ -156,7 +190,8 @@ async def test_failed_attempts_and_given_up_steps_are_counted_by_channel_and_kin
         "waybill_notifications_failed_total", "failed", ("channel", "kind", "permanent")
     )
     once = OnceOnly(kv, Receipt, in_doubt_after_s=60.0, clock=clock)
-    runner = Deliveries(kv, once, clock=clock, failures=failures)
+    first = OnceOnly(kv, FirstTry, in_doubt_after_s=60.0, clock=clock)
+    runner = Deliveries(kv, once, first, clock=clock, failures=failures)
     flaky = Provider(NotDelivered("relay down"))
     await attempt(lambda: runner.deliver(NOTIFICATION, [step(flaky)], ctx.ctx))
     gone = step(Provider(Undeliverable("no such user")), "webhook")
@@ -298,7 +333,12 @@ async def test_a_crash_between_a_first_send_and_its_record_does_not_send_again(
 ) -> None:
     clock, ctx, provider = Clock(), Published(), Provider()
     crashing = CrashBeforeResult(kv)
-    dying = Deliveries(crashing, OnceOnly(crashing, Receipt, clock=clock), clock=clock)  # type: ignore[arg-type]
+    dying = Deliveries(
+        crashing,  # type: ignore[arg-type]
+        OnceOnly(crashing, Receipt, clock=clock),  # type: ignore[arg-type]
+        OnceOnly(crashing, FirstTry, clock=clock),  # type: ignore[arg-type]
+        clock=clock,
+    )
     with pytest.raises(ProcessDied):
         await dying.deliver(NOTIFICATION, [step(provider)], ctx.ctx)
     assert provider.calls == 1

@@ -7,23 +7,30 @@ and if any step has to wait (relay down, endpoint rate-limited) the message
 is retried later, after the shortest wait any provider asked for.
 
 Each attempt is a runtime :class:`~waybill_runtime.idempotency.OnceOnly`
-effect keyed by notification, channel and attempt number, so no redelivery,
-replica or restart sends it twice; a failed attempt moves the step to its
-next attempt number (a fresh key). Per step, a small record in the
+effect, so no redelivery, replica or restart sends it twice. The first
+attempt of every step of a notification is *one* effect, keyed by the
+notification (its result holds the receipt of each step it sent); a failed
+step moves to its own next attempt, keyed by notification, channel and
+attempt number (a fresh key each). Per step, a small record in the
 idempotency bucket keeps the attempt number, the earliest next try and the
 final state.
 
-Nearly every step is sent on its first try, the first time its message is
-handled. That costs two writes (the first attempt's intent and result) and
-the event, and nothing else: the first attempt's intent is written only if
-it was never written (:meth:`~waybill_runtime.idempotency.OnceOnly.run_new`),
-and a step record is only ever written after that intent, so a step whose
-first intent is new has no record to read. Its own record ("sent") is
-written only if the message is to be handled again (another step waits):
-then a redelivery skips it. A message handled again anyway (a lost ack, the
-same event published twice) finds the attempt's stored result, sends
-nothing, and announces it again under the same event id, which the stream
-takes as a duplicate within its window.
+Nearly every notification is sent whole on its first try, the first time
+its message is handled. That costs two writes (the first try's intent and
+its result, whatever the number of steps) and an event per step, and
+nothing else: the intent is written only if it was never written
+(:meth:`~waybill_runtime.idempotency.OnceOnly.run_new`), and a step record is
+only ever written after that intent, so a notification whose first intent
+is new has no record to read. A step's own record ("sent") is written only
+if the message is to be handled again (another step waits): then a
+redelivery skips it. A message handled again anyway (a lost ack, the same
+event published twice) finds the first try's stored result, sends nothing,
+and announces each step it sent again under the same event id, which the
+stream takes as a duplicate within its window. A first try cut off before
+its result was recorded is in doubt: while its intent is young it is taken
+to be under way elsewhere (the message waits), after that as failed, and each
+step it did not record as sent gets an attempt of its own (an email may then
+come twice, never not at all: see :mod:`waybill_notifier.mailer`).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,7 +57,7 @@ from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.idempotency import Begun, EffectInProgress, OnceOnly
 from waybill_runtime.outcomes import RetryLater
 
-__all__ = ["Deliveries", "Step", "StepRecord"]
+__all__ = ["Deliveries", "FirstTry", "Step", "StepRecord"]
 
 log = logging.getLogger("waybill.notifier")
 
@@ -80,6 +87,12 @@ class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str | None = None
 
 
+class FirstTry(msgspec.Struct, frozen=True, kw_only=True):
+    """What a notification's first try sent: the receipt of each step, by channel key."""
+
+    sent: dict[str, Receipt] = msgspec.field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Wait:
     """A step that must be tried again, after ``delay_s`` when the provider said so."""
@@ -105,12 +118,14 @@ class Deliveries:
         self,
         ledger: KeyValue,
         once: OnceOnly[Receipt],
+        first: OnceOnly[FirstTry],
         *,
         clock: Callable[[], float] = time.time,
         failures: Counter | None = None,
     ) -> None:
         self._ledger = ledger
         self._once = once
+        self._first = first
         self._clock = clock
         # waybill_notifications_failed_total{channel, kind, permanent}: which were not sent.
         self._failures = failures
@@ -121,9 +136,33 @@ class Deliveries:
         self, notification: Notification, steps: Sequence[Step], ctx: HandlerContext[Any]
     ) -> None:
         """Run every step; raise :class:`RetryLater` while any of them has to wait."""
-        results = await asyncio.gather(
-            *(self._run(notification, step, ctx) for step in steps), return_exceptions=True
-        )
+        first_key = f"notifier.notification.{notification.notification_id}.a0"
+        outcomes: list[Receipt | BaseException] = []
+
+        async def first_try() -> FirstTry:
+            # Every step at once; each one's failure is its own (settled below).
+            outcomes.extend(
+                await asyncio.gather(*(step.send() for step in steps), return_exceptions=True)
+            )
+            return FirstTry(
+                sent={
+                    step.channel_key: outcome
+                    for step, outcome in zip(steps, outcomes, strict=True)
+                    if isinstance(outcome, Receipt)
+                }
+            )
+
+        # A new first intent means no step record exists yet: nothing to read.
+        begun = await self._first.run_new(first_key, first_try)
+        runs: list[Coroutine[Any, Any, _Wait | _FirstTry | None]]
+        if begun is Begun.EARLIER:
+            runs = [self._run_recorded(notification, step, ctx, first_key) for step in steps]
+        else:
+            runs = [
+                self._settle_first_try(notification, step, ctx, outcome)
+                for step, outcome in zip(steps, outcomes, strict=True)
+            ]
+        results = await asyncio.gather(*runs, return_exceptions=True)
         unsettled = [r for r in results if r is not _SETTLED and not isinstance(r, _FirstTry)]
         if unsettled:
             # The message comes back: steps sent now are recorded so that it skips them.
@@ -145,34 +184,51 @@ class Deliveries:
 
     # -- one step ------------------------------------------------------------------
 
-    async def _run(
-        self, notification: Notification, step: Step, ctx: HandlerContext[Any]
+    async def _settle_first_try(
+        self,
+        notification: Notification,
+        step: Step,
+        ctx: HandlerContext[Any],
+        outcome: Receipt | BaseException,
     ) -> _Wait | _FirstTry | None:
-        key = f"notifier.step.{notification.notification_id}.{step.channel_key}"
-        try:
-            # A new first intent means no record exists yet: nothing to read.
-            receipt = await self._once.run_new(f"{key}.a0", step.send)
-        except NotDelivered as error:
+        """A step as its notification's first try left it: announced, or its failure recorded."""
+        key = _step_key(notification, step)
+        if isinstance(outcome, NotDelivered):
             return await self._not_delivered(
-                notification, step, ctx, key, StepRecord(), None, error
+                notification, step, ctx, key, StepRecord(), None, outcome
             )
-        except Undeliverable as error:
-            await self._undeliverable(notification, step, ctx, key, StepRecord(), None, error)
+        if isinstance(outcome, Undeliverable):
+            await self._undeliverable(notification, step, ctx, key, StepRecord(), None, outcome)
             return _SETTLED
-        if receipt is Begun.EARLIER:
-            return await self._run_recorded(notification, step, ctx, key)
-        await self._announce(notification, step, ctx, receipt)
+        if isinstance(outcome, BaseException):
+            # Unexpected: no record, so the next delivery gives the step an attempt of its own.
+            raise outcome
+        await self._announce(notification, step, ctx, outcome)
         return _FirstTry(key)
 
     async def _run_recorded(
-        self, notification: Notification, step: Step, ctx: HandlerContext[Any], key: str
+        self, notification: Notification, step: Step, ctx: HandlerContext[Any], first_key: str
     ) -> _Wait | None:
         """A step tried before: its record says which attempt is next, or that it is settled."""
+        key = _step_key(notification, step)
         record, revision = await self._read(key)
         if record.state != "pending":
             return _SETTLED
         if record.not_before is not None and record.not_before > self._clock():
             return _Wait(record.not_before - self._clock(), f"{step.channel_key} asked to wait")
+        if revision is None:
+            # No record: the step's first attempt was its notification's first try.
+            try:
+                # An intent left by a try that is over for sure (old, or released) is taken
+                # as having sent nothing: steps it did not record as sent are tried again.
+                first = await self._first.run(first_key, _nothing_sent)
+            except EffectInProgress:
+                return _Wait(None, f"{step.channel_key} attempt under way elsewhere")
+            receipt = first.sent.get(step.channel_key)
+            if receipt is not None:
+                await self._announce(notification, step, ctx, receipt)
+                await self._write(key, StepRecord(state="sent"), None)
+                return _SETTLED
         attempt_key = f"{key}.a{record.failures}"
         try:
             receipt = await self._once.run(attempt_key, step.send)
@@ -302,6 +358,14 @@ class Deliveries:
             await self._ledger.create(key, value)
         else:
             await self._ledger.update(key, value, last=revision)
+
+
+def _step_key(notification: Notification, step: Step) -> str:
+    return f"notifier.step.{notification.notification_id}.{step.channel_key}"
+
+
+async def _nothing_sent() -> FirstTry:
+    return FirstTry()
 
 
 def _failed(

@@ -25,7 +25,7 @@ from waybill_contracts.events import (
 from waybill_contracts.model import NotificationChannel
 from waybill_notifier.attempts import Receipt
 from waybill_notifier.config import NotifierSettings
-from waybill_notifier.delivery import Deliveries, Step
+from waybill_notifier.delivery import Deliveries, FirstTry, Step
 from waybill_notifier.endpoint_registry import EndpointRegistry
 from waybill_notifier.mailer import Mailer
 from waybill_notifier.notifications import (
@@ -211,6 +211,7 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
             deliveries=Deliveries(
                 runtime.buckets["idempotency"],
                 runtime.once_only(Receipt),
+                runtime.once_only(FirstTry),
                 failures=runtime.metrics.counter(
                     "waybill_notifications_failed_total",
                     "Notifications not sent: each failed attempt (permanent=false, tried "
