@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import smtplib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,61 @@ async def test_smtp_defer_answers_451_per_recipient(mail: tuple[MailSandbox, str
         await send(sandbox.smtp, notification())
     assert refused.value.recipients["customer@example.com"][0] == 451
     assert sandbox.smtp.counters["deferred"] == 1
+
+
+async def _session(sink: SmtpSink) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A raw session, greeted with EHLO: the reader, the writer and the EHLO reply."""
+    reader, writer = await asyncio.open_connection(sink.host, sink.port)
+    await reader.readline()
+    writer.write(b"EHLO client.example\r\n")
+    offered = b""
+    while (line := await reader.readline())[3:4] != b" ":
+        offered += line
+    return reader, writer, offered + line
+
+
+async def _replies(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    return [(await reader.readline())[:3] for _ in range(count)]
+
+
+async def test_smtp_takes_a_message_in_bdat_chunks_pipelined_behind_mail_and_rcpt(
+    mail: tuple[MailSandbox, str],
+) -> None:
+    sandbox, _ = mail
+    reader, writer, offered = await _session(sandbox.smtp)
+    assert b"250-PIPELINING" in offered and b"250-CHUNKING" in offered
+    dotted = notification()
+    dotted.get_body(("plain",)).set_content(".\nTracking: EZ1000000001")  # type: ignore[union-attr]
+    message = dotted.as_bytes(policy=email.policy.SMTP)
+    # Counted bytes, not dot-stuffed: a line with a lone dot is content, not the end.
+    first, rest = message[:40], message[40:]
+    writer.write(
+        b"MAIL FROM:<notify@waybill.example>\r\nRCPT TO:<customer@example.com>\r\n"
+        + b"BDAT %d\r\n" % len(first)
+        + first
+        + b"BDAT %d LAST\r\n" % len(rest)
+        + rest
+    )
+    assert await _replies(reader, 4) == [b"250"] * 4
+    (captured,) = await sandbox.smtp.wait_for_messages(1)
+    assert captured.rcpt_tos == ["customer@example.com"]
+    assert captured.subject == "Your order SO-1001 has shipped"
+    assert (captured.text or "").replace("\r\n", "\n") == ".\nTracking: EZ1000000001\n"
+    # A refused recipient: the chunk that followed is read and refused with its transaction.
+    await sandbox.smtp.set_mode(SmtpMode.DEFER)
+    writer.write(
+        b"MAIL FROM:<notify@waybill.example>\r\nRCPT TO:<customer@example.com>\r\n"
+        + b"BDAT %d LAST\r\n" % len(message)
+        + message
+        + b"NOOP\r\n"
+    )
+    assert await _replies(reader, 4) == [b"250", b"451", b"503", b"250"]
+    # A size that is not one: nothing after it can be read as commands.
+    writer.write(b"BDAT many LAST\r\n")
+    assert await _replies(reader, 1) == [b"501"]
+    assert await reader.read() == b""
+    writer.close()
+    assert len(sandbox.smtp.messages) == 1
 
 
 async def test_smtp_mode_and_messages_are_driven_over_http(

@@ -271,8 +271,19 @@ class SinkWithoutPipelining(SmtpSink):
         return [line for line in offered if "PIPELINING" not in line]
 
 
-async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes(
-    monkeypatch: pytest.MonkeyPatch,
+class SinkWithoutChunking(SmtpSink):
+    """The sandbox's relay, offering PIPELINING but not CHUNKING (as the sandbox did before)."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        offered = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [line for line in offered if "CHUNKING" not in line]
+
+
+@pytest.mark.parametrize("chunking", [True, False])
+async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes_and_with_chunking_one(
+    chunking: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[bytes] = []
     write = _SelectorSocketTransport.write
@@ -282,7 +293,7 @@ async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes(
             written.append(bytes(data))
         write(transport, data)
 
-    async with SmtpSink() as sink:
+    async with SmtpSink() if chunking else SinkWithoutChunking() as sink:
         relay_port = sink.port
         sender = _mailer_for(sink.port)
         rendered = render_email(NOTIFICATION, CONTACT)
@@ -298,10 +309,22 @@ async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes(
         monkeypatch.undo()
         await sender.aclose()
 
-    # Two emails, two writes each (MAIL, RCPT and DATA together; the message):
-    # four each before (a round trip per command).
-    assert [chunk.split(b"\r\n")[0][:9] for chunk in written] == [b"MAIL FROM", b"From: Acm"] * 2
-    assert written[0].count(b"\r\n") == 3
+    if chunking:
+        # Two emails, one write each (MAIL, RCPT, BDAT and the message's bytes):
+        # two each with PIPELINING alone, four each before it.
+        assert [chunk.split(b"\r\n")[0][:9] for chunk in written] == [b"MAIL FROM"] * 2
+        assert [chunk.split(b"\r\n")[2] for chunk in written] == [
+            b"BDAT %d LAST" % len(email.data) for email in emails
+        ]
+        assert [chunk.split(b"\r\n", 3)[3] for chunk in written] == [e.data for e in emails]
+    else:
+        # Two emails, two writes each (MAIL, RCPT and DATA together; the message):
+        # four each before (a round trip per command).
+        assert [chunk.split(b"\r\n")[0][:9] for chunk in written] == [
+            b"MAIL FROM",
+            b"From: Acm",
+        ] * 2
+        assert written[0].count(b"\r\n") == 3
     assert [mail.rcpt_tos for mail in sink.messages] == [["m@x.test"]] * 3
     # The bytes arrive as composed: the same headers, the text with its leading dots.
     assert sink.messages[2].text is not None
@@ -312,11 +335,12 @@ async def test_a_relay_offering_pipelining_gets_each_email_in_two_writes(
     }
 
 
+@pytest.mark.parametrize("chunking", [True, False])
 @pytest.mark.parametrize("mode", [SmtpMode.DEFER, SmtpMode.UNAVAILABLE])
 async def test_a_pipelined_refusal_is_told_as_before_and_the_session_is_not_reused(
-    mode: SmtpMode,
+    mode: SmtpMode, chunking: bool
 ) -> None:
-    async with SmtpSink() as sink:
+    async with SmtpSink() if chunking else SinkWithoutChunking() as sink:
         sender = _mailer_for(sink.port)
         email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
         await sender.send(email)

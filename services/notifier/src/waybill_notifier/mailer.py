@@ -166,7 +166,8 @@ async def _transfer(
     extensions are known here (:mod:`waybill_notifier.smtp_sessions`).
 
     A relay that offers PIPELINING gets MAIL, RCPT and DATA in one write
-    (:mod:`waybill_notifier.smtp_pipelining`): two round trips, not four.
+    (:mod:`waybill_notifier.smtp_pipelining`): two round trips, not four; one
+    that also offers CHUNKING gets the message in that write too (``BDAT``): one.
 
     Each exchange waits at most ``timeout_s`` (DATA and the message, one
     exchange here, twice that), as aiosmtplib's own timeouts did, but through one
@@ -192,6 +193,7 @@ async def _transfer(
                 options=options,
                 encoding=encoding,
                 timeout_s=timeout_s,
+                chunking=smtp.supports_extension("chunking"),
             )
             return
         loop = asyncio.get_running_loop()

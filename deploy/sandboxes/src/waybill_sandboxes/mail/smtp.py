@@ -3,6 +3,12 @@
 It runs in the caller's event loop, so tests need no threads. It can be
 taken down on demand: refuse connections outright, answer 421 (service not
 available) or 451 (try again later) — the failures a mail relay really has.
+
+Like production relays (Postfix, Exchange, Gmail) it offers PIPELINING
+(RFC 2920) and CHUNKING (RFC 3030: ``BDAT <size> [LAST]``, the message's
+bytes counted rather than ended by a dot, so a sender can put MAIL, RCPT and
+the whole message in one write). aiosmtpd has no BDAT; :class:`_RelaySession`
+adds it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import msgspec
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 __all__ = ["CapturedMail", "SmtpMode", "SmtpSink"]
 
@@ -60,6 +66,56 @@ def _body(message: EmailMessage, subtype: str) -> str | None:
         return None
     content: str = part.get_content()
     return content
+
+
+_BDAT_SYNTAX = "501 5.5.4 Syntax: BDAT <size> [LAST]"
+
+
+class _RelaySession(SMTP):
+    """aiosmtpd's session with RFC 3030 BDAT: chunks gathered, the LAST one handled as DATA."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._chunks: list[bytes] = []
+        self._chunks_of: Envelope | None = None
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        words = arg.split()
+        last = len(words) == 2 and words[1].upper() == "LAST"
+        if not words[0:1] or not words[0].isdigit() or len(words) > 1 + last:
+            # The chunk's end cannot be found: nothing after it can be read as commands.
+            await self.push(_BDAT_SYNTAX)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        # The chunk is read whatever the answer: the client sent it behind the command.
+        chunk = await self._reader.readexactly(int(words[0]))
+        if await self.check_helo_needed("EHLO"):
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            # MAIL or RCPT refused (or never sent): the transaction is off (RFC 3030 §2).
+            self._chunks, self._chunks_of = [], None
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if self._chunks_of is not envelope:  # a new transaction (RSET or the last one done)
+            self._chunks, self._chunks_of = [], envelope
+        self._chunks.append(chunk)
+        if not last:
+            await self.push(f"250 2.0.0 {len(chunk)} octets received")
+            return
+        content = b"".join(self._chunks)
+        self._chunks, self._chunks_of = [], None
+        if self.data_size_limit and len(content) > self.data_size_limit:
+            self.envelope = self._create_envelope()
+            await self.push("552 5.3.4 Error: too much mail data")
+            return
+        envelope.original_content = content
+        envelope.content = content
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()  # what aiosmtpd does after DATA
+        await self.push("250 OK" if status is MISSING else status)
 
 
 def parse_message(envelope: Envelope) -> CapturedMail:
@@ -109,9 +165,9 @@ class SmtpSink:
         hostname: str,
         responses: list[str],
     ) -> list[str]:
-        """Offer PIPELINING (RFC 2920), as production relays do (aiosmtpd takes it, unsaid)."""
+        """Offer PIPELINING (RFC 2920; aiosmtpd takes it, unsaid) and CHUNKING (RFC 3030)."""
         session.host_name = hostname  # what aiosmtpd does itself when no hook is given
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return [*responses[:-1], "250-PIPELINING", "250-CHUNKING", responses[-1]]
 
     async def handle_MAIL(
         self,
@@ -160,7 +216,7 @@ class SmtpSink:
         return self
 
     def _new_session(self) -> SMTP:
-        session = SMTP(self, hostname="waybill-sandbox")
+        session = _RelaySession(self, hostname="waybill-sandbox")
         self.counters["connections"] += 1
         self._sessions.add(session)
         return session
