@@ -22,6 +22,7 @@ from waybill_carrier_router.booking import (
     PurchaseInDoubt,
     ShipmentBooker,
     carrier_reference_for,
+    purchase_key,
 )
 from waybill_carrier_router.carriers import LabelPurchase, RateOffer, ShipmentSpec, TrackingReport
 from waybill_carrier_router.fleet import CarrierFleet
@@ -29,8 +30,9 @@ from waybill_carrier_router.ledger import BookingLedger
 from waybill_carrier_router.rules import CarrierRule, RoutingRules
 from waybill_contracts.examples import ADDRESS
 from waybill_contracts.model import ServiceLevel
-from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.idempotency import OnceOnly, kv_key
 from waybill_runtime.resilience import CircuitBreakers, RateLimits, RetryPolicy
+from waybill_runtime.testing.counting import CountingKV
 
 STARTED_AT = 1_000.0
 
@@ -184,3 +186,49 @@ async def test_purchase_still_in_doubt_at_the_last_attempt_is_a_retryable_failur
     assert outcome.carriers_tried == ("carrier-b",)
     assert "may still be under way" in outcome.reason
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
+
+
+async def test_a_booking_costs_one_ledger_read_and_three_writes(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, _ = setup
+    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
+    counting = CountingKV(kv)
+    rig.ledger = BookingLedger(counting, clock=lambda: rig.now[0])  # type: ignore[arg-type]
+    purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
+    outcome = await rig.booker(purchases).book(booking("shp-5"), attempt=1)
+    assert isinstance(outcome, Booked)
+    # The ledger read, its "started" entry, the purchase's intent and its result.
+    # Before: the ledger read again for "started" and read and written for "settled".
+    assert (counting.reads, counting.writes) == (1, 3)
+
+
+async def test_a_redelivery_after_the_label_was_bought_and_recorded_buys_nothing(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, purchases = setup
+    first = await rig.booker(purchases).book(booking("shp-6"), attempt=1)
+    assert isinstance(first, Booked)
+    # The ledger entry stays "started": another replica (nothing in memory), long
+    # after any in-doubt wait, finds the recorded purchase and asks no carrier.
+    rig.now[0] = STARTED_AT + 3600
+    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
+    other_replica = rig.booker(OnceOnly(kv, LabelPurchase))
+    again = await other_replica.book(booking("shp-6"), attempt=2)
+    assert again == first
+    assert (rig.cheap.bought, rig.dear.bought) == (1, 0)
+
+
+async def test_a_bought_label_whose_record_is_gone_is_found_at_its_carrier_not_bought_again(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, purchases = setup
+    first = await rig.booker(purchases).book(booking("shp-7"), attempt=1)
+    assert isinstance(first, Booked)
+    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
+    await kv.delete(kv_key(purchase_key("shp-7", "carrier-b")))  # lost, or expired
+    rig.now[0] = STARTED_AT + 3600
+    again = await rig.booker(OnceOnly(kv, LabelPurchase)).book(booking("shp-7"), attempt=2)
+    assert isinstance(again, Booked)
+    assert again.purchase.tracking_number == first.purchase.tracking_number
+    assert (rig.cheap.bought, rig.dear.bought) == (1, 0)  # looked up, not bought anywhere

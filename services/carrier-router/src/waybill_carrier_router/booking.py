@@ -35,7 +35,7 @@ from waybill_carrier_router.carriers.model import (
     ShipmentSpec,
 )
 from waybill_carrier_router.fleet import CarrierFleet
-from waybill_carrier_router.ledger import BookingLedger
+from waybill_carrier_router.ledger import BookingLedger, LedgerState
 from waybill_carrier_router.rules import RoutingRules
 from waybill_carrier_router.selection import ShipmentFacts, fitting_offer, rank, screen
 from waybill_contracts import fact_id
@@ -81,6 +81,14 @@ class PurchaseInDoubt(RetryLater):
     def __init__(self, carrier: str, reason: str, *, delay_s: float | None = None) -> None:
         super().__init__(f"{carrier}: {reason}", delay_s=delay_s)
         self.carrier = carrier
+
+
+@dataclass
+class _Attempt:
+    """What one attempt knows of its shipment's ledger: as it last read or wrote it
+    (None: read it again), so each change of the ledger costs its write only."""
+
+    ledger: LedgerState | None = None
 
 
 class _NotBought(Exception):
@@ -183,7 +191,8 @@ class ShipmentBooker:
 
     async def _book(self, command: BookShipment, attempt: int) -> Booked | NotBooked:
         spec = self.spec_for(command)
-        earlier = await self._earlier_purchase(command.shipment_id, spec.reference)
+        attempt_here = _Attempt()
+        earlier = await self._earlier_purchase(command.shipment_id, spec.reference, attempt_here)
         if earlier is not None:
             return Booked(earlier)
         facts = ShipmentFacts.of(command, self._rules)
@@ -204,7 +213,7 @@ class ShipmentBooker:
             )
         offers = await self._best_offers(screening.candidates, spec, facts.service_level, failures)
         for offer in rank(offers, self._rules):
-            purchase = await self._buy(command.shipment_id, offer, spec, failures)
+            purchase = await self._buy(command.shipment_id, offer, spec, failures, attempt_here)
             if purchase is not None:
                 return Booked(purchase)
         if not failures.worth_retrying:
@@ -218,8 +227,11 @@ class ShipmentBooker:
 
     # -- step 1: what earlier attempts did ------------------------------------------------
 
-    async def _earlier_purchase(self, shipment_id: str, reference: str) -> LabelPurchase | None:
-        for entry in await self._ledger.attempts(shipment_id):
+    async def _earlier_purchase(
+        self, shipment_id: str, reference: str, attempt: _Attempt
+    ) -> LabelPurchase | None:
+        attempt.ledger = await self._ledger.read(shipment_id)
+        for entry in attempt.ledger.attempts:
             key = purchase_key(shipment_id, entry.carrier)
             done = await self._purchases.result_of(key)
             if done is not None:
@@ -241,7 +253,9 @@ class ShipmentBooker:
                     "it may still be under way",
                     delay_s=self._in_doubt_s - waited,
                 )
-            await self._ledger.settled(shipment_id, entry.carrier)
+            attempt.ledger = await self._ledger.settled(
+                shipment_id, entry.carrier, known=attempt.ledger
+            )
         return None
 
     # -- step 2: quotes ------------------------------------------------------------------
@@ -277,9 +291,14 @@ class ShipmentBooker:
     # -- step 3: buying ------------------------------------------------------------------
 
     async def _buy(
-        self, shipment_id: str, offer: RateOffer, spec: ShipmentSpec, failures: CarrierFailures
+        self,
+        shipment_id: str,
+        offer: RateOffer,
+        spec: ShipmentSpec,
+        failures: CarrierFailures,
+        attempt: _Attempt,
     ) -> LabelPurchase | None:
-        await self._ledger.started(shipment_id, offer)
+        attempt.ledger = await self._ledger.started(shipment_id, offer, known=attempt.ledger)
         try:
             purchase = await self._purchases.run(
                 purchase_key(shipment_id, offer.carrier),
@@ -287,19 +306,27 @@ class ShipmentBooker:
                 recover=lambda: self._look_up(offer, spec.reference),
             )
         except PurchaseInDoubt:
-            await self._ledger.ended(shipment_id, offer.carrier)
+            await self._ledger.ended(shipment_id, offer.carrier, known=attempt.ledger)
             raise
         except _NotBought as not_bought:
-            await self._ledger.settled(shipment_id, offer.carrier)
+            attempt.ledger = await self._ledger.settled(
+                shipment_id, offer.carrier, known=attempt.ledger
+            )
             failures.record(offer.carrier, not_bought.error)
             return None
         except TransientError as error:
             # Only errors after which no label can exist get here (429, could not
             # connect, circuit open): the fleet never retries the others blindly.
-            await self._ledger.settled(shipment_id, offer.carrier)
+            attempt.ledger = await self._ledger.settled(
+                shipment_id, offer.carrier, known=attempt.ledger
+            )
             failures.record(offer.carrier, error)
             return None
-        await self._ledger.settled(shipment_id, offer.carrier)
+        # Bought: the ledger entry is left "started". The purchase's effect-once record
+        # holds the label, and a later attempt asks it before the entry's state (a
+        # record gone missing sends that attempt to the carrier's lookup, never to
+        # another carrier), so marking the entry settled would add a read and a write
+        # and tell nobody anything.
         return purchase.completed_with(offer)
 
     async def _buy_or_find(self, offer: RateOffer, spec: ShipmentSpec) -> LabelPurchase:

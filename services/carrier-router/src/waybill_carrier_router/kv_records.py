@@ -73,22 +73,25 @@ class KvRecords(Generic[T]):
         key: str,
         decide: Callable[[T | None], T | None],
         *,
-        known: tuple[T, int] | None = None,
+        known: tuple[T, int] | tuple[None, None] | None = None,
     ) -> tuple[T, int] | None:
         """Read, let ``decide`` return the new record (None: leave it as it is), write it with
         compare-and-set, and start over when someone else wrote first.
 
-        ``known`` is the record and revision the caller just read or wrote: the first
-        attempt decides on it without reading. A write made on it is checked by the
-        compare-and-set; a decision to leave it alone is as good as one made on a read
-        that another writer overtook a moment later (which no read can rule out).
+        ``known`` is the record and revision the caller just read or wrote (``(None,
+        None)``: it just found none): the first attempt decides on it without reading.
+        A write made on it is checked by the compare-and-set; a decision to leave it
+        alone is as good as one made on a read that another writer overtook a moment
+        later (which no read can rule out).
 
         Returns what was written and its revision, or None when ``decide`` left it alone.
         """
         for _ in range(_CAS_ATTEMPTS):
-            found = known if known is not None else await self.get(key)
+            found: tuple[T, int] | tuple[None, None] | None = (
+                known if known is not None else await self.get(key)
+            )
             known = None
-            current, revision = (found[0], found[1]) if found else (None, None)
+            current, revision = found if found is not None else (None, None)
             updated = decide(current)
             if updated is None:
                 return None

@@ -9,13 +9,20 @@ first resolves every unsettled entry at its carrier before buying anywhere.
 
 An entry still ``started`` may belong to a worker that is buying right now (or
 crashed while buying); one that ``ended`` belongs to a call that is over, whose
-outcome a lookup at the carrier can settle at once.
+outcome a lookup at the carrier can settle at once. A purchase that bought is
+left ``started``: its effect-once record (``label:<shipment>:<carrier>``) holds
+the label, and a later attempt asks that record before anything else.
+
+An attempt passes the :class:`LedgerState` it read or wrote last to its next
+change, which decides on it without reading again (the write is checked by
+compare-and-set; another writer meanwhile makes it read and decide again).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -24,7 +31,7 @@ from nats.js.kv import KeyValue
 from waybill_carrier_router.carriers.model import RateOffer
 from waybill_carrier_router.kv_records import KvRecords
 
-__all__ = ["BookingLedger", "CarrierAttempt"]
+__all__ = ["BookingLedger", "CarrierAttempt", "LedgerState"]
 
 
 class CarrierAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +51,23 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     attempts: tuple[CarrierAttempt, ...] = ()
 
 
+@dataclass(frozen=True)
+class LedgerState:
+    """A shipment's ledger as this attempt last read or wrote it."""
+
+    found: tuple[_Record, int] | tuple[None, None]
+    """The record and its revision; ``(None, None)``: there was none."""
+
+    @property
+    def attempts(self) -> tuple[CarrierAttempt, ...]:
+        """The carriers started with so far, in the order they were first tried."""
+        record = self.found[0]
+        return record.attempts if record is not None else ()
+
+
+_NONE = LedgerState((None, None))
+
+
 class BookingLedger:
     """The ledger of every shipment, in a key-value bucket."""
 
@@ -51,13 +75,22 @@ class BookingLedger:
         self._records = KvRecords(kv, _Record, prefix="booking")
         self._clock = clock
 
+    async def read(self, shipment_id: str) -> LedgerState:
+        """The shipment's ledger as stored now."""
+        found = await self._records.get(self._records.key(shipment_id))
+        return LedgerState(found) if found is not None else _NONE
+
     async def attempts(self, shipment_id: str) -> tuple[CarrierAttempt, ...]:
         """The carriers started with so far, in the order they were first tried."""
-        found = await self._records.get(self._records.key(shipment_id))
-        return found[0].attempts if found else ()
+        return (await self.read(shipment_id)).attempts
 
-    async def started(self, shipment_id: str, offer: RateOffer) -> None:
-        """Note that a purchase of ``offer`` is about to be made (before the call)."""
+    async def started(
+        self, shipment_id: str, offer: RateOffer, *, known: LedgerState | None = None
+    ) -> LedgerState:
+        """Note that a purchase of ``offer`` is about to be made (before the call).
+
+        ``known``: the ledger as the caller last read or wrote it (None: read it).
+        """
         entry = CarrierAttempt(carrier=offer.carrier, offer=offer, started_at=self._clock())
 
         def add(record: _Record | None) -> _Record:
@@ -68,19 +101,37 @@ class BookingLedger:
                 kept = (*kept, entry)
             return _Record(attempts=kept)
 
-        await self._records.change(self._records.key(shipment_id), add)
+        written = await self._records.change(
+            self._records.key(shipment_id), add, known=known.found if known else None
+        )
+        assert written is not None  # add always writes
+        return LedgerState(written)
 
-    async def ended(self, shipment_id: str, carrier: str) -> None:
-        """Note that the purchase call at ``carrier`` is over, its outcome still unknown."""
-        await self._mark(shipment_id, carrier, "ended")
+    async def ended(
+        self, shipment_id: str, carrier: str, *, known: LedgerState | None = None
+    ) -> LedgerState | None:
+        """Note that the purchase call at ``carrier`` is over, its outcome still unknown.
 
-    async def settled(self, shipment_id: str, carrier: str) -> None:
-        """Note that the purchase at ``carrier`` is known to have bought, or not bought."""
-        await self._mark(shipment_id, carrier, "settled")
+        Returns the ledger as written, or None when it was left alone (read it again).
+        """
+        return await self._mark(shipment_id, carrier, "ended", known)
+
+    async def settled(
+        self, shipment_id: str, carrier: str, *, known: LedgerState | None = None
+    ) -> LedgerState | None:
+        """Note that the purchase at ``carrier`` is known to have bought, or not bought.
+
+        Returns the ledger as written, or None when it was left alone (read it again).
+        """
+        return await self._mark(shipment_id, carrier, "settled", known)
 
     async def _mark(
-        self, shipment_id: str, carrier: str, state: Literal["ended", "settled"]
-    ) -> None:
+        self,
+        shipment_id: str,
+        carrier: str,
+        state: Literal["ended", "settled"],
+        known: LedgerState | None,
+    ) -> LedgerState | None:
         def mark(record: _Record | None) -> _Record | None:
             if record is None or not any(
                 a.carrier == carrier and a.state != "settled" for a in record.attempts
@@ -93,4 +144,7 @@ class BookingLedger:
                 )
             )
 
-        await self._records.change(self._records.key(shipment_id), mark)
+        written = await self._records.change(
+            self._records.key(shipment_id), mark, known=known.found if known else None
+        )
+        return LedgerState(written) if written is not None else None
