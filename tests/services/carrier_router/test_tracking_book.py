@@ -14,7 +14,7 @@ from nats.js.kv import KeyValue
 from waybill_carrier_router.carriers import TrackingReport
 from waybill_carrier_router.kv_records import KvRecords, kv_token
 from waybill_carrier_router.reconciliation import TrackingReconciler
-from waybill_carrier_router.tracking_book import TrackedShipment, TrackingBook
+from waybill_carrier_router.tracking_book import RECALL_S, TrackedShipment, TrackingBook
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.testing.counting import CountingKV
 
@@ -178,7 +178,7 @@ def test_keys_stay_readable_when_they_can() -> None:
 async def test_a_report_repeating_earlier_scans_costs_one_read(kv: KeyValue) -> None:
     await TrackingBook(kv).register(LABEL)
     counting = CountingKV(kv)
-    book = TrackingBook(counting)  # type: ignore[arg-type]
+    book = TrackingBook(counting, recall_s=0)  # type: ignore[arg-type]  # as another replica
     announce = Announcer()
     scans = [(MilestoneCode.LABEL_CREATED, 1), (MilestoneCode.IN_TRANSIT, 2)]
     await book.record("carrier-b", report(*scans), announce)
@@ -193,6 +193,130 @@ async def test_a_report_repeating_earlier_scans_costs_one_read(kv: KeyValue) -> 
         MilestoneCode.IN_TRANSIT,
         MilestoneCode.OUT_FOR_DELIVERY,
     ]
+
+
+async def test_a_label_s_reports_moments_apart_read_nothing_on_the_replica_that_booked_it(
+    kv: KeyValue,
+) -> None:
+    counting = CountingKV(kv)
+    book = TrackingBook(counting)  # type: ignore[arg-type]
+    await book.register(LABEL)
+    counting.reads = counting.writes = 0
+    announce = Announcer()
+    walk = [
+        (MilestoneCode.LABEL_CREATED, 1),
+        (MilestoneCode.IN_TRANSIT, 2),
+        (MilestoneCode.OUT_FOR_DELIVERY, 3),
+        (MilestoneCode.DELIVERED, 4),
+    ]
+    for seen in range(1, len(walk) + 1):  # each report repeats the scans before it
+        await book.record("carrier-b", report(*walk[:seen]), announce)
+    assert announce.announced == [code for code, _ in walk]
+    # Four reports: 0 reads (4 before: each read what the report before it wrote) and a
+    # write per milestone.
+    assert (counting.reads, counting.writes) == (0, 4)
+    stored = await TrackingBook(kv).find("carrier-b", "TN1")
+    assert stored is not None and stored.finished and stored.announced
+
+
+async def test_a_recalled_record_is_read_again_once_it_is_older_than_the_recall(
+    kv: KeyValue,
+) -> None:
+    now = [0.0]
+    counting = CountingKV(kv)
+    book = TrackingBook(counting, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    await book.register(LABEL)
+    now[0] = RECALL_S + 1
+    counting.reads = 0
+    await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), Announcer())
+    assert counting.reads == 1
+
+
+async def test_a_report_that_moves_nothing_on_the_recalled_record_is_decided_on_a_fresh_read(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    other = TrackingBook(kv)  # another replica
+    await book.register(LABEL)
+    await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), Announcer())
+    # Meanwhile the other replica takes an exception scan in.
+    await other.record(
+        "carrier-b",
+        report((MilestoneCode.IN_TRANSIT, 1), (MilestoneCode.EXCEPTION, 2)),
+        Announcer(),
+    )
+    # In transit again: nothing new on the record this replica recalls (in transit at 1),
+    # a move on the stored one (exception at 2).
+    announce = Announcer()
+    outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 3)), announce)
+    assert announce.announced == [MilestoneCode.IN_TRANSIT]
+    assert [m.code for m in outcome.announced] == [MilestoneCode.IN_TRANSIT]
+    stored = await TrackingBook(kv).find("carrier-b", "TN1")
+    assert stored is not None and stored.progress is not None
+    assert stored.progress.milestone.occurred_at == T0 + timedelta(minutes=3)
+
+
+async def test_a_move_decided_on_a_record_another_replica_moved_on_is_decided_again(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    other = TrackingBook(kv)
+    await book.register(LABEL)
+    await book.record("carrier-b", report((MilestoneCode.LABEL_CREATED, 1)), Announcer())
+    await other.record(
+        "carrier-b",
+        report((MilestoneCode.LABEL_CREATED, 1), (MilestoneCode.IN_TRANSIT, 2)),
+        Announcer(),
+    )
+    announce = Announcer()
+    walk = [
+        (MilestoneCode.LABEL_CREATED, 1),
+        (MilestoneCode.IN_TRANSIT, 2),
+        (MilestoneCode.OUT_FOR_DELIVERY, 3),
+    ]
+    outcome = await book.record("carrier-b", report(*walk), announce)
+    # In transit is published again on the recalled record (the other replica's, under
+    # the same message id moments ago: the stream drops it), then its write fails and
+    # the rest is decided on the stored record.
+    assert announce.announced == [MilestoneCode.IN_TRANSIT, MilestoneCode.OUT_FOR_DELIVERY]
+    assert [m.code for m in outcome.announced] == [MilestoneCode.OUT_FOR_DELIVERY]
+    stored = await TrackingBook(kv).find("carrier-b", "TN1")
+    assert stored is not None and stored.progress is not None
+    assert stored.progress.milestone.code is MilestoneCode.OUT_FOR_DELIVERY
+
+
+async def test_a_report_for_a_label_being_booked_here_waits_for_its_registration(
+    kv: KeyValue,
+) -> None:
+    counting = CountingKV(kv)
+    book = TrackingBook(counting)  # type: ignore[arg-type]
+    announce = Announcer()
+    with book.expecting():
+        early = asyncio.create_task(
+            book.record("carrier-b", report((MilestoneCode.LABEL_CREATED, 1)), announce)
+        )
+        await asyncio.sleep(0.05)  # the webhook came before the purchase was stored
+        assert not early.done()
+        await book.register(LABEL)
+        outcome = await early
+    assert outcome.known and announce.announced == [MilestoneCode.LABEL_CREATED]
+    # One read (and none of the legacy bucket) before the registration, none after it,
+    # and no second webhook: answered "unknown", the carrier sent it again (2 reads more).
+    assert counting.reads == 1
+
+
+async def test_a_report_for_a_label_nobody_registers_is_unknown_after_the_wait(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv, registration_wait_s=0.05)
+    with book.expecting():
+        outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), Announcer())
+    assert outcome.known is False
+    # Nothing booked here: unknown at once, no wait.
+    outcome = await TrackingBook(kv, registration_wait_s=3600).record(
+        "carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), Announcer()
+    )
+    assert outcome.known is False
 
 
 async def test_a_record_moved_on_by_another_replica_meanwhile_is_read_again(

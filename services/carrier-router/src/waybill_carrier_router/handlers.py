@@ -45,7 +45,29 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
     bookings = router.metrics.counter(
         "waybill_carrier_bookings_total", "Booking outcomes by carrier.", ("carrier", "outcome")
     )
-    outcome = await router.booker.book(command, attempt=ctx.attempt)
+    # From the purchase to the label's registration its first tracking webhooks
+    # may already be here: they wait for the registration rather than fail.
+    booked: ShipmentBooked | None = None
+    with router.tracking.expecting():
+        outcome = await router.booker.book(command, attempt=ctx.attempt)
+        if not isinstance(outcome, NotBooked):
+            booked = ShipmentBooked(
+                shipment=shipment_of(command, outcome.purchase),
+                booked_at=outcome.purchase.bought_at,
+            )
+            # Registered before it is announced, so the label's tracking webhooks find
+            # their order.
+            await router.tracking.register(
+                TrackedShipment(
+                    shipment_id=command.shipment_id,
+                    order_ref=command.order_ref,
+                    carrier=outcome.purchase.carrier,
+                    tracking_number=outcome.purchase.tracking_number,
+                    carrier_reference=outcome.purchase.carrier_reference,
+                    provider=outcome.purchase.provider,
+                    registered_at=outcome.purchase.bought_at,
+                )
+            )
     if isinstance(outcome, NotBooked):
         failed = ShipmentBookingFailed(
             shipment_id=command.shipment_id,
@@ -60,20 +82,8 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
         )
         bookings.labels("none", "failed").inc()
         return
+    assert booked is not None  # made with the registration above
     purchase = outcome.purchase
-    booked = ShipmentBooked(shipment=shipment_of(command, purchase), booked_at=purchase.bought_at)
-    # Registered before it is announced, so the label's tracking webhooks find their order.
-    await router.tracking.register(
-        TrackedShipment(
-            shipment_id=command.shipment_id,
-            order_ref=command.order_ref,
-            carrier=purchase.carrier,
-            tracking_number=purchase.tracking_number,
-            carrier_reference=purchase.carrier_reference,
-            provider=purchase.provider,
-            registered_at=purchase.bought_at,
-        )
-    )
     if purchase.cost is not None:
         # What the carrier's invoice will name it by, and the quote to hold the bill to.
         await router.freight.remember(

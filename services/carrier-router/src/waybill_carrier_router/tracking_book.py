@@ -14,6 +14,26 @@ also members of an index (``tracking-open.<carrier>.<tracking number>``, the
 runtime's :class:`~waybill_runtime.bus.key_index.KeyIndex`), so the tracking
 reconciliation visits those only (:mod:`waybill_carrier_router.reconciliation`).
 
+A carrier reports a label's scans moments apart (label created, picked up, ...),
+and each report would read the record the report before it just wrote. The book
+recalls the record and revision it last read or wrote for a label for
+:data:`RECALL_S` seconds and decides on that instead: a move decided on it is
+written with compare-and-set (a replica that wrote meanwhile makes the write
+fail, and the scan is decided again on a fresh read), and a report that moves
+nothing on it is decided again on a fresh read, so nothing is left unannounced
+because of it. The trade, with several replicas: a move decided on a record
+another replica moved on meanwhile is published before its write fails. Such a
+scan was announced by that replica less than :data:`RECALL_S` ago, under the
+same message id, so the stream drops the repeat (its duplicate window is two
+minutes); or it was never announced, being older than that replica's milestone,
+and goes out late, which two replicas announcing at once could already do.
+
+A carrier's first webhook (label created) often arrives while the label's
+booking is still being stored. While this process books labels
+(:meth:`TrackingBook.expecting`), a report for a label not tracked yet waits up
+to :data:`REGISTRATION_WAIT_S` for its registration here, rather than being
+answered "unknown" and sent again by the carrier.
+
 The records live in the ``tracking`` bucket, whose entries expire (see the
 contracts' ``KV_TTL_S``). Up to contracts 1.0 they lived in ``watermarks``,
 which never expires: a label registered there before the upgrade is moved
@@ -22,8 +42,10 @@ over the first time it is looked up, so its webhooks keep working.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,9 +59,18 @@ from waybill_carrier_router.milestones import TERMINAL_PHASE, Progress, advance
 from waybill_contracts.model import Milestone
 from waybill_runtime.bus.key_index import KeyIndex
 from waybill_runtime.outcomes import TransientError
+from waybill_runtime.recent import Recent
 from waybill_runtime.resilience import KeyedLock
 
-__all__ = ["OPEN_PREFIX", "Announce", "TrackedShipment", "TrackingBook", "TrackingOutcome"]
+__all__ = [
+    "OPEN_PREFIX",
+    "RECALL_S",
+    "REGISTRATION_WAIT_S",
+    "Announce",
+    "TrackedShipment",
+    "TrackingBook",
+    "TrackingOutcome",
+]
 
 _PREFIX = "tracking"
 
@@ -48,6 +79,18 @@ _CAS_ATTEMPTS = 10
 
 OPEN_PREFIX = "tracking-open."
 """The index of shipments not yet at a final milestone: ``tracking-open.<carrier>.<number>``."""
+
+RECALL_S = 10.0
+"""How long a record read or written here is decided on without reading it again: well
+inside the stream's two-minute duplicate window, so a milestone announced again on a
+record another replica moved on meanwhile is dropped as a repeat."""
+
+RECALLED = 4096
+"""How many labels' records are recalled at most (the least recently used forgotten first)."""
+
+REGISTRATION_WAIT_S = 1.0
+"""Longest wait of a report for a label this process may be registering right now (less
+than the carriers' webhook timeouts; the sandboxes' is 2 s)."""
 
 
 def _open_name(key: str) -> str:
@@ -101,11 +144,66 @@ class TrackingOutcome:
 class TrackingBook:
     """Tracked shipments in a key-value bucket."""
 
-    def __init__(self, kv: KeyValue, *, legacy: KeyValue | None = None) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        legacy: KeyValue | None = None,
+        recall_s: float = RECALL_S,
+        registration_wait_s: float = REGISTRATION_WAIT_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._records = KvRecords(kv, TrackedShipment, prefix=_PREFIX)
         self._legacy = KvRecords(legacy, TrackedShipment, prefix=_PREFIX) if legacy else None
         self._open = KeyIndex(kv, OPEN_PREFIX)
         self._locks = KeyedLock()
+        self._recall_s = recall_s
+        self._registration_wait_s = registration_wait_s
+        self._monotonic = monotonic
+        # key -> (record, revision, when read or written here)
+        self._recalled: Recent[str, tuple[TrackedShipment, int, float]] = Recent(RECALLED)
+        self._bookings = 0
+        self._registered: dict[str, asyncio.Future[None]] = {}
+
+    def _note(self, key: str, found: tuple[TrackedShipment, int] | None) -> None:
+        """Recall ``found`` as the record under ``key`` now (None: forget it)."""
+        if found is None:
+            self._recalled.forget(key)
+        else:
+            self._recalled.put(key, (found[0], found[1], self._monotonic()))
+
+    def _recall(self, key: str) -> tuple[TrackedShipment, int] | None:
+        seen = self._recalled.get(key)
+        if seen is None or self._monotonic() - seen[2] > self._recall_s:
+            return None
+        return seen[0], seen[1]
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Around a booking, up to its label's registration: reports for labels not
+        tracked yet wait a moment for it (see :data:`REGISTRATION_WAIT_S`)."""
+        self._bookings += 1
+        try:
+            yield
+        finally:
+            self._bookings -= 1
+
+    async def _registration(self, key: str) -> bool:
+        """Wait for ``key`` to be registered here, if a booking is under way; whether it was."""
+        if not self._bookings or self._registration_wait_s <= 0:
+            return False
+        waiting = self._registered.get(key)
+        if waiting is None:
+            waiting = self._registered[key] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), self._registration_wait_s)
+        except TimeoutError:
+            return False
+        finally:
+            if self._registered.get(key) is waiting and not waiting.done():
+                # Nobody registered it in time: the next report starts its own wait.
+                del self._registered[key]
+        return True
 
     def _key(self, carrier: str, tracking_number: str) -> str:
         return self._records.key(carrier, tracking_number)
@@ -118,7 +216,11 @@ class TrackingBook:
         await self._open.add(_open_name(key))
         # A second registration (a redelivered booking) finds the first and keeps it.
         with contextlib.suppress(KeyWrongLastSequenceError):
-            await self._records.put(key, shipment, revision=None)
+            revision = await self._records.put(key, shipment, revision=None)
+            self._note(key, (shipment, revision))
+        waiting = self._registered.pop(key, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def open_keys(self) -> list[str]:
         """The record keys of the shipments not known to be finished."""
@@ -127,6 +229,7 @@ class TrackingBook:
     async def read(self, key: str) -> TrackedShipment | None:
         """The record under ``key`` (as listed by :meth:`open_keys`)."""
         found = await self._records.get(key)
+        self._note(key, found)
         return found[0] if found else None
 
     async def close(self, key: str) -> None:
@@ -146,6 +249,7 @@ class TrackingBook:
         found = await self._records.get(key)
         if found is None:
             found = await self._move_from_legacy(key)
+        self._note(key, found)
         return found
 
     async def _move_from_legacy(self, key: str) -> tuple[TrackedShipment, int] | None:
@@ -166,29 +270,57 @@ class TrackingBook:
         """Move the shipment forward by ``report``'s scans, oldest first, announcing each step.
 
         A report repeats the scans of the ones before it; each is decided on the
-        record as read at the start or last written here, so only a scan that moves
-        the shipment costs round trips: its publish, then its write (checked by
-        compare-and-set).
+        record as recalled, read at the start or last written here, so only a scan
+        that moves the shipment costs round trips: its publish, then its write
+        (checked by compare-and-set). A report that moves nothing on a recalled
+        record is decided again on a fresh read.
         """
         key = self._key(carrier, report.tracking_number)
+        outcome = await self._record(key, report, announce)
+        if outcome is None and await self._registration(key):
+            # Registered meanwhile by this process's booking of the label.
+            outcome = await self._record(key, report, announce)
+        return outcome if outcome is not None else TrackingOutcome(known=False)
+
+    async def _record(
+        self, key: str, report: TrackingReport, announce: Announce
+    ) -> TrackingOutcome | None:
+        """:meth:`record` on the label's record as it is now; None when there is none."""
         # Within one process, reports for one label are applied one at a time, in
         # arrival order; compare-and-set covers other replicas.
         async with self._locks.hold(key):
+            recalled = self._recall(key)
+            if recalled is not None:
+                announced = await self._apply(key, report, recalled, announce)
+                if announced:
+                    return TrackingOutcome(known=True, announced=announced)
+                # Nothing moved on what this process recalls: decide on the bucket's copy.
             found = await self._find(key)
             if found is None:
-                return TrackingOutcome(known=False)
-            if found[0].progress is not None and not found[0].announced:
-                # Stored and not announced: left so by a router before 2026-12-07.
-                _, found = await self._announce(key, found, announce)
-            announced: list[Milestone] = []
-            for event in sorted(report.events, key=lambda e: e.occurred_at):
-                moved = await self._announce_and_store(key, event, found, announce)
-                if moved is not None:
-                    milestone, found = moved
-                    announced.append(milestone)
-                    if found[0].finished:
-                        await self.close(key)
-            return TrackingOutcome(known=True, announced=tuple(announced))
+                return None
+            return TrackingOutcome(
+                known=True, announced=await self._apply(key, report, found, announce)
+            )
+
+    async def _apply(
+        self,
+        key: str,
+        report: TrackingReport,
+        found: tuple[TrackedShipment, int] | None,
+        announce: Announce,
+    ) -> tuple[Milestone, ...]:
+        """Announce and store each of ``report``'s scans that moves the record (``found``)."""
+        if found is not None and found[0].progress is not None and not found[0].announced:
+            # Stored and not announced: left so by a router before 2026-12-07.
+            _, found = await self._announce(key, found, announce)
+        announced: list[Milestone] = []
+        for event in sorted(report.events, key=lambda e: e.occurred_at):
+            milestone, found = await self._announce_and_store(key, event, found, announce)
+            if milestone is not None:
+                announced.append(milestone)
+                if found is not None and found[0].finished:
+                    await self.close(key)
+        return tuple(announced)
 
     async def _announce_and_store(
         self,
@@ -196,7 +328,7 @@ class TrackingBook:
         event: Milestone,
         known: tuple[TrackedShipment, int] | None,
         announce: Announce,
-    ) -> tuple[Milestone, tuple[TrackedShipment, int]] | None:
+    ) -> tuple[Milestone | None, tuple[TrackedShipment, int] | None]:
         """Announce ``event`` if it moves the shipment, then store it (compare-and-set).
 
         Published first, stored after: one write per milestone (storing it first
@@ -209,22 +341,28 @@ class TrackingBook:
         to another replica decides again on what that one stored: the milestone may
         then have gone out although a later one was stored first, which two
         replicas announcing at once could already do (consumers take milestones
-        newest-wins). None when the scan moves nothing.
+        newest-wins). Returns the milestone (None when the scan moves nothing) and
+        the record as last read or written here, for the next scan to decide on.
         """
         for _ in range(_CAS_ATTEMPTS):
-            found = known if known is not None else await self._records.get(key)
-            known = None
+            if known is not None:
+                found: tuple[TrackedShipment, int] | None = known
+                known = None
+            else:
+                found = await self._records.get(key)
+                self._note(key, found)
             if found is None:
-                return None
+                return None, None
             progress = advance(found[0].progress, event)
             if progress is None:
-                return None
+                return None, found
             moved = msgspec.structs.replace(found[0], progress=progress, announced=True)
             await announce(moved, progress.milestone)
             try:
                 revision = await self._records.put(key, moved, revision=found[1])
             except KeyWrongLastSequenceError:
                 continue
+            self._note(key, (moved, revision))
             return progress.milestone, (moved, revision)
         raise TransientError(f"{key} kept changing under concurrent writers; try again later")
 
@@ -238,6 +376,7 @@ class TrackingBook:
         """
         async with self._locks.hold(key):
             found = await self._records.get(key)
+            self._note(key, found)
             if found is None or found[0].progress is None or found[0].announced:
                 return None
             milestone, _ = await self._announce(key, found, announce)
@@ -263,4 +402,9 @@ class TrackingBook:
             return msgspec.structs.replace(current, announced=True)
 
         # None: moved on elsewhere, so the next scan reads the record afresh.
-        return milestone, await self._records.change(key, mark, known=entry)
+        marked = await self._records.change(key, mark, known=entry)
+        if marked is None:
+            self._note(key, None)
+        else:
+            self._note(key, marked)
+        return milestone, marked
