@@ -515,20 +515,19 @@ def test_every_type_the_control_tower_reads_per_subject_is_indexed() -> None:
         ProductsSynced,
         ProductSyncCompleted,
     )
+    from waybill_contracts.messages import Message
 
-    read = {
-        SUBJECTS.ce_type_for(t)
-        for t in (
-            PartnerCircuitChanged,  # breakers
-            InventoryAdjustmentHeld,  # held_adjustments
-            InventoryAdjustmentApplied,
-            InventoryReconciled,  # stock_reports
-            ProductSyncCompleted,  # product_syncs
-            ProductsSynced,
-            ProductsChanged,
-            *(event_type for event_type, _ in STEPS),  # returns_view
-        )
-    }
+    read_by: tuple[type[Message], ...] = (
+        PartnerCircuitChanged,  # breakers
+        InventoryAdjustmentHeld,  # held_adjustments
+        InventoryAdjustmentApplied,
+        InventoryReconciled,  # stock_reports
+        ProductSyncCompleted,  # product_syncs
+        ProductsSynced,
+        ProductsChanged,
+        *(event_type for event_type, _ in STEPS),  # returns_view
+    )
+    read = {SUBJECTS.ce_type_for(t) for t in read_by}
     assert read == PER_SUBJECT_TYPES  # a contract's version bump is a new schema step
     assert all(f"'{t}'" in MIGRATIONS[6][1] for t in PER_SUBJECT_TYPES)
 
