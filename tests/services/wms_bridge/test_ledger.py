@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import pytest
@@ -24,6 +25,7 @@ AT = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 class Rig(NamedTuple):
     ledger: FactLedger
+    publisher: Publisher
     metrics: MetricsRegistry
     kv: Any
     subjects: SubjectMap
@@ -37,7 +39,7 @@ async def _ledger(nc: NatsClient, prefix: str) -> Rig:
     kv = await ensure_bucket(js, subjects.kv_bucket("idempotency"))
     metrics = MetricsRegistry("wms-bridge")
     publisher = Publisher(nc, subjects, service="wms-bridge", metrics=metrics)
-    return Rig(FactLedger(publisher, OnceOnly(kv, str)), metrics, kv, subjects)
+    return Rig(FactLedger(publisher, kv), publisher, metrics, kv, subjects)
 
 
 def publish_calls(rig: Rig) -> float:
@@ -134,3 +136,64 @@ async def test_a_fact_published_but_not_recorded_is_published_again_and_stored_o
     assert await after_crash.ledger.publish(fact) is True
     assert await after_crash.ledger.publish(fact) is False
     assert await stored_ids(nc, rig) == [fact.id]
+
+
+class CountedReads:
+    """Counts the reads the ledger makes of the idempotency bucket."""
+
+    def __init__(self, kv: Any) -> None:
+        self.count = 0
+        read = kv.get
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await read(*args, **kwargs)
+
+        kv.get = counted
+
+
+async def test_a_fact_of_a_young_order_costs_one_publish_and_one_write_and_no_read(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    """Issue #18: a fact of an order the WMS created moments ago cannot have been
+    published outside JetStream's duplicate window, so its record is not read first;
+    before, each new fact cost a read, a publish and a write."""
+    rig = await _ledger(nc, nats_prefix)
+    reads = CountedReads(rig.kv)
+    fact = accepted_fact("WH/OUT/00092", "OO-11", "WH1", datetime.now(UTC))
+
+    sent = await asyncio.gather(*(rig.ledger.publish(fact) for _ in range(4)))
+
+    assert sorted(sent) == [False, False, False, True]
+    assert reads.count == 0  # 1 before
+    assert await bucket_writes(nc, rig) == 1
+    assert publish_calls(rig) == 1
+    # Another replica (or this one after a restart) seeing it young: the stream drops its
+    # publish and its record write finds the record there; still nothing read.
+    other = await _ledger(nc, nats_prefix)
+    other_reads = CountedReads(other.kv)
+    await other.ledger.publish(fact)
+    assert other_reads.count == 0
+    assert await bucket_writes(nc, rig) == 1
+    assert await stored_ids(nc, rig) == [fact.id]
+
+
+async def test_a_fact_seen_when_its_order_is_older_than_half_the_window_is_read_first(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    """The other side of the trade: once an earlier publish may be outside the window,
+    the record decides, and a fact published young here is not read again."""
+    rig = await _ledger(nc, nats_prefix)
+    reads = CountedReads(rig.kv)
+    created = datetime.now(UTC) - timedelta(seconds=59)
+    young = accepted_fact("WH/OUT/00093", "OO-12", "WH1", created)
+    assert await rig.ledger.publish(young) is True
+    assert reads.count == 0
+
+    later = FactLedger(rig.publisher, rig.kv, clock=lambda: time.time() + 2)
+    assert await later.publish(young) is False  # a restarted process: read, found
+    assert reads.count == 1
+    old = accepted_fact("WH/OUT/00094", "OO-13", "WH1", created - timedelta(seconds=2))
+    assert await rig.ledger.publish(old) is True
+    assert reads.count == 2
+    assert publish_calls(rig) == 2

@@ -56,7 +56,12 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
     """Build the bridge of ``runtime`` (WMS connection pool included); close it on exit."""
     settings = runtime.settings
     async with open_wms_client(settings) as client:
-        ledger = FactLedger(runtime.publisher, runtime.once_only(str), runtime.metrics)
+        ledger = FactLedger(
+            runtime.publisher,
+            runtime.buckets["idempotency"],
+            runtime.metrics,
+            duplicate_window_s=settings.duplicate_window_s,
+        )
         units = UnitCodes(settings.wms_unit_codes)
         yield Bridge(
             client=client,

@@ -4,7 +4,8 @@ Two layers, because each covers what the other cannot:
 
 * the message id is derived from the fact (:func:`~waybill_wms_bridge.lifecycle.stage_fact_id`),
   so JetStream drops a second copy published within its duplicate window
-  (two minutes), e.g. a webhook and a poll racing each other;
+  (``WAYBILL_DUPLICATE_WINDOW_S``, two minutes by default), e.g. a webhook and a
+  poll racing each other;
 * the runtime's :class:`~waybill_runtime.idempotency.OnceOnly` remembers every
   published fact in the idempotency bucket (seven days), so a poll that sees
   an order again an hour later (it moved on to "shipped") does not store its
@@ -20,11 +21,26 @@ second time under the same id, as it was when an intent was re-published.
 Each webhook repeats the stages before it and several of one order's webhooks
 arrive at once: facts seen together share one attempt, and facts published
 are remembered, so a repeat costs no round trip.
+
+A fact of a young WMS order (created less than half the duplicate window ago,
+by the WMS's clock: :attr:`~waybill_wms_bridge.lifecycle.WarehouseFact.since`)
+is not read first. Any earlier publish of it came after the order was created,
+so inside the window, and JetStream drops the copy; its record is then written
+as new (compare-and-set on "never written"), and a record already there means
+another sighting published and recorded it first. A read, which told nothing
+the stream does not, is saved on nearly every new fact (issue 18). The half
+window is the room left for the WMS's clock running ahead of ours. A fact seen
+when its order is older is read first, as above.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from waybill_contracts import MessageContext
 from waybill_runtime.bus.publisher import Publisher
@@ -36,15 +52,28 @@ __all__ = ["FactLedger"]
 
 log = logging.getLogger("waybill.wms_bridge.facts")
 
+DEFAULT_DUPLICATE_WINDOW_S = 120.0
+"""JetStream's duplicate window as the runtime provisions it by default."""
+
 
 class FactLedger:
     """Publishes :class:`WarehouseFact` s once each."""
 
     def __init__(
-        self, publisher: Publisher, once: OnceOnly[str], metrics: MetricsRegistry | None = None
+        self,
+        publisher: Publisher,
+        records: KeyValue,
+        metrics: MetricsRegistry | None = None,
+        *,
+        duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._publisher = publisher
-        self._once = once
+        self._once = OnceOnly(records, str)
+        # Facts of young orders: the same records, written without a read first.
+        self._young = OnceOnly(_UnreadRecords(records), str)
+        self._young_for_s = duplicate_window_s / 2
+        self._clock = clock
         self._counter = (
             metrics.counter(
                 "waybill_wms_facts_total",
@@ -54,6 +83,10 @@ class FactLedger:
             if metrics is not None
             else None
         )
+
+    def _is_young(self, fact: WarehouseFact) -> bool:
+        """Whether any earlier publish of ``fact`` is still inside the duplicate window."""
+        return fact.since is not None and self._clock() - fact.since.timestamp() < self._young_for_s
 
     async def publish(self, fact: WarehouseFact, *, cause: MessageContext | None = None) -> bool:
         """Publish ``fact`` unless it was published before; True when it went out now."""
@@ -67,7 +100,12 @@ class FactLedger:
             sent = True
             return context.id
 
-        await self._once.run_deduplicated(f"wms-fact:{fact.id}", send)
+        key = f"wms-fact:{fact.id}"
+        if self._is_young(fact):
+            await self._young.run_deduplicated(key, send)
+        elif await self._young.result_of(key) is None:
+            # Not published here while young (that looks in memory only): the record decides.
+            await self._once.run_deduplicated(key, send)
         if sent:
             log.debug("published %s of %s", fact.stage, fact.message.business_key())
         if self._counter is not None:
@@ -82,3 +120,35 @@ class FactLedger:
         for fact in facts:
             new += await self.publish(fact, cause=cause)
         return new
+
+
+class _UnreadRecords(KeyValue):
+    """The idempotency bucket for facts too young for a read of their record to matter.
+
+    Every key reads as never written, without a round trip, so ``run_deduplicated``
+    publishes and then writes the record as new; a record already there fails that
+    write, which ``OnceOnly`` takes as "recorded by another attempt" (true: the stream
+    kept one copy). Only ``get`` and ``update``, the two calls ``OnceOnly`` makes, are
+    served; a later runtime may offer the same as an option of ``run_deduplicated``.
+    """
+
+    def __init__(self, records: KeyValue) -> None:
+        super().__init__(
+            name=records._name,
+            stream=records._stream,
+            pre=records._pre,
+            js=records._js,
+            direct=records._direct,
+        )
+        self._records = records
+
+    async def get(
+        self, key: str, revision: int | None = None, validate_keys: bool = True
+    ) -> KeyValue.Entry:
+        raise KeyNotFoundError(message=f"{key} is not read: its fact is young")
+
+    async def update(
+        self, key: str, value: bytes, last: int | None = None, validate_keys: bool = True
+    ) -> int:
+        written: int = await self._records.update(key, value, last, validate_keys)
+        return written

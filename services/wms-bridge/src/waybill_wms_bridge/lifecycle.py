@@ -21,7 +21,7 @@ WMS refuses is ``WarehouseOrderCancelRefused``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -90,6 +90,10 @@ class WarehouseFact:
     """What the fact is about, for logs: accepted, picked, packed, inventory..."""
     lane: Lane | None = None
     """The lane it goes out on; None: its cause's (standard without one)."""
+    since: datetime | None = None
+    """When its WMS order was created (the WMS's clock): no publish of the fact can be
+    older, so while this is recent any earlier publish is inside JetStream's duplicate
+    window (:class:`~waybill_wms_bridge.ledger.FactLedger`). None: not known."""
 
 
 def stage_fact_id(order_ref: str, stage: str) -> str:
@@ -107,33 +111,51 @@ def wms_quantity(value: float, uom: str) -> Quantity:
     return Quantity(value=number, uom=uom or _DEFAULT_UOM)
 
 
-def _fact(message: Event, order_ref: str, stage: str) -> WarehouseFact:
+def _fact(
+    message: Event,
+    order_ref: str,
+    stage: str,
+    lane: Lane | None = None,
+    since: datetime | None = None,
+) -> WarehouseFact:
     # Values that break the contract (a negative weight) are refused by the
     # runtime's publisher, naming the field, before anything is sent.
-    return WarehouseFact(id=stage_fact_id(order_ref, stage), message=message, stage=stage)
+    return WarehouseFact(
+        id=stage_fact_id(order_ref, stage), message=message, stage=stage, lane=lane, since=since
+    )
 
 
 def accepted_fact(
-    order_ref: str, warehouse_order_id: str, warehouse: str | None, accepted_at: datetime
+    order_ref: str,
+    warehouse_order_id: str,
+    warehouse: str | None,
+    accepted_at: datetime,
+    *,
+    lane: Lane | None = None,
 ) -> WarehouseFact:
-    """The warehouse has the order (created now or found from before)."""
+    """The warehouse has the order (created now or found from before) since ``accepted_at``."""
     message = WarehouseOrderAccepted(
         order_ref=order_ref,
         warehouse_order_id=warehouse_order_id,
         warehouse=warehouse or None,
         accepted_at=accepted_at,
     )
-    return _fact(message, order_ref, "accepted")
+    return _fact(message, order_ref, "accepted", lane, since=accepted_at)
 
 
 def cancelled_fact(
-    order_ref: str, warehouse_order_id: str | None, cancelled_at: datetime
+    order_ref: str,
+    warehouse_order_id: str | None,
+    cancelled_at: datetime,
+    *,
+    lane: Lane | None = None,
+    since: datetime | None = None,
 ) -> WarehouseFact:
     """The warehouse order is cancelled (or never existed when the cancel came)."""
     message = WarehouseOrderCancelled(
         order_ref=order_ref, warehouse_order_id=warehouse_order_id, cancelled_at=cancelled_at
     )
-    return _fact(message, order_ref, "cancelled")
+    return _fact(message, order_ref, "cancelled", lane, since)
 
 
 def cancel_refused_fact(
@@ -175,7 +197,7 @@ def _parcel(parcel: WmsParcel, uom_of: dict[str, str]) -> Parcel:
     )
 
 
-def _picking_fact(order: WmsOrder) -> WarehouseFact:
+def _picking_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
     ref, at = order.client_order_ref, order.updated_at
     if order.short_picked or order.status == OrderStatus.SHORT_PICKED:
         shortages = tuple(
@@ -186,17 +208,17 @@ def _picking_fact(order: WmsOrder) -> WarehouseFact:
         short = WarehouseOrderShortPicked(
             order_ref=ref, warehouse_order_id=order.order_id, shortages=shortages, reported_at=at
         )
-        return _fact(short, ref, "short_picked")
+        return _fact(short, ref, "short_picked", lane, order.created_at)
     picked = WarehouseOrderPicked(
         order_ref=ref,
         warehouse_order_id=order.order_id,
         lines=tuple(_fulfilled(line) for line in order.lines),
         picked_at=at,
     )
-    return _fact(picked, ref, "picked")
+    return _fact(picked, ref, "picked", lane, order.created_at)
 
 
-def _packing_fact(order: WmsOrder) -> WarehouseFact:
+def _packing_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
     ref = order.client_order_ref
     if not order.parcels:
         raise UnmappableWmsData(f"the WMS reports {ref} packed but lists no parcels")
@@ -207,10 +229,10 @@ def _packing_fact(order: WmsOrder) -> WarehouseFact:
         parcels=tuple(_parcel(parcel, uom_of) for parcel in order.parcels),
         packed_at=order.updated_at,
     )
-    return _fact(packed, ref, "packed")
+    return _fact(packed, ref, "packed", lane, order.created_at)
 
 
-def _shipped_fact(order: WmsOrder) -> WarehouseFact:
+def _shipped_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
     ref = order.client_order_ref
     shipped = WarehouseOrderShipped(
         order_ref=ref,
@@ -218,7 +240,7 @@ def _shipped_fact(order: WmsOrder) -> WarehouseFact:
         lines=tuple(_fulfilled(line, line.qty_shipped) for line in order.lines),
         shipped_at=order.shipped_at or order.updated_at,
     )
-    return _fact(shipped, ref, "shipped")
+    return _fact(shipped, ref, "shipped", lane, order.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,25 +264,23 @@ def order_facts(order: WmsOrder) -> OrderFacts:
     A webhook or a poll has no cause to inherit a lane from: the WMS order's
     priority, which the bridge set from the release's lane, carries it.
     """
-    lane = wms_order_lane(order)
-    found = _order_facts(order)
-    return OrderFacts([replace(fact, lane=lane) for fact in found.facts], found.problem)
-
-
-def _order_facts(order: WmsOrder) -> OrderFacts:
-    ref = order.client_order_ref
+    ref, lane = order.client_order_ref, wms_order_lane(order)
     facts: list[WarehouseFact] = []
     try:
-        facts.append(accepted_fact(ref, order.order_id, order.warehouse, order.created_at))
+        facts.append(
+            accepted_fact(ref, order.order_id, order.warehouse, order.created_at, lane=lane)
+        )
         if order.status in _PICKING_DONE:
-            facts.append(_picking_fact(order))
+            facts.append(_picking_fact(order, lane))
         if order.status in _PACKED:
-            facts.append(_packing_fact(order))
+            facts.append(_packing_fact(order, lane))
         if order.status == OrderStatus.SHIPPED:
-            facts.append(_shipped_fact(order))
+            facts.append(_shipped_fact(order, lane))
         if order.status == OrderStatus.CANCELLED:
             cancelled_at = order.cancelled_at or order.updated_at
-            facts.append(cancelled_fact(ref, order.order_id, cancelled_at))
+            facts.append(
+                cancelled_fact(ref, order.order_id, cancelled_at, lane=lane, since=order.created_at)
+            )
     except UnmappableWmsData as error:
         return OrderFacts(facts, str(error))
     return OrderFacts(facts)
