@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import aiohttp
 import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -16,6 +17,7 @@ from waybill_contracts.events import (
     WarehouseOrderCancelled,
     WarehouseOrderPacked,
     WarehouseOrderPicked,
+    WarehouseOrderShipped,
     WarehouseOrderShortPicked,
 )
 from waybill_runtime.testing.waiting import eventually
@@ -101,6 +103,46 @@ async def test_half_lost_webhooks_and_the_poll_together_store_each_fact_once(
     assert outcomes == {"dropped", "delivered"}  # both paths were at work
     assert sorted(p.order_ref for p in picked) == refs
     assert sorted(p.order_ref for p in packed) == refs
+
+
+async def facts_seen(rig: object) -> float:
+    """The bridge's ``waybill_wms_facts_total``, new and repeats, all stages (from /metrics)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{rig.bridge_url}/metrics") as response,  # type: ignore[attr-defined]
+    ):
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("waybill_wms_facts_total{")
+    )
+
+
+async def test_a_poll_passes_over_orders_whose_webhooks_brought_every_fact(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    """Issue #18: every round reads the orders changed in its window, which in a steady
+    flow are the ones the webhooks just reported; a snapshot whose facts are all out is
+    not mapped to facts nor asked about again. Before, each round over these three
+    shipped orders mapped and asked about 4 facts each (12 more a round)."""
+    refs = [f"WH/OUT/0007{n}" for n in range(3)]
+    async with wms_and_bridge(nc, nats_url, nats_prefix, wms_reconcile_interval_s=0.2) as rig:
+        for ref in refs:
+            await rig.release(ref)
+        for ref in refs:
+            await rig.wait_for(WarehouseOrderShipped, ref)
+        await rig.wms.settle()
+        await rig.commands_settled()
+        seen = await facts_seen(rig)
+        rounds_before = await _list_calls(rig)
+        await eventually(
+            lambda: _list_calls(rig), until=lambda n: n >= rounds_before + 3, what="three rounds"
+        )
+        assert await facts_seen(rig) == seen  # seen + 36 before
+        shipped = await rig.events(WarehouseOrderShipped)
+    assert {w.outcome for w in rig.wms.sent_webhooks()} == {"delivered"}
+    assert sorted(s.order_ref for s in shipped) == refs
 
 
 async def test_the_watermark_follows_the_newest_wms_change_and_survives_a_failed_round(

@@ -20,7 +20,8 @@ from waybill_wms_bridge.expected_returns import ExpectedReturns, returns_feed
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.orders import ReleasedOrder, WarehouseOrders
 from waybill_wms_bridge.products import ProductUploads, UnitCodes
-from waybill_wms_bridge.reconcile import Reconciler
+from waybill_wms_bridge.reconcile import Reconciler, orders_feed
+from waybill_wms_bridge.settled import SettledOrders
 from waybill_wms_bridge.stock_snapshots import StockSnapshots
 from waybill_wms_bridge.webhooks import WmsWebhookReceiver
 from waybill_wms_bridge.wms_client import WmsClient, open_wms_client
@@ -63,6 +64,8 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
             duplicate_window_s=settings.duplicate_window_s,
         )
         units = UnitCodes(settings.wms_unit_codes)
+        # Order snapshots whose facts are all out, known to the webhooks and the poll.
+        settled = SettledOrders()
         yield Bridge(
             client=client,
             ledger=ledger,
@@ -77,6 +80,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 tolerance_s=settings.wms_webhook_tolerance_s,
                 ledger=ledger,
                 units=units,
+                settled=settled,
             ),
             reconciler=Reconciler(
                 client,
@@ -84,6 +88,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 runtime.buckets["watermarks"],
                 overlap_s=settings.wms_reconcile_overlap_s,
                 lookback_s=settings.wms_reconcile_lookback_s,
+                feed=orders_feed(client, settled),
             ),
             returns_reconciler=Reconciler(
                 client,

@@ -33,6 +33,7 @@ from nats.js.kv import KeyValue
 from waybill_contracts import ContractError
 from waybill_wms_bridge.ledger import FactLedger
 from waybill_wms_bridge.lifecycle import WarehouseFact, order_facts
+from waybill_wms_bridge.settled import SettledOrders
 from waybill_wms_bridge.wms_client import WmsClient
 from waybill_wms_bridge.wms_wire import WmsOrder
 
@@ -57,10 +58,18 @@ class Feed:
     changed_since: Callable[[datetime], Awaitable[list[Any]]]
     facts_of: Callable[[Any], tuple[list[WarehouseFact], str | None]]
     name_of: Callable[[Any], str]
+    settled: Callable[[Any], bool] = lambda _record: False
+    """Whether every fact of this very record is known to be out (skipped then)."""
+    settle: Callable[[Any], None] = lambda _record: None
+    """Called once every fact of a record is out."""
 
 
-def orders_feed(client: WmsClient) -> Feed:
-    """The outbound orders: the facts of every stage each reached."""
+def orders_feed(client: WmsClient, settled: SettledOrders | None = None) -> Feed:
+    """The outbound orders: the facts of every stage each reached.
+
+    A snapshot ``settled`` already holds (a webhook brought it) is passed over.
+    """
+    settled = settled or SettledOrders()
 
     def facts_of(order: WmsOrder) -> tuple[list[WarehouseFact], str | None]:
         found = order_facts(order)
@@ -71,6 +80,8 @@ def orders_feed(client: WmsClient) -> Feed:
         changed_since=client.orders_updated_since,
         facts_of=facts_of,
         name_of=lambda order: order.client_order_ref,
+        settled=settled.has,
+        settle=settled.add,
     )
 
 
@@ -124,16 +135,8 @@ class Reconciler:
         recovered = 0
         try:
             for order in orders:  # oldest change first
-                try:
-                    facts, problem = self._feed.facts_of(order)
-                    recovered += await self._ledger.publish_all(facts)
-                except (ContractError, ValueError) as error:
-                    # The publisher refused a fact, naming the field (those before it are
-                    # stored), or the WMS record cannot be mapped at all.
-                    problem = f"the WMS data is not valid: {error}"
-                if problem is not None:
-                    # Retrying cannot fix the WMS's data: say it loudly and move on.
-                    log.error("reconciling %s: %s", self._feed.name_of(order), problem)
+                if not self._feed.settled(order):
+                    recovered += await self._reconcile(order)
                 if reached is None or order.updated_at > reached:
                     reached = order.updated_at
         finally:
@@ -146,6 +149,23 @@ class Reconciler:
                 len(orders),
             )
         return recovered
+
+    async def _reconcile(self, order: Any) -> int:
+        """Publish the facts of ``order`` that are not out yet; returns how many were."""
+        new = 0
+        try:
+            facts, problem = self._feed.facts_of(order)
+            new = await self._ledger.publish_all(facts)
+        except (ContractError, ValueError) as error:
+            # The publisher refused a fact, naming the field (those before it are
+            # stored), or the WMS record cannot be mapped at all.
+            problem = f"the WMS data is not valid: {error}"
+        if problem is not None:
+            # Retrying cannot fix the WMS's data: say it loudly and move on.
+            log.error("reconciling %s: %s", self._feed.name_of(order), problem)
+        else:
+            self._feed.settle(order)
+        return new
 
     async def _save(self, reached: datetime, revision: int | None) -> None:
         value = msgspec.json.encode(Watermark(updated_at=reached))

@@ -37,6 +37,7 @@ from waybill_wms_bridge.lifecycle import (
 )
 from waybill_wms_bridge.products import UnitCodes
 from waybill_wms_bridge.return_wire import WmsReturn
+from waybill_wms_bridge.settled import SettledOrders
 from waybill_wms_bridge.wms_wire import WmsInventoryAdjustment, WmsOrder, WmsWebhook
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_PATH", "WmsWebhookReceiver"]
@@ -65,9 +66,12 @@ class WmsWebhookReceiver:
         tolerance_s: float,
         ledger: FactLedger,
         units: UnitCodes | None = None,
+        settled: SettledOrders | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret.encode()
+        # Order snapshots whose facts are all out: the poll passes them over.
+        self._settled = settled or SettledOrders()
         self._units = units or UnitCodes({})
         self._tolerance_s = tolerance_s
         self._ledger = ledger
@@ -97,7 +101,7 @@ class WmsWebhookReceiver:
                 headers={"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'},
             ) from None
         hook = decode_json(body, WmsWebhook)
-        facts, problem = self._facts(hook)
+        facts, problem, order = self._facts(hook)
         try:
             new = await self._ledger.publish_all(facts)
         except ContractError as error:
@@ -128,33 +132,36 @@ class WmsWebhookReceiver:
                 "WMS event %s (%s) only partly usable: %s", hook.event_id, hook.event_type, problem
             )
             raise ProblemError(422, "Unprocessable Content", problem, event_id=hook.event_id)
+        if order is not None:
+            self._settled.add(order)
         return web.json_response(
             {"event_id": hook.event_id, "facts": len(facts), "new": new}, status=202
         )
 
-    def _facts(self, hook: WmsWebhook) -> tuple[list[WarehouseFact], str | None]:
-        """The facts a webhook reports, and what could not be mapped (if anything)."""
+    def _facts(self, hook: WmsWebhook) -> tuple[list[WarehouseFact], str | None, WmsOrder | None]:
+        """The facts a webhook reports, what could not be mapped (if anything), and the
+        order snapshot it carries (if it is about an order)."""
         if hook.event_type.startswith(_ORDER_EVENTS):
             order = _decode_data(hook, WmsOrder, "an outbound order")
             found = order_facts(order)
-            return found.facts, found.problem
+            return found.facts, found.problem, order
         if hook.event_type.startswith(_RETURN_EVENTS):
             # return.received / return.inspected (a cancelled return reports nothing new:
             # Waybill called it off).
             found_return = _decode_data(hook, WmsReturn, "an expected return")
             try:
-                return return_facts(found_return, self._units), None
+                return return_facts(found_return, self._units), None, None
             except (UnmappableWmsData, ValueError) as error:
-                return [], str(error)
+                return [], str(error), None
         if hook.event_type == _INVENTORY_ADJUSTED:
             adjustment = _decode_data(hook, WmsInventoryAdjustment, "an inventory adjustment")
             try:
-                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None
+                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None, None
             except UnmappableWmsData as error:
-                return [], str(error)
+                return [], str(error), None
         # A newer WMS may announce more than Waybill knows; refusing would only make it retry.
         log.info("ignoring WMS event %s of unknown type %s", hook.event_id, hook.event_type)
-        return [], None
+        return [], None, None
 
 
 def _decode_data(hook: WmsWebhook, shape: type[D], what: str) -> D:
