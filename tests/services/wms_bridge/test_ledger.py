@@ -197,3 +197,33 @@ async def test_a_fact_seen_when_its_order_is_older_than_half_the_window_is_read_
     assert await rig.ledger.publish(old) is True
     assert reads.count == 2
     assert publish_calls(rig) == 2
+
+
+async def test_the_facts_counter_looks_up_each_stage_and_outcome_once(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    """Issue #18: a dozen facts an order each looked up their counter child (a lookup
+    under the counter's lock); now once per stage and outcome."""
+    rig = await _ledger(nc, nats_prefix)
+    ledger = FactLedger(rig.publisher, rig.kv, rig.metrics)
+    counter = rig.metrics.counter("waybill_wms_facts_total", "", ("stage", "outcome"))
+    lookups = 0
+    labels = counter.labels
+
+    def counted(*values: str) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return labels(*values)
+
+    counter.labels = counted  # type: ignore[method-assign,assignment]
+    facts = [accepted_fact(f"WH/OUT/0010{n}", f"OO-2{n}", "WH1", AT) for n in range(3)]
+    for fact in facts * 2:
+        await ledger.publish(fact)
+    assert lookups == 2  # 6 before
+    published = rig.metrics.collector_registry.get_sample_value(
+        "waybill_wms_facts_total", {"stage": "accepted", "outcome": "published"}
+    )
+    repeats = rig.metrics.collector_registry.get_sample_value(
+        "waybill_wms_facts_total", {"stage": "accepted", "outcome": "repeat"}
+    )
+    assert (published, repeats) == (3, 3)

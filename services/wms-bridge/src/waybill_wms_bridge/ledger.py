@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+from prometheus_client import Counter
 
 from waybill_contracts import MessageContext
 from waybill_runtime.bus.publisher import Publisher
@@ -83,6 +84,9 @@ class FactLedger:
             if metrics is not None
             else None
         )
+        # The counter's child per (stage, outcome), looked up once rather than per fact
+        # (a dozen facts an order, each a lookup under the counter's lock).
+        self._counted: dict[tuple[str, str], Counter] = {}
 
     def _is_young(self, fact: WarehouseFact) -> bool:
         """Whether any earlier publish of ``fact`` is still inside the duplicate window."""
@@ -109,8 +113,15 @@ class FactLedger:
         if sent:
             log.debug("published %s of %s", fact.stage, fact.message.business_key())
         if self._counter is not None:
-            self._counter.labels(fact.stage, "published" if sent else "repeat").inc()
+            self._count(fact.stage, "published" if sent else "repeat")
         return sent
+
+    def _count(self, stage: str, outcome: str) -> None:
+        assert self._counter is not None
+        child = self._counted.get((stage, outcome))
+        if child is None:
+            child = self._counted[stage, outcome] = self._counter.labels(stage, outcome)
+        child.inc()
 
     async def publish_all(
         self, facts: list[WarehouseFact], *, cause: MessageContext | None = None
