@@ -319,6 +319,33 @@ async def test_run_deduplicated_reads_once_writes_once_and_shares_an_attempt(
     assert counting.calls == ["get"] and made == ["published"]  # the record read, not made
 
 
+async def test_run_deduplicated_unread_makes_and_writes_without_a_read(
+    bucket: KeyValue,
+) -> None:
+    """Issue 18: a caller that knows any earlier making is inside the partner's window
+    skips the read; a second maker finds the record there through its refused write."""
+    counting = CountingBucket(bucket)
+    once: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    made: list[str] = []
+
+    async def publish() -> str:
+        made.append("published")
+        return f"msg-{len(made)}"
+
+    assert await once.run_deduplicated("fact:f3", publish, unread=True) == "msg-1"
+    assert counting.calls == ["update"]  # the result written as new: no read
+    counting.calls.clear()
+    elsewhere: OnceOnly[str] = OnceOnly(counting, str)  # type: ignore[arg-type]
+    # Made again (the partner drops the repeat); the write is refused, nothing overwritten.
+    assert await elsewhere.run_deduplicated("fact:f3", publish, unread=True) == "msg-2"
+    assert counting.calls == ["update"]
+    assert made == ["published", "published"]
+    assert await OnceOnly(bucket, str).result_of("fact:f3") == "msg-1"
+    counting.calls.clear()
+    assert await elsewhere.run_deduplicated("fact:f3", publish, unread=True) == "msg-2"
+    assert counting.calls == [] and len(made) == 2  # remembered
+
+
 async def test_run_deduplicated_makes_again_over_an_intent_and_shares_a_failure(
     bucket: KeyValue,
 ) -> None:

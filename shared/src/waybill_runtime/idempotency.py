@@ -190,7 +190,9 @@ class OnceOnly(Generic[T]):
             return Begun.EARLIER
         return await self._make(stored_key, revision, effect)
 
-    async def run_deduplicated(self, key: str, effect: Callable[[], Awaitable[T]]) -> T:
+    async def run_deduplicated(
+        self, key: str, effect: Callable[[], Awaitable[T]], *, unread: bool = False
+    ) -> T:
         """Make ``effect`` once for ``key``, for an effect the partner deduplicates for a while.
 
         For a publish with a ``Nats-Msg-Id`` derived from ``key``: made twice within
@@ -202,6 +204,11 @@ class OnceOnly(Generic[T]):
         harmless within the window, and beyond it (a crash, then nothing for
         minutes) the same as :meth:`run`'s ``recover`` re-publishing over an intent.
         A record left as an intent by :meth:`run` is treated the same way.
+
+        ``unread``: the caller knows any earlier making of ``key`` is still inside the
+        partner's window, so the record is not read first: the effect is made (the partner
+        drops a repeat) and its record written as new; a record already there fails that
+        write, which means another attempt made and recorded it. One write, no read.
         """
         stored_key = kv_key(key)
         known = self._done.get(stored_key)
@@ -214,7 +221,7 @@ class OnceOnly(Generic[T]):
         attempt: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._running[stored_key] = attempt
         try:
-            result = await self._read_or_make(stored_key, effect)
+            result = await self._read_or_make(stored_key, effect, unread)
         except BaseException as error:
             attempt.set_exception(error)
             attempt.exception()  # retrieved: no waiter is not an unhandled error
@@ -225,25 +232,33 @@ class OnceOnly(Generic[T]):
         finally:
             del self._running[stored_key]
 
-    async def _read_or_make(self, stored_key: str, effect: Callable[[], Awaitable[T]]) -> T:
+    async def _read_or_make(
+        self, stored_key: str, effect: Callable[[], Awaitable[T]], unread: bool
+    ) -> T:
         last = 0
-        try:
-            entry = await self._kv.get(stored_key)
-        except KeyNotFoundError as missing:
-            marker = getattr(missing, "entry", None)  # deleted or purged: write over the marker
-            last = (marker.revision or 0) if marker else 0
-        else:
-            record = self._decode(entry.value or b"")
-            if record.state == "done":
-                return self._remember(stored_key, record.result)  # type: ignore[arg-type]
-            last = entry.revision or 0
+        if not unread:
+            try:
+                entry = await self._kv.get(stored_key)
+            except KeyNotFoundError as missing:
+                marker = getattr(missing, "entry", None)  # deleted or purged: write over it
+                last = (marker.revision or 0) if marker else 0
+            else:
+                record = self._decode(entry.value or b"")
+                if record.state == "done":
+                    return self._remember(stored_key, record.result)  # type: ignore[arg-type]
+                last = entry.revision or 0
         result = await effect()
         done = self._encode(self._record_type(state="done", at=self._clock(), result=result))
         try:
             await self._kv.update(stored_key, done, last=last)
         except KeyWrongLastSequenceError:
-            # Another process made and recorded it meanwhile (the stream kept one copy).
-            log.info("effect %s was recorded by another attempt meanwhile", stored_key)
+            # Another process made and recorded it meanwhile (the stream kept one copy);
+            # expected, not news, when the record was not read first.
+            log.log(
+                logging.DEBUG if unread else logging.INFO,
+                "effect %s was recorded by another attempt meanwhile",
+                stored_key,
+            )
         # Remembered only once recorded: if the write failed, the caller's retry here
         # makes the (deduplicated) effect again and writes the record then.
         return self._remember(stored_key, result)

@@ -39,7 +39,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter
 
@@ -71,8 +70,6 @@ class FactLedger:
     ) -> None:
         self._publisher = publisher
         self._once = OnceOnly(records, str)
-        # Facts of young orders: the same records, written without a read first.
-        self._young = OnceOnly(_UnreadRecords(records), str)
         self._young_for_s = duplicate_window_s / 2
         self._clock = clock
         self._counter = (
@@ -104,12 +101,8 @@ class FactLedger:
             sent = True
             return context.id
 
-        key = f"wms-fact:{fact.id}"
-        if self._is_young(fact):
-            await self._young.run_deduplicated(key, send)
-        elif await self._young.result_of(key) is None:
-            # Not published here while young (that looks in memory only): the record decides.
-            await self._once.run_deduplicated(key, send)
+        # A fact published here before (young or not) is remembered: no round trip.
+        await self._once.run_deduplicated(f"wms-fact:{fact.id}", send, unread=self._is_young(fact))
         if sent:
             log.debug("published %s of %s", fact.stage, fact.message.business_key())
         if self._counter is not None:
@@ -131,35 +124,3 @@ class FactLedger:
         for fact in facts:
             new += await self.publish(fact, cause=cause)
         return new
-
-
-class _UnreadRecords(KeyValue):
-    """The idempotency bucket for facts too young for a read of their record to matter.
-
-    Every key reads as never written, without a round trip, so ``run_deduplicated``
-    publishes and then writes the record as new; a record already there fails that
-    write, which ``OnceOnly`` takes as "recorded by another attempt" (true: the stream
-    kept one copy). Only ``get`` and ``update``, the two calls ``OnceOnly`` makes, are
-    served; a later runtime may offer the same as an option of ``run_deduplicated``.
-    """
-
-    def __init__(self, records: KeyValue) -> None:
-        super().__init__(
-            name=records._name,
-            stream=records._stream,
-            pre=records._pre,
-            js=records._js,
-            direct=records._direct,
-        )
-        self._records = records
-
-    async def get(
-        self, key: str, revision: int | None = None, validate_keys: bool = True
-    ) -> KeyValue.Entry:
-        raise KeyNotFoundError(message=f"{key} is not read: its fact is young")
-
-    async def update(
-        self, key: str, value: bytes, last: int | None = None, validate_keys: bool = True
-    ) -> int:
-        written: int = await self._records.update(key, value, last, validate_keys)
-        return written
