@@ -231,7 +231,22 @@ def test_an_older_milestone_does_not_replace_a_newer_one() -> None:
 
 def test_milestone_before_its_booking_was_seen_is_asked_again_later() -> None:
     with pytest.raises(NotYet):
-        step(run(released(), packed()), milestone(MilestoneCode.LABEL_CREATED, 21))
+        step(run(released(), packed()), milestone(MilestoneCode.IN_TRANSIT, 21))
+
+
+def test_label_created_of_the_booking_under_way_is_settled_its_booking_follows() -> None:
+    booking = run(released(), packed())
+    decision = step(booking, milestone(MilestoneCode.LABEL_CREATED, 21))
+    assert not decision.changed and decision.state == booking and decision.messages == ()
+    assert decision.notes == ("label_created of shp-WH-OUT-00042-1: its ShipmentBooked follows",)
+    # Another attempt's label (not the booking under way) is asked again later.
+    with pytest.raises(NotYet):
+        step(booking, milestone(MilestoneCode.LABEL_CREATED, 21, attempt=2))
+    # The booking then moves the order on as ever; the next scan is its last milestone.
+    recording = run(booked(), milestone(MilestoneCode.IN_TRANSIT, 30), state=booking)
+    assert recording.stage == Stage.RECORDING and recording.shipment is not None
+    assert recording.last_milestone is not None
+    assert recording.last_milestone.code == MilestoneCode.IN_TRANSIT
 
 
 @pytest.mark.parametrize(

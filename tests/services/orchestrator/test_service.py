@@ -43,7 +43,7 @@ from waybill_orchestrator.app import build_service
 from waybill_runtime.bus.dead_letters import DeadLetter
 from waybill_runtime.queries import PingResponse, QueryError, QueryUnansweredError, ask
 from waybill_runtime.testing.services import running_service
-from waybill_runtime.testing.streams import dead_letters
+from waybill_runtime.testing.streams import dead_letters, settled
 from waybill_runtime.testing.waiting import eventually
 
 PATIENCE = 10.0
@@ -343,3 +343,32 @@ def _info_lines(caplog: pytest.LogCaptureFixture, ref: str) -> list[str]:
         and record.levelno == logging.INFO
         and ref in record.getMessage()
     ]
+
+
+async def test_the_label_created_that_beats_its_booking_is_settled_not_retried(
+    nc: NatsClient, orchestrator: Start
+) -> None:
+    subjects = await orchestrator()
+    ref = "WH/OUT/1003"
+    await publish(nc, subjects, released(ref))
+    await wait_for_commands(nc, subjects, {"ReleaseToWarehouse": 1}, order_ref=ref)
+    await publish(nc, subjects, packed(ref))
+    await wait_for_commands(nc, subjects, {"BookShipment": 1}, order_ref=ref)
+    # The carrier answered the purchase with label_created: the router published it
+    # before the orchestrator saw the ShipmentBooked.
+    await publish(nc, subjects, milestone(MilestoneCode.LABEL_CREATED, 21, ref))
+    await settled(nc, subjects, "orchestrator", "events")  # without its booking
+    await publish(nc, subjects, booked(ref))
+    await wait_for_commands(nc, subjects, {"RecordShipmentInOdoo": 1}, order_ref=ref)
+    await publish(nc, subjects, milestone(MilestoneCode.IN_TRANSIT, 30, ref))
+    await settled(nc, subjects, "orchestrator", "events")
+    consumer = await nc.jetstream().consumer_info(
+        subjects.events_stream.name, subjects.durable("orchestrator", "events")
+    )
+    # Five events, five handlings. Before, the milestone was handled, nakked and
+    # warned about again every backoff until its booking was seen (12 here, where
+    # the booking is only sent once the milestone is settled).
+    assert consumer.delivered.consumer_seq == 5
+    state = await wait_for_stage(nc, subjects, ref, "recording")
+    assert state.last_milestone is not None
+    assert state.last_milestone.code == MilestoneCode.IN_TRANSIT

@@ -138,6 +138,10 @@ def milestone(
     shipment = state.shipment
     if shipment is None or shipment.shipment_id != event.shipment_id:
         if at == Stage.BOOKING:
+            if _label_of_the_booking_under_way(state, event):
+                return ignore(
+                    state, f"label_created of {event.shipment_id}: its ShipmentBooked follows"
+                )
             raise NotYet(f"milestone of {event.shipment_id} before its booking was seen")
         return ignore(state, f"milestone of unknown shipment {event.shipment_id}")
     milestone = event.milestone
@@ -155,6 +159,24 @@ def milestone(
     if at == Stage.SHIPPED and updated.state.delivered_at is not None:
         return then(updated, record_delivery(updated.state, observed, policy))
     return updated
+
+
+def _label_of_the_booking_under_way(state: OrderState, event: MilestoneReached) -> bool:
+    """True for the label_created of the shipment the order is booking now.
+
+    The carrier reports it with the purchase's answer, so the carrier-router often
+    publishes it before the ShipmentBooked that must follow (the label is bought).
+    Asked again later, it found the booking and, as a rule, newer milestones
+    already in (more than half the orders of a burst paid a retry, a warning and a
+    redelivery for it). The booking says all it says but the carrier's time; it
+    is settled instead. Any other milestone before its booking is asked again.
+    """
+    return (
+        event.milestone.code == MilestoneCode.LABEL_CREATED
+        and state.shipment is None
+        and event.shipment_id
+        == instructions.shipment_id_for(state.order_ref, max(state.booking_attempt, 1))
+    )
 
 
 def record_delivery(state: OrderState, observed: Observed, policy: Policy) -> Decision:
