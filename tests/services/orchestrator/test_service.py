@@ -346,9 +346,10 @@ def _info_lines(caplog: pytest.LogCaptureFixture, ref: str) -> list[str]:
 
 
 async def test_the_label_created_that_beats_its_booking_is_settled_not_retried(
-    nc: NatsClient, orchestrator: Start
+    nc: NatsClient, orchestrator: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
     subjects = await orchestrator()
+    caplog.set_level(logging.INFO, logger="waybill.orchestrator")
     ref = "WH/OUT/1003"
     await publish(nc, subjects, released(ref))
     await wait_for_commands(nc, subjects, {"ReleaseToWarehouse": 1}, order_ref=ref)
@@ -372,3 +373,9 @@ async def test_the_label_created_that_beats_its_booking_is_settled_not_retried(
     state = await wait_for_stage(nc, subjects, ref, "recording")
     assert state.last_milestone is not None
     assert state.last_milestone.code == MilestoneCode.IN_TRANSIT
+    # The carrier repeats its scans: one already known is routine.
+    await publish(nc, subjects, milestone(MilestoneCode.IN_TRANSIT, 30, ref))
+    await settled(nc, subjects, "orchestrator", "events")
+    # Nothing an operator needs at INFO (before: the settled label_created's and
+    # the repeated scan's notes, 2 lines).
+    assert _info_lines(caplog, ref) == []

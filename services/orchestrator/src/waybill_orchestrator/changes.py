@@ -74,15 +74,18 @@ class Decision:
     messages: tuple[Message, ...] = ()
     notes: tuple[str, ...] = ()
     changed: bool = False
+    routine: bool = False
+    """Changes nothing for a reason that is routine (a carrier repeating its scans): an
+    operator has nothing to learn from it, so its notes are logged at DEBUG."""
 
 
 class NotYet(Exception):
     """The fact refers to something not seen yet (an unknown order or shipment): ask again later."""
 
 
-def ignore(state: OrderState | None, note: str) -> Decision:
+def ignore(state: OrderState | None, note: str, *, routine: bool = False) -> Decision:
     """Nothing changes: a duplicate, a late event, or one that does not apply here."""
-    return Decision(state=state, notes=(note,))
+    return Decision(state=state, notes=(note,), routine=routine)
 
 
 def cause_of(happening: Happening) -> tuple[str | None, str]:

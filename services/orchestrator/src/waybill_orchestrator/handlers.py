@@ -44,9 +44,11 @@ def note_level(decision: Decision) -> int:
     auditor keeps the event that caused it: a line per change, at INFO, was the
     orchestrator's largest cost after its round trips (a line per event an order
     has). Its notes go to DEBUG. An event that changes nothing (a repeat, a late
-    fact, an action that does not fit) is in no timeline: its reason stays at INFO.
+    fact, an action that does not fit) is in no timeline: its reason stays at INFO,
+    but for what happens routinely (a milestone already known: carriers repeat
+    their scans, about one an order), also at DEBUG.
     """
-    return logging.DEBUG if decision.changed else logging.INFO
+    return logging.DEBUG if decision.changed or decision.routine else logging.INFO
 
 
 WORKFLOW = ResourceKey[WorkflowStore]("workflow")

@@ -140,7 +140,9 @@ def milestone(
         if at == Stage.BOOKING:
             if _label_of_the_booking_under_way(state, event):
                 return ignore(
-                    state, f"label_created of {event.shipment_id}: its ShipmentBooked follows"
+                    state,
+                    f"label_created of {event.shipment_id}: its ShipmentBooked follows",
+                    routine=True,
                 )
             raise NotYet(f"milestone of {event.shipment_id} before its booking was seen")
         return ignore(state, f"milestone of unknown shipment {event.shipment_id}")
@@ -153,7 +155,8 @@ def milestone(
     if milestone.code == MilestoneCode.DELIVERED and state.delivered_at is None:
         changes["delivered_at"] = milestone.occurred_at
     if not changes:
-        return ignore(state, f"milestone {milestone.code} already known or older")
+        # Carriers repeat their scans (each webhook carries the ones before): routine.
+        return ignore(state, f"milestone {milestone.code} already known or older", routine=True)
     updated = update(state, observed, note=f"milestone {milestone.code}", **changes)
     assert updated.state is not None
     if at == Stage.SHIPPED and updated.state.delivered_at is not None:
