@@ -275,6 +275,29 @@ async def test_the_next_event_is_decided_on_the_state_this_instance_wrote(bus: B
     assert state is not None and state.stage == Stage.BOOKING
 
 
+async def test_a_new_orders_release_reads_nothing(bus: Bus) -> None:
+    counting = CountingReadsKV(bus.kv)
+    store = bus.store(kv=counting)
+    await store.apply(REF, observe(released()))
+    assert counting.reads == 0  # 1 before: the key, not there yet
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.stage == Stage.IN_WAREHOUSE
+
+
+async def test_a_release_an_instance_does_not_know_is_caught_by_the_create(
+    nc: NatsClient, bus: Bus
+) -> None:
+    await bus.store().apply(REF, observe(released()))
+    counting = CountingReadsKV(bus.kv)
+    other = bus.store(kv=counting)  # another instance, or this one restarted
+    decision = await other.apply(REF, observe(released()))
+    # Taken as new, the create finds the order; the release is decided on what is stored.
+    assert not decision.changed and counting.reads == 1
+    state, _ = await bus.store().read(REF)
+    assert state is not None and len(state.timeline) == 1
+    assert count_by_type(await commands(nc, bus.subjects)) == {"ReleaseToWarehouse": 1}
+
+
 async def test_a_state_another_instance_wrote_meanwhile_is_caught_by_the_write(
     nc: NatsClient, bus: Bus
 ) -> None:

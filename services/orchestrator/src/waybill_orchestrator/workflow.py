@@ -22,6 +22,12 @@ on it without reading the bucket: the compare-and-set on its revision fails if
 anyone wrote since, and the event is then decided again on what is stored. A
 decision that would change nothing, or that says "not yet", is always taken on
 what is stored, since a stale state cannot be caught by a write that is not made.
+
+An order this instance remembers nothing of is first taken as new: when the
+event would create it (a release, a cancellation overtaking it), the state is
+written with a create, which fails if the order exists after all, and the
+event is then decided on what is stored. A new order's first event reads
+nothing (it read a key that was not there before).
 """
 
 from __future__ import annotations
@@ -212,18 +218,17 @@ class WorkflowStore:
 
     def _decide_on_remembered(
         self, key: str, happening: Happening
-    ) -> tuple[OrderState, int, Decision] | None:
-        """A decision on the state this instance last wrote, when a write will check it."""
+    ) -> tuple[OrderState | None, int | None, Decision] | None:
+        """A decision on the state this instance last wrote (none: a new order), when a
+        write will check it."""
         remembered = self._written.get(key)
-        if remembered is None:
-            return None
-        state, revision = remembered
+        state, revision = remembered if remembered is not None else (None, None)
         try:
             decision = self._decide(state, happening)
         except NotYet:
             return None
-        # Only the compare-and-set of a write catches a stale state: a decision
-        # to change nothing is taken on the stored state instead.
+        # Only the compare-and-set of a write catches a stale state (a create, one
+        # that exists): a decision to change nothing is taken on the stored state instead.
         return (state, revision, decision) if decision.changed else None
 
     async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
