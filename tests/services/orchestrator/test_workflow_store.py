@@ -22,16 +22,20 @@ from tests.services.orchestrator.journey import (
     accepted,
     booked,
     cancelled,
+    delivery_recorded,
     happy_path,
+    milestone,
     observe,
     packed,
     picked,
     released,
+    shipment_recorded,
     voided,
     warehouse_cancelled,
 )
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import Event
+from waybill_contracts.model import MilestoneCode
 from waybill_orchestrator.changes import NotYet
 from waybill_orchestrator.stages import FINAL, Stage
 from waybill_orchestrator.state import encode_state
@@ -320,6 +324,43 @@ async def test_a_decision_that_changes_nothing_is_taken_on_the_stored_state(bus:
     counting.reads = 0
     await store.apply(REF, observe(released()))  # a repeat: nothing to write, so read
     assert counting.reads == 1
+
+
+async def test_an_orders_events_read_nothing_its_repeated_scans_neither(bus: Bus) -> None:
+    counting = CountingReadsKV(bus.kv)
+    store = bus.store(kv=counting)
+    await apply_all(store, released(), accepted(), picked(), packed())
+    # label_created before its booking (settled), repeated and late scans (known).
+    label = milestone(MilestoneCode.LABEL_CREATED, 40)
+    in_transit = milestone(MilestoneCode.IN_TRANSIT, 50)
+    late = milestone(MilestoneCode.OUT_FOR_DELIVERY, 55)
+    delivered = milestone(MilestoneCode.DELIVERED, 58)
+    await apply_all(store, label, booked(), shipment_recorded(), in_transit, in_transit)
+    await apply_all(store, delivered, late, delivered, delivery_recorded())
+    # 0 reads; 4 before (the label, the two repeats and the late scan each read
+    # the order; before the label was settled, it read it again on its retry).
+    assert counting.reads == 0
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.stage in FINAL and state.last_milestone is not None
+    assert state.last_milestone.code == MilestoneCode.DELIVERED
+
+
+async def test_a_scan_already_known_is_so_on_a_state_another_instance_moved_on(
+    nc: NatsClient, bus: Bus
+) -> None:
+    first, second = bus.store(), bus.store()
+    await apply_all(first, released(), packed(), booked(), shipment_recorded())
+    await first.apply(REF, observe(milestone(MilestoneCode.IN_TRANSIT, 50)))
+    # The other instance moves the order on: delivered, recording the delivery.
+    await second.apply(REF, observe(milestone(MilestoneCode.DELIVERED, 58)))
+    # Known on first's remembered state, the repeated scan is known on the stored one too.
+    decision = await first.apply(REF, observe(milestone(MilestoneCode.IN_TRANSIT, 50)))
+    assert not decision.changed
+    state, _ = await bus.store().read(REF)
+    assert state is not None and state.stage == Stage.RECORDING_DELIVERY
+    assert state.last_milestone is not None
+    assert state.last_milestone.code == MilestoneCode.DELIVERED
+    assert count_by_type(await commands(nc, bus.subjects))["RecordDeliveryInOdoo"] == 1
 
 
 class CountingWritesKV:

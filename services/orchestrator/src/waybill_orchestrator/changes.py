@@ -77,15 +77,21 @@ class Decision:
     routine: bool = False
     """Changes nothing for a reason that is routine (a carrier repeating its scans): an
     operator has nothing to learn from it, so its notes are logged at DEBUG."""
+    lasting: bool = False
+    """Changes nothing on this state and would change nothing on any later one (a fact
+    the order has absorbed for good): it may be taken on a remembered state that
+    another instance has since overtaken, so the store need not read the order."""
 
 
 class NotYet(Exception):
     """The fact refers to something not seen yet (an unknown order or shipment): ask again later."""
 
 
-def ignore(state: OrderState | None, note: str, *, routine: bool = False) -> Decision:
+def ignore(
+    state: OrderState | None, note: str, *, routine: bool = False, lasting: bool = False
+) -> Decision:
     """Nothing changes: a duplicate, a late event, or one that does not apply here."""
-    return Decision(state=state, notes=(note,), routine=routine)
+    return Decision(state=state, notes=(note,), routine=routine, lasting=lasting)
 
 
 def cause_of(happening: Happening) -> tuple[str | None, str]:

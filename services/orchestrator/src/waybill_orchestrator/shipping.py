@@ -139,10 +139,14 @@ def milestone(
     if shipment is None or shipment.shipment_id != event.shipment_id:
         if at == Stage.BOOKING:
             if _label_of_the_booking_under_way(state, event):
+                # Lasting: a later state can only have the booking, where the label
+                # would be the last milestone until the first scan, which settling it
+                # gives up anyway, or a cancellation voiding the label.
                 return ignore(
                     state,
                     f"label_created of {event.shipment_id}: its ShipmentBooked follows",
                     routine=True,
+                    lasting=True,
                 )
             raise NotYet(f"milestone of {event.shipment_id} before its booking was seen")
         return ignore(state, f"milestone of unknown shipment {event.shipment_id}")
@@ -156,7 +160,16 @@ def milestone(
         changes["delivered_at"] = milestone.occurred_at
     if not changes:
         # Carriers repeat their scans (each webhook carries the ones before): routine.
-        return ignore(state, f"milestone {milestone.code} already known or older", routine=True)
+        # Lasting, as an order's shipment is kept once known (only a second label
+        # bought while cancelling replaces it, and then this milestone is an unknown
+        # shipment's), its last milestone only gives way to a newer one and its
+        # delivery time is never taken back.
+        return ignore(
+            state,
+            f"milestone {milestone.code} already known or older",
+            routine=True,
+            lasting=True,
+        )
     updated = update(state, observed, note=f"milestone {milestone.code}", **changes)
     assert updated.state is not None
     if at == Stage.SHIPPED and updated.state.delivered_at is not None:

@@ -20,8 +20,10 @@ The state this instance last wrote for an order is remembered (the most recent
 :data:`REMEMBERED_STATES` orders), and the next event for the order is decided
 on it without reading the bucket: the compare-and-set on its revision fails if
 anyone wrote since, and the event is then decided again on what is stored. A
-decision that would change nothing, or that says "not yet", is always taken on
-what is stored, since a stale state cannot be caught by a write that is not made.
+decision that would change nothing, or that says "not yet", is taken on what is
+stored, since a stale state cannot be caught by a write that is not made; but
+for one that would change nothing on any later state either (``lasting``: a
+milestone already known), which a stale state decides as well as the stored one.
 
 An order this instance remembers nothing of is first taken as new: when the
 event would create it (a release, a cancellation overtaking it), the state is
@@ -228,8 +230,11 @@ class WorkflowStore:
         except NotYet:
             return None
         # Only the compare-and-set of a write catches a stale state (a create, one
-        # that exists): a decision to change nothing is taken on the stored state instead.
-        return (state, revision, decision) if decision.changed else None
+        # that exists): a decision to change nothing is taken on the stored state
+        # instead, unless it would be the same on every later state.
+        if decision.changed or (decision.lasting and state is not None):
+            return state, revision, decision
+        return None
 
     async def _write(self, key: str, state: OrderState, revision: int | None) -> int:
         if revision is None:
