@@ -25,6 +25,11 @@ stored, since a stale state cannot be caught by a write that is not made; but
 for one that would change nothing on any later state either (``lasting``: a
 milestone already known), which a stale state decides as well as the stored one.
 
+Events for one order are applied one at a time within an instance (a burst of
+scans, or the warehouse's facts, arrive together): each is decided on the
+state the one before wrote, where two at once decided on the same state and
+the loser of the compare-and-set read the order and decided again.
+
 An order this instance remembers nothing of is first taken as new: when the
 event would create it (a release, a cancellation overtaking it), the state is
 written with a create, which fails if the order exists after all, and the
@@ -55,6 +60,7 @@ from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.recent import Recent
+from waybill_runtime.resilience import KeyedLock
 
 log = logging.getLogger("waybill.orchestrator")
 
@@ -114,6 +120,9 @@ class WorkflowStore:
         self._written: Recent[str, tuple[OrderState, int]] = Recent(remembered)
         # Outbox entries this instance published, by order key: not published again.
         self._published: Recent[str, frozenset[str]] = Recent(remembered)
+        # One event at a time per order here; other instances are kept apart by the
+        # compare-and-set alone.
+        self._applying = KeyedLock()
         self.outbox_grace_s = outbox_grace_s
         self._publisher = publisher
         self._policy = policy
@@ -191,8 +200,12 @@ class WorkflowStore:
         the shipment) is not known yet, and :class:`StateKeptChanging` when
         other writers won every race.
         """
-        cause = happening.context if isinstance(happening, Observed | Requested) else None
         key = self.key_for(order_ref)
+        async with self._applying.hold(key):
+            return await self._apply(order_ref, key, happening)
+
+    async def _apply(self, order_ref: str, key: str, happening: Happening) -> Decision:
+        cause = happening.context if isinstance(happening, Observed | Requested) else None
         for attempt in range(self._write_attempts):
             decided = self._decide_on_remembered(key, happening) if attempt == 0 else None
             if decided is None:
