@@ -137,11 +137,37 @@ async def test_the_sweep_reads_only_the_open_orders_states(
     assert {(await store.read(ref))[0].stage for ref in finished} == {Stage.DELIVERED}  # type: ignore[union-attr]
 
     counted.reads.clear()
-    report = await sweep(store)
+    # Swept by an instance that wrote none of them (this one reads none it wrote lately).
+    report = await sweep(make_store(nc, subjects, counted, clock))
 
     assert report.orders == 1
     assert counted.reads == [key_for("WH/OUT/9")]
     assert len(await store.keys()) == 6  # the finished orders are still stored
+
+
+async def test_the_sweep_reads_no_order_this_instance_wrote_lately_unless_it_is_due(
+    nc: NatsClient, parts: tuple[SubjectMap, Any]
+) -> None:
+    subjects, kv = parts
+    clock = Clock(T0)
+    counted: Any = CountingReads(kv)
+    publisher = Publisher(nc, subjects, service="orchestrator")
+    # A grace longer than the deadline, so a remembered order can be due.
+    store = WorkflowStore(counted, publisher, POLICY, clock=clock, outbox_grace_s=4 * DEADLINE_S)
+    refs = [f"WH/OUT/{n}" for n in range(3)]
+    for ref in refs:
+        await store.apply(ref, observe(released(ref)))
+    counted.reads.clear()
+    report = await sweep(store)
+    assert report.orders == 3 and report.census.open == {"in_warehouse": 3}
+    assert counted.reads == []  # 3 before: each open order's state
+    clock.advance(DEADLINE_S + 1)
+    assert (await sweep(store)).resent == 3  # due: read and re-sent as ever
+    assert sorted(counted.reads) == sorted(key_for(ref) for ref in refs)
+    # Another instance, which wrote none of them, reads them all.
+    counted.reads.clear()
+    other = WorkflowStore(counted, publisher, POLICY, clock=clock)
+    assert (await sweep(other)).orders == 3 and len(counted.reads) == 3
 
 
 async def test_orders_stored_before_the_index_are_indexed_once_then_swept(

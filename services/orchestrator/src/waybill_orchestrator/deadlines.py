@@ -6,7 +6,9 @@ The sweep also publishes and clears outboxes left longer than their grace (a
 crash between a write and its publish, or an order whose next write has not
 come). It reads
 the open orders only (the index of :mod:`waybill_orchestrator.open_orders`):
-finished orders cannot be late, and the bucket keeps them all.
+finished orders cannot be late, and the bucket keeps them all. An order this
+instance wrote less than the outbox grace ago, and not late, is not read at all
+(see :meth:`~waybill_orchestrator.workflow.WorkflowStore.written_lately`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from waybill_orchestrator.changes import DeadlineCheck
 from waybill_orchestrator.config import OrchestratorSettings
@@ -83,6 +86,13 @@ async def sweep(store: WorkflowStore) -> SweepReport:
 
 
 async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
+    now = store.clock()
+    lately = store.written_lately(key)
+    if lately is not None and not store.finished(lately) and not _due(lately, now):
+        # Written here moments ago, not late: nothing to do, nothing to read.
+        if isinstance(lately, OrderState):
+            report.census.count(lately, now)
+        return
     state, revision = await store.read_key(key)
     if state is None or revision is None:
         return  # indexed, its first state not yet written (or never, after a crash)
@@ -95,10 +105,9 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
         # Finished while a crash kept its index key from being removed.
         await store.open_orders.remove(key)
         return
-    now = store.clock()
     if isinstance(state, OrderState):
         report.census.count(state, now)
-    if state.deadline_at is None or now < state.deadline_at:
+    if not _due(state, now):
         return
     report.late += 1
     decision = await store.apply(state.workflow_ref, DeadlineCheck(at=now))
@@ -107,6 +116,11 @@ async def _check(store: WorkflowStore, key: str, report: SweepReport) -> None:
             report.escalated += 1
         else:
             report.resent += 1
+
+
+def _due(state: OrderState, now: datetime) -> bool:
+    """True once the order (or return) is past its stage's deadline."""
+    return state.deadline_at is not None and now >= state.deadline_at
 
 
 @contextlib.asynccontextmanager

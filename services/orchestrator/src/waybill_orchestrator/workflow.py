@@ -273,6 +273,21 @@ class WorkflowStore:
         self._written.put(key, (state, written))
         return written
 
+    def written_lately(self, key: str) -> OrderState | None:
+        """The state this instance wrote under ``key`` less than the outbox grace ago, if any.
+
+        What the deadline sweep need not read: its outbox cannot be overdue yet, and
+        a state another instance wrote since is that instance's to sweep (should it
+        stop, this one reads the order once the grace is over).
+        """
+        remembered = self._written.get(key)
+        if remembered is None:
+            return None
+        state = remembered[0]
+        if (self.clock() - state.updated_at).total_seconds() >= self.outbox_grace_s:
+            return None
+        return state
+
     def outbox_overdue(self, state: OrderState) -> bool:
         """True when ``state``'s outbox has waited longer than the grace for a write to clear it."""
         return bool(state.outbox) and (
