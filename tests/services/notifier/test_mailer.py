@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -15,12 +16,14 @@ import uvloop
 from aiosmtplib import protocol
 
 from tests.services.notifier.harness import shipment_booked
+from waybill_notifier import mailer as mailer_module
 from waybill_notifier.attempts import NotDelivered, Undeliverable
 from waybill_notifier.config import NotifierSettings
 from waybill_notifier.mailer import Mailer, message_id_for
 from waybill_notifier.notifications import from_shipment_booked
 from waybill_notifier.order_book import CustomerContact
 from waybill_notifier.rendering import render_email
+from waybill_runtime.logs import mask_email
 from waybill_runtime.settings import load_settings
 from waybill_sandboxes.mail.smtp import SmtpMode, SmtpSink
 
@@ -370,3 +373,32 @@ def test_pipelining_works_on_uvloop_as_the_service_runs() -> None:
 
     subjects = uvloop.run(scenario())
     assert len(subjects) == 3 and len(set(subjects)) == 1
+
+
+async def test_an_email_accepted_by_the_relay_is_logged_at_debug_only(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    masked: list[str] = []
+
+    def counted_mask(address: str) -> str:
+        masked.append(address)
+        return mask_email(address)
+
+    monkeypatch.setattr(mailer_module, "mask_email", counted_mask)
+    async with SmtpSink() as sink:
+        sender = _mailer_for(sink.port)
+        email = sender.compose(NOTIFICATION, CONTACT, render_email(NOTIFICATION, CONTACT))
+        caplog.set_level(logging.INFO)
+        for _ in range(3):
+            await sender.send(email)
+        # Routine: NotificationSent records each send; no line (nor masking) at INFO.
+        # Three lines and six maskings (one for the line, one in case of a refusal) before.
+        assert [r for r in caplog.records if r.name.startswith("waybill")] == []
+        assert masked == []
+        caplog.set_level(logging.DEBUG)
+        await sender.send(email)
+        await sender.aclose()
+    assert len(sink.messages) == 4
+    # At DEBUG the line is there, the recipient hashed as the personal-data policy says.
+    [line] = [r.getMessage() for r in caplog.records if r.name == "waybill.notifier.mail"]
+    assert line.endswith(f"accepted for {mask_email('m@x.test')}") and "x.test" not in line
