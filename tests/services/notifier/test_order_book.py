@@ -18,7 +18,7 @@ from tests.services.notifier.harness import (
 )
 from waybill_contracts import KV_TTL_S, SubjectMap
 from waybill_contracts.model import NotificationChannel
-from waybill_notifier.order_book import OrderBook, contact_of, key_token
+from waybill_notifier.order_book import CONTACT_FRESH_FOR_S, OrderBook, contact_of, key_token
 from waybill_runtime.bus.provisioning import ensure_bucket
 from waybill_runtime.testing.counting import CountingKV
 
@@ -88,3 +88,59 @@ async def test_a_tracking_page_is_read_from_the_bucket_only_by_a_replica_that_di
     for _ in range(3):
         assert await elsewhere.tracking_page("SHP-1") == "https://track.example/1"
     assert tracking.reads == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_orders_notifications_close_together_read_its_contact_once_or_not_at_all(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    js = nc.jetstream()
+    subjects = SubjectMap(nats_prefix)
+    contacts = CountingKV(await ensure_bucket(js, subjects.kv_bucket("contacts")))
+    tracking = await ensure_bucket(js, subjects.kv_bucket("tracking"))
+    clock = Clock()
+    released_here = OrderBook(contacts=contacts, tracking=tracking, clock=clock)  # type: ignore[arg-type]
+    contact = contact_of(order_released("WH/OUT/00910").order)
+    await released_here.remember(contact)
+    for _ in range(3):  # the booking's and two milestones' notifications, a second apart
+        clock.now += 1.0
+        assert await released_here.contact("WH/OUT/00910") == contact
+    assert contacts.reads == 0  # 3 before
+    elsewhere = OrderBook(contacts=contacts, tracking=tracking, clock=clock)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert await elsewhere.contact("WH/OUT/00910") == contact
+    assert contacts.reads == 1  # 3 before
+
+
+async def test_a_contact_changed_by_another_replica_is_seen_once_the_one_kept_is_no_longer_fresh(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    js = nc.jetstream()
+    subjects = SubjectMap(nats_prefix)
+    contacts = CountingKV(await ensure_bucket(js, subjects.kv_bucket("contacts")))
+    tracking = await ensure_bucket(js, subjects.kv_bucket("tracking"))
+    clock = Clock()
+    here = OrderBook(contacts=contacts, tracking=tracking, clock=clock)  # type: ignore[arg-type]
+    there = OrderBook(contacts=contacts, tracking=tracking, clock=clock)  # type: ignore[arg-type]
+    # Not released yet: nothing is kept, so the release is used as soon as it is written.
+    assert await here.contact("WH/OUT/00911") is None
+    first = contact_of(order_released("WH/OUT/00911", email="first@example.com").order)
+    await there.remember(first)
+    assert await here.contact("WH/OUT/00911") == first
+    assert contacts.reads == 2
+    # Released again on the other replica: seen here once the contact kept is stale.
+    second = contact_of(order_released("WH/OUT/00911", email="second@example.com").order)
+    await there.remember(second)
+    assert await there.contact("WH/OUT/00911") == second  # its own release: no read
+    clock.now += CONTACT_FRESH_FOR_S - 0.5
+    assert await here.contact("WH/OUT/00911") == first
+    clock.now += 0.5
+    assert await here.contact("WH/OUT/00911") == second
+    assert contacts.reads == 3

@@ -14,14 +14,23 @@ is read, so orders released before the upgrade are still notified.
 
 A shipment's tracking page never changes once booked, so the most recent ones
 written or read are also kept in memory: each milestone email of a shipment
-handled by the replica that saw its booking costs no read. Contacts are not
-(a later release of the order may change them, on another replica).
+handled by the replica that saw its booking costs no read. A contact may
+change (a later release of the order, on another replica), so one written or
+read here is taken as current for :data:`CONTACT_FRESH_FOR_S` seconds only,
+as the endpoint registry does with disabled endpoints: an order's
+notifications that come close together (a booking and its milestones in a
+burst, a backlog replayed after an outage) read it once, or not at all on the
+replica that handled the release, and a re-release handled by another replica
+is seen within those seconds. Contacts older than that are dropped from memory
+at the next look-up (personal data: kept no longer than needed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
+from collections.abc import Callable
 
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -32,10 +41,13 @@ from waybill_contracts.events import ReturnRequested
 from waybill_contracts.model import Order
 from waybill_runtime.recent import Recent
 
-__all__ = ["CustomerContact", "OrderBook", "contact_of", "contact_of_return"]
+__all__ = ["CONTACT_FRESH_FOR_S", "CustomerContact", "OrderBook", "contact_of", "contact_of_return"]
 
 REMEMBERED_PAGES = 4096
 """How many shipments' tracking pages are kept in memory (oldest forgotten first)."""
+
+CONTACT_FRESH_FOR_S = 5.0
+"""How long a contact written or read here is taken as current without reading it again."""
 
 _PLAIN_KEY_TOKEN = re.compile(r"[A-Za-z0-9_=/-]{1,100}")
 
@@ -95,29 +107,63 @@ class OrderBook:
     """Customer contacts per order and tracking pages per shipment."""
 
     def __init__(
-        self, *, contacts: KeyValue, tracking: KeyValue, legacy: KeyValue | None = None
+        self,
+        *,
+        contacts: KeyValue,
+        tracking: KeyValue,
+        legacy: KeyValue | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._contacts = contacts
         self._tracking = tracking
         self._legacy = legacy
+        self._clock = clock
         self._encode = msgspec.json.Encoder().encode
         self._decode_contact = msgspec.json.Decoder(CustomerContact).decode
         self._decode_page = msgspec.json.Decoder(_TrackingPage).decode
         self._pages: Recent[str, str] = Recent(REMEMBERED_PAGES)
+        # By order ref: when the contact was written or read here, and the contact;
+        # oldest first (each is moved to the end when refreshed).
+        self._fresh: dict[str, tuple[float, CustomerContact]] = {}
 
     async def remember(self, contact: CustomerContact) -> None:
         """Keep (or refresh) an order's contact; the last release of an order wins."""
         await self._contacts.put(_contact_key(contact.order_ref), self._encode(contact))
+        self._keep(contact)
 
     async def remember_if_unknown(self, contact: CustomerContact) -> None:
         """Keep a contact only where the order's own release left none (it says more)."""
         with contextlib.suppress(KeyWrongLastSequenceError):  # known already
             await self._contacts.create(_contact_key(contact.order_ref), self._encode(contact))
+            self._keep(contact)
 
     async def contact(self, order_ref: str) -> CustomerContact | None:
         """The contact of an order, or None while its release has not been seen."""
+        fresh = self._fresh_contact(order_ref)
+        if fresh is not None:
+            return fresh
         value = await self._get(self._contacts, _contact_key(order_ref))
-        return None if value is None else self._decode_contact(value)
+        if value is None:
+            return None  # not kept: the release may be seen any moment
+        contact: CustomerContact = self._decode_contact(value)
+        self._keep(contact)
+        return contact
+
+    def _keep(self, contact: CustomerContact) -> None:
+        self._fresh.pop(contact.order_ref, None)  # to the end: the newest
+        self._fresh[contact.order_ref] = (self._clock(), contact)
+
+    def _fresh_contact(self, order_ref: str) -> CustomerContact | None:
+        stale_before = self._clock() - CONTACT_FRESH_FOR_S
+        fresh = self._fresh
+        # Oldest first: drop what is no longer current, however many orders that is.
+        while fresh:
+            oldest = next(iter(fresh))
+            if fresh[oldest][0] > stale_before:
+                break
+            del fresh[oldest]
+        kept = fresh.get(order_ref)
+        return None if kept is None else kept[1]
 
     async def remember_tracking_page(self, shipment_id: str, url: str) -> None:
         if self._pages.get(shipment_id) == url:
