@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import aiohttp
 import msgspec
+import pytest
 from nats.aio.client import Client as NatsClient
 from standardwebhooks import Webhook
 
@@ -18,6 +21,7 @@ from tests.services.notifier.harness import (
     subscription,
 )
 from waybill_contracts.model import MilestoneCode, NotificationChannel
+from waybill_notifier import signing, subscriptions, webhooks
 from waybill_notifier.notifications import NotificationKind, notification_id
 
 REF = "WH/OUT/00300"
@@ -222,3 +226,52 @@ async def test_the_webhook_body_is_the_same_bytes_on_every_attempt(
     body = msgspec.json.decode(second.body)
     assert body["type"] == "shipment.out_for_delivery"
     assert body["data"]["milestone"]["location"] == "Depot 4"
+
+
+async def test_each_webhook_builds_only_its_own_three_headers_and_decodes_no_secret(
+    nc: NatsClient, nats_url: str, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given: list[dict[str, str]] = []
+    decoded: list[str] = []
+    hashed: list[tuple[str, ...]] = []
+    request = aiohttp.ClientSession._request
+    decode = signing.decode_secret
+    endpoint_hash = subscriptions.fact_id
+
+    async def counted_request(
+        session: aiohttp.ClientSession, method: str, url: Any, **options: Any
+    ) -> aiohttp.ClientResponse:
+        given.append(dict(options["headers"]))
+        return await request(session, method, url, **options)
+
+    def counted_decode(secret: str) -> bytes:
+        decoded.append(secret)
+        return decode(secret)
+
+    def counted_hash(*parts: str) -> str:
+        hashed.append(parts)
+        return endpoint_hash(*parts)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", counted_request)
+    monkeypatch.setattr(webhooks, "decode_secret", counted_decode, raising=False)
+    monkeypatch.setattr(signing, "decode_secret", counted_decode)  # sign_standard_webhook's
+    async with notifier_and_sinks(nc, nats_url, nats_prefix) as rig:
+        monkeypatch.setattr(subscriptions, "fact_id", counted_hash)  # after the start
+        await rig.release(REF)
+        await rig.publish(shipment_booked(REF))
+        await rig.publish(milestone(REF, MilestoneCode.OUT_FOR_DELIVERY))
+        await rig.publish(milestone(REF, MilestoneCode.DELIVERED))
+        await rig.wait_for_sent(3, NotificationChannel.WEBHOOK)
+        await rig.settled()
+    # Three webhooks: three headers each (five before: the content type and the user
+    # agent are the session's), one secret decoded (three before), no endpoint key
+    # worked out again (nine before: three a webhook).
+    assert [sorted(headers) for headers in given] == [
+        ["webhook-id", "webhook-signature", "webhook-timestamp"]
+    ] * 3
+    assert decoded == [rig.receiver.secret]
+    assert hashed == []
+    deliveries = rig.receiver.deliveries
+    assert len(deliveries) == 3 and all(delivery.verified for delivery in deliveries)
+    assert {d.headers.get("Content-Type") for d in deliveries} == {"application/json"}
+    assert {d.headers.get("User-Agent", "")[:17] for d in deliveries} == {"Waybill-Notifier/"}

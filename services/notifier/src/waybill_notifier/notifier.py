@@ -39,10 +39,9 @@ from waybill_notifier.notifications import (
 from waybill_notifier.order_book import CustomerContact, OrderBook, contact_of, contact_of_return
 from waybill_notifier.rendering import render_email
 from waybill_notifier.subscriptions import Endpoint, Subscriptions, load_subscriptions
-from waybill_notifier.webhooks import WebhookSender, webhook_body
+from waybill_notifier.webhooks import WebhookSender, webhook_body, webhook_session
 from waybill_runtime.bus.consumer import HandlerContext
 from waybill_runtime.outcomes import RetryLater
-from waybill_runtime.partner_calls import partner_session
 from waybill_runtime.service import ResourceKey, Runtime
 
 __all__ = ["NOTIFIER", "Notifier", "open_notifier"]
@@ -187,11 +186,11 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
     """Build the notifier for a running service (its HTTP session closes on stop)."""
     settings = runtime.settings
     subscriptions = load_subscriptions(settings)
-    user_agent = f"Waybill-Notifier/{settings.version}"
     mailer = Mailer(settings)
     async with (
-        partner_session(
-            "webhook", operation="POST webhook", headers={"User-Agent": user_agent}
+        webhook_session(
+            user_agent=f"Waybill-Notifier/{settings.version}",
+            timeout_s=settings.webhook_timeout_s,
         ) as session,
         contextlib.aclosing(mailer),
     ):
@@ -205,9 +204,7 @@ async def open_notifier(runtime: Runtime[NotifierSettings]) -> AsyncIterator[Not
             endpoints=EndpointRegistry(runtime.buckets["workflow"]),
             subscriptions=subscriptions,
             mailer=mailer,
-            webhooks=WebhookSender(
-                session, timeout_s=settings.webhook_timeout_s, user_agent=user_agent
-            ),
+            webhooks=WebhookSender(session),
             deliveries=Deliveries(
                 runtime.buckets["idempotency"],
                 runtime.once_only(Receipt),

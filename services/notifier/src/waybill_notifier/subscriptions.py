@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -60,18 +61,20 @@ class WebhookSubscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
         return not self.partner_ids or partner_id in self.partner_ids
 
 
-class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
     """A webhook destination as the sender needs it."""
 
     url: str
     secret: str
     label: str
     """How events and logs name it: the subscription's name, else the URL without its query."""
+    key: str = field(init=False)
+    """A short stable token for KV keys (the URL may hold any character)."""
 
-    @property
-    def key(self) -> str:
-        """A short stable token for KV keys (the URL may hold any character)."""
-        return "e" + fact_id("webhook-endpoint", self.url)[:20]
+    def __post_init__(self) -> None:
+        # Worked out once: every webhook names its step and its registry entry by it.
+        object.__setattr__(self, "key", "e" + fact_id("webhook-endpoint", self.url)[:20])
 
 
 class Subscriptions:
@@ -79,17 +82,25 @@ class Subscriptions:
 
     def __init__(self, entries: Iterable[WebhookSubscription]) -> None:
         self.entries = tuple(entries)
+        # Each entry's endpoint, built once rather than for every notification.
+        self._endpoints = [
+            (
+                entry,
+                Endpoint(
+                    url=entry.url, secret=entry.secret, label=entry.name or _public_url(entry.url)
+                ),
+            )
+            for entry in self.entries
+        ]
 
     def endpoints_for(
         self, kind: NotificationKind, channel: str | None, partner_id: int | None
     ) -> list[Endpoint]:
         """The endpoints that want this notification, each once, in configuration order."""
         chosen: dict[str, Endpoint] = {}
-        for entry in self.entries:
+        for entry, endpoint in self._endpoints:
             if entry.url not in chosen and entry.wants(kind, channel, partner_id):
-                chosen[entry.url] = Endpoint(
-                    url=entry.url, secret=entry.secret, label=entry.name or _public_url(entry.url)
-                )
+                chosen[entry.url] = endpoint
         return list(chosen.values())
 
 

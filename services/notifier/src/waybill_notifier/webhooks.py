@@ -21,11 +21,12 @@ from aiohttp import hdrs
 from waybill_notifier.attempts import EndpointGone, NotDelivered, Receipt, Undeliverable
 from waybill_notifier.notifications import MilestoneFacts, Notification
 from waybill_notifier.order_book import CustomerContact
-from waybill_notifier.signing import sign_standard_webhook
+from waybill_notifier.signing import decode_secret, sign_with_key
 from waybill_notifier.subscriptions import Endpoint
 from waybill_runtime.outcomes import parse_retry_after
+from waybill_runtime.partner_calls import partner_session
 
-__all__ = ["WebhookSender", "webhook_body"]
+__all__ = ["WebhookSender", "webhook_body", "webhook_session"]
 
 _RETRYABLE = frozenset({408, 425, 429})
 # A Retry-After of days would park the message for days; six hours is plenty.
@@ -79,35 +80,43 @@ def webhook_body(notification: Notification, contact: CustomerContact) -> bytes:
     )
 
 
-class WebhookSender:
-    """POSTs signed webhooks with one shared HTTP session."""
+def webhook_session(*, user_agent: str, timeout_s: float) -> aiohttp.ClientSession:
+    """The HTTP session of :class:`WebhookSender`: what every webhook has in common.
 
-    def __init__(
-        self, session: aiohttp.ClientSession, *, timeout_s: float, user_agent: str
-    ) -> None:
+    The content type, the user agent and the timeout are the session's, so each
+    POST builds and merges only its own three headers (aiohttp copies and
+    checks every header it is given, per request).
+    """
+    return partner_session(
+        "webhook",
+        operation="POST webhook",
+        headers={hdrs.USER_AGENT: user_agent, hdrs.CONTENT_TYPE: "application/json"},
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    )
+
+
+class WebhookSender:
+    """POSTs signed webhooks with one shared HTTP session (:func:`webhook_session`)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._user_agent = user_agent
+        # Each endpoint's HMAC key by secret, decoded (and checked) once.
+        self._keys: dict[str, bytes] = {}
 
     async def deliver(self, endpoint: Endpoint, webhook_id: str, body: bytes) -> Receipt:
         """One attempt; raises the :mod:`~waybill_notifier.attempts` failures."""
         timestamp = int(time.time())
+        key = self._keys.get(endpoint.secret)
+        if key is None:
+            key = self._keys[endpoint.secret] = decode_secret(endpoint.secret)
         headers = {
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard_webhook(
-                endpoint.secret, webhook_id, timestamp, body
-            ),
-            hdrs.CONTENT_TYPE: "application/json",
-            hdrs.USER_AGENT: self._user_agent,
+            "webhook-signature": sign_with_key(key, webhook_id, timestamp, body),
         }
         try:
             async with self._session.post(
-                endpoint.url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=self._timeout,
+                endpoint.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
