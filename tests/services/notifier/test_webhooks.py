@@ -20,6 +20,7 @@ from tests.services.notifier.harness import (
     sinks,
     subscription,
 )
+from waybill_contracts import fact_id
 from waybill_contracts.model import MilestoneCode, NotificationChannel
 from waybill_notifier import signing, subscriptions, webhooks
 from waybill_notifier.notifications import NotificationKind, notification_id
@@ -236,7 +237,7 @@ async def test_each_webhook_builds_only_its_own_three_headers_and_decodes_no_sec
     hashed: list[tuple[str, ...]] = []
     request = aiohttp.ClientSession._request
     decode = signing.decode_secret
-    endpoint_hash = subscriptions.fact_id
+    endpoint_hash = fact_id
 
     async def counted_request(
         session: aiohttp.ClientSession, method: str, url: Any, **options: Any
