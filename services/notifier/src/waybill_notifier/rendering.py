@@ -18,7 +18,7 @@ import html
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from string import Template
 from urllib.parse import urlsplit
@@ -66,20 +66,59 @@ def _subjects() -> Mapping[str, Mapping[str, str]]:
     return loaded
 
 
+def _format_string(template: Template) -> str:
+    """``template`` as a :meth:`str.format_map` string: the same text, each placeholder a field.
+
+    Templates stay :class:`string.Template` files for whoever edits them;
+    rendering them this way fills every placeholder in C instead of calling
+    back into Python for each one, as :meth:`Template.substitute` does (a
+    missing value raises KeyError all the same).
+    """
+    text = template.template
+    parts: list[str] = []
+    done = 0
+    for match in template.pattern.finditer(text):
+        parts.append(text[done : match.start()].replace("{", "{{").replace("}", "}}"))
+        name = match.group("named") or match.group("braced")
+        if name is not None:
+            parts.append("{" + name + "}")
+        elif match.group("escaped") is not None:
+            parts.append("$")
+        else:  # what substitute raises for it
+            raise ValueError(f"invalid placeholder in template at character {match.start()}")
+        done = match.end()
+    parts.append(text[done:].replace("{", "{{").replace("}", "}}"))
+    return "".join(parts)
+
+
 @cache
-def _template(language: str, name: str) -> Template | None:
+def _template(language: str, name: str) -> str | None:
     resource = _TEMPLATES / language / name
     if not resource.is_file():
         return None
-    return Template(resource.read_text(encoding="utf-8"))
+    return _format_string(Template(resource.read_text(encoding="utf-8")))
 
 
-def _body_template(languages: list[str], name: str) -> tuple[str, Template]:
+# Bounded: the locale comes from the customer's Odoo record.
+@lru_cache(maxsize=256)
+def _languages(locale: str | None) -> tuple[str, ...]:
+    return tuple(language_candidates(locale))
+
+
+@lru_cache(maxsize=1024)
+def _body_template(languages: tuple[str, ...], name: str) -> tuple[str, str]:
     for language in languages:
         template = _template(language, name)
         if template is not None:
             return language, template
     raise LookupError(f"no template {name} for {languages}")  # en always exists
+
+
+@lru_cache(maxsize=256)
+def _subject(languages: tuple[str, ...], kind: NotificationKind) -> tuple[str, str]:
+    subjects = _subjects()
+    language = next((lang for lang in languages if lang in subjects), FALLBACK_LANGUAGE)
+    return language, _format_string(Template(subjects[language][kind.value]))
 
 
 def _safe_link(url: str | None) -> str | None:
@@ -110,34 +149,44 @@ def _values(notification: Notification, contact: CustomerContact) -> dict[str, s
     }
 
 
-# Fragment placeholder -> the value that decides whether the fragment shows.
-_FRAGMENTS = {"tracking": "tracking_url", "location": "location", "note": "description"}
+# Fragment placeholder -> the value that decides whether the fragment shows, and its file.
+_FRAGMENTS = {
+    suffix: tuple(
+        (fragment, needs, f"{fragment}.{suffix}")
+        for fragment, needs in (
+            ("tracking", "tracking_url"),
+            ("location", "location"),
+            ("note", "description"),
+        )
+    )
+    for suffix in ("txt", "html")
+}
 
 
 def _render(
-    languages: list[str], kind: NotificationKind, suffix: str, values: Mapping[str, str]
+    languages: tuple[str, ...], kind: NotificationKind, suffix: str, values: Mapping[str, str]
 ) -> str:
-    escape = html.escape if suffix == "html" else str
-    safe = {name: escape(value) for name, value in values.items()}
-    for fragment, needs in _FRAGMENTS.items():
-        if values[needs]:
-            safe[fragment] = _body_template(languages, f"{fragment}.{suffix}")[1].substitute(safe)
-        else:
-            safe[fragment] = ""
-    return _body_template(languages, f"{kind.value}.{suffix}")[1].substitute(safe)
+    if suffix == "html":
+        safe = {name: html.escape(value) for name, value in values.items()}
+    else:
+        safe = dict(values)
+    for fragment, needs, name in _FRAGMENTS[suffix]:
+        safe[fragment] = (
+            _body_template(languages, name)[1].format_map(safe) if values[needs] else ""
+        )
+    return _body_template(languages, f"{kind.value}.{suffix}")[1].format_map(safe)
 
 
 def render_email(notification: Notification, contact: CustomerContact) -> RenderedEmail:
     """The subject, text and HTML of ``notification`` for the customer ``contact``."""
-    languages = language_candidates(contact.locale)
+    languages = _languages(contact.locale)
     values = _values(notification, contact)
-    subjects = _subjects()
-    language = next((lang for lang in languages if lang in subjects), FALLBACK_LANGUAGE)
-    subject = Template(subjects[language][notification.kind.value]).substitute(values)
+    language, subject_format = _subject(languages, notification.kind)
+    subject = subject_format.format_map(values)
     text = _render(languages, notification.kind, "txt", values)
     content = _render(languages, notification.kind, "html", values)
     layout_language, layout = _body_template(languages, "layout.html")
-    page = layout.substitute(
-        lang=html.escape(layout_language), subject=html.escape(subject), content=content
+    page = layout.format_map(
+        {"lang": html.escape(layout_language), "subject": html.escape(subject), "content": content}
     )
     return RenderedEmail(subject=subject, text=text, html=page, language=language)
