@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import logging
 from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -402,3 +403,30 @@ async def test_an_email_accepted_by_the_relay_is_logged_at_debug_only(
     # At DEBUG the line is there, the recipient hashed as the personal-data policy says.
     [line] = [r.getMessage() for r in caplog.records if r.name == "waybill.notifier.mail"]
     assert line.endswith(f"accepted for {mask_email('m@x.test')}") and "x.test" not in line
+
+
+def test_emails_composed_in_the_same_second_share_one_formatted_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    formatted: list[datetime] = []
+    format_datetime = email.utils.format_datetime
+
+    def counted(moment: datetime) -> str:
+        formatted.append(moment)
+        return format_datetime(moment)
+
+    monkeypatch.setattr(mailer_module, "format_datetime", counted)
+    now = datetime(2025, 3, 15, 11, 5, 7, 120_000, tzinfo=UTC)
+    sender = Mailer(
+        load_settings(NotifierSettings, environ={}, service="notifier"), now=lambda: now
+    )
+    rendered = render_email(NOTIFICATION, CONTACT)
+    dates = []
+    for step_ms in (0, 300, 500, 100):  # .12, .42, .92, then 1.02: the next second
+        now += timedelta(milliseconds=step_ms)
+        outgoing = sender.compose(NOTIFICATION, CONTACT, rendered)
+        parsed = message_from_bytes(outgoing.data, policy=policy.default)
+        dates.append(parsed["Date"])
+    # Four emails over two seconds: two formatted (four before, one an email).
+    assert len(formatted) == 2
+    assert dates == ["Sat, 15 Mar 2025 11:05:07 +0000"] * 3 + ["Sat, 15 Mar 2025 11:05:08 +0000"]

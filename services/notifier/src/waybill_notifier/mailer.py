@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
@@ -68,6 +69,10 @@ def _mailbox(address: str) -> str:
     return Address(addr_spec=address).addr_spec
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _one_line(text: str) -> str:
     # A header value may not span lines; Odoo data could hold a line break.
     return " ".join(text.split())
@@ -85,8 +90,14 @@ class OutgoingEmail(msgspec.Struct, frozen=True, kw_only=True):
 class Mailer:
     """Builds customer emails and sends them through the configured SMTP relay."""
 
-    def __init__(self, settings: NotifierSettings) -> None:
+    def __init__(
+        self, settings: NotifierSettings, *, now: Callable[[], datetime] = _utc_now
+    ) -> None:
         self._settings = settings
+        self._now = now
+        # The Date header of the current second: the same for every email composed in it.
+        self._date_second: datetime | None = None
+        self._date = ""
         name, self._sender = parseaddr(_one_line(settings.mail_from))
         self._from = address_header(name, self._sender) if name else self._sender
         self._message_id_domain = _message_id_domain(settings.mail_from)
@@ -110,7 +121,7 @@ class Mailer:
             ("From", self._from),
             ("To", address_header(_one_line(contact.name), recipient)),
             ("Subject", text_header(_one_line(email.subject))),
-            ("Date", format_datetime(datetime.now(UTC))),
+            ("Date", self._date_header()),
             ("Message-ID", message_id),
             # RFC 3834: an automatic message; well-behaved systems send no auto-replies to it.
             ("Auto-Submitted", "auto-generated"),
@@ -125,6 +136,14 @@ class Mailer:
             message_id=message_id,
             data=mime_email(headers, email.text, email.html),
         )
+
+    def _date_header(self) -> str:
+        # format_datetime costs about as much as the rest of the headers together, and a
+        # Date has whole seconds: one formatting per second, however many emails in it.
+        second = self._now().replace(microsecond=0)
+        if second != self._date_second:
+            self._date_second, self._date = second, format_datetime(second)
+        return self._date
 
     async def send(self, email: OutgoingEmail) -> Receipt:
         """Hand ``email`` to the relay; raises the :mod:`~waybill_notifier.attempts` failures."""
