@@ -369,7 +369,7 @@ async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
         await store.close()
 
 
-_READ_ORDER = "SELECT stage, since, facts FROM orders"
+_READ_ORDER = "SELECT order_ref, stage, since, facts FROM orders"
 
 
 @asynccontextmanager
@@ -584,5 +584,155 @@ async def test_only_the_types_read_per_subject_have_an_index_entry_by_type(
 
         # The read uses the partial index, in the query and in its subquery.
         assert (await store._reader.run(plan)).count("messages_by_type") == 2
+    finally:
+        await store.close()
+
+
+class _CountedConnection(sqlite3.Connection):
+    """A connection that lists the statements Python hands it (an ``executemany`` once)."""
+
+    calls: list[str]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.calls.append(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        self.calls.append(sql)
+        return super().executemany(sql, parameters)
+
+
+@asynccontextmanager
+async def _counted_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[SqliteAuditStore, list[str]]]:
+    """An open SQLite store whose writer's calls into SQLite are listed."""
+    import functools
+
+    calls: list[str] = []
+    _CountedConnection.calls = calls
+    monkeypatch.setattr(
+        sqlite3, "connect", functools.partial(sqlite3.connect, factory=_CountedConnection)
+    )
+    store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        yield store, calls
+    finally:
+        await store.close()
+
+
+async def _recorded_as_one_group(store: SqliteAuditStore, records: list[Any]) -> list[Any]:
+    """``records`` recorded in one group of the writer: queued while a job holds it busy."""
+    started, gate = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(30)
+
+    busy = asyncio.create_task(store._writer.run(hold))
+    await eventually(_flag(started), what="the writer busy")
+    tasks = [asyncio.create_task(store.record(record)) for record in records]
+    await eventually(
+        lambda: _queued(store._writer), until=lambda n: n == len(records), what="rows queued"
+    )
+    gate.set()
+    await busy
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_group_of_rows_is_one_insert_and_one_write_per_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.commands import ReleaseToWarehouse
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    async with _counted_store(tmp_path, monkeypatch) as (store, calls):
+        a = _journey_records(
+            "WH/OUT/00048",
+            OrderReleased,
+            ReleaseToWarehouse,
+            WarehouseOrderAccepted,
+            NotificationSent,
+            WarehouseOrderPicked,
+        )
+        b = _journey_records("WH/OUT/00049", OrderReleased, ReleaseToWarehouse, NotificationSent)
+        await store.record(a[0])
+        await store.record(b[0])
+        calls.clear()
+
+        # An event and the command it causes, a notification...: an order's messages
+        # come a few at a time, and the writer commits what was queued meanwhile.
+        results = await _recorded_as_one_group(store, [*a[1:], *b[1:]])
+
+        assert [r.stage_after for r in results] == [
+            Stage.IN_WAREHOUSE,
+            Stage.ACCEPTED,
+            Stage.ACCEPTED,
+            Stage.PICKED,
+            Stage.IN_WAREHOUSE,
+            Stage.IN_WAREHOUSE,
+        ]
+        assert [r.stage_before for r in results[:4]] == [
+            Stage.RELEASED,
+            Stage.IN_WAREHOUSE,
+            Stage.ACCEPTED,
+            Stage.ACCEPTED,
+        ]
+        group = calls[calls.index("BEGIN IMMEDIATE", 1) :]  # after the holding job's
+        inserts = [c for c in group if c.startswith("INSERT INTO messages")]
+        order_writes = [c for c in group if c.startswith(("UPDATE orders", "INSERT INTO orders"))]
+        # Six rows of two orders: one call inserts the six (six before), and each order's
+        # row is written once (six writes before, one per message).
+        assert len(inserts) == 1
+        assert len(order_writes) == 2
+        order_a, order_b = await store.order("WH/OUT/00048"), await store.order("WH/OUT/00049")
+        assert order_a is not None and order_a.messages == 5 and order_a.stage is Stage.PICKED
+        assert order_b is not None and order_b.messages == 3
+        assert order_b.stage is Stage.IN_WAREHOUSE
+
+
+async def test_a_message_twice_in_one_group_is_stored_once(tmp_path: Path) -> None:
+    from waybill_contracts.events import OrderReleased
+
+    store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        released, picked = _journey_records("WH/OUT/00050", OrderReleased, WarehouseOrderPicked)
+        await store.record(released)
+
+        # A redelivery of a stored message and two deliveries of a new one, in one group.
+        results = await _recorded_as_one_group(store, [released, picked, picked])
+
+        assert [r.new for r in results] == [False, True, False]
+        order = await store.order("WH/OUT/00050")
+        assert order is not None and order.messages == 2 and order.stage is Stage.PICKED
+        assert len(await store.messages_of("WH/OUT/00050", dead_letters=False)) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_row_that_fails_does_not_undo_the_rows_written_with_it(tmp_path: Path) -> None:
+    import msgspec
+
+    from waybill_auditor.store import AuditDatabaseBusy
+    from waybill_contracts.events import OrderReleased
+
+    store = SqliteAuditStore(tmp_path / "audit.sqlite")
+    await store.open()
+    try:
+        released, picked, packed = _journey_records(
+            "WH/OUT/00051", OrderReleased, WarehouseOrderPicked, NotificationSent
+        )
+        refused = msgspec.structs.replace(picked, kind="gossip")  # the table's CHECK refuses it
+
+        results = await _recorded_as_one_group(store, [released, refused, packed])
+
+        # Written together, the refusal failed the group; each row was then written
+        # alone, so it fails alone.
+        assert results[0].new and results[2].new
+        assert isinstance(results[1], AuditDatabaseBusy)
+        order = await store.order("WH/OUT/00051")
+        assert order is not None and order.messages == 2
     finally:
         await store.close()

@@ -13,7 +13,9 @@ each of its jobs run again in a transaction of its own (jobs are SQL only, so
 running one again after a rollback is running it once). Jobs nearly never
 fail, so a group costs no statements but its jobs' own, its ``BEGIN`` and its
 ``COMMIT`` (a savepoint and its release around each job cost 12 to 17 µs of a
-row's 200 to 300 µs in the writer, docs/benchmarks.md).
+row's 200 to 300 µs in the writer, docs/benchmarks.md). Jobs of one kind
+queued side by side (:class:`Together`, the audit rows) are written by one
+call: their statements shared (one ``executemany``), one row per order.
 
 The schema is created and migrated when the writer opens the database; its
 version is kept in ``schema_version``. A database written by a newer auditor
@@ -33,7 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from waybill_auditor.store import PER_SUBJECT_TYPES, AuditDatabaseError
 
@@ -43,6 +45,7 @@ __all__ = [
     "AuditDatabaseError",
     "Linger",
     "SqliteThread",
+    "Together",
     "connect",
     "migrate",
 ]
@@ -228,12 +231,31 @@ def connect(
     return conn
 
 
+@dataclass(frozen=True, slots=True)
+class Together:
+    """A job written with the jobs of the same ``write`` queued beside it, in one call.
+
+    ``write`` takes the connection and those jobs' items, in the order queued, and
+    returns one result per item. Audit rows come in groups (a commit takes every row
+    queued meanwhile): one call shares their statements, where a job per row paid
+    a statement lookup and a cursor for each and wrote its order's row once per row.
+    A ``write`` that raises fails the group like any job: each is written again alone,
+    a call with its item only.
+    """
+
+    write: Callable[[sqlite3.Connection, list[Any]], list[Any]]
+    item: Any
+
+
+Queued = Job | Together
+
+
 class _Waiting:
     """A queued job and the future its caller awaits, in the caller's loop."""
 
     __slots__ = ("done", "job", "loop")
 
-    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, job: Queued, loop: asyncio.AbstractEventLoop) -> None:
         self.job = job
         self.loop = loop
         self.done: asyncio.Future[Any] = loop.create_future()
@@ -310,7 +332,7 @@ class SqliteThread:
         self._thread.start()
         await asyncio.wrap_future(opened)
 
-    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, job: Callable[[sqlite3.Connection], T] | Together) -> T:
         """Run ``job`` with the connection, inside a transaction, and return its result."""
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError(f"{self._name} is not running")
@@ -427,7 +449,7 @@ class SqliteThread:
             return waiting, False, error
         return waiting, True, value
 
-    def _transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Any]:
+    def _transaction(self, conn: sqlite3.Connection, jobs: list[Queued]) -> list[Any]:
         """Run ``jobs`` in one transaction and commit it; rolled back if anything fails.
 
         :class:`_JobFailed` when a job raised (with its error), else what failed.
@@ -435,11 +457,28 @@ class SqliteThread:
         conn.execute("BEGIN IMMEDIATE" if self._writer else "BEGIN")
         try:
             outcomes: list[Any] = []
-            for job in jobs:
+            start = 0
+            while start < len(jobs):
+                job = jobs[start]
+                end = start + 1
                 try:
-                    outcomes.append(job(conn))
+                    if isinstance(job, Together):
+                        while (
+                            end < len(jobs)
+                            and isinstance(after := jobs[end], Together)
+                            and after.write == job.write
+                        ):
+                            end += 1
+                        items = [cast(Together, queued).item for queued in jobs[start:end]]
+                        results = job.write(conn, items)
+                        if len(results) != len(items):
+                            raise RuntimeError(f"{len(results)} results for {len(items)} jobs")
+                        outcomes.extend(results)
+                    else:
+                        outcomes.append(job(conn))
                 except Exception as error:
                     raise _JobFailed(error) from error
+                start = end
             conn.execute("COMMIT")
         except Exception:
             self.rollbacks += 1

@@ -10,7 +10,7 @@ disagree after a crash. One file has one writer: one auditor replica.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,7 +18,14 @@ from typing import Any, NamedTuple
 import msgspec
 
 from waybill_auditor import sqlite_reads as reads
-from waybill_auditor.database import AuditDatabaseError, Linger, SqliteThread, connect, migrate
+from waybill_auditor.database import (
+    AuditDatabaseError,
+    Linger,
+    SqliteThread,
+    Together,
+    connect,
+    migrate,
+)
 from waybill_auditor.progress import OrderFacts, merge, settle
 from waybill_auditor.records import DEAD_LETTER, KINDS, AuditRecord, StoredMessage
 from waybill_auditor.stages import Stage
@@ -90,138 +97,199 @@ KNOWN_ORDERS = 4096
 hundred orders at a time in a burst); the oldest kept is forgotten past this."""
 
 
-def _record(
+Entry = tuple[AuditRecord, datetime]
+"""A record to store and when it is recorded (its ``recorded_at_s``)."""
+
+_INSERT = (
+    f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at_s) "
+    "VALUES (" + ", ".join("?" * 26) + ")"
+)
+# Lists of ids and refs go to SQLite as one JSON array (one statement, whatever their number).
+_STORED = "SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+_READ_ORDERS = (
+    "SELECT order_ref, stage, since, facts FROM orders "
+    "WHERE order_ref IN (SELECT value FROM json_each(?))"
+)
+_encode_list = msgspec.json.Encoder().encode
+_REPEAT = Recorded(new=False)
+_NO_ORDER = Recorded(new=True)
+
+
+def _record_all(
     conn: sqlite3.Connection,
-    record: AuditRecord,
-    now: datetime,
+    entries: Sequence[Entry],
     known: dict[str, KnownOrder] | None = None,
-) -> Recorded:
-    """Insert ``record`` unless stored, and update its order's row.
+) -> list[Recorded]:
+    """Insert each of ``entries`` not stored yet, and update their orders' rows.
+
+    One statement finds the group's messages stored already (a redelivery, a replay
+    seen before; a message twice in the group is stored once), one ``executemany``
+    inserts the rest, one statement reads the orders not kept, and each order's row
+    is written once for all its messages in the group (a message's event and the
+    command it causes often come together). The writer's transaction makes the
+    look-up and the insert one step: nothing else writes the file in between.
 
     ``known``: the order rows this writer wrote in transactions that committed (kept
     across calls by the caller, dropped by it after any rollback): an order found
     there is not read again.
     """
-    inserted = conn.execute(
-        f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at_s) "
-        "VALUES (" + ", ".join("?" * 26) + ") ON CONFLICT (id) DO NOTHING",
-        (
-            record.id,
-            record.kind,
-            record.ce_type,
-            record.subject,
-            record.order_ref,
-            record.correlation_id,
-            record.causation_id,
-            record.source,
-            format_time(record.time),
-            time_s(record.time),
-            record.stream,
-            record.stream_sequence,
-            record.nats_subject,
-            record.body,
-            record.original_id,
-            record.dl_service,
-            record.dl_consumer,
-            record.dl_reason,
-            record.dl_error_type,
-            record.dl_error_message,
-            record.dl_attempts,
-            record.replayed_from,
-            record.replayed_by,
-            int(record.unconsumed),
-            record.trace_id,
-            time_s(now),
-        ),
-    ).rowcount
-    if not inserted:
-        return Recorded(new=False)
-    if record.order_ref is None:
-        return Recorded(new=True)
-    if known is not None and (kept := known.get(record.order_ref)) is not None:
-        updated = _update_order(conn, record, kept)
-        if updated is not None:
-            _keep(known, record.order_ref, updated)
-            return updated.recorded
-        # The row is gone (deleted by another hand): read it as if never kept.
-        del known[record.order_ref]
-    row = conn.execute(
-        "SELECT stage, since, facts FROM orders WHERE order_ref = ?", (record.order_ref,)
-    ).fetchone()
-    stored = (
-        None
-        if row is None
-        else KnownOrder(
-            Stage(row["stage"]),
-            row["since"],
-            reads.parse_time(row["since"]),
-            _decode_facts(row["facts"]),
-        )
+    stored = {row[0] for row in conn.execute(_STORED, (_encode_list([r.id for r, _ in entries]),))}
+    results: list[Recorded] = []
+    rows: list[tuple[Any, ...]] = []
+    by_order: dict[str, list[int]] = {}
+    for record, at in entries:
+        if record.id in stored:
+            results.append(_REPEAT)
+            continue
+        stored.add(record.id)
+        rows.append(_row(record, at))
+        if record.order_ref is not None:
+            by_order.setdefault(record.order_ref, []).append(len(results))
+        results.append(_NO_ORDER)  # an order's messages: replaced below
+    if rows:
+        conn.executemany(_INSERT, rows)
+    if not by_order:
+        return results
+    kept = _orders_of(conn, by_order, known)
+    for order_ref, indexes in by_order.items():
+        records = [entries[index][0] for index in indexes]
+        order = kept.get(order_ref)
+        folded = _fold(records, order)
+        if not _write_order(conn, order_ref, folded, order):
+            # The kept row is gone (deleted by another hand): read it as if never kept.
+            order = _orders_of(conn, [order_ref], None).get(order_ref)
+            folded = _fold(records, order)
+            written = _write_order(conn, order_ref, folded, order)
+            assert written  # an insert, or an update of the row just read
+        _keep(known, order_ref, folded.order)
+        for index, recorded in zip(indexes, folded.recorded, strict=True):
+            results[index] = recorded
+    return results
+
+
+def _row(record: AuditRecord, at: datetime) -> tuple[Any, ...]:
+    """``record`` as a row of ``messages`` (:data:`_INSERT`'s parameters)."""
+    return (
+        record.id,
+        record.kind,
+        record.ce_type,
+        record.subject,
+        record.order_ref,
+        record.correlation_id,
+        record.causation_id,
+        record.source,
+        format_time(record.time),
+        time_s(record.time),
+        record.stream,
+        record.stream_sequence,
+        record.nats_subject,
+        record.body,
+        record.original_id,
+        record.dl_service,
+        record.dl_consumer,
+        record.dl_reason,
+        record.dl_error_type,
+        record.dl_error_message,
+        record.dl_attempts,
+        record.replayed_from,
+        record.replayed_by,
+        int(record.unconsumed),
+        record.trace_id,
+        time_s(at),
     )
-    updated = _update_order(conn, record, stored)
-    assert updated is not None  # an insert, or an update of the row just read
-    _keep(known, record.order_ref, updated)
-    return updated.recorded
 
 
-class _Updated(NamedTuple):
-    recorded: Recorded
+def _orders_of(
+    conn: sqlite3.Connection, refs: Iterable[str], known: dict[str, KnownOrder] | None
+) -> dict[str, KnownOrder]:
+    """The stage rows of ``refs``: those kept from ``known``, the others read in one statement
+    (an order with no row is absent)."""
+    found: dict[str, KnownOrder] = {}
+    unread: list[str] = []
+    for order_ref in refs:
+        kept = known.get(order_ref) if known is not None else None
+        if kept is None:
+            unread.append(order_ref)
+        else:
+            found[order_ref] = kept
+    if unread:
+        for row in conn.execute(_READ_ORDERS, (_encode_list(unread),)):
+            found[row["order_ref"]] = KnownOrder(
+                Stage(row["stage"]),
+                row["since"],
+                reads.parse_time(row["since"]),
+                _decode_facts(row["facts"]),
+            )
+    return found
+
+
+class _Folded(NamedTuple):
+    """An order's row after some of its messages, and what each of them did."""
+
     order: KnownOrder
+    recorded: list[Recorded]
+    messages: int
+    dead_letters: int
+    last_seen_s: float
 
 
-def _keep(known: dict[str, KnownOrder] | None, order_ref: str, updated: _Updated) -> None:
+def _fold(records: Sequence[AuditRecord], stored: KnownOrder | None) -> _Folded:
+    """The order's row after ``records``, in order (``stored``: as it is, None when none)."""
+    current = stored
+    recorded: list[Recorded] = []
+    dead_letters = 0
+    last_seen_s = float("-inf")
+    for record in records:
+        if current is None:
+            before, before_since, facts = None, None, OrderFacts()
+        else:
+            before, before_since, facts = current.stage, current.since_at, current.facts
+        facts = merge(facts, record.observation)
+        stage, since = settle(before, before_since, facts)
+        since = since or record.time
+        since_text = (
+            current.since if current is not None and since == before_since else format_time(since)
+        )
+        current = KnownOrder(stage, since_text, since, facts)
+        recorded.append(Recorded(new=True, stage_before=before, stage_after=stage))
+        dead_letters += record.kind == DEAD_LETTER
+        last_seen_s = max(last_seen_s, time_s(record.time))
+    assert current is not None  # at least one record
+    return _Folded(current, recorded, len(records) - dead_letters, dead_letters, last_seen_s)
+
+
+def _write_order(
+    conn: sqlite3.Connection, order_ref: str, folded: _Folded, stored: KnownOrder | None
+) -> bool:
+    """Write the order's row as ``folded`` left it; False when an update found no row."""
+    order = folded.order
+    counts = (folded.messages, folded.dead_letters, folded.last_seen_s)
+    encoded = _encode_facts(order.facts)
+    if stored is None:
+        conn.execute(
+            _NEW_ORDER,
+            (order_ref, order.stage.value, order.since, time_s(order.since_at), encoded, *counts),
+        )
+        return True
+    if order.stage == stored.stage and order.since == stored.since:
+        # About half of an order's messages do not move it (a notification, a command
+        # after its event, a milestone in transit): the stage and its two indexes are
+        # left alone, only the facts and the counts change.
+        return bool(conn.execute(_SAME_STAGE, (encoded, *counts, order_ref)).rowcount)
+    return bool(
+        conn.execute(
+            _NEW_STAGE,
+            (order.stage.value, order.since, time_s(order.since_at), encoded, *counts, order_ref),
+        ).rowcount
+    )
+
+
+def _keep(known: dict[str, KnownOrder] | None, order_ref: str, order: KnownOrder) -> None:
     if known is None:
         return
     if order_ref not in known and len(known) >= KNOWN_ORDERS:
         del known[next(iter(known))]
-    known[order_ref] = updated.order
-
-
-def _update_order(
-    conn: sqlite3.Connection, record: AuditRecord, stored: KnownOrder | None
-) -> _Updated | None:
-    """The order's row updated with ``record`` (``stored``: the row as it is, None when
-    there is none); None when an update found no row."""
-    assert record.order_ref is not None
-    if stored is None:
-        before, before_text, before_since, facts = None, None, None, OrderFacts()
-    else:
-        before, before_text, before_since = stored.stage, stored.since, stored.since_at
-        facts = stored.facts
-    facts = merge(facts, record.observation)
-    stage, since = settle(before, before_since, facts)
-    since = since or record.time
-    since_text = format_time(since)
-    is_dead_letter = record.kind == DEAD_LETTER
-    counts = (0 if is_dead_letter else 1, 1 if is_dead_letter else 0, time_s(record.time))
-    encoded = _encode_facts(facts)
-    if stored is None:
-        conn.execute(
-            _NEW_ORDER,
-            (
-                record.order_ref,
-                stage.value,
-                since_text,
-                time_s(since),
-                encoded,
-                *counts,
-            ),
-        )
-    elif stage == before and since_text == before_text:
-        # About half of an order's messages do not move it (a notification, a command
-        # after its event, a milestone in transit): the stage and its two indexes are
-        # left alone, only the facts and the counts change.
-        if not conn.execute(_SAME_STAGE, (encoded, *counts, record.order_ref)).rowcount:
-            return None
-    elif not conn.execute(
-        _NEW_STAGE,
-        (stage.value, since_text, time_s(since), encoded, *counts, record.order_ref),
-    ).rowcount:
-        return None
-    return _Updated(
-        Recorded(new=True, stage_before=before, stage_after=stage),
-        KnownOrder(stage, since_text, since, facts),
-    )
+    known[order_ref] = order
 
 
 _NEW_ORDER = (
@@ -339,18 +407,18 @@ class SqliteAuditStore:
 
     async def record(self, record: AuditRecord, *, now: datetime | None = None) -> Recorded:
         """Store ``record`` unless its id is stored already; update its order's stage."""
-        at = now or datetime.now(UTC)
-
-        def job(conn: sqlite3.Connection) -> Recorded:
-            return _record(conn, record, at, self._known_orders())
-
+        entry: Entry = (record, now or datetime.now(UTC))
         try:
-            recorded = await self._writer.run(job)
+            recorded: Recorded = await self._writer.run(Together(self._write_records, entry))
         except sqlite3.Error as error:
             raise AuditDatabaseBusy(f"the audit database refused the write: {error}") from error
         if recorded.new and self._on_change is not None:
             self._on_change(change_of(record, recorded))
         return recorded
+
+    def _write_records(self, conn: sqlite3.Connection, entries: list[Entry]) -> list[Recorded]:
+        """In the writer's thread: the records queued side by side, written together."""
+        return _record_all(conn, entries, self._known_orders())
 
     def _known_orders(self) -> dict[str, KnownOrder]:
         """The orders' rows kept, in the writer's thread; none kept past a rollback.
