@@ -418,3 +418,30 @@ def test_validate_refuses_a_struct_built_in_python_that_breaks_a_constraint() ->
     with pytest.raises(MalformedBody) as refused:
         validate(bad)
     assert refused.value.field is not None and "currency" in refused.value.field
+
+
+def test_message_ids_are_uuid7_and_sort_in_the_order_they_were_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: time-ordered ids, so a store indexed by message id appends instead of
+    writing a random page of its index for every row."""
+    import time
+    import uuid
+
+    from waybill_contracts import envelope
+
+    now = [1_796_000_000_000_000_000]  # nanoseconds
+    monkeypatch.setattr(time, "time_ns", lambda: now[0])
+    made = []
+    for _ in range(50):
+        made.append(envelope.new_id())
+        now[0] += 1_000_000  # a millisecond later
+    assert made == sorted(made)  # random ids (version 4) would not sort
+    assert len(set(made)) == 50
+    for made_id in made:
+        parsed = uuid.UUID(made_id)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert len(made_id) == 32
+    assert int(made[0][:12], 16) == 1_796_000_000_000  # the first 48 bits: Unix ms
+    same_millisecond = {envelope.new_id() for _ in range(1000)}
+    assert len(same_millisecond) == 1000  # the 74 random bits tell them apart

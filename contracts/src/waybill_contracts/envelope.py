@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
-import uuid
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple, TypeVar
@@ -111,8 +112,32 @@ _TYPE_HEADERS: dict[type[Message], str] = {
 
 
 def new_id() -> str:
-    """A fresh random message id (32 hex digits)."""
-    return uuid.uuid4().hex
+    """A fresh message id (32 hex digits): a UUID version 7 (RFC 9562), time-ordered.
+
+    The first 48 bits are the Unix time in milliseconds, the rest random (74 bits, as
+    unlikely to repeat as a version 4's 122 within one millisecond). Ids made later sort
+    after earlier ones, so a store indexed by message id (the audit trail's primary key,
+    in SQLite or PostgreSQL) appends at the end of its index instead of writing a random
+    leaf page for every row: about 1.5 pages written a row instead of 2.5
+    (docs/benchmarks.md, issue 18). The standard library has ``uuid.uuid7`` from Python
+    3.14 only.
+    """
+    millis = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10))
+    value = (
+        (millis & _MILLIS_MASK) << 80
+        | _VERSION_7 << 76
+        | (random >> 62 & 0xFFF) << 64
+        | _VARIANT_RFC << 62
+        | random & _RAND_B_MASK
+    )
+    return f"{value:032x}"
+
+
+_MILLIS_MASK = (1 << 48) - 1
+_VERSION_7 = 0x7
+_VARIANT_RFC = 0b10
+_RAND_B_MASK = (1 << 62) - 1
 
 
 def fact_id(*parts: object) -> str:
