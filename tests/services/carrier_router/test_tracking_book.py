@@ -305,6 +305,71 @@ async def test_a_report_for_a_label_being_booked_here_waits_for_its_registration
     assert counting.reads == 1
 
 
+async def test_a_report_for_a_label_bought_here_reads_nothing_before_its_registration(
+    kv: KeyValue, legacy: KeyValue
+) -> None:
+    counting, counting_legacy = CountingKV(kv), CountingKV(legacy)
+    book = TrackingBook(counting, legacy=counting_legacy)  # type: ignore[arg-type]
+    announce = Announcer()
+    with book.expecting() as expecting:
+        expecting.bought("carrier-b", "TN1")  # the carrier answered the purchase
+        early = asyncio.create_task(
+            book.record("carrier-b", report((MilestoneCode.LABEL_CREATED, 1)), announce)
+        )
+        await asyncio.sleep(0.05)  # its webhook came while the purchase is being stored
+        assert not early.done()
+        await book.register(LABEL)
+        outcome = await early
+    assert outcome.known and announce.announced == [MilestoneCode.LABEL_CREATED]
+    # Decided on what the registration stored: 0 reads (before: 1 of the bucket and 1 of
+    # the legacy bucket, both finding nothing).
+    assert (counting.reads, counting_legacy.reads) == (0, 0)
+
+
+async def test_a_report_that_beat_the_purchase_leaves_the_legacy_bucket_for_after_the_wait(
+    kv: KeyValue, legacy: KeyValue
+) -> None:
+    counting, counting_legacy = CountingKV(kv), CountingKV(legacy)
+    book = TrackingBook(counting, legacy=counting_legacy)  # type: ignore[arg-type]
+    with book.expecting():
+        early = asyncio.create_task(
+            book.record("carrier-b", report((MilestoneCode.LABEL_CREATED, 1)), Announcer())
+        )
+        await asyncio.sleep(0.05)
+        await book.register(LABEL)
+        assert (await early).known
+    # One read of the bucket, none of the legacy bucket (1 before).
+    assert (counting.reads, counting_legacy.reads) == (1, 0)
+
+
+async def test_a_label_bought_and_never_registered_is_read_once_its_booking_ends(
+    kv: KeyValue, legacy: KeyValue
+) -> None:
+    await TrackingBook(legacy).register(LABEL)  # as the 1.0 router left it
+    book = TrackingBook(kv, legacy=legacy, registration_wait_s=3600)
+    with book.expecting() as expecting:
+        expecting.bought("carrier-b", "TN1")
+        early = asyncio.create_task(
+            book.record("carrier-b", report((MilestoneCode.LABEL_CREATED, 1)), Announcer())
+        )
+        await asyncio.sleep(0.05)
+        assert not early.done()
+    # The booking failed after the purchase: no registration, and no hour-long wait.
+    outcome = await asyncio.wait_for(early, 5)
+    assert outcome.known  # found where it is, the legacy bucket included
+
+
+async def test_a_label_unknown_while_booking_is_looked_up_in_the_legacy_bucket_after_the_wait(
+    kv: KeyValue, legacy: KeyValue
+) -> None:
+    await TrackingBook(legacy).register(LABEL)  # as the 1.0 router left it
+    book = TrackingBook(kv, legacy=legacy, registration_wait_s=0.05)
+    with book.expecting():
+        outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), Announcer())
+    assert outcome.known
+    assert await TrackingBook(legacy).find("carrier-b", "TN1") is None  # moved, not copied
+
+
 async def test_a_report_for_a_label_nobody_registers_is_unknown_after_the_wait(
     kv: KeyValue,
 ) -> None:

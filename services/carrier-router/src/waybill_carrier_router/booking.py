@@ -47,6 +47,7 @@ from waybill_runtime.resilience import KeyedLock
 
 __all__ = [
     "Booked",
+    "Bought",
     "NotBooked",
     "PurchaseInDoubt",
     "ShipmentBooker",
@@ -83,12 +84,17 @@ class PurchaseInDoubt(RetryLater):
         self.carrier = carrier
 
 
+Bought = Callable[[str, str], None]
+"""Told a label's carrier and tracking number the moment the carrier sells it."""
+
+
 @dataclass
 class _Attempt:
     """What one attempt knows of its shipment's ledger: as it last read or wrote it
     (None: read it again), so each change of the ledger costs its write only."""
 
     ledger: LedgerState | None = None
+    bought: Bought | None = None
 
 
 class _NotBought(Exception):
@@ -171,16 +177,20 @@ class ShipmentBooker:
             label_format=self._label_format,
         )
 
-    async def book(self, command: BookShipment, *, attempt: int) -> Booked | NotBooked:
+    async def book(
+        self, command: BookShipment, *, attempt: int, bought: Bought | None = None
+    ) -> Booked | NotBooked:
         """Book ``command``'s shipment; ``attempt`` counts its deliveries (from 1).
 
+        ``bought`` is told of the label as soon as the carrier sells it, before it is
+        recorded (its first tracking webhook may come with the carrier's answer).
         Raises :class:`RetryLater` while a retry may still succeed.
         """
         # One booking of a shipment at a time in this process; the ledger and
         # compare-and-set guard against other replicas.
         async with self._locks.hold(command.shipment_id):
             try:
-                return await self._book(command, attempt)
+                return await self._book(command, attempt, bought)
             except RetryLater as later:
                 # A purchase in doubt, or one another worker is making: at the bound,
                 # say so rather than let the bus dead-letter the command silently.
@@ -189,9 +199,11 @@ class ShipmentBooker:
                 carrier = later.carrier if isinstance(later, PurchaseInDoubt) else None
                 return NotBooked((carrier,) if carrier else (), str(later), retryable=True)
 
-    async def _book(self, command: BookShipment, attempt: int) -> Booked | NotBooked:
+    async def _book(
+        self, command: BookShipment, attempt: int, bought: Bought | None
+    ) -> Booked | NotBooked:
         spec = self.spec_for(command)
-        attempt_here = _Attempt()
+        attempt_here = _Attempt(bought=bought)
         earlier = await self._earlier_purchase(command.shipment_id, spec.reference, attempt_here)
         if earlier is not None:
             return Booked(earlier)
@@ -302,7 +314,7 @@ class ShipmentBooker:
         try:
             purchase = await self._purchases.run(
                 purchase_key(shipment_id, offer.carrier),
-                lambda: self._buy_or_find(offer, spec),
+                lambda: self._buy_or_find(offer, spec, attempt.bought),
                 recover=lambda: self._look_up(offer, spec.reference),
             )
         except PurchaseInDoubt:
@@ -329,9 +341,14 @@ class ShipmentBooker:
         # and tell nobody anything.
         return purchase.completed_with(offer)
 
-    async def _buy_or_find(self, offer: RateOffer, spec: ShipmentSpec) -> LabelPurchase:
+    async def _buy_or_find(
+        self, offer: RateOffer, spec: ShipmentSpec, bought: Bought | None = None
+    ) -> LabelPurchase:
         try:
-            return await self._fleet.buy(offer, spec)
+            purchase = await self._fleet.buy(offer, spec)
+            if bought is not None:
+                bought(purchase.carrier, purchase.tracking_number)
+            return purchase
         except CarrierUnavailable as error:
             if not error.in_doubt:
                 raise

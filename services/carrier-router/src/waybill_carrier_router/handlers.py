@@ -48,8 +48,8 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
     # From the purchase to the label's registration its first tracking webhooks
     # may already be here: they wait for the registration rather than fail.
     booked: ShipmentBooked | None = None
-    with router.tracking.expecting():
-        outcome = await router.booker.book(command, attempt=ctx.attempt)
+    with router.tracking.expecting() as expecting:
+        outcome = await router.booker.book(command, attempt=ctx.attempt, bought=expecting.bought)
         if not isinstance(outcome, NotBooked):
             booked = ShipmentBooked(
                 shipment=shipment_of(command, outcome.purchase),

@@ -32,7 +32,11 @@ A carrier's first webhook (label created) often arrives while the label's
 booking is still being stored. While this process books labels
 (:meth:`TrackingBook.expecting`), a report for a label not tracked yet waits up
 to :data:`REGISTRATION_WAIT_S` for its registration here, rather than being
-answered "unknown" and sent again by the carrier.
+answered "unknown" and sent again by the carrier. A label the booking has
+already bought (the carrier answered; :class:`Expecting`) is not even read:
+its report waits for the registration and decides on what it stored. And while
+labels are being booked here, the legacy bucket is looked at only once that
+wait is over, since a report that beat its registration is by far the likelier.
 
 The records live in the ``tracking`` bucket, whose entries expire (see the
 contracts' ``KV_TTL_S``). Up to contracts 1.0 they lived in ``watermarks``,
@@ -67,6 +71,7 @@ __all__ = [
     "RECALL_S",
     "REGISTRATION_WAIT_S",
     "Announce",
+    "Expecting",
     "TrackedShipment",
     "TrackingBook",
     "TrackingOutcome",
@@ -132,6 +137,20 @@ Announce = Callable[[TrackedShipment, Milestone], Awaitable[None]]
 """Publishes one milestone of a tracked shipment."""
 
 
+class Expecting:
+    """One booking under way (:meth:`TrackingBook.expecting`): the labels it bought."""
+
+    def __init__(self, book: TrackingBook) -> None:
+        self._book = book
+        self.keys: list[str] = []
+
+    def bought(self, carrier: str, tracking_number: str) -> None:
+        """The carrier sold this label: its reports wait for its registration, reading nothing."""
+        key = self._book._key(carrier, tracking_number)
+        self.keys.append(key)
+        self._book._expect(key)
+
+
 @dataclass(frozen=True)
 class TrackingOutcome:
     """What one tracking report changed."""
@@ -179,14 +198,29 @@ class TrackingBook:
         return seen[0], seen[1]
 
     @contextlib.contextmanager
-    def expecting(self) -> Iterator[None]:
+    def expecting(self) -> Iterator[Expecting]:
         """Around a booking, up to its label's registration: reports for labels not
-        tracked yet wait a moment for it (see :data:`REGISTRATION_WAIT_S`)."""
+        tracked yet wait a moment for it (see :data:`REGISTRATION_WAIT_S`), and those of
+        a label the booking says it bought (:meth:`Expecting.bought`) read nothing first."""
         self._bookings += 1
+        expecting = Expecting(self)
         try:
-            yield
+            yield expecting
         finally:
             self._bookings -= 1
+            # A label bought and never registered (the booking failed after its
+            # purchase): its waiting reports read the bucket now.
+            for key in expecting.keys:
+                self._registered_now(key)
+
+    def _expect(self, key: str) -> None:
+        if key not in self._registered:
+            self._registered[key] = asyncio.get_running_loop().create_future()
+
+    def _registered_now(self, key: str) -> None:
+        waiting = self._registered.pop(key, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def _registration(self, key: str) -> bool:
         """Wait for ``key`` to be registered here, if a booking is under way; whether it was."""
@@ -218,9 +252,7 @@ class TrackingBook:
         with contextlib.suppress(KeyWrongLastSequenceError):
             revision = await self._records.put(key, shipment, revision=None)
             self._note(key, (shipment, revision))
-        waiting = self._registered.pop(key, None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(None)
+        self._registered_now(key)
 
     async def open_keys(self) -> list[str]:
         """The record keys of the shipments not known to be finished."""
@@ -245,9 +277,9 @@ class TrackingBook:
         found = await self._find(self._key(carrier, tracking_number))
         return found[0] if found else None
 
-    async def _find(self, key: str) -> tuple[TrackedShipment, int] | None:
+    async def _find(self, key: str, *, legacy: bool = True) -> tuple[TrackedShipment, int] | None:
         found = await self._records.get(key)
-        if found is None:
+        if found is None and legacy:
             found = await self._move_from_legacy(key)
         self._note(key, found)
         return found
@@ -276,14 +308,23 @@ class TrackingBook:
         record is decided again on a fresh read.
         """
         key = self._key(carrier, report.tracking_number)
-        outcome = await self._record(key, report, announce)
+        if key in self._registered and self._recall(key) is None:
+            # Bought here and being stored right now (or another report is waiting for
+            # it): what the registration stores is recalled, so wait rather than read.
+            await self._registration(key)
+        # While labels are booked here, an unknown label is far likelier one whose
+        # registration is a moment away than one stored by contracts 1.0.
+        legacy_first = not self._bookings
+        outcome = await self._record(key, report, announce, legacy=legacy_first)
         if outcome is None and await self._registration(key):
             # Registered meanwhile by this process's booking of the label.
+            outcome = await self._record(key, report, announce)
+        elif outcome is None and not legacy_first:
             outcome = await self._record(key, report, announce)
         return outcome if outcome is not None else TrackingOutcome(known=False)
 
     async def _record(
-        self, key: str, report: TrackingReport, announce: Announce
+        self, key: str, report: TrackingReport, announce: Announce, *, legacy: bool = True
     ) -> TrackingOutcome | None:
         """:meth:`record` on the label's record as it is now; None when there is none."""
         # Within one process, reports for one label are applied one at a time, in
@@ -295,7 +336,7 @@ class TrackingBook:
                 if announced:
                     return TrackingOutcome(known=True, announced=announced)
                 # Nothing moved on what this process recalls: decide on the bucket's copy.
-            found = await self._find(key)
+            found = await self._find(key, legacy=legacy)
             if found is None:
                 return None
             return TrackingOutcome(
