@@ -19,6 +19,7 @@ from tests.services.carrier_router.harness import (
     signed,
 )
 from waybill_carrier_router.milestones import PHASES
+from waybill_carrier_router.tracking_book import Expecting
 from waybill_contracts.events import MilestoneReached, ShipmentBooked
 from waybill_contracts.model import MilestoneCode, ServiceLevel
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -239,3 +240,24 @@ async def test_signed_webhook_of_another_event_type_is_acknowledged_and_ignored(
             {"status": "ignored"},
         )
         assert await rig.events(MilestoneReached) == []
+
+
+@pytest.mark.parametrize("carrier", ["carrier-a", "carrier-b"])
+async def test_a_booking_tells_the_tracking_book_of_its_label_as_soon_as_it_is_bought(
+    nc: NatsClient, nats_url: str, nats_prefix: str, carrier: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the label's first webhook, sent with the purchase's answer, reads nothing."""
+    told: list[tuple[str, str]] = []
+    tell = Expecting.bought
+
+    def bought(self: Expecting, label_carrier: str, tracking_number: str) -> None:
+        told.append((label_carrier, tracking_number))
+        tell(self, label_carrier, tracking_number)
+
+    monkeypatch.setattr(Expecting, "bought", bought)
+    async with carriers_and_router(nc, nats_url, nats_prefix, **quick(carrier)) as rig:
+        await rig.send(booking("shp-told", level=LEVEL_OF[carrier]))
+        [booked] = await rig.wait_for(ShipmentBooked, "shp-told")
+        milestones = await delivered(rig, "shp-told")
+    assert told == [(carrier, booked.shipment.tracking_number)]
+    assert [m.milestone.code for m in milestones] == WALK
