@@ -232,3 +232,27 @@ async def test_a_bought_label_whose_record_is_gone_is_found_at_its_carrier_not_b
     assert isinstance(again, Booked)
     assert again.purchase.tracking_number == first.purchase.tracking_number
     assert (rig.cheap.bought, rig.dear.bought) == (1, 0)  # looked up, not bought anywhere
+
+
+async def test_a_purchase_another_attempt_started_after_this_one_read_the_ledger_stops_it(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    """Two deliveries of one booking on two replicas, ranking the carriers differently:
+    the second to start a purchase must not buy a second label elsewhere."""
+    rig, purchases = setup
+    quote = rig.cheap.quote
+
+    async def meanwhile(spec: ShipmentSpec) -> list[RateOffer]:
+        # While this attempt asks for quotes (its ledger read, empty), the other one
+        # starts buying at carrier A.
+        await rig.ledger.started("shp-8", rig.dear.offer())
+        return await quote(spec)
+
+    rig.cheap.quote = meanwhile  # type: ignore[method-assign]
+    with pytest.raises(PurchaseInDoubt) as stopped:
+        await rig.booker(purchases).book(booking("shp-8"), attempt=1)
+    assert stopped.value.carrier == "carrier-a"
+    # Before: the ledger's compare-and-set failed, the entry was added next to the
+    # other's on a fresh read, and carrier B sold a second label.
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
+    assert [a.carrier for a in await rig.ledger.attempts("shp-8")] == ["carrier-a"]

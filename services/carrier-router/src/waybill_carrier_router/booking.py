@@ -35,7 +35,7 @@ from waybill_carrier_router.carriers.model import (
     ShipmentSpec,
 )
 from waybill_carrier_router.fleet import CarrierFleet
-from waybill_carrier_router.ledger import BookingLedger, LedgerState
+from waybill_carrier_router.ledger import BookingLedger, LedgerState, StartedElsewhere
 from waybill_carrier_router.rules import RoutingRules
 from waybill_carrier_router.selection import ShipmentFacts, fitting_offer, rank, screen
 from waybill_contracts import fact_id
@@ -310,7 +310,12 @@ class ShipmentBooker:
         failures: CarrierFailures,
         attempt: _Attempt,
     ) -> LabelPurchase | None:
-        attempt.ledger = await self._ledger.started(shipment_id, offer, known=attempt.ledger)
+        try:
+            attempt.ledger = await self._ledger.started(shipment_id, offer, known=attempt.ledger)
+        except StartedElsewhere as elsewhere:
+            # A duplicate delivery elsewhere started there after this attempt read the
+            # ledger: the next delivery settles that purchase before buying anywhere.
+            raise PurchaseInDoubt(elsewhere.carrier, str(elsewhere)) from elsewhere
         try:
             purchase = await self._purchases.run(
                 purchase_key(shipment_id, offer.carrier),

@@ -16,6 +16,12 @@ the label, and a later attempt asks that record before anything else.
 An attempt passes the :class:`LedgerState` it read or wrote last to its next
 change, which decides on it without reading again (the write is checked by
 compare-and-set; another writer meanwhile makes it read and decide again).
+
+An attempt starts a purchase only when no other carrier's entry is unsettled
+(its own earlier entries it settled, or it stopped): finding one when it comes
+to start means another attempt (a duplicate delivery on another replica) started
+a purchase there after this one read the ledger, and buying here could buy a
+second label (:class:`StartedElsewhere`).
 """
 
 from __future__ import annotations
@@ -30,8 +36,17 @@ from nats.js.kv import KeyValue
 
 from waybill_carrier_router.carriers.model import RateOffer
 from waybill_carrier_router.kv_records import KvRecords
+from waybill_runtime.outcomes import RetryLater
 
-__all__ = ["BookingLedger", "CarrierAttempt", "LedgerState"]
+__all__ = ["BookingLedger", "CarrierAttempt", "LedgerState", "StartedElsewhere"]
+
+
+class StartedElsewhere(RetryLater):
+    """Another attempt started a purchase at ``carrier`` meanwhile: buy nowhere else now."""
+
+    def __init__(self, carrier: str) -> None:
+        super().__init__(f"another attempt started a purchase at {carrier} meanwhile")
+        self.carrier = carrier
 
 
 class CarrierAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,11 +105,15 @@ class BookingLedger:
         """Note that a purchase of ``offer`` is about to be made (before the call).
 
         ``known``: the ledger as the caller last read or wrote it (None: read it).
+        Raises :class:`StartedElsewhere` when another carrier's purchase is unsettled.
         """
         entry = CarrierAttempt(carrier=offer.carrier, offer=offer, started_at=self._clock())
 
         def add(record: _Record | None) -> _Record:
             kept = record.attempts if record else ()
+            for other in kept:
+                if other.carrier != offer.carrier and other.state != "settled":
+                    raise StartedElsewhere(other.carrier)
             if any(a.carrier == offer.carrier for a in kept):
                 kept = tuple(entry if a.carrier == offer.carrier else a for a in kept)
             else:
