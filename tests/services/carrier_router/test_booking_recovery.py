@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 
@@ -30,7 +31,7 @@ from waybill_carrier_router.ledger import BookingLedger
 from waybill_carrier_router.rules import CarrierRule, RoutingRules
 from waybill_contracts.examples import ADDRESS
 from waybill_contracts.model import ServiceLevel
-from waybill_runtime.idempotency import OnceOnly, kv_key
+from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.resilience import CircuitBreakers, RateLimits, RetryPolicy
 from waybill_runtime.testing.counting import CountingKV
 
@@ -188,7 +189,7 @@ async def test_purchase_still_in_doubt_at_the_last_attempt_is_a_retryable_failur
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
 
 
-async def test_a_booking_costs_one_ledger_read_and_three_writes(
+async def test_a_booking_costs_one_ledger_read_and_two_writes(
     nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
 ) -> None:
     rig, _ = setup
@@ -198,9 +199,34 @@ async def test_a_booking_costs_one_ledger_read_and_three_writes(
     purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
     outcome = await rig.booker(purchases).book(booking("shp-5"), attempt=1)
     assert isinstance(outcome, Booked)
-    # The ledger read, its "started" entry, the purchase's intent and its result.
-    # Before: the ledger read again for "started" and read and written for "settled".
-    assert (counting.reads, counting.writes) == (1, 3)
+    # The ledger read, its "started" entry, and the label recorded in it. Before: an
+    # effect-once record's intent and result besides the entry (3 writes).
+    assert (counting.reads, counting.writes) == (1, 2)
+    [entry] = await rig.ledger.attempts("shp-5")
+    assert entry.purchase == outcome.purchase
+    assert entry.state == "started"  # what a router before 2026-12-07 looks up, never skips
+
+
+async def test_a_label_an_older_router_recorded_is_the_booking(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, purchases = setup
+    # As routers before 2026-12-07 left it: the entry, and the label in an effect-once
+    # record (the entry marked settled, as they did before 7f59a77).
+    await rig.ledger.started("shp-9", rig.dear.offer())
+    sold = rig.dear.sell(carrier_reference_for("shp-9"))
+
+    async def bought() -> LabelPurchase:
+        return sold
+
+    await purchases.run(purchase_key("shp-9", "carrier-a"), bought)
+    await rig.ledger.settled("shp-9", "carrier-a")
+    rig.now[0] = STARTED_AT + 3600
+    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
+    outcome = await rig.booker(OnceOnly(kv, LabelPurchase)).book(booking("shp-9"), attempt=2)
+    assert isinstance(outcome, Booked)
+    assert outcome.purchase.tracking_number == sold.tracking_number
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 1)  # nothing bought again
 
 
 async def test_a_redelivery_after_the_label_was_bought_and_recorded_buys_nothing(
@@ -225,8 +251,13 @@ async def test_a_bought_label_whose_record_is_gone_is_found_at_its_carrier_not_b
     rig, purchases = setup
     first = await rig.booker(purchases).book(booking("shp-7"), attempt=1)
     assert isinstance(first, Booked)
+    # Its label lost from the ledger's entry (a crash before it was recorded).
+    [entry] = await rig.ledger.attempts("shp-7")
     kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
-    await kv.delete(kv_key(purchase_key("shp-7", "carrier-b")))  # lost, or expired
+    await kv.put(
+        "booking.shp-7",
+        msgspec.json.encode({"attempts": [msgspec.structs.replace(entry, purchase=None)]}),
+    )
     rig.now[0] = STARTED_AT + 3600
     again = await rig.booker(OnceOnly(kv, LabelPurchase)).book(booking("shp-7"), attempt=2)
     assert isinstance(again, Booked)
@@ -234,25 +265,28 @@ async def test_a_bought_label_whose_record_is_gone_is_found_at_its_carrier_not_b
     assert (rig.cheap.bought, rig.dear.bought) == (1, 0)  # looked up, not bought anywhere
 
 
+@pytest.mark.parametrize("elsewhere", ["carrier-a", "carrier-b"])
 async def test_a_purchase_another_attempt_started_after_this_one_read_the_ledger_stops_it(
-    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+    setup: tuple[Setup, OnceOnly[LabelPurchase]], elsewhere: str
 ) -> None:
-    """Two deliveries of one booking on two replicas, ranking the carriers differently:
-    the second to start a purchase must not buy a second label elsewhere."""
+    """Two deliveries of one booking on two replicas: the second to start a purchase
+    buys no second label, at another carrier (they ranked the carriers differently) or
+    at the same one (the ledger's entry is its only guard: no effect-once intent)."""
     rig, purchases = setup
     quote = rig.cheap.quote
+    other = rig.dear if elsewhere == "carrier-a" else rig.cheap
 
     async def meanwhile(spec: ShipmentSpec) -> list[RateOffer]:
         # While this attempt asks for quotes (its ledger read, empty), the other one
-        # starts buying at carrier A.
-        await rig.ledger.started("shp-8", rig.dear.offer())
+        # starts buying.
+        await rig.ledger.started("shp-8", other.offer())
         return await quote(spec)
 
     rig.cheap.quote = meanwhile  # type: ignore[method-assign]
     with pytest.raises(PurchaseInDoubt) as stopped:
         await rig.booker(purchases).book(booking("shp-8"), attempt=1)
-    assert stopped.value.carrier == "carrier-a"
-    # Before: the ledger's compare-and-set failed, the entry was added next to the
-    # other's on a fresh read, and carrier B sold a second label.
+    assert stopped.value.carrier == elsewhere
+    # Before (carrier A): the ledger's compare-and-set failed, the entry was added next
+    # to the other's on a fresh read, and carrier B sold a second label.
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
-    assert [a.carrier for a in await rig.ledger.attempts("shp-8")] == ["carrier-a"]
+    assert [a.carrier for a in await rig.ledger.attempts("shp-8")] == [elsewhere]

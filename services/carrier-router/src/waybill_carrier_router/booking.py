@@ -9,8 +9,8 @@ One attempt (one delivery of ``BookShipment``):
    elsewhere then could buy twice.
 2. Screen the carriers by the rules and their health, ask the healthy ones for
    quotes (at the same time), keep each one's cheapest fitting offer, and rank.
-3. Buy from the first offer; the intent is recorded (ledger, then effect-once
-   record) before the call. A purchase whose answer is lost (timeout, 5xx,
+3. Buy from the first offer; the intent is the ledger's entry, written before
+   the call, and the label bought is recorded in it. A purchase whose answer is lost (timeout, 5xx,
    dropped connection) or that is refused is looked up by reference before
    anything else happens. A carrier that did not sell a label → the next one.
 4. Nothing bought: if any carrier was only unwell, retry later, up to
@@ -244,19 +244,21 @@ class ShipmentBooker:
     ) -> LabelPurchase | None:
         attempt.ledger = await self._ledger.read(shipment_id)
         for entry in attempt.ledger.attempts:
-            key = purchase_key(shipment_id, entry.carrier)
-            done = await self._purchases.result_of(key)
+            if entry.purchase is not None:
+                return entry.purchase.completed_with(entry.offer)
+            # Routers before 2026-12-07 kept the label in an effect-once record (and
+            # marked the entry settled when it bought, before 2026-12-07 too).
+            done = await self._purchases.result_of(purchase_key(shipment_id, entry.carrier))
             if done is not None:
                 return done.completed_with(entry.offer)
             if entry.state == "settled":
                 continue
             found = await self._look_up(entry.offer, reference)
             if found is not None:
-
-                async def known(label: LabelPurchase = found) -> LabelPurchase:
-                    return label
-
-                return await self._purchases.run(key, known, recover=known)
+                attempt.ledger = await self._ledger.bought(
+                    shipment_id, entry.offer, found, known=attempt.ledger
+                )
+                return found
             waited = self._clock() - entry.started_at
             if entry.state == "started" and waited < self._in_doubt_s:
                 raise PurchaseInDoubt(
@@ -317,11 +319,10 @@ class ShipmentBooker:
             # ledger: the next delivery settles that purchase before buying anywhere.
             raise PurchaseInDoubt(elsewhere.carrier, str(elsewhere)) from elsewhere
         try:
-            purchase = await self._purchases.run(
-                purchase_key(shipment_id, offer.carrier),
-                lambda: self._buy_or_find(offer, spec, attempt.bought),
-                recover=lambda: self._look_up(offer, spec.reference),
-            )
+            # The ledger's entry is the purchase's intent: written before the call, the
+            # only unsettled one (see BookingLedger.started), and the label is recorded
+            # in it (one write; an effect-once record took two more).
+            purchase = (await self._buy_or_find(offer, spec, attempt.bought)).completed_with(offer)
         except PurchaseInDoubt:
             await self._ledger.ended(shipment_id, offer.carrier, known=attempt.ledger)
             raise
@@ -339,12 +340,13 @@ class ShipmentBooker:
             )
             failures.record(offer.carrier, error)
             return None
-        # Bought: the ledger entry is left "started". The purchase's effect-once record
-        # holds the label, and a later attempt asks it before the entry's state (a
-        # record gone missing sends that attempt to the carrier's lookup, never to
-        # another carrier), so marking the entry settled would add a read and a write
-        # and tell nobody anything.
-        return purchase.completed_with(offer)
+        # Bought: recorded in the entry, which stays "started" (see BookingLedger.bought).
+        # A crash before this write leaves the entry without its label: the next attempt
+        # finds the label at the carrier by reference, never buys elsewhere.
+        attempt.ledger = await self._ledger.bought(
+            shipment_id, offer, purchase, known=attempt.ledger
+        )
+        return purchase
 
     async def _buy_or_find(
         self, offer: RateOffer, spec: ShipmentSpec, bought: Bought | None = None

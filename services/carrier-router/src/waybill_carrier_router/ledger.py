@@ -1,27 +1,30 @@
-"""The booking ledger: which carriers a shipment's label purchase was started with.
+"""The booking ledger: which carriers a shipment's label purchase was started with,
+and the label bought.
 
-The effect-once record of a purchase is kept per shipment *and carrier*, so on
-its own it cannot stop a retry from buying at carrier B while an earlier
-attempt may have bought at carrier A. The ledger closes that gap: before a
-purchase starts, the carrier and the offer are written here; once its outcome
-is known (bought, or surely not bought) the entry is settled. A later attempt
-first resolves every unsettled entry at its carrier before buying anywhere.
+Carrier APIs have no idempotency key, and a retry must never buy at carrier B
+while an earlier attempt may have bought at carrier A. Before a purchase
+starts, the carrier and the offer are written here (the purchase's intent);
+the label bought is recorded in that entry, and a purchase surely not made
+settles it. A later attempt first resolves every unsettled entry at its
+carrier before buying anywhere.
 
 An entry still ``started`` may belong to a worker that is buying right now (or
 crashed while buying); one that ``ended`` belongs to a call that is over, whose
-outcome a lookup at the carrier can settle at once. A purchase that bought is
-left ``started``: its effect-once record (``label:<shipment>:<carrier>``) holds
-the label, and a later attempt asks that record before anything else.
+outcome a lookup at the carrier can settle at once. An entry holding its label
+stays ``started`` (:meth:`BookingLedger.bought`). Routers before 2026-12-07
+kept the label in an effect-once record (``label:<shipment>:<carrier>``)
+instead, which a later attempt still asks for an entry without its label.
 
 An attempt passes the :class:`LedgerState` it read or wrote last to its next
 change, which decides on it without reading again (the write is checked by
 compare-and-set; another writer meanwhile makes it read and decide again).
 
-An attempt starts a purchase only when no other carrier's entry is unsettled
-(its own earlier entries it settled, or it stopped): finding one when it comes
-to start means another attempt (a duplicate delivery on another replica) started
-a purchase there after this one read the ledger, and buying here could buy a
-second label (:class:`StartedElsewhere`).
+An attempt starts a purchase only when no entry is unsettled (its own earlier
+entries it settled, or it stopped): finding one when it comes to start means
+another attempt (a duplicate delivery on another replica) started a purchase
+after this one read the ledger, and buying here could buy a second label
+(:class:`StartedElsewhere`). That makes the entry the purchase's only guard,
+at one carrier as across carriers.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Literal
 import msgspec
 from nats.js.kv import KeyValue
 
-from waybill_carrier_router.carriers.model import RateOffer
+from waybill_carrier_router.carriers.model import LabelPurchase, RateOffer
 from waybill_carrier_router.kv_records import KvRecords
 from waybill_runtime.outcomes import RetryLater
 
@@ -60,6 +63,8 @@ class CarrierAttempt(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["started", "ended", "settled"] = "started"
     """started: the purchase call may be running; ended: it is over, outcome unknown;
     settled: it is known whether a label was bought."""
+    purchase: LabelPurchase | None = None
+    """The label bought (the entry stays ``started``, see :meth:`BookingLedger.bought`)."""
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,7 +117,9 @@ class BookingLedger:
         def add(record: _Record | None) -> _Record:
             kept = record.attempts if record else ()
             for other in kept:
-                if other.carrier != offer.carrier and other.state != "settled":
+                # This attempt settled its own entries or stopped: an unsettled one is
+                # another attempt's, at this carrier or another.
+                if other.state != "settled":
                     raise StartedElsewhere(other.carrier)
             if any(a.carrier == offer.carrier for a in kept):
                 kept = tuple(entry if a.carrier == offer.carrier else a for a in kept)
@@ -124,6 +131,44 @@ class BookingLedger:
             self._records.key(shipment_id), add, known=known.found if known else None
         )
         assert written is not None  # add always writes
+        return LedgerState(written)
+
+    async def bought(
+        self,
+        shipment_id: str,
+        offer: RateOffer,
+        purchase: LabelPurchase,
+        *,
+        known: LedgerState | None = None,
+    ) -> LedgerState:
+        """Record the label bought with ``offer``: a later attempt returns it.
+
+        The entry stays ``started``: a router from before 2026-12-07 reading it (a
+        rolling upgrade) knows no ``purchase`` and looks the label up at the carrier,
+        where ``settled`` would have sent it to buy elsewhere.
+        """
+
+        def record_it(record: _Record | None) -> _Record:
+            kept = record.attempts if record else ()
+            if any(a.carrier == offer.carrier for a in kept):
+                return _Record(
+                    attempts=tuple(
+                        msgspec.structs.replace(a, state="started", purchase=purchase)
+                        if a.carrier == offer.carrier
+                        else a
+                        for a in kept
+                    )
+                )
+            # The entry is gone (expired, or removed by hand): the label is what counts.
+            entry = CarrierAttempt(
+                carrier=offer.carrier, offer=offer, started_at=self._clock(), purchase=purchase
+            )
+            return _Record(attempts=(*kept, entry))
+
+        written = await self._records.change(
+            self._records.key(shipment_id), record_it, known=known.found if known else None
+        )
+        assert written is not None  # record_it always writes
         return LedgerState(written)
 
     async def ended(
