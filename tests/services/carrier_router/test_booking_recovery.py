@@ -290,3 +290,32 @@ async def test_a_purchase_another_attempt_started_after_this_one_read_the_ledger
     # to the other's on a fresh read, and carrier B sold a second label.
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
     assert [a.carrier for a in await rig.ledger.attempts("shp-8")] == [elsewhere]
+
+
+async def test_a_purchase_another_attempt_started_anew_is_not_settled_by_this_one(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    """Two attempts settle the same abandoned entry; the quicker one starts buying at
+    that carrier again: the slower one must not settle that new purchase and buy too."""
+    rig, purchases = setup
+    await rig.ledger.started("shp-10", rig.cheap.offer())  # abandoned long ago
+    rig.now[0] = STARTED_AT + 3600
+    find = rig.cheap.find_purchase
+
+    async def meanwhile(reference: str) -> LabelPurchase | None:
+        # While this attempt looks the abandoned purchase up, the other one settles it
+        # and starts a new purchase at the same carrier.
+        found = await find(reference)
+        await rig.ledger.settled("shp-10", "carrier-b")
+        rig.now[0] += 1
+        await rig.ledger.started("shp-10", rig.cheap.offer())
+        return found
+
+    rig.cheap.find_purchase = meanwhile  # type: ignore[method-assign]
+    with pytest.raises(PurchaseInDoubt):
+        await rig.booker(purchases).book(booking("shp-10"), attempt=1)
+    # Before: the settling re-read the ledger and settled the other's new entry too,
+    # and this attempt bought at carrier B beside it.
+    assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
+    [entry] = await rig.ledger.attempts("shp-10")
+    assert entry.state == "started" and entry.started_at == STARTED_AT + 3601

@@ -196,9 +196,17 @@ class BookingLedger:
         state: Literal["ended", "settled"],
         known: LedgerState | None,
     ) -> LedgerState | None:
+        # The entry the caller decided about, as it saw it: on a fresh read after a
+        # compare-and-set lost to another attempt, an entry that attempt started anew
+        # at this carrier (another started_at) is theirs, and is left alone.
+        seen = {a.started_at for a in known.attempts if a.carrier == carrier} if known else None
+
         def mark(record: _Record | None) -> _Record | None:
             if record is None or not any(
-                a.carrier == carrier and a.state != "settled" for a in record.attempts
+                a.carrier == carrier
+                and a.state != "settled"
+                and (seen is None or a.started_at in seen)
+                for a in record.attempts
             ):
                 return None
             return _Record(
