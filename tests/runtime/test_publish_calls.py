@@ -25,8 +25,11 @@ from waybill_runtime.bus.publisher import Publisher
 _OURS = ("waybill_runtime", "waybill_contracts")
 
 
-async def _waybill_calls(operation: Callable[[], Awaitable[Any]]) -> dict[str, int]:
-    """Waybill's Python calls (by function) while ``operation`` runs, each counted once."""
+async def _waybill_calls(
+    operation: Callable[[], Awaitable[Any]], *, everyones: bool = False
+) -> dict[str, int]:
+    """Waybill's Python calls (by function) while ``operation`` runs, each counted once;
+    ``everyones``: nats-py's and asyncio's too."""
     calls: dict[str, int] = {}
     # A coroutine resumed after an await is another 'call' of the same frame: counted once.
     frames: set[FrameType] = set()
@@ -36,7 +39,8 @@ async def _waybill_calls(operation: Callable[[], Awaitable[Any]]) -> dict[str, i
         if event != "call" or frame in frames:
             return
         # "<string>": the __init__ dataclasses generate (nats-py's KV entry is one, too).
-        if code.co_filename == "<string>" or any(p in code.co_filename for p in _OURS):
+        ours = code.co_filename == "<string>" or any(p in code.co_filename for p in _OURS)
+        if ours or everyones:
             frames.add(frame)
             calls[code.co_qualname] = calls.get(code.co_qualname, 0) + 1
 
@@ -97,3 +101,25 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
     assert sum(written.values()) <= 12, written
     # A KV read (no headers sent): as before, 10.
     assert sum(read.values()) <= 10, read
+
+
+async def test_a_publish_hands_its_bytes_to_the_flusher_without_a_coroutine(
+    nats_url: str, nats_prefix: str
+) -> None:
+    nc: WaybillNatsClient = await connect_client(nats_url)
+    try:
+        subjects = SubjectMap(nats_prefix)
+        await ensure_streams(nc.jetstream(), subjects, StreamPolicy())
+        publisher = Publisher(nc, subjects, service="orchestrator")
+        command = release_command("WH/OUT/2")
+        first = await publisher.publish(command)
+        calls = await _waybill_calls(lambda: publisher.publish(command), everyones=True)
+        # Stored, acknowledged, readable: the flusher wrote it as before.
+        second = await publisher.publish(command)
+    finally:
+        await nc.close()
+    assert second.id != first.id
+    # Before: nats-py's _send_command and _flush_pending coroutines, an asyncio.Future
+    # per publish and the queue's put coroutine (put, put_nowait).
+    assert not {"Client._send_command", "Client._flush_pending", "Queue.put"} & set(calls)
+    assert calls["Queue.put_nowait"] == 1  # the flusher's one kick

@@ -233,26 +233,53 @@ class WaybillNatsClient(Client):
         payload_size: int,
         headers: dict[str, str] | None,
     ) -> None:
-        if headers is None:
-            await super()._send_publish(subject, reply, payload, payload_size, headers)
-            return
         if subject == "":
             raise BadSubjectError
-        block = header_block(headers)
-        header_size = len(block)
-        command = b"".join(
-            (
-                f"HPUB {subject} {reply} {header_size} {header_size + payload_size}\r\n".encode(),
-                block,
-                payload,
-                _CRLF,
+        if headers is None:
+            command = b"".join(
+                (f"PUB {subject} {reply} {payload_size}\r\n".encode(), payload, _CRLF)
             )
-        )
+        else:
+            block = header_block(headers)
+            size = len(block)
+            command = b"".join(
+                (
+                    f"HPUB {subject} {reply} {size} {size + payload_size}\r\n".encode(),
+                    block,
+                    payload,
+                    _CRLF,
+                )
+            )
         self.stats["out_msgs"] += 1
         self.stats["out_bytes"] += payload_size
-        await self._send_command(command)
-        if self._flush_queue is not None and self._flush_queue.empty():
+        self._pending.append(command)
+        self._pending_data_size += len(command)
+        flush_queue, flushed = self._flush_queue, self._flushed
+        over_limit = 0 < self._max_pending_size < self._pending_data_size
+        flusher = self._flusher_task
+        if (
+            flush_queue is not None
+            and flushed is not None
+            and not over_limit
+            and flusher is not None
+            and not flusher.done()
+            and self.is_connected
+        ):
+            # nats-py's _send_command and _flush_pending come to this, in two coroutines,
+            # a future nobody awaits and a third coroutine for the queue's put. The flusher
+            # only resolves what it takes from the queue: one future, resolved once, does.
+            if flush_queue.empty():  # else a kick already waits: it writes this one too
+                flush_queue.put_nowait(flushed)
+            return
+        # Otherwise nats-py's own way: a full buffer waits for its flush (or times out),
+        # a connection down keeps it pending, a dead flusher has it written inline.
+        if over_limit:
+            await self._flush_pending(force_flush=True)
+        if flush_queue is not None and flush_queue.empty():
             await self._flush_pending()
+
+    _flushed: asyncio.Future[None] | None = None
+    """A future already resolved (at connect), handed to the flusher with each kick."""
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:
@@ -385,6 +412,9 @@ class WaybillNatsClient(Client):
         super()._setup_server_pool(connect_url)
 
     async def connect(self, *args: Any, **kwargs: Any) -> None:
+        flushed = asyncio.get_running_loop().create_future()
+        flushed.set_result(None)
+        self._flushed = flushed
         await super().connect(*args, **kwargs)
         if self._nkeys_seed and not self._nkeys_seed_str and self._seed_watch is None:
             self._seed_watch = asyncio.create_task(
