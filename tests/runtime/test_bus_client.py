@@ -29,8 +29,9 @@ HEADER_SAMPLES: list[dict[str, str]] = [
 ]
 
 
-async def _written_by(client_type: type[Client], headers: dict[str, str]) -> bytes:
-    """The protocol bytes ``client_type`` writes to publish with ``headers``."""
+async def _written_by(client_type: type[Client], headers: dict[str, str] | None) -> bytes:
+    """The protocol bytes ``client_type`` writes to publish with ``headers``
+    (nats-py through ``_send_command``, the runtime's straight into the pending buffer)."""
     client = client_type()
     written: list[bytes] = []
 
@@ -40,12 +41,12 @@ async def _written_by(client_type: type[Client], headers: dict[str, str]) -> byt
     client._send_command = capture  # type: ignore[method-assign, assignment]
     client._flush_queue = None
     await client._send_publish("orders.released", "_INBOX.reply", b'{"a":1}', 7, headers)
-    return b"".join(written)
+    return b"".join(written) + b"".join(client._pending)
 
 
-@pytest.mark.parametrize("headers", HEADER_SAMPLES)
+@pytest.mark.parametrize("headers", [*HEADER_SAMPLES, None])
 async def test_headers_are_written_byte_for_byte_as_nats_py_writes_them(
-    headers: dict[str, str],
+    headers: dict[str, str] | None,
 ) -> None:
     assert await _written_by(WaybillNatsClient, headers) == await _written_by(Client, headers)
 
