@@ -10,6 +10,7 @@ what the cut removed; a change that adds calls per message fails here.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Awaitable, Callable
 from types import FrameType
@@ -26,10 +27,11 @@ _OURS = ("waybill_runtime", "waybill_contracts")
 
 
 async def _waybill_calls(
-    operation: Callable[[], Awaitable[Any]], *, everyones: bool = False
+    operation: Callable[[], Awaitable[Any]], *, everyones: bool = False, coroutines: bool = False
 ) -> dict[str, int]:
     """Waybill's Python calls (by function) while ``operation`` runs, each counted once;
-    ``everyones``: nats-py's and asyncio's too."""
+    ``everyones``: nats-py's and asyncio's too; ``coroutines``: coroutines only (each
+    a frame and a coroutine object, dearer than a plain call)."""
     calls: dict[str, int] = {}
     # A coroutine resumed after an await is another 'call' of the same frame: counted once.
     frames: set[FrameType] = set()
@@ -40,6 +42,8 @@ async def _waybill_calls(
             return
         # "<string>": the __init__ dataclasses generate (nats-py's KV entry is one, too).
         ours = code.co_filename == "<string>" or any(p in code.co_filename for p in _OURS)
+        if coroutines and not code.co_flags & inspect.CO_COROUTINE:
+            return
         if ours or everyones:
             frames.add(frame)
             calls[code.co_qualname] = calls.get(code.co_qualname, 0) + 1
@@ -90,6 +94,9 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
         published = await _waybill_calls(lambda: publisher.publish(command, cause=cause))
         written = await _waybill_calls(lambda: bucket.update("order.1", b"picked", last=revision))
         read = await _waybill_calls(lambda: bucket.get("order.1"))
+        awaited = await _waybill_calls(
+            lambda: publisher.publish(command, cause=cause), coroutines=True
+        )
     finally:
         await nc.close()
 
@@ -101,6 +108,15 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
     assert sum(written.values()) <= 12, written
     # A KV read (no headers sent): as before, 10.
     assert sum(read.values()) <= 10, read
+    # The reply token and its future are a plain call (before: PublishAcks._send, a
+    # coroutine, for every publish and KV operation).
+    assert set(awaited) == {
+        "Publisher.publish",
+        "PublishAcks.publish",
+        "PublishAcks.request",
+        "WaybillNatsClient._send_publish",
+        "WaybillNatsClient._process_msg",
+    }
 
 
 async def test_a_publish_hands_its_bytes_to_the_flusher_without_a_coroutine(
