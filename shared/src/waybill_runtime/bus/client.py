@@ -9,7 +9,9 @@ largest single costs of the runtime (see docs/benchmarks.md).
 The overrides produce exactly what nats-py produces (tests compare both,
 byte for byte and dict for dict); they only do the work in fewer, C-level
 steps: names are checked once and remembered, values are scanned for line
-breaks in one pass over the whole block.
+breaks in one pass over the whole block. A publish then hands its bytes to
+nats-py's flusher task with one queue entry, where nats-py spends three
+coroutines and a future on it (``_send_publish``).
 
 It also follows a rotated nkey seed (see docs/security.md, "Rotating and
 revoking an identity"): nats-py reads the seed file at every (re)connect to
