@@ -319,10 +319,8 @@ class WaybillNatsClient(Client):
         if not reply or msg._ackd or self._status != Client.CONNECTED:
             await msg.ack()
             return
-        self.stats["out_msgs"] += 1
-        await self._send_command(f"PUB {reply} 0\r\n\r\n".encode())
-        if self._flush_queue is not None and self._flush_queue.empty():
-            await self._flush_pending()
+        # An empty message, no reply subject: the publish path's bytes and flusher kick.
+        await self._send_publish(reply, "", b"", 0, None)
         msg._ackd = True
 
     # -- replies handed over as they arrive -------------------------------------
