@@ -9,9 +9,7 @@ largest single costs of the runtime (see docs/benchmarks.md).
 The overrides produce exactly what nats-py produces (tests compare both,
 byte for byte and dict for dict); they only do the work in fewer, C-level
 steps: names are checked once and remembered, values are scanned for line
-breaks in one pass over the whole block. A publish then hands its bytes to
-nats-py's flusher task with one queue entry, where nats-py spends three
-coroutines and a future on it (``_send_publish``).
+breaks in one pass over the whole block.
 
 It also follows a rotated nkey seed (see docs/security.md, "Rotating and
 revoking an identity"): nats-py reads the seed file at every (re)connect to
@@ -56,21 +54,11 @@ _WHITESPACE = re.compile(r"\s")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
 _STATUS_LINE = "NATS/1.0\r\n"
-# In a received header block: where a status would be (after "NATS/1.0"), and
-# where the headers start when there is none (after "NATS/1.0\r\n").
-_STATUS_AT = len("NATS/1.0")
-_SPACE = ord(" ")
-_HEADERS_AT = len(_STATUS_LINE)
-# Names already checked, mapped to the start of their line (``"name: "``).
-# Bounded: dead-letter replays carry arbitrary names, and this is a cache,
-# not a registry. Blank names (which nats-py skips) are never cached.
-_LINE_STARTS: dict[str, str] = {}
+# Names already checked, mapped to their stripped form ("" = skipped, as
+# nats-py skips blank names). Bounded: dead-letter replays carry arbitrary
+# names, and this is a cache, not a registry.
+_CHECKED_NAMES: dict[str, str] = {}
 _MAX_CHECKED_NAMES = 1024
-# What bytes.strip() strips (str.strip() would also strip \x1c-\x1f).
-_ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
-# Header names read off delivered messages (the text before a line's colon),
-# mapped to the name nats-py makes of them; names it skips are not kept.
-_READ_NAMES: dict[str, str] = {}
 # How often a connection looks at its seed file for a rotated key.
 SEED_CHECK_INTERVAL_S = 1.0
 
@@ -78,17 +66,19 @@ log = logging.getLogger("waybill.bus")
 
 
 def _checked_name(name: str) -> str:
-    """``name`` stripped ("" for a blank one); :class:`BadHeaderError` if it is no token."""
+    known = _CHECKED_NAMES.get(name)
+    if known is not None:
+        return known
     stripped = name.strip()
     if stripped and not _HEADER_NAME.fullmatch(stripped):
         raise BadHeaderError(stripped)
-    if stripped and len(_LINE_STARTS) < _MAX_CHECKED_NAMES:
-        _LINE_STARTS[name] = f"{stripped}: "
+    if len(_CHECKED_NAMES) < _MAX_CHECKED_NAMES:
+        _CHECKED_NAMES[name] = stripped
     return stripped
 
 
-def _checked_lines(headers: Mapping[str, str], *, replace_line_breaks: bool) -> list[str]:
-    lines = []
+def _header_lines(headers: Mapping[str, str], *, replace_line_breaks: bool) -> list[str]:
+    lines = [_STATUS_LINE]
     for name, value in headers.items():
         checked = _checked_name(name)
         if checked:
@@ -106,46 +96,13 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     blank names are left out, values are stripped and their line breaks
     become spaces, so a value can never start a header of its own.
     """
-    try:
-        # The usual case, every name seen before: one comprehension, no call per header.
-        lines = [f"{_LINE_STARTS[name]}{value.strip()}\r\n" for name, value in headers.items()]
-    except KeyError:  # a name not seen yet (checked now, and remembered), or a blank one
-        lines = _checked_lines(headers, replace_line_breaks=False)
+    lines = _header_lines(headers, replace_line_breaks=False)
     block = "".join(lines)
     # Every line ends in exactly one CR LF, unless a value holds a line break
     # (rare: then the values are cleaned one by one).
     if block.count("\n") != len(lines) or block.count("\r") != len(lines):
-        block = "".join(_checked_lines(headers, replace_line_breaks=True))
-    return f"{_STATUS_LINE}{block}\r\n".encode()
-
-
-def _read_name(name: str) -> str | None:
-    """The header name before a line's colon as nats-py reads it; None: nats-py skips it."""
-    key = name.strip(_ASCII_WHITESPACE)
-    if _WHITESPACE.search(key):
-        return None
-    if len(_READ_NAMES) < _MAX_CHECKED_NAMES:
-        _READ_NAMES[name] = key
-    return key
-
-
-def _parse_header_bytes(raw: bytes) -> dict[str, str]:
-    """nats-py's reading of a header block, line by line in bytes (for non-ASCII blocks)."""
-    out: dict[str, str] = {}
-    for line in raw.split(_CRLF):
-        if not line:
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        try:
-            key = name.strip().decode("ascii")
-        except UnicodeDecodeError:
-            continue
-        if _WHITESPACE.search(key):
-            continue
-        out[key] = value.strip().decode("utf-8", "replace")
-    return out
+        block = "".join(_header_lines(headers, replace_line_breaks=True))
+    return (block + "\r\n").encode()
 
 
 def _public_key_in(path: str) -> str | None:
@@ -235,93 +192,44 @@ class WaybillNatsClient(Client):
         payload_size: int,
         headers: dict[str, str] | None,
     ) -> None:
+        if headers is None:
+            await super()._send_publish(subject, reply, payload, payload_size, headers)
+            return
         if subject == "":
             raise BadSubjectError
-        if headers is None:
-            command = b"".join(
-                (f"PUB {subject} {reply} {payload_size}\r\n".encode(), payload, _CRLF)
+        block = header_block(headers)
+        header_size = len(block)
+        command = b"".join(
+            (
+                f"HPUB {subject} {reply} {header_size} {header_size + payload_size}\r\n".encode(),
+                block,
+                payload,
+                _CRLF,
             )
-        else:
-            block = header_block(headers)
-            size = len(block)
-            command = b"".join(
-                (
-                    f"HPUB {subject} {reply} {size} {size + payload_size}\r\n".encode(),
-                    block,
-                    payload,
-                    _CRLF,
-                )
-            )
+        )
         self.stats["out_msgs"] += 1
         self.stats["out_bytes"] += payload_size
-        self._pending.append(command)
-        self._pending_data_size += len(command)
-        flush_queue, flushed = self._flush_queue, self._flushed
-        over_limit = 0 < self._max_pending_size < self._pending_data_size
-        flusher = self._flusher_task
-        if (
-            flush_queue is not None
-            and flushed is not None
-            and not over_limit
-            and flusher is not None
-            and not flusher.done()
-            and self.is_connected
-        ):
-            # nats-py's _send_command and _flush_pending come to this, in two coroutines,
-            # a future nobody awaits and a third coroutine for the queue's put. The flusher
-            # only resolves what it takes from the queue: one future, resolved once, does.
-            if flush_queue.empty():  # else a kick already waits: it writes this one too
-                flush_queue.put_nowait(flushed)
-            return
-        # Otherwise nats-py's own way: a full buffer waits for its flush (or times out),
-        # a connection down keeps it pending, a dead flusher has it written inline.
-        if over_limit:
-            await self._flush_pending(force_flush=True)
-        if flush_queue is not None and flush_queue.empty():
+        await self._send_command(command)
+        if self._flush_queue is not None and self._flush_queue.empty():
             await self._flush_pending()
-
-    _flushed: asyncio.Future[None] | None = None
-    """A future already resolved (at connect), handed to the flusher with each kick."""
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:
-        if not raw.isascii():
-            return _parse_header_bytes(raw)
-        # ASCII, so what Waybill writes: one decode of the whole block, then
-        # names as checked before (the same ten on every message).
         out: dict[str, str] = {}
-        for line in raw.decode("ascii").split("\r\n"):
-            name, sep, value = line.partition(":")
+        for line in raw.split(_CRLF):
+            if not line:
+                continue
+            name, sep, value = line.partition(b":")
             if not sep:
                 continue
-            key = _READ_NAMES.get(name)
-            if key is None:
-                key = _read_name(name)
-                if key is None:
-                    continue
-            out[key] = value.strip(_ASCII_WHITESPACE)
+            try:
+                key = name.strip().decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            if _WHITESPACE.search(key):
+                continue
+            out[key] = value.strip().decode("utf-8", "replace")
         return out
-
-    # -- acks ------------------------------------------------------------------
-
-    async def ack(self, msg: Msg) -> None:
-        """Acknowledge ``msg``: what ``msg.ack()`` sends, in fewer steps.
-
-        ``msg.ack()`` goes through ``publish``, which checks the subject with
-        a regular expression, then builds the command in three steps; an ack
-        is an empty message to the ack subject the server gave (no header,
-        no payload; the server's subjects hold no white space), written here
-        at once. Anything unusual (no ack subject, acked already, a connection
-        not plainly connected: reconnecting, draining, closed) takes
-        ``msg.ack()``'s way, which refuses or buffers as nats-py does.
-        """
-        reply = msg.reply
-        if not reply or msg._ackd or self._status != Client.CONNECTED:
-            await msg.ack()
-            return
-        # An empty message, no reply subject: the publish path's bytes and flusher kick.
-        await self._send_publish(reply, "", b"", 0, None)
-        msg._ackd = True
 
     # -- replies handed over as they arrive -------------------------------------
 
@@ -362,20 +270,7 @@ class WaybillNatsClient(Client):
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        # (nats-py passes None for a message without headers.)
-        # A message from the stream has no status in its header block: its
-        # headers are read here, without nats-py's _process_headers coroutine;
-        # a block with a status (a pull request's end, a heartbeat), or one the
-        # parser stumbles on, goes nats-py's whole way, which reports errors.
-        hdr: dict[str, str] | None
-        if headers and len(headers) > _HEADERS_AT and headers[_STATUS_AT] != _SPACE:
-            try:
-                hdr = self._parse_header_lines(headers[_HEADERS_AT:]) or None
-            except Exception:
-                hdr = await self._process_headers(headers)
-        else:
-            hdr = await self._process_headers(headers)
-        msg = self._build_message(sid, subject, reply, data, hdr)
+        msg = self._build_message(sid, subject, reply, data, await self._process_headers(headers))
         try:
             on_message(msg)
         except Exception:
@@ -412,9 +307,6 @@ class WaybillNatsClient(Client):
         super()._setup_server_pool(connect_url)
 
     async def connect(self, *args: Any, **kwargs: Any) -> None:
-        flushed = asyncio.get_running_loop().create_future()
-        flushed.set_result(None)
-        self._flushed = flushed
         await super().connect(*args, **kwargs)
         if self._nkeys_seed and not self._nkeys_seed_str and self._seed_watch is None:
             self._seed_watch = asyncio.create_task(
