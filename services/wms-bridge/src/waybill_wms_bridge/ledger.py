@@ -43,6 +43,7 @@ from nats.js.kv import KeyValue
 from prometheus_client import Counter
 
 from waybill_contracts import MessageContext
+from waybill_runtime.bus.provisioning import StreamPolicy
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.metrics import MetricsRegistry
@@ -51,9 +52,6 @@ from waybill_wms_bridge.lifecycle import WarehouseFact
 __all__ = ["FactLedger"]
 
 log = logging.getLogger("waybill.wms_bridge.facts")
-
-DEFAULT_DUPLICATE_WINDOW_S = 120.0
-"""JetStream's duplicate window as the runtime provisions it by default."""
 
 
 class FactLedger:
@@ -65,7 +63,7 @@ class FactLedger:
         records: KeyValue,
         metrics: MetricsRegistry | None = None,
         *,
-        duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+        duplicate_window_s: float = StreamPolicy.duplicate_window_s,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._publisher = publisher
