@@ -59,6 +59,11 @@ _STATUS_LINE = "NATS/1.0\r\n"
 # names, and this is a cache, not a registry.
 _CHECKED_NAMES: dict[str, str] = {}
 _MAX_CHECKED_NAMES = 1024
+# What bytes.strip() strips (str.strip() would also strip \x1c-\x1f).
+_ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
+# Header names read off delivered messages (the text before a line's colon),
+# mapped to the name nats-py makes of them; names it skips are not kept.
+_READ_NAMES: dict[str, str] = {}
 # How often a connection looks at its seed file for a rotated key.
 SEED_CHECK_INTERVAL_S = 1.0
 
@@ -103,6 +108,35 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     if block.count("\n") != len(lines) or block.count("\r") != len(lines):
         block = "".join(_header_lines(headers, replace_line_breaks=True))
     return (block + "\r\n").encode()
+
+
+def _read_name(name: str) -> str | None:
+    """The header name before a line's colon as nats-py reads it; None: nats-py skips it."""
+    key = name.strip(_ASCII_WHITESPACE)
+    if _WHITESPACE.search(key):
+        return None
+    if len(_READ_NAMES) < _MAX_CHECKED_NAMES:
+        _READ_NAMES[name] = key
+    return key
+
+
+def _parse_header_bytes(raw: bytes) -> dict[str, str]:
+    """nats-py's reading of a header block, line by line in bytes (for non-ASCII blocks)."""
+    out: dict[str, str] = {}
+    for line in raw.split(_CRLF):
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        try:
+            key = name.strip().decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if _WHITESPACE.search(key):
+            continue
+        out[key] = value.strip().decode("utf-8", "replace")
+    return out
 
 
 def _public_key_in(path: str) -> str | None:
@@ -215,20 +249,21 @@ class WaybillNatsClient(Client):
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        if not raw.isascii():
+            return _parse_header_bytes(raw)
+        # ASCII, so what Waybill writes: one decode of the whole block, then
+        # names as checked before (the same ten on every message).
         out: dict[str, str] = {}
-        for line in raw.split(_CRLF):
-            if not line:
-                continue
-            name, sep, value = line.partition(b":")
+        for line in raw.decode("ascii").split("\r\n"):
+            name, sep, value = line.partition(":")
             if not sep:
                 continue
-            try:
-                key = name.strip().decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            if _WHITESPACE.search(key):
-                continue
-            out[key] = value.strip().decode("utf-8", "replace")
+            key = _READ_NAMES.get(name)
+            if key is None:
+                key = _read_name(name)
+                if key is None:
+                    continue
+            out[key] = value.strip(_ASCII_WHITESPACE)
         return out
 
     # -- replies handed over as they arrive -------------------------------------
