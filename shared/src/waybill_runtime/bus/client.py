@@ -266,6 +266,29 @@ class WaybillNatsClient(Client):
             out[key] = value.strip(_ASCII_WHITESPACE)
         return out
 
+    # -- acks ------------------------------------------------------------------
+
+    async def ack(self, msg: Msg) -> None:
+        """Acknowledge ``msg``: what ``msg.ack()`` sends, in fewer steps.
+
+        ``msg.ack()`` goes through ``publish``, which checks the subject with
+        a regular expression, then builds the command in three steps; an ack
+        is an empty message to the ack subject the server gave (no header,
+        no payload; the server's subjects hold no white space), written here
+        at once. Anything unusual (no ack subject, acked already, a connection
+        not plainly connected: reconnecting, draining, closed) takes
+        ``msg.ack()``'s way, which refuses or buffers as nats-py does.
+        """
+        reply = msg.reply
+        if not reply or msg._ackd or self._status != Client.CONNECTED:
+            await msg.ack()
+            return
+        self.stats["out_msgs"] += 1
+        await self._send_command(f"PUB {reply} 0\r\n\r\n".encode())
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
+        msg._ackd = True
+
     # -- replies handed over as they arrive -------------------------------------
 
     _direct: dict[int, Callable[[Msg], None]] | None = None

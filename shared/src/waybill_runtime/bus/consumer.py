@@ -28,9 +28,10 @@ from nats.js.client import JetStreamContext
 from opentelemetry.trace import Span
 
 from waybill_contracts import ContractError, Message, MessageContext, SubjectMap, decode
+from waybill_runtime.bus.client import WaybillNatsClient
 from waybill_runtime.bus.dead_letters import DeadLetter, now_utc, write_dead_letter
 from waybill_runtime.bus.publisher import Publisher
-from waybill_runtime.bus.pull import PullInbox, delivery_of
+from waybill_runtime.bus.pull import Delivery, PullInbox, delivery_of
 from waybill_runtime.cancellation import cancel_and_wait
 from waybill_runtime.logs import handled_message_var
 from waybill_runtime.metrics import MetricsRegistry
@@ -162,6 +163,15 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self.bound = False
+        # What the server last said is still pending; the lag gauge reads it
+        # when scraped, not set at every delivery.
+        self._pending = 0
+        if self.metrics is not None:
+            self.metrics.consumer_lag(self.durable).set_function(lambda: self._pending)
+        # Waybill's client writes an ack in one step (see WaybillNatsClient.ack).
+        self._ack: Callable[[Msg], Awaitable[None]] = (
+            self.nc.ack if isinstance(self.nc, WaybillNatsClient) else Msg.ack
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -200,6 +210,7 @@ class Consumer:
                         await msg.nak()
             for task in still:
                 await cancel_and_wait(task)
+                self._in_flight.pop(task, None)  # cancelled before it started
         if self._keepalive is not None:
             await cancel_and_wait(self._keepalive)
         self.bound = False
@@ -288,9 +299,8 @@ class Consumer:
             self._handed_back.add(handing_back)
             handing_back.add_done_callback(self._handed_back.discard)
             return
-        task = asyncio.create_task(self._handle(msg))
+        task = asyncio.create_task(self._run(msg))
         self._in_flight[task] = (msg, time.monotonic())
-        task.add_done_callback(self._finished)
 
     def _request_ended(self, undelivered: int | None, refusal: str | None) -> None:
         if undelivered is None:
@@ -301,20 +311,28 @@ class Consumer:
         self._refusals = 0 if refusal is None else self._refusals + 1
         self._room.set()
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        msg, _started = self._in_flight.pop(task, (None, 0.0))
-        if not task.cancelled() and (error := task.exception()) is not None:
+    async def _run(self, msg: Msg) -> None:
+        """A delivery's task: handle and settle it, then free its slot.
+
+        The slot is freed here, as the task ends, rather than by a done
+        callback: that was one more callback through the event loop per message.
+        """
+        try:
+            await self._handle(msg)
+        except Exception as error:
             # Settling itself failed (the connection dropped during an ack, say):
             # the server redelivers the message once its ack wait runs out.
             log.error(
                 "could not settle %s on consumer %s (%s: %s); it is redelivered after its ack wait",
-                msg.subject if msg is not None else "a message",
+                msg.subject,
                 self.durable,
                 type(error).__name__,
                 error,
             )
-        if not self._room.is_set() and self._free() >= self._wanted:
-            self._room.set()
+        finally:
+            self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            if not self._room.is_set() and self._free() >= self._wanted:
+                self._room.set()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -337,10 +355,9 @@ class Consumer:
         delivery = delivery_of(msg)
         attempt = delivery.attempt
         started = time.perf_counter()
-        if self.metrics is not None:
-            self.metrics.consumer_lag(self.durable).set(delivery.pending)
-            if attempt > 1:
-                self.metrics.redelivered(self.durable).inc()
+        self._pending = delivery.pending
+        if attempt > 1 and self.metrics is not None:
+            self.metrics.redelivered(self.durable).inc()
         try:
             decoded = decode(msg.subject, msg.headers, msg.data, self.subjects)
         except ContractError as error:
@@ -352,49 +369,69 @@ class Consumer:
         # Log lines while handling it carry its correlation id and trace context.
         token = handled_message_var.set(envelope)
         try:
-            span = (
-                process_span(
-                    template,
-                    message_id=envelope.id,
-                    consumer_group=self.durable,
-                    parent_headers=trace_headers(envelope),
+            if tracing_active():
+                await self._handle_traced(
+                    handler, decoded.message, msg, delivery, envelope, template
                 )
-                if tracing_active()
-                else contextlib.nullcontext()
-            )
-            with span as current:
-                if handler is None:
-                    # The consumer's filter let through a type this service does
-                    # not handle: a deployment error that retrying cannot fix.
-                    raise PermanentError(f"{self.service} has no handler for {envelope.type}")
-                context = HandlerContext(
-                    envelope=envelope,
-                    subject=msg.subject,
-                    attempt=attempt,
-                    stream_sequence=delivery.stream_sequence,
-                    publisher=self.publisher,
-                    runtime=self.runtime,
-                    headers=msg.headers or {},
-                )
-                try:
-                    await handler(decoded.message, context)
-                except Exception as error:
-                    # Only on failure, only when traced: what happens next, on the span.
-                    if current is not None:
-                        self._note_failure(current, error, attempt)
-                    raise
+            elif handler is None:
+                raise self._unhandled(envelope)
+            else:
+                await handler(decoded.message, self._context(msg, delivery, envelope))
         except asyncio.CancelledError:
             raise
         except Exception as error:
             await self._settle_failure(msg, error, attempt, template, started)
         else:
-            await msg.ack()
+            await self._ack(msg)
             if self.metrics is not None:
                 self.metrics.handler(self.durable, template).record(
                     Outcome.ACK, time.perf_counter() - started
                 )
         finally:
             handled_message_var.reset(token)
+
+    def _context(
+        self, msg: Msg, delivery: Delivery, envelope: MessageContext
+    ) -> HandlerContext[Any]:
+        return HandlerContext(
+            envelope=envelope,
+            subject=msg.subject,
+            attempt=delivery.attempt,
+            stream_sequence=delivery.stream_sequence,
+            publisher=self.publisher,
+            runtime=self.runtime,
+            headers=msg.headers or {},
+        )
+
+    def _unhandled(self, envelope: MessageContext) -> PermanentError:
+        # The consumer's filter let through a type this service does not
+        # handle: a deployment error that retrying cannot fix.
+        return PermanentError(f"{self.service} has no handler for {envelope.type}")
+
+    async def _handle_traced(
+        self,
+        handler: Handler[Any] | None,
+        message: Message,
+        msg: Msg,
+        delivery: Delivery,
+        envelope: MessageContext,
+        template: str,
+    ) -> None:
+        """Run ``handler`` in a CONSUMER span, a child of the message's trace."""
+        with process_span(
+            template,
+            message_id=envelope.id,
+            consumer_group=self.durable,
+            parent_headers=trace_headers(envelope),
+        ) as span:
+            if handler is None:
+                raise self._unhandled(envelope)
+            try:
+                await handler(message, self._context(msg, delivery, envelope))
+            except Exception as error:
+                # Only on failure, only when traced: what happens next, on the span.
+                self._note_failure(span, error, delivery.attempt)
+                raise
 
     def _will_retry(self, verdict: Classification, attempt: int) -> bool:
         """Whether a failed attempt is handed back for another (else it is dead-lettered)."""
