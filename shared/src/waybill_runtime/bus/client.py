@@ -54,6 +54,11 @@ _WHITESPACE = re.compile(r"\s")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
 _STATUS_LINE = "NATS/1.0\r\n"
+# In a received header block: where a status would be (after "NATS/1.0"), and
+# where the headers start when there is none (after "NATS/1.0\r\n").
+_STATUS_AT = len("NATS/1.0")
+_SPACE = ord(" ")
+_HEADERS_AT = len(_STATUS_LINE)
 # Names already checked, mapped to their stripped form ("" = skipped, as
 # nats-py skips blank names). Bounded: dead-letter replays carry arbitrary
 # names, and this is a cache, not a registry.
@@ -328,7 +333,20 @@ class WaybillNatsClient(Client):
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        msg = self._build_message(sid, subject, reply, data, await self._process_headers(headers))
+        # (nats-py passes None for a message without headers.)
+        # A message from the stream has no status in its header block: its
+        # headers are read here, without nats-py's _process_headers coroutine;
+        # a block with a status (a pull request's end, a heartbeat), or one the
+        # parser stumbles on, goes nats-py's whole way, which reports errors.
+        hdr: dict[str, str] | None
+        if headers and len(headers) > _HEADERS_AT and headers[_STATUS_AT] != _SPACE:
+            try:
+                hdr = self._parse_header_lines(headers[_HEADERS_AT:]) or None
+            except Exception:
+                hdr = await self._process_headers(headers)
+        else:
+            hdr = await self._process_headers(headers)
+        msg = self._build_message(sid, subject, reply, data, hdr)
         try:
             on_message(msg)
         except Exception:
