@@ -35,6 +35,12 @@ from waybill_runtime.bus.publish_acks import PublishAcks, read_ack, read_answer
 
 __all__ = ["KvBucket"]
 
+# Header names read once: an enum member's ``.value`` is a Python call per write.
+_EXPECTED_LAST_SUBJECT_SEQUENCE = Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
+_MSG_TTL = Header.MSG_TTL.value
+_ROLLUP = Header.ROLLUP.value
+_KV_OP = KV_OP.encode()
+
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 """JetStream's error codes for a write whose expected last revision is not the key's."""
 
@@ -62,7 +68,7 @@ _GOT = msgspec.json.Decoder(_MessageGot)
 
 def _operation(headers: bytes | None) -> str | None:
     """The ``KV-Operation`` header of a stored entry (DEL, PURGE), if any."""
-    if not headers:
+    if not headers or _KV_OP not in headers:  # most entries: no operation to look for
         return None
     for line in headers.split(b"\r\n")[1:]:
         name, colon, value = line.partition(b":")
@@ -100,9 +106,9 @@ class KvBucket(KeyValue):
         # ``update`` and ``create`` (and the runtime's ``write_expiring``) come here.
         if validate_keys and not _is_key_valid(key):
             raise InvalidKeyError(key)
-        headers = {Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(last or 0)}
+        headers = {_EXPECTED_LAST_SUBJECT_SEQUENCE: str(last or 0)}
         if msg_ttl is not None:
-            headers[Header.MSG_TTL.value] = str(int(msg_ttl))  # as nats-py writes it
+            headers[_MSG_TTL] = str(int(msg_ttl))  # as nats-py writes it
         try:
             return await self._write(key, value, headers)
         except APIError as error:
@@ -121,14 +127,14 @@ class KvBucket(KeyValue):
             raise InvalidKeyError(key)
         headers = {KV_OP: KV_DEL}
         if last and last > 0:
-            headers[Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value] = str(last)
+            headers[_EXPECTED_LAST_SUBJECT_SEQUENCE] = str(last)
         await self._write(key, b"", headers)
         return True
 
     async def purge(self, key: str, msg_ttl: float | None = None) -> bool:
-        headers = {KV_OP: KV_PURGE, Header.ROLLUP.value: MSG_ROLLUP_SUBJECT}
+        headers = {KV_OP: KV_PURGE, _ROLLUP: MSG_ROLLUP_SUBJECT}
         if msg_ttl is not None:
-            headers[Header.MSG_TTL.value] = str(int(msg_ttl))
+            headers[_MSG_TTL] = str(int(msg_ttl))
         await self._write(key, b"", headers)
         return True
 

@@ -83,34 +83,41 @@ class Publisher:
         """The publisher's reply subscription, which the service's KV buckets share."""
         return self._acks
 
-    def _prepare(self, out: Outgoing) -> tuple[str, dict[str, str], bytes, MessageContext]:
-        """Everything to send ``out`` with, once it is known that it may be sent.
+    def _prepare(
+        self,
+        message: Message,
+        cause: MessageContext | None,
+        fact_id: str | None,
+        correlation_id: str | None,
+        lane: Lane | None,
+    ) -> tuple[str, dict[str, str], bytes, MessageContext]:
+        """Everything to send ``message`` with, once it is known that it may be sent.
 
         :class:`NotAllowedToPublish` for a type outside ``may_publish``;
         :class:`~waybill_contracts.MalformedBody` naming the field for a value
         that breaks the contract (checked on the very body that is sent).
         """
-        if self._may_publish is not None and type(out.message) not in self._may_publish:
+        if self._may_publish is not None and type(message) not in self._may_publish:
             raise NotAllowedToPublish(
-                f"{self._service} may not publish {type(out.message).__name__} "
-                f"({out.message.ce_type()}): it is not among the types the service declares"
+                f"{self._service} may not publish {type(message).__name__} "
+                f"({message.ce_type()}): it is not among the types the service declares"
             )
-        cause = out.cause
         context = new_context(
-            out.message,
+            message,
             source=self._source,
             cause=cause,
-            correlation_id=out.correlation_id,
-            message_id=self._message_id(out.fact_id),
-            lane=out.lane,
+            correlation_id=correlation_id,
+            message_id=self._message_id(fact_id),
+            lane=lane,
             # Carried on as is when no tracer provider makes a span of its own
             # (send_span then overwrites them with the new span's context).
             traceparent=cause.traceparent if cause is not None else None,
             tracestate=cause.tracestate if cause is not None else None,
         )
-        encoded = encode(out.message, context, self._subjects)
-        check_body(type(out.message), encoded.body)
-        return encoded.subject, dict(encoded.headers), encoded.body, context
+        encoded = encode(message, context, self._subjects)
+        check_body(type(message), encoded.body)
+        # encode() makes a new dict each time: ours to add trace headers to, no copy.
+        return encoded.subject, encoded.headers, encoded.body, context
 
     def _message_id(self, fact_id: str | None) -> str | None:
         if fact_id is None or self._fact_key is None:
@@ -135,10 +142,10 @@ class Publisher:
         by JetStream without being stored again, which is what makes re-observed
         facts and redelivered handlers safe.
         """
-        out = Outgoing(
-            message=message, cause=cause, fact_id=fact_id, correlation_id=correlation_id, lane=lane
+        # No Outgoing built here: a frozen dataclass costs a call per field.
+        subject, headers, body, context = self._prepare(
+            message, cause, fact_id, correlation_id, lane
         )
-        subject, headers, body, context = self._prepare(out)
         template = self._subjects.subject_template(subject)
         if tracing_active():
             first_of_order = await self._join_order_trace(cause, context, headers)
@@ -182,7 +189,9 @@ class Publisher:
         """
         outbound: list[Outbound] = []
         for out in batch:
-            subject, headers, body, context = self._prepare(out)
+            subject, headers, body, context = self._prepare(
+                out.message, out.cause, out.fact_id, out.correlation_id, out.lane
+            )
             # The span marks each message's making (its context goes out in the
             # headers); the acks of the whole batch are awaited together below.
             with send_span(
