@@ -10,6 +10,7 @@ what the cut removed; a change that adds calls per message fails here.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Awaitable, Callable
 from types import FrameType
@@ -25,8 +26,12 @@ from waybill_runtime.bus.publisher import Publisher
 _OURS = ("waybill_runtime", "waybill_contracts")
 
 
-async def _waybill_calls(operation: Callable[[], Awaitable[Any]]) -> dict[str, int]:
-    """Waybill's Python calls (by function) while ``operation`` runs, each counted once."""
+async def _waybill_calls(
+    operation: Callable[[], Awaitable[Any]], *, coroutines: bool = False
+) -> dict[str, int]:
+    """Waybill's Python calls (by function) while ``operation`` runs, each counted once;
+    ``coroutines``: coroutines only (each a frame and a coroutine object, dearer than a
+    plain call)."""
     calls: dict[str, int] = {}
     # A coroutine resumed after an await is another 'call' of the same frame: counted once.
     frames: set[FrameType] = set()
@@ -36,7 +41,10 @@ async def _waybill_calls(operation: Callable[[], Awaitable[Any]]) -> dict[str, i
         if event != "call" or frame in frames:
             return
         # "<string>": the __init__ dataclasses generate (nats-py's KV entry is one, too).
-        if code.co_filename == "<string>" or any(p in code.co_filename for p in _OURS):
+        ours = code.co_filename == "<string>" or any(p in code.co_filename for p in _OURS)
+        if coroutines and not code.co_flags & inspect.CO_COROUTINE:
+            return
+        if ours:
             frames.add(frame)
             calls[code.co_qualname] = calls.get(code.co_qualname, 0) + 1
 
@@ -86,6 +94,9 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
         published = await _waybill_calls(lambda: publisher.publish(command, cause=cause))
         written = await _waybill_calls(lambda: bucket.update("order.1", b"picked", last=revision))
         read = await _waybill_calls(lambda: bucket.get("order.1"))
+        awaited = await _waybill_calls(
+            lambda: publisher.publish(command, cause=cause), coroutines=True
+        )
     finally:
         await nc.close()
 
@@ -97,3 +108,13 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
     assert sum(written.values()) <= 12, written
     # A KV read (no headers sent): as before, 10.
     assert sum(read.values()) <= 10, read
+    # The reply token and its future are a plain call (before: PublishAcks._send, a
+    # coroutine, for every publish and KV operation).
+    assert set(awaited) == {
+        "Publisher.publish",
+        "PublishAcks.publish",
+        "PublishAcks.request",
+        "WaybillNatsClient._send_publish",
+        "WaybillNatsClient._process_msg",
+    }
+

@@ -126,18 +126,13 @@ class PublishAcks:
     async def _on_reply_async(self, msg: Msg) -> None:
         self._on_reply(msg)
 
-    async def _send(
-        self, subject: str, body: bytes, headers: dict[str, str] | None, prefix: str
-    ) -> tuple[str, asyncio.Future[Msg]]:
+    def _park(self) -> tuple[str, asyncio.Future[Msg]]:
+        """A new reply token, and the future its reply will resolve (a plain call, no
+        coroutine: this runs for every publish and every KV operation)."""
         self._counter += 1
         token = str(self._counter)
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[token] = future
-        try:
-            await self._nc.publish(subject, body, reply=prefix + token, headers=headers)
-        except BaseException:
-            self._waiting.pop(token, None)
-            raise
         return token, future
 
     async def publish(
@@ -155,12 +150,15 @@ class PublishAcks:
         listens (status 503) is returned as it came, for the caller to read.
         """
         prefix = self._prefix or await self._listen()
-        token, future = await self._send(subject, body, headers, prefix)
-        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, future)
+        token, future = self._park()
         try:
-            return await future
+            await self._nc.publish(subject, body, reply=prefix + token, headers=headers)
+            timer = future.get_loop().call_later(timeout_s, _expire, future)
+            try:
+                return await future
+            finally:
+                timer.cancel()
         finally:
-            timer.cancel()
             self._waiting.pop(token, None)
 
     async def publish_many(
@@ -172,9 +170,12 @@ class PublishAcks:
         futures: list[asyncio.Future[Msg]] = []
         try:
             for out in batch:
-                token, future = await self._send(out.subject, out.body, out.headers, prefix)
-                tokens.append(token)
+                token, future = self._park()
+                tokens.append(token)  # forgotten in the finally below, sent or not
                 futures.append(future)
+                await self._nc.publish(
+                    out.subject, out.body, reply=prefix + token, headers=out.headers
+                )
             timer = asyncio.get_running_loop().call_later(timeout_s, _expire_all, futures)
             try:
                 replies = await asyncio.gather(*futures, return_exceptions=True)
