@@ -117,4 +117,3 @@ async def test_a_publish_and_a_kv_write_and_read_cost_few_waybill_calls(
         "WaybillNatsClient._send_publish",
         "WaybillNatsClient._process_msg",
     }
-
