@@ -33,12 +33,13 @@ from tests.services.orchestrator.journey import (
     voided,
     warehouse_cancelled,
 )
-from waybill_contracts import SubjectMap
+from waybill_contracts import Message, SubjectMap
 from waybill_contracts.events import Event
 from waybill_contracts.model import MilestoneCode
+from waybill_orchestrator import outbox
 from waybill_orchestrator.changes import NotYet
 from waybill_orchestrator.stages import FINAL, Stage
-from waybill_orchestrator.state import encode_state
+from waybill_orchestrator.state import PendingMessage, encode_state
 from waybill_orchestrator.workflow import (
     KEY_PREFIX,
     StateKeptChanging,
@@ -416,6 +417,35 @@ async def test_a_sent_outbox_is_cleared_by_the_orders_next_write_not_a_write_of_
     assert counting.writes == len(journey)
     counts = count_by_type(await commands(nc, bus.subjects))
     assert all(count == 1 for count in counts.values()), counts
+
+
+async def test_the_instance_that_decided_a_message_publishes_it_without_decoding_it(
+    nc: NatsClient, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    message_of = outbox.message_of
+
+    def counting_message_of(entry: PendingMessage) -> Message:
+        decoded.append(entry.ce_type)
+        return message_of(entry)
+
+    monkeypatch.setattr(outbox, "message_of", counting_message_of)
+    await apply_all(bus.store(), *happy_path())
+    # The four commands went out as decided; before, each outbox body the instance had
+    # just encoded was decoded again (and its records validated) to be published.
+    sent = count_by_type(await commands(nc, bus.subjects))
+    assert sum(sent.values()) == 4, sent
+    assert decoded == []
+    # An outbox read from the bucket (the sweep, another instance) is decoded.
+    store = bus.store(outbox_grace_s=0)
+    await store.apply("WH/OUT/SWEPT", observe(released("WH/OUT/SWEPT")))
+    state, revision = await store.read("WH/OUT/SWEPT")
+    assert state is not None and revision is not None
+    await bus.store().send_pending(key_for("WH/OUT/SWEPT"), state, revision)
+    assert len(decoded) == 1
+    assert count_by_type(await commands(nc, bus.subjects), "WH/OUT/SWEPT") == {
+        "ReleaseToWarehouse": 1
+    }
 
 
 async def test_an_outbox_left_past_its_grace_is_published_again_and_cleared_by_the_sweep(

@@ -38,8 +38,23 @@ S = TypeVar("S", bound=Outboxed)
 
 def message_id_for(state: Outboxed, message: Message) -> str:
     """The id of ``message`` sent by transition ``state.seq`` of the order (or return)."""
-    return fact_id(
-        SOURCE, state.workflow_ref, state.seq, ce_type_for(type(message)), message.business_key()
+    return _message_id(state, message, ce_type_for(type(message)))
+
+
+def _message_id(state: Outboxed, message: Message, ce_type: str) -> str:
+    return fact_id(SOURCE, state.workflow_ref, state.seq, ce_type, message.business_key())
+
+
+def _entry(
+    state: Outboxed, message: Message, cause: MessageContext | None, correlation: str
+) -> PendingMessage:
+    ce_type = ce_type_for(type(message))
+    return PendingMessage(
+        message_id=_message_id(state, message, ce_type),
+        ce_type=ce_type,
+        body=msgspec.Raw(_ENCODER.encode(message)),
+        cause=cause,
+        correlation_id=correlation,
     )
 
 
@@ -48,28 +63,31 @@ def pending(
 ) -> tuple[PendingMessage, ...]:
     """``messages`` made ready to keep in ``state`` (which holds the transition's ``seq``)."""
     correlation = cause.correlation_id if cause is not None else state.workflow_ref
-    return tuple(
-        PendingMessage(
-            message_id=message_id_for(state, message),
-            ce_type=ce_type_for(type(message)),
-            body=msgspec.Raw(_ENCODER.encode(message)),
-            cause=cause,
-            correlation_id=correlation,
-        )
-        for message in messages
-    )
+    return tuple(_entry(state, message, cause, correlation) for message in messages)
 
 
 def with_pending(state: S, messages: Iterable[Message], cause: MessageContext | None) -> S:
     """``state`` with ``messages`` added to its outbox."""
-    added = pending(state, messages, cause)
+    return with_entries(state, pending(state, messages, cause))
+
+
+def with_entries(state: S, added: tuple[PendingMessage, ...]) -> S:
+    """``state`` with the entries ``added`` (made by :func:`pending`) added to its outbox."""
     if not added:
         return state
     return msgspec.structs.replace(state, outbox=(*state.outbox, *added))  # type: ignore[type-var]
 
 
+def decided_messages(
+    added: tuple[PendingMessage, ...], messages: tuple[Message, ...]
+) -> dict[str, Message]:
+    """The typed messages ``added`` was made of, by entry id: what the instance that decided
+    them publishes, with no decode of the bodies it has just encoded."""
+    return {entry.message_id: message for entry, message in zip(added, messages, strict=True)}
+
+
 def message_of(entry: PendingMessage) -> Message:
-    """The typed message an outbox entry holds."""
+    """The typed message an outbox entry holds (one read from the bucket: its body decoded)."""
     message_type = _type_of(entry.ce_type)
     return msgspec.json.decode(bytes(entry.body), type=message_type)
 

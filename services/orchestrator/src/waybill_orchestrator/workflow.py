@@ -42,13 +42,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from waybill_contracts import Message
 from waybill_orchestrator import outbox
 from waybill_orchestrator.changes import Decision, Happening, NotYet, Observed, Policy, Requested
 from waybill_orchestrator.open_orders import STATE_PREFIX, OpenOrders
@@ -213,8 +214,10 @@ class WorkflowStore:
                 decision = self._decide(state, happening)
             else:
                 state, revision, decision = decided
+            typed: dict[str, Message] = {}
             if decision.changed and decision.state is not None:
-                stored = outbox.with_pending(decision.state, decision.messages, cause)
+                added = outbox.pending(decision.state, decision.messages, cause)
+                stored = outbox.with_entries(decision.state, added)
                 try:
                     revision = await self._write(key, stored, revision)
                 except KeyWrongLastSequenceError:
@@ -224,8 +227,11 @@ class WorkflowStore:
                         await asyncio.sleep(random.uniform(0, 0.005 * attempt))
                     continue
                 state = stored
+                typed = outbox.decided_messages(added, decision.messages)
             if state is not None and state.outbox and revision is not None:
-                await self.send_pending(key, state, revision, clear=self.finished(state))
+                await self.send_pending(
+                    key, state, revision, clear=self.finished(state), decided=typed
+                )
             return decision
         raise StateKeptChanging(
             f"order {order_ref} changed under every one of {self._write_attempts} attempts"
@@ -295,20 +301,29 @@ class WorkflowStore:
         )
 
     async def send_pending(
-        self, key: str, state: OrderState, revision: int, *, clear: bool = True
+        self,
+        key: str,
+        state: OrderState,
+        revision: int,
+        *,
+        clear: bool = True,
+        decided: Mapping[str, Message] | None = None,
     ) -> None:
         """Publish the state's outbox, then (``clear``) take what was sent out of it.
 
         Entries this instance published already are not published again. Without
         ``clear`` the stored state keeps them until the order's next write, which
         is decided on the state remembered here, where they are taken out.
+        ``decided``: the typed messages of the entries this instance has just decided
+        (by entry id), published as they are; any other entry's body is decoded.
         """
         published = self._published.get(key) or frozenset()
         sent: set[str] = set()
         for entry in state.outbox:
             if entry.message_id not in published:
+                message = decided.get(entry.message_id) if decided else None
                 await self._publisher.publish(
-                    outbox.message_of(entry),
+                    message if message is not None else outbox.message_of(entry),
                     cause=entry.cause,
                     fact_id=entry.message_id,
                     correlation_id=entry.correlation_id,
