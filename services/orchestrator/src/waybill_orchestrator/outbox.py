@@ -66,11 +66,6 @@ def pending(
     return tuple(_entry(state, message, cause, correlation) for message in messages)
 
 
-def with_pending(state: S, messages: Iterable[Message], cause: MessageContext | None) -> S:
-    """``state`` with ``messages`` added to its outbox."""
-    return with_entries(state, pending(state, messages, cause))
-
-
 def with_entries(state: S, added: tuple[PendingMessage, ...]) -> S:
     """``state`` with the entries ``added`` (made by :func:`pending`) added to its outbox."""
     if not added:
