@@ -189,7 +189,7 @@ async def test_purchase_still_in_doubt_at_the_last_attempt_is_a_retryable_failur
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
 
 
-async def test_a_booking_costs_one_ledger_read_and_two_writes(
+async def test_a_first_booking_costs_no_ledger_read_and_two_writes(
     nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
 ) -> None:
     rig, _ = setup
@@ -199,17 +199,21 @@ async def test_a_booking_costs_one_ledger_read_and_two_writes(
     purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
     outcome = await rig.booker(purchases).book(booking("shp-5"), attempt=1)
     assert isinstance(outcome, Booked)
-    # The ledger read, its "started" entry, and the label recorded in it. Before: an
-    # effect-once record's intent and result besides the entry (3 writes).
-    assert (counting.reads, counting.writes) == (1, 2)
+    # Its "started" entry, created only if there is no ledger (so nothing is read),
+    # and the label recorded in it. Before: the ledger read first (1 read), and
+    # before 2026-12-07 an effect-once record's intent and result too (3 writes).
+    assert (counting.reads, counting.writes) == (0, 2)
     [entry] = await rig.ledger.attempts("shp-5")
     assert entry.purchase == outcome.purchase
     assert entry.state == "started"  # what a router before 2026-12-07 looks up, never skips
 
 
+@pytest.mark.parametrize("attempt", [1, 2])
 async def test_a_label_an_older_router_recorded_is_the_booking(
-    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]], attempt: int
 ) -> None:
+    """Also on a first delivery (a new command for the shipment), which reads no ledger
+    before its purchase: creating the purchase's intent finds the older one's entry."""
     rig, purchases = setup
     # As routers before 2026-12-07 left it: the entry, and the label in an effect-once
     # record (the entry marked settled, as they did before 7f59a77).
@@ -223,7 +227,7 @@ async def test_a_label_an_older_router_recorded_is_the_booking(
     await rig.ledger.settled("shp-9", "carrier-a")
     rig.now[0] = STARTED_AT + 3600
     kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
-    outcome = await rig.booker(OnceOnly(kv, LabelPurchase)).book(booking("shp-9"), attempt=2)
+    outcome = await rig.booker(OnceOnly(kv, LabelPurchase)).book(booking("shp-9"), attempt=attempt)
     assert isinstance(outcome, Booked)
     assert outcome.purchase.tracking_number == sold.tracking_number
     assert (rig.cheap.bought, rig.dear.bought) == (0, 1)  # nothing bought again
@@ -263,6 +267,35 @@ async def test_a_bought_label_whose_record_is_gone_is_found_at_its_carrier_not_b
     assert isinstance(again, Booked)
     assert again.purchase.tracking_number == first.purchase.tracking_number
     assert (rig.cheap.bought, rig.dear.bought) == (1, 0)  # looked up, not bought anywhere
+
+
+async def test_a_redelivery_reads_the_ledger_first(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, _ = setup
+    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
+    counting = CountingKV(kv)
+    rig.ledger = BookingLedger(counting, clock=lambda: rig.now[0])  # type: ignore[arg-type]
+    purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
+    outcome = await rig.booker(purchases).book(booking("shp-11"), attempt=2)
+    assert isinstance(outcome, Booked)
+    assert (counting.reads, counting.writes) == (1, 2)
+
+
+async def test_a_new_command_no_carrier_may_carry_still_finds_the_label_bought_before(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    """A first delivery that buys nothing reads the ledger before saying so: a label an
+    earlier command of the shipment bought is the booking, whatever the rules say now."""
+    rig, purchases = setup
+    first = await rig.booker(purchases).book(booking("shp-12"), attempt=1)
+    assert isinstance(first, Booked)
+    rig.now[0] = STARTED_AT + 3600
+    again = await rig.booker(purchases).book(
+        booking("shp-12", excluded=("carrier-a", "carrier-b")), attempt=1
+    )
+    assert again == first
+    assert (rig.cheap.bought, rig.dear.bought) == (1, 0)
 
 
 @pytest.mark.parametrize("elsewhere", ["carrier-a", "carrier-b"])

@@ -21,6 +21,7 @@ One attempt (one delivery of ``BookShipment``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,12 @@ from waybill_carrier_router.carriers.model import (
     ShipmentSpec,
 )
 from waybill_carrier_router.fleet import CarrierFleet
-from waybill_carrier_router.ledger import BookingLedger, LedgerState, StartedElsewhere
+from waybill_carrier_router.ledger import (
+    BookingLedger,
+    LedgerFound,
+    LedgerState,
+    StartedElsewhere,
+)
 from waybill_carrier_router.rules import RoutingRules
 from waybill_carrier_router.selection import ShipmentFacts, fitting_offer, rank, screen
 from waybill_contracts import fact_id
@@ -95,6 +101,9 @@ class _Attempt:
 
     ledger: LedgerState | None = None
     bought: Bought | None = None
+    unread: bool = False
+    """The ledger was not read: taken to be empty until the purchase's intent is created
+    (which fails if there is one) or, without a purchase, until it is read after all."""
 
 
 class _NotBought(Exception):
@@ -202,11 +211,29 @@ class ShipmentBooker:
     async def _book(
         self, command: BookShipment, attempt: int, bought: Bought | None
     ) -> Booked | NotBooked:
+        if attempt == 1:
+            # A command's first delivery almost never finds a ledger: the orchestrator
+            # books each attempt of an order under a shipment id of its own, and a
+            # redelivery counts as attempt 2. So it is taken to be empty, unread: the
+            # purchase's intent is created only if there is no ledger (one write, no
+            # read), and an attempt that buys nothing reads it before saying so. Either
+            # finding one means an earlier command of this shipment left it: the
+            # booking starts over, deciding on it first as a redelivery does (its
+            # quotes asked again).
+            with contextlib.suppress(LedgerFound):
+                return await self._book_with(command, attempt, _Attempt(bought=bought, unread=True))
+        return await self._book_with(command, attempt, _Attempt(bought=bought))
+
+    async def _book_with(
+        self, command: BookShipment, attempt: int, attempt_here: _Attempt
+    ) -> Booked | NotBooked:
         spec = self.spec_for(command)
-        attempt_here = _Attempt(bought=bought)
-        earlier = await self._earlier_purchase(command.shipment_id, spec.reference, attempt_here)
-        if earlier is not None:
-            return Booked(earlier)
+        if not attempt_here.unread:
+            earlier = await self._earlier_purchase(
+                command.shipment_id, spec.reference, attempt_here
+            )
+            if earlier is not None:
+                return Booked(earlier)
         facts = ShipmentFacts.of(command, self._rules)
         screening = screen(
             self._rules,
@@ -215,6 +242,7 @@ class ShipmentBooker:
             circuit_open=self._fleet.circuit_open,
         )
         if screening.nobody_allowed:
+            await self._no_ledger_unread(command.shipment_id, attempt_here)
             return NotBooked((), f"no carrier may carry it: {screening.explain()}", False)
         failures = CarrierFailures()
         for carrier in screening.circuit_open:
@@ -228,6 +256,7 @@ class ShipmentBooker:
             purchase = await self._buy(command.shipment_id, offer, spec, failures, attempt_here)
             if purchase is not None:
                 return Booked(purchase)
+        await self._no_ledger_unread(command.shipment_id, attempt_here)
         if not failures.worth_retrying:
             return NotBooked(tuple(failures.tried), failures.summary(), retryable=False)
         if attempt < self._max_attempts:
@@ -238,6 +267,15 @@ class ShipmentBooker:
         return NotBooked(tuple(failures.tried), failures.summary(), retryable=True)
 
     # -- step 1: what earlier attempts did ------------------------------------------------
+
+    async def _no_ledger_unread(self, shipment_id: str, attempt: _Attempt) -> None:
+        """Before an attempt that bought nothing says so: if it never read the ledger,
+        read it now, and raise :class:`LedgerFound` if an earlier attempt left one (it
+        may hold a label bought then)."""
+        if attempt.unread:
+            attempt.unread = False
+            if (await self._ledger.read(shipment_id)).found[0] is not None:
+                raise LedgerFound(shipment_id)
 
     async def _earlier_purchase(
         self, shipment_id: str, reference: str, attempt: _Attempt
@@ -313,7 +351,10 @@ class ShipmentBooker:
         attempt: _Attempt,
     ) -> LabelPurchase | None:
         try:
-            attempt.ledger = await self._ledger.started(shipment_id, offer, known=attempt.ledger)
+            attempt.ledger = await self._ledger.started(
+                shipment_id, offer, known=attempt.ledger, unread=attempt.unread
+            )
+            attempt.unread = False  # created, so there was none; or written on a read
         except StartedElsewhere as elsewhere:
             # A duplicate delivery elsewhere started there after this attempt read the
             # ledger: the next delivery settles that purchase before buying anywhere.

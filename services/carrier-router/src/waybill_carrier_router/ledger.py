@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from waybill_carrier_router.carriers.model import LabelPurchase, RateOffer
 from waybill_carrier_router.kv_records import KvRecords
 from waybill_runtime.outcomes import RetryLater
 
-__all__ = ["BookingLedger", "CarrierAttempt", "LedgerState", "StartedElsewhere"]
+__all__ = ["BookingLedger", "CarrierAttempt", "LedgerFound", "LedgerState", "StartedElsewhere"]
 
 
 class StartedElsewhere(RetryLater):
@@ -50,6 +51,11 @@ class StartedElsewhere(RetryLater):
     def __init__(self, carrier: str) -> None:
         super().__init__(f"another attempt started a purchase at {carrier} meanwhile")
         self.carrier = carrier
+
+
+class LedgerFound(Exception):
+    """A first purchase (:meth:`BookingLedger.started` with ``unread``) found a ledger
+    there after all: read it and decide on what earlier attempts did."""
 
 
 class CarrierAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,14 +111,31 @@ class BookingLedger:
         return (await self.read(shipment_id)).attempts
 
     async def started(
-        self, shipment_id: str, offer: RateOffer, *, known: LedgerState | None = None
+        self,
+        shipment_id: str,
+        offer: RateOffer,
+        *,
+        known: LedgerState | None = None,
+        unread: bool = False,
     ) -> LedgerState:
         """Note that a purchase of ``offer`` is about to be made (before the call).
 
         ``known``: the ledger as the caller last read or wrote it (None: read it).
         Raises :class:`StartedElsewhere` when another carrier's purchase is unsettled.
+        ``unread``: the caller has not read the ledger and takes it to be empty; the
+        entry is created only if there is no ledger yet (one write, no read), else
+        :class:`LedgerFound` is raised and nothing is written.
         """
         entry = CarrierAttempt(carrier=offer.carrier, offer=offer, started_at=self._clock())
+        if unread:
+            first = _Record(attempts=(entry,))
+            try:
+                revision = await self._records.put(
+                    self._records.key(shipment_id), first, revision=None
+                )
+            except KeyWrongLastSequenceError:
+                raise LedgerFound(shipment_id) from None
+            return LedgerState((first, revision))
 
         def add(record: _Record | None) -> _Record:
             kept = record.attempts if record else ()
