@@ -6,7 +6,8 @@ One attempt (one delivery of ``BookShipment``):
    ledger) is asked, by Waybill's reference, whether it sold a label. A label
    found is the booking. A purchase that cannot be checked, or that another
    worker may still be making, stops the attempt ("retry later"): buying
-   elsewhere then could buy twice.
+   elsewhere then could buy twice. A command's first delivery skips this
+   unless a ledger turns up (see :meth:`ShipmentBooker._book`).
 2. Screen the carriers by the rules and their health, ask the healthy ones for
    quotes (at the same time), keep each one's cheapest fitting offer, and rank.
 3. Buy from the first offer; the intent is the ledger's entry, written before
