@@ -9,7 +9,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from prometheus_client import Counter
 
 from tests.services.carrier_router.harness import (
     QUICK_WALK,
@@ -261,3 +263,34 @@ async def test_a_booking_tells_the_tracking_book_of_its_label_as_soon_as_it_is_b
         milestones = await delivered(rig, "shp-told")
     assert told == [(carrier, booked.shipment.tracking_number)]
     assert [m.milestone.code for m in milestones] == WALK
+
+
+async def test_webhooks_look_up_each_outcome_counter_once_and_answer_without_stdlib_json(
+    nc: NatsClient, nats_url: str, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook's own Python, counted: the labelled child of the webhook counter is
+    looked up once per carrier and outcome, and the answer is encoded by msgspec."""
+    async with carriers_and_router(nc, nats_url, nats_prefix) as rig:
+        body = await a_sent_webhook(rig, "carrier-b")
+        lookups: list[tuple[str, ...]] = []
+        answers: list[object] = []
+        labels, json_response = Counter.labels, web.json_response
+
+        def counted_labels(self: Counter, *values: str) -> Counter:
+            lookups.append(values)
+            return labels(self, *values)
+
+        def counted_json_response(*args: Any, **kwargs: Any) -> web.Response:
+            answers.append(args)
+            return json_response(*args, **kwargs)
+
+        monkeypatch.setattr(Counter, "labels", counted_labels)
+        monkeypatch.setattr(web, "json_response", counted_json_response)
+        for _ in range(3):  # the carrier sending its first webhook again: taken, moves nothing
+            status, headers, answer = await rig.post_webhook("carrier-b", body)
+            assert status == 200 and answer["status"] == "accepted"
+            assert headers["Content-Type"].startswith("application/json")
+        # At most the one lookup of ("carrier-b", "accepted"), none if the sandbox's own
+        # webhook made it first (before: 3 lookups and 3 answers by the stdlib's json).
+        assert lookups.count(("carrier-b", "accepted")) <= 1
+        assert answers == []
