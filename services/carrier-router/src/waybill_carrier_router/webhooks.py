@@ -18,9 +18,7 @@ right now (NATS unreachable): nothing is acknowledged that was not recorded.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import msgspec
 from aiohttp import web
 from prometheus_client import Counter
 
@@ -28,7 +26,7 @@ from waybill_carrier_router.announcements import milestone_announcer
 from waybill_carrier_router.carriers import BadTrackingPayload, TrackingWebhooks
 from waybill_carrier_router.router import CarrierRouter
 from waybill_runtime.bus.publisher import Publisher
-from waybill_runtime.http import ProblemError, read_json_body
+from waybill_runtime.http import ProblemError, json_answer, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError
 
@@ -38,13 +36,6 @@ log = logging.getLogger("waybill.carrier_router.webhooks")
 
 RETRY_AFTER_S = 5
 """Retry-After when an update cannot be taken now (unknown tracking number, NATS down)."""
-
-_encode = msgspec.json.Encoder().encode
-
-
-def _answer(document: dict[str, Any]) -> web.Response:
-    """A JSON answer encoded by msgspec (the standard library's ``json`` took twice as long)."""
-    return web.Response(body=_encode(document), content_type="application/json")
 
 
 class _Outcomes:
@@ -107,12 +98,12 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
             try:
                 if identity is not None and await router.replays.taken_before(carrier, identity):
                     outcomes.count("duplicate")
-                    return _answer({"status": "duplicate", "id": identity.id})
+                    return json_answer({"status": "duplicate", "id": identity.id})
                 if report is None:
                     outcomes.count("ignored")
                     if identity is not None:
                         await router.replays.remember(carrier, identity)
-                    return _answer({"status": "ignored"})
+                    return json_answer({"status": "ignored"})
                 outcome = await router.tracking.record(carrier, report, announce)
                 if outcome.known and identity is not None:
                     await router.replays.remember(carrier, identity)
@@ -135,7 +126,7 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
             outcomes.count("accepted")
-            return _answer(
+            return json_answer(
                 {
                     "status": "accepted",
                     "tracking_number": report.tracking_number,

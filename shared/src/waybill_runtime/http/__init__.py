@@ -10,6 +10,7 @@ from waybill_runtime.http.app import (
     ProbeCheck,
     ReadinessCheck,
     create_http_app,
+    json_answer,
 )
 from waybill_runtime.http.auth import PRINCIPAL, ApiAccess, api_access, principal_of
 from waybill_runtime.http.openapi import OPENAPI_PATH, openapi_document
@@ -43,6 +44,7 @@ __all__ = [
     "api_access",
     "create_http_app",
     "decode_json",
+    "json_answer",
     "loggable_path",
     "openapi_document",
     "principal_of",

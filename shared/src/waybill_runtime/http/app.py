@@ -86,7 +86,9 @@ _READINESS_TIMEOUT_KEY = web.AppKey("waybill_readiness_timeout_s", float)
 _OPENAPI_KEY = web.AppKey("waybill_openapi", bytes)
 
 
-def _json(payload: Any, status: int = 200) -> web.Response:
+def json_answer(payload: Any, status: int = 200) -> web.Response:
+    """A JSON answer encoded by msgspec (aiohttp's ``json_response`` goes through the
+    standard library's ``json``, about twice the CPU)."""
     return web.Response(
         body=msgspec.json.encode(payload), status=status, content_type="application/json"
     )
@@ -94,7 +96,7 @@ def _json(payload: Any, status: int = 200) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     # Answering at all proves the event loop runs; that is what liveness means.
-    return _json({"status": "ok", "service": request.app[SERVICE_KEY]})
+    return json_answer({"status": "ok", "service": request.app[SERVICE_KEY]})
 
 
 async def _run_check(check: ReadinessCheck, timeout_s: float) -> dict[str, Any]:
@@ -119,7 +121,7 @@ async def _readyz(request: web.Request) -> web.Response:
         *(_run_check(check, timeout_s) for check in request.app[READINESS_KEY])
     )
     ready = all(result["ok"] for result in results)
-    return _json(
+    return json_answer(
         {
             "status": "ready" if ready else "not ready",
             "service": request.app[SERVICE_KEY],
