@@ -21,7 +21,9 @@ from tests.services.odoo_gateway.stage import (
 from waybill_contracts import Lane, SubjectMap, fact_id
 from waybill_contracts.events import OrderCancelled, OrderReleased
 from waybill_contracts.model import DeliveryMethod
+from waybill_odoo_gateway.deliveries import DeliveryReader
 from waybill_odoo_gateway.delivery_poll import WATERMARK_KEY
+from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_runtime.security.fact_ids import keyed_fact_id
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
@@ -229,10 +231,11 @@ async def test_premature_webhook_is_checked_again_until_the_delivery_is_ready(
         picking_id = stage.sandbox.picking(order.pickings[0]).id
         # As Odoo 17 does: the webhook leaves before the transaction making it ready commits.
         registry.write("stock.picking", [picking_id], {"state": "confirmed"}, uid=2)
-        reads = stage.sandbox.calls().get("stock.picking.search_read", 0)
+        # From 17 the picking is read with its order, in one web_search_read.
+        reads = stage.sandbox.calls().get("stock.picking.web_search_read", 0)
         assert await stage.post_webhook("stock.picking", picking_id) == 202
         await eventually(
-            lambda: _calls(stage, "stock.picking.search_read"),
+            lambda: _calls(stage, "stock.picking.web_search_read"),
             until=lambda n: n > reads,
             what="the gateway's first read",
         )
@@ -381,7 +384,7 @@ _READS = {"read", "search_read", "web_read", "web_search_read"}
     [(16, "jsonrpc"), (17, "jsonrpc"), (18, "jsonrpc"), (19, "json2")],
     ids=["odoo16", "odoo17", "odoo18", "odoo19-json2"],
 )
-async def test_a_release_reads_the_order_in_one_call_from_odoo_17(
+async def test_a_release_reads_the_picking_and_its_order_in_one_call_from_odoo_17(
     version: int, protocol: str, nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
     async with odoo_stage(version=version, protocol=protocol) as stage:
@@ -414,5 +417,24 @@ async def test_a_release_reads_the_order_in_one_call_from_odoo_17(
             ("product.product", "read"): 1,
             ("res.country", "read"): 1,
         }
-    else:  # the picking, then everything else in one web_read (6 calls before)
-        assert calls == {("stock.picking", "search_read"): 1, ("stock.picking", "web_read"): 1}
+    else:  # the picking with everything its order needs in one call (2 before, 6 before that)
+        assert calls == {("stock.picking", "web_search_read"): 1}
+
+
+async def test_a_picking_read_with_its_order_is_the_picking_and_the_order_read_apart(
+    any_odoo: OdooStage, odoo: OdooClient
+) -> None:
+    order = any_odoo.new_order()
+    picking_id = any_odoo.sandbox.picking(order.pickings[0]).id
+    reader = DeliveryReader(odoo)
+    apart = await reader.picking(picking_id)
+    any_odoo.meter.calls.clear()
+    together = await reader.picking_to_decide(picking_id)
+    assert together is not None and apart is not None
+    released_together = await reader.order(together)
+    calls = sum(any_odoo.meter.calls.values())
+    assert together.row == apart.row  # what decides on it, as search_read gives it
+    assert released_together == await reader.order(apart)
+    # From 17 the order needs no call of its own (two calls before: the picking, the order).
+    assert calls == (6 if any_odoo.version == 16 else 1)
+    assert await reader.picking_to_decide(10**6) is None

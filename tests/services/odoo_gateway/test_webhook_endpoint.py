@@ -38,7 +38,7 @@ async def test_wrong_token_is_answered_404_problem_and_changes_nothing(
             "/webhooks/odoo/not-the-token-0123456789",
             json={"_model": "stock.picking", "_id": picking_id},
         )
-        reads = stage.sandbox.calls().get("stock.picking.search_read", 0)
+        reads = stage.sandbox.calls().get("stock.picking.web_search_read", 0)
         refused = await stage.metric("waybill_odoo_webhooks_total", outcome="refused")
     assert (status, content_type) == (404, "application/problem+json")
     assert body["status"] == 404
@@ -109,7 +109,7 @@ async def test_webhooks_beyond_the_backlog_are_answered_503_and_left_to_the_poll
 ) -> None:
     stage = stage17
     # Odoo answers slowly, so accepted webhooks stay in progress.
-    stage.sandbox.faults.set("stock.picking.search_read", latency_s=1.0)
+    stage.sandbox.faults.set("stock.picking.web_search_read", latency_s=1.0)
     async with stage.gateway(nats_url, nats_prefix, odoo_webhook_backlog=2):
         statuses = [await stage.post_webhook("stock.picking", n) for n in (1, 2, 3)]
         overloaded = await stage.metric("waybill_odoo_webhooks_total", outcome="overloaded")
@@ -127,7 +127,7 @@ async def test_webhook_is_answered_before_a_slow_odoo_is_read(
         order = stage.new_order()
         picking_id = stage.sandbox.picking(order.pickings[0]).id
         # Slower than Odoo's 1 s webhook timeout: answering after the re-read would time out.
-        stage.sandbox.faults.set("stock.picking.search_read", latency_s=1.5, times=1)
+        stage.sandbox.faults.set("stock.picking.web_search_read", latency_s=1.5, times=1)
         status = await stage.post_webhook("stock.picking", picking_id)
         released_at_answer = await published(nc, nats_prefix, OrderReleased)
         released = await eventually(

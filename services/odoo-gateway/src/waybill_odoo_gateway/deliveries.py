@@ -89,6 +89,19 @@ _ORDER_SPEC: dict[str, Any] = {
 """What a release reads in one ``web_read`` of the picking (17+): what the five reads of
 16 ask, related records in place."""
 
+_DECIDING_SPEC: dict[str, Any] = {
+    **{name: {} for name in PICKING_FIELDS},
+    **_ORDER_SPEC,
+    "carrier_id": _NAMED,
+    # The many2ones a release reads in place also name themselves, so the picking's own
+    # row has them as ``search_read`` gives them: ``[id, name]``.
+    "partner_id": {"fields": {"display_name": {}, **_PARTNER_SPEC}},
+    "sale_id": {"fields": {"display_name": {}, **_ORDER_SPEC["sale_id"]["fields"]}},
+}
+"""What a picking is read with when a webhook announced it (17+): :data:`PICKING_FIELDS`
+to decide on it and, in the same ``web_search_read``, everything its order is built from
+(:data:`_ORDER_SPEC`)."""
+
 
 class UnshippableOrder(PermanentError):
     """The picking lacks what an order to ship needs (address, lines); a person must fix it."""
@@ -103,6 +116,9 @@ class Picking:
     state: str
     outgoing: bool
     row: dict[str, Any]
+    order_row: dict[str, Any] | None = None
+    """17+: the picking as a release's ``web_read`` gives it (:data:`_ORDER_SPEC`), when it
+    was read so at once (None: :meth:`DeliveryReader.order` reads it)."""
 
     @property
     def sale_order_id(self) -> int | None:
@@ -126,14 +142,16 @@ class Picking:
         return [m for m in moves if isinstance(m, int)] if isinstance(moves, list) else []
 
     @staticmethod
-    def from_row(row: dict[str, Any]) -> Picking:
-        """A picking from a ``read`` / ``search_read`` row."""
+    def from_row(row: dict[str, Any], order_row: dict[str, Any] | None = None) -> Picking:
+        """A picking from a ``read`` / ``search_read`` row (and its order's ``web_read``
+        row, when read with it)."""
         return Picking(
             id=int(row["id"]),
             name=text(row.get("name")) or f"picking {row['id']}",
             state=str(row.get("state") or ""),
             outgoing=row.get("picking_type_code") == "outgoing",
             row=row,
+            order_row=order_row,
         )
 
 
@@ -176,6 +194,35 @@ class DeliveryReader:
             timeout_s=timeout_s,
         )
         return Picking.from_row(rows[0]) if rows else None
+
+    async def picking_to_decide(
+        self, picking_id: int, *, timeout_s: float | None = None
+    ) -> Picking | None:
+        """The picking as :meth:`picking` reads it; from 17 with what its order is built from
+        in the same call (one ``web_search_read``; a release made two calls before). None
+        when there is no such picking.
+
+        Most pickings announced are released at once; the few that are not (a repeat,
+        not ready yet, a return) cost a larger answer instead of a second call."""
+        odoo = self._odoo
+        await odoo.connect()  # the version decides the call
+        if not odoo.dialect.has_web_read:
+            return await self.picking(picking_id, timeout_s=timeout_s)
+        answer = await odoo.call(
+            "stock.picking",
+            "web_search_read",
+            domain=[("id", "=", picking_id)],
+            specification=_DECIDING_SPEC,
+            timeout_s=timeout_s,
+        )
+        records = answer.get("records") if isinstance(answer, dict) else None
+        if not records:
+            return None
+        order_row = records[0]
+        # The picking's own row as search_read has it: many2ones as [id, name], move ids.
+        moves = order_row.get("move_ids") or []
+        row = {**_flattened(order_row), "move_ids": [move["id"] for move in moves]}
+        return Picking.from_row(row, order_row)
 
     async def picking_with_moves(
         self, picking_id: int, fields: list[str], move_fields: list[str]
@@ -229,10 +276,13 @@ class DeliveryReader:
 
     async def _rows_at_once(self, picking: Picking) -> _OrderRows:
         # 17+: the picking's address, sale order, customer, moves and products in one
-        # web_read (five reads one after the other before; 16 has no web_read).
-        [row] = await self._odoo.call(
-            "stock.picking", "web_read", [picking.id], specification=_ORDER_SPEC
-        ) or [{}]
+        # web_read (five reads one after the other before; 16 has no web_read), unless
+        # the picking was read with them (picking_to_decide).
+        row: Any = picking.order_row  # web_read's rows are JSON as Odoo sends it
+        if row is None:
+            [row] = await self._odoo.call(
+                "stock.picking", "web_read", [picking.id], specification=_ORDER_SPEC
+            ) or [{}]
         ship_to = row.get("partner_id")
         sale = row.get("sale_id") if isinstance(row.get("sale_id"), dict) else {}
         customer = sale.get("partner_id")

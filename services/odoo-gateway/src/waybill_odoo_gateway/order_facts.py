@@ -92,7 +92,7 @@ class OrderFacts:
     async def on_picking(self, picking_id: int) -> Seen:
         """Re-read a picking from Odoo and publish what its state means."""
         async with self._pickings.hold(picking_id):
-            picking = await self._reader.picking(picking_id)
+            picking = await self._reader.picking_to_decide(picking_id)
             if picking is None:
                 return Seen.GONE
             return await self._decide(picking)
