@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -75,6 +78,47 @@ async def test_calls_parse_no_url(stage: OdooStage, monkeypatch: pytest.MonkeyPa
     # The client keeps each path's URL; given a string, aiohttp parsed it on every
     # call (five before), about a tenth of a call's CPU here.
     assert parsed == []
+
+
+def _entered(frames: Counter[str]) -> Callable[[FrameType, str, Any], None]:
+    """A profile hook counting the client's logins awaited and the ``contextlib`` context
+    managers entered (the client's and the runtime's bounds are made with it)."""
+
+    def hook(frame: FrameType, event: str, _arg: Any) -> None:
+        code = frame.f_code
+        if event != "call":
+            return
+        if code.co_name == "connect" and "waybill_odoo_gateway" in code.co_filename:
+            frames["connect"] += 1
+        elif code.co_name == "__aenter__" and code.co_filename.endswith("contextlib.py"):
+            frames["context managers"] += 1  # asynccontextmanager's and AsyncExitStack's
+
+    return hook
+
+
+@pytest.mark.parametrize("protocol", ["auto", "jsonrpc"])
+async def test_a_call_awaits_no_login_and_holds_no_lock_it_does_not_need(
+    stage17: OdooStage, protocol: str
+) -> None:
+    picking = stage17.sandbox.picking(stage17.new_order().pickings[0])
+    async with client(stage17, odoo_protocol=protocol) as odoo:
+        await odoo.connect()
+        counted: dict[str, Counter[str]] = {"read": Counter(), "write": Counter()}
+        arguments: dict[str, dict[str, Any]] = {"read": {"fields": ["name"]}, "write": {"vals": {}}}
+        for method, named in arguments.items():
+            sys.setprofile(_entered(counted[method]))
+            try:
+                await odoo.call("stock.picking", method, [picking.id], **named)
+            finally:
+                sys.setprofile(None)
+    # Logged in: no login awaited per call (3 before with auto, 1 without). A read holds
+    # only its place among the calls in flight (3 context managers before: a stack of
+    # record locks, empty); a write to one record, that record's lock and its place
+    # (4 before: the lock in a stack).
+    assert counted == {
+        "read": Counter({"context managers": 1}),
+        "write": Counter({"context managers": 2}),
+    }
 
 
 async def test_configured_version_is_used_without_asking_odoo(stage17: OdooStage) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -337,11 +337,32 @@ class OdooHttpClient:
         timeout_s: float | None = None,
         **arguments: Any,
     ) -> Any:
-        await self.connect()
+        if self._uid is None:  # logged in: no coroutine to await for it on every call
+            await self.connect()
         record_ids = None if ids is None else [int(i) for i in ids]
         reading = method in READ_METHODS
-        writes = () if record_ids is None or reading else record_ids
-        async with self._holding(model, writes), self._in_flight.slot() as slot:
+        if reading or not record_ids:
+            # A read or a model-level call holds no record: no lock to take.
+            return await self._within_limit(
+                model, method, record_ids, context, arguments, timeout_s, reading=reading
+            )
+        async with self._holding(model, record_ids):
+            return await self._within_limit(
+                model, method, record_ids, context, arguments, timeout_s, reading=False
+            )
+
+    async def _within_limit(
+        self,
+        model: str,
+        method: str,
+        record_ids: list[int] | None,
+        context: Mapping[str, Any] | None,
+        arguments: dict[str, Any],
+        timeout_s: float | None,
+        *,
+        reading: bool,
+    ) -> Any:
+        async with self._in_flight.slot() as slot:
             try:
                 return await self._execute(
                     model, method, record_ids, dict(context or {}), arguments, timeout_s
@@ -358,13 +379,22 @@ class OdooHttpClient:
                 model, method, record_ids, dict(context or {}), arguments, timeout_s
             )
 
-    @contextlib.asynccontextmanager
-    async def _holding(self, model: str, record_ids: Iterable[int]) -> AsyncIterator[None]:
+    def _holding(
+        self, model: str, record_ids: Sequence[int]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         # Never two concurrent writes to one record: Odoo would serialize them
-        # with lock conflicts. Keys are taken in order so two calls writing the
-        # same records cannot wait on each other.
+        # with lock conflicts. Most writes are to one record: its lock alone.
+        keys = sorted(set(record_ids))
+        if len(keys) == 1:
+            return self._record_writes.hold((model, keys[0]))
+        return self._holding_all(model, keys)
+
+    @contextlib.asynccontextmanager
+    async def _holding_all(self, model: str, keys: list[int]) -> AsyncIterator[None]:
+        # Keys are taken in order so two calls writing the same records cannot wait
+        # on each other.
         async with contextlib.AsyncExitStack() as stack:
-            for record_id in sorted(set(record_ids)):
+            for record_id in keys:
                 await stack.enter_async_context(self._record_writes.hold((model, record_id)))
             yield
 

@@ -114,9 +114,13 @@ class AutoProtocolOdoo:
         timeout_s: float | None = None,
         **arguments: Any,
     ) -> Any:
-        await self.connect()
-        assert self._chosen is not None  # connect chose one
-        return await self._chosen.call(
+        chosen = self._chosen
+        if chosen is None:
+            await self.connect()
+            chosen = self._chosen
+            assert chosen is not None  # connect chose one
+        # The chosen client logs in again itself when it has to.
+        return await chosen.call(
             model, method, ids, context=context, timeout_s=timeout_s, **arguments
         )
 
