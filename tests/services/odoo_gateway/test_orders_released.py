@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from tests.services.odoo_gateway.stage import (
     OdooStage,
@@ -105,6 +106,14 @@ async def test_repeated_webhooks_and_polls_publish_the_order_once(
 ) -> None:
     stage = stage17
     subject = SubjectMap(nats_prefix).subject_for(OrderReleased)
+    marker_reads: list[bytes] = []
+
+    async def seen(msg: Msg) -> None:
+        if b".released" in msg.data:
+            marker_reads.append(msg.data)
+
+    # The gateway's KV reads, as nats-server receives them.
+    watching = await nc.subscribe("$JS.API.STREAM.MSG.GET.>", cb=seen)
     async with stage.gateway(nats_url, nats_prefix, odoo_poll_interval_s=0.1):
         order = stage.new_order()
         await wait_for_events(nc, nats_prefix, OrderReleased)
@@ -123,7 +132,11 @@ async def test_repeated_webhooks_and_polls_publish_the_order_once(
         )
         # Not even a duplicate reached JetStream: the release marker stopped them.
         assert await stage.publishes(subject) == 1
+    await watching.unsubscribe()
     assert len(await published(nc, nats_prefix, OrderReleased)) == 1
+    # The marker read once, before the release; the gateway knows it wrote it since
+    # (one read per repeated webhook and per poll before: 6 and more).
+    assert len(marker_reads) == 1
 
 
 async def test_lost_webhook_is_made_up_for_by_the_poll(

@@ -29,6 +29,7 @@ from waybill_contracts.events import OrderCancelled, OrderReleased
 from waybill_odoo_gateway.deliveries import DeliveryReader, Picking
 from waybill_odoo_gateway.odoo_client import OdooClient
 from waybill_runtime.bus.publisher import Publisher
+from waybill_runtime.recent import Recent
 from waybill_runtime.resilience import KeyedLock
 
 __all__ = ["OrderFacts", "Seen", "marker_key"]
@@ -57,6 +58,10 @@ class Seen(enum.Enum):
 class _Marker(msgspec.Struct, frozen=True):
     ref: str
     at: datetime
+
+
+REMEMBERED_MARKERS = 4096
+"""How many markers each gateway remembers seeing or writing (oldest forgotten first)."""
 
 
 def marker_key(picking_id: int, fact: str) -> str:
@@ -88,6 +93,10 @@ class OrderFacts:
         # A webhook and a poll looking at one picking at once would both build
         # and publish its order; one at a time, the second finds the marker.
         self._pickings = KeyedLock()
+        # Markers seen or written here: a marker is never deleted (see the module), so
+        # the poll finding a picking released by webhook moments ago (every order, once
+        # or twice), and webhooks repeated, need no read of the bucket for it.
+        self._known_marks: Recent[str, bool] = Recent(REMEMBERED_MARKERS)
 
     async def on_picking(self, picking_id: int) -> Seen:
         """Re-read a picking from Odoo and publish what its state means."""
@@ -188,15 +197,21 @@ class OrderFacts:
         return f"delivery {picking.name} was cancelled in Odoo"
 
     async def _marked(self, picking_id: int, fact: str) -> bool:
+        key = marker_key(picking_id, fact)
+        if key in self._known_marks:
+            return True
         try:
-            await self._marks.get(marker_key(picking_id, fact))
+            await self._marks.get(key)
         except KeyNotFoundError:
             return False
+        self._known_marks.put(key, True)
         return True
 
     async def _mark(self, picking: Picking, fact: str) -> None:
         marker = msgspec.json.encode(_Marker(ref=picking.name, at=_now()))
-        await self._marks.put(marker_key(picking.id, fact), marker)
+        key = marker_key(picking.id, fact)
+        await self._marks.put(key, marker)
+        self._known_marks.put(key, True)
 
 
 def _now() -> datetime:
