@@ -147,6 +147,46 @@ async def test_smtp_takes_a_message_in_bdat_chunks_pipelined_behind_mail_and_rcp
     assert len(sandbox.smtp.messages) == 1
 
 
+async def test_smtp_answers_commands_pipelined_together_in_one_write(
+    mail: tuple[MailSandbox, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Postfix does: replies wait while more commands are in, so one write of MAIL,
+    RCPT and BDAT gets one write back (before: one a reply, a wake-up of the sender each)."""
+    sandbox, _ = mail
+    reader, writer, _ = await _session(sandbox.smtp)
+    written: list[bytes] = []
+    write = asyncio.StreamWriter.write
+
+    def counted(self: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+        if self is not writer:  # the sandbox's side of the session
+            written.append(bytes(data))
+        write(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", counted)
+    message = notification().as_bytes(policy=email.policy.SMTP)
+    transaction = (
+        b"MAIL FROM:<notify@waybill.example>\r\nRCPT TO:<customer@example.com>\r\n"
+        + b"BDAT %d LAST\r\n" % len(message)
+        + message
+    )
+    writer.write(transaction)
+    assert await _replies(reader, 3) == [b"250"] * 3
+    assert len(written) == 1 and written[0].count(b"\r\n") == 3, written
+    # A refusal is not held: it goes with the replies before it, then each on its own.
+    await sandbox.smtp.set_mode(SmtpMode.DEFER)
+    written.clear()
+    writer.write(transaction + b"NOOP\r\n")
+    assert await _replies(reader, 4) == [b"250", b"451", b"503", b"250"]
+    assert [w.count(b"\r\n") for w in written] == [2, 1, 1], written
+    # QUIT's answer goes at once, even with more behind it: the session closes after it.
+    written.clear()
+    writer.write(b"QUIT\r\nNOOP\r\n")
+    assert await _replies(reader, 1) == [b"221"]
+    assert await reader.read() == b""
+    writer.close()
+    assert len(sandbox.smtp.messages) == 1
+
+
 async def test_smtp_mode_and_messages_are_driven_over_http(
     mail: tuple[MailSandbox, str], http: aiohttp.ClientSession
 ) -> None:

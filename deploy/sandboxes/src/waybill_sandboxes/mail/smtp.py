@@ -8,7 +8,10 @@ Like production relays (Postfix, Exchange, Gmail) it offers PIPELINING
 (RFC 2920) and CHUNKING (RFC 3030: ``BDAT <size> [LAST]``, the message's
 bytes counted rather than ended by a dot, so a sender can put MAIL, RCPT and
 the whole message in one write). aiosmtpd has no BDAT; :class:`_RelaySession`
-adds it.
+adds it. As Postfix does, the replies to commands a client pipelined go back
+together: a reply waits while more of the client's input is already in, so
+MAIL, RCPT and BDAT sent in one write are answered in one write (aiosmtpd
+writes each reply on its own, a wake-up of the sender per reply).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from types import TracebackType
-from typing import Any
+from typing import Any, AnyStr
 
 import msgspec
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
@@ -78,6 +81,33 @@ class _RelaySession(SMTP):
         super().__init__(*args, **kwargs)
         self._chunks: list[bytes] = []
         self._chunks_of: Envelope | None = None
+        self._held: list[bytes] = []
+
+    async def push(self, status: AnyStr) -> None:
+        """Send a reply, or hold it while the client's next commands are already in.
+
+        Postfix's smtpd flushes its replies only when its input is drained (RFC 2920
+        lets a server group them): the last command of a pipelined group sends all.
+        Only positive replies wait. Every reply after which aiosmtpd closes the
+        connection (a refusal, ``221`` to QUIT) goes at once, with those held.
+        """
+        line = (
+            status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            if isinstance(status, str)
+            else status
+        )
+        self._held.append(line + b"\r\n")
+        if line[:1] in (b"2", b"3") and not line.startswith(b"221") and self._more_to_read():
+            return
+        held, self._held = b"".join(self._held), []
+        assert self._writer is not None
+        self._writer.write(held)
+        await self._writer.drain()
+
+    def _more_to_read(self) -> bool:
+        """Whether the client sent more than the session has read (more commands to answer)."""
+        buffered = getattr(self._reader, "_buffer", None)  # asyncio.StreamReader's own
+        return bool(buffered)
 
     async def smtp_BDAT(self, arg: str) -> None:
         words = arg.split()
