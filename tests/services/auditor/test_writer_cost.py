@@ -712,6 +712,76 @@ async def test_a_message_twice_in_one_group_is_stored_once(tmp_path: Path) -> No
         await store.close()
 
 
+async def test_a_group_of_new_rows_asks_nothing_before_inserting_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+
+    async with _counted_store(tmp_path, monkeypatch) as (store, calls):
+        a = _journey_records("WH/OUT/00052", OrderReleased, WarehouseOrderAccepted)
+        b = _journey_records("WH/OUT/00053", OrderReleased, NotificationSent)
+        await store.record(a[0])
+        await store.record(b[0])
+        calls.clear()
+
+        results = await _recorded_as_one_group(store, [a[1], b[1]])
+
+        assert [r.new for r in results] == [True, True]
+        group = calls[calls.index("BEGIN IMMEDIATE", 1) :]  # after the holding job's
+        # The insert, each order's row, the commit: no look-up of the group's ids
+        # before inserting (one statement a group before, 2 to 6 µs a row).
+        assert [c.split(" (")[0].split(" SET")[0] for c in group] == [
+            "BEGIN IMMEDIATE",
+            "INSERT INTO messages",
+            "UPDATE orders",
+            "UPDATE orders",
+            "COMMIT",
+        ]
+
+
+async def test_stored_messages_anywhere_in_a_group_are_found_by_the_insert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_contracts.events import (
+        OrderReleased,
+        WarehouseOrderAccepted,
+        WarehouseOrderPacked,
+    )
+
+    async with _counted_store(tmp_path, monkeypatch) as (store, calls):
+        ref = "WH/OUT/00054"
+        released, accepted, sent, picked, packed = _journey_records(
+            ref,
+            OrderReleased,
+            WarehouseOrderAccepted,
+            NotificationSent,
+            WarehouseOrderPicked,
+            WarehouseOrderPacked,
+        )
+        await store.record(released)
+        await store.record(sent)
+        await store.record(packed)
+        calls.clear()
+
+        # Redeliveries first, in the middle and last, and a new message twice.
+        results = await _recorded_as_one_group(
+            store, [released, accepted, sent, picked, accepted, packed]
+        )
+
+        assert [r.new for r in results] == [False, True, False, True, False, False]
+        assert [r.stage_after for r in results if r.new] == [Stage.PACKED, Stage.PACKED]
+        inserts = [c for c in calls if c.startswith("INSERT INTO messages")]
+        # The insert stops at each stored message and goes on after it: one call, and
+        # one more after the first and the middle one (the last one ends the group).
+        assert len(inserts) == 3
+        order = await store.order(ref)
+        assert order is not None and order.messages == 5 and order.stage is Stage.PACKED
+        stored = await store.messages_of(ref, dead_letters=False)
+        assert sorted(m.id for m in stored) == sorted(
+            r.id for r in (released, accepted, sent, picked, packed)
+        )
+
+
 async def test_a_row_that_fails_does_not_undo_the_rows_written_with_it(tmp_path: Path) -> None:
     import msgspec
 

@@ -104,8 +104,8 @@ _INSERT = (
     f"INSERT INTO messages ({reads.MESSAGE_COLUMNS}, recorded_at_s) "
     "VALUES (" + ", ".join("?" * 26) + ")"
 )
-# Lists of ids and refs go to SQLite as one JSON array (one statement, whatever their number).
-_STORED = "SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+_IS_STORED = "SELECT 1 FROM messages WHERE id = ?"
+# Lists of refs go to SQLite as one JSON array (one statement, whatever their number).
 _READ_ORDERS = (
     "SELECT order_ref, stage, since, facts FROM orders "
     "WHERE order_ref IN (SELECT value FROM json_each(?))"
@@ -122,32 +122,37 @@ def _record_all(
 ) -> list[Recorded]:
     """Insert each of ``entries`` not stored yet, and update their orders' rows.
 
-    One statement finds the group's messages stored already (a redelivery, a replay
-    seen before; a message twice in the group is stored once), one ``executemany``
-    inserts the rest, one statement reads the orders not kept, and each order's row
-    is written once for all its messages in the group (a message's event and the
-    command it causes often come together). The writer's transaction makes the
-    look-up and the insert one step: nothing else writes the file in between.
+    One ``executemany`` inserts the group's messages (a message twice in the group
+    is stored once); one stored already (a redelivery, a replay seen before) is
+    found by the insert itself, refused by the primary key (:func:`_insert_new`),
+    so a group of new messages asks nothing before inserting. One statement reads
+    the orders not kept, and each order's row is written once for all its messages
+    in the group (a message's event and the command it causes often come together).
+    The writer's transaction makes the inserts and the orders' writes one step:
+    nothing else writes the file in between.
 
     ``known``: the order rows this writer wrote in transactions that committed (kept
     across calls by the caller, dropped by it after any rollback): an order found
     there is not read again.
     """
-    stored = {row[0] for row in conn.execute(_STORED, (_encode_list([r.id for r, _ in entries]),))}
     results: list[Recorded] = []
     rows: list[tuple[Any, ...]] = []
-    by_order: dict[str, list[int]] = {}
+    row_results: list[int] = []  # each row's index in ``results``
+    seen: set[str] = set()
     for record, at in entries:
-        if record.id in stored:
+        if record.id in seen:
             results.append(_REPEAT)
             continue
-        stored.add(record.id)
+        seen.add(record.id)
+        row_results.append(len(results))
         rows.append(_row(record, at))
-        if record.order_ref is not None:
-            by_order.setdefault(record.order_ref, []).append(len(results))
         results.append(_NO_ORDER)  # an order's messages: replaced below
-    if rows:
-        conn.executemany(_INSERT, rows)
+    for repeated in _insert_new(conn, rows):
+        results[row_results[repeated]] = _REPEAT
+    by_order: dict[str, list[int]] = {}
+    for index, (record, _) in enumerate(entries):
+        if record.order_ref is not None and results[index] is _NO_ORDER:
+            by_order.setdefault(record.order_ref, []).append(index)
     if not by_order:
         return results
     kept = _orders_of(conn, by_order, known)
@@ -165,6 +170,34 @@ def _record_all(
         for index, recorded in zip(indexes, folded.recorded, strict=True):
             results[index] = recorded
     return results
+
+
+def _insert_new(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert ``rows`` (of distinct ids) but those stored already; the positions of those.
+
+    A redelivered message is rare: the insert finds it, where a look-up of the
+    group's ids before every insert cost a statement a group (2 to 6 µs a row,
+    docs/benchmarks.md). ``executemany`` stops at a row the table refuses, the
+    rows before it inserted (SQLite undoes only the refused row's statement): the
+    changes counted tell which row it was. Refused for its id (stored already),
+    it is skipped and the rest inserted; refused for anything else (a ``CHECK``),
+    the error is raised and fails the group as any job's would.
+    """
+    repeated: list[int] = []
+    start = 0
+    while start < len(rows):
+        before = conn.total_changes
+        try:
+            conn.executemany(_INSERT, rows[start:] if start else rows)
+        except sqlite3.IntegrityError:
+            refused = start + conn.total_changes - before
+            if conn.execute(_IS_STORED, (rows[refused][0],)).fetchone() is None:
+                raise
+            repeated.append(refused)
+            start = refused + 1
+        else:
+            break
+    return repeated
 
 
 def _row(record: AuditRecord, at: datetime) -> tuple[Any, ...]:
