@@ -329,6 +329,33 @@ def test_counting_rows_looks_each_metric_label_up_once() -> None:
     assert [trail._orders.labels(stage.value)._value.get() for stage in stages] == [0, 0, 4]
 
 
+def test_counting_unconsumed_rows_looks_each_type_label_up_once() -> None:
+    from prometheus_client import Counter
+
+    from waybill_auditor.store import Change
+    from waybill_auditor.trail import AuditTrail
+    from waybill_runtime.metrics import MetricsRegistry
+
+    trail = AuditTrail(store=None, metrics=MetricsRegistry("auditor"))  # type: ignore[arg-type]
+    looked_up: list[str] = []
+    metric: Counter = trail._unconsumed
+    labels = metric.labels
+
+    def lookup(*values: str) -> object:
+        looked_up.append(values[0])
+        return labels(*values)
+
+    metric.labels = lookup  # type: ignore[method-assign,assignment]
+    types = ["io.waybill.notification.sent.v1", "io.waybill.notification.failed.v1"]
+    for ref in ("A", "B", "C"):
+        for ce_type in types:
+            trail.changed(Change(kind="event", type=ce_type, order_ref=ref, unconsumed=True))
+
+    # Six unconsumed rows of two types: each type's label looked up once (six before).
+    assert sorted(looked_up) == sorted(types)
+    assert [labels(t)._value.get() for t in types] == [3, 3]
+
+
 async def test_a_correlation_id_is_indexed_only_where_it_is_not_the_orders_ref(
     tmp_path: Path,
 ) -> None:

@@ -103,7 +103,9 @@ class AuditTrail:
             return
         self._child(self._rows, change.kind).inc()
         if change.unconsumed:
-            self._unconsumed.labels(change.type).inc()  # rare, and types come from the wire
+            # Not rare (notifications nobody else consumes: 7 of an order's 22 messages in
+            # the end-to-end stage). Each type's child is kept as the metric keeps it.
+            self._child(self._unconsumed, change.type).inc()
         before, after = change.stage_before, change.stage_after
         if after is not None and before != after:
             if before is not None:
