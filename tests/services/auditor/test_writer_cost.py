@@ -102,6 +102,31 @@ async def test_a_group_of_writes_runs_its_own_statements_a_begin_and_a_commit(
         await writer.stop()
 
 
+async def test_handing_a_job_over_asks_the_thread_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    is_alive = threading.Thread.is_alive
+
+    def counted(thread: threading.Thread) -> bool:
+        asked.append(thread.name)
+        return is_alive(thread)
+
+    writer = SqliteThread(lambda: connect(tmp_path / "t.sqlite"), name="test-writer", writer=True)
+    await writer.start()
+    try:
+        monkeypatch.setattr(threading.Thread, "is_alive", counted)
+        for _ in range(5):
+            await writer.run(lambda c: c.execute("SELECT 1").fetchone())
+        # The thread says it serves by a flag: no look at its state per job (a lock
+        # each, 5 for five jobs before).
+        assert asked == []
+    finally:
+        await writer.stop()
+    with pytest.raises(RuntimeError, match="is not running"):
+        await writer.run(lambda c: None)
+
+
 async def test_a_failing_job_is_run_again_alone_and_fails_alone(tmp_path: Path) -> None:
     statements: list[str] = []
     with _traced(tmp_path / "failing.sqlite", statements) as open_traced:

@@ -322,6 +322,9 @@ class SqliteThread:
         self._wanted = 0
         self._enough = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set by the thread while it serves: asking a thread whether it is alive takes
+        # its lock, once a job (0.2 µs of a message).
+        self._serving = False
 
     async def start(self) -> None:
         """Open the connection in the thread; raises what opening raised."""
@@ -334,7 +337,7 @@ class SqliteThread:
 
     async def run(self, job: Callable[[sqlite3.Connection], T] | Together) -> T:
         """Run ``job`` with the connection, inside a transaction, and return its result."""
-        if self._thread is None or not self._thread.is_alive():
+        if not self._serving:
             raise RuntimeError(f"{self._name} is not running")
         waiting = _Waiting(job, asyncio.get_running_loop())
         self._jobs.put(waiting)
@@ -360,6 +363,7 @@ class SqliteThread:
         except BaseException as error:
             opened.set_exception(error)
             return
+        self._serving = True
         opened.set_result(None)
         try:
             stopping = False
@@ -372,6 +376,7 @@ class SqliteThread:
                 self._answer(self._run_group(conn, group))
                 self._last_group_at = time.monotonic()
         finally:
+            self._serving = False
             conn.close()
 
     def _gather(self, group: list[_Waiting]) -> bool:
