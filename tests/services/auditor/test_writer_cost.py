@@ -781,7 +781,7 @@ async def test_a_group_of_new_rows_asks_nothing_before_inserting_them(
         assert [r.new for r in results] == [True, True]
         group = calls[calls.index("BEGIN IMMEDIATE", 1) :]  # after the holding job's
         # The insert, each order's row, the commit: no look-up of the group's ids
-        # before inserting (one statement a group before, 2 to 6 µs a row).
+        # before inserting (one statement a group before: 3 to 4 µs a row).
         assert [c.split(" (")[0].split(" SET")[0] for c in group] == [
             "BEGIN IMMEDIATE",
             "INSERT INTO messages",

@@ -176,7 +176,8 @@ def _insert_new(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[i
     """Insert ``rows`` (of distinct ids) but those stored already; the positions of those.
 
     A redelivered message is rare: the insert finds it, where a look-up of the
-    group's ids before every insert cost a statement a group (2 to 6 µs a row,
+    group's ids before every insert cost a statement a group (the writer's CPU a
+    row, groups of 2 and of 8: 62 and 42 µs with it, 59 and 38 without,
     docs/benchmarks.md). ``executemany`` stops at a row the table refuses, the
     rows before it inserted (SQLite undoes only the refused row's statement): the
     changes counted tell which row it was. Refused for its id (stored already),
