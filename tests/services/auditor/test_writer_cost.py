@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.services.auditor.journey import Journey, for_order
@@ -832,6 +833,50 @@ async def test_stored_messages_anywhere_in_a_group_are_found_by_the_insert(
         assert sorted(m.id for m in stored) == sorted(
             r.id for r in (released, accepted, sent, picked, packed)
         )
+
+
+async def test_events_and_commands_bind_no_dead_letter_or_replay_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.services.auditor.rows import dead_letter
+    from waybill_auditor.records import dead_letter_record, message_record
+    from waybill_contracts.events import OrderReleased, WarehouseOrderAccepted
+    from waybill_runtime.bus.replay import ReplayMark
+
+    async with _counted_store(tmp_path, monkeypatch) as (store, calls):
+        ref = "WH/OUT/00055"
+        released, accepted = _journey_records(ref, OrderReleased, WarehouseOrderAccepted)
+        journey = Journey(ref)
+        picked = for_order(WarehouseOrderPicked, ref)
+        replayed = message_record(
+            picked,
+            journey.add(picked),
+            subjects=SUBJECTS,
+            nats_subject=SUBJECTS.subject_for(WarehouseOrderPicked),
+            stream_sequence=9,
+            replay=ReplayMark(dead_letter=4, operator="ops@example.com"),
+        )
+        letter = dead_letter_record(dead_letter(5, ref=ref), subjects=SUBJECTS)
+        calls.clear()
+
+        results = await _recorded_as_one_group(store, [released, letter, accepted, replayed])
+
+        assert [r.new for r in results] == [True, True, True, True]
+        inserts = [c for c in calls if c.startswith("INSERT INTO messages")]
+        # The two messages as delivered bind 17 values a row; the dead letter and the
+        # replay the 26 of every column (every row bound 26 before).
+        assert [c.count("?") for c in inserts] == [17, 26]
+        stored = {m.id: m for m in await store.messages_of(ref, dead_letters=False)}
+        assert stored[released.id].dl_reason is None and stored[released.id].original_id is None
+        assert stored[replayed.id].replayed_from == 4
+        assert stored[replayed.id].replayed_by == "ops@example.com"
+        [stored_letter] = await store.messages_of(ref, dead_letters=True)
+        assert stored_letter.dl_reason == "retries exhausted" and stored_letter.dl_attempts == 8
+        for record in (released, accepted, replayed, letter):
+            row = stored.get(record.id, stored_letter)
+            assert msgspec.structs.asdict(row) == {
+                field: getattr(record, field) for field in row.__struct_fields__
+            }
 
 
 async def test_a_row_that_fails_does_not_undo_the_rows_written_with_it(tmp_path: Path) -> None:
