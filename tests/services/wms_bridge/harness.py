@@ -90,6 +90,20 @@ class Rig:
     async def dead_letters(self) -> list[DeadLetter]:
         return await dead_letters(self.nc, self.subjects)
 
+    async def facts_seen(self) -> float:
+        """The bridge's ``waybill_wms_facts_total``, new and repeats, all stages (from
+        /metrics): how many facts the ledger was asked about."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.bridge_url}/metrics") as response,
+        ):
+            text = await response.text()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("waybill_wms_facts_total{")
+        )
+
     async def commands_settled(self) -> None:
         """Wait until the bridge has acknowledged every command (none pending or unacked)."""
         await settled(self.nc, self.subjects, "wms-bridge")

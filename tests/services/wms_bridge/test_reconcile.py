@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import aiohttp
 import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -105,20 +104,6 @@ async def test_half_lost_webhooks_and_the_poll_together_store_each_fact_once(
     assert sorted(p.order_ref for p in packed) == refs
 
 
-async def facts_seen(rig: object) -> float:
-    """The bridge's ``waybill_wms_facts_total``, new and repeats, all stages (from /metrics)."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{rig.bridge_url}/metrics") as response,  # type: ignore[attr-defined]
-    ):
-        text = await response.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("waybill_wms_facts_total{")
-    )
-
-
 async def test_a_poll_passes_over_orders_whose_webhooks_brought_every_fact(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
@@ -134,12 +119,12 @@ async def test_a_poll_passes_over_orders_whose_webhooks_brought_every_fact(
             await rig.wait_for(WarehouseOrderShipped, ref)
         await rig.wms.settle()
         await rig.commands_settled()
-        seen = await facts_seen(rig)
+        seen = await rig.facts_seen()
         rounds_before = await _list_calls(rig)
         await eventually(
             lambda: _list_calls(rig), until=lambda n: n >= rounds_before + 3, what="three rounds"
         )
-        assert await facts_seen(rig) == seen  # seen + 36 before
+        assert await rig.facts_seen() == seen  # seen + 36 before
         shipped = await rig.events(WarehouseOrderShipped)
     assert {w.outcome for w in rig.wms.sent_webhooks()} == {"delivered"}
     assert sorted(s.order_ref for s in shipped) == refs

@@ -18,6 +18,8 @@ from waybill_contracts.events import (
 )
 from waybill_contracts.model import Quantity
 from waybill_runtime.idempotency import OnceOnly
+from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.wms import OutboundOrderRequest
 from waybill_wms_bridge.orders import ReleasedOrder, order_request, release_key
 
@@ -66,6 +68,34 @@ async def test_a_release_sent_twice_creates_one_warehouse_order(
     assert rig.wms.warehouse.creations["WH/OUT/00002"] == 1
     assert len(rig.wms.warehouse.orders) == 1
     assert len(accepted) == 1
+
+
+async def test_the_accepted_webhook_after_a_release_asks_the_ledger_nothing(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    """Issue #18: the release published the accepted fact and remembers it with the order,
+    so the WMS's ``order.accepted`` webhook that follows builds no fact and asks the ledger
+    nothing (before: one fact built and one look-up)."""
+    ref = "WH/OUT/00006"
+    lose_every_webhook = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
+    async with wms_and_bridge(
+        nc, nats_url, nats_prefix, wms={"delivery": lose_every_webhook}
+    ) as rig:
+
+        async def poll_rounds() -> int:
+            return rig.wms.calls().get("list_orders", 0)
+
+        # The poll's one round (a second after the start) is over before the release.
+        await eventually(poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
+        await rig.release(ref)
+        await rig.wait_for(WarehouseOrderAccepted, ref)
+        await rig.commands_settled()
+        # The webhook the sandbox meant to send, delivered now.
+        webhook = rig.wms.sent_webhooks("order.accepted")[0]
+        status, answer = await rig.post_webhook(webhook.body.encode())
+        seen = await rig.facts_seen()
+    assert (status, answer["facts"], answer["new"]) == (202, 1, 0)
+    assert seen == 1  # 2 before
 
 
 async def test_a_release_whose_earlier_attempt_died_mid_call_finds_the_order_by_ref(

@@ -270,6 +270,39 @@ async def test_reordered_webhooks_record_each_stage_once_in_stage_order(
     ]
 
 
+async def test_each_webhook_of_an_order_maps_and_asks_the_ledger_about_its_new_stage_only(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    """Issue #18: each webhook carries every stage before its own, and the stages this
+    process published are remembered with the order: a webhook builds and asks the ledger
+    about the facts of its new stages only. Before, an order's four webhooks built ten
+    facts and asked the ledger about each (1 + 2 + 3 + 4), and a repeated webhook four."""
+    bodies = offline_webhooks("WH/OUT/00036")
+    stages = ("order.accepted", "order.picked", "order.packed", "order.shipped")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        answers = [await rig.post_webhook(bodies[event_type]) for event_type in stages]
+        seen = await rig.facts_seen()
+        again = await rig.post_webhook(bodies["order.shipped"])
+        seen_again = await rig.facts_seen()
+        stored = [event for _id, event in await rig.stored()]
+    # Each webhook still reports every stage it carries; one is new each time.
+    assert [(status, a["facts"], a["new"]) for status, a in answers] == [
+        (202, 1, 1),
+        (202, 2, 1),
+        (202, 3, 1),
+        (202, 4, 1),
+    ]
+    assert seen == 4  # 10 before
+    assert (again[0], again[1]["facts"], again[1]["new"]) == (202, 4, 0)
+    assert seen_again == 4  # 14 before
+    assert [type(event) for event in stored] == [
+        WarehouseOrderAccepted,
+        WarehouseOrderPicked,
+        WarehouseOrderPacked,
+        WarehouseOrderShipped,
+    ]
+
+
 async def test_a_webhook_whose_values_break_the_contract_keeps_the_valid_facts_and_names_it(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:

@@ -64,7 +64,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
             duplicate_window_s=settings.duplicate_window_s,
         )
         units = UnitCodes(settings.wms_unit_codes)
-        # Order snapshots whose facts are all out, known to the webhooks and the poll.
+        # What is out for each recent order, known to the releases, webhooks and the poll.
         settled = SettledOrders()
         yield Bridge(
             client=client,
@@ -74,6 +74,7 @@ async def open_bridge(runtime: Runtime[WmsBridgeSettings]) -> AsyncIterator[Brid
                 ledger,
                 runtime.once_only(ReleasedOrder),
                 default_warehouse=settings.wms_default_warehouse,
+                settled=settled,
             ),
             webhooks=WmsWebhookReceiver(
                 secret=settings.wms_webhook_secret,

@@ -21,6 +21,8 @@ WMS refuses is ``WarehouseOrderCancelRefused``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +64,7 @@ __all__ = [
     "cancelled_fact",
     "inventory_fact",
     "order_facts",
+    "order_stages",
     "stage_fact_id",
     "wms_order_lane",
     "wms_quantity",
@@ -197,9 +200,19 @@ def _parcel(parcel: WmsParcel, uom_of: dict[str, str]) -> Parcel:
     )
 
 
+def _is_short(order: WmsOrder) -> bool:
+    return order.short_picked or order.status == OrderStatus.SHORT_PICKED
+
+
+def _accepted_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
+    return accepted_fact(
+        order.client_order_ref, order.order_id, order.warehouse, order.created_at, lane=lane
+    )
+
+
 def _picking_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
     ref, at = order.client_order_ref, order.updated_at
-    if order.short_picked or order.status == OrderStatus.SHORT_PICKED:
+    if _is_short(order):
         shortages = tuple(
             _fulfilled(line) for line in order.lines if line.qty_picked < line.qty_ordered
         )
@@ -243,6 +256,24 @@ def _shipped_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
     return _fact(shipped, ref, "shipped", lane, order.created_at)
 
 
+def _cancelled_fact(order: WmsOrder, lane: Lane) -> WarehouseFact:
+    cancelled_at = order.cancelled_at or order.updated_at
+    return cancelled_fact(
+        order.client_order_ref, order.order_id, cancelled_at, lane=lane, since=order.created_at
+    )
+
+
+# How each stage's fact is read from a snapshot that reached it.
+_STAGE_FACTS: dict[str, Callable[[WmsOrder, Lane], WarehouseFact]] = {
+    "accepted": _accepted_fact,
+    "picked": _picking_fact,
+    "short_picked": _picking_fact,
+    "packed": _packing_fact,
+    "shipped": _shipped_fact,
+    "cancelled": _cancelled_fact,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
     """The facts read from one order snapshot, and why reading stopped early, if it did."""
@@ -251,6 +282,8 @@ class OrderFacts:
     problem: str | None = None
     """Set when a stage could not be mapped (packed without parcels...); the facts before it
     are still true and still published."""
+    stages: tuple[str, ...] = ()
+    """Every stage the snapshot reached, oldest first, those passed over included."""
 
 
 def wms_order_lane(order: WmsOrder) -> Lane:
@@ -258,32 +291,45 @@ def wms_order_lane(order: WmsOrder) -> Lane:
     return Lane.EXPRESS if order.priority == OrderPriority.HIGH else Lane.STANDARD
 
 
-def order_facts(order: WmsOrder) -> OrderFacts:
+def order_stages(order: WmsOrder) -> tuple[str, ...]:
+    """The stages ``order`` has reached, oldest first (each names one fact: :func:`order_facts`)."""
+    status = order.status
+    if status == OrderStatus.CANCELLED:
+        return _CANCELLED_STAGES
+    if status not in _PICKING_DONE:
+        return _ACCEPTED_STAGES
+    picking = "short_picked" if _is_short(order) else "picked"
+    if status not in _PACKED:
+        return ("accepted", picking)
+    if status != OrderStatus.SHIPPED:
+        return ("accepted", picking, "packed")
+    return ("accepted", picking, "packed", "shipped")
+
+
+_ACCEPTED_STAGES = ("accepted",)
+_CANCELLED_STAGES = ("accepted", "cancelled")
+
+
+def order_facts(order: WmsOrder, out: AbstractSet[str] = frozenset()) -> OrderFacts:
     """The facts of every stage ``order`` has reached, oldest stage first, on its lane.
 
     A webhook or a poll has no cause to inherit a lane from: the WMS order's
     priority, which the bridge set from the release's lane, carries it.
+
+    Stages in ``out`` are passed over: their facts are known to be out already
+    (:class:`~waybill_wms_bridge.settled.SettledOrders`), so nothing is built for
+    them, nor asked of the ledger (issue 18: each webhook repeats every stage before it).
     """
-    ref, lane = order.client_order_ref, wms_order_lane(order)
+    lane = wms_order_lane(order)
+    stages = order_stages(order)
     facts: list[WarehouseFact] = []
     try:
-        facts.append(
-            accepted_fact(ref, order.order_id, order.warehouse, order.created_at, lane=lane)
-        )
-        if order.status in _PICKING_DONE:
-            facts.append(_picking_fact(order, lane))
-        if order.status in _PACKED:
-            facts.append(_packing_fact(order, lane))
-        if order.status == OrderStatus.SHIPPED:
-            facts.append(_shipped_fact(order, lane))
-        if order.status == OrderStatus.CANCELLED:
-            cancelled_at = order.cancelled_at or order.updated_at
-            facts.append(
-                cancelled_fact(ref, order.order_id, cancelled_at, lane=lane, since=order.created_at)
-            )
+        for stage in stages:
+            if stage not in out:
+                facts.append(_STAGE_FACTS[stage](order, lane))
     except UnmappableWmsData as error:
-        return OrderFacts(facts, str(error))
-    return OrderFacts(facts)
+        return OrderFacts(facts, str(error), stages)
+    return OrderFacts(facts, stages=stages)
 
 
 def inventory_fact(

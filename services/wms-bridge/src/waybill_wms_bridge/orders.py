@@ -24,7 +24,13 @@ from waybill_contracts import Lane, MessageContext
 from waybill_contracts.model import Order
 from waybill_runtime.idempotency import OnceOnly
 from waybill_wms_bridge.ledger import FactLedger
-from waybill_wms_bridge.lifecycle import accepted_fact, cancel_refused_fact, cancelled_fact
+from waybill_wms_bridge.lifecycle import (
+    WarehouseFact,
+    accepted_fact,
+    cancel_refused_fact,
+    cancelled_fact,
+)
+from waybill_wms_bridge.settled import SettledOrders
 from waybill_wms_bridge.wms_client import WmsClient, WmsConflict
 from waybill_wms_bridge.wms_wire import (
     OrderPriority,
@@ -108,11 +114,20 @@ class WarehouseOrders:
         once: OnceOnly[ReleasedOrder],
         *,
         default_warehouse: str,
+        settled: SettledOrders | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
         self._once = once
         self._default_warehouse = default_warehouse
+        # The stages published here, so the webhooks that repeat them skip them.
+        self._settled = settled or SettledOrders()
+
+    async def _publish(
+        self, order_ref: str, fact: WarehouseFact, cause: MessageContext | None
+    ) -> None:
+        await self._ledger.publish(fact, cause=cause)
+        self._settled.add_stage(order_ref, fact.stage)
 
     async def _look_up(self, order_ref: str) -> ReleasedOrder | None:
         found = await self._client.find_order(order_ref)
@@ -134,7 +149,7 @@ class WarehouseOrders:
             await self._cancel_late_creation(order.ref)
             return
         fact = accepted_fact(order.ref, released.order_id, released.warehouse, released.created_at)
-        await self._ledger.publish(fact, cause=cause)
+        await self._publish(order.ref, fact, cause)
 
     async def _cancel_late_creation(self, order_ref: str) -> None:
         # A release whose create call was in flight when the cancel found no
@@ -155,8 +170,8 @@ class WarehouseOrders:
         )
         if released.order_id is None:
             log.info("order %s never reached the warehouse; nothing to cancel there", order_ref)
-            await self._ledger.publish(
-                cancelled_fact(order_ref, None, datetime.now(UTC)), cause=cause
+            await self._publish(
+                order_ref, cancelled_fact(order_ref, None, datetime.now(UTC)), cause
             )
             return
         try:
@@ -174,4 +189,4 @@ class WarehouseOrders:
             await self._ledger.publish(fact, cause=cause)
             return
         at = cancelled.cancelled_at or cancelled.updated_at
-        await self._ledger.publish(cancelled_fact(order_ref, cancelled.order_id, at), cause=cause)
+        await self._publish(order_ref, cancelled_fact(order_ref, cancelled.order_id, at), cause)

@@ -72,7 +72,8 @@ def orders_feed(client: WmsClient, settled: SettledOrders | None = None) -> Feed
     settled = settled or SettledOrders()
 
     def facts_of(order: WmsOrder) -> tuple[list[WarehouseFact], str | None]:
-        found = order_facts(order)
+        # Only the stages not yet out here (a webhook brought the others) are mapped.
+        found = order_facts(order, settled.stages_out(order.client_order_ref))
         return found.facts, found.problem
 
     return Feed(

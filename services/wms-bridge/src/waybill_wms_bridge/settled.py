@@ -1,4 +1,4 @@
-"""Order snapshots whose facts are all published, so seeing one again costs no work.
+"""What this process knows is out for each recent order, so seeing it again costs no work.
 
 The reconciliation poll reads every order changed in its window, which under
 a steady flow is every order the webhooks have just reported; a webhook may
@@ -6,33 +6,72 @@ also come twice. Each such sighting used to map the snapshot to the facts of
 every stage it reached and ask the ledger about each, only to find them all
 published. An order's ``updated_at`` moves with every change the WMS makes,
 so a snapshot with the same ``updated_at`` and status as one whose facts are
-all out can add nothing: it is passed over. Only memory: a restarted bridge
-maps and asks again (the ledger's records still keep each fact once).
+all out can add nothing: it is passed over.
+
+Each webhook of an order repeats every stage before its own (``packed``
+carries accepted and picked), so the stages whose facts are out are kept as
+well: a snapshot builds and asks the ledger about its new stages only (issue
+18: a shipped order's four webhooks built ten facts, one new in each). A
+stage's fact id comes from the order ref and the stage alone, so a stage
+noted here names exactly a fact the ledger has published or found recorded.
+Only memory: a restarted bridge maps and asks again (the ledger's records
+still keep each fact once).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from waybill_runtime.recent import Recent
+from waybill_wms_bridge.lifecycle import order_stages
 from waybill_wms_bridge.wms_wire import WmsOrder
 
 __all__ = ["SETTLED_REMEMBERED", "SettledOrders"]
 
 SETTLED_REMEMBERED = 4096
-"""How many orders' latest settled snapshots are kept (least recently seen forgotten first)."""
+"""How many orders are remembered (least recently seen forgotten first)."""
+
+_NONE: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    snapshot: tuple[datetime, str] | None
+    """``updated_at`` and status of the latest snapshot whose facts are all out, if any."""
+    stages: frozenset[str]
+    """The stages whose facts are out."""
 
 
 class SettledOrders:
-    """The latest snapshot of each recent order whose facts were all published."""
+    """For each recent order: its latest snapshot whose facts were all published, and the
+    stages whose facts are out."""
 
     def __init__(self, remembered: int = SETTLED_REMEMBERED) -> None:
-        self._latest: Recent[str, tuple[datetime, str]] = Recent(remembered)
+        self._latest: Recent[str, _Settled] = Recent(remembered)
 
     def has(self, order: WmsOrder) -> bool:
         """Whether the facts of exactly this snapshot of ``order`` are all out."""
-        return self._latest.get(order.client_order_ref) == (order.updated_at, order.status)
+        known = self._latest.get(order.client_order_ref)
+        return known is not None and known.snapshot == (order.updated_at, order.status)
+
+    def stages_out(self, order_ref: str) -> frozenset[str]:
+        """The stages of ``order_ref`` whose facts are known to be out (none when forgotten)."""
+        known = self._latest.get(order_ref)
+        return known.stages if known is not None else _NONE
 
     def add(self, order: WmsOrder) -> None:
         """Every fact of this snapshot of ``order`` is published (or was before)."""
-        self._latest.put(order.client_order_ref, (order.updated_at, order.status))
+        reached = frozenset(order_stages(order))
+        known = self._latest.get(order.client_order_ref)
+        stages = reached if known is None or known.stages <= reached else reached | known.stages
+        self._latest.put(order.client_order_ref, _Settled((order.updated_at, order.status), stages))
+
+    def add_stage(self, order_ref: str, stage: str) -> None:
+        """The fact of ``stage`` of ``order_ref`` is published (or was before), its snapshot
+        unknown: the accepted fact of a release, the cancelled fact of a cancel."""
+        known = self._latest.get(order_ref)
+        if known is None:
+            self._latest.put(order_ref, _Settled(None, frozenset((stage,))))
+        elif stage not in known.stages:
+            self._latest.put(order_ref, _Settled(known.snapshot, known.stages | {stage}))

@@ -101,7 +101,7 @@ class WmsWebhookReceiver:
                 headers={"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'},
             ) from None
         hook = decode_json(body, WmsWebhook)
-        facts, problem, order = self._facts(hook)
+        facts, problem, order, reported = self._facts(hook)
         try:
             new = await self._ledger.publish_all(facts)
         except ContractError as error:
@@ -135,33 +135,38 @@ class WmsWebhookReceiver:
         if order is not None:
             self._settled.add(order)
         return web.json_response(
-            {"event_id": hook.event_id, "facts": len(facts), "new": new}, status=202
+            {"event_id": hook.event_id, "facts": reported, "new": new}, status=202
         )
 
-    def _facts(self, hook: WmsWebhook) -> tuple[list[WarehouseFact], str | None, WmsOrder | None]:
-        """The facts a webhook reports, what could not be mapped (if anything), and the
-        order snapshot it carries (if it is about an order)."""
+    def _facts(
+        self, hook: WmsWebhook
+    ) -> tuple[list[WarehouseFact], str | None, WmsOrder | None, int]:
+        """The facts a webhook brings that may be new, what could not be mapped (if
+        anything), the order snapshot it carries (if it is about an order), and how many
+        facts it reports in all (those known to be out included)."""
         if hook.event_type.startswith(_ORDER_EVENTS):
             order = _decode_data(hook, WmsOrder, "an outbound order")
-            found = order_facts(order)
-            return found.facts, found.problem, order
+            # Only the stages not yet out here are mapped and asked about.
+            found = order_facts(order, self._settled.stages_out(order.client_order_ref))
+            return found.facts, found.problem, order, len(found.stages)
         if hook.event_type.startswith(_RETURN_EVENTS):
             # return.received / return.inspected (a cancelled return reports nothing new:
             # Waybill called it off).
             found_return = _decode_data(hook, WmsReturn, "an expected return")
             try:
-                return return_facts(found_return, self._units), None, None
+                facts = return_facts(found_return, self._units)
             except (UnmappableWmsData, ValueError) as error:
-                return [], str(error), None
+                return [], str(error), None, 0
+            return facts, None, None, len(facts)
         if hook.event_type == _INVENTORY_ADJUSTED:
             adjustment = _decode_data(hook, WmsInventoryAdjustment, "an inventory adjustment")
             try:
-                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None, None
+                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None, None, 1
             except UnmappableWmsData as error:
-                return [], str(error), None
+                return [], str(error), None, 0
         # A newer WMS may announce more than Waybill knows; refusing would only make it retry.
         log.info("ignoring WMS event %s of unknown type %s", hook.event_id, hook.event_type)
-        return [], None, None
+        return [], None, None, 0
 
 
 def _decode_data(hook: WmsWebhook, shape: type[D], what: str) -> D:
