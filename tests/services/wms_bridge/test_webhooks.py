@@ -7,6 +7,7 @@ have, so only the webhook path (never the poll) can produce its events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -295,6 +296,34 @@ async def test_each_webhook_of_an_order_maps_and_asks_the_ledger_about_its_new_s
     assert seen == 4  # 10 before
     assert (again[0], again[1]["facts"], again[1]["new"]) == (202, 4, 0)
     assert seen_again == 4  # 14 before
+    assert [type(event) for event in stored] == [
+        WarehouseOrderAccepted,
+        WarehouseOrderPicked,
+        WarehouseOrderPacked,
+        WarehouseOrderShipped,
+    ]
+
+
+async def test_webhooks_of_an_order_arriving_together_ask_about_each_stage_once(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    """Issue #18: a quick warehouse's webhooks of one order arrive together; they are
+    taken one at a time per order, each asking the ledger only about the stages the ones
+    before it did not publish. Before, all four mapped every stage they carry and asked
+    about it (10 facts), the repeats waiting on each other's publishes."""
+    bodies = offline_webhooks("WH/OUT/00037")
+    stages = ("order.accepted", "order.picked", "order.packed", "order.shipped")
+    async with wms_and_bridge(nc, nats_url, nats_prefix) as rig:
+        answers = await asyncio.gather(
+            *(rig.post_webhook(bodies[event_type]) for event_type in stages)
+        )
+        seen = await rig.facts_seen()
+        stored = [event for _id, event in await rig.stored()]
+    assert [status for status, _ in answers] == [202] * 4
+    assert [answer["facts"] for _, answer in answers] == [1, 2, 3, 4]
+    assert sum(answer["new"] for _, answer in answers) == 4
+    assert seen == 4  # 10 before
+    # Whichever came first, each stage once, in stage order.
     assert [type(event) for event in stored] == [
         WarehouseOrderAccepted,
         WarehouseOrderPicked,

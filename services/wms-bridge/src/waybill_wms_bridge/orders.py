@@ -126,8 +126,11 @@ class WarehouseOrders:
     async def _publish(
         self, order_ref: str, fact: WarehouseFact, cause: MessageContext | None
     ) -> None:
-        await self._ledger.publish(fact, cause=cause)
-        self._settled.add_stage(order_ref, fact.stage)
+        async with self._settled.hold(order_ref):
+            if fact.stage in self._settled.stages_out(order_ref):
+                return  # the WMS's webhook, which comes at once, brought it first
+            await self._ledger.publish(fact, cause=cause)
+            self._settled.add_stage(order_ref, fact.stage)
 
     async def _look_up(self, order_ref: str) -> ReleasedOrder | None:
         found = await self._client.find_order(order_ref)

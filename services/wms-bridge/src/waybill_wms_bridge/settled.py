@@ -14,16 +14,23 @@ well: a snapshot builds and asks the ledger about its new stages only (issue
 18: a shipped order's four webhooks built ten facts, one new in each). A
 stage's fact id comes from the order ref and the stage alone, so a stage
 noted here names exactly a fact the ledger has published or found recorded.
+The WMS sends an order's webhooks as its stages happen, so when the
+warehouse is quick they arrive together: each sighting of an order maps and
+publishes under :meth:`SettledOrders.hold`, one at a time, and so finds what
+the one before it published (before, each built and asked about every stage
+it carries, and waited on the others' publishes of the same facts).
 Only memory: a restarted bridge maps and asks again (the ledger's records
 still keep each fact once).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from waybill_runtime.recent import Recent
+from waybill_runtime.resilience import KeyedLock
 from waybill_wms_bridge.lifecycle import order_stages
 from waybill_wms_bridge.wms_wire import WmsOrder
 
@@ -49,6 +56,12 @@ class SettledOrders:
 
     def __init__(self, remembered: int = SETTLED_REMEMBERED) -> None:
         self._latest: Recent[str, _Settled] = Recent(remembered)
+        self._busy = KeyedLock()
+
+    def hold(self, order_ref: str) -> AbstractAsyncContextManager[None]:
+        """Publish the facts of ``order_ref`` under this, one sighting at a time, so each
+        sighting finds what the one before it published in :meth:`stages_out`."""
+        return self._busy.hold(order_ref)
 
     def has(self, order: WmsOrder) -> bool:
         """Whether the facts of exactly this snapshot of ``order`` are all out."""

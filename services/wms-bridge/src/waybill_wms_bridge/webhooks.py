@@ -101,9 +101,35 @@ class WmsWebhookReceiver:
                 headers={"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'},
             ) from None
         hook = decode_json(body, WmsWebhook)
-        facts, problem, order, reported = self._facts(hook)
+        if hook.event_type.startswith(_ORDER_EVENTS):
+            order = _decode_data(hook, WmsOrder, "an outbound order")
+            ref = order.client_order_ref
+            # One order's webhooks one at a time: they come together (each repeating the
+            # stages before its own), and each then maps and asks about only the stages
+            # no webhook before it published, rather than all waiting on the same facts.
+            async with self._settled.hold(ref):
+                found = order_facts(order, self._settled.stages_out(ref))
+                new = await self._publish(hook, found.facts)
+                if found.problem is None:
+                    self._settled.add(order)
+            reported, problem = len(found.stages), found.problem
+        else:
+            facts, problem = self._other_facts(hook)
+            new = await self._publish(hook, facts)
+            reported = len(facts)
+        if problem is not None:
+            log.error(
+                "WMS event %s (%s) only partly usable: %s", hook.event_id, hook.event_type, problem
+            )
+            raise ProblemError(422, "Unprocessable Content", problem, event_id=hook.event_id)
+        return web.json_response(
+            {"event_id": hook.event_id, "facts": reported, "new": new}, status=202
+        )
+
+    async def _publish(self, hook: WmsWebhook, facts: list[WarehouseFact]) -> int:
+        """Publish the facts ``hook`` brings, oldest stage first; how many were new."""
         try:
-            new = await self._ledger.publish_all(facts)
+            return await self._ledger.publish_all(facts)
         except ContractError as error:
             # The publisher refused a fact whose WMS values break the contract; the
             # facts before it are stored. Sending the webhook again cannot fix it.
@@ -127,46 +153,26 @@ class WmsWebhookReceiver:
                 "the event could not be recorded right now: send it again later",
                 headers={"Retry-After": _RETRY_AFTER_S},
             ) from None
-        if problem is not None:
-            log.error(
-                "WMS event %s (%s) only partly usable: %s", hook.event_id, hook.event_type, problem
-            )
-            raise ProblemError(422, "Unprocessable Content", problem, event_id=hook.event_id)
-        if order is not None:
-            self._settled.add(order)
-        return web.json_response(
-            {"event_id": hook.event_id, "facts": reported, "new": new}, status=202
-        )
 
-    def _facts(
-        self, hook: WmsWebhook
-    ) -> tuple[list[WarehouseFact], str | None, WmsOrder | None, int]:
-        """The facts a webhook brings that may be new, what could not be mapped (if
-        anything), the order snapshot it carries (if it is about an order), and how many
-        facts it reports in all (those known to be out included)."""
-        if hook.event_type.startswith(_ORDER_EVENTS):
-            order = _decode_data(hook, WmsOrder, "an outbound order")
-            # Only the stages not yet out here are mapped and asked about.
-            found = order_facts(order, self._settled.stages_out(order.client_order_ref))
-            return found.facts, found.problem, order, len(found.stages)
+    def _other_facts(self, hook: WmsWebhook) -> tuple[list[WarehouseFact], str | None]:
+        """The facts a webhook not about an order reports, and what could not be mapped."""
         if hook.event_type.startswith(_RETURN_EVENTS):
             # return.received / return.inspected (a cancelled return reports nothing new:
             # Waybill called it off).
             found_return = _decode_data(hook, WmsReturn, "an expected return")
             try:
-                facts = return_facts(found_return, self._units)
+                return return_facts(found_return, self._units), None
             except (UnmappableWmsData, ValueError) as error:
-                return [], str(error), None, 0
-            return facts, None, None, len(facts)
+                return [], str(error)
         if hook.event_type == _INVENTORY_ADJUSTED:
             adjustment = _decode_data(hook, WmsInventoryAdjustment, "an inventory adjustment")
             try:
-                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None, None, 1
+                return [inventory_fact(hook.event_id, hook.warehouse, adjustment)], None
             except UnmappableWmsData as error:
-                return [], str(error), None, 0
+                return [], str(error)
         # A newer WMS may announce more than Waybill knows; refusing would only make it retry.
         log.info("ignoring WMS event %s of unknown type %s", hook.event_id, hook.event_type)
-        return [], None, None, 0
+        return [], None
 
 
 def _decode_data(hook: WmsWebhook, shape: type[D], what: str) -> D:
