@@ -20,6 +20,8 @@ from waybill_contracts.events import (
     WarehouseOrderShortPicked,
 )
 from waybill_contracts.examples import example_of
+from waybill_contracts.model import Quantity
+from waybill_wms_bridge import lifecycle
 from waybill_wms_bridge.lifecycle import inventory_fact, order_facts, stage_fact_id
 from waybill_wms_bridge.orders import order_request
 from waybill_wms_bridge.wms_wire import WmsInventoryAdjustment, WmsOrder
@@ -135,6 +137,39 @@ def test_a_shipped_order_reports_the_shipped_quantities_and_time() -> None:
         ("MUG-BLUE", Decimal("2")),
         ("TEA-EARL", Decimal("1")),
     ]
+
+
+def test_an_orders_figures_are_made_into_quantities_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #18: a shipped snapshot's lines, parcels and stages repeat the same few
+    figures; each figure and unit becomes a quantity once (quantities are immutable).
+    Before, mapping this snapshot made 9 quantities, and 9 again the next time."""
+    made = 0
+
+    def counted(**fields: Any) -> Quantity:
+        nonlocal made
+        made += 1
+        return Quantity(**fields)
+
+    monkeypatch.setattr(lifecycle, "Quantity", counted)
+    # Figures and a unit no other test uses, so none is made already.
+    lines = [
+        {"sku": "MUG-BLUE", "uom": "Crate", "qty_ordered": 7.0, "qty_picked": 7.0,
+         "qty_shipped": 7.0},
+        {"sku": "TEA-EARL", "uom": "Crate", "qty_ordered": 0.35, "qty_picked": 0.35,
+         "qty_shipped": 0.35},
+    ]  # fmt: skip
+    parcels = [{**PARCEL, "contents": [{"sku": "MUG-BLUE", "qty": 7.0}]}]
+    order = snapshot("shipped", lines=lines, parcels=parcels)
+    first = order_facts(order).facts
+    again = order_facts(order).facts
+    assert made == 2  # 18 before
+    shipped = again[-1].message
+    assert isinstance(shipped, WarehouseOrderShipped)
+    assert [(line.fulfilled.value, line.fulfilled.uom) for line in shipped.lines] == [
+        (Decimal("7"), "Crate"),
+        (Decimal("0.35"), "Crate"),
+    ]
+    assert [fact.message for fact in first] == [fact.message for fact in again]
 
 
 def test_packed_parcels_carry_sscc_weight_dimensions_and_contents() -> None:

@@ -21,6 +21,7 @@ WMS refuses is ``WarehouseOrderCancelRefused``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -108,10 +109,18 @@ def wms_quantity(value: float, uom: str) -> Quantity:
     """A WMS figure as a contract quantity (the WMS's unit, EA when it names none)."""
     # repr() gives the shortest text that reads back as the same float, so
     # 2.0 becomes "2" and 0.1 stays "0.1" rather than 0.1000000000000000055...
-    number = Decimal(repr(float(value)))
+    return _quantity(repr(float(value)), uom or _DEFAULT_UOM)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quantity(figure: str, uom: str) -> Quantity:
+    # An order's lines, parcels and stages repeat a handful of figures, and a
+    # quantity is immutable: each figure and unit is made into one once (keyed on
+    # the text, so -0.0 and 0.0 stay apart).
+    number = Decimal(figure)
     if number == number.to_integral_value():
         number = number.quantize(Decimal(1))
-    return Quantity(value=number, uom=uom or _DEFAULT_UOM)
+    return Quantity(value=number, uom=uom)
 
 
 def _fact(
