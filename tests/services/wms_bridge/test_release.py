@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -21,6 +23,8 @@ from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.testing.waiting import eventually
 from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.wms import OutboundOrderRequest
+from waybill_wms_bridge import orders
+from waybill_wms_bridge.lifecycle import WarehouseFact, accepted_fact
 from waybill_wms_bridge.orders import ReleasedOrder, order_request, release_key
 
 
@@ -96,6 +100,40 @@ async def test_the_accepted_webhook_after_a_release_asks_the_ledger_nothing(
         seen = await rig.facts_seen()
     assert (status, answer["facts"], answer["new"]) == (202, 1, 0)
     assert seen == 1  # 2 before
+
+
+async def test_a_release_sent_again_builds_no_accepted_fact(
+    nc: NatsClient, nats_url: str, nats_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #18: a release whose accepted fact is out (published by an earlier delivery,
+    or by the WMS's webhook, which comes at once) does not make the fact again only for
+    the ledger to find it known: 1 accepted fact built for two releases, 2 before."""
+    ref = "WH/OUT/00007"
+    built = 0
+
+    def counted(*args: Any, **kwargs: Any) -> WarehouseFact:
+        nonlocal built
+        built += 1
+        return accepted_fact(*args, **kwargs)
+
+    monkeypatch.setattr(orders, "accepted_fact", counted)
+    lose_every_webhook = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
+    async with wms_and_bridge(
+        nc, nats_url, nats_prefix, wms={"delivery": lose_every_webhook}
+    ) as rig:
+
+        async def poll_rounds() -> int:
+            return rig.wms.calls().get("list_orders", 0)
+
+        # The poll's one round is over before the releases: only they can report the order.
+        await eventually(poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
+        await rig.release(ref)
+        await rig.commands_settled()
+        await rig.release(ref)  # e.g. the orchestrator re-sent it past a deadline
+        await rig.commands_settled()
+        accepted = await rig.events(WarehouseOrderAccepted, ref)
+    assert built == 1  # 2 before
+    assert len(accepted) == 1
 
 
 async def test_a_release_whose_earlier_attempt_died_mid_call_finds_the_order_by_ref(

@@ -16,6 +16,7 @@ the order in front of operations.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -124,13 +125,18 @@ class WarehouseOrders:
         self._settled = settled or SettledOrders()
 
     async def _publish(
-        self, order_ref: str, fact: WarehouseFact, cause: MessageContext | None
+        self,
+        order_ref: str,
+        stage: str,
+        fact_of: Callable[[], WarehouseFact],
+        cause: MessageContext | None,
     ) -> None:
+        """Publish the fact of ``stage`` (made by ``fact_of``) unless it is out already."""
         async with self._settled.hold(order_ref):
-            if fact.stage in self._settled.stages_out(order_ref):
+            if stage in self._settled.stages_out(order_ref):
                 return  # the WMS's webhook, which comes at once, brought it first
-            await self._ledger.publish(fact, cause=cause)
-            self._settled.add_stage(order_ref, fact.stage)
+            await self._ledger.publish(fact_of(), cause=cause)
+            self._settled.add_stage(order_ref, stage)
 
     async def _look_up(self, order_ref: str) -> ReleasedOrder | None:
         found = await self._client.find_order(order_ref)
@@ -147,12 +153,17 @@ class WarehouseOrders:
         released = await self._once.run(
             release_key(order.ref), create, recover=lambda: self._look_up(order.ref)
         )
-        if released.order_id is None or released.created_at is None:
+        order_id, created_at = released.order_id, released.created_at
+        if order_id is None or created_at is None:
             log.info("order %s was cancelled before it reached the warehouse", order.ref)
             await self._cancel_late_creation(order.ref)
             return
-        fact = accepted_fact(order.ref, released.order_id, released.warehouse, released.created_at)
-        await self._publish(order.ref, fact, cause)
+        await self._publish(
+            order.ref,
+            "accepted",
+            lambda: accepted_fact(order.ref, order_id, released.warehouse, created_at),
+            cause,
+        )
 
     async def _cancel_late_creation(self, order_ref: str) -> None:
         # A release whose create call was in flight when the cancel found no
@@ -174,7 +185,10 @@ class WarehouseOrders:
         if released.order_id is None:
             log.info("order %s never reached the warehouse; nothing to cancel there", order_ref)
             await self._publish(
-                order_ref, cancelled_fact(order_ref, None, datetime.now(UTC)), cause
+                order_ref,
+                "cancelled",
+                lambda: cancelled_fact(order_ref, None, datetime.now(UTC)),
+                cause,
             )
             return
         try:
@@ -192,4 +206,6 @@ class WarehouseOrders:
             await self._ledger.publish(fact, cause=cause)
             return
         at = cancelled.cancelled_at or cancelled.updated_at
-        await self._publish(order_ref, cancelled_fact(order_ref, cancelled.order_id, at), cause)
+        await self._publish(
+            order_ref, "cancelled", lambda: cancelled_fact(order_ref, cancelled.order_id, at), cause
+        )
