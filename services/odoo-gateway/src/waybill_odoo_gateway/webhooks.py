@@ -27,7 +27,7 @@ from waybill_odoo_gateway.odoo_errors import OdooLoginRejected
 from waybill_odoo_gateway.order_facts import Seen
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH, token_matches
 from waybill_runtime.cancellation import raise_if_cancelled
-from waybill_runtime.http import ProblemError, read_json
+from waybill_runtime.http import ProblemError, json_answer, read_json
 from waybill_runtime.metrics import MetricsRegistry
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.server_spans import continue_server_span
@@ -121,7 +121,7 @@ def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.Route
         hook = await read_json(request, OdooWebhook)
         if hook.model not in _HANDLED_MODELS:
             received.labels("ignored").inc()
-            return web.json_response({"status": "ignored", "model": hook.model, "id": hook.id})
+            return json_answer({"status": "ignored", "model": hook.model, "id": hook.id})
         # Answered at once, the record re-read in the background: the request's SERVER
         # span goes on into that work, so the order it releases has it in its trace.
         continuation = continue_server_span()
@@ -139,9 +139,7 @@ def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.Route
                 headers={"Retry-After": "5"},
             )
         received.labels("accepted").inc()
-        return web.json_response(
-            {"status": "accepted", "model": hook.model, "id": hook.id}, status=202
-        )
+        return json_answer({"status": "accepted", "model": hook.model, "id": hook.id}, status=202)
 
     return [web.post(WEBHOOK_PATH, receive)]
 

@@ -24,7 +24,7 @@ import msgspec
 from aiohttp import web
 
 from waybill_contracts import ContractError
-from waybill_runtime.http import ProblemError, decode_json, read_json_body
+from waybill_runtime.http import ProblemError, decode_json, json_answer, read_json_body
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError, check_timestamp, verify_hmac_sha256
 from waybill_wms_bridge.expected_returns import return_facts
@@ -122,9 +122,7 @@ class WmsWebhookReceiver:
                 "WMS event %s (%s) only partly usable: %s", hook.event_id, hook.event_type, problem
             )
             raise ProblemError(422, "Unprocessable Content", problem, event_id=hook.event_id)
-        return web.json_response(
-            {"event_id": hook.event_id, "facts": reported, "new": new}, status=202
-        )
+        return json_answer({"event_id": hook.event_id, "facts": reported, "new": new}, status=202)
 
     async def _publish(self, hook: WmsWebhook, facts: list[WarehouseFact]) -> int:
         """Publish the facts ``hook`` brings, oldest stage first; how many were new."""
