@@ -24,6 +24,7 @@ from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
 from waybill_runtime.testing.streams import dead_letters, settled, stored_in
 from waybill_runtime.testing.waiting import eventually
+from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.server import serve
 from waybill_sandboxes.signing import wms_signature_headers
 from waybill_sandboxes.wms import WmsConfig, WmsSandbox
@@ -37,6 +38,10 @@ WEBHOOK_SECRET = "test-wms-webhook-secret"
 QUICK_STAGES = {"accepted": 0.02, "picked": 0.02, "packed": 0.02, "shipped": 0.02}
 # Long enough that only the first round (1 s after start) runs, unless a test wants more.
 NO_FURTHER_POLLS_S = 3600.0
+
+
+LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
+"""The WMS sandbox's webhooks all lost: only the poll (or a release) reports an order."""
 
 
 @dataclass
@@ -89,6 +94,10 @@ class Rig:
 
     async def dead_letters(self) -> list[DeadLetter]:
         return await dead_letters(self.nc, self.subjects)
+
+    async def poll_rounds(self) -> int:
+        """How many rounds the bridge's reconciliation poll has made (its order listings)."""
+        return self.wms.calls().get("list_orders", 0)
 
     async def facts_seen(self) -> float:
         """The bridge's ``waybill_wms_facts_total``, new and repeats, all stages (from

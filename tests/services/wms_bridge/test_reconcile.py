@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command
-from tests.services.wms_bridge.harness import wms_and_bridge
+from tests.services.wms_bridge.harness import LOSE_EVERY_WEBHOOK, wms_and_bridge
 from waybill_contracts.commands import CancelWarehouseOrder
 from waybill_contracts.events import (
     WarehouseOrderAccepted,
@@ -26,7 +26,6 @@ from waybill_sandboxes.wms.records import OrderStatus
 from waybill_wms_bridge.orders import order_request
 from waybill_wms_bridge.reconcile import WATERMARK_KEY, Watermark
 
-LOSE_EVERY_WEBHOOK = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
 QUICK_POLLS = {"wms_reconcile_interval_s": 0.2}
 
 
@@ -52,9 +51,9 @@ async def test_reconciliation_recovers_every_stage_when_every_webhook_is_lost(
         await rig.wms.settle()
         await rig.commands_settled()
         # A few more rounds over the same orders must not store anything again.
-        rounds_before = rig.wms.calls()["list_orders"]
+        rounds_before = await rig.poll_rounds()
         await eventually(
-            lambda: _list_calls(rig),
+            rig.poll_rounds,
             until=lambda n: n >= rounds_before + 3,
             what="three more reconciliation rounds",
         )
@@ -75,10 +74,6 @@ async def test_reconciliation_recovers_every_stage_when_every_webhook_is_lost(
     assert kinds[cancelled] == ["WarehouseOrderAccepted", "WarehouseOrderCancelled"]
 
 
-async def _list_calls(rig: object) -> int:
-    return int(rig.wms.calls().get("list_orders", 0))  # type: ignore[attr-defined]
-
-
 async def test_half_lost_webhooks_and_the_poll_together_store_each_fact_once(
     nc: NatsClient, nats_url: str, nats_prefix: str
 ) -> None:
@@ -92,10 +87,8 @@ async def test_half_lost_webhooks_and_the_poll_together_store_each_fact_once(
         for ref in refs:
             await rig.wait_for(WarehouseOrderPacked, ref)
         await rig.wms.settle()
-        rounds_before = rig.wms.calls()["list_orders"]
-        await eventually(
-            lambda: _list_calls(rig), until=lambda n: n >= rounds_before + 2, what="two rounds"
-        )
+        rounds_before = await rig.poll_rounds()
+        await eventually(rig.poll_rounds, until=lambda n: n >= rounds_before + 2, what="two rounds")
         picked = await rig.events(WarehouseOrderPicked)
         packed = await rig.events(WarehouseOrderPacked)
     outcomes = {w.outcome for w in rig.wms.sent_webhooks()}
@@ -120,9 +113,9 @@ async def test_a_poll_passes_over_orders_whose_webhooks_brought_every_fact(
         await rig.wms.settle()
         await rig.commands_settled()
         seen = await rig.facts_seen()
-        rounds_before = await _list_calls(rig)
+        rounds_before = await rig.poll_rounds()
         await eventually(
-            lambda: _list_calls(rig), until=lambda n: n >= rounds_before + 3, what="three rounds"
+            rig.poll_rounds, until=lambda n: n >= rounds_before + 3, what="three rounds"
         )
         assert await rig.facts_seen() == seen  # seen + 36 before
         shipped = await rig.events(WarehouseOrderShipped)
@@ -150,9 +143,9 @@ async def test_the_watermark_follows_the_newest_wms_change_and_survives_a_failed
         await rig.release(ref)
         await rig.wait_for(WarehouseOrderAccepted, ref)
         await rig.wms.settle()
-        failing_rounds = rig.wms.calls().get("list_orders", 0)
+        failing_rounds = await rig.poll_rounds()
         await eventually(
-            lambda: _list_calls(rig), until=lambda n: n >= failing_rounds + 2, what="failed rounds"
+            rig.poll_rounds, until=lambda n: n >= failing_rounds + 2, what="failed rounds"
         )
         assert await rig.events(WarehouseOrderPacked, ref) == []
         assert await watermark() is None  # failed rounds move nothing

@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from tests.runtime.bus_helpers import release_command
-from tests.services.wms_bridge.harness import wms_and_bridge
+from tests.services.wms_bridge.harness import LOSE_EVERY_WEBHOOK, wms_and_bridge
 from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_contracts.events import (
     WarehouseOrderAccepted,
@@ -21,7 +21,6 @@ from waybill_contracts.events import (
 from waybill_contracts.model import Quantity
 from waybill_runtime.idempotency import OnceOnly
 from waybill_runtime.testing.waiting import eventually
-from waybill_sandboxes.delivery import DeliveryMode, DeliveryPolicy
 from waybill_sandboxes.wms import OutboundOrderRequest
 from waybill_wms_bridge import orders
 from waybill_wms_bridge.lifecycle import WarehouseFact, accepted_fact
@@ -81,16 +80,11 @@ async def test_the_accepted_webhook_after_a_release_asks_the_ledger_nothing(
     so the WMS's ``order.accepted`` webhook that follows builds no fact and asks the ledger
     nothing (before: one fact built and one look-up)."""
     ref = "WH/OUT/00006"
-    lose_every_webhook = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
     async with wms_and_bridge(
-        nc, nats_url, nats_prefix, wms={"delivery": lose_every_webhook}
+        nc, nats_url, nats_prefix, wms={"delivery": LOSE_EVERY_WEBHOOK}
     ) as rig:
-
-        async def poll_rounds() -> int:
-            return rig.wms.calls().get("list_orders", 0)
-
         # The poll's one round (a second after the start) is over before the release.
-        await eventually(poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
+        await eventually(rig.poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
         await rig.release(ref)
         await rig.wait_for(WarehouseOrderAccepted, ref)
         await rig.commands_settled()
@@ -117,16 +111,11 @@ async def test_a_release_sent_again_builds_no_accepted_fact(
         return accepted_fact(*args, **kwargs)
 
     monkeypatch.setattr(orders, "accepted_fact", counted)
-    lose_every_webhook = DeliveryPolicy(mode=DeliveryMode.LOSSY, drop_rate=1.0)
     async with wms_and_bridge(
-        nc, nats_url, nats_prefix, wms={"delivery": lose_every_webhook}
+        nc, nats_url, nats_prefix, wms={"delivery": LOSE_EVERY_WEBHOOK}
     ) as rig:
-
-        async def poll_rounds() -> int:
-            return rig.wms.calls().get("list_orders", 0)
-
         # The poll's one round is over before the releases: only they can report the order.
-        await eventually(poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
+        await eventually(rig.poll_rounds, until=lambda rounds: rounds >= 1, what="the first poll")
         await rig.release(ref)
         await rig.commands_settled()
         await rig.release(ref)  # e.g. the orchestrator re-sent it past a deadline
