@@ -189,14 +189,22 @@ async def test_purchase_still_in_doubt_at_the_last_attempt_is_a_retryable_failur
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
 
 
-async def test_a_first_booking_costs_no_ledger_read_and_two_writes(
-    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
-) -> None:
-    rig, _ = setup
+async def _counted(
+    nc: NatsClient, nats_prefix: str, rig: Setup
+) -> tuple[CountingKV, OnceOnly[LabelPurchase]]:
+    """The rig's ledger and purchases on one bucket whose reads and writes are counted."""
     kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
     counting = CountingKV(kv)
     rig.ledger = BookingLedger(counting, clock=lambda: rig.now[0])  # type: ignore[arg-type]
     purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
+    return counting, purchases
+
+
+async def test_a_first_booking_costs_no_ledger_read_and_two_writes(
+    nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
+) -> None:
+    rig, _ = setup
+    counting, purchases = await _counted(nc, nats_prefix, rig)
     outcome = await rig.booker(purchases).book(booking("shp-5"), attempt=1)
     assert isinstance(outcome, Booked)
     # Its "started" entry, created only if there is no ledger (so nothing is read),
@@ -273,10 +281,7 @@ async def test_a_redelivery_reads_the_ledger_first(
     nc: NatsClient, nats_prefix: str, setup: tuple[Setup, OnceOnly[LabelPurchase]]
 ) -> None:
     rig, _ = setup
-    kv = await nc.jetstream().key_value(f"{nats_prefix}_idempotency")
-    counting = CountingKV(kv)
-    rig.ledger = BookingLedger(counting, clock=lambda: rig.now[0])  # type: ignore[arg-type]
-    purchases: OnceOnly[LabelPurchase] = OnceOnly(counting, LabelPurchase)  # type: ignore[arg-type]
+    counting, purchases = await _counted(nc, nats_prefix, rig)
     outcome = await rig.booker(purchases).book(booking("shp-11"), attempt=2)
     assert isinstance(outcome, Booked)
     assert (counting.reads, counting.writes) == (1, 2)
