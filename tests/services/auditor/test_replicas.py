@@ -18,13 +18,14 @@ from nats.aio.client import Client as NatsClient
 from tests.services.auditor.databases import opened
 from tests.services.auditor.journey import Journey, for_order, publish
 from tests.services.auditor.rows import record_of
-from tests.services.auditor.test_service import full_journey, settled
+from tests.services.auditor.test_service import full_journey
 from waybill_auditor.app import build_service
 from waybill_auditor.postgres_store import PostgresAuditStore
 from waybill_contracts import SubjectMap
 from waybill_contracts.events import OrderReleased
 from waybill_runtime.local.ports import free_port
 from waybill_runtime.testing.services import running_service
+from waybill_runtime.testing.streams import settled
 from waybill_runtime.testing.tokens import bearer, temporary_api_keys, trusting
 from waybill_runtime.testing.waiting import eventually
 
@@ -93,15 +94,8 @@ async def test_two_replicas_record_every_message_once_however_often_it_is_delive
                 # copies may reach the two replicas at the same moment.
                 await publish(nc, subjects, message, sent, nats_msg_id=f"{sent.id}:again")
         await publish(nc, subjects, released, context)
-        for stream, purpose in (
-            (subjects.events_stream.name, "events"),
-            (subjects.commands_stream.name, "commands"),
-        ):
-            await eventually(
-                functools.partial(settled, nc, subjects, stream, purpose),
-                until=lambda n: n == 0,
-                what=f"every {purpose} copy handled",
-            )
+        for purpose in ("events", "commands"):
+            await settled(nc, subjects, "auditor", purpose)
         sent_ids = {sent.id for journey in journeys for _, sent in journey.sent} | {context.id}
         events = sum(1 for j in journeys for m, _ in j.sent if m.kind.value == "event") + 1
         commands = len(sent_ids) - events
@@ -198,11 +192,7 @@ async def test_a_message_redelivered_after_a_replica_stored_it_unacknowledged_co
     await taken.unsubscribe()
 
     async with replicas(nats_url, nats_prefix, postgres_url) as sessions:
-        await eventually(
-            functools.partial(settled, nc, subjects, subjects.events_stream.name, "events"),
-            until=lambda n: n == 0,
-            what="the redelivery handled",
-        )
+        await settled(nc, subjects, "auditor", "events")
         info = await nc.jetstream().consumer_info(subjects.events_stream.name, durable)
         duplicates = [
             await metric(http, "waybill_audit_duplicates_total", "event") for http in sessions

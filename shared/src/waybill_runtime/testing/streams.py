@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from waybill_contracts import Decoded, Message, MessageContext, StreamSpec, SubjectMap, decode
@@ -90,11 +91,32 @@ async def unsettled(
     -1 while the consumer does not exist yet (the service has not provisioned).
     """
     stream = getattr(subjects, f"{stream_key}_stream").name
+    js = nc.jetstream()
     try:
-        info = await nc.jetstream().consumer_info(stream, subjects.durable(service, stream_key))
+        info = await js.consumer_info(stream, subjects.durable(service, stream_key))
     except NotFoundError:
         return -1
-    return (info.num_pending or 0) + (info.num_ack_pending or 0)
+    waiting = (info.num_pending or 0) + (info.num_ack_pending or 0)
+    if waiting:
+        return waiting
+    # The server acknowledges a publish before it counts the message as pending
+    # for the stream's consumers: a message sent just now can show 0 pending.
+    # So 0 is trusted only when no message for this consumer is stored after
+    # the last one it was handed.
+    after = (info.delivered.stream_seq if info.delivered else 0) + 1
+    not_counted = 0
+    for subject in info.config.filter_subjects or [info.config.filter_subject or ">"]:
+        not_counted += await _stored_from(js, stream, after, subject)
+    return not_counted
+
+
+async def _stored_from(js: JetStreamContext, stream: str, seq: int, subject: str) -> int:
+    """1 when ``stream`` holds a message on ``subject`` at or after ``seq``, else 0."""
+    try:
+        await js.get_msg(stream, seq, subject=subject, next=True)
+    except NotFoundError:
+        return 0
+    return 1
 
 
 async def settled(
