@@ -176,11 +176,11 @@ class TrackingBook:
         self._legacy = KvRecords(legacy, TrackedShipment, prefix=_PREFIX) if legacy else None
         self._open = KeyIndex(kv, OPEN_PREFIX)
         self._locks = KeyedLock()
-        self._recall_s = recall_s
         self._registration_wait_s = registration_wait_s
-        self._monotonic = monotonic
-        # key -> (record, revision, when read or written here)
-        self._recalled: Recent[str, tuple[TrackedShipment, int, float]] = Recent(RECALLED)
+        # key -> (record, revision) read or written here, recalled for recall_s
+        self._recalled: Recent[str, tuple[TrackedShipment, int]] = Recent(
+            RECALLED, max_age_s=recall_s, clock=monotonic
+        )
         self._bookings = 0
         self._registered: dict[str, asyncio.Future[None]] = {}
 
@@ -189,13 +189,7 @@ class TrackingBook:
         if found is None:
             self._recalled.forget(key)
         else:
-            self._recalled.put(key, (found[0], found[1], self._monotonic()))
-
-    def _recall(self, key: str) -> tuple[TrackedShipment, int] | None:
-        seen = self._recalled.get(key)
-        if seen is None or self._monotonic() - seen[2] > self._recall_s:
-            return None
-        return seen[0], seen[1]
+            self._recalled.put(key, found)
 
     @contextlib.contextmanager
     def expecting(self) -> Iterator[Expecting]:
@@ -308,7 +302,7 @@ class TrackingBook:
         record is decided again on a fresh read.
         """
         key = self._key(carrier, report.tracking_number)
-        if key in self._registered and self._recall(key) is None:
+        if key in self._registered and self._recalled.get(key) is None:
             # Bought here and being stored right now (or another report is waiting for
             # it): what the registration stores is recalled, so wait rather than read.
             await self._registration(key)
@@ -330,7 +324,7 @@ class TrackingBook:
         # Within one process, reports for one label are applied one at a time, in
         # arrival order; compare-and-set covers other replicas.
         async with self._locks.hold(key):
-            recalled = self._recall(key)
+            recalled = self._recalled.get(key)
             if recalled is not None:
                 announced = await self._apply(key, report, recalled, announce)
                 if announced:

@@ -22,11 +22,15 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from waybill_notifier.subscriptions import Endpoint
+from waybill_runtime.recent import Recent
 
 __all__ = ["FRESH_FOR_S", "DisabledEndpoint", "EndpointRegistry"]
 
 FRESH_FOR_S = 5.0
 """How long an endpoint's state read from the bucket is taken as current."""
+
+REMEMBERED_ENDPOINTS = 1024
+"""How many endpoints' states are kept in memory (subscriptions name a handful)."""
 
 
 class DisabledEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,10 +48,11 @@ class EndpointRegistry:
         self._kv = kv
         self._decode = msgspec.json.Decoder(DisabledEndpoint).decode
         self._encode = msgspec.json.Encoder().encode
-        self._clock = clock
-        # By key: when the state was read, and the state (None: enabled). The
-        # subscriptions name a handful of endpoints, so this stays small.
-        self._known: dict[str, tuple[float, DisabledEndpoint | None]] = {}
+        # By key, the state read or written here, current for a while: a one-tuple,
+        # its record None while the endpoint is enabled (known enabled is not unknown).
+        self._known: Recent[str, tuple[DisabledEndpoint | None]] = Recent(
+            REMEMBERED_ENDPOINTS, max_age_s=FRESH_FOR_S, clock=clock
+        )
 
     @staticmethod
     def key(endpoint: Endpoint) -> str:
@@ -58,19 +63,19 @@ class EndpointRegistry:
             label=endpoint.label, reason=reason, disabled_at=datetime.now(UTC)
         )
         await self._kv.put(self.key(endpoint), self._encode(record))
-        self._known[self.key(endpoint)] = (self._clock(), record)
+        self._known.put(self.key(endpoint), (record,))
 
     async def disabled(self, endpoint: Endpoint) -> DisabledEndpoint | None:
         """The record of a disabled endpoint, or None while it is enabled."""
         key = self.key(endpoint)
         known = self._known.get(key)
-        if known is not None and self._clock() - known[0] < FRESH_FOR_S:
-            return known[1]
+        if known is not None:
+            return known[0]
         try:
             entry = await self._kv.get(key)
         except KeyNotFoundError:
             record = None
         else:
             record = self._decode(entry.value) if entry.value else None
-        self._known[key] = (self._clock(), record)
+        self._known.put(key, (record,))
         return record

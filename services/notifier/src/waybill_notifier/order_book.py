@@ -49,6 +49,9 @@ REMEMBERED_PAGES = 4096
 CONTACT_FRESH_FOR_S = 5.0
 """How long a contact written or read here is taken as current without reading it again."""
 
+REMEMBERED_CONTACTS = 4096
+"""How many orders' contacts are kept in memory at most (each for CONTACT_FRESH_FOR_S)."""
+
 _PLAIN_KEY_TOKEN = re.compile(r"[A-Za-z0-9_=/-]{1,100}")
 
 
@@ -117,14 +120,14 @@ class OrderBook:
         self._contacts = contacts
         self._tracking = tracking
         self._legacy = legacy
-        self._clock = clock
         self._encode = msgspec.json.Encoder().encode
         self._decode_contact = msgspec.json.Decoder(CustomerContact).decode
         self._decode_page = msgspec.json.Decoder(_TrackingPage).decode
         self._pages: Recent[str, str] = Recent(REMEMBERED_PAGES)
-        # By order ref: when the contact was written or read here, and the contact;
-        # oldest first (each is moved to the end when refreshed).
-        self._fresh: dict[str, tuple[float, CustomerContact]] = {}
+        # By order ref: the contacts written or read here, current for a while.
+        self._fresh: Recent[str, CustomerContact] = Recent(
+            REMEMBERED_CONTACTS, max_age_s=CONTACT_FRESH_FOR_S, clock=clock
+        )
 
     async def remember(self, contact: CustomerContact) -> None:
         """Keep (or refresh) an order's contact; the last release of an order wins."""
@@ -139,7 +142,7 @@ class OrderBook:
 
     async def contact(self, order_ref: str) -> CustomerContact | None:
         """The contact of an order, or None while its release has not been seen."""
-        fresh = self._fresh_contact(order_ref)
+        fresh = self._fresh.get(order_ref)
         if fresh is not None:
             return fresh
         value = await self._get(self._contacts, _contact_key(order_ref))
@@ -150,20 +153,7 @@ class OrderBook:
         return contact
 
     def _keep(self, contact: CustomerContact) -> None:
-        self._fresh.pop(contact.order_ref, None)  # to the end: the newest
-        self._fresh[contact.order_ref] = (self._clock(), contact)
-
-    def _fresh_contact(self, order_ref: str) -> CustomerContact | None:
-        stale_before = self._clock() - CONTACT_FRESH_FOR_S
-        fresh = self._fresh
-        # Oldest first: drop what is no longer current, however many orders that is.
-        while fresh:
-            oldest = next(iter(fresh))
-            if fresh[oldest][0] > stale_before:
-                break
-            del fresh[oldest]
-        kept = fresh.get(order_ref)
-        return None if kept is None else kept[1]
+        self._fresh.put(contact.order_ref, contact)
 
     async def remember_tracking_page(self, shipment_id: str, url: str) -> None:
         if self._pages.get(shipment_id) == url:
