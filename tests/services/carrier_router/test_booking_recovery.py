@@ -357,3 +357,45 @@ async def test_a_purchase_another_attempt_started_anew_is_not_settled_by_this_on
     assert (rig.cheap.bought, rig.dear.bought) == (0, 0)
     [entry] = await rig.ledger.attempts("shp-10")
     assert entry.state == "started" and entry.started_at == STARTED_AT + 3601
+
+
+async def test_a_label_recorded_while_this_attempt_settles_its_entry_is_not_bought_again(
+    setup: tuple[Setup, OnceOnly[LabelPurchase]],
+) -> None:
+    """A purchase past the in-doubt wait (its worker slow, not crashed) completes just after
+    this attempt's lookup found nothing, and that worker records its label before this
+    attempt's settling: the settling's fresh read shows the label, so nothing is settled
+    and no second label is bought."""
+    rig, purchases = setup
+    await rig.ledger.started("shp-13", rig.cheap.offer())  # the slow worker's purchase
+    rig.now[0] = STARTED_AT + 3600
+    find = rig.cheap.find_purchase
+    recorded: list[LabelPurchase] = []
+
+    async def meanwhile(reference: str) -> LabelPurchase | None:
+        found = await find(reference)
+        if not recorded:
+            # Not sold yet when asked; sold and recorded by the slow worker right after.
+            sold = rig.cheap.sell(reference).completed_with(rig.cheap.offer())
+            await rig.ledger.bought("shp-13", rig.cheap.offer(), sold)
+            recorded.append(sold)
+        return found
+
+    rig.cheap.find_purchase = meanwhile  # type: ignore[method-assign]
+    try:
+        outcome = await rig.booker(purchases).book(booking("shp-13"), attempt=2)
+    except PurchaseInDoubt:
+        outcome = None
+    # Before: the settling's compare-and-set lost to the label's record, and on the fresh
+    # read it settled the entry anyway (label and all); the cheaper carrier B came first
+    # again, its new entry replaced the one holding the label, and B sold a second one.
+    assert (rig.cheap.bought, rig.dear.bought) == (1, 0)
+    assert outcome is None or (
+        isinstance(outcome, Booked)
+        and outcome.purchase.tracking_number == recorded[0].tracking_number
+    )
+    [entry] = await rig.ledger.attempts("shp-13")
+    assert entry.purchase == recorded[0]
+    again = await rig.booker(purchases).book(booking("shp-13"), attempt=3)
+    assert isinstance(again, Booked)
+    assert again.purchase.tracking_number == recorded[0].tracking_number

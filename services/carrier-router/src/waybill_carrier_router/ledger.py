@@ -221,13 +221,16 @@ class BookingLedger:
     ) -> LedgerState | None:
         # The entry the caller decided about, as it saw it: on a fresh read after a
         # compare-and-set lost to another attempt, an entry that attempt started anew
-        # at this carrier (another started_at) is theirs, and is left alone.
+        # at this carrier (another started_at) is theirs, and is left alone; so is one
+        # whose label was recorded meanwhile (by a purchase slower than the in-doubt
+        # wait): settled, a later purchase at that carrier would replace it, label and all.
         seen = {a.started_at for a in known.attempts if a.carrier == carrier} if known else None
 
         def mark(record: _Record | None) -> _Record | None:
             if record is None or not any(
                 a.carrier == carrier
                 and a.state != "settled"
+                and a.purchase is None
                 and (seen is None or a.started_at in seen)
                 for a in record.attempts
             ):
