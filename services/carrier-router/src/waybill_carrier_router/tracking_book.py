@@ -302,15 +302,19 @@ class TrackingBook:
         record is decided again on a fresh read.
         """
         key = self._key(carrier, report.tracking_number)
+        waited = False
         if key in self._registered and self._recalled.get(key) is None:
             # Bought here and being stored right now (or another report is waiting for
             # it): what the registration stores is recalled, so wait rather than read.
             await self._registration(key)
+            # Once: a second wait below, after finding nothing, would take the report
+            # past REGISTRATION_WAIT_S (and the carrier's webhook timeout).
+            waited = True
         # While labels are booked here, an unknown label is far likelier one whose
         # registration is a moment away than one stored by contracts 1.0.
         legacy_first = not self._bookings
         outcome = await self._record(key, report, announce, legacy=legacy_first)
-        if outcome is None and await self._registration(key):
+        if outcome is None and not waited and await self._registration(key):
             # Registered meanwhile by this process's booking of the label.
             outcome = await self._record(key, report, announce)
         elif outcome is None and not legacy_first:
