@@ -13,7 +13,7 @@ from nats.js.kv import KeyValue
 
 from waybill_carrier_router.carriers import TrackingReport
 from waybill_carrier_router.kv_records import KvRecords, kv_token
-from waybill_carrier_router.reconciliation import TrackingReconciler
+from waybill_carrier_router.reconciliation import MISSING_FOR_S, TrackingReconciler
 from waybill_carrier_router.tracking_book import RECALL_S, TrackedShipment, TrackingBook
 from waybill_contracts.model import Milestone, MilestoneCode
 from waybill_runtime.testing.counting import CountingKV
@@ -468,3 +468,50 @@ async def test_a_report_for_a_label_bought_here_waits_for_its_registration_once(
     # for a label not known to be bought (twice REGISTRATION_WAIT_S, past the sandboxes'
     # two-second webhook timeout).
     assert waits == [False]
+
+
+def quiet_reconciler(book: TrackingBook, now: list[float]) -> TrackingReconciler:
+    """A reconciliation that asks no carrier (nothing is quiet for an hour), on ``now``."""
+    return TrackingReconciler(
+        book=book,
+        fleet=NoCarrier(),  # type: ignore[arg-type]
+        announce=Announcer(),
+        quiet_after_s=3600.0,
+        batch=10,
+        monotonic=lambda: now[0],
+    )
+
+
+async def test_a_shipment_listed_while_its_record_is_being_written_stays_in_the_index(
+    kv: KeyValue,
+) -> None:
+    """Registration writes the index entry, then the record: a round that lists and reads
+    in between finds no record, and must not drop a shipment just registered."""
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    [key] = await book.open_keys()
+    await kv.delete(key)  # as between the index entry's write and the record's
+    now = [1000.0]
+    reconciler = quiet_reconciler(book, now)
+    assert (await reconciler.run_once()).closed == 0
+    await book.register(LABEL)  # the record's write lands
+    now[0] += MISSING_FOR_S
+    assert (await reconciler.run_once()).closed == 0
+    assert await book.open_keys() == [key]
+
+
+async def test_an_open_shipment_whose_record_stays_missing_leaves_the_index(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    await book.register(LABEL)
+    [key] = await book.open_keys()
+    await kv.delete(key)  # expired, or never written after a crash
+    now = [1000.0]
+    reconciler = quiet_reconciler(book, now)
+    assert (await reconciler.run_once()).closed == 0
+    now[0] += MISSING_FOR_S - 1
+    assert (await reconciler.run_once()).closed == 0
+    now[0] += 1
+    assert (await reconciler.run_once()).closed == 1
+    assert await book.open_keys() == []

@@ -9,9 +9,13 @@ ever) and asks the carrier for the tracking of each that has been quiet for
 (:meth:`TrackingBook.record`), so a scan already known adds nothing and a new
 one is announced once. A shipment is asked about at most once per quiet period
 by each replica, and a round makes at most ``tracking_reconcile_batch`` calls.
-Records that are gone (expired) or finished are dropped from the index, after
-announcing a stored milestone whose announcement was lost (a crash or an outage
-between storing it and publishing it; for a final milestone nothing else would).
+Finished records are dropped from the index, after announcing a stored
+milestone whose announcement was lost (a crash or an outage between storing it
+and publishing it; for a final milestone nothing else would). A record that is
+gone (expired, or never written after a crash) is dropped once it has been
+missing for :data:`MISSING_FOR_S`: a label's index entry is written a moment
+before its record, and a round that lists and reads in between must not drop
+a shipment being registered (it would never be reconciled).
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ __all__ = ["ReconciliationRound", "TrackingReconciler", "reconciling_tracking"]
 log = logging.getLogger("waybill.carrier_router.reconciliation")
 
 _ASKED_REMEMBERED = 100_000
+
+MISSING_FOR_S = 60.0
+"""How long an open shipment's record must have been found missing before its index
+entry is dropped: far longer than the one write between the two at registration."""
 
 
 @dataclass
@@ -78,6 +86,8 @@ class TrackingReconciler:
         self._clock = clock
         self._monotonic = monotonic
         self._asked: Recent[str, float] = Recent(_ASKED_REMEMBERED)
+        # Open shipments whose record was missing, and when that was first seen.
+        self._missing: Recent[str, float] = Recent(_ASKED_REMEMBERED)
         self._recovered = (
             metrics.counter(
                 "waybill_tracking_reconciled_milestones_total",
@@ -95,6 +105,14 @@ class TrackingReconciler:
             if metrics is not None
             else None
         )
+
+    def _missing_long_enough(self, key: str) -> bool:
+        now = self._monotonic()
+        since = self._missing.get(key)
+        if since is None:
+            self._missing.put(key, now)
+            return False
+        return now - since >= MISSING_FOR_S
 
     async def run_once(self) -> ReconciliationRound:
         """One round over the open shipments."""
@@ -121,8 +139,15 @@ class TrackingReconciler:
                     continue
                 if pending is not None:
                     done.announced += 1
-            if tracked is None or tracked.finished:
-                await self._book.close(key)  # expired, or finished by a report meanwhile
+            if tracked is None:
+                if self._missing_long_enough(key):
+                    await self._book.close(key)  # expired, or never written
+                    self._missing.forget(key)
+                    done.closed += 1
+                continue
+            self._missing.forget(key)
+            if tracked.finished:
+                await self._book.close(key)  # finished by a report meanwhile
                 done.closed += 1
                 continue
             if not self._is_quiet(key, tracked.last_heard()):
