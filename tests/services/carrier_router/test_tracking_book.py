@@ -77,6 +77,8 @@ async def test_a_label_registered_before_the_upgrade_is_moved_and_tracked_on(
     moved = await TrackingBook(kv).find("carrier-b", "TN1")
     assert moved is not None and moved.shipment_id == LABEL.shipment_id
     assert moved.progress is not None
+    # Open, so in the open index the tracking reconciliation visits (1.0 kept none).
+    assert len(await book.open_keys()) == 1
 
 
 async def test_second_registration_keeps_the_first(kv: KeyValue) -> None:

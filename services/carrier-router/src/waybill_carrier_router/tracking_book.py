@@ -284,6 +284,10 @@ class TrackingBook:
         old = await self._legacy.get(key)
         if old is None:
             return None
+        if not old[0].finished:
+            # 1.0 kept no open index: indexed as registration does, or the tracking
+            # reconciliation would never visit the label.
+            await self._open.add(_open_name(key))
         # Another replica moving it at the same time wrote the same record: keep theirs.
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self._records.put(key, old[0], revision=None)
