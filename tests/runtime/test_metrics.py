@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import Counter
 
-from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.metrics import Children, MetricsRegistry
 from waybill_runtime.outcomes import Outcome
 
 SUBJECT = "waybill.cmd.carrier.book_shipment.v1"
@@ -137,3 +137,25 @@ def test_reusing_a_metric_name_for_another_kind_is_refused(metrics: MetricsRegis
 def test_a_name_taken_by_a_standard_metric_is_refused(metrics: MetricsRegistry) -> None:
     with pytest.raises(ValueError, match="waybill_messages_published"):
         metrics.counter("waybill_messages_published_total", "Clash.")
+
+
+def test_a_labelled_child_is_looked_up_once_and_counts_under_its_labels(
+    metrics: MetricsRegistry,
+) -> None:
+    counter = metrics.counter("waybill_test_outcomes_total", "Outcomes.", ("carrier", "outcome"))
+    looked_up: list[tuple[str, ...]] = []
+    labels = counter.labels
+
+    def lookup(*values: str) -> Counter:
+        looked_up.append(values)
+        return labels(*values)
+
+    counter.labels = lookup  # type: ignore[method-assign,assignment]
+    outcomes = Children(counter, "carrier-a")
+    for outcome in ("accepted", "accepted", "duplicate", "accepted"):
+        outcomes(outcome).inc()
+    assert looked_up == [("carrier-a", "accepted"), ("carrier-a", "duplicate")]
+    registry = metrics.collector_registry
+    sample = "waybill_test_outcomes_total"
+    assert registry.get_sample_value(sample, {"carrier": "carrier-a", "outcome": "accepted"}) == 3
+    assert registry.get_sample_value(sample, {"carrier": "carrier-a", "outcome": "duplicate"}) == 1

@@ -9,7 +9,7 @@ cached, because they are touched for every message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,7 +25,7 @@ from prometheus_client import (
 
 from waybill_runtime.outcomes import Outcome
 
-__all__ = ["CIRCUIT_STATES", "HandlerMetrics", "MetricsRegistry"]
+__all__ = ["CIRCUIT_STATES", "Children", "HandlerMetrics", "MetricsRegistry"]
 
 # The states of a circuit breaker, as the label values of waybill_circuit_breaker_state.
 CIRCUIT_STATES = ("closed", "open", "half_open")
@@ -36,13 +36,34 @@ DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 1
 M = TypeVar("M", Counter, Gauge, Histogram)
 
 
+class Children(Generic[M]):
+    """The children of a labelled metric, each looked up once.
+
+    ``labels()`` builds its key and takes the metric's lock on every call: a
+    child touched per message or per webhook is kept here instead, by its
+    label values. ``fixed``: the first label values, the same for every child
+    (the service, say); a call gives the rest.
+    """
+
+    __slots__ = ("_children", "_fixed", "_metric")
+
+    def __init__(self, metric: M, *fixed: str) -> None:
+        self._metric: M = metric
+        self._fixed = fixed
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*self._fixed, *labels)
+        return child
+
+
 class HandlerMetrics:
     """The metrics of one consumer handling one subject template, bound and ready."""
 
     __slots__ = (
         "_failed",
-        "_failed_family",
-        "_labels",
         "dead_lettered",
         "duration",
         "processed",
@@ -51,20 +72,15 @@ class HandlerMetrics:
 
     def __init__(self, registry: MetricsRegistry, consumer: str, subject: str) -> None:
         labels = (registry.service, consumer, subject)
-        self._labels = labels
         self.processed: Counter = registry._processed.labels(*labels)
         self.retried: Counter = registry._retried.labels(*labels)
         self.dead_lettered: Counter = registry._dead_lettered.labels(*labels)
         self.duration: Histogram = registry._duration.labels(*labels)
-        self._failed_family = registry._failed
-        self._failed: dict[str, Counter] = {}
+        self._failed = Children(registry._failed, *labels)
 
     def failed(self, error_type: str) -> Counter:
         """The failure counter for one error type (cached: types are few)."""
-        child = self._failed.get(error_type)
-        if child is None:
-            child = self._failed[error_type] = self._failed_family.labels(*self._labels, error_type)
-        return child
+        return self._failed(error_type)
 
     def record(self, outcome: Outcome, duration_s: float, error_type: str | None = None) -> None:
         """Count one delivery's final outcome and how long its handler took."""
@@ -169,11 +185,11 @@ class MetricsRegistry:
             buckets=DURATION_BUCKETS_S,
             registry=reg,
         )
-        self._partner_children: dict[tuple[str, str, str], Histogram] = {}
+        self._partner_children = Children(self._partner_calls, service)
         self._handlers: dict[tuple[str, str], HandlerMetrics] = {}
-        self._pending_children: dict[str, Gauge] = {}
-        self._redelivered_children: dict[str, Counter] = {}
-        self._published_children: dict[str, Counter] = {}
+        self._pending_children = Children(self._pending, service)
+        self._redelivered_children = Children(self._redelivered, service)
+        self._published_children = Children(self._published, service)
         self._own: dict[str, Counter | Gauge | Histogram] = {}
 
     def handler(self, consumer: str, subject: str) -> HandlerMetrics:
@@ -186,10 +202,7 @@ class MetricsRegistry:
 
     def consumer_lag(self, consumer: str) -> Gauge:
         """The pending-messages gauge of ``consumer``; set from each delivery's ack subject."""
-        child = self._pending_children.get(consumer)
-        if child is None:
-            child = self._pending_children[consumer] = self._pending.labels(self.service, consumer)
-        return child
+        return self._pending_children(consumer)
 
     def build_info(self, version: str) -> None:
         """Record the version this instance runs (``waybill_build_info``)."""
@@ -203,12 +216,7 @@ class MetricsRegistry:
 
     def redelivered(self, consumer: str) -> Counter:
         """The redeliveries counter of ``consumer``."""
-        child = self._redelivered_children.get(consumer)
-        if child is None:
-            child = self._redelivered_children[consumer] = self._redelivered.labels(
-                self.service, consumer
-            )
-        return child
+        return self._redelivered_children(consumer)
 
     def circuit_state(self, breaker: str, state: str) -> None:
         """Show ``breaker`` in ``state`` (one of :data:`CIRCUIT_STATES`); call it at start
@@ -218,22 +226,11 @@ class MetricsRegistry:
 
     def partner_call(self, partner: str, operation: str, outcome: str) -> Histogram:
         """The duration histogram of one partner operation with one outcome."""
-        key = (partner, operation, outcome)
-        child = self._partner_children.get(key)
-        if child is None:
-            child = self._partner_children[key] = self._partner_calls.labels(
-                self.service, partner, operation, outcome
-            )
-        return child
+        return self._partner_children(partner, operation, outcome)
 
     def published(self, subject: str) -> Counter:
         """The published-messages counter of a subject template."""
-        child = self._published_children.get(subject)
-        if child is None:
-            child = self._published_children[subject] = self._published.labels(
-                self.service, subject
-            )
-        return child
+        return self._published_children(subject)
 
     def _existing(self, kind: type[M], name: str) -> M | None:
         existing = self._own.get(name)

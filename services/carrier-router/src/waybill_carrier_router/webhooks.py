@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from prometheus_client import Counter
 
 from waybill_carrier_router.announcements import milestone_announcer
 from waybill_carrier_router.carriers import BadTrackingPayload, TrackingWebhooks
 from waybill_carrier_router.router import CarrierRouter
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.http import ProblemError, json_answer, read_json_body
+from waybill_runtime.metrics import Children
 from waybill_runtime.outcomes import is_transient
 from waybill_runtime.signatures import SignatureError
 
@@ -36,22 +36,6 @@ log = logging.getLogger("waybill.carrier_router.webhooks")
 
 RETRY_AFTER_S = 5
 """Retry-After when an update cannot be taken now (unknown tracking number, NATS down)."""
-
-
-class _Outcomes:
-    """One carrier's webhook counter, each outcome's labelled child looked up once
-    (``labels()`` on every webhook was about a fifth of a webhook's own Python)."""
-
-    def __init__(self, counter: Counter, carrier: str) -> None:
-        self._counter = counter
-        self._carrier = carrier
-        self._children: dict[str, Counter] = {}
-
-    def count(self, outcome: str) -> None:
-        child = self._children.get(outcome)
-        if child is None:
-            child = self._children[outcome] = self._counter.labels(self._carrier, outcome)
-        child.inc()
 
 
 def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.RouteDef]:
@@ -65,18 +49,20 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
     announce = milestone_announcer(publisher)
 
     def receiver(carrier: str, hooks: TrackingWebhooks) -> web.RouteDef:
-        outcomes = _Outcomes(webhooks, carrier)
+        # Each outcome's child looked up once (labels() on every webhook was about a
+        # fifth of a webhook's own Python).
+        outcomes = Children(webhooks, carrier)
 
         async def receive(request: web.Request) -> web.Response:
             try:
                 body = await read_json_body(request)
             except ProblemError:
-                outcomes.count("malformed")
+                outcomes("malformed").inc()
                 raise
             try:
                 hooks.verify(request.headers, body)
             except SignatureError as error:
-                outcomes.count("rejected")
+                outcomes("rejected").inc()
                 raise ProblemError(
                     401, detail=f"the {carrier} webhook signature is not valid: {error}"
                 ) from None
@@ -85,22 +71,22 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                 identity = hooks.identity(body)
                 report = hooks.read(body)
             except BadTrackingPayload as error:
-                outcomes.count("malformed")
+                outcomes("malformed").inc()
                 raise ProblemError(400, detail=str(error)) from None
             if identity is not None:
                 try:
                     router.replays.check_fresh(identity)
                 except SignatureError as stale:
-                    outcomes.count("rejected")
+                    outcomes("rejected").inc()
                     raise ProblemError(
                         401, detail=f"the {carrier} webhook is refused: {stale}"
                     ) from None
             try:
                 if identity is not None and await router.replays.taken_before(carrier, identity):
-                    outcomes.count("duplicate")
+                    outcomes("duplicate").inc()
                     return json_answer({"status": "duplicate", "id": identity.id})
                 if report is None:
-                    outcomes.count("ignored")
+                    outcomes("ignored").inc()
                     if identity is not None:
                         await router.replays.remember(carrier, identity)
                     return json_answer({"status": "ignored"})
@@ -110,7 +96,7 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
             except Exception as error:
                 if not is_transient(error):
                     raise
-                outcomes.count("deferred")
+                outcomes("deferred").inc()
                 log.warning("cannot record %s tracking now: %s", carrier, error)
                 raise ProblemError(
                     503,
@@ -118,14 +104,14 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 ) from None
             if not outcome.known:
-                outcomes.count("unknown")
+                outcomes("unknown").inc()
                 raise ProblemError(
                     503,
                     detail=f"tracking number {report.tracking_number} is not known to the "
                     f"carrier-router (yet); send it again later",
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
-            outcomes.count("accepted")
+            outcomes("accepted").inc()
             return json_answer(
                 {
                     "status": "accepted",

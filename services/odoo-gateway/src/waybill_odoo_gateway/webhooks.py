@@ -28,7 +28,7 @@ from waybill_odoo_gateway.order_facts import Seen
 from waybill_odoo_gateway.webhook_address import WEBHOOK_PATH, token_matches
 from waybill_runtime.cancellation import raise_if_cancelled
 from waybill_runtime.http import ProblemError, json_answer, read_json
-from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.metrics import Children, MetricsRegistry
 from waybill_runtime.outcomes import PermanentError, TransientError
 from waybill_runtime.server_spans import continue_server_span
 
@@ -104,23 +104,25 @@ async def process_webhook(gateway: Gateway, hook: OdooWebhook) -> Seen:
 
 def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.RouteDef]:
     """The webhook route of a running gateway."""
-    received = metrics.counter(
-        "waybill_odoo_webhooks_total", "Odoo webhooks received, by outcome.", ["outcome"]
+    received = Children(
+        metrics.counter(
+            "waybill_odoo_webhooks_total", "Odoo webhooks received, by outcome.", ["outcome"]
+        )
     )
 
     async def receive(request: web.Request) -> web.Response:
         if not token_matches(request.match_info["token"], gateway.settings.odoo_webhook_token):
-            received.labels("refused").inc()
+            received("refused").inc()
             raise _not_found(request)
         if not _from_allowed_network(request, gateway):
-            received.labels("refused").inc()
+            received("refused").inc()
             log.warning(
                 "Odoo webhook from %s refused: not in WAYBILL_ODOO_WEBHOOK_NETWORKS", request.remote
             )
             raise _not_found(request)
         hook = await read_json(request, OdooWebhook)
         if hook.model not in _HANDLED_MODELS:
-            received.labels("ignored").inc()
+            received("ignored").inc()
             return json_answer({"status": "ignored", "model": hook.model, "id": hook.id})
         # Answered at once, the record re-read in the background: the request's SERVER
         # span goes on into that work, so the order it releases has it in its trace.
@@ -131,14 +133,14 @@ def webhook_routes(gateway: Gateway, metrics: MetricsRegistry) -> list[web.Route
         )
         if not accepted:
             continuation.abandon()
-            received.labels("overloaded").inc()
+            received("overloaded").inc()
             raise ProblemError(
                 503,
                 "Service Unavailable",
                 "too many Odoo webhooks in progress; the record will be found by the poll",
                 headers={"Retry-After": "5"},
             )
-        received.labels("accepted").inc()
+        received("accepted").inc()
         return json_answer({"status": "accepted", "model": hook.model, "id": hook.id}, status=202)
 
     return [web.post(WEBHOOK_PATH, receive)]
