@@ -90,84 +90,33 @@ Observer = Callable[[Any, datetime], Observation]
 """What a message of one type says about progress: made once per type, called per message."""
 
 
-def _reaching(stage: Stage | None) -> Observer:
-    def observer(message: Any, at: datetime) -> Observation:
-        return Observation(at=at, reached=stage)
-
-    return observer
-
-
-def _milestone(reached: Stage | None) -> Observer:
-    def observer(message: MilestoneReached, at: datetime) -> Observation:
-        if message.milestone.code is MilestoneCode.DELIVERED:
-            # The carrier delivered; the orchestrator now asks Odoo to record it.
-            return Observation(at=at, reached=Stage.RECORDING_DELIVERY)
-        return Observation(at=at, reached=reached)
-
-    return observer
-
-
-def _exception(reached: Stage | None) -> Observer:
-    def observer(message: ExceptionRaised, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, held=message.order_held)
-
-    return observer
-
-
-def _resumed(reached: Stage | None) -> Observer:
-    def observer(message: ReleaseHeldOrder, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, resumed=True)
-
-    return observer
-
-
-def _cancel_requested(reached: Stage | None) -> Observer:
-    def observer(message: OrderCancelled, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, cancel_requested=True)
-
-    return observer
-
-
-def _warehouse_cancelled(reached: Stage | None) -> Observer:
-    def observer(message: WarehouseOrderCancelled, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, warehouse_cancelled=True)
-
-    return observer
-
-
-def _booked(reached: Stage | None) -> Observer:
-    def observer(message: ShipmentBooked, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, booked_shipment=message.shipment.shipment_id)
-
-    return observer
-
-
-def _voided(reached: Stage | None) -> Observer:
-    def observer(message: ShipmentVoided, at: datetime) -> Observation:
-        return Observation(at=at, reached=reached, voided_shipment=message.shipment_id)
-
-    return observer
-
-
-_SPECIAL: tuple[tuple[type[Message], Callable[[Stage | None], Observer]], ...] = (
-    (MilestoneReached, _milestone),
-    (ExceptionRaised, _exception),
-    (ReleaseHeldOrder, _resumed),
-    (OrderCancelled, _cancel_requested),
-    (WarehouseOrderCancelled, _warehouse_cancelled),
-    (ShipmentBooked, _booked),
-    (ShipmentVoided, _voided),
-)
-"""The types whose messages say more than the stage their type reaches (a message type is
-at most one of them), with the observer made for a type given the stage it reaches."""
-
-
 def _observer_for(message_type: type[Message]) -> Observer:
+    """The observer of ``message_type``: the stage the type reaches, and the one field the
+    types that say more carry (a message type is at most one of them)."""
     reached = REACHES.get(message_type)
-    for special, make in _SPECIAL:
-        if issubclass(message_type, special):
-            return make(reached)
-    return _reaching(reached)
+    if issubclass(message_type, MilestoneReached):
+        # Delivered: the carrier delivered, and the orchestrator now asks Odoo to record it.
+        return lambda m, at: Observation(
+            at=at,
+            reached=Stage.RECORDING_DELIVERY
+            if m.milestone.code is MilestoneCode.DELIVERED
+            else reached,
+        )
+    if issubclass(message_type, ExceptionRaised):
+        return lambda m, at: Observation(at=at, reached=reached, held=m.order_held)
+    if issubclass(message_type, ReleaseHeldOrder):
+        return lambda m, at: Observation(at=at, reached=reached, resumed=True)
+    if issubclass(message_type, OrderCancelled):
+        return lambda m, at: Observation(at=at, reached=reached, cancel_requested=True)
+    if issubclass(message_type, WarehouseOrderCancelled):
+        return lambda m, at: Observation(at=at, reached=reached, warehouse_cancelled=True)
+    if issubclass(message_type, ShipmentBooked):
+        return lambda m, at: Observation(
+            at=at, reached=reached, booked_shipment=m.shipment.shipment_id
+        )
+    if issubclass(message_type, ShipmentVoided):
+        return lambda m, at: Observation(at=at, reached=reached, voided_shipment=m.shipment_id)
+    return lambda m, at: Observation(at=at, reached=reached)
 
 
 _OBSERVERS: dict[type[Message], Observer] = {}
