@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable
-from types import FrameType
 
 import pytest
 from nats.aio.client import Client
@@ -18,6 +15,7 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from waybill_runtime.bus.client import WaybillNatsClient, connect_client, header_block
 from waybill_runtime.bus.publish_acks import Outbound, PublishAcks, StoredAck
 from waybill_runtime.outcomes import Outcome, classify
+from waybill_runtime.testing.counting import CallCount
 
 HEADER_SAMPLES: list[dict[str, str]] = [
     {},
@@ -72,23 +70,6 @@ def test_the_fast_header_parser_reads_headers_exactly_as_nats_py_does() -> None:
         assert WaybillNatsClient._parse_header_lines(raw) == Client._parse_header_lines(raw)
 
 
-def _calls_made_by(work: Callable[[], object]) -> int:
-    """How many functions (Python and built-in) ``work`` calls."""
-    calls = 0
-
-    def count(_frame: FrameType, event: str, _arg: object) -> None:
-        nonlocal calls
-        if event in ("call", "c_call"):
-            calls += 1
-
-    sys.setprofile(count)
-    try:
-        work()
-    finally:
-        sys.setprofile(None)
-    return calls
-
-
 def test_reading_a_waybill_header_block_takes_three_calls_a_header() -> None:
     # A delivered Waybill message: ten ASCII headers whose names repeat on
     # every message. nats-py's way took six calls a line (split, two strips,
@@ -118,7 +99,9 @@ def test_reading_a_waybill_header_block_takes_three_calls_a_header() -> None:
     parse = WaybillNatsClient._parse_header_lines
     # 38 here: the lambda, the parser, isascii, decode, split, 11 partitions,
     # 10 lookups, 10 strips and setprofile; nats-py's way took 64.
-    assert _calls_made_by(lambda: parse(raw)) <= 40
+    with CallCount() as counted:
+        parse(raw)
+    assert counted.calls <= 40
 
 
 async def test_a_message_published_with_headers_arrives_with_them(nats_url: str) -> None:

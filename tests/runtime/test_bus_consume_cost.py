@@ -10,7 +10,6 @@ that makes every delivery dearer fails here, not in a benchmark weeks later.
 from __future__ import annotations
 
 import sys
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -25,27 +24,11 @@ from waybill_contracts.commands import ReleaseToWarehouse
 from waybill_runtime.bus.client import connect_client
 from waybill_runtime.bus.consumer import ConsumerOptions, HandlerContext
 from waybill_runtime.metrics import MetricsRegistry
+from waybill_runtime.testing.counting import CallCount
 from waybill_runtime.testing.waiting import eventually
 
 MESSAGES = 500
 OPTIONS = ConsumerOptions(concurrency=64, fetch_batch=64, fetch_timeout_s=1.0)
-
-
-class CallCount:
-    """Counts every function call (Python and built-in) on this thread while on."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def _count(self, _frame: FrameType, event: str, _arg: object) -> None:
-        if event == "call" or event == "c_call":
-            self.calls += 1
-
-    def start(self) -> None:
-        sys.setprofile(self._count)
-
-    def stop(self) -> None:
-        sys.setprofile(None)
 
 
 async def _consume_counted(
