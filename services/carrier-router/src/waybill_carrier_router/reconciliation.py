@@ -41,7 +41,8 @@ __all__ = ["ReconciliationRound", "TrackingReconciler", "reconciling_tracking"]
 
 log = logging.getLogger("waybill.carrier_router.reconciliation")
 
-_ASKED_REMEMBERED = 100_000
+_REMEMBERED = 100_000
+"""Open shipments each of the reconciler's memories keeps (when asked, when found missing)."""
 
 MISSING_FOR_S = 60.0
 """How long an open shipment's record must have been found missing before its index
@@ -85,9 +86,9 @@ class TrackingReconciler:
         self._batch = batch
         self._clock = clock
         self._monotonic = monotonic
-        self._asked: Recent[str, float] = Recent(_ASKED_REMEMBERED)
+        self._asked: Recent[str, float] = Recent(_REMEMBERED)
         # Open shipments whose record was missing, and when that was first seen.
-        self._missing: Recent[str, float] = Recent(_ASKED_REMEMBERED)
+        self._missing: Recent[str, float] = Recent(_REMEMBERED)
         self._recovered = (
             metrics.counter(
                 "waybill_tracking_reconciled_milestones_total",
