@@ -9,6 +9,10 @@ where the subject says it, the consumer or the bucket and the key's first token:
 - ``ack <consumer>``, ``pull <consumer>``: settling and asking for messages;
 - ``kv write <bucket> <key prefix>``, ``kv read <bucket> <key prefix>``;
 - ``publish <subject>`` for the events and commands streams' subjects;
+- ``deliver <subject>`` and ``kv deliver <bucket> <key prefix>``: a stored
+  message handed to a consumer (a pulled event, a key of a listing or a
+  watch). The server hands it over under the subject it was stored with, so
+  only its reply, a ``$JS.ACK.`` subject, tells it from a publish;
 - ``reply``: answers to requests (publish acks, KV reads' answers, pulled messages);
 - ``js api <operation>``: the rest of JetStream's API.
 
@@ -29,6 +33,9 @@ from nats.aio.subscription import Subscription
 
 __all__ = ["Traffic", "label_of"]
 
+_DELIVERY_REPLY = "$JS.ACK."
+"""The reply of a message a JetStream consumer hands over (the subject to ack it on)."""
+
 
 def _key_prefix(tokens: list[str]) -> str:
     """What names a KV key's owner, without the ids that would make a label per order.
@@ -43,13 +50,17 @@ def _key_prefix(tokens: list[str]) -> str:
     return first
 
 
-def label_of(subject: str) -> str:
-    """What a message on ``subject`` is for (see the module's docstring)."""
+def label_of(subject: str, reply: str = "") -> str:
+    """What a message on ``subject`` with ``reply`` is for (see the module's docstring)."""
     tokens = subject.split(".")
     if tokens[0].startswith("_INBOX") or tokens[0] == "_R_":
         return "reply"
+    delivered = reply.startswith(_DELIVERY_REPLY)
     if tokens[0] == "$KV" and len(tokens) > 2:
-        return f"kv write {tokens[1]} {_key_prefix(tokens[2:])}"
+        verb = "deliver" if delivered else "write"
+        return f"kv {verb} {tokens[1]} {_key_prefix(tokens[2:])}"
+    if delivered:
+        return "deliver " + subject
     if tokens[:2] == ["$JS", "ACK"] and len(tokens) > 3:
         return f"ack {tokens[3]}"
     if tokens[:2] == ["$JS", "API"]:
@@ -81,7 +92,7 @@ class Traffic:
         """Count what ``nc`` (a connection for this alone, allowed to subscribe to ``>``) sees."""
 
         async def count(msg: Msg) -> None:
-            self.counts[label_of(msg.subject)] += 1
+            self.counts[label_of(msg.subject, msg.reply)] += 1
 
         self._nc, self._reconnects = nc, nc.stats["reconnects"]
 

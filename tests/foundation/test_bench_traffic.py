@@ -7,6 +7,7 @@ import asyncio
 from nats.aio.client import Client as NatsClient
 
 from tests.bench.traffic import Traffic, label_of
+from waybill_runtime.bus.key_index import KeyIndex
 
 
 def test_each_kind_of_message_gets_the_label_naming_its_purpose() -> None:
@@ -31,6 +32,13 @@ def test_each_kind_of_message_gets_the_label_naming_its_purpose() -> None:
     assert label_of("_INBOX.abc.def") == "reply"
     assert label_of("$JS.API.STREAM.INFO.EVENTS") == "js api STREAM.INFO"
     assert label_of("waybill.evt.shipment.booked.v1") == "publish waybill.evt.shipment.booked.v1"
+    # A stored message handed to a consumer keeps its subject: its ack reply tells it apart.
+    ack = "$JS.ACK.WAYBILL_EVENTS.auditor-events.1.7.7.1700000000000000000.0"
+    assert (
+        label_of("waybill.evt.shipment.booked.v1", ack) == "deliver waybill.evt.shipment.booked.v1"
+    )
+    assert label_of("$KV.workflow.open.WH_2fOUT_2f00042", ack) == "kv deliver workflow open"
+    assert label_of("$KV.workflow.open.WH_2fOUT_2f7", "_INBOX.abc.1") == "kv write workflow open"
 
 
 async def test_every_message_through_the_server_is_counted_per_order(nc: NatsClient) -> None:
@@ -49,3 +57,23 @@ async def test_every_message_through_the_server_is_counted_per_order(nc: NatsCli
         ("kv write idempotency notifier.step", 3.0),
         ("publish waybill.evt.order.released.v1", 0.5),
     ]
+
+
+async def test_a_listing_of_keys_is_counted_as_deliveries_not_writes(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    kv = await js.create_key_value(bucket="traffic_listing", history=1)
+    index = KeyIndex(kv, "open.")
+    for name in ("o1", "o2", "o3"):
+        await index.add(name)
+    traffic = Traffic()
+    await traffic.start(nc)
+    assert sorted(await index.members()) == ["o1", "o2", "o3"]
+    await index.add("o4")
+    await nc.flush()
+    for _ in range(100):
+        if traffic.counts["kv deliver traffic_listing open"] >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await traffic.stop()
+    assert traffic.counts["kv deliver traffic_listing open"] == 3
+    assert traffic.counts["kv write traffic_listing open"] == 1
