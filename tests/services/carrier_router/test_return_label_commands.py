@@ -8,7 +8,9 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 
 from tests.services.carrier_router.harness import QUICK_WALK, carriers_and_router
+from waybill_carrier_router.tracking_book import TrackingBook
 from waybill_contracts.events import (
+    MilestoneReached,
     ReturnLabelBooked,
     ReturnLabelBookingFailed,
     ReturnLabelVoided,
@@ -97,3 +99,28 @@ async def test_an_unused_return_label_is_voided_once_and_a_scanned_one_is_a_dead
         assert not rig.carrier_a.purchases_for(scanned.label_id)[0].voided
         await rig.commands_settled()
         assert len(await rig.events(ReturnLabelVoided)) == 1
+
+
+async def test_a_return_labels_tracking_webhooks_are_taken_and_announce_nothing(
+    nc: NatsClient, nats_url: str, nats_prefix: str
+) -> None:
+    # Carriers send a return parcel's scans to the router's webhook like any label's; no
+    # contract carries them, so they are taken (2xx) rather than refused until the carrier
+    # gives up, and nothing is published or reconciled for them.
+    quick = {"tracking_delays_s": QUICK_WALK}
+    async with carriers_and_router(
+        nc, nats_url, nats_prefix, carrier_a=quick, carrier_b=quick
+    ) as rig:
+        for carrier, sandbox in (("carrier-a", rig.carrier_a), ("carrier-b", rig.carrier_b)):
+            command = return_label(f"ret-track-{carrier}", carrier)
+            await rig.send(command)
+            [booked] = await rig.wait_for(ReturnLabelBooked, command.return_id)
+            tracking_number = booked.label.tracking_number
+            sandbox.drop_off_return(tracking_number)
+            await sandbox.settle()
+            sent = [w for w in sandbox.sent_webhooks() if tracking_number in w.body]
+            assert len(sent) >= 2, sent  # label created, then the scans back to the warehouse
+            assert [w.outcome for w in sent] == ["delivered"] * len(sent)
+        assert await rig.events(MilestoneReached) == []
+        kv = await nc.jetstream().key_value(rig.subjects.kv_bucket("tracking"))
+        assert await TrackingBook(kv).open_keys() == []

@@ -517,3 +517,22 @@ async def test_an_open_shipment_whose_record_stays_missing_leaves_the_index(
     now[0] += 1
     assert (await reconciler.run_once()).closed == 1
     assert await book.open_keys() == []
+
+
+async def test_a_return_label_is_known_announces_nothing_and_is_not_reconciled(
+    kv: KeyValue,
+) -> None:
+    book = TrackingBook(kv)
+    await book.register(msgspec.structs.replace(LABEL, returning=True))
+    assert await book.open_keys() == []
+    announce = Announcer()
+    outcome = await book.record("carrier-b", report((MilestoneCode.IN_TRANSIT, 1)), announce)
+    assert outcome.known and outcome.returning and outcome.announced == ()
+    # Decided on the bucket's copy too (another replica registered it).
+    outcome = await TrackingBook(kv).record(
+        "carrier-b", report((MilestoneCode.DELIVERED, 2)), announce
+    )
+    assert outcome.known and outcome.returning
+    assert announce.announced == []
+    stored = await book.find("carrier-b", "TN1")
+    assert stored is not None and stored.progress is None  # nothing written for its scans

@@ -138,7 +138,24 @@ async def book_return_label(
 ) -> None:
     """Buy the return label once; every carrier refusing is announced, not dead-lettered."""
     router = ctx.resource(ROUTER)
-    outcome = await router.returns.book(command)
+    # The label's first tracking webhook (label created) may come before its registration.
+    with router.tracking.expecting():
+        outcome = await router.returns.book(command)
+        if not isinstance(outcome, ReturnNotBooked):
+            # Carriers send a return label's scans to the same webhook as any label's:
+            # registered, they are taken rather than answered "unknown" for ever.
+            await router.tracking.register(
+                TrackedShipment(
+                    shipment_id=command.label_id,
+                    order_ref=command.order_ref,
+                    carrier=outcome.carrier,
+                    tracking_number=outcome.tracking_number,
+                    carrier_reference=outcome.carrier_reference,
+                    provider=outcome.provider,
+                    registered_at=outcome.bought_at,
+                    returning=True,
+                )
+            )
     if isinstance(outcome, ReturnNotBooked):
         failed = ReturnLabelBookingFailed(
             return_id=command.return_id,

@@ -38,6 +38,12 @@ its report waits for the registration and decides on what it stored. And while
 labels are being booked here, the legacy bucket is looked at only once that
 wait is over, since a report that beat its registration is by far the likelier.
 
+A return label (customer to warehouse) is registered too, marked
+``returning`` and left out of the index: carriers send its scans to the same
+webhook, and no contract carries a return parcel's milestones yet, so its
+reports are taken (known, nothing announced, nothing written) instead of being
+answered "unknown" until the carrier gives up on them.
+
 The records live in the ``tracking`` bucket, whose entries expire (see the
 contracts' ``KV_TTL_S``). Up to contracts 1.0 they lived in ``watermarks``,
 which never expires: a label registered there before the upgrade is moved
@@ -117,6 +123,8 @@ class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
     stored them; milestones are now published first and stored announced."""
     registered_at: datetime | None = None
     """When the label was booked (None: registered before this was kept)."""
+    returning: bool = False
+    """A return label: its scans are taken and not announced (see the module's docstring)."""
 
     @property
     def finished(self) -> bool:
@@ -158,6 +166,11 @@ class TrackingOutcome:
     known: bool
     """False when the tracking number belongs to no shipment the router booked."""
     announced: tuple[Milestone, ...] = ()
+    returning: bool = False
+    """The label is a return label: its scans were taken, none announced."""
+
+
+_RETURN_LABEL = TrackingOutcome(known=True, returning=True)
 
 
 class TrackingBook:
@@ -239,9 +252,11 @@ class TrackingBook:
     async def register(self, shipment: TrackedShipment) -> None:
         """Start tracking a booked label (a second registration keeps the first)."""
         key = self._key(shipment.carrier, shipment.tracking_number)
-        # Indexed first: a crash in between leaves an index entry with no record,
-        # which the reconciliation drops, never an open shipment out of the index.
-        await self._open.add(_open_name(key))
+        if not shipment.returning:
+            # Indexed first: a crash in between leaves an index entry with no record,
+            # which the reconciliation drops, never an open shipment out of the index.
+            # A return label is not: there is nothing to reconcile it for.
+            await self._open.add(_open_name(key))
         # A second registration (a redelivered booking) finds the first and keeps it.
         with contextlib.suppress(KeyWrongLastSequenceError):
             revision = await self._records.put(key, shipment, revision=None)
@@ -334,6 +349,8 @@ class TrackingBook:
         async with self._locks.hold(key):
             recalled = self._recalled.get(key)
             if recalled is not None:
+                if recalled[0].returning:
+                    return _RETURN_LABEL
                 announced = await self._apply(key, report, recalled, announce)
                 if announced:
                     return TrackingOutcome(known=True, announced=announced)
@@ -341,6 +358,8 @@ class TrackingBook:
             found = await self._find(key, legacy=legacy)
             if found is None:
                 return None
+            if found[0].returning:
+                return _RETURN_LABEL
             return TrackingOutcome(
                 known=True, announced=await self._apply(key, report, found, announce)
             )

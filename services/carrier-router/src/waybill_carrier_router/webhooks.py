@@ -111,6 +111,9 @@ def tracking_routes(router: CarrierRouter, publisher: Publisher) -> list[web.Rou
                     f"carrier-router (yet); send it again later",
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
+            if outcome.returning:
+                outcomes("ignored").inc()
+                return json_answer({"status": "ignored", "reason": "return label"})
             outcomes("accepted").inc()
             return json_answer(
                 {
