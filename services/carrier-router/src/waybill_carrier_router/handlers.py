@@ -58,15 +58,7 @@ async def book_shipment(command: BookShipment, ctx: HandlerContext[CarrierRouter
             # Registered before it is announced, so the label's tracking webhooks find
             # their order.
             await router.tracking.register(
-                TrackedShipment(
-                    shipment_id=command.shipment_id,
-                    order_ref=command.order_ref,
-                    carrier=outcome.purchase.carrier,
-                    tracking_number=outcome.purchase.tracking_number,
-                    carrier_reference=outcome.purchase.carrier_reference,
-                    provider=outcome.purchase.provider,
-                    registered_at=outcome.purchase.bought_at,
-                )
+                TrackedShipment.bought(command.shipment_id, command.order_ref, outcome.purchase)
             )
     if isinstance(outcome, NotBooked):
         failed = ShipmentBookingFailed(
@@ -145,16 +137,7 @@ async def book_return_label(
             # Carriers send a return label's scans to the same webhook as any label's:
             # registered, they are taken rather than answered "unknown" for ever.
             await router.tracking.register(
-                TrackedShipment(
-                    shipment_id=command.label_id,
-                    order_ref=command.order_ref,
-                    carrier=outcome.carrier,
-                    tracking_number=outcome.tracking_number,
-                    carrier_reference=outcome.carrier_reference,
-                    provider=outcome.provider,
-                    registered_at=outcome.bought_at,
-                    returning=True,
-                )
+                TrackedShipment.bought(command.label_id, command.order_ref, outcome, returning=True)
             )
     if isinstance(outcome, ReturnNotBooked):
         failed = ReturnLabelBookingFailed(

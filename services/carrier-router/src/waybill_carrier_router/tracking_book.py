@@ -63,7 +63,7 @@ import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from waybill_carrier_router.carriers.model import TrackingReport
+from waybill_carrier_router.carriers.model import LabelPurchase, TrackingReport
 from waybill_carrier_router.kv_records import KvRecords
 from waybill_carrier_router.milestones import TERMINAL_PHASE, Progress, advance
 from waybill_contracts.model import Milestone
@@ -125,6 +125,23 @@ class TrackedShipment(msgspec.Struct, frozen=True, kw_only=True):
     """When the label was booked (None: registered before this was kept)."""
     returning: bool = False
     """A return label: its scans are taken and not announced (see the module's docstring)."""
+
+    @classmethod
+    def bought(
+        cls, shipment_id: str, order_ref: str, purchase: LabelPurchase, *, returning: bool = False
+    ) -> TrackedShipment:
+        """The label ``purchase`` bought for a shipment (``returning``: a return label's
+        label id), as it is registered."""
+        return cls(
+            shipment_id=shipment_id,
+            order_ref=order_ref,
+            carrier=purchase.carrier,
+            tracking_number=purchase.tracking_number,
+            carrier_reference=purchase.carrier_reference,
+            provider=purchase.provider,
+            registered_at=purchase.bought_at,
+            returning=returning,
+        )
 
     @property
     def finished(self) -> bool:
