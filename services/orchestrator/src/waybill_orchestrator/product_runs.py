@@ -14,8 +14,12 @@ once by two handlers or two instances never lose each other's counts. A page
 is recorded first and sent after; a page or answer seen again finds itself
 recorded and sends again what it sent the first time (under the same message
 id, so JetStream keeps one), which is how a crash between the two is
-recovered. The wms-bridge uploads each page's products once, however often
-the page is sent. A finished run's record expires like a finished order.
+recovered. Within an instance a run's pages and answers are applied one at a
+time, in the order they arrive: a SKU two products share is the product's
+whose page the gateway published first (the gateway reads pages in order),
+not whichever page's handler happened to write first. The wms-bridge uploads
+each page's products once, however often the page is sent. A finished run's
+record expires like a finished order.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from waybill_orchestrator.run_records import read_record, write_record
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.idempotency import kv_key
 from waybill_runtime.outcomes import RetryLater, TransientError
+from waybill_runtime.resilience import KeyedLock
 
 __all__ = ["RUN_PREFIX", "ProductRunRecord", "ProductRuns"]
 
@@ -92,6 +97,7 @@ class ProductRuns:
         self._finished_ttl_s = finished_ttl_s
         self._write_attempts = write_attempts
         self.clock = clock
+        self._applying = KeyedLock()
 
     async def read(self, batch_id: str) -> tuple[ProductRunRecord | None, int | None]:
         """The run's record and revision; ``(None, None)`` before its first page."""
@@ -99,6 +105,10 @@ class ProductRuns:
 
     async def page_changed(self, page: ProductsChanged, cause: MessageContext) -> None:
         """Check a page's products, record the page, then send the fit ones to the warehouse."""
+        async with self._applying.hold(page.batch_id):
+            await self._page_changed(page, cause)
+
+    async def _page_changed(self, page: ProductsChanged, cause: MessageContext) -> None:
         for attempt in range(self._write_attempts):
             record, revision = await self.read(page.batch_id)
             if record is None:
@@ -128,6 +138,10 @@ class ProductRuns:
 
     async def page_answered(self, answer: ProductsSynced, cause: MessageContext) -> None:
         """Count what the warehouse took of a page; close the run after its last page."""
+        async with self._applying.hold(answer.batch_id):
+            await self._page_answered(answer, cause)
+
+    async def _page_answered(self, answer: ProductsSynced, cause: MessageContext) -> None:
         for attempt in range(self._write_attempts):
             record, revision = await self.read(answer.batch_id)
             if record is None:
