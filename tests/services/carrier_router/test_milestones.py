@@ -85,6 +85,17 @@ def test_exception_strikes_in_any_phase_and_the_journey_resumes() -> None:
     assert announced == [C.OUT_FOR_DELIVERY, C.EXCEPTION, C.OUT_FOR_DELIVERY, C.DELIVERED]
 
 
+def test_a_run_of_exception_scans_is_one_milestone_until_the_parcel_moves_on() -> None:
+    announced = replay(
+        scan(C.IN_TRANSIT, 1),
+        scan(C.EXCEPTION, 2),
+        scan(C.EXCEPTION, 3),  # the same milestone again, as a later in_transit would be
+        scan(C.OUT_FOR_DELIVERY, 4),
+        scan(C.EXCEPTION, 5),  # a new run of exceptions
+    )
+    assert announced == [C.IN_TRANSIT, C.EXCEPTION, C.OUT_FOR_DELIVERY, C.EXCEPTION]
+
+
 def test_exception_as_the_first_scan_starts_at_the_beginning() -> None:
     assert replay(scan(C.EXCEPTION, 1), scan(C.LABEL_CREATED, 2)) == [
         C.EXCEPTION,

@@ -8,8 +8,11 @@ shipment forward:
 - a terminal milestone (delivered, returned to sender, cancelled) is final;
 - a newer scan of an earlier phase (in transit after out for delivery) would
   move the shipment backwards → not announced;
-- an exception is announced whenever it is newer (it can strike in any
-  phase) and leaves the phase where it was, so the journey can resume;
+- an exception is announced whenever it is newer than the latest milestone
+  (it can strike in any phase) and leaves the phase where it was, so the
+  journey can resume; like any milestone, a second exception scan while the
+  latest is an exception is the same milestone again (one customer email per
+  run of exceptions, until the parcel moves on);
 - ``unknown`` says nothing about where the parcel is → never announced.
 
 Scans with the same time are ordered by phase.
