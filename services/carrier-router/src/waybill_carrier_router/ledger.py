@@ -226,18 +226,21 @@ class BookingLedger:
         # wait): settled, a later purchase at that carrier would replace it, label and all.
         seen = {a.started_at for a in known.attempts if a.carrier == carrier} if known else None
 
-        def mark(record: _Record | None) -> _Record | None:
-            if record is None or not any(
+        def decided_about(a: CarrierAttempt) -> bool:
+            return (
                 a.carrier == carrier
                 and a.state != "settled"
                 and a.purchase is None
                 and (seen is None or a.started_at in seen)
-                for a in record.attempts
-            ):
+            )
+
+        def mark(record: _Record | None) -> _Record | None:
+            # Only the entry checked here is marked (one entry per carrier: see ``started``).
+            if record is None or not any(decided_about(a) for a in record.attempts):
                 return None
             return _Record(
                 attempts=tuple(
-                    msgspec.structs.replace(a, state=state) if a.carrier == carrier else a
+                    msgspec.structs.replace(a, state=state) if decided_about(a) else a
                     for a in record.attempts
                 )
             )
