@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ from waybill_runtime.bus.provisioning import (
 from waybill_runtime.bus.publisher import Publisher
 from waybill_runtime.bus.pull import PullInbox, delivery_of
 from waybill_runtime.metrics import MetricsRegistry
-from waybill_runtime.testing.services import bare_runtime
+from waybill_runtime.service import Service
+from waybill_runtime.testing.services import bare_runtime, running_service
 from waybill_runtime.testing.waiting import eventually
 
 
@@ -286,7 +288,8 @@ async def test_the_end_of_each_pull_request_is_counted(caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="waybill.bus"):
         await inbox._receive(_status("100", "Idle Heartbeat"))
         await inbox._receive(_status("408", "Request Timeout", **{"Nats-Pending-Messages": "5"}))
-        assert not caplog.records  # heartbeats and expiries are routine
+        await inbox._receive(_status("404", "No Messages"))  # a no_wait request took all there was
+        assert not caplog.records  # heartbeats, expiries and the end of a no_wait are routine
         await inbox._receive(_status("409", "Leadership Change", **{"Nats-Pending-Messages": "3"}))
         await inbox._receive(_status("503", "No Responders"))
         await inbox._receive(_status("409", "Consumer Deleted"))
@@ -294,6 +297,7 @@ async def test_the_end_of_each_pull_request_is_counted(caplog: pytest.LogCapture
         await inbox._receive(Msg(None, subject="orders", reply="$JS.ACK.a.b.1.1.1.1.0"))  # type: ignore[arg-type]
     assert ended.calls == [
         (5, None),
+        (None, None),
         (3, "409 Leadership Change"),
         (16, "503 no responders: the consumer does not exist or JetStream is unavailable"),
         (None, "409 Consumer Deleted"),
@@ -404,3 +408,91 @@ async def test_consumer_lag_is_what_the_server_says_is_still_pending(
         go_on.set()
         await eventually(first_seen, until=lambda n: n == 5, what="all five")
     assert seen_lag == [4.0, 3.0, 2.0, 1.0, 0.0]
+
+
+class PullRequests:
+    """The pull requests a consumer sends, as the server receives them."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def watch(self, nc: NatsClient, subjects: SubjectMap, durable: str) -> None:
+        async def record(msg: Msg) -> None:
+            self.seen.append(json.loads(msg.data))
+
+        stream = subjects.commands_stream.name
+        await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", cb=record)
+        await nc.flush()
+
+
+async def test_a_gathering_consumer_takes_what_came_while_it_waited_in_one_request(
+    nc: NatsClient, puller: NatsClient, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    requests = PullRequests()
+    await requests.watch(nc, subjects, await provision(nc, subjects))
+    # For each message handled: how many requests the server had received by then.
+    handled: dict[str, int] = {}
+
+    async def record(command: ReleaseToWarehouse, ctx: HandlerContext[Any]) -> None:
+        handled[command.order.ref] = len(requests.seen)
+
+    async def count() -> int:
+        return len(handled)
+
+    # Long enough that the five below are sent while it lets them gather.
+    options = ConsumerOptions(concurrency=16, fetch_batch=16, fetch_timeout_s=0.5, gather_s=3.0)
+    async with consuming(puller, subjects, record, options):
+        await eventually(lambda: asyncio.sleep(0, len(requests.seen)), what="a first request")
+        asked_before_the_first = len(requests.seen)
+        await send(nc, subjects, release_command("WH/OUT/Q0"))
+        await eventually(count, until=lambda n: n == 1, what="the first handled")
+        asked_after_the_first = len(requests.seen)
+        for n in range(1, 6):
+            await send(nc, subjects, release_command(f"WH/OUT/Q{n}"))
+        await eventually(count, until=lambda n: n == 6, what="all six handled")
+    # The first, after a quiet spell, was handed over on the request already out:
+    # one message waited on the server, none held back.
+    assert requests.seen[0] == {"batch": 1, "expires": 500_000_000}
+    assert handled["WH/OUT/Q0"] <= asked_after_the_first
+    assert asked_before_the_first <= asked_after_the_first
+    # The five sent while it waited came together, on the one request sent after the wait.
+    [gathered] = requests.seen[asked_after_the_first : max(handled.values())]
+    assert gathered == {"batch": 16, "expires": 500_000_000, "no_wait": True}
+    assert {handled[f"WH/OUT/Q{n}"] for n in range(1, 6)} == {max(handled.values())}
+
+
+async def test_a_gathering_consumer_behind_a_backlog_asks_again_without_waiting(
+    nc: NatsClient, nats_prefix: str
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    requests = PullRequests()
+    await requests.watch(nc, subjects, await provision(nc, subjects))
+    for n in range(40):
+        await send(nc, subjects, release_command(f"WH/OUT/B{n}"))
+    handled, record = recorder()
+    # A wait between requests would outlast the test's patience many times over.
+    options = ConsumerOptions(concurrency=8, fetch_batch=8, fetch_timeout_s=0.5, gather_s=120.0)
+    async with consuming(nc, subjects, record, options):
+        await eventually(counter(handled), until=lambda n: n == 40, what="all 40 handled")
+    assert sorted(handled) == sorted(f"WH/OUT/B{n}" for n in range(40))
+    # One message waited for, then the rest taken as the server said more was waiting.
+    assert requests.seen[0] == {"batch": 1, "expires": 500_000_000}
+    assert all(request.get("no_wait") for request in requests.seen[1:])
+
+
+@pytest.mark.parametrize(("setting", "first_request"), [(None, 1), (0.0, 16)])
+async def test_a_service_gathers_unless_its_setting_says_not_to(
+    nc: NatsClient, nats_url: str, nats_prefix: str, setting: float | None, first_request: int
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    requests = PullRequests()
+    await requests.watch(nc, subjects, subjects.durable("wms-bridge", "commands"))
+    service = Service("wms-bridge")
+    handled, record = recorder()
+    service.handles(ReleaseToWarehouse)(record)
+    told = {} if setting is None else {"fetch_gather_s": setting}
+    async with running_service(service, nats_url=nats_url, subject_prefix=nats_prefix, **told):
+        await handle_one(nc, subjects, handled, "WH/OUT/S0")
+    # Gathering waits on the server for one message; without, for a request's worth.
+    assert requests.seen[0]["batch"] == first_request

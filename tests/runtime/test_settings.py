@@ -197,6 +197,10 @@ def test_missing_service_specific_setting_names_its_variable() -> None:
             "WAYBILL_STREAM_REPLICAS='7' is not valid: expected an integer between 1 and 5",
         ),
         (
+            {"WAYBILL_FETCH_GATHER_S": "-0.1"},
+            "WAYBILL_FETCH_GATHER_S='-0.1' is not valid: expected a number between 0 and 5",
+        ),
+        (
             {"WAYBILL_DUPLICATE_WINDOW_S": "60"},
             "WAYBILL_DUPLICATE_WINDOW_S='60' is not valid: expected a number between 120 and 86400",
         ),

@@ -538,6 +538,7 @@ class Service(Generic[S]):
             concurrency=settings.consumer_concurrency,
             fetch_batch=settings.fetch_batch,
             fetch_timeout_s=settings.fetch_wait_s,
+            gather_s=settings.fetch_gather_s,
             max_deliver=settings.max_deliver,
             retry_backoff_s=tuple(settings.retry_backoff_s),
         )

@@ -177,6 +177,17 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             "nothing for longer (plus a grace) re-subscribes",
         ),
     ] = 1.0
+    fetch_gather_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=5,
+            description="While messages keep coming, a consumer asks for the next ones at "
+            "most this often, so they arrive together: fewer wake-ups per message for at most "
+            "this much more latency per hop (a message after a quiet spell is not held); 0 "
+            "asks at once",
+        ),
+    ] = 0.1
     max_ack_pending: Annotated[
         int, msgspec.Meta(ge=1, description="Unacknowledged messages a consumer may hold")
     ] = 1000

@@ -10,6 +10,16 @@ message starts its handler as it arrives (:mod:`waybill_runtime.bus.pull`).
 Every request is answered within its expiry, so a consumer that hears
 nothing for longer has lost its requests or its subscription (nats-py can
 stop receiving after a server restart): it opens a new inbox and asks again.
+
+A consumer that gathers (``ConsumerOptions.gather_s``) asks one request at a
+time instead, so that messages trickling in arrive together: a quiet consumer
+waits on the server for one message, which is handed over at once; once it
+has caught up with the stream it lets ``gather_s`` pass before asking for
+what came meanwhile, in one ``no_wait`` request; while the server says more
+is waiting it asks again at once. Each wake-up of the service (a socket read,
+the handlers' tasks, the acks' write) then serves a group of messages
+instead of one: about a third less CPU per order in the end-to-end
+benchmark, for at most ``gather_s`` more latency per hop when busy.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -113,6 +123,20 @@ async def _nak_quietly(msg: Msg) -> None:
         await msg.nak()
 
 
+class _Ask(NamedTuple):
+    """A pull request to send: how many messages, and whether only those waiting now."""
+
+    batch: int
+    no_wait: bool = False
+
+
+class _LetGather:
+    """Not a request: let messages gather for ``gather_s`` before the next one."""
+
+
+_LET_GATHER = _LetGather()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConsumerOptions:
     """How one consumer pulls and how many messages it handles at once."""
@@ -124,6 +148,9 @@ class ConsumerOptions:
     max_deliver: int = 8
     retry_backoff_s: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     ack_wait_s: float = 30.0
+    # While messages keep coming, ask for the next ones at most this often, so
+    # they arrive together (see the module's docstring); 0 asks at once.
+    gather_s: float = 0.0
 
     @property
     def silence_limit_s(self) -> float:
@@ -163,6 +190,12 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self.bound = False
+        # Gathering: messages delivered for the last request, and whether to
+        # ask again without letting more gather (the server said more is
+        # waiting, or they have gathered already).
+        self._gathering = self.options.gather_s > 0
+        self._brought = 0
+        self._ask_now = False
         # What the server last said is still pending; the lag gauge reads it
         # when scraped, not set at every delivery.
         self._pending = 0
@@ -246,8 +279,12 @@ class Consumer:
             try:
                 if inbox is None:
                     inbox = await self._open_inbox()
-                free = self._free()
-                if free >= self._wanted:
+                ask = self._gathered_request() if self._gathering else self._request()
+                if isinstance(ask, _LetGather):
+                    await self._pause(options.gather_s)
+                    self._ask_now = True
+                    continue
+                if ask is not None:
                     if self._refusals:
                         # The server refused the last request(s) (the consumer was
                         # deleted, JetStream is away): not ready, ask again later.
@@ -255,12 +292,7 @@ class Consumer:
                         await self._pause(refusal_pause_s(self._refusals))
                         if self._stopping.is_set():
                             break
-                    self.bound = True
-                    if self._requested == 0:
-                        inbox.heard_at = time.monotonic()  # the silence starts now
-                    batch = min(free, options.fetch_batch)
-                    self._requested += batch
-                    await inbox.request(batch, expires_s=options.fetch_timeout_s)
+                    await self._ask(inbox, ask)
                     continue
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
@@ -289,17 +321,69 @@ class Consumer:
                 inbox = None
                 await self._pause(1.0)
 
+    def _request(self) -> _Ask | None:
+        """The next request of a consumer that does not gather: for its free slots,
+        once at least half a batch of them is free (fewer, fuller requests)."""
+        free = self._free()
+        return _Ask(min(free, self.options.fetch_batch)) if free >= self._wanted else None
+
+    def _gathered_request(self) -> _Ask | _LetGather | None:
+        """The next request of a gathering consumer, or whether to let messages gather first.
+
+        One request at a time. Quiet (the last request brought nothing): wait on
+        the server for one message. Caught up (the last one brought messages and
+        the server said none were left): let ``gather_s`` pass, then take what
+        came meanwhile, all at once. Behind (more is waiting): take it now.
+        """
+        if self._requested:
+            return None
+        free = self._free()
+        if self._brought == 0:
+            return _Ask(1) if free >= 1 else None
+        if not self._ask_now:
+            return _LET_GATHER
+        return (
+            _Ask(min(free, self.options.fetch_batch), no_wait=True)
+            if free >= self._wanted
+            else None
+        )
+
+    async def _ask(self, inbox: PullInbox, ask: _Ask) -> None:
+        if self._requested == 0:
+            inbox.heard_at = time.monotonic()  # the silence starts now
+        self.bound = True
+        self._requested += ask.batch
+        self._brought = 0
+        await inbox.request(ask.batch, expires_s=self.options.fetch_timeout_s, no_wait=ask.no_wait)
+
     def _delivered(self, msg: Msg) -> None:
         self._refusals = 0
         if self._requested > 0:
             self._requested -= 1
+            if self._requested == 0 and self._gathering:
+                self._room.set()  # the request is filled: no status will end it
+        try:
+            delivery = delivery_of(msg)
+        except Exception as error:
+            # An ack subject of no known layout: nothing here could settle it.
+            log.error(
+                "could not read the delivery of %s on consumer %s (%s); "
+                "it is redelivered after its ack wait",
+                msg.subject,
+                self.durable,
+                error,
+            )
+            return
+        if self._gathering:
+            self._brought += 1
+            self._ask_now = delivery.pending > 0
         if self._stopping.is_set():
             # Too late to start: hand it straight back for redelivery.
             handing_back = asyncio.create_task(_nak_quietly(msg))
             self._handed_back.add(handing_back)
             handing_back.add_done_callback(self._handed_back.discard)
             return
-        task = asyncio.create_task(self._run(msg))
+        task = asyncio.create_task(self._run(msg, delivery))
         self._in_flight[task] = (msg, time.monotonic())
 
     def _request_ended(self, undelivered: int | None, refusal: str | None) -> None:
@@ -311,14 +395,14 @@ class Consumer:
         self._refusals = 0 if refusal is None else self._refusals + 1
         self._room.set()
 
-    async def _run(self, msg: Msg) -> None:
+    async def _run(self, msg: Msg, delivery: Delivery) -> None:
         """A delivery's task: handle and settle it, then free its slot.
 
         The slot is freed here, as the task ends, rather than by a done
         callback: that was one more callback through the event loop per message.
         """
         try:
-            await self._handle(msg)
+            await self._handle(msg, delivery)
         except Exception as error:
             # Settling itself failed (the connection dropped during an ack, say):
             # the server redelivers the message once its ack wait runs out.
@@ -351,8 +435,7 @@ class Consumer:
 
     # -- handling --------------------------------------------------------------
 
-    async def _handle(self, msg: Msg) -> None:
-        delivery = delivery_of(msg)
+    async def _handle(self, msg: Msg, delivery: Delivery) -> None:
         attempt = delivery.attempt
         started = time.perf_counter()
         self._pending = delivery.pending

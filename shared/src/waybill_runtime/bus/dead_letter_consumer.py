@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from waybill_runtime.bus.consumer import Consumer
 from waybill_runtime.bus.dead_letter_format import NotADeadLetter, read_dead_letter
 from waybill_runtime.bus.dead_letters import StoredDeadLetter
-from waybill_runtime.bus.pull import delivery_of
+from waybill_runtime.bus.pull import Delivery
 from waybill_runtime.outcomes import backoff_delay
 
 log = logging.getLogger("waybill.bus")
@@ -31,9 +31,8 @@ class DeadLetterConsumer(Consumer):
 
     letter_handler: DeadLetterHandler | None = None
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg, delivery: Delivery) -> None:
         assert self.letter_handler is not None
-        delivery = delivery_of(msg)
         attempt, sequence = delivery.attempt, delivery.stream_sequence
         try:
             letter = read_dead_letter(msg.headers, msg.data)

@@ -8,6 +8,7 @@ rest of the batch is still on the wire, and no per-message timer is armed.
 
 The server answers every request: with messages, and with a status when the
 request ends before it is filled (``408 Request Timeout`` when it expires,
+``404 No Messages`` when a ``no_wait`` request has taken all there was,
 ``409`` when the server gives up on it, ``503`` when no JetStream answers);
 ``Nats-Pending-Messages`` says how many of it were not delivered. Hearing
 nothing at all for longer than a request lives means the subscription or the
@@ -38,6 +39,7 @@ _DESCRIPTION = "Description"
 _PENDING_MESSAGES = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
 _TIMED_OUT = "408"
+_NO_MESSAGES = "404"  # the end of a no_wait request: nothing more was waiting
 _NO_RESPONDERS = "503"
 _ACK_PREFIX = "$JS.ACK."
 
@@ -66,9 +68,10 @@ def delivery_of(msg: Msg) -> Delivery:
     return Delivery(meta.num_delivered, meta.sequence.stream, meta.num_pending)
 
 
-class _NextRequest(msgspec.Struct):
+class _NextRequest(msgspec.Struct, omit_defaults=True):
     batch: int
     expires: int  # nanoseconds
+    no_wait: bool = False
 
 
 _encode_request = msgspec.json.Encoder().encode
@@ -137,12 +140,18 @@ class PullInbox:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def request(self, batch: int, *, expires_s: float) -> None:
-        """Ask for up to ``batch`` messages, for at most ``expires_s`` seconds."""
+    async def request(self, batch: int, *, expires_s: float, no_wait: bool = False) -> None:
+        """Ask for up to ``batch`` messages, for at most ``expires_s`` seconds.
+
+        With ``no_wait`` the server sends only what is waiting now, then ends the
+        request with ``404 No Messages`` (it does not say how many did not come).
+        """
         self._counter += 1
         # The reply token carries the batch size, for a status that does not say.
         token = f"{self._counter}-{batch}"
-        body = _encode_request(_NextRequest(batch=batch, expires=int(expires_s * 1e9)))
+        body = _encode_request(
+            _NextRequest(batch=batch, expires=int(expires_s * 1e9), no_wait=no_wait)
+        )
         await self._nc.publish(self._next_subject, body, reply=self._prefix + token)
 
     async def _receive(self, msg: Msg) -> None:
@@ -164,7 +173,7 @@ class PullInbox:
             return
         pending = headers.get(_PENDING_MESSAGES)
         refusal = None
-        if status != _TIMED_OUT:
+        if status != _TIMED_OUT and status != _NO_MESSAGES:
             refusal = _refusal(status, headers)
             log.warning("pull request for %s ended: %s", self._durable, refusal)
         if pending is not None and pending.isdigit():
