@@ -377,6 +377,36 @@ async def test_a_message_that_cannot_be_settled_is_reported(
     assert encoded.subject in line and "redelivered after its ack wait" in line
 
 
+@pytest.mark.parametrize("gather_s", [0.0, 0.5])
+async def test_a_delivery_whose_ack_subject_cannot_be_read_is_reported_and_not_started(
+    nc: NatsClient, nats_prefix: str, caplog: pytest.LogCaptureFixture, gather_s: float
+) -> None:
+    subjects = SubjectMap(nats_prefix)
+    handled, record = recorder()
+    consumer = Consumer(
+        nc=nc,
+        js=nc.jetstream(),
+        subjects=subjects,
+        service="wms-bridge",
+        stream=subjects.commands_stream.name,
+        durable="wms-bridge-commands",
+        handlers={ReleaseToWarehouse: record},
+        publisher=Publisher(nc, subjects, service="wms-bridge"),
+        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
+        options=ConsumerOptions(concurrency=4, fetch_batch=4, gather_s=gather_s),
+    )
+    command = release_command("WH/OUT/U0")
+    encoded = encode(command, new_context(command, source="orchestrator"), subjects)
+    # A reply of no ack subject layout nats-py or the runtime knows.
+    odd = Msg(nc, subject=encoded.subject, reply="$JS.ACK.S.d.1", data=encoded.body)
+    with caplog.at_level(logging.ERROR, logger="waybill.bus"):
+        consumer._delivered(odd)
+    assert not consumer._in_flight and handled == []
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "could not read the delivery of" in line and encoded.subject in line
+    assert "redelivered after its ack wait" in line
+
+
 async def test_consumer_lag_is_what_the_server_says_is_still_pending(
     nc: NatsClient, nats_prefix: str
 ) -> None:

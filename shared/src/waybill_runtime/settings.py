@@ -187,7 +187,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
             "this much more latency per hop (a message after a quiet spell is not held); 0 "
             "asks at once",
         ),
-    ] = 0.1
+    ] = 0.2
     max_ack_pending: Annotated[
         int, msgspec.Meta(ge=1, description="Unacknowledged messages a consumer may hold")
     ] = 1000
