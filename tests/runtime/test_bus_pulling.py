@@ -48,6 +48,29 @@ async def provision(nc: NatsClient, subjects: SubjectMap) -> str:
     return durable
 
 
+def release_consumer(
+    nc: NatsClient,
+    subjects: SubjectMap,
+    handler: Handler[Any],
+    options: ConsumerOptions,
+    metrics: MetricsRegistry | None = None,
+) -> Consumer:
+    """The wms-bridge's consumer of release commands, not started."""
+    return Consumer(
+        nc=nc,
+        js=nc.jetstream(),
+        subjects=subjects,
+        service="wms-bridge",
+        stream=subjects.commands_stream.name,
+        durable=subjects.durable("wms-bridge", "commands"),
+        handlers={ReleaseToWarehouse: handler},
+        publisher=Publisher(nc, subjects, service="wms-bridge"),
+        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
+        options=options,
+        metrics=metrics,
+    )
+
+
 @asynccontextmanager
 async def consuming(
     nc: NatsClient,
@@ -57,21 +80,8 @@ async def consuming(
     metrics: MetricsRegistry | None = None,
 ) -> AsyncIterator[Consumer]:
     """A started consumer of release commands on the commands stream, stopped afterwards."""
-    durable = await provision(nc, subjects)
-    js = nc.jetstream()
-    consumer = Consumer(
-        nc=nc,
-        js=js,
-        subjects=subjects,
-        service="wms-bridge",
-        stream=subjects.commands_stream.name,
-        durable=durable,
-        handlers={ReleaseToWarehouse: handler},
-        publisher=Publisher(nc, subjects, service="wms-bridge"),
-        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
-        options=options,
-        metrics=metrics,
-    )
+    await provision(nc, subjects)
+    consumer = release_consumer(nc, subjects, handler, options, metrics)
     consumer.start()
     try:
         yield consumer
@@ -341,18 +351,7 @@ async def test_a_message_that_cannot_be_settled_is_reported(
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled, record = recorder()
-    consumer = Consumer(
-        nc=nc,
-        js=nc.jetstream(),
-        subjects=subjects,
-        service="wms-bridge",
-        stream=subjects.commands_stream.name,
-        durable="wms-bridge-commands",
-        handlers={ReleaseToWarehouse: record},
-        publisher=Publisher(nc, subjects, service="wms-bridge"),
-        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
-        options=SMALL,
-    )
+    consumer = release_consumer(nc, subjects, record, SMALL)
     # Delivered on a connection that is gone by the time the ack is sent.
     gone = await nats.connect(nats_url)
     await gone.close()
@@ -383,18 +382,8 @@ async def test_a_delivery_whose_ack_subject_cannot_be_read_is_reported_and_not_s
 ) -> None:
     subjects = SubjectMap(nats_prefix)
     handled, record = recorder()
-    consumer = Consumer(
-        nc=nc,
-        js=nc.jetstream(),
-        subjects=subjects,
-        service="wms-bridge",
-        stream=subjects.commands_stream.name,
-        durable="wms-bridge-commands",
-        handlers={ReleaseToWarehouse: record},
-        publisher=Publisher(nc, subjects, service="wms-bridge"),
-        runtime=bare_runtime(nc, subjects, service="wms-bridge"),
-        options=ConsumerOptions(concurrency=4, fetch_batch=4, gather_s=gather_s),
-    )
+    options = ConsumerOptions(concurrency=4, fetch_batch=4, gather_s=gather_s)
+    consumer = release_consumer(nc, subjects, record, options)
     command = release_command("WH/OUT/U0")
     encoded = encode(command, new_context(command, source="orchestrator"), subjects)
     # A reply of no ack subject layout nats-py or the runtime knows.
