@@ -124,17 +124,12 @@ async def _nak_quietly(msg: Msg) -> None:
 
 
 class _Ask(NamedTuple):
-    """A pull request to send: how many messages, and whether only those waiting now."""
+    """A pull request to send: how many messages, whether only those waiting now, and
+    how long to let them gather before asking."""
 
     batch: int
     no_wait: bool = False
-
-
-class _LetGather:
-    """Not a request: let messages gather for ``gather_s`` before the next one."""
-
-
-_LET_GATHER = _LetGather()
+    after_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,12 +185,11 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self.bound = False
-        # Gathering: messages delivered for the last request, and whether to
-        # ask again without letting more gather (the server said more is
-        # waiting, or they have gathered already).
+        # Gathering: messages delivered for the last request, and whether the
+        # last of them said more is waiting (then there is nothing to gather).
         self._gathering = self.options.gather_s > 0
         self._brought = 0
-        self._ask_now = False
+        self._more_waiting = False
         # What the server last said is still pending; the lag gauge reads it
         # when scraped, not set at every delivery.
         self._pending = 0
@@ -280,10 +274,6 @@ class Consumer:
                 if inbox is None:
                     inbox = await self._open_inbox()
                 ask = self._gathered_request() if self._gathering else self._request()
-                if isinstance(ask, _LetGather):
-                    await self._pause(options.gather_s)
-                    self._ask_now = True
-                    continue
                 if ask is not None:
                     if self._refusals:
                         # The server refused the last request(s) (the consumer was
@@ -292,6 +282,12 @@ class Consumer:
                         await self._pause(refusal_pause_s(self._refusals))
                         if self._stopping.is_set():
                             break
+                    if ask.after_s:
+                        await self._pause(ask.after_s)
+                        if self._stopping.is_set():
+                            break
+                        # Handlers may have finished meanwhile: as many as there is room for.
+                        ask = ask._replace(batch=min(self._free(), options.fetch_batch))
                     await self._ask(inbox, ask)
                     continue
                 self._room.clear()
@@ -327,8 +323,8 @@ class Consumer:
         free = self._free()
         return _Ask(min(free, self.options.fetch_batch)) if free >= self._wanted else None
 
-    def _gathered_request(self) -> _Ask | _LetGather | None:
-        """The next request of a gathering consumer, or whether to let messages gather first.
+    def _gathered_request(self) -> _Ask | None:
+        """The next request of a gathering consumer.
 
         One request at a time. Quiet (the last request brought nothing): wait on
         the server for one message. Caught up (the last one brought messages and
@@ -340,13 +336,10 @@ class Consumer:
         free = self._free()
         if self._brought == 0:
             return _Ask(1) if free >= 1 else None
-        if not self._ask_now:
-            return _LET_GATHER
-        return (
-            _Ask(min(free, self.options.fetch_batch), no_wait=True)
-            if free >= self._wanted
-            else None
-        )
+        if free < self._wanted:
+            return None
+        after_s = 0.0 if self._more_waiting else self.options.gather_s
+        return _Ask(min(free, self.options.fetch_batch), no_wait=True, after_s=after_s)
 
     async def _ask(self, inbox: PullInbox, ask: _Ask) -> None:
         if self._requested == 0:
@@ -376,7 +369,7 @@ class Consumer:
             return
         if self._gathering:
             self._brought += 1
-            self._ask_now = delivery.pending > 0
+            self._more_waiting = delivery.pending > 0
         if self._stopping.is_set():
             # Too late to start: hand it straight back for redelivery.
             handing_back = asyncio.create_task(_nak_quietly(msg))
