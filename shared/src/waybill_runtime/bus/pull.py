@@ -40,6 +40,8 @@ _PENDING_MESSAGES = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
 _TIMED_OUT = "408"
 _NO_MESSAGES = "404"  # the end of a no_wait request: nothing more was waiting
+# How a request ends in the normal course: not a refusal, nothing to log.
+_ROUTINE_ENDS = frozenset({_TIMED_OUT, _NO_MESSAGES})
 _NO_RESPONDERS = "503"
 _ACK_PREFIX = "$JS.ACK."
 
@@ -66,6 +68,11 @@ def delivery_of(msg: Msg) -> Delivery:
         return Delivery(int(tokens[6]), int(tokens[7]), int(tokens[10]))
     meta = msg.metadata  # raises nats-py's error for a message that is not from JetStream
     return Delivery(meta.num_delivered, meta.sequence.stream, meta.num_pending)
+
+
+def next_subject(stream: str, durable: str) -> str:
+    """The subject a pull request for durable consumer ``durable`` of ``stream`` goes to."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
 
 
 class _NextRequest(msgspec.Struct, omit_defaults=True):
@@ -105,7 +112,7 @@ class PullInbox:
     ) -> None:
         self._nc = nc
         self._durable = durable
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._next_subject = next_subject(stream, durable)
         self._on_message = on_message
         self._on_ended = on_ended
         self._sub: Subscription | None = None
@@ -173,7 +180,7 @@ class PullInbox:
             return
         pending = headers.get(_PENDING_MESSAGES)
         refusal = None
-        if status != _TIMED_OUT and status != _NO_MESSAGES:
+        if status not in _ROUTINE_ENDS:
             refusal = _refusal(status, headers)
             log.warning("pull request for %s ended: %s", self._durable, refusal)
         if pending is not None and pending.isdigit():

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import msgspec
 
 from waybill_contracts import SubjectMap
+from waybill_runtime.bus.pull import next_subject
 from waybill_runtime.declaration import Declaration
 
 __all__ = [
@@ -70,7 +71,7 @@ def _sorted(subjects: Iterable[str]) -> list[str]:
 def _durable_rights(stream: str, durable: str) -> list[str]:
     # Fetch (pull requests), look the durable up, ack/nak/term its deliveries.
     return [
-        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+        next_subject(stream, durable),
         f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
         f"$JS.ACK.{stream}.{durable}.>",
     ]
